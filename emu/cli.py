@@ -1,0 +1,184 @@
+"""The `faultlab` command line."""
+import argparse
+import json
+import os
+import sys
+
+from emu.cycles import CostTable
+from emu.machine import Machine, DEFAULT_RAM
+
+DEFAULT_ENV = ['PATH=/bin:/usr/bin', 'HOME=/home', 'LANG=C', 'TERM=dumb']
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+
+
+def parse_size(s):
+    """'256M', '1G', '65536', '64k' -> bytes."""
+    s = s.strip().upper().rstrip('B').rstrip('I')
+    mult = 1
+    if s and s[-1] in 'KMG':
+        mult = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}[s[-1]]
+        s = s[:-1]
+    try:
+        v = int(s, 0) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a size: %r (examples: 256M, 1G, 65536)" % s)
+    if v < 0:
+        raise argparse.ArgumentTypeError("size must not be negative")
+    return v
+
+
+def _add_machine_options(p):
+    p.add_argument('--ram', type=parse_size, default=DEFAULT_RAM, help='guest RAM (default 256M)')
+    p.add_argument('--costs', metavar='FILE', help='override cycle costs (JSON or name = value lines)')
+    p.add_argument('--disk', metavar='K=V,...', help='disk model, e.g. read_latency_us=100,queue_depth=8')
+    p.add_argument('--fault-around-bytes', type=parse_size, default=65536,
+                   help='fault-around window for file read faults (0 or 4096 disables)')
+    p.add_argument('--mount', action='append', default=[], metavar='HOST:GUEST[:rw]',
+                   help='make a host file or directory visible in the guest (read-only unless :rw)')
+    p.add_argument('--env', action='append', default=[], metavar='NAME=VALUE', help='add to the guest environment')
+    p.add_argument('--seed', type=int, default=0, help='seed for getrandom and AT_RANDOM')
+    p.add_argument('--max-insns', type=int, default=None, help='stop the guest after this many instructions')
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog='faultlab', description='x86-64 emulator with a Linux-like kernel for '
+                                 'studying page faults')
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    r = sub.add_parser('run', help='run a static x86-64 ELF program')
+    _add_machine_options(r)
+    r.add_argument('--stats', action='store_true', help='print perf-stat-like counters to stderr at exit')
+    r.add_argument('--stats-json', metavar='FILE', help='write the counters as JSON')
+    r.add_argument('program')
+    r.add_argument('args', nargs=argparse.REMAINDER)
+    c = sub.add_parser('costs', help='print the cycle cost table')
+    c.add_argument('--costs', metavar='FILE')
+    b = sub.add_parser('bench', help='benchmarks')
+    b.add_argument('what', choices=['speed'])
+    b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
+    return ap
+
+
+def make_machine(a, stdout=None, stderr=None):
+    """Build a Machine from parsed options (ValueError for a bad option value)."""
+    from kernel.block.params import DiskParams
+    from kernel.fs import parse_mount_spec
+    from kernel.kernel import KernelConfig
+    costs = CostTable.from_file(a.costs) if a.costs else CostTable()
+    disk = DiskParams.parse(a.disk) if a.disk else DiskParams()
+    mounts = [parse_mount_spec(m) for m in a.mount]
+    for host, _guest, _ro in mounts:
+        if not os.path.exists(host):
+            raise ValueError("--mount: host path %s does not exist" % host)
+    fab = a.fault_around_bytes
+    if fab & (fab - 1) and fab:
+        raise ValueError("--fault-around-bytes must be a power of two")
+    config = KernelConfig(fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
+                          stdout=stdout, stderr=stderr)
+    return Machine(ram=a.ram, costs=costs, config=config)
+
+
+def _fmt(n):
+    return '{:,}'.format(int(n))
+
+
+def format_stats(s, name):
+    """A perf-stat-like block."""
+    ipc = s['instructions'] / s['cycles'] if s['cycles'] else 0.0
+    lines = [
+        '',
+        " Performance counter stats for '%s' (faultlab, simulated %.3f GHz):" % (name, s['freq_hz'] / 1e9),
+        '',
+        '%20s      instructions              #  %6.2f  insn per cycle' % (_fmt(s['instructions']), ipc),
+        '%20s      cycles                    #  %s guest, %s kernel, %s idle'
+        % (_fmt(s['cycles']), _fmt(s['guest_cycles']), _fmt(s['kernel_cycles']), _fmt(s['idle_cycles'])),
+        '%20s      page-faults               #  %s minor, %s major'
+        % (_fmt(s['page_faults']), _fmt(s['minor_faults']), _fmt(s['major_faults'])),
+        '%20s      kernel-faultins           #  pages faulted in by the kernel (uaccess, populate)'
+        % _fmt(s['kernel_faultins']),
+        '%20s      fault-around-pages' % _fmt(s['fault_around_pages']),
+        '%20s      pages-zeroed' % _fmt(s['pages_zeroed']),
+        '%20s      pages-copied              #  copy-on-write' % _fmt(s['pages_copied']),
+        '%20s      pagecache-hits' % _fmt(s['pagecache_hits']),
+        '%20s      pagecache-misses' % _fmt(s['pagecache_misses']),
+        '%20s      disk-reads                #  %s bytes' % (_fmt(s['disk_reads']), _fmt(s['disk_read_bytes'])),
+        '%20s      disk-writes               #  %s bytes' % (_fmt(s['disk_writes']), _fmt(s['disk_write_bytes'])),
+        '%20s      tlb-flushes' % _fmt(s['tlb_flushes']),
+        '%20s      syscalls' % _fmt(s['syscalls']),
+        '',
+        '%20.9f seconds simulated (%.9f s waiting for I/O)' % (s['sim_seconds'], s['iowait_cycles'] / s['freq_hz']),
+    ]
+    if s['fault_breakdown']:
+        lines += ['', '  page faults by handler (kernel cycles, mean per fault):']
+        for h, c in s['fault_breakdown'].items():
+            n = c.get('count', 0) or 1
+            steps = ', '.join('%s %d' % (k, v / n) for k, v in sorted(c.items(), key=lambda kv: -kv[1])
+                              if k not in ('count', 'cycles'))
+            lines.append('    %-28s %8s faults %10.0f cycles/fault  [%s]' % (h, _fmt(c.get('count', 0)),
+                                                                           c.get('cycles', 0) / n, steps))
+    return '\n'.join(lines) + '\n'
+
+
+def cmd_run(a):
+    from kernel.loader import ExecError
+    if not a.program:
+        print('faultlab run: no program given', file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        m = make_machine(a)
+    except (ValueError, OSError) as e:
+        print('faultlab: %s' % e, file=sys.stderr)
+        return EXIT_USAGE
+    env = DEFAULT_ENV + a.env
+    argv = [os.path.basename(a.program)] + a.args
+    try:
+        res = m.run(a.program, argv, env, max_insns=a.max_insns)
+    except ExecError as e:
+        print('faultlab: cannot run %s' % e, file=sys.stderr)
+        return 126 if e.errno in (13,) else 127 if e.errno == 2 else 126
+    sys.stdout.flush()
+    if res.report:
+        print('faultlab: %s[%d] %s' % (argv[0], 1, res.report), file=sys.stderr)
+    if a.stats:
+        sys.stderr.write(format_stats(res.stats, ' '.join([a.program] + a.args)))
+    if a.stats_json:
+        with open(a.stats_json, 'w') as f:
+            json.dump(dict(res.stats, exit_code=res.exit_code,
+                           killed_by=res.killed_by[1] if res.killed_by else None), f, indent=2)
+    return res.exit_code
+
+
+def cmd_costs(a):
+    costs = CostTable.from_file(a.costs) if a.costs else CostTable()
+    print('freq_hz = %d' % costs.freq_hz)
+    for name, cyc, src in costs.describe():
+        print('%-20s = %-8s # %s' % (name, cyc, src))
+    return 0
+
+
+def cmd_bench(a):
+    from bench.speed import main as bench_speed
+    return bench_speed(quick=a.quick)
+
+
+def main(argv=None):
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    try:
+        return {'run': cmd_run, 'costs': cmd_costs, 'bench': cmd_bench}[a.cmd](a)
+    except KeyboardInterrupt:
+        print('faultlab: interrupted', file=sys.stderr)
+        return 130
+    except Exception as e:     # the emulator's own failure: one clear line, no traceback
+        import traceback
+        tb = traceback.extract_tb(e.__traceback__)
+        where = '%s:%d' % (os.path.relpath(tb[-1].filename), tb[-1].lineno) if tb else '?'
+        print('faultlab: internal error: %s: %s (at %s; set FAULTLAB_DEBUG=1 for a traceback)'
+              % (type(e).__name__, e, where), file=sys.stderr)
+        if os.environ.get('FAULTLAB_DEBUG'):
+            traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""One simulated x86-64 CPU: Unicorn in long mode with paging, user code at CPL 3.
+
+The kernel talks to it through this small interface: registers, run for a budget, stop, TLB and
+translated-code invalidation. Traps go the other way, to a handler object with the methods
+`page_fault(rip, addr, error_code)`, `syscall()`, `exception(intno, rip)` and `invalid_opcode(rip)`.
+A handler that wants the CPU to leave `run` calls `stop()`; otherwise the trapping instruction is
+re-executed (fault) or execution continues (syscall).
+"""
+import ctypes
+
+from unicorn import (Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, UC_HOOK_INTR, UC_HOOK_INSN,
+                     UC_HOOK_INSN_INVALID, UC_TLB_CPU)
+from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE
+from unicorn.x86_const import (UC_X86_INS_SYSCALL, UC_X86_REG_RCX, UC_X86_REG_R11, UC_X86_REG_RSP,
+                               UC_X86_REG_RIP, UC_X86_REG_CR3, UC_X86_REG_FS_BASE, UC_X86_REG_GS_BASE,
+                               UC_X86_REG_EFLAGS, UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS,
+                               UC_X86_REG_ES, UC_X86_REG_FS, UC_X86_REG_GS)
+from unicorn.unicorn_py3.unicorn import uclib
+from unicorn.unicorn_py3.arch.types import uc_hook_h
+
+from emu import internals
+from emu.blockcount import NativeBlockCounter
+from emu.cycles import InsnCoster
+from emu.paging import (MSR_STAR, PTE_P, PTE_US, build_identity_tables, enable_long_mode_paging)
+
+_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+
+# guest-physical layout of the frames the emulator reserves (see physmem.EMU_RESERVED_FRAMES)
+_BOOT_TABLES = 0x1000      # 4 frames
+_TRAMPOLINE = 0x5000       # sysretq lives here; VA == PA in the boot tables
+
+_calibrated = False
+
+# register names for read/write by name (debugger, signal frames)
+GPR_NAMES = ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
+             'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')
+_SPECIAL = {'rip': UC_X86_REG_RIP, 'eflags': UC_X86_REG_EFLAGS, 'cs': UC_X86_REG_CS, 'ss': UC_X86_REG_SS,
+            'ds': UC_X86_REG_DS, 'es': UC_X86_REG_ES, 'fs': UC_X86_REG_FS, 'gs': UC_X86_REG_GS,
+            'fs_base': UC_X86_REG_FS_BASE, 'gs_base': UC_X86_REG_GS_BASE}
+
+
+class CpuError(RuntimeError):
+    """The emulator itself failed (a bug or an unsupported host), not the guest."""
+
+
+class Cpu:
+    """A Unicorn x86-64 core on the machine's physical memory."""
+
+    def __init__(self, phys, costs, read_code, index=0):
+        """read_code(va, n) -> bytes or None reads guest code through the current page tables."""
+        global _calibrated
+        if not _calibrated:
+            internals.calibrate()
+            _calibrated = True
+        self.index = index
+        self.phys = phys
+        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.ctl_set_tlb_mode(UC_TLB_CPU)
+        uc.mem_map_ptr(0, phys.size, UC_PROT_ALL, phys.host_ptr)
+        self._read_code = read_code
+        self._coster = InsnCoster(costs)
+        self._blocks = {}
+        self.traps = None
+        self.error = None
+        self._stopped = False
+        self.in_user = False
+        cr3 = build_identity_tables(phys.mv, _BOOT_TABLES, [(_TRAMPOLINE, PTE_P | PTE_US)])
+        enable_long_mode_paging(uc, cr3)
+        self.env = internals.EnvView(uc)
+        self.env.check_registers(uc)
+        self.gpr = self.env.gpr
+        self.counter = NativeBlockCounter(uc, self._describe_block)
+        self._install_hooks()
+
+    # ---- hooks -------------------------------------------------------------------------
+    def _install_hooks(self):
+        uc = self.uc
+        self._intr_cb = _INTR_CB(self._on_intr)
+        h = uc_hook_h()
+        if uclib.uc_hook_add(uc._uch, ctypes.byref(h), UC_HOOK_INTR, ctypes.cast(self._intr_cb, ctypes.c_void_p),
+                             None, ctypes.c_uint64(1), ctypes.c_uint64(0)):
+            raise CpuError("cannot install the interrupt hook")
+        uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0, UC_X86_INS_SYSCALL)
+        uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
+
+    def _fail(self, exc):
+        self.error = exc
+        self.stop()
+
+    def _on_intr(self, _uc, intno, _ud):
+        env = self.env
+        env.old_exception.value = -1
+        if self.traps is None or not self.in_user:
+            return
+        try:
+            rip = env.rip.value
+            self._uncount_from(rip)
+            if intno == 14:
+                self.traps.page_fault(rip, env.cr2.value, env.error_code.value & 0xFFFFFFFF)
+            else:
+                self.traps.exception(intno, rip)
+        except Exception as e:      # an exception must not unwind into Unicorn
+            self._fail(e)
+
+    def _on_syscall(self, _uc, _ud):
+        try:
+            self.traps.syscall()
+        except Exception as e:
+            self._fail(e)
+
+    def _on_invalid(self, _uc, _ud):
+        try:
+            rip = self.env.rip.value
+            self._uncount_from(rip)
+            self.traps.invalid_opcode(rip)
+        except Exception as e:
+            self._fail(e)
+        return True
+
+    def _describe_block(self, addr, size):
+        code = self._read_code(addr, size)
+        priced = self._coster.price(code, addr) if code else []
+        self._blocks[(addr, size)] = priced
+        return len(priced), int(sum(c for _, c in priced))
+
+    def _uncount_from(self, rip):
+        """A trap at rip: the instructions of the current block from rip on did not retire."""
+        addr, size = self.counter.last_block()
+        if addr <= rip < addr + size:
+            priced = self._blocks.get((addr, size))
+            if priced:
+                n = c = 0
+                for a, cost in priced:
+                    if a >= rip:
+                        n += 1
+                        c += cost
+                self.counter.uncount(n, int(c))
+
+    # ---- running -----------------------------------------------------------------------
+    def enter_user(self, cr3, rip, rsp):
+        """Drop to CPL 3 with a real sysretq from the trampoline, then switch to the task's tables."""
+        uc = self.uc
+        # sysretq, then a nop at +0x10 where emulation stops (`until` inside the page, not aligned)
+        self.phys.write(_TRAMPOLINE, b'\x48\x0f\x07')
+        self.phys.write(_TRAMPOLINE + 0x10, b'\x90')
+        uc.msr_write(MSR_STAR, (0x23 << 48) | (0x10 << 32))
+        uc.reg_write(UC_X86_REG_RCX, _TRAMPOLINE + 0x10)
+        uc.reg_write(UC_X86_REG_R11, 0x202)
+        self.env.old_exception.value = -1
+        uc.emu_start(_TRAMPOLINE, _TRAMPOLINE + 0x10)
+        if uc.reg_read(UC_X86_REG_CS) & 3 != 3:
+            raise CpuError("could not enter CPL 3")
+        self.set_cr3(cr3)
+        self.counter.clear()
+        self._blocks.clear()
+        self.env.rip.value = rip
+        self.gpr[4] = rsp
+        self.in_user = True
+
+    def run(self, budget=None):
+        """Run user code until a handler stops us or `budget` instructions have retired."""
+        self._stopped = False
+        self.counter.set_budget(budget)
+        self.env.old_exception.value = -1
+        try:
+            self.uc.emu_start(self.env.rip.value, 0)
+        except UcError as e:
+            if self.error is None:
+                self.error = CpuError("emulation failed at rip=%#x: %s" % (self.env.rip.value, e))
+        if self.counter.error is not None and self.error is None:
+            self.error = self.counter.error
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+
+    def stop(self):
+        self._stopped = True
+        self.uc.emu_stop()
+
+    # ---- state -------------------------------------------------------------------------
+    @property
+    def rip(self):
+        return self.env.rip.value
+
+    @rip.setter
+    def rip(self, value):
+        self.env.rip.value = value
+
+    @property
+    def fs_base(self):
+        return self.env.fs_base.value
+
+    @fs_base.setter
+    def fs_base(self, value):
+        self.uc.reg_write(UC_X86_REG_FS_BASE, value)
+
+    def read_reg(self, name):
+        if name in GPR_NAMES:
+            return self.gpr[GPR_NAMES.index(name)]
+        return self.uc.reg_read(_SPECIAL[name])
+
+    def write_reg(self, name, value):
+        if name in GPR_NAMES:
+            self.gpr[GPR_NAMES.index(name)] = value & 0xFFFFFFFFFFFFFFFF
+        else:
+            self.uc.reg_write(_SPECIAL[name], value)
+
+    def set_cr3(self, cr3):
+        """Switch address space (flushes the TLB)."""
+        self.uc.reg_write(UC_X86_REG_CR3, cr3)
+
+    def flush_tlb(self):
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+
+    def invalidate_code(self, start, end):
+        """Drop translated blocks for [start, end) (code under them changed)."""
+        self.uc.ctl_remove_cache(start, end)
+        self.counter.clear()
+        self._blocks.clear()
+
+    def save_context(self):
+        return self.uc.context_save()
+
+    def restore_context(self, ctx):
+        self.uc.context_restore(ctx)
+
+    @property
+    def insns(self):
+        return self.counter.insns
+
+    @property
+    def guest_cycles(self):
+        return self.counter.cycles

@@ -1,0 +1,63 @@
+"""A whole simulated machine: physical memory, a CPU and the kernel, and the run loop."""
+from emu.cpu import Cpu
+from emu.cycles import CostTable
+from emu.physmem import PhysMem
+from kernel.kernel import Kernel, KernelConfig
+
+DEFAULT_RAM = 256 << 20
+QUANTUM_INSNS = 20_000_000
+
+
+class RunResult:
+    """How a run ended: exit status, the fatal report if any, and the counters."""
+
+    def __init__(self, task, stats, stop_reason=None):
+        self.exit_code = task.exit_code
+        self.killed_by = task.killed_by
+        self.stop_reason = stop_reason
+        self.stats = stats
+
+    @property
+    def report(self):
+        if self.stop_reason:
+            return self.stop_reason
+        return self.killed_by[1] if self.killed_by else None
+
+
+class Machine:
+    """RAM + CPU + kernel, built from options."""
+
+    def __init__(self, ram=DEFAULT_RAM, costs=None, config=None):
+        self.costs = costs or CostTable()
+        self.phys = PhysMem(ram)
+        self.kernel = None
+        self.cpu = Cpu(self.phys, self.costs, self._read_code)
+        self.kernel = Kernel(self.phys, self.cpu, self.costs, config or KernelConfig())
+        self.cpu.traps = self.kernel
+
+    def _read_code(self, va, n):
+        return self.kernel.read_code(va, n) if self.kernel is not None else None
+
+    def load(self, program, argv, envp):
+        """exec the program as the first task (raises ExecError for a bad executable)."""
+        return self.kernel.exec_program(program, argv, envp)
+
+    def run(self, program, argv, envp, max_insns=None):
+        """Run the program to completion (or the instruction limit); returns a RunResult."""
+        task = self.load(program, argv, envp)
+        stop_reason = None
+        cpu = self.cpu
+        while not task.exited:
+            budget = QUANTUM_INSNS
+            if max_insns is not None:
+                left = max_insns - cpu.insns
+                if left <= 0:
+                    stop_reason = ('instruction limit reached: %d instructions executed (--max-insns); '
+                                   'stopped at rip=%#x <%s>' % (cpu.insns, cpu.rip,
+                                                                 self.kernel.symbolize(task, cpu.rip)))
+                    task.exit_code = 124
+                    break
+                budget = min(budget, left)
+            cpu.run(budget)
+            self.kernel.run_events()
+        return RunResult(task, self.kernel.snapshot(), stop_reason)

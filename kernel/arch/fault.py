@@ -1,0 +1,88 @@
+"""The x86 page-fault entry (arch/x86/mm/fault.c): error-code decoding, VMA checks, signals."""
+from kernel.mm.memory import handle_mm_fault
+from kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_USER, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_ALLOW_RETRY,
+                                FAULT_FLAG_KILLABLE, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV,
+                                VM_FAULT_HWPOISON, VM_FAULT_MAJOR, VM_FAULT_RETRY, TASK_SIZE)
+from kernel.mm.mmap import expand_stack
+from kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_GROWSDOWN
+
+# enum x86_pf_error_code
+X86_PF_PROT = 1 << 0
+X86_PF_WRITE = 1 << 1
+X86_PF_USER = 1 << 2
+X86_PF_RSVD = 1 << 3
+X86_PF_INSTR = 1 << 4
+X86_PF_PK = 1 << 5
+
+SIGBUS, SIGSEGV = 7, 11
+SEGV_MAPERR, SEGV_ACCERR = 1, 2
+BUS_ADRERR, BUS_MCEERR_AR = 2, 4
+
+
+def access_str(error_code):
+    if error_code & X86_PF_INSTR:
+        return 'instruction fetch'
+    return 'write' if error_code & X86_PF_WRITE else 'read'
+
+
+class FaultResult:
+    """What do_user_addr_fault decided: resolved, or a signal with its reason."""
+    __slots__ = ('signal', 'si_code', 'reason', 'vmf', 'ret', 'vma')
+
+    def __init__(self, signal=0, si_code=0, reason='', vmf=None, ret=0, vma=None):
+        self.signal = signal
+        self.si_code = si_code
+        self.reason = reason
+        self.vmf = vmf
+        self.ret = ret
+        self.vma = vma
+
+
+def access_error(error_code, vma):
+    """True if the access the error code describes is not allowed by the VMA."""
+    if error_code & X86_PF_WRITE:
+        return not vma.vm_flags & VM_WRITE
+    if error_code & X86_PF_INSTR:
+        return not vma.vm_flags & VM_EXEC
+    if error_code & X86_PF_PROT:
+        return True          # read fault on a present page: the PTE forbids it (PROT_NONE)
+    return not vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)
+
+
+def do_user_addr_fault(mm, address, error_code, extra_flags=0):
+    """Handle a user-mode #PF on mm; returns a FaultResult (signal 0 when the fault was resolved)."""
+    if error_code & X86_PF_RSVD:
+        return FaultResult(SIGBUS, BUS_ADRERR, 'reserved bit set in a page-table entry')
+    if address >= TASK_SIZE:
+        return FaultResult(SIGSEGV, SEGV_MAPERR if not error_code & X86_PF_PROT else SEGV_ACCERR,
+                           'address in the kernel half')
+    flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | FAULT_FLAG_USER | extra_flags
+    if error_code & X86_PF_WRITE:
+        flags |= FAULT_FLAG_WRITE
+    if error_code & X86_PF_INSTR:
+        flags |= FAULT_FLAG_INSTRUCTION
+    vma = mm.find_vma(address)
+    if vma is None:
+        return FaultResult(SIGSEGV, SEGV_MAPERR, 'no mapping at this address')
+    if vma.vm_start > address:
+        if not vma.vm_flags & VM_GROWSDOWN:
+            return FaultResult(SIGSEGV, SEGV_MAPERR, 'no mapping at this address')
+        if expand_stack(mm, vma, address):
+            return FaultResult(SIGSEGV, SEGV_MAPERR, 'stack cannot grow here (rlimit or guard gap)', vma=vma)
+    if access_error(error_code, vma):
+        return FaultResult(SIGSEGV, SEGV_ACCERR, '%s not allowed by the mapping (%s)'
+                           % (access_str(error_code), vma.prot_str()), vma=vma)
+    ret, vmf = handle_mm_fault(mm, vma, address, flags)
+    res = FaultResult(ret=ret, vmf=vmf, vma=vma)
+    if ret & VM_FAULT_OOM:
+        res.signal, res.reason = -1, 'out of memory'
+    elif ret & VM_FAULT_HWPOISON:
+        res.signal, res.si_code, res.reason = SIGBUS, BUS_MCEERR_AR, 'hardware-poisoned page'
+    elif ret & VM_FAULT_SIGBUS:
+        res.signal, res.si_code, res.reason = SIGBUS, BUS_ADRERR, 'access beyond the end of the mapped file'
+    elif ret & VM_FAULT_SIGSEGV:
+        res.signal, res.si_code, res.reason = SIGSEGV, SEGV_ACCERR, 'fault handler refused the access'
+    return res
+
+
+__all__ = ['do_user_addr_fault', 'access_str', 'VM_FAULT_MAJOR', 'VM_FAULT_RETRY']

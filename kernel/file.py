@@ -1,0 +1,172 @@
+"""Open files (struct file), the descriptor table, and reads/writes of regular files via the page cache."""
+import errno
+import os
+import stat as pystat
+
+from emu.physmem import PAGE_SIZE, PAGE_SHIFT
+from kernel.mm.filemap import FileRaState
+
+O_ACCMODE = 3
+O_RDONLY, O_WRONLY, O_RDWR = 0, 1, 2
+O_CREAT = 0o100
+O_EXCL = 0o200
+O_NOCTTY = 0o400
+O_TRUNC = 0o1000
+O_APPEND = 0o2000
+O_NONBLOCK = 0o4000
+O_DIRECTORY = 0o200000
+O_NOFOLLOW = 0o400000
+O_CLOEXEC = 0o2000000
+O_PATH = 0o10000000
+O_TMPFILE = 0o20000000 | O_DIRECTORY
+
+NR_OPEN = 1024
+
+
+class OpenFile:
+    """struct file: an inode opened with flags, a position and read-ahead state."""
+
+    def __init__(self, inode, flags, path, pagecache=None):
+        self.inode = inode
+        self.flags = flags
+        self.path = path
+        self.pos = 0
+        self.refs = 1
+        self.ra = FileRaState()
+        self.mapping = pagecache.mapping_of(inode) if pagecache is not None and _is_reg(inode) else None
+        self.dir_cursor = 0
+
+    @property
+    def readable(self):
+        return (self.flags & O_ACCMODE) in (O_RDONLY, O_RDWR) and not self.flags & O_PATH
+
+    @property
+    def writable(self):
+        return (self.flags & O_ACCMODE) in (O_WRONLY, O_RDWR) and not self.flags & O_PATH
+
+    def get(self):
+        self.refs += 1
+
+    def put(self):
+        self.refs -= 1
+
+    def check_mmap(self, shared, prot):
+        """Why this file cannot be mapped so, as -errno (0 if it can)."""
+        if self.flags & O_PATH:
+            return -errno.EBADF
+        if not _is_reg(self.inode):
+            return -errno.ENODEV
+        if not self.readable:
+            return -errno.EACCES
+        if shared and prot & 2 and not self.writable:
+            return -errno.EACCES
+        if shared and prot & 2 and self.flags & O_APPEND:
+            return -errno.EACCES
+        return 0
+
+
+def _is_reg(inode):
+    return pystat.S_ISREG(inode.mode)
+
+
+class HostStream:
+    """A host file descriptor seen by the guest as stdin/stdout/stderr (a character device or pipe)."""
+
+    def __init__(self, host_fd, mode_type, writer=None):
+        self.host_fd = host_fd
+        self.mode = mode_type | 0o620
+        self.is_tty = os.isatty(host_fd) if host_fd >= 0 else False
+        self.writer = writer
+
+    def write(self, data):
+        if self.writer is not None:
+            self.writer(data)
+            return len(data)
+        try:
+            return os.write(self.host_fd, data)
+        except OSError as e:
+            return -e.errno
+
+    def read(self, n):
+        try:
+            return os.read(self.host_fd, n)
+        except OSError as e:
+            return -e.errno
+
+
+class FdTable:
+    """struct files_struct: descriptor -> OpenFile (or HostStream), with close-on-exec bits."""
+
+    def __init__(self):
+        self.fds = {}
+        self.cloexec = set()
+
+    def install(self, f, cloexec=False, minfd=0):
+        fd = minfd
+        while fd in self.fds:
+            fd += 1
+        if fd >= NR_OPEN:
+            return -errno.EMFILE
+        self.fds[fd] = f
+        if cloexec:
+            self.cloexec.add(fd)
+        return fd
+
+    def get(self, fd):
+        return self.fds.get(fd) if 0 <= fd < NR_OPEN else None
+
+    def close(self, fd):
+        f = self.fds.pop(fd, None)
+        self.cloexec.discard(fd)
+        if f is None:
+            return -errno.EBADF
+        if isinstance(f, OpenFile):
+            f.put()
+        return 0
+
+
+def generic_file_read(pagecache, f, count, pos):
+    """Read up to count bytes at pos through the page cache (filemap_read); bytes."""
+    inode = f.inode
+    size = inode.size
+    if pos >= size or count <= 0:
+        return b''
+    end = min(size, pos + count)
+    out = bytearray()
+    phys = pagecache.frames.phys
+    req = ((end - 1) >> PAGE_SHIFT) - (pos >> PAGE_SHIFT) + 1
+    while pos < end:
+        index = pos >> PAGE_SHIFT
+        page = pagecache.read_cache_page(f.mapping, index, f.ra, req)
+        if page is None:
+            break
+        off = pos & (PAGE_SIZE - 1)
+        n = min(PAGE_SIZE - off, end - pos)
+        a = (page.pfn << PAGE_SHIFT) + off
+        out += phys.mv[a:a + n]
+        pos += n
+        req -= 1
+    return bytes(out)
+
+
+def generic_perform_write(pagecache, f, data, pos):
+    """Write data at pos through the page cache, extending the file; bytes written or -errno."""
+    inode = f.inode
+    phys = pagecache.frames.phys
+    done = 0
+    n_total = len(data)
+    while done < n_total:
+        p = pos + done
+        index = p >> PAGE_SHIFT
+        off = p & (PAGE_SIZE - 1)
+        n = min(PAGE_SIZE - off, n_total - done)
+        page = pagecache.grab_cache_page_write_begin(f.mapping, index, whole_page=(off == 0 and n == PAGE_SIZE))
+        if page is None:
+            return done if done else -errno.ENOMEM
+        a = (page.pfn << PAGE_SHIFT) + off
+        phys.mv[a:a + n] = data[done:done + n]
+        pagecache.set_page_dirty(page)
+        done += n
+        if p + n > inode.size:
+            inode.set_size(p + n)
+    return done

@@ -1,0 +1,122 @@
+"""The guest's on-disk filesystem: file pages stored in blocks of a simulated disk image.
+
+Block numbers come from a bitmap allocator; the image keeps written blocks in a dict
+block -> bytearray (an allocated block never written reads as zeros). Holes have no block.
+Directories and inodes are kept in memory (metadata I/O is not timed).
+"""
+import errno
+
+from kernel.fs.balloc import BlockAllocator
+from kernel.fs.dir import MemDir
+from kernel.fs.errors import FsError
+from kernel.fs.regfile import ZERO_PAGE, PagedFile
+from kernel.fs.stat import EXT4_SUPER_MAGIC, PAGE_SIZE, S_IFDIR, makedev
+from kernel.fs.superblock import SuperBlock
+from kernel.fs.symlink import Symlink
+
+EXT4_ROOT_INO = 2
+EXT4_FIRST_INO = 11
+EXT4_MAX_FILE_SIZE = 16 << 40          # 16 TiB with 4 KiB blocks
+
+
+class DiskFile(PagedFile):
+    """A regular file of DiskFs: page index -> disk block."""
+    backing = 'disk'
+
+    def __init__(self, sb, ino, mode, uid=0, gid=0):
+        """An empty file (no blocks)."""
+        super().__init__(sb, ino, mode, uid, gid)
+        self._map = {}
+
+    def bmap(self, index):
+        """The disk block holding page index, or None for a hole."""
+        return self._map.get(index)
+
+    def _page_get(self, index):
+        """The block's data (zeros if allocated but never written), or None for a hole."""
+        block = self._map.get(index)
+        if block is None:
+            return None
+        data = self.sb.image.get(block)
+        return ZERO_PAGE if data is None else data
+
+    def _page_for_write(self, index):
+        """The block's buffer, allocating a block next to the previous page's if possible."""
+        block = self._map.get(index)
+        if block is None:
+            prev = self._map.get(index - 1)
+            block = self.sb.allocator.alloc(None if prev is None else prev + 1)
+            self._map[index] = block
+        data = self.sb.image.get(block)
+        if data is None:
+            data = self.sb.image[block] = bytearray(PAGE_SIZE)
+        return data
+
+    def _page_free(self, index):
+        """Free the page's block."""
+        block = self._map.pop(index, None)
+        if block is not None:
+            self.sb.image.pop(block, None)
+            self.sb.allocator.free(block)
+
+    def _page_indices(self):
+        """Mapped page indices."""
+        return self._map.keys()
+
+    def _reserve(self, indices):
+        """ENOSPC unless enough blocks are free for these pages."""
+        if len(indices) > self.sb.allocator.nfree:
+            raise FsError(errno.ENOSPC)
+
+
+class DiskDir(MemDir):
+    """A DiskFs directory (its entries are kept in memory; size is one block like ext4)."""
+
+    @property
+    def blocks(self):
+        """One 4 KiB block."""
+        return PAGE_SIZE // 512
+
+
+class DiskFs(SuperBlock):
+    """An ext4-like filesystem on a simulated disk of nblocks blocks of 4 KiB."""
+    fstype = 'ext4'
+    magic = EXT4_SUPER_MAGIC
+    max_file_size = EXT4_MAX_FILE_SIZE
+    first_ino = EXT4_FIRST_INO + 1
+    file_class = DiskFile
+    dir_class = DiskDir
+    symlink_class = Symlink
+
+    def __init__(self, clock=None, nblocks=1 << 20, readonly=False, dev=makedev(259, 1),
+                 block_size=PAGE_SIZE, ninodes=None):
+        """A fresh, empty filesystem; block 0 and the bitmap blocks are reserved for metadata."""
+        if block_size != PAGE_SIZE:
+            raise ValueError(f'DiskFs block size must be {PAGE_SIZE}, got {block_size}')
+        super().__init__(clock, readonly, dev)
+        bitmap_blocks = -(-nblocks // (8 * PAGE_SIZE))
+        self.allocator = BlockAllocator(nblocks, 1 + bitmap_blocks)
+        self.image = {}
+        self.max_inodes = ninodes if ninodes is not None else max(16, nblocks // 4)
+        self.root = DiskDir(self, EXT4_ROOT_INO, S_IFDIR | 0o755, 0, 0, None)
+        self.ninodes = 1
+
+    def alloc_ino(self):
+        """A fresh inode number; ENOSPC when the inode table is full."""
+        if self.ninodes >= self.max_inodes:
+            raise FsError(errno.ENOSPC)
+        return super().alloc_ino()
+
+    def dir_size(self, nentries):
+        """ext4 directories are (at least) one block."""
+        return PAGE_SIZE
+
+    def statfs(self):
+        """Block and inode counts from the allocator."""
+        st = super().statfs()
+        a = self.allocator
+        st.f_blocks = a.nblocks
+        st.f_bfree = st.f_bavail = a.nfree
+        st.f_files = self.max_inodes
+        st.f_ffree = self.max_inodes - self.ninodes
+        return st

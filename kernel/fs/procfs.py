@@ -1,0 +1,101 @@
+"""procfs: a tree of synthetic files registered by the kernel; the guest cannot add or remove names."""
+import errno
+
+from kernel.fs.dir import MemDir
+from kernel.fs.errors import FsError
+from kernel.fs.stat import PROC_SUPER_MAGIC, S_IFDIR
+from kernel.fs.superblock import SuperBlock
+from kernel.fs.synth import SynthFile, SynthSymlink
+
+PROC_ROOT_INO = 1
+
+
+class ProcDir(MemDir):
+    """A proc directory: the guest's create/mkdir/unlink/... fail like missing inode operations."""
+
+    def create(self, name, mode, uid=0, gid=0):
+        """No ->create: EACCES."""
+        raise FsError(errno.EACCES)
+
+    def mkdir(self, name, mode, uid=0, gid=0):
+        """No ->mkdir: EPERM."""
+        raise FsError(errno.EPERM)
+
+    def symlink(self, name, target, uid=0, gid=0):
+        """No ->symlink: EPERM."""
+        raise FsError(errno.EPERM)
+
+    def link(self, name, inode):
+        """No ->link: EPERM."""
+        raise FsError(errno.EPERM)
+
+    def unlink(self, name):
+        """No ->unlink: EPERM."""
+        raise FsError(errno.EPERM)
+
+    def rmdir(self, name):
+        """No ->rmdir: EPERM."""
+        raise FsError(errno.EPERM)
+
+    def rename(self, old_name, new_dir, new_name):
+        """No ->rename: EPERM."""
+        raise FsError(errno.EPERM)
+
+    # kernel-side registration (bypasses the guest restrictions above)
+    def proc_mkdir(self, name, mode=0o555):
+        """proc_mkdir: add a subdirectory (or return the existing one)."""
+        child = self._entries.get(name)
+        if child is not None:
+            if not child.is_dir():
+                raise FsError(errno.ENOTDIR)
+            return child
+        return self.add_entry(name, self.sb.new_dir(S_IFDIR | mode, 0, 0, self))
+
+    def proc_create(self, name, read_fn, write_fn=None, mode=None):
+        """proc_create: add a SynthFile, or replace the callbacks of an existing one."""
+        child = self._entries.get(name)
+        if child is not None:
+            if not isinstance(child, SynthFile):
+                raise FsError(errno.EEXIST)
+            child.read_fn, child.write_fn = read_fn, write_fn
+            if mode is not None:
+                child.mode = (child.mode & ~0o7777) | (mode & 0o7777)
+            return child
+        return self.add_entry(name, SynthFile(self.sb, self.sb.alloc_ino(), read_fn, write_fn, mode))
+
+    def proc_symlink(self, name, target_fn):
+        """proc_symlink: add a symlink whose target is computed (str or callable)."""
+        fn = target_fn if callable(target_fn) else (lambda t=target_fn: t)
+        child = self._entries.get(name)
+        if child is not None:
+            if not isinstance(child, SynthSymlink):
+                raise FsError(errno.EEXIST)
+            child.target_fn = fn
+            return child
+        return self.add_entry(name, SynthSymlink(self.sb, self.sb.alloc_ino(), fn))
+
+    def proc_remove(self, name):
+        """remove_proc_entry: drop a name (a directory with everything below it)."""
+        child = self._entries.get(name)
+        if child is None:
+            raise FsError(errno.ENOENT)
+        if child.is_dir():
+            for sub, _ in child.entries():
+                child.proc_remove(sub)
+            self.nlink -= 1
+            child.parent = None
+        self._remove(name)
+        child.clear_nlink()
+
+
+class ProcFs(SuperBlock):
+    """A procfs instance (files are added by the kernel through Vfs.register_synth)."""
+    fstype = 'proc'
+    magic = PROC_SUPER_MAGIC
+    dir_class = ProcDir
+    first_ino = PROC_ROOT_INO + 1
+
+    def __init__(self, clock=None, dev=None):
+        """An empty proc tree."""
+        super().__init__(clock, False, dev)
+        self.root = ProcDir(self, PROC_ROOT_INO, S_IFDIR | 0o555, 0, 0, None)

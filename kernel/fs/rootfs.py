@@ -1,0 +1,41 @@
+"""make_root_fs: the standard guest tree (disk root, /tmp, /dev, /proc, /home, /etc, ...)."""
+from kernel.fs.devfs import DevFs
+from kernel.fs.diskfs import DiskFs
+from kernel.fs.hostfs import HostFs
+from kernel.fs.procfs import ProcFs
+from kernel.fs.tmpfs import TmpFs
+from kernel.fs.vfs import Vfs
+
+ETC_FILES = {
+    'hostname': b'faultlab\n',
+    'hosts': b'127.0.0.1\tlocalhost\n::1\tlocalhost\n',
+}
+
+
+def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=()):
+    """Build the guest namespace and return its Vfs.
+
+    / is a DiskFs (disk_blocks 4 KiB blocks) with /home, /root, /etc (hostname, hosts; no passwd),
+    /mnt; /tmp is a tmpfs, /dev a DevFs (urandom seeded with seed), /proc an empty procfs.
+    host_mounts: (host_path, guest_path, readonly) tuples (see parse_mount_spec) mounted as HostFs.
+    """
+    root = DiskFs(clock, nblocks=disk_blocks)
+    vfs = Vfs(root)
+    for path, mode in (('/home', 0o755), ('/root', 0o700), ('/etc', 0o755), ('/mnt', 0o755),
+                       ('/tmp', 0o1777), ('/dev', 0o755), ('/proc', 0o555)):
+        vfs.mkdir(path, mode)
+    for name, data in ETC_FILES.items():
+        _write_file(vfs.create('/etc/' + name, 0o644), data)
+    vfs.mount(TmpFs(clock, mode=0o1777), '/tmp')
+    vfs.mount(DevFs(clock, seed), '/dev')
+    vfs.mount(ProcFs(clock), '/proc')
+    for host, guest, readonly in host_mounts:
+        vfs.mount(HostFs(host, readonly, clock), guest)
+    return vfs
+
+
+def _write_file(inode, data):
+    """Fill a new regular file with data (setup only)."""
+    for i in range(0, len(data), 4096):
+        inode.write_page(i // 4096, data[i:i + 4096])
+    inode.set_size(len(data))

@@ -1,0 +1,66 @@
+"""Synthetic (procfs-style) files whose content is produced by callbacks."""
+import errno
+
+from kernel.fs.errors import FsError
+from kernel.fs.inode import Inode
+from kernel.fs.stat import PAGE_SIZE, S_IFLNK, S_IFREG
+
+
+class SynthFile(Inode):
+    """A regular file generated on open: read_fn() -> bytes; writes go to write_fn(bytes).
+
+    Like a /proc file it reports st_size 0. The file layer should call read_content() once at
+    open (or at the first read) and serve reads from that snapshot.
+    """
+
+    def __init__(self, sb, ino, read_fn, write_fn=None, mode=None, uid=0, gid=0):
+        """mode defaults to 0444, or 0644 when write_fn is given."""
+        if mode is None:
+            mode = 0o644 if write_fn is not None else 0o444
+        super().__init__(sb, ino, S_IFREG | (mode & 0o7777), uid, gid)
+        self.read_fn = read_fn
+        self.write_fn = write_fn
+
+    @property
+    def writable(self):
+        """True if writes are accepted."""
+        return self.write_fn is not None
+
+    def read_content(self):
+        """Generate the content now (seq_file show)."""
+        if self.read_fn is None:
+            raise FsError(errno.EINVAL)
+        data = self.read_fn()
+        if isinstance(data, str):
+            data = data.encode()
+        return bytes(data)
+
+    def write_content(self, data):
+        """Pass written bytes to write_fn; EACCES if the file is read-only. Returns len(data)."""
+        if self.write_fn is None:
+            raise FsError(errno.EACCES)
+        self.write_fn(bytes(data))
+        self.touch_mtime()
+        return len(data)
+
+    def read_page(self, index):
+        """Page `index` of freshly generated content (prefer one read_content() snapshot per open)."""
+        data = self.read_content()
+        return data[index * PAGE_SIZE:(index + 1) * PAGE_SIZE]
+
+    def bmap(self, index):
+        """Not on a disk."""
+        return None
+
+
+class SynthSymlink(Inode):
+    """A symlink whose target is computed on each readlink (like /proc/self, /proc/self/exe)."""
+
+    def __init__(self, sb, ino, target_fn, uid=0, gid=0):
+        """target_fn() -> str path."""
+        super().__init__(sb, ino, S_IFLNK | 0o777, uid, gid)
+        self.target_fn = target_fn
+
+    def readlink(self):
+        """The current target."""
+        return self.target_fn()

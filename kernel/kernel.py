@@ -1,0 +1,333 @@
+"""The kernel: owns memory, the page cache, the disk, the filesystem and tasks; handles CPU traps.
+
+The CPU calls `page_fault`, `syscall`, `exception` and `invalid_opcode` on this object. Kernel work
+is billed in cycles from the cost table (`charge`), so simulated time is guest cycles + kernel cycles
++ idle (waiting for I/O or sleeping).
+"""
+import bisect
+import collections
+import errno
+import os
+import stat as pystat
+import sys
+
+from kernel.arch.fault import do_user_addr_fault, access_str, SIGSEGV, SIGBUS, X86_PF_USER
+from kernel.block.device import BlockDevice
+from kernel.block.params import DiskParams
+from kernel.events import EventQueue
+from kernel.file import FdTable, HostStream, OpenFile, O_RDONLY
+from kernel.fs import make_root_fs, FsError, HostFs
+from kernel.loader import ExecError, parse_elf, load_elf_binary, create_elf_tables, ELF_ET_DYN_BASE
+from kernel.mm.filemap import PageCache
+from kernel.mm.mm_types import MmServices, MmStruct, VM_FAULT_MAJOR
+from kernel.mm.page_alloc import FrameAllocator
+from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
+from kernel.task import Task
+from kernel.uaccess import UserMemory
+
+SIGILL, SIGTRAP, SIGFPE, SIGKILL = 4, 5, 8, 9
+_EXC_SIGNALS = {0: (SIGFPE, 'divide error'), 1: (SIGTRAP, 'debug trap'), 3: (SIGTRAP, 'breakpoint (int3)'),
+                4: (SIGSEGV, 'overflow (into)'), 5: (SIGSEGV, 'bound range exceeded'),
+                6: (SIGILL, 'invalid opcode'), 7: (SIGSEGV, 'device not available'),
+                12: (SIGBUS, 'stack-segment fault'), 13: (SIGSEGV, 'general protection fault'),
+                16: (SIGFPE, 'x87 floating-point error'), 17: (SIGBUS, 'alignment check'),
+                19: (SIGFPE, 'SIMD floating-point exception')}
+
+
+class KernelConfig:
+    """Knobs of the simulated machine's kernel (CLI options map onto these)."""
+
+    def __init__(self, **kw):
+        self.fault_around_bytes = kw.pop('fault_around_bytes', 65536)
+        self.disk = kw.pop('disk', None) or DiskParams()
+        self.mounts = kw.pop('mounts', [])          # [(host, guest, readonly)]
+        self.seed = kw.pop('seed', 0)
+        self.stdout = kw.pop('stdout', None)        # callable(bytes) to capture, or None for fd 1
+        self.stderr = kw.pop('stderr', None)
+        self.warn = kw.pop('warn', None)            # callable(str) for one-line kernel warnings
+        if kw:
+            raise TypeError("unknown kernel options: %s" % ', '.join(kw))
+
+
+class Kernel:
+    """The mini Linux kernel of one machine."""
+
+    def __init__(self, phys, cpu, costs, config=None):
+        self.config = config = config or KernelConfig()
+        self.phys = phys
+        self.cpu = cpu
+        self.costs = costs
+        self.kcycles = 0
+        self.idle_cycles = 0
+        self.boot_epoch_ns = 1_767_225_600 * 10**9     # 2026-01-01T00:00:00Z; simulated wall clock start
+        self.iowait_cycles = 0
+        self.stats = collections.Counter()
+        self.fault_breakdown = {}       # handler -> Counter of cost names (cycles) + 'count'
+        self._fault_rec = None
+        self.events = EventQueue()
+        self.frames = FrameAllocator(phys)
+        self.blockdev = BlockDevice(config.disk, costs.freq_hz, self.events)
+        self.pagecache = PageCache(self.frames, self.blockdev, self, self.charge, self.stats)
+        self.pagecache.reclaim_hook = self.pagecache.shrink_clean_pages
+        self.mmsvc = MmServices(self.frames, self.pagecache, self.charge, self.flush_tlb, self.stats, self,
+                                config.fault_around_bytes)
+        self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts)
+        self.tasks = {}
+        self.current = None
+        self.next_pid = 1
+        self._warned = set()
+        self.last_fault = None
+        from kernel.procfs import register_procfs
+        register_procfs(self)
+
+    # ---- time and cost -------------------------------------------------------------------------
+    def now(self):
+        """Simulated time in cycles on this CPU."""
+        return self.cpu.guest_cycles + self.kcycles + self.idle_cycles
+
+    def now_ns(self):
+        return self.costs.ns(self.now())
+
+    def wall_clock_ns(self):
+        """CLOCK_REALTIME in nanoseconds (file times)."""
+        return self.boot_epoch_ns + int(self.now_ns())
+
+    def blockdev_flush_wait(self):
+        """Wait until every submitted disk request has completed (fsync)."""
+        self.wait_until(self.blockdev.idle_time(), 'io')
+
+    def charge(self, name, n=1):
+        """Bill n units of a named kernel cost to the current CPU (and the fault being handled)."""
+        c = self.costs.costs[name] * n
+        self.kcycles += c
+        rec = self._fault_rec
+        if rec is not None:
+            rec[name] += c
+
+    def wait_until(self, when, why='io'):
+        """The current task sleeps until simulated time `when`; the CPU idles meanwhile."""
+        now = self.now()
+        if when > now:
+            self.idle_cycles += when - now
+            if why == 'io':
+                self.iowait_cycles += when - now
+            if self._fault_rec is not None:
+                self._fault_rec['wait_' + why] += when - now
+            self.charge('context_switch')
+        self.events.run_due(self.now())
+
+    def run_events(self):
+        self.events.run_due(self.now())
+
+    def warn(self, msg):
+        if self.config.warn is not None:
+            self.config.warn(msg)
+        else:
+            sys.stderr.write('faultlab: warning: %s\n' % msg)
+
+    def warn_once(self, key, msg):
+        if key not in self._warned:
+            self._warned.add(key)
+            self.warn(msg)
+
+    # ---- CPU interface ----------------------------------------------------------------------------
+    def flush_tlb(self):
+        self.charge('tlb_flush')
+        self.stats['tlb_flushes'] += 1
+        self.cpu.flush_tlb()
+
+    def read_code(self, va, n):
+        t = self.current
+        return t.umem.read_code(va, n) if t is not None else None
+
+    # ---- processes ------------------------------------------------------------------------------
+    def _std_stream(self, host_fd, writer):
+        try:
+            mode = os.fstat(host_fd).st_mode if host_fd >= 0 else pystat.S_IFCHR
+        except OSError:
+            mode = pystat.S_IFCHR
+        kind = pystat.S_IFMT(mode)
+        if writer is not None:
+            kind = pystat.S_IFIFO            # captured output behaves like a pipe
+        elif kind not in (pystat.S_IFCHR, pystat.S_IFIFO, pystat.S_IFREG, pystat.S_IFSOCK):
+            kind = pystat.S_IFCHR
+        return HostStream(host_fd, kind, writer)
+
+    def resolve_program(self, path):
+        """Guest path of the program: a path inside the guest tree, or a host file made visible."""
+        if path.startswith('/') and not os.path.exists(path):
+            return path
+        if os.path.isfile(path):
+            host = os.path.abspath(path)
+            guest = '/bin/' + os.path.basename(host)
+            for h, g, _ro in self.config.mounts:
+                h = os.path.abspath(h)
+                if host.startswith(h.rstrip('/') + '/'):
+                    return g.rstrip('/') + host[len(h.rstrip('/')):]
+            self.vfs.mount(HostFs(host, True, self.wall_clock_ns), guest)
+            return guest
+        return path
+
+    def exec_program(self, path, argv, envp):
+        """Create the first task running the program at path (host or guest path)."""
+        guest_path = self.resolve_program(path)
+        try:
+            inode = self.vfs.lookup(guest_path)
+        except FsError as e:
+            raise ExecError("%s: %s" % (path, os.strerror(e.errno)), e.errno)
+        if not pystat.S_ISREG(inode.mode):
+            raise ExecError("%s: not a regular file" % path, errno.EACCES)
+        if not inode.mode & 0o111:
+            raise ExecError("%s: not executable (mode %o)" % (path, inode.mode & 0o7777), errno.EACCES)
+        data = b''.join(inode.read_page(i) for i in range((inode.size + 4095) // 4096))
+        img = parse_elf(data, path)
+        mm = MmStruct(self.mmsvc)
+        umem = UserMemory(mm, self.phys, self.charge)
+        pid = self.next_pid
+        self.next_pid += 1
+        task = Task(pid, mm, FdTable(), umem, guest_path)
+        task.files.install(self._std_stream(0, None))
+        task.files.install(self._std_stream(1, self.config.stdout))
+        task.files.install(self._std_stream(2, self.config.stderr))
+        exe = OpenFile(inode, O_RDONLY, guest_path, self.pagecache)
+        mm.exe_file = exe
+        self.current = task
+        bias = ELF_ET_DYN_BASE if img.is_pie else 0
+        entry = load_elf_binary(mm, umem, exe, img, bias)
+        rnd = bytes((self.config.seed * 131 + i * 17 + 7) & 0xFF for i in range(16))
+        sp = create_elf_tables(mm, umem, [a.encode() for a in argv], [e.encode() for e in envp],
+                               guest_path.encode(), img, bias, entry, rnd)
+        task.symbols = [(s + bias, size, name) for s, size, name in img.symbols]
+        task._sym_starts = [s[0] for s in task.symbols]
+        self.tasks[pid] = task
+        self.cpu.enter_user(mm.cr3, entry, sp)
+        return task
+
+    def symbolize(self, task, addr):
+        """'name+0xoff' for an address in the program, or '??'."""
+        syms = getattr(task, 'symbols', None)
+        if not syms:
+            return '??'
+        i = bisect.bisect_right(task._sym_starts, addr) - 1
+        if i < 0:
+            return '??'
+        start, size, name = syms[i]
+        if addr - start < max(size, 1) or (size == 0 and addr - start < 4096):
+            return '%s+%#x' % (name, addr - start)
+        return '??'
+
+    def do_exit(self, task, code):
+        """The task (and, single-threaded for now, its process) ends with exit status code."""
+        task.exited = True
+        task.exit_code = code & 0xFF
+        self.cpu.stop()
+
+    def force_sig_fault(self, task, sig, si_code, addr, report):
+        """Deliver a fatal synchronous signal: the task dies with a report of what and where."""
+        task.killed_by = (sig, report)
+        task.exited = True
+        task.exit_code = 128 + sig
+        self.cpu.stop()
+
+    def oom_kill(self, task, report):
+        task.killed_by = (SIGKILL, 'out of memory: killed %s[%d] (%s); RAM %d MiB, %d frames in use'
+                          % (task.comm, task.pid, report, self.phys.size >> 20, self.frames.nr_allocated))
+        task.exited = True
+        task.exit_code = 128 + SIGKILL
+        self.cpu.stop()
+
+    # ---- traps --------------------------------------------------------------------------------------
+    def page_fault(self, rip, address, error_code):
+        """#PF from user mode: account, call do_user_addr_fault, deliver a signal if it fails."""
+        task = self.current
+        self.charge('exception_entry')
+        rec = self._fault_rec = collections.Counter()
+        rec['exception_entry'] = self.costs.exception_entry
+        t0 = self.kcycles + self.idle_cycles
+        res = do_user_addr_fault(task.mm, address, error_code | X86_PF_USER)
+        self.charge('exception_exit')
+        self._fault_rec = None
+        if res.vmf is not None and not res.signal:
+            handler = res.vmf.handler or 'other'
+            major = bool(res.ret & VM_FAULT_MAJOR)
+            if major:
+                self.stats['major_faults'] += 1
+                task.majflt += 1
+            else:
+                self.stats['minor_faults'] += 1
+                task.minflt += 1
+            agg = self.fault_breakdown.get(handler)
+            if agg is None:
+                agg = self.fault_breakdown[handler] = collections.Counter()
+            agg['count'] += 1
+            agg['cycles'] += self.kcycles + self.idle_cycles - t0
+            agg.update(rec)
+        self.last_fault = dict(rip=rip, address=address, error_code=error_code, access=access_str(error_code),
+                               handler=res.vmf.handler if res.vmf else None, signal=res.signal,
+                               reason=res.reason, cycles=sum(v for k, v in rec.items()), steps=dict(rec))
+        if self.frames.stale_code:
+            self.frames.stale_code = False
+            self.cpu.uc.ctl_flush_tb()
+        if res.signal == -1:
+            self.oom_kill(task, 'page fault at %#x' % address)
+        elif res.signal:
+            self.force_sig_fault(task, res.signal, res.si_code, address, self._fault_report(
+                task, res.signal, res.si_code, rip, address, error_code, res.reason))
+        self.run_events()
+
+    def _fault_report(self, task, sig, si_code, rip, address, error_code, reason):
+        return ('%s (%s) at rip=%#x <%s>: %s of address %#x: %s (error code %#x)'
+                % (SIGNAL_NAMES.get(sig, sig), SI_CODE_NAMES.get((sig, si_code), si_code), rip,
+                   self.symbolize(task, rip), access_str(error_code), address, reason, error_code))
+
+    def exception(self, intno, rip):
+        """A CPU exception other than #PF: the matching fatal signal."""
+        task = self.current
+        sig, what = _EXC_SIGNALS.get(intno, (SIGSEGV, 'exception %d' % intno))
+        self.force_sig_fault(task, sig, 0, rip, '%s at rip=%#x <%s>: %s'
+                             % (SIGNAL_NAMES[sig], rip, self.symbolize(task, rip), what))
+
+    def invalid_opcode(self, rip):
+        task = self.current
+        code = task.umem.read_code(rip, 16) or b''
+        self.force_sig_fault(task, SIGILL, 0, rip, 'SIGILL at rip=%#x <%s>: invalid opcode (bytes %s)'
+                             % (rip, self.symbolize(task, rip), code[:8].hex(' ')))
+
+    def syscall(self):
+        from kernel.syscalls import dispatch
+        dispatch(self, self.current)
+
+    # ---- stats ----------------------------------------------------------------------------------------
+    def snapshot(self):
+        """Counters for --stats and --stats-json."""
+        cpu = self.cpu
+        bs = self.blockdev.stats
+        total = self.now()
+        return {
+            'instructions': cpu.insns,
+            'cycles': total,
+            'guest_cycles': cpu.guest_cycles,
+            'kernel_cycles': int(self.kcycles),
+            'idle_cycles': int(self.idle_cycles),
+            'iowait_cycles': int(self.iowait_cycles),
+            'freq_hz': self.costs.freq_hz,
+            'sim_seconds': self.costs.seconds(total),
+            'page_faults': self.stats['minor_faults'] + self.stats['major_faults'],
+            'minor_faults': self.stats['minor_faults'],
+            'major_faults': self.stats['major_faults'],
+            'kernel_faultins': self.stats['kernel_faultins'],
+            'fault_around_pages': self.stats['fault_around_pages'],
+            'pages_zeroed': self.stats['pages_zeroed'],
+            'pages_copied': self.stats['pages_copied'],
+            'pagecache_hits': self.stats['pagecache_hits'],
+            'pagecache_misses': self.stats['pagecache_misses'],
+            'tlb_flushes': self.stats['tlb_flushes'],
+            'syscalls': self.stats['syscalls'],
+            'disk_reads': bs.reads,
+            'disk_writes': bs.writes,
+            'disk_read_bytes': bs.read_bytes,
+            'disk_write_bytes': bs.write_bytes,
+            'disk_queue_wait_cycles': bs.queue_wait_cycles,
+            'peak_frames': self.frames.peak_allocated,
+            'fault_breakdown': {h: dict(c) for h, c in sorted(self.fault_breakdown.items())},
+        }

@@ -1,0 +1,236 @@
+"""The ELF loader (fs/binfmt_elf.c): static and static-PIE x86-64 executables, the initial stack.
+
+Every check of the file comes before anything is mapped, and every failure is an ExecError with a
+one-line message naming what is wrong.
+"""
+import errno
+import io
+import struct
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from emu.physmem import PAGE_SIZE
+from kernel.mm.mm_types import TASK_SIZE, STACK_TOP
+from kernel.mm.mmap import do_mmap, do_brk, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, page_align
+from kernel.mm.vma import VmArea, VM_READ, VM_WRITE, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_GROWSDOWN, \
+    VM_ACCOUNT, VM_SOFTDIRTY
+
+ELF_ET_DYN_BASE = 0x555555554000      # where a static-PIE is loaded (no randomization)
+PT_LOAD, PT_INTERP, PT_PHDR, PT_GNU_STACK = 1, 3, 6, 0x6474E551
+ET_EXEC, ET_DYN = 2, 3
+EM_X86_64 = 62
+
+AT_NULL, AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS, AT_ENTRY = 0, 3, 4, 5, 6, 7, 8, 9
+AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13, 14, 15, 16, 17
+AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23, 25, 26, 31, 33, 51
+
+# CPUID.1:EDX of the emulated CPU (Unicorn's default x86-64 model), as Linux reports in AT_HWCAP
+HWCAP_X86 = 0x078BFBFF
+MAX_ARG_STRLEN = 32 * PAGE_SIZE
+STACK_INITIAL = 128 << 10
+
+
+class ExecError(Exception):
+    """An executable that cannot be run: a message and the errno execve would return."""
+
+    def __init__(self, msg, err=errno.ENOEXEC):
+        super().__init__(msg)
+        self.errno = err
+
+
+class Segment:
+    __slots__ = ('vaddr', 'offset', 'filesz', 'memsz', 'flags')
+
+    def __init__(self, vaddr, offset, filesz, memsz, flags):
+        self.vaddr, self.offset, self.filesz, self.memsz, self.flags = vaddr, offset, filesz, memsz, flags
+
+
+class ElfImage:
+    """What the loader learned from the headers: segments, entry, program headers, symbols."""
+
+    def __init__(self):
+        self.segments = []
+        self.entry = 0
+        self.phoff = self.phnum = self.phentsize = 0
+        self.phdr_vaddr = None
+        self.is_pie = False
+        self.symbols = []            # [(start, size, name)] sorted, unbiased
+
+
+def parse_elf(data, name):
+    """Validate an executable's bytes and return an ElfImage (raises ExecError)."""
+    if len(data) < 4 or data[:4] != b'\x7fELF':
+        if data[:2] == b'#!':
+            line = data.split(b'\n', 1)[0][:80].decode('latin-1')
+            raise ExecError("%s: is a script (%s); faultlab runs x86-64 ELF executables only" % (name, line))
+        raise ExecError("%s: not an ELF file (bad magic)" % name)
+    if len(data) < 64:
+        raise ExecError("%s: truncated ELF header (%d bytes, need 64)" % (name, len(data)))
+    if data[4] != 2:
+        raise ExecError("%s: %s ELF; faultlab runs 64-bit x86-64 executables only"
+                        % (name, '32-bit' if data[4] == 1 else 'unknown-class'))
+    if data[5] != 1:
+        raise ExecError("%s: big-endian ELF; x86-64 is little-endian" % name)
+    e_type, e_machine = struct.unpack_from('<HH', data, 16)
+    if e_machine != EM_X86_64:
+        raise ExecError("%s: ELF for machine %d, not x86-64 (62)" % (name, e_machine))
+    if e_type not in (ET_EXEC, ET_DYN):
+        raise ExecError("%s: ELF type %d is not an executable (need ET_EXEC or ET_DYN)" % (name, e_type))
+    entry, phoff = struct.unpack_from('<QQ', data, 24)
+    phentsize, phnum = struct.unpack_from('<HH', data, 54)
+    if phentsize != 56:
+        raise ExecError("%s: program header entry size %d, expected 56" % (name, phentsize))
+    if phnum == 0 or phnum > 65536 // 56:
+        raise ExecError("%s: %d program headers" % (name, phnum))
+    if phoff + phnum * phentsize > len(data) or phoff + phnum * phentsize < phoff:
+        raise ExecError("%s: program headers at %#x run past the end of the file (%d bytes)"
+                        % (name, phoff, len(data)))
+    img = ElfImage()
+    img.entry, img.phoff, img.phnum, img.phentsize = entry, phoff, phnum, phentsize
+    img.is_pie = e_type == ET_DYN
+    for i in range(phnum):
+        p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = \
+            struct.unpack_from('<IIQQQQQQ', data, phoff + i * 56)
+        if p_type == PT_INTERP:
+            interp = data[p_offset:p_offset + min(p_filesz, 256)].split(b'\0')[0].decode('latin-1', 'replace')
+            raise ExecError("%s: dynamically linked (interpreter %s); build it with gcc -static" % (name, interp))
+        if p_type == PT_PHDR:
+            img.phdr_vaddr = p_vaddr
+        if p_type != PT_LOAD:
+            continue
+        what = "%s: PT_LOAD segment %d" % (name, i)
+        if p_filesz > p_memsz:
+            raise ExecError("%s: file size %#x exceeds memory size %#x" % (what, p_filesz, p_memsz))
+        if p_offset + p_filesz > len(data) or p_offset + p_filesz < p_offset:
+            raise ExecError("%s: file range %#x+%#x past the end of the file (%d bytes)"
+                            % (what, p_offset, p_filesz, len(data)))
+        if (p_vaddr - p_offset) % PAGE_SIZE:
+            raise ExecError("%s: address %#x and offset %#x are not congruent modulo the page size"
+                            % (what, p_vaddr, p_offset))
+        if p_align and p_align & (p_align - 1):
+            raise ExecError("%s: alignment %#x is not a power of two" % (what, p_align))
+        if p_memsz == 0:
+            continue
+        if p_vaddr + p_memsz > TASK_SIZE or p_vaddr + p_memsz < p_vaddr:
+            raise ExecError("%s: address range %#x+%#x outside user space" % (what, p_vaddr, p_memsz))
+        seg = Segment(p_vaddr, p_offset, p_filesz, p_memsz, p_flags)
+        for other in img.segments:
+            if (seg.vaddr & ~0xFFF) < page_align(other.vaddr + other.memsz) and \
+                    (other.vaddr & ~0xFFF) < page_align(seg.vaddr + seg.memsz):
+                raise ExecError("%s: overlaps another segment at %#x" % (what, other.vaddr))
+        img.segments.append(seg)
+    if not img.segments:
+        raise ExecError("%s: no loadable segments" % name)
+    img.segments.sort(key=lambda s: s.vaddr)
+    if img.is_pie and img.segments[0].vaddr != 0:
+        img.is_pie = img.segments[0].vaddr < 0x10000
+    if img.phdr_vaddr is None:
+        for s in img.segments:
+            if s.offset <= phoff < s.offset + s.filesz:
+                img.phdr_vaddr = s.vaddr + phoff - s.offset
+    img.symbols = _read_symbols(data)
+    return img
+
+
+def _read_symbols(data):
+    """Function and object symbols from .symtab, for reports and profiles (best effort)."""
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        tab = elf.get_section_by_name('.symtab')
+        if tab is None:
+            return []
+        out = []
+        for s in tab.iter_symbols():
+            if s['st_info']['type'] in ('STT_FUNC', 'STT_GNU_IFUNC', 'STT_OBJECT') and s['st_value'] and s.name:
+                out.append((s['st_value'], s['st_size'], s.name))
+        out.sort()
+        return out
+    except (ELFError, ValueError, KeyError, struct.error, AttributeError, TypeError):
+        return []
+
+
+def _prot(flags):
+    return (1 if flags & 4 else 0) | (2 if flags & 2 else 0) | (4 if flags & 1 else 0)
+
+
+def load_elf_binary(mm, umem, exe_file, img, bias):
+    """Map the segments (file-backed, bss anonymous) and set the brk; returns the entry point."""
+    end = 0
+    for s in img.segments:
+        vaddr = s.vaddr + bias
+        start = vaddr & ~0xFFF
+        prot = _prot(s.flags)
+        file_end = vaddr + s.filesz
+        mem_end = vaddr + s.memsz
+        if s.filesz:
+            length = page_align(file_end) - start
+            r = do_mmap(mm, start, length, prot, MAP_PRIVATE | MAP_FIXED, exe_file, (s.offset - (vaddr - start)) >> 12)
+            if r < 0:
+                raise ExecError("cannot map segment at %#x: errno %d" % (vaddr, -r), -r)
+            # padzero: the rest of the last file page is bss, not file bytes
+            if s.memsz > s.filesz and file_end & 0xFFF:
+                if not umem.write(file_end, bytes(PAGE_SIZE - (file_end & 0xFFF))):
+                    raise ExecError("cannot clear the bss tail at %#x" % file_end, errno.EFAULT)
+            anon_start = page_align(file_end)
+        else:
+            anon_start = start
+        if page_align(mem_end) > anon_start:
+            r = do_mmap(mm, anon_start, page_align(mem_end) - anon_start, prot,
+                        MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, None, 0)
+            if r < 0:
+                raise ExecError("cannot map bss at %#x: errno %d" % (anon_start, -r), -r)
+        if s.flags & 1:
+            mm.start_code = mm.start_code or start
+            mm.end_code = max(mm.end_code, file_end)
+        else:
+            mm.start_data = mm.start_data or vaddr
+            mm.end_data = max(mm.end_data, file_end)
+        end = max(end, mem_end)
+    mm.start_brk = mm.brk = page_align(end)
+    do_brk(mm, mm.brk)
+    return img.entry + bias
+
+
+def create_elf_tables(mm, umem, argv, envp, execfn, img, bias, entry, random_bytes, vdso_base=0):
+    """Build the initial stack as Linux lays it out; returns the initial stack pointer."""
+    for s in list(argv) + list(envp):
+        if len(s) + 1 > MAX_ARG_STRLEN:
+            raise ExecError("argument or environment string too long", errno.E2BIG)
+    mm.start_stack = STACK_TOP
+    image = bytearray()                # everything from sp up to STACK_TOP - 8, built top-down
+
+    def push(b):
+        image[0:0] = b
+        return STACK_TOP - 8 - len(image)
+
+    p_execfn = push(execfn + b'\0')
+    env_ptrs = [push(e + b'\0') for e in reversed(envp)][::-1]
+    arg_ptrs = [push(a + b'\0') for a in reversed(argv)][::-1]
+    mm.arg_start = arg_ptrs[0] if arg_ptrs else p_execfn
+    mm.env_start = env_ptrs[0] if env_ptrs else p_execfn
+    mm.arg_end = mm.env_start
+    mm.env_end = p_execfn
+    p_platform = push(b'x86_64\0')
+    p_random = push(random_bytes)
+    auxv = []
+    if vdso_base:
+        auxv.append((AT_SYSINFO_EHDR, vdso_base))
+    auxv += [(AT_MINSIGSTKSZ, 2048), (AT_HWCAP, HWCAP_X86), (AT_PAGESZ, PAGE_SIZE), (AT_CLKTCK, 100),
+             (AT_PHDR, (img.phdr_vaddr or 0) + bias), (AT_PHENT, 56), (AT_PHNUM, img.phnum), (AT_BASE, 0),
+             (AT_FLAGS, 0), (AT_ENTRY, entry), (AT_UID, 0), (AT_EUID, 0), (AT_GID, 0), (AT_EGID, 0),
+             (AT_SECURE, 0), (AT_RANDOM, p_random), (AT_HWCAP2, 0), (AT_EXECFN, p_execfn),
+             (AT_PLATFORM, p_platform), (AT_NULL, 0)]
+    mm.saved_auxv = auxv
+    words = [len(argv)] + arg_ptrs + [0] + env_ptrs + [0] + [x for kv in auxv for x in kv]
+    sp = (STACK_TOP - 8 - len(image) - 8 * len(words)) & ~0xF
+    block = struct.pack('<%dQ' % len(words), *words)
+    pad = (STACK_TOP - 8 - len(image)) - (sp + len(block))
+    full = block + bytes(pad) + bytes(image) + bytes(8)
+    start = min(STACK_TOP - STACK_INITIAL, sp & ~0xFFF)
+    mm.vmas.insert(VmArea(start, STACK_TOP, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_GROWSDOWN
+                          | VM_ACCOUNT | VM_SOFTDIRTY, start >> 12, None, '[stack]'))
+    mm.total_vm += (STACK_TOP - start) >> 12
+    if not umem.write(sp, full):
+        raise ExecError("cannot write the initial stack", errno.EFAULT)
+    return sp

@@ -1,0 +1,322 @@
+"""The page cache: file pages keyed by (inode, index), read through the block device with read-ahead.
+
+A read submits block requests that complete later in simulated time. The page is locked and not
+uptodate until then; whoever needs its contents waits (`wait_on_page_locked`), which advances the
+waiting CPU's clock to the completion (counted as I/O wait). Pages of memory-backed files (tmpfs,
+memfd) never touch the disk.
+"""
+from emu.physmem import PAGE_SIZE, PAGE_SHIFT
+from kernel.mm.page_alloc import (PG_locked, PG_uptodate, PG_dirty, PG_lru, PG_readahead, PG_referenced)
+
+VM_READAHEAD_PAGES = 32          # 128 KiB, the default bdi->ra_pages
+
+
+class FileRaState:
+    """struct file_ra_state: the read-ahead window of one open file."""
+    __slots__ = ('start', 'size', 'async_size', 'ra_pages', 'mmap_miss', 'prev_index')
+
+    def __init__(self, ra_pages=VM_READAHEAD_PAGES):
+        self.start = self.size = self.async_size = 0
+        self.ra_pages = ra_pages
+        self.mmap_miss = 0
+        self.prev_index = -1
+
+
+class AddressSpace:
+    """struct address_space: the cached pages of one inode."""
+    __slots__ = ('inode', 'pages')
+
+    def __init__(self, inode):
+        self.inode = inode
+        self.pages = {}
+
+    @property
+    def nrpages(self):
+        return len(self.pages)
+
+
+def get_init_ra_size(size, max_pages):
+    """Initial read-ahead window for a first sequential read of `size` pages (mm/readahead.c)."""
+    newsize = 1
+    while newsize < size:
+        newsize <<= 1
+    if newsize <= max_pages // 32:
+        newsize *= 4
+    elif newsize <= max_pages // 4:
+        newsize *= 2
+    else:
+        newsize = max_pages
+    return min(newsize, max_pages)
+
+
+def get_next_ra_size(cur, max_pages):
+    """Ramp the window up: x4 while small, then x2, capped."""
+    if cur < max_pages // 16:
+        return min(4 * cur, max_pages)
+    return min(2 * cur, max_pages)
+
+
+class PageCache:
+    """All address spaces, plus the read/write-back machinery."""
+
+    def __init__(self, frames, blockdev, sched, charge, stats):
+        """sched: now() and wait_until(t, why); charge(cost_name, n=1) bills kernel cycles."""
+        self.frames = frames
+        self.blockdev = blockdev
+        self.sched = sched
+        self.charge = charge
+        self.stats = stats
+        self.mappings = {}        # id(inode) -> AddressSpace
+        self.lru = {}             # pfn -> page, in insertion order (oldest first)
+        self.reclaim_hook = None  # called with the number of pages wanted when allocation fails
+
+    # ---- lookup -----------------------------------------------------------------------
+    def mapping_of(self, inode):
+        m = self.mappings.get(id(inode))
+        if m is None:
+            m = self.mappings[id(inode)] = AddressSpace(inode)
+        return m
+
+    def find_get_page(self, mapping, index):
+        """The cached page at index (no reference taken: the caller maps or copies it at once)."""
+        self.charge('pagecache_lookup')
+        page = mapping.pages.get(index)
+        if page is not None:
+            page.flags |= PG_referenced
+        return page
+
+    @staticmethod
+    def last_index(mapping):
+        """Index one past the last page that holds file data (EOF)."""
+        return (mapping.inode.size + PAGE_SIZE - 1) >> PAGE_SHIFT
+
+    # ---- reading ------------------------------------------------------------------------
+    def _alloc_cache_page(self):
+        page = self.frames.alloc_page(zero=False)
+        if page is None and self.reclaim_hook is not None:
+            self.reclaim_hook(32)
+            page = self.frames.alloc_page(zero=False)
+        if page is not None:
+            self.charge('page_alloc')
+        return page
+
+    def add_to_page_cache_lru(self, page, mapping, index):
+        """Insert a new page into the cache and the LRU."""
+        self.charge('pagecache_insert')
+        page.mapping = mapping
+        page.index = index
+        page.refcount += 1               # the cache's own reference
+        page.flags |= PG_lru
+        mapping.pages[index] = page
+        self.lru[page.pfn] = page
+
+    def page_cache_ra_unbounded(self, mapping, index, nr, lookahead=0, nowait=False):
+        """Start reads for the missing pages in [index, index+nr); mark the read-ahead trigger page.
+
+        Returns the number of pages for which I/O was started. Stops at EOF. With nowait, stop
+        quietly when memory is short instead of reclaiming (a light allocation).
+        """
+        end = min(index + nr, self.last_index(mapping))
+        batch = []
+        started = 0
+        for i in range(index, end):
+            if i in mapping.pages:
+                self._submit(mapping, batch)
+                batch = []
+                continue
+            page = self.frames.alloc_page(zero=False) if nowait else self._alloc_cache_page()
+            if page is None:
+                break
+            if nowait:
+                self.charge('page_alloc')
+            page.flags |= PG_locked
+            self.add_to_page_cache_lru(page, mapping, i)
+            page.refcount -= 1           # only the cache holds it now
+            if lookahead and i == end - lookahead:
+                page.flags |= PG_readahead
+            batch.append(page)
+            started += 1
+        self._submit(mapping, batch)
+        return started
+
+    def _submit(self, mapping, pages):
+        """Fill pages from the inode and issue block reads for runs of contiguous blocks."""
+        if not pages:
+            return
+        inode = mapping.inode
+        runs = []                        # [first block, [pages]]
+        now = self.sched.now()
+        for page in pages:
+            data = inode.read_page(page.index)
+            dst = self.frames.phys.frame(page.pfn)
+            dst[:len(data)] = data
+            if len(data) < PAGE_SIZE:
+                dst[len(data):] = bytes(PAGE_SIZE - len(data))
+            block = inode.bmap(page.index) if getattr(inode, 'backing', 'mem') == 'disk' else None
+            if block is None:            # a hole or a memory-backed file: ready at once
+                page.flags = (page.flags | PG_uptodate) & ~PG_locked
+                page.io_done_at = now
+                continue
+            self.charge('readahead_page')
+            if runs and runs[-1][0] + len(runs[-1][1]) == block:
+                runs[-1][1].append(page)
+            else:
+                runs.append([block, [page]])
+        for block, run in runs:
+            self.charge('io_submit')
+            req = self.blockdev.submit('read', block, len(run), self.sched.now(), self._end_read(run))
+            for page in run:
+                page.io_done_at = req.complete_time
+            self.stats['major_io_pages'] = self.stats.get('major_io_pages', 0) + len(run)
+
+    def _end_read(self, pages):
+        def end_io(_req):
+            for page in pages:
+                page.flags = (page.flags | PG_uptodate) & ~PG_locked
+        return end_io
+
+    def wait_on_page_locked(self, page):
+        """Sleep until the page's read completes."""
+        if page.flags & PG_locked:
+            self.sched.wait_until(page.io_done_at, 'io')
+            self.charge('io_complete')
+
+    def page_cache_sync_ra(self, mapping, ra, index, req_count):
+        """On-demand read-ahead on a cache miss during read() (sequential detection)."""
+        max_pages = ra.ra_pages
+        if index == 0 or index == ra.prev_index + 1 or index == ra.start + ra.size:
+            if index == ra.start + ra.size and ra.size:
+                ra.start, ra.size = index, get_next_ra_size(ra.size, max_pages)
+            else:
+                ra.start, ra.size = index, get_init_ra_size(req_count, max_pages)
+            ra.async_size = ra.size - req_count if ra.size > req_count else ra.size
+        else:                            # random read: just what was asked for
+            ra.start, ra.size, ra.async_size = index, req_count, 0
+        self.page_cache_ra_unbounded(mapping, ra.start, ra.size, ra.async_size)
+
+    def page_cache_async_ra(self, mapping, ra, page):
+        """Hit on a PG_readahead page: start the next window before it is needed."""
+        page.flags &= ~PG_readahead
+        ra.start += ra.size
+        ra.size = get_next_ra_size(ra.size, ra.ra_pages)
+        ra.async_size = ra.size
+        self.page_cache_ra_unbounded(mapping, ra.start, ra.size, ra.async_size)
+
+    def read_cache_page(self, mapping, index, ra=None, req_count=1):
+        """Get an uptodate page for index, reading it (with read-ahead) on a miss. None past EOF/OOM."""
+        if index >= self.last_index(mapping):
+            return None
+        page = self.find_get_page(mapping, index)
+        if page is None:
+            self.stats['pagecache_misses'] += 1
+            if ra is not None:
+                self.page_cache_sync_ra(mapping, ra, index, req_count)
+            else:
+                self.page_cache_ra_unbounded(mapping, index, 1)
+            page = mapping.pages.get(index)
+            if page is None:
+                return None
+        else:
+            self.stats['pagecache_hits'] += 1
+            if ra is not None and page.flags & PG_readahead:
+                self.page_cache_async_ra(mapping, ra, page)
+        if ra is not None:
+            ra.prev_index = index
+        self.wait_on_page_locked(page)
+        return page
+
+    # ---- writing --------------------------------------------------------------------------
+    def grab_cache_page_write_begin(self, mapping, index, whole_page):
+        """A page to write into: cached, or new (read first unless the write covers it all)."""
+        page = self.find_get_page(mapping, index)
+        if page is not None:
+            self.wait_on_page_locked(page)
+            return page
+        if not whole_page and index < self.last_index(mapping):
+            return self.read_cache_page(mapping, index)
+        page = self._alloc_cache_page()
+        if page is None:
+            return None
+        self.frames.phys.zero_frame(page.pfn)
+        self.add_to_page_cache_lru(page, mapping, index)
+        page.refcount -= 1
+        page.flags |= PG_uptodate
+        return page
+
+    def set_page_dirty(self, page):
+        page.flags |= PG_dirty
+
+    def write_one_page(self, page):
+        """Write a dirty page back to its inode, timing a block write (asynchronous)."""
+        mapping = page.mapping
+        inode = mapping.inode
+        size = inode.size
+        start = page.index << PAGE_SHIFT
+        if start < size:
+            n = min(PAGE_SIZE, size - start)
+            inode.write_page(page.index, bytes(self.frames.phys.frame(page.pfn)[:n]))
+            if getattr(inode, 'backing', 'mem') == 'disk':
+                block = inode.bmap(page.index)
+                if block is not None:
+                    self.charge('io_submit')
+                    self.blockdev.submit('write', block, 1, self.sched.now())
+        page.flags &= ~PG_dirty
+
+    def filemap_write_and_wait(self, mapping, dirty_check=None):
+        """Write back every dirty page of a mapping (fsync/msync/munmap of shared mappings).
+
+        dirty_check(page) lets the caller fold PTE dirty bits into the page first.
+        """
+        for index in sorted(mapping.pages):
+            page = mapping.pages[index]
+            if dirty_check is not None:
+                dirty_check(page)
+            if page.flags & PG_dirty:
+                self.write_one_page(page)
+
+    # ---- removal -----------------------------------------------------------------------------
+    def delete_from_page_cache(self, page):
+        mapping = page.mapping
+        if mapping is not None and mapping.pages.get(page.index) is page:
+            del mapping.pages[page.index]
+        self.lru.pop(page.pfn, None)
+        page.flags &= ~PG_lru
+        page.mapping = None
+        self.frames.put_page(page)
+
+    def truncate_inode_pages(self, mapping, start_index):
+        """Drop cached pages at or beyond start_index that are not mapped; zero the rest's tails."""
+        for index in [i for i in mapping.pages if i >= start_index]:
+            page = mapping.pages[index]
+            if page.mapcount == 0:
+                self.delete_from_page_cache(page)
+
+    def invalidate_mapping_pages(self, mapping, start=0, end=None):
+        """Drop clean, unmapped, unlocked pages in [start, end] (POSIX_FADV_DONTNEED, drop_caches)."""
+        n = 0
+        for index in sorted(mapping.pages):
+            if index < start or (end is not None and index > end):
+                continue
+            page = mapping.pages[index]
+            if page.mapcount or page.flags & (PG_dirty | PG_locked) or page.refcount > 1:
+                continue
+            self.delete_from_page_cache(page)
+            n += 1
+        return n
+
+    def drop_caches(self):
+        """echo 1 > /proc/sys/vm/drop_caches: drop every clean unmapped page-cache page."""
+        return sum(self.invalidate_mapping_pages(m) for m in list(self.mappings.values()))
+
+    def shrink_clean_pages(self, nr):
+        """Reclaim up to nr clean, unmapped cache pages, oldest first; returns how many."""
+        freed = 0
+        for pfn in list(self.lru):
+            if freed >= nr:
+                break
+            page = self.lru[pfn]
+            if page.mapcount or page.flags & (PG_dirty | PG_locked) or page.refcount > 1:
+                continue
+            self.delete_from_page_cache(page)
+            freed += 1
+        return freed

@@ -1,0 +1,74 @@
+"""madvise(2) (mm/madvise.c)."""
+import errno
+
+from emu.physmem import PAGE_SIZE
+from kernel.mm.memory import zap_pte_range, fold_pte_dirty
+from kernel.mm.mm_types import TASK_SIZE
+from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO
+
+MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED = 0, 1, 2, 3, 4
+MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK = 8, 9, 10, 11
+MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 12, 13, 14, 15
+MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK = 16, 17, 18, 19
+MADV_COLD, MADV_PAGEOUT = 20, 21
+_NOOP = {MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
+         MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_COLD, MADV_PAGEOUT}
+_KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE} | _NOOP
+
+
+def madvise_dontneed_single_vma(mm, vma, start, end):
+    """Drop the pages: anonymous memory reads back as zero, file pages refault from the cache."""
+    if vma.vm_flags & (VM_LOCKED | VM_PFNMAP):
+        return -errno.EINVAL
+    if vma.vm_flags & VM_SHARED and vma.vm_file is not None:
+        fold_pte_dirty(mm, vma)
+    zap_pte_range(mm, start, end)
+    return 0
+
+
+def madvise_willneed(mm, vma, start, end):
+    """Start read-ahead for the file pages behind [start, end)."""
+    if vma.vm_file is None:
+        return 0
+    pc = mm.svc.pagecache
+    pc.page_cache_ra_unbounded(vma.vm_file.mapping, vma.linear_page_index(start), (end - start) >> 12)
+    return 0
+
+
+def do_madvise(mm, start, len_in, behavior):
+    """madvise(2): validate, then apply per VMA; -ENOMEM if the range had unmapped holes."""
+    if start & (PAGE_SIZE - 1):
+        return -errno.EINVAL
+    if behavior not in _KNOWN:
+        return -errno.EINVAL
+    length = (len_in + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    if len_in and not length:
+        return -errno.EINVAL
+    end = start + length
+    if end < start or end > TASK_SIZE:
+        return -errno.EINVAL if end < start else -errno.ENOMEM
+    if end == start:
+        return 0
+    unmapped = False
+    cur = start
+    for vma in mm.vmas.overlapping(start, end):
+        if vma.vm_start > cur:
+            unmapped = True
+        s, e = max(start, vma.vm_start), min(end, vma.vm_end)
+        if behavior in (MADV_DONTNEED, MADV_FREE):
+            if behavior == MADV_FREE and (vma.vm_file is not None or vma.vm_flags & VM_SHARED):
+                return -errno.EINVAL
+            if vma.vm_flags & VM_IO:
+                return -errno.EINVAL
+            r = madvise_dontneed_single_vma(mm, vma, s, e)
+            if r:
+                return r
+        elif behavior == MADV_WILLNEED:
+            madvise_willneed(mm, vma, s, e)
+        elif behavior in (MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL):
+            vma.vm_flags &= ~(VM_SEQ_READ | VM_RAND_READ)
+            vma.vm_flags |= {MADV_RANDOM: VM_RAND_READ, MADV_SEQUENTIAL: VM_SEQ_READ}.get(behavior, 0)
+        cur = e
+    if cur < end:
+        unmapped = True
+    return -errno.ENOMEM if unmapped else 0

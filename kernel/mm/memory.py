@@ -1,0 +1,395 @@
+"""The page-fault handlers (mm/memory.c): handle_mm_fault and what it dispatches to, plus zapping."""
+from emu.physmem import PAGE_SHIFT, PAGE_SIZE
+from kernel.mm.mm_types import (
+    FAULT_FLAG_WRITE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_ALLOW_RETRY, VmFault,
+    VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_NOPAGE, VM_FAULT_HWPOISON)
+from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
+    PG_hwpoison, PG_readahead, PG_lru
+from kernel.mm.pgtable import (
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot)
+from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
+
+
+def vma_page_prot(vma):
+    """vma->vm_page_prot: the leaf bits for a page mapped with the VMA's full rights."""
+    f = vma.vm_flags
+    return vm_get_page_prot(f & VM_READ, f & VM_WRITE, f & VM_EXEC)
+
+
+def _map_page(mm, vmf, page, prot):
+    """set_pte_at for a newly mapped page (no flush needed: the entry was empty or not present)."""
+    if vmf.vma.vm_flags & VM_EXEC:
+        page.flags |= PG_exec
+    mm.svc.frames.phys.write64(vmf.slot, pfn_pte(page.pfn, prot) | _PAGE_SOFT_DIRTY)
+    mm.svc.charge('pte_set')
+
+
+def handle_mm_fault(mm, vma, address, flags):
+    """Resolve a fault on address inside vma; returns (VM_FAULT_* bits, the VmFault record)."""
+    vmf = VmFault(vma, address, flags)
+    mm.svc.charge('fault_handle')
+    try:
+        vmf.slot = mm.pgtables.pte_slot(vmf.address, create=True)
+    except MemoryError:
+        return VM_FAULT_OOM, vmf
+    return handle_pte_fault(mm, vmf), vmf
+
+
+def handle_pte_fault(mm, vmf):
+    """Dispatch on the current PTE: none, swap entry, or present."""
+    phys = mm.svc.frames.phys
+    pte = vmf.orig_pte = phys.read64(vmf.slot)
+    if pte == 0:
+        if vmf.vma.anon:
+            return do_anonymous_page(mm, vmf)
+        return do_fault(mm, vmf)
+    if not pte & _PAGE_PRESENT:
+        return do_swap_page(mm, vmf)
+    if vmf.flags & FAULT_FLAG_WRITE and not pte & _PAGE_RW:
+        return do_wp_page(mm, vmf)
+    # spurious: the hardware will set A/D itself when the access is retried
+    vmf.handler = 'spurious'
+    return 0
+
+
+def do_anonymous_page(mm, vmf):
+    """First touch of anonymous memory: the shared zero page for reads, a zeroed page for writes."""
+    svc = mm.svc
+    if not vmf.flags & FAULT_FLAG_WRITE:
+        vmf.handler = 'do_anonymous_page(zero)'
+        prot = vma_page_prot(vmf.vma) & ~_PAGE_RW
+        _map_page(mm, vmf, svc.zero_page, prot)
+        return 0
+    vmf.handler = 'do_anonymous_page'
+    page = alloc_anon_page(mm, vmf, zero=True)
+    if page is None:
+        return VM_FAULT_OOM
+    page_add_new_anon_rmap(mm, page, vmf.address)
+    _map_page(mm, vmf, page, vma_page_prot(vmf.vma) | _PAGE_DIRTY | _PAGE_ACCESSED)
+    return 0
+
+
+def alloc_anon_page(mm, vmf, zero):
+    """alloc_page for user memory, charged to the cycle model, with light or full reclaim."""
+    svc = mm.svc
+    page = svc.frames.alloc_page(zero=zero)
+    if page is None and not vmf.flags & FAULT_FLAG_RETRY_NOWAIT and svc.pagecache.reclaim_hook:
+        svc.pagecache.reclaim_hook(32)
+        page = svc.frames.alloc_page(zero=zero)
+    if page is None:
+        return None
+    svc.charge('page_alloc')
+    if zero:
+        svc.charge('page_zero')
+    svc.stats['pages_zeroed' if zero else 'pages_allocated'] += 1
+    return page
+
+
+def page_add_new_anon_rmap(mm, page, address):
+    page.flags |= PG_anon | PG_swapbacked | PG_dirty
+    page.mapcount = 1
+    page.index = address >> PAGE_SHIFT
+    mm.rss_add(anon=1)
+
+
+def do_fault(mm, vmf):
+    """A file-backed VMA with no PTE: read, copy-on-write, or shared fault."""
+    if not vmf.flags & FAULT_FLAG_WRITE:
+        return do_read_fault(mm, vmf)
+    if not vmf.vma.vm_flags & VM_SHARED:
+        return do_cow_fault(mm, vmf)
+    return do_shared_fault(mm, vmf)
+
+
+def _file_of(vma):
+    return vma.vm_file
+
+
+def __do_fault(mm, vmf):
+    """Get the file page for the fault (filemap_fault); sets vmf.page with a reference held."""
+    ret, page = filemap_fault(mm, vmf)
+    if page is not None:
+        page.refcount += 1
+        vmf.page = page
+    return ret
+
+
+def filemap_fault(mm, vmf):
+    """Find the page in the page cache, or read it (with read-around); (VM_FAULT bits, page)."""
+    svc = mm.svc
+    pc = svc.pagecache
+    f = _file_of(vmf.vma)
+    mapping = f.mapping
+    index = vmf.pgoff
+    if index >= pc.last_index(mapping):
+        return VM_FAULT_SIGBUS, None
+    ret = 0
+    page = pc.find_get_page(mapping, index)
+    nowait = vmf.flags & FAULT_FLAG_RETRY_NOWAIT
+    if page is not None:
+        svc.stats['pagecache_hits'] += 1
+        if page.flags & PG_readahead:
+            do_async_mmap_readahead(mm, vmf, f, page)
+    else:
+        svc.stats['pagecache_misses'] += 1
+        do_sync_mmap_readahead(mm, vmf, f)
+        page = mapping.pages.get(index)
+        if page is None:
+            return VM_FAULT_OOM, None
+        ret = VM_FAULT_MAJOR
+    if page.flags & PG_locked:
+        if nowait and vmf.flags & FAULT_FLAG_ALLOW_RETRY:
+            return ret | VM_FAULT_RETRY, None
+        pc.wait_on_page_locked(page)
+        ret |= VM_FAULT_MAJOR
+    if page.flags & PG_hwpoison:
+        return VM_FAULT_HWPOISON, None
+    return ret, page
+
+
+def do_sync_mmap_readahead(mm, vmf, f):
+    """Read-around on an mmap cache miss (mm/filemap.c)."""
+    pc = mm.svc.pagecache
+    ra = f.ra
+    flags = vmf.vma.vm_flags
+    nowait = bool(vmf.flags & FAULT_FLAG_RETRY_NOWAIT)
+    if flags & VM_RAND_READ or not ra.ra_pages:
+        pc.page_cache_ra_unbounded(f.mapping, vmf.pgoff, 1, nowait=nowait)
+        return
+    if flags & VM_SEQ_READ:
+        pc.page_cache_sync_ra(f.mapping, ra, vmf.pgoff, 1)
+        return
+    ra.start = max(0, vmf.pgoff - ra.ra_pages // 2)
+    ra.size = ra.ra_pages
+    ra.async_size = ra.ra_pages // 4
+    pc.page_cache_ra_unbounded(f.mapping, ra.start, ra.size, ra.async_size, nowait=nowait)
+
+
+def do_async_mmap_readahead(mm, vmf, f, page):
+    """A hit on the read-ahead marker: start the next window."""
+    if vmf.vma.vm_flags & VM_RAND_READ:
+        return
+    mm.svc.pagecache.page_cache_async_ra(f.mapping, f.ra, page)
+
+
+def do_fault_around(mm, vmf):
+    """Map already-cached pages around a read fault (fault_around_bytes window), no I/O."""
+    nr = mm.svc.fault_around_bytes >> PAGE_SHIFT
+    vma = vmf.vma
+    addr = vmf.address
+    mask = ~(nr * PAGE_SIZE - 1)
+    start = max(addr & mask, vma.vm_start, addr & ~((1 << 21) - 1))
+    end = min((addr & mask) + nr * PAGE_SIZE, vma.vm_end, (addr & ~((1 << 21) - 1)) + (1 << 21))
+    return filemap_map_pages(mm, vmf, start, end)
+
+
+def filemap_map_pages(mm, vmf, start, end):
+    """Map every uptodate, unlocked cached page in [start, end) whose PTE is empty; count them."""
+    svc = mm.svc
+    pc = svc.pagecache
+    vma = vmf.vma
+    f = _file_of(vma)
+    mapping = f.mapping
+    eof = pc.last_index(mapping)
+    prot = vma_page_prot(vma) & ~_PAGE_RW
+    phys = svc.frames.phys
+    mapped = 0
+    for va in range(start, end, PAGE_SIZE):
+        index = vma.linear_page_index(va)
+        if index >= eof:
+            break
+        page = mapping.pages.get(index)
+        if page is None or not page.flags & PG_uptodate or page.flags & (PG_locked | PG_hwpoison):
+            continue
+        if page.flags & PG_readahead:
+            continue                    # leave the marker for the async read-ahead
+        slot = mm.pgtables.pte_slot(va, create=True)
+        if phys.read64(slot):
+            continue
+        if vma.vm_flags & VM_EXEC:
+            page.flags |= PG_exec
+        page.refcount += 1
+        page.mapcount += 1
+        phys.write64(slot, pfn_pte(page.pfn, prot) | _PAGE_SOFT_DIRTY)
+        svc.charge('pte_set')
+        mm.rss_add(file=1)
+        mapped += 1
+        if va == vmf.address:
+            vmf.page = page
+    if mapped:
+        svc.stats['fault_around_pages'] += mapped
+    return mapped
+
+
+def do_read_fault(mm, vmf):
+    """Read fault on a file page: try fault-around, else read the page and map it read-only."""
+    svc = mm.svc
+    if svc.fault_around_bytes >> PAGE_SHIFT > 1:
+        vmf.around = do_fault_around(mm, vmf)
+        if vmf.page is not None:
+            vmf.handler = 'do_read_fault(fault-around)'
+            vmf.around -= 1
+            return VM_FAULT_NOPAGE
+    ret = __do_fault(mm, vmf)
+    if vmf.page is None:
+        return ret
+    vmf.handler = 'do_read_fault'
+    page = vmf.page
+    page.mapcount += 1
+    mm.rss_add(file=1)
+    _map_page(mm, vmf, page, vma_page_prot(vmf.vma) & ~_PAGE_RW)
+    return ret
+
+
+def do_cow_fault(mm, vmf):
+    """Write fault on a private file page: copy it into a new anonymous page."""
+    svc = mm.svc
+    ret = __do_fault(mm, vmf)
+    if vmf.page is None:
+        return ret
+    new = alloc_anon_page(mm, vmf, zero=False)
+    if new is None:
+        svc.frames.put_page(vmf.page)
+        return VM_FAULT_OOM
+    vmf.handler = 'do_cow_fault'
+    svc.frames.phys.copy_frame(new.pfn, vmf.page.pfn)
+    svc.charge('page_copy')
+    svc.stats['pages_copied'] += 1
+    svc.frames.put_page(vmf.page)          # the reference __do_fault took
+    vmf.page = new
+    page_add_new_anon_rmap(mm, new, vmf.address)
+    _map_page(mm, vmf, new, vma_page_prot(vmf.vma) | _PAGE_DIRTY | _PAGE_ACCESSED)
+    return ret
+
+
+def do_shared_fault(mm, vmf):
+    """Write fault on a shared file page: map it writable and mark it dirty."""
+    ret = __do_fault(mm, vmf)
+    if vmf.page is None:
+        return ret
+    vmf.handler = 'do_shared_fault'
+    page = vmf.page
+    page.mapcount += 1
+    page.flags |= PG_dirty
+    mm.rss_add(file=1)
+    _map_page(mm, vmf, page, vma_page_prot(vmf.vma) | _PAGE_DIRTY | _PAGE_ACCESSED)
+    return ret
+
+
+def do_wp_page(mm, vmf):
+    """Write to a present read-only PTE in a writable VMA: reuse, mark dirty, or copy (COW)."""
+    svc = mm.svc
+    phys = svc.frames.phys
+    pte = vmf.orig_pte
+    page = svc.frames.pages[pte_pfn(pte)]
+    vma = vmf.vma
+    if vma.vm_flags & VM_SHARED:
+        vmf.handler = 'do_wp_page(shared)'
+        page.flags |= PG_dirty
+        phys.write64(vmf.slot, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY)
+        svc.charge('pte_set')
+        return 0
+    if page is not svc.zero_page and page.flags & PG_anon and page.mapcount == 1 and page.refcount == 1:
+        vmf.handler = 'do_wp_page(reuse)'
+        phys.write64(vmf.slot, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY)
+        svc.charge('pte_set')
+        return 0
+    return wp_page_copy(mm, vmf, page)
+
+
+def wp_page_copy(mm, vmf, old):
+    """Break COW: copy (or zero, for the zero page) into a new page and switch the PTE to it."""
+    svc = mm.svc
+    is_zero = old is svc.zero_page
+    new = alloc_anon_page(mm, vmf, zero=is_zero)
+    if new is None:
+        return VM_FAULT_OOM
+    vmf.handler = 'do_wp_page(copy)'
+    if not is_zero:
+        svc.frames.phys.copy_frame(new.pfn, old.pfn)
+        svc.charge('page_copy')
+        svc.stats['pages_copied'] += 1
+    page_add_new_anon_rmap(mm, new, vmf.address)
+    svc.frames.phys.write64(vmf.slot, pfn_pte(new.pfn, vma_page_prot(vmf.vma)) | _PAGE_DIRTY | _PAGE_ACCESSED
+                            | _PAGE_SOFT_DIRTY)
+    svc.charge('pte_set')
+    svc.flush_tlb()                  # the old translation (other frame) may be cached for reads
+    if not is_zero:
+        page_remove_rmap(mm, old)
+        svc.frames.put_page(old)
+    vmf.page = new
+    return 0
+
+
+def do_swap_page(mm, vmf):
+    """A swap entry in the PTE. Swap arrives with reclaim; until then such an entry is a bug."""
+    vmf.handler = 'do_swap_page'
+    return VM_FAULT_SIGBUS
+
+
+def page_remove_rmap(mm, page):
+    page.mapcount -= 1
+    if page.flags & PG_anon:
+        mm.rss_add(anon=-1)
+    else:
+        mm.rss_add(file=-1)
+
+
+def zap_pte_range(mm, start, end):
+    """Unmap [start, end): drop page references, carry PTE dirty bits to file pages; flush the TLB.
+
+    Returns the number of entries cleared.
+    """
+    svc = mm.svc
+    frames = svc.frames
+    phys = frames.phys
+    zero = svc.zero_page
+    n = 0
+    for va, slot, pte in list(mm.pgtables.present_ptes(start, end)):
+        phys.write64(slot, 0)
+        n += 1
+        if not pte & _PAGE_PRESENT:
+            continue
+        page = frames.pages[pte_pfn(pte)]
+        if page is zero:
+            continue
+        if pte & _PAGE_DIRTY and not page.flags & PG_anon:
+            page.flags |= PG_dirty
+        page_remove_rmap(mm, page)
+        frames.put_page(page)
+    if n:
+        svc.charge('pte_set', n)
+        svc.flush_tlb()
+    return n
+
+
+def copy_page_range_move(mm, old_start, new_start, length):
+    """move_page_tables for mremap: move every entry from the old range to the new one."""
+    phys = mm.svc.frames.phys
+    moved = 0
+    for va, slot, pte in list(mm.pgtables.present_ptes(old_start, old_start + length)):
+        new_slot = mm.pgtables.pte_slot(new_start + (va - old_start), create=True)
+        phys.write64(new_slot, pte)
+        phys.write64(slot, 0)
+        page = mm.svc.frames.pages[pte_pfn(pte)] if pte & _PAGE_PRESENT else None
+        if page is not None and page.flags & PG_anon:
+            page.index = (new_start + (va - old_start)) >> PAGE_SHIFT
+        moved += 1
+    if moved:
+        mm.svc.charge('pte_set', 2 * moved)
+        mm.svc.flush_tlb()
+    return moved
+
+
+def fold_pte_dirty(mm, vma):
+    """Carry hardware dirty bits of a shared file VMA into its pages (before write-back)."""
+    frames = mm.svc.frames
+    for va, slot, pte in mm.pgtables.present_ptes(vma.vm_start, vma.vm_end):
+        if pte & _PAGE_PRESENT and pte & _PAGE_DIRTY:
+            page = frames.pages[pte_pfn(pte)]
+            if page.mapping is not None:
+                page.flags |= PG_dirty
+
+
+__all__ = ['handle_mm_fault', 'zap_pte_range', 'do_fault_around', 'filemap_map_pages',
+           'copy_page_range_move', 'fold_pte_dirty', 'vma_page_prot', 'PG_lru', 'PG_swapbacked']

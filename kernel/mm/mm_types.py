@@ -1,0 +1,108 @@
+"""struct mm_struct, the fault record (struct vm_fault) and the fault/result flags."""
+from kernel.mm.pgtable import PageTables
+from kernel.mm.vma import VmaTree
+
+TASK_SIZE = 0x7FFFFFFFF000            # top of user space (47-bit)
+MMAP_MIN_ADDR = 0x10000               # /proc/sys/vm/mmap_min_addr
+STACK_TOP = 0x7FFFFFFDE000            # deterministic (no ASLR): like a non-randomized layout
+MMAP_BASE = 0x7FFFF7FFF000            # top-down mmap area starts below the stack gap
+
+# enum fault_flag
+FAULT_FLAG_WRITE = 1 << 0
+FAULT_FLAG_MKWRITE = 1 << 1
+FAULT_FLAG_ALLOW_RETRY = 1 << 2
+FAULT_FLAG_RETRY_NOWAIT = 1 << 3
+FAULT_FLAG_KILLABLE = 1 << 4
+FAULT_FLAG_TRIED = 1 << 5
+FAULT_FLAG_USER = 1 << 6
+FAULT_FLAG_REMOTE = 1 << 7
+FAULT_FLAG_INSTRUCTION = 1 << 8
+FAULT_FLAG_INTERRUPTIBLE = 1 << 9
+FAULT_FLAG_SPECULATIVE = 1 << 10
+
+# vm_fault_t
+VM_FAULT_OOM = 0x000001
+VM_FAULT_SIGBUS = 0x000002
+VM_FAULT_MAJOR = 0x000004
+VM_FAULT_WRITE = 0x000008
+VM_FAULT_HWPOISON = 0x000010
+VM_FAULT_SIGSEGV = 0x000040
+VM_FAULT_NOPAGE = 0x000100
+VM_FAULT_LOCKED = 0x000200
+VM_FAULT_RETRY = 0x000400
+VM_FAULT_FALLBACK = 0x000800
+VM_FAULT_DONE_COW = 0x001000
+VM_FAULT_COMPLETED = 0x004000
+VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV | VM_FAULT_HWPOISON
+
+VM_FAULT_NAMES = [(VM_FAULT_OOM, 'OOM'), (VM_FAULT_SIGBUS, 'SIGBUS'), (VM_FAULT_MAJOR, 'MAJOR'),
+                  (VM_FAULT_WRITE, 'WRITE'), (VM_FAULT_HWPOISON, 'HWPOISON'), (VM_FAULT_SIGSEGV, 'SIGSEGV'),
+                  (VM_FAULT_NOPAGE, 'NOPAGE'), (VM_FAULT_RETRY, 'RETRY'), (VM_FAULT_COMPLETED, 'COMPLETED')]
+
+
+class VmFault:
+    """struct vm_fault: one fault being handled, plus what we record about how it went."""
+    __slots__ = ('vma', 'address', 'flags', 'pgoff', 'slot', 'orig_pte', 'page', 'handler', 'around')
+
+    def __init__(self, vma, address, flags):
+        self.vma = vma
+        self.address = address & ~0xFFF
+        self.flags = flags
+        self.pgoff = vma.linear_page_index(address) if vma is not None else 0
+        self.slot = None
+        self.orig_pte = 0
+        self.page = None
+        self.handler = None      # name of the handler that resolved it (do_anonymous_page, ...)
+        self.around = 0          # pages mapped by fault-around
+
+
+class MmServices:
+    """What mm code needs from the rest of the kernel, passed in (no reaching into internals)."""
+
+    def __init__(self, frames, pagecache, charge, flush_tlb, stats, sched, fault_around_bytes=65536):
+        self.frames = frames
+        self.pagecache = pagecache
+        self.charge = charge
+        self.flush_tlb = flush_tlb
+        self.stats = stats
+        self.sched = sched
+        self.fault_around_bytes = fault_around_bytes
+        zp = frames.alloc_page(zero=True)
+        if zp is None:
+            raise MemoryError("no memory for the zero page")
+        zp.flags |= 1 << 6       # PG_reserved: never freed
+        self.zero_page = zp
+
+
+class MmStruct:
+    """struct mm_struct: page tables, the VMA tree, and the layout of the address space."""
+
+    def __init__(self, svc):
+        self.svc = svc
+        self.pgtables = PageTables(svc.frames.phys, svc.frames.alloc_table)
+        self.vmas = VmaTree()
+        self.start_code = self.end_code = self.start_data = self.end_data = 0
+        self.start_brk = self.brk = 0
+        self.start_stack = 0
+        self.mmap_base = MMAP_BASE
+        self.stack_rlimit = 8 << 20
+        self.rss_anon = 0
+        self.rss_file = 0
+        self.hiwater_rss = 0
+        self.total_vm = 0
+        self.users = 1
+
+    @property
+    def cr3(self):
+        return self.pgtables.pgd
+
+    def find_vma(self, addr):
+        self.svc.charge('vma_lookup')
+        return self.vmas.find_vma(addr)
+
+    def rss_add(self, anon=0, file=0):
+        self.rss_anon += anon
+        self.rss_file += file
+        rss = self.rss_anon + self.rss_file
+        if rss > self.hiwater_rss:
+            self.hiwater_rss = rss

@@ -1,0 +1,404 @@
+"""Address-space changes (mm/mmap.c, mm/mprotect.c, mm/mremap.c): mmap, munmap, mprotect, mremap, brk.
+
+Each returns a non-negative result or a negative errno, as the system calls do.
+"""
+import errno
+
+from emu.physmem import PAGE_SIZE
+from kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
+from kernel.mm.mm_types import TASK_SIZE, MMAP_MIN_ADDR
+from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX
+from kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
+                           VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_GROWSDOWN, VM_NORESERVE, VM_LOCKED,
+                           VM_ACCOUNT, VM_SOFTDIRTY)
+
+MAP_SHARED = 0x01
+MAP_PRIVATE = 0x02
+MAP_SHARED_VALIDATE = 0x03
+MAP_TYPE = 0x0F
+MAP_FIXED = 0x10
+MAP_ANONYMOUS = 0x20
+MAP_GROWSDOWN = 0x0100
+MAP_DENYWRITE = 0x0800
+MAP_EXECUTABLE = 0x1000
+MAP_LOCKED = 0x2000
+MAP_NORESERVE = 0x4000
+MAP_POPULATE = 0x8000
+MAP_NONBLOCK = 0x10000
+MAP_STACK = 0x20000
+MAP_HUGETLB = 0x40000
+MAP_SYNC = 0x80000
+MAP_FIXED_NOREPLACE = 0x100000
+LEGACY_MAP_MASK = (MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE | MAP_EXECUTABLE |
+                   MAP_NORESERVE | MAP_POPULATE | MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB | MAP_GROWSDOWN |
+                   MAP_LOCKED | MAP_FIXED_NOREPLACE | 0xFC000000)
+
+MREMAP_MAYMOVE = 1
+MREMAP_FIXED = 2
+MREMAP_DONTUNMAP = 4
+
+_MERGE_IGNORE = VM_SOFTDIRTY
+
+
+def page_align(n):
+    return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+# ---- VMA plumbing ----------------------------------------------------------------------------
+def split_vma(mm, vma, addr):
+    """Split vma at addr; returns the new upper part (already in the tree)."""
+    mm.vmas.remove(vma)
+    upper = vma.copy()
+    upper.vm_start = addr
+    if vma.vm_file is not None:
+        upper.vm_pgoff = vma.vm_pgoff + ((addr - vma.vm_start) >> 12)
+    vma.vm_end = addr
+    vma.vm_seq += 1
+    mm.vmas.insert(vma)
+    mm.vmas.insert(upper)
+    return upper
+
+
+def _mergeable(a, b):
+    """Can b (right after a) be merged into a (vma_merge's compatibility test)?"""
+    if a.vm_end != b.vm_start or (a.vm_flags ^ b.vm_flags) & ~_MERGE_IGNORE or a.vm_file is not b.vm_file \
+            or a.name != b.name:
+        return False
+    if a.vm_file is not None:
+        return a.vm_pgoff + ((a.vm_end - a.vm_start) >> 12) == b.vm_pgoff
+    return True
+
+
+def vma_merge_around(mm, vma):
+    """Merge vma with its neighbours when they are compatible; returns the surviving VMA."""
+    prev = mm.vmas.prev(vma)
+    if prev is not None and _mergeable(prev, vma):
+        mm.vmas.remove(vma)
+        prev.vm_end = vma.vm_end
+        prev.vm_seq += 1
+        vma = prev
+    nxt = mm.vmas.next(vma)
+    if nxt is not None and _mergeable(vma, nxt):
+        mm.vmas.remove(nxt)
+        vma.vm_end = nxt.vm_end
+        vma.vm_seq += 1
+    return vma
+
+
+def _isolate(mm, start, end):
+    """Split so that start and end are VMA boundaries; return the VMAs inside [start, end)."""
+    for v in mm.vmas.overlapping(start, end):
+        if v.vm_start < start:
+            v = split_vma(mm, v, start)
+        if v.vm_end > end:
+            split_vma(mm, v, end)
+    return mm.vmas.overlapping(start, end)
+
+
+def get_unmapped_area(mm, addr, length, fixed):
+    """Pick where a new mapping goes: the hint if free, else top-down from mmap_base."""
+    if fixed:
+        return addr
+    if addr:
+        addr = page_align(addr)
+        if MMAP_MIN_ADDR <= addr and addr + length <= TASK_SIZE and not mm.vmas.overlapping(addr, addr + length):
+            return addr
+    hi = mm.mmap_base
+    for v in reversed(list(mm.vmas)):
+        if v.vm_start >= hi:
+            continue
+        if v.vm_end <= hi - length:
+            break
+        hi = min(hi, v.vm_start)
+    addr = hi - length
+    if addr < MMAP_MIN_ADDR:
+        return -errno.ENOMEM
+    return addr
+
+
+def do_munmap(mm, start, length):
+    """munmap(2): remove mappings in [start, start+len)."""
+    if start & (PAGE_SIZE - 1) or start > TASK_SIZE or length > TASK_SIZE - start:
+        return -errno.EINVAL
+    length = page_align(length)
+    if length == 0:
+        return -errno.EINVAL
+    end = start + length
+    vmas = _isolate(mm, start, end)
+    mm.svc.charge('vma_modify')
+    for v in vmas:
+        if v.vm_flags & VM_SHARED and v.vm_file is not None:
+            fold_pte_dirty(mm, v)
+        zap_pte_range(mm, v.vm_start, v.vm_end)
+        mm.vmas.remove(v)
+        v.vm_seq += 1
+        mm.total_vm -= (v.vm_end - v.vm_start) >> 12
+        if v.vm_file is not None:
+            v.vm_file.put()
+    return 0
+
+
+def do_mmap(mm, addr, length, prot, flags, file, pgoff):
+    """mmap(2) after fd lookup: validate, place, create the VMA (merging), populate if asked."""
+    if length == 0:
+        return -errno.EINVAL
+    if prot & ~(1 | 2 | 4 | 8 | 0x01000000 | 0x02000000):
+        return -errno.EINVAL
+    map_type = flags & MAP_TYPE
+    if map_type not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
+        return -errno.EINVAL
+    if map_type == MAP_SHARED_VALIDATE and flags & ~LEGACY_MAP_MASK & ~MAP_SYNC & ~MAP_TYPE:
+        return -errno.EOPNOTSUPP
+    if flags & MAP_HUGETLB:
+        return -errno.EINVAL if file is not None else -errno.ENOMEM
+    rlen = page_align(length)
+    if rlen == 0 or rlen > TASK_SIZE:
+        return -errno.ENOMEM
+    if (pgoff + (rlen >> 12)) >= (1 << 52):
+        return -errno.EOVERFLOW
+    fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+    if fixed:
+        if addr & (PAGE_SIZE - 1):
+            return -errno.EINVAL
+        if addr > TASK_SIZE - rlen:
+            return -errno.ENOMEM
+        if addr < MMAP_MIN_ADDR:
+            return -errno.EPERM
+    shared = map_type in (MAP_SHARED, MAP_SHARED_VALIDATE)
+    vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+    if file is not None:
+        err = file.check_mmap(shared, prot)
+        if err:
+            return err
+        if shared:
+            vm_flags |= VM_SHARED | VM_MAYSHARE
+            if not file.writable:
+                vm_flags &= ~(VM_MAYWRITE | VM_SHARED)
+    else:
+        if shared:
+            vm_flags |= VM_SHARED | VM_MAYSHARE
+        pgoff = 0
+    if flags & MAP_GROWSDOWN:
+        vm_flags |= VM_GROWSDOWN
+    if flags & MAP_NORESERVE:
+        vm_flags |= VM_NORESERVE
+    elif vm_flags & VM_WRITE and not shared:
+        vm_flags |= VM_ACCOUNT
+    if flags & MAP_LOCKED:
+        vm_flags |= VM_LOCKED
+    addr = get_unmapped_area(mm, addr, rlen, fixed)
+    if addr < 0:
+        return addr
+    if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
+        return -errno.EEXIST
+    if fixed and mm.vmas.overlapping(addr, addr + rlen):
+        do_munmap(mm, addr, rlen)
+    mm.svc.charge('vma_modify')
+    vma = VmArea(addr, addr + rlen, vm_flags | VM_SOFTDIRTY, pgoff, file)
+    if file is not None:
+        file.get()
+    else:
+        vma.vm_pgoff = addr >> 12
+    mm.vmas.insert(vma)
+    mm.total_vm += rlen >> 12
+    if file is None and not shared:
+        vma = vma_merge_around(mm, vma)
+    if flags & MAP_POPULATE and not flags & MAP_NONBLOCK or vm_flags & VM_LOCKED:
+        from kernel.mm.gup import populate_vma_page_range
+        populate_vma_page_range(mm, addr, addr + rlen, vm_flags & VM_WRITE and not shared)
+    return addr
+
+
+def do_mprotect(mm, start, length, prot):
+    """mprotect(2): change rights of [start, start+len), splitting and merging VMAs."""
+    if start & (PAGE_SIZE - 1):
+        return -errno.EINVAL
+    if prot & ~(1 | 2 | 4 | 0x01000000 | 0x02000000):
+        return -errno.EINVAL
+    if not length:
+        return 0
+    length = page_align(length)
+    end = start + length
+    if end <= start or end > TASK_SIZE:
+        return -errno.ENOMEM
+    # the range must be fully mapped, and the new rights allowed
+    cur = start
+    for v in mm.vmas.overlapping(start, end):
+        if v.vm_start > cur:
+            return -errno.ENOMEM
+        new = calc_vm_prot_bits(prot & 7)
+        if (new & VM_WRITE and not v.vm_flags & VM_MAYWRITE) or (new & VM_EXEC and not v.vm_flags & VM_MAYEXEC):
+            return -errno.EACCES
+        cur = v.vm_end
+    if cur < end:
+        return -errno.ENOMEM
+    mm.svc.charge('vma_modify')
+    newbits = calc_vm_prot_bits(prot & 7)
+    for v in _isolate(mm, start, end):
+        old = v.vm_flags
+        v.vm_flags = (old & ~(VM_READ | VM_WRITE | VM_EXEC)) | newbits
+        v.vm_seq += 1
+        change_protection(mm, v, old)
+        vma_merge_around(mm, v)
+    return 0
+
+
+def change_protection(mm, vma, old_flags):
+    """Rewrite present PTEs for the VMA's new rights; write access is only ever removed here."""
+    phys = mm.svc.frames.phys
+    prot = vma_page_prot(vma)
+    changed = 0
+    for va, slot, pte in list(mm.pgtables.present_ptes(vma.vm_start, vma.vm_end)):
+        if not pte & _PAGE_PRESENT:
+            continue
+        new = pte
+        if not prot & _PAGE_RW:
+            new &= ~_PAGE_RW
+        elif vma.vm_flags & VM_SHARED and pte & 0x40:        # shared and already dirty: keep writable
+            new |= _PAGE_RW
+        new = (new & ~_PAGE_NX) | (prot & _PAGE_NX)
+        if not vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
+            new &= ~4                                        # PROT_NONE: supervisor-only => user faults
+        elif not new & 4:
+            new |= 4
+        if new != pte:
+            phys.write64(slot, new)
+            changed += 1
+    if changed:
+        mm.svc.charge('pte_set', changed)
+        mm.svc.flush_tlb()
+
+
+def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
+    """mremap(2): shrink, grow in place, or move."""
+    if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
+        return -errno.EINVAL
+    if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
+        return -errno.EINVAL
+    if flags & MREMAP_DONTUNMAP and (not flags & MREMAP_MAYMOVE or old_len != new_len):
+        return -errno.EINVAL
+    if old_addr & (PAGE_SIZE - 1):
+        return -errno.EINVAL
+    old_len = page_align(old_len)
+    new_len = page_align(new_len)
+    if not new_len:
+        return -errno.EINVAL
+    if old_addr + old_len > TASK_SIZE or new_len > TASK_SIZE:
+        return -errno.EINVAL
+    vma = mm.vmas.vma_lookup(old_addr)
+    if vma is None or (old_len and old_addr + old_len > vma.vm_end):
+        return -errno.EFAULT
+    if old_len == 0:
+        if not vma.vm_flags & VM_MAYSHARE:
+            return -errno.EINVAL
+    if flags & MREMAP_FIXED:
+        if new_addr & (PAGE_SIZE - 1):
+            return -errno.EINVAL
+        if new_addr + new_len > TASK_SIZE:
+            return -errno.EINVAL
+        if new_addr < old_addr + old_len and old_addr < new_addr + new_len:
+            return -errno.EINVAL
+        do_munmap(mm, new_addr, new_len)
+        if old_len > new_len:
+            do_munmap(mm, old_addr + new_len, old_len - new_len)
+            old_len = new_len
+        return _move_vma(mm, vma, old_addr, old_len, new_len, new_addr, flags)
+    if new_len <= old_len:
+        if new_len < old_len:
+            do_munmap(mm, old_addr + new_len, old_len - new_len)
+        return old_addr
+    # grow: in place if the VMA ends here and the space after it is free
+    if old_addr + old_len == vma.vm_end:
+        nxt = mm.vmas.next(vma)
+        limit = nxt.vm_start if nxt is not None else TASK_SIZE
+        if old_addr + new_len <= limit:
+            vma.vm_end = old_addr + new_len
+            vma.vm_seq += 1
+            mm.total_vm += (new_len - old_len) >> 12
+            mm.svc.charge('vma_modify')
+            return old_addr
+    if not flags & MREMAP_MAYMOVE:
+        return -errno.ENOMEM
+    dest = get_unmapped_area(mm, 0, new_len, False)
+    if dest < 0:
+        return dest
+    return _move_vma(mm, vma, old_addr, old_len, new_len, dest, flags)
+
+
+def _move_vma(mm, vma, old_addr, old_len, new_len, new_addr, flags):
+    """move_vma: create the new VMA, move the page-table entries, unmap the old range."""
+    mm.svc.charge('vma_modify')
+    if old_len == 0:
+        moved_len = 0
+        src = vma
+    else:
+        src = _isolate(mm, old_addr, old_addr + old_len)[0]
+        moved_len = old_len
+    new = src.copy()
+    new.vm_start = new_addr
+    new.vm_end = new_addr + new_len
+    if src.vm_file is not None:
+        new.vm_pgoff = src.vm_pgoff + ((old_addr - src.vm_start) >> 12)
+        src.vm_file.get()
+    else:
+        new.vm_pgoff = new_addr >> 12
+    mm.vmas.insert(new)
+    mm.total_vm += new_len >> 12
+    if moved_len:
+        copy_page_range_move(mm, old_addr, new_addr, min(old_len, new_len))
+        if not flags & MREMAP_DONTUNMAP:
+            do_munmap(mm, old_addr, old_len)
+    if new.anon:
+        vma_merge_around(mm, new)
+    return new_addr
+
+
+def do_brk(mm, brk):
+    """brk(2): move the program break; returns the (possibly unchanged) break."""
+    if brk < mm.start_brk:
+        return mm.brk
+    newbrk = page_align(brk)
+    oldbrk = page_align(mm.brk)
+    if newbrk == oldbrk:
+        mm.brk = brk
+        return brk
+    if brk <= mm.brk:
+        if do_munmap(mm, newbrk, oldbrk - newbrk) == 0:
+            mm.brk = brk
+        return mm.brk
+    nxt = mm.vmas.find_vma(oldbrk)
+    if nxt is not None and newbrk + PAGE_SIZE > nxt.vm_start:
+        return mm.brk
+    mm.svc.charge('vma_modify')
+    vma = VmArea(oldbrk, newbrk, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT
+                 | VM_SOFTDIRTY, oldbrk >> 12, None, '[heap]')
+    prev = mm.vmas.vma_lookup(oldbrk - 1) if oldbrk > mm.start_brk else None
+    if prev is not None and prev.name == '[heap]' and prev.vm_end == oldbrk:
+        prev.vm_end = newbrk
+        prev.vm_seq += 1
+    else:
+        mm.vmas.insert(vma)
+    mm.total_vm += (newbrk - oldbrk) >> 12
+    mm.brk = brk
+    return brk
+
+
+def expand_stack(mm, vma, address):
+    """Grow a VM_GROWSDOWN VMA down to cover address, within the stack rlimit; 0 or -errno."""
+    new_start = address & ~(PAGE_SIZE - 1)
+    if vma.vm_end - new_start > mm.stack_rlimit:
+        return -errno.ENOMEM
+    prev = mm.vmas.prev(vma)
+    if prev is not None and prev.vm_end > new_start - PAGE_SIZE * 256:   # stack_guard_gap (1 MiB)
+        return -errno.ENOMEM
+    mm.vmas.remove(vma)
+    mm.total_vm += (vma.vm_start - new_start) >> 12
+    vma.vm_start = new_start
+    vma.vm_pgoff = new_start >> 12
+    vma.vm_seq += 1
+    mm.vmas.insert(vma)
+    return 0
+
+
+__all__ = ['do_mmap', 'do_munmap', 'do_mprotect', 'do_mremap', 'do_brk', 'expand_stack', 'split_vma',
+           'VM_LOCKED', 'VM_NORESERVE']

@@ -1,0 +1,112 @@
+"""Physical frames: the `struct page` descriptors and the order-0 frame allocator."""
+from emu.physmem import EMU_RESERVED_FRAMES
+
+# page flags (include/linux/page-flags.h names)
+PG_locked = 1 << 0
+PG_referenced = 1 << 1
+PG_uptodate = 1 << 2
+PG_dirty = 1 << 3
+PG_lru = 1 << 4
+PG_active = 1 << 5
+PG_reserved = 1 << 6
+PG_writeback = 1 << 7
+PG_swapbacked = 1 << 8
+PG_anon = 1 << 9            # PageAnon (Linux keeps it in page->mapping's low bit)
+PG_hwpoison = 1 << 10
+PG_readahead = 1 << 11
+PG_pgtable = 1 << 12
+PG_swapcache = 1 << 13
+PG_mlocked = 1 << 14
+PG_exec = 1 << 15           # was mapped executable: the CPU may hold translated code for it
+
+FLAG_NAMES = [(PG_locked, 'locked'), (PG_referenced, 'referenced'), (PG_uptodate, 'uptodate'),
+              (PG_dirty, 'dirty'), (PG_lru, 'lru'), (PG_active, 'active'), (PG_reserved, 'reserved'),
+              (PG_writeback, 'writeback'), (PG_swapbacked, 'swapbacked'), (PG_anon, 'anon'),
+              (PG_hwpoison, 'hwpoison'), (PG_readahead, 'readahead'), (PG_pgtable, 'pgtable'),
+              (PG_swapcache, 'swapcache'), (PG_mlocked, 'mlocked'), (PG_exec, 'exec')]
+
+
+class Page:
+    """struct page: one per physical frame."""
+    __slots__ = ('pfn', 'refcount', 'mapcount', 'flags', 'mapping', 'index', 'private', 'io_done_at')
+
+    def __init__(self, pfn):
+        self.pfn = pfn
+        self.refcount = 0
+        self.mapcount = 0
+        self.flags = 0
+        self.mapping = None      # the page cache (AddressSpace) for file pages, None for anon
+        self.index = 0           # page offset within the file, or the virtual page for anon pages
+        self.private = 0         # swap entry for swap-cache pages
+        self.io_done_at = 0      # simulated time when the read that fills it completes
+
+    def __repr__(self):
+        return '<page pfn=%#x ref=%d map=%d %s>' % (self.pfn, self.refcount, self.mapcount,
+                                                   '|'.join(n for b, n in FLAG_NAMES if self.flags & b))
+
+
+class FrameAllocator:
+    """Order-0 allocator over the machine's RAM (a LIFO free list, like the per-CPU lists)."""
+
+    def __init__(self, phys):
+        self.phys = phys
+        self.pages = [Page(pfn) for pfn in range(phys.nr_frames)]
+        for p in self.pages[:EMU_RESERVED_FRAMES]:
+            p.flags = PG_reserved
+            p.refcount = 1
+        # hand out low frames first (pop from the end)
+        self._free = list(range(phys.nr_frames - 1, EMU_RESERVED_FRAMES - 1, -1))
+        self.nr_allocated = 0
+        self.peak_allocated = 0
+        self.stale_code = False   # a freed frame held code: translated blocks must be dropped
+
+    @property
+    def nr_free(self):
+        return len(self._free)
+
+    def alloc_page(self, zero=True):
+        """alloc_page(): a frame with refcount 1, zero-filled if asked; None when memory is exhausted."""
+        if not self._free:
+            return None
+        pfn = self._free.pop()
+        page = self.pages[pfn]
+        page.refcount = 1
+        page.mapcount = 0
+        page.flags = 0
+        page.mapping = None
+        page.index = 0
+        page.private = 0
+        if zero:
+            self.phys.zero_frame(pfn)
+        self.nr_allocated += 1
+        if self.nr_allocated > self.peak_allocated:
+            self.peak_allocated = self.nr_allocated
+        return page
+
+    def get_page(self, page):
+        page.refcount += 1
+
+    def put_page(self, page):
+        """Drop a reference; free the frame when the last one goes. Returns True if freed."""
+        page.refcount -= 1
+        if page.refcount > 0:
+            return False
+        if page.refcount < 0:
+            raise AssertionError("put_page on a free page %r" % page)
+        if page.flags & PG_reserved:
+            return False
+        if page.flags & PG_exec:
+            self.stale_code = True
+        page.flags = 0
+        page.mapping = None
+        self._free.append(page.pfn)
+        self.nr_allocated -= 1
+        return True
+
+    def alloc_table(self):
+        """A zeroed frame for a page-table level (pfn), or None."""
+        page = self.alloc_page(zero=True)
+        if page is None:
+            return None
+        page.flags |= PG_pgtable
+        return page.pfn

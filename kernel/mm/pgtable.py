@@ -1,0 +1,196 @@
+"""x86-64 4-level page tables in guest physical memory, with Linux's PTE bit layout.
+
+The CPU (Unicorn's MMU) walks these same tables and sets Accessed/Dirty itself, so every change here is
+immediately what the hardware sees; changes that remove or restrict a translation need a TLB flush,
+which the caller requests through `flush_tlb_range`-style helpers in mm.
+"""
+from emu.physmem import PAGE_SHIFT, PAGE_SIZE
+
+_PAGE_PRESENT = 1 << 0
+_PAGE_RW = 1 << 1
+_PAGE_USER = 1 << 2
+_PAGE_PWT = 1 << 3
+_PAGE_PCD = 1 << 4
+_PAGE_ACCESSED = 1 << 5
+_PAGE_DIRTY = 1 << 6
+_PAGE_PSE = 1 << 7
+_PAGE_GLOBAL = 1 << 8
+_PAGE_SOFT_DIRTY = 1 << 11
+_PAGE_NX = 1 << 63
+PTE_PFN_MASK = 0x000FFFFFFFFFF000
+
+# intermediate levels are permissive; the leaf decides
+_PAGE_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
+
+PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT = 39, 30, 21
+PTRS_PER_TABLE = 512
+LEVEL_NAMES = ('pgd', 'pud', 'pmd', 'pte')
+
+# swap entries (arch/x86/include/asm/pgtable_64.h): type in the top 5 bits, offset inverted
+# starting at bit 9 (L1TF mitigation), present bit clear.
+SWP_TYPE_BITS = 5
+SWP_OFFSET_FIRST_BIT = 9
+SWP_OFFSET_SHIFT = SWP_OFFSET_FIRST_BIT + SWP_TYPE_BITS
+_U64 = (1 << 64) - 1
+
+
+def pfn_pte(pfn, prot):
+    """Build a PTE mapping `pfn` with protection bits `prot`."""
+    return (pfn << PAGE_SHIFT) | prot
+
+
+def pte_pfn(pte):
+    return (pte & PTE_PFN_MASK) >> PAGE_SHIFT
+
+
+def pte_present(pte):
+    return pte & _PAGE_PRESENT
+
+
+def pte_none(pte):
+    return pte == 0
+
+
+def pte_write(pte):
+    return pte & _PAGE_RW
+
+
+def pte_dirty(pte):
+    return pte & _PAGE_DIRTY
+
+
+def pte_young(pte):
+    return pte & _PAGE_ACCESSED
+
+
+def pte_wrprotect(pte):
+    return pte & ~_PAGE_RW
+
+
+def pte_mkclean(pte):
+    return pte & ~_PAGE_DIRTY
+
+
+def pte_mkold(pte):
+    return pte & ~_PAGE_ACCESSED
+
+
+def is_swap_pte(pte):
+    return pte != 0 and not pte & _PAGE_PRESENT
+
+
+def swp_entry_to_pte(swp_type, offset):
+    """__swp_entry(type, offset) as a non-present PTE."""
+    return (((~offset & _U64) << SWP_OFFSET_SHIFT >> SWP_TYPE_BITS) | (swp_type << (64 - SWP_TYPE_BITS))) & _U64
+
+
+def pte_to_swp_entry(pte):
+    """(type, offset) of a swap PTE."""
+    swp_type = pte >> (64 - SWP_TYPE_BITS)
+    offset = (~pte & _U64) << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT & ((1 << (64 - SWP_OFFSET_SHIFT)) - 1)
+    return swp_type, offset
+
+
+def vm_get_page_prot(readable, writable, executable):
+    """The leaf PTE protection bits for a VMA's access rights (user page)."""
+    prot = _PAGE_PRESENT | _PAGE_USER
+    if writable:
+        prot |= _PAGE_RW
+    if not executable:
+        prot |= _PAGE_NX
+    return prot
+
+
+def pte_flags_str(pte):
+    """Human-readable flags of an entry, as `monitor pte` and reports print them."""
+    if not pte:
+        return 'none'
+    if not pte & _PAGE_PRESENT:
+        t, off = pte_to_swp_entry(pte)
+        return 'swap(type=%d, offset=%#x)' % (t, off)
+    bits = [('P', _PAGE_PRESENT), ('RW', _PAGE_RW), ('US', _PAGE_USER), ('A', _PAGE_ACCESSED),
+            ('D', _PAGE_DIRTY), ('PS', _PAGE_PSE), ('SD', _PAGE_SOFT_DIRTY), ('NX', _PAGE_NX)]
+    return ' '.join(n for n, b in bits if pte & b) + ' pfn=%#x' % pte_pfn(pte)
+
+
+class PageTables:
+    """One address space's 4-level tables: walk, allocate levels, read and set leaf entries."""
+
+    def __init__(self, phys, alloc_table):
+        """alloc_table() returns a zeroed frame number for a new table level, or None (OOM)."""
+        self.phys = phys
+        self._alloc_table = alloc_table
+        pfn = alloc_table()
+        if pfn is None:
+            raise MemoryError("no memory for a page directory")
+        self.pgd = pfn << PAGE_SHIFT
+        self.table_pfns = [pfn]
+        self._pt_cache = {}          # va >> PMD_SHIFT -> physical address of that leaf table
+        self.levels_walked = 0       # for the cycle model
+
+    def pte_slot(self, va, create=True):
+        """Physical address of the leaf PTE for va, creating missing levels if asked (pte_alloc)."""
+        key = va >> PMD_SHIFT
+        pt = self._pt_cache.get(key)
+        if pt is None:
+            rd, wr = self.phys.read64, self.phys.write64
+            table = self.pgd
+            for shift in (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT):
+                self.levels_walked += 1
+                ea = table + ((va >> shift) & 0x1FF) * 8
+                e = rd(ea)
+                if not e & _PAGE_PRESENT:
+                    if not create:
+                        return None
+                    pfn = self._alloc_table()
+                    if pfn is None:
+                        raise MemoryError("no memory for a page table")
+                    self.table_pfns.append(pfn)
+                    e = (pfn << PAGE_SHIFT) | _PAGE_TABLE
+                    wr(ea, e)
+                table = e & PTE_PFN_MASK
+            pt = self._pt_cache[key] = table
+        self.levels_walked += 1
+        return pt + ((va >> PAGE_SHIFT) & 0x1FF) * 8
+
+    def get_pte(self, va):
+        """The leaf entry for va (0 when no table exists)."""
+        slot = self.pte_slot(va, create=False)
+        return 0 if slot is None else self.phys.read64(slot)
+
+    def walk(self, va):
+        """[(level name, entry address, entry)] from the PGD down as far as entries are present."""
+        out = []
+        table = self.pgd
+        for name, shift in zip(LEVEL_NAMES, (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT, PAGE_SHIFT)):
+            ea = table + ((va >> shift) & 0x1FF) * 8
+            e = self.phys.read64(ea)
+            out.append((name, ea, e))
+            if not e & _PAGE_PRESENT or (name != 'pte' and e & _PAGE_PSE):
+                break
+            table = e & PTE_PFN_MASK
+        return out
+
+    def translate(self, va):
+        """Physical address for va, or None if the leaf is not present (no faulting)."""
+        pte = self.get_pte(va)
+        if not pte & _PAGE_PRESENT:
+            return None
+        return (pte & PTE_PFN_MASK) | (va & (PAGE_SIZE - 1))
+
+    def present_ptes(self, start, end):
+        """Yield (va, slot, pte) for the non-empty leaf entries in [start, end)."""
+        rd = self.phys.read64
+        va = start
+        while va < end:
+            slot = self.pte_slot(va, create=False)
+            if slot is None:
+                va = ((va >> PMD_SHIFT) + 1) << PMD_SHIFT
+                continue
+            stop = min(end, ((va >> PMD_SHIFT) + 1) << PMD_SHIFT)
+            while va < stop:
+                pte = rd(slot)
+                if pte:
+                    yield va, slot, pte
+                va += PAGE_SIZE
+                slot += 8

@@ -1,0 +1,10 @@
+"""Signal numbers and si_code names as Linux x86-64 defines them."""
+
+SIGNAL_NAMES = {1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS',
+                8: 'SIGFPE', 9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE',
+                14: 'SIGALRM', 15: 'SIGTERM', 16: 'SIGSTKFLT', 17: 'SIGCHLD', 18: 'SIGCONT', 19: 'SIGSTOP',
+                20: 'SIGTSTP', 21: 'SIGTTIN', 22: 'SIGTTOU', 23: 'SIGURG', 24: 'SIGXCPU', 25: 'SIGXFSZ',
+                26: 'SIGVTALRM', 27: 'SIGPROF', 28: 'SIGWINCH', 29: 'SIGIO', 30: 'SIGPWR', 31: 'SIGSYS'}
+
+SI_CODE_NAMES = {(11, 1): 'SEGV_MAPERR', (11, 2): 'SEGV_ACCERR', (7, 1): 'BUS_ADRALN', (7, 2): 'BUS_ADRERR',
+                 (7, 4): 'BUS_MCEERR_AR'}

@@ -1,0 +1,56 @@
+"""The system-call table: Linux x86-64 numbers, dispatch, and the ENOSYS path.
+
+Handlers are registered with @syscall(nr, name) and called as handler(kernel, task, a0..a5); they
+return the value for RAX (negative errno on failure).
+"""
+import errno
+
+SYSCALLS = {}
+# names of calls we know but do not implement (for the one-time warning)
+KNOWN_NAMES = {
+    7: 'poll', 15: 'rt_sigreturn', 22: 'pipe', 23: 'select', 29: 'shmget', 30: 'shmat', 31: 'shmctl',
+    34: 'pause', 37: 'alarm', 38: 'setitimer', 41: 'socket', 42: 'connect', 43: 'accept', 44: 'sendto',
+    45: 'recvfrom', 56: 'clone', 57: 'fork', 58: 'vfork', 59: 'execve', 61: 'wait4', 62: 'kill',
+    101: 'ptrace', 149: 'mlock', 150: 'munlock', 151: 'mlockall', 152: 'munlockall', 157: 'prctl',
+    200: 'tkill', 203: 'sched_setaffinity', 204: 'sched_getaffinity', 213: 'epoll_create', 232: 'epoll_wait',
+    234: 'tgkill', 272: 'unshare', 290: 'eventfd2', 293: 'pipe2', 324: 'membarrier', 325: 'mlock2',
+    332: 'statx', 334: 'rseq', 435: 'clone3',
+}
+SYSCALL_NAMES = dict(KNOWN_NAMES)
+MASK64 = (1 << 64) - 1
+
+
+def syscall(nr, name):
+    """Register a handler for system call number nr."""
+    def deco(fn):
+        SYSCALLS[nr] = fn
+        SYSCALL_NAMES[nr] = name
+        fn.sysname = name
+        return fn
+    return deco
+
+
+def dispatch(kernel, task):
+    """Entry from the CPU's syscall hook: read the arguments, run the handler, set RAX."""
+    g = kernel.cpu.gpr
+    nr = g[0]
+    kernel.charge('syscall_entry')
+    kernel.charge('syscall_dispatch')
+    kernel.stats['syscalls'] += 1
+    handler = SYSCALLS.get(nr)
+    if handler is None:
+        name = SYSCALL_NAMES.get(nr)
+        kernel.warn_once(('nosys', nr), 'unimplemented system call %s (nr %d) returns -ENOSYS'
+                         % (name or 'unknown', nr) if name else
+                         'unknown system call number %d returns -ENOSYS' % nr)
+        ret = -errno.ENOSYS
+    else:
+        ret = handler(kernel, task, g[7], g[6], g[2], g[10], g[8], g[9])
+    if not task.exited:
+        g[0] = ret & MASK64
+    kernel.charge('syscall_exit')
+    kernel.run_events()
+
+
+# register the handlers
+from kernel.syscalls import mm as _mm, proc as _proc, fs as _fs   # noqa: E402,F401

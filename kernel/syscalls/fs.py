@@ -1,0 +1,866 @@
+"""File system calls: open/read/write/seek/stat/dirents/links/truncate/sync/fadvise/memfd."""
+import errno
+import posixpath
+import struct
+
+from kernel.file import (OpenFile, HostStream, generic_file_read, generic_perform_write, O_ACCMODE, O_RDONLY,
+                         O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC,
+                         O_PATH, O_TMPFILE)
+from kernel.fs import FsError, pack_stat, pack_dirent64, Timespec
+from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, makedev
+from kernel.fs.synth import SynthFile
+from kernel.syscalls import syscall
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_EMPTY_PATH = 0x1000
+SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE = 0, 1, 2, 3, 4
+PATH_MAX = 4096
+MAX_RW_COUNT = 0x7FFFF000
+TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
+POSIX_FADV_NORMAL, POSIX_FADV_RANDOM, POSIX_FADV_SEQUENTIAL = 0, 1, 2
+POSIX_FADV_WILLNEED, POSIX_FADV_DONTNEED, POSIX_FADV_NOREUSE = 3, 4, 5
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB = 1, 2, 4
+
+
+def _s32(v):
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & (1 << 31) else v
+
+
+def _s64(v):
+    return v - (1 << 64) if v & (1 << 63) else v
+
+
+def _fs_errno(e):
+    return -e.errno
+
+
+def _get_path(t, upath):
+    """getname(): a user path string, or -errno."""
+    if not upath:
+        return -errno.EFAULT
+    s = t.umem.read_cstr(upath, PATH_MAX)
+    if s is None:
+        return -errno.EFAULT
+    if len(s) >= PATH_MAX:
+        return -errno.ENAMETOOLONG
+    return s.decode('utf-8', 'surrogateescape')
+
+
+def _abs_at(t, dirfd, path):
+    """The absolute guest path for path relative to dirfd (AT_FDCWD = the cwd); or -errno."""
+    if path.startswith('/'):
+        return path
+    dirfd = _s32(dirfd)
+    if dirfd == AT_FDCWD:
+        base = t.cwd
+    else:
+        f = t.files.get(dirfd)
+        if f is None:
+            return -errno.EBADF
+        if not isinstance(f, OpenFile) or (f.inode.mode & S_IFMT) != S_IFDIR:
+            return -errno.ENOTDIR
+        base = f.path
+    return posixpath.join(base, path) if path else base
+
+
+def _file(t, fd):
+    return t.files.get(_s32(fd))
+
+
+# ---- open / close -----------------------------------------------------------------------------
+def do_sys_open(k, t, dirfd, upath, flags, mode):
+    path = _get_path(t, upath)
+    if isinstance(path, int):
+        return path
+    if not path:
+        return -errno.ENOENT
+    full = _abs_at(t, dirfd, path)
+    if isinstance(full, int):
+        return full
+    flags &= 0xFFFFFFFF
+    acc = flags & O_ACCMODE
+    if acc == 3:
+        return -errno.EINVAL
+    if flags & O_TMPFILE == O_TMPFILE:
+        return -errno.EOPNOTSUPP
+    vfs = k.vfs
+    try:
+        if flags & O_CREAT:
+            inode = vfs.create(full, (mode & 0o7777) & ~t.umask, exclusive=bool(flags & O_EXCL))
+        else:
+            inode = vfs.lookup(full, follow=not flags & O_NOFOLLOW)
+    except FsError as e:
+        return _fs_errno(e)
+    kind = inode.mode & S_IFMT
+    if kind == S_IFLNK:
+        return -errno.ELOOP
+    if flags & O_DIRECTORY and kind != S_IFDIR:
+        return -errno.ENOTDIR
+    if kind == S_IFDIR and (acc != O_RDONLY or flags & O_CREAT):
+        return -errno.EISDIR
+    if not flags & O_PATH:
+        want = (4 if acc in (O_RDONLY, O_RDWR) else 0) | (2 if acc in (O_WRONLY, O_RDWR) else 0)
+        perm = inode.mode & 0o7        # we run as root: only "nobody may" bits matter for writes to RO fs
+        if want & 2 and getattr(inode.sb, 'readonly', False):
+            return -errno.EROFS
+        if want & 2 and isinstance(inode, SynthFile) and not inode.writable:
+            return -errno.EACCES
+        del perm
+    if flags & O_TRUNC and kind == S_IFREG and acc != O_RDONLY:
+        err = _truncate_inode(k, inode, 0)
+        if err:
+            return err
+    f = OpenFile(inode, flags, posixpath.normpath(full), k.pagecache)
+    if isinstance(inode, SynthFile):
+        try:
+            f.synth_data = inode.read_content() if f.readable else b''
+        except FsError as e:
+            return _fs_errno(e)
+    if hasattr(inode, 'ihold'):
+        inode.ihold()
+    fd = t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
+    return fd
+
+
+@syscall(2, 'open')
+def sys_open(k, t, path, flags, mode, *_):
+    return do_sys_open(k, t, AT_FDCWD, path, flags, mode)
+
+
+@syscall(257, 'openat')
+def sys_openat(k, t, dirfd, path, flags, mode, *_):
+    return do_sys_open(k, t, dirfd, path, flags, mode)
+
+
+@syscall(85, 'creat')
+def sys_creat(k, t, path, mode, *_):
+    return do_sys_open(k, t, AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode)
+
+
+@syscall(3, 'close')
+def sys_close(k, t, fd, *_):
+    f = _file(t, fd)
+    r = t.files.close(_s32(fd))
+    if r == 0 and isinstance(f, OpenFile) and f.refs == 0 and hasattr(f.inode, 'iput'):
+        f.inode.iput()
+    return r
+
+
+# ---- read / write -----------------------------------------------------------------------------
+def _read_file(k, t, f, count, pos):
+    """bytes read from an open file at pos (None pos = the file position), or -errno."""
+    if isinstance(f, HostStream):
+        return f.read(count)
+    if not f.readable:
+        return -errno.EBADF
+    inode = f.inode
+    kind = inode.mode & S_IFMT
+    if kind == S_IFDIR:
+        return -errno.EISDIR
+    if kind == S_IFCHR:
+        return inode.read_chr(count)
+    use_pos = f.pos if pos is None else pos
+    if isinstance(inode, SynthFile):
+        data = f.synth_data[use_pos:use_pos + count]
+    else:
+        data = generic_file_read(k.pagecache, f, count, use_pos)
+    if pos is None:
+        f.pos += len(data)
+    return data
+
+
+def _write_file(k, t, f, data, pos):
+    if isinstance(f, HostStream):
+        return f.write(data)
+    if not f.writable:
+        return -errno.EBADF
+    inode = f.inode
+    kind = inode.mode & S_IFMT
+    if kind == S_IFCHR:
+        return inode.write_chr(data)
+    if isinstance(inode, SynthFile):
+        try:
+            return inode.write_content(data)
+        except FsError as e:
+            return _fs_errno(e)
+    if getattr(inode.sb, 'readonly', False):
+        return -errno.EROFS
+    if pos is None:
+        if f.flags & O_APPEND:
+            f.pos = inode.size
+        use = f.pos
+    else:
+        use = pos
+    n = generic_perform_write(k.pagecache, f, data, use)
+    if n > 0:
+        if pos is None:
+            f.pos += n
+        if hasattr(inode, 'touch_mtime'):
+            inode.touch_mtime()
+    return n
+
+
+@syscall(0, 'read')
+def sys_read(k, t, fd, buf, count, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    count = min(count, MAX_RW_COUNT)
+    data = _read_file(k, t, f, count, None)
+    if isinstance(data, int):
+        return data
+    if not t.umem.write(buf, data):
+        return -errno.EFAULT
+    return len(data)
+
+
+@syscall(1, 'write')
+def sys_write(k, t, fd, buf, count, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    count = min(count, MAX_RW_COUNT)
+    if isinstance(f, OpenFile) and not f.writable:
+        return -errno.EBADF
+    data = t.umem.read(buf, count)
+    if data is None:
+        return -errno.EFAULT
+    return _write_file(k, t, f, data, None)
+
+
+@syscall(17, 'pread64')
+def sys_pread64(k, t, fd, buf, count, pos, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if isinstance(f, HostStream):
+        return -errno.ESPIPE
+    pos = _s64(pos)
+    if pos < 0:
+        return -errno.EINVAL
+    data = _read_file(k, t, f, min(count, MAX_RW_COUNT), pos)
+    if isinstance(data, int):
+        return data
+    return len(data) if t.umem.write(buf, data) else -errno.EFAULT
+
+
+@syscall(18, 'pwrite64')
+def sys_pwrite64(k, t, fd, buf, count, pos, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if isinstance(f, HostStream):
+        return -errno.ESPIPE
+    pos = _s64(pos)
+    if pos < 0:
+        return -errno.EINVAL
+    if not f.writable:
+        return -errno.EBADF
+    data = t.umem.read(buf, min(count, MAX_RW_COUNT))
+    if data is None:
+        return -errno.EFAULT
+    return _write_file(k, t, f, data, pos)
+
+
+def _iovecs(t, iov, cnt):
+    if cnt > 1024:
+        return -errno.EINVAL
+    raw = t.umem.read(iov, 16 * cnt)
+    if raw is None:
+        return -errno.EFAULT
+    return [struct.unpack_from('<QQ', raw, 16 * i) for i in range(cnt)]
+
+
+@syscall(20, 'writev')
+def sys_writev(k, t, fd, iov, cnt, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    vecs = _iovecs(t, iov, cnt)
+    if isinstance(vecs, int):
+        return vecs
+    data = bytearray()
+    for base, ln in vecs:
+        b = t.umem.read(base, ln)
+        if b is None:
+            return -errno.EFAULT
+        data += b
+    if not data:
+        return 0
+    return _write_file(k, t, f, bytes(data), None)
+
+
+@syscall(19, 'readv')
+def sys_readv(k, t, fd, iov, cnt, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    vecs = _iovecs(t, iov, cnt)
+    if isinstance(vecs, int):
+        return vecs
+    total = 0
+    for base, ln in vecs:
+        if not ln:
+            continue
+        data = _read_file(k, t, f, ln, None)
+        if isinstance(data, int):
+            return total or data
+        if not t.umem.write(base, data):
+            return total or -errno.EFAULT
+        total += len(data)
+        if len(data) < ln:
+            break
+    return total
+
+
+@syscall(8, 'lseek')
+def sys_lseek(k, t, fd, off, whence, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if isinstance(f, HostStream):
+        return -errno.ESPIPE
+    off = _s64(off)
+    size = len(f.synth_data) if hasattr(f, 'synth_data') else f.inode.size
+    if whence == SEEK_SET:
+        new = off
+    elif whence == SEEK_CUR:
+        new = f.pos + off
+    elif whence == SEEK_END:
+        new = size + off
+    elif whence in (SEEK_DATA, SEEK_HOLE):
+        if off < 0 or off >= size:
+            return -errno.ENXIO
+        new = off if whence == SEEK_DATA else size
+    else:
+        return -errno.EINVAL
+    if new < 0:
+        return -errno.EINVAL
+    f.pos = new
+    if (f.inode.mode & S_IFMT) == S_IFDIR:
+        f.dir_cursor = new
+    return new
+
+
+# ---- stat -------------------------------------------------------------------------------------
+class _StreamStat:
+    """What fstat reports for the host stdin/stdout/stderr streams."""
+
+    def __init__(self, s):
+        self.mode = s.mode
+        self.ino = 3 + s.host_fd
+        self.nlink = 1
+        self.uid = self.gid = 0
+        self.size = 0
+        self.blksize = 4096 if (s.mode & S_IFMT) != S_IFIFO else 4096
+        self.blocks = 0
+        self.dev = makedev(0, 13) if (s.mode & S_IFMT) == S_IFIFO else makedev(0, 24)
+        self.rdev = makedev(136, 0) if s.is_tty else (0 if (s.mode & S_IFMT) == S_IFIFO else makedev(1, 3))
+        self.atime = self.mtime = self.ctime = Timespec(0, 0)
+
+
+def _stat_bytes(obj):
+    if isinstance(obj, HostStream):
+        obj = _StreamStat(obj)
+    elif isinstance(obj, OpenFile):
+        obj = obj.inode
+    return pack_stat(obj)
+
+
+@syscall(5, 'fstat')
+def sys_fstat(k, t, fd, st, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    return 0 if t.umem.write(st, _stat_bytes(f)) else -errno.EFAULT
+
+
+def _stat_path(k, t, dirfd, upath, st, flags):
+    flags &= 0xFFFFFFFF
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000):
+        return -errno.EINVAL
+    path = _get_path(t, upath)
+    if isinstance(path, int):
+        return path
+    if not path:
+        if not flags & AT_EMPTY_PATH:
+            return -errno.ENOENT
+        if _s32(dirfd) == AT_FDCWD:
+            try:
+                obj = k.vfs.lookup(t.cwd)
+            except FsError as e:
+                return _fs_errno(e)
+        else:
+            obj = _file(t, dirfd)
+            if obj is None:
+                return -errno.EBADF
+    else:
+        full = _abs_at(t, dirfd, path)
+        if isinstance(full, int):
+            return full
+        try:
+            obj = k.vfs.lookup(full, follow=not flags & AT_SYMLINK_NOFOLLOW)
+        except FsError as e:
+            return _fs_errno(e)
+    return 0 if t.umem.write(st, _stat_bytes(obj)) else -errno.EFAULT
+
+
+@syscall(4, 'stat')
+def sys_stat(k, t, path, st, *_):
+    return _stat_path(k, t, AT_FDCWD, path, st, 0)
+
+
+@syscall(6, 'lstat')
+def sys_lstat(k, t, path, st, *_):
+    return _stat_path(k, t, AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW)
+
+
+@syscall(262, 'newfstatat')
+def sys_newfstatat(k, t, dirfd, path, st, flags, *_):
+    return _stat_path(k, t, dirfd, path, st, flags)
+
+
+@syscall(21, 'access')
+def sys_access(k, t, path, mode, *_):
+    return sys_faccessat(k, t, AT_FDCWD, path, mode)
+
+
+@syscall(269, 'faccessat')
+def sys_faccessat(k, t, dirfd, upath, mode, *_):
+    if mode & ~7:
+        return -errno.EINVAL
+    path = _get_path(t, upath)
+    if isinstance(path, int):
+        return path
+    full = _abs_at(t, dirfd, path)
+    if isinstance(full, int):
+        return full
+    try:
+        inode = k.vfs.lookup(full)
+    except FsError as e:
+        return _fs_errno(e)
+    if mode & 2 and getattr(inode.sb, 'readonly', False):
+        return -errno.EROFS
+    if mode & 1 and not inode.mode & 0o111 and (inode.mode & S_IFMT) != S_IFDIR:
+        return -errno.EACCES
+    return 0
+
+
+@syscall(439, 'faccessat2')
+def sys_faccessat2(k, t, dirfd, upath, mode, flags, *_):
+    return sys_faccessat(k, t, dirfd, upath, mode)
+
+
+# ---- directories, links ---------------------------------------------------------------------------
+@syscall(217, 'getdents64')
+def sys_getdents64(k, t, fd, buf, count, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if not isinstance(f, OpenFile) or (f.inode.mode & S_IFMT) != S_IFDIR:
+        return -errno.ENOTDIR
+    try:
+        entries = k.vfs.readdir(f.inode)
+    except FsError as e:
+        return _fs_errno(e)
+    rest = entries[f.dir_cursor:]
+    if not rest:
+        return 0
+    data, n = pack_dirent64(rest, count, f.dir_cursor)
+    if n == 0:
+        return -errno.EINVAL
+    if not t.umem.write(buf, data):
+        return -errno.EFAULT
+    f.dir_cursor += n
+    f.pos = f.dir_cursor
+    return len(data)
+
+
+@syscall(79, 'getcwd')
+def sys_getcwd(k, t, buf, size, *_):
+    cwd = t.cwd.encode() + b'\0'
+    if size < len(cwd):
+        return -errno.ERANGE
+    return len(cwd) if t.umem.write(buf, cwd) else -errno.EFAULT
+
+
+@syscall(80, 'chdir')
+def sys_chdir(k, t, upath, *_):
+    path = _get_path(t, upath)
+    if isinstance(path, int):
+        return path
+    full = posixpath.normpath(_abs_at(t, AT_FDCWD, path))
+    try:
+        inode = k.vfs.lookup(full)
+    except FsError as e:
+        return _fs_errno(e)
+    if (inode.mode & S_IFMT) != S_IFDIR:
+        return -errno.ENOTDIR
+    t.cwd = full
+    return 0
+
+
+def _path_op(k, t, dirfd, upath, op):
+    path = _get_path(t, upath)
+    if isinstance(path, int):
+        return path
+    full = _abs_at(t, dirfd, path)
+    if isinstance(full, int):
+        return full
+    try:
+        op(full)
+    except FsError as e:
+        return _fs_errno(e)
+    return 0
+
+
+@syscall(83, 'mkdir')
+def sys_mkdir(k, t, path, mode, *_):
+    return _path_op(k, t, AT_FDCWD, path, lambda p: k.vfs.mkdir(p, (mode & 0o7777) & ~t.umask))
+
+
+@syscall(258, 'mkdirat')
+def sys_mkdirat(k, t, dirfd, path, mode, *_):
+    return _path_op(k, t, dirfd, path, lambda p: k.vfs.mkdir(p, (mode & 0o7777) & ~t.umask))
+
+
+@syscall(84, 'rmdir')
+def sys_rmdir(k, t, path, *_):
+    return _path_op(k, t, AT_FDCWD, path, k.vfs.rmdir)
+
+
+@syscall(87, 'unlink')
+def sys_unlink(k, t, path, *_):
+    return _path_op(k, t, AT_FDCWD, path, k.vfs.unlink)
+
+
+@syscall(263, 'unlinkat')
+def sys_unlinkat(k, t, dirfd, path, flags, *_):
+    if flags & ~AT_REMOVEDIR:
+        return -errno.EINVAL
+    return _path_op(k, t, dirfd, path, k.vfs.rmdir if flags & AT_REMOVEDIR else k.vfs.unlink)
+
+
+def _rename(k, t, olddir, oldp, newdir, newp):
+    a = _get_path(t, oldp)
+    b = _get_path(t, newp)
+    for x in (a, b):
+        if isinstance(x, int):
+            return x
+    fa, fb = _abs_at(t, olddir, a), _abs_at(t, newdir, b)
+    for x in (fa, fb):
+        if isinstance(x, int):
+            return x
+    try:
+        k.vfs.rename(fa, fb)
+    except FsError as e:
+        return _fs_errno(e)
+    return 0
+
+
+@syscall(82, 'rename')
+def sys_rename(k, t, old, new, *_):
+    return _rename(k, t, AT_FDCWD, old, AT_FDCWD, new)
+
+
+@syscall(264, 'renameat')
+def sys_renameat(k, t, od, old, nd, new, *_):
+    return _rename(k, t, od, old, nd, new)
+
+
+@syscall(316, 'renameat2')
+def sys_renameat2(k, t, od, old, nd, new, flags, *_):
+    if flags:
+        return -errno.EINVAL
+    return _rename(k, t, od, old, nd, new)
+
+
+@syscall(88, 'symlink')
+def sys_symlink(k, t, target, linkpath, *_):
+    tgt = _get_path(t, target)
+    if isinstance(tgt, int):
+        return tgt
+    return _path_op(k, t, AT_FDCWD, linkpath, lambda p: k.vfs.symlink(tgt, p))
+
+
+def _readlink(k, t, dirfd, upath, buf, size):
+    if _s32(size) <= 0:
+        return -errno.EINVAL
+    path = _get_path(t, upath)
+    if isinstance(path, int):
+        return path
+    full = _abs_at(t, dirfd, path)
+    if isinstance(full, int):
+        return full
+    try:
+        target = k.vfs.readlink(full)
+    except FsError as e:
+        return _fs_errno(e)
+    data = target.encode('utf-8', 'surrogateescape')[:size]
+    return len(data) if t.umem.write(buf, data) else -errno.EFAULT
+
+
+@syscall(89, 'readlink')
+def sys_readlink(k, t, path, buf, size, *_):
+    return _readlink(k, t, AT_FDCWD, path, buf, size)
+
+
+@syscall(267, 'readlinkat')
+def sys_readlinkat(k, t, dirfd, path, buf, size, *_):
+    return _readlink(k, t, dirfd, path, buf, size)
+
+
+# ---- size, sync, advice ------------------------------------------------------------------------
+def _truncate_inode(k, inode, length):
+    if (inode.mode & S_IFMT) == S_IFDIR:
+        return -errno.EISDIR
+    if (inode.mode & S_IFMT) != S_IFREG or isinstance(inode, SynthFile):
+        return -errno.EINVAL
+    if getattr(inode.sb, 'readonly', False):
+        return -errno.EROFS
+    try:
+        old = inode.size
+        mapping = k.pagecache.mapping_of(inode)
+        if length < old:
+            k.pagecache.truncate_inode_pages(mapping, (length + 4095) >> 12)
+            # the partial last page keeps only the bytes below the new size
+            page = mapping.pages.get(length >> 12)
+            if page is not None and length & 0xFFF:
+                fr = k.frames.phys.frame(page.pfn)
+                fr[length & 0xFFF:] = bytes(4096 - (length & 0xFFF))
+        inode.truncate(length)
+    except FsError as e:
+        return _fs_errno(e)
+    return 0
+
+
+@syscall(77, 'ftruncate')
+def sys_ftruncate(k, t, fd, length, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    length = _s64(length)
+    if length < 0:
+        return -errno.EINVAL
+    if not isinstance(f, OpenFile) or not f.writable:
+        return -errno.EINVAL if isinstance(f, OpenFile) and f.readable else -errno.EBADF
+    return _truncate_inode(k, f.inode, length)
+
+
+@syscall(76, 'truncate')
+def sys_truncate(k, t, upath, length, *_):
+    path = _get_path(t, upath)
+    if isinstance(path, int):
+        return path
+    length = _s64(length)
+    if length < 0:
+        return -errno.EINVAL
+    try:
+        inode = k.vfs.lookup(_abs_at(t, AT_FDCWD, path))
+    except FsError as e:
+        return _fs_errno(e)
+    return _truncate_inode(k, inode, length)
+
+
+def _fsync(k, t, fd):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if isinstance(f, OpenFile) and f.mapping is not None:
+        from kernel.mm.memory import fold_pte_dirty
+        for vma in t.mm.vmas:
+            if vma.vm_file is not None and vma.vm_file.mapping is f.mapping and vma.vm_flags & 0x8:
+                fold_pte_dirty(t.mm, vma)
+        k.pagecache.filemap_write_and_wait(f.mapping)
+        k.blockdev_flush_wait()
+    return 0
+
+
+@syscall(74, 'fsync')
+def sys_fsync(k, t, fd, *_):
+    return _fsync(k, t, fd)
+
+
+@syscall(75, 'fdatasync')
+def sys_fdatasync(k, t, fd, *_):
+    return _fsync(k, t, fd)
+
+
+@syscall(162, 'sync')
+def sys_sync(k, t, *_):
+    for m in list(k.pagecache.mappings.values()):
+        k.pagecache.filemap_write_and_wait(m)
+    k.blockdev_flush_wait()
+    return 0
+
+
+@syscall(285, 'fallocate')
+def sys_fallocate(k, t, fd, mode, offset, length, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    offset, length = _s64(offset), _s64(length)
+    if offset < 0 or length <= 0:
+        return -errno.EINVAL
+    if not isinstance(f, OpenFile) or not f.writable:
+        return -errno.EBADF
+    inode = f.inode
+    if (inode.mode & S_IFMT) == S_IFDIR:
+        return -errno.EISDIR
+    if (inode.mode & S_IFMT) != S_IFREG:
+        return -errno.ENODEV
+    try:
+        if mode == 0 or mode == FALLOC_FL_KEEP_SIZE:
+            inode.allocate(offset, length)
+            if mode == 0 and offset + length > inode.size:
+                inode.set_size(offset + length)
+        elif mode == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+            mapping = k.pagecache.mapping_of(inode)
+            first, last = (offset + 4095) >> 12, (offset + length) >> 12
+            for idx in range(first, last):
+                page = mapping.pages.get(idx)
+                if page is not None and page.mapcount == 0:
+                    k.pagecache.delete_from_page_cache(page)
+            inode.punch_hole(offset, length)
+        else:
+            return -errno.EOPNOTSUPP
+    except FsError as e:
+        return _fs_errno(e)
+    return 0
+
+
+@syscall(221, 'fadvise64')
+def sys_fadvise64(k, t, fd, offset, length, advice, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if isinstance(f, HostStream):
+        return -errno.ESPIPE
+    if advice > POSIX_FADV_NOREUSE:
+        return -errno.EINVAL
+    offset, length = _s64(offset), _s64(length)
+    if length < 0:
+        return -errno.EINVAL
+    if f.mapping is None:
+        return 0
+    end = None if length == 0 else (offset + length - 1) >> 12
+    if advice == POSIX_FADV_DONTNEED:
+        k.pagecache.filemap_write_and_wait(f.mapping)
+        k.pagecache.invalidate_mapping_pages(f.mapping, offset >> 12, end)
+    elif advice == POSIX_FADV_WILLNEED:
+        n = ((length or f.inode.size - offset) + 4095) >> 12
+        k.pagecache.page_cache_ra_unbounded(f.mapping, offset >> 12, n)
+    elif advice == POSIX_FADV_RANDOM:
+        f.ra.ra_pages = 0
+    elif advice == POSIX_FADV_SEQUENTIAL:
+        f.ra.ra_pages = 64
+    elif advice == POSIX_FADV_NORMAL:
+        f.ra.ra_pages = 32
+    return 0
+
+
+@syscall(319, 'memfd_create')
+def sys_memfd_create(k, t, uname, flags, *_):
+    if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | 0xFC000000 | 8 | 16):
+        return -errno.EINVAL
+    if flags & MFD_HUGETLB:
+        return -errno.EINVAL
+    name = _get_path(t, uname)
+    if isinstance(name, int):
+        return name
+    if len(name) > 249:
+        return -errno.EINVAL
+    inode = k.vfs.memfd_create()
+    inode.ihold()
+    f = OpenFile(inode, O_RDWR, '/memfd:%s (deleted)' % name, k.pagecache)
+    return t.files.install(f, cloexec=bool(flags & MFD_CLOEXEC))
+
+
+# ---- descriptors ----------------------------------------------------------------------------------
+@syscall(32, 'dup')
+def sys_dup(k, t, fd, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if isinstance(f, OpenFile):
+        f.get()
+    return t.files.install(f)
+
+
+def _dup_to(t, f, newfd, cloexec):
+    if newfd >= 1024:
+        return -errno.EBADF
+    if newfd in t.files.fds:
+        t.files.close(newfd)
+    if isinstance(f, OpenFile):
+        f.get()
+    t.files.fds[newfd] = f
+    if cloexec:
+        t.files.cloexec.add(newfd)
+    return newfd
+
+
+@syscall(33, 'dup2')
+def sys_dup2(k, t, fd, newfd, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    if _s32(fd) == _s32(newfd):
+        return _s32(newfd)
+    return _dup_to(t, f, _s32(newfd), False)
+
+
+@syscall(292, 'dup3')
+def sys_dup3(k, t, fd, newfd, flags, *_):
+    if flags & ~O_CLOEXEC or _s32(fd) == _s32(newfd):
+        return -errno.EINVAL
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    return _dup_to(t, f, _s32(newfd), bool(flags & O_CLOEXEC))
+
+
+@syscall(72, 'fcntl')
+def sys_fcntl(k, t, fd, cmd, arg, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    fd = _s32(fd)
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        if isinstance(f, OpenFile):
+            f.get()
+        return t.files.install(f, cloexec=cmd == F_DUPFD_CLOEXEC, minfd=arg)
+    if cmd == F_GETFD:
+        return 1 if fd in t.files.cloexec else 0
+    if cmd == F_SETFD:
+        (t.files.cloexec.add if arg & 1 else t.files.cloexec.discard)(fd)
+        return 0
+    if cmd == F_GETFL:
+        return f.flags if isinstance(f, OpenFile) else (O_RDWR if fd == 0 else O_WRONLY)
+    if cmd == F_SETFL:
+        if isinstance(f, OpenFile):
+            f.flags = (f.flags & ~(O_APPEND | 0o4000)) | (arg & (O_APPEND | 0o4000))
+        return 0
+    return -errno.EINVAL
+
+
+@syscall(16, 'ioctl')
+def sys_ioctl(k, t, fd, cmd, arg, *_):
+    f = _file(t, fd)
+    if f is None:
+        return -errno.EBADF
+    cmd &= 0xFFFFFFFF
+    if isinstance(f, HostStream) and f.is_tty and cmd in (TCGETS, TIOCGWINSZ):
+        if cmd == TIOCGWINSZ:
+            return 0 if t.umem.write(arg, struct.pack('<HHHH', 24, 80, 0, 0)) else -errno.EFAULT
+        termios = struct.pack('<IIII', 0x500, 0x5, 0xBF, 0x8A3B) + bytes(1 + 19) + bytes(8)
+        return 0 if t.umem.write(arg, termios[:36]) else -errno.EFAULT
+    if cmd == FIONREAD and isinstance(f, OpenFile):
+        n = max(0, f.inode.size - f.pos)
+        return 0 if t.umem.write(arg, struct.pack('<i', n)) else -errno.EFAULT
+    return -errno.ENOTTY

@@ -1,0 +1,103 @@
+"""Memory-management system calls: mmap, munmap, mprotect, mremap, brk, madvise, msync, mincore."""
+import errno
+
+from kernel.file import OpenFile
+from kernel.mm.madvise import do_madvise
+from kernel.mm.memory import fold_pte_dirty
+from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, page_align
+from kernel.mm.mm_types import TASK_SIZE
+from kernel.mm.pgtable import _PAGE_PRESENT
+from kernel.mm.vma import VM_SHARED
+from kernel.syscalls import syscall
+
+MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
+
+
+def _s64(v):
+    return v - (1 << 64) if v & (1 << 63) else v
+
+
+@syscall(9, 'mmap')
+def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
+    prot &= 0xFFFFFFFF
+    flags &= 0xFFFFFFFF
+    if off & 0xFFF:
+        return -errno.EINVAL
+    f = None
+    if not flags & MAP_ANONYMOUS:
+        f = t.files.get(_s64(fd) if fd < (1 << 63) else -1)
+        if f is None:
+            return -errno.EBADF
+        if not isinstance(f, OpenFile):
+            return -errno.ENODEV
+    return do_mmap(t.mm, addr, length, prot, flags, f, off >> 12)
+
+
+@syscall(11, 'munmap')
+def sys_munmap(k, t, addr, length, *_):
+    return do_munmap(t.mm, addr, length)
+
+
+@syscall(10, 'mprotect')
+def sys_mprotect(k, t, addr, length, prot, *_):
+    return do_mprotect(t.mm, addr, length, prot & 0xFFFFFFFF)
+
+
+@syscall(25, 'mremap')
+def sys_mremap(k, t, old, old_len, new_len, flags, new_addr, *_):
+    return do_mremap(t.mm, old, old_len, new_len, flags & 0xFFFFFFFF, new_addr)
+
+
+@syscall(12, 'brk')
+def sys_brk(k, t, brk, *_):
+    return do_brk(t.mm, brk)
+
+
+@syscall(28, 'madvise')
+def sys_madvise(k, t, start, length, advice, *_):
+    return do_madvise(t.mm, start, length, _s64(advice) if advice >> 31 else advice)
+
+
+@syscall(26, 'msync')
+def sys_msync(k, t, start, length, flags, *_):
+    if start & 0xFFF or flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or \
+            (flags & MS_ASYNC and flags & MS_SYNC):
+        return -errno.EINVAL
+    end = start + page_align(length)
+    if end < start or end > TASK_SIZE:
+        return -errno.ENOMEM
+    mm = t.mm
+    cur = start
+    unmapped = False
+    for vma in mm.vmas.overlapping(start, end):
+        if vma.vm_start > cur:
+            unmapped = True
+        if vma.vm_flags & VM_SHARED and vma.vm_file is not None and flags & MS_SYNC:
+            fold_pte_dirty(mm, vma)
+            k.pagecache.filemap_write_and_wait(vma.vm_file.mapping)
+        cur = vma.vm_end
+    if cur < end:
+        unmapped = True
+    return -errno.ENOMEM if unmapped else 0
+
+
+@syscall(27, 'mincore')
+def sys_mincore(k, t, start, length, vec, *_):
+    if start & 0xFFF:
+        return -errno.EINVAL
+    n = page_align(length) >> 12
+    if start + (n << 12) > TASK_SIZE:
+        return -errno.ENOMEM
+    mm = t.mm
+    out = bytearray(n)
+    for i in range(n):
+        va = start + (i << 12)
+        vma = mm.vmas.vma_lookup(va)
+        if vma is None:
+            return -errno.ENOMEM
+        if mm.pgtables.get_pte(va) & _PAGE_PRESENT:
+            out[i] = 1
+        elif vma.vm_file is not None:
+            page = vma.vm_file.mapping.pages.get(vma.linear_page_index(va))
+            out[i] = 1 if page is not None else 0
+    return 0 if t.umem.write(vec, bytes(out)) else -errno.EFAULT

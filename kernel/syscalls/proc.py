@@ -1,0 +1,340 @@
+"""Process, identity, time, signal-bookkeeping and miscellaneous system calls."""
+import errno
+import random
+import struct
+
+from kernel.syscalls import syscall
+
+ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
+ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
+RLIM_INFINITY = (1 << 64) - 1
+RLIMIT_NLIMITS = 16
+_DEFAULT_RLIMITS = {3: (8 << 20, RLIM_INFINITY), 7: (1024, 4096), 4: (0, RLIM_INFINITY),
+                    8: (8 << 20, 8 << 20), 6: (63457, 63457), 11: (63457, 63457), 13: (0, 0), 14: (0, 0)}
+CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
+CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
+SIGKILL, SIGSTOP = 9, 19
+_TS = struct.Struct('<qq')
+
+
+def _s32(v):
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & (1 << 31) else v
+
+
+@syscall(60, 'exit')
+def sys_exit(k, t, code, *_):
+    k.do_exit(t, code)
+    return 0
+
+
+@syscall(231, 'exit_group')
+def sys_exit_group(k, t, code, *_):
+    k.do_exit(t, code)
+    return 0
+
+
+@syscall(39, 'getpid')
+def sys_getpid(k, t, *_):
+    return t.tgid
+
+
+@syscall(186, 'gettid')
+def sys_gettid(k, t, *_):
+    return t.tid
+
+
+@syscall(110, 'getppid')
+def sys_getppid(k, t, *_):
+    return t.ppid
+
+
+for _nr, _name in ((102, 'getuid'), (104, 'getgid'), (107, 'geteuid'), (108, 'getegid')):
+    syscall(_nr, _name)(lambda k, t, *_: 0)
+
+
+@syscall(95, 'umask')
+def sys_umask(k, t, mask, *_):
+    old, t.umask = t.umask, mask & 0o777
+    return old
+
+
+@syscall(158, 'arch_prctl')
+def sys_arch_prctl(k, t, code, addr, *_):
+    if code == ARCH_SET_FS:
+        if addr >= (1 << 47):
+            return -errno.EPERM
+        k.cpu.fs_base = addr
+        return 0
+    if code == ARCH_SET_GS:
+        if addr >= (1 << 47):
+            return -errno.EPERM
+        k.cpu.write_reg('gs_base', addr)
+        return 0
+    if code == ARCH_GET_FS:
+        return 0 if t.umem.write_u64(addr, k.cpu.fs_base) else -errno.EFAULT
+    if code == ARCH_GET_GS:
+        return 0 if t.umem.write_u64(addr, k.cpu.read_reg('gs_base')) else -errno.EFAULT
+    if code == ARCH_GET_CPUID:
+        return 1
+    return -errno.EINVAL
+
+
+@syscall(218, 'set_tid_address')
+def sys_set_tid_address(k, t, tidptr, *_):
+    t.clear_child_tid = tidptr
+    return t.tid
+
+
+@syscall(273, 'set_robust_list')
+def sys_set_robust_list(k, t, head, length, *_):
+    if length != 24:
+        return -errno.EINVAL
+    t.robust_list = (head, length)
+    return 0
+
+
+@syscall(334, 'rseq')
+def sys_rseq(k, t, *_):
+    return -errno.ENOSYS      # glibc falls back cleanly; restartable sequences are not modelled
+
+
+def _rlimit(t, res):
+    return t.rlimits.get(res, _DEFAULT_RLIMITS.get(res, (RLIM_INFINITY, RLIM_INFINITY)))
+
+
+@syscall(302, 'prlimit64')
+def sys_prlimit64(k, t, pid, res, new, old, *_):
+    if pid not in (0, t.tgid):
+        return -errno.ESRCH
+    if res >= RLIMIT_NLIMITS:
+        return -errno.EINVAL
+    if new:
+        b = t.umem.read(new, 16)
+        if b is None:
+            return -errno.EFAULT
+        cur, mx = struct.unpack('<QQ', b)
+        if cur > mx:
+            return -errno.EINVAL
+    if old and not t.umem.write(old, struct.pack('<QQ', *_rlimit(t, res))):
+        return -errno.EFAULT
+    if new:
+        t.rlimits[res] = (cur, mx)
+        if res == 3:
+            t.mm.stack_rlimit = cur
+    return 0
+
+
+@syscall(97, 'getrlimit')
+def sys_getrlimit(k, t, res, rlim, *_):
+    if res >= RLIMIT_NLIMITS:
+        return -errno.EINVAL
+    return 0 if t.umem.write(rlim, struct.pack('<QQ', *_rlimit(t, res))) else -errno.EFAULT
+
+
+@syscall(160, 'setrlimit')
+def sys_setrlimit(k, t, res, rlim, *_):
+    return sys_prlimit64(k, t, 0, res, rlim, 0)
+
+
+@syscall(63, 'uname')
+def sys_uname(k, t, buf, *_):
+    fields = [b'Linux', b'faultlab', b'6.1.0-faultlab', b'#1 SMP PREEMPT_DYNAMIC', b'x86_64', b'(none)']
+    data = b''.join(f.ljust(65, b'\0') for f in fields)
+    return 0 if t.umem.write(buf, data) else -errno.EFAULT
+
+
+@syscall(99, 'sysinfo')
+def sys_sysinfo(k, t, buf, *_):
+    uptime = int(k.now_ns() // 10**9)
+    total = k.phys.size
+    free = k.frames.nr_free * 4096
+    cached = sum(m.nrpages for m in k.pagecache.mappings.values()) * 4096
+    data = struct.pack('<q3Q6QHH4xQQI4x', uptime, 0, 0, 0, total, free, 0, cached, 0, 0, len(k.tasks), 0, 0, 0, 1)
+    return 0 if t.umem.write(buf, data) else -errno.EFAULT
+
+
+@syscall(318, 'getrandom')
+def sys_getrandom(k, t, buf, count, flags, *_):
+    if flags & ~0x7:
+        return -errno.EINVAL
+    count = min(count, 1 << 25)
+    rng = getattr(k, '_rng', None)
+    if rng is None:
+        rng = k._rng = random.Random(k.config.seed)
+    data = rng.randbytes(count)
+    return count if t.umem.write(buf, data) else -errno.EFAULT
+
+
+def clock_ns(k, t, clk):
+    """The value of clock clk in nanoseconds, or None for an invalid clock id."""
+    if clk in (CLOCK_REALTIME, CLOCK_REALTIME_COARSE):
+        return k.boot_epoch_ns + int(k.now_ns())
+    if clk in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME):
+        return int(k.now_ns())
+    if clk in (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
+        return int(k.costs.ns(k.cpu.guest_cycles + k.kcycles))
+    return None
+
+
+@syscall(228, 'clock_gettime')
+def sys_clock_gettime(k, t, clk, tp, *_):
+    ns = clock_ns(k, t, _s32(clk))
+    if ns is None:
+        return -errno.EINVAL
+    return 0 if t.umem.write(tp, _TS.pack(ns // 10**9, ns % 10**9)) else -errno.EFAULT
+
+
+@syscall(229, 'clock_getres')
+def sys_clock_getres(k, t, clk, tp, *_):
+    if clock_ns(k, t, _s32(clk)) is None:
+        return -errno.EINVAL
+    if tp and not t.umem.write(tp, _TS.pack(0, 1)):
+        return -errno.EFAULT
+    return 0
+
+
+@syscall(96, 'gettimeofday')
+def sys_gettimeofday(k, t, tv, tz, *_):
+    ns = clock_ns(k, t, CLOCK_REALTIME)
+    if tv and not t.umem.write(tv, _TS.pack(ns // 10**9, (ns % 10**9) // 1000)):
+        return -errno.EFAULT
+    if tz and not t.umem.write(tz, bytes(8)):
+        return -errno.EFAULT
+    return 0
+
+
+@syscall(201, 'time')
+def sys_time(k, t, tloc, *_):
+    sec = clock_ns(k, t, CLOCK_REALTIME) // 10**9
+    if tloc and not t.umem.write_u64(tloc, sec):
+        return -errno.EFAULT
+    return sec
+
+
+def _sleep(k, t, req, rem):
+    b = t.umem.read(req, 16)
+    if b is None:
+        return -errno.EFAULT
+    sec, nsec = _TS.unpack(b)
+    if sec < 0 or not 0 <= nsec < 10**9:
+        return -errno.EINVAL
+    k.wait_until(k.now() + k.costs.cycles_for_ns(sec * 10**9 + nsec), 'sleep')
+    if rem and not t.umem.write(rem, bytes(16)):
+        return -errno.EFAULT
+    return 0
+
+
+@syscall(35, 'nanosleep')
+def sys_nanosleep(k, t, req, rem, *_):
+    return _sleep(k, t, req, rem)
+
+
+@syscall(230, 'clock_nanosleep')
+def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
+    clk = _s32(clk)
+    if clock_ns(k, t, clk) is None or clk in (CLOCK_THREAD_CPUTIME_ID,):
+        return -errno.EINVAL
+    if flags & 1:                     # TIMER_ABSTIME
+        b = t.umem.read(req, 16)
+        if b is None:
+            return -errno.EFAULT
+        sec, nsec = _TS.unpack(b)
+        if sec < 0 or not 0 <= nsec < 10**9:
+            return -errno.EINVAL
+        delta = sec * 10**9 + nsec - clock_ns(k, t, clk)
+        if delta > 0:
+            k.wait_until(k.now() + k.costs.cycles_for_ns(delta), 'sleep')
+        return 0
+    return _sleep(k, t, req, rem)
+
+
+@syscall(24, 'sched_yield')
+def sys_sched_yield(k, t, *_):
+    return 0
+
+
+@syscall(309, 'getcpu')
+def sys_getcpu(k, t, cpu, node, *_):
+    if cpu and not t.umem.write(cpu, struct.pack('<I', k.cpu.index)):
+        return -errno.EFAULT
+    if node and not t.umem.write(node, struct.pack('<I', 0)):
+        return -errno.EFAULT
+    return 0
+
+
+@syscall(204, 'sched_getaffinity')
+def sys_sched_getaffinity(k, t, pid, size, mask, *_):
+    if pid not in (0, t.tid):
+        return -errno.ESRCH
+    if size < 8 or size & 7:
+        return -errno.EINVAL
+    return 8 if t.umem.write(mask, struct.pack('<Q', 1)) else -errno.EFAULT
+
+
+@syscall(13, 'rt_sigaction')
+def sys_rt_sigaction(k, t, sig, act, oact, sigsetsize, *_):
+    if sigsetsize != 8:
+        return -errno.EINVAL
+    sig = _s32(sig)
+    if not 1 <= sig <= 64 or (act and sig in (SIGKILL, SIGSTOP)):
+        return -errno.EINVAL
+    new = None
+    if act:
+        new = t.umem.read(act, 32)
+        if new is None:
+            return -errno.EFAULT
+    if oact and not t.umem.write(oact, t.sigactions.get(sig, bytes(32))):
+        return -errno.EFAULT
+    if new is not None:
+        t.sigactions[sig] = new
+    return 0
+
+
+@syscall(14, 'rt_sigprocmask')
+def sys_rt_sigprocmask(k, t, how, nset, oset, sigsetsize, *_):
+    if sigsetsize != 8:
+        return -errno.EINVAL
+    new = None
+    if nset:
+        new = t.umem.read_u64(nset)
+        if new is None:
+            return -errno.EFAULT
+        if how not in (0, 1, 2):
+            return -errno.EINVAL
+    if oset and not t.umem.write_u64(oset, t.sigmask):
+        return -errno.EFAULT
+    if new is not None:
+        new &= ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)))
+        t.sigmask = (t.sigmask | new) if how == 0 else (t.sigmask & ~new) if how == 1 else new
+    return 0
+
+
+@syscall(131, 'sigaltstack')
+def sys_sigaltstack(k, t, ss, oss, *_):
+    if oss and not t.umem.write(oss, struct.pack('<QiiQ', 0, 2, 0, 0)):     # SS_DISABLE
+        return -errno.EFAULT
+    if ss and t.umem.read(ss, 24) is None:
+        return -errno.EFAULT
+    return 0
+
+
+@syscall(202, 'futex')
+def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3, *_):
+    cmd = op & 0x7F
+    if cmd in (1, 10):                # FUTEX_WAKE, FUTEX_WAKE_BITSET: nobody else to wake
+        return 0
+    if cmd in (0, 9):                 # FUTEX_WAIT(_BITSET): only one thread, so it would sleep forever
+        cur = t.umem.read(uaddr, 4)
+        if cur is None:
+            return -errno.EFAULT
+        if struct.unpack('<I', cur)[0] != val & 0xFFFFFFFF:
+            return -errno.EAGAIN
+        if timeout:
+            return -errno.ETIMEDOUT
+        k.warn('deadlock: the only thread waits on futex %#x forever' % uaddr)
+        k.do_exit(t, 128 + 9)
+        t.killed_by = (9, 'deadlock: %s[%d] blocked in futex_wait(%#x) with no other thread to wake it'
+                       % (t.comm, t.tid, uaddr))
+        return 0
+    return -errno.ENOSYS
