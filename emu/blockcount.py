@@ -4,7 +4,8 @@ A Python block hook costs a call per executed block (5-8 M insn/s); this one run
 close to Unicorn's hook-free speed. It looks the block up in an open-addressing hash table keyed by
 (address, size) whose value packs (instructions, cycles); Python is called only for a block it has
 never seen (the `miss` callback decodes it once). When the instruction budget runs out the hook
-tail-calls uc_emu_stop, so quanta end on block boundaries.
+tail-calls uc_emu_stop, so quanta end on block boundaries. Unicorn does not run a block whose hook
+asked to stop (it runs again on the next emu_start), so the stop path takes its count back.
 
 State array (uint64) shared with the native code:
   0 insns   1 budget (stop when insns >= budget)   2 &uc_emu_stop   3 table   4 mask
@@ -61,6 +62,11 @@ account:
     jae stop
     ret
 stop:
+    mov rax, [rcx+72]
+    mov edx, eax
+    sub [rcx], rdx
+    shr rax, 32
+    sub [rcx+80], rax
     jmp qword ptr [rcx+16]
 miss:
     push rcx

@@ -129,6 +129,7 @@ class HostDir(HostNode, Directory):
     def create(self, name, mode, uid=0, gid=0):
         """Create an empty host file."""
         def do(fd):
+            """The host-side step."""
             hfd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | O_FILE_FLAGS, mode & 0o7777,
                           dir_fd=fd)
             os.close(hfd)
@@ -138,6 +139,7 @@ class HostDir(HostNode, Directory):
     def mkdir(self, name, mode, uid=0, gid=0):
         """Create a host directory."""
         def do(fd):
+            """The host-side step."""
             os.mkdir(name, mode & 0o7777, dir_fd=fd)
             return self.sb._iget(self, name, os.stat(name, dir_fd=fd, follow_symlinks=False), fd)
         return self._modify(name, do)
@@ -145,6 +147,7 @@ class HostDir(HostNode, Directory):
     def symlink(self, name, target, uid=0, gid=0):
         """Create a host symlink (its target is interpreted in the guest namespace)."""
         def do(fd):
+            """The host-side step."""
             os.symlink(target, name, dir_fd=fd)
             return self.sb._iget(self, name, os.stat(name, dir_fd=fd, follow_symlinks=False), fd)
         return self._modify(name, do)
@@ -281,6 +284,8 @@ class HostFile(HostNode, Inode):
             raise FsError(errno.EINVAL)
 
         def do(fd):
+
+            """The host-side step."""
             os.ftruncate(fd, new_size)
             self._after_change(fd)
         self._host_call(do)
@@ -293,6 +298,8 @@ class HostFile(HostNode, Inode):
         end = min(start + length, self.size)
 
         def do(fd):
+
+            """The host-side step."""
             pos = start
             while pos < end:
                 n = min(1 << 20, end - pos)
@@ -307,6 +314,8 @@ class HostFile(HostNode, Inode):
             raise FsError(errno.EINVAL)
 
         def do(fd):
+
+            """The host-side step."""
             os.posix_fallocate(fd, offset, length)
             self._after_change(fd)
         self._host_call(do)

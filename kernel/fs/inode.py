@@ -31,6 +31,7 @@ class Inode:
         self.evicted = False
 
     def __repr__(self):
+        """Type, number, mode and filesystem, for debugging."""
         return f'<{type(self).__name__} ino={self.ino} mode={self.mode:o} sb={self.sb.fstype}>'
 
     # ---- identity -------------------------------------------------------------------------
@@ -67,9 +68,12 @@ class Inode:
 
     # ---- times ------------------------------------------------------------------------------
     def touch_atime(self):
-        """Update the access time (file_accessed)."""
-        if not self.sb.readonly:
-            self.atime = self.sb.now()
+        """file_accessed with relatime: update atime if not newer than mtime/ctime or a day old."""
+        if self.sb.readonly:
+            return
+        now = self.sb.now()
+        if self.atime <= self.mtime or self.atime <= self.ctime or now.sec - self.atime[0] >= 86400:
+            self.atime = now
 
     def touch_mtime(self):
         """Update modification and change times (file_update_time)."""

@@ -128,7 +128,9 @@ class PagedFile(Inode):
             self._page_for_write(i)
         if end > self.size:
             self.size = end
-        self.touch_ctime()
+            self.touch_mtime()
+        else:
+            self.touch_ctime()
 
     def evict(self):
         """Free every page of an unlinked, unused file."""
