@@ -3,9 +3,10 @@
 A Python block hook costs a call per executed block (5-8 M insn/s); this one runs in native code at
 close to Unicorn's hook-free speed. It looks the block up in an open-addressing hash table keyed by
 (address, size) whose value packs (instructions, cycles); Python is called only for a block it has
-never seen (the `miss` callback decodes it once). When the instruction budget runs out the hook
-tail-calls uc_emu_stop, so quanta end on block boundaries. Unicorn does not run a block whose hook
-asked to stop (it runs again on the next emu_start), so the stop path takes its count back.
+never seen (the `miss` callback decodes it once). A block that starts with the budget already used
+up is not counted and the hook tail-calls uc_emu_stop: Unicorn does not run a block whose hook asked
+to stop (it runs on the next emu_start). So quanta end on block boundaries, overshoot the budget by
+less than one block, and every emu_start makes progress.
 
 State array (uint64) shared with the native code:
   0 insns   1 budget (stop when insns >= budget)   2 &uc_emu_stop   3 table   4 mask
@@ -53,20 +54,15 @@ hit:
     mov rax, [rax+8]
 account:
     mov [rcx+72], rax
+    mov rdx, [rcx]
+    cmp rdx, [rcx+8]
+    jae stop
     mov edx, eax
     add [rcx], rdx
     shr rax, 32
     add [rcx+80], rax
-    mov rax, [rcx]
-    cmp rax, [rcx+8]
-    jae stop
     ret
 stop:
-    mov rax, [rcx+72]
-    mov edx, eax
-    sub [rcx], rdx
-    shr rax, 32
-    sub [rcx+80], rax
     jmp qword ptr [rcx+16]
 miss:
     push rcx

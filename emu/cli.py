@@ -157,7 +157,7 @@ def cmd_costs(a):
 
 
 def cmd_bench(a):
-    from bench.speed import main as bench_speed
+    from emu.bench import main as bench_speed
     return bench_speed(quick=a.quick)
 
 

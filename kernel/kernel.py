@@ -240,10 +240,9 @@ class Kernel:
     def page_fault(self, rip, address, error_code):
         """#PF from user mode: account, call do_user_addr_fault, deliver a signal if it fails."""
         task = self.current
-        self.charge('exception_entry')
-        rec = self._fault_rec = collections.Counter()
-        rec['exception_entry'] = self.costs.exception_entry
         t0 = self.kcycles + self.idle_cycles
+        rec = self._fault_rec = collections.Counter()
+        self.charge('exception_entry')
         res = do_user_addr_fault(task.mm, address, error_code | X86_PF_USER)
         self.charge('exception_exit')
         self._fault_rec = None

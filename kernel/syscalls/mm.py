@@ -24,13 +24,27 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
     if off & 0xFFF:
         return -errno.EINVAL
     f = None
-    if not flags & MAP_ANONYMOUS:
+    if flags & MAP_ANONYMOUS and flags & 3 in (1, 3) and length:
+        f = shmem_zero_setup(k, length)
+    elif not flags & MAP_ANONYMOUS:
         f = t.files.get(_s64(fd) if fd < (1 << 63) else -1)
         if f is None:
             return -errno.EBADF
         if not isinstance(f, OpenFile):
             return -errno.ENODEV
+    if f is not None and flags & MAP_ANONYMOUS:
+        r = do_mmap(t.mm, addr, length, prot, flags & ~MAP_ANONYMOUS, f, 0)
+        f.put()
+        return r
     return do_mmap(t.mm, addr, length, prot, flags, f, off >> 12)
+
+
+def shmem_zero_setup(k, length):
+    """Shared anonymous memory is a mapping of an unlinked tmpfs file (mm/shmem.c)."""
+    inode = k.vfs.memfd_create()
+    inode.ihold()
+    inode.set_size(page_align(length))
+    return OpenFile(inode, 2, '/dev/zero (deleted)', k.pagecache)
 
 
 @syscall(11, 'munmap')

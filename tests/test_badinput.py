@@ -1,0 +1,125 @@
+"""Bad programs and bad inputs get clean answers: errno for the guest, one-line errors, reports."""
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_guest, ROOT
+
+
+def faultlab(*args, timeout=120):
+    return subprocess.run([sys.executable, '-m', 'emu.cli'] + list(args), capture_output=True, cwd=ROOT,
+                          timeout=timeout)
+
+
+def _assert_one_line_error(p, *words):
+    err = p.stderr.decode()
+    assert 'Traceback' not in err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+def _mutated(tmp_path, userland, name, mutate):
+    data = bytearray(open(os.path.join(userland, 'hello'), 'rb').read())
+    data = mutate(data)
+    p = tmp_path / name
+    p.write_bytes(bytes(data))
+    p.chmod(0o755)
+    return str(p)
+
+
+def test_truncated_elf(userland, tmp_path):
+    p = faultlab('run', _mutated(tmp_path, userland, 'trunc', lambda d: d[:100]))
+    assert p.returncode == 126
+    _assert_one_line_error(p, 'cannot run', 'past the end of the file')
+
+
+def test_truncated_segment(userland, tmp_path):
+    p = faultlab('run', _mutated(tmp_path, userland, 'trunc2', lambda d: d[:len(d) // 3]))
+    assert p.returncode == 126
+    _assert_one_line_error(p, 'PT_LOAD')
+
+
+def test_32bit_elf(userland, tmp_path):
+    def to32(d):
+        d[4] = 1
+        return d
+    p = faultlab('run', _mutated(tmp_path, userland, 'elf32', to32))
+    _assert_one_line_error(p, '32-bit ELF')
+    assert p.returncode == 126
+
+
+def test_wrong_machine(userland, tmp_path):
+    def arm(d):
+        struct.pack_into('<H', d, 18, 183)
+        return d
+    p = faultlab('run', _mutated(tmp_path, userland, 'arm', arm))
+    _assert_one_line_error(p, 'machine 183')
+
+
+def test_shell_script(tmp_path):
+    s = tmp_path / 'script.sh'
+    s.write_text('#!/bin/sh\necho hi\n')
+    s.chmod(0o755)
+    p = faultlab('run', str(s))
+    _assert_one_line_error(p, 'is a script')
+    assert p.returncode == 126
+
+
+def test_dynamic_executable():
+    true = shutil.which('true')
+    p = faultlab('run', true)
+    _assert_one_line_error(p, 'dynamically linked', '-static')
+
+
+def test_missing_program():
+    p = faultlab('run', '/no/such/program')
+    _assert_one_line_error(p, 'No such file')
+    assert p.returncode == 127
+
+
+def test_unknown_syscall_efault_ebadf_enoent(userland):
+    r = run_guest(os.path.join(userland, 'badsys'))
+    out = r.stdout.decode()
+    assert 'syscall(999): ret=-1 errno=38' in out
+    assert 'write(1, 16, 10): ret=-1 errno=14' in out
+    assert 'read(-5): ret=-1 errno=9' in out
+    assert 'errno=2' in out
+    assert any('999' in w for w in r.warnings)
+    assert len([w for w in r.warnings if '999' in w]) == 1
+
+
+def test_wild_jump_reports_sigsegv(userland):
+    p = faultlab('run', os.path.join(userland, 'wildjump'))
+    assert p.returncode == 128 + 11
+    assert p.stdout == b'before\n'
+    err = p.stderr.decode()
+    assert 'Traceback' not in err
+    assert 'SIGSEGV (SEGV_MAPERR)' in err and 'rip=0xdead0000' in err and 'instruction fetch' in err
+
+
+def test_out_of_memory_is_a_clean_oom_kill(userland):
+    r = run_guest(os.path.join(userland, 'oom'), ram=32 << 20)
+    assert r.result.killed_by is not None
+    assert r.exit_code == 128 + 9
+    assert 'out of memory' in r.result.killed_by[1]
+
+
+def test_bad_cli_options():
+    p = faultlab('run', '--mount', 'nocolon', '/bin/true')
+    _assert_one_line_error(p, 'mount')
+    assert p.returncode == 2
+    p = faultlab('run', '--disk', 'bogus=1', '/bin/true')
+    _assert_one_line_error(p, 'bogus')
+
+
+def test_max_insns_stops_a_runaway(userland):
+    r = run_guest(os.path.join(userland, 'compute'), max_insns=1_000_000)
+    assert r.exit_code == 124
+    assert 'instruction limit' in r.result.report
+    assert 1_000_000 <= r.stats['instructions'] < 1_000_000 + 1000

@@ -1,0 +1,47 @@
+"""Every userland program prints the same under faultlab as natively."""
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from conftest import run_guest, run_native, DATA
+
+# (program, guest args, native args, mounts as (host, guest))
+CASES = [
+    ('hello', ['a', 'b c'], ['a', 'b c'], []),
+    ('hello-pie', ['x'], ['x'], []),
+    ('mmtest', ['/tmp'], None, []),
+    ('fileio', ['/tmp'], None, []),
+    ('compute', [], [], []),
+    ('pagetouch', ['4'], ['4'], []),
+    ('pagetouch', ['4', 'r'], ['4', 'r'], []),
+    ('stackgrow', [], [], []),
+    ('badsys', [], [], []),
+    ('filemap', ['/data/big.bin'], [os.path.join(DATA, 'big.bin')], [(DATA, '/data')]),
+    ('filemap', ['/data/small.txt'], [os.path.join(DATA, 'small.txt')], [(DATA, '/data')]),
+    ('readahead', ['/data/big.bin'], [os.path.join(DATA, 'big.bin')], [(DATA, '/data')]),
+]
+
+
+@pytest.mark.parametrize('prog,gargs,nargs,mounts', CASES, ids=['%s %s' % (c[0], ' '.join(c[1])) for c in CASES])
+def test_same_output_as_native(userland, prog, gargs, nargs, mounts):
+    path = os.path.join(userland, prog)
+    tmp = None
+    if nargs is None:                       # the program works in a scratch directory
+        tmp = tempfile.mkdtemp()
+        nargs = [tmp]
+    try:
+        code, nout, _ = run_native(path, nargs, env=['FAULTLAB_TEST=1'])
+    finally:
+        if tmp:
+            shutil.rmtree(tmp)
+    g = run_guest(path, gargs, mounts=[(h, gp, True) for h, gp in mounts], env=['FAULTLAB_TEST=1'])
+    assert g.stdout == nout
+    assert g.exit_code == code == 0
+    assert g.result.killed_by is None
+
+
+def test_hello_env_and_args(userland):
+    g = run_guest(os.path.join(userland, 'hello'), ['one'], env=['FAULTLAB_TEST=visible'])
+    assert b'argv[1]=one' in g.stdout and b'FAULTLAB_TEST=visible' in g.stdout
