@@ -10,6 +10,14 @@ ZERO_PAGE_BYTES = bytes(PAGE_SIZE)
 EMU_RESERVED_FRAMES = 16
 
 _u64 = struct.Struct('<Q')
+MADV_POPULATE_WRITE = 23
+
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _madvise = _libc.madvise
+    _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+except (OSError, AttributeError):
+    _madvise = None
 
 
 class PhysMem:
@@ -28,6 +36,14 @@ class PhysMem:
                               prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self.mv = memoryview(self._map)
         self.host_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+
+    def populate(self, pa, n):
+        """Fault in host memory for [pa, pa+n) in one call (far cheaper than page-by-page first touch).
+
+        Only an optimisation: on a host without MADV_POPULATE_WRITE nothing happens.
+        """
+        if _madvise is not None:
+            _madvise(self.host_ptr + pa, n, MADV_POPULATE_WRITE)
 
     def read64(self, pa):
         return _u64.unpack_from(self._map, pa)[0]

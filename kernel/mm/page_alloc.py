@@ -1,6 +1,8 @@
 """Physical frames: the `struct page` descriptors and the order-0 frame allocator."""
 from emu.physmem import EMU_RESERVED_FRAMES
 
+POPULATE_CHUNK = 1024          # frames (4 MiB) of host memory faulted in at a time
+
 # page flags (include/linux/page-flags.h names)
 PG_locked = 1 << 0
 PG_referenced = 1 << 1
@@ -54,21 +56,39 @@ class FrameAllocator:
         for p in self.pages[:EMU_RESERVED_FRAMES]:
             p.flags = PG_reserved
             p.refcount = 1
-        # hand out low frames first (pop from the end)
-        self._free = list(range(phys.nr_frames - 1, EMU_RESERVED_FRAMES - 1, -1))
+        # Frames never handed out are still zero (fresh host memory): they come from `_fresh` upward,
+        # in chunks whose host memory is populated in one go. Freed frames go to the LIFO free list
+        # (cache-hot, reused first) and must be zeroed on reuse.
+        self._free = []
+        self._fresh = EMU_RESERVED_FRAMES
+        self._populated = EMU_RESERVED_FRAMES
         self.nr_allocated = 0
         self.peak_allocated = 0
         self.stale_code = False   # a freed frame held code: translated blocks must be dropped
 
     @property
     def nr_free(self):
-        return len(self._free)
+        return len(self._free) + self.phys.nr_frames - self._fresh
+
+    def _take_fresh(self):
+        pfn = self._fresh
+        if pfn >= self._populated:
+            n = min(POPULATE_CHUNK, self.phys.nr_frames - pfn)
+            self.phys.populate(pfn << 12, n << 12)
+            self._populated = pfn + n
+        self._fresh = pfn + 1
+        return pfn
 
     def alloc_page(self, zero=True):
         """alloc_page(): a frame with refcount 1, zero-filled if asked; None when memory is exhausted."""
-        if not self._free:
+        if self._free:
+            pfn = self._free.pop()
+            if zero:
+                self.phys.zero_frame(pfn)
+        elif self._fresh < self.phys.nr_frames:
+            pfn = self._take_fresh()
+        else:
             return None
-        pfn = self._free.pop()
         page = self.pages[pfn]
         page.refcount = 1
         page.mapcount = 0
@@ -76,8 +96,6 @@ class FrameAllocator:
         page.mapping = None
         page.index = 0
         page.private = 0
-        if zero:
-            self.phys.zero_frame(pfn)
         self.nr_allocated += 1
         if self.nr_allocated > self.peak_allocated:
             self.peak_allocated = self.nr_allocated
