@@ -178,8 +178,9 @@ def do_fault_around(mm, vmf):
     vma = vmf.vma
     addr = vmf.address
     mask = ~(nr * PAGE_SIZE - 1)
-    start = max(addr & mask, vma.vm_start, addr & ~((1 << 21) - 1))
-    end = min((addr & mask) + nr * PAGE_SIZE, vma.vm_end, (addr & ~((1 << 21) - 1)) + (1 << 21))
+    pmd_start = addr & ~((1 << 21) - 1)
+    start = max(addr & mask, vma.vm_start, pmd_start)
+    end = min(start + nr * PAGE_SIZE, vma.vm_end, pmd_start + (1 << 21))
     return filemap_map_pages(mm, vmf, start, end)
 
 

@@ -81,13 +81,13 @@ def is_swap_pte(pte):
 
 def swp_entry_to_pte(swp_type, offset):
     """__swp_entry(type, offset) as a non-present PTE."""
-    return (((~offset & _U64) << SWP_OFFSET_SHIFT >> SWP_TYPE_BITS) | (swp_type << (64 - SWP_TYPE_BITS))) & _U64
+    return ((((~offset) << SWP_OFFSET_SHIFT) & _U64) >> SWP_TYPE_BITS) | (swp_type << (64 - SWP_TYPE_BITS))
 
 
 def pte_to_swp_entry(pte):
     """(type, offset) of a swap PTE."""
     swp_type = pte >> (64 - SWP_TYPE_BITS)
-    offset = (~pte & _U64) << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT & ((1 << (64 - SWP_OFFSET_SHIFT)) - 1)
+    offset = (((~pte) << SWP_TYPE_BITS) & _U64) >> SWP_OFFSET_SHIFT
     return swp_type, offset
 
 

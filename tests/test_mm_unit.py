@@ -1,0 +1,272 @@
+"""kernel/mm without a CPU: VMAs, mmap family, fault handlers, page cache (Unicorn not involved)."""
+import collections
+import errno
+
+import pytest
+
+from emu.cycles import CostTable
+from emu.physmem import PhysMem
+from kernel.block.device import BlockDevice
+from kernel.block.params import DiskParams
+from kernel.events import EventQueue
+from kernel.file import OpenFile, O_RDONLY, O_RDWR
+from kernel.fs import TmpFs, DiskFs
+from kernel.mm.filemap import PageCache
+from kernel.mm.memory import handle_mm_fault
+from kernel.mm.mm_types import MmServices, MmStruct, FAULT_FLAG_WRITE, VM_FAULT_MAJOR, VM_FAULT_SIGBUS
+from kernel.mm.mmap import (do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_PRIVATE, MAP_SHARED,
+                            MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MREMAP_MAYMOVE)
+from kernel.mm.madvise import do_madvise, MADV_DONTNEED
+from kernel.mm.page_alloc import FrameAllocator, PG_dirty
+from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, pte_pfn, swp_entry_to_pte, pte_to_swp_entry
+
+PROT_R, PROT_RW, PROT_RX = 1, 3, 5
+
+
+class Clock:
+    """A scheduler stand-in: time only moves when someone waits."""
+
+    def __init__(self, events):
+        self.t = 0
+        self.events = events
+        self.waited = 0
+
+    def now(self):
+        return self.t
+
+    def wait_until(self, when, why):
+        if when > self.t:
+            self.waited += when - self.t
+            self.t = when
+        self.events.run_due(self.t)
+
+
+class Env:
+    def __init__(self, ram=16 << 20, fault_around=65536):
+        self.phys = PhysMem(ram)
+        self.frames = FrameAllocator(self.phys)
+        self.events = EventQueue()
+        self.clock = Clock(self.events)
+        self.costs = CostTable()
+        self.kcycles = 0
+        self.stats = collections.Counter()
+        self.flushes = 0
+        self.disk = BlockDevice(DiskParams(), self.costs.freq_hz, self.events)
+        self.pc = PageCache(self.frames, self.disk, self.clock, self.charge, self.stats)
+        self.svc = MmServices(self.frames, self.pc, self.charge, self.flush, self.stats, self.clock, fault_around)
+        self.mm = MmStruct(self.svc)
+
+    def charge(self, name, n=1):
+        self.kcycles += self.costs.costs[name] * n
+
+    def flush(self):
+        self.flushes += 1
+
+    def pte(self, va):
+        return self.mm.pgtables.get_pte(va)
+
+    def fault(self, va, write=False):
+        vma = self.mm.vmas.vma_lookup(va)
+        assert vma is not None
+        return handle_mm_fault(self.mm, vma, va, FAULT_FLAG_WRITE if write else 0)
+
+    def read_phys(self, va, n):
+        pa = self.mm.pgtables.translate(va)
+        return self.phys.read(pa, n)
+
+    def file(self, data, fs_cls=DiskFs, flags=O_RDONLY):
+        fs = fs_cls()
+        inode = fs.root.create('f', 0o644) if hasattr(fs.root, 'create') else None
+        for i in range(0, len(data), 4096):
+            inode.write_page(i // 4096, data[i:i + 4096])
+        inode.set_size(len(data))
+        return OpenFile(inode, flags, '/f', self.pc)
+
+
+def test_swap_pte_round_trip():
+    for t, off in ((0, 1), (3, 0x12345), (31, (1 << 40) - 1)):
+        pte = swp_entry_to_pte(t, off)
+        assert not pte & _PAGE_PRESENT
+        assert pte_to_swp_entry(pte) == (t, off)
+
+
+def test_mmap_places_top_down_and_merges_anon():
+    e = Env()
+    a = do_mmap(e.mm, 0, 8192, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    b = do_mmap(e.mm, 0, 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    assert b == a - 4096
+    assert len(e.mm.vmas) == 1                 # adjacent, same flags: merged
+    c = do_mmap(e.mm, 0, 4096, PROT_R, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    assert c == b - 4096 and len(e.mm.vmas) == 2
+    e.mm.vmas.check()
+
+
+def test_mmap_errors():
+    e = Env()
+    anon = MAP_PRIVATE | MAP_ANONYMOUS
+    assert do_mmap(e.mm, 0, 0, PROT_RW, anon, None, 0) == -errno.EINVAL
+    assert do_mmap(e.mm, 0, 4096, PROT_RW, MAP_ANONYMOUS, None, 0) == -errno.EINVAL      # no type
+    assert do_mmap(e.mm, 0x400001, 4096, PROT_RW, anon | MAP_FIXED, None, 0) == -errno.EINVAL
+    assert do_mmap(e.mm, 0x1000, 4096, PROT_RW, anon | MAP_FIXED, None, 0) == -errno.EPERM
+    a = do_mmap(e.mm, 0x400000, 4096, PROT_RW, anon | MAP_FIXED, None, 0)
+    assert a == 0x400000
+    assert do_mmap(e.mm, 0x400000, 4096, PROT_RW, anon | MAP_FIXED_NOREPLACE, None, 0) == -errno.EEXIST
+    f = e.file(b'x' * 100)
+    assert do_mmap(e.mm, 0, 4096, PROT_RW, MAP_SHARED, f, 0) == -errno.EACCES   # read-only file
+
+
+def test_munmap_splits_and_zaps():
+    e = Env()
+    a = do_mmap(e.mm, 0, 4 * 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    for i in range(4):
+        e.fault(a + i * 4096, write=True)
+    used = e.frames.nr_allocated
+    assert do_munmap(e.mm, a + 4096, 2 * 4096) == 0
+    assert [(v.vm_start, v.vm_end) for v in e.mm.vmas] == [(a, a + 4096), (a + 3 * 4096, a + 4 * 4096)]
+    assert e.pte(a + 4096) == 0 and e.pte(a) & _PAGE_PRESENT
+    assert e.frames.nr_allocated == used - 2
+    assert e.flushes >= 1
+    assert do_munmap(e.mm, a + 1, 4096) == -errno.EINVAL
+    assert do_munmap(e.mm, a, 0) == -errno.EINVAL
+
+
+def test_anonymous_read_maps_zero_page_then_write_copies():
+    e = Env()
+    a = do_mmap(e.mm, 0, 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    ret, vmf = e.fault(a)
+    pte = e.pte(a)
+    assert pte_pfn(pte) == e.svc.zero_page.pfn and not pte & _PAGE_RW and pte & _PAGE_NX
+    ret, vmf = e.fault(a, write=True)
+    assert vmf.handler == 'do_wp_page(copy)'
+    pte = e.pte(a)
+    assert pte & _PAGE_RW and pte_pfn(pte) != e.svc.zero_page.pfn
+    assert e.read_phys(a, 16) == bytes(16)
+
+
+def test_mprotect_downgrades_ptes_and_splits():
+    e = Env()
+    a = do_mmap(e.mm, 0, 3 * 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    for i in range(3):
+        e.fault(a + i * 4096, write=True)
+    flushes = e.flushes
+    assert do_mprotect(e.mm, a + 4096, 4096, PROT_R) == 0
+    assert len(e.mm.vmas) == 3
+    assert not e.pte(a + 4096) & _PAGE_RW and e.pte(a) & _PAGE_RW
+    assert e.flushes > flushes
+    assert do_mprotect(e.mm, a + 4096, 4096, PROT_RW) == 0
+    assert len(e.mm.vmas) == 1                 # merged back
+    assert do_mprotect(e.mm, a + 3 * 4096, 4096, PROT_R) == -errno.ENOMEM     # unmapped
+
+
+def test_mremap_grow_move_keeps_contents():
+    e = Env()
+    a = do_mmap(e.mm, 0, 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    do_mmap(e.mm, a + 4096, 4096, PROT_R, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, None, 0)   # blocks growth
+    e.fault(a, write=True)
+    e.phys.write(e.mm.pgtables.translate(a), b'hello')
+    assert do_mremap(e.mm, a, 4096, 8192, 0, 0) == -errno.ENOMEM
+    b = do_mremap(e.mm, a, 4096, 8192, MREMAP_MAYMOVE, 0)
+    assert b > 0 and b != a
+    assert e.read_phys(b, 5) == b'hello'
+    assert e.mm.vmas.vma_lookup(a) is None
+
+
+def test_brk_grows_and_shrinks():
+    e = Env()
+    e.mm.start_brk = e.mm.brk = 0x600000
+    assert do_brk(e.mm, 0x600000 + 10000) == 0x600000 + 10000
+    v = e.mm.vmas.vma_lookup(0x600000)
+    assert v.name == '[heap]' and v.vm_end == 0x603000
+    assert do_brk(e.mm, 0x601000) == 0x601000
+    assert v.vm_end == 0x601000
+    assert do_brk(e.mm, 0x100) == 0x601000         # below start: unchanged
+
+
+def test_madvise_dontneed_zeroes_private_anon():
+    e = Env()
+    a = do_mmap(e.mm, 0, 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    e.fault(a, write=True)
+    e.phys.write(e.mm.pgtables.translate(a), b'data')
+    assert do_madvise(e.mm, a, 4096, MADV_DONTNEED) == 0
+    assert e.pte(a) == 0
+    e.fault(a)
+    assert e.read_phys(a, 4) == bytes(4)
+    assert do_madvise(e.mm, a, 8192, MADV_DONTNEED) == -errno.ENOMEM
+    assert do_madvise(e.mm, a + 1, 4096, MADV_DONTNEED) == -errno.EINVAL
+    assert do_madvise(e.mm, a, 4096, 12345) == -errno.EINVAL
+
+
+def test_file_read_fault_is_major_then_cached():
+    e = Env(fault_around=4096)
+    data = bytes(range(256)) * 16 * 40        # 40 pages
+    f = e.file(data)
+    a = do_mmap(e.mm, 0, len(data), PROT_R, MAP_PRIVATE, f, 0)
+    ret, vmf = e.fault(a + 5 * 4096)
+    assert ret & VM_FAULT_MAJOR and vmf.handler == 'do_read_fault'
+    assert e.read_phys(a + 5 * 4096, 256) == data[5 * 4096:5 * 4096 + 256]
+    assert e.disk.stats.reads == 1 and e.clock.waited > 0
+    # read-around brought the neighbours in: the next fault is minor
+    ret, vmf = e.fault(a + 6 * 4096)
+    assert not ret & VM_FAULT_MAJOR
+    assert e.disk.stats.reads == 1
+
+
+def test_fault_around_maps_cached_neighbours_without_io():
+    e = Env(fault_around=65536)
+    f = e.file(b'z' * (20 * 4096))
+    a = do_mmap(e.mm, 0, 20 * 4096, PROT_R, MAP_PRIVATE, f, 0)
+    e.fault(a)                                  # major: reads the window in
+    reads = e.disk.stats.reads
+    ret, vmf = e.fault(a + 4096)
+    assert vmf.handler == 'do_read_fault(fault-around)'
+    # the 16-page window from the VMA start: page 0 is mapped, page 1 is the fault, page 12 carries the
+    # read-ahead marker (left for the async read-ahead): 13 more pages mapped
+    assert vmf.around == 13
+    assert e.pte(a + 12 * 4096) == 0
+    assert e.disk.stats.reads == reads
+    assert all(e.pte(a + i * 4096) & _PAGE_PRESENT for i in range(16) if i != 12)
+
+
+def test_private_file_write_copies_shared_write_dirties():
+    e = Env()
+    f = e.file(b'A' * 8192, fs_cls=TmpFs, flags=O_RDWR)
+    p = do_mmap(e.mm, 0, 8192, PROT_RW, MAP_PRIVATE, f, 0)
+    s = do_mmap(e.mm, 0, 8192, PROT_RW, MAP_SHARED, f, 0)
+    ret, vmf = e.fault(p, write=True)
+    assert vmf.handler == 'do_cow_fault'
+    e.phys.write(e.mm.pgtables.translate(p), b'B')
+    ret, vmf = e.fault(s, write=True)
+    assert vmf.handler == 'do_shared_fault'
+    page = e.frames.pages[pte_pfn(e.pte(s))]
+    assert page.flags & PG_dirty
+    assert e.read_phys(s, 1) == b'A'            # the private copy did not touch the file page
+    e.phys.write(e.mm.pgtables.translate(s), b'C')
+    e.pc.filemap_write_and_wait(f.mapping)
+    assert f.inode.read_page(0)[:1] == b'C'
+
+
+def test_fault_beyond_eof_is_sigbus():
+    e = Env()
+    f = e.file(b'q' * 100)
+    a = do_mmap(e.mm, 0, 3 * 4096, PROT_R, MAP_PRIVATE, f, 0)
+    ret, vmf = e.fault(a + 2 * 4096)
+    assert ret & VM_FAULT_SIGBUS
+
+
+def test_drop_caches_makes_the_cache_cold():
+    e = Env(fault_around=4096)
+    f = e.file(b'k' * (8 * 4096))
+    a = do_mmap(e.mm, 0, 8 * 4096, PROT_R, MAP_PRIVATE, f, 0)
+    e.fault(a)
+    assert f.mapping.nrpages == 8
+    assert e.pc.drop_caches() == 7              # the mapped page stays
+    do_munmap(e.mm, a, 8 * 4096)
+    assert e.pc.drop_caches() == 1 and f.mapping.nrpages == 0
+
+
+def test_oom_returns_vm_fault_oom():
+    from kernel.mm.mm_types import VM_FAULT_OOM
+    e = Env(ram=1 << 20)
+    a = do_mmap(e.mm, 0, 1 << 20, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    results = [e.fault(a + i * 4096, write=True)[0] for i in range(256)]
+    assert VM_FAULT_OOM in results
