@@ -11,6 +11,11 @@ from kernel.mm.page_alloc import (PG_locked, PG_uptodate, PG_dirty, PG_lru, PG_r
 VM_READAHEAD_PAGES = 32          # 128 KiB, the default bdi->ra_pages
 
 
+def _reclaimable(page):
+    """A cache page that can be dropped: clean, unmapped, not under I/O, no extra references."""
+    return not (page.mapcount or page.flags & (PG_dirty | PG_locked) or page.refcount > 1)
+
+
 class FileRaState:
     """struct file_ra_state: the read-ahead window of one open file."""
     __slots__ = ('start', 'size', 'async_size', 'ra_pages', 'mmap_miss', 'prev_index')
@@ -298,7 +303,7 @@ class PageCache:
             if index < start or (end is not None and index > end):
                 continue
             page = mapping.pages[index]
-            if page.mapcount or page.flags & (PG_dirty | PG_locked) or page.refcount > 1:
+            if not _reclaimable(page):
                 continue
             self.delete_from_page_cache(page)
             n += 1
@@ -315,7 +320,7 @@ class PageCache:
             if freed >= nr:
                 break
             page = self.lru[pfn]
-            if page.mapcount or page.flags & (PG_dirty | PG_locked) or page.refcount > 1:
+            if not _reclaimable(page):
                 continue
             self.delete_from_page_cache(page)
             freed += 1

@@ -212,14 +212,22 @@ def sys_time(k, t, tloc, *_):
     return sec
 
 
-def _sleep(k, t, req, rem):
-    b = t.umem.read(req, 16)
+def _read_timespec_ns(t, addr):
+    """A user struct timespec as nanoseconds, or -errno (EFAULT, EINVAL for a bad value)."""
+    b = t.umem.read(addr, 16)
     if b is None:
         return -errno.EFAULT
     sec, nsec = _TS.unpack(b)
     if sec < 0 or not 0 <= nsec < 10**9:
         return -errno.EINVAL
-    k.wait_until(k.now() + k.costs.cycles_for_ns(sec * 10**9 + nsec), 'sleep')
+    return sec * 10**9 + nsec
+
+
+def _sleep(k, t, req, rem):
+    ns = _read_timespec_ns(t, req)
+    if ns < 0:
+        return ns
+    k.wait_until(k.now() + k.costs.cycles_for_ns(ns), 'sleep')
     if rem and not t.umem.write(rem, bytes(16)):
         return -errno.EFAULT
     return 0
@@ -236,13 +244,10 @@ def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
     if clock_ns(k, t, clk) is None or clk in (CLOCK_THREAD_CPUTIME_ID,):
         return -errno.EINVAL
     if flags & 1:                     # TIMER_ABSTIME
-        b = t.umem.read(req, 16)
-        if b is None:
-            return -errno.EFAULT
-        sec, nsec = _TS.unpack(b)
-        if sec < 0 or not 0 <= nsec < 10**9:
-            return -errno.EINVAL
-        delta = sec * 10**9 + nsec - clock_ns(k, t, clk)
+        ns = _read_timespec_ns(t, req)
+        if ns < 0:
+            return ns
+        delta = ns - clock_ns(k, t, clk)
         if delta > 0:
             k.wait_until(k.now() + k.costs.cycles_for_ns(delta), 'sleep')
         return 0
