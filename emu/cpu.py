@@ -11,7 +11,7 @@ import ctypes
 from unicorn import (Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, UC_HOOK_INTR, UC_HOOK_INSN,
                      UC_HOOK_INSN_INVALID, UC_TLB_CPU)
 from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE
-from unicorn.x86_const import (UC_X86_INS_SYSCALL, UC_X86_REG_RCX, UC_X86_REG_R11, UC_X86_REG_RSP,
+from unicorn.x86_const import (UC_X86_INS_SYSCALL, UC_X86_INS_RDTSC, UC_X86_INS_RDTSCP, UC_X86_REG_RCX, UC_X86_REG_R11, UC_X86_REG_RSP,
                                UC_X86_REG_RIP, UC_X86_REG_CR3, UC_X86_REG_FS_BASE, UC_X86_REG_GS_BASE,
                                UC_X86_REG_EFLAGS, UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS,
                                UC_X86_REG_ES, UC_X86_REG_FS, UC_X86_REG_GS)
@@ -24,6 +24,9 @@ from emu.cycles import InsnCoster
 from emu.paging import (MSR_STAR, PTE_P, PTE_US, build_identity_tables, enable_long_mode_paging)
 
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_INSN_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+# the binding's hook_add refuses RDTSC; the C API takes it (variadic instruction id)
+_uc_hook_add_variadic = ctypes.CDLL(uclib._name).uc_hook_add
 
 # guest-physical layout of the frames the emulator reserves (see physmem.EMU_RESERVED_FRAMES)
 _BOOT_TABLES = 0x1000      # 4 frames
@@ -82,6 +85,16 @@ class Cpu:
             raise CpuError("cannot install the interrupt hook")
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0, UC_X86_INS_SYSCALL)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
+        # rdtsc/rdtscp read the simulated clock (deterministic, and what the vDSO clocks use)
+        self._rdtsc_cbs = []
+        for ins in (UC_X86_INS_RDTSC, UC_X86_INS_RDTSCP):
+            cb = _INSN_CB(lambda _u, _d, ins=ins: self._on_rdtsc(ins == UC_X86_INS_RDTSCP))
+            self._rdtsc_cbs.append(cb)
+            h = uc_hook_h()
+            if _uc_hook_add_variadic(uc._uch, ctypes.byref(h), ctypes.c_int(UC_HOOK_INSN),
+                                     ctypes.cast(cb, ctypes.c_void_p), None, ctypes.c_uint64(1),
+                                     ctypes.c_uint64(0), ctypes.c_int(ins)):
+                raise CpuError("cannot install the rdtsc hook")
 
     def _fail(self, exc):
         self.error = exc
@@ -116,6 +129,26 @@ class Cpu:
         except Exception as e:
             self._fail(e)
         return True
+
+    def _on_rdtsc(self, with_aux):
+        """rdtsc(p): the simulated time of this CPU in cycles (instructions after rip not yet run)."""
+        try:
+            rip = self.env.rip.value
+            tsc = self.traps.rdtsc() - self._pending_cycles(rip)
+            g = self.gpr
+            g[0] = tsc & 0xFFFFFFFF
+            g[2] = (tsc >> 32) & 0xFFFFFFFF
+            if with_aux:
+                g[1] = self.index
+        except Exception as e:
+            self._fail(e)
+        return 1
+
+    def _pending_cycles(self, rip):
+        """Cycles of the current block's instructions after rip (counted but not yet executed)."""
+        addr, size = self.counter.last_block()
+        priced = self._blocks.get((addr, size)) if addr <= rip < addr + size else None
+        return int(sum(c for a, c in priced if a > rip)) if priced else 0
 
     def _describe_block(self, addr, size):
         code = self._read_code(addr, size)

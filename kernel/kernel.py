@@ -292,6 +292,10 @@ class Kernel:
         self.force_sig_fault(task, SIGILL, 0, rip, 'SIGILL at rip=%#x <%s>: invalid opcode (bytes %s)'
                              % (rip, self.symbolize(task, rip), code[:8].hex(' ')))
 
+    def rdtsc(self):
+        """The TSC: simulated cycles of this CPU (it ticks at the cost table's frequency)."""
+        return int(self.now())
+
     def syscall(self):
         from kernel.syscalls import dispatch
         dispatch(self, self.current)
