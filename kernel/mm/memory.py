@@ -4,7 +4,7 @@ from kernel.mm.mm_types import (
     FAULT_FLAG_WRITE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_ALLOW_RETRY, VmFault,
     VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_NOPAGE, VM_FAULT_HWPOISON)
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
-    PG_hwpoison, PG_readahead, PG_lru
+    PG_hwpoison, PG_readahead, PG_lru, PG_reserved
 from kernel.mm.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot)
 from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
@@ -42,6 +42,8 @@ def handle_pte_fault(mm, vmf):
     if pte == 0:
         if vmf.vma.anon:
             return do_anonymous_page(mm, vmf)
+        if vmf.vma.vm_file is None:          # a special mapping ([vdso], [vvar]) has all its pages
+            return VM_FAULT_SIGBUS
         return do_fault(mm, vmf)
     if not pte & _PAGE_PRESENT:
         return do_swap_page(mm, vmf)
@@ -63,10 +65,17 @@ def do_anonymous_page(mm, vmf):
     vmf.handler = 'do_anonymous_page'
     page = alloc_anon_page(mm, vmf, zero=True)
     if page is None:
-        return VM_FAULT_OOM
+        return _alloc_failed(vmf)
     page_add_new_anon_rmap(mm, page, vmf.address)
     _map_page(mm, vmf, page, vma_page_prot(vmf.vma) | _PAGE_DIRTY | _PAGE_ACCESSED)
     return 0
+
+
+def _alloc_failed(vmf):
+    """No page: a NOWAIT fault gives up at once (the caller retries later); others are OOM."""
+    if vmf.flags & FAULT_FLAG_RETRY_NOWAIT and vmf.flags & FAULT_FLAG_ALLOW_RETRY:
+        return VM_FAULT_RETRY
+    return VM_FAULT_OOM
 
 
 def alloc_anon_page(mm, vmf, zero):
@@ -251,7 +260,7 @@ def do_cow_fault(mm, vmf):
     new = alloc_anon_page(mm, vmf, zero=False)
     if new is None:
         svc.frames.put_page(vmf.page)
-        return VM_FAULT_OOM
+        return _alloc_failed(vmf)
     vmf.handler = 'do_cow_fault'
     svc.frames.phys.copy_frame(new.pfn, vmf.page.pfn)
     svc.charge('page_copy')
@@ -304,7 +313,7 @@ def wp_page_copy(mm, vmf, old):
     is_zero = old is svc.zero_page
     new = alloc_anon_page(mm, vmf, zero=is_zero)
     if new is None:
-        return VM_FAULT_OOM
+        return _alloc_failed(vmf)
     vmf.handler = 'do_wp_page(copy)'
     if not is_zero:
         svc.frames.phys.copy_frame(new.pfn, old.pfn)
@@ -352,7 +361,7 @@ def zap_pte_range(mm, start, end):
         if not pte & _PAGE_PRESENT:
             continue
         page = frames.pages[pte_pfn(pte)]
-        if page is zero:
+        if page is zero or page.flags & PG_reserved:
             continue
         if pte & _PAGE_DIRTY and not page.flags & PG_anon:
             page.flags |= PG_dirty

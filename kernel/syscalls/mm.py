@@ -6,6 +6,7 @@ from kernel.mm.madvise import do_madvise
 from kernel.mm.memory import fold_pte_dirty
 from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, page_align
 from kernel.mm.mm_types import TASK_SIZE
+from kernel.mm.page_alloc import PG_uptodate
 from kernel.mm.pgtable import _PAGE_PRESENT
 from kernel.mm.vma import VM_SHARED
 from kernel.syscalls import syscall
@@ -112,6 +113,7 @@ def sys_mincore(k, t, start, length, vec, *_):
         if mm.pgtables.get_pte(va) & _PAGE_PRESENT:
             out[i] = 1
         elif vma.vm_file is not None:
+            # like mincore_page(): resident means cached and uptodate (not still being read)
             page = vma.vm_file.mapping.pages.get(vma.linear_page_index(va))
-            out[i] = 1 if page is not None else 0
+            out[i] = 1 if page is not None and page.flags & PG_uptodate else 0
     return 0 if t.umem.write(vec, bytes(out)) else -errno.EFAULT

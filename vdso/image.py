@@ -1,0 +1,420 @@
+"""Build the faultlab vDSO: assemble vprefetch.S with keystone and wrap it in an ELF64 DSO.
+
+The result is a real x86-64 ``ET_DYN`` shared object, linked at address 0, that the
+kernel maps into every process and announces through ``AT_SYSINFO_EHDR``.  File layout
+(file offsets equal virtual addresses)::
+
+    ELF header, program headers (PT_LOAD R+X covering the whole image, PT_DYNAMIC, PT_NOTE)
+    .hash .gnu.hash .dynsym .dynstr .gnu.version .gnu.version_d .note
+    .text  __ex_table  .dynamic  .shstrtab  section headers
+    zero padding to a page multiple
+
+Every exported symbol is an ``STT_FUNC`` in ``.text`` with version ``LINUX_2.6``
+(version index 2; index 1 is the base version named after the soname,
+``linux-vdso.so.1``).  The vvar page sits one page before the image
+(:data:`vdso.vvar.VVAR_OFFSET`).
+
+``__ex_table`` holds 16-byte entries ``{s32 insn; s32 fixup; u32 mask; u32 flags}``:
+``insn`` and ``fixup`` are relative to the address of the entry's own field, ``mask``
+has bit ``n`` set for each trap number ``n`` the entry handles and ``flags`` bit 0 is
+:data:`VDSO_EX_ASYNC`.  :func:`search_exception_table` reads that table from the image
+bytes, as the kernel's fault path must.
+
+Use :func:`get_vdso_image` (built once per process); :func:`build_vdso_image` builds
+afresh (e.g. from another source file).
+"""
+
+import functools
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
+
+from . import elfwriter as ew
+from .vvar import PAGE_SIZE, VVAR_OFFSET, asm_constants
+
+SOURCE = Path(__file__).with_name('vprefetch.S')
+
+SONAME = 'linux-vdso.so.1'
+VERSION = 'LINUX_2.6'
+#: Version index of VERSION in .gnu.version (1 is the base version).
+VERSION_NDX = 2
+#: LINUX_VERSION_CODE put in the "Linux" note (6.1.0, matching uname).
+LINUX_VERSION_CODE = (6 << 16) | (1 << 8) | 0
+
+X86_TRAP_PF = 14
+#: Extable flag: the entry handles faults asynchronously (prefetch_page: do not wait).
+VDSO_EX_ASYNC = 1
+
+NR_CLOCK_GETTIME = 228
+NR_CLOCK_GETRES = 229
+
+EXTABLE_ENTRY = struct.Struct('<iiII')
+TEXT_ALIGN = 16
+
+
+class ExtableEntry(NamedTuple):
+    """One decoded __ex_table entry; offsets are relative to the image start."""
+    insn_offset: int
+    fixup_offset: int
+    mask: int
+    flags: int
+
+
+class ExtableHit(NamedTuple):
+    """Result of :func:`search_exception_table`: where to resume, and the entry's flags."""
+    fixup_offset: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class VdsoImage:
+    """A built vDSO image.
+
+    data            the image bytes, padded to a page multiple; map it as is (read+exec)
+    symbols         exported name -> offset from the image start (aliases included)
+    symbol_sizes    exported name -> st_size
+    extable         entries decoded from the image's own __ex_table bytes
+    extable_offset  offset of __ex_table in data; extable_size its length in bytes
+    text_offset     offset of .text; text_size its length
+    vvar_offset     offset of the vvar page relative to the image start (-4096)
+    sections        section name -> (offset, size)
+    """
+    data: bytes
+    symbols: dict
+    symbol_sizes: dict
+    extable: list
+    extable_offset: int
+    extable_size: int
+    text_offset: int
+    text_size: int
+    vvar_offset: int = VVAR_OFFSET
+    sections: dict = field(default_factory=dict)
+
+    @property
+    def size(self):
+        return len(self.data)
+
+    @property
+    def pages(self):
+        return len(self.data) // PAGE_SIZE
+
+    def write(self, path):
+        """Write the image to a file (e.g. to inspect it with readelf/objdump)."""
+        Path(path).write_bytes(self.data)
+
+
+def parse_extable(data, offset, size):
+    """Decode the __ex_table at data[offset:offset+size] into ExtableEntry's (image offsets)."""
+    if size % EXTABLE_ENTRY.size:
+        raise ValueError('__ex_table size %d is not a multiple of %d' % (size, EXTABLE_ENTRY.size))
+    entries = []
+    for pos in range(offset, offset + size, EXTABLE_ENTRY.size):
+        insn, fixup, mask, flags = EXTABLE_ENTRY.unpack_from(data, pos)
+        entries.append(ExtableEntry(pos + insn, pos + 4 + fixup, mask, flags))
+    return entries
+
+
+def search_exception_table(image, ip_offset, trapnr):
+    """The fixup for a trap at image offset ip_offset, read from the image's __ex_table.
+
+    Returns ``ExtableHit(fixup_offset, flags)`` for the first entry whose instruction is
+    at ip_offset and whose mask has bit ``trapnr`` set, else None.  Offsets are relative
+    to the image start (add the mapping base to get addresses).
+    """
+    if not 0 <= trapnr < 32:
+        return None
+    bit = 1 << trapnr
+    for entry in parse_extable(image.data, image.extable_offset, image.extable_size):
+        if entry.insn_offset == ip_offset and entry.mask & bit:
+            return ExtableHit(entry.fixup_offset, entry.flags)
+    return None
+
+
+# ----------------------------------------------------------------------------------
+# Assembly
+# ----------------------------------------------------------------------------------
+
+_IDENT = r'[A-Za-z_.$][A-Za-z0-9_.$]*'
+
+
+@dataclass
+class _Source:
+    """The assembly text with the ELF directives taken out, and what they said."""
+    text: str
+    exports: dict            # name -> binding (STB_GLOBAL / STB_WEAK), in source order
+    functions: set           # names declared @function
+    sized: list              # names with a .size
+    aliases: dict            # alias -> target
+    extable: list            # (insn expr, fixup expr, mask expr, flags expr)
+
+
+def _parse_source(src):
+    exports, functions, sized, aliases, extable = {}, set(), [], {}, []
+    lines = []
+    for lineno, raw in enumerate(src.splitlines(), 1):
+        line = raw.split('#', 1)[0].strip()
+        if not line:
+            continue
+        words = line.split(None, 1)
+        op, rest = words[0], (words[1] if len(words) > 1 else '')
+        args = [a.strip() for a in rest.split(',')] if rest else []
+        where = '%s:%d: ' % (SOURCE.name, lineno)
+        if op in ('.globl', '.global', '.weak'):
+            for name in args:
+                exports[name] = ew.STB_WEAK if op == '.weak' else ew.STB_GLOBAL
+        elif op == '.type':
+            if len(args) != 2 or args[1] not in ('@function', '%function'):
+                raise ValueError(where + 'only ".type NAME, @function" is supported')
+            functions.add(args[0])
+        elif op == '.size':
+            if len(args) != 2 or args[1].replace(' ', '') != '.-' + args[0]:
+                raise ValueError(where + 'only ".size NAME, .-NAME" is supported')
+            sized.append(args[0])
+            lines.append('.Lvdso_size_end_%s:' % args[0])
+        elif op == '.vdso_extable':
+            if len(args) != 4:
+                raise ValueError(where + '.vdso_extable takes INSN, FIXUP, MASK, FLAGS')
+            extable.append(tuple(args))
+        elif op in ('.section', '.text', '.data', '.hidden', '.previous', '.pushsection',
+                    '.popsection', '.intel_syntax', '.att_syntax'):
+            raise ValueError(where + '%s is not supported (single .text, Intel syntax)' % op)
+        else:
+            if op == '.set' and len(args) == 2 and re.fullmatch(_IDENT, args[1]):
+                aliases[args[0]] = args[1]
+            lines.append(line)
+    return _Source('\n'.join(lines), exports, functions, sized, aliases, extable)
+
+
+def _prelude(text_offset):
+    """.set lines for the constants the source may use; .Lvdso_text_start opens the code."""
+    consts = dict(asm_constants())
+    consts.update(X86_TRAP_PF=X86_TRAP_PF, VDSO_EX_ASYNC=VDSO_EX_ASYNC,
+                  NR_clock_gettime=NR_CLOCK_GETTIME, NR_clock_getres=NR_CLOCK_GETRES)
+    lines = ['.set %s, %d' % kv for kv in consts.items()]
+    lines.append('.Lvdso_text_start:')
+    # Code is assembled at its image offset, so the image starts at address 0 and the
+    # vvar page at VVAR_OFFSET; express that as a label so [rip + vvar_page] is PC-relative.
+    lines.append('.set vvar_page, .Lvdso_text_start - %d' % (text_offset - VVAR_OFFSET))
+    return lines
+
+
+@dataclass
+class _Assembled:
+    code: bytes
+    symbols: dict            # name -> image offset
+    sizes: dict              # name -> size
+    extable: list            # (insn offset, fixup offset, mask, flags)
+
+
+def _assemble(parsed, text_offset):
+    """Assemble at text_offset; label values come back through a table of .quad's appended to the code."""
+    queries = ['.Lvdso_code_end']
+    queries += list(parsed.exports)
+    queries += ['.Lvdso_size_end_%s' % n for n in parsed.sized]
+    for entry in parsed.extable:
+        queries += ['(%s)' % e for e in entry]
+    src = '\n'.join(_prelude(text_offset) + [parsed.text, '.Lvdso_code_end:']
+                    + ['.quad %s' % q for q in queries]) + '\n'
+    try:
+        encoding, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(src, text_offset)
+    except KsError as exc:
+        raise ValueError('assembling %s failed: %s' % (SOURCE.name, exc)) from None
+    out = bytes(encoding or b'')
+    table_size = 8 * len(queries)
+    if len(out) < table_size:
+        raise ValueError('assembling %s produced too little output' % SOURCE.name)
+    values = struct.unpack('<%dQ' % len(queries), out[-table_size:])
+    code_end = values[0]
+    code = out[:-table_size]
+    if text_offset + len(code) != code_end:
+        raise ValueError('assembler output does not match its labels (%#x != %#x)'
+                         % (text_offset + len(code), code_end))
+    pos = 1
+    symbols = {}
+    for name in parsed.exports:
+        symbols[name] = values[pos]
+        pos += 1
+    sizes = {}
+    for name in parsed.sized:
+        sizes[name] = values[pos] - symbols.get(name, values[pos])
+        pos += 1
+    extable = []
+    for _ in parsed.extable:
+        extable.append(values[pos:pos + 4])
+        pos += 4
+    for alias, target in parsed.aliases.items():
+        if alias in symbols and alias not in sizes and target in sizes:
+            sizes[alias] = sizes[target]
+    for name, off in symbols.items():
+        if not text_offset <= off < code_end:
+            raise ValueError('exported symbol %s is outside the code' % name)
+    return _Assembled(code, symbols, sizes, extable)
+
+
+# ----------------------------------------------------------------------------------
+# ELF image
+# ----------------------------------------------------------------------------------
+
+# Section indices, in file order.
+(_S_NULL, _S_HASH, _S_GNU_HASH, _S_DYNSYM, _S_DYNSTR, _S_VERSYM, _S_VERDEF, _S_NOTE,
+ _S_TEXT, _S_EXTABLE, _S_DYNAMIC, _S_SHSTRTAB) = range(12)
+_NUM_PHDRS = 3
+
+
+class _Tables:
+    """The symbol-related sections; their sizes depend only on the symbol names."""
+
+    def __init__(self, names, values, sizes, bindings):
+        nbuckets = ew.gnu_hash_nbuckets(len(names))
+        order = [''] + ew.gnu_hash_order(names, nbuckets)
+        self.order = order
+        strtab = ew.StringTable()
+        for name in order[1:]:
+            strtab.add(name)
+        self.soname_off = strtab.add(SONAME)
+        version_offs = [strtab.add(SONAME), strtab.add(VERSION)]
+        self.dynstr = strtab.bytes()
+        syms = [bytes(ew.SYM.size)]
+        for name in order[1:]:
+            syms.append(ew.pack_sym(strtab[name], values[name], sizes.get(name, 0),
+                                    bindings[name], ew.STT_FUNC, _S_TEXT))
+        self.dynsym = b''.join(syms)
+        self.hash = ew.sysv_hash_section(order)
+        self.gnu_hash = ew.gnu_hash_section(order, 1, nbuckets)
+        self.versym = struct.pack('<%dH' % len(order), ew.VER_NDX_LOCAL,
+                                  *[VERSION_NDX] * (len(order) - 1))
+        self.verdef = ew.verdef_section([
+            (ew.VER_FLG_BASE, ew.VER_NDX_GLOBAL, version_offs[0], SONAME),
+            (0, VERSION_NDX, version_offs[1], VERSION),
+        ])
+        self.verdefnum = 2
+
+
+def _shstrtab():
+    names = ['', '.hash', '.gnu.hash', '.dynsym', '.dynstr', '.gnu.version', '.gnu.version_d',
+             '.note', '.text', '__ex_table', '.dynamic', '.shstrtab']
+    tab = ew.StringTable()
+    offs = [tab.add(n) for n in names]
+    return names, offs, tab.bytes()
+
+
+def build_vdso_image(source_path=SOURCE):
+    """Assemble source_path and return the VdsoImage (not cached)."""
+    parsed = _parse_source(Path(source_path).read_text())
+    names = list(parsed.exports)
+    missing = [n for n in names if n not in parsed.functions]
+    if missing:
+        raise ValueError('exported symbols without ".type NAME, @function": %s' % missing)
+
+    # Pass 1: the symbol tables' sizes do not depend on the symbol values.
+    dummy = _Tables(names, dict.fromkeys(names, 0), {}, parsed.exports)
+    note = ew.note('Linux', 0, struct.pack('<I', LINUX_VERSION_CODE))
+    lay = ew.Layout(ew.EHDR.size + _NUM_PHDRS * ew.PHDR.size)
+    off = {}
+    off[_S_HASH] = lay.place(len(dummy.hash), 8)
+    off[_S_GNU_HASH] = lay.place(len(dummy.gnu_hash), 8)
+    off[_S_DYNSYM] = lay.place(len(dummy.dynsym), 8)
+    off[_S_DYNSTR] = lay.place(len(dummy.dynstr), 1)
+    off[_S_VERSYM] = lay.place(len(dummy.versym), 2)
+    off[_S_VERDEF] = lay.place(len(dummy.verdef), 8)
+    off[_S_NOTE] = lay.place(len(note), 4)
+    text_offset = align_text = ew.align_up(lay.end, TEXT_ALIGN)
+
+    # Pass 2: assemble where the code will live, then build the real tables.
+    asm = _assemble(parsed, text_offset)
+    tables = _Tables(names, asm.symbols, asm.sizes, parsed.exports)
+    assert len(tables.dynsym) == len(dummy.dynsym) and len(tables.dynstr) == len(dummy.dynstr)
+
+    off[_S_TEXT] = lay.place(len(asm.code), TEXT_ALIGN)
+    assert off[_S_TEXT] == align_text
+    extable = b''
+    ex_base = ew.align_up(lay.end, 8)
+    for i, (insn, fixup, mask, flags) in enumerate(asm.extable):
+        entry = ex_base + i * EXTABLE_ENTRY.size
+        extable += EXTABLE_ENTRY.pack(insn - entry, fixup - (entry + 4), mask, flags)
+    off[_S_EXTABLE] = lay.place(len(extable), 8)
+    dyn_entries = [
+        (ew.DT_SONAME, tables.soname_off),
+        (ew.DT_HASH, off[_S_HASH]),
+        (ew.DT_GNU_HASH, off[_S_GNU_HASH]),
+        (ew.DT_STRTAB, off[_S_DYNSTR]),
+        (ew.DT_SYMTAB, off[_S_DYNSYM]),
+        (ew.DT_STRSZ, len(tables.dynstr)),
+        (ew.DT_SYMENT, ew.SYM.size),
+        (ew.DT_VERSYM, off[_S_VERSYM]),
+        (ew.DT_VERDEF, off[_S_VERDEF]),
+        (ew.DT_VERDEFNUM, tables.verdefnum),
+    ]
+    dynamic = ew.pack_dynamic(dyn_entries)
+    off[_S_DYNAMIC] = lay.place(len(dynamic), 8)
+    sh_names, sh_name_offs, shstrtab = _shstrtab()
+    off[_S_SHSTRTAB] = lay.place(len(shstrtab), 1)
+    shoff = lay.place(len(sh_names) * ew.SHDR.size, 8)
+    total = ew.align_up(lay.end, PAGE_SIZE)
+
+    contents = {
+        _S_HASH: tables.hash, _S_GNU_HASH: tables.gnu_hash, _S_DYNSYM: tables.dynsym,
+        _S_DYNSTR: tables.dynstr, _S_VERSYM: tables.versym, _S_VERDEF: tables.verdef,
+        _S_NOTE: note, _S_TEXT: asm.code, _S_EXTABLE: extable, _S_DYNAMIC: dynamic,
+        _S_SHSTRTAB: shstrtab,
+    }
+    A, AX = ew.SHF_ALLOC, ew.SHF_ALLOC | ew.SHF_EXECINSTR
+    # index: (type, flags, link, info, align, entsize)
+    attrs = {
+        _S_HASH: (ew.SHT_HASH, A, _S_DYNSYM, 0, 8, 4),
+        _S_GNU_HASH: (ew.SHT_GNU_HASH, A, _S_DYNSYM, 0, 8, 0),
+        _S_DYNSYM: (ew.SHT_DYNSYM, A, _S_DYNSTR, 1, 8, ew.SYM.size),
+        _S_DYNSTR: (ew.SHT_STRTAB, A, 0, 0, 1, 0),
+        _S_VERSYM: (ew.SHT_GNU_VERSYM, A, _S_DYNSYM, 0, 2, 2),
+        _S_VERDEF: (ew.SHT_GNU_VERDEF, A, _S_DYNSTR, tables.verdefnum, 8, 0),
+        _S_NOTE: (ew.SHT_NOTE, A, 0, 0, 4, 0),
+        _S_TEXT: (ew.SHT_PROGBITS, AX, 0, 0, TEXT_ALIGN, 0),
+        _S_EXTABLE: (ew.SHT_PROGBITS, A, 0, 0, 8, 0),
+        _S_DYNAMIC: (ew.SHT_DYNAMIC, A, _S_DYNSTR, 0, 8, ew.DYN.size),
+        _S_SHSTRTAB: (ew.SHT_STRTAB, 0, 0, 0, 1, 0),
+    }
+
+    buf = bytearray(total)
+    buf[0:ew.EHDR.size] = ew.pack_ehdr(ew.ET_DYN, ew.EM_X86_64, 0, ew.EHDR.size, _NUM_PHDRS,
+                                       shoff, len(sh_names), _S_SHSTRTAB)
+    phdrs = [
+        ew.pack_phdr(ew.PT_LOAD, ew.PF_R | ew.PF_X, 0, 0, total, total, PAGE_SIZE),
+        ew.pack_phdr(ew.PT_DYNAMIC, ew.PF_R, off[_S_DYNAMIC], off[_S_DYNAMIC],
+                     len(dynamic), len(dynamic), 8),
+        ew.pack_phdr(ew.PT_NOTE, ew.PF_R, off[_S_NOTE], off[_S_NOTE], len(note), len(note), 4),
+    ]
+    buf[ew.EHDR.size:ew.EHDR.size + len(phdrs) * ew.PHDR.size] = b''.join(phdrs)
+    shdrs = [ew.pack_shdr(0, ew.SHT_NULL, 0, 0, 0, 0)]
+    sections = {}
+    for idx in range(1, len(sh_names)):
+        blob = contents[idx]
+        buf[off[idx]:off[idx] + len(blob)] = blob
+        sh_type, flags, link, info, align, entsize = attrs[idx]
+        addr = off[idx] if flags & ew.SHF_ALLOC else 0
+        shdrs.append(ew.pack_shdr(sh_name_offs[idx], sh_type, flags, addr, off[idx], len(blob),
+                                  link, info, align, entsize))
+        sections[sh_names[idx]] = (off[idx], len(blob))
+    buf[shoff:shoff + len(shdrs) * ew.SHDR.size] = b''.join(shdrs)
+    data = bytes(buf)
+
+    return VdsoImage(
+        data=data,
+        symbols=dict(asm.symbols),
+        symbol_sizes={n: asm.sizes.get(n, 0) for n in names},
+        extable=parse_extable(data, off[_S_EXTABLE], len(extable)),
+        extable_offset=off[_S_EXTABLE],
+        extable_size=len(extable),
+        text_offset=off[_S_TEXT],
+        text_size=len(asm.code),
+        sections=sections,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_vdso_image():
+    """The vDSO image built from vprefetch.S, built once per process."""
+    return build_vdso_image()
