@@ -12,6 +12,7 @@ import stat as pystat
 import sys
 
 from kernel.arch.fault import do_user_addr_fault, access_str, SIGSEGV, SIGBUS, X86_PF_USER
+from kernel.arch.vdso import VdsoPages, map_vdso, fixup_vdso_exception, EX_FLAG_ASYNC
 from kernel.block.device import BlockDevice
 from kernel.block.params import DiskParams
 from kernel.events import EventQueue
@@ -19,7 +20,8 @@ from kernel.file import FdTable, HostStream, OpenFile, O_RDONLY
 from kernel.fs import make_root_fs, FsError, HostFs
 from kernel.loader import ExecError, parse_elf, load_elf_binary, create_elf_tables, ELF_ET_DYN_BASE
 from kernel.mm.filemap import PageCache
-from kernel.mm.mm_types import MmServices, MmStruct, VM_FAULT_MAJOR
+from kernel.mm.mm_types import (MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY, FAULT_FLAG_ALLOW_RETRY,
+                                FAULT_FLAG_RETRY_NOWAIT)
 from kernel.mm.page_alloc import FrameAllocator
 from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
 from kernel.task import Task
@@ -45,6 +47,7 @@ class KernelConfig:
         self.stdout = kw.pop('stdout', None)        # callable(bytes) to capture, or None for fd 1
         self.stderr = kw.pop('stderr', None)
         self.warn = kw.pop('warn', None)            # callable(str) for one-line kernel warnings
+        self.vdso = kw.pop('vdso', True)            # map the vDSO (and announce it in AT_SYSINFO_EHDR)
         if kw:
             raise TypeError("unknown kernel options: %s" % ', '.join(kw))
 
@@ -79,6 +82,7 @@ class Kernel:
         self.last_fault = None
         from kernel.procfs import register_procfs
         register_procfs(self)
+        self.vdso = VdsoPages(self.frames) if config.vdso else None
 
     # ---- time and cost -------------------------------------------------------------------------
     def now(self):
@@ -194,9 +198,12 @@ class Kernel:
         self.current = task
         bias = ELF_ET_DYN_BASE if img.is_pie else 0
         entry = load_elf_binary(mm, umem, exe, img, bias)
+        vdso_base = map_vdso(mm, self.vdso) if self.vdso is not None else 0
+        if vdso_base < 0:
+            raise ExecError("%s: no room for the vDSO" % path, -vdso_base)
         rnd = bytes((self.config.seed * 131 + i * 17 + 7) & 0xFF for i in range(16))
         sp = create_elf_tables(mm, umem, [a.encode() for a in argv], [e.encode() for e in envp],
-                               guest_path.encode(), img, bias, entry, rnd)
+                               guest_path.encode(), img, bias, entry, rnd, vdso_base)
         task.symbols = [(s + bias, size, name) for s, size, name in img.symbols]
         task._sym_starts = [s[0] for s in task.symbols]
         self.tasks[pid] = task
@@ -243,11 +250,24 @@ class Kernel:
         t0 = self.kcycles + self.idle_cycles
         rec = self._fault_rec = collections.Counter()
         self.charge('exception_entry')
-        res = do_user_addr_fault(task.mm, address, error_code | X86_PF_USER)
+        # a fault at an IP listed in the vDSO exception table: asynchronous (NOWAIT) if the entry says so
+        hit = fixup_vdso_exception(task.mm, self.vdso, rip, 14)
+        extra = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT if hit and hit.flags & EX_FLAG_ASYNC else 0
+        res = do_user_addr_fault(task.mm, address, error_code | X86_PF_USER, extra)
+        fixed = hit is not None and (res.signal or res.ret & VM_FAULT_RETRY)
+        if fixed:
+            # do not retry and do not signal: resume at the fixup with the trap described in rdi/rsi/rdx
+            self.cpu.rip = task.mm.vdso_base + hit.fixup_offset
+            g = self.cpu.gpr
+            g[7], g[6], g[2] = 14, error_code, address
+            self.stats['vdso_fixups'] += 1
+            res.signal = 0
+        if extra:
+            self.stats['nowait_faults'] += 1
         self.charge('exception_exit')
         self._fault_rec = None
-        if res.vmf is not None and not res.signal:
-            handler = res.vmf.handler or 'other'
+        if (res.vmf is not None or fixed) and not res.signal:
+            handler = 'vdso extable fixup' if fixed else res.vmf.handler or 'other'
             major = bool(res.ret & VM_FAULT_MAJOR)
             if major:
                 self.stats['major_faults'] += 1
@@ -263,6 +283,7 @@ class Kernel:
             agg.update(rec)
         self.last_fault = dict(rip=rip, address=address, error_code=error_code, access=access_str(error_code),
                                handler=res.vmf.handler if res.vmf else None, signal=res.signal,
+                               nowait=bool(extra), fixup=bool(fixed),
                                reason=res.reason, cycles=sum(v for k, v in rec.items()), steps=dict(rec))
         if self.frames.stale_code:
             self.frames.stale_code = False
@@ -326,6 +347,8 @@ class Kernel:
             'pagecache_misses': self.stats['pagecache_misses'],
             'tlb_flushes': self.stats['tlb_flushes'],
             'syscalls': self.stats['syscalls'],
+            'nowait_faults': self.stats['nowait_faults'],
+            'vdso_fixups': self.stats['vdso_fixups'],
             'disk_reads': bs.reads,
             'disk_writes': bs.writes,
             'disk_read_bytes': bs.read_bytes,

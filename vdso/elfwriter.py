@@ -20,6 +20,7 @@ EM_X86_64 = 62
 PT_LOAD = 1
 PT_DYNAMIC = 2
 PT_NOTE = 4
+PT_GNU_STACK = 0x6474e551
 PF_X, PF_W, PF_R = 1, 2, 4
 
 # Section header types and flags

@@ -4,7 +4,8 @@ The result is a real x86-64 ``ET_DYN`` shared object, linked at address 0, that 
 kernel maps into every process and announces through ``AT_SYSINFO_EHDR``.  File layout
 (file offsets equal virtual addresses)::
 
-    ELF header, program headers (PT_LOAD R+X covering the whole image, PT_DYNAMIC, PT_NOTE)
+    ELF header, program headers (PT_LOAD R+X covering the whole image, PT_DYNAMIC, PT_NOTE,
+    PT_GNU_STACK)
     .hash .gnu.hash .dynsym .dynstr .gnu.version .gnu.version_d .note
     .text  __ex_table  .dynamic  .shstrtab  section headers
     zero padding to a page multiple
@@ -262,7 +263,7 @@ def _assemble(parsed, text_offset):
 # Section indices, in file order.
 (_S_NULL, _S_HASH, _S_GNU_HASH, _S_DYNSYM, _S_DYNSTR, _S_VERSYM, _S_VERDEF, _S_NOTE,
  _S_TEXT, _S_EXTABLE, _S_DYNAMIC, _S_SHSTRTAB) = range(12)
-_NUM_PHDRS = 3
+_NUM_PHDRS = 4
 
 
 class _Tables:
@@ -386,6 +387,8 @@ def build_vdso_image(source_path=SOURCE):
         ew.pack_phdr(ew.PT_DYNAMIC, ew.PF_R, off[_S_DYNAMIC], off[_S_DYNAMIC],
                      len(dynamic), len(dynamic), 8),
         ew.pack_phdr(ew.PT_NOTE, ew.PF_R, off[_S_NOTE], off[_S_NOTE], len(note), len(note), 4),
+        # Not in the Linux vDSO; says "no executable stack" to loaders that dlopen() the file.
+        ew.pack_phdr(ew.PT_GNU_STACK, ew.PF_R | ew.PF_W, 0, 0, 0, 0, 16),
     ]
     buf[ew.EHDR.size:ew.EHDR.size + len(phdrs) * ew.PHDR.size] = b''.join(phdrs)
     shdrs = [ew.pack_shdr(0, ew.SHT_NULL, 0, 0, 0, 0)]
