@@ -13,6 +13,7 @@ import sys
 
 from kernel.arch.fault import do_user_addr_fault, access_str, SIGSEGV, SIGBUS, X86_PF_USER
 from kernel.arch.vdso import VdsoPages, map_vdso, fixup_vdso_exception, EX_FLAG_ASYNC
+from vdso.vvar import tsc_mult_for, tsc_to_ns
 from kernel.block.device import BlockDevice
 from kernel.block.params import DiskParams
 from kernel.events import EventQueue
@@ -63,6 +64,7 @@ class Kernel:
         self.kcycles = 0
         self.idle_cycles = 0
         self.boot_epoch_ns = 1_767_225_600 * 10**9     # 2026-01-01T00:00:00Z; simulated wall clock start
+        self._tsc_mult = tsc_mult_for(costs.freq_hz)
         self.iowait_cycles = 0
         self.stats = collections.Counter()
         self.fault_breakdown = {}       # handler -> Counter of cost names (cycles) + 'count'
@@ -83,6 +85,8 @@ class Kernel:
         from kernel.procfs import register_procfs
         register_procfs(self)
         self.vdso = VdsoPages(self.frames) if config.vdso else None
+        if self.vdso is not None:
+            self.vdso.publish_clocks(self.boot_epoch_ns, costs.freq_hz)
 
     # ---- time and cost -------------------------------------------------------------------------
     def now(self):
@@ -90,7 +94,8 @@ class Kernel:
         return self.cpu.guest_cycles + self.kcycles + self.idle_cycles
 
     def now_ns(self):
-        return self.costs.ns(self.now())
+        """Nanoseconds since boot, computed exactly as the vDSO does from the TSC."""
+        return tsc_to_ns(int(self.now()), self._tsc_mult)
 
     def wall_clock_ns(self):
         """CLOCK_REALTIME in nanoseconds (file times)."""

@@ -153,7 +153,8 @@ class _Source:
     extable: list            # (insn expr, fixup expr, mask expr, flags expr)
 
 
-def _parse_source(src):
+def _parse_source(src, filename):
+    """Split the ELF-level directives (see vprefetch.S) from the text keystone assembles."""
     exports, functions, sized, aliases, extable = {}, set(), [], {}, []
     lines = []
     for lineno, raw in enumerate(src.splitlines(), 1):
@@ -163,7 +164,7 @@ def _parse_source(src):
         words = line.split(None, 1)
         op, rest = words[0], (words[1] if len(words) > 1 else '')
         args = [a.strip() for a in rest.split(',')] if rest else []
-        where = '%s:%d: ' % (SOURCE.name, lineno)
+        where = '%s:%d: ' % (filename, lineno)
         if op in ('.globl', '.global', '.weak'):
             for name in args:
                 exports[name] = ew.STB_WEAK if op == '.weak' else ew.STB_GLOBAL
@@ -223,11 +224,11 @@ def _assemble(parsed, text_offset):
     try:
         encoding, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(src, text_offset)
     except KsError as exc:
-        raise ValueError('assembling %s failed: %s' % (SOURCE.name, exc)) from None
+        raise ValueError('assembling the vDSO source failed: %s' % exc) from None
     out = bytes(encoding or b'')
     table_size = 8 * len(queries)
     if len(out) < table_size:
-        raise ValueError('assembling %s produced too little output' % SOURCE.name)
+        raise ValueError('assembling the vDSO source produced too little output')
     values = struct.unpack('<%dQ' % len(queries), out[-table_size:])
     code_end = values[0]
     code = out[:-table_size]
@@ -305,7 +306,8 @@ def _shstrtab():
 
 def build_vdso_image(source_path=SOURCE):
     """Assemble source_path and return the VdsoImage (not cached)."""
-    parsed = _parse_source(Path(source_path).read_text())
+    source_path = Path(source_path)
+    parsed = _parse_source(source_path.read_text(), source_path.name)
     names = list(parsed.exports)
     missing = [n for n in names if n not in parsed.functions]
     if missing:
@@ -323,7 +325,7 @@ def build_vdso_image(source_path=SOURCE):
     off[_S_VERSYM] = lay.place(len(dummy.versym), 2)
     off[_S_VERDEF] = lay.place(len(dummy.verdef), 8)
     off[_S_NOTE] = lay.place(len(note), 4)
-    text_offset = align_text = ew.align_up(lay.end, TEXT_ALIGN)
+    text_offset = ew.align_up(lay.end, TEXT_ALIGN)
 
     # Pass 2: assemble where the code will live, then build the real tables.
     asm = _assemble(parsed, text_offset)
@@ -331,7 +333,7 @@ def build_vdso_image(source_path=SOURCE):
     assert len(tables.dynsym) == len(dummy.dynsym) and len(tables.dynstr) == len(dummy.dynstr)
 
     off[_S_TEXT] = lay.place(len(asm.code), TEXT_ALIGN)
-    assert off[_S_TEXT] == align_text
+    assert off[_S_TEXT] == text_offset
     extable = b''
     ex_base = ew.align_up(lay.end, 8)
     for i, (insn, fixup, mask, flags) in enumerate(asm.extable):

@@ -184,8 +184,8 @@ __vdso_getcpu:
 # Local helpers (not exported).
 #
 # .Lread_clock_ns: r9 = clock id (zero-extended, must be < VVAR_NR_CLOCKS)
-#   -> rax = clock_ns[r9], read consistently under the vvar sequence count.
-#   Clobbers rcx, r8.
+#   -> rax = clock_ns[r9] (+ rdtsc * tsc_mult >> 32 when tsc_mult is set), read consistently
+#   under the vvar sequence count. Clobbers rcx, r8, r10, r11 (rdx is preserved).
 # .Lsplit_ns: rax = nanoseconds -> rax = seconds, rdx = remaining nanoseconds.
 #   Clobbers rcx.
 # ---------------------------------------------------------------------------------
@@ -195,7 +195,22 @@ __vdso_getcpu:
     mov r8, qword ptr [rcx + VVAR_SEQ]
     test r8d, 1
     jnz .Lread_clock_busy
+    mov rax, qword ptr [rcx + VVAR_TSC_MULT]
+    test rax, rax
+    jz .Lread_clock_static
+    mov r10, rdx
+    mov r11, rax
+    rdtsc
+    shl rdx, 32
+    or rax, rdx
+    mul r11
+    shrd rax, rdx, 32
+    mov rdx, r10
+    add rax, qword ptr [rcx + r9*8 + VVAR_CLOCK_NS]
+    jmp .Lread_clock_check
+.Lread_clock_static:
     mov rax, qword ptr [rcx + r9*8 + VVAR_CLOCK_NS]
+.Lread_clock_check:
     cmp r8, qword ptr [rcx + VVAR_SEQ]
     jne .Lread_clock_retry
     ret

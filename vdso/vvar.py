@@ -8,8 +8,12 @@ with RIP-relative addressing.  All fields are little-endian::
     0       u64   seq          sequence count: even = stable, odd = update in progress
     8       u32   cpu          CPU number reported by getcpu()
     12      u32   node         NUMA node reported by getcpu()
-    16      u64   clock_ns[8]  current value of clock id i in nanoseconds
-    80            (end; rest of the page is zero)
+    16      u64   clock_ns[8]  value of clock id i in nanoseconds at TSC 0 (or now, if tsc_mult is 0)
+    80      u64   tsc_mult     0, or: clock id i reads clock_ns[i] + ((rdtsc * tsc_mult) >> 32)
+    88            (end; rest of the page is zero)
+
+faultlab's kernel makes rdtsc return the simulated cycle clock and publishes tsc_mult once, so the
+vDSO clocks advance exactly with simulated time and the page never needs rewriting.
 
 ``clock_ns`` is indexed directly by the clock id.  Only the ids whose bit is set in
 ``VVAR_CLOCK_MASK`` are served from the page (CLOCK_REALTIME 0, CLOCK_MONOTONIC 1,
@@ -40,7 +44,8 @@ VVAR_CPU = 8
 VVAR_NODE = 12
 VVAR_CLOCK_NS = 16
 VVAR_NR_CLOCKS = 8
-VVAR_DATA_SIZE = VVAR_CLOCK_NS + 8 * VVAR_NR_CLOCKS
+VVAR_TSC_MULT = VVAR_CLOCK_NS + 8 * VVAR_NR_CLOCKS
+VVAR_DATA_SIZE = VVAR_TSC_MULT + 8
 
 CLOCK_REALTIME = 0
 CLOCK_MONOTONIC = 1
@@ -71,7 +76,17 @@ def clock_values(realtime_ns_base, monotonic_ns):
     return table
 
 
-def pack_vvar(realtime_ns_base, monotonic_ns, cpu=0, node=0, seq=0):
+def tsc_mult_for(freq_hz):
+    """The multiplier that turns TSC cycles into ns: ns = (tsc * mult) >> 32."""
+    return (10**9 << 32) // freq_hz
+
+
+def tsc_to_ns(tsc, mult):
+    """What the vDSO computes from rdtsc (the kernel uses the same formula, so they agree)."""
+    return (tsc * mult) >> 32
+
+
+def pack_vvar(realtime_ns_base, monotonic_ns, cpu=0, node=0, seq=0, tsc_mult=0):
     """The vvar data (``VVAR_DATA_SIZE`` bytes) for the given time and CPU.
 
     ``realtime_ns_base`` is the wall-clock time at boot in ns since the epoch (the
@@ -80,12 +95,13 @@ def pack_vvar(realtime_ns_base, monotonic_ns, cpu=0, node=0, seq=0):
     vvar page (the rest of the page stays zero).
     """
     return (_HEADER.pack(seq & _U64, cpu, node)
-            + _CLOCKS.pack(*clock_values(realtime_ns_base, monotonic_ns)))
+            + _CLOCKS.pack(*clock_values(realtime_ns_base, monotonic_ns))
+            + struct.pack('<Q', tsc_mult))
 
 
-def vvar_page(realtime_ns_base, monotonic_ns, cpu=0, node=0, seq=0):
+def vvar_page(realtime_ns_base, monotonic_ns, cpu=0, node=0, seq=0, tsc_mult=0):
     """A whole page (``PAGE_SIZE`` bytes) holding :func:`pack_vvar`'s data."""
-    return pack_vvar(realtime_ns_base, monotonic_ns, cpu, node, seq).ljust(PAGE_SIZE, b'\0')
+    return pack_vvar(realtime_ns_base, monotonic_ns, cpu, node, seq, tsc_mult).ljust(PAGE_SIZE, b'\0')
 
 
 def unpack_vvar(data):
@@ -114,4 +130,5 @@ def asm_constants():
         'VVAR_CLOCK_NS': VVAR_CLOCK_NS,
         'VVAR_NR_CLOCKS': VVAR_NR_CLOCKS,
         'VVAR_CLOCK_MASK': VVAR_CLOCK_MASK,
+        'VVAR_TSC_MULT': VVAR_TSC_MULT,
     }

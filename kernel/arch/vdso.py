@@ -35,10 +35,11 @@ class VdsoPages:
         vv.flags |= PG_reserved
         self.vvar_pfn = vv.pfn
 
-    def update_vvar(self, realtime_ns, monotonic_ns, cpu):
-        """Publish the clocks and CPU number for the vDSO readers."""
+    def publish_clocks(self, boot_epoch_ns, freq_hz, cpu=0):
+        """Write the vvar once: clocks are derived from rdtsc (the simulated cycle clock)."""
         self.frames.phys.write(self.vvar_pfn * PAGE_SIZE,
-                               vvar_layout.pack_vvar(realtime_ns - monotonic_ns, monotonic_ns, cpu))
+                               vvar_layout.pack_vvar(boot_epoch_ns, 0, cpu,
+                                                     tsc_mult=vvar_layout.tsc_mult_for(freq_hz)))
 
     def symbol(self, name):
         return self.image.symbols.get(name)
