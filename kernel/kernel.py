@@ -24,6 +24,8 @@ from kernel.mm.filemap import PageCache
 from kernel.mm.mm_types import (MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY, FAULT_FLAG_ALLOW_RETRY,
                                 FAULT_FLAG_RETRY_NOWAIT)
 from kernel.mm.page_alloc import FrameAllocator
+from kernel.mm.swap import SwapArea, SwapCache
+from kernel.mm.vmscan import LruLists, Reclaim
 from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
 from kernel.task import Task
 from kernel.uaccess import UserMemory
@@ -49,6 +51,7 @@ class KernelConfig:
         self.stderr = kw.pop('stderr', None)
         self.warn = kw.pop('warn', None)            # callable(str) for one-line kernel warnings
         self.vdso = kw.pop('vdso', True)            # map the vDSO (and announce it in AT_SYSINFO_EHDR)
+        self.swap_bytes = kw.pop('swap_bytes', 256 << 20)   # swap area on the simulated disk (0: none)
         if kw:
             raise TypeError("unknown kernel options: %s" % ', '.join(kw))
 
@@ -73,9 +76,16 @@ class Kernel:
         self.frames = FrameAllocator(phys)
         self.blockdev = BlockDevice(config.disk, costs.freq_hz, self.events)
         self.pagecache = PageCache(self.frames, self.blockdev, self, self.charge, self.stats)
-        self.pagecache.reclaim_hook = self.pagecache.shrink_clean_pages
         self.mmsvc = MmServices(self.frames, self.pagecache, self.charge, self.flush_tlb, self.stats, self,
                                 config.fault_around_bytes)
+        self.lru = self.frames.lru = self.pagecache.lru = self.mmsvc.lru = LruLists()
+        self.swap_area = SwapArea(max(2, config.swap_bytes // 4096))
+        self.swapcache = self.mmsvc.swapcache = SwapCache(self.frames, self.swap_area, self.blockdev, self,
+                                                          self.charge, self.stats)
+        self.reclaim = self.mmsvc.reclaim = Reclaim(self.frames, self.pagecache, self.swapcache, self.lru,
+                                                    self._all_mms, self.charge, self.flush_tlb, self.stats, self)
+        self.pagecache.reclaim_hook = self.reclaim.direct_reclaim
+        self.pagecache.balance_hook = self.reclaim.balance
         self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts)
         self.tasks = {}
         self.current = None
@@ -127,6 +137,14 @@ class Kernel:
 
     def run_events(self):
         self.events.run_due(self.now())
+
+    def next_event_time(self):
+        """When the next pending event (an I/O completion) happens; now if there is none."""
+        t = self.events.next_time()
+        return self.now() if t is None else t
+
+    def _all_mms(self):
+        return [t.mm for t in self.tasks.values() if not t.exited]
 
     def warn(self, msg):
         if self.config.warn is not None:

@@ -18,6 +18,8 @@ from kernel.mm.mmap import (do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, 
                             MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MREMAP_MAYMOVE)
 from kernel.mm.madvise import do_madvise, MADV_DONTNEED
 from kernel.mm.page_alloc import FrameAllocator, PG_dirty
+from kernel.mm.swap import SwapArea, SwapCache
+from kernel.mm.vmscan import LruLists, Reclaim
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, pte_pfn, swp_entry_to_pte, pte_to_swp_entry
 
 PROT_R, PROT_RW, PROT_RX = 1, 3, 5
@@ -40,9 +42,13 @@ class Clock:
             self.t = when
         self.events.run_due(self.t)
 
+    def next_event_time(self):
+        t = self.events.next_time()
+        return self.t if t is None else t
+
 
 class Env:
-    def __init__(self, ram=16 << 20, fault_around=65536):
+    def __init__(self, ram=16 << 20, fault_around=65536, swap_pages=4096):
         self.phys = PhysMem(ram)
         self.frames = FrameAllocator(self.phys)
         self.events = EventQueue()
@@ -54,7 +60,14 @@ class Env:
         self.disk = BlockDevice(DiskParams(), self.costs.freq_hz, self.events)
         self.pc = PageCache(self.frames, self.disk, self.clock, self.charge, self.stats)
         self.svc = MmServices(self.frames, self.pc, self.charge, self.flush, self.stats, self.clock, fault_around)
+        self.lru = self.frames.lru = self.pc.lru = self.svc.lru = LruLists()
+        self.area = SwapArea(swap_pages)
+        self.svc.swapcache = SwapCache(self.frames, self.area, self.disk, self.clock, self.charge, self.stats)
         self.mm = MmStruct(self.svc)
+        self.reclaim = self.svc.reclaim = Reclaim(self.frames, self.pc, self.svc.swapcache, self.lru,
+                                                  lambda: [self.mm], self.charge, self.flush, self.stats,
+                                                  self.clock)
+        self.pc.reclaim_hook = self.reclaim.direct_reclaim
 
     def charge(self, name, n=1):
         self.kcycles += self.costs.costs[name] * n
@@ -266,7 +279,61 @@ def test_drop_caches_makes_the_cache_cold():
 
 def test_oom_returns_vm_fault_oom():
     from kernel.mm.mm_types import VM_FAULT_OOM
-    e = Env(ram=1 << 20)
+    e = Env(ram=1 << 20, swap_pages=1)           # no swap space: nothing to reclaim anonymous pages to
     a = do_mmap(e.mm, 0, 1 << 20, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
     results = [e.fault(a + i * 4096, write=True)[0] for i in range(256)]
     assert VM_FAULT_OOM in results
+
+
+def test_reclaim_swaps_out_cold_anonymous_pages_and_swaps_them_back_in():
+    e = Env(ram=4 << 20)
+    n = 256
+    a = do_mmap(e.mm, 0, n * 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    for i in range(n):
+        e.fault(a + i * 4096, write=True)
+        e.phys.write(e.mm.pgtables.translate(a + i * 4096), bytes([i & 0xFF]) * 8)
+    # the hardware would have set Accessed; nothing touched them since the faults cleared nothing:
+    # age everything once, then reclaim
+    freed = e.reclaim.try_to_free_pages(64)
+    assert freed >= 64
+    e.clock.wait_until(e.clock.next_event_time(), 'io')      # let the swap writes complete
+    swapped = [i for i in range(n) if e.pte(a + i * 4096) and not e.pte(a + i * 4096) & _PAGE_PRESENT]
+    assert len(swapped) >= 64 and e.stats['pswpout'] >= 64
+    i = swapped[0]
+    ret, vmf = e.fault(a + i * 4096)
+    assert vmf.handler == 'do_swap_page' and ret & VM_FAULT_MAJOR
+    assert e.read_phys(a + i * 4096, 8) == bytes([i & 0xFF]) * 8
+    assert e.stats['pswpin'] >= 1
+    # every swapped page comes back with its contents
+    for j in swapped[1:]:
+        e.fault(a + j * 4096)
+        assert e.read_phys(a + j * 4096, 8) == bytes([j & 0xFF]) * 8
+    assert e.area.inuse == 0
+
+
+def test_referenced_pages_get_a_second_chance():
+    e = Env(ram=4 << 20)
+    a = do_mmap(e.mm, 0, 64 * 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    for i in range(64):
+        e.fault(a + i * 4096, write=True)        # PTEs are installed with the Accessed bit set
+    e.reclaim.shrink_active_list(64)             # clears Accessed, moves to inactive
+    hot = a + 5 * 4096
+    slot = e.mm.pgtables.pte_slot(hot)
+    e.phys.write64(slot, e.phys.read64(slot) | 0x20)       # the CPU touched this one again
+    e.reclaim.try_to_free_pages(20)
+    assert e.pte(hot) & _PAGE_PRESENT
+    assert sum(1 for i in range(64) if not e.pte(a + i * 4096) & _PAGE_PRESENT) >= 20
+    assert e.stats['pgactivate'] >= 1
+
+
+def test_munmap_of_swapped_range_frees_the_slots():
+    e = Env(ram=4 << 20)
+    a = do_mmap(e.mm, 0, 32 * 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    for i in range(32):
+        e.fault(a + i * 4096, write=True)
+    e.reclaim.shrink_active_list(32)
+    e.reclaim.try_to_free_pages(32)
+    e.clock.wait_until(e.clock.next_event_time(), 'io')
+    assert e.area.inuse > 0
+    do_munmap(e.mm, a, 32 * 4096)
+    assert e.area.inuse == 0

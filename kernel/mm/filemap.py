@@ -72,8 +72,9 @@ class PageCache:
         self.charge = charge
         self.stats = stats
         self.mappings = {}        # id(inode) -> AddressSpace
-        self.lru = {}             # pfn -> page, in insertion order (oldest first)
+        self.lru = None           # LruLists (set by the kernel)
         self.reclaim_hook = None  # called with the number of pages wanted when allocation fails
+        self.balance_hook = None  # called before an allocation that may reclaim (kswapd watermarks)
 
     # ---- lookup -----------------------------------------------------------------------
     def mapping_of(self, inode):
@@ -97,6 +98,8 @@ class PageCache:
 
     # ---- reading ------------------------------------------------------------------------
     def _alloc_cache_page(self):
+        if self.balance_hook is not None:
+            self.balance_hook()
         page = self.frames.alloc_page(zero=False)
         if page is None and self.reclaim_hook is not None:
             self.reclaim_hook(32)
@@ -111,9 +114,8 @@ class PageCache:
         page.mapping = mapping
         page.index = index
         page.refcount += 1               # the cache's own reference
-        page.flags |= PG_lru
         mapping.pages[index] = page
-        self.lru[page.pfn] = page
+        self.lru.add(page)
 
     def page_cache_ra_unbounded(self, mapping, index, nr, lookahead=0, nowait=False):
         """Start reads for the missing pages in [index, index+nr); mark the read-ahead trigger page.
@@ -284,8 +286,7 @@ class PageCache:
         mapping = page.mapping
         if mapping is not None and mapping.pages.get(page.index) is page:
             del mapping.pages[page.index]
-        self.lru.pop(page.pfn, None)
-        page.flags &= ~PG_lru
+        self.lru.remove(page)
         page.mapping = None
         self.frames.put_page(page)
 
@@ -316,10 +317,11 @@ class PageCache:
     def shrink_clean_pages(self, nr):
         """Reclaim up to nr clean, unmapped cache pages, oldest first; returns how many."""
         freed = 0
-        for pfn in list(self.lru):
+        for page in list(self.lru.inactive.values()) + list(self.lru.active.values()):
             if freed >= nr:
                 break
-            page = self.lru[pfn]
+            if page.mapping is None:
+                continue
             if not _reclaimable(page):
                 continue
             self.delete_from_page_cache(page)

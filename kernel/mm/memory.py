@@ -6,7 +6,8 @@ from kernel.mm.mm_types import (
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
     PG_hwpoison, PG_readahead, PG_lru, PG_reserved
 from kernel.mm.pgtable import (
-    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot)
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot,
+    pte_to_swp_entry)
 from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
 
 
@@ -81,8 +82,15 @@ def _alloc_failed(vmf):
 def alloc_anon_page(mm, vmf, zero):
     """alloc_page for user memory, charged to the cycle model, with light or full reclaim."""
     svc = mm.svc
+    light = bool(vmf.flags & FAULT_FLAG_RETRY_NOWAIT)
+    rec = svc.reclaim
+    if rec is not None:
+        # a NOWAIT (prefetch) allocation does no reclaim and does not dip below the min watermark
+        if light and svc.frames.nr_free < rec.wmark_min:
+            return None
+        rec.balance(light)
     page = svc.frames.alloc_page(zero=zero)
-    if page is None and not vmf.flags & FAULT_FLAG_RETRY_NOWAIT and svc.pagecache.reclaim_hook:
+    if page is None and not light and svc.pagecache.reclaim_hook:
         svc.pagecache.reclaim_hook(32)
         page = svc.frames.alloc_page(zero=zero)
     if page is None:
@@ -95,10 +103,14 @@ def alloc_anon_page(mm, vmf, zero):
 
 
 def page_add_new_anon_rmap(mm, page, address):
+    """A new anonymous page mapped at address: reverse map, accounting, the active LRU list."""
     page.flags |= PG_anon | PG_swapbacked | PG_dirty
     page.mapcount = 1
     page.index = address >> PAGE_SHIFT
+    page.rmap_mm = mm
     mm.rss_add(anon=1)
+    if mm.svc.lru is not None:
+        mm.svc.lru.add(page, active=True)
 
 
 def do_fault(mm, vmf):
@@ -332,9 +344,49 @@ def wp_page_copy(mm, vmf, old):
 
 
 def do_swap_page(mm, vmf):
-    """A swap entry in the PTE. Swap arrives with reclaim; until then such an entry is a bug."""
+    """A swap entry in the PTE: find the page in the swap cache or read it (with cluster read-ahead)."""
+    svc = mm.svc
+    sc = svc.swapcache
     vmf.handler = 'do_swap_page'
-    return VM_FAULT_SIGBUS
+    if sc is None:
+        return VM_FAULT_SIGBUS
+    _type, offset = pte_to_swp_entry(vmf.orig_pte)
+    ret = 0
+    page = sc.lookup_swap_cache(offset)
+    nowait = vmf.flags & FAULT_FLAG_RETRY_NOWAIT and vmf.flags & FAULT_FLAG_ALLOW_RETRY
+    if page is None:
+        ret = VM_FAULT_MAJOR
+
+        def alloc():
+            return alloc_anon_page(mm, vmf, zero=False)
+        page = sc.swap_cluster_readahead(offset, alloc)
+        if page is None:
+            return _alloc_failed(vmf)
+    if page.flags & PG_locked:
+        if nowait:
+            return ret | VM_FAULT_RETRY
+        svc.sched.wait_until(page.io_done_at, 'io')
+        svc.charge('io_complete')
+        ret |= VM_FAULT_MAJOR
+    # the PTE may have changed while we waited (another fault swapped it in)
+    if svc.frames.phys.read64(vmf.slot) != vmf.orig_pte:
+        return ret
+    # map it, exclusively: the slot is no longer needed (like try_to_free_swap)
+    page.refcount += 1
+    page.mapcount = 1
+    page.index = vmf.address >> PAGE_SHIFT
+    page.rmap_mm = mm
+    page.flags |= PG_anon | PG_swapbacked | PG_dirty
+    mm.rss_add(anon=1)
+    mm.swap_ents = getattr(mm, 'swap_ents', 0) - 1
+    sc.area.swap_free(offset)                 # the PTE's use of the slot
+    sc.delete_from_swap_cache(page)           # the cache's use, and its page reference
+    if svc.lru is not None and not page.flags & PG_lru:
+        svc.lru.add(page, active=True)
+    prot = vma_page_prot(vmf.vma) | _PAGE_ACCESSED | _PAGE_DIRTY
+    _map_page(mm, vmf, page, prot)
+    vmf.page = page
+    return ret
 
 
 def page_remove_rmap(mm, page):
@@ -359,6 +411,7 @@ def zap_pte_range(mm, start, end):
         phys.write64(slot, 0)
         n += 1
         if not pte & _PAGE_PRESENT:
+            _free_swap_pte(mm, pte)
             continue
         page = frames.pages[pte_pfn(pte)]
         if page is zero or page.flags & PG_reserved:
@@ -371,6 +424,19 @@ def zap_pte_range(mm, start, end):
         svc.charge('pte_set', n)
         svc.flush_tlb()
     return n
+
+
+def _free_swap_pte(mm, pte):
+    """free_swap_and_cache: a zapped swap entry drops its use of the slot."""
+    sc = mm.svc.swapcache
+    if sc is None:
+        return
+    _type, offset = pte_to_swp_entry(pte)
+    sc.area.swap_free(offset)
+    mm.swap_ents = getattr(mm, 'swap_ents', 0) - 1
+    page = sc.pages.get(offset)
+    if page is not None and page.refcount == 1 and not page.flags & PG_locked and not page.mapcount:
+        sc.delete_from_swap_cache(page)
 
 
 def copy_page_range_move(mm, old_start, new_start, length):

@@ -67,6 +67,9 @@ class MmServices:
         self.stats = stats
         self.sched = sched
         self.fault_around_bytes = fault_around_bytes
+        self.lru = None            # LruLists
+        self.swapcache = None      # SwapCache
+        self.reclaim = None        # Reclaim
         zp = frames.alloc_page(zero=True)
         if zp is None:
             raise MemoryError("no memory for the zero page")

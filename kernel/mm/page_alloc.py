@@ -30,7 +30,7 @@ FLAG_NAMES = [(PG_locked, 'locked'), (PG_referenced, 'referenced'), (PG_uptodate
 
 class Page:
     """struct page: one per physical frame."""
-    __slots__ = ('pfn', 'refcount', 'mapcount', 'flags', 'mapping', 'index', 'private', 'io_done_at')
+    __slots__ = ('pfn', 'refcount', 'mapcount', 'flags', 'mapping', 'index', 'private', 'io_done_at', 'rmap_mm')
 
     def __init__(self, pfn):
         self.pfn = pfn
@@ -41,6 +41,7 @@ class Page:
         self.index = 0           # page offset within the file, or the virtual page for anon pages
         self.private = 0         # swap entry for swap-cache pages
         self.io_done_at = 0      # simulated time when the read that fills it completes
+        self.rmap_mm = None      # the address space an anonymous page is mapped in (reverse map)
 
     def __repr__(self):
         return '<page pfn=%#x ref=%d map=%d %s>' % (self.pfn, self.refcount, self.mapcount,
@@ -65,6 +66,7 @@ class FrameAllocator:
         self.nr_allocated = 0
         self.peak_allocated = 0
         self.stale_code = False   # a freed frame held code: translated blocks must be dropped
+        self.lru = None           # LruLists, set by the kernel: a freed page leaves its list
 
     @property
     def nr_free(self):
@@ -115,7 +117,10 @@ class FrameAllocator:
             return False
         if page.flags & PG_exec:
             self.stale_code = True
+        if page.flags & PG_lru and self.lru is not None:
+            self.lru.remove(page)
         page.flags = 0
+        page.rmap_mm = None
         page.mapping = None
         self._free.append(page.pfn)
         self.nr_allocated -= 1
