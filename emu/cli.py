@@ -30,6 +30,8 @@ def parse_size(s):
 
 def _add_machine_options(p):
     p.add_argument('--ram', type=parse_size, default=DEFAULT_RAM, help='guest RAM (default 256M)')
+    p.add_argument('--swap', type=parse_size, default=256 << 20, help='swap area on the simulated disk '
+                   '(default 256M; 0 disables swap)')
     p.add_argument('--costs', metavar='FILE', help='override cycle costs (JSON or name = value lines)')
     p.add_argument('--disk', metavar='K=V,...', help='disk model, e.g. read_latency_us=100,queue_depth=8')
     p.add_argument('--fault-around-bytes', type=parse_size, default=65536,
@@ -74,7 +76,7 @@ def make_machine(a, stdout=None, stderr=None):
     if fab & (fab - 1) and fab:
         raise ValueError("--fault-around-bytes must be a power of two")
     config = KernelConfig(fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
-                          stdout=stdout, stderr=stderr)
+                          stdout=stdout, stderr=stderr, swap_bytes=a.swap)
     return Machine(ram=a.ram, costs=costs, config=config)
 
 
@@ -104,6 +106,9 @@ def format_stats(s, name):
         '%20s      disk-reads                #  %s bytes' % (_fmt(s['disk_reads']), _fmt(s['disk_read_bytes'])),
         '%20s      disk-writes               #  %s bytes' % (_fmt(s['disk_writes']), _fmt(s['disk_write_bytes'])),
         '%20s      tlb-flushes' % _fmt(s['tlb_flushes']),
+        '%20s      swap-in / swap-out        #  %s pages in, %s pages out; %s scanned, %s reclaimed'
+        % (_fmt(s['pswpin'] + s['pswpout']), _fmt(s['pswpin']), _fmt(s['pswpout']), _fmt(s['pgscan']),
+           _fmt(s['pgsteal'])),
         '%20s      syscalls' % _fmt(s['syscalls']),
         '',
         '%20.9f seconds simulated (%.9f s waiting for I/O)' % (s['sim_seconds'], s['iowait_cycles'] / s['freq_hz']),

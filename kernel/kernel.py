@@ -378,5 +378,9 @@ class Kernel:
             'disk_write_bytes': bs.write_bytes,
             'disk_queue_wait_cycles': bs.queue_wait_cycles,
             'peak_frames': self.frames.peak_allocated,
+            'pswpin': self.stats['pswpin'],
+            'pswpout': self.stats['pswpout'],
+            'pgscan': self.stats['pgscan'],
+            'pgsteal': self.stats['pgsteal'],
             'fault_breakdown': {h: dict(c) for h, c in sorted(self.fault_breakdown.items())},
         }

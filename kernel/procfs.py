@@ -46,8 +46,26 @@ def proc_meminfo(k):
     free = k.frames.nr_free * 4
     cached = sum(m.nrpages for m in k.pagecache.mappings.values()) * 4
     return ('MemTotal:       %8d kB\nMemFree:        %8d kB\nMemAvailable:   %8d kB\nBuffers:        %8d kB\n'
-            'Cached:         %8d kB\nSwapTotal:      %8d kB\nSwapFree:       %8d kB\n'
-            % (total, free, free + cached, 0, cached, 0, 0))
+            'Cached:         %8d kB\nSwapCached:     %8d kB\nActive:         %8d kB\nInactive:       %8d kB\n'
+            'SwapTotal:      %8d kB\nSwapFree:       %8d kB\n'
+            % (total, free, free + cached, 0, cached, len(k.swapcache.pages) * 4, len(k.lru.active) * 4,
+               len(k.lru.inactive) * 4, (k.swap_area.nr_slots - 1) * 4, k.swap_area.nr_free * 4))
+
+
+VMSTAT_FIELDS = ('pgpgin', 'pgpgout', 'pswpin', 'pswpout', 'pgfault', 'pgmajfault', 'pgactivate',
+                 'pgdeactivate', 'pgscan', 'pgsteal', 'kswapd_runs', 'nowait_faults', 'vdso_fixups')
+
+
+def proc_vmstat(k):
+    """/proc/vmstat: name value lines."""
+    s = k.stats
+    vals = dict((f, s[f]) for f in VMSTAT_FIELDS)
+    vals['pgfault'] = s['minor_faults'] + s['major_faults']
+    vals['pgmajfault'] = s['major_faults']
+    vals['pgpgin'] = k.blockdev.stats.read_bytes // 1024
+    vals['nr_free_pages'] = k.frames.nr_free
+    vals['nr_swap_pages'] = k.swap_area.nr_free
+    return ''.join('%s %d\n' % kv for kv in sorted(vals.items()))
 
 
 def write_drop_caches(k, data):
@@ -68,6 +86,7 @@ def register_procfs(k):
     reg('/proc/self/maps', lambda: proc_maps(k))
     reg('/proc/self/status', lambda: proc_status(k))
     reg('/proc/meminfo', lambda: proc_meminfo(k))
+    reg('/proc/vmstat', lambda: proc_vmstat(k))
     reg('/proc/sys/vm/drop_caches', lambda: '0\n', lambda d: write_drop_caches(k, d))
     reg('/proc/sys/vm/fault_around_bytes', lambda: '%d\n' % k.mmsvc.fault_around_bytes,
         lambda d: _set_fault_around(k, d))

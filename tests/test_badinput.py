@@ -104,8 +104,9 @@ def test_wild_jump_reports_sigsegv(userland):
 
 
 def test_out_of_memory_is_a_clean_oom_kill(userland):
-    r = run_guest(os.path.join(userland, 'oom'), ram=32 << 20)
+    r = run_guest(os.path.join(userland, 'oom'), ram=32 << 20, swap_bytes=16 << 20)
     assert r.result.killed_by is not None
+    assert r.stats['pswpout'] > 0               # it swapped before running out of swap too
     assert r.exit_code == 128 + 9
     assert 'out of memory' in r.result.killed_by[1]
 

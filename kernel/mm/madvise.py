@@ -4,6 +4,8 @@ import errno
 from emu.physmem import PAGE_SIZE
 from kernel.mm.memory import zap_pte_range, fold_pte_dirty
 from kernel.mm.mm_types import TASK_SIZE
+from kernel.mm.page_alloc import PG_lru
+from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
 from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO
 
 MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED = 0, 1, 2, 3, 4
@@ -12,8 +14,38 @@ MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 12, 13, 14, 1
 MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK = 16, 17, 18, 19
 MADV_COLD, MADV_PAGEOUT = 20, 21
 _NOOP = {MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
-         MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_COLD, MADV_PAGEOUT}
-_KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE} | _NOOP
+         MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK}
+_KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_COLD,
+          MADV_PAGEOUT} | _NOOP
+
+
+def _present_pages(mm, start, end):
+    """The evictable pages mapped in [start, end) (not the zero page or special mappings)."""
+    frames = mm.svc.frames
+    out = []
+    for va, slot, pte in mm.pgtables.present_ptes(start, end):
+        if pte & _PAGE_PRESENT:
+            page = frames.pages[pte_pfn(pte)]
+            if page.flags & PG_lru:
+                out.append(page)
+    return out
+
+
+def madvise_cold_or_pageout(mm, vma, start, end, pageout):
+    """MADV_COLD: deactivate the pages; MADV_PAGEOUT: reclaim them now (swap or drop)."""
+    if vma.vm_flags & (VM_LOCKED | VM_PFNMAP):
+        return -errno.EINVAL
+    rec = mm.svc.reclaim
+    for page in _present_pages(mm, start, end):
+        if page.mapcount > 1:
+            continue
+        if pageout:
+            rec.pageout(page, force=True)
+        else:
+            rec.page_referenced(page)
+            mm.svc.lru.deactivate(page)
+    mm.svc.flush_tlb()
+    return 0
 
 
 def madvise_dontneed_single_vma(mm, vma, start, end):
@@ -65,6 +97,10 @@ def do_madvise(mm, start, len_in, behavior):
                 return r
         elif behavior == MADV_WILLNEED:
             madvise_willneed(mm, vma, s, e)
+        elif behavior in (MADV_COLD, MADV_PAGEOUT):
+            r = madvise_cold_or_pageout(mm, vma, s, e, behavior == MADV_PAGEOUT)
+            if r:
+                return r
         elif behavior in (MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL):
             vma.vm_flags &= ~(VM_SEQ_READ | VM_RAND_READ)
             vma.vm_flags |= {MADV_RANDOM: VM_RAND_READ, MADV_SEQUENTIAL: VM_SEQ_READ}.get(behavior, 0)

@@ -10,7 +10,7 @@ from kernel.mm.mm_types import TASK_SIZE, MMAP_MIN_ADDR
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX
 from kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
                            VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_GROWSDOWN, VM_NORESERVE, VM_LOCKED,
-                           VM_ACCOUNT, VM_SOFTDIRTY)
+                           VM_ACCOUNT, VM_SOFTDIRTY, VM_LOCKONFAULT)
 
 MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02
@@ -381,6 +381,27 @@ def do_brk(mm, brk):
     mm.total_vm += (newbrk - oldbrk) >> 12
     mm.brk = brk
     return brk
+
+
+def mlock_fixup_range(mm, start, end, on, onfault=False):
+    """mlock/munlock: set or clear VM_LOCKED on [start, end) (splitting VMAs); -ENOMEM on holes."""
+    if end < start or end > TASK_SIZE:
+        return -errno.ENOMEM if end > TASK_SIZE else -errno.EINVAL
+    cur = start
+    for v in mm.vmas.overlapping(start, end):
+        if v.vm_start > cur:
+            return -errno.ENOMEM
+        cur = v.vm_end
+    if cur < end:
+        return -errno.ENOMEM
+    for v in _isolate(mm, start, end):
+        if on:
+            v.vm_flags |= VM_LOCKED | (VM_LOCKONFAULT if onfault else 0)
+        else:
+            v.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
+        v.vm_seq += 1
+        vma_merge_around(mm, v)
+    return 0
 
 
 def expand_stack(mm, vma, address):

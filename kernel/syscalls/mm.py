@@ -7,7 +7,7 @@ from kernel.mm.memory import fold_pte_dirty
 from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, page_align
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_uptodate
-from kernel.mm.pgtable import _PAGE_PRESENT
+from kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
 from kernel.mm.vma import VM_SHARED
 from kernel.syscalls import syscall
 
@@ -110,10 +110,65 @@ def sys_mincore(k, t, start, length, vec, *_):
         vma = mm.vmas.vma_lookup(va)
         if vma is None:
             return -errno.ENOMEM
-        if mm.pgtables.get_pte(va) & _PAGE_PRESENT:
+        pte = mm.pgtables.get_pte(va)
+        if pte & _PAGE_PRESENT:
             out[i] = 1
+        elif pte:                              # swapped out: resident if in the swap cache, read in
+            page = k.swapcache.pages.get(pte_to_swp_entry(pte)[1])
+            out[i] = 1 if page is not None and page.flags & PG_uptodate else 0
         elif vma.vm_file is not None:
             # like mincore_page(): resident means cached and uptodate (not still being read)
             page = vma.vm_file.mapping.pages.get(vma.linear_page_index(va))
             out[i] = 1 if page is not None and page.flags & PG_uptodate else 0
     return 0 if t.umem.write(vec, bytes(out)) else -errno.EFAULT
+
+
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
+MLOCK_ONFAULT = 1
+
+
+def _set_locked(k, t, start, length, on, onfault=False):
+    """apply_vma_lock_flags: VM_LOCKED (and VM_LOCKONFAULT) on [start, start+len), then populate."""
+    from kernel.mm.mmap import mlock_fixup_range
+    from kernel.mm.gup import populate_vma_page_range
+    end = start + page_align(length + (start & 0xFFF))
+    start &= ~0xFFF
+    r = mlock_fixup_range(t.mm, start, end, on, onfault)
+    if r == 0 and on and not onfault:
+        populate_vma_page_range(t.mm, start, end, False)
+    return r
+
+
+@syscall(149, 'mlock')
+def sys_mlock(k, t, start, length, *_):
+    return _set_locked(k, t, start, length, True)
+
+
+@syscall(325, 'mlock2')
+def sys_mlock2(k, t, start, length, flags, *_):
+    if flags & ~MLOCK_ONFAULT:
+        return -errno.EINVAL
+    return _set_locked(k, t, start, length, True, bool(flags & MLOCK_ONFAULT))
+
+
+@syscall(150, 'munlock')
+def sys_munlock(k, t, start, length, *_):
+    return _set_locked(k, t, start, length, False)
+
+
+@syscall(151, 'mlockall')
+def sys_mlockall(k, t, flags, *_):
+    if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
+        return -errno.EINVAL
+    if flags & MCL_CURRENT:
+        for vma in list(t.mm.vmas):
+            if vma.name not in ('[vdso]', '[vvar]'):
+                _set_locked(k, t, vma.vm_start, vma.vm_end - vma.vm_start, True, bool(flags & MCL_ONFAULT))
+    return 0
+
+
+@syscall(152, 'munlockall')
+def sys_munlockall(k, t, *_):
+    for vma in list(t.mm.vmas):
+        _set_locked(k, t, vma.vm_start, vma.vm_end - vma.vm_start, False)
+    return 0

@@ -1,0 +1,260 @@
+"""`faultlab bench prefetch`: software prefetching of a cold mmap'ed file with the vDSO's prefetch_page().
+
+Runs userland/build/prefetch_bench in-process under faultlab (one fresh Machine per run; the file is
+/home/bench.dat on the simulated disk) and compares the simulated time of its loop with a lower bound.
+
+Definitions (all times are simulated; the guest measures its loop with CLOCK_MONOTONIC):
+
+  N        pages processed (NPAGES).
+  S        service time of one read request on the disk model: read_latency + 4096 B / read_bw
+           (kernel.block.BlockDevice.service_cycles; MADV_RANDOM makes every fault or prefetch read
+           exactly one page, so every page costs one request).
+  qd       the disk's queue depth (requests in service at once).
+  C        total compute: the loop's time on a warm page cache (same N and COMPUTE_ITERS, DISTANCE 0,
+           file read with read() first): the compute kernel, the byte reads and the minor faults
+           that map cached pages; no I/O.
+  k(D)     reads the loop can have outstanding: 1 without prefetch (D = 0); min(qd, D + 1) with
+           D > 0 (while the loop waits for page i, the reads of pages i .. i+D have been started:
+           a prologue prefetches pages 0 .. D-1, iteration i prefetches page i+D first).
+  IO(D)    = N * S / k(D): the time the device needs for the N reads if k(D) of them are always
+           in service. The loop cannot finish before its reads do, nor before its compute:
+  LB(D)    = max(C, IO(D)), the lower bound.
+  T(D)     the measured loop time with distance D; T(0) is the time without prefetch.
+  T/LB     how close a run comes to the bound (1.00 = at the bound).
+
+Without prefetch nothing overlaps, so T(0) ~ C + N * S (plus the kernel's fault path per page);
+that sum is printed as `serial` for each group. When the I/O side dominates, T(D) stays above
+LB(D) by about a factor 1 + c/S (c = C/N): while page i is being computed on, only D reads are in
+flight (the next prefetch is issued after the compute), so the period is (S + c) / (D + 1).
+"""
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, 'userland', 'build')
+PROGRAM = os.path.join(BUILD, 'prefetch_bench')
+GUEST_FILE = '/home/bench.dat'
+PAGE = 4096
+
+LATENCIES_US = (20.0, 80.0, 500.0)
+COMPUTE_RATIOS = (0.1, 1.0, 3.0)        # compute per page as a multiple of S: below, near, above
+DISTANCES = (0, 1, 4, 16, 64)
+NPAGES = 256
+QUICK = dict(latencies=(80.0,), ratios=(0.1, 1.0, 3.0), distances=(0, 4, 64), npages=64)
+
+COST_CASES = ('present', 'cached', 'cold', 'null')
+COST_REPS = (10, 30)                    # same number of digits: the runs differ only by the calls
+NOOP_CALL_INSNS = 3                     # call + `xor eax, eax` + ret of the empty function
+
+
+class BenchRun:
+    """One run of prefetch_bench: its `name value` lines, the machine's counters, the exit status."""
+
+    def __init__(self, values, stats, stdout, stderr, exit_code):
+        self.values = values
+        self.stats = stats
+        self.stdout = stdout
+        self.stderr = stderr
+        self.exit_code = exit_code
+
+    def __getitem__(self, name):
+        return self.values[name]
+
+
+def parse_values(text):
+    """{'name': int} from `name value` lines (non-integer values are kept as strings)."""
+    out = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(' ')
+        if not sep:
+            continue
+        try:
+            out[name] = int(value)
+        except ValueError:
+            out[name] = value
+    return out
+
+
+def disk_params(read_latency_us=80.0, **kw):
+    from kernel.block.params import DiskParams
+    return DiskParams(read_latency_us=read_latency_us, **kw)
+
+
+def run_bench(args, disk=None, ram=64 << 20, costs=None, check=True):
+    """Run prefetch_bench ARGS under faultlab in this process; a BenchRun."""
+    from emu.cycles import CostTable
+    from emu.machine import Machine
+    from kernel.kernel import KernelConfig
+    if not os.path.exists(PROGRAM):
+        raise FileNotFoundError('%s: build the userland programs first (make -C userland)' % PROGRAM)
+    out, err, warnings = [], [], []
+    config = KernelConfig(stdout=out.append, stderr=err.append, warn=warnings.append,
+                          disk=disk or disk_params())
+    m = Machine(ram=ram, costs=costs or CostTable(), config=config)
+    args = [str(a) for a in args]
+    res = m.run(PROGRAM, ['prefetch_bench'] + args, ['PATH=/bin', 'LANG=C'])
+    stdout, stderr = b''.join(out).decode(), b''.join(err).decode()
+    run = BenchRun(parse_values(stdout), res.stats, stdout, stderr, res.exit_code)
+    if check and (res.exit_code != 0 or res.killed_by):
+        raise RuntimeError('prefetch_bench %s failed (status %s): %s%s' % (' '.join(args), res.exit_code,
+                                                                          stderr, res.report or ''))
+    return run
+
+
+def service_cycles(disk, freq_hz):
+    """S in cycles: what the disk model charges for one one-page read."""
+    from kernel.block.device import BlockDevice, READ
+    from kernel.events import EventQueue
+    return BlockDevice(disk, freq_hz, EventQueue()).service_cycles(READ, PAGE // disk.block_size)
+
+
+def expected_checksum(npages):
+    """The sum prefetch_bench prints: bytes 0, 1365, 2730 and 4095 of every page of the file."""
+    total = 0
+    for i in range(npages):
+        for off in (0, 1365, 2730, 4095):
+            o = i * PAGE + off
+            total += ((o * 2654435761) >> 13) & 0xFF
+    return total
+
+
+def loop(npages, iters, distance, disk=None, warm=False):
+    """One benchmark run; checks the checksum and the number of prefetch calls."""
+    r = run_bench([GUEST_FILE, npages, iters, distance, 'warm' if warm else 'cold'], disk=disk)
+    if r['checksum'] != expected_checksum(npages):
+        raise RuntimeError('prefetch_bench: checksum %s, expected %s' % (r['checksum'], expected_checksum(npages)))
+    want_calls = npages if distance > 0 else 0
+    if r['prefetch_calls'] != want_calls:
+        raise RuntimeError('prefetch_bench: %s prefetch calls, expected %s' % (r['prefetch_calls'], want_calls))
+    return r
+
+
+def cycles_per_iter(npages=8, iters=4000):
+    """Cycles of one COMPUTE_ITERS iteration (two warm runs, differenced)."""
+    a = loop(npages, 0, 0, warm=True)
+    b = loop(npages, iters, 0, warm=True)
+    return (b['loop_cycles'] - a['loop_cycles']) / (npages * iters)
+
+
+def lower_bound(n, s_ns, qd, distance, compute_ns):
+    """(k, IO, LB) as defined in the module docstring (ns)."""
+    k = 1 if distance == 0 else min(qd, distance + 1)
+    io = n * s_ns / k
+    return k, io, max(compute_ns, io)
+
+
+def group(npages, iters, latency_us, distances):
+    """Every distance for one (N, COMPUTE_ITERS, latency): a dict with the rows and the group figures."""
+    from emu.cycles import DEFAULT_FREQ_HZ
+    disk = disk_params(latency_us)
+    s_ns = service_cycles(disk, DEFAULT_FREQ_HZ) * 1e9 / DEFAULT_FREQ_HZ
+    warm = loop(npages, iters, 0, disk=disk, warm=True)
+    c_ns = warm['elapsed_ns']
+    rows = []
+    t0 = None
+    for d in distances:
+        r = loop(npages, iters, d, disk=disk)
+        t = r['elapsed_ns']
+        if d == 0:
+            t0 = t
+        k, io, lb = lower_bound(npages, s_ns, disk.queue_depth, d, c_ns)
+        rows.append(dict(distance=d, t_ns=t, k=k, io_ns=io, lb_ns=lb, fails=r['prefetch_fail'],
+                         calls=r['prefetch_calls'], iowait=r.stats['iowait_cycles'], run=r))
+    if t0 is None:
+        t0 = loop(npages, iters, 0, disk=disk)['elapsed_ns']
+    return dict(npages=npages, iters=iters, latency_us=latency_us, s_ns=s_ns, qd=disk.queue_depth,
+                c_ns=c_ns, t0_ns=t0, serial_ns=c_ns + npages * s_ns, rows=rows)
+
+
+def cost_table(latency_us=80.0):
+    """The cost of one prefetch_page() call per case.
+
+    cycles: rdtsc around one call (prefetch_bench --cost; minus an empty rdtsc pair, so it includes
+    the call, the function, the return and ~3 cycles of register moves between the two reads).
+    The other columns are differences of two `--cost-loop CASE REPS` runs (REPS 10 and 30), per call:
+    instructions from `call` to `ret` (the loop's own instructions, measured with an empty function,
+    are taken out), page faults, kernel cycles, disk reads.
+    """
+    disk = disk_params(latency_us)
+    one = run_bench(['--cost'], disk=disk)
+    lo, hi = COST_REPS
+
+    def per_call(case):
+        a = run_bench(['--cost-loop', case, lo], disk=disk)
+        b = run_bench(['--cost-loop', case, hi], disk=disk)
+        n = hi - lo
+        return {key: (b.stats[key] - a.stats[key]) / n
+                for key in ('instructions', 'cycles', 'kernel_cycles', 'page_faults', 'major_faults',
+                            'disk_reads', 'vdso_fixups')}, (b['fail'] - a['fail']) / n
+
+    noop, _ = per_call('noop')
+    loop_insns = noop['instructions'] - NOOP_CALL_INSNS
+    rows = []
+    for case in COST_CASES + ('inflight', 'completed'):
+        row = dict(case=case, cycles=one['cost_%s_cycles' % case], ret=one['cost_%s_ret' % case])
+        if case in COST_CASES:
+            d, fail = per_call(case)
+            row.update(insns=d['instructions'] - loop_insns, faults=d['page_faults'],
+                       kernel_cycles=d['kernel_cycles'], disk_reads=d['disk_reads'], fail=fail)
+        rows.append(row)
+    return dict(rows=rows, noop_cycles=one['cost_noop_cycles'], loop_insns=loop_insns,
+                noop_insns=noop['instructions'])
+
+
+def _ms(ns):
+    return '%9.3f' % (ns / 1e6)
+
+
+def main(quick=False):
+    if not os.path.exists(PROGRAM):
+        print('bench: build the userland programs first (make -C userland)')
+        return 2
+    p = QUICK if quick else dict(latencies=LATENCIES_US, ratios=COMPUTE_RATIOS, distances=DISTANCES,
+                                 npages=NPAGES)
+    from emu.cycles import DEFAULT_FREQ_HZ
+    n = p['npages']
+    cpi = cycles_per_iter()
+    print('faultlab bench prefetch: prefetch_bench %s N=%d COMPUTE_ITERS DISTANCE, cold page cache, '
+          'MADV_RANDOM' % (GUEST_FILE, n))
+    print(__doc__.split('\n\n', 1)[1].split('\n\nWithout')[0].replace('\n', '\n  ').join(['  ', '']))
+    print('  compute kernel: %.2f cycles per COMPUTE_ITERS iteration (calibrated on a warm cache)' % cpi)
+    print()
+    hdr = ('lat_us', 'S_us', 'c/S', 'iters', 'D', 'k', 'T(0)_ms', 'T(D)_ms', 'C_ms', 'IO(D)_ms', 'LB_ms',
+           'T0/LB', 'T/LB', 'fails')
+    fmt = '%6s %7s %5s %7s %3s %3s %9s %9s %9s %9s %9s %6s %6s %6s'
+    print(fmt % hdr)
+    for lat in p['latencies']:
+        s_cycles = service_cycles(disk_params(lat), DEFAULT_FREQ_HZ)
+        for ratio in p['ratios']:
+            iters = max(0, int(round(ratio * s_cycles / cpi)))
+            g = group(n, iters, lat, p['distances'])
+            for row in g['rows']:
+                print(fmt % ('%g' % lat, '%.2f' % (g['s_ns'] / 1e3), '%.2f' % (g['c_ns'] / n / g['s_ns']), iters,
+                             row['distance'], row['k'], _ms(g['t0_ns']), _ms(row['t_ns']), _ms(g['c_ns']),
+                             _ms(row['io_ns']), _ms(row['lb_ns']), '%.3f' % (g['t0_ns'] / row['lb_ns']),
+                             '%.3f' % (row['t_ns'] / row['lb_ns']), row['fails']))
+            print('%6s no prefetch: T(0) = %s ms, serial C + N*S = %s ms, T(0)/serial = %.3f'
+                  % ('', _ms(g['t0_ns']).strip(), _ms(g['serial_ns']).strip(), g['t0_ns'] / g['serial_ns']))
+    print()
+    ct = cost_table()
+    print('cost of one prefetch_page() call (disk read latency 80 us)')
+    print('  cycles: rdtsc around one call, minus an empty rdtsc pair (an empty function called the same')
+    print('  way: %d cycles); per-call columns: difference of two --cost-loop runs (%d and %d calls),'
+          % (ct['noop_cycles'], COST_REPS[0], COST_REPS[1]))
+    print('  instructions from call to ret (the calling loop\'s %d instructions taken out)' % ct['loop_insns'])
+    cfmt = '  %-10s %4s %8s %7s %7s %9s %6s'
+    print(cfmt % ('case', 'ret', 'cycles', 'insns', 'faults', 'kcycles', 'reads'))
+    for row in ct['rows']:
+        if 'insns' in row:
+            print(cfmt % (row['case'], row['ret'], row['cycles'], '%g' % row['insns'], '%g' % row['faults'],
+                          '%g' % row['kernel_cycles'], '%g' % row['disk_reads']))
+        else:
+            print(cfmt % (row['case'], row['ret'], row['cycles'], '', '', '', ''))
+    print('  present: a mapped page; cached: in the page cache, not mapped; cold: needs a read;')
+    print('  inflight: the same page again at once; completed: again ~5 ms later (its read is done);')
+    print('  null: NULL')
+    return 0
+
+
+if __name__ == '__main__':
+    import sys
+    sys.exit(main(quick='--quick' in sys.argv[1:]))
