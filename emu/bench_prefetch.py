@@ -1,31 +1,9 @@
 """`faultlab bench prefetch`: software prefetching of a cold mmap'ed file with the vDSO's prefetch_page().
 
 Runs userland/build/prefetch_bench in-process under faultlab (one fresh Machine per run; the file is
-/home/bench.dat on the simulated disk) and compares the simulated time of its loop with a lower bound.
-
-Definitions (all times are simulated; the guest measures its loop with CLOCK_MONOTONIC):
-
-  N        pages processed (NPAGES).
-  S        service time of one read request on the disk model: read_latency + 4096 B / read_bw
-           (kernel.block.BlockDevice.service_cycles; MADV_RANDOM makes every fault or prefetch read
-           exactly one page, so every page costs one request).
-  qd       the disk's queue depth (requests in service at once).
-  C        total compute: the loop's time on a warm page cache (same N and COMPUTE_ITERS, DISTANCE 0,
-           file read with read() first): the compute kernel, the byte reads and the minor faults
-           that map cached pages; no I/O.
-  k(D)     reads the loop can have outstanding: 1 without prefetch (D = 0); min(qd, D + 1) with
-           D > 0 (while the loop waits for page i, the reads of pages i .. i+D have been started:
-           a prologue prefetches pages 0 .. D-1, iteration i prefetches page i+D first).
-  IO(D)    = N * S / k(D): the time the device needs for the N reads if k(D) of them are always
-           in service. The loop cannot finish before its reads do, nor before its compute:
-  LB(D)    = max(C, IO(D)), the lower bound.
-  T(D)     the measured loop time with distance D; T(0) is the time without prefetch.
-  T/LB     how close a run comes to the bound (1.00 = at the bound).
-
-Without prefetch nothing overlaps, so T(0) ~ C + N * S (plus the kernel's fault path per page);
-that sum is printed as `serial` for each group. When the I/O side dominates, T(D) stays above
-LB(D) by about a factor 1 + c/S (c = C/N): while page i is being computed on, only D reads are in
-flight (the next prefetch is issued after the compute), so the period is (S + c) / (D + 1).
+/home/bench.dat on the simulated disk), compares the simulated time of its loop with and without
+prefetching against a lower bound (DEFINITIONS below, also printed), and measures what one
+prefetch_page() call costs (cost_table).
 """
 import os
 
@@ -34,6 +12,31 @@ BUILD = os.path.join(ROOT, 'userland', 'build')
 PROGRAM = os.path.join(BUILD, 'prefetch_bench')
 GUEST_FILE = '/home/bench.dat'
 PAGE = 4096
+
+DEFINITIONS = """\
+All times are simulated; the guest times its loop with CLOCK_MONOTONIC (from the vDSO, exact).
+  N      pages processed (NPAGES); c = C / N.
+  S      service time of one read request on the disk model: read_latency + 4096 B / read_bw
+         (BlockDevice.service_cycles). MADV_RANDOM: every fault or prefetch reads exactly one
+         page, so every page costs one request.
+  qd     the disk's queue depth (requests in service at once).
+  C      total compute: the loop's time on a warm page cache (same N and COMPUTE_ITERS,
+         DISTANCE 0, the file read with read() first): compute kernel, byte reads and the minor
+         faults that map cached pages; no I/O.
+  k(D)   reads the loop can have outstanding: 1 without prefetch (D = 0), else min(qd, D + 1):
+         while it waits for page i, the reads of pages i .. i+D have been started (a prologue
+         prefetches pages 0 .. D-1; iteration i prefetches page i+D, then reads page i).
+  IO(D)  = N * S / k(D): the N reads need at least this long, at most k(D) being in service.
+  LB(D)  = max(S + C, IO(D) + c): the first page's compute cannot start before its read is
+         done (S after the loop starts), the last page's compute not before the last read is.
+         Without the fill/drain terms this is max(C, IO(D)).
+  T(D)   the measured loop time with distance D; T(0) is the loop without prefetch.
+  T/LB   how close a run comes to the bound (1.000 = at the bound); T0/LB: no prefetch, same LB.
+  serial C + N * S: the no-prefetch estimate (nothing overlaps); T(0)/serial shows the kernel's
+         per-fault cost on top. When the I/O side dominates, T(D)/LB stays near 1 + c/S: while
+         page i is computed on, only D reads are in flight (the next prefetch comes after the
+         compute), so the loop's period is (S + c) / (D + 1), not S / (D + 1).
+"""
 
 LATENCIES_US = (20.0, 80.0, 500.0)
 COMPUTE_RATIOS = (0.1, 1.0, 3.0)        # compute per page as a multiple of S: below, near, above
@@ -136,10 +139,10 @@ def cycles_per_iter(npages=8, iters=4000):
 
 
 def lower_bound(n, s_ns, qd, distance, compute_ns):
-    """(k, IO, LB) as defined in the module docstring (ns)."""
+    """(k, IO, LB) as in DEFINITIONS (times in ns)."""
     k = 1 if distance == 0 else min(qd, distance + 1)
     io = n * s_ns / k
-    return k, io, max(compute_ns, io)
+    return k, io, max(s_ns + compute_ns, io + compute_ns / n)
 
 
 def group(npages, iters, latency_us, distances):
@@ -201,7 +204,7 @@ def cost_table(latency_us=80.0):
 
 
 def _ms(ns):
-    return '%9.3f' % (ns / 1e6)
+    return '%.3f' % (ns / 1e6)
 
 
 def main(quick=False):
@@ -213,45 +216,49 @@ def main(quick=False):
     from emu.cycles import DEFAULT_FREQ_HZ
     n = p['npages']
     cpi = cycles_per_iter()
-    print('faultlab bench prefetch: prefetch_bench %s N=%d COMPUTE_ITERS DISTANCE, cold page cache, '
-          'MADV_RANDOM' % (GUEST_FILE, n))
-    print(__doc__.split('\n\n', 1)[1].split('\n\nWithout')[0].replace('\n', '\n  ').join(['  ', '']))
-    print('  compute kernel: %.2f cycles per COMPUTE_ITERS iteration (calibrated on a warm cache)' % cpi)
+    print('faultlab bench prefetch: prefetch_bench %s %d COMPUTE_ITERS DISTANCE (cold page cache, '
+          'MADV_RANDOM, queue depth %d)' % (GUEST_FILE, n, disk_params().queue_depth))
+    print(DEFINITIONS.rstrip())
+    print('compute kernel: %.2f cycles per COMPUTE_ITERS iteration (calibrated on a warm cache); '
+          'c/S chosen from %s' % (cpi, ', '.join('%g' % r for r in p['ratios'])))
     print()
-    hdr = ('lat_us', 'S_us', 'c/S', 'iters', 'D', 'k', 'T(0)_ms', 'T(D)_ms', 'C_ms', 'IO(D)_ms', 'LB_ms',
-           'T0/LB', 'T/LB', 'fails')
-    fmt = '%6s %7s %5s %7s %3s %3s %9s %9s %9s %9s %9s %6s %6s %6s'
-    print(fmt % hdr)
+    fmt = '%6s %7s %5s %3s %3s %9s %9s %9s %9s %9s %6s %6s %7s'
+    print(fmt % ('lat_us', 'S_us', 'c/S', 'D', 'k', 'T(0)_ms', 'T(D)_ms', 'C_ms', 'IO(D)_ms', 'LB_ms',
+                 'T0/LB', 'T/LB', 'fail'))
+    groups = []
     for lat in p['latencies']:
         s_cycles = service_cycles(disk_params(lat), DEFAULT_FREQ_HZ)
         for ratio in p['ratios']:
             iters = max(0, int(round(ratio * s_cycles / cpi)))
             g = group(n, iters, lat, p['distances'])
+            groups.append(g)
             for row in g['rows']:
-                print(fmt % ('%g' % lat, '%.2f' % (g['s_ns'] / 1e3), '%.2f' % (g['c_ns'] / n / g['s_ns']), iters,
+                print(fmt % ('%g' % lat, '%.2f' % (g['s_ns'] / 1e3), '%.2f' % (g['c_ns'] / n / g['s_ns']),
                              row['distance'], row['k'], _ms(g['t0_ns']), _ms(row['t_ns']), _ms(g['c_ns']),
                              _ms(row['io_ns']), _ms(row['lb_ns']), '%.3f' % (g['t0_ns'] / row['lb_ns']),
-                             '%.3f' % (row['t_ns'] / row['lb_ns']), row['fails']))
-            print('%6s no prefetch: T(0) = %s ms, serial C + N*S = %s ms, T(0)/serial = %.3f'
-                  % ('', _ms(g['t0_ns']).strip(), _ms(g['serial_ns']).strip(), g['t0_ns'] / g['serial_ns']))
+                             '%.3f' % (row['t_ns'] / row['lb_ns']), '%d/%d' % (row['fails'], row['calls'])))
+            print('%6s COMPUTE_ITERS %d; no prefetch: T(0) = %s ms, serial C + N*S = %s ms, T(0)/serial = %.3f'
+                  % ('', iters, _ms(g['t0_ns']), _ms(g['serial_ns']), g['t0_ns'] / g['serial_ns']))
     print()
     ct = cost_table()
-    print('cost of one prefetch_page() call (disk read latency 80 us)')
-    print('  cycles: rdtsc around one call, minus an empty rdtsc pair (an empty function called the same')
-    print('  way: %d cycles); per-call columns: difference of two --cost-loop runs (%d and %d calls),'
-          % (ct['noop_cycles'], COST_REPS[0], COST_REPS[1]))
-    print('  instructions from call to ret (the calling loop\'s %d instructions taken out)' % ct['loop_insns'])
-    cfmt = '  %-10s %4s %8s %7s %7s %9s %6s'
+    print('cost of one prefetch_page() call (prefetch_bench --cost and --cost-loop, read latency 80 us)')
+    print('  cycles: rdtsc around one call minus an empty rdtsc pair (call, function, ret and ~3 cycles of')
+    print('  register moves; an empty function called the same way: %d cycles). insns, faults, kcycles'
+          % ct['noop_cycles'])
+    print('  (kernel cycles), reads (disk reads): per call, from two --cost-loop runs of %d and %d calls;'
+          % COST_REPS)
+    print('  insns counts call .. ret (the calling loop\'s %g instructions taken out).' % ct['loop_insns'])
+    cfmt = '  %-10s %4s %7s %6s %7s %8s %6s'
     print(cfmt % ('case', 'ret', 'cycles', 'insns', 'faults', 'kcycles', 'reads'))
     for row in ct['rows']:
         if 'insns' in row:
             print(cfmt % (row['case'], row['ret'], row['cycles'], '%g' % row['insns'], '%g' % row['faults'],
                           '%g' % row['kernel_cycles'], '%g' % row['disk_reads']))
         else:
-            print(cfmt % (row['case'], row['ret'], row['cycles'], '', '', '', ''))
-    print('  present: a mapped page; cached: in the page cache, not mapped; cold: needs a read;')
-    print('  inflight: the same page again at once; completed: again ~5 ms later (its read is done);')
-    print('  null: NULL')
+            print(cfmt % (row['case'], row['ret'], row['cycles'], '-', '-', '-', '-'))
+    print('  present: a mapped page; cached: in the page cache, not mapped (fault-around maps 16 pages);')
+    print('  cold: needs a read; inflight: the same page again at once; completed: the same page again')
+    print('  after ~5 ms in user mode (its read has completed); null: NULL.')
     return 0
 
 

@@ -81,3 +81,22 @@ def test_major_fault_waits_for_the_disk(userland):
                      disk=DiskParams(read_latency_us=1000.0))
     assert slow.stats['iowait_cycles'] > fast.stats['iowait_cycles'] * 10
     assert slow.stats['instructions'] == fast.stats['instructions']
+
+
+def test_memory_pressure_swaps_and_keeps_contents(userland):
+    from conftest import run_native
+    prog = os.path.join(userland, 'pagetouch')
+    r = run_guest(prog, ['40'], ram=24 << 20, swap_bytes=64 << 20)
+    code, out, _ = run_native(prog, ['40'])
+    assert r.stdout == out and r.exit_code == code == 0
+    assert r.stats['pswpout'] > 0 and r.stats['pswpin'] > 0
+    assert _handler(r, 'do_swap_page') > 0
+    # cluster read-ahead: one major fault reads up to 8 slots, the neighbours then fault minor
+    swapins = _handler(r, 'do_swap_page')
+    assert swapins // 8 <= r.stats['major_faults'] < swapins
+    assert r.stats['pswpin'] >= swapins
+
+
+def test_without_swap_memory_pressure_ends_in_oom_kill(userland):
+    r = run_guest(os.path.join(userland, 'pagetouch'), ['40'], ram=24 << 20, swap_bytes=0)
+    assert r.exit_code == 128 + 9 and 'out of memory' in r.result.report
