@@ -337,3 +337,39 @@ def test_munmap_of_swapped_range_frees_the_slots():
     assert e.area.inuse > 0
     do_munmap(e.mm, a, 32 * 4096)
     assert e.area.inuse == 0
+
+
+def test_madv_populate_rules():
+    from kernel.mm.madvise import MADV_POPULATE_READ as PR, MADV_POPULATE_WRITE as PW, MADV_HWPOISON
+    e = Env()
+    anon = MAP_PRIVATE | MAP_ANONYMOUS
+    a = do_mmap(e.mm, 0, 4 * 4096, PROT_RW, anon, None, 0)
+    # READ: the shared zero page, read-only; WRITE then breaks COW: private writable pages
+    assert do_madvise(e.mm, a, 4 * 4096, PR) == 0
+    assert all(pte_pfn(e.pte(a + i * 4096)) == e.svc.zero_page.pfn for i in range(4))
+    assert do_madvise(e.mm, a, 4 * 4096, PW) == 0
+    assert all(e.pte(a + i * 4096) & _PAGE_RW and pte_pfn(e.pte(a + i * 4096)) != e.svc.zero_page.pfn
+               for i in range(4))
+    # errors
+    assert do_madvise(e.mm, a + 1, 4096, PR) == -errno.EINVAL
+    assert do_madvise(e.mm, a, 4096, 99) == -errno.EINVAL
+    none = do_mmap(e.mm, 0, 4096, 0, anon, None, 0)
+    assert do_madvise(e.mm, none, 4096, PR) == -errno.EINVAL
+    ro = do_mmap(e.mm, 0, 4096, PROT_R, anon, None, 0)
+    assert do_madvise(e.mm, ro, 4096, PW) == -errno.EINVAL
+    # a hole: ENOMEM, and the pages before it stay populated
+    b = do_mmap(e.mm, 0x500000, 4 * 4096, PROT_RW, anon | MAP_FIXED, None, 0)
+    do_munmap(e.mm, b + 2 * 4096, 4096)
+    assert do_madvise(e.mm, b, 4 * 4096, PW) == -errno.ENOMEM
+    assert e.pte(b) & _PAGE_RW and e.pte(b + 4096) & _PAGE_RW and e.pte(b + 3 * 4096) == 0
+    # beyond the end of a file: EFAULT (SIGBUS)
+    f = e.file(b'x' * 100)
+    m = do_mmap(e.mm, 0, 2 * 4096, PROT_R, MAP_PRIVATE, f, 0)
+    assert do_madvise(e.mm, m, 2 * 4096, PR) == -errno.EFAULT
+    # a poisoned page: EHWPOISON, and the data of the other pages is intact
+    e.phys.write(e.mm.pgtables.translate(a), b'keep')
+    assert do_madvise(e.mm, a + 4096, 4096, MADV_HWPOISON) == 0
+    assert do_madvise(e.mm, a, 4 * 4096, PR) == -133            # EHWPOISON
+    assert e.read_phys(a, 4) == b'keep'
+    # huge lengths overflow: ENOMEM/EINVAL as Linux
+    assert do_madvise(e.mm, a, (1 << 64) - 4096, PR) in (-errno.EINVAL, -errno.ENOMEM)

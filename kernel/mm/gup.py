@@ -1,7 +1,13 @@
 """Faulting pages in from the kernel side (mm/gup.c): populate, and access to user memory."""
 from kernel.mm.memory import handle_mm_fault
-from kernel.mm.mm_types import FAULT_FLAG_WRITE, FAULT_FLAG_REMOTE, VM_FAULT_ERROR
+import errno
+
+EHWPOISON = 133          # not in Python's errno module; Linux asm-generic/errno.h
+
+from kernel.mm.mm_types import (FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FAULT_OOM, VM_FAULT_HWPOISON,
+                                VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_MAJOR)
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW
+from kernel.mm.vma import VM_READ, VM_WRITE, VM_IO, VM_PFNMAP
 
 
 def faultin_page(mm, vma, address, write):
@@ -30,3 +36,28 @@ def populate_vma_page_range(mm, start, end, write):
             if faultin_page(mm, vma, addr, write) & VM_FAULT_ERROR:
                 return
             addr += 4096
+
+
+def faultin_vma_page_range(mm, vma, start, end, write):
+    """Fault in [start, end) of one VMA through handle_mm_fault, as the CPU would (no trap costs).
+
+    Returns (pages done, -errno or 0): -EINVAL for a mapping that cannot be populated this way,
+    -ENOMEM, -EHWPOISON, -EFAULT (SIGBUS/SIGSEGV) as madvise(MADV_POPULATE_*) reports them.
+    """
+    if vma.vm_flags & (VM_IO | VM_PFNMAP):
+        return 0, -errno.EINVAL
+    if not vma.vm_flags & (VM_WRITE if write else VM_READ):
+        return 0, -errno.EINVAL
+    done = 0
+    for addr in range(start, end, 4096):
+        ret = faultin_page(mm, vma, addr, write)
+        if ret & VM_FAULT_MAJOR:
+            mm.svc.stats['populate_major'] += 1
+        if ret & VM_FAULT_ERROR:
+            if ret & VM_FAULT_OOM:
+                return done, -errno.ENOMEM
+            if ret & VM_FAULT_HWPOISON:
+                return done, -EHWPOISON
+            return done, -errno.EFAULT
+        done += 1
+    return done, 0

@@ -2,7 +2,9 @@
 import errno
 
 from emu.physmem import PAGE_SIZE
+from kernel.mm.gup import faultin_vma_page_range, faultin_page
 from kernel.mm.memory import zap_pte_range, fold_pte_dirty
+from kernel.mm.mm_types import VM_FAULT_ERROR
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_lru
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
@@ -13,10 +15,43 @@ MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK = 8, 9, 10, 11
 MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 12, 13, 14, 15
 MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK = 16, 17, 18, 19
 MADV_COLD, MADV_PAGEOUT = 20, 21
+MADV_POPULATE_READ, MADV_POPULATE_WRITE = 22, 23
+MADV_HWPOISON = 100
 _NOOP = {MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
          MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK}
 _KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_COLD,
-          MADV_PAGEOUT} | _NOOP
+          MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON} | _NOOP
+
+
+def madvise_populate(mm, start, end, write, fatal_signal_pending=lambda: False):
+    """MADV_POPULATE_(READ|WRITE): fault the range in VMA by VMA; stop at the first hole (-ENOMEM),
+    keeping what was populated before it."""
+    addr = start
+    while addr < end:
+        if fatal_signal_pending():
+            return -errno.EINTR
+        vma = mm.vmas.vma_lookup(addr)
+        if vma is None:
+            return -errno.ENOMEM
+        stop = min(end, vma.vm_end)
+        _done, err = faultin_vma_page_range(mm, vma, addr, stop, write)
+        if err:
+            return err
+        addr = stop
+    return 0
+
+
+def madvise_hwpoison(mm, start, end):
+    """MADV_HWPOISON: treat the pages as having a memory error (memory_failure): unmap, mark poisoned."""
+    from kernel.mm.memory import memory_failure
+    for addr in range(start, end, 4096):
+        vma = mm.vmas.vma_lookup(addr)
+        if vma is None:
+            return -errno.EFAULT
+        if faultin_page(mm, vma, addr, False) & VM_FAULT_ERROR:
+            return -errno.EFAULT
+        memory_failure(mm, vma, addr)
+    return 0
 
 
 def _present_pages(mm, start, end):
@@ -81,6 +116,10 @@ def do_madvise(mm, start, len_in, behavior):
         return -errno.EINVAL if end < start else -errno.ENOMEM
     if end == start:
         return 0
+    if behavior in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
+        return madvise_populate(mm, start, end, behavior == MADV_POPULATE_WRITE)
+    if behavior == MADV_HWPOISON:
+        return madvise_hwpoison(mm, start, end)
     unmapped = False
     cur = start
     for vma in mm.vmas.overlapping(start, end):

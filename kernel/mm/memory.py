@@ -7,7 +7,7 @@ from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_l
     PG_hwpoison, PG_readahead, PG_lru, PG_reserved
 from kernel.mm.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot,
-    pte_to_swp_entry)
+    pte_to_swp_entry, swp_entry_to_pte)
 from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
 
 
@@ -343,6 +343,27 @@ def wp_page_copy(mm, vmf, old):
     return 0
 
 
+SWP_HWPOISON = 31          # swap type of a hwpoison entry (a poisoned page was unmapped here)
+
+
+def memory_failure(mm, vma, address):
+    """A memory error hit the page mapped at address: mark it poisoned and replace the PTE by a
+    hwpoison entry, so the next access gets SIGBUS (BUS_MCEERR_AR)."""
+    svc = mm.svc
+    slot = mm.pgtables.pte_slot(address, create=False)
+    pte = svc.frames.phys.read64(slot) if slot is not None else 0
+    if not pte & _PAGE_PRESENT:
+        return
+    page = svc.frames.pages[pte_pfn(pte)]
+    if page is svc.zero_page or page.flags & PG_reserved:
+        return
+    page.flags |= PG_hwpoison
+    svc.frames.phys.write64(slot, swp_entry_to_pte(SWP_HWPOISON, page.pfn))
+    page_remove_rmap(mm, page)
+    svc.flush_tlb()
+    svc.stats['hwpoisoned_pages'] += 1       # the frame is never reused: its reference is kept
+
+
 def do_swap_page(mm, vmf):
     """A swap entry in the PTE: find the page in the swap cache or read it (with cluster read-ahead)."""
     svc = mm.svc
@@ -351,6 +372,9 @@ def do_swap_page(mm, vmf):
     if sc is None:
         return VM_FAULT_SIGBUS
     _type, offset = pte_to_swp_entry(vmf.orig_pte)
+    if _type == SWP_HWPOISON:
+        vmf.handler = 'hwpoison'
+        return VM_FAULT_HWPOISON
     ret = 0
     page = sc.lookup_swap_cache(offset)
     nowait = vmf.flags & FAULT_FLAG_RETRY_NOWAIT and vmf.flags & FAULT_FLAG_ALLOW_RETRY
@@ -432,6 +456,8 @@ def _free_swap_pte(mm, pte):
     if sc is None:
         return
     _type, offset = pte_to_swp_entry(pte)
+    if _type == SWP_HWPOISON:
+        return
     sc.area.swap_free(offset)
     mm.swap_ents = getattr(mm, 'swap_ents', 0) - 1
     page = sc.pages.get(offset)
