@@ -56,7 +56,7 @@ def build_parser():
     c = sub.add_parser('costs', help='print the cycle cost table')
     c.add_argument('--costs', metavar='FILE')
     b = sub.add_parser('bench', help='benchmarks')
-    b.add_argument('what', choices=['speed'])
+    b.add_argument('what', choices=['speed', 'prefetch'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
     return ap
 
@@ -162,6 +162,9 @@ def cmd_costs(a):
 
 
 def cmd_bench(a):
+    if a.what == 'prefetch':
+        from emu.bench_prefetch import main as bench_prefetch
+        return bench_prefetch(quick=a.quick)
     from emu.bench import main as bench_speed
     return bench_speed(quick=a.quick)
 

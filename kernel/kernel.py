@@ -270,6 +270,7 @@ class Kernel:
     def page_fault(self, rip, address, error_code):
         """#PF from user mode: account, call do_user_addr_fault, deliver a signal if it fails."""
         task = self.current
+        self.run_events()          # I/O that completed while user code ran (its interrupts)
         t0 = self.kcycles + self.idle_cycles
         rec = self._fault_rec = collections.Counter()
         self.charge('exception_entry')
@@ -291,13 +292,14 @@ class Kernel:
         self._fault_rec = None
         if (res.vmf is not None or fixed) and not res.signal:
             handler = 'vdso extable fixup' if fixed else res.vmf.handler or 'other'
-            major = bool(res.ret & VM_FAULT_MAJOR)
-            if major:
-                self.stats['major_faults'] += 1
-                task.majflt += 1
-            else:
-                self.stats['minor_faults'] += 1
-                task.minflt += 1
+            # like mm_account_fault: a fault that ends in RETRY (or a fixup) is not a min/maj fault
+            if not fixed and not res.ret & VM_FAULT_RETRY:
+                if res.ret & VM_FAULT_MAJOR:
+                    self.stats['major_faults'] += 1
+                    task.majflt += 1
+                else:
+                    self.stats['minor_faults'] += 1
+                    task.minflt += 1
             agg = self.fault_breakdown.get(handler)
             if agg is None:
                 agg = self.fault_breakdown[handler] = collections.Counter()

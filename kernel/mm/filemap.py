@@ -178,6 +178,7 @@ class PageCache:
 
     def _end_read(self, pages):
         def end_io(_req):
+            self.charge('io_complete')          # the completion interrupt
             for page in pages:
                 page.flags = (page.flags | PG_uptodate) & ~PG_locked
         return end_io
@@ -186,7 +187,6 @@ class PageCache:
         """Sleep until the page's read completes."""
         if page.flags & PG_locked:
             self.sched.wait_until(page.io_done_at, 'io')
-            self.charge('io_complete')
 
     def page_cache_sync_ra(self, mapping, ra, index, req_count):
         """On-demand read-ahead on a cache miss during read() (sequential detection)."""

@@ -390,7 +390,6 @@ def do_swap_page(mm, vmf):
         if nowait:
             return ret | VM_FAULT_RETRY
         svc.sched.wait_until(page.io_done_at, 'io')
-        svc.charge('io_complete')
         ret |= VM_FAULT_MAJOR
     # the PTE may have changed while we waited (another fault swapped it in)
     if svc.frames.phys.read64(vmf.slot) != vmf.orig_pte:

@@ -126,14 +126,15 @@ class SwapCache:
             self.stats['pswpin'] += len(batch)
             first = batch[0].private
             req = self.blockdev.submit('read', SWAP_BLOCK_BASE + first, len(batch), self.sched.now(),
-                                       _end_read(batch))
+                                       _end_read(batch, self.charge))
             for p in batch:
                 p.io_done_at = req.complete_time
         return want
 
 
-def _end_read(pages):
+def _end_read(pages, charge):
     def end_io(_req):
+        charge('io_complete')
         for p in pages:
             p.flags = (p.flags | PG_uptodate) & ~PG_locked
     return end_io

@@ -34,6 +34,7 @@ def dispatch(kernel, task):
     """Entry from the CPU's syscall hook: read the arguments, run the handler, set RAX."""
     g = kernel.cpu.gpr
     nr = g[0]
+    kernel.run_events()
     kernel.charge('syscall_entry')
     kernel.charge('syscall_dispatch')
     kernel.stats['syscalls'] += 1
