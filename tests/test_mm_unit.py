@@ -373,3 +373,18 @@ def test_madv_populate_rules():
     assert e.read_phys(a, 4) == b'keep'
     # huge lengths overflow: ENOMEM/EINVAL as Linux
     assert do_madvise(e.mm, a, (1 << 64) - 4096, PR) in (-errno.EINVAL, -errno.ENOMEM)
+
+
+def test_nowait_fault_under_pressure_fails_fast_without_reclaim():
+    from kernel.mm.mm_types import FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, VM_FAULT_RETRY
+    e = Env(ram=2 << 20)
+    n = e.frames.nr_free - e.reclaim.wmark_min + 1
+    a = do_mmap(e.mm, 0, (n + 8) * 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    held = [e.frames.alloc_page() for _ in range(n)]           # memory pressure: below min watermark
+    assert e.frames.nr_free < e.reclaim.wmark_min and all(held)
+    vma = e.mm.vmas.vma_lookup(a)
+    ret, vmf = handle_mm_fault(e.mm, vma, a, FAULT_FLAG_WRITE | FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT)
+    assert ret & VM_FAULT_RETRY and e.pte(a) == 0
+    assert e.stats['pgscan'] == 0                                 # no reclaim was attempted
+    ret, vmf = e.fault(a, write=True)                             # a normal fault may dip into the reserve
+    assert ret == 0 and e.pte(a) & _PAGE_PRESENT

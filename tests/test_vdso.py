@@ -43,7 +43,7 @@ def test_prefetch_page_selftest_passes(userland):
     r = run_guest(os.path.join(userland, 'prefetch_test'))
     out = r.stdout.decode()
     assert r.exit_code == 0, out
-    assert out.count('\nok ') == 5 and 'not ok' not in out and 'SKIP' not in out
+    assert out.count('\nok ') == 8 and 'not ok' not in out and 'SKIP' not in out
     assert r.stats['vdso_fixups'] >= 3       # NULL, cold file page, PROT_NONE
     assert r.stats['nowait_faults'] >= 4
 
@@ -60,7 +60,16 @@ def test_prefetch_of_cold_page_starts_io_without_waiting(userland):
     finally:
         kk.FAULT_FLAG_RETRY_NOWAIT = orig
     assert 'not ok 4 cold file page' in bad.stdout.decode()
+    assert 'not ok 7 swapped-out page' in bad.stdout.decode()
     assert bad.exit_code == 1
+
+
+def test_without_the_extable_fixup_null_prefetch_is_a_sigsegv(userland, monkeypatch):
+    import kernel.kernel as kk
+    monkeypatch.setattr(kk, 'fixup_vdso_exception', lambda *a: None)     # the kernel rule switched off
+    bad = run_guest(os.path.join(userland, 'prefetch_test'))
+    assert bad.exit_code == 128 + 11
+    assert 'SIGSEGV' in bad.result.report and '__vdso' not in bad.stdout.decode()
 
 
 def test_vdso_in_maps_and_auxv(userland, tmp_path):

@@ -104,7 +104,7 @@ def alloc_anon_page(mm, vmf, zero):
 
 def page_add_new_anon_rmap(mm, page, address):
     """A new anonymous page mapped at address: reverse map, accounting, the active LRU list."""
-    page.flags |= PG_anon | PG_swapbacked | PG_dirty
+    page.flags |= PG_anon | PG_swapbacked | PG_dirty | PG_uptodate
     page.mapcount = 1
     page.index = address >> PAGE_SHIFT
     page.rmap_mm = mm

@@ -52,9 +52,9 @@ int main(int argc, char **argv)
     const char *dir = argc > 1 ? argv[1] : "/home";
     prefetch_fn prefetch = (prefetch_fn)vdso_sym("LINUX_2.6", "__vdso_prefetch_page");
 
-    printf("TAP version 13\n1..5\n");
+    printf("TAP version 13\n1..8\n");
     if (!prefetch) {
-        for (int i = 1; i <= 5; i++)
+        for (int i = 1; i <= 8; i++)
             printf("ok %d # SKIP no __vdso_prefetch_page in the vDSO\n", i);
         return 0;
     }
@@ -92,6 +92,31 @@ int main(int argc, char **argv)
 
     void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     report(none != MAP_FAILED && prefetch(none) != 0, "PROT_NONE page returns non-zero without a signal");
+
+    report(prefetch((void *)0xffff880000000000UL) != 0 && prefetch((void *)0x7fff00000000UL) != 0,
+           "kernel-half and unmapped addresses return non-zero without a signal");
+
+    /* an anonymous page paged out (MADV_PAGEOUT): once its swap write is done and the page freed,
+     * prefetch starts the swap-in and fails; once mincore says it is resident, 0 */
+    char *sw = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    int sw_ok = sw != MAP_FAILED;
+    if (sw_ok) {
+        memset(sw, 's', 4096);
+        sw_ok = madvise(sw, 4096, MADV_PAGEOUT) == 0;
+    }
+    spins = 0;
+    while (sw_ok && resident(sw) != 0 && spins < 100000000)
+        spins++;
+    long sw_first = sw_ok ? prefetch(sw) : 0;
+    spins = 0;
+    while (sw_ok && resident(sw) != 1 && spins < 100000000)
+        spins++;
+    long sw_second = sw_ok ? prefetch(sw) : -1;
+    report(sw_ok && sw_first != 0 && sw_second == 0 && sw[100] == 's',
+           "swapped-out page returns non-zero, then 0 after the swap-in completes");
+
+    /* under memory pressure the call fails fast instead of reclaiming: see the kernel tests */
+    report(prefetch(present_data) == 0, "present page still returns 0 after all of the above");
 
     return failures ? 1 : 0;
 }
