@@ -56,8 +56,9 @@ def build_parser():
     c = sub.add_parser('costs', help='print the cycle cost table')
     c.add_argument('--costs', metavar='FILE')
     b = sub.add_parser('bench', help='benchmarks')
-    b.add_argument('what', choices=['speed', 'prefetch'])
+    b.add_argument('what', choices=['speed', 'prefetch', 'populate'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
+    b.add_argument('--size', default=None, help='populate: mapping size (e.g. 2M, 64M)')
     return ap
 
 
@@ -165,6 +166,9 @@ def cmd_bench(a):
     if a.what == 'prefetch':
         from emu.bench_prefetch import main as bench_prefetch
         return bench_prefetch(quick=a.quick)
+    if a.what == 'populate':
+        from emu.bench_populate import main as bench_populate
+        return bench_populate(**({'size': a.size} if a.size else {}), quick=a.quick)
     from emu.bench import main as bench_speed
     return bench_speed(quick=a.quick)
 
