@@ -192,7 +192,9 @@ def cost_table(latency_us=80.0):
     noop, _ = per_call('noop')
     loop_insns = noop['instructions'] - NOOP_CALL_INSNS
     rows = []
-    for case in COST_CASES + ('inflight', 'completed'):
+    for case in COST_CASES + ('inflight', 'completed', 'pressure'):
+        if 'cost_%s_cycles' % case not in one.values:
+            continue
         row = dict(case=case, cycles=one['cost_%s_cycles' % case], ret=one['cost_%s_ret' % case])
         if case in COST_CASES:
             d, fail = per_call(case)
@@ -258,7 +260,8 @@ def main(quick=False):
             print(cfmt % (row['case'], row['ret'], row['cycles'], '-', '-', '-', '-'))
     print('  present: a mapped page; cached: in the page cache, not mapped (fault-around maps 16 pages);')
     print('  cold: needs a read; inflight: the same page again at once; completed: the same page again')
-    print('  after ~5 ms in user mode (its read has completed); null: NULL.')
+    print('  after ~5 ms in user mode (its read has completed); null: NULL; pressure: a fresh anonymous page')
+    print('  when almost all memory is locked (free pages below the min watermark): fails fast, no reclaim.')
     return 0
 
 

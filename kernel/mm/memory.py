@@ -156,6 +156,8 @@ def filemap_fault(mm, vmf):
         do_sync_mmap_readahead(mm, vmf, f)
         page = mapping.pages.get(index)
         if page is None:
+            if nowait and vmf.flags & FAULT_FLAG_ALLOW_RETRY:
+                return VM_FAULT_RETRY, None       # a light allocation failed: give up, no I/O
             return VM_FAULT_OOM, None
         ret = VM_FAULT_MAJOR
     if page.flags & PG_locked:

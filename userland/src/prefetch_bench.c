@@ -273,6 +273,23 @@ static void report_cost(const char *name, uint64_t delta, uint64_t base, long re
     printf("cost_%s_ret %ld\n", name, ret);
 }
 
+/* A field of /proc/meminfo in kB, or -1. */
+static long meminfo_kb(const char *field)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    long v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, field, n)) {
+            v = atol(line + n);
+            break;
+        }
+    if (f)
+        fclose(f);
+    return v;
+}
+
 static int cost(const char *dir)
 {
     struct cost_setup cs;
@@ -308,6 +325,29 @@ static int cost(const char *dir)
 
     d = timed_call(prefetch_page, NULL, &r);
     report_cost("null", d, base, r);
+
+    /* memory pressure: fill RAM with locked pages, then prefetch a cold file page; the call
+     * must fail fast (no reclaim, no I/O) instead of freeing memory at length (faultlab only:
+     * natively the program stops before this, as the host vDSO has no prefetch_page) */
+    long total_kb = meminfo_kb("MemTotal:");
+    if (total_kb > 1024) {
+        char pressure_path[280];
+        snprintf(pressure_path, sizeof(pressure_path), "%s/prefetch_cost_pressure.dat", dir);
+        ensure_file(pressure_path, SLOT_PAGES);
+        drop_caches();
+        mlockall(MCL_CURRENT);          /* keep this program's own pages: no refault can be served */
+        const unsigned char *cold2 = map_random(pressure_path, SLOT_PAGES);   /* new, not locked */
+        /* MAP_LOCKED populates what it can: RAM ends up full of locked, unreclaimable pages */
+        size_t len = ((size_t)total_kb * 1024) & ~(size_t)(PAGE - 1);
+        void *fill = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED, -1, 0);
+        if (fill != MAP_FAILED) {
+            d = timed_call(prefetch_page, cold2, &r);
+            report_cost("pressure", d, base, r);
+            munmap(fill, len);
+        }
+        munlockall();
+        unlink(pressure_path);
+    }
 
     cost_cleanup(&cs);
     return 0;
