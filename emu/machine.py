@@ -1,5 +1,4 @@
 """A whole simulated machine: physical memory, a CPU and the kernel, and the run loop."""
-import gc
 from emu.cpu import Cpu
 from emu.cycles import CostTable
 from emu.physmem import PhysMem
@@ -46,10 +45,6 @@ class Machine:
     def run(self, program, argv, envp, max_insns=None):
         """Run the program to completion (or the instruction limit); returns a RunResult."""
         task = self.load(program, argv, envp)
-        # The kernel's long-lived objects (a descriptor per frame, ...) need no cycle collection:
-        # moving them out of the collector's view keeps the per-fault cost flat as memory grows.
-        gc.collect()
-        gc.freeze()
         stop_reason = None
         cpu = self.cpu
         while not task.exited:
