@@ -1,7 +1,7 @@
 """procfs: a tree of synthetic files registered by the kernel; the guest cannot add or remove names."""
 import errno
 
-from kernel.fs.dir import MemDir
+from kernel.fs.dir import Directory, MemDir
 from kernel.fs.errors import FsError
 from kernel.fs.stat import PROC_SUPER_MAGIC, S_IFDIR
 from kernel.fs.superblock import SuperBlock
@@ -13,33 +13,14 @@ PROC_ROOT_INO = 1
 class ProcDir(MemDir):
     """A proc directory: the guest's create/mkdir/unlink/... fail like missing inode operations."""
 
-    def create(self, name, mode, uid=0, gid=0):
-        """No ->create: EACCES."""
-        raise FsError(errno.EACCES)
-
-    def mkdir(self, name, mode, uid=0, gid=0):
-        """No ->mkdir: EPERM."""
-        raise FsError(errno.EPERM)
-
-    def symlink(self, name, target, uid=0, gid=0):
-        """No ->symlink: EPERM."""
-        raise FsError(errno.EPERM)
-
-    def link(self, name, inode):
-        """No ->link: EPERM."""
-        raise FsError(errno.EPERM)
-
-    def unlink(self, name):
-        """No ->unlink: EPERM."""
-        raise FsError(errno.EPERM)
-
-    def rmdir(self, name):
-        """No ->rmdir: EPERM."""
-        raise FsError(errno.EPERM)
-
-    def rename(self, old_name, new_dir, new_name):
-        """No ->rename: EPERM."""
-        raise FsError(errno.EPERM)
+    # no inode operations for the guest: the refusals of the base Directory, not MemDir's
+    create = Directory.create
+    mkdir = Directory.mkdir
+    symlink = Directory.symlink
+    link = Directory.link
+    unlink = Directory.unlink
+    rmdir = Directory.rmdir
+    rename = Directory.rename
 
     # kernel-side registration (bypasses the guest restrictions above)
     def proc_mkdir(self, name, mode=0o555):
