@@ -1,7 +1,13 @@
-"""The /proc files the kernel publishes: self/maps, self/smaps, self/status, meminfo, sys/vm/*."""
+"""The /proc files the kernel publishes: self/maps, self/smaps(_rollup), self/pagemap, self/clear_refs,
+self/status, meminfo, vmstat, sys/vm/*."""
 import errno
 
 from kernel.fs import FsError
+from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
+from kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
+                           VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
+                           VM_DONTCOPY, VM_DONTEXPAND, VM_LOCKONFAULT, VM_ACCOUNT, VM_NORESERVE, VM_HUGETLB,
+                           VM_SOFTDIRTY)
 
 
 def _vma_name(k, task, vma):
@@ -29,6 +35,67 @@ def show_map_vma(k, task, vma):
 def proc_maps(k):
     task = k.current
     return ''.join(show_map_vma(k, task, v) for v in task.mm.vmas)
+
+
+# show_smap_vma_flags: two letters per VMA flag, in bit order
+VM_FLAG_MNEMONICS = ((VM_READ, 'rd'), (VM_WRITE, 'wr'), (VM_EXEC, 'ex'), (VM_SHARED, 'sh'), (VM_MAYREAD, 'mr'),
+                     (VM_MAYWRITE, 'mw'), (VM_MAYEXEC, 'me'), (VM_MAYSHARE, 'ms'), (VM_GROWSDOWN, 'gd'),
+                     (VM_PFNMAP, 'pf'), (VM_LOCKED, 'lo'), (VM_IO, 'io'), (VM_SEQ_READ, 'sr'),
+                     (VM_RAND_READ, 'rr'), (VM_DONTCOPY, 'dc'), (VM_DONTEXPAND, 'de'), (VM_LOCKONFAULT, 'lf'),
+                     (VM_ACCOUNT, 'ac'), (VM_NORESERVE, 'nr'), (VM_HUGETLB, 'ht'), (VM_SOFTDIRTY, 'sd'))
+
+
+def _kb(name, nbytes):
+    """One smaps counter line: the name padded to 16 columns, kB right-aligned in 8 (SEQ_PUT_DEC)."""
+    return '%-16s%8d kB\n' % (name + ':', nbytes >> 10)
+
+
+def show_smap_vma_flags(vma):
+    """The VmFlags: line."""
+    return 'VmFlags: ' + ''.join(code + ' ' for bit, code in VM_FLAG_MNEMONICS if vma.vm_flags & bit) + '\n'
+
+
+def __show_smap(mss, rollup):
+    """The counter lines shared by smaps and smaps_rollup."""
+    out = [_kb('Rss', mss.resident), _kb('Pss', mss.pss >> PSS_SHIFT), _kb('Pss_Dirty', mss.pss_dirty >> PSS_SHIFT)]
+    if rollup:
+        out += [_kb('Pss_Anon', mss.pss_anon >> PSS_SHIFT), _kb('Pss_File', mss.pss_file >> PSS_SHIFT),
+                _kb('Pss_Shmem', mss.pss_shmem >> PSS_SHIFT)]
+    out += [_kb('Shared_Clean', mss.shared_clean), _kb('Shared_Dirty', mss.shared_dirty),
+            _kb('Private_Clean', mss.private_clean), _kb('Private_Dirty', mss.private_dirty),
+            _kb('Referenced', mss.referenced), _kb('Anonymous', mss.anonymous), _kb('KSM', mss.ksm),
+            _kb('LazyFree', mss.lazyfree), _kb('AnonHugePages', mss.anonymous_thp),
+            _kb('ShmemPmdMapped', mss.shmem_thp), _kb('FilePmdMapped', mss.file_thp),
+            _kb('Shared_Hugetlb', mss.shared_hugetlb), _kb('Private_Hugetlb', mss.private_hugetlb),
+            _kb('Swap', mss.swap), _kb('SwapPss', mss.swap_pss >> PSS_SHIFT),
+            _kb('Locked', mss.pss_locked >> PSS_SHIFT)]
+    return ''.join(out)
+
+
+def show_smap(k, task, vma):
+    """One VMA of /proc/PID/smaps: its maps line, sizes, counters, THPeligible and VmFlags."""
+    mss = smap_gather_stats(task.mm, vma)
+    return (show_map_vma(k, task, vma) + _kb('Size', vma.vm_end - vma.vm_start) + _kb('KernelPageSize', 4096)
+            + _kb('MMUPageSize', 4096) + __show_smap(mss, False) + 'THPeligible:    %8d\n' % 0
+            + show_smap_vma_flags(vma))
+
+
+def proc_smaps(k):
+    """/proc/self/smaps."""
+    task = k.current
+    return ''.join(show_smap(k, task, v) for v in task.mm.vmas)
+
+
+def show_smaps_rollup(k):
+    """/proc/self/smaps_rollup: the counters summed over every VMA under one [rollup] header."""
+    task = k.current
+    vmas = list(task.mm.vmas)
+    mss = MemSizeStats()
+    for v in vmas:
+        smap_gather_stats(task.mm, v, mss)
+    start, end = (vmas[0].vm_start, vmas[-1].vm_end) if vmas else (0, 0)
+    head = ('%08x-%08x ---p 00000000 00:00 0 ' % (start, end)).ljust(73) + '[rollup]\n'
+    return head + __show_smap(mss, True)
 
 
 def proc_status(k):
@@ -84,6 +151,12 @@ def register_procfs(k):
     """Publish the kernel's /proc files in the guest's tree."""
     reg = k.vfs.register_synth
     reg('/proc/self/maps', lambda: proc_maps(k))
+    reg('/proc/self/smaps', lambda: proc_smaps(k))
+    reg('/proc/self/smaps_rollup', lambda: show_smaps_rollup(k))
+    reg('/proc/self/pagemap', None, None, 0o400).read_at = \
+        lambda pos, count: pagemap_read(k.current.mm, pos, count)
+    reg('/proc/self/clear_refs', None, lambda d: clear_refs_write(k.current.mm, d), 0o200).read_at = \
+        _no_read
     reg('/proc/self/status', lambda: proc_status(k))
     reg('/proc/meminfo', lambda: proc_meminfo(k))
     reg('/proc/vmstat', lambda: proc_vmstat(k))
@@ -91,6 +164,11 @@ def register_procfs(k):
     reg('/proc/sys/vm/fault_around_bytes', lambda: '%d\n' % k.mmsvc.fault_around_bytes,
         lambda d: _set_fault_around(k, d))
     k.vfs.register_synth_symlink('/proc/self/exe', lambda: k.current.exe_path if k.current else '/')
+
+
+def _no_read(pos, count):
+    """A proc file without ->read (clear_refs): reading it fails with EINVAL."""
+    raise FsError(errno.EINVAL)
 
 
 def _set_fault_around(k, data):

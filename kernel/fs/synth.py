@@ -10,16 +10,26 @@ class SynthFile(Inode):
     """A regular file generated on open: read_fn() -> bytes; writes go to write_fn(bytes).
 
     Like a /proc file it reports st_size 0. The file layer should call read_content() once at
-    open (or at the first read) and serve reads from that snapshot.
+    open (or at the first read) and serve reads from that snapshot. A file too large to snapshot
+    (/proc/self/pagemap) sets read_at(offset, count) -> bytes instead: the file layer then reads
+    it lazily at the file position, and read_content() is empty.
     """
 
-    def __init__(self, sb, ino, read_fn, write_fn=None, mode=None, uid=0, gid=0):
+    def __init__(self, sb, ino, read_fn, write_fn=None, mode=None, uid=0, gid=0, read_at=None):
         """mode defaults to 0444, or 0644 when write_fn is given."""
         if mode is None:
             mode = 0o644 if write_fn is not None else 0o444
         super().__init__(sb, ino, S_IFREG | (mode & 0o7777), uid, gid)
         self.read_fn = read_fn
         self.write_fn = write_fn
+        self.read_at = read_at
+
+    def read_lazy(self, offset, count):
+        """Bytes at offset through read_at (a seq_file-less ->read, like pagemap_read); FsError on error."""
+        data = self.read_at(offset, count)
+        if isinstance(data, str):
+            data = data.encode()
+        return bytes(data)
 
     @property
     def writable(self):
@@ -27,7 +37,9 @@ class SynthFile(Inode):
         return self.write_fn is not None
 
     def read_content(self):
-        """Generate the content now (seq_file show)."""
+        """Generate the content now (seq_file show); empty for a lazily read file."""
+        if self.read_fn is None and self.read_at is not None:
+            return b''
         if self.read_fn is None:
             raise FsError(errno.EINVAL)
         data = self.read_fn()

@@ -17,11 +17,16 @@ def vma_page_prot(vma):
     return vm_get_page_prot(f & VM_READ, f & VM_WRITE, f & VM_EXEC)
 
 
-def _map_page(mm, vmf, page, prot):
-    """set_pte_at for a newly mapped page (no flush needed: the entry was empty or not present)."""
+def _map_page(mm, vmf, page, prot, soft_dirty=None):
+    """set_pte_at for a newly mapped page (no flush needed: the entry was empty or not present).
+
+    Soft-dirty goes with dirty (x86's pte_mkdirty sets both) unless the caller says otherwise.
+    """
     if vmf.vma.vm_flags & VM_EXEC:
         page.flags |= PG_exec
-    mm.svc.frames.phys.write64(vmf.slot, pfn_pte(page.pfn, prot) | _PAGE_SOFT_DIRTY)
+    if soft_dirty is None:
+        soft_dirty = prot & _PAGE_DIRTY
+    mm.svc.frames.phys.write64(vmf.slot, pfn_pte(page.pfn, prot) | (_PAGE_SOFT_DIRTY if soft_dirty else 0))
     mm.svc.charge('pte_set')
 
 
@@ -61,7 +66,7 @@ def do_anonymous_page(mm, vmf):
     if not vmf.flags & FAULT_FLAG_WRITE:
         vmf.handler = 'do_anonymous_page(zero)'
         prot = vma_page_prot(vmf.vma) & ~_PAGE_RW
-        _map_page(mm, vmf, svc.zero_page, prot)
+        _map_page(mm, vmf, svc.zero_page, prot, soft_dirty=False)     # not written: not soft-dirty (Linux)
         return 0
     vmf.handler = 'do_anonymous_page'
     page = alloc_anon_page(mm, vmf, zero=True)
@@ -234,7 +239,7 @@ def filemap_map_pages(mm, vmf, start, end):
             page.flags |= PG_exec
         page.refcount += 1
         page.mapcount += 1
-        phys.write64(slot, pfn_pte(page.pfn, prot) | _PAGE_SOFT_DIRTY)
+        phys.write64(slot, pfn_pte(page.pfn, prot))
         svc.charge('pte_set')
         mm.rss_add(file=1)
         mapped += 1
@@ -345,6 +350,7 @@ def wp_page_copy(mm, vmf, old):
     return 0
 
 
+_PAGE_SWP_SOFT_DIRTY = _PAGE_RW   # soft-dirty of a swapped-out page lives in the swap PTE's bit 1
 SWP_HWPOISON = 31          # swap type of a hwpoison entry (a poisoned page was unmapped here)
 
 
@@ -409,7 +415,7 @@ def do_swap_page(mm, vmf):
     if svc.lru is not None and not page.flags & PG_lru:
         svc.lru.add(page, active=True)
     prot = vma_page_prot(vmf.vma) | _PAGE_ACCESSED | _PAGE_DIRTY
-    _map_page(mm, vmf, page, prot)
+    _map_page(mm, vmf, page, prot, soft_dirty=vmf.orig_pte & _PAGE_SWP_SOFT_DIRTY)
     vmf.page = page
     return ret
 

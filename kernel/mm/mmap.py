@@ -7,7 +7,7 @@ import errno
 from emu.physmem import PAGE_SIZE
 from kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
 from kernel.mm.mm_types import TASK_SIZE, MMAP_MIN_ADDR
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX
+from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
 from kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
                            VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_GROWSDOWN, VM_NORESERVE, VM_LOCKED,
                            VM_ACCOUNT, VM_SOFTDIRTY, VM_LOCKONFAULT)
@@ -203,6 +203,7 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
     mm.total_vm += rlen >> 12
     if file is None and not shared:
         vma = vma_merge_around(mm, vma)
+        vma.vm_flags |= VM_SOFTDIRTY        # a new mapping is soft-dirty, also when merged
     if flags & MAP_POPULATE and not flags & MAP_NONBLOCK or vm_flags & VM_LOCKED:
         from kernel.mm.gup import populate_vma_page_range
         populate_vma_page_range(mm, addr, addr + rlen, vm_flags & VM_WRITE and not shared)
@@ -254,8 +255,8 @@ def change_protection(mm, vma, old_flags):
         new = pte
         if not prot & _PAGE_RW:
             new &= ~_PAGE_RW
-        elif vma.vm_flags & VM_SHARED and pte & 0x40:        # shared and already dirty: keep writable
-            new |= _PAGE_RW
+        elif vma.vm_flags & VM_SHARED and pte & 0x40 and (pte & _PAGE_SOFT_DIRTY or vma.vm_flags & VM_SOFTDIRTY):
+            new |= _PAGE_RW                                  # shared, dirty and soft-dirty: keep writable
         new = (new & ~_PAGE_NX) | (prot & _PAGE_NX)
         if not vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
             new &= ~4                                        # PROT_NONE: supervisor-only => user faults
@@ -375,6 +376,7 @@ def do_brk(mm, brk):
     prev = mm.vmas.vma_lookup(oldbrk - 1) if oldbrk > mm.start_brk else None
     if prev is not None and prev.name == '[heap]' and prev.vm_end == oldbrk:
         prev.vm_end = newbrk
+        prev.vm_flags |= VM_SOFTDIRTY
         prev.vm_seq += 1
     else:
         mm.vmas.insert(vma)

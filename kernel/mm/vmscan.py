@@ -11,7 +11,8 @@ import collections
 from emu.physmem import PAGE_SHIFT
 from kernel.mm.page_alloc import (PG_lru, PG_active, PG_anon, PG_locked, PG_writeback, PG_dirty, PG_swapcache,
                                   PG_reserved, PG_referenced)
-from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, pte_pfn, swp_entry_to_pte)
+from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn,
+                                swp_entry_to_pte)
 from kernel.mm.swap import SWAP_TYPE
 from kernel.mm.vma import VM_LOCKED
 
@@ -130,7 +131,9 @@ class Reclaim:
             if pte & _PAGE_DIRTY:
                 page.flags |= PG_dirty
             if swap_offset is not None:
-                phys.write64(slot, swp_entry_to_pte(SWAP_TYPE, swap_offset))
+                # _PAGE_SWP_SOFT_DIRTY (bit 1 of a swap PTE) keeps the soft-dirty state
+                sd = _PAGE_RW if pte & _PAGE_SOFT_DIRTY else 0
+                phys.write64(slot, swp_entry_to_pte(SWAP_TYPE, swap_offset) | sd)
                 self.swapcache.area.swap_duplicate(swap_offset)
                 mm.rss_add(anon=-1)
                 mm.swap_ents = getattr(mm, 'swap_ents', 0) + 1

@@ -165,7 +165,12 @@ def _read_file(k, t, f, count, pos):
     if kind == S_IFCHR:
         return inode.read_chr(count)
     use_pos = f.pos if pos is None else pos
-    if isinstance(inode, SynthFile):
+    if isinstance(inode, SynthFile) and inode.read_at is not None:
+        try:
+            data = inode.read_lazy(use_pos, count)
+        except FsError as e:
+            return _fs_errno(e)
+    elif isinstance(inode, SynthFile):
         data = f.synth_data[use_pos:use_pos + count]
     else:
         data = generic_file_read(k.pagecache, f, count, use_pos)
@@ -326,6 +331,8 @@ def sys_lseek(k, t, fd, off, whence, *_):
     if isinstance(f, HostStream):
         return -errno.ESPIPE
     off = _s64(off)
+    if getattr(f.inode, 'read_at', None) is not None and whence not in (SEEK_SET, SEEK_CUR):
+        return -errno.EINVAL                 # a lazily read proc file has no end (mem_lseek)
     size = len(f.synth_data) if hasattr(f, 'synth_data') else f.inode.size
     if whence == SEEK_SET:
         new = off
