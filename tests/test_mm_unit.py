@@ -388,3 +388,24 @@ def test_nowait_fault_under_pressure_fails_fast_without_reclaim():
     assert e.stats['pgscan'] == 0                                 # no reclaim was attempted
     ret, vmf = e.fault(a, write=True)                             # a normal fault may dip into the reserve
     assert ret == 0 and e.pte(a) & _PAGE_PRESENT
+
+
+def test_fault_around_on_a_cached_64mib_file_takes_one_sixteenth_of_the_faults():
+    def faults(window):
+        e = Env(ram=160 << 20, fault_around=window)
+        n = 16384                                   # 64 MiB
+        f = e.file(bytes(4096) * 0)                 # an empty file, then size it sparse
+        f.inode.set_size(n * 4096)
+        for i in range(n):                          # warm the page cache (holes: no disk I/O)
+            e.pc.read_cache_page(f.mapping, i)
+        reads = e.disk.stats.reads
+        a = do_mmap(e.mm, 0x40000000, n * 4096, PROT_R, MAP_PRIVATE | MAP_FIXED, f, 0)
+        count = 0
+        for i in range(n):
+            if not e.pte(a + i * 4096) & _PAGE_PRESENT:
+                e.fault(a + i * 4096)
+                count += 1
+        assert e.disk.stats.reads == reads          # fault-around never starts I/O
+        return count
+    assert faults(4096) == 16384
+    assert faults(65536) == 16384 // 16
