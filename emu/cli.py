@@ -41,6 +41,10 @@ def _add_machine_options(p):
     p.add_argument('--env', action='append', default=[], metavar='NAME=VALUE', help='add to the guest environment')
     p.add_argument('--seed', type=int, default=0, help='seed for getrandom and AT_RANDOM')
     p.add_argument('--max-insns', type=int, default=None, help='stop the guest after this many instructions')
+    p.add_argument('--max-sim-time', type=float, default=None, metavar='SECONDS',
+                   help='stop the guest after this much simulated time')
+    p.add_argument('--timeout', type=float, default=None, metavar='SECONDS',
+                   help='stop the guest after this much host (wall-clock) time')
 
 
 def build_parser():
@@ -138,7 +142,8 @@ def cmd_run(a):
     env = DEFAULT_ENV + a.env
     argv = [os.path.basename(a.program)] + a.args
     try:
-        res = m.run(a.program, argv, env, max_insns=a.max_insns)
+        res = m.run(a.program, argv, env, max_insns=a.max_insns, max_sim_seconds=a.max_sim_time,
+                    wall_timeout=a.timeout)
     except ExecError as e:
         print('faultlab: cannot run %s' % e, file=sys.stderr)
         return 126 if e.errno in (13,) else 127 if e.errno == 2 else 126

@@ -1,4 +1,5 @@
 """A whole simulated machine: physical memory, a CPU and the kernel, and the run loop."""
+import time
 from emu.cpu import Cpu
 from emu.cycles import CostTable
 from emu.physmem import PhysMem
@@ -42,13 +43,26 @@ class Machine:
         """exec the program as the first task (raises ExecError for a bad executable)."""
         return self.kernel.exec_program(program, argv, envp)
 
-    def run(self, program, argv, envp, max_insns=None):
-        """Run the program to completion (or the instruction limit); returns a RunResult."""
+    def run(self, program, argv, envp, max_insns=None, max_sim_seconds=None, wall_timeout=None):
+        """Run the program to completion or a limit (instructions, simulated seconds, host seconds)."""
         task = self.load(program, argv, envp)
         stop_reason = None
         cpu = self.cpu
+        kernel = self.kernel
+        deadline = time.monotonic() + wall_timeout if wall_timeout else None
         while not task.exited:
-            budget = QUANTUM_INSNS
+            where = lambda: 'rip=%#x <%s>' % (cpu.rip, kernel.symbolize(task, cpu.rip))
+            if max_sim_seconds is not None and kernel.costs.seconds(kernel.now()) >= max_sim_seconds:
+                stop_reason = ('simulated-time limit reached: %.6f s (--max-sim-time); stopped at %s'
+                               % (kernel.costs.seconds(kernel.now()), where()))
+                task.exit_code = 124
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                stop_reason = ('host time limit reached: %.1f s (--timeout); %d instructions executed; '
+                               'stopped at %s' % (wall_timeout, cpu.insns, where()))
+                task.exit_code = 124
+                break
+            budget = QUANTUM_INSNS if deadline is None and max_sim_seconds is None else QUANTUM_INSNS // 20
             if max_insns is not None:
                 left = max_insns - cpu.insns
                 if left <= 0:

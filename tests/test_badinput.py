@@ -124,3 +124,14 @@ def test_max_insns_stops_a_runaway(userland):
     assert r.exit_code == 124
     assert 'instruction limit' in r.result.report
     assert 1_000_000 <= r.stats['instructions'] < 1_000_000 + 1000
+
+
+def test_runaway_guest_stops_at_sim_time_and_wall_clock_limits(tmp_path):
+    src = tmp_path / 'spin.c'
+    src.write_text('int main(void) { volatile unsigned long x = 0; for (;;) x++; }\n')
+    exe = tmp_path / 'spin'
+    subprocess.run(['gcc', '-O1', '-static', str(src), '-o', str(exe)], check=True)
+    p = faultlab('run', '--max-sim-time', '0.005', str(exe))
+    assert p.returncode == 124 and b'simulated-time limit' in p.stderr and b'<main+' in p.stderr
+    p = faultlab('run', '--timeout', '1', str(exe))
+    assert p.returncode == 124 and b'host time limit' in p.stderr
