@@ -21,24 +21,45 @@ DEFAULT_COSTS = {
     'insn_serialize': (30, 'extra for cpuid/rdtsc/xgetbv/lfence/mfence'),
     # trap entry and exit
     'exception_entry': (250, '#PF delivery through the IDT incl. pipeline flush (measured 100-300 cycles)'),
-    'exception_exit': (150, 'iretq back to user (measured ~100-200 cycles)'),
+    'exception_exit': (120, 'iretq back to user (measured ~100-200 cycles). entry + exit + vma_lookup = 410: '
+                       'the MADV_POPULATE seed table (1-madv_populate.txt V.3) has anon Read - POPULATE_READ '
+                       '(the same fault taken from user mode vs from gup) = 0.059 ms / 512 pages = 345 cycles '
+                       'per page at 3 GHz (2 MiB), 325 (4 GiB), less the touch loop; kept at 410 rather than '
+                       '335 so that a trap stays >= 400 cycles, which the prefetch benchmark relies on'),
     'syscall_entry': (70, 'syscall instruction + entry code (no KPTI)'),
     'syscall_exit': (50, 'sysretq + exit code'),
     'syscall_dispatch': (30, 'table dispatch and argument checks'),
     # memory management
     'pgtable_walk_level': (15, 'software walk: one page-table level read (cache hit)'),
-    'pte_set': (10, 'write one PTE (and set_pte barriers)'),
-    'tlb_flush': (200, 'full TLB flush (CR3 write) or INVLPG + shootdown bookkeeping'),
+    'pte_set': (240, 'map (or unmap) one page in a PTE: set_pte plus the page reference, mapcount/rmap and RSS '
+                'accounting that go with it. MADV_POPULATE seed table: MAP_PRIVATE memfd/tmpfs/file '
+                'POPULATE_READ of cached pages = 0.039 ms / 512 pages = 229 cycles/page at 3 GHz (4 GiB: '
+                '224-230), one handle_mm_fault per 16 pages (fault-around maps the other 15), so ~220 per '
+                'page mapped; gup\'s walk of an already-mapped page is charged as 4 pgtable_walk_level'),
+    'tlb_flush': (250, 'full TLB flush (CR3 write) or INVLPG + shootdown bookkeeping. Seed table: anon '
+                  'Read/Write - Read - Write (breaking the zero-page COW flushes the old translation) = 229 '
+                  'cycles/page at 2 MiB, 308 at 4 GiB (3 GHz); 250 here'),
     'vma_lookup': (40, 'find_vma in the VMA tree'),
-    'page_alloc': (300, 'buddy allocator order-0 from the per-CPU list'),
+    'page_alloc': (430, 'buddy allocator order-0 from the per-CPU list, memcg charge. With page_zero: seed '
+                   'table anon POPULATE_WRITE - POPULATE_READ = 574 cycles/page at 2 MiB (cache-hot), 1282 at '
+                   '4 GiB (clear_page from DRAM); page_alloc + page_zero = 830, about their geometric mean '
+                   '(no cache model: one figure for both sizes; page_zero keeps its in-cache figure, so '
+                   'page_alloc carries the rest)'),
     'page_free': (150, 'free an order-0 page to the per-CPU list'),
-    'page_zero': (400, 'clear_page with rep stosq, 4 KiB (~10 B/cycle)'),
-    'page_copy': (700, 'copy_page 4 KiB'),
-    'fault_handle': (300, 'handle_mm_fault bookkeeping: locks, accounting, rmap, LRU add'),
-    'pagecache_lookup': (60, 'xarray lookup of a page-cache page'),
+    'page_zero': (400, 'clear_page with rep stosq, 4 KiB (~10 B/cycle); see page_alloc'),
+    'page_copy': (1100, 'copy_page 4 KiB. Seed table: MAP_PRIVATE file POPULATE_WRITE (a COW fault from gup) - '
+                  'anon POPULATE_READ = pagecache_lookup + page_alloc + page_copy = 990-1350 cycles/page at '
+                  '2 MiB, 1950-2100 at 4 GiB (3 GHz); 1630 here'),
+    'fault_handle': (140, 'handle_mm_fault bookkeeping: locks, accounting, LRU add. With pte_set: seed table '
+                     'anon POPULATE_READ (one handle_mm_fault per page from gup, no trap) = 0.060 ms / 512 '
+                     'pages = 352 cycles/page at 3 GHz (4 GiB: 356); 380 here'),
+    'pagecache_lookup': (100, 'xarray lookup of a page-cache page and taking a reference (find_get_page: RCU '
+                         'walk + atomic); see page_copy'),
     'pagecache_insert': (250, 'add a page to the page cache and the LRU'),
     'readahead_page': (80, 'per page set up for read-ahead I/O'),
-    'io_submit': (1500, 'block layer + NVMe driver submit path'),
+    'io_submit': (3300, 'block layer + NVMe driver submit path: bio and blk-mq request set-up, nvme_queue_rq '
+                  'with DMA mapping and the doorbell MMIO write, ~1.1 us of CPU at 3 GHz (the submit side of '
+                  'a 4 KiB read is commonly profiled at 1-2 us of CPU per request)'),
     'io_complete': (1500, 'interrupt + completion path'),
     'context_switch': (2000, 'switch to another task'),
     'copy_user_byte': (0.25, 'copy_to/from_user per byte (~4 B/cycle)'),

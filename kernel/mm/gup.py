@@ -14,6 +14,7 @@ def faultin_page(mm, vma, address, write):
     """Make one page present (and writable if asked) through handle_mm_fault; VM_FAULT bits."""
     pte = mm.pgtables.get_pte(address)
     if pte & _PAGE_PRESENT and (not write or pte & _PAGE_RW):
+        mm.svc.charge('pgtable_walk_level', 4)     # follow_page: the walk finds it mapped
         return 0
     ret, vmf = handle_mm_fault(mm, vma, address, FAULT_FLAG_WRITE if write else 0)
     mm.svc.stats['kernel_faultins'] += 1
