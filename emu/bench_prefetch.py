@@ -260,7 +260,7 @@ def main(quick=False):
             print(cfmt % (row['case'], row['ret'], row['cycles'], '-', '-', '-', '-'))
     print('  present: a mapped page; cached: in the page cache, not mapped (fault-around maps 16 pages);')
     print('  cold: needs a read; inflight: the same page again at once; completed: the same page again')
-    print('  after ~5 ms in user mode (its read has completed); null: NULL; pressure: a fresh anonymous page')
+    print('  after ~5 ms in user mode (its read has completed); null: NULL; pressure: a cold file page')
     print('  when almost all memory is locked (free pages below the min watermark): fails fast, no reclaim.')
     return 0
 
