@@ -7,6 +7,7 @@ unmapped: clean file pages are dropped, dirty ones written back first, anonymous
 short, the oldest active pages are deactivated (their Accessed bits cleared).
 """
 import collections
+import itertools
 
 from emu.physmem import PAGE_SHIFT
 from kernel.mm.page_alloc import (PG_lru, PG_active, PG_anon, PG_locked, PG_writeback, PG_dirty, PG_swapcache,
@@ -201,7 +202,7 @@ class Reclaim:
     def shrink_active_list(self, nr):
         """Move the oldest active pages to the inactive list, clearing their Accessed bits."""
         moved = 0
-        for pfn in list(self.lru.active)[:nr]:
+        for pfn in list(itertools.islice(self.lru.active, nr)):
             page = self.lru.active[pfn]
             self.page_referenced(page)
             self.lru.deactivate(page)
@@ -218,7 +219,8 @@ class Reclaim:
             if len(self.lru.inactive) < max(nr, len(self.lru.active) // 2):
                 self.shrink_active_list(max(nr, 32))
             self.flush_tlb()                      # cleared Accessed bits must be seen by the CPU
-            for pfn in list(self.lru.inactive):
+            # scan a bounded batch from the cold end, as shrink_inactive_list does (SWAP_CLUSTER_MAX-ish)
+            for pfn in list(itertools.islice(self.lru.inactive, max(4 * nr, 64))):
                 if self.frames.nr_free + self._writeback >= target:
                     break
                 page = self.lru.inactive.get(pfn)
