@@ -91,7 +91,6 @@ class Kernel:
         self.current = None
         self.next_pid = 1
         self._warned = set()
-        self.last_fault = None
         from kernel.procfs import register_procfs
         register_procfs(self)
         self.vdso = VdsoPages(self.frames) if config.vdso else None
@@ -306,10 +305,6 @@ class Kernel:
             agg['count'] += 1
             agg['cycles'] += self.kcycles + self.idle_cycles - t0
             agg.update(rec)
-        self.last_fault = dict(rip=rip, address=address, error_code=error_code, access=access_str(error_code),
-                               handler=res.vmf.handler if res.vmf else None, signal=res.signal,
-                               nowait=bool(extra), fixup=bool(fixed),
-                               reason=res.reason, cycles=sum(v for k, v in rec.items()), steps=dict(rec))
         if self.frames.stale_code:
             self.frames.stale_code = False
             self.cpu.uc.ctl_flush_tb()

@@ -85,13 +85,9 @@ class UserMemory:
         out = bytearray()
         while len(out) < maxlen:
             chunk = min(PAGE_SIZE - (va & 0xFFF), maxlen - len(out))
-            b = self.read(va, chunk)
+            b = self.read(va, chunk)          # within one page: all of it or nothing
             if b is None:
-                # the string may end before the unreadable part: retry byte by byte
-                b = self.read(va, 1)
-                if b is None:
-                    return None
-                chunk = 1
+                return None
             i = b.find(b'\0')
             if i >= 0:
                 out += b[:i]

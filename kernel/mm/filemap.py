@@ -174,7 +174,7 @@ class PageCache:
             req = self.blockdev.submit('read', block, len(run), self.sched.now(), self._end_read(run))
             for page in run:
                 page.io_done_at = req.complete_time
-            self.stats['major_io_pages'] = self.stats.get('major_io_pages', 0) + len(run)
+            self.stats['major_io_pages'] += len(run)
 
     def _end_read(self, pages):
         def end_io(_req):
@@ -313,17 +313,3 @@ class PageCache:
     def drop_caches(self):
         """echo 1 > /proc/sys/vm/drop_caches: drop every clean unmapped page-cache page."""
         return sum(self.invalidate_mapping_pages(m) for m in list(self.mappings.values()))
-
-    def shrink_clean_pages(self, nr):
-        """Reclaim up to nr clean, unmapped cache pages, oldest first; returns how many."""
-        freed = 0
-        for page in list(self.lru.inactive.values()) + list(self.lru.active.values()):
-            if freed >= nr:
-                break
-            if page.mapping is None:
-                continue
-            if not _reclaimable(page):
-                continue
-            self.delete_from_page_cache(page)
-            freed += 1
-        return freed

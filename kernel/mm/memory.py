@@ -501,4 +501,4 @@ def fold_pte_dirty(mm, vma):
 
 
 __all__ = ['handle_mm_fault', 'zap_pte_range', 'do_fault_around', 'filemap_map_pages',
-           'copy_page_range_move', 'fold_pte_dirty', 'vma_page_prot', 'PG_lru', 'PG_swapbacked']
+           'copy_page_range_move', 'fold_pte_dirty', 'vma_page_prot']

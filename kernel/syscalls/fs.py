@@ -105,12 +105,10 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
         return -errno.EISDIR
     if not flags & O_PATH:
         want = (4 if acc in (O_RDONLY, O_RDWR) else 0) | (2 if acc in (O_WRONLY, O_RDWR) else 0)
-        perm = inode.mode & 0o7        # we run as root: only "nobody may" bits matter for writes to RO fs
         if want & 2 and getattr(inode.sb, 'readonly', False):
             return -errno.EROFS
         if want & 2 and isinstance(inode, SynthFile) and not inode.writable:
             return -errno.EACCES
-        del perm
     if flags & O_TRUNC and kind == S_IFREG and acc != O_RDONLY:
         err = _truncate_inode(k, inode, 0)
         if err:
@@ -364,7 +362,7 @@ class _StreamStat:
         self.nlink = 1
         self.uid = self.gid = 0
         self.size = 0
-        self.blksize = 4096 if (s.mode & S_IFMT) != S_IFIFO else 4096
+        self.blksize = 4096
         self.blocks = 0
         self.dev = makedev(0, 13) if (s.mode & S_IFMT) == S_IFIFO else makedev(0, 24)
         self.rdev = makedev(136, 0) if s.is_tty else (0 if (s.mode & S_IFMT) == S_IFIFO else makedev(1, 3))
