@@ -40,6 +40,11 @@ def _add_machine_options(p):
                    help='make a host file or directory visible in the guest (read-only unless :rw)')
     p.add_argument('--env', action='append', default=[], metavar='NAME=VALUE', help='add to the guest environment')
     p.add_argument('--seed', type=int, default=0, help='seed for getrandom and AT_RANDOM')
+    p.add_argument('--cpus', type=int, default=1, help='simulated CPUs (default 1)')
+    p.add_argument('--spf', action=argparse.BooleanOptionalAction, default=True,
+                   help='speculative page faults for multi-threaded processes (default on)')
+    p.add_argument('--spf-file', action='store_true',
+                   help='speculative faults also on file-backed VMAs (the 2018 series; default: anonymous only)')
     p.add_argument('--max-insns', type=int, default=None, help='stop the guest after this many instructions')
     p.add_argument('--max-sim-time', type=float, default=None, metavar='SECONDS',
                    help='stop the guest after this much simulated time')
@@ -80,8 +85,11 @@ def make_machine(a, stdout=None, stderr=None):
     fab = a.fault_around_bytes
     if fab & (fab - 1) and fab:
         raise ValueError("--fault-around-bytes must be a power of two")
+    if not 1 <= a.cpus <= 64:
+        raise ValueError("--cpus must be between 1 and 64")
     config = KernelConfig(fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
-                          stdout=stdout, stderr=stderr, swap_bytes=a.swap)
+                          stdout=stdout, stderr=stderr, swap_bytes=a.swap, cpus=a.cpus, spf=a.spf,
+                          spf_file=a.spf_file)
     return Machine(ram=a.ram, costs=costs, config=config)
 
 

@@ -15,6 +15,7 @@ from unicorn.x86_const import (UC_X86_INS_SYSCALL, UC_X86_INS_RDTSC, UC_X86_INS_
                                UC_X86_REG_RIP, UC_X86_REG_CR3, UC_X86_REG_FS_BASE, UC_X86_REG_GS_BASE,
                                UC_X86_REG_EFLAGS, UC_X86_REG_CS, UC_X86_REG_SS, UC_X86_REG_DS,
                                UC_X86_REG_ES, UC_X86_REG_FS, UC_X86_REG_GS)
+from unicorn import x86_const
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.unicorn_py3.arch.types import uc_hook_h
 
@@ -40,6 +41,8 @@ GPR_NAMES = ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
 _SPECIAL = {'rip': UC_X86_REG_RIP, 'eflags': UC_X86_REG_EFLAGS, 'cs': UC_X86_REG_CS, 'ss': UC_X86_REG_SS,
             'ds': UC_X86_REG_DS, 'es': UC_X86_REG_ES, 'fs': UC_X86_REG_FS, 'gs': UC_X86_REG_GS,
             'fs_base': UC_X86_REG_FS_BASE, 'gs_base': UC_X86_REG_GS_BASE}
+
+_REG_IDS = dict(_SPECIAL, **{n: getattr(x86_const, 'UC_X86_REG_' + n.upper()) for n in GPR_NAMES})
 
 
 class CpuError(RuntimeError):
@@ -251,11 +254,24 @@ class Cpu:
         self.counter.clear()
         self._blocks.clear()
 
-    def save_context(self):
-        return self.uc.context_save()
+    def save_context(self, ctx=None):
+        """The registers (a Unicorn context); updates ctx in place when given one."""
+        if ctx is None:
+            return self.uc.context_save()
+        self.uc.context_update(ctx)
+        return ctx
 
     def restore_context(self, ctx):
         self.uc.context_restore(ctx)
+
+    @staticmethod
+    def context_read(ctx, name):
+        """A register of a saved context, by name."""
+        return ctx.reg_read(_REG_IDS[name])
+
+    @staticmethod
+    def context_write(ctx, name, value):
+        ctx.reg_write(_REG_IDS[name], value & 0xFFFFFFFFFFFFFFFF)
 
     @property
     def insns(self):

@@ -62,6 +62,9 @@ DEFAULT_COSTS = {
                   'a 4 KiB read is commonly profiled at 1-2 us of CPU per request)'),
     'io_complete': (1500, 'interrupt + completion path'),
     'context_switch': (2000, 'switch to another task'),
+    'task_create': (15000, 'clone of a thread: copy_process, task_struct and kernel stack allocation, wake-up '
+                    '(pthread_create measures ~10 us end to end, about half of it in the kernel)'),
+    'futex_op': (300, 'futex hash-bucket lock, key lookup and queue/dequeue of one waiter'),
     'copy_user_byte': (0.25, 'copy_to/from_user per byte (~4 B/cycle)'),
     'vma_modify': (500, 'mmap/munmap/mprotect VMA tree update'),
 }

@@ -49,29 +49,40 @@ class Machine:
         stop_reason = None
         cpu = self.cpu
         kernel = self.kernel
+        sched = kernel.sched
         deadline = time.monotonic() + wall_timeout if wall_timeout else None
-        while not task.exited:
-            where = lambda: 'rip=%#x <%s>' % (cpu.rip, kernel.symbolize(task, cpu.rip))
-            if max_sim_seconds is not None and kernel.costs.seconds(kernel.now()) >= max_sim_seconds:
+        while not task.group.exited:
+            where = lambda: self._where()
+            if max_sim_seconds is not None and kernel.costs.seconds(sched.elapsed()) >= max_sim_seconds:
                 stop_reason = ('simulated-time limit reached: %.6f s (--max-sim-time); stopped at %s'
-                               % (kernel.costs.seconds(kernel.now()), where()))
-                task.exit_code = 124
+                               % (kernel.costs.seconds(sched.elapsed()), where()))
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 stop_reason = ('host time limit reached: %.1f s (--timeout); %d instructions executed; '
                                'stopped at %s' % (wall_timeout, cpu.insns, where()))
-                task.exit_code = 124
                 break
             budget = QUANTUM_INSNS if deadline is None and max_sim_seconds is None else QUANTUM_INSNS // 20
             if max_insns is not None:
                 left = max_insns - cpu.insns
                 if left <= 0:
                     stop_reason = ('instruction limit reached: %d instructions executed (--max-insns); '
-                                   'stopped at rip=%#x <%s>' % (cpu.insns, cpu.rip,
-                                                                 self.kernel.symbolize(task, cpu.rip)))
-                    task.exit_code = 124
+                                   'stopped at %s' % (cpu.insns, where()))
                     break
                 budget = min(budget, left)
+            budget = sched.schedule(budget)
+            if budget is None:
+                stop_reason = kernel.report_deadlock()
+                break
             cpu.run(budget)
-            self.kernel.run_events()
+            kernel.run_events()
+        if stop_reason is not None:
+            task.group.exit_code = task.exit_code = 124
         return RunResult(task, self.kernel.snapshot(), stop_reason)
+
+    def _where(self):
+        t = self.kernel.current
+        if t is None or t.exited:
+            return 'an idle CPU'
+        rip = self.cpu.rip
+        threads = ' (thread %d)' % t.tid if t.tid != t.tgid else ''
+        return 'rip=%#x <%s>%s' % (rip, self.kernel.symbolize(t, rip), threads)

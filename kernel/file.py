@@ -115,6 +115,16 @@ class FdTable:
     def get(self, fd):
         return self.fds.get(fd) if 0 <= fd < NR_OPEN else None
 
+    def dup_table(self):
+        """dup_fd: a copy for a new process (each open file gains a reference)."""
+        new = FdTable()
+        for fd, f in self.fds.items():
+            if isinstance(f, OpenFile):
+                f.get()
+            new.fds[fd] = f
+        new.cloexec = set(self.cloexec)
+        return new
+
     def close(self, fd):
         f = self.fds.pop(fd, None)
         self.cloexec.discard(fd)

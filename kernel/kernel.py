@@ -27,6 +27,7 @@ from kernel.mm.page_alloc import FrameAllocator
 from kernel.mm.swap import SwapArea, SwapCache
 from kernel.mm.vmscan import LruLists, Reclaim
 from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
+from kernel.sched import Scheduler
 from kernel.task import Task
 from kernel.uaccess import UserMemory
 
@@ -52,6 +53,9 @@ class KernelConfig:
         self.warn = kw.pop('warn', None)            # callable(str) for one-line kernel warnings
         self.vdso = kw.pop('vdso', True)            # map the vDSO (and announce it in AT_SYSINFO_EHDR)
         self.swap_bytes = kw.pop('swap_bytes', 256 << 20)   # swap area on the simulated disk (0: none)
+        self.cpus = kw.pop('cpus', 1)               # simulated CPUs
+        self.spf = kw.pop('spf', True)              # speculative page faults (multi-threaded processes)
+        self.spf_file = kw.pop('spf_file', False)   # SPF also for file-backed VMAs (the 2018 variant)
         if kw:
             raise TypeError("unknown kernel options: %s" % ', '.join(kw))
 
@@ -66,6 +70,8 @@ class Kernel:
         self.costs = costs
         self.kcycles = 0
         self.idle_cycles = 0
+        self.gbase = 0                  # this CPU's guest cycles = gbase + the core's counter
+        self.ibase = 0
         self.boot_epoch_ns = 1_767_225_600 * 10**9     # 2026-01-01T00:00:00Z; simulated wall clock start
         self._tsc_mult = tsc_mult_for(costs.freq_hz)
         self.iowait_cycles = 0
@@ -89,6 +95,8 @@ class Kernel:
         self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts)
         self.tasks = {}
         self.current = None
+        self.sched = Scheduler(self, max(1, config.cpus))
+        self.futex_queues = {}          # futex key -> [Waiter] (kernel/futex.py)
         self.next_pid = 1
         self._warned = set()
         from kernel.procfs import register_procfs
@@ -100,7 +108,7 @@ class Kernel:
     # ---- time and cost -------------------------------------------------------------------------
     def now(self):
         """Simulated time in cycles on this CPU."""
-        return self.cpu.guest_cycles + self.kcycles + self.idle_cycles
+        return self.gbase + self.cpu.guest_cycles + self.kcycles + self.idle_cycles
 
     def now_ns(self):
         """Nanoseconds since boot, computed exactly as the vDSO does from the TSC."""
@@ -143,7 +151,14 @@ class Kernel:
         return self.now() if t is None else t
 
     def _all_mms(self):
-        return [t.mm for t in self.tasks.values() if not t.exited]
+        mms = []
+        for t in self.tasks.values():
+            if not t.exited and t.mm not in mms:
+                mms.append(t.mm)
+        return mms
+
+    def nr_live_tasks(self):
+        return sum(1 for t in self.tasks.values() if not t.exited)
 
     def warn(self, msg):
         if self.config.warn is not None:
@@ -230,7 +245,18 @@ class Kernel:
         task._sym_starts = [s[0] for s in task.symbols]
         self.tasks[pid] = task
         self.cpu.enter_user(mm.cr3, entry, sp)
+        self.sched.adopt(task)
         return task
+
+    def report_deadlock(self):
+        """Every task sleeps and nothing can wake one: describe each thread and where it stopped."""
+        lines = []
+        for t in self.sched.blocked_tasks():
+            rip = self.cpu.rip if t is self.sched.loaded_task else self.cpu.context_read(t.ctx, 'rip')
+            lines.append('  %s[%d] state %s in %s at rip=%#x <%s>' % (t.comm, t.tid, t.state,
+                                                                    t.waiting_on or '?', rip,
+                                                                    self.symbolize(t, rip)))
+        return 'deadlock: every thread sleeps and nothing can wake one:\n' + '\n'.join(lines)
 
     def symbolize(self, task, addr):
         """'name+0xoff' for an address in the program, or '??'."""
@@ -246,24 +272,56 @@ class Kernel:
         return '??'
 
     def do_exit(self, task, code):
-        """The task (and, single-threaded for now, its process) ends with exit status code."""
+        """One thread ends (exit): clear_child_tid is cleared and woken; the last one ends the process."""
+        if task.exited:
+            return
+        self._exit_thread(task)
+        group = task.group
+        if group.exited and not group.group_exit:
+            group.exit_code = code & 0xFF
+            self._process_ended(group)
+
+    def do_group_exit(self, task, code, killed_by=None):
+        """Every thread of the process ends (exit_group, or a fatal signal when killed_by is set)."""
+        group = task.group
+        if group.group_exit:
+            return
+        group.group_exit = True
+        group.exit_code = (128 + killed_by[0]) if killed_by else code & 0xFF
+        group.killed_by = killed_by
+        for t in group.live_threads():
+            self._exit_thread(t)
+        self._process_ended(group)
+
+    def _exit_thread(self, task):
+        """exit_mm/exit_notify for one thread: CLONE_CHILD_CLEARTID, leave the CPU."""
+        from kernel.futex import futex_wake
         task.exited = True
-        task.exit_code = code & 0xFF
-        self.cpu.stop()
+        task.state = 'Z'
+        if task.clear_child_tid and not task.group.group_exit:
+            if task.umem.write(task.clear_child_tid, bytes(4)):
+                futex_wake(self, task, task.clear_child_tid, 1, private=False)
+        self.sched.task_exited(task)
+        if task is self.current:
+            self.cpu.stop()
+
+    def _process_ended(self, group):
+        """The last thread is gone: the exit status is on the leader; the parent may reap it."""
+        leader = group.leader
+        leader.exit_code = group.exit_code
+        leader.killed_by = group.killed_by
+        if group.parent is not None:
+            from kernel.syscalls.thread import notify_parent
+            notify_parent(self, group)
 
     def force_sig_fault(self, task, sig, si_code, addr, report):
-        """Deliver a fatal synchronous signal: the task dies with a report of what and where."""
-        task.killed_by = (sig, report)
-        task.exited = True
-        task.exit_code = 128 + sig
-        self.cpu.stop()
+        """Deliver a fatal synchronous signal: the process dies with a report of what and where."""
+        self.do_group_exit(task, 0, (sig, report))
 
     def oom_kill(self, task, report):
-        task.killed_by = (SIGKILL, 'out of memory: killed %s[%d] (%s); RAM %d MiB, %d frames in use'
-                          % (task.comm, task.pid, report, self.phys.size >> 20, self.frames.nr_allocated))
-        task.exited = True
-        task.exit_code = 128 + SIGKILL
-        self.cpu.stop()
+        self.do_group_exit(task, 0, (SIGKILL, 'out of memory: killed %s[%d] (%s); RAM %d MiB, %d frames in use'
+                                     % (task.comm, task.pid, report, self.phys.size >> 20,
+                                        self.frames.nr_allocated)))
 
     # ---- traps --------------------------------------------------------------------------------------
     def page_fault(self, rip, address, error_code):
@@ -346,14 +404,25 @@ class Kernel:
         """Counters for --stats and --stats-json."""
         cpu = self.cpu
         bs = self.blockdev.stats
-        total = self.now()
+        total = self.sched.elapsed()
+        rqs = self.sched.totals()
         return {
             'instructions': cpu.insns,
             'cycles': total,
-            'guest_cycles': cpu.guest_cycles,
-            'kernel_cycles': int(self.kcycles),
-            'idle_cycles': int(self.idle_cycles),
-            'iowait_cycles': int(self.iowait_cycles),
+            'guest_cycles': sum(rq.guest_cycles for rq in rqs),
+            'kernel_cycles': int(sum(rq.kcycles for rq in rqs)),
+            'idle_cycles': int(sum(rq.idle_cycles for rq in rqs)),
+            'iowait_cycles': int(sum(rq.iowait_cycles for rq in rqs)),
+            'nr_cpus': len(rqs),
+            'cpus': [{'cpu': rq.index, 'instructions': rq.insns, 'cycles': int(rq.clock()),
+                      'guest_cycles': rq.guest_cycles, 'kernel_cycles': int(rq.kcycles),
+                      'idle_cycles': int(rq.idle_cycles), 'lock_wait_cycles': int(rq.lock_wait_cycles),
+                      'context_switches': rq.nr_switches} for rq in rqs],
+            'threads_created': self.stats['threads_created'],
+            'context_switches': sum(rq.nr_switches for rq in rqs),
+            'spf': self.stats['spf'],
+            'spf_aborts': {k: v for k, v in sorted(self.stats.items()) if k.startswith('spf_') and v},
+            'mmap_lock_wait_cycles': int(self.stats['mmap_lock_wait_cycles']),
             'freq_hz': self.costs.freq_hz,
             'sim_seconds': self.costs.seconds(total),
             'page_faults': self.stats['minor_faults'] + self.stats['major_faults'],

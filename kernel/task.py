@@ -1,8 +1,29 @@
-"""struct task_struct: one thread of a process, with what it shares (mm, files, fs)."""
+"""struct task_struct: one thread of a process, with what it shares (mm, files, signal handlers)."""
+
+
+class ThreadGroup:
+    """struct signal_struct: what the threads of one process share about its life and end."""
+
+    def __init__(self, leader):
+        self.leader = leader
+        self.threads = [leader]
+        self.group_exit = False
+        self.exit_code = 0
+        self.killed_by = None
+        self.children = []           # child processes (ThreadGroup) for wait4
+        self.parent = None
+        self.reaped = False
+
+    def live_threads(self):
+        return [t for t in self.threads if not t.exited]
+
+    @property
+    def exited(self):
+        return not self.live_threads()
 
 
 class Task:
-    """A guest thread. For now each process has one."""
+    """A guest thread (the leader of a process is its first thread)."""
 
     def __init__(self, pid, mm, files, umem, exe_path, cwd='/'):
         self.pid = pid
@@ -27,3 +48,13 @@ class Task:
         self.rlimits = {}
         self.minflt = 0
         self.majflt = 0
+        self.group = ThreadGroup(self)
+        self.state = 'R'             # R runnable/running, S sleeping, D uninterruptible, Z exited
+        self.ctx = None              # saved registers while not on the core
+        self.wake_ret = None         # the blocked syscall's return value, set by whoever wakes it
+        self.ready_at = 0            # simulated time it became runnable
+        self.waiting_on = None       # what it sleeps on (for deadlock reports)
+        self.exit_signal = 0
+        self.vfork_child = None      # the child process a vfork parent waits for
+        self.wait_for = None         # (pid, wstatus, rusage) while sleeping in wait4
+        self.pending_signals = 0

@@ -5,6 +5,8 @@ return the value for RAX (negative errno on failure).
 """
 import errno
 
+from kernel.futex import BLOCKED
+
 SYSCALLS = {}
 # names of calls we know but do not implement (for the one-time warning)
 KNOWN_NAMES = {
@@ -47,11 +49,11 @@ def dispatch(kernel, task):
         ret = -errno.ENOSYS
     else:
         ret = handler(kernel, task, g[7], g[6], g[2], g[10], g[8], g[9])
-    if not task.exited:
+    if not task.exited and ret is not BLOCKED:
         g[0] = ret & MASK64
     kernel.charge('syscall_exit')
     kernel.run_events()
 
 
 # register the handlers
-from kernel.syscalls import mm as _mm, proc as _proc, fs as _fs   # noqa: E402,F401
+from kernel.syscalls import mm as _mm, proc as _proc, fs as _fs, thread as _thread   # noqa: E402,F401

@@ -4,6 +4,7 @@ import random
 import struct
 
 from kernel.syscalls import syscall
+from kernel.syscalls.thread import schedule_timeout
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
@@ -20,18 +21,6 @@ _TS = struct.Struct('<qq')
 def _s32(v):
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & (1 << 31) else v
-
-
-@syscall(60, 'exit')
-def sys_exit(k, t, code, *_):
-    k.do_exit(t, code)
-    return 0
-
-
-@syscall(231, 'exit_group')
-def sys_exit_group(k, t, code, *_):
-    k.do_exit(t, code)
-    return 0
 
 
 @syscall(39, 'getpid')
@@ -173,7 +162,7 @@ def clock_ns(k, t, clk):
     if clk in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME):
         return int(k.now_ns())
     if clk in (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
-        return int(k.costs.ns(k.cpu.guest_cycles + k.kcycles))
+        return int(k.costs.ns(k.gbase + k.cpu.guest_cycles + k.kcycles))
     return None
 
 
@@ -227,10 +216,9 @@ def _sleep(k, t, req, rem):
     ns = _read_timespec_ns(t, req)
     if ns < 0:
         return ns
-    k.wait_until(k.now() + k.costs.cycles_for_ns(ns), 'sleep')
     if rem and not t.umem.write(rem, bytes(16)):
         return -errno.EFAULT
-    return 0
+    return schedule_timeout(k, t, k.now() + k.costs.cycles_for_ns(ns))
 
 
 @syscall(35, 'nanosleep')
@@ -249,32 +237,9 @@ def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
             return ns
         delta = ns - clock_ns(k, t, clk)
         if delta > 0:
-            k.wait_until(k.now() + k.costs.cycles_for_ns(delta), 'sleep')
+            return schedule_timeout(k, t, k.now() + k.costs.cycles_for_ns(delta))
         return 0
     return _sleep(k, t, req, rem)
-
-
-@syscall(24, 'sched_yield')
-def sys_sched_yield(k, t, *_):
-    return 0
-
-
-@syscall(309, 'getcpu')
-def sys_getcpu(k, t, cpu, node, *_):
-    if cpu and not t.umem.write(cpu, struct.pack('<I', k.cpu.index)):
-        return -errno.EFAULT
-    if node and not t.umem.write(node, struct.pack('<I', 0)):
-        return -errno.EFAULT
-    return 0
-
-
-@syscall(204, 'sched_getaffinity')
-def sys_sched_getaffinity(k, t, pid, size, mask, *_):
-    if pid not in (0, t.tid):
-        return -errno.ESRCH
-    if size < 8 or size & 7:
-        return -errno.EINVAL
-    return 8 if t.umem.write(mask, struct.pack('<Q', 1)) else -errno.EFAULT
 
 
 @syscall(13, 'rt_sigaction')
@@ -322,24 +287,3 @@ def sys_sigaltstack(k, t, ss, oss, *_):
     if ss and t.umem.read(ss, 24) is None:
         return -errno.EFAULT
     return 0
-
-
-@syscall(202, 'futex')
-def sys_futex(k, t, uaddr, op, val, timeout, uaddr2, val3, *_):
-    cmd = op & 0x7F
-    if cmd in (1, 10):                # FUTEX_WAKE, FUTEX_WAKE_BITSET: nobody else to wake
-        return 0
-    if cmd in (0, 9):                 # FUTEX_WAIT(_BITSET): only one thread, so it would sleep forever
-        cur = t.umem.read(uaddr, 4)
-        if cur is None:
-            return -errno.EFAULT
-        if struct.unpack('<I', cur)[0] != val & 0xFFFFFFFF:
-            return -errno.EAGAIN
-        if timeout:
-            return -errno.ETIMEDOUT
-        k.warn('deadlock: the only thread waits on futex %#x forever' % uaddr)
-        k.do_exit(t, 128 + 9)
-        t.killed_by = (9, 'deadlock: %s[%d] blocked in futex_wait(%#x) with no other thread to wake it'
-                       % (t.comm, t.tid, uaddr))
-        return 0
-    return -errno.ENOSYS

@@ -1,0 +1,173 @@
+"""Fast user-space mutexes (kernel/futex/): wait queues keyed by address, wake, requeue, wake-op.
+
+A private futex is keyed by (mm, address); a shared one by the physical address of the word, so two
+processes sharing the page meet on the same queue. Waiting blocks the task (it leaves its CPU); a
+timeout is a timer event that wakes it with -ETIMEDOUT.
+"""
+import errno
+import struct
+
+FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
+FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 6, 7, 8, 9, 10
+FUTEX_PRIVATE_FLAG = 128
+FUTEX_CLOCK_REALTIME = 256
+FUTEX_CMD_MASK = ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
+FUTEX_BITSET_MATCH_ANY = 0xFFFFFFFF
+
+BLOCKED = object()        # a syscall handler's return value: the task sleeps; whoever wakes it sets RAX
+
+
+class Waiter:
+    __slots__ = ('task', 'key', 'bitset')
+
+    def __init__(self, task, key, bitset):
+        self.task = task
+        self.key = key
+        self.bitset = bitset
+
+
+def futex_key(k, task, uaddr, private):
+    """get_futex_key: (mm, address) for a private futex, the physical address for a shared one."""
+    if private:
+        return (id(task.mm), uaddr)
+    pa = task.mm.pgtables.translate(uaddr)
+    return ('phys', pa) if pa is not None else (id(task.mm), uaddr)
+
+
+def _queues(k):
+    return k.futex_queues
+
+
+def futex_wait(k, task, uaddr, val, deadline, bitset, private=True):
+    """FUTEX_WAIT(_BITSET): sleep if *uaddr == val, until woken or `deadline` (cycles, or None)."""
+    if uaddr & 3:
+        return -errno.EINVAL
+    if not bitset:
+        return -errno.EINVAL
+    cur = task.umem.read(uaddr, 4)
+    if cur is None:
+        return -errno.EFAULT
+    if struct.unpack('<I', cur)[0] != val & 0xFFFFFFFF:
+        return -errno.EAGAIN
+    key = futex_key(k, task, uaddr, private)
+    w = Waiter(task, key, bitset)
+    _queues(k).setdefault(key, []).append(w)
+    task.waiting_on = 'futex_wait(%#x)' % uaddr
+    k.charge('futex_op')
+    if deadline is not None:
+        if deadline <= k.now():
+            _unqueue(k, w)
+            return -errno.ETIMEDOUT
+        k.events.schedule(deadline, lambda when: _timeout(k, w, when))
+    k.sched.block(task)
+    return BLOCKED
+
+
+def _unqueue(k, w):
+    q = _queues(k).get(w.key)
+    if q is not None and w in q:
+        q.remove(w)
+        if not q:
+            del _queues(k)[w.key]
+        return True
+    return False
+
+
+def _timeout(k, w, when):
+    if _unqueue(k, w):
+        k.sched.wake(w.task, -errno.ETIMEDOUT, when)
+
+
+def futex_wake(k, task, uaddr, nr, bitset=FUTEX_BITSET_MATCH_ANY, private=True):
+    """FUTEX_WAKE(_BITSET): wake up to nr waiters whose bitset matches; returns how many."""
+    if uaddr & 3:
+        return -errno.EINVAL
+    if not bitset:
+        return -errno.EINVAL
+    k.charge('futex_op')
+    key = futex_key(k, task, uaddr, private)
+    return _wake_key(k, key, nr, bitset)
+
+
+def _wake_key(k, key, nr, bitset=FUTEX_BITSET_MATCH_ANY):
+    q = _queues(k).get(key)
+    if not q or nr <= 0:
+        return 0
+    woken = 0
+    now = k.now()
+    for w in list(q):
+        if woken >= nr:
+            break
+        if w.bitset & bitset:
+            q.remove(w)
+            k.sched.wake(w.task, 0, now)
+            woken += 1
+    if not q:
+        del _queues(k)[key]
+    return woken
+
+
+def futex_requeue(k, task, uaddr, nr_wake, nr_requeue, uaddr2, cmpval, private=True):
+    """FUTEX_(CMP_)REQUEUE: wake nr_wake waiters of uaddr, move up to nr_requeue to uaddr2."""
+    if uaddr & 3 or uaddr2 & 3:
+        return -errno.EINVAL
+    if nr_wake < 0 or nr_requeue < 0:
+        return -errno.EINVAL
+    if cmpval is not None:
+        cur = task.umem.read(uaddr, 4)
+        if cur is None:
+            return -errno.EFAULT
+        if struct.unpack('<I', cur)[0] != cmpval & 0xFFFFFFFF:
+            return -errno.EAGAIN
+    k.charge('futex_op')
+    key, key2 = futex_key(k, task, uaddr, private), futex_key(k, task, uaddr2, private)
+    woken = _wake_key(k, key, nr_wake)
+    q = _queues(k).get(key, [])
+    moved = 0
+    while q and moved < nr_requeue and key != key2:
+        w = q.pop(0)
+        w.key = key2
+        _queues(k).setdefault(key2, []).append(w)
+        moved += 1
+    if key in _queues(k) and not _queues(k)[key]:
+        del _queues(k)[key]
+    return woken + moved
+
+
+def _sext12(v):
+    return v - 0x1000 if v & 0x800 else v
+
+
+def futex_wake_op(k, task, uaddr, nr_wake, nr_wake2, uaddr2, val3, private=True):
+    """FUTEX_WAKE_OP: *uaddr2 = op(*uaddr2), wake on uaddr, and on uaddr2 if cmp(old) holds."""
+    if uaddr & 3 or uaddr2 & 3:
+        return -errno.EINVAL
+    op, cmp = (val3 >> 28) & 0xF, (val3 >> 24) & 0xF
+    oparg, cmparg = _sext12((val3 >> 12) & 0xFFF), _sext12(val3 & 0xFFF)
+    if op & 8:
+        if not 0 <= oparg < 32:
+            return -errno.EINVAL
+        oparg = 1 << oparg
+        op &= 7
+    if op > 4 or cmp > 5:
+        return -errno.ENOSYS
+    raw = task.umem.read(uaddr2, 4)
+    if raw is None:
+        return -errno.EFAULT
+    old = struct.unpack('<i', raw)[0]
+    new = (oparg, old + oparg, old | oparg, old & ~oparg, old ^ oparg)[op]
+    if not task.umem.write(uaddr2, struct.pack('<I', new & 0xFFFFFFFF)):
+        return -errno.EFAULT
+    k.charge('futex_op')
+    woken = _wake_key(k, futex_key(k, task, uaddr, private), nr_wake)
+    if (old == cmparg, old != cmparg, old < cmparg, old <= cmparg, old > cmparg, old >= cmparg)[cmp]:
+        woken += _wake_key(k, futex_key(k, task, uaddr2, private), nr_wake2)
+    return woken
+
+
+def cancel_wait(k, task):
+    """Take a task off any futex queue (it is being killed)."""
+    for key, q in list(_queues(k).items()):
+        for w in list(q):
+            if w.task is task:
+                _unqueue(k, w)

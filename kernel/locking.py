@@ -1,0 +1,107 @@
+"""Kernel locks held over intervals of simulated time (rw_semaphore, spinlock, seqcount).
+
+Kernel code runs atomically on the host, so a lock cannot be observed "held" the way it is on real
+hardware. Instead each lock remembers the simulated-time intervals its holders held it for. A CPU whose
+clock falls inside another CPU's hold waits (its clock advances to the release time); a trylock fails.
+The scheduler runs the CPU with the lowest clock first and switches often (CPUs drift apart by far less
+than HISTORY cycles), so holds from different CPUs are compared in nearly causal order. Holds that ended
+more than HISTORY cycles before the newest one are forgotten (and beyond MAX_HOLDS, the oldest).
+"""
+HISTORY = 1_000_000
+MAX_HOLDS = 256
+
+
+class _Holds:
+    """The recent hold intervals [start, end) of one lock mode, by CPU."""
+    __slots__ = ('spans',)
+
+    def __init__(self):
+        self.spans = []                 # [(start, end, cpu)]
+
+    def add(self, start, end, cpu):
+        if end > start:
+            self.spans.append((start, end, cpu))
+            if len(self.spans) > 96:
+                horizon = max(s[1] for s in self.spans) - HISTORY
+                self.spans = [s for s in self.spans if s[1] >= horizon]
+                if len(self.spans) > MAX_HOLDS:
+                    self.spans.sort(key=lambda s: s[1])
+                    del self.spans[:len(self.spans) - MAX_HOLDS // 2]
+
+    def busy_until(self, t, cpu):
+        """The release time of a hold by another CPU that covers time t (t itself if none)."""
+        end = t
+        moved = True
+        while moved:
+            moved = False
+            for s, e, c in self.spans:
+                if c != cpu and s <= end < e:
+                    end = e
+                    moved = True
+        return end
+
+    def overlaps(self, t0, t1, cpu):
+        """True if another CPU held it at some time in [t0, t1]."""
+        for s, e, c in self.spans:
+            if c != cpu and s <= t1 and e > t0:
+                return True
+        return False
+
+
+class RwSemaphore:
+    """struct rw_semaphore (mmap_lock): readers share, a writer excludes everyone, FIFO in time."""
+
+    def __init__(self, name):
+        self.name = name
+        self.readers = _Holds()
+        self.writers = _Holds()
+        self.wait_cycles = 0
+        self.contended = 0
+
+    def read_wait(self, t, cpu):
+        """When a reader asking at t gets the lock (after any writer holding it then)."""
+        return self.writers.busy_until(t, cpu)
+
+    def write_wait(self, t, cpu):
+        """When a writer asking at t gets the lock (after readers and writers holding it then)."""
+        end = t
+        while True:
+            e = max(self.writers.busy_until(end, cpu), self.readers.busy_until(end, cpu))
+            if e == end:
+                return end
+            end = e
+
+    def held_for_write(self, t0, t1, cpu):
+        return self.writers.overlaps(t0, t1, cpu)
+
+
+class SpinLock:
+    """spinlock_t (a page-table lock): spin_lock waits for the holder; spin_trylock fails."""
+    __slots__ = ('holds',)
+
+    def __init__(self):
+        self.holds = _Holds()
+
+    def wait(self, t, cpu):
+        return self.holds.busy_until(t, cpu)
+
+    def is_locked(self, t, cpu):
+        return self.holds.busy_until(t, cpu) != t
+
+
+class SeqCount:
+    """seqcount_t of a VMA: the intervals writers had it odd (write_seqcount_begin .. end)."""
+    __slots__ = ('holds', 'seq')
+
+    def __init__(self):
+        self.holds = _Holds()
+        self.seq = 0
+
+    def write(self, start, end, cpu):
+        """A writer changed the protected fields during [start, end)."""
+        self.seq += 2
+        self.holds.add(start, max(end, start + 1), cpu)
+
+    def changed(self, t0, t1, cpu):
+        """read_seqcount_begin at t0 .. read_seqcount_retry at t1 would see a change."""
+        return self.holds.overlaps(t0, t1, cpu)

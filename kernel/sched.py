@@ -1,0 +1,223 @@
+"""The scheduler: N simulated CPUs with a clock each, run lowest-clock-first (kernel/sched/core.c).
+
+One Unicorn core executes every simulated CPU in turn. Each CPU (`CpuRq`, like struct rq) has its own
+cycle counters; the kernel's live counters belong to the CPU loaded on the core, and `load` swaps them.
+The machine's run loop asks `schedule` which CPU runs next and for how many instructions: the CPU with
+the lowest clock, until it is a little past the next-lowest one, so CPUs stay close in simulated time and
+kernel locks held over simulated intervals (kernel/locking.py) are compared in nearly causal order.
+
+Tasks block (futex, sleep, wait4) by leaving their CPU (`block`); `wake` puts them on the run queue,
+and an idle CPU takes them with its clock moved forward to the wake-up time (the gap is idle time).
+"""
+import collections
+
+MIN_SLICE_INSNS = 2_000          # a CPU runs at least this far past the next-lowest clock
+MAX_SLICE_INSNS = 200_000
+TIMESLICE_CYCLES = 3_000_000     # sched_min_granularity-like: preempt a task after ~1 ms if others wait
+
+
+class CpuRq:
+    """struct rq: one simulated CPU: its task, its idle state and its cycle counters."""
+
+    def __init__(self, index):
+        self.index = index
+        self.curr = None            # the Task on this CPU, or None (idle)
+        self.kcycles = 0
+        self.idle_cycles = 0
+        self.iowait_cycles = 0
+        self.guest_cycles = 0
+        self.insns = 0
+        self.lock_wait_cycles = 0   # waiting for mmap_lock and page-table locks
+        self.slice_start = 0
+        self.nr_switches = 0
+
+    def clock(self):
+        return self.guest_cycles + self.kcycles + self.idle_cycles
+
+
+class Scheduler:
+    """Picks the CPU and task to run; blocks and wakes tasks; switches the core between CPUs."""
+
+    def __init__(self, kernel, nr_cpus):
+        self.k = kernel
+        self.rqs = [CpuRq(i) for i in range(nr_cpus)]
+        self.this_rq = self.rqs[0]
+        self.runqueue = collections.deque()       # runnable tasks not on a CPU
+        self.loaded_task = None                   # whose registers are in the core
+        self.loaded_mm = None
+
+    # ---- clocks -------------------------------------------------------------------------------
+    def _fold(self):
+        """Move the core's counters since the last load into this_rq (so rq fields are current)."""
+        k, rq, cpu = self.k, self.this_rq, self.k.cpu
+        rq.guest_cycles = k.gbase + cpu.guest_cycles
+        rq.insns = k.ibase + cpu.insns
+        rq.kcycles, rq.idle_cycles, rq.iowait_cycles = k.kcycles, k.idle_cycles, k.iowait_cycles
+
+    def clock_of(self, rq):
+        if rq is self.this_rq:
+            return self.k.now()
+        return rq.clock()
+
+    def elapsed(self):
+        """Simulated time of the machine: the furthest CPU clock."""
+        return max(self.clock_of(rq) for rq in self.rqs)
+
+    def totals(self):
+        self._fold()
+        return self.rqs
+
+    # ---- switching ------------------------------------------------------------------------------
+    def load(self, rq):
+        """Make rq the CPU the core executes (its counters live in the kernel)."""
+        if rq is self.this_rq:
+            return
+        self._fold()
+        k, cpu = self.k, self.k.cpu
+        self.this_rq = rq
+        # the core's counters are global; gbase/ibase turn them into this CPU's (now() uses gbase)
+        k.gbase = rq.guest_cycles - cpu.guest_cycles
+        k.ibase = rq.insns - cpu.insns
+        k.kcycles, k.idle_cycles, k.iowait_cycles = rq.kcycles, rq.idle_cycles, rq.iowait_cycles
+        cpu.index = rq.index
+
+    def switch_to(self, task):
+        """Put task's registers (and address space) into the core (context_switch)."""
+        cpu = self.k.cpu
+        prev = self.loaded_task
+        if prev is not task:
+            if prev is not None and not prev.exited:
+                prev.ctx = cpu.save_context(prev.ctx)
+            cpu.restore_context(task.ctx)
+            self.loaded_task = task
+            if task.mm is not self.loaded_mm:
+                cpu.set_cr3(task.mm.cr3)
+                cpu.flush_tlb()
+                self.loaded_mm = task.mm
+            self.this_rq.nr_switches += 1
+            self.k.charge('context_switch')
+        if task.wake_ret is not None:
+            cpu.gpr[0] = task.wake_ret & 0xFFFFFFFFFFFFFFFF
+            task.wake_ret = None
+        self.k.current = task
+
+    def adopt(self, task):
+        """The first task: its registers are already in the core."""
+        self.loaded_task = task
+        self.loaded_mm = task.mm
+        self.this_rq.curr = task
+        self.k.current = task
+
+    # ---- blocking and waking --------------------------------------------------------------------
+    def block(self, task, state='S'):
+        """The current task sleeps: it leaves its CPU; the core stops after this trap."""
+        task.state = state
+        rq = self.this_rq
+        if rq.curr is task:
+            rq.curr = None
+        self.k.cpu.stop()
+
+    def wake(self, task, ret, when):
+        """Make a sleeping task runnable at simulated time `when`; its syscall returns ret."""
+        if task.state not in ('S', 'D') or task.exited:
+            return False
+        task.state = 'R'
+        task.wake_ret = ret
+        task.ready_at = when
+        task.waiting_on = None
+        self.runqueue.append(task)
+        return True
+
+    def yield_cpu(self, task):
+        """sched_yield: if another task waits for a CPU, go to the back of the queue."""
+        rq = self.this_rq
+        now = self.k.now()
+        if rq.curr is task and self.runqueue and self.runqueue[0].ready_at <= now:
+            task.ready_at = now
+            self.runqueue.append(task)
+            rq.curr = None
+            self.k.cpu.stop()
+
+    def task_exited(self, task):
+        """An exiting task leaves its CPU for good."""
+        for rq in self.rqs:
+            if rq.curr is task:
+                rq.curr = None
+        try:
+            self.runqueue.remove(task)
+        except ValueError:
+            pass
+        if self.loaded_task is task:
+            self.loaded_task = None
+
+    def enqueue_new(self, task, when):
+        task.state = 'R'
+        task.ready_at = when
+        self.runqueue.append(task)
+
+    # ---- choosing what runs -------------------------------------------------------------------
+    def _place_runnable(self):
+        """Give queued tasks to idle CPUs (the lowest idle clock first)."""
+        while self.runqueue:
+            idle = [rq for rq in self.rqs if rq.curr is None]
+            if not idle:
+                return
+            task = self.runqueue.popleft()
+            rq = min(idle, key=lambda r: (max(self.clock_of(r), task.ready_at), r.index))
+            self._advance_idle(rq, task.ready_at)
+            rq.curr = task
+            rq.slice_start = self.clock_of(rq)
+
+    def _advance_idle(self, rq, when):
+        """An idle CPU's clock moves forward to `when` (idle time)."""
+        self.load(rq)
+        now = self.k.now()
+        if when > now:
+            self.k.idle_cycles += when - now
+
+    def _preempt(self, rq):
+        """Time-slice expiry: if a task waits for a CPU, the current one goes to the back of the queue."""
+        now = self.clock_of(rq)
+        if (self.runqueue and now - rq.slice_start >= TIMESLICE_CYCLES and
+                self.runqueue[0].ready_at <= now):
+            task = rq.curr
+            task.ready_at = now
+            self.runqueue.append(task)
+            nxt = self.runqueue.popleft()
+            rq.curr = nxt
+            rq.slice_start = now
+            self.k.stats['preemptions'] += 1
+
+    def schedule(self, quantum):
+        """Load the next CPU and task to run; return its instruction budget, or None if none can run."""
+        k = self.k
+        while True:
+            self._place_runnable()
+            running = [rq for rq in self.rqs if rq.curr is not None]
+            if running:
+                break
+            t = k.events.next_time()
+            if t is None:
+                return None                       # every task sleeps with nothing to wake it
+            rq = min(self.rqs, key=lambda r: (self.clock_of(r), r.index))
+            self._advance_idle(rq, t)
+            k.run_events()
+        rq = min(running, key=lambda r: (self.clock_of(r), r.index))
+        if len(self.rqs) > 1:
+            self._preempt(rq)
+        self.load(rq)
+        self.switch_to(rq.curr)
+        if len(running) == 1 and not self.runqueue and k.nr_live_tasks() == 1:
+            return quantum                        # one task: run freely (events run at traps)
+        now = k.now()
+        others = [self.clock_of(r) for r in running if r is not rq]
+        budget = MAX_SLICE_INSNS
+        if others:
+            budget = min(budget, max(0, int(min(others) - now)) + MIN_SLICE_INSNS)
+        t = k.events.next_time()
+        if t is not None:
+            budget = min(budget, max(0, int(t - now)) + MIN_SLICE_INSNS)
+        return max(MIN_SLICE_INSNS, min(budget, quantum))
+
+    def blocked_tasks(self):
+        return [t for t in self.k.tasks.values() if not t.exited and t.state in ('S', 'D')]

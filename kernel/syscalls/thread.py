@@ -1,0 +1,356 @@
+"""Threads and processes: clone/clone3, exit, futex, thread-directed signals, wait4, scheduling calls."""
+import errno
+import struct
+
+from kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP,
+                          FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
+                          FUTEX_CMD_MASK, futex_wait, futex_wake, futex_requeue, futex_wake_op)
+from kernel.syscalls import syscall
+from kernel.signal import SIGNAL_NAMES
+from kernel.task import Task
+
+CSIGNAL = 0xFF
+CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
+CLONE_PIDFD, CLONE_PTRACE, CLONE_VFORK, CLONE_PARENT, CLONE_THREAD = 0x1000, 0x2000, 0x4000, 0x8000, 0x10000
+CLONE_NEWNS, CLONE_SYSVSEM, CLONE_SETTLS = 0x20000, 0x40000, 0x80000
+CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_DETACHED = 0x100000, 0x200000, 0x400000
+CLONE_UNTRACED, CLONE_CHILD_SETTID, CLONE_IO = 0x800000, 0x1000000, 0x80000000
+CLONE_NEW_NAMESPACES = 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
+CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP = 1 << 32, 1 << 33
+# what faultlab models; anything else (namespaces, pidfd, cgroups) is refused with EINVAL
+CLONE_SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PTRACE | CLONE_VFORK |
+                   CLONE_PARENT | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |
+                   CLONE_CHILD_CLEARTID | CLONE_DETACHED | CLONE_UNTRACED | CLONE_CHILD_SETTID | CLONE_IO)
+CLONE_ARGS_SIZE_VER0 = 64
+_CLONE_ARGS = struct.Struct('<11Q')
+SIGCHLD, SIGKILL = 17, 9
+WNOHANG, WUNTRACED, WCONTINUED, __WALL, __WCLONE = 1, 2, 8, 0x40000000, 0x80000000
+_IGNORED_BY_DEFAULT = {17, 18, 23, 28}          # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
+SIG_DFL, SIG_IGN = 0, 1
+
+
+def _s32(v):
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & (1 << 31) else v
+
+
+def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
+    """Create a thread (CLONE_THREAD) or a process (copy_process); returns the child's TID or -errno."""
+    if flags & ~CLONE_SUPPORTED & ~CSIGNAL:
+        return -errno.EINVAL
+    if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
+        return -errno.EINVAL
+    if flags & CLONE_SIGHAND and not flags & CLONE_VM:
+        return -errno.EINVAL
+    if not flags & CLONE_VM:
+        from kernel.mm.fork import dup_mm
+        mm = dup_mm(k, t.mm)
+        if mm is None:
+            return -errno.ENOMEM
+        from kernel.uaccess import UserMemory
+        umem = UserMemory(mm, k.phys, k.charge)
+    else:
+        mm, umem = t.mm, t.umem
+        mm.users += 1
+    k.charge('task_create')
+    tid = k.next_pid
+    k.next_pid += 1
+    files = t.files if flags & CLONE_FILES else t.files.dup_table()
+    child = Task(tid, mm, files, umem, t.exe_path, t.cwd)
+    child.comm, child.umask, child.symbols, child._sym_starts = t.comm, t.umask, t.symbols, t._sym_starts
+    child.rlimits = t.rlimits
+    child.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
+    child.sigmask = t.sigmask
+    if flags & CLONE_THREAD:
+        child.tgid = t.tgid
+        child.ppid = t.ppid
+        child.group = t.group
+        t.group.threads.append(child)
+    else:
+        child.ppid = t.tgid if not flags & CLONE_PARENT else t.ppid
+        child.group.parent = t.group
+        t.group.children.append(child.group)
+        child.exit_signal = exit_signal
+    if flags & CLONE_CHILD_CLEARTID:
+        child.clear_child_tid = child_tid
+    # the child resumes after the syscall instruction with RAX = 0, on its own stack and TLS
+    cpu = k.cpu
+    ctx = child.ctx = cpu.save_context()
+    cpu.context_write(ctx, 'rip', cpu.rip + 2)
+    cpu.context_write(ctx, 'rax', 0)
+    if stack:
+        cpu.context_write(ctx, 'rsp', stack)
+    if flags & CLONE_SETTLS:
+        cpu.context_write(ctx, 'fs_base', tls)
+    if flags & CLONE_PARENT_SETTID and not t.umem.write(parent_tid, struct.pack('<I', tid)):
+        return -errno.EFAULT
+    if flags & CLONE_CHILD_SETTID and not umem.write(child_tid, struct.pack('<I', tid)):
+        return -errno.EFAULT
+    k.tasks[tid] = child
+    k.stats['threads_created' if flags & CLONE_THREAD else 'forks'] += 1
+    k.sched.enqueue_new(child, k.now())
+    if flags & CLONE_VFORK:
+        t.vfork_child = child.group
+        t.waiting_on = 'vfork(%d)' % tid
+        t.wake_ret = tid
+        k.sched.block(t)
+        return BLOCKED
+    return tid
+
+
+@syscall(56, 'clone')
+def sys_clone(k, t, flags, newsp, parent_tid, child_tid, tls, *_):
+    return kernel_clone(k, t, flags & 0xFFFFFFFF & ~CSIGNAL, newsp, parent_tid, child_tid, tls, flags & CSIGNAL)
+
+
+@syscall(435, 'clone3')
+def sys_clone3(k, t, uargs, size, *_):
+    if size < CLONE_ARGS_SIZE_VER0:
+        return -errno.EINVAL
+    if size > 4096:
+        return -errno.E2BIG
+    raw = t.umem.read(uargs, size)
+    if raw is None:
+        return -errno.EFAULT
+    if any(raw[_CLONE_ARGS.size:]):
+        return -errno.E2BIG
+    raw = raw[:_CLONE_ARGS.size].ljust(_CLONE_ARGS.size, b'\0')
+    (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+     _cgroup) = _CLONE_ARGS.unpack(raw)
+    if flags & CSIGNAL or exit_signal > 64 or (flags & CLONE_THREAD and exit_signal):
+        return -errno.EINVAL
+    if bool(stack) != bool(stack_size) or set_tid_size or set_tid:
+        return -errno.EINVAL
+    if flags & ~CLONE_SUPPORTED:
+        return -errno.EINVAL
+    return kernel_clone(k, t, flags, stack + stack_size if stack else 0, parent_tid, child_tid, tls, exit_signal)
+
+
+@syscall(57, 'fork')
+def sys_fork(k, t, *_):
+    return kernel_clone(k, t, 0, 0, 0, 0, 0, SIGCHLD)
+
+
+@syscall(58, 'vfork')
+def sys_vfork(k, t, *_):
+    return kernel_clone(k, t, CLONE_VM | CLONE_VFORK, 0, 0, 0, 0, SIGCHLD)
+
+
+@syscall(60, 'exit')
+def sys_exit(k, t, code, *_):
+    k.do_exit(t, code)
+    return 0
+
+
+@syscall(231, 'exit_group')
+def sys_exit_group(k, t, code, *_):
+    k.do_group_exit(t, code)
+    return 0
+
+
+def notify_parent(k, group):
+    """A child process ended: wake a parent sleeping in wait4 (or vfork)."""
+    parent = group.parent
+    if parent is None:
+        return
+    for task in parent.live_threads():
+        if task.vfork_child is group:
+            task.vfork_child = None
+            k.sched.wake(task, task.wake_ret or group.leader.tid, k.now())
+        elif task.state == 'S' and task.wait_for is not None:
+            ret = _reap(k, task, *task.wait_for)
+            if ret is not None:
+                task.wait_for = None
+                k.sched.wake(task, ret, k.now())
+
+
+def _wait_status(group):
+    if group.killed_by:
+        return group.killed_by[0] & 0x7F
+    return (group.exit_code & 0xFF) << 8
+
+
+def _reap(k, t, pid, wstatus, rusage):
+    """A zombie child matching pid: write its status, forget it, return its pid (None if none yet)."""
+    for child in t.group.children:
+        if child.reaped or (pid > 0 and child.leader.tid != pid):
+            continue
+        if child.exited:
+            if wstatus and not t.umem.write(wstatus, struct.pack('<i', _wait_status(child))):
+                return -errno.EFAULT
+            if rusage and not t.umem.write(rusage, bytes(144)):
+                return -errno.EFAULT
+            child.reaped = True
+            t.group.children.remove(child)
+            return child.leader.tid
+    return None
+
+
+@syscall(61, 'wait4')
+def sys_wait4(k, t, pid, wstatus, options, rusage, *_):
+    pid = _s32(pid)
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE):
+        return -errno.EINVAL
+    if pid < -1 or pid == 0:
+        pid = -1                        # process groups are not modelled: any child
+    if not [c for c in t.group.children if not c.reaped and (pid == -1 or c.leader.tid == pid)]:
+        return -errno.ECHILD
+    ret = _reap(k, t, pid, wstatus, rusage)
+    if ret is not None:
+        return ret
+    if options & WNOHANG:
+        return 0
+    t.wait_for = (pid, wstatus, rusage)
+    t.waiting_on = 'wait4(%d)' % pid
+    k.sched.block(t)
+    return BLOCKED
+
+
+@syscall(202, 'futex')
+def sys_futex(k, t, uaddr, op, val, utime, uaddr2, val3, *_):
+    cmd = op & FUTEX_CMD_MASK
+    private = bool(op & FUTEX_PRIVATE_FLAG)
+    if op & FUTEX_CLOCK_REALTIME and cmd not in (FUTEX_WAIT_BITSET, FUTEX_WAIT):
+        return -errno.ENOSYS
+    val &= 0xFFFFFFFF
+    val3 &= 0xFFFFFFFF
+    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+        deadline = None
+        if utime:
+            from kernel.syscalls.proc import _read_timespec_ns, clock_ns, CLOCK_REALTIME, CLOCK_MONOTONIC
+            ns = _read_timespec_ns(t, utime)
+            if ns < 0:
+                return ns
+            if cmd == FUTEX_WAIT:
+                deadline = k.now() + k.costs.cycles_for_ns(ns)
+            else:                        # absolute, on CLOCK_MONOTONIC or CLOCK_REALTIME
+                clk = CLOCK_REALTIME if op & FUTEX_CLOCK_REALTIME else CLOCK_MONOTONIC
+                deadline = k.now() + k.costs.cycles_for_ns(max(0, ns - clock_ns(k, t, clk)))
+        bitset = val3 if cmd == FUTEX_WAIT_BITSET else 0xFFFFFFFF
+        return futex_wait(k, t, uaddr, val, deadline, bitset, private)
+    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
+        return futex_wake(k, t, uaddr, _s32(val), val3 if cmd == FUTEX_WAKE_BITSET else 0xFFFFFFFF, private)
+    if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
+        return futex_requeue(k, t, uaddr, _s32(val), _s32(utime), uaddr2,
+                             val3 if cmd == FUTEX_CMP_REQUEUE else None, private)
+    if cmd == FUTEX_WAKE_OP:
+        return futex_wake_op(k, t, uaddr, _s32(val), _s32(utime), uaddr2, val3, private)
+    return -errno.ENOSYS             # PI futexes, FUTEX_FD and requeue-PI are not modelled
+
+
+def _find_task(k, tid):
+    task = k.tasks.get(tid)
+    return task if task is not None and not task.exited else None
+
+
+def send_signal(k, sender, target, sig, group_wide):
+    """Deliver sig to target: default-fatal signals kill the process with a report; others are noted."""
+    if sig == 0:
+        return 0
+    act = target.sigactions.get(sig)
+    handler = struct.unpack_from('<Q', act)[0] if act else SIG_DFL
+    if handler == SIG_IGN or (handler == SIG_DFL and sig in _IGNORED_BY_DEFAULT):
+        return 0
+    if handler != SIG_DFL:
+        # signal handlers are not run: the pending signal is recorded and the target is woken
+        k.warn_once(('sighandler', sig), 'signal %s to a handler is not delivered (handlers are not run)'
+                    % SIGNAL_NAMES.get(sig, sig))
+        target.pending_signals |= 1 << (sig - 1)
+        return 0
+    from kernel.futex import cancel_wait
+    for th in target.group.live_threads():
+        cancel_wait(k, th)
+    k.do_group_exit(target, 0, (sig, '%s sent by %s[%d] to %s[%d]'
+                                % (SIGNAL_NAMES.get(sig, sig), sender.comm, sender.tid, target.comm, target.tid)))
+    return 0
+
+
+@syscall(234, 'tgkill')
+def sys_tgkill(k, t, tgid, tid, sig, *_):
+    tgid, tid, sig = _s32(tgid), _s32(tid), _s32(sig)
+    if tgid <= 0 or tid <= 0 or not 0 <= sig <= 64:
+        return -errno.EINVAL
+    target = _find_task(k, tid)
+    if target is None or target.tgid != tgid:
+        return -errno.ESRCH
+    return send_signal(k, t, target, sig, False)
+
+
+@syscall(200, 'tkill')
+def sys_tkill(k, t, tid, sig, *_):
+    tid, sig = _s32(tid), _s32(sig)
+    if tid <= 0 or not 0 <= sig <= 64:
+        return -errno.EINVAL
+    target = _find_task(k, tid)
+    if target is None:
+        return -errno.ESRCH
+    return send_signal(k, t, target, sig, False)
+
+
+@syscall(62, 'kill')
+def sys_kill(k, t, pid, sig, *_):
+    pid, sig = _s32(pid), _s32(sig)
+    if not 0 <= sig <= 64:
+        return -errno.EINVAL
+    if pid in (0, -1):
+        pid = t.tgid
+    target = _find_task(k, abs(pid))
+    if target is None:
+        return -errno.ESRCH
+    return send_signal(k, t, target.group.leader if not target.group.leader.exited else target, sig, True)
+
+
+@syscall(24, 'sched_yield')
+def sys_sched_yield(k, t, *_):
+    k.sched.yield_cpu(t)
+    return 0
+
+
+def _cpu_mask(k):
+    n = len(k.sched.rqs)
+    return (1 << n) - 1, (n + 63) // 64 * 8
+
+
+@syscall(204, 'sched_getaffinity')
+def sys_sched_getaffinity(k, t, pid, size, mask, *_):
+    pid = _s32(pid)
+    if pid and _find_task(k, pid) is None:
+        return -errno.ESRCH
+    bits, nbytes = _cpu_mask(k)
+    if size < nbytes or size & 7:
+        return -errno.EINVAL
+    return nbytes if t.umem.write(mask, bits.to_bytes(nbytes, 'little')) else -errno.EFAULT
+
+
+@syscall(203, 'sched_setaffinity')
+def sys_sched_setaffinity(k, t, pid, size, mask, *_):
+    pid = _s32(pid)
+    if pid and _find_task(k, pid) is None:
+        return -errno.ESRCH
+    raw = t.umem.read(mask, min(size, 128))
+    if raw is None:
+        return -errno.EFAULT
+    bits, _n = _cpu_mask(k)
+    if not int.from_bytes(raw, 'little') & bits:
+        return -errno.EINVAL
+    return 0                            # accepted; placement stays the scheduler's
+
+
+@syscall(309, 'getcpu')
+def sys_getcpu(k, t, cpu, node, *_):
+    if cpu and not t.umem.write(cpu, struct.pack('<I', k.sched.this_rq.index)):
+        return -errno.EFAULT
+    if node and not t.umem.write(node, struct.pack('<I', 0)):
+        return -errno.EFAULT
+    return 0
+
+
+def schedule_timeout(k, t, when):
+    """Sleep until simulated time `when`: the CPU idles if this is the only task, else others run."""
+    if k.nr_live_tasks() == 1:
+        k.wait_until(when, 'sleep')
+        return 0
+    t.waiting_on = 'sleep'
+    k.events.schedule(when, lambda at: k.sched.wake(t, 0, at))
+    k.sched.block(t)
+    return BLOCKED
