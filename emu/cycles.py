@@ -39,6 +39,12 @@ DEFAULT_COSTS = {
     'tlb_flush': (250, 'full TLB flush (CR3 write) or INVLPG + shootdown bookkeeping. Seed table: anon '
                   'Read/Write - Read - Write (breaking the zero-page COW flushes the old translation) = 229 '
                   'cycles/page at 2 MiB, 308 at 4 GiB (3 GHz); 250 here'),
+    'tlb_shootdown': (3000, 'flush_tlb_others: IPI to the CPUs running the mm and wait for their flush '
+                      '(smp_call_function_many round trip, 1-2 us on x86 VMs)'),
+    'tlb_shootdown_cpu': (300, 'per target CPU of a shootdown: IPI send and its acknowledgement'),
+    'cacheline_transfer': (200, 'an atomic on a cache line another CPU wrote last (contended lock word; '
+                           '~60-70 ns cross-core on a multi-socket Xeon)'),
+    'rwsem_wake': (3000, 'a reader or writer that slept on an rw_semaphore: wake-up IPI and scheduling latency'),
     'vma_lookup': (40, 'find_vma in the VMA tree'),
     'page_alloc': (430, 'buddy allocator order-0 from the per-CPU list, memcg charge. With page_zero: seed '
                    'table anon POPULATE_WRITE - POPULATE_READ = 574 cycles/page at 2 MiB (cache-hot), 1282 at '
@@ -64,6 +70,10 @@ DEFAULT_COSTS = {
     'context_switch': (2000, 'switch to another task'),
     'task_create': (15000, 'clone of a thread: copy_process, task_struct and kernel stack allocation, wake-up '
                     '(pthread_create measures ~10 us end to end, about half of it in the kernel)'),
+    'lock_acquire': (40, 'down_read/up_read (or down_write/up_write) of mmap_lock, uncontended: two atomic '
+                     'read-modify-writes on a cache line this CPU owns'),
+    'spf_vma_get': (60, 'speculative fault set-up: mm_rb read_lock, get_vma/put_vma reference atomics and the '
+                    'VMA sequence-count reads (SPF series, patches 5 and 14)'),
     'futex_op': (300, 'futex hash-bucket lock, key lookup and queue/dequeue of one waiter'),
     'copy_user_byte': (0.25, 'copy_to/from_user per byte (~4 B/cycle)'),
     'vma_modify': (500, 'mmap/munmap/mprotect VMA tree update'),

@@ -1,11 +1,13 @@
 """Fast user-space mutexes (kernel/futex/): wait queues keyed by address, wake, requeue, wake-op.
 
-A private futex is keyed by (mm, address); a shared one by the physical address of the word, so two
-processes sharing the page meet on the same queue. Waiting blocks the task (it leaves its CPU); a
+A private futex, or one in private memory, is keyed by (mm, address); one in a shared mapping by the
+file page and offset, so processes sharing the page meet on the same queue (get_futex_key). Waiting blocks the task (it leaves its CPU); a
 timeout is a timer event that wakes it with -ETIMEDOUT.
 """
 import errno
 import struct
+
+from kernel.mm.vma import VM_SHARED
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 6, 7, 8, 9, 10
@@ -30,8 +32,13 @@ def futex_key(k, task, uaddr, private):
     """get_futex_key: (mm, address) for a private futex, the physical address for a shared one."""
     if private:
         return (id(task.mm), uaddr)
-    pa = task.mm.pgtables.translate(uaddr)
-    return ('phys', pa) if pa is not None else (id(task.mm), uaddr)
+    if task.umem.read(uaddr, 4) is None:          # get_user_pages on the word: it must be mapped
+        return None
+    vma = task.mm.vmas.find_vma(uaddr)
+    if vma is not None and vma.vm_flags & VM_SHARED and vma.vm_file is not None:
+        # shared memory: the file page and offset, the same in every process that maps it
+        return ('inode', id(vma.vm_file.inode), vma.linear_page_index(uaddr), uaddr & 0xFFF)
+    return (id(task.mm), uaddr)                   # private memory: the address space and address
 
 
 def _queues(k):
@@ -50,6 +57,8 @@ def futex_wait(k, task, uaddr, val, deadline, bitset, private=True):
     if struct.unpack('<I', cur)[0] != val & 0xFFFFFFFF:
         return -errno.EAGAIN
     key = futex_key(k, task, uaddr, private)
+    if key is None:
+        return -errno.EFAULT
     w = Waiter(task, key, bitset)
     _queues(k).setdefault(key, []).append(w)
     task.waiting_on = 'futex_wait(%#x)' % uaddr
@@ -86,6 +95,8 @@ def futex_wake(k, task, uaddr, nr, bitset=FUTEX_BITSET_MATCH_ANY, private=True):
         return -errno.EINVAL
     k.charge('futex_op')
     key = futex_key(k, task, uaddr, private)
+    if key is None:
+        return -errno.EFAULT
     return _wake_key(k, key, nr, bitset)
 
 
@@ -121,6 +132,8 @@ def futex_requeue(k, task, uaddr, nr_wake, nr_requeue, uaddr2, cmpval, private=T
             return -errno.EAGAIN
     k.charge('futex_op')
     key, key2 = futex_key(k, task, uaddr, private), futex_key(k, task, uaddr2, private)
+    if key is None or key2 is None:
+        return -errno.EFAULT
     woken = _wake_key(k, key, nr_wake)
     q = _queues(k).get(key, [])
     moved = 0
@@ -159,9 +172,12 @@ def futex_wake_op(k, task, uaddr, nr_wake, nr_wake2, uaddr2, val3, private=True)
     if not task.umem.write(uaddr2, struct.pack('<I', new & 0xFFFFFFFF)):
         return -errno.EFAULT
     k.charge('futex_op')
-    woken = _wake_key(k, futex_key(k, task, uaddr, private), nr_wake)
+    key, key2 = futex_key(k, task, uaddr, private), futex_key(k, task, uaddr2, private)
+    if key is None or key2 is None:
+        return -errno.EFAULT
+    woken = _wake_key(k, key, nr_wake)
     if (old == cmparg, old != cmparg, old < cmparg, old <= cmparg, old > cmparg, old >= cmparg)[cmp]:
-        woken += _wake_key(k, futex_key(k, task, uaddr2, private), nr_wake2)
+        woken += _wake_key(k, key2, nr_wake2)
     return woken
 
 

@@ -84,6 +84,7 @@ class Kernel:
         self.pagecache = PageCache(self.frames, self.blockdev, self, self.charge, self.stats)
         self.mmsvc = MmServices(self.frames, self.pagecache, self.charge, self.flush_tlb, self.stats, self,
                                 config.fault_around_bytes)
+        self.mmsvc.spf, self.mmsvc.spf_file = config.spf, config.spf_file
         self.lru = self.frames.lru = self.pagecache.lru = self.mmsvc.lru = LruLists()
         self.swap_area = SwapArea(max(2, config.swap_bytes // 4096))
         self.swapcache = self.mmsvc.swapcache = SwapCache(self.frames, self.swap_area, self.blockdev, self,
@@ -142,6 +143,21 @@ class Kernel:
             self.charge('context_switch')
         self.events.run_due(self.now())
 
+    def cpu_id(self):
+        return self.sched.this_rq.index
+
+    def lock_wait(self, until, what):
+        """This CPU sleeps on a kernel lock (mmap_lock) until `until`."""
+        now = self.now()
+        if until > now:
+            self.idle_cycles += until - now
+            self.sched.this_rq.lock_wait_cycles += until - now
+            self.stats[what + '_wait_cycles'] += until - now
+            if self._fault_rec is not None:
+                self._fault_rec['wait_' + what] += until - now
+            self.charge('context_switch')
+            self.charge('rwsem_wake')
+
     def run_events(self):
         self.events.run_due(self.now())
 
@@ -172,10 +188,18 @@ class Kernel:
             self.warn(msg)
 
     # ---- CPU interface ----------------------------------------------------------------------------
-    def flush_tlb(self):
+    def flush_tlb(self, mm=None):
+        """Flush this CPU's TLB; other CPUs running threads of mm get a shootdown IPI and wait for it."""
         self.charge('tlb_flush')
         self.stats['tlb_flushes'] += 1
         self.cpu.flush_tlb()
+        if mm is not None and mm.users > 1:
+            me = self.sched.this_rq
+            others = sum(1 for rq in self.sched.rqs if rq is not me and rq.curr is not None and rq.curr.mm is mm)
+            if others:
+                self.charge('tlb_shootdown')
+                self.charge('tlb_shootdown_cpu', others)
+                self.stats['tlb_shootdowns'] += 1
 
     def read_code(self, va, n):
         t = self.current
@@ -298,6 +322,7 @@ class Kernel:
         from kernel.futex import futex_wake
         task.exited = True
         task.state = 'Z'
+        task.mm.users -= 1
         if task.clear_child_tid and not task.group.group_exit:
             if task.umem.write(task.clear_child_tid, bytes(4)):
                 futex_wake(self, task, task.clear_child_tid, 1, private=False)
@@ -372,6 +397,7 @@ class Kernel:
             self.force_sig_fault(task, res.signal, res.si_code, address, self._fault_report(
                 task, res.signal, res.si_code, rip, address, error_code, res.reason))
         self.run_events()
+        self.sched.check_preempt()
 
     def _fault_report(self, task, sig, si_code, rip, address, error_code, reason):
         return ('%s (%s) at rip=%#x <%s>: %s of address %#x: %s (error code %#x)'

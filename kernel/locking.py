@@ -57,6 +57,8 @@ class RwSemaphore:
         self.writers = _Holds()
         self.wait_cycles = 0
         self.contended = 0
+        self.last_cpu = None             # the CPU that wrote the lock word last (its cache line is there)
+        self.line = SpinLock()           # transfers of that cache line, one at a time
 
     def read_wait(self, t, cpu):
         """When a reader asking at t gets the lock (after any writer holding it then)."""

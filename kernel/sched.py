@@ -12,6 +12,7 @@ and an idle CPU takes them with its clock moved forward to the wake-up time (the
 import collections
 
 MIN_SLICE_INSNS = 2_000          # a CPU runs at least this far past the next-lowest clock
+SLACK_CYCLES = 5_000             # ... and stops at its next trap once its clock is this far past it
 MAX_SLICE_INSNS = 200_000
 TIMESLICE_CYCLES = 3_000_000     # sched_min_granularity-like: preempt a task after ~1 ms if others wait
 
@@ -45,6 +46,7 @@ class Scheduler:
         self.runqueue = collections.deque()       # runnable tasks not on a CPU
         self.loaded_task = None                   # whose registers are in the core
         self.loaded_mm = None
+        self.run_until = float('inf')             # the running CPU stops at a trap after this time
 
     # ---- clocks -------------------------------------------------------------------------------
     def _fold(self):
@@ -203,21 +205,27 @@ class Scheduler:
             self._advance_idle(rq, t)
             k.run_events()
         rq = min(running, key=lambda r: (self.clock_of(r), r.index))
-        if len(self.rqs) > 1:
-            self._preempt(rq)
+        self._preempt(rq)
         self.load(rq)
         self.switch_to(rq.curr)
+        self.run_until = float('inf')
         if len(running) == 1 and not self.runqueue and k.nr_live_tasks() == 1:
             return quantum                        # one task: run freely (events run at traps)
         now = k.now()
         others = [self.clock_of(r) for r in running if r is not rq]
         budget = MAX_SLICE_INSNS
-        if others:
-            budget = min(budget, max(0, int(min(others) - now)) + MIN_SLICE_INSNS)
         t = k.events.next_time()
-        if t is not None:
-            budget = min(budget, max(0, int(t - now)) + MIN_SLICE_INSNS)
+        horizon = min(others + ([t] if t is not None else [])) if others or t is not None else None
+        if horizon is not None:
+            # instructions cost about a cycle each; traps cost far more, so also stop at a trap
+            budget = min(budget, max(0, int(horizon - now)) + MIN_SLICE_INSNS)
+            self.run_until = max(horizon, now) + SLACK_CYCLES
         return max(MIN_SLICE_INSNS, min(budget, quantum))
+
+    def check_preempt(self):
+        """At the end of a trap: stop the core if this CPU got too far ahead of the others."""
+        if self.k.now() > self.run_until:
+            self.k.cpu.stop()
 
     def blocked_tasks(self):
         return [t for t in self.k.tasks.values() if not t.exited and t.state in ('S', 'D')]

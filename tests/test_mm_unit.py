@@ -72,7 +72,7 @@ class Env:
     def charge(self, name, n=1):
         self.kcycles += self.costs.costs[name] * n
 
-    def flush(self):
+    def flush(self, mm=None):
         self.flushes += 1
 
     def pte(self, va):

@@ -1,9 +1,10 @@
 """The x86 page-fault entry (arch/x86/mm/fault.c): error-code decoding, VMA checks, signals."""
 from kernel.mm.memory import handle_mm_fault
 from kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_USER, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_ALLOW_RETRY,
-                                FAULT_FLAG_KILLABLE, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV,
+                                FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV,
                                 VM_FAULT_HWPOISON, VM_FAULT_MAJOR, VM_FAULT_RETRY, TASK_SIZE)
 from kernel.mm.mmap import expand_stack
+from kernel.mm.spf import handle_speculative_fault, mmap_read_lock, mmap_read_unlock
 from kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_GROWSDOWN
 
 # enum x86_pf_error_code
@@ -61,6 +62,22 @@ def do_user_addr_fault(mm, address, error_code, extra_flags=0):
         flags |= FAULT_FLAG_WRITE
     if error_code & X86_PF_INSTR:
         flags |= FAULT_FLAG_INSTRUCTION
+    if mm.users == 1:
+        return _do_classic_fault(mm, address, error_code, flags)
+    # threads share this mm: try without mmap_lock first (never for mono-threaded processes)
+    if mm.svc.spf:
+        spf = handle_speculative_fault(mm, address, flags, lambda vma: not access_error(error_code, vma))
+        if spf is not None and not spf[0] & VM_FAULT_RETRY:
+            return _fault_result(spf[0], spf[1], spf[1].vma)
+        flags |= FAULT_FLAG_TRIED if spf is not None else 0
+    t_acq = mmap_read_lock(mm)
+    res = _do_classic_fault(mm, address, error_code, flags)
+    mmap_read_unlock(mm, t_acq)
+    return res
+
+
+def _do_classic_fault(mm, address, error_code, flags):
+    """The fault under mmap_lock: find the VMA, grow the stack, check access, handle_mm_fault."""
     vma = mm.find_vma(address)
     if vma is None:
         return FaultResult(SIGSEGV, SEGV_MAPERR, 'no mapping at this address')
@@ -73,6 +90,11 @@ def do_user_addr_fault(mm, address, error_code, extra_flags=0):
         return FaultResult(SIGSEGV, SEGV_ACCERR, '%s not allowed by the mapping (%s)'
                            % (access_str(error_code), vma.prot_str()), vma=vma)
     ret, vmf = handle_mm_fault(mm, vma, address, flags)
+    return _fault_result(ret, vmf, vma)
+
+
+def _fault_result(ret, vmf, vma):
+    """The VM_FAULT_* outcome as a FaultResult with the signal it calls for."""
     res = FaultResult(ret=ret, vmf=vmf, vma=vma)
     if ret & VM_FAULT_OOM:
         res.signal, res.reason = -1, 'out of memory'

@@ -91,6 +91,11 @@ class PageCache:
             page.flags |= PG_referenced
         return page
 
+    def peek(self, inode, index):
+        """The cached page of inode at index, if any, without charging a lookup (speculative checks)."""
+        m = self.mappings.get(id(inode))
+        return m.pages.get(index) if m is not None else None
+
     @staticmethod
     def last_index(mapping):
         """Index one past the last page that holds file data (EOF)."""

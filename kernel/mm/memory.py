@@ -8,6 +8,7 @@ from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_l
 from kernel.mm.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot,
     pte_to_swp_entry, swp_entry_to_pte)
+from kernel.mm.spf import pte_lock_classic, pte_unlock_classic, zap_hold, note_pmd_change
 from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
 
 
@@ -34,11 +35,19 @@ def handle_mm_fault(mm, vma, address, flags):
     """Resolve a fault on address inside vma; returns (VM_FAULT_* bits, the VmFault record)."""
     vmf = VmFault(vma, address, flags)
     mm.svc.charge('fault_handle')
+    nr_tables = len(mm.pgtables.table_pfns)
     try:
         vmf.slot = mm.pgtables.pte_slot(vmf.address, create=True)
     except MemoryError:
         return VM_FAULT_OOM, vmf
-    return handle_pte_fault(mm, vmf), vmf
+    if mm.users == 1:
+        return handle_pte_fault(mm, vmf), vmf
+    if len(mm.pgtables.table_pfns) != nr_tables:
+        note_pmd_change(mm, vmf.address)        # pte_alloc installed a table: a racing SPF sees it
+    ptl = pte_lock_classic(mm, vmf.slot)       # threads may race on this table: model its lock
+    ret = handle_pte_fault(mm, vmf)
+    pte_unlock_classic(mm, ptl)
+    return ret, vmf
 
 
 def handle_pte_fault(mm, vmf):
@@ -72,6 +81,7 @@ def do_anonymous_page(mm, vmf):
     page = alloc_anon_page(mm, vmf, zero=True)
     if page is None:
         return _alloc_failed(vmf)
+    vmf.vma.anon_vma = True              # anon_vma_prepare
     page_add_new_anon_rmap(mm, page, vmf.address)
     _map_page(mm, vmf, page, vma_page_prot(vmf.vma) | _PAGE_DIRTY | _PAGE_ACCESSED)
     return 0
@@ -286,6 +296,7 @@ def do_cow_fault(mm, vmf):
     svc.stats['pages_copied'] += 1
     svc.frames.put_page(vmf.page)          # the reference __do_fault took
     vmf.page = new
+    vmf.vma.anon_vma = True              # anon_vma_prepare
     page_add_new_anon_rmap(mm, new, vmf.address)
     _map_page(mm, vmf, new, vma_page_prot(vmf.vma) | _PAGE_DIRTY | _PAGE_ACCESSED)
     return ret
@@ -338,11 +349,12 @@ def wp_page_copy(mm, vmf, old):
         svc.frames.phys.copy_frame(new.pfn, old.pfn)
         svc.charge('page_copy')
         svc.stats['pages_copied'] += 1
+    vmf.vma.anon_vma = True              # anon_vma_prepare
     page_add_new_anon_rmap(mm, new, vmf.address)
     svc.frames.phys.write64(vmf.slot, pfn_pte(new.pfn, vma_page_prot(vmf.vma)) | _PAGE_DIRTY | _PAGE_ACCESSED
                             | _PAGE_SOFT_DIRTY)
     svc.charge('pte_set')
-    svc.flush_tlb()                  # the old translation (other frame) may be cached for reads
+    svc.flush_tlb(mm)                  # the old translation (other frame) may be cached for reads
     if not is_zero:
         page_remove_rmap(mm, old)
         svc.frames.put_page(old)
@@ -368,7 +380,7 @@ def memory_failure(mm, vma, address):
     page.flags |= PG_hwpoison
     svc.frames.phys.write64(slot, swp_entry_to_pte(SWP_HWPOISON, page.pfn))
     page_remove_rmap(mm, page)
-    svc.flush_tlb()
+    svc.flush_tlb(mm)
     svc.stats['hwpoisoned_pages'] += 1       # the frame is never reused: its reference is kept
 
 
@@ -438,9 +450,14 @@ def zap_pte_range(mm, start, end):
     phys = frames.phys
     zero = svc.zero_page
     n = 0
+    shared = mm.users > 1
+    t0 = svc.sched.now() if shared else 0
+    tables = set()
     for va, slot, pte in list(mm.pgtables.present_ptes(start, end)):
         phys.write64(slot, 0)
         n += 1
+        if shared:
+            tables.add(slot & ~0xFFF)
         if not pte & _PAGE_PRESENT:
             _free_swap_pte(mm, pte)
             continue
@@ -453,7 +470,9 @@ def zap_pte_range(mm, start, end):
         frames.put_page(page)
     if n:
         svc.charge('pte_set', n)
-        svc.flush_tlb()
+        svc.flush_tlb(mm)
+    for table in sorted(tables):
+        zap_hold(mm, table, t0)             # the PTE lock of each table was held while zapping
     return n
 
 
@@ -486,7 +505,7 @@ def copy_page_range_move(mm, old_start, new_start, length):
         moved += 1
     if moved:
         mm.svc.charge('pte_set', 2 * moved)
-        mm.svc.flush_tlb()
+        mm.svc.flush_tlb(mm)
     return moved
 
 

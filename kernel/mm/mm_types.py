@@ -67,6 +67,8 @@ class MmServices:
         self.stats = stats
         self.sched = sched
         self.fault_around_bytes = fault_around_bytes
+        self.spf = False            # speculative page faults enabled
+        self.spf_file = False       # ... also for file-backed VMAs
         self.lru = None            # LruLists
         self.swapcache = None      # SwapCache
         self.reclaim = None        # Reclaim
@@ -75,6 +77,14 @@ class MmServices:
             raise MemoryError("no memory for the zero page")
         zp.flags |= 1 << 6       # PG_reserved: never freed
         self.zero_page = zp
+
+    def cost(self, name):
+        """The cycle cost of a named kernel action (without charging it)."""
+        return self.sched.costs.costs[name]
+
+    def charge_cycles(self, n):
+        """Bill raw cycles (wasted speculative work, spinning) to the current CPU."""
+        self.sched.kcycles += n
 
 
 class MmStruct:
@@ -93,7 +103,9 @@ class MmStruct:
         self.rss_file = 0
         self.hiwater_rss = 0
         self.total_vm = 0
-        self.users = 1
+        self.users = 1                 # mm_users: threads sharing it (speculative faults need > 1)
+        from kernel.mm.spf import MmLocks
+        self.locks = MmLocks()
 
     @property
     def cr3(self):

@@ -5,6 +5,7 @@ Each returns a non-negative result or a negative errno, as the system calls do.
 import errno
 
 from emu.physmem import PAGE_SIZE
+from kernel.mm.spf import note_pmd_change
 from kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
 from kernel.mm.mm_types import TASK_SIZE, MMAP_MIN_ADDR
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
@@ -124,6 +125,7 @@ def do_munmap(mm, start, length):
     if length == 0:
         return -errno.EINVAL
     end = start + length
+    t0 = mm.svc.sched.now()
     vmas = _isolate(mm, start, end)
     mm.svc.charge('vma_modify')
     for v in vmas:
@@ -135,7 +137,23 @@ def do_munmap(mm, start, length):
         mm.total_vm -= (v.vm_end - v.vm_start) >> 12
         if v.vm_file is not None:
             v.vm_file.put()
+    free_pgtables(mm, start, end, t0)
     return 0
+
+
+def free_pgtables(mm, start, end, since):
+    """Free the PTE tables of [start, end) whose whole 2 MiB range no VMA uses any more."""
+    pmd = 1 << 21
+    va = start & ~(pmd - 1)
+    while va < end:
+        if not mm.vmas.overlapping(va, va + pmd):
+            pfn = mm.pgtables.free_pte_table(va)
+            if pfn is not None:
+                mm.svc.frames.put_page(mm.svc.frames.pages[pfn])
+                mm.svc.charge('page_free')
+                if mm.users > 1:
+                    note_pmd_change(mm, va, since)     # the PMD was being torn down since munmap began
+        va += pmd
 
 
 def do_mmap(mm, addr, length, prot, flags, file, pgoff):
@@ -267,7 +285,7 @@ def change_protection(mm, vma, old_flags):
             changed += 1
     if changed:
         mm.svc.charge('pte_set', changed)
-        mm.svc.flush_tlb()
+        mm.svc.flush_tlb(mm)
 
 
 def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):

@@ -153,6 +153,24 @@ class PageTables:
         self.levels_walked += 1
         return pt + ((va >> PAGE_SHIFT) & 0x1FF) * 8
 
+    def free_pte_table(self, va):
+        """free_pte_range: clear the PMD entry of va's PTE table; returns the table's pfn (or None)."""
+        table = self.pgd
+        for shift in (PGDIR_SHIFT, PUD_SHIFT):
+            e = self.phys.read64(table + ((va >> shift) & 0x1FF) * 8)
+            if not e & _PAGE_PRESENT:
+                return None
+            table = e & PTE_PFN_MASK
+        ea = table + ((va >> PMD_SHIFT) & 0x1FF) * 8
+        e = self.phys.read64(ea)
+        if not e & _PAGE_PRESENT or e & _PAGE_PSE:
+            return None
+        self.phys.write64(ea, 0)
+        self._pt_cache.pop(va >> PMD_SHIFT, None)
+        pfn = (e & PTE_PFN_MASK) >> PAGE_SHIFT
+        self.table_pfns.remove(pfn)
+        return pfn
+
     def get_pte(self, va):
         """The leaf entry for va (0 when no table exists)."""
         slot = self.pte_slot(va, create=False)

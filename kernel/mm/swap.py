@@ -62,6 +62,10 @@ class SwapCache:
         self.stats = stats
         self.pages = {}
 
+    def peek(self, offset):
+        """The swap-cache page for a slot, without the lookup's cost (speculative checks)."""
+        return self.pages.get(offset)
+
     def lookup_swap_cache(self, offset):
         self.charge('pagecache_lookup')
         return self.pages.get(offset)

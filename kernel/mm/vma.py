@@ -35,7 +35,8 @@ def calc_vm_prot_bits(prot):
 
 class VmArea:
     """struct vm_area_struct."""
-    __slots__ = ('vm_start', 'vm_end', 'vm_flags', 'vm_pgoff', 'vm_file', 'name', 'anon', 'vm_seq')
+    __slots__ = ('vm_start', 'vm_end', 'vm_flags', 'vm_pgoff', 'vm_file', 'name', 'anon', 'vm_seq',
+                 'anon_vma', 'seqcount')
 
     def __init__(self, start, end, flags, pgoff=0, vm_file=None, name=None):
         self.vm_start = start
@@ -45,11 +46,14 @@ class VmArea:
         self.vm_file = vm_file         # an OpenFile (holds the inode and its page cache), or None
         self.name = name               # '[heap]', '[stack]', '[vdso]' ...
         self.anon = vm_file is None
-        self.vm_seq = 0                # sequence count bumped by writers (speculative faults)
+        self.vm_seq = 0                # bumped when the VMA is unmapped
+        self.anon_vma = False          # anon_vma_prepare done (first anonymous page of the VMA)
+        self.seqcount = None           # kernel.locking.SeqCount once a speculative fault looks at it
 
     def copy(self):
         v = VmArea(self.vm_start, self.vm_end, self.vm_flags, self.vm_pgoff, self.vm_file, self.name)
         v.anon = self.anon
+        v.anon_vma = self.anon_vma
         return v
 
     def linear_page_index(self, addr):

@@ -53,6 +53,7 @@ def dispatch(kernel, task):
         g[0] = ret & MASK64
     kernel.charge('syscall_exit')
     kernel.run_events()
+    kernel.sched.check_preempt()
 
 
 # register the handlers

@@ -2,10 +2,12 @@
 import errno
 
 from kernel.file import OpenFile
-from kernel.mm.madvise import do_madvise
+from kernel.mm.madvise import (do_madvise, MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT,
+                               MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON)
 from kernel.mm.memory import fold_pte_dirty
 from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, page_align
 from kernel.mm.mm_types import TASK_SIZE
+from kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock
 from kernel.mm.page_alloc import PG_uptodate
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
 from kernel.mm.vma import VM_SHARED
@@ -14,11 +16,28 @@ from kernel.syscalls import syscall
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 
 
+def mmap_write_locked(fn):
+    """The call changes the address space: hold mmap_lock for write (modelled when threads share it)."""
+    def locked(k, t, *args):
+        mm = t.mm
+        if mm.users == 1:
+            return fn(k, t, *args)
+        token = mmap_write_lock(mm)
+        try:
+            return fn(k, t, *args)
+        finally:
+            mmap_write_unlock(mm, token)
+    locked.__name__ = fn.__name__
+    locked.__doc__ = fn.__doc__
+    return locked
+
+
 def _s64(v):
     return v - (1 << 64) if v & (1 << 63) else v
 
 
 @syscall(9, 'mmap')
+@mmap_write_locked
 def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
     prot &= 0xFFFFFFFF
     flags &= 0xFFFFFFFF
@@ -49,28 +68,47 @@ def shmem_zero_setup(k, length):
 
 
 @syscall(11, 'munmap')
+@mmap_write_locked
 def sys_munmap(k, t, addr, length, *_):
     return do_munmap(t.mm, addr, length)
 
 
 @syscall(10, 'mprotect')
+@mmap_write_locked
 def sys_mprotect(k, t, addr, length, prot, *_):
     return do_mprotect(t.mm, addr, length, prot & 0xFFFFFFFF)
 
 
 @syscall(25, 'mremap')
+@mmap_write_locked
 def sys_mremap(k, t, old, old_len, new_len, flags, new_addr, *_):
     return do_mremap(t.mm, old, old_len, new_len, flags & 0xFFFFFFFF, new_addr)
 
 
 @syscall(12, 'brk')
+@mmap_write_locked
 def sys_brk(k, t, brk, *_):
     return do_brk(t.mm, brk)
 
 
+# advice that only zaps or faults pages takes mmap_lock for read; the rest changes VMA flags (write)
+_MADV_READ_LOCKED = {MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT, MADV_POPULATE_READ,
+                     MADV_POPULATE_WRITE, MADV_HWPOISON}
+
+
 @syscall(28, 'madvise')
 def sys_madvise(k, t, start, length, advice, *_):
-    return do_madvise(t.mm, start, length, _s64(advice) if advice >> 31 else advice)
+    advice = _s64(advice) if advice >> 31 else advice
+    mm = t.mm
+    if mm.users == 1:
+        return do_madvise(mm, start, length, advice)
+    if advice in _MADV_READ_LOCKED:
+        t_acq = mmap_read_lock(mm)
+        try:
+            return do_madvise(mm, start, length, advice)
+        finally:
+            mmap_read_unlock(mm, t_acq)
+    return mmap_write_locked(lambda k_, t_: do_madvise(mm, start, length, advice))(k, t)
 
 
 @syscall(26, 'msync')

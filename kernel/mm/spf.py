@@ -1,0 +1,262 @@
+"""mmap_lock in simulated time, VMA sequence counts, and speculative page faults.
+
+The classic fault path takes mmap_lock for read; mmap/munmap/mprotect/mremap/brk take it for write and
+bump the sequence count of every VMA they change (vm_write_begin/end). handle_speculative_fault
+resolves a fault without mmap_lock, as the SPF series does: find the VMA under the VMA-tree lock, check
+the VMA (supported kind, anon_vma, access), check the page tables exist, then at pte_map_lock time
+check that the VMA's sequence count and the PMD did not change and trylock the PTE lock. Any conflict
+aborts (counted as spf_<reason>) and the caller falls back to the classic path.
+
+Host execution of a kernel path is atomic, so "concurrently" means overlapping in simulated time with
+another CPU's hold (kernel/locking.py). The work a speculative fault does before pte_map_lock is known
+from the handler it is about to run, so the check happens up front and an aborted attempt is billed
+for the work it wasted.
+"""
+from kernel.locking import RwSemaphore, SpinLock, SeqCount
+from kernel.mm.mm_types import FAULT_FLAG_SPECULATIVE, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VmFault
+from kernel.mm.page_alloc import PG_anon, PG_locked, PG_uptodate
+from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_to_swp_entry
+from kernel.mm.vma import VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_PFNMAP, VM_SHARED
+
+SPF_ABORTS = ('spf_vma_changed', 'spf_vma_noanon', 'spf_vma_notsup', 'spf_vma_access', 'spf_pmd_changed',
+              'spf_pte_lock', 'spf_swap_notcached', 'spf_page_lock', 'spf_file_notcached')
+
+
+class MmLocks:
+    """The locks of one mm: mmap_lock, the VMA-tree lock, PTE locks by table, PMD change history."""
+
+    def __init__(self):
+        self.mmap_lock = RwSemaphore('mmap_lock')
+        self.mm_rb = RwSemaphore('mm_rb_lock')
+        self.ptl = {}                  # physical address of a PTE table -> SpinLock
+        self.pmd_seq = {}              # va >> 21 -> SeqCount of that PMD entry (tables freed/installed)
+
+    def pte_lock(self, slot):
+        table = slot & ~0xFFF
+        lock = self.ptl.get(table)
+        if lock is None:
+            lock = self.ptl[table] = SpinLock()
+        return lock
+
+    def pmd_changes(self, va):
+        key = va >> 21
+        s = self.pmd_seq.get(key)
+        if s is None:
+            s = self.pmd_seq[key] = SeqCount()
+        return s
+
+
+def vma_seqcount(vma):
+    s = vma.seqcount
+    if s is None:
+        s = vma.seqcount = SeqCount()
+    return s
+
+
+def _lock_wait(mm, lock, until, t0):
+    """A CPU blocked on mmap_lock until `until` (a sleeping wait: idle time on that CPU)."""
+    k = mm.svc.sched
+    if until > t0:
+        k.lock_wait(until, lock.name)
+        lock.wait_cycles += until - t0
+        lock.contended += 1
+
+
+def _touch_lock_word(mm, lock):
+    """An atomic on the lock's count: if another CPU wrote it last, the cache line moves here first,
+    one transfer at a time (a contended lock word is a serialisation point of its own)."""
+    k = mm.svc.sched
+    cpu = k.cpu_id()
+    if lock.last_cpu is not None and lock.last_cpu != cpu:
+        t = k.now()
+        cost = mm.svc.cost('cacheline_transfer')
+        start = lock.line.wait(t, cpu)
+        mm.svc.charge_cycles(start - t + cost)
+        lock.line.holds.add(start, start + cost, cpu)
+        mm.svc.stats['lock_line_transfers'] += 1
+    lock.last_cpu = cpu
+
+
+def mmap_read_lock(mm):
+    """down_read(mmap_lock) at this CPU's time; returns the acquire time for the unlock."""
+    k = mm.svc.sched
+    lock = mm.locks.mmap_lock
+    t0 = k.now()
+    cpu = k.cpu_id()
+    _touch_lock_word(mm, lock)
+    _lock_wait(mm, lock, lock.read_wait(t0, cpu), t0)
+    mm.svc.charge('lock_acquire')
+    return k.now()
+
+
+def mmap_read_unlock(mm, t_acq):
+    k = mm.svc.sched
+    lock = mm.locks.mmap_lock
+    _touch_lock_word(mm, lock)
+    lock.readers.add(t_acq, k.now(), k.cpu_id())
+
+
+def mmap_write_lock(mm):
+    """down_write(mmap_lock): wait for readers and writers holding it; returns the request time."""
+    k = mm.svc.sched
+    lock = mm.locks.mmap_lock
+    t0 = k.now()
+    _touch_lock_word(mm, lock)
+    _lock_wait(mm, lock, lock.write_wait(t0, k.cpu_id()), t0)
+    mm.svc.charge('lock_acquire')
+    return t0, _vma_state(mm)
+
+
+def mmap_write_unlock(mm, token):
+    """up_write(mmap_lock): VMAs the writer changed or removed get their sequence count bumped."""
+    t0, before = token
+    k = mm.svc.sched
+    _touch_lock_word(mm, mm.locks.mmap_lock)
+    t1, cpu = k.now(), k.cpu_id()
+    mm.locks.mmap_lock.writers.add(t0, t1, cpu)
+    after = _vma_state(mm)
+    tree_changed = False
+    for key, (vma, fields) in before.items():
+        now = after.get(key)
+        if now is None or now[1] != fields:
+            vma_seqcount(vma).write(t0, t1, cpu)
+            tree_changed = True
+    for key, (vma, _fields) in after.items():
+        if key not in before:             # made by this writer (a split piece, a new mapping)
+            vma_seqcount(vma).write(t0, t1, cpu)
+            tree_changed = True
+    if tree_changed or len(after) != len(before):
+        # the tree itself is only written for the short rb-tree update at the end
+        mm.locks.mm_rb.writers.add(max(t0, t1 - mm.svc.cost('vma_modify')), t1, cpu)
+
+
+def _vma_state(mm):
+    return {id(v): (v, (v.vm_start, v.vm_end, v.vm_flags, v.vm_pgoff)) for v in mm.vmas}
+
+
+def note_pmd_change(mm, va, since=None):
+    """A PTE table under va's PMD was torn down (since `since`) or installed just now."""
+    k = mm.svc.sched
+    t = k.now()
+    mm.locks.pmd_changes(va).write(t - mm.svc.cost('pte_set') if since is None else since, t, k.cpu_id())
+
+
+def _work_before_pte_lock(mm, vma, pte, flags, page):
+    """Cycles a speculative handler spends before pte_map_lock (allocation, zeroing or copying)."""
+    cost = mm.svc.cost
+    if pte == 0:
+        if vma.anon:
+            return cost('page_alloc') + cost('page_zero') if flags & FAULT_FLAG_WRITE else 0
+        return cost('pagecache_lookup') + (cost('page_alloc') + cost('page_copy')
+                                           if flags & FAULT_FLAG_WRITE and not vma.vm_flags & VM_SHARED else 0)
+    if not pte & _PAGE_PRESENT:
+        return cost('pagecache_lookup')
+    if flags & FAULT_FLAG_WRITE and not pte & _PAGE_RW:
+        return 0 if page is not None and page.mapcount == 1 and page.flags & PG_anon else \
+            cost('page_alloc') + cost('page_copy')
+    return 0
+
+
+def handle_speculative_fault(mm, address, flags, access_ok):
+    """Try to resolve a fault without mmap_lock; returns (ret, vmf), or None to take the classic path.
+
+    access_ok(vma) tells whether the access is allowed by the VMA (arch code's access_error).
+    """
+    from kernel.mm.memory import handle_pte_fault
+    svc = mm.svc
+    k = svc.sched
+    cpu = k.cpu_id()
+    stats = svc.stats
+    t0 = k.now()
+    # get_vma under the VMA-tree lock: waits only for a writer updating the tree right now
+    rb = mm.locks.mm_rb
+    _lock_wait(mm, rb, rb.read_wait(t0, cpu), t0)
+    svc.charge('spf_vma_get')
+    vma = mm.vmas.find_vma(address)
+    if vma is None or vma.vm_start > address:
+        return None                       # no VMA (or stack growth): the classic path decides
+    ts = k.now()
+    seq = vma_seqcount(vma)
+
+    def abort(reason, wasted=0):
+        if wasted:
+            svc.charge_cycles(wasted)
+        stats[reason] += 1
+        return None
+    if seq.changed(ts, ts, cpu):
+        return abort('spf_vma_changed')
+    f = vma.vm_flags
+    if f & (VM_GROWSDOWN | VM_HUGETLB | VM_PFNMAP | VM_IO) or (not vma.anon and not svc.spf_file) or \
+            vma.vm_file is None and not vma.anon:
+        return abort('spf_vma_notsup')
+    if vma.anon and not vma.anon_vma:
+        return abort('spf_vma_noanon')    # anon_vma_prepare needs mmap_lock
+    if not access_ok(vma):
+        return abort('spf_vma_access')
+    slot = mm.pgtables.pte_slot(address, create=False)
+    if slot is None:
+        return abort('spf_vma_notsup')    # pmd_none: no PTE table yet (the walk gives up)
+    pte = svc.frames.phys.read64(slot)
+    page = None
+    if pte & _PAGE_PRESENT:
+        page = svc.frames.pages[pte >> 12 & ((1 << 40) - 1)]
+    elif pte:
+        # speculative do_swap_page: only a page already in the swap cache, locked with trylock
+        sc = svc.swapcache
+        page = sc.peek(pte_to_swp_entry(pte)[1]) if sc is not None else None
+        if page is None:
+            return abort('spf_swap_notcached')
+        if page.flags & PG_locked and getattr(page, 'io_done_at', 0) > ts:
+            return abort('spf_page_lock')
+    elif not vma.anon:
+        pc = svc.pagecache.peek(vma.vm_file.inode, vma.linear_page_index(address))
+        if pc is None or not pc.flags & PG_uptodate or pc.flags & PG_locked:
+            return abort('spf_file_notcached')   # __do_fault may sleep: not on the speculative path
+    t_lock = ts + _work_before_pte_lock(mm, vma, pte, flags, page)
+    # pte_map_lock: the VMA and the PMD must be unchanged, and the PTE lock free (trylock)
+    if seq.changed(ts, t_lock, cpu):
+        return abort('spf_vma_changed', t_lock - ts)
+    if mm.locks.pmd_changes(address).changed(t0, t_lock, cpu):
+        return abort('spf_pmd_changed', t_lock - ts)
+    ptl = mm.locks.pte_lock(slot)
+    if ptl.is_locked(t_lock, cpu):
+        return abort('spf_pte_lock', t_lock - ts)
+    vmf = VmFault(vma, address, flags | FAULT_FLAG_SPECULATIVE)
+    vmf.slot = slot
+    svc.charge('fault_handle')
+    ret = handle_pte_fault(mm, vmf)
+    if ret & VM_FAULT_RETRY:
+        return ret, vmf
+    t1 = k.now()
+    ptl.holds.add(max(ts, t1 - svc.cost('pte_set')), t1, cpu)
+    stats['spf'] += 1
+    if pte and not pte & _PAGE_PRESENT:
+        stats['swapin_speculative'] += 1         # speculative do_swap_page from the swap cache
+    return ret, vmf
+
+
+def pte_lock_classic(mm, slot):
+    """spin_lock of the PTE table in the classic path: spin (busy) until another CPU's hold ends."""
+    svc = mm.svc
+    k = svc.sched
+    cpu = k.cpu_id()
+    t = k.now()
+    ptl = mm.locks.pte_lock(slot)
+    until = ptl.wait(t, cpu)
+    if until > t:
+        svc.charge_cycles(until - t)      # spinning burns the cycles
+        svc.stats['pte_lock_spin_cycles'] += until - t
+    return ptl
+
+
+def pte_unlock_classic(mm, ptl):
+    svc = mm.svc
+    k = svc.sched
+    t1 = k.now()
+    ptl.holds.add(t1 - svc.cost('pte_set'), t1, k.cpu_id())
+
+
+def zap_hold(mm, slot, t0):
+    """zap_pte_range held the PTE lock of this table from t0 to now."""
+    k = mm.svc.sched
+    mm.locks.pte_lock(slot).holds.add(t0, k.now(), k.cpu_id())

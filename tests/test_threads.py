@@ -1,0 +1,102 @@
+"""Threads on several simulated CPUs, speculative page faults, and bad input to the thread calls."""
+import os
+
+import pytest
+
+from tests.conftest import BUILD, run_guest, run_native
+
+
+def _prog(name):
+    return os.path.join(BUILD, name)
+
+
+@pytest.mark.parametrize('cpus', [1, 4])
+def test_pthreads_program_matches_native(cpus):
+    args = ['4', '3000']
+    code, out, _ = run_native(_prog('threads'), args)
+    g = run_guest(_prog('threads'), args, cpus=cpus)
+    assert code == 0 and out.endswith(b'PASS\n')
+    assert g.result.exit_code == 0, g.result.report
+    assert g.stdout == out
+    s = g.result.stats
+    assert s['threads_created'] == 4 + 5 and s['nr_cpus'] == cpus
+    busy = [c for c in s['cpus'] if c['instructions']]
+    assert len(busy) == cpus          # every CPU ran guest code
+
+
+def test_threads_race_on_purpose_and_keep_invariants():
+    """Unlocked atomics and a mutex counter raced by 8 threads on 4 CPUs: totals must be exact."""
+    g = run_guest(_prog('threads'), ['8', '2000'], cpus=4)
+    assert g.result.exit_code == 0, g.result.report
+    assert b'counter 16000 (expect 16000)' in g.stdout and b'atomic 16000' in g.stdout
+
+
+def test_same_configuration_gives_the_same_simulated_results():
+    runs = [run_guest(_prog('ebizzy'), ['4', '1', '64', '16'], cpus=4).result.stats for _ in range(2)]
+    keys = ('cycles', 'instructions', 'page_faults', 'spf', 'spf_aborts', 'mmap_lock_wait_cycles', 'cpus')
+    assert [runs[0][k] for k in keys] == [runs[1][k] for k in keys]
+    assert runs[0]['spf'] > 0
+
+
+def test_speculative_faults_are_most_faults_and_off_with_no_spf():
+    on = run_guest(_prog('spfrace'), ['race', '300'], cpus=2)
+    off = run_guest(_prog('spfrace'), ['race', '300'], cpus=2, spf=False)
+    for g in (on, off):
+        assert g.result.exit_code == 0 and g.stdout == b'race done 1\n', g.result.report
+    s = on.result.stats
+    assert s['spf'] > 0.85 * s['page_faults']
+    # a chunk unmapped next to the one being faulted: the VMA changed, or its page table was locked
+    assert s['spf_aborts'].get('spf_vma_changed', 0) > 0
+    assert s['spf_aborts'].get('spf_pte_lock', 0) > 0
+    assert off.result.stats['spf'] == 0 and not off.result.stats['spf_aborts']
+
+
+def test_single_threaded_program_never_speculates():
+    g = run_guest(_prog('pagetouch'), ['4'], cpus=2)
+    assert g.result.stats['spf'] == 0 and not g.result.stats['spf_aborts']
+
+
+@pytest.mark.parametrize('mode,args,kw,reason', [
+    ('noanon', ['5'], {}, 'spf_vma_noanon'),
+    ('file', [], {}, 'spf_vma_notsup'),
+    ('access', [], {}, 'spf_vma_access'),
+])
+def test_abort_reason_provoked(mode, args, kw, reason):
+    g = run_guest(_prog('spfrace'), [mode] + args, cpus=2, **kw)
+    assert g.result.stats['spf_aborts'].get(reason, 0) >= 1, g.result.stats['spf_aborts']
+    if mode == 'access':
+        assert g.result.killed_by and 'SEGV_ACCERR' in g.result.report
+    else:
+        assert g.result.exit_code == 0, g.result.report
+
+
+def test_file_faults_speculate_with_the_2018_variant():
+    off = run_guest(_prog('spfrace'), ['file'], cpus=2).result.stats
+    on = run_guest(_prog('spfrace'), ['file'], cpus=2, spf_file=True).result.stats
+    assert on['spf'] > off['spf'] + 5
+    assert on['spf_aborts'].get('spf_vma_notsup', 0) < off['spf_aborts']['spf_vma_notsup']
+
+
+def test_speculative_do_swap_page():
+    g = run_guest(_prog('spfrace'), ['swap', '24'], cpus=2, ram=20 << 20, swap_bytes=64 << 20)
+    assert g.result.exit_code == 0 and g.stdout == b'swap ok 1\n', g.result.report
+    s = g.result.stats
+    assert s['pswpin'] > 0
+    assert s['spf_aborts'].get('spf_swap_notcached', 0) > 0         # not in the swap cache: classic path
+    assert g.machine.kernel.stats['swapin_speculative'] > 0                   # read-ahead pages: speculative
+
+
+def test_thread_bad_input():
+    code, native, _ = run_native(_prog('threadbad'))
+    g = run_guest(_prog('threadbad'), cpus=2)
+    assert code == 0 and g.result.exit_code == 0, g.result.report
+    assert g.stdout == native
+    assert b'futex_wait unmapped: -1 Bad address' in g.stdout
+    assert b'clone CLONE_THREAD without CLONE_SIGHAND: -1 Invalid argument' in g.stdout
+
+
+def test_deadlocked_threads_are_reported():
+    g = run_guest(_prog('deadlock'), cpus=2)
+    assert g.result.exit_code != 0
+    rep = g.result.report
+    assert rep.startswith('deadlock') and rep.count('futex_wait') >= 2

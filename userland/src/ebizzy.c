@@ -1,0 +1,94 @@
+/* An ebizzy-like benchmark (after ebizzy -mTRp): each thread repeatedly allocates a chunk with mmap,
+ * fills it, searches it for random keys, and unmaps it; "records" are searches done. Prints records per
+ * second of (simulated) time, measured with clock_gettime(CLOCK_MONOTONIC) like ebizzy's gettimeofday.
+ * usage: ebizzy THREADS MILLISECONDS CHUNK_KIB SEARCHES_PER_CHUNK */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static int nthreads = 4;
+static long chunk_bytes = 256 << 10;
+static double duration = 0.002;
+static int searches = 1024;
+static volatile int stop;
+static long records[64];
+static pthread_barrier_t start_barrier;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static unsigned long xorshift(unsigned long *s)
+{
+    unsigned long x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+static void *worker(void *arg)
+{
+    long id = (long)arg;
+    unsigned long seed = 0x9E3779B97F4A7C15UL * (id + 1);
+    size_t n = chunk_bytes / sizeof(unsigned long);
+    pthread_barrier_wait(&start_barrier);
+    while (!stop) {
+        unsigned long *mem = mmap(NULL, chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED) {
+            perror("mmap");
+            exit(1);
+        }
+        for (size_t i = 0; i < n; i += 512)      /* one store per page: the faults are the work */
+            mem[i] = xorshift(&seed);
+        for (int s = 0; s < searches; s++) {           /* search for keys (a record each) */
+            unsigned long key = mem[(xorshift(&seed) % (n / 512)) * 512];
+            for (size_t i = 0; i < n; i += 512)
+                if (mem[i] == key)
+                    break;
+            records[id]++;
+        }
+        munmap(mem, chunk_bytes);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        nthreads = atoi(argv[1]);
+    if (argc > 2)
+        duration = atoi(argv[2]) / 1000.0;
+    if (argc > 3)
+        chunk_bytes = atol(argv[3]) << 10;
+    if (argc > 4)
+        searches = atoi(argv[4]);
+    if (nthreads < 1 || nthreads > 64 || chunk_bytes < 4096 || searches < 1)
+        return 2;
+    pthread_t th[64];
+    pthread_barrier_init(&start_barrier, NULL, nthreads + 1);
+    for (long i = 0; i < nthreads; i++)
+        pthread_create(&th[i], NULL, worker, (void *)i);
+    pthread_barrier_wait(&start_barrier);
+    double t0 = now();
+    while (now() - t0 < duration) {
+        struct timespec ts = {0, 100000};        /* check every 100 us */
+        nanosleep(&ts, NULL);
+    }
+    stop = 1;
+    double t1 = now();
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(th[i], NULL);
+    long total = 0;
+    for (int i = 0; i < nthreads; i++)
+        total += records[i];
+    printf("threads %d chunk %ld KiB records %ld\n", nthreads, chunk_bytes >> 10, total);
+    printf("%ld records/s\n", (long)(total / (t1 - t0)));
+    return 0;
+}
