@@ -7,7 +7,8 @@ instruction and cycle sums equal the machine's counters. Kernel time (trap entry
 and lock waits included) is attributed to the function whose instruction trapped: faults by the
 faulting RIP, system calls by the function holding the `syscall` instruction.
 
-Call stacks (emu/unwind.py, return-address scanning) are taken at every trap, so kernel time and
+Call stacks (emu/unwind.py: the program's DWARF CFI, return-address scanning where there is none)
+are taken at every trap, so kernel time and
 faults are folded with their full guest stack and the kernel handler as the leaf (`name_[k]`). User
 cycles are exact per function but carry no call path (nothing is sampled while user code runs):
 they are folded as the function alone.
@@ -15,7 +16,7 @@ they are folded as the function alone.
 import collections
 
 from emu.symbols import Symbolizer, UNKNOWN
-from emu.unwind import unwind
+from emu.unwind import unwind_cfi
 from kernel.syscalls import SYSCALL_NAMES
 from kernel.tracepoints import Tracepoints
 
@@ -87,8 +88,9 @@ class Profiler(Tracepoints):
         if not self.stacks:
             return (sym.name(rip),)
         cpu = self.kernel.cpu
-        frames = unwind(sym, self.kernel.current.umem.read_code, rip, cpu.read_reg('rsp'))
-        return tuple(sym.name(a) for a in reversed(frames))
+        frames = unwind_cfi(sym, sym.cfi, self.kernel.current.umem.read_code, rip, cpu.read_reg('rsp'),
+                            cpu.read_reg('rbp'))
+        return sym.frame_names(frames)
 
     def _enter(self, rip):
         self._open[getattr(self.kernel.cpu, 'index', 0)] = (self.kernel.now(), rip, self._stack(rip))

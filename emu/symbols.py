@@ -28,9 +28,25 @@ class Symbolizer:
         self._entries = entries
         self._starts = [e[0] for e in entries]
         self._func_starts = set(self._starts)
-        self.text_lo = entries[0][0] if entries else 0
-        self.text_hi = max((s + max(n, 1) for s, n, _ in entries), default=0)
+        prog = [(s, n) for s, n, _ in entries if not base <= s < self.vdso_end]
+        self.text_lo = min((s for s, _ in prog), default=0)
+        self.text_hi = max((s + max(n, 1) for s, n in prog), default=0)
         self._cache = {}
+        self._kernel = kernel
+        self._cfi = None
+
+    @property
+    def cfi(self):
+        """The program's call-frame information (emu/cfi.py), read once from its executable."""
+        if self._cfi is None:
+            from emu.cfi import CfiTable
+            self._cfi = CfiTable(b'')
+            data = _read_executable(self._kernel, self.task)
+            if data:
+                is_dyn = data[16:18] == b'\x03\x00'           # e_type ET_DYN: loaded at the PIE base
+                from kernel.loader import ELF_ET_DYN_BASE
+                self._cfi = CfiTable(data, ELF_ET_DYN_BASE if is_dyn else 0)
+        return self._cfi
 
     def lookup(self, addr):
         """(name, start) of the symbol containing addr, or None."""
@@ -55,9 +71,24 @@ class Symbolizer:
         hit = self.lookup(addr)
         return hit[0] if hit else UNKNOWN
 
+    def frame_names(self, frames):
+        """Names of unwound frames [pc, return address, ...] outermost first (a return address is
+        named by its call instruction, ret - 1)."""
+        return tuple([self.name(a - 1) for a in reversed(frames[1:])] + [self.name(frames[0])])
+
     def is_func_start(self, addr):
         return addr in self._func_starts
 
     def maybe_code(self, addr):
         """A cheap first test for stack scanning: addr lies in the span of known code."""
         return self.text_lo <= addr < self.text_hi or self.vdso_base <= addr < self.vdso_end
+
+
+def _read_executable(kernel, task):
+    """The bytes of the task's executable as exec read them (straight from the filesystem: no
+    simulated I/O, nothing in the page cache changes), or None."""
+    try:
+        inode = kernel.vfs.lookup(task.exe_path)
+        return b''.join(inode.read_page(i) for i in range((inode.size + 4095) // 4096))
+    except Exception:
+        return None
