@@ -15,6 +15,7 @@ from kernel.arch.fault import access_str
 from kernel.syscalls import SYSCALL_NAMES
 from kernel.tracepoints import Tracepoints
 
+_encode = json.JSONEncoder(separators=(',', ':')).encode
 PID_CPUS = 1
 PID_DISK = 2
 
@@ -52,7 +53,7 @@ class ChromeTrace(Tracepoints):
         return round(cycles * 1e6 / self.freq, 4)
 
     def _emit(self, ev):
-        self.f.write(('' if self._first else ',\n') + json.dumps(ev, separators=(',', ':')))
+        self.f.write(('' if self._first else ',\n') + _encode(ev))
         self._first = False
         self.count += 1
 
