@@ -10,8 +10,11 @@ faulting RIP, system calls by the function holding the `syscall` instruction.
 Call stacks (emu/unwind.py: the program's DWARF CFI, return-address scanning where there is none)
 are taken at every trap, so kernel time and
 faults are folded with their full guest stack and the kernel handler as the leaf (`name_[k]`). User
-cycles are exact per function but carry no call path (nothing is sampled while user code runs):
-they are folded as the function alone.
+cycles are exact per function; their call paths come from samples: every `sample_insns` guest
+instructions the CPU is stopped at a block boundary (the run is split into shorter emu_start calls,
+which changes no count and no timing) and the stack is unwound. Each function's exact cycles are
+split over the call paths it was sampled in, in proportion to the samples; a function never sampled
+is folded as itself alone.
 """
 import collections
 
@@ -41,7 +44,7 @@ class FuncStats:
 class Profiler(Tracepoints):
     """Attach to a Machine before it runs; call finish() after."""
 
-    def __init__(self, machine, stacks=True):
+    def __init__(self, machine, stacks=True, sample_insns=100_000):
         self.machine = machine
         self.kernel = machine.kernel
         self.stacks = stacks
@@ -54,9 +57,39 @@ class Profiler(Tracepoints):
         self._sym = None
         self._sym_task = None
         self._cpus = _machine_cpus(machine)
+        self.samples = collections.Counter()         # sampled user stack (outermost first) -> samples
         for cpu in self._cpus:
             cpu.counter.set_block_sink(lambda counts, partials, cpu=cpu: self._harvest(cpu, counts, partials))
+            if stacks and sample_insns:
+                self._sample_every(cpu, sample_insns)
         self.finished = False
+
+    # ---- user call paths: samples at block boundaries -----------------------------------------
+    def _sample_every(self, cpu, every):
+        """Split each cpu.run(budget) into runs of `every` instructions and sample between them."""
+        if not hasattr(cpu, '_stopped'):
+            return                      # a CPU without the stop flag: no sampling (exact figures stay)
+        orig = cpu.run
+
+        def run(budget=None):
+            end = None if budget is None else cpu.insns + budget
+            while True:
+                chunk = every if end is None else min(every, end - cpu.insns)
+                if chunk <= 0:
+                    return
+                orig(chunk)
+                if cpu._stopped or (end is not None and cpu.insns >= end):
+                    return
+                self._sample(cpu)
+        cpu.run = run
+
+    def _sample(self, cpu):
+        task = self.kernel.current
+        if task is None or task.exited:
+            return
+        sym = self.symbolizer()
+        frames = unwind_cfi(sym, sym.cfi, task.umem.read_code, cpu.rip, cpu.read_reg('rsp'), cpu.read_reg('rbp'))
+        self.samples[sym.frame_names(frames)] += 1
 
     # ---- user time: per-block counts from the native counter ---------------------------------
     def _harvest(self, cpu, counts, partials):
@@ -139,6 +172,7 @@ class Profiler(Tracepoints):
             for cpu in self._cpus:
                 cpu.counter.harvest()
                 cpu.counter.set_block_sink(None)
+                cpu.__dict__.pop('run', None)        # the sampling wrapper
             self.finished = True
 
     def functions(self):
@@ -162,16 +196,34 @@ class Profiler(Tracepoints):
             f.user_cycles = int(round(f.user_cycles))
         return dict(out)
 
+    def user_stacks(self):
+        """{stack: user cycles}: each function's exact cycles split over its sampled call paths."""
+        by_leaf = collections.defaultdict(list)
+        for stack, n in self.samples.items():
+            by_leaf[stack[-1]].append((stack, n))
+        out = collections.Counter()
+        for name, f in self.functions().items():
+            total = f.user_cycles
+            paths = sorted(by_leaf.get(name, ()))
+            if total <= 0:
+                continue
+            if not paths:
+                out[(name,)] += total
+                continue
+            nsamples = sum(n for _, n in paths)
+            shares = [(total * n // nsamples, stack) for stack, n in paths]
+            left = total - sum(c for c, _ in shares)
+            for i, (c, stack) in enumerate(shares):
+                out[stack] += c + (left if i == 0 else 0)     # the rounding remainder: sums stay exact
+        return out
+
     def folded(self, event='cycles'):
         """Folded stacks `a;b;c count` lines: 'cycles' (user per function + kernel with stacks) or
         'faults' (page faults with stacks)."""
         if event == 'faults':
             items = self.fault_stacks.items()
         else:
-            user = collections.Counter()
-            for name, f in self.functions().items():
-                if f.user_cycles:
-                    user[(name,)] += f.user_cycles
+            user = self.user_stacks()
             items = list(user.items()) + list(self.kernel_stacks.items())
         lines = ['%s %d' % (';'.join(s.replace(';', ':').replace(' ', '_') for s in stack), n)
                  for stack, n in sorted(items) if n > 0]

@@ -27,7 +27,9 @@ def add_options(p, cmd):
                        '"-" to skip)')
         p.add_argument('--folded-faults', metavar='FILE', help='folded stacks of page faults (counts)')
         p.add_argument('--top', type=_positive, default=30, help='rows of the table (default 30)')
-        p.add_argument('--no-stacks', action='store_true', help='do not unwind guest stacks at traps')
+        p.add_argument('--no-stacks', action='store_true', help='do not unwind guest stacks (traps and samples)')
+        p.add_argument('--sample-insns', type=_non_negative, default=100_000, metavar='N',
+                       help='sample the user call stack every N guest instructions (default 100000; 0: never)')
 
 
 def _positive(s):
@@ -37,6 +39,16 @@ def _positive(s):
         raise argparse.ArgumentTypeError('not a number: %r' % s)
     if v <= 0:
         raise argparse.ArgumentTypeError('must be positive')
+    return v
+
+
+def _non_negative(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError('not a number: %r' % s)
+    if v < 0:
+        raise argparse.ArgumentTypeError('must not be negative')
     return v
 
 
@@ -51,7 +63,7 @@ class RunTools:
         observers = []
         if getattr(a, 'cmd', None) == 'profile':
             from emu.profile import Profiler
-            self.profiler = Profiler(machine, stacks=not a.no_stacks)
+            self.profiler = Profiler(machine, stacks=not a.no_stacks, sample_insns=getattr(a, 'sample_insns', 100_000))
             observers.append(self.profiler)
         if getattr(a, 'trace', None):
             from emu.trace import ChromeTrace

@@ -261,21 +261,32 @@ def test_trace_and_profile_bad_output_paths_are_one_line_errors(userland, tmp_pa
     assert p.returncode == 2 and b'Traceback' not in p.stderr
 
 
-def test_tracing_changes_no_counter(userland, tmp_path):
-    """Attaching the profiler and the trace writer leaves every counter of the run as it was."""
-    prog = os.path.join(userland, 'readahead')
-    plain = _machine(MOUNT)
-    a = plain.run(prog, ['readahead', '/data/big.bin'], []).stats
-    m = _machine(MOUNT)
+def test_tracing_and_sampling_change_no_counter(userland, tmp_path):
+    """Attaching the profiler (sampling every 50000 instructions) and the trace writer leaves every
+    counter of the run as it was; the sampled call paths split each function's exact cycles."""
+    prog = os.path.join(userland, 'compute')
+    plain = _machine()
+    a = plain.run(prog, ['compute', '1'], []).stats
+    m = _machine()
     from emu.tools import RunTools
     import argparse
     tools = RunTools(m, argparse.Namespace(cmd='profile', trace=str(tmp_path / 't.json'), progress=False,
-                                           no_stacks=False), 'readahead')
+                                           no_stacks=False, sample_insns=50_000), 'compute')
     assert m.kernel.tracer is not None and m.kernel.blockdev.tracer is m.kernel.tracer
-    res = m.run(prog, ['readahead', '/data/big.bin'], [])
+    res = m.run(prog, ['compute', '1'], [])
     tools.close(res)
     assert res.stats == a
     assert plain.kernel.tracer is None and plain.kernel.blockdev.tracer is None
+    prof = tools.profiler
+    assert sum(prof.samples.values()) >= a['instructions'] // 50_000 - 2
+    user = prof.user_stacks()
+    assert sum(user.values()) == a['guest_cycles']
+    funcs = prof.functions()
+    crc = 'crc32_update.constprop.0'
+    assert sum(n for s, n in user.items() if s[-1] == crc) == funcs[crc].user_cycles > 0
+    main_path = ('_start', '__libc_start_main_impl', '__libc_start_call_main', 'main')
+    assert user[main_path + (crc,)] == funcs[crc].user_cycles      # compute's crc loop runs under main only
+    assert 'main' not in [s[-1] for s in user if len(s) == 1]        # main was sampled: it has its path
 
 
 # ---- progress --------------------------------------------------------------------------------------
