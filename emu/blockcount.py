@@ -11,6 +11,13 @@ less than one block, and every emu_start makes progress.
 State array (uint64) shared with the native code:
   0 insns   1 budget (stop when insns >= budget)   2 &uc_emu_stop   3 table   4 mask
   5 miss callback   6 last block addr   7 last block size   8 blocks   9 last value   10 cycles
+  11 per-slot execution counts (0: not counting)   12 slot the miss callback filled
+
+Per-block execution counts (for `faultlab profile`) are off by default: with st[11] == 0 the hook
+pays one load and one branch. When on, st[11] points at an array parallel to the hash table and the
+hook increments the slot of every block it counts (not one it stops at). The counts are handed to a
+sink (`set_block_sink`) before the table is cleared and when `harvest()` is called, together with
+the blocks a fault cut short (`uncount`), so a profiler can attribute exact cycles per instruction.
 """
 import ctypes
 import mmap
@@ -21,7 +28,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.unicorn_py3.arch.types import uc_hook_h
 
 ST_INSNS, ST_BUDGET, ST_STOP, ST_TABLE, ST_MASK, ST_MISS, ST_LAST_ADDR, ST_LAST_SIZE, ST_BLOCKS, \
-    ST_LAST_VALUE, ST_CYCLES = range(11)
+    ST_LAST_VALUE, ST_CYCLES, ST_COUNTS, ST_MISS_SLOT = range(13)
 
 # void hook(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uint32_t size /*edx*/, uint64_t *st /*rcx*/)
 _HOOK_ASM = """
@@ -61,6 +68,11 @@ account:
     add [rcx], rdx
     shr rax, 32
     add [rcx+80], rax
+    mov rax, [rcx+88]
+    test rax, rax
+    jz done
+    inc qword ptr [rax+r10*8]
+done:
     ret
 stop:
     jmp qword ptr [rcx+16]
@@ -73,6 +85,7 @@ miss:
     add rsp, 8
     pop rdi
     pop rcx
+    mov r10, [rcx+96]
     jmp account
 """
 
@@ -99,6 +112,9 @@ class NativeBlockCounter:
         st[ST_MASK] = self._entries - 1
         self._describe = describe_block
         self.error = None
+        self._counts = None             # per-slot execution counts while a block sink is set
+        self._sink = None
+        self._partials = None           # {(addr, size, n): times the last n insns did not retire}
         self._miss_cb = MISS_CB(self._miss)
         st[ST_MISS] = ctypes.cast(self._miss_cb, ctypes.c_void_p).value
         h = uc_hook_h()
@@ -135,12 +151,51 @@ class NativeBlockCounter:
             self._used += 1
         self._table[2 * i] = key
         self._table[2 * i + 1] = value
+        self.st[ST_MISS_SLOT] = i
         return value
 
     def clear(self):
         """Forget every block (code changed, or the table is getting full)."""
+        if self._sink is not None:
+            self.harvest()
         ctypes.memset(self._table, 0, ctypes.sizeof(self._table))
         self._used = 0
+
+    # per-block execution counts (profiling)
+    def set_block_sink(self, sink):
+        """Count executions per block and hand them to sink(counts, partials); None turns counting off.
+
+        counts: [(addr, size, executions)]; partials: [(addr, size, n, times)], n being how many
+        instructions at the end of the block did not retire (a fault cut it), `times` times.
+        """
+        if sink is None:
+            if self._sink is not None:
+                self.harvest()
+            self.st[ST_COUNTS] = 0
+            self._sink = self._counts = self._partials = None
+            return
+        if self._sink is None:
+            self._counts = (ctypes.c_uint64 * self._entries)()
+            self._partials = {}
+            self.st[ST_COUNTS] = ctypes.addressof(self._counts)
+        self._sink = sink
+
+    def harvest(self):
+        """Hand the counts gathered so far to the sink and zero them."""
+        if self._sink is None:
+            return
+        counts = memoryview(self._counts).cast('B').cast('Q')
+        table = memoryview(self._table).cast('B').cast('Q')
+        out = []
+        for i, n in enumerate(counts):
+            if n:
+                key = table[2 * i]
+                out.append((key & 0xFFFFFFFFFFFF, key >> 48, n))
+        ctypes.memset(self._counts, 0, ctypes.sizeof(self._counts))
+        partials = [k + (v,) for k, v in self._partials.items()]
+        self._partials.clear()
+        if out or partials:
+            self._sink(out, partials)
 
     # counters
     @property
@@ -163,6 +218,9 @@ class NativeBlockCounter:
         """Take back instructions that were counted but did not retire (a fault cut the block)."""
         self.st[ST_INSNS] -= insns
         self.st[ST_CYCLES] -= cycles
+        if self._partials is not None and insns:
+            k = (self.st[ST_LAST_ADDR], self.st[ST_LAST_SIZE], insns)
+            self._partials[k] = self._partials.get(k, 0) + 1
 
     def set_budget(self, insns_from_now):
         self.st[ST_BUDGET] = NO_LIMIT if insns_from_now is None else self.st[ST_INSNS] + insns_from_now

@@ -60,8 +60,17 @@ def build_parser():
     _add_machine_options(r)
     r.add_argument('--stats', action='store_true', help='print perf-stat-like counters to stderr at exit')
     r.add_argument('--stats-json', metavar='FILE', help='write the counters as JSON')
+    from emu.tools import add_options as _add_tool_options
+    _add_tool_options(r, 'run')
     r.add_argument('program')
     r.add_argument('args', nargs=argparse.REMAINDER)
+    for name, what in (('stat', 'run a program and print perf-stat-like counters of the simulated machine'),
+                       ('profile', 'run a program and attribute cycles and page faults to its functions')):
+        t = sub.add_parser(name, help=what)
+        _add_machine_options(t)
+        _add_tool_options(t, name)
+        t.add_argument('program')
+        t.add_argument('args', nargs=argparse.REMAINDER)
     c = sub.add_parser('costs', help='print the cycle cost table')
     c.add_argument('--costs', metavar='FILE')
     b = sub.add_parser('bench', help='benchmarks')
@@ -149,18 +158,32 @@ def cmd_run(a):
         return EXIT_USAGE
     env = DEFAULT_ENV + a.env
     argv = [os.path.basename(a.program)] + a.args
+    from emu.tools import RunTools
+    try:
+        tools = RunTools(m, a, ' '.join([a.program] + a.args))
+    except OSError as e:
+        print('faultlab: cannot write %s: %s' % (e.filename, e.strerror), file=sys.stderr)
+        return EXIT_USAGE
+    res = None
     try:
         res = m.run(a.program, argv, env, max_insns=a.max_insns, max_sim_seconds=a.max_sim_time,
                     wall_timeout=a.timeout)
     except ExecError as e:
         print('faultlab: cannot run %s' % e, file=sys.stderr)
         return 126 if e.errno in (13,) else 127 if e.errno == 2 else 126
+    finally:
+        tools.close(res)
     sys.stdout.flush()
     if res.report:
         print('faultlab: %s[%d] %s' % (argv[0], 1, res.report), file=sys.stderr)
-    if a.stats:
+    try:
+        tools.report(res)
+    except OSError as e:
+        print('faultlab: cannot write %s: %s' % (e.filename, e.strerror), file=sys.stderr)
+        return EXIT_USAGE
+    if getattr(a, 'stats', False):
         sys.stderr.write(format_stats(res.stats, ' '.join([a.program] + a.args)))
-    if a.stats_json:
+    if getattr(a, 'stats_json', None):
         with open(a.stats_json, 'w') as f:
             json.dump(dict(res.stats, exit_code=res.exit_code,
                            killed_by=res.killed_by[1] if res.killed_by else None), f, indent=2)
@@ -190,7 +213,8 @@ def main(argv=None):
     ap = build_parser()
     a = ap.parse_args(argv)
     try:
-        return {'run': cmd_run, 'costs': cmd_costs, 'bench': cmd_bench}[a.cmd](a)
+        return {'run': cmd_run, 'stat': cmd_run, 'profile': cmd_run, 'costs': cmd_costs,
+                'bench': cmd_bench}[a.cmd](a)
     except KeyboardInterrupt:
         print('faultlab: interrupted', file=sys.stderr)
         return 130

@@ -159,6 +159,10 @@ class Cpu:
         self._blocks[(addr, size)] = priced
         return len(priced), int(sum(c for _, c in priced))
 
+    def block_insn_costs(self, addr, size):
+        """[(insn address, cycles)] of a block the counter has described, or None (profiling)."""
+        return self._blocks.get((addr, size))
+
     def _uncount_from(self, rip):
         """A trap at rip: the instructions of the current block from rip on did not retire."""
         addr, size = self.counter.last_block()

@@ -29,6 +29,7 @@ from kernel.mm.vmscan import LruLists, Reclaim
 from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
 from kernel.sched import Scheduler
 from kernel.task import Task
+from kernel.tracepoints import FaultInfo
 from kernel.uaccess import UserMemory
 
 SIGILL, SIGTRAP, SIGFPE, SIGKILL = 4, 5, 8, 9
@@ -38,6 +39,20 @@ _EXC_SIGNALS = {0: (SIGFPE, 'divide error'), 1: (SIGTRAP, 'debug trap'), 3: (SIG
                 12: (SIGBUS, 'stack-segment fault'), 13: (SIGSEGV, 'general protection fault'),
                 16: (SIGFPE, 'x87 floating-point error'), 17: (SIGBUS, 'alignment check'),
                 19: (SIGFPE, 'SIMD floating-point exception')}
+
+
+def _fault_info(res, fixed, nowait):
+    """The FaultInfo a tracer gets for one handled page fault."""
+    if fixed:
+        outcome = 'fixup'
+    elif res.signal:
+        outcome = 'signal'
+    elif res.ret & VM_FAULT_RETRY:
+        outcome = 'retry'
+    else:
+        outcome = 'major' if res.ret & VM_FAULT_MAJOR else 'minor'
+    handler = 'vdso extable fixup' if fixed else (res.vmf.handler or 'other') if res.vmf is not None else None
+    return FaultInfo(outcome, handler, bool(nowait), res)
 
 
 class KernelConfig:
@@ -78,6 +93,7 @@ class Kernel:
         self.stats = collections.Counter()
         self.fault_breakdown = {}       # handler -> Counter of cost names (cycles) + 'count'
         self._fault_rec = None
+        self.tracer = None              # kernel.tracepoints observer (None: no tracing, no cost)
         self.events = EventQueue()
         self.frames = FrameAllocator(phys)
         self.blockdev = BlockDevice(config.disk, costs.freq_hz, self.events)
@@ -135,6 +151,8 @@ class Kernel:
         """The current task sleeps until simulated time `when`; the CPU idles meanwhile."""
         now = self.now()
         if when > now:
+            if self.tracer is not None:
+                self.tracer.wait(self, why, now, when)
             self.idle_cycles += when - now
             if why == 'io':
                 self.iowait_cycles += when - now
@@ -150,6 +168,8 @@ class Kernel:
         """This CPU sleeps on a kernel lock (mmap_lock) until `until`."""
         now = self.now()
         if until > now:
+            if self.tracer is not None:
+                self.tracer.lock_wait(self, what, now, until)
             self.idle_cycles += until - now
             self.sched.this_rq.lock_wait_cycles += until - now
             self.stats[what + '_wait_cycles'] += until - now
@@ -160,6 +180,11 @@ class Kernel:
 
     def run_events(self):
         self.events.run_due(self.now())
+
+    def set_tracer(self, tracer):
+        """Attach a kernel.tracepoints observer to the kernel and its block device (None detaches)."""
+        self.tracer = tracer
+        self.blockdev.tracer = tracer
 
     def next_event_time(self):
         """When the next pending event (an I/O completion) happens; now if there is none."""
@@ -352,6 +377,9 @@ class Kernel:
     def page_fault(self, rip, address, error_code):
         """#PF from user mode: account, call do_user_addr_fault, deliver a signal if it fails."""
         task = self.current
+        tr = self.tracer
+        if tr is not None:
+            tr.page_fault_entry(self, rip, address, error_code)
         self.run_events()          # I/O that completed while user code ran (its interrupts)
         t0 = self.kcycles + self.idle_cycles
         rec = self._fault_rec = collections.Counter()
@@ -391,6 +419,8 @@ class Kernel:
         if self.frames.stale_code:
             self.frames.stale_code = False
             self.cpu.uc.ctl_flush_tb()
+        if tr is not None:
+            tr.page_fault_exit(self, rip, address, error_code, _fault_info(res, fixed, extra))
         if res.signal == -1:
             self.oom_kill(task, 'page fault at %#x' % address)
         elif res.signal:
@@ -448,6 +478,8 @@ class Kernel:
             'context_switches': sum(rq.nr_switches for rq in rqs),
             'spf': self.stats['spf'],
             'spf_aborts': {k: v for k, v in sorted(self.stats.items()) if k.startswith('spf_') and v},
+            'spf_abort': sum(v for k, v in self.stats.items() if k.startswith('spf_')),
+            'tlb_shootdowns': self.stats['tlb_shootdowns'],
             'mmap_lock_wait_cycles': int(self.stats['mmap_lock_wait_cycles']),
             'freq_hz': self.costs.freq_hz,
             'sim_seconds': self.costs.seconds(total),

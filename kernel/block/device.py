@@ -35,6 +35,7 @@ class BlockDevice:
         self.events = events
         self.capacity_blocks = capacity_blocks
         self.stats = BlockStats()
+        self.tracer = None              # kernel.tracepoints observer (block_rq_issue), None: off
         self._slots = [0] * self.params.queue_depth   # min-heap of times each slot becomes free
         self._last_start = 0
         f = Fraction(freq_hz) if isinstance(freq_hz, int) else _exact(freq_hz)
@@ -70,6 +71,8 @@ class BlockDevice:
         st.inflight += 1
         st.max_inflight = max(st.max_inflight, st.inflight)
         self.events.schedule(complete, lambda _when, r=req: self._end_request(r))
+        if self.tracer is not None:
+            self.tracer.block_rq_issue(req)
         return req
 
     def _end_request(self, req):

@@ -36,6 +36,9 @@ def dispatch(kernel, task):
     """Entry from the CPU's syscall hook: read the arguments, run the handler, set RAX."""
     g = kernel.cpu.gpr
     nr = g[0]
+    tr = kernel.tracer
+    if tr is not None:
+        tr.syscall_entry(kernel, task, nr)
     kernel.run_events()
     kernel.charge('syscall_entry')
     kernel.charge('syscall_dispatch')
@@ -53,6 +56,8 @@ def dispatch(kernel, task):
         g[0] = ret & MASK64
     kernel.charge('syscall_exit')
     kernel.run_events()
+    if tr is not None:
+        tr.syscall_exit(kernel, task, nr, None if ret is BLOCKED else ret)
     kernel.sched.check_preempt()
 
 

@@ -1,0 +1,114 @@
+"""The observation tools of one run (trace, profile, progress), attached from command-line options.
+
+`faultlab run`, `faultlab stat` and `faultlab profile` share this: build the tools before the run,
+attach them as the kernel's tracer, and after the run close them and write their reports.
+"""
+import argparse
+import sys
+
+from kernel.tracepoints import TracepointTee
+
+
+def add_options(p, cmd):
+    """The options of `run`, `stat` and `profile` that drive these tools."""
+    p.add_argument('--trace', metavar='FILE.json', help='write a Chrome/Perfetto trace (JSON trace events) '
+                   'of faults, system calls, waits and disk requests in simulated time')
+    g = p.add_mutually_exclusive_group()
+    g.add_argument('--progress', dest='progress', action='store_const', const=True, default=None,
+                   help='show progress (default: only when stderr is a terminal)')
+    g.add_argument('--no-progress', dest='progress', action='store_const', const=False)
+    if cmd == 'stat':
+        p.add_argument('-o', '--output', metavar='FILE', help='write the counters to FILE instead of stderr')
+        p.add_argument('-x', '--field-separator', metavar='SEP', help='CSV-like output: value SEP unit SEP event')
+    if cmd == 'profile':
+        p.add_argument('-o', '--output', metavar='FILE', help='write the table to FILE instead of stderr')
+        p.add_argument('--folded', metavar='FILE', default='faultlab.folded',
+                       help='folded stacks of simulated cycles for flame graphs (default faultlab.folded; '
+                       '"-" to skip)')
+        p.add_argument('--folded-faults', metavar='FILE', help='folded stacks of page faults (counts)')
+        p.add_argument('--top', type=_positive, default=30, help='rows of the table (default 30)')
+        p.add_argument('--no-stacks', action='store_true', help='do not unwind guest stacks (traps and samples)')
+        p.add_argument('--sample-insns', type=_non_negative, default=100_000, metavar='N',
+                       help='sample the user call stack every N guest instructions (default 100000; 0: never)')
+
+
+def _positive(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError('not a number: %r' % s)
+    if v <= 0:
+        raise argparse.ArgumentTypeError('must be positive')
+    return v
+
+
+def _non_negative(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError('not a number: %r' % s)
+    if v < 0:
+        raise argparse.ArgumentTypeError('must not be negative')
+    return v
+
+
+class RunTools:
+    """What is attached to one Machine for one run."""
+
+    def __init__(self, machine, a, command):
+        self.machine = machine
+        self.a = a
+        self.command = command
+        self.trace = self.profiler = self.progress = None
+        observers = []
+        if getattr(a, 'cmd', None) == 'profile':
+            from emu.profile import Profiler
+            self.profiler = Profiler(machine, stacks=not a.no_stacks, sample_insns=getattr(a, 'sample_insns', 100_000))
+            observers.append(self.profiler)
+        if getattr(a, 'trace', None):
+            from emu.trace import ChromeTrace
+            self.trace = ChromeTrace(a.trace, machine, command)      # OSError for a bad path
+            observers.append(self.trace)
+        from emu import progress
+        if progress.wanted(flag=getattr(a, 'progress', None)):
+            self.progress = progress.Progress(machine)
+            observers.append(self.progress)
+            self.progress.start()
+        if observers:
+            machine.kernel.set_tracer(observers[0] if len(observers) == 1 else TracepointTee(observers))
+
+    def close(self, result=None):
+        """Stop the progress line, complete the trace file, collect the profile."""
+        if self.progress is not None:
+            self.progress.close()
+        if self.trace is not None:
+            self.trace.close(result)
+        if self.profiler is not None:
+            self.profiler.finish()
+
+    def report(self, result):
+        """Write what `stat` / `profile` print once the run is over."""
+        a = self.a
+        if a.cmd == 'stat':
+            from emu.stat import format_stat, format_stat_csv
+            text = format_stat_csv(result.stats, a.field_separator) if a.field_separator \
+                else format_stat(result.stats, self.command)
+            _write(a.output, text)
+        elif a.cmd == 'profile':
+            from emu.profile import format_profile
+            text = format_profile(self.profiler, result.stats, self.command, a.top)
+            notes = []
+            for path, event in ((a.folded, 'cycles'), (a.folded_faults, 'faults')):
+                if path and path != '-':
+                    with open(path, 'w') as f:
+                        f.write(self.profiler.folded(event))
+                    notes.append('folded stacks of %s written to %s' % (event, path))
+            _write(a.output, text + ''.join('  %s\n' % n for n in notes))
+
+
+def _write(path, text):
+    if path:
+        with open(path, 'w') as f:
+            f.write(text)
+    else:
+        sys.stderr.write(text)

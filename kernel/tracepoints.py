@@ -1,0 +1,78 @@
+"""Tracepoints: where the kernel tells an optional observer what it does (like Linux's trace events).
+
+`kernel.tracer` (and `blockdev.tracer`) is None by default: every call site tests it and does nothing
+else, so tracing costs nothing unless a tool attaches one (`Kernel.set_tracer`). An observer
+subclasses `Tracepoints` and overrides what it needs; `TracepointTee` fans out to several.
+Times are simulated cycles of the current CPU's clock (`kernel.now()`).
+
+  page_fault_entry(kernel, rip, address, error_code)     #PF taken, before any kernel work
+  page_fault_exit(kernel, rip, address, error_code, info) #PF handled; info: FaultInfo
+  syscall_entry(kernel, task, nr)                         after the syscall instruction trapped
+  syscall_exit(kernel, task, nr, ret)                     before returning to user mode
+  wait(kernel, why, start, end)                           the task slept ('io', 'sleep', ...)
+  lock_wait(kernel, lock, start, end)                     waited for a kernel lock (e.g. 'mmap_lock')
+  block_rq_issue(req)                                     a disk request was queued (times known)
+"""
+
+
+class FaultInfo:
+    """How one page fault ended (what `page_fault_exit` receives)."""
+    __slots__ = ('outcome', 'handler', 'nowait', 'ret', 'signal', 'vmf', 'vma', 'reason')
+
+    def __init__(self, outcome, handler, nowait, res):
+        self.outcome = outcome        # 'minor', 'major', 'retry', 'fixup', 'signal'
+        self.handler = handler        # e.g. 'do_anonymous_page', or None when it failed
+        self.nowait = nowait          # FAULT_FLAG_RETRY_NOWAIT (a vDSO prefetch)
+        self.ret = res.ret            # VM_FAULT_* flags
+        self.signal = res.signal
+        self.vmf = res.vmf
+        self.vma = res.vma
+        self.reason = res.reason
+
+
+class Tracepoints:
+    """An observer that ignores everything; override the hooks you need."""
+
+    def page_fault_entry(self, kernel, rip, address, error_code):
+        pass
+
+    def page_fault_exit(self, kernel, rip, address, error_code, info):
+        pass
+
+    def syscall_entry(self, kernel, task, nr):
+        pass
+
+    def syscall_exit(self, kernel, task, nr, ret):
+        pass
+
+    def wait(self, kernel, why, start, end):
+        pass
+
+    def lock_wait(self, kernel, lock, start, end):
+        pass
+
+    def block_rq_issue(self, req):
+        pass
+
+
+class TracepointTee(Tracepoints):
+    """Calls every observer in turn."""
+
+    def __init__(self, observers):
+        self.observers = list(observers)
+
+    def _fan(name):
+        def hook(self, *args):
+            for o in self.observers:
+                getattr(o, name)(*args)
+        hook.__name__ = name
+        return hook
+
+    page_fault_entry = _fan('page_fault_entry')
+    page_fault_exit = _fan('page_fault_exit')
+    syscall_entry = _fan('syscall_entry')
+    syscall_exit = _fan('syscall_exit')
+    wait = _fan('wait')
+    lock_wait = _fan('lock_wait')
+    block_rq_issue = _fan('block_rq_issue')
+    del _fan
