@@ -55,10 +55,14 @@ def build_parser():
     _add_machine_options(r)
     r.add_argument('--stats', action='store_true', help='print perf-stat-like counters to stderr at exit')
     r.add_argument('--stats-json', metavar='FILE', help='write the counters as JSON')
+    r.add_argument('--gdb', metavar='[HOST]:PORT', help='wait for gdb on this address (port 0: a free one) '
+                   'and run under its control')
     r.add_argument('program')
     r.add_argument('args', nargs=argparse.REMAINDER)
     c = sub.add_parser('costs', help='print the cycle cost table')
     c.add_argument('--costs', metavar='FILE')
+    from emu.gdbcli import add_gdb_parser
+    add_gdb_parser(sub, _add_machine_options)
     b = sub.add_parser('bench', help='benchmarks')
     b.add_argument('what', choices=['speed', 'prefetch', 'populate'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
@@ -139,6 +143,13 @@ def cmd_run(a):
     except (ValueError, OSError) as e:
         print('faultlab: %s' % e, file=sys.stderr)
         return EXIT_USAGE
+    if a.gdb:
+        from emu.gdbstub import attach_gdb
+        try:
+            attach_gdb(m, a.gdb, a.program)
+        except (ValueError, OSError) as e:
+            print('faultlab: %s' % e, file=sys.stderr)
+            return EXIT_USAGE
     env = DEFAULT_ENV + a.env
     argv = [os.path.basename(a.program)] + a.args
     try:
@@ -182,7 +193,8 @@ def main(argv=None):
     ap = build_parser()
     a = ap.parse_args(argv)
     try:
-        return {'run': cmd_run, 'costs': cmd_costs, 'bench': cmd_bench}[a.cmd](a)
+        from emu.gdbcli import cmd_gdb
+        return {'run': cmd_run, 'costs': cmd_costs, 'bench': cmd_bench, 'gdb': cmd_gdb}[a.cmd](a)
     except KeyboardInterrupt:
         print('faultlab: interrupted', file=sys.stderr)
         return 130

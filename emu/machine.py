@@ -35,6 +35,7 @@ class Machine:
         self.cpu = Cpu(self.phys, self.costs, self._read_code)
         self.kernel = Kernel(self.phys, self.cpu, self.costs, config or KernelConfig())
         self.cpu.traps = self.kernel
+        self.debugger = None        # a GdbStub (emu/gdbstub.py) when one is attached
 
     def _read_code(self, va, n):
         return self.kernel.read_code(va, n) if self.kernel is not None else None
@@ -51,6 +52,10 @@ class Machine:
         kernel = self.kernel
         deadline = time.monotonic() + wall_timeout if wall_timeout else None
         while not task.exited:
+            if self.debugger is not None:
+                self.debugger.before_run(task)      # reports stops and serves gdb while stopped
+                if task.exited:
+                    break
             where = lambda: 'rip=%#x <%s>' % (cpu.rip, kernel.symbolize(task, cpu.rip))
             if max_sim_seconds is not None and kernel.costs.seconds(kernel.now()) >= max_sim_seconds:
                 stop_reason = ('simulated-time limit reached: %.6f s (--max-sim-time); stopped at %s'
@@ -74,4 +79,6 @@ class Machine:
                 budget = min(budget, left)
             cpu.run(budget)
             self.kernel.run_events()
+        if self.debugger is not None:
+            self.debugger.on_exit(task, stop_reason)
         return RunResult(task, self.kernel.snapshot(), stop_reason)

@@ -89,6 +89,7 @@ class Kernel:
         self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts)
         self.tasks = {}
         self.current = None
+        self.debugger = None        # consulted on user page faults when a debugger is attached
         self.next_pid = 1
         self._warned = set()
         from kernel.procfs import register_procfs
@@ -269,6 +270,9 @@ class Kernel:
     def page_fault(self, rip, address, error_code):
         """#PF from user mode: account, call do_user_addr_fault, deliver a signal if it fails."""
         task = self.current
+        dbg = self.debugger
+        if dbg is not None and dbg.fault_stop(task, rip, address, error_code):
+            return                 # the debugger stopped the program before the fault is handled
         self.run_events()          # I/O that completed while user code ran (its interrupts)
         t0 = self.kcycles + self.idle_cycles
         rec = self._fault_rec = collections.Counter()
@@ -308,6 +312,9 @@ class Kernel:
         if self.frames.stale_code:
             self.frames.stale_code = False
             self.cpu.uc.ctl_flush_tb()
+        if dbg is not None:
+            dbg.fault_done(task, rip, address, error_code, res, rec, fixed, extra,
+                           self.kcycles + self.idle_cycles - t0)
         if res.signal == -1:
             self.oom_kill(task, 'page fault at %#x' % address)
         elif res.signal:
