@@ -18,6 +18,7 @@ did not run. Memory goes through the current task's page tables and never faults
 """
 import ctypes
 import os
+import re
 import socket
 import struct
 import sys
@@ -708,15 +709,27 @@ class GdbStub:
         chunk = data[off:off + min(length, PACKET_SIZE // 2)]
         return ('l' if off + len(chunk) >= len(data) else 'm') + escape_binary(chunk).decode('latin-1')
 
-    def _monitor(self, task, line):
-        # gdb passes monitor text as it is: let `$reg` stand for a register's value (monitor pte $rsp)
+    def _expand(self, word):
+        if not word.startswith('$'):
+            return word
         names = [r[0] for r in REGISTERS]
-        words = []
-        for w in line.split():
-            if w.startswith('$') and w[1:] in names and REGISTERS[names.index(w[1:])][1] <= 64:
-                w = '%#x' % self._reg_value(names.index(w[1:]))
-            words.append(w)
-        line = ' '.join(words)
+        total = 0
+        for sign, term in re.findall(r'([+-]?)([^+-]+)', word):
+            if term.startswith('$'):
+                if term[1:] not in names or REGISTERS[names.index(term[1:])][1] > 64:
+                    return word
+                v = self._reg_value(names.index(term[1:]))
+            else:
+                try:
+                    v = int(term, 0)
+                except ValueError:
+                    return word
+            total += -v if sign == '-' else v
+        return '%#x' % (total & ((1 << 64) - 1))
+
+    def _monitor(self, task, line):
+        # gdb passes monitor text as it is: `$reg`, `$reg+N`, `$reg-N` stand for values (monitor pte $rsp)
+        line = ' '.join(self._expand(w) for w in line.split())
         try:
             out = monitor_command(self.kernel, self.fmon, task, line)
         except ValueError as e:

@@ -94,6 +94,13 @@ class RspConnection:
                         self.bad_packets += 1
                         self._raw_send(b'-')
                     return None
+                restart = buf.rfind(b'$', 1, end)
+                if restart > 0:
+                    # a '$' never appears inside a packet (binary data escapes it): the one before broke off
+                    del buf[:restart]
+                    self.bad_packets += 1
+                    self._raw_send(b'-')
+                    continue
                 if len(buf) < end + 3:
                     return None
                 body = bytes(buf[1:end])
