@@ -369,6 +369,47 @@ def test_bad_packets_get_error_replies_never_a_traceback(userland, tmp_path):
     assert rc == 137 and 'killed by gdb' in err
 
 
+def _rip(c):
+    return int.from_bytes(bytes.fromhex(c.ask('p10')), 'little')
+
+
+def test_raw_stop_replies_breakpoint_on_next_instruction_and_watch(userland, tmp_path):
+    prog = os.path.join(userland, 'gdbtarget')
+    sym = symbols(prog)
+    insn = decoder(prog)
+    bump, second = sym['bump'], sym['bump'] + insn(sym['bump']).size
+    stub = Stub(tmp_path, prog)
+    try:
+        c = Client(stub.port)
+        assert c.ask('qSupported:multiprocess+;swbreak+;hwbreak+').startswith('PacketSize=')
+        assert c.ask('Z0,%x,1' % bump) == 'OK' and c.ask('Z0,%x,1' % second) == 'OK'
+        assert c.ask('vCont;c') == 'T05thread:1;swbreak:;' and _rip(c) == bump
+        # continuing from a breakpoint with another on the very next instruction stops there
+        assert c.ask('vCont;c:1') == 'T05thread:1;swbreak:;' and _rip(c) == second
+        assert c.ask('s') == 'T05thread:1;' and _rip(c) == second + insn(second).size
+        assert c.ask('z0,%x,1' % bump) == 'OK' and c.ask('z0,%x,1' % second) == 'OK'
+        # a write watchpoint reports after the store: rip past it, memory already changed
+        assert c.ask('Z2,%x,8' % sym['watched']) == 'OK'
+        assert c.ask('c') == 'T05thread:1;watch:%x;' % sym['watched']
+        store = insn(sym['set_watched'])
+        assert _rip(c) == sym['set_watched'] + store.size
+        assert c.ask('m%x,8' % sym['watched']) == (12).to_bytes(8, 'little').hex()
+        assert c.ask('z2,%x,8' % sym['watched']) == 'OK'
+        # a read watchpoint on scale: the load at touch_pages+0x1e
+        assert c.ask('Z3,%x,8' % sym['scale']) == 'OK'
+        assert c.ask('c') == 'T05thread:1;rwatch:%x;' % sym['scale']
+        load = sym['touch_pages'] + 0x1e
+        assert insn(load).op_str.endswith('[rip + 0x%x]' % (sym['scale'] - load - insn(load).size))
+        assert _rip(c) == load + insn(load).size
+        assert c.ask('z3,%x,8' % sym['scale']) == 'OK'
+        assert c.ask('D') == 'OK'        # detach: the program runs on to its end
+        rc, out, err = stub.finish()
+    finally:
+        stub.kill()
+    assert rc == 0 and out == 'counter=3 watched=12 sum=10\n' and 'Traceback' not in err
+    assert stub.stats['instructions'] == plain_instructions(prog)
+
+
 def test_ctrl_c_interrupts_and_disconnect_mid_run_kills_cleanly(userland, tmp_path):
     prog = os.path.join(userland, 'compute')
     stub = Stub(tmp_path, prog, ['50'])
