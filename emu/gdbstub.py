@@ -743,7 +743,10 @@ class GdbStub:
 def attach_gdb(machine, spec, program, out=sys.stderr):
     """`faultlab run --gdb [HOST]:PORT`: bind, say where, and attach to the machine."""
     host, port = parse_listen(spec)
-    stub = GdbStub(host, port, program).attach(machine)
+    try:
+        stub = GdbStub(host, port, program).attach(machine)
+    except OSError as e:
+        raise ValueError('--gdb: cannot listen on %s:%d: %s' % (host, port, e.strerror or e))
     out.write('faultlab: gdb stub listening on %s:%d (in gdb: target remote %s:%d)\n'
               % (stub.host, stub.port, stub.host, stub.port))
     out.flush()

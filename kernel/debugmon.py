@@ -147,6 +147,18 @@ class FaultEvent:
         self.prediction = ''
 
 
+def symbolize(kernel, task, addr):
+    """'name+0xoff' in the program, '[vdso] name+0xoff' in the vDSO, else '??'."""
+    base = getattr(task.mm, 'vdso_base', 0)
+    vp = kernel.vdso
+    if vp is not None and base and base <= addr < base + len(vp.text_pfns) * PAGE_SIZE:
+        off = addr - base
+        # the nearest symbol below; of aliases, the exported __vdso_ name
+        best = max(((o, n.startswith('__vdso_'), n) for n, o in vp.image.symbols.items() if o <= off), default=None)
+        return '[vdso] %s+%#x' % (best[2], off - best[0]) if best else '[vdso]+%#x' % off
+    return kernel.symbolize(task, addr)
+
+
 def _vma_line(vma):
     if vma is None:
         return 'none (no mapping at this address)'
@@ -286,7 +298,7 @@ class FaultMonitor:
         vma = mm.vmas.find_vma(ev.address)
         if vma is not None and vma.vm_start > ev.address and vma.name != '[stack]':
             vma = None
-        lines = ['  rip      %#x <%s>' % (ev.rip, k.symbolize(task, ev.rip)),
+        lines = ['  rip      %#x <%s>' % (ev.rip, symbolize(k, task, ev.rip)),
                  '  address  %#x (page %#x)' % (ev.address, ev.address & ~(PAGE_SIZE - 1)),
                  '  access   %s, %s' % (access_str(ev.error_code),
                                         'protection violation' if ev.error_code & X86_PF_PROT else 'page not present'),
@@ -304,12 +316,14 @@ class FaultMonitor:
         else:
             path = 'classic (handle_mm_fault under mmap_lock; no speculative path in this kernel) -> %s' \
                    % (ev.handler or 'none')
-        major = 'major' if ev.ret & VM_FAULT_MAJOR else 'minor'
-        if ev.ret & VM_FAULT_RETRY or ev.fixup:
-            major = 'neither (RETRY: not counted as a minor or major fault)'
+        counted = 'major fault' if ev.ret & VM_FAULT_MAJOR else 'minor fault'
+        if ev.signal:
+            counted = 'not counted (the fault ends in a signal)'
+        elif ev.ret & VM_FAULT_RETRY or ev.fixup:
+            counted = 'not counted (RETRY or extable fixup: neither minor nor major)'
         lines += ['  path     %s' % path,
                   '  handler  %s' % (ev.handler or 'none'),
-                  '  result   %s fault; VM_FAULT %s' % (major, _bits(ev.ret, VM_FAULT_NAMES)),
+                  '  result   %s; VM_FAULT %s' % (counted, _bits(ev.ret, VM_FAULT_NAMES)),
                   '  flags    FAULT_FLAG %s' % _bits(ev.flags, _FLAG_BITS),
                   '  nowait   %s' % ('yes (FAULT_FLAG_RETRY_NOWAIT from the vDSO exception table)' if ev.nowait
                                      else 'no'),

@@ -248,6 +248,26 @@ def test_fault_stop_major(userland, tmp_path):
 
 
 @needs_gdb
+def test_fault_stop_nowait_in_the_vdso(userland, tmp_path):
+    prog = os.path.join(userland, 'prefetch_test')
+    stub = Stub(tmp_path, prog)
+    try:
+        out = gdb_batch(prog, ['monitor fault-stop nowait', 'continue', 'monitor fault', 'stepi', 'monitor fault',
+                               'monitor fault-stop off', 'continue'], port=stub.port)
+        rc, stdout, stderr = stub.finish()
+    finally:
+        stub.kill()
+    pending = out.split('pending fault', 1)[1].split('last handled', 1)[0]
+    assert re.search(r'rip      0x[0-9a-f]+ <\[vdso\] __vdso_prefetch_page\+0x[0-9a-f]+>', pending), out
+    assert 'RETRY_NOWAIT (vDSO exception table)' in pending
+    handled = out.split('last handled fault #')[-1]
+    assert 'nowait   yes' in handled and 'flags' in handled
+    # prefetch_test's first NOWAIT fault is prefetch_page(NULL): no VMA, so the fixup returns -1
+    assert 'address  0x0 ' in handled and 'extable  fixup taken' in handled
+    assert rc == 0 and 'not ok' not in stdout and 'Traceback' not in stderr
+
+
+@needs_gdb
 def test_fatal_signal_is_reported_before_the_program_dies(userland, tmp_path):
     prog = os.path.join(userland, 'wildjump')
     stub = Stub(tmp_path, prog)
@@ -274,6 +294,25 @@ def test_faultlab_gdb_command_and_static_pie(userland, tmp_path):
     assert 'hello, world\n' in p.stdout and 'argv[1]=A\n' in p.stdout
     assert 'exited normally' in p.stdout
     assert p.returncode == 0 and 'Traceback' not in p.stderr
+
+
+def test_bad_gdb_options_are_one_line_errors(userland):
+    prog = os.path.join(userland, 'hello')
+    busy = socket.socket()
+    busy.bind(('127.0.0.1', 0))
+    busy.listen(1)
+    try:
+        for spec, words in (('nonsense', 'expected [HOST]:PORT'), (':70000', 'out of range'),
+                            ('127.0.0.1:%d' % busy.getsockname()[1], 'cannot listen on')):
+            p = subprocess.run([sys.executable, '-m', 'emu.cli', 'run', '--gdb', spec, prog], capture_output=True,
+                               text=True, cwd=ROOT, timeout=60)
+            lines = [l for l in p.stderr.splitlines() if l.strip()]
+            assert p.returncode == 2 and len(lines) == 1 and words in lines[0], p.stderr
+    finally:
+        busy.close()
+    p = subprocess.run([sys.executable, '-m', 'emu.cli', 'gdb', '--gdb-path', '/no/such/gdb', prog],
+                       capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert p.returncode == 127 and 'cannot find /no/such/gdb' in p.stderr and 'Traceback' not in p.stderr
 
 
 # ---- raw packets: bad input, Ctrl-C, disconnect ----------------------------------------------------------
