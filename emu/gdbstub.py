@@ -171,6 +171,7 @@ class GdbStub:
                 break
             except socket.timeout:
                 if self.accept_check is not None and not self.accept_check():
+                    self.listener.close()
                     return False
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
