@@ -408,6 +408,17 @@ def test_bad_packets_get_error_replies_never_a_traceback(userland, tmp_path):
     assert rc == 137 and 'killed by gdb' in err
 
 
+def _monitor(c, line):
+    c.send('qRcmd,' + line.encode().hex())
+    out = ''
+    while True:
+        r = c.read()
+        if not r.startswith('O') or r == 'OK':
+            assert r == 'OK', r
+            return out
+        out += bytes.fromhex(r[1:]).decode()
+
+
 def _rip(c):
     return int.from_bytes(bytes.fromhex(c.ask('p10')), 'little')
 
@@ -441,6 +452,18 @@ def test_raw_stop_replies_breakpoint_on_next_instruction_and_watch(userland, tmp
         assert insn(load).op_str.endswith('[rip + 0x%x]' % (sym['scale'] - load - insn(load).size))
         assert _rip(c) == load + insn(load).size
         assert c.ask('z3,%x,8' % sym['scale']) == 'OK'
+        # single-stepping into a fault with fault-stop on: the step stops before the kernel handles it
+        assert 'fault-stop on' in _monitor(c, 'fault-stop on')
+        store = sym['touch_pages'] + 0x17
+        for _ in range(20):
+            before = _rip(c)
+            assert c.ask('s') == 'T05thread:1;'
+            if _rip(c) == before:
+                break
+        assert before == store and 'pending fault' in _monitor(c, 'fault')
+        assert c.ask('s') == 'T05thread:1;' and _rip(c) == store + insn(store).size
+        assert 'do_anonymous_page' in _monitor(c, 'fault').split('last handled')[1]
+        assert 'fault-stop off' in _monitor(c, 'fault-stop off')
         assert c.ask('D') == 'OK'        # detach: the program runs on to its end
         rc, out, err = stub.finish()
     finally:
