@@ -31,6 +31,8 @@ from emu.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
 from kernel.debugmon import FaultMonitor, peek_user, poke_user, translate_user, monitor_command
 
 SIGINT, SIGTRAP, SIGKILL = 2, 5, 9
+SI_USER, SI_KERNEL = 0, 0x80
+TRAP_TRACE, TRAP_HWBKPT, TRAP_UNK = 2, 4, 5
 PACKET_SIZE = 0x4000
 MAX_MEM_XFER = (PACKET_SIZE - 32) // 2      # bytes per m reply (hex doubles them)
 WATCH_SLACK = 15                            # a 16-byte access starting this far below still overlaps
@@ -151,6 +153,7 @@ class GdbStub:
         self._resume_fault = None
         self.g_thread = self.c_thread = 0
         self.log = []                # protocol errors (for tests and FAULTLAB_DEBUG)
+        self.siginfo = None          # (signo, si_code, si_addr) of the last stop
 
     # ---- wiring -------------------------------------------------------------------------------------
     def attach(self, machine):
@@ -223,7 +226,7 @@ class GdbStub:
                 except Disconnected:
                     self._lost(task)
                     return
-                reply = self._stop_reply(task, SIGINT)
+                reply = self._stop_reply(task, SIGINT, '', SI_USER)
             if task.exited:
                 return
             self.stopped = True
@@ -245,7 +248,10 @@ class GdbStub:
                 sig = SIGKILL
             if sig and sig != SIGKILL:
                 self.stopped = True
-                self.conn.send(self._stop_reply(task, sig))
+                last = self.fmon.last
+                from_fault = last is not None and last.signal == sig and last.rip == self.cpu.rip
+                self.conn.send(self._stop_reply(task, sig, '', last.si_code if from_fault else SI_KERNEL,
+                                                last.address if from_fault else 0))
                 self._serve(task, postmortem=True)
                 if self.killed or self.detached:
                     return
@@ -377,19 +383,34 @@ class GdbStub:
         if ev is None:
             return None
         if ev[0] == 'bp':
-            return self._stop_reply(task, SIGTRAP, 'hwbreak:;' if ev[1] == 1 else 'swbreak:;')
+            return self._break_reply(task, ev[1])
         if ev[0] == 'watch':
             # the hook stopped before the access: finish the instruction, then report (trap-like, as x86)
             self._step(task)
             if task.exited:
                 return None
             self._event = None
-            name = {2: 'watch', 3: 'rwatch', 4: 'awatch'}[ev[1]]
-            return self._stop_reply(task, SIGTRAP, '%s:%x;' % (name, ev[2]))
-        return self._stop_reply(task, SIGTRAP)
+            return self._watch_reply(task, ev[1], ev[2])
+        return self._fault_reply(task)
 
-    def _stop_reply(self, task, sig, extra=''):
+    def _stop_reply(self, task, sig, extra='', si_code=SI_KERNEL, si_addr=0):
+        """A T stop reply; what $_siginfo shows for it is kept for qXfer:siginfo:read."""
+        self.siginfo = (sig, si_code, si_addr)
         return 'T%02xthread:%x;%s' % (sig, task.tid, extra)
+
+    def _break_reply(self, task, bptype):
+        if bptype == 1:
+            return self._stop_reply(task, SIGTRAP, 'hwbreak:;', TRAP_HWBKPT, self.cpu.rip)
+        return self._stop_reply(task, SIGTRAP, 'swbreak:;', SI_KERNEL)      # as int3 reports it
+
+    def _watch_reply(self, task, kind, va):
+        name = {2: 'watch', 3: 'rwatch', 4: 'awatch'}[kind]
+        return self._stop_reply(task, SIGTRAP, '%s:%x;' % (name, va), TRAP_HWBKPT, va)
+
+    def _fault_reply(self, task):
+        """A fault stop: SIGTRAP, si_code TRAP_UNK, si_addr the faulting address (see monitor fault)."""
+        pend = self.fmon.pending
+        return self._stop_reply(task, SIGTRAP, '', TRAP_UNK, pend.address if pend is not None else 0)
 
     def _prepare_resume(self, task):
         self._resume_fault = self.fmon.resume(self.cpu.rip)
@@ -409,13 +430,12 @@ class GdbStub:
             if self._event is not None:
                 return self._take_event(task)
             if self._step_watch is not None:
-                kind, va = self._step_watch
-                return self._stop_reply(task, SIGTRAP, '%s:%x;' % ({2: 'watch', 3: 'rwatch', 4: 'awatch'}[kind], va))
+                return self._watch_reply(task, *self._step_watch)
             if action == 's':
-                return self._stop_reply(task, SIGTRAP)
+                return self._stop_reply(task, SIGTRAP, '', TRAP_TRACE)
             for t, a in self.breakpoints:
                 if a == cpu.rip:            # a breakpoint on the very next instruction
-                    return self._stop_reply(task, SIGTRAP, 'hwbreak:;' if t == 1 else 'swbreak:;')
+                    return self._break_reply(task, t)
         self._arm_watches(task)
         self.stopped = False
         return None
@@ -454,7 +474,8 @@ class GdbStub:
         c = chr(pkt[0])
         text = pkt.decode('latin-1')
         if c == '?':
-            return self._stop_reply(task, SIGTRAP)
+            return self._stop_reply(task, self.siginfo[0] if self.siginfo else SIGTRAP, '',
+                                    *(self.siginfo[1:] if self.siginfo else ()))
         if c in 'cs':
             if postmortem:
                 self.stopped = False
@@ -664,7 +685,7 @@ class GdbStub:
     # ---- queries --------------------------------------------------------------------------------------
     def _query(self, task, text):
         if text.startswith('qSupported'):
-            return ('PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;swbreak+;'
+            return ('PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;qXfer:siginfo:read+;swbreak+;'
                     'hwbreak+;vContSupported+' % PACKET_SIZE)
         if text == 'qC':
             return 'QC%x' % task.tid
@@ -700,6 +721,12 @@ class GdbStub:
         elif obj == 'auxv':
             auxv = getattr(task.mm, 'saved_auxv', None) or []
             data = b''.join(struct.pack('<QQ', k & (1 << 64) - 1, v & (1 << 64) - 1) for k, v in auxv)
+        elif obj == 'siginfo':
+            if self.siginfo is None:
+                return 'E01'
+            signo, code, addr = self.siginfo
+            # x86-64 siginfo_t: si_signo, si_errno, si_code, padding, then the union (si_addr first); 128 bytes
+            data = struct.pack('<iiiiQ', signo, 0, code, 0, addr & (1 << 64) - 1).ljust(128, b'\0')
         elif obj == 'exec-file':
             if annex and self._find_thread(int(annex, 16)) is None:
                 return 'E01'

@@ -142,6 +142,7 @@ class FaultEvent:
         self.fixup = False
         self.signal = 0
         self.reason = ''
+        self.si_code = 0
         self.cycles = 0
         self.costs = {}
         self.prediction = ''
@@ -265,6 +266,7 @@ class FaultMonitor:
         ev.nowait = bool(extra & FAULT_FLAG_RETRY_NOWAIT)
         ev.fixup = bool(fixed)
         ev.signal = 0 if fixed else res.signal
+        ev.si_code = res.si_code
         ev.reason = res.reason
         ev.cycles = int(cycles)
         ev.costs = {k: int(v) for k, v in costs.items()}

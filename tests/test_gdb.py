@@ -188,7 +188,8 @@ def test_fault_stop_then_monitor_fault_and_exact_instruction_count(userland, tmp
     prog = os.path.join(userland, 'gdbtarget')
     sym = symbols(prog)
     cmds = ['break touch_pages', 'continue', 'printf "buf=%#lx\\n", buf', 'monitor fault-stop on', 'continue',
-            'printf "pc=%#lx\\n", $pc', 'x/i $pc', 'monitor fault', 'stepi', 'printf "pc=%#lx\\n", $pc',
+            'printf "pc=%#lx\\n", $pc', 'x/i $pc', 'printf "si_addr=%#lx\\n", $_siginfo._sifields._sigfault.si_addr',
+            'monitor fault', 'stepi', 'printf "pc=%#lx\\n", $pc',
             'monitor fault', 'monitor pte $rdi+0x1000', 'monitor vmas', 'monitor pagecache /bin/gdbtarget',
             'monitor stats', 'monitor fault-stop off', 'watch -l buf[8192]', 'continue', 'delete',
             'monitor no-such-command', 'continue']
@@ -208,6 +209,7 @@ def test_fault_stop_then_monitor_fault_and_exact_instruction_count(userland, tmp
     pending, handled = out.split('pending fault', 1)[1].split('last handled fault #', 2)[0], \
         out.split('last handled fault #')[-1]
     assert 'address  %#x' % fault_addr in pending
+    assert 'si_addr=%#x' % fault_addr in out             # $_siginfo of a fault stop carries the address
     assert 'access   write, page not present' in pending and 'error    0x6 [WRITE|USER]' in pending
     assert 'expect   empty PTE, anonymous: do_anonymous_page' in pending
     assert 'rip      %#x <touch_pages+0x17>' % stop_pc in pending
@@ -272,12 +274,15 @@ def test_fatal_signal_is_reported_before_the_program_dies(userland, tmp_path):
     prog = os.path.join(userland, 'wildjump')
     stub = Stub(tmp_path, prog)
     try:
-        out = gdb_batch(prog, ['continue', 'printf "pc=%#lx\\n", $pc', 'continue'], port=stub.port)
+        out = gdb_batch(prog, ['continue', 'printf "pc=%#lx\\n", $pc',
+                               'printf "si=%d %d %#lx\\n", $_siginfo.si_signo, $_siginfo.si_code, '
+                               '$_siginfo._sifields._sigfault.si_addr', 'continue'], port=stub.port)
         rc, stdout, stderr = stub.finish()
     finally:
         stub.kill()
     assert 'Program received signal SIGSEGV, Segmentation fault.' in out
     assert pcs(out) == [0xdead0000]
+    assert 'si=11 1 0xdead0000' in out                   # SIGSEGV, SEGV_MAPERR, the address
     assert 'Program terminated with signal SIGSEGV' in out
     assert rc == 139 and stdout == 'before\n' and 'SIGSEGV' in stderr
 
