@@ -27,6 +27,10 @@ from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn import x86_const as X
 
+from capstone import Cs, CS_ARCH_X86, CS_MODE_64
+from capstone.x86 import X86_OP_MEM
+
+from emu.cpu import GPR_NAMES
 from emu.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
 from kernel.debugmon import FaultMonitor, peek_user, poke_user, translate_user, monitor_command
 
@@ -154,6 +158,7 @@ class GdbStub:
         self.g_thread = self.c_thread = 0
         self.log = []                # protocol errors (for tests and FAULTLAB_DEBUG)
         self.siginfo = None          # (signo, si_code, si_addr) of the last stop
+        self._cs = None              # capstone, to check accesses to shared frames
 
     # ---- wiring -------------------------------------------------------------------------------------
     def attach(self, machine):
@@ -298,6 +303,8 @@ class GdbStub:
                 break
         if hit is None:
             return
+        if self._frame_shared(addr >> 12) and not self._insn_accesses(hit, hit + 1):
+            return                  # the zero page or a shared frame: another page that maps it
         if self._stepping:
             if self._step_watch is None:
                 self._step_watch = (w.kind, hit)
@@ -310,6 +317,48 @@ class GdbStub:
             return                  # a stale hook on a frame the watched page no longer maps
         self._event = ('watch', w.kind, hit)
         self.cpu.stop_at(self.cpu.rip)
+
+    def _frame_shared(self, pfn):
+        """Is the frame mapped at more than one place (the zero page, shared or COW-shared pages)?"""
+        k = self.kernel
+        if pfn == k.mmsvc.zero_page.pfn:
+            return True
+        pages = k.frames.pages
+        return 0 <= pfn < len(pages) and pages[pfn].mapcount > 1
+
+    def _insn_accesses(self, lo, hi):
+        """Do the explicit memory operands of the instruction at rip touch [lo, hi)? (True when unsure.)
+        Hooks see physical addresses: this tells a watched page from another one mapping the same frame."""
+        cpu = self.cpu
+        rip = cpu.rip
+        code = self.kernel.read_code(rip, 16)
+        if not code:
+            return True
+        if self._cs is None:
+            self._cs = Cs(CS_ARCH_X86, CS_MODE_64)
+            self._cs.detail = True
+        insn = next(self._cs.disasm(code, rip), None)
+        if insn is None:
+            return True
+        mems = [op for op in insn.operands if op.type == X86_OP_MEM]
+        if not mems:
+            return True             # implicit operands (push, movs...): cannot tell
+        for op in mems:
+            m = op.mem
+            ea = m.disp
+            for reg, scale in ((m.base, 1), (m.index, m.scale)):
+                if reg:
+                    name = insn.reg_name(reg)
+                    if name != 'rip' and name not in GPR_NAMES:
+                        return True
+                    ea += scale * (rip + insn.size if name == 'rip' else cpu.read_reg(name))
+            if m.segment:
+                seg = insn.reg_name(m.segment)
+                ea += cpu.read_reg('fs_base') if seg == 'fs' else cpu.read_reg('gs_base') if seg == 'gs' else 0
+            ea &= (1 << 64) - 1
+            if ea < hi and ea + max(op.size, 1) > lo:
+                return True
+        return False
 
     # ---- breakpoints and watchpoints ------------------------------------------------------------------
     def _insert_break(self, bptype, addr):

@@ -443,12 +443,21 @@ def test_raw_stop_replies_breakpoint_on_next_instruction_and_watch(userland, tmp
         assert c.ask('vCont;c:1') == 'T05thread:1;swbreak:;' and _rip(c) == second
         assert c.ask('s') == 'T05thread:1;' and _rip(c) == second + insn(second).size
         assert c.ask('z0,%x,1' % bump) == 'OK' and c.ask('z0,%x,1' % second) == 'OK'
+        # a read watchpoint on a page that maps the zero page: reads of the other two zero-mapped pages
+        # (same frame, same offset) are not hits; the program reads zeros[2][100] once in each of 2 rounds
+        zload = sym['read_zeros'] + 0x29
+        assert insn(zload).op_str.endswith('[rip + 0x%x]' % (sym['zeros'] + 0x2064 - zload - insn(zload).size))
+        assert c.ask('Z3,%x,1' % (sym['zeros'] + 0x2064)) == 'OK'
+        for _ in range(2):
+            assert c.ask('c') == 'T05thread:1;rwatch:%x;' % (sym['zeros'] + 0x2064)
+            assert _rip(c) == zload + insn(zload).size
+        assert c.ask('z3,%x,1' % (sym['zeros'] + 0x2064)) == 'OK'
         # a write watchpoint reports after the store: rip past it, memory already changed
         assert c.ask('Z2,%x,8' % sym['watched']) == 'OK'
         assert c.ask('c') == 'T05thread:1;watch:%x;' % sym['watched']
         store = insn(sym['set_watched'])
         assert _rip(c) == sym['set_watched'] + store.size
-        assert c.ask('m%x,8' % sym['watched']) == (12).to_bytes(8, 'little').hex()
+        assert c.ask('m%x,8' % sym['watched']) == (12).to_bytes(8, 'little').hex()   # 6 from bump, 0 zeros
         assert c.ask('z2,%x,8' % sym['watched']) == 'OK'
         # a read watchpoint on scale: the load at touch_pages+0x1e
         assert c.ask('Z3,%x,8' % sym['scale']) == 'OK'

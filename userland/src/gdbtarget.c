@@ -2,8 +2,10 @@
  * gdbtarget: a program to drive with gdb through faultlab's gdb stub.
  *
  * `gdbtarget [PAGES]` (default 4): sets the global `counter` to 3 through
- * several calls of `bump` (a function to break at and `finish`), writes
- * `watched` (a variable to watch), then touches PAGES fresh pages of a
+ * several calls of `bump` (a function to break at and `finish`), reads
+ * three bss pages that are never written (`read_zeros`: all three map the
+ * zero page, so a read watchpoint must tell them apart), writes `watched`
+ * (a variable to watch), then touches PAGES fresh pages of a
  * malloc'd buffer one by one (each first touch is a page fault) and prints
  * `counter=N watched=W sum=S`.  A debugger that sets `counter` (set var)
  * changes the first number printed, one that sets `scale` changes sum.
@@ -27,6 +29,18 @@ __attribute__((noinline)) void set_watched(long v)
     watched = v;
 }
 
+/* pages only ever read: each maps the shared zero page */
+static volatile char zeros[3][4096] __attribute__((aligned(4096)));
+
+__attribute__((noinline)) long read_zeros(int rounds)
+{
+    long sum = 0;
+    for (int r = 0; r < rounds; r++)
+        for (int i = 0; i < 3; i++)
+            sum += zeros[i][100];
+    return sum;
+}
+
 __attribute__((noinline)) long touch_pages(char *buf, long pages)
 {
     long sum = 0;
@@ -43,7 +57,7 @@ int main(int argc, char **argv)
     long r = 0;
     for (int i = 0; i < 3; i++)
         r += bump(1);
-    set_watched(r);
+    set_watched(r + read_zeros(2));
     /* big enough that malloc maps it with mmap: every page is fresh */
     char *buf = malloc((pages + 64) * 4096);
     if (!buf)
