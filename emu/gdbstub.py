@@ -10,27 +10,25 @@ Stops come from hooks that call Cpu.stop_at(rip), which ends emulation before th
                 translated code pays only at that instruction, the rest runs at full speed
   watchpoints   memory hooks on the physical bytes the watched virtual range maps to now (Unicorn
                 reports physical addresses under paging), re-armed after every page fault; the hit
-                stops before the access, the stub then steps that instruction and reports it done
+                stops before the access, the stub then steps that instruction and reports it done.
+                On a frame mapped more than once (the zero page) the instruction's operands decide.
   single-step   Cpu.step (Unicorn count=1), repeated while a trap (a page fault) kept the
                 instruction from retiring
 Instruction counts stay exact: every stop takes back what the native block counter counted but
 did not run. Memory goes through the current task's page tables and never faults (kernel/debugmon).
 """
-import ctypes
 import os
 import re
 import socket
 import struct
 import sys
 
-from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
-from unicorn.unicorn_py3.unicorn import uclib
-from unicorn import x86_const as X
-
 from capstone import Cs, CS_ARCH_X86, CS_MODE_64
 from capstone.x86 import X86_OP_MEM
+from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 
 from emu.cpu import GPR_NAMES
+from emu.gdbregs import REGISTERS, reg_value, set_reg, target_xml
 from emu.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
 from kernel.debugmon import FaultMonitor, peek_user, poke_user, translate_user, monitor_command
 
@@ -40,72 +38,6 @@ TRAP_TRACE, TRAP_HWBKPT, TRAP_UNK = 2, 4, 5
 PACKET_SIZE = 0x4000
 MAX_MEM_XFER = (PACKET_SIZE - 32) // 2      # bytes per m reply (hex doubles them)
 WATCH_SLACK = 15                            # a 16-byte access starting this far below still overlaps
-
-# ---- registers (gdb's amd64 GNU/Linux numbering) ----------------------------------------------------
-_GPRS = ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13',
-         'r14', 'r15')
-_FPU_CTRL = (('fctrl', X.UC_X86_REG_FPCW), ('fstat', X.UC_X86_REG_FPSW), ('ftag', X.UC_X86_REG_FPTAG),
-             ('fiseg', X.UC_X86_REG_FCS), ('fioff', X.UC_X86_REG_FIP), ('foseg', X.UC_X86_REG_FDS),
-             ('fooff', X.UC_X86_REG_FDP), ('fop', X.UC_X86_REG_FOP))
-# (name, bits, how): 'cpu' = Cpu.read_reg/write_reg, ('uc', id) = Unicorn register, ('st', id) = 80-bit x87
-REGISTERS = ([(n, 64, 'cpu') for n in _GPRS] + [('rip', 64, 'cpu'), ('eflags', 32, 'cpu')] +
-             [(n, 32, 'cpu') for n in ('cs', 'ss', 'ds', 'es', 'fs', 'gs')] +
-             [('st%d' % i, 80, ('st', getattr(X, 'UC_X86_REG_ST%d' % i))) for i in range(8)] +
-             [(n, 32, ('uc', r)) for n, r in _FPU_CTRL] +
-             [('xmm%d' % i, 128, ('uc', getattr(X, 'UC_X86_REG_XMM%d' % i))) for i in range(16)] +
-             [('mxcsr', 32, ('uc', X.UC_X86_REG_MXCSR)), ('orig_rax', 64, 'orig_rax'),
-              ('fs_base', 64, 'cpu'), ('gs_base', 64, 'cpu')])
-_SEGMENTS = ('cs', 'ss', 'ds', 'es', 'fs', 'gs')
-
-
-def _flags_xml(ident, fields):
-    return '<flags id="%s" size="4">%s</flags>' % (
-        ident, ''.join('<field name="%s" start="%d" end="%d"/>' % (n, b, b) for n, b in fields))
-
-
-def target_xml():
-    """The target description: amd64 GNU/Linux core + SSE + orig_rax + fs_base/gs_base."""
-    eflags = _flags_xml('i386_eflags', [('CF', 0), ('', 1), ('PF', 2), ('AF', 4), ('ZF', 6), ('SF', 7),
-                                        ('TF', 8), ('IF', 9), ('DF', 10), ('OF', 11), ('NT', 14), ('RF', 16),
-                                        ('VM', 17), ('AC', 18), ('VIF', 19), ('VIP', 20), ('ID', 21)])
-    mxcsr = _flags_xml('i386_mxcsr', [('IE', 0), ('DE', 1), ('ZE', 2), ('OE', 3), ('UE', 4), ('PE', 5),
-                                      ('DAZ', 6), ('IM', 7), ('DM', 8), ('ZM', 9), ('OM', 10), ('UM', 11),
-                                      ('PM', 12), ('FZ', 15)])
-    vec = ('<vector id="v4f" type="ieee_single" count="4"/><vector id="v2d" type="ieee_double" count="2"/>'
-           '<vector id="v16i8" type="int8" count="16"/><vector id="v8i16" type="int16" count="8"/>'
-           '<vector id="v4i32" type="int32" count="4"/><vector id="v2i64" type="int64" count="2"/>'
-           '<union id="vec128"><field name="v4_float" type="v4f"/><field name="v2_double" type="v2d"/>'
-           '<field name="v16_int8" type="v16i8"/><field name="v8_int16" type="v8i16"/>'
-           '<field name="v4_int32" type="v4i32"/><field name="v2_int64" type="v2i64"/>'
-           '<field name="uint128" type="uint128"/></union>')
-    types = {'rip': 'code_ptr', 'rbp': 'data_ptr', 'rsp': 'data_ptr', 'eflags': 'i386_eflags',
-             'mxcsr': 'i386_mxcsr'}
-    feats = {'core': [], 'sse': [], 'linux': [], 'segments': []}
-    for i, (name, bits, _how) in enumerate(REGISTERS):
-        if name.startswith('st'):
-            t, grp, feat = 'i387_ext', '', 'core'
-        elif name.startswith('xmm'):
-            t, grp, feat = 'vec128', '', 'sse'
-        elif name == 'mxcsr':
-            t, grp, feat = 'i386_mxcsr', ' group="vector"', 'sse'
-        elif name in dict(_FPU_CTRL):
-            t, grp, feat = 'int', ' group="float"', 'core'
-        elif name == 'orig_rax':
-            t, grp, feat = 'int', '', 'linux'
-        elif name in ('fs_base', 'gs_base'):
-            t, grp, feat = 'int', '', 'segments'
-        else:
-            t, grp, feat = types.get(name, 'int64' if bits == 64 else 'int32'), '', 'core'
-        feats[feat].append('<reg name="%s" bitsize="%d" type="%s" regnum="%d"%s/>' % (name, bits, t, i, grp))
-    return ('<?xml version="1.0"?><!DOCTYPE target SYSTEM "gdb-target.dtd"><target version="1.0">'
-            '<architecture>i386:x86-64</architecture><osabi>GNU/Linux</osabi>'
-            '<feature name="org.gnu.gdb.i386.core">%s%s</feature>'
-            '<feature name="org.gnu.gdb.i386.sse">%s%s%s</feature>'
-            '<feature name="org.gnu.gdb.i386.linux">%s</feature>'
-            '<feature name="org.gnu.gdb.i386.segments">%s</feature></target>'
-            % (eflags, ''.join(feats['core']), vec, mxcsr, ''.join(feats['sse']), ''.join(feats['linux']),
-               ''.join(feats['segments'])))
-
 
 def parse_listen(spec):
     """'[HOST]:PORT' or 'PORT' -> (host, port); host defaults to 127.0.0.1 (ValueError if bad)."""
@@ -671,43 +603,14 @@ class GdbStub:
         raise ValueError('thread %d is not on the CPU' % self.g_thread)
 
     # ---- registers ------------------------------------------------------------------------------------
-    def _reg_value(self, n):
-        name, bits, how = REGISTERS[n]
-        cpu = self.cpu
-        if how == 'cpu':
-            return cpu.read_reg(name)
-        if how == 'orig_rax':
-            return (1 << 64) - 1            # -1: stopped in user mode, not in a system call
-        kind, rid = how
-        if kind == 'st':
-            buf = (ctypes.c_uint8 * 16)()
-            uclib.uc_reg_read(cpu.uc._uch, rid, buf)
-            return int.from_bytes(bytes(buf[:10]), 'little')
-        return cpu.uc.reg_read(rid)
-
     def _reg_hex(self, task, n):
         self._reg_task(task)
         bits = REGISTERS[n][1]
-        return (self._reg_value(n) & ((1 << bits) - 1)).to_bytes(bits // 8, 'little').hex()
+        return (reg_value(self.cpu, n) & ((1 << bits) - 1)).to_bytes(bits // 8, 'little').hex()
 
     def _read_all_regs(self, task):
         self._reg_task(task)
         return ''.join(self._reg_hex(task, n) for n in range(len(REGISTERS)))
-
-    def _set_reg(self, n, value):
-        name, bits, how = REGISTERS[n]
-        if self._reg_value(n) & ((1 << bits) - 1) == value:
-            return
-        cpu = self.cpu
-        if how == 'orig_rax' or name in _SEGMENTS:
-            return                          # selectors stay (CPL 3 segments); orig_rax is informational
-        if how == 'cpu':
-            cpu.write_reg(name, value)
-        elif how[0] == 'st':
-            buf = (ctypes.c_uint8 * 16)(*value.to_bytes(10, 'little'))
-            uclib.uc_reg_write(cpu.uc._uch, how[1], buf)
-        else:
-            cpu.uc.reg_write(how[1], value)
 
     def _write_all_regs(self, task, hexdata):
         self._reg_task(task)
@@ -717,7 +620,7 @@ class GdbStub:
             size = bits // 8
             if off + size > len(data):
                 break
-            self._set_reg(n, int.from_bytes(data[off:off + size], 'little'))
+            set_reg(self.cpu, n, int.from_bytes(data[off:off + size], 'little'))
             off += size
         return 'OK'
 
@@ -728,7 +631,7 @@ class GdbStub:
         data = bytes.fromhex(hexval)
         if len(data) != REGISTERS[n][1] // 8:
             return 'E01'
-        self._set_reg(n, int.from_bytes(data, 'little'))
+        set_reg(self.cpu, n, int.from_bytes(data, 'little'))
         return 'OK'
 
     # ---- queries --------------------------------------------------------------------------------------
@@ -795,7 +698,7 @@ class GdbStub:
             if term.startswith('$'):
                 if term[1:] not in names or REGISTERS[names.index(term[1:])][1] > 64:
                     return word
-                v = self._reg_value(names.index(term[1:]))
+                v = reg_value(self.cpu, names.index(term[1:]))
             else:
                 try:
                     v = int(term, 0)
