@@ -62,6 +62,8 @@ def build_parser():
     r.add_argument('--stats-json', metavar='FILE', help='write the counters as JSON')
     from emu.tools import add_options as _add_tool_options
     _add_tool_options(r, 'run')
+    r.add_argument('--gdb', metavar='[HOST]:PORT', help='wait for gdb on this address (port 0: a free one) '
+                   'and run under its control')
     r.add_argument('program')
     r.add_argument('args', nargs=argparse.REMAINDER)
     for name, what in (('stat', 'run a program and print perf-stat-like counters of the simulated machine'),
@@ -73,6 +75,8 @@ def build_parser():
         t.add_argument('args', nargs=argparse.REMAINDER)
     c = sub.add_parser('costs', help='print the cycle cost table')
     c.add_argument('--costs', metavar='FILE')
+    from emu.gdbcli import add_gdb_parser
+    add_gdb_parser(sub, _add_machine_options)
     b = sub.add_parser('bench', help='benchmarks')
     b.add_argument('what', choices=['speed', 'prefetch', 'populate'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
@@ -156,6 +160,13 @@ def cmd_run(a):
     except (ValueError, OSError) as e:
         print('faultlab: %s' % e, file=sys.stderr)
         return EXIT_USAGE
+    if getattr(a, "gdb", None):
+        from emu.gdbstub import attach_gdb
+        try:
+            attach_gdb(m, a.gdb, a.program)
+        except (ValueError, OSError) as e:
+            print('faultlab: %s' % e, file=sys.stderr)
+            return EXIT_USAGE
     env = DEFAULT_ENV + a.env
     argv = [os.path.basename(a.program)] + a.args
     from emu.tools import RunTools
@@ -213,8 +224,9 @@ def main(argv=None):
     ap = build_parser()
     a = ap.parse_args(argv)
     try:
+        from emu.gdbcli import cmd_gdb
         return {'run': cmd_run, 'stat': cmd_run, 'profile': cmd_run, 'costs': cmd_costs,
-                'bench': cmd_bench}[a.cmd](a)
+                'bench': cmd_bench, 'gdb': cmd_gdb}[a.cmd](a)
     except KeyboardInterrupt:
         print('faultlab: interrupted', file=sys.stderr)
         return 130

@@ -69,6 +69,8 @@ class Cpu:
         self.traps = None
         self.error = None
         self._stopped = False
+        self._step_mark = -1
+        self._uncount_mark = -1
         self.in_user = False
         cr3 = build_identity_tables(phys.mv, _BOOT_TABLES, [(_TRAMPOLINE, PTE_P | PTE_US)])
         enable_long_mode_paging(uc, cr3)
@@ -166,6 +168,7 @@ class Cpu:
     def _uncount_from(self, rip):
         """A trap at rip: the instructions of the current block from rip on did not retire."""
         addr, size = self.counter.last_block()
+        self._uncount_mark = self.counter.blocks
         if addr <= rip < addr + size:
             priced = self._blocks.get((addr, size))
             if priced:
@@ -216,6 +219,37 @@ class Cpu:
     def stop(self):
         self._stopped = True
         self.uc.emu_stop()
+
+    # ---- debugger support ----------------------------------------------------------------
+    def stop_at(self, rip):
+        """From a hook: stop before the instruction at rip, which the block counter already counted."""
+        self._uncount_from(rip)
+        self.stop()
+
+    def step(self):
+        """Execute one instruction (Unicorn's count=1). A trap handled on the way (a page fault, whose
+        instruction re-executes) can end it before the instruction retires: compare `insns`."""
+        if self._step_mark != self.counter.blocks:
+            # blocks translated without Unicorn's per-instruction count hook would run whole
+            self.uc.ctl_flush_tb()
+        self._stopped = False
+        self.counter.set_budget(None)
+        self.env.old_exception.value = -1
+        try:
+            self.uc.emu_start(self.env.rip.value, 0, count=1)
+        except UcError as e:
+            if self.error is None:
+                self.error = CpuError("emulation failed at rip=%#x: %s" % (self.env.rip.value, e))
+        if self.counter.blocks != self._uncount_mark:
+            # the block the step ended in was counted whole (a trap that already took it back, as a
+            # fault that stops or kills the program, leaves nothing to take back)
+            self._uncount_from(self.env.rip.value)
+        self._step_mark = self.counter.blocks
+        if self.counter.error is not None and self.error is None:
+            self.error = self.counter.error
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
 
     # ---- state -------------------------------------------------------------------------
     @property

@@ -35,6 +35,7 @@ class Machine:
         self.cpu = Cpu(self.phys, self.costs, self._read_code)
         self.kernel = Kernel(self.phys, self.cpu, self.costs, config or KernelConfig())
         self.cpu.traps = self.kernel
+        self.debugger = None        # a GdbStub (emu/gdbstub.py) when one is attached
 
     def _read_code(self, va, n):
         return self.kernel.read_code(va, n) if self.kernel is not None else None
@@ -52,6 +53,10 @@ class Machine:
         sched = kernel.sched
         deadline = time.monotonic() + wall_timeout if wall_timeout else None
         while not task.group.exited:
+            if self.debugger is not None:
+                self.debugger.before_run(task)      # reports stops and serves gdb while stopped
+                if task.group.exited:
+                    break
             where = lambda: self._where()
             if max_sim_seconds is not None and kernel.costs.seconds(sched.elapsed()) >= max_sim_seconds:
                 stop_reason = ('simulated-time limit reached: %.6f s (--max-sim-time); stopped at %s'
@@ -77,6 +82,8 @@ class Machine:
             kernel.run_events()
         if stop_reason is not None:
             task.group.exit_code = task.exit_code = 124
+        if self.debugger is not None:
+            self.debugger.on_exit(task, stop_reason)
         return RunResult(task, self.kernel.snapshot(), stop_reason)
 
     def _where(self):

@@ -114,6 +114,7 @@ class Kernel:
         self.current = None
         self.sched = Scheduler(self, max(1, config.cpus))
         self.futex_queues = {}          # futex key -> [Waiter] (kernel/futex.py)
+        self.debugger = None        # consulted on user page faults when a debugger is attached
         self.next_pid = 1
         self._warned = set()
         from kernel.procfs import register_procfs
@@ -377,6 +378,9 @@ class Kernel:
     def page_fault(self, rip, address, error_code):
         """#PF from user mode: account, call do_user_addr_fault, deliver a signal if it fails."""
         task = self.current
+        dbg = self.debugger
+        if dbg is not None and dbg.fault_stop(task, rip, address, error_code):
+            return                 # the debugger stopped the program before the fault is handled
         tr = self.tracer
         if tr is not None:
             tr.page_fault_entry(self, rip, address, error_code)
@@ -421,6 +425,9 @@ class Kernel:
             self.cpu.uc.ctl_flush_tb()
         if tr is not None:
             tr.page_fault_exit(self, rip, address, error_code, _fault_info(res, fixed, extra))
+        if dbg is not None:
+            dbg.fault_done(task, rip, address, error_code, res, rec, fixed, extra,
+                           self.kcycles + self.idle_cycles - t0)
         if res.signal == -1:
             self.oom_kill(task, 'page fault at %#x' % address)
         elif res.signal:
