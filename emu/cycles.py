@@ -47,6 +47,23 @@ DEFAULT_COSTS = {
                    'page_alloc carries the rest)'),
     'page_free': (150, 'free an order-0 page to the per-CPU list'),
     'page_zero': (400, 'clear_page with rep stosq, 4 KiB (~10 B/cycle); see page_alloc'),
+    'page_zero_dram': (850, 'extra for clear_page of a frame that is not in the last-level cache (kernel/mm/llc.py): '
+                       'the stores go to DRAM. Seed table hugetlbfs 4096 MiB: 355 ms per 2048 huge pages = 520,000 '
+                       'cycles per 2 MiB at 3 GHz = 1016 per 4 KiB (~12 GB/s), vs 176 per 4 KiB in cache (its '
+                       '2 MiB block); anon 4 KiB POPULATE_WRITE - POPULATE_READ: 574 cycles/page at 2 MiB, 1282 at '
+                       '4 GiB, i.e. ~710 more from DRAM'),
+    'page_copy_dram': (470, 'extra per frame (source or destination) of a copy_page that is not in the last-level '
+                       'cache. Seed table memfd/tmpfs/file 4 KiB POPULATE_WRITE (gup COW of a cached page) at '
+                       '4 GiB - at 2 MiB: 2305 - 1342 = 963 (memfd), 1054 (tmpfs), 1075 (file) cycles per page, for '
+                       'two uncached frames'),
+    'llc_miss': (190, 'a user load that misses the last-level cache (DRAM latency ~65 ns at 3 GHz), charged for '
+                 'the first user touch of a mapped page that is not cached (kernel/mm/llc.py). Seed table memfd 4 KiB '
+                 'Read: 392 cycles/page at 4 GiB vs 199 at 2 MiB (3 GHz)'),
+    'llc_bytes': (32 << 20, 'size of the modeled last-level cache in bytes (not cycles): 32 MiB, the order of a '
+                  'server LLC (Xeon Gold 6130: 22 MiB; EPYC 7302: 128 MiB in 16 MiB slices per CCX). The seed\'s 2 MiB '
+                  'runs fit in it, its 4096 MiB runs do not'),
+    'fallocate_block': (600, 'fallocate per 4 KiB block allocated (ext4_alloc_file_blocks: extent tree and bitmap '
+                        'updates, unwritten extents so no zeroing; hugetlbfs: per 2 MiB page, plus its clearing)'),
     'page_copy': (1100, 'copy_page 4 KiB. Seed table: MAP_PRIVATE file POPULATE_WRITE (a COW fault from gup) - '
                   'anon POPULATE_READ = pagecache_lookup + page_alloc + page_copy = 990-1350 cycles/page at '
                   '2 MiB, 1950-2100 at 4 GiB (3 GHz); 1630 here'),

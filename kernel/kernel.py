@@ -52,6 +52,7 @@ class KernelConfig:
         self.warn = kw.pop('warn', None)            # callable(str) for one-line kernel warnings
         self.vdso = kw.pop('vdso', True)            # map the vDSO (and announce it in AT_SYSINFO_EHDR)
         self.swap_bytes = kw.pop('swap_bytes', 256 << 20)   # swap area on the simulated disk (0: none)
+        self.nr_hugepages = kw.pop('nr_hugepages', 0)       # 2 MiB pages in the hugetlb pool at boot
         if kw:
             raise TypeError("unknown kernel options: %s" % ', '.join(kw))
 
@@ -87,6 +88,11 @@ class Kernel:
         self.pagecache.reclaim_hook = self.reclaim.direct_reclaim
         self.pagecache.balance_hook = self.reclaim.balance
         self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts)
+        from kernel.mm.hugetlb import HState
+        from kernel.mm.llc import LlcModel
+        self.mmsvc.llc = LlcModel(phys.nr_frames, costs.costs['llc_bytes'])
+        self.mmsvc.hstate = HState(self.mmsvc, config.nr_hugepages, self.vfs.root_sb.clock,
+                                    self.vfs.alloc_anon_dev())
         self.tasks = {}
         self.current = None
         self.next_pid = 1

@@ -1,14 +1,16 @@
 """The page-fault handlers (mm/memory.c): handle_mm_fault and what it dispatches to, plus zapping."""
 from emu.physmem import PAGE_SHIFT, PAGE_SIZE
 from kernel.mm.mm_types import (
-    FAULT_FLAG_WRITE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_ALLOW_RETRY, VmFault,
+    FAULT_FLAG_WRITE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_USER, VmFault,
     VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_NOPAGE, VM_FAULT_HWPOISON)
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
     PG_hwpoison, PG_readahead, PG_lru, PG_reserved
 from kernel.mm.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot,
     pte_to_swp_entry, swp_entry_to_pte)
-from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
+from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ, VM_HUGETLB
+from kernel.mm.llc import charge_page_zero, charge_page_copy, note_user_mapped, charge_first_touches
+from kernel.mm import hugetlb
 
 
 def vma_page_prot(vma):
@@ -32,6 +34,9 @@ def _map_page(mm, vmf, page, prot, soft_dirty=None):
 
 def handle_mm_fault(mm, vma, address, flags):
     """Resolve a fault on address inside vma; returns (VM_FAULT_* bits, the VmFault record)."""
+    charge_first_touches(mm.svc)
+    if vma.vm_flags & VM_HUGETLB:
+        return hugetlb.hugetlb_fault(mm, vma, address, flags)
     vmf = VmFault(vma, address, flags)
     mm.svc.charge('fault_handle')
     try:
@@ -102,7 +107,7 @@ def alloc_anon_page(mm, vmf, zero):
         return None
     svc.charge('page_alloc')
     if zero:
-        svc.charge('page_zero')
+        charge_page_zero(svc, page.pfn)
     svc.stats['pages_zeroed' if zero else 'pages_allocated'] += 1
     return page
 
@@ -241,6 +246,8 @@ def filemap_map_pages(mm, vmf, start, end):
         page.mapcount += 1
         phys.write64(slot, pfn_pte(page.pfn, prot))
         svc.charge('pte_set')
+        if vmf.flags & FAULT_FLAG_USER:
+            note_user_mapped(svc, slot, page)
         mm.rss_add(file=1)
         mapped += 1
         if va == vmf.address:
@@ -267,6 +274,8 @@ def do_read_fault(mm, vmf):
     page.mapcount += 1
     mm.rss_add(file=1)
     _map_page(mm, vmf, page, vma_page_prot(vmf.vma) & ~_PAGE_RW)
+    if vmf.flags & FAULT_FLAG_USER:
+        note_user_mapped(svc, vmf.slot, page)
     return ret
 
 
@@ -282,7 +291,7 @@ def do_cow_fault(mm, vmf):
         return _alloc_failed(vmf)
     vmf.handler = 'do_cow_fault'
     svc.frames.phys.copy_frame(new.pfn, vmf.page.pfn)
-    svc.charge('page_copy')
+    charge_page_copy(svc, new.pfn, vmf.page.pfn)
     svc.stats['pages_copied'] += 1
     svc.frames.put_page(vmf.page)          # the reference __do_fault took
     vmf.page = new
@@ -336,7 +345,7 @@ def wp_page_copy(mm, vmf, old):
     vmf.handler = 'do_wp_page(copy)'
     if not is_zero:
         svc.frames.phys.copy_frame(new.pfn, old.pfn)
-        svc.charge('page_copy')
+        charge_page_copy(svc, new.pfn, old.pfn)
         svc.stats['pages_copied'] += 1
     page_add_new_anon_rmap(mm, new, vmf.address)
     svc.frames.phys.write64(vmf.slot, pfn_pte(new.pfn, vma_page_prot(vmf.vma)) | _PAGE_DIRTY | _PAGE_ACCESSED
@@ -454,7 +463,7 @@ def zap_pte_range(mm, start, end):
     if n:
         svc.charge('pte_set', n)
         svc.flush_tlb()
-    return n
+    return n + hugetlb.zap_huge_pmd_range(mm, start, end)
 
 
 def _free_swap_pte(mm, pte):

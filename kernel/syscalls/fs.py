@@ -773,14 +773,17 @@ def sys_fadvise64(k, t, fd, offset, length, advice, *_):
 def sys_memfd_create(k, t, uname, flags, *_):
     if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | 0xFC000000 | 8 | 16):
         return -errno.EINVAL
-    if flags & MFD_HUGETLB:
+    from kernel.mm.hugetlb import huge_size_ok
+    if not flags & MFD_HUGETLB and flags & 0xFC000000 or flags & MFD_HUGETLB and not huge_size_ok(flags):
+        return -errno.EINVAL
+    if flags & MFD_HUGETLB and getattr(k.mmsvc, 'hstate', None) is None:
         return -errno.EINVAL
     name = _get_path(t, uname)
     if isinstance(name, int):
         return name
     if len(name) > 249:
         return -errno.EINVAL
-    inode = k.vfs.memfd_create()
+    inode = k.mmsvc.hstate.sb.new_anon_file() if flags & MFD_HUGETLB else k.vfs.memfd_create()
     inode.ihold()
     f = OpenFile(inode, O_RDWR, '/memfd:%s (deleted)' % name, k.pagecache)
     return t.files.install(f, cloexec=bool(flags & MFD_CLOEXEC))
