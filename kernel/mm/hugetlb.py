@@ -238,17 +238,20 @@ class HugetlbFile(PagedFile):
 
     def allocate(self, offset, length):
         """fallocate mode 0 / KEEP_SIZE: a cleared pool page for every huge page in the range (ENOSPC
-        when the pool runs out); the size grows to offset + length."""
+        when the pool runs out); the size grows to offset + length. Returns the huge pages allocated."""
         if offset < 0 or length <= 0:
             raise FsError(errno.EINVAL)
         end = offset + length
+        n = 0
         for idx in range(offset >> HPAGE_SHIFT, (end + HPAGE_SIZE - 1) >> HPAGE_SHIFT):
-            if idx not in self.hpages and self.alloc_file_page(idx) is None:
-                raise FsError(errno.ENOSPC)
-            self.sb.hstate.svc.charge('fallocate_block')
+            if idx not in self.hpages:
+                if self.alloc_file_page(idx) is None:
+                    raise FsError(errno.ENOSPC)
+                n += 1
         if end > self.size:
             self.size = end
         self.touch_mtime()
+        return n
 
     def punch_hole(self, start, length):
         """FALLOC_FL_PUNCH_HOLE: free the whole huge pages inside the range, zero partial ones."""

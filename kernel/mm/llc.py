@@ -11,8 +11,8 @@ touching them.
 Costs (emu/cycles.py): page_zero / page_copy for the in-cache case, plus page_zero_dram and
 page_copy_dram for each frame that is not cached; llc_miss for a user load of a page that is not
 cached, which is charged lazily: a user fault that maps existing data records the frames it mapped,
-and the next fault charges those whose Accessed bit the CPU has set in the meantime (the user did
-touch them) and that were not cached.
+and each later fault charges those whose Accessed bit the CPU has set in the meantime (the user did
+touch them) and that were not cached; pages not touched yet stay recorded (up to PENDING_MAX).
 """
 from array import array
 
@@ -89,10 +89,15 @@ def charge_first_touches(svc):
         return
     rd = svc.frames.phys.read64
     cold = 0
+    keep = []
     for slot, pfn in llc.pending:
         pte = rd(slot)
-        if pte & _PAGE_PRESENT and pte & _PAGE_ACCESSED and pte_pfn(pte) == pfn and not llc.touch(pfn):
+        if not pte & _PAGE_PRESENT or pte_pfn(pte) != pfn:
+            continue                      # unmapped (or remapped) before the user touched it
+        if not pte & _PAGE_ACCESSED:
+            keep.append((slot, pfn))      # not touched yet
+        elif not llc.touch(pfn):
             cold += 1
-    llc.pending = []
+    llc.pending = keep
     if cold:
         svc.charge('llc_miss', cold)

@@ -704,6 +704,21 @@ def sys_sync(k, t, *_):
     return 0
 
 
+def charge_fallocate(k, inode, n):
+    """Cycles for n blocks fallocate allocated: on disk, block allocation of unwritten extents; in tmpfs,
+    shmem_fallocate allocates, clears and caches each page; hugetlbfs charged its pages as it cleared them."""
+    if not n:
+        return
+    if getattr(inode, 'backing', 'mem') == 'disk':
+        k.charge('fallocate_block', n)
+    elif inode.blksize == 4096:
+        k.charge('page_alloc', n)
+        k.charge('page_zero', n)
+        k.charge('pagecache_insert', n)
+    else:
+        k.charge('fallocate_block', n)
+
+
 @syscall(285, 'fallocate')
 def sys_fallocate(k, t, fd, mode, offset, length, *_):
     f = _file(t, fd)
@@ -721,7 +736,8 @@ def sys_fallocate(k, t, fd, mode, offset, length, *_):
         return -errno.ENODEV
     try:
         if mode == 0 or mode == FALLOC_FL_KEEP_SIZE:
-            inode.allocate(offset, length)
+            n = inode.allocate(offset, length) or 0
+            charge_fallocate(k, inode, n)
             if mode == 0 and offset + length > inode.size:
                 inode.set_size(offset + length)
         elif mode == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
