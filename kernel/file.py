@@ -131,6 +131,9 @@ def generic_file_read(pagecache, f, count, pos):
     size = inode.size
     if pos >= size or count <= 0:
         return b''
+    read_iter = getattr(inode, 'read_iter', None)        # a file system that reads without the page cache
+    if read_iter is not None:
+        return read_iter(pos, count)
     end = min(size, pos + count)
     out = bytearray()
     phys = pagecache.frames.phys
@@ -152,6 +155,8 @@ def generic_file_read(pagecache, f, count, pos):
 def generic_perform_write(pagecache, f, data, pos):
     """Write data at pos through the page cache, extending the file; bytes written or -errno."""
     inode = f.inode
+    if getattr(inode, 'no_write_iter', False):            # hugetlbfs has no write(2)
+        return -errno.EINVAL
     phys = pagecache.frames.phys
     done = 0
     n_total = len(data)

@@ -206,3 +206,35 @@ def test_fallocate_on_disk_reads_zeros_without_io_and_writes_go_to_disk():
     inode.write_page(5, b'data')                                    # written: a real block now
     assert inode.bmap(5) is not None and inode.read_page(5)[:4] == b'data'
     assert inode.allocate(0, 64 * 4096) == 0                        # nothing new to allocate
+
+
+def test_read_and_write_syscalls_on_a_hugetlb_file_and_uaccess_through_a_huge_pmd():
+    """read(2) sees what a mapping wrote (no stale page-cache copy); write(2) is EINVAL as on hugetlbfs;
+    copy_to/from_user go through the huge PMD."""
+    from kernel.file import generic_file_read, generic_perform_write
+    from kernel.uaccess import UserMemory
+    e = _env(nr=4)
+    f = hugetlb.hugetlb_file_setup(e.svc.hstate, e.pc, 2 * HPAGE_SIZE, '/memfd:t (deleted)')
+    s = do_mmap(e.mm, 0, 2 * HPAGE_SIZE, PROT_RW, MAP_SHARED, f, 0)
+    assert generic_file_read(e.pc, f, 8, HPAGE_SIZE - 4) == bytes(8)
+    um = UserMemory(e.mm, e.phys, e.charge)
+    assert um.write(s + HPAGE_SIZE - 4, b'abcdefgh')                # faults both huge pages in, crosses them
+    assert e.pte(s) & _PAGE_PSE and e.pte(s + HPAGE_SIZE) & _PAGE_PSE
+    assert um.read(s + HPAGE_SIZE - 4, 8) == b'abcdefgh'
+    assert generic_file_read(e.pc, f, 8, HPAGE_SIZE - 4) == b'abcdefgh'
+    assert um.write(s + 10, b'later')
+    assert generic_file_read(e.pc, f, 5, 10) == b'later'
+    assert generic_perform_write(e.pc, f, b'x', 0) == -errno.EINVAL
+
+
+def test_cli_hugepages_option(userland):
+    """`faultlab run --hugepages N` fills the pool at boot; without it MAP_HUGETLB is ENOMEM, as on a
+    Linux with nr_hugepages = 0; a negative count is a one-line error."""
+    from test_cli import faultlab
+    prog = os.path.join(userland, 'hugetouch')
+    p = faultlab('run', '--hugepages', '1', prog)
+    assert p.returncode == 0 and p.stdout.startswith(b'addr '), p.stdout + p.stderr
+    p = faultlab('run', prog)
+    assert p.returncode == 2 and p.stdout == b'mmap errno %d\n' % errno.ENOMEM
+    p = faultlab('run', '--hugepages', '-1', prog)
+    assert p.returncode != 0 and p.stderr.decode().count('\n') == 1 and 'Traceback' not in p.stderr.decode()

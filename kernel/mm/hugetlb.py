@@ -208,6 +208,24 @@ class HugetlbFile(PagedFile):
     def write_page(self, index, data, offset_in_page=0):
         raise FsError(errno.EINVAL)
 
+    no_write_iter = True
+
+    def read_iter(self, pos, count):
+        """hugetlbfs_read_iter: read(2) straight from the huge pages (holes read as zeros)."""
+        end = min(self.size, pos + count)
+        out = bytearray()
+        mv = self.sb.hstate.frames.phys.mv
+        while pos < end:
+            n = min(end - pos, HPAGE_SIZE - (pos & (HPAGE_SIZE - 1)))
+            head = self.hpages.get(pos >> HPAGE_SHIFT)
+            if head is None:
+                out += bytes(n)
+            else:
+                a = (head.pfn << 12) + (pos & (HPAGE_SIZE - 1))
+                out += mv[a:a + n]
+            pos += n
+        return bytes(out)
+
     def alloc_file_page(self, idx):
         """The pool page for huge index idx, newly allocated (from this file's reservation if it has
         one) and cleared, added to the file; None when the pool has none."""
