@@ -20,7 +20,7 @@ from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, pte_pfn
 from kernel.mm.page_alloc import PG_reserved
 
 PAGE_BYTES = 4096
-PENDING_MAX = 512            # first touches remembered between two faults (fault-around maps <= 16)
+PENDING_MAX = 64             # first touches remembered between faults (fault-around maps <= 16 per fault)
 _NEVER = -(1 << 62)
 
 
