@@ -238,3 +238,19 @@ def test_cli_hugepages_option(userland):
     assert p.returncode == 2 and p.stdout == b'mmap errno %d\n' % errno.ENOMEM
     p = faultlab('run', '--hugepages', '-1', prog)
     assert p.returncode != 0 and p.stderr.decode().count('\n') == 1 and 'Traceback' not in p.stderr.decode()
+
+
+def _tap(out):
+    import re
+    return {int(m.group(2)): m.group(1) == 'ok' for m in re.finditer(r'^(not ok|ok) (\d+) ', out, re.M)}
+
+
+def test_populate_test_hugetlb_cases_catch_broken_rules(userland, monkeypatch):
+    """Switch the reservation check and the split check off: cases 27 and 32 report not ok, the rest pass."""
+    monkeypatch.setattr(hugetlb, 'hugetlb_reserve_pages', lambda *a: 0)
+    monkeypatch.setattr(hugetlb, 'hugetlb_split_check', lambda *a: 0)
+    r = run_guest(os.path.join(userland, 'populate_test'))
+    res = _tap(r.stdout.decode())
+    assert r.exit_code == 1
+    assert not res[27] and not res[32], r.stdout.decode()
+    assert all(res[n] for n in range(1, 27)) and res[28] and res[29] and res[30] and res[31]
