@@ -48,7 +48,11 @@ class OpenFile:
         self.refs += 1
 
     def put(self):
+        """fput: the last user (descriptor or mapping) releases the inode, so an unlinked file's
+        storage (memfd, shared anonymous memory, huge pages) is freed when its last mapping goes."""
         self.refs -= 1
+        if self.refs == 0 and hasattr(self.inode, 'iput'):
+            self.inode.iput()
 
     def check_mmap(self, shared, prot):
         """Why this file cannot be mapped so, as -errno (0 if it can)."""

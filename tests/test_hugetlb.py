@@ -254,3 +254,25 @@ def test_populate_test_hugetlb_cases_catch_broken_rules(userland, monkeypatch):
     assert r.exit_code == 1
     assert not res[27] and not res[32], r.stdout.decode()
     assert all(res[n] for n in range(1, 27)) and res[28] and res[29] and res[30] and res[31]
+
+
+def test_huge_pages_come_back_when_the_last_mapping_or_descriptor_goes():
+    """Shared anonymous MAP_HUGETLB memory and a hugetlb memfd are freed with their last user (the
+    unlinked file is released by the last fput), so a pool of one page serves any number of rounds."""
+    from kernel.mm.mmap import MAP_SHARED as SH
+    e = _env(nr=1)
+    h = e.svc.hstate
+    for _ in range(3):
+        a = do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, SH | MAP_ANONYMOUS | MAP_HUGETLB, None, 0)
+        assert a > 0
+        e.fault(a, write=True)
+        assert h.free_huge_pages == 0
+        assert do_munmap(e.mm, a, HPAGE_SIZE) == 0
+        assert h.free_huge_pages == 1 and h.resv_huge_pages == 0
+    f = hugetlb.hugetlb_file_setup(h, e.pc, HPAGE_SIZE, '/memfd:t (deleted)')
+    a = do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, SH, f, 0)
+    e.fault(a, write=True)
+    f.put()                                  # close(fd): the mapping still holds the file
+    assert h.free_huge_pages == 0
+    assert do_munmap(e.mm, a, HPAGE_SIZE) == 0
+    assert h.free_huge_pages == 1

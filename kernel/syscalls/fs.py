@@ -142,11 +142,7 @@ def sys_creat(k, t, path, mode, *_):
 
 @syscall(3, 'close')
 def sys_close(k, t, fd, *_):
-    f = _file(t, fd)
-    r = t.files.close(_s32(fd))
-    if r == 0 and isinstance(f, OpenFile) and f.refs == 0 and hasattr(f.inode, 'iput'):
-        f.inode.iput()
-    return r
+    return t.files.close(_s32(fd))
 
 
 # ---- read / write -----------------------------------------------------------------------------
