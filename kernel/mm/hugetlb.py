@@ -718,16 +718,9 @@ def _write_nr_hugepages(k, data):
 
 
 def register_hugetlb_procfs(k):
-    """/proc/sys/vm/nr_hugepages (read/write) and /sys/kernel/mm/hugepages/hugepages-2048kB/*."""
+    """/proc/sys/vm/nr_hugepages, read and written as in Linux (the tree has no /sys)."""
     h = getattr(k.mmsvc, 'hstate', None)
     if h is None:
         return
-    reg = k.vfs.register_synth
-    reg('/proc/sys/vm/nr_hugepages', lambda: '%d\n' % h.nr_huge_pages, lambda d: _write_nr_hugepages(k, d))
-    base = '/sys/kernel/mm/hugepages/hugepages-2048kB/'
-    try:
-        reg(base + 'nr_hugepages', lambda: '%d\n' % h.nr_huge_pages, lambda d: _write_nr_hugepages(k, d))
-        reg(base + 'free_hugepages', lambda: '%d\n' % h.free_huge_pages)
-        reg(base + 'resv_hugepages', lambda: '%d\n' % h.resv_huge_pages)
-    except (FsError, OSError, ValueError):
-        pass                                  # no /sys in this tree
+    k.vfs.register_synth('/proc/sys/vm/nr_hugepages', lambda: '%d\n' % h.nr_huge_pages,
+                         lambda d: _write_nr_hugepages(k, d))
