@@ -11,6 +11,7 @@ from kernel.fs import DiskFs
 from kernel.file import O_RDWR
 from kernel.kernel import KernelConfig
 from kernel.mm import hugetlb
+from kernel.fs.hugetlbfs import hugetlb_file_setup
 from kernel.mm.hugetlb import HState, HPAGE_SIZE, MAP_HUGETLB
 from kernel.mm.madvise import do_madvise, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_DONTNEED
 from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS
@@ -154,7 +155,7 @@ def test_hugetlb_memfd_shared_and_private_mappings():
     """Shared mappings share the file's page; a private write copies it (COW) into an anonymous page."""
     e = _env(nr=4)
     h = e.svc.hstate
-    f = hugetlb.hugetlb_file_setup(h, e.pc, HPAGE_SIZE, '/memfd:t (deleted)')
+    f = hugetlb_file_setup(h, e.pc, HPAGE_SIZE, '/memfd:t (deleted)')
     assert f.inode.allocate(0, HPAGE_SIZE) == 1 and h.free_huge_pages == 3
     s = do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, MAP_SHARED, f, 0)
     p = do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, MAP_PRIVATE, f, 0)
@@ -214,7 +215,7 @@ def test_read_and_write_syscalls_on_a_hugetlb_file_and_uaccess_through_a_huge_pm
     from kernel.file import generic_file_read, generic_perform_write
     from kernel.uaccess import UserMemory
     e = _env(nr=4)
-    f = hugetlb.hugetlb_file_setup(e.svc.hstate, e.pc, 2 * HPAGE_SIZE, '/memfd:t (deleted)')
+    f = hugetlb_file_setup(e.svc.hstate, e.pc, 2 * HPAGE_SIZE, '/memfd:t (deleted)')
     s = do_mmap(e.mm, 0, 2 * HPAGE_SIZE, PROT_RW, MAP_SHARED, f, 0)
     assert generic_file_read(e.pc, f, 8, HPAGE_SIZE - 4) == bytes(8)
     um = UserMemory(e.mm, e.phys, e.charge)
@@ -269,7 +270,7 @@ def test_huge_pages_come_back_when_the_last_mapping_or_descriptor_goes():
         assert h.free_huge_pages == 0
         assert do_munmap(e.mm, a, HPAGE_SIZE) == 0
         assert h.free_huge_pages == 1 and h.resv_huge_pages == 0
-    f = hugetlb.hugetlb_file_setup(h, e.pc, HPAGE_SIZE, '/memfd:t (deleted)')
+    f = hugetlb_file_setup(h, e.pc, HPAGE_SIZE, '/memfd:t (deleted)')
     a = do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, SH, f, 0)
     e.fault(a, write=True)
     f.put()                                  # close(fd): the mapping still holds the file

@@ -1,6 +1,7 @@
 """2 MiB huge pages (mm/hugetlb.c, fs/hugetlbfs/inode.c): the reserved pool (/proc/sys/vm/nr_hugepages),
 hugetlbfs files (MAP_HUGETLB memory and memfd_create(MFD_HUGETLB)), their mappings by PMD entries with
-the PSE bit, and the hugetlb fault path (hugetlb_fault -> hugetlb_no_page / hugetlb_wp).
+the PSE bit, and the hugetlb fault path (hugetlb_fault -> hugetlb_no_page / hugetlb_wp). The files
+themselves are in kernel/fs/hugetlbfs.py.
 
 As in Linux: pages come only from the pool, which is filled with naturally aligned order-9 blocks of
 frames; mmap reserves the pages a mapping may need (ENOMEM when the pool cannot cover them, unless
@@ -12,9 +13,6 @@ Private_Hugetlb / Shared_Hugetlb with KernelPageSize 2048 kB).
 import errno
 
 from kernel.fs.errors import FsError
-from kernel.fs.regfile import PagedFile
-from kernel.fs.stat import S_IFREG
-from kernel.fs.superblock import SuperBlock
 from kernel.mm.llc import charge_page_zero, charge_page_copy
 from kernel.mm.mm_types import (VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
 from kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
@@ -50,6 +48,7 @@ def vma_kernel_pagesize(vma):
 
 def is_file_hugepages(f):
     """Is the open file (or None) on hugetlbfs?"""
+    from kernel.fs.hugetlbfs import HugetlbFile
     return f is not None and isinstance(getattr(f, 'inode', None), HugetlbFile)
 
 
@@ -69,6 +68,7 @@ class HState:
         self.nr_huge_pages = 0
         self.resv_huge_pages = 0
         self.zeroed = set()          # head pfns whose frames are known to be all zero (never used)
+        from kernel.fs.hugetlbfs import HugetlbFs
         self.sb = HugetlbFs(self, clock, dev)
         self.set_max_huge_pages(nr_hugepages)
 
@@ -169,177 +169,6 @@ class HState:
                    self.nr_huge_pages * (HPAGE_SIZE >> 10)))
 
 
-# ---- hugetlbfs --------------------------------------------------------------------------------------
-class HugetlbFile(PagedFile):
-    """A hugetlbfs file: its pages are 2 MiB pool pages (hpages: huge index -> head page); `resv` holds
-    the huge indices reserved by shared mappings and not yet allocated."""
-    backing = 'mem'
-    blksize = HPAGE_SIZE
-
-    def __init__(self, sb, ino, mode, uid=0, gid=0):
-        super().__init__(sb, ino, mode, uid, gid)
-        self.hpages = {}
-        self.resv = set()
-
-    @property
-    def h(self):
-        return self.sb.hstate
-
-    @property
-    def blocks(self):
-        return len(self.hpages) * (HPAGE_SIZE // 512)
-
-    # content, 4 KiB at a time (read(2) goes through the page cache in 4 KiB pages)
-    def _page_get(self, index):
-        head = self.hpages.get(index >> HUGETLB_PAGE_ORDER)
-        if head is None:
-            return None
-        return self.sb.hstate.frames.phys.frame(head.pfn + (index & (PAGES_PER_HPAGE - 1)))
-
-    def _page_for_write(self, index):
-        raise FsError(errno.EINVAL)        # hugetlbfs has no write(2)
-
-    def _page_free(self, index):
-        pass
-
-    def _page_indices(self):
-        return [i << HUGETLB_PAGE_ORDER | j for i in self.hpages for j in range(PAGES_PER_HPAGE)]
-
-    def write_page(self, index, data, offset_in_page=0):
-        raise FsError(errno.EINVAL)
-
-    no_write_iter = True
-
-    def read_iter(self, pos, count):
-        """hugetlbfs_read_iter: read(2) straight from the huge pages (holes read as zeros)."""
-        end = min(self.size, pos + count)
-        out = bytearray()
-        mv = self.sb.hstate.frames.phys.mv
-        while pos < end:
-            n = min(end - pos, HPAGE_SIZE - (pos & (HPAGE_SIZE - 1)))
-            head = self.hpages.get(pos >> HPAGE_SHIFT)
-            if head is None:
-                out += bytes(n)
-            else:
-                a = (head.pfn << 12) + (pos & (HPAGE_SIZE - 1))
-                out += mv[a:a + n]
-            pos += n
-        return bytes(out)
-
-    def alloc_file_page(self, idx):
-        """The pool page for huge index idx, newly allocated (from this file's reservation if it has
-        one) and cleared, added to the file; None when the pool has none."""
-        h = self.h
-        use_resv = idx in self.resv
-        head = h.dequeue_huge_page(use_resv)
-        if head is None:
-            return None
-        self.resv.discard(idx)
-        h.clear_huge_page(head)
-        head.mapping = self
-        head.index = idx
-        self.hpages[idx] = head
-        return head
-
-    def remove_huge_page(self, idx):
-        """Drop the file's reference to its page at idx (mappings keep theirs)."""
-        head = self.hpages.pop(idx, None)
-        if head is not None:
-            head.mapping = None
-            self.h.put_huge_page(head)
-
-    def _release_resv(self, first):
-        drop = [i for i in self.resv if i >= first]
-        for i in drop:
-            self.resv.discard(i)
-        self.h.resv_huge_pages -= len(drop)
-
-    def allocate(self, offset, length):
-        """fallocate mode 0 / KEEP_SIZE: a cleared pool page for every huge page in the range (ENOSPC
-        when the pool runs out); the size grows to offset + length. Returns the huge pages allocated."""
-        if offset < 0 or length <= 0:
-            raise FsError(errno.EINVAL)
-        end = offset + length
-        n = 0
-        for idx in range(offset >> HPAGE_SHIFT, (end + HPAGE_SIZE - 1) >> HPAGE_SHIFT):
-            if idx not in self.hpages:
-                if self.alloc_file_page(idx) is None:
-                    raise FsError(errno.ENOSPC)
-                n += 1
-        if end > self.size:
-            self.size = end
-        self.touch_mtime()
-        return n
-
-    def punch_hole(self, start, length):
-        """FALLOC_FL_PUNCH_HOLE: free the whole huge pages inside the range, zero partial ones."""
-        if start < 0 or length <= 0:
-            raise FsError(errno.EINVAL)
-        end = min(start + length, self.size)
-        first, last = (start + HPAGE_SIZE - 1) >> HPAGE_SHIFT, end >> HPAGE_SHIFT
-        for idx in [i for i in self.hpages if first <= i < last]:
-            self.remove_huge_page(idx)
-        for a, b in ((start, min(end, first << HPAGE_SHIFT)), (max(start, last << HPAGE_SHIFT), end)):
-            head = self.hpages.get(a >> HPAGE_SHIFT)
-            if a < b and head is not None:
-                p = (head.pfn << 12) + (a & (HPAGE_SIZE - 1))
-                self.h.frames.phys.mv[p:p + (b - a)] = bytes(b - a)
-        self.touch_mtime()
-
-    def set_size(self, new_size):
-        self.truncate(new_size)
-
-    def truncate(self, new_size):
-        """hugetlbfs setattr: the size must be a multiple of the huge page size; pages past it go."""
-        if new_size < 0 or new_size & (HPAGE_SIZE - 1):
-            raise FsError(errno.EINVAL)
-        if new_size < self.size:
-            first = new_size >> HPAGE_SHIFT
-            for idx in [i for i in self.hpages if i >= first]:
-                self.remove_huge_page(idx)
-            self._release_resv(first)
-        if new_size != self.size:
-            self.touch_mtime()
-        self.size = new_size
-
-    def evict(self):
-        for idx in list(self.hpages):
-            self.remove_huge_page(idx)
-        self._release_resv(0)
-
-
-class HugetlbFs(SuperBlock):
-    """The internal hugetlbfs mount (hugetlbfs_vfsmount) behind MAP_HUGETLB and MFD_HUGETLB."""
-    fstype = 'hugetlbfs'
-    magic = HUGETLBFS_MAGIC
-    file_class = HugetlbFile
-
-    def __init__(self, hstate, clock=None, dev=0):
-        super().__init__(clock, dev=dev)
-        self.hstate = hstate
-
-    def new_anon_file(self, mode=0o600, uid=0, gid=0):
-        """An unlinked file (hugetlb_file_setup / memfd_create with MFD_HUGETLB)."""
-        inode = self.new_file(S_IFREG | mode, uid, gid)
-        inode.nlink = 0
-        return inode
-
-    def statfs(self):
-        st = super().statfs()
-        st.f_bsize = HPAGE_SIZE
-        st.f_namelen = 255
-        return st
-
-
-def hugetlb_file_setup(hstate, pagecache, size, path='/anon_hugepage (deleted)'):
-    """The unlinked hugetlbfs file behind an anonymous MAP_HUGETLB mapping, as an open file."""
-    from kernel.file import OpenFile
-    inode = hstate.sb.new_anon_file()
-    inode.ihold()
-    inode.size = size
-    return OpenFile(inode, 2, path, pagecache)
-
-
 # ---- reservations ------------------------------------------------------------------------------
 def _private_resv(mm):
     """The huge virtual page numbers of mm's private hugetlb mappings still owed a reserved page."""
@@ -397,6 +226,7 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
     offset a multiple of 2 MiB (EINVAL), pages reserved (ENOMEM), VM_HUGETLB | VM_DONTEXPAND."""
     from kernel.mm.mmap import get_unmapped_area, do_munmap
     from kernel.mm.mm_types import TASK_SIZE, MMAP_MIN_ADDR
+    from kernel.fs.hugetlbfs import hugetlb_file_setup
     h = getattr(mm.svc, 'hstate', None)
     if h is None:
         return -errno.ENOMEM
