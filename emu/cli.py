@@ -32,6 +32,8 @@ def _add_machine_options(p):
     p.add_argument('--ram', type=parse_size, default=DEFAULT_RAM, help='guest RAM (default 256M)')
     p.add_argument('--swap', type=parse_size, default=256 << 20, help='swap area on the simulated disk '
                    '(default 256M; 0 disables swap)')
+    p.add_argument('--hugepages', type=int, default=0, metavar='N',
+                   help='2 MiB pages in the hugetlb pool at boot (/proc/sys/vm/nr_hugepages; default 0)')
     p.add_argument('--costs', metavar='FILE', help='override cycle costs (JSON or name = value lines)')
     p.add_argument('--disk', metavar='K=V,...', help='disk model, e.g. read_latency_us=100,queue_depth=8')
     p.add_argument('--fault-around-bytes', type=parse_size, default=65536,
@@ -95,6 +97,8 @@ def make_machine(a, stdout=None, stderr=None):
     for host, _guest, _ro in mounts:
         if not os.path.exists(host):
             raise ValueError("--mount: host path %s does not exist" % host)
+    if a.hugepages < 0:
+        raise ValueError("--hugepages must be 0 or more")
     fab = a.fault_around_bytes
     if fab & (fab - 1) and fab:
         raise ValueError("--fault-around-bytes must be a power of two")
@@ -102,7 +106,7 @@ def make_machine(a, stdout=None, stderr=None):
         raise ValueError("--cpus must be between 1 and 64")
     config = KernelConfig(fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
                           stdout=stdout, stderr=stderr, swap_bytes=a.swap, cpus=a.cpus, spf=a.spf,
-                          spf_file=a.spf_file)
+                          spf_file=a.spf_file, nr_hugepages=a.hugepages)
     return Machine(ram=a.ram, costs=costs, config=config)
 
 

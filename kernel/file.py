@@ -48,7 +48,11 @@ class OpenFile:
         self.refs += 1
 
     def put(self):
+        """fput: the last user (descriptor or mapping) releases the inode, so an unlinked file's
+        storage (memfd, shared anonymous memory, huge pages) is freed when its last mapping goes."""
         self.refs -= 1
+        if self.refs == 0 and hasattr(self.inode, 'iput'):
+            self.inode.iput()
 
     def check_mmap(self, shared, prot):
         """Why this file cannot be mapped so, as -errno (0 if it can)."""
@@ -141,6 +145,9 @@ def generic_file_read(pagecache, f, count, pos):
     size = inode.size
     if pos >= size or count <= 0:
         return b''
+    read_iter = getattr(inode, 'read_iter', None)        # a file system that reads without the page cache
+    if read_iter is not None:
+        return read_iter(pos, count)
     end = min(size, pos + count)
     out = bytearray()
     phys = pagecache.frames.phys
@@ -162,6 +169,8 @@ def generic_file_read(pagecache, f, count, pos):
 def generic_perform_write(pagecache, f, data, pos):
     """Write data at pos through the page cache, extending the file; bytes written or -errno."""
     inode = f.inode
+    if getattr(inode, 'no_write_iter', False):            # hugetlbfs has no write(2)
+        return -errno.EINVAL
     phys = pagecache.frames.phys
     done = 0
     n_total = len(data)

@@ -71,6 +71,7 @@ class KernelConfig:
         self.cpus = kw.pop('cpus', 1)               # simulated CPUs
         self.spf = kw.pop('spf', True)              # speculative page faults (multi-threaded processes)
         self.spf_file = kw.pop('spf_file', False)   # SPF also for file-backed VMAs (the 2018 variant)
+        self.nr_hugepages = kw.pop('nr_hugepages', 0)       # 2 MiB pages in the hugetlb pool at boot
         if kw:
             raise TypeError("unknown kernel options: %s" % ', '.join(kw))
 
@@ -110,6 +111,11 @@ class Kernel:
         self.pagecache.reclaim_hook = self.reclaim.direct_reclaim
         self.pagecache.balance_hook = self.reclaim.balance
         self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts)
+        from kernel.mm.hugetlb import HState
+        from kernel.mm.llc import LlcModel
+        self.mmsvc.llc = LlcModel(phys.nr_frames, costs.costs['llc_bytes'])
+        self.mmsvc.hstate = HState(self.mmsvc, config.nr_hugepages, self.vfs.root_sb.clock,
+                                    self.vfs.alloc_anon_dev())
         self.tasks = {}
         self.current = None
         self.sched = Scheduler(self, max(1, config.cpus))

@@ -3,6 +3,7 @@ self/status, meminfo, vmstat, sys/vm/*."""
 import errno
 
 from kernel.fs import FsError
+from kernel.mm.hugetlb import register_hugetlb_procfs, vma_kernel_pagesize
 from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
 from kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
@@ -75,8 +76,8 @@ def __show_smap(mss, rollup):
 def show_smap(k, task, vma):
     """One VMA of /proc/PID/smaps: its maps line, sizes, counters, THPeligible and VmFlags."""
     mss = smap_gather_stats(task.mm, vma)
-    return (show_map_vma(k, task, vma) + _kb('Size', vma.vm_end - vma.vm_start) + _kb('KernelPageSize', 4096)
-            + _kb('MMUPageSize', 4096) + __show_smap(mss, False) + 'THPeligible:    %8d\n' % 0
+    return (show_map_vma(k, task, vma) + _kb('Size', vma.vm_end - vma.vm_start) + _kb('KernelPageSize', vma_kernel_pagesize(vma))
+            + _kb('MMUPageSize', vma_kernel_pagesize(vma)) + __show_smap(mss, False) + 'THPeligible:    %8d\n' % 0
             + show_smap_vma_flags(vma))
 
 
@@ -116,7 +117,8 @@ def proc_meminfo(k):
             'Cached:         %8d kB\nSwapCached:     %8d kB\nActive:         %8d kB\nInactive:       %8d kB\n'
             'SwapTotal:      %8d kB\nSwapFree:       %8d kB\n'
             % (total, free, free + cached, 0, cached, len(k.swapcache.pages) * 4, len(k.lru.active) * 4,
-               len(k.lru.inactive) * 4, (k.swap_area.nr_slots - 1) * 4, k.swap_area.nr_free * 4))
+               len(k.lru.inactive) * 4, (k.swap_area.nr_slots - 1) * 4, k.swap_area.nr_free * 4)
+            + 'AnonHugePages:  %8d kB\n' % 0 + (k.mmsvc.hstate.meminfo() if getattr(k.mmsvc, 'hstate', None) else ''))
 
 
 VMSTAT_FIELDS = ('pgpgin', 'pgpgout', 'pswpin', 'pswpout', 'pgfault', 'pgmajfault', 'pgactivate',
@@ -163,6 +165,7 @@ def register_procfs(k):
     reg('/proc/sys/vm/drop_caches', lambda: '0\n', lambda d: write_drop_caches(k, d))
     reg('/proc/sys/vm/fault_around_bytes', lambda: '%d\n' % k.mmsvc.fault_around_bytes,
         lambda d: _set_fault_around(k, d))
+    register_hugetlb_procfs(k)
     k.vfs.register_synth_symlink('/proc/self/exe', lambda: k.current.exe_path if k.current else '/')
 
 

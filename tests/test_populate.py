@@ -23,7 +23,7 @@ from kernel.mm.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_SO
 from kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED
 
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
-NTESTS = 26
+NTESTS = 34
 
 
 def _tap(out):

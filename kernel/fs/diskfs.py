@@ -27,10 +27,38 @@ class DiskFile(PagedFile):
         """An empty file (no blocks)."""
         super().__init__(sb, ino, mode, uid, gid)
         self._map = {}
+        self._unwritten = set()     # pages whose block fallocate allocated and nobody wrote yet
 
     def bmap(self, index):
-        """The disk block holding page index, or None for a hole."""
+        """The disk block holding page index, or None for a hole or an unwritten extent (fallocated,
+        never written: it reads as zeros without disk I/O, like ext4's unwritten extents)."""
+        if index in self._unwritten:
+            return None
         return self._map.get(index)
+
+    def allocate(self, offset, length):
+        """fallocate mode 0: allocate blocks as unwritten extents (no data written, none read back);
+        returns the number of blocks allocated."""
+        if offset < 0 or length <= 0:
+            raise FsError(errno.EINVAL)
+        self.check_writable()
+        end = offset + length
+        if end > self.sb.max_file_size:
+            raise FsError(errno.EFBIG)
+        need = [i for i in range(offset // PAGE_SIZE, (end + PAGE_SIZE - 1) // PAGE_SIZE) if i not in self._map]
+        self._reserve(need)
+        prev = None
+        for i in need:
+            prev = self._map.get(i - 1, prev)
+            block = self._map[i] = self.sb.allocator.alloc(None if prev is None else prev + 1)
+            self._unwritten.add(i)
+            prev = block
+        if end > self.size:
+            self.size = end
+            self.touch_mtime()
+        else:
+            self.touch_ctime()
+        return len(need)
 
     def _page_get(self, index):
         """The block's data (zeros if allocated but never written), or None for a hole."""
@@ -42,6 +70,7 @@ class DiskFile(PagedFile):
 
     def _page_for_write(self, index):
         """The block's buffer, allocating a block next to the previous page's if possible."""
+        self._unwritten.discard(index)
         block = self._map.get(index)
         if block is None:
             prev = self._map.get(index - 1)
@@ -54,6 +83,7 @@ class DiskFile(PagedFile):
 
     def _page_free(self, index):
         """Free the page's block."""
+        self._unwritten.discard(index)
         block = self._map.pop(index, None)
         if block is not None:
             self.sb.image.pop(block, None)

@@ -114,7 +114,8 @@ class PagedFile(Inode):
         self.touch_mtime()
 
     def allocate(self, offset, length):
-        """fallocate mode 0: allocate pages for [offset, offset+length), growing the size to cover it."""
+        """fallocate mode 0: allocate pages for [offset, offset+length), growing the size to cover it;
+        returns the number of pages allocated."""
         if offset < 0 or length <= 0:
             raise FsError(errno.EINVAL)
         self.check_writable()
@@ -131,6 +132,7 @@ class PagedFile(Inode):
             self.touch_mtime()
         else:
             self.touch_ctime()
+        return len(need)
 
     def evict(self):
         """Free every page of an unlinked, unused file."""

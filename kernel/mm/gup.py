@@ -8,6 +8,7 @@ from kernel.mm.mm_types import (FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FAULT_OOM, 
                                 VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_MAJOR)
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW
 from kernel.mm.vma import VM_READ, VM_WRITE, VM_IO, VM_PFNMAP
+from kernel.mm.hugetlb import vma_kernel_pagesize
 
 
 def faultin_page(mm, vma, address, write):
@@ -33,10 +34,11 @@ def populate_vma_page_range(mm, start, end, write):
             addr = nxt.vm_start
             continue
         stop = min(end, vma.vm_end)
+        step = vma_kernel_pagesize(vma)
         while addr < stop:
             if faultin_page(mm, vma, addr, write) & VM_FAULT_ERROR:
                 return
-            addr += 4096
+            addr = (addr & ~(step - 1)) + step
 
 
 def faultin_vma_page_range(mm, vma, start, end, write):
@@ -50,8 +52,9 @@ def faultin_vma_page_range(mm, vma, start, end, write):
     if not vma.vm_flags & (VM_WRITE if write else VM_READ):
         return 0, -errno.EINVAL
     done = 0
-    for addr in range(start, end, 4096):
-        ret = faultin_page(mm, vma, addr, write)
+    step = vma_kernel_pagesize(vma)             # follow_hugetlb_page: one fault per huge page
+    for addr in range(start & ~(step - 1), end, step):
+        ret = faultin_page(mm, vma, max(addr, start), write)
         if ret & VM_FAULT_MAJOR:
             mm.svc.stats['populate_major'] += 1
         if ret & VM_FAULT_ERROR:
@@ -60,5 +63,5 @@ def faultin_vma_page_range(mm, vma, start, end, write):
             if ret & VM_FAULT_HWPOISON:
                 return done, -EHWPOISON
             return done, -errno.EFAULT
-        done += 1
+        done += (min(end, addr + step) - max(addr, start)) >> 12
     return done, 0

@@ -1,7 +1,7 @@
 """The page-fault handlers (mm/memory.c): handle_mm_fault and what it dispatches to, plus zapping."""
 from emu.physmem import PAGE_SHIFT, PAGE_SIZE
 from kernel.mm.mm_types import (
-    FAULT_FLAG_WRITE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_ALLOW_RETRY, VmFault,
+    FAULT_FLAG_WRITE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_USER, VmFault,
     VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_NOPAGE, VM_FAULT_HWPOISON)
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
     PG_hwpoison, PG_readahead, PG_lru, PG_reserved
@@ -9,7 +9,9 @@ from kernel.mm.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot,
     pte_to_swp_entry, swp_entry_to_pte)
 from kernel.mm.spf import pte_lock_classic, pte_unlock_classic, zap_hold, note_pmd_change
-from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
+from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ, VM_HUGETLB
+from kernel.mm.llc import charge_page_zero, charge_page_copy, note_user_mapped, charge_first_touches
+from kernel.mm import hugetlb
 
 
 def vma_page_prot(vma):
@@ -33,6 +35,9 @@ def _map_page(mm, vmf, page, prot, soft_dirty=None):
 
 def handle_mm_fault(mm, vma, address, flags):
     """Resolve a fault on address inside vma; returns (VM_FAULT_* bits, the VmFault record)."""
+    charge_first_touches(mm.svc)
+    if vma.vm_flags & VM_HUGETLB:
+        return hugetlb.hugetlb_fault(mm, vma, address, flags)
     vmf = VmFault(vma, address, flags)
     mm.svc.charge('fault_handle')
     nr_tables = len(mm.pgtables.table_pfns)
@@ -112,7 +117,7 @@ def alloc_anon_page(mm, vmf, zero):
         return None
     svc.charge('page_alloc')
     if zero:
-        svc.charge('page_zero')
+        charge_page_zero(svc, page.pfn)
     svc.stats['pages_zeroed' if zero else 'pages_allocated'] += 1
     return page
 
@@ -251,6 +256,8 @@ def filemap_map_pages(mm, vmf, start, end):
         page.mapcount += 1
         phys.write64(slot, pfn_pte(page.pfn, prot))
         svc.charge('pte_set')
+        if vmf.flags & FAULT_FLAG_USER:
+            note_user_mapped(svc, slot, page)
         mm.rss_add(file=1)
         mapped += 1
         if va == vmf.address:
@@ -277,6 +284,8 @@ def do_read_fault(mm, vmf):
     page.mapcount += 1
     mm.rss_add(file=1)
     _map_page(mm, vmf, page, vma_page_prot(vmf.vma) & ~_PAGE_RW)
+    if vmf.flags & FAULT_FLAG_USER:
+        note_user_mapped(svc, vmf.slot, page)
     return ret
 
 
@@ -292,7 +301,7 @@ def do_cow_fault(mm, vmf):
         return _alloc_failed(vmf)
     vmf.handler = 'do_cow_fault'
     svc.frames.phys.copy_frame(new.pfn, vmf.page.pfn)
-    svc.charge('page_copy')
+    charge_page_copy(svc, new.pfn, vmf.page.pfn)
     svc.stats['pages_copied'] += 1
     svc.frames.put_page(vmf.page)          # the reference __do_fault took
     vmf.page = new
@@ -347,7 +356,7 @@ def wp_page_copy(mm, vmf, old):
     vmf.handler = 'do_wp_page(copy)'
     if not is_zero:
         svc.frames.phys.copy_frame(new.pfn, old.pfn)
-        svc.charge('page_copy')
+        charge_page_copy(svc, new.pfn, old.pfn)
         svc.stats['pages_copied'] += 1
     vmf.vma.anon_vma = True              # anon_vma_prepare
     page_add_new_anon_rmap(mm, new, vmf.address)
@@ -473,7 +482,7 @@ def zap_pte_range(mm, start, end):
         svc.flush_tlb(mm)
     for table in sorted(tables):
         zap_hold(mm, table, t0)             # the PTE lock of each table was held while zapping
-    return n
+    return n + hugetlb.zap_huge_pmd_range(mm, start, end)
 
 
 def _free_swap_pte(mm, pte):

@@ -8,6 +8,7 @@ from emu.physmem import PAGE_SIZE
 from kernel.mm.spf import note_pmd_change
 from kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
 from kernel.mm.mm_types import TASK_SIZE, MMAP_MIN_ADDR
+from kernel.mm import hugetlb
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
 from kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
                            VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_GROWSDOWN, VM_NORESERVE, VM_LOCKED,
@@ -125,6 +126,8 @@ def do_munmap(mm, start, length):
     if length == 0:
         return -errno.EINVAL
     end = start + length
+    if hugetlb.hugetlb_split_check(mm, start, end):
+        return -errno.EINVAL
     t0 = mm.svc.sched.now()
     vmas = _isolate(mm, start, end)
     mm.svc.charge('vma_modify')
@@ -132,6 +135,7 @@ def do_munmap(mm, start, length):
         if v.vm_flags & VM_SHARED and v.vm_file is not None:
             fold_pte_dirty(mm, v)
         zap_pte_range(mm, v.vm_start, v.vm_end)
+        hugetlb.hugetlb_vm_op_close(mm, v)
         mm.vmas.remove(v)
         v.vm_seq += 1
         mm.total_vm -= (v.vm_end - v.vm_start) >> 12
@@ -167,8 +171,8 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
         return -errno.EINVAL
     if map_type == MAP_SHARED_VALIDATE and flags & ~LEGACY_MAP_MASK & ~MAP_SYNC & ~MAP_TYPE:
         return -errno.EOPNOTSUPP
-    if flags & MAP_HUGETLB:
-        return -errno.EINVAL if file is not None else -errno.ENOMEM
+    if flags & MAP_HUGETLB or hugetlb.is_file_hugepages(file):
+        return hugetlb.hugetlb_mmap(mm, addr, length, prot, flags, file, pgoff)
     rlen = page_align(length)
     if rlen == 0 or rlen > TASK_SIZE:
         return -errno.ENOMEM
@@ -251,6 +255,8 @@ def do_mprotect(mm, start, length, prot):
         cur = v.vm_end
     if cur < end:
         return -errno.ENOMEM
+    if hugetlb.hugetlb_split_check(mm, start, end):
+        return -errno.EINVAL
     mm.svc.charge('vma_modify')
     newbits = calc_vm_prot_bits(prot & 7)
     for v in _isolate(mm, start, end):
@@ -264,6 +270,8 @@ def do_mprotect(mm, start, length, prot):
 
 def change_protection(mm, vma, old_flags):
     """Rewrite present PTEs for the VMA's new rights; write access is only ever removed here."""
+    if hugetlb.is_vm_hugetlb_page(vma):
+        return hugetlb.hugetlb_change_protection(mm, vma)
     phys = mm.svc.frames.phys
     prot = vma_page_prot(vma)
     changed = 0
@@ -307,6 +315,8 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
     vma = mm.vmas.vma_lookup(old_addr)
     if vma is None or (old_len and old_addr + old_len > vma.vm_end):
         return -errno.EFAULT
+    if hugetlb.is_vm_hugetlb_page(vma):
+        return -errno.EINVAL          # moving huge PMDs is not implemented
     if old_len == 0:
         if not vma.vm_flags & VM_MAYSHARE:
             return -errno.EINVAL

@@ -20,12 +20,15 @@ PG_pgtable = 1 << 12
 PG_swapcache = 1 << 13
 PG_mlocked = 1 << 14
 PG_exec = 1 << 15           # was mapped executable: the CPU may hold translated code for it
+PG_hugetlb = 1 << 16        # part of a 2 MiB hugetlb page (owned by the hugetlb pool, never by the free list)
+PG_head = 1 << 17           # the first frame of a huge page (the one whose descriptor counts for all)
 
 FLAG_NAMES = [(PG_locked, 'locked'), (PG_referenced, 'referenced'), (PG_uptodate, 'uptodate'),
               (PG_dirty, 'dirty'), (PG_lru, 'lru'), (PG_active, 'active'), (PG_reserved, 'reserved'),
               (PG_writeback, 'writeback'), (PG_swapbacked, 'swapbacked'), (PG_anon, 'anon'),
               (PG_hwpoison, 'hwpoison'), (PG_readahead, 'readahead'), (PG_pgtable, 'pgtable'),
-              (PG_swapcache, 'swapcache'), (PG_mlocked, 'mlocked'), (PG_exec, 'exec')]
+              (PG_swapcache, 'swapcache'), (PG_mlocked, 'mlocked'), (PG_exec, 'exec'),
+              (PG_hugetlb, 'hugetlb'), (PG_head, 'head')]
 
 
 class Page:
@@ -125,6 +128,44 @@ class FrameAllocator:
         self._free.append(page.pfn)
         self.nr_allocated -= 1
         return True
+
+    def alloc_contig_pages(self, order):
+        """alloc_contig_pages: 2**order free frames, naturally aligned (an order-N buddy block).
+
+        Returns the first pfn, or None when no such run is free. The frames get refcount 1 and count as
+        allocated; their contents are not cleared (frames never used before are zero).
+        """
+        n = 1 << order
+        start = (self._fresh + n - 1) & ~(n - 1)
+        if start + n <= self.phys.nr_frames:
+            self._free.extend(range(self._fresh, start))     # skipped for alignment: ordinary free frames
+            self.phys.populate(start << 12, n << 12)
+            self._fresh = start + n
+            self._populated = max(self._populated, self._fresh)
+        else:
+            free = set(self._free)
+            first = (EMU_RESERVED_FRAMES + n - 1) & ~(n - 1)
+            start = next((b for b in range(first, self._fresh - n + 1, n)
+                          if all(p in free for p in range(b, b + n))), None)
+            if start is None:
+                return None
+            self._free = [p for p in self._free if not start <= p < start + n]
+        for pfn in range(start, start + n):
+            page = self.pages[pfn]
+            page.refcount, page.mapcount, page.flags = 1, 0, 0
+            page.mapping, page.index, page.private = None, 0, 0
+        self.nr_allocated += n
+        self.peak_allocated = max(self.peak_allocated, self.nr_allocated)
+        return start
+
+    def free_contig_pages(self, pfn, order):
+        """Give a block from alloc_contig_pages back to the free list."""
+        for p in range(pfn, pfn + (1 << order)):
+            page = self.pages[p]
+            page.refcount, page.mapcount, page.flags = 0, 0, 0
+            page.mapping = page.rmap_mm = None
+            self._free.append(p)
+        self.nr_allocated -= 1 << order
 
     def alloc_table(self):
         """A zeroed frame for a page-table level (pfn), or None."""

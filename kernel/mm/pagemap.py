@@ -14,7 +14,7 @@ from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_referenced
 from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SOFT_DIRTY,
                                PMD_SHIFT, pte_pfn, pte_to_swp_entry)
-from kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED
+from kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED, VM_HUGETLB
 
 PM_ENTRY_BYTES = 8
 PM_PFRAME_BITS = 55
@@ -102,6 +102,9 @@ def pagemap_pte_hole(vma, n):
 
 def pagemap_pte_range(mm, vma, start, end, show_pfn=True):
     """Entries for [start, end) inside vma, one page table (PMD range) at a time."""
+    if vma.vm_flags & VM_HUGETLB:
+        from kernel.mm.hugetlb import pagemap_hugetlb_range
+        return pagemap_hugetlb_range(mm, vma, start, end, show_pfn)
     out = bytearray()
     phys = mm.svc.frames.phys
     va = start
@@ -288,6 +291,9 @@ def smap_gather_stats(mm, vma, mss=None):
     mss = mss or MemSizeStats()
     if vma.vm_flags & VM_PFNMAP:
         return mss
+    if vma.vm_flags & VM_HUGETLB:
+        from kernel.mm.hugetlb import smaps_hugetlb_range
+        return smaps_hugetlb_range(mm, vma, mss)
     locked = bool(vma.vm_flags & VM_LOCKED)
     for va, slot, pte in mm.pgtables.present_ptes(vma.vm_start, vma.vm_end):
         if pte & _PAGE_PRESENT:

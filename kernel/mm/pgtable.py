@@ -23,6 +23,8 @@ PTE_PFN_MASK = 0x000FFFFFFFFFF000
 _PAGE_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
 
 PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT = 39, 30, 21
+PMD_SIZE = 1 << PMD_SHIFT
+PMD_PFN_MASK = PTE_PFN_MASK & ~(PMD_SIZE - 1)
 PTRS_PER_TABLE = 512
 LEVEL_NAMES = ('pgd', 'pud', 'pmd', 'pte')
 
@@ -128,8 +130,71 @@ class PageTables:
         self._pt_cache = {}          # va >> PMD_SHIFT -> physical address of that leaf table
         self.levels_walked = 0       # for the cycle model
 
+    def pmd_slot(self, va, create=True):
+        """Physical address of the PMD entry for va, creating the upper levels if asked (pmd_alloc)."""
+        rd, wr = self.phys.read64, self.phys.write64
+        table = self.pgd
+        for shift in (PGDIR_SHIFT, PUD_SHIFT):
+            self.levels_walked += 1
+            ea = table + ((va >> shift) & 0x1FF) * 8
+            e = rd(ea)
+            if not e & _PAGE_PRESENT:
+                if not create:
+                    return None
+                pfn = self._alloc_table()
+                if pfn is None:
+                    raise MemoryError("no memory for a page table")
+                self.table_pfns.append(pfn)
+                e = (pfn << PAGE_SHIFT) | _PAGE_TABLE
+                wr(ea, e)
+            table = e & PTE_PFN_MASK
+        self.levels_walked += 1
+        return table + ((va >> PMD_SHIFT) & 0x1FF) * 8
+
+    def huge_pmd(self, va):
+        """The PMD entry mapping va as a 2 MiB leaf (PSE set), or 0."""
+        if (va >> PMD_SHIFT) in self._pt_cache:
+            return 0
+        slot = self.pmd_slot(va, create=False)
+        e = 0 if slot is None else self.phys.read64(slot)
+        return e if e & _PAGE_PSE else 0
+
+    def set_huge_pmd_slot(self, va):
+        """The PMD slot for a 2 MiB leaf at va; an empty page table that was there is freed first.
+
+        Returns (slot, the freed table's pfn or None); raises MemoryError without memory for the levels.
+        """
+        slot = self.pmd_slot(va, create=True)
+        e = self.phys.read64(slot)
+        freed = None
+        if e & _PAGE_PRESENT and not e & _PAGE_PSE:
+            table = e & PTE_PFN_MASK
+            if any(self.phys.read(table, 4096)):
+                raise AssertionError("huge PMD over a page table still in use at %#x" % va)
+            self.phys.write64(slot, 0)
+            self._pt_cache.pop(va >> PMD_SHIFT, None)
+            freed = table >> PAGE_SHIFT
+            self.table_pfns.remove(freed)
+        return slot, freed
+
+    def huge_pmds(self, start, end):
+        """Yield (va, slot, entry) for the 2 MiB leaves (or non-present huge entries) fully inside [start, end)."""
+        va = (start + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
+        rd = self.phys.read64
+        while va + PMD_SIZE <= end:
+            if (va >> PMD_SHIFT) not in self._pt_cache:
+                slot = self.pmd_slot(va, create=False)
+                if slot is not None:
+                    e = rd(slot)
+                    if e & _PAGE_PSE:
+                        yield va, slot, e
+            va += PMD_SIZE
+
     def pte_slot(self, va, create=True):
-        """Physical address of the leaf PTE for va, creating missing levels if asked (pte_alloc)."""
+        """Physical address of the leaf PTE for va, creating missing levels if asked (pte_alloc).
+
+        A 2 MiB leaf (huge PMD) has no PTE: None (the hugetlb code handles those mappings).
+        """
         key = va >> PMD_SHIFT
         pt = self._pt_cache.get(key)
         if pt is None:
@@ -139,6 +204,10 @@ class PageTables:
                 self.levels_walked += 1
                 ea = table + ((va >> shift) & 0x1FF) * 8
                 e = rd(ea)
+                if e & _PAGE_PSE and shift == PMD_SHIFT:
+                    if not create:
+                        return None
+                    raise AssertionError("4 KiB PTE wanted inside a huge PMD at %#x" % va)
                 if not e & _PAGE_PRESENT:
                     if not create:
                         return None
@@ -172,9 +241,11 @@ class PageTables:
         return pfn
 
     def get_pte(self, va):
-        """The leaf entry for va (0 when no table exists)."""
+        """The leaf entry for va: a PTE, or the PMD of a 2 MiB leaf (0 when no table exists)."""
         slot = self.pte_slot(va, create=False)
-        return 0 if slot is None else self.phys.read64(slot)
+        if slot is None:
+            return self.huge_pmd(va)
+        return self.phys.read64(slot)
 
     def walk(self, va):
         """[(level name, entry address, entry)] from the PGD down as far as entries are present."""
@@ -194,6 +265,8 @@ class PageTables:
         pte = self.get_pte(va)
         if not pte & _PAGE_PRESENT:
             return None
+        if pte & _PAGE_PSE and (va >> PMD_SHIFT) not in self._pt_cache:
+            return (pte & PMD_PFN_MASK) | (va & (PMD_SIZE - 1))
         return (pte & PTE_PFN_MASK) | (va & (PAGE_SIZE - 1))
 
     def present_ptes(self, start, end):

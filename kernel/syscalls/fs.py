@@ -142,11 +142,7 @@ def sys_creat(k, t, path, mode, *_):
 
 @syscall(3, 'close')
 def sys_close(k, t, fd, *_):
-    f = _file(t, fd)
-    r = t.files.close(_s32(fd))
-    if r == 0 and isinstance(f, OpenFile) and f.refs == 0 and hasattr(f.inode, 'iput'):
-        f.inode.iput()
-    return r
+    return t.files.close(_s32(fd))
 
 
 # ---- read / write -----------------------------------------------------------------------------
@@ -704,6 +700,21 @@ def sys_sync(k, t, *_):
     return 0
 
 
+def charge_fallocate(k, inode, n):
+    """Cycles for n blocks fallocate allocated: on disk, block allocation of unwritten extents; in tmpfs,
+    shmem_fallocate allocates, clears and caches each page; hugetlbfs charged its pages as it cleared them."""
+    if not n:
+        return
+    if getattr(inode, 'backing', 'mem') == 'disk':
+        k.charge('fallocate_block', n)
+    elif inode.blksize == 4096:
+        k.charge('page_alloc', n)
+        k.charge('page_zero', n)
+        k.charge('pagecache_insert', n)
+    else:
+        k.charge('fallocate_block', n)
+
+
 @syscall(285, 'fallocate')
 def sys_fallocate(k, t, fd, mode, offset, length, *_):
     f = _file(t, fd)
@@ -721,7 +732,8 @@ def sys_fallocate(k, t, fd, mode, offset, length, *_):
         return -errno.ENODEV
     try:
         if mode == 0 or mode == FALLOC_FL_KEEP_SIZE:
-            inode.allocate(offset, length)
+            n = inode.allocate(offset, length) or 0
+            charge_fallocate(k, inode, n)
             if mode == 0 and offset + length > inode.size:
                 inode.set_size(offset + length)
         elif mode == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
@@ -773,14 +785,17 @@ def sys_fadvise64(k, t, fd, offset, length, advice, *_):
 def sys_memfd_create(k, t, uname, flags, *_):
     if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | 0xFC000000 | 8 | 16):
         return -errno.EINVAL
-    if flags & MFD_HUGETLB:
+    from kernel.mm.hugetlb import huge_size_ok
+    if not flags & MFD_HUGETLB and flags & 0xFC000000 or flags & MFD_HUGETLB and not huge_size_ok(flags):
+        return -errno.EINVAL
+    if flags & MFD_HUGETLB and getattr(k.mmsvc, 'hstate', None) is None:
         return -errno.EINVAL
     name = _get_path(t, uname)
     if isinstance(name, int):
         return name
     if len(name) > 249:
         return -errno.EINVAL
-    inode = k.vfs.memfd_create()
+    inode = k.mmsvc.hstate.sb.new_anon_file() if flags & MFD_HUGETLB else k.vfs.memfd_create()
     inode.ihold()
     f = OpenFile(inode, O_RDWR, '/memfd:%s (deleted)' % name, k.pagecache)
     return t.files.install(f, cloexec=bool(flags & MFD_CLOEXEC))

@@ -5,7 +5,8 @@ from kernel.file import OpenFile
 from kernel.mm.madvise import (do_madvise, MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT,
                                MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON)
 from kernel.mm.memory import fold_pte_dirty
-from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, page_align
+from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, MAP_HUGETLB, \
+    page_align
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock
 from kernel.mm.page_alloc import PG_uptodate
@@ -44,7 +45,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
     if off & 0xFFF:
         return -errno.EINVAL
     f = None
-    if flags & MAP_ANONYMOUS and flags & 3 in (1, 3) and length:
+    if flags & MAP_ANONYMOUS and flags & 3 in (1, 3) and length and not flags & MAP_HUGETLB:
         f = shmem_zero_setup(k, length)
     elif not flags & MAP_ANONYMOUS:
         f = t.files.get(_s64(fd) if fd < (1 << 63) else -1)

@@ -2,6 +2,9 @@
  * populate_test: madvise(MADV_POPULATE_READ / MADV_POPULATE_WRITE) checked through /proc/self/pagemap
  * (present, swapped, soft-dirty, exclusive, file bits and PFNs) and /proc/self/clear_refs.
  *
+ * Cases 27-34 use 2 MiB huge pages (MAP_HUGETLB, memfd_create(MFD_HUGETLB)); they ask for a few in
+ * /proc/sys/vm/nr_hugepages and are SKIPped where the pool stays empty (not root, no hugetlb).
+ *
  * Usage: populate_test [DIR] [--hwpoison]
  *   DIR         where the file-mapping tests create their file (default /tmp)
  *   --hwpoison  also run the MADV_HWPOISON case (it poisons a real page on a real machine)
@@ -18,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef MADV_PAGEOUT
@@ -44,7 +48,16 @@
 #define PM_PRESENT (1ULL << 63)
 
 #define NPAGES 8
-#define NTESTS 26
+#define NTESTS 34
+#ifndef MAP_HUGETLB
+#define MAP_HUGETLB 0x40000
+#endif
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 4U
+#endif
+#define MAP_HUGE_SHIFT_ 26
+#define HPAGE (2UL << 20)
+#define HUGE_TESTS 8
 
 static long psize;
 static int pagemap_fd = -1;
@@ -494,6 +507,180 @@ static void test_hwpoison(int enabled)
     report(ok, "%s", what);
 }
 
+/* ---- 2 MiB huge pages ------------------------------------------------------------------------------------ */
+/* a "Name:   N" line of /proc/meminfo, -1 when missing */
+static long meminfo(const char *name)
+{
+    char line[256];
+    long v = -1;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    size_t n = strlen(name);
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, name, n) && line[n] == ':') {
+            v = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* the value of a "Name:   N kB" line of this mapping's /proc/self/smaps entry, -1 when missing */
+static long smaps_field(const void *start, const char *name)
+{
+    char line[512], want[32];
+    long v = -1;
+    int in = 0;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f)
+        return -1;
+    snprintf(want, sizeof(want), "%lx-", (unsigned long)start);
+    size_t n = strlen(name);
+    while (fgets(line, sizeof(line), f)) {
+        if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ') && line[0] != ' ' &&
+            strncmp(line, "VmFlags", 7) && strchr(line, ':') > strchr(line, ' '))
+            in = !strncmp(line, want, strlen(want)) || !strncmp(line + strspn(line, "0"), want, strlen(want));
+        else if (in && !strncmp(line, name, n) && line[n] == ':') {
+            v = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+static long pool_was = -1;        /* nr_hugepages before this test raised it (restored at the end) */
+
+static void restore_pool(void)
+{
+    char buf[32];
+    if (pool_was < 0)
+        return;
+    snprintf(buf, sizeof(buf), "%ld", pool_was);
+    write_proc("/proc/sys/vm/nr_hugepages", buf);
+}
+
+static void test_hugetlb(void)
+{
+    long total = meminfo("HugePages_Total");
+    if (total < 0) {
+        for (int i = 0; i < HUGE_TESTS; i++)
+            skip("no HugePages_* in /proc/meminfo", "hugetlb");
+        return;
+    }
+    if (meminfo("HugePages_Free") < 4) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%ld", total + 4);
+        if (write_proc("/proc/sys/vm/nr_hugepages", buf) == 0)    /* works as root; otherwise the pool stays */
+            pool_was = total;
+    }
+    long nfree = meminfo("HugePages_Free");
+
+    /* 27: more huge pages than are free cannot be reserved: ENOMEM (an empty pool: any size) */
+    errno = 0;
+    void *q = mmap(NULL, (nfree + 1) * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    report(q == MAP_FAILED && errno == ENOMEM, "hugetlb: MAP_HUGETLB beyond the free pool (%ld pages) is ENOMEM",
+           nfree);
+    if (q != MAP_FAILED)
+        munmap(q, (nfree + 1) * HPAGE);
+
+    /* 28: a huge page size the machine does not have (64 KiB), and MAP_HUGETLB on a regular file: EINVAL */
+    errno = 0;
+    q = mmap(NULL, HPAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (16 << MAP_HUGE_SHIFT_), -1, 0);
+    int ok = q == MAP_FAILED && errno == EINVAL;
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    errno = 0;
+    q = mmap(NULL, HPAGE, PROT_READ, MAP_PRIVATE | MAP_HUGETLB, fd, 0);
+    ok = ok && q == MAP_FAILED && errno == EINVAL;
+    close(fd);
+    report(ok, "hugetlb: unsupported MAP_HUGE size and MAP_HUGETLB on a non-hugetlbfs file are EINVAL");
+
+    if (nfree < 3) {
+        for (int i = 2; i < HUGE_TESTS; i++)
+            skip("fewer than 3 free huge pages (set /proc/sys/vm/nr_hugepages as root)", "hugetlb");
+        return;
+    }
+
+    /* 29: POPULATE_WRITE maps both huge pages: 1024 present, exclusive, anonymous entries on 2 aligned runs */
+    char *p = mmap(NULL, 2 * HPAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    if (p == MAP_FAILED) {
+        for (int i = 2; i < HUGE_TESTS; i++)
+            report(0, "hugetlb: mmap 2 huge pages (errno %d)", errno);
+        return;
+    }
+    long before = meminfo("HugePages_Free");
+    ok = ((uintptr_t)p & (HPAGE - 1)) == 0 && madv_err(p, 2 * HPAGE, MADV_POPULATE_WRITE) == 0 &&
+         range_is(p, 2 * HPAGE / psize, PM_PRESENT | PM_SWAP | PM_FILE | PM_EXCLUSIVE, PM_PRESENT | PM_EXCLUSIVE);
+    if (have_pfn)
+        for (int h = 0; ok && h < 2; h++) {
+            uint64_t f0 = pm_pfn(p + h * HPAGE);
+            ok = f0 % (HPAGE / psize) == 0;
+            for (long i = 1; ok && i < (long)(HPAGE / psize); i++)
+                ok = pm_pfn(p + h * HPAGE + i * psize) == f0 + i;
+        }
+    report(ok && meminfo("HugePages_Free") == before - 2,
+           "hugetlb: POPULATE_WRITE maps 2 huge pages: present, exclusive, anon%s; 2 fewer free",
+           have_pfn ? ", PFNs contiguous and 2 MiB-aligned" : "");
+
+    /* 30: data written through the mapping reads back, the rest is zero */
+    for (long i = 0; i < (long)(2 * HPAGE); i += 4093)
+        p[i] = (char)(i * 7 + 1);
+    ok = 1;
+    for (long i = 0; ok && i < (long)(2 * HPAGE); i++)
+        ok = p[i] == (i % 4093 ? 0 : (char)(i * 7 + 1));
+    report(ok, "hugetlb: writes through the huge mapping read back; unwritten bytes are zero");
+
+    /* 31: smaps reports a 2 MiB page size and the pages as Private_Hugetlb */
+    long kps = smaps_field(p, "KernelPageSize"), ph = smaps_field(p, "Private_Hugetlb");
+    report(kps == 2048 && ph == 4096, "hugetlb: smaps KernelPageSize %ld kB (2048), Private_Hugetlb %ld kB (4096)",
+           kps, ph);
+
+    /* 32: munmap/mprotect inside a huge page are EINVAL and change nothing; an aligned munmap works */
+    errno = 0;
+    ok = munmap(p + psize, psize) == -1 && errno == EINVAL;
+    errno = 0;
+    ok = ok && munmap(p, psize) == -1 && errno == EINVAL;
+    errno = 0;
+    ok = ok && mprotect(p + HPAGE - psize, 2 * psize, PROT_READ) == -1 && errno == EINVAL;
+    ok = ok && p[0] == 1 && munmap(p + HPAGE, HPAGE) == 0 && p[4093] == (char)(4093 * 7 + 1);
+    report(ok && meminfo("HugePages_Free") == before - 1,
+           "hugetlb: munmap/mprotect inside a huge page are EINVAL; munmap of one huge page frees it");
+    munmap(p, HPAGE);
+
+    /* 33: POPULATE_READ of a fresh private mapping allocates (cleared) huge pages, as the CPU's read would */
+    before = meminfo("HugePages_Free");
+    p = mmap(NULL, HPAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    ok = p != MAP_FAILED && madv_err(p, HPAGE, MADV_POPULATE_READ) == 0 &&
+         range_is(p, HPAGE / psize, PM_PRESENT | PM_SWAP, PM_PRESENT) && meminfo("HugePages_Free") == before - 1 &&
+         p[12345] == 0;
+    report(ok, "hugetlb: POPULATE_READ maps a cleared huge page (read-only private mapping)");
+    if (p != MAP_FAILED)
+        munmap(p, HPAGE);
+
+    /* 34: memfd_create(MFD_HUGETLB): fallocate takes a pool page; a shared mapping sees it as a file page
+       and its writes reach a second mapping */
+    fd = (int)syscall(SYS_memfd_create, "populate_test", MFD_HUGETLB);
+    ok = fd >= 0 && ftruncate(fd, HPAGE) == 0;
+    before = meminfo("HugePages_Free");
+    ok = ok && fallocate(fd, 0, 0, HPAGE) == 0 && meminfo("HugePages_Free") == before - 1;
+    char *a = ok ? mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+    char *b = ok ? mmap(NULL, HPAGE, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+    ok = ok && a != MAP_FAILED && b != MAP_FAILED && madv_err(a, HPAGE, MADV_POPULATE_READ) == 0 &&
+         range_is(a, HPAGE / psize, PM_PRESENT | PM_FILE, PM_PRESENT | PM_FILE);
+    if (ok) {
+        a[HPAGE - 1] = 'h';
+        ok = b[HPAGE - 1] == 'h' && (!have_pfn || pm_pfn(a) == pm_pfn(b));
+    }
+    report(ok, "hugetlb: MFD_HUGETLB memfd: fallocate takes a huge page, shared mappings see one file page");
+    if (a != MAP_FAILED)
+        munmap(a, HPAGE);
+    if (b != MAP_FAILED)
+        munmap(b, HPAGE);
+    if (fd >= 0)
+        close(fd);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = "/tmp";
@@ -526,6 +713,8 @@ int main(int argc, char **argv)
     test_softdirty();
     test_swap();
     test_hwpoison(hwpoison);
+    test_hugetlb();
+    restore_pool();
 
     if (pagemap_err)
         diag("reading /proc/self/pagemap failed at least once");

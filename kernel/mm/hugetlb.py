@@ -1,0 +1,556 @@
+"""2 MiB huge pages (mm/hugetlb.c, fs/hugetlbfs/inode.c): the reserved pool (/proc/sys/vm/nr_hugepages),
+hugetlbfs files (MAP_HUGETLB memory and memfd_create(MFD_HUGETLB)), their mappings by PMD entries with
+the PSE bit, and the hugetlb fault path (hugetlb_fault -> hugetlb_no_page / hugetlb_wp). The files
+themselves are in kernel/fs/hugetlbfs.py.
+
+As in Linux: pages come only from the pool, which is filled with naturally aligned order-9 blocks of
+frames; mmap reserves the pages a mapping may need (ENOMEM when the pool cannot cover them, unless
+MAP_NORESERVE) and a fault without a page gets SIGBUS; private mappings get anonymous huge pages
+(copy-on-write from the file's pages); munmap/mprotect must not split a mapping inside a huge page
+(EINVAL); huge pages are never swapped or reclaimed; RSS does not count them (smaps shows them as
+Private_Hugetlb / Shared_Hugetlb with KernelPageSize 2048 kB).
+"""
+import errno
+
+from kernel.fs.errors import FsError
+from kernel.mm.llc import charge_page_zero, charge_page_copy
+from kernel.mm.mm_types import (VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
+from kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
+from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE,
+                               _PAGE_NX, _PAGE_SOFT_DIRTY, PMD_PFN_MASK)
+from kernel.mm.vma import (VmArea, VM_HUGETLB, VM_DONTEXPAND, VM_SHARED, VM_MAYSHARE, VM_WRITE, VM_EXEC, VM_READ,
+                           VM_NORESERVE, VM_SOFTDIRTY, VM_LOCKED, calc_vm_prot_bits, VM_MAYREAD, VM_MAYWRITE,
+                           VM_MAYEXEC)
+
+HPAGE_SHIFT = 21
+HPAGE_SIZE = 1 << HPAGE_SHIFT
+HPAGE_MASK = ~(HPAGE_SIZE - 1)
+HUGETLB_PAGE_ORDER = HPAGE_SHIFT - 12
+PAGES_PER_HPAGE = 1 << HUGETLB_PAGE_ORDER
+MAP_HUGE_SHIFT = 26
+MAP_HUGE_MASK = 0x3F
+HUGETLBFS_MAGIC = 0x958458F6
+
+MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE = 0x01, 0x02, 0x03, 0x0F
+MAP_FIXED, MAP_ANONYMOUS, MAP_LOCKED, MAP_NORESERVE = 0x10, 0x20, 0x2000, 0x4000
+MAP_POPULATE, MAP_NONBLOCK, MAP_HUGETLB, MAP_FIXED_NOREPLACE = 0x8000, 0x10000, 0x40000, 0x100000
+
+
+def is_vm_hugetlb_page(vma):
+    """Is this a hugetlb mapping?"""
+    return bool(vma.vm_flags & VM_HUGETLB)
+
+
+def vma_kernel_pagesize(vma):
+    """The page size the kernel maps vma with (KernelPageSize in smaps)."""
+    return HPAGE_SIZE if vma.vm_flags & VM_HUGETLB else 4096
+
+
+def is_file_hugepages(f):
+    """Is the open file (or None) on hugetlbfs?"""
+    from kernel.fs.hugetlbfs import HugetlbFile
+    return f is not None and isinstance(getattr(f, 'inode', None), HugetlbFile)
+
+
+def huge_size_ok(flags):
+    """The MAP_HUGE_* / MFD_HUGE_* size in flags: 0 (default) or 21 (2 MiB) are the sizes we have."""
+    return ((flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK) in (0, HPAGE_SHIFT)
+
+
+# ---- the pool ------------------------------------------------------------------------------------
+class HState:
+    """struct hstate of the 2 MiB size: the huge page pool, its counters, and the internal hugetlbfs."""
+
+    def __init__(self, svc, nr_hugepages=0, clock=None, dev=0):
+        self.svc = svc
+        self.frames = svc.frames
+        self.free_list = []          # head pages, LIFO (the last freed is the most likely cached)
+        self.nr_huge_pages = 0
+        self.resv_huge_pages = 0
+        self.zeroed = set()          # head pfns whose frames are known to be all zero (never used)
+        from kernel.fs.hugetlbfs import HugetlbFs
+        self.sb = HugetlbFs(self, clock, dev)
+        self.set_max_huge_pages(nr_hugepages)
+
+    @property
+    def free_huge_pages(self):
+        return len(self.free_list)
+
+    def available(self):
+        """Free huge pages not promised to a reservation."""
+        return len(self.free_list) - self.resv_huge_pages
+
+    def alloc_fresh_huge_page(self):
+        """Take an aligned order-9 block from the frame allocator for the pool; the head page or None."""
+        pfn = self.frames.alloc_contig_pages(HUGETLB_PAGE_ORDER)
+        if pfn is None:
+            return None
+        pages = self.frames.pages
+        for p in range(pfn, pfn + PAGES_PER_HPAGE):
+            pages[p].flags = PG_hugetlb
+        head = pages[pfn]
+        head.flags = PG_hugetlb | PG_head
+        head.refcount = 0
+        self.zeroed.add(pfn)
+        self.nr_huge_pages += 1
+        return head
+
+    def set_max_huge_pages(self, count):
+        """echo N > /proc/sys/vm/nr_hugepages: grow the pool (as far as memory allows) or shrink it
+        (only free, unreserved pages can go)."""
+        count = max(0, count)
+        while self.nr_huge_pages < count:
+            head = self.alloc_fresh_huge_page()
+            if head is None:
+                break
+            self.free_list.insert(0, head)
+        while self.nr_huge_pages > count and self.available() > 0:
+            head = self.free_list.pop(0)
+            self.zeroed.discard(head.pfn)
+            self.frames.free_contig_pages(head.pfn, HUGETLB_PAGE_ORDER)
+            self.nr_huge_pages -= 1
+        return self.nr_huge_pages
+
+    def dequeue_huge_page(self, use_resv):
+        """A free head page (refcount 1) for a fault or fallocate: from a reservation, or from the
+        unreserved free pages; None when there is none."""
+        if use_resv:
+            if not self.free_list:
+                return None
+            self.resv_huge_pages -= 1
+        elif self.available() <= 0:
+            return None
+        head = self.free_list.pop()
+        head.refcount = 1
+        head.mapcount = 0
+        head.flags = PG_hugetlb | PG_head | PG_uptodate
+        head.mapping = None
+        head.index = 0
+        return head
+
+    def clear_huge_page(self, head):
+        """clear_huge_page: zero the 512 frames (charged per frame, in cache or from DRAM)."""
+        if head.pfn not in self.zeroed:
+            a = head.pfn << 12
+            self.frames.phys.mv[a:a + HPAGE_SIZE] = bytes(HPAGE_SIZE)
+        self.zeroed.discard(head.pfn)
+        charge_page_zero(self.svc, head.pfn, PAGES_PER_HPAGE)
+        self.svc.stats['huge_pages_zeroed'] += 1
+
+    def copy_huge_page(self, dst, src):
+        """copy_user_huge_page: copy the 512 frames."""
+        mv = self.frames.phys.mv
+        d, s = dst.pfn << 12, src.pfn << 12
+        mv[d:d + HPAGE_SIZE] = mv[s:s + HPAGE_SIZE]
+        self.zeroed.discard(dst.pfn)
+        charge_page_copy(self.svc, dst.pfn, src.pfn, PAGES_PER_HPAGE)
+        self.svc.stats['huge_pages_copied'] += 1
+
+    def put_huge_page(self, head):
+        """Drop a reference; the last one returns the page to the pool (free_huge_folio)."""
+        head.refcount -= 1
+        if head.refcount > 0:
+            return False
+        if head.refcount < 0:
+            raise AssertionError("put_huge_page on a free huge page %r" % head)
+        head.flags = PG_hugetlb | PG_head
+        head.mapping = None
+        head.mapcount = 0
+        head.rmap_mm = None
+        self.free_list.append(head)
+        self.svc.charge('page_free')
+        return True
+
+    def meminfo(self):
+        """The HugePages_* lines of /proc/meminfo."""
+        return ('HugePages_Total:   %5d\nHugePages_Free:    %5d\nHugePages_Rsvd:    %5d\nHugePages_Surp:    %5d\n'
+                'Hugepagesize:   %8d kB\nHugetlb:        %8d kB\n'
+                % (self.nr_huge_pages, self.free_huge_pages, self.resv_huge_pages, 0, HPAGE_SIZE >> 10,
+                   self.nr_huge_pages * (HPAGE_SIZE >> 10)))
+
+
+# ---- reservations ------------------------------------------------------------------------------
+def _private_resv(mm):
+    """The huge virtual page numbers of mm's private hugetlb mappings still owed a reserved page."""
+    r = getattr(mm, 'hugetlb_resv', None)
+    if r is None:
+        r = mm.hugetlb_resv = set()
+    return r
+
+
+def hugetlb_reserve_pages(h, mm, vma_start, nr, f, idx0, shared, noreserve):
+    """Reserve the pool pages a new mapping may need; -ENOMEM when the pool cannot cover them."""
+    if noreserve:
+        return 0
+    inode = f.inode
+    if shared:
+        need = [i for i in range(idx0, idx0 + nr) if i not in inode.hpages and i not in inode.resv]
+    else:
+        need = list(range(nr))
+    if len(need) > h.available():
+        return -errno.ENOMEM
+    h.resv_huge_pages += len(need)
+    if shared:
+        inode.resv.update(need)
+    else:
+        _private_resv(mm).update((vma_start >> HPAGE_SHIFT) + i for i in need)
+    return 0
+
+
+def hugetlb_vm_op_close(mm, vma):
+    """A hugetlb mapping goes away: the private reservations it did not use go back to the pool."""
+    r = getattr(mm, 'hugetlb_resv', None)
+    if not r or vma.vm_flags & VM_MAYSHARE:
+        return
+    h = mm.svc.hstate
+    for vpn in range(vma.vm_start >> HPAGE_SHIFT, vma.vm_end >> HPAGE_SHIFT):
+        if vpn in r:
+            r.discard(vpn)
+            h.resv_huge_pages -= 1
+
+
+def hugetlb_split_check(mm, start, end):
+    """-EINVAL if changing [start, end) would split a hugetlb mapping inside a huge page
+    (hugetlb_vm_op_split), else 0."""
+    for v in mm.vmas.overlapping(start, end):
+        if v.vm_flags & VM_HUGETLB:
+            for a in (start, end):
+                if v.vm_start < a < v.vm_end and a & (HPAGE_SIZE - 1):
+                    return -errno.EINVAL
+    return 0
+
+
+# ---- mmap ----------------------------------------------------------------------------------------------
+def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
+    """do_mmap for MAP_HUGETLB or a hugetlbfs file: length rounded up to 2 MiB, address 2 MiB-aligned,
+    offset a multiple of 2 MiB (EINVAL), pages reserved (ENOMEM), VM_HUGETLB | VM_DONTEXPAND."""
+    from kernel.mm.mmap import get_unmapped_area, do_munmap
+    from kernel.mm.mm_types import TASK_SIZE, MMAP_MIN_ADDR
+    from kernel.fs.hugetlbfs import hugetlb_file_setup
+    h = getattr(mm.svc, 'hstate', None)
+    if h is None:
+        return -errno.ENOMEM
+    if flags & MAP_HUGETLB and not huge_size_ok(flags):
+        return -errno.EINVAL
+    if f is not None and not is_file_hugepages(f):
+        return -errno.EINVAL                  # MAP_HUGETLB with a file that is not on hugetlbfs
+    if length == 0:
+        return -errno.EINVAL
+    if prot & ~(1 | 2 | 4 | 8 | 0x01000000 | 0x02000000):
+        return -errno.EINVAL
+    map_type = flags & MAP_TYPE
+    if map_type not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
+        return -errno.EINVAL
+    rlen = (length + HPAGE_SIZE - 1) & HPAGE_MASK
+    if rlen == 0 or rlen > TASK_SIZE:
+        return -errno.ENOMEM
+    if pgoff & (PAGES_PER_HPAGE - 1):
+        return -errno.EINVAL
+    fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+    if fixed:
+        if addr & (HPAGE_SIZE - 1):
+            return -errno.EINVAL
+        if addr > TASK_SIZE - rlen:
+            return -errno.ENOMEM
+        if addr < MMAP_MIN_ADDR:
+            return -errno.EPERM
+        if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
+            return -errno.EEXIST
+    shared = map_type in (MAP_SHARED, MAP_SHARED_VALIDATE)
+    new_file = f is None
+    if new_file:
+        f = hugetlb_file_setup(h, mm.svc.pagecache, rlen)
+        pgoff = 0
+    else:
+        err = f.check_mmap(shared, prot)
+        if err:
+            return err
+        f.get()
+    vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_HUGETLB | VM_DONTEXPAND
+    if shared:
+        vm_flags |= VM_SHARED | VM_MAYSHARE
+        if not f.writable:
+            vm_flags &= ~(VM_MAYWRITE | VM_SHARED)
+    if flags & MAP_NORESERVE:
+        vm_flags |= VM_NORESERVE
+    if flags & MAP_LOCKED:
+        vm_flags |= VM_LOCKED
+    if fixed:
+        start = addr
+    else:
+        hint = (addr + HPAGE_SIZE - 1) & HPAGE_MASK if addr else 0
+        start = get_unmapped_area(mm, hint, rlen + HPAGE_SIZE, False)
+        if start >= 0:
+            start = (start + HPAGE_SIZE - 1) & HPAGE_MASK
+    if start < 0:
+        f.put()
+        return start
+    err = hugetlb_reserve_pages(h, mm, start, rlen >> HPAGE_SHIFT, f, pgoff >> HUGETLB_PAGE_ORDER, shared,
+                                bool(flags & MAP_NORESERVE))
+    if err:
+        f.put()
+        return err
+    if fixed and mm.vmas.overlapping(start, start + rlen):
+        r = do_munmap(mm, start, rlen)
+        if r:
+            f.put()
+            return r
+    mm.svc.charge('vma_modify')
+    if new_file:
+        f.inode.size = rlen
+    vma = VmArea(start, start + rlen, vm_flags | VM_SOFTDIRTY, pgoff, f)
+    mm.vmas.insert(vma)
+    mm.total_vm += rlen >> 12
+    if flags & MAP_POPULATE and not flags & MAP_NONBLOCK or vm_flags & VM_LOCKED:
+        from kernel.mm.gup import populate_vma_page_range
+        populate_vma_page_range(mm, start, start + rlen, vm_flags & VM_WRITE and not shared)
+    return start
+
+
+# ---- faults -----------------------------------------------------------------------------------------
+def make_huge_pte(vma, head, writable, dirty):
+    """A PMD leaf for head with the VMA's rights."""
+    e = (head.pfn << 12) | _PAGE_PRESENT | _PAGE_USER | _PAGE_PSE | _PAGE_ACCESSED
+    if writable:
+        e |= _PAGE_RW
+    if dirty:
+        e |= _PAGE_DIRTY | _PAGE_SOFT_DIRTY
+    if not vma.vm_flags & VM_EXEC:
+        e |= _PAGE_NX
+    if not vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
+        e &= ~_PAGE_USER
+    return e
+
+
+def vma_hugecache_offset(vma, haddr):
+    """The huge page index in the file that haddr maps."""
+    return ((haddr - vma.vm_start) >> HPAGE_SHIFT) + (vma.vm_pgoff >> HUGETLB_PAGE_ORDER)
+
+
+def alloc_hugetlb_folio(mm, vma, haddr):
+    """A pool page for a private mapping's fault at haddr: from its reservation, else unreserved."""
+    h = mm.svc.hstate
+    r = _private_resv(mm)
+    vpn = haddr >> HPAGE_SHIFT
+    use = vpn in r
+    head = h.dequeue_huge_page(use)
+    if head is not None and use:
+        r.discard(vpn)
+    return head
+
+
+def _set_huge_pmd(mm, vmf, entry):
+    mm.svc.frames.phys.write64(vmf.slot, entry)
+    mm.svc.charge('pte_set')
+
+
+def hugetlb_fault(mm, vma, address, flags):
+    """handle_mm_fault for a hugetlb VMA: (VM_FAULT bits, the VmFault record)."""
+    svc = mm.svc
+    vmf = VmFault(vma, address, flags)
+    vmf.address = address & HPAGE_MASK
+    svc.charge('fault_handle')
+    try:
+        slot, freed = mm.pgtables.set_huge_pmd_slot(vmf.address)
+    except MemoryError:
+        return VM_FAULT_OOM, vmf
+    if freed is not None:
+        svc.frames.put_page(svc.frames.pages[freed])
+    vmf.slot = slot
+    entry = vmf.orig_pte = svc.frames.phys.read64(slot)
+    if entry == 0:
+        return hugetlb_no_page(mm, vmf), vmf
+    if not entry & _PAGE_PRESENT:
+        vmf.handler = 'hugetlb(hwpoison)'
+        return VM_FAULT_SIGBUS, vmf
+    if flags & FAULT_FLAG_WRITE and not entry & _PAGE_RW:
+        return hugetlb_wp(mm, vmf), vmf
+    vmf.handler = 'hugetlb(spurious)'
+    return 0, vmf
+
+
+def hugetlb_no_page(mm, vmf):
+    """No PMD yet: map the file's page (shared; allocated and cleared if missing), or for a private
+    mapping the file's page read-only / a new cleared anonymous page."""
+    vma = vmf.vma
+    inode = vma.vm_file.inode
+    idx = vma_hugecache_offset(vma, vmf.address)
+    if idx >= (inode.size + HPAGE_SIZE - 1) >> HPAGE_SHIFT:
+        vmf.handler = 'hugetlb_no_page(beyond EOF)'
+        return VM_FAULT_SIGBUS
+    write = vmf.flags & FAULT_FLAG_WRITE
+    head = inode.hpages.get(idx)
+    if vma.vm_flags & VM_MAYSHARE:
+        vmf.handler = 'hugetlb_no_page(shared)'
+        if head is None:
+            head = inode.alloc_file_page(idx)
+            if head is None:
+                return VM_FAULT_SIGBUS
+        head.refcount += 1
+        head.mapcount += 1
+        writable = bool(vma.vm_flags & VM_WRITE and vma.vm_flags & VM_SHARED)
+        if writable and write:
+            head.flags |= PG_dirty
+        _set_huge_pmd(mm, vmf, make_huge_pte(vma, head, writable and write, writable and write))
+    elif head is not None:
+        vmf.handler = 'hugetlb_no_page(private file)'
+        head.refcount += 1
+        head.mapcount += 1
+        _set_huge_pmd(mm, vmf, make_huge_pte(vma, head, False, False))
+        if write:
+            vmf.orig_pte = mm.svc.frames.phys.read64(vmf.slot)
+            return hugetlb_wp(mm, vmf)
+    else:
+        vmf.handler = 'hugetlb_no_page(anon)'
+        head = alloc_hugetlb_folio(mm, vma, vmf.address)
+        if head is None:
+            return VM_FAULT_SIGBUS
+        mm.svc.hstate.clear_huge_page(head)
+        head.flags |= PG_anon | PG_dirty
+        head.mapcount = 1
+        head.rmap_mm = mm
+        head.index = vmf.address >> 12
+        _set_huge_pmd(mm, vmf, make_huge_pte(vma, head, bool(write), bool(write)))
+    if vma.vm_flags & VM_EXEC:
+        head.flags |= PG_exec
+    vmf.page = head
+    return 0
+
+
+def hugetlb_wp(mm, vmf):
+    """Write to a read-only huge PMD: make it writable (shared, or our own anonymous page) or copy."""
+    svc = mm.svc
+    h = svc.hstate
+    vma = vmf.vma
+    entry = vmf.orig_pte
+    old = svc.frames.pages[(entry & PMD_PFN_MASK) >> 12]
+    if vma.vm_flags & VM_MAYSHARE or (old.flags & PG_anon and old.mapcount == 1 and old.refcount == 1):
+        vmf.handler = 'hugetlb_wp(reuse)'
+        old.flags |= PG_dirty
+        _set_huge_pmd(mm, vmf, entry | _PAGE_RW | _PAGE_DIRTY | _PAGE_SOFT_DIRTY | _PAGE_ACCESSED)
+        svc.flush_tlb()
+        return 0
+    new = alloc_hugetlb_folio(mm, vma, vmf.address)
+    if new is None:
+        return VM_FAULT_SIGBUS
+    vmf.handler = 'hugetlb_wp(copy)'
+    h.copy_huge_page(new, old)
+    new.flags |= PG_anon | PG_dirty
+    new.mapcount = 1
+    new.rmap_mm = mm
+    new.index = vmf.address >> 12
+    _set_huge_pmd(mm, vmf, make_huge_pte(vma, new, True, True))
+    svc.flush_tlb()
+    old.mapcount -= 1
+    h.put_huge_page(old)
+    vmf.page = new
+    return 0
+
+
+# ---- unmapping, protection ------------------------------------------------------------------------
+def zap_huge_pmd_range(mm, start, end):
+    """unmap_hugepage_range: clear the huge PMDs inside [start, end) and drop their pages; the count."""
+    h = getattr(mm.svc, 'hstate', None)
+    if h is None:
+        return 0
+    phys = mm.svc.frames.phys
+    pages = mm.svc.frames.pages
+    n = 0
+    for va, slot, e in list(mm.pgtables.huge_pmds(start, end)):
+        phys.write64(slot, 0)
+        n += 1
+        if not e & _PAGE_PRESENT:
+            continue
+        head = pages[(e & PMD_PFN_MASK) >> 12]
+        if e & _PAGE_DIRTY and not head.flags & PG_anon:
+            head.flags |= PG_dirty
+        head.mapcount -= 1
+        h.put_huge_page(head)
+    if n:
+        mm.svc.charge('pte_set', n)
+        mm.svc.flush_tlb()
+    return n
+
+
+def hugetlb_change_protection(mm, vma):
+    """mprotect of a hugetlb VMA: rewrite its huge PMDs (write access is only ever removed)."""
+    phys = mm.svc.frames.phys
+    changed = 0
+    for va, slot, e in list(mm.pgtables.huge_pmds(vma.vm_start, vma.vm_end)):
+        if not e & _PAGE_PRESENT:
+            continue
+        new = e
+        if not vma.vm_flags & VM_WRITE:
+            new &= ~_PAGE_RW
+        new = (new & ~_PAGE_NX) | (0 if vma.vm_flags & VM_EXEC else _PAGE_NX)
+        new = new & ~_PAGE_USER if not vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC) else new | _PAGE_USER
+        if new != e:
+            phys.write64(slot, new)
+            changed += 1
+    if changed:
+        mm.svc.charge('pte_set', changed)
+        mm.svc.flush_tlb()
+
+
+# ---- /proc views ----------------------------------------------------------------------------------
+def pagemap_hugetlb_range(mm, vma, start, end, show_pfn=True):
+    """pagemap entries (little-endian u64 each) for [start, end) of a hugetlb VMA."""
+    import struct
+    from kernel.mm.pagemap import PM_PRESENT, PM_FILE, PM_MMAP_EXCLUSIVE, PM_SOFT_DIRTY, make_pme
+    out = bytearray()
+    va = start
+    pages = mm.svc.frames.pages
+    while va < end:
+        stop = min(end, (va & HPAGE_MASK) + HPAGE_SIZE)
+        n = (stop - va) >> 12
+        e = mm.pgtables.huge_pmd(va)
+        flags = PM_SOFT_DIRTY if vma.vm_flags & VM_SOFTDIRTY else 0
+        frame = 0
+        if e & _PAGE_PRESENT:
+            head = pages[(e & PMD_PFN_MASK) >> 12]
+            if not head.flags & PG_anon:
+                flags |= PM_FILE
+            if head.mapcount == 1:
+                flags |= PM_MMAP_EXCLUSIVE
+            flags |= PM_PRESENT
+            if show_pfn:
+                frame = head.pfn + ((va & (HPAGE_SIZE - 1)) >> 12)
+        if flags & PM_PRESENT and show_pfn:
+            out += struct.pack('<%dQ' % n, *[make_pme(frame + i, flags) for i in range(n)])
+        else:
+            out += struct.pack('<Q', make_pme(frame, flags)) * n
+        va = stop
+    return bytes(out)
+
+
+def smaps_hugetlb_range(mm, vma, mss):
+    """smaps of a hugetlb VMA: Shared_Hugetlb / Private_Hugetlb by the page's map count (not Rss)."""
+    pages = mm.svc.frames.pages
+    for va, slot, e in mm.pgtables.huge_pmds(vma.vm_start, vma.vm_end):
+        if e & _PAGE_PRESENT:
+            head = pages[(e & PMD_PFN_MASK) >> 12]
+            if head.mapcount >= 2:
+                mss.shared_hugetlb += HPAGE_SIZE
+            else:
+                mss.private_hugetlb += HPAGE_SIZE
+    return mss
+
+
+def _write_nr_hugepages(k, data):
+    """echo N > /proc/sys/vm/nr_hugepages."""
+    try:
+        v = int(bytes(data).strip())
+    except ValueError:
+        raise FsError(errno.EINVAL)
+    if v < 0:
+        raise FsError(errno.EINVAL)
+    k.mmsvc.hstate.set_max_huge_pages(v)
+
+
+def register_hugetlb_procfs(k):
+    """/proc/sys/vm/nr_hugepages, read and written as in Linux (the tree has no /sys)."""
+    h = getattr(k.mmsvc, 'hstate', None)
+    if h is None:
+        return
+    k.vfs.register_synth('/proc/sys/vm/nr_hugepages', lambda: '%d\n' % h.nr_huge_pages,
+                         lambda d: _write_nr_hugepages(k, d))

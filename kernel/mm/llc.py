@@ -1,0 +1,103 @@
+"""A page-granular model of the last-level cache, so that clearing, copying and first-touching memory
+costs more when the memory involved is no longer cached (the working set outgrew the LLC).
+
+The model is an LRU stack distance in bytes: every time a frame is touched (cleared, copied from or
+to, or read by the user for the first time after a fault mapped it) a clock advances by one page; a
+frame is cached if fewer than `llc_bytes` were touched since its own last touch. Repeated touches of
+the same frame count as well, so the distance is an over-estimate: a frame's data falls out somewhat
+early, never late. Reserved frames (the zero page, the vDSO) are always cached: every process keeps
+touching them.
+
+Costs (emu/cycles.py): page_zero / page_copy for the in-cache case, plus page_zero_dram and
+page_copy_dram for each frame that is not cached; llc_miss for a user load of a page that is not
+cached, which is charged lazily: a user fault that maps existing data records the frames it mapped,
+and each later fault charges those whose Accessed bit the CPU has set in the meantime (the user did
+touch them) and that were not cached; pages not touched yet stay recorded (up to PENDING_MAX).
+"""
+from array import array
+
+from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, pte_pfn
+from kernel.mm.page_alloc import PG_reserved
+
+PAGE_BYTES = 4096
+PENDING_MAX = 64             # first touches remembered between faults (fault-around maps <= 16 per fault)
+_NEVER = -(1 << 62)
+
+
+class LlcModel:
+    """The cache state: the byte clock and each frame's last touch."""
+
+    def __init__(self, nr_frames, llc_bytes):
+        self.llc_bytes = int(llc_bytes)
+        self.clock = 0
+        self.last = array('q', [_NEVER]) * nr_frames
+        self.pending = []         # [(PTE slot, pfn)] mapped by a user fault, first touch not yet charged
+        self.misses = 0
+
+    def touch(self, pfn):
+        """Touch one frame; True if it was cached."""
+        hot = self.clock - self.last[pfn] < self.llc_bytes
+        self.clock += PAGE_BYTES
+        self.last[pfn] = self.clock
+        if not hot:
+            self.misses += 1
+        return hot
+
+    def touch_range(self, pfn, n):
+        """Touch n consecutive frames; how many of them were cached."""
+        return sum(self.touch(p) for p in range(pfn, pfn + n))
+
+
+def _llc(svc):
+    return getattr(svc, 'llc', None)
+
+
+def charge_page_zero(svc, pfn, n=1):
+    """clear_page of n frames from pfn: the in-cache cost, plus the DRAM cost for the uncached ones."""
+    llc = _llc(svc)
+    svc.charge('page_zero', n)
+    if llc is not None:
+        cold = n - llc.touch_range(pfn, n)
+        if cold:
+            svc.charge('page_zero_dram', cold)
+
+
+def charge_page_copy(svc, dst, src, n=1):
+    """copy_page of n frames src -> dst: in-cache cost, plus page_copy_dram per uncached frame of either."""
+    llc = _llc(svc)
+    svc.charge('page_copy', n)
+    if llc is not None:
+        cold = 2 * n - llc.touch_range(src, n) - llc.touch_range(dst, n)
+        if cold:
+            svc.charge('page_copy_dram', cold)
+
+
+def note_user_mapped(svc, slot, page):
+    """A user fault mapped page at the PTE slot: its first user access is charged at the next fault."""
+    llc = _llc(svc)
+    if llc is None or page.flags & PG_reserved:
+        return
+    if len(llc.pending) >= PENDING_MAX:
+        del llc.pending[:PENDING_MAX // 2]
+    llc.pending.append((slot, page.pfn))
+
+
+def charge_first_touches(svc):
+    """Charge llc_miss for each recorded page the user has touched since (Accessed set) that was not cached."""
+    llc = _llc(svc)
+    if llc is None or not llc.pending:
+        return
+    rd = svc.frames.phys.read64
+    cold = 0
+    keep = []
+    for slot, pfn in llc.pending:
+        pte = rd(slot)
+        if not pte & _PAGE_PRESENT or pte_pfn(pte) != pfn:
+            continue                      # unmapped (or remapped) before the user touched it
+        if not pte & _PAGE_ACCESSED:
+            keep.append((slot, pfn))      # not touched yet
+        elif not llc.touch(pfn):
+            cold += 1
+    llc.pending = keep
+    if cold:
+        svc.charge('llc_miss', cold)
