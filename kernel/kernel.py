@@ -120,7 +120,7 @@ class Kernel:
         self.kcycles += c
         rec = self._fault_rec
         if rec is not None:
-            rec[name] += c
+            rec[name] = rec.get(name, 0) + c
 
     def wait_until(self, when, why='io'):
         """The current task sleeps until simulated time `when`; the CPU idles meanwhile."""
@@ -130,12 +130,14 @@ class Kernel:
             if why == 'io':
                 self.iowait_cycles += when - now
             if self._fault_rec is not None:
-                self._fault_rec['wait_' + why] += when - now
+                key = 'wait_' + why
+                self._fault_rec[key] = self._fault_rec.get(key, 0) + when - now
             self.charge('context_switch')
         self.events.run_due(self.now())
 
     def run_events(self):
-        self.events.run_due(self.now())
+        if self.events:             # skip computing now() when nothing is pending
+            self.events.run_due(self.now())
 
     def next_event_time(self):
         """When the next pending event (an I/O completion) happens; now if there is none."""
@@ -271,7 +273,7 @@ class Kernel:
         task = self.current
         self.run_events()          # I/O that completed while user code ran (its interrupts)
         t0 = self.kcycles + self.idle_cycles
-        rec = self._fault_rec = collections.Counter()
+        rec = self._fault_rec = {}         # cost name -> cycles of this fault (charge fills it)
         self.charge('exception_entry')
         # a fault at an IP listed in the vDSO exception table: asynchronous (NOWAIT) if the entry says so
         hit = fixup_vdso_exception(task.mm, self.vdso, rip, 14)
@@ -304,7 +306,8 @@ class Kernel:
                 agg = self.fault_breakdown[handler] = collections.Counter()
             agg['count'] += 1
             agg['cycles'] += self.kcycles + self.idle_cycles - t0
-            agg.update(rec)
+            for name, cycles in rec.items():
+                agg[name] += cycles
         if self.frames.stale_code:
             self.frames.stale_code = False
             self.cpu.uc.ctl_flush_tb()
