@@ -101,6 +101,10 @@ def vm_get_page_prot(readable, writable, executable):
     return prot
 
 
+# protection_map[VM_READ|VM_WRITE|VM_EXEC] (mm/mmap.c): the same bits, looked up instead of computed
+protection_map = tuple(vm_get_page_prot(f & 1, f & 2, f & 4) for f in range(8))
+
+
 def pte_flags_str(pte):
     """Human-readable flags of an entry, as `monitor pte` and reports print them."""
     if not pte:
@@ -127,6 +131,7 @@ class PageTables:
         self.table_pfns = [pfn]
         self._pt_cache = {}          # va >> PMD_SHIFT -> physical address of that leaf table
         self.levels_walked = 0       # for the cycle model
+        self.ptes = phys.qwords       # RAM as 64-bit entries: ptes[slot >> 3] is the entry at slot
 
     def pte_slot(self, va, create=True):
         """Physical address of the leaf PTE for va, creating missing levels if asked (pte_alloc)."""
@@ -152,6 +157,10 @@ class PageTables:
             pt = self._pt_cache[key] = table
         self.levels_walked += 1
         return pt + ((va >> PAGE_SHIFT) & 0x1FF) * 8
+
+    def set_pte(self, slot, pte):
+        """set_pte: write a leaf entry whose slot the caller already holds (no walk)."""
+        self.ptes[slot >> 3] = pte
 
     def get_pte(self, va):
         """The leaf entry for va (0 when no table exists)."""
