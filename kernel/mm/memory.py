@@ -6,15 +6,14 @@ from kernel.mm.mm_types import (
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
     PG_hwpoison, PG_readahead, PG_lru, PG_reserved
 from kernel.mm.pgtable import (
-    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot,
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, protection_map,
     pte_to_swp_entry, swp_entry_to_pte)
 from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
 
 
 def vma_page_prot(vma):
     """vma->vm_page_prot: the leaf bits for a page mapped with the VMA's full rights."""
-    f = vma.vm_flags
-    return vm_get_page_prot(f & VM_READ, f & VM_WRITE, f & VM_EXEC)
+    return protection_map[vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)]
 
 
 def _map_page(mm, vmf, page, prot, soft_dirty=None):
@@ -26,7 +25,8 @@ def _map_page(mm, vmf, page, prot, soft_dirty=None):
         page.flags |= PG_exec
     if soft_dirty is None:
         soft_dirty = prot & _PAGE_DIRTY
-    mm.svc.frames.phys.write64(vmf.slot, pfn_pte(page.pfn, prot) | (_PAGE_SOFT_DIRTY if soft_dirty else 0))
+    # set_pte at the slot the fault already holds (no walk), through the RAM's 64-bit view
+    mm.pgtables.ptes[vmf.slot >> 3] = (page.pfn << PAGE_SHIFT) | prot | (_PAGE_SOFT_DIRTY if soft_dirty else 0)
     mm.svc.charge('pte_set')
 
 
@@ -43,8 +43,7 @@ def handle_mm_fault(mm, vma, address, flags):
 
 def handle_pte_fault(mm, vmf):
     """Dispatch on the current PTE: none, swap entry, or present."""
-    phys = mm.svc.frames.phys
-    pte = vmf.orig_pte = phys.read64(vmf.slot)
+    pte = vmf.orig_pte = mm.pgtables.ptes[vmf.slot >> 3]
     if pte == 0:
         if vmf.vma.anon:
             return do_anonymous_page(mm, vmf)
@@ -73,7 +72,8 @@ def do_anonymous_page(mm, vmf):
     if page is None:
         return _alloc_failed(vmf)
     page_add_new_anon_rmap(mm, page, vmf.address)
-    _map_page(mm, vmf, page, vma_page_prot(vmf.vma) | _PAGE_DIRTY | _PAGE_ACCESSED)
+    prot = protection_map[vmf.vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)]      # vma_page_prot
+    _map_page(mm, vmf, page, prot | _PAGE_DIRTY | _PAGE_ACCESSED)
     return 0
 
 
@@ -90,10 +90,12 @@ def alloc_anon_page(mm, vmf, zero):
     light = bool(vmf.flags & FAULT_FLAG_RETRY_NOWAIT)
     rec = svc.reclaim
     if rec is not None:
+        free = svc.frames.nr_free
         # a NOWAIT (prefetch) allocation does no reclaim and does not dip below the min watermark
-        if light and svc.frames.nr_free < rec.wmark_min:
+        if light and free < rec.wmark_min:
             return None
-        rec.balance(light)
+        if free < rec.wmark_low:
+            rec.balance(light)
     page = svc.frames.alloc_page(zero=zero)
     if page is None and not light and svc.pagecache.reclaim_hook:
         svc.pagecache.reclaim_hook(32)
