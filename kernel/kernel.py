@@ -136,7 +136,7 @@ class Kernel:
         self.events.run_due(self.now())
 
     def run_events(self):
-        if self.events:             # skip computing now() when nothing is pending
+        if self.events.pending:     # skip computing now() when nothing is pending
             self.events.run_due(self.now())
 
     def next_event_time(self):
