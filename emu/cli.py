@@ -63,7 +63,19 @@ def build_parser():
     b.add_argument('what', choices=['speed', 'prefetch', 'populate'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
     b.add_argument('--size', default=None, help='populate: mapping size (e.g. 2M, 64M)')
+    b.add_argument('--reps', type=_positive_int, default=None,
+                   help='speed: runs per runner and workload, the best counts (default 3; 1 with --quick)')
     return ap
+
+
+def _positive_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
+    return n
 
 
 def make_machine(a, stdout=None, stderr=None):
@@ -175,7 +187,7 @@ def cmd_bench(a):
         from emu.bench_populate import main as bench_populate
         return bench_populate(**({'size': a.size} if a.size else {}), quick=a.quick)
     from emu.bench import main as bench_speed
-    return bench_speed(quick=a.quick)
+    return bench_speed(quick=a.quick, reps=a.reps)
 
 
 def main(argv=None):
