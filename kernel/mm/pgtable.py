@@ -189,7 +189,7 @@ class PageTables:
 
     def present_ptes(self, start, end):
         """Yield (va, slot, pte) for the non-empty leaf entries in [start, end)."""
-        rd = self.phys.read64
+        ptes = self.ptes
         va = start
         while va < end:
             slot = self.pte_slot(va, create=False)
@@ -198,7 +198,7 @@ class PageTables:
                 continue
             stop = min(end, ((va >> PMD_SHIFT) + 1) << PMD_SHIFT)
             while va < stop:
-                pte = rd(slot)
+                pte = ptes[slot >> 3]
                 if pte:
                     yield va, slot, pte
                 va += PAGE_SIZE
