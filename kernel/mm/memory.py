@@ -6,7 +6,7 @@ from kernel.mm.mm_types import (
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
     PG_hwpoison, PG_readahead, PG_lru, PG_reserved
 from kernel.mm.pgtable import (
-    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, protection_map,
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, protection_map, PTE_PFN_MASK,
     pte_to_swp_entry, swp_entry_to_pte)
 from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
 
@@ -437,16 +437,17 @@ def zap_pte_range(mm, start, end):
     """
     svc = mm.svc
     frames = svc.frames
-    phys = frames.phys
+    pages = frames.pages
+    ptes = mm.pgtables.ptes
     zero = svc.zero_page
     n = 0
     for va, slot, pte in list(mm.pgtables.present_ptes(start, end)):
-        phys.write64(slot, 0)
+        ptes[slot >> 3] = 0                     # pte_clear at the slot the walk found
         n += 1
         if not pte & _PAGE_PRESENT:
             _free_swap_pte(mm, pte)
             continue
-        page = frames.pages[pte_pfn(pte)]
+        page = pages[(pte & PTE_PFN_MASK) >> PAGE_SHIFT]
         if page is zero or page.flags & PG_reserved:
             continue
         if pte & _PAGE_DIRTY and not page.flags & PG_anon:
