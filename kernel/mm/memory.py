@@ -440,7 +440,8 @@ def zap_pte_range(mm, start, end):
     pages = frames.pages
     ptes = mm.pgtables.ptes
     zero = svc.zero_page
-    n = 0
+    put_page = frames.put_page
+    n = anon = file = 0          # like Linux's rss[] vector: RSS is adjusted once, after the loop
     for va, slot, pte in list(mm.pgtables.present_ptes(start, end)):
         ptes[slot >> 3] = 0                     # pte_clear at the slot the walk found
         n += 1
@@ -450,10 +451,17 @@ def zap_pte_range(mm, start, end):
         page = pages[(pte & PTE_PFN_MASK) >> PAGE_SHIFT]
         if page is zero or page.flags & PG_reserved:
             continue
-        if pte & _PAGE_DIRTY and not page.flags & PG_anon:
-            page.flags |= PG_dirty
-        page_remove_rmap(mm, page)
-        frames.put_page(page)
+        # page_remove_rmap, with the RSS change batched
+        page.mapcount -= 1
+        if page.flags & PG_anon:
+            anon += 1
+        else:
+            file += 1
+            if pte & _PAGE_DIRTY:
+                page.flags |= PG_dirty
+        put_page(page)
+    if anon or file:
+        mm.rss_add(anon=-anon, file=-file)      # add_mm_rss_vec
     if n:
         svc.charge('pte_set', n)
         svc.flush_tlb()
