@@ -12,6 +12,10 @@ QEMU user mode (`qemu-x86_64`) and under Qiling (no hooks of ours), whichever ar
   start-up and the fixed work. For faultlab every such page is one minor anonymous fault, taken end to
   end (trap, VMA lookup, page allocation, zeroing, PTE, accounting, resume), plus its share of munmap.
 
+What is timed: native and qemu-x86_64, the whole child process; faultlab, exec to exit on a booted
+machine (building the machine is not timed); Qiling, ql.run() (its constructor, which loads the ELF,
+is not timed, so the comparison leans in Qiling's favour by its load time).
+
 Every runner is repeated `reps` times and the best run counts (the hosts are shared and noisy).
 Times are host CPU seconds (user + system) of the process doing the work, which other processes on
 the host disturb less than wall-clock time; the wall-clock figures are printed too. Only ratios from
