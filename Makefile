@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup userland demo test bench clean
+.PHONY: setup userland demo test bench peers bench-peers clean
 
 $(BIN)/faultlab: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,19 @@ test: setup userland
 	$(BIN)/python -m pytest -q
 
 bench: setup userland
+	$(BIN)/faultlab bench speed
+
+# The peers `faultlab bench speed` runs side by side (never needed by the tests): Qiling into .venv
+# (the optional extra `peers`), and qemu-user from the distribution when qemu-x86_64 is missing.
+peers: setup
+	$(BIN)/pip install -q -e '.[test,peers]'
+	@command -v qemu-x86_64 >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "peers: qemu-x86_64 is missing and installing qemu-user needs root"; exit 0; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends qemu-user; }
+
+bench-peers: peers userland
 	$(BIN)/faultlab bench speed
 
 clean:

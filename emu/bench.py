@@ -1,99 +1,311 @@
-"""`faultlab bench speed`: guest instructions per second and host cost per minor fault, side by side.
+"""`faultlab bench speed`: faultlab side by side with its peers, in one process and one run.
 
-Everything is measured in one process, one run, and reported as ratios as well as absolute numbers
-(the machines are shared and noisy, so only same-run ratios are comparable).
+Two workloads, each run natively, under faultlab (cycle model on, exact instruction counting), under
+QEMU user mode (`qemu-x86_64`) and under Qiling (no hooks of ours), whichever are installed
+(`make bench-peers` installs both; a missing peer is skipped with a note):
+
+* compute: userland/compute SCALE, no system calls in its loops. Reported as guest M instructions/s;
+  the numerator is faultlab's exact instruction count of the same binary with the same arguments
+  for every runner (they all run the same instructions).
+* pagetouch: userland/pagetouch BIG and SMALL (mmap N MiB, write one byte per page). Reported as host
+  microseconds per touched page: (time(BIG) - time(SMALL)) / (pages(BIG) - pages(SMALL)), which removes
+  start-up and the fixed work. For faultlab every such page is one minor anonymous fault, taken end to
+  end (trap, VMA lookup, page allocation, zeroing, PTE, accounting, resume), plus its share of munmap.
+
+What is timed: native and qemu-x86_64, the whole child process; faultlab, exec to exit on a booted
+machine (building the machine is not timed); Qiling, ql.run() (its constructor, which loads the ELF,
+is not timed, so the comparison leans in Qiling's favour by its load time).
+
+Every runner is repeated `reps` times and the best run counts (the hosts are shared and noisy).
+Times are host CPU seconds (user + system) of the process doing the work, which other processes on
+the host disturb less than wall-clock time; the wall-clock figures are printed too. Only ratios from
+the same run should be compared across hosts. Every run's output is compared with the native one.
 """
+import gc
 import os
+import resource
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, 'userland', 'build')
+PAGE = 4096
+INSTALL_HINT = 'make bench-peers'
 
 
-def _faultlab_run(prog, args, prefault=False):
-    """(wall seconds of the run itself, RunResult); prefault: host RAM faulted in before timing."""
+class Timing:
+    """Best CPU and wall seconds over repetitions, and what the run printed."""
+
+    def __init__(self):
+        self.cpu = float('inf')
+        self.wall = float('inf')
+        self.cpu_no_unmap = float('inf')      # faultlab: CPU time less the munmap system calls
+        self.output = None
+        self.error = None
+
+    def add(self, cpu, wall, output, unmap_cpu=None):
+        self.cpu = min(self.cpu, cpu)
+        self.wall = min(self.wall, wall)
+        if unmap_cpu is not None:
+            self.cpu_no_unmap = min(self.cpu_no_unmap, cpu - unmap_cpu)
+        if self.output is None:
+            self.output = output
+
+
+# ---- runners: each returns (cpu seconds, wall seconds, stdout bytes) for one run -----------------------
+def run_native(prog, args):
+    return _run_child([prog] + list(args))
+
+
+def run_qemu(prog, args, qemu):
+    return _run_child([qemu, prog] + list(args))
+
+
+def _run_child(cmd):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=900)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if p.returncode != 0:
+        raise RuntimeError('%s exited with status %d' % (' '.join(cmd), p.returncode))
+    return cpu, wall, p.stdout
+
+
+NR_MUNMAP = 11
+
+
+def run_faultlab(prog, args, want_stats=False):
+    """One run on a fresh machine; the timed part is the run itself (exec to exit), not building it.
+
+    (cpu, wall, output, CPU seconds spent in munmap system calls[, stats])
+    """
     from emu.machine import Machine
     from kernel.kernel import KernelConfig
-    m = Machine(ram=256 << 20, config=KernelConfig(stdout=lambda b: None))
-    if prefault:
-        m.phys.populate(0, m.phys.size)
-    t0 = time.perf_counter()
+    out = []
+    m = Machine(ram=256 << 20, config=KernelConfig(stdout=out.append))
+    kernel = m.kernel
+    unmap = [0.0]
+
+    def syscall(real=kernel.syscall):
+        if kernel.cpu.gpr[0] != NR_MUNMAP:
+            return real()
+        t = time.process_time()
+        real()
+        unmap[0] += time.process_time() - t
+    kernel.syscall = syscall          # the CPU calls traps.syscall(): time munmap only
+    gc.collect()
+    t0, w0 = time.process_time(), time.perf_counter()
     res = m.run(prog, [os.path.basename(prog)] + list(args), ['LANG=C'])
-    return time.perf_counter() - t0, res
+    cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+    if res.exit_code != 0:
+        raise RuntimeError('faultlab: %s exited with status %d (%s)' % (prog, res.exit_code, res.report))
+    return (cpu, wall, b''.join(out), unmap[0]) + ((res.stats,) if want_stats else ())
 
 
-def _timed(cmd):
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, timeout=600)
-    return time.perf_counter() - t0, p.returncode
+class QilingRunner:
+    """Qiling on the same static binaries: a scratch rootfs holding copies of the programs."""
 
-
-def _qiling_run(prog, args):
-    try:
-        from qiling import Qiling              # optional peer, never a dependency
+    def __init__(self, progs):
+        from qiling import Qiling                  # optional peer: never a dependency of faultlab
         from qiling.const import QL_VERBOSE
-    except ImportError:
-        return None
-    t0 = time.perf_counter()
-    ql = Qiling([prog] + list(args), '/', verbose=QL_VERBOSE.DISABLED, console=False)
-    ql.run()
-    return time.perf_counter() - t0
+        self._Qiling, self._quiet = Qiling, QL_VERBOSE.DISABLED
+        self.rootfs = tempfile.mkdtemp(prefix='faultlab-qiling-')
+        os.mkdir(os.path.join(self.rootfs, 'bin'))
+        for p in progs:
+            shutil.copy2(p, os.path.join(self.rootfs, 'bin', os.path.basename(p)))
+
+    def __call__(self, prog, args):
+        path = os.path.join(self.rootfs, 'bin', os.path.basename(prog))
+        ql = self._Qiling([path] + list(args), self.rootfs, verbose=self._quiet, console=False)
+        sink = _Sink()
+        ql.os.stdout = sink
+        gc.collect()
+        t0, w0 = time.process_time(), time.perf_counter()
+        ql.run()
+        cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+        if ql.os.exit_code not in (None, 0):
+            raise RuntimeError('qiling: %s exited with status %s' % (prog, ql.os.exit_code))
+        return cpu, wall, bytes(sink.data)
+
+    def close(self):
+        shutil.rmtree(self.rootfs, ignore_errors=True)
 
 
-def main(quick=False):
+class _Sink:
+    """A stdout for Qiling's guest that keeps what it writes."""
+    name = 'stdout'
+
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, b):
+        self.data += b
+        return len(b)
+
+    def flush(self):
+        pass
+
+    def fileno(self):
+        return -1
+
+
+def find_peers(progs, qemu_path=None, qiling=True):
+    """{name: runner or None} and {name: note} for the peers that are missing."""
+    peers, notes = {}, {}
+    qemu = qemu_path if qemu_path is not None else shutil.which('qemu-x86_64')
+    if qemu:
+        peers['qemu-x86_64'] = lambda prog, args: run_qemu(prog, args, qemu)
+    else:
+        notes['qemu-x86_64'] = 'qemu-x86_64 not installed: skipped (%s, or apt-get install qemu-user)' % INSTALL_HINT
+    runner = None
+    if qiling:
+        try:
+            runner = QilingRunner(progs)
+        except ImportError:
+            runner = None
+    if runner is not None:
+        peers['qiling'] = runner
+    else:
+        notes['qiling'] = 'qiling not installed: skipped (%s, or pip install .[peers])' % INSTALL_HINT
+    return peers, notes
+
+
+# ---- the benchmark -------------------------------------------------------------------------------------
+def _repeat(timing, fn, reps):
+    for _ in range(reps):
+        try:
+            timing.add(*fn())
+        except Exception as e:          # a peer that fails is reported, not fatal
+            timing.error = '%s: %s' % (type(e).__name__, e)
+            return
+
+
+def single_step_check(prog):
+    """(native-hook count, single-step count) for prog: the exact-counting check of tests/test_icount.py."""
+    from unicorn import UC_HOOK_CODE
+    from emu.machine import Machine
+    from kernel.kernel import KernelConfig
+    m = Machine(ram=64 << 20, config=KernelConfig(stdout=lambda b: None))
+    seen = [0]
+    m.cpu.uc.hook_add(UC_HOOK_CODE, lambda uc, a, s, u: seen.__setitem__(0, seen[0] + 1))
+    data_faults = [0]
+    orig = m.kernel.page_fault
+
+    def page_fault(rip, addr, ec):
+        if not ec & 0x10:          # the code hook saw the faulting instruction, which did not retire
+            data_faults[0] += 1
+        return orig(rip, addr, ec)
+    m.kernel.page_fault = page_fault
+    res = m.run(prog, [os.path.basename(prog)], [])
+    return res.stats['instructions'], seen[0] - data_faults[0] - 1      # -1: the sysretq into user mode
+
+
+def run_bench(reps=3, scale=4, small=4, big=64, qemu_path=None, qiling=True, out=sys.stdout):
+    """Run everything once (each runner `reps` times) and print the table; returns the figures."""
     compute = os.path.join(BUILD, 'compute')
     touch = os.path.join(BUILD, 'pagetouch')
-    if not os.path.exists(compute):
-        print('bench: build the userland programs first (make -C userland)')
+    peers, notes = find_peers([compute, touch], qemu_path, qiling)
+    runners = [('native', run_native), ('faultlab', run_faultlab)] + list(peers.items())
+    figures = {'notes': notes, 'rows': {}}
+    try:
+        # exact instruction count of the compute run (the numerator for everyone) and faults per page-touch run
+        cstats = run_faultlab(compute, [str(scale)], want_stats=True)[-1]
+        insns = cstats['instructions']
+        s_small = run_faultlab(touch, [str(small)], want_stats=True)[-1]
+        s_big = run_faultlab(touch, [str(big)], want_stats=True)[-1]
+        faults = s_big['minor_faults'] - s_small['minor_faults']
+        pages = (big - small) << 20 >> 12
+        figures.update(insns=insns, faults=faults, pages=pages)
+        for name, fn in runners:
+            tc, ts, tb = Timing(), Timing(), Timing()
+            _repeat(tc, lambda: fn(compute, [str(scale)]), reps)
+            _repeat(ts, lambda: fn(touch, [str(small)]), reps)
+            _repeat(tb, lambda: fn(touch, [str(big)]), reps)
+            figures['rows'][name] = (tc, ts, tb)
+    finally:
+        q = peers.get('qiling')
+        if q is not None:
+            q.close()
+    _print(figures, scale, small, big, reps, out)
+    return figures
+
+
+def _mips(insns, t):
+    return insns / t / 1e6
+
+
+def _print(fig, scale, small, big, reps, out):
+    w = out.write
+    insns, pages, rows = fig['insns'], fig['pages'], fig['rows']
+    native_out = (rows['native'][0].output, rows['native'][2].output)
+    w('faultlab bench speed: one run, best of %d per runner; times are host CPU (user+sys), wall in brackets\n'
+      % reps)
+    w('  compute %d: %d guest instructions (faultlab exact count, used for every runner)\n' % (scale, insns))
+    w('  pagetouch %d MiB - %d MiB: %d pages touched, %d minor faults under faultlab\n\n'
+      % (big, small, pages, fig['faults']))
+    w('  %-12s %24s %30s   %s\n' % ('runner', 'compute M insn/s', 'pagetouch us/page', 'output'))
+    per_page, mips = {}, {}
+    for name, (tc, ts, tb) in rows.items():
+        err = tc.error or ts.error or tb.error
+        if err:
+            w('  %-12s failed: %s\n' % (name, err))
+            continue
+        mips[name] = (_mips(insns, tc.cpu), _mips(insns, tc.wall))
+        per_page[name] = ((tb.cpu - ts.cpu) / pages * 1e6, (tb.wall - ts.wall) / pages * 1e6)
+        same = 'same as native' if (tc.output, tb.output) == native_out else 'DIFFERS from native'
+        w('  %-12s %10.1f [%9.1f] M/s %12.2f [%9.2f] us/page   %s\n'
+          % (name, mips[name][0], mips[name][1], per_page[name][0], per_page[name][1], same))
+    for note in fig['notes'].values():
+        w('  %s\n' % note)
+    if 'faultlab' not in mips:
+        return
+    fl_mips, fl_page = mips['faultlab'][0], per_page['faultlab'][0]
+    ts, tb = rows['faultlab'][1], rows['faultlab'][2]
+    fl_fault = (tb.cpu_no_unmap - ts.cpu_no_unmap) / fig['faults'] * 1e6 if fig['faults'] else float('nan')
+    w('  faultlab per minor fault without its share of munmap: %.2f us (trap to resume)\n' % fl_fault)
+    w('\nratios (same run, CPU time):\n')
+    for name in mips:
+        if name == 'faultlab':
+            continue
+        w('  faultlab / %-12s compute speed %6.2fx   page-touch: faultlab %s\n'
+          % (name, fl_mips / mips[name][0], _faster(per_page[name][0], fl_page)))
+    w('\ncriteria (issue 7):\n')
+    w('  compute >= 100 M insn/s with exact counting: %.1f M/s %s\n' % (fl_mips, _ok(fl_mips >= 100)))
+    if 'qiling' in mips:
+        r = fl_mips / mips['qiling'][0]
+        w('  compute at least as fast as Qiling (ratio >= 1.0): %.2f %s\n' % (r, _ok(r >= 1.0)))
+    w('  minor fault <= 10 us host (trap to resume; with munmap in brackets): %.2f us [%.2f] %s\n'
+      % (fl_fault, fl_page, _ok(fl_fault <= 10)))
+    if 'qiling' in per_page:
+        r = per_page['qiling'][0] / fl_page if fl_page > 0 else float('inf')        # both with munmap
+        w('  minor fault >= 3x faster than Qiling mmap+touch per page: %.2fx %s\n' % (r, _ok(r >= 3)))
+
+
+def _faster(peer, ours):
+    if ours <= 0:
+        return 'n/a'
+    r = peer / ours
+    return '%.2fx faster' % r if r >= 1 else '%.2fx slower' % (1 / r)
+
+
+def _ok(cond):
+    return 'ok' if cond else 'NOT MET'
+
+
+def main(quick=False, reps=None):
+    if not os.path.exists(os.path.join(BUILD, 'compute')) or not os.path.exists(os.path.join(BUILD, 'pagetouch')):
+        print('bench: build the userland programs first (make userland)')
         return 2
-    scale = '1' if quick else '4'
-    small, big = (2, 10) if quick else (4, 68)
-    rows = []
-
-    # (a) compute-bound
-    wall, res = _faultlab_run(compute, [scale])
-    insns = res.stats['instructions']
-    native, _ = _timed([compute, scale])
-    rows.append(('compute: faultlab (cycle model on)', '%.1f M insn/s' % (insns / wall / 1e6), wall))
-    rows.append(('compute: native', '%.0f M insn/s (same insn count assumed)' % (insns / native / 1e6), native))
-    qemu = shutil.which('qemu-x86_64')
-    qemu_t = _timed([qemu, compute, scale])[0] if qemu else None
-    if qemu_t:
-        rows.append(('compute: qemu-x86_64', '%.0f M insn/s' % (insns / qemu_t / 1e6), qemu_t))
-    ql_t = _qiling_run(compute, [scale])
-    if ql_t:
-        rows.append(('compute: qiling', '%.1f M insn/s' % (insns / ql_t / 1e6), ql_t))
-
-    # (b) page touch: the marginal cost of (big - small) MiB of first-touch write faults
-    ws, rs = _faultlab_run(touch, [str(small)])
-    wb, rb = _faultlab_run(touch, [str(big)])
-    faults = rb.stats['minor_faults'] - rs.stats['minor_faults']
-    us_fault = (wb - ws) / faults * 1e6
-    rows.append(('pagetouch: faultlab', '%.2f us per minor fault (%d faults)' % (us_fault, faults), wb))
-    ws2, _ = _faultlab_run(touch, [str(small)], prefault=True)
-    wb2, _ = _faultlab_run(touch, [str(big)], prefault=True)
-    us_fault_warm = (wb2 - ws2) / faults * 1e6
-    rows.append(('pagetouch: faultlab, host RAM prefaulted', '%.2f us per minor fault' % us_fault_warm, wb2))
-    nat_s, _ = _timed([touch, str(small)])
-    nat_b, _ = _timed([touch, str(big)])
-    rows.append(('pagetouch: native', '%.2f us per minor fault' % ((nat_b - nat_s) / faults * 1e6), nat_b))
-    ql_s, ql_b = _qiling_run(touch, [str(small)]), _qiling_run(touch, [str(big)])
-    if ql_s and ql_b:
-        rows.append(('pagetouch: qiling', '%.2f us per page' % ((ql_b - ql_s) / faults * 1e6), ql_b))
-
-    print('faultlab bench speed (one run; wall-clock seconds on this host)')
-    for name, what, secs in rows:
-        print('  %-38s %-44s %8.3f s' % (name, what, secs))
-    print('ratios (same run):')
-    print('  faultlab / native time, compute     : %.1fx slower' % (wall / native))
-    if qemu_t:
-        print('  faultlab / qemu-x86_64 time, compute: %.2f' % (wall / qemu_t))
+    if quick:
+        run_bench(reps=reps or 1, scale=1, small=2, big=10)
     else:
-        print('  qemu-x86_64 not installed: skipped (apt-get install qemu-user)')
-    if ql_t:
-        print('  faultlab / qiling time, compute     : %.2f' % (wall / ql_t))
-    else:
-        print('  qiling not installed: skipped (pip install qiling)')
+        run_bench(reps=reps or 3)
+    hook, single = single_step_check(os.path.join(BUILD, 'hello'))
+    print('  exact counting: hello counted %d instructions with the native block hook, %d single-stepping %s'
+          % (hook, single, _ok(hook == single)))
     return 0

@@ -80,10 +80,22 @@ def build_parser():
     from emu.gdbcli import add_gdb_parser
     add_gdb_parser(sub, _add_machine_options)
     b = sub.add_parser('bench', help='benchmarks')
-    b.add_argument('what', choices=['speed', 'prefetch', 'populate'])
+    b.add_argument('what', choices=['speed', 'prefetch', 'populate', 'spf'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
     b.add_argument('--size', default=None, help='populate: mapping size (e.g. 2M, 64M)')
+    b.add_argument('--reps', type=_positive_int, default=None,
+                   help='speed: runs per runner and workload, the best counts (default 3; 1 with --quick)')
     return ap
+
+
+def _positive_int(text):
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
+    return n
 
 
 def make_machine(a, stdout=None, stderr=None):
@@ -217,11 +229,14 @@ def cmd_bench(a):
     if a.what == 'prefetch':
         from emu.bench_prefetch import main as bench_prefetch
         return bench_prefetch(quick=a.quick)
+    if a.what == 'spf':
+        from emu.bench_spf import main as bench_spf
+        return bench_spf(quick=a.quick)
     if a.what == 'populate':
         from emu.bench_populate import main as bench_populate
         return bench_populate(**({'size': a.size} if a.size else {}), quick=a.quick)
     from emu.bench import main as bench_speed
-    return bench_speed(quick=a.quick)
+    return bench_speed(quick=a.quick, reps=a.reps)
 
 
 def main(argv=None):

@@ -20,7 +20,7 @@ from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.unicorn_py3.arch.types import uc_hook_h
 
 from emu import internals
-from emu.blockcount import NativeBlockCounter
+from emu.blockcount import NativeBlockCounter, ST_LAST_ADDR, ST_LAST_SIZE
 from emu.cycles import InsnCoster
 from emu.paging import (MSR_STAR, PTE_P, PTE_US, build_identity_tables, enable_long_mode_paging)
 
@@ -66,6 +66,7 @@ class Cpu:
         self._read_code = read_code
         self._coster = InsnCoster(costs)
         self._blocks = {}
+        self._cut = {}          # (block addr, size, rip) -> (insns, cycles) from rip to the block's end
         self.traps = None
         self.error = None
         self._stopped = False
@@ -167,17 +168,22 @@ class Cpu:
 
     def _uncount_from(self, rip):
         """A trap at rip: the instructions of the current block from rip on did not retire."""
-        addr, size = self.counter.last_block()
+        st = self.counter.st
         self._uncount_mark = self.counter.blocks
-        if addr <= rip < addr + size:
-            priced = self._blocks.get((addr, size))
-            if priced:
-                n = c = 0
-                for a, cost in priced:
-                    if a >= rip:
-                        n += 1
-                        c += cost
-                self.counter.uncount(n, int(c))
+        key = (st[ST_LAST_ADDR], st[ST_LAST_SIZE], rip)
+        cut = self._cut.get(key)
+        if cut is None:
+            cut = self._cut[key] = self._block_tail(*key)
+        if cut[0]:
+            self.counter.uncount(cut[0], cut[1])   # (the profiler learns of the cut block there)
+
+    def _block_tail(self, addr, size, rip):
+        """(instructions, cycles) of the block at addr from rip on (what a trap at rip takes back)."""
+        priced = self._blocks.get((addr, size)) if addr <= rip < addr + size else None
+        if not priced:
+            return 0, 0
+        tail = [cost for a, cost in priced if a >= rip]
+        return len(tail), int(sum(tail))
 
     # ---- running -----------------------------------------------------------------------
     def enter_user(self, cr3, rip, rsp):
@@ -196,6 +202,7 @@ class Cpu:
         self.set_cr3(cr3)
         self.counter.clear()
         self._blocks.clear()
+        self._cut.clear()
         self.env.rip.value = rip
         self.gpr[4] = rsp
         self.in_user = True
@@ -291,6 +298,7 @@ class Cpu:
         self.uc.ctl_remove_cache(start, end)
         self.counter.clear()
         self._blocks.clear()
+        self._cut.clear()
 
     def save_context(self, ctx=None):
         """The registers (a Unicorn context); updates ctx in place when given one."""

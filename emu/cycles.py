@@ -162,19 +162,82 @@ _SERIAL = {X.X86_INS_CPUID, X.X86_INS_RDTSC, X.X86_INS_RDTSCP, X.X86_INS_XGETBV,
            X.X86_INS_MFENCE}
 
 
+_MUL_NAMES = {'mul', 'imul', 'mulx'}
+_DIV_NAMES = {'div', 'idiv'}
+_SERIAL_NAMES = {'cpuid', 'rdtsc', 'rdtscp', 'xgetbv', 'lfence', 'mfence'}
+_LEGACY_PREFIXES = frozenset((0xF0, 0xF2, 0xF3, 0x2E, 0x36, 0x3E, 0x26, 0x64, 0x65, 0x66, 0x67))
+
+
+def _rep_prefixed(enc):
+    """True if a one-byte-opcode instruction has a REP/REPNE (F3/F2) prefix (for SSE's 0F opcodes
+    F2/F3 select the instruction instead: movsd xmm is not a string instruction)."""
+    rep = False
+    for b in enc:
+        if b in (0xF2, 0xF3):
+            rep = True
+        elif b not in _LEGACY_PREFIXES and not 0x40 <= b <= 0x4F:
+            return rep and b != 0x0F
+    return False
+
+
 class InsnCoster:
-    """Decodes a block once (capstone) and prices each instruction with the cost table."""
+    """Decodes a block once (capstone) and prices each instruction with the cost table.
+
+    A block is split into instructions with capstone's light decoder (no operand details); an
+    instruction's price depends only on its bytes, so it is computed with the full decoder once per
+    distinct instruction encoding and then looked up.
+    """
+
+    CACHE_LIMIT = 1 << 17           # distinct encodings remembered (about 20 MB at most)
 
     def __init__(self, costs):
         self.md = Cs(CS_ARCH_X86, CS_MODE_64)
         self.md.detail = True
+        self.lite = Cs(CS_ARCH_X86, CS_MODE_64)
         self.c = costs
+        self._by_bytes = {}
 
     def price(self, code, addr):
         """[(insn address, cycles)] for the instructions in `code` placed at `addr`."""
-        c = self.c
         out = []
-        for ins in self.md.disasm(code, addr):
+        known = self._by_bytes
+        for a, size, _mnemonic, _ops in self.lite.disasm_lite(code, addr):
+            enc = code[a - addr:a - addr + size]
+            cost = known.get(enc)
+            if cost is None:
+                if len(known) >= self.CACHE_LIMIT:
+                    known.clear()
+                if _mnemonic.startswith(('f', 'wait')):      # x87: capstone's FPU group needs the full decode
+                    cost = self._price_detailed(enc, a)
+                else:
+                    cost = self._price_lite(enc, _mnemonic, _ops)
+                known[enc] = cost
+            out.append((a, cost))
+        return out
+
+    def _price_lite(self, enc, mnemonic, ops):
+        """The same rules as _price_detailed, from the mnemonic and operand text (not for x87)."""
+        c = self.c
+        cost = c.insn
+        if '[' in ops and mnemonic != 'lea':
+            cost += c.insn_mem
+        if mnemonic in _MUL_NAMES:
+            cost += c.insn_mul
+        elif mnemonic in _DIV_NAMES:
+            cost += c.insn_div
+        elif mnemonic in _SERIAL_NAMES:
+            cost += c.insn_serialize
+        elif mnemonic.endswith(('ss', 'sd', 'ps', 'pd')) and mnemonic.startswith(('add', 'sub', 'mul', 'div', 'sqrt')):
+            cost += c.insn_fp
+        if mnemonic.startswith(('rep', 'movs', 'stos', 'cmps', 'scas', 'lods')) and _rep_prefixed(enc):
+            cost += c.insn_string
+        return cost
+
+    def _price_detailed(self, code, addr):
+        """The cycles of the one instruction encoded in `code` (full decode: operands and groups)."""
+        c = self.c
+        cost = c.insn
+        for ins in self.md.disasm(code, addr, 1):
             cost = c.insn
             if any(op.type == X.X86_OP_MEM for op in ins.operands) and ins.id != X.X86_INS_LEA:
                 cost += c.insn_mem
@@ -190,5 +253,4 @@ class InsnCoster:
                 cost += c.insn_fp
             if ins.prefix[0] in (0xF3, 0xF2) and ins.mnemonic.startswith(('rep', 'movs', 'stos', 'cmps', 'scas', 'lods')):
                 cost += c.insn_string
-            out.append((ins.address, cost))
-        return out
+        return cost

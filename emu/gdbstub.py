@@ -580,7 +580,7 @@ class GdbStub:
 
     # ---- threads --------------------------------------------------------------------------------------
     def _threads(self):
-        """Live tasks (one per process for now; written for several once kernel/task.py has threads)."""
+        """Live tasks (threads of every process)."""
         return [t for t in self.kernel.tasks.values() if not t.exited] or [self.kernel.current]
 
     def _parse_tid(self, s):
@@ -597,42 +597,62 @@ class GdbStub:
         return None
 
     def _reg_task(self, task):
-        """The task whose registers g/p read: the selected one; only the running one is on the CPU."""
+        """The task whose registers g/p/G/P use: the one Hg selected, else the stopped one."""
         if self.g_thread in (0, -1, task.tid):
             return task
-        raise ValueError('thread %d is not on the CPU' % self.g_thread)
+        t = self._find_thread(self.g_thread)
+        if t is None:
+            raise ValueError('no thread %d' % self.g_thread)
+        return t
+
+    def _on_core(self, task, fn, write=False):
+        """fn() with task's registers in the core: a thread off the CPU is loaded from its saved
+        context for the call (and saved back after a write); nothing is charged to the simulation."""
+        t = self._reg_task(task)
+        sched = self.kernel.sched
+        if t is sched.loaded_task or t.ctx is None:
+            return fn()
+        cpu = self.cpu
+        saved = cpu.save_context()
+        cpu.restore_context(t.ctx)
+        try:
+            return fn()
+        finally:
+            if write:
+                t.ctx = cpu.save_context(t.ctx)
+            cpu.restore_context(saved)
 
     # ---- registers ------------------------------------------------------------------------------------
     def _reg_hex(self, task, n):
-        self._reg_task(task)
         bits = REGISTERS[n][1]
-        return (reg_value(self.cpu, n) & ((1 << bits) - 1)).to_bytes(bits // 8, 'little').hex()
+        return self._on_core(task, lambda: (reg_value(self.cpu, n) & ((1 << bits) - 1))
+                             .to_bytes(bits // 8, 'little').hex())
 
     def _read_all_regs(self, task):
-        self._reg_task(task)
         return ''.join(self._reg_hex(task, n) for n in range(len(REGISTERS)))
 
     def _write_all_regs(self, task, hexdata):
-        self._reg_task(task)
         data = bytes.fromhex(hexdata)
-        off = 0
-        for n, (_name, bits, _how) in enumerate(REGISTERS):
-            size = bits // 8
-            if off + size > len(data):
-                break
-            set_reg(self.cpu, n, int.from_bytes(data[off:off + size], 'little'))
-            off += size
-        return 'OK'
+
+        def write():
+            off = 0
+            for n, (_name, bits, _how) in enumerate(REGISTERS):
+                size = bits // 8
+                if off + size > len(data):
+                    break
+                set_reg(self.cpu, n, int.from_bytes(data[off:off + size], 'little'))
+                off += size
+            return 'OK'
+        return self._on_core(task, write, write=True)
 
     def _write_reg(self, task, n, hexval):
-        self._reg_task(task)
         if not 0 <= n < len(REGISTERS):
             return 'E00'
         data = bytes.fromhex(hexval)
         if len(data) != REGISTERS[n][1] // 8:
             return 'E01'
-        set_reg(self.cpu, n, int.from_bytes(data, 'little'))
-        return 'OK'
+        return self._on_core(task, lambda: set_reg(self.cpu, n, int.from_bytes(data, 'little')) or 'OK',
+                             write=True)
 
     # ---- queries --------------------------------------------------------------------------------------
     def _query(self, task, text):

@@ -54,7 +54,9 @@ class Machine:
         deadline = time.monotonic() + wall_timeout if wall_timeout else None
         while not task.group.exited:
             if self.debugger is not None:
-                self.debugger.before_run(task)      # reports stops and serves gdb while stopped
+                cur = kernel.current
+                # stops are reported for the thread that was running
+                self.debugger.before_run(cur if cur is not None and not cur.exited else task)
                 if task.group.exited:
                     break
             where = lambda: self._where()

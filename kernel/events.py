@@ -12,6 +12,7 @@ class EventQueue:
 
     def __init__(self):
         self._heap = []
+        self.pending = self._heap       # the same list: `if queue.pending` is the cheap emptiness test
         self._seq = itertools.count()
 
     def schedule(self, when, callback):

@@ -152,7 +152,7 @@ class Kernel:
         self.kcycles += c
         rec = self._fault_rec
         if rec is not None:
-            rec[name] += c
+            rec[name] = rec.get(name, 0) + c
 
     def wait_until(self, when, why='io'):
         """The current task sleeps until simulated time `when`; the CPU idles meanwhile."""
@@ -164,7 +164,8 @@ class Kernel:
             if why == 'io':
                 self.iowait_cycles += when - now
             if self._fault_rec is not None:
-                self._fault_rec['wait_' + why] += when - now
+                key = 'wait_' + why
+                self._fault_rec[key] = self._fault_rec.get(key, 0) + when - now
             self.charge('context_switch')
         self.events.run_due(self.now())
 
@@ -180,13 +181,15 @@ class Kernel:
             self.idle_cycles += until - now
             self.sched.this_rq.lock_wait_cycles += until - now
             self.stats[what + '_wait_cycles'] += until - now
-            if self._fault_rec is not None:
-                self._fault_rec['wait_' + what] += until - now
+            rec = self._fault_rec
+            if rec is not None:
+                rec['wait_' + what] = rec.get('wait_' + what, 0) + until - now
             self.charge('context_switch')
             self.charge('rwsem_wake')
 
     def run_events(self):
-        self.events.run_due(self.now())
+        if self.events.pending:     # skip computing now() when nothing is pending
+            self.events.run_due(self.now())
 
     def set_tracer(self, tracer):
         """Attach a kernel.tracepoints observer to the kernel and its block device (None detaches)."""
@@ -392,7 +395,7 @@ class Kernel:
             tr.page_fault_entry(self, rip, address, error_code)
         self.run_events()          # I/O that completed while user code ran (its interrupts)
         t0 = self.kcycles + self.idle_cycles
-        rec = self._fault_rec = collections.Counter()
+        rec = self._fault_rec = {}         # cost name -> cycles of this fault (charge fills it)
         self.charge('exception_entry')
         # a fault at an IP listed in the vDSO exception table: asynchronous (NOWAIT) if the entry says so
         hit = fixup_vdso_exception(task.mm, self.vdso, rip, 14)
@@ -425,7 +428,8 @@ class Kernel:
                 agg = self.fault_breakdown[handler] = collections.Counter()
             agg['count'] += 1
             agg['cycles'] += self.kcycles + self.idle_cycles - t0
-            agg.update(rec)
+            for name, cycles in rec.items():
+                agg[name] += cycles
         if self.frames.stale_code:
             self.frames.stale_code = False
             self.cpu.uc.ctl_flush_tb()

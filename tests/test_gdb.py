@@ -539,3 +539,22 @@ def test_rsp_framing_unit():
     with pytest.raises(Disconnected):
         conn.read_packet()
     assert conn.bad_packets == 2         # the bad checksum and the broken-off packet
+
+
+def test_threads_are_listed_and_their_registers_read(userland, tmp_path):
+    """Stop in a second thread on 2 CPUs: gdb lists every thread and reads each one's registers."""
+    prog = os.path.join(userland, 'threads')
+    stub = Stub(tmp_path, prog, ['2', '50'], opts=['--cpus', '2'])
+    try:
+        out = gdb_batch(prog, ['break adder', 'continue', 'info threads', 'thread apply all printf "rip=%#lx\\n", $pc',
+                               'kill'], port=stub.port)
+    finally:
+        stub.kill()
+    assert 'Breakpoint 1, adder' in out, out
+    threads = re.findall(r'^\*?\s+\d+\s+Thread (\d+)', out, re.M)
+    assert len(set(threads)) >= 2, out
+    rips = [int(x, 16) for x in re.findall(r'rip=(0x[0-9a-f]+)', out)]
+    assert len(rips) == len(set(threads))
+    syms = symbols(prog)
+    assert syms['adder'] in rips                    # the thread that hit the breakpoint
+    assert len(set(rips)) >= 2                      # the other thread's saved registers, not a copy

@@ -6,7 +6,7 @@ from kernel.mm.mm_types import (
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
     PG_hwpoison, PG_readahead, PG_lru, PG_reserved
 from kernel.mm.pgtable import (
-    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot,
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, protection_map, PTE_PFN_MASK,
     pte_to_swp_entry, swp_entry_to_pte)
 from kernel.mm.spf import pte_lock_classic, pte_unlock_classic, zap_hold, note_pmd_change
 from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ, VM_HUGETLB
@@ -16,8 +16,7 @@ from kernel.mm import hugetlb
 
 def vma_page_prot(vma):
     """vma->vm_page_prot: the leaf bits for a page mapped with the VMA's full rights."""
-    f = vma.vm_flags
-    return vm_get_page_prot(f & VM_READ, f & VM_WRITE, f & VM_EXEC)
+    return protection_map[vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)]
 
 
 def _map_page(mm, vmf, page, prot, soft_dirty=None):
@@ -29,7 +28,8 @@ def _map_page(mm, vmf, page, prot, soft_dirty=None):
         page.flags |= PG_exec
     if soft_dirty is None:
         soft_dirty = prot & _PAGE_DIRTY
-    mm.svc.frames.phys.write64(vmf.slot, pfn_pte(page.pfn, prot) | (_PAGE_SOFT_DIRTY if soft_dirty else 0))
+    # set_pte at the slot the fault already holds (no walk), through the RAM's 64-bit view
+    mm.pgtables.ptes[vmf.slot >> 3] = (page.pfn << PAGE_SHIFT) | prot | (_PAGE_SOFT_DIRTY if soft_dirty else 0)
     mm.svc.charge('pte_set')
 
 
@@ -57,8 +57,7 @@ def handle_mm_fault(mm, vma, address, flags):
 
 def handle_pte_fault(mm, vmf):
     """Dispatch on the current PTE: none, swap entry, or present."""
-    phys = mm.svc.frames.phys
-    pte = vmf.orig_pte = phys.read64(vmf.slot)
+    pte = vmf.orig_pte = mm.pgtables.ptes[vmf.slot >> 3]
     if pte == 0:
         if vmf.vma.anon:
             return do_anonymous_page(mm, vmf)
@@ -88,7 +87,8 @@ def do_anonymous_page(mm, vmf):
         return _alloc_failed(vmf)
     vmf.vma.anon_vma = True              # anon_vma_prepare
     page_add_new_anon_rmap(mm, page, vmf.address)
-    _map_page(mm, vmf, page, vma_page_prot(vmf.vma) | _PAGE_DIRTY | _PAGE_ACCESSED)
+    prot = protection_map[vmf.vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)]      # vma_page_prot
+    _map_page(mm, vmf, page, prot | _PAGE_DIRTY | _PAGE_ACCESSED)
     return 0
 
 
@@ -105,10 +105,12 @@ def alloc_anon_page(mm, vmf, zero):
     light = bool(vmf.flags & FAULT_FLAG_RETRY_NOWAIT)
     rec = svc.reclaim
     if rec is not None:
+        free = svc.frames.nr_free
         # a NOWAIT (prefetch) allocation does no reclaim and does not dip below the min watermark
-        if light and svc.frames.nr_free < rec.wmark_min:
+        if light and free < rec.wmark_min:
             return None
-        rec.balance(light)
+        if free < rec.wmark_low:
+            rec.balance(light)
     page = svc.frames.alloc_page(zero=zero)
     if page is None and not light and svc.pagecache.reclaim_hook:
         svc.pagecache.reclaim_hook(32)
@@ -456,27 +458,36 @@ def zap_pte_range(mm, start, end):
     """
     svc = mm.svc
     frames = svc.frames
-    phys = frames.phys
+    pages = frames.pages
+    ptes = mm.pgtables.ptes
     zero = svc.zero_page
-    n = 0
+    put_page = frames.put_page
+    n = anon = file = 0          # like Linux's rss[] vector: RSS is adjusted once, after the loop
     shared = mm.users > 1
     t0 = svc.sched.now() if shared else 0
     tables = set()
     for va, slot, pte in list(mm.pgtables.present_ptes(start, end)):
-        phys.write64(slot, 0)
+        ptes[slot >> 3] = 0                     # pte_clear at the slot the walk found
         n += 1
         if shared:
             tables.add(slot & ~0xFFF)
         if not pte & _PAGE_PRESENT:
             _free_swap_pte(mm, pte)
             continue
-        page = frames.pages[pte_pfn(pte)]
+        page = pages[(pte & PTE_PFN_MASK) >> PAGE_SHIFT]
         if page is zero or page.flags & PG_reserved:
             continue
-        if pte & _PAGE_DIRTY and not page.flags & PG_anon:
-            page.flags |= PG_dirty
-        page_remove_rmap(mm, page)
-        frames.put_page(page)
+        # page_remove_rmap, with the RSS change batched
+        page.mapcount -= 1
+        if page.flags & PG_anon:
+            anon += 1
+        else:
+            file += 1
+            if pte & _PAGE_DIRTY:
+                page.flags |= PG_dirty
+        put_page(page)
+    if anon or file:
+        mm.rss_add(anon=-anon, file=-file)      # add_mm_rss_vec
     if n:
         svc.charge('pte_set', n)
         svc.flush_tlb(mm)

@@ -48,7 +48,8 @@ class VmFault:
         self.vma = vma
         self.address = address & ~0xFFF
         self.flags = flags
-        self.pgoff = vma.linear_page_index(address) if vma is not None else 0
+        # linear_page_index, inlined: this runs on every fault
+        self.pgoff = ((address - vma.vm_start) >> 12) + vma.vm_pgoff if vma is not None else 0
         self.slot = None
         self.orig_pte = 0
         self.page = None

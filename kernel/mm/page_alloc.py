@@ -90,6 +90,9 @@ class FrameAllocator:
             pfn = self._free.pop()
             if zero:
                 self.phys.zero_frame(pfn)
+        elif self._fresh < self._populated:          # the common case, without a call
+            pfn = self._fresh
+            self._fresh = pfn + 1
         elif self._fresh < self.phys.nr_frames:
             pfn = self._take_fresh()
         else:

@@ -103,6 +103,10 @@ def vm_get_page_prot(readable, writable, executable):
     return prot
 
 
+# protection_map[VM_READ|VM_WRITE|VM_EXEC] (mm/mmap.c): the same bits, looked up instead of computed
+protection_map = tuple(vm_get_page_prot(f & 1, f & 2, f & 4) for f in range(8))
+
+
 def pte_flags_str(pte):
     """Human-readable flags of an entry, as `monitor pte` and reports print them."""
     if not pte:
@@ -129,6 +133,7 @@ class PageTables:
         self.table_pfns = [pfn]
         self._pt_cache = {}          # va >> PMD_SHIFT -> physical address of that leaf table
         self.levels_walked = 0       # for the cycle model
+        self.ptes = phys.qwords       # RAM as 64-bit entries: ptes[slot >> 3] is the entry at slot
 
     def pmd_slot(self, va, create=True):
         """Physical address of the PMD entry for va, creating the upper levels if asked (pmd_alloc)."""
@@ -240,6 +245,10 @@ class PageTables:
         self.table_pfns.remove(pfn)
         return pfn
 
+    def set_pte(self, slot, pte):
+        """set_pte: write a leaf entry whose slot the caller already holds (no walk)."""
+        self.ptes[slot >> 3] = pte
+
     def get_pte(self, va):
         """The leaf entry for va: a PTE, or the PMD of a 2 MiB leaf (0 when no table exists)."""
         slot = self.pte_slot(va, create=False)
@@ -271,7 +280,7 @@ class PageTables:
 
     def present_ptes(self, start, end):
         """Yield (va, slot, pte) for the non-empty leaf entries in [start, end)."""
-        rd = self.phys.read64
+        ptes = self.ptes
         va = start
         while va < end:
             slot = self.pte_slot(va, create=False)
@@ -280,7 +289,7 @@ class PageTables:
                 continue
             stop = min(end, ((va >> PMD_SHIFT) + 1) << PMD_SHIFT)
             while va < stop:
-                pte = rd(slot)
+                pte = ptes[slot >> 3]
                 if pte:
                     yield va, slot, pte
                 va += PAGE_SIZE

@@ -1,0 +1,39 @@
+"""`faultlab bench speed` (emu/bench.py) at a small size; the peers are faked absent or present."""
+import io
+import shutil
+import sys
+
+from emu import bench
+
+
+def _small(**kw):
+    out = io.StringIO()
+    fig = bench.run_bench(reps=1, scale=1, small=1, big=2, out=out, **kw)
+    return fig, out.getvalue()
+
+
+def test_missing_peers_are_skipped_with_a_note(userland, monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, 'which', lambda name, *a, **k: None if name == 'qemu-x86_64' else real_which(name, *a, **k))
+    monkeypatch.setitem(sys.modules, 'qiling', None)          # `import qiling` raises ImportError
+    fig, text = _small()
+    assert 'qemu-x86_64 not installed: skipped' in text
+    assert 'qiling not installed: skipped' in text
+    assert set(fig['rows']) == {'native', 'faultlab'}
+    # every pagetouch page beyond the small run is one minor fault under faultlab
+    assert fig['pages'] == 256 and abs(fig['faults'] - fig['pages']) <= 2
+    assert fig['insns'] > 10_000_000
+    lines = {l.split()[0]: l for l in text.splitlines() if ' M/s ' in l}      # the table rows
+    assert 'same as native' in lines['native'] and 'same as native' in lines['faultlab']
+    assert 'compute >= 100 M insn/s with exact counting' in text
+    assert 'faster than Qiling' not in text           # no Qiling criterion without Qiling
+
+
+def test_a_peer_that_prints_something_else_is_flagged(userland, monkeypatch):
+    # a fake "peer" that runs the program natively but with a different argument: its output differs
+    monkeypatch.setattr(bench, 'find_peers', lambda progs, q, ql: (
+        {'fake': lambda prog, args: bench.run_native(prog, [str(int(args[0]) + 1)])}, {}))
+    fig, text = _small()
+    fake = [l for l in text.splitlines() if l.startswith('  fake') and ' M/s ' in l]
+    assert fake and 'DIFFERS from native' in fake[0]
+    assert 'faultlab / fake' in text
