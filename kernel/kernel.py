@@ -27,6 +27,7 @@ from kernel.mm.page_alloc import FrameAllocator
 from kernel.mm.swap import SwapArea, SwapCache
 from kernel.mm.vmscan import LruLists, Reclaim
 from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
+from kernel.mm.mmap import exit_mmap
 from kernel.sched import Scheduler
 from kernel.task import Task
 from kernel.tracepoints import FaultInfo
@@ -371,6 +372,7 @@ class Kernel:
         leader.exit_code = group.exit_code
         leader.killed_by = group.killed_by
         if group.parent is not None:
+            exit_mmap(leader.mm)               # a child process gives its memory back
             from kernel.syscalls.thread import notify_parent
             notify_parent(self, group)
 

@@ -100,3 +100,18 @@ def test_deadlocked_threads_are_reported():
     assert g.result.exit_code != 0
     rep = g.result.report
     assert rep.startswith('deadlock') and rep.count('futex_wait') >= 2
+
+
+def test_fork_wait4_vfork_match_native():
+    code, native, _ = run_native(_prog('forktest'))
+    g = run_guest(_prog('forktest'))
+    assert code == 0 and g.result.exit_code == 0, g.result.report
+    assert g.stdout == native
+    assert g.result.stats['page_faults'] > 0
+    k = g.machine.kernel
+    assert k.stats['forks'] == 3
+    children = [t for t in k.tasks.values() if t.tgid != 1]
+    forked = [t for t in children if t.mm is not k.tasks[1].mm]
+    assert len(children) == 3 and len(forked) == 2             # the vfork child borrowed the parent's mm
+    assert all(len(t.mm.vmas) == 0 and t.mm.rss_anon == 0 for t in forked)   # exit_mmap gave it all back
+    assert len(k.tasks[1].mm.vmas) > 0

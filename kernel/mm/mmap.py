@@ -145,6 +145,14 @@ def do_munmap(mm, start, length):
     return 0
 
 
+def exit_mmap(mm):
+    """The last user of mm is gone: unmap everything (pages, files, page tables)."""
+    if mm.users > 0:
+        return
+    for v in list(mm.vmas):
+        do_munmap(mm, v.vm_start, v.vm_end - v.vm_start)
+
+
 def free_pgtables(mm, start, end, since):
     """Free the PTE tables of [start, end) whose whole 2 MiB range no VMA uses any more."""
     pmd = 1 << 21

@@ -76,16 +76,17 @@ class Reclaim:
         """[(mm, vma, va, slot, pte)] for every present PTE that maps the page."""
         out = []
         if page.flags & PG_anon:
-            mm = page.rmap_mm
-            if mm is None:
+            if page.rmap_mm is None:
                 return out
+            # an anonymous page is at the same address in every mm that shares it (fork's COW copies)
             va = page.index << PAGE_SHIFT
-            vma = mm.vmas.vma_lookup(va)
-            slot = mm.pgtables.pte_slot(va, create=False) if vma is not None else None
-            if slot is not None:
-                pte = self.frames.phys.read64(slot)
-                if pte & _PAGE_PRESENT and pte_pfn(pte) == page.pfn:
-                    out.append((mm, vma, va, slot, pte))
+            for mm in [page.rmap_mm] if page.mapcount <= 1 else self.mms():
+                vma = mm.vmas.vma_lookup(va)
+                slot = mm.pgtables.pte_slot(va, create=False) if vma is not None else None
+                if slot is not None:
+                    pte = self.frames.phys.read64(slot)
+                    if pte & _PAGE_PRESENT and pte_pfn(pte) == page.pfn:
+                        out.append((mm, vma, va, slot, pte))
             return out
         mapping = page.mapping
         if mapping is None or not page.mapcount:

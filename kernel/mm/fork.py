@@ -1,0 +1,81 @@
+"""fork's copy of an address space (kernel/fork.c dup_mm, mm/memory.c copy_page_range).
+
+The child gets a copy of every VMA (except VM_DONTCOPY) and of every page-table entry: private
+pages become copy-on-write (write-protected in both, one more mapping and reference), shared and file
+pages are mapped in both, swap entries take one more use of their slot. hugetlb mappings are copied
+as VMAs only: the child faults its huge pages in afresh (shared ones find the same pages).
+"""
+from kernel.mm.mm_types import MmStruct
+from kernel.mm.page_alloc import PG_anon, PG_reserved
+from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_pfn, pte_to_swp_entry
+from kernel.mm.vma import VM_DONTCOPY, VM_HUGETLB, VM_SHARED
+
+_MM_FIELDS = ('start_code', 'end_code', 'start_data', 'end_data', 'start_brk', 'brk', 'start_stack',
+              'mmap_base', 'stack_rlimit', 'total_vm', 'hiwater_rss')
+_MM_OPTIONAL = ('arg_start', 'arg_end', 'env_start', 'env_end', 'saved_auxv', 'vdso_base', 'exe_file')
+
+
+def dup_mm(k, oldmm):
+    """A copy-on-write copy of oldmm for a child process, or None when memory runs out."""
+    svc = oldmm.svc
+    try:
+        mm = MmStruct(svc)
+    except MemoryError:
+        return None
+    for f in _MM_FIELDS:
+        setattr(mm, f, getattr(oldmm, f))
+    for f in _MM_OPTIONAL:
+        if hasattr(oldmm, f):
+            setattr(mm, f, getattr(oldmm, f))
+    if getattr(mm, 'exe_file', None) is not None:
+        mm.exe_file.get()
+    for vma in oldmm.vmas:
+        if vma.vm_flags & VM_DONTCOPY:
+            mm.total_vm -= (vma.vm_end - vma.vm_start) >> 12
+            continue
+        new = vma.copy()
+        if new.vm_file is not None:
+            new.vm_file.get()
+        mm.vmas.insert(new)
+        if not vma.vm_flags & VM_HUGETLB and not copy_page_range(mm, oldmm, vma):
+            return None
+    svc.flush_tlb(oldmm)             # the parent's PTEs were write-protected
+    return mm
+
+
+def copy_page_range(dst, src, vma):
+    """Copy the PTEs of vma from src to dst (copy_pte_range); False on OOM."""
+    svc = src.svc
+    frames = svc.frames
+    phys = frames.phys
+    cow = not vma.vm_flags & VM_SHARED
+    sc = svc.swapcache
+    n = 0
+    for va, slot, pte in list(src.pgtables.present_ptes(vma.vm_start, vma.vm_end)):
+        try:
+            dslot = dst.pgtables.pte_slot(va, create=True)
+        except MemoryError:
+            return False
+        n += 1
+        if not pte & _PAGE_PRESENT:
+            if sc is not None:
+                sc.area.swap_duplicate(pte_to_swp_entry(pte)[1])
+                dst.swap_ents = getattr(dst, 'swap_ents', 0) + 1
+            phys.write64(dslot, pte)
+            continue
+        page = frames.pages[pte_pfn(pte)]
+        if cow and pte & _PAGE_RW:
+            pte &= ~_PAGE_RW                     # copy-on-write in both
+            phys.write64(slot, pte)
+        phys.write64(dslot, pte)
+        if page is svc.zero_page or page.flags & PG_reserved:
+            continue
+        page.mapcount += 1
+        page.refcount += 1
+        if page.flags & PG_anon:
+            dst.rss_add(anon=1)
+        else:
+            dst.rss_add(file=1)
+    if n:
+        svc.charge('pte_set', n)
+    return True
