@@ -185,12 +185,12 @@ def _repeat(timing, fn, reps):
             return
 
 
-def single_step_check(prog):
+def single_step_check(prog, args=(), cpus=1):
     """(native-hook count, single-step count) for prog: the exact-counting check of tests/test_icount.py."""
     from unicorn import UC_HOOK_CODE
     from emu.machine import Machine
     from kernel.kernel import KernelConfig
-    m = Machine(ram=64 << 20, config=KernelConfig(stdout=lambda b: None))
+    m = Machine(ram=64 << 20, config=KernelConfig(stdout=lambda b: None, cpus=cpus))
     seen = [0]
     m.cpu.uc.hook_add(UC_HOOK_CODE, lambda uc, a, s, u: seen.__setitem__(0, seen[0] + 1))
     data_faults = [0]
@@ -201,7 +201,7 @@ def single_step_check(prog):
             data_faults[0] += 1
         return orig(rip, addr, ec)
     m.kernel.page_fault = page_fault
-    res = m.run(prog, [os.path.basename(prog)], [])
+    res = m.run(prog, [os.path.basename(prog)] + list(args), [])
     return res.stats['instructions'], seen[0] - data_faults[0] - 1      # -1: the sysretq into user mode
 
 

@@ -41,10 +41,6 @@ def futex_key(k, task, uaddr, private):
     return (id(task.mm), uaddr)                   # private memory: the address space and address
 
 
-def _queues(k):
-    return k.futex_queues
-
-
 def futex_wait(k, task, uaddr, val, deadline, bitset, private=True):
     """FUTEX_WAIT(_BITSET): sleep if *uaddr == val, until woken or `deadline` (cycles, or None)."""
     if uaddr & 3:
@@ -60,7 +56,7 @@ def futex_wait(k, task, uaddr, val, deadline, bitset, private=True):
     if key is None:
         return -errno.EFAULT
     w = Waiter(task, key, bitset)
-    _queues(k).setdefault(key, []).append(w)
+    k.futex_queues.setdefault(key, []).append(w)
     task.waiting_on = 'futex_wait(%#x)' % uaddr
     k.charge('futex_op')
     if deadline is not None:
@@ -73,11 +69,11 @@ def futex_wait(k, task, uaddr, val, deadline, bitset, private=True):
 
 
 def _unqueue(k, w):
-    q = _queues(k).get(w.key)
+    q = k.futex_queues.get(w.key)
     if q is not None and w in q:
         q.remove(w)
         if not q:
-            del _queues(k)[w.key]
+            del k.futex_queues[w.key]
         return True
     return False
 
@@ -101,7 +97,7 @@ def futex_wake(k, task, uaddr, nr, bitset=FUTEX_BITSET_MATCH_ANY, private=True):
 
 
 def _wake_key(k, key, nr, bitset=FUTEX_BITSET_MATCH_ANY):
-    q = _queues(k).get(key)
+    q = k.futex_queues.get(key)
     if not q or nr <= 0:
         return 0
     woken = 0
@@ -114,7 +110,7 @@ def _wake_key(k, key, nr, bitset=FUTEX_BITSET_MATCH_ANY):
             k.sched.wake(w.task, 0, now)
             woken += 1
     if not q:
-        del _queues(k)[key]
+        del k.futex_queues[key]
     return woken
 
 
@@ -130,21 +126,29 @@ def futex_requeue(k, task, uaddr, nr_wake, nr_requeue, uaddr2, cmpval, private=T
             return -errno.EFAULT
         if struct.unpack('<I', cur)[0] != cmpval & 0xFFFFFFFF:
             return -errno.EAGAIN
-    k.charge('futex_op')
-    key, key2 = futex_key(k, task, uaddr, private), futex_key(k, task, uaddr2, private)
-    if key is None or key2 is None:
-        return -errno.EFAULT
-    woken = _wake_key(k, key, nr_wake)
-    q = _queues(k).get(key, [])
+    keys = _wake_first(k, task, uaddr, uaddr2, nr_wake, private)
+    if isinstance(keys, int):
+        return keys
+    key, key2, woken = keys
+    q = k.futex_queues.get(key, [])
     moved = 0
     while q and moved < nr_requeue and key != key2:
         w = q.pop(0)
         w.key = key2
-        _queues(k).setdefault(key2, []).append(w)
+        k.futex_queues.setdefault(key2, []).append(w)
         moved += 1
-    if key in _queues(k) and not _queues(k)[key]:
-        del _queues(k)[key]
+    if key in k.futex_queues and not k.futex_queues[key]:
+        del k.futex_queues[key]
     return woken + moved
+
+
+def _wake_first(k, task, uaddr, uaddr2, nr_wake, private):
+    """The keys of both words and the waiters woken on the first: (key, key2, woken), or -EFAULT."""
+    k.charge('futex_op')
+    key, key2 = futex_key(k, task, uaddr, private), futex_key(k, task, uaddr2, private)
+    if key is None or key2 is None:
+        return -errno.EFAULT
+    return key, key2, _wake_key(k, key, nr_wake)
 
 
 def _sext12(v):
@@ -171,11 +175,10 @@ def futex_wake_op(k, task, uaddr, nr_wake, nr_wake2, uaddr2, val3, private=True)
     new = (oparg, old + oparg, old | oparg, old & ~oparg, old ^ oparg)[op]
     if not task.umem.write(uaddr2, struct.pack('<I', new & 0xFFFFFFFF)):
         return -errno.EFAULT
-    k.charge('futex_op')
-    key, key2 = futex_key(k, task, uaddr, private), futex_key(k, task, uaddr2, private)
-    if key is None or key2 is None:
-        return -errno.EFAULT
-    woken = _wake_key(k, key, nr_wake)
+    keys = _wake_first(k, task, uaddr, uaddr2, nr_wake, private)
+    if isinstance(keys, int):
+        return keys
+    key, key2, woken = keys
     if (old == cmparg, old != cmparg, old < cmparg, old <= cmparg, old > cmparg, old >= cmparg)[cmp]:
         woken += _wake_key(k, key2, nr_wake2)
     return woken
@@ -183,7 +186,7 @@ def futex_wake_op(k, task, uaddr, nr_wake, nr_wake2, uaddr2, val3, private=True)
 
 def cancel_wait(k, task):
     """Take a task off any futex queue (it is being killed)."""
-    for key, q in list(_queues(k).items()):
+    for key, q in list(k.futex_queues.items()):
         for w in list(q):
             if w.task is task:
                 _unqueue(k, w)

@@ -135,9 +135,19 @@ class PageTables:
         self.levels_walked = 0       # for the cycle model
         self.ptes = phys.qwords       # RAM as 64-bit entries: ptes[slot >> 3] is the entry at slot
 
+    def _new_table(self, ea):
+        """A missing level below the entry at ea: link a zeroed table there; returns the new entry."""
+        pfn = self._alloc_table()
+        if pfn is None:
+            raise MemoryError("no memory for a page table")
+        self.table_pfns.append(pfn)
+        e = (pfn << PAGE_SHIFT) | _PAGE_TABLE
+        self.phys.write64(ea, e)
+        return e
+
     def pmd_slot(self, va, create=True):
         """Physical address of the PMD entry for va, creating the upper levels if asked (pmd_alloc)."""
-        rd, wr = self.phys.read64, self.phys.write64
+        rd = self.phys.read64
         table = self.pgd
         for shift in (PGDIR_SHIFT, PUD_SHIFT):
             self.levels_walked += 1
@@ -146,12 +156,7 @@ class PageTables:
             if not e & _PAGE_PRESENT:
                 if not create:
                     return None
-                pfn = self._alloc_table()
-                if pfn is None:
-                    raise MemoryError("no memory for a page table")
-                self.table_pfns.append(pfn)
-                e = (pfn << PAGE_SHIFT) | _PAGE_TABLE
-                wr(ea, e)
+                e = self._new_table(ea)
             table = e & PTE_PFN_MASK
         self.levels_walked += 1
         return table + ((va >> PMD_SHIFT) & 0x1FF) * 8
@@ -203,39 +208,28 @@ class PageTables:
         key = va >> PMD_SHIFT
         pt = self._pt_cache.get(key)
         if pt is None:
-            rd, wr = self.phys.read64, self.phys.write64
-            table = self.pgd
-            for shift in (PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT):
-                self.levels_walked += 1
-                ea = table + ((va >> shift) & 0x1FF) * 8
-                e = rd(ea)
-                if e & _PAGE_PSE and shift == PMD_SHIFT:
-                    if not create:
-                        return None
-                    raise AssertionError("4 KiB PTE wanted inside a huge PMD at %#x" % va)
-                if not e & _PAGE_PRESENT:
-                    if not create:
-                        return None
-                    pfn = self._alloc_table()
-                    if pfn is None:
-                        raise MemoryError("no memory for a page table")
-                    self.table_pfns.append(pfn)
-                    e = (pfn << PAGE_SHIFT) | _PAGE_TABLE
-                    wr(ea, e)
-                table = e & PTE_PFN_MASK
+            ea = self.pmd_slot(va, create)
+            if ea is None:
+                return None
+            e = self.phys.read64(ea)
+            if e & _PAGE_PSE:
+                if not create:
+                    return None
+                raise AssertionError("4 KiB PTE wanted inside a huge PMD at %#x" % va)
+            if not e & _PAGE_PRESENT:
+                if not create:
+                    return None
+                e = self._new_table(ea)
+            table = e & PTE_PFN_MASK
             pt = self._pt_cache[key] = table
         self.levels_walked += 1
         return pt + ((va >> PAGE_SHIFT) & 0x1FF) * 8
 
     def free_pte_table(self, va):
         """free_pte_range: clear the PMD entry of va's PTE table; returns the table's pfn (or None)."""
-        table = self.pgd
-        for shift in (PGDIR_SHIFT, PUD_SHIFT):
-            e = self.phys.read64(table + ((va >> shift) & 0x1FF) * 8)
-            if not e & _PAGE_PRESENT:
-                return None
-            table = e & PTE_PFN_MASK
-        ea = table + ((va >> PMD_SHIFT) & 0x1FF) * 8
+        ea = self.pmd_slot(va, create=False)
+        if ea is None:
+            return None
         e = self.phys.read64(ea)
         if not e & _PAGE_PRESENT or e & _PAGE_PSE:
             return None
