@@ -188,6 +188,16 @@ class Kernel:
             self.charge('context_switch')
             self.charge('rwsem_wake')
 
+    def lock_spin(self, until, what):
+        """This CPU spins on a kernel lock until `until` (busy: kernel cycles, no sleep or wake-up)."""
+        now = self.now()
+        if until > now:
+            if self.tracer is not None:
+                self.tracer.lock_wait(self, what, now, until)
+            self.kcycles += until - now
+            self.sched.this_rq.lock_wait_cycles += until - now
+            self.stats[what + '_wait_cycles'] += until - now
+
     def run_events(self):
         if self.events.pending:     # skip computing now() when nothing is pending
             self.events.run_due(self.now())

@@ -53,11 +53,15 @@ def vma_seqcount(vma):
     return s
 
 
-def _lock_wait(mm, lock, until, t0):
-    """A CPU blocked on mmap_lock until `until` (a sleeping wait: idle time on that CPU)."""
+def _lock_wait(mm, lock, until, t0, spin=False):
+    """A CPU blocked on a lock until `until`: a reader sleeps (idle time, then a wake-up); a writer
+    spins on the running owner (rwsem optimistic spinning), burning the cycles instead."""
     k = mm.svc.sched
     if until > t0:
-        k.lock_wait(until, lock.name)
+        if spin:
+            k.lock_spin(until, lock.name)
+        else:
+            k.lock_wait(until, lock.name)
         lock.wait_cycles += until - t0
         lock.contended += 1
 
@@ -102,7 +106,7 @@ def mmap_write_lock(mm):
     lock = mm.locks.mmap_lock
     t0 = k.now()
     _touch_lock_word(mm, lock)
-    _lock_wait(mm, lock, lock.write_wait(t0, k.cpu_id()), t0)
+    _lock_wait(mm, lock, lock.write_wait(t0, k.cpu_id()), t0, spin=True)
     mm.svc.charge('lock_acquire')
     return t0, _vma_state(mm)
 
