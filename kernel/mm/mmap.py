@@ -87,6 +87,8 @@ def vma_merge_around(mm, vma):
 
 def _isolate(mm, start, end):
     """Split so that start and end are VMA boundaries; return the VMAs inside [start, end)."""
+    if start >= end:
+        return []
     for v in mm.vmas.overlapping(start, end):
         if v.vm_start < start:
             v = split_vma(mm, v, start)

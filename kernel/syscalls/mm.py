@@ -26,6 +26,8 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
         return -errno.EINVAL
     f = None
     if flags & MAP_ANONYMOUS and flags & 3 in (1, 3) and length:
+        if page_align(length) > TASK_SIZE:       # do_mmap refuses this before mmap_region makes the file
+            return -errno.ENOMEM
         f = shmem_zero_setup(k, length)
     elif not flags & MAP_ANONYMOUS:
         f = t.files.get(_s64(fd) if fd < (1 << 63) else -1)
@@ -131,8 +133,13 @@ def _set_locked(k, t, start, length, on, onfault=False):
     """apply_vma_lock_flags: VM_LOCKED (and VM_LOCKONFAULT) on [start, start+len), then populate."""
     from kernel.mm.mmap import mlock_fixup_range
     from kernel.mm.gup import populate_vma_page_range
-    end = start + page_align(length + (start & 0xFFF))
+    length = page_align(length + (start & 0xFFF)) & ((1 << 64) - 1)   # do_mlock (unsigned long)
     start &= ~0xFFF
+    end = start + length
+    if end >= 1 << 64:
+        return -errno.EINVAL
+    if end == start:
+        return 0
     r = mlock_fixup_range(t.mm, start, end, on, onfault)
     if r == 0 and on and not onfault:
         populate_vma_page_range(t.mm, start, end, False)
