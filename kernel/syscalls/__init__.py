@@ -46,7 +46,14 @@ def dispatch(kernel, task):
                          'unknown system call number %d returns -ENOSYS' % nr)
         ret = -errno.ENOSYS
     else:
-        ret = handler(kernel, task, g[7], g[6], g[2], g[10], g[8], g[9])
+        args = (g[7], g[6], g[2], g[10], g[8], g[9])
+        try:
+            ret = handler(kernel, task, *args)
+        except Exception as e:
+            # never silently: the run ends with the syscall, its arguments and where the kernel failed
+            from kernel.debug.oops import oops
+            raise oops('syscall %s(%s) [nr %d] at rip=%#x' % (handler.sysname, ', '.join('%#x' % a for a in args),
+                                                             nr, kernel.cpu.rip), e) from e
     if not task.exited:
         g[0] = ret & MASK64
     kernel.charge('syscall_exit')
