@@ -45,6 +45,12 @@ def _add_machine_options(p):
                    help='stop the guest after this much simulated time')
     p.add_argument('--timeout', type=float, default=None, metavar='SECONDS',
                    help='stop the guest after this much host (wall-clock) time')
+    p.add_argument('--check', action='store_const', const=True,
+                   default={'': False, '0': False, 'full': 'full'}.get(os.environ.get('FAULTLAB_CHECK', ''), True),
+                   help='verify kernel mm invariants after faults and syscalls, within a time budget '
+                   '(also FAULTLAB_CHECK=1)')
+    p.add_argument('--check-all', dest='check', action='store_const', const='full',
+                   help='verify them after every fault and syscall (slow; also FAULTLAB_CHECK=full)')
 
 
 def build_parser():
@@ -81,7 +87,7 @@ def make_machine(a, stdout=None, stderr=None):
     if fab & (fab - 1) and fab:
         raise ValueError("--fault-around-bytes must be a power of two")
     config = KernelConfig(fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
-                          stdout=stdout, stderr=stderr, swap_bytes=a.swap)
+                          stdout=stdout, stderr=stderr, swap_bytes=a.swap, check=a.check)
     return Machine(ram=a.ram, costs=costs, config=config)
 
 

@@ -52,6 +52,7 @@ class KernelConfig:
         self.warn = kw.pop('warn', None)            # callable(str) for one-line kernel warnings
         self.vdso = kw.pop('vdso', True)            # map the vDSO (and announce it in AT_SYSINFO_EHDR)
         self.swap_bytes = kw.pop('swap_bytes', 256 << 20)   # swap area on the simulated disk (0: none)
+        self.check = kw.pop('check', False)         # --check: verify mm invariants after traps ('full': every one)
         if kw:
             raise TypeError("unknown kernel options: %s" % ', '.join(kw))
 
@@ -96,6 +97,10 @@ class Kernel:
         self.vdso = VdsoPages(self.frames) if config.vdso else None
         if self.vdso is not None:
             self.vdso.publish_clocks(self.boot_epoch_ns, costs.freq_hz)
+        self.vm_checker = None
+        if config.check:
+            from kernel.debug.check import TrapChecker
+            self.vm_checker = TrapChecker(self, config.check)
 
     # ---- time and cost -------------------------------------------------------------------------
     def now(self):
@@ -314,6 +319,8 @@ class Kernel:
             self.force_sig_fault(task, res.signal, res.si_code, address, self._fault_report(
                 task, res.signal, res.si_code, rip, address, error_code, res.reason))
         self.run_events()
+        if self.vm_checker is not None:
+            self.vm_checker.after_trap(('fault', rip, address, error_code))
 
     def _fault_report(self, task, sig, si_code, rip, address, error_code, reason):
         return ('%s (%s) at rip=%#x <%s>: %s of address %#x: %s (error code %#x)'
@@ -339,7 +346,11 @@ class Kernel:
 
     def syscall(self):
         from kernel.syscalls import dispatch
+        chk = self.vm_checker
+        event = chk.syscall_event() if chk is not None else None
         dispatch(self, self.current)
+        if chk is not None:
+            chk.after_trap(event)
 
     # ---- stats ----------------------------------------------------------------------------------------
     def snapshot(self):

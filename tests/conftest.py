@@ -37,12 +37,27 @@ def run_guest(program, args=(), mounts=(), env=(), ram=64 << 20, max_insns=None,
     from kernel.kernel import KernelConfig
     out, err, warnings = [], [], []
     config = KernelConfig(mounts=list(mounts), stdout=out.append, stderr=err.append, warn=warnings.append,
-                          fault_around_bytes=fault_around_bytes, swap_bytes=swap_bytes,
+                          fault_around_bytes=fault_around_bytes, swap_bytes=swap_bytes, check=CHECK,
                           **({'disk': disk} if disk else {}))
     m = Machine(ram=ram, costs=costs or CostTable(), config=config)
     argv = [os.path.basename(program)] + list(args)
     res = m.run(program, argv, ['PATH=/bin', 'LANG=C'] + list(env), max_insns=max_insns)
+    assert_no_violation(m)
     return GuestRun(res, b''.join(out), b''.join(err), warnings, m)
+
+
+# FAULTLAB_CHECK=1 runs every guest of the suite with --check (mm invariants verified after traps);
+# FAULTLAB_CHECK=full checks after every single fault and syscall
+_CHECK_ENV = os.environ.get('FAULTLAB_CHECK', '')
+CHECK = 'full' if _CHECK_ENV == 'full' else _CHECK_ENV not in ('', '0')
+
+
+def assert_no_violation(machine):
+    """Under FAULTLAB_CHECK, fail the test if the kernel's invariant checker found a violation
+    (after a trap, or in the state the run ended in)."""
+    chk = getattr(machine.kernel, 'vm_checker', None)
+    if chk is not None and chk.final_check() is not None:
+        pytest.fail(chk.violation, pytrace=False)
 
 
 def run_native(program, args=(), env=(), cwd=None):
