@@ -223,11 +223,11 @@ class VmChecker:
                 if ref < expect:
                     _fail('poisoned %r: refcount %d below %d', page, ref, expect)
                 continue
+            if not expect:
+                _fail('%r is allocated but nothing holds it (leaked)', page)
             if ref != expect:
                 _fail('%r: refcount %d, expected %d (%d PTEs%s%s)', page, ref, expect, n,
                       ' + page cache' if in_pc else '', ' + swap cache' if in_sc else '')
-            if not n and not in_pc and not in_sc:
-                _fail('%r is allocated but nothing holds it', page)
         for page in pages[fresh:]:
             if page.refcount:
                 _fail('never-allocated frame %#x has references: %r', page.pfn, page)
