@@ -56,8 +56,25 @@ def assert_no_violation(machine):
     """Under FAULTLAB_CHECK, fail the test if the kernel's invariant checker found a violation
     (after a trap, or in the state the run ended in)."""
     chk = getattr(machine.kernel, 'vm_checker', None)
-    if chk is not None and chk.final_check() is not None:
-        pytest.fail(chk.violation, pytrace=False)
+    if chk is None:
+        return
+    violation = chk.final_check()
+    CHECK_TOTALS['runs'] += 1
+    CHECK_TOTALS['traps'] += chk.events
+    CHECK_TOTALS['checks'] += chk.checks
+    if violation is not None:
+        CHECK_TOTALS['violations'] += 1
+        pytest.fail(violation, pytrace=False)
+
+
+CHECK_TOTALS = {'runs': 0, 'traps': 0, 'checks': 0, 'violations': 0}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if CHECK:
+        terminalreporter.write_line('FAULTLAB_CHECK=%s: %d guest runs, %d traps, %d full invariant checks, '
+                                    '%d violations' % (_CHECK_ENV, CHECK_TOTALS['runs'], CHECK_TOTALS['traps'],
+                                                       CHECK_TOTALS['checks'], CHECK_TOTALS['violations']))
 
 
 def run_native(program, args=(), env=(), cwd=None):
