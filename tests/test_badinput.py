@@ -135,3 +135,19 @@ def test_runaway_guest_stops_at_sim_time_and_wall_clock_limits(tmp_path):
     assert p.returncode == 124 and b'simulated-time limit' in p.stderr and b'<main+' in p.stderr
     p = faultlab('run', '--timeout', '1', str(exe))
     assert p.returncode == 124 and b'host time limit' in p.stderr
+
+
+def test_exception_in_a_syscall_handler_is_a_clear_oops(userland, monkeypatch):
+    """A kernel bug inside a handler is not swallowed: the run ends with the syscall and its arguments."""
+    from kernel.debug.oops import KernelOops
+    from kernel.syscalls import SYSCALLS
+
+    def broken(k, t, *args):
+        raise ValueError('planted bug')
+    broken.sysname = 'write'
+    monkeypatch.setitem(SYSCALLS, 1, broken)
+    with pytest.raises(KernelOops) as ei:
+        run_guest(os.path.join(userland, 'hello'))
+    msg = str(ei.value)
+    assert msg.startswith('syscall write(0x1, ') and '[nr 1] at rip=' in msg
+    assert 'raised ValueError: planted bug (at tests/test_badinput.py:' in msg and '\n' not in msg
