@@ -66,9 +66,11 @@ def build_parser():
     c = sub.add_parser('costs', help='print the cycle cost table')
     c.add_argument('--costs', metavar='FILE')
     b = sub.add_parser('bench', help='benchmarks')
-    b.add_argument('what', choices=['speed', 'prefetch', 'populate'])
+    b.add_argument('what', choices=['speed', 'prefetch', 'populate', 'elf-fuzz'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
     b.add_argument('--size', default=None, help='populate: mapping size (e.g. 2M, 64M)')
+    b.add_argument('--count', type=int, default=10000, help='elf-fuzz: number of mutated executables')
+    b.add_argument('--seed', type=int, default=1, help='elf-fuzz: seed of the mutations')
     return ap
 
 
@@ -174,6 +176,9 @@ def cmd_costs(a):
 
 
 def cmd_bench(a):
+    if a.what == 'elf-fuzz':
+        from emu.fuzz_elf import main as elf_fuzz
+        return elf_fuzz(count=a.count if not a.quick else 200, seed=a.seed)
     if a.what == 'prefetch':
         from emu.bench_prefetch import main as bench_prefetch
         return bench_prefetch(quick=a.quick)
