@@ -165,6 +165,9 @@ def register_procfs(k):
     reg('/proc/sys/vm/fault_around_bytes', lambda: '%d\n' % k.mmsvc.fault_around_bytes,
         lambda d: _set_fault_around(k, d))
     k.vfs.register_synth_symlink('/proc/self/exe', lambda: k.current.exe_path if k.current else '/')
+    # the task's root and cwd, as guest paths: following them stays in the guest's tree
+    k.vfs.register_synth_symlink('/proc/self/root', lambda: '/')
+    k.vfs.register_synth_symlink('/proc/self/cwd', lambda: k.current.cwd if k.current else '/')
 
 
 def _no_read(pos, count):

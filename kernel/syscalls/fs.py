@@ -101,15 +101,17 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
         return -errno.ELOOP
     if flags & O_DIRECTORY and kind != S_IFDIR:
         return -errno.ENOTDIR
-    if kind == S_IFDIR and (acc != O_RDONLY or flags & O_CREAT):
+    if kind == S_IFDIR and (acc != O_RDONLY or flags & (O_CREAT | O_TRUNC)):
         return -errno.EISDIR
     if not flags & O_PATH:
         want = (4 if acc in (O_RDONLY, O_RDWR) else 0) | (2 if acc in (O_WRONLY, O_RDWR) else 0)
+        if flags & O_TRUNC and kind == S_IFREG:
+            want |= 2                        # build_open_flags: O_TRUNC needs MAY_WRITE, even O_RDONLY
         if want & 2 and getattr(inode.sb, 'readonly', False):
             return -errno.EROFS
         if want & 2 and isinstance(inode, SynthFile) and not inode.writable:
             return -errno.EACCES
-    if flags & O_TRUNC and kind == S_IFREG and acc != O_RDONLY:
+    if flags & O_TRUNC and kind == S_IFREG and not flags & O_PATH:
         err = _truncate_inode(k, inode, 0)
         if err:
             return err
