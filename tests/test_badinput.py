@@ -151,3 +151,16 @@ def test_exception_in_a_syscall_handler_is_a_clear_oops(userland, monkeypatch):
     msg = str(ei.value)
     assert msg.startswith('syscall write(0x1, ') and '[nr 1] at rip=' in msg
     assert 'raised ValueError: planted bug (at tests/test_badinput.py:' in msg and '\n' not in msg
+
+
+def test_lone_futex_wait_is_reported_as_a_deadlock(tmp_path):
+    src = tmp_path / 'lock.c'
+    src.write_text('#include <linux/futex.h>\n#include <sys/syscall.h>\n#include <unistd.h>\n#include <stdio.h>\n'
+                   'int main(void) { static int word; puts("waiting"); fflush(stdout);\n'
+                   '  syscall(SYS_futex, &word, FUTEX_WAIT, 0, 0, 0, 0); puts("woken"); return 0; }\n')
+    exe = tmp_path / 'lock'
+    subprocess.run(['gcc', '-O1', '-static', str(src), '-o', str(exe)], check=True)
+    p = faultlab('run', str(exe))
+    assert p.returncode == 128 + 9 and p.stdout == b'waiting\n'
+    err = p.stderr.decode()
+    assert 'Traceback' not in err and 'deadlock' in err and 'futex_wait(' in err
