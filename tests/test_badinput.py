@@ -164,3 +164,19 @@ def test_lone_futex_wait_is_reported_as_a_deadlock(tmp_path):
     assert p.returncode == 128 + 9 and p.stdout == b'waiting\n'
     err = p.stderr.decode()
     assert 'Traceback' not in err and 'deadlock' in err and 'futex_wait(' in err
+
+
+def test_populated_prot_none_memory_stays_inaccessible(tmp_path):
+    """Found by review while fuzzing: MAP_POPULATE (or mlock) of PROT_NONE memory mapped user-readable
+    pages. Linux does not populate it, and the read is a SIGSEGV, as natively."""
+    src = tmp_path / 'pn.c'
+    src.write_text('#include <stdio.h>\n#include <sys/mman.h>\nint main(void) {\n'
+                   '  volatile char *p = mmap(0, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);\n'
+                   '  mlock((void *)p, 8192); puts("mapped"); fflush(stdout); return p[4096]; }\n')
+    exe = tmp_path / 'pn'
+    subprocess.run(['gcc', '-O1', '-static', str(src), '-o', str(exe)], check=True)
+    native = subprocess.run([str(exe)], capture_output=True)
+    p = faultlab('run', str(exe))
+    assert native.returncode == -11 and p.returncode == 128 + 11
+    assert p.stdout == native.stdout == b'mapped\n'
+    assert b'SEGV_ACCERR' in p.stderr and b'(---p)' in p.stderr

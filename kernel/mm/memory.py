@@ -6,7 +6,7 @@ from kernel.mm.mm_types import (
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
     PG_hwpoison, PG_readahead, PG_lru, PG_reserved
 from kernel.mm.pgtable import (
-    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, vm_get_page_prot,
+    _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, _PAGE_USER, pfn_pte, pte_pfn, vm_get_page_prot,
     pte_to_swp_entry, swp_entry_to_pte)
 from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ
 
@@ -14,7 +14,10 @@ from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, V
 def vma_page_prot(vma):
     """vma->vm_page_prot: the leaf bits for a page mapped with the VMA's full rights."""
     f = vma.vm_flags
-    return vm_get_page_prot(f & VM_READ, f & VM_WRITE, f & VM_EXEC)
+    prot = vm_get_page_prot(f & VM_READ, f & VM_WRITE, f & VM_EXEC)
+    if not f & (VM_READ | VM_WRITE | VM_EXEC):
+        prot &= ~_PAGE_USER          # PROT_NONE: a kernel-only entry, every user access faults
+    return prot
 
 
 def _map_page(mm, vmf, page, prot, soft_dirty=None):

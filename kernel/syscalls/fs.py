@@ -766,9 +766,9 @@ def sys_fallocate(k, t, fd, mode, offset, length, *_):
         elif mode == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
             mapping = k.pagecache.mapping_of(inode)
             first, last = (offset + 4095) >> 12, (offset + length) >> 12
-            for idx in range(first, last):
-                page = mapping.pages.get(idx)
-                if page is not None and page.mapcount == 0:
+            for idx in [i for i in mapping.pages if first <= i < last]:      # the cached ones only
+                page = mapping.pages[idx]
+                if page.mapcount == 0:
                     k.pagecache.delete_from_page_cache(page)
             inode.punch_hole(offset, length)
         else:
