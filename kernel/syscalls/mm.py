@@ -106,12 +106,18 @@ def sys_mincore(k, t, start, length, vec, *_):
     if start + (n << 12) > TASK_SIZE:
         return -errno.ENOMEM
     mm = t.mm
+    if n and t.umem.accessible(vec, n, True) < n:
+        return -errno.EFAULT                   # access_ok(vec, pages)
+    cur = start                                # a hole anywhere: ENOMEM before building the vector
+    while cur < start + (n << 12):
+        vma = mm.vmas.vma_lookup(cur)
+        if vma is None:
+            return -errno.ENOMEM
+        cur = vma.vm_end
     out = bytearray(n)
     for i in range(n):
         va = start + (i << 12)
         vma = mm.vmas.vma_lookup(va)
-        if vma is None:
-            return -errno.ENOMEM
         pte = mm.pgtables.get_pte(va)
         if pte & _PAGE_PRESENT:
             out[i] = 1
