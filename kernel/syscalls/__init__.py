@@ -49,6 +49,10 @@ def dispatch(kernel, task):
         args = (g[7], g[6], g[2], g[10], g[8], g[9])
         try:
             ret = handler(kernel, task, *args)
+        except MemoryError:
+            # no frame for a page table (pte_alloc failed) in the middle of the call: Linux's -ENOMEM
+            kernel.warn_once(('enomem', nr), '%s: out of memory for page tables, returns -ENOMEM' % handler.sysname)
+            ret = -errno.ENOMEM
         except Exception as e:
             # never silently: the run ends with the syscall, its arguments and where the kernel failed
             from kernel.debug.oops import oops
