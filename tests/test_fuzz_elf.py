@@ -22,7 +22,7 @@ _mutation = st.one_of(
     st.tuples(st.just('truncate'), st.integers(0, 12000)),
     st.tuples(st.just('bytes'), st.integers(0, 9000), st.integers(0, 255)),
 )
-_settings = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+_settings = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                      suppress_health_check=list(HealthCheck))
 
 
