@@ -52,7 +52,9 @@ class KernelConfig:
         self.warn = kw.pop('warn', None)            # callable(str) for one-line kernel warnings
         self.vdso = kw.pop('vdso', True)            # map the vDSO (and announce it in AT_SYSINFO_EHDR)
         self.swap_bytes = kw.pop('swap_bytes', 256 << 20)   # swap area on the simulated disk (0: none)
-        self.check = kw.pop('check', False)         # --check: verify mm invariants after traps ('full': every one)
+        # --check: verify mm invariants after traps ('full': every one); default from FAULTLAB_CHECK=1|full
+        self.check = kw.pop('check', {'': False, '0': False, 'full': 'full'}.get(os.environ.get('FAULTLAB_CHECK', ''),
+                                                                                True))
         if kw:
             raise TypeError("unknown kernel options: %s" % ', '.join(kw))
 
