@@ -52,6 +52,12 @@ def _add_machine_options(p):
                    help='stop the guest after this much simulated time')
     p.add_argument('--timeout', type=float, default=None, metavar='SECONDS',
                    help='stop the guest after this much host (wall-clock) time')
+    p.add_argument('--check', action='store_const', const=True,
+                   default={'': False, '0': False, 'full': 'full'}.get(os.environ.get('FAULTLAB_CHECK', ''), True),
+                   help='verify kernel mm invariants after faults and syscalls, within a time budget '
+                   '(also FAULTLAB_CHECK=1)')
+    p.add_argument('--check-all', dest='check', action='store_const', const='full',
+                   help='verify them after every fault and syscall (slow; also FAULTLAB_CHECK=full)')
 
 
 def build_parser():
@@ -80,11 +86,13 @@ def build_parser():
     from emu.gdbcli import add_gdb_parser
     add_gdb_parser(sub, _add_machine_options)
     b = sub.add_parser('bench', help='benchmarks')
-    b.add_argument('what', choices=['speed', 'prefetch', 'populate', 'spf'])
+    b.add_argument('what', choices=['speed', 'prefetch', 'populate', 'spf', 'elf-fuzz'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
     b.add_argument('--size', default=None, help='populate: mapping size (e.g. 2M, 64M)')
     b.add_argument('--reps', type=_positive_int, default=None,
                    help='speed: runs per runner and workload, the best counts (default 3; 1 with --quick)')
+    b.add_argument('--count', type=int, default=10000, help='elf-fuzz: number of mutated executables')
+    b.add_argument('--seed', type=int, default=1, help='elf-fuzz: seed of the mutations')
     return ap
 
 
@@ -118,7 +126,7 @@ def make_machine(a, stdout=None, stderr=None):
         raise ValueError("--cpus must be between 1 and 64")
     config = KernelConfig(fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
                           stdout=stdout, stderr=stderr, swap_bytes=a.swap, cpus=a.cpus, spf=a.spf,
-                          spf_file=a.spf_file, nr_hugepages=a.hugepages)
+                          spf_file=a.spf_file, nr_hugepages=a.hugepages, check=a.check)
     return Machine(ram=a.ram, costs=costs, config=config)
 
 
@@ -226,6 +234,9 @@ def cmd_costs(a):
 
 
 def cmd_bench(a):
+    if a.what == 'elf-fuzz':
+        from emu.fuzz_elf import main as elf_fuzz
+        return elf_fuzz(count=a.count if not a.quick else 200, seed=a.seed)
     if a.what == 'prefetch':
         from emu.bench_prefetch import main as bench_prefetch
         return bench_prefetch(quick=a.quick)

@@ -73,6 +73,9 @@ class KernelConfig:
         self.spf = kw.pop('spf', True)              # speculative page faults (multi-threaded processes)
         self.spf_file = kw.pop('spf_file', False)   # SPF also for file-backed VMAs (the 2018 variant)
         self.nr_hugepages = kw.pop('nr_hugepages', 0)       # 2 MiB pages in the hugetlb pool at boot
+        # --check: verify mm invariants after traps ('full': every one); default from FAULTLAB_CHECK=1|full
+        self.check = kw.pop('check', {'': False, '0': False, 'full': 'full'}.get(os.environ.get('FAULTLAB_CHECK', ''),
+                                                                                True))
         if kw:
             raise TypeError("unknown kernel options: %s" % ', '.join(kw))
 
@@ -111,7 +114,8 @@ class Kernel:
                                                     self._all_mms, self.charge, self.flush_tlb, self.stats, self)
         self.pagecache.reclaim_hook = self.reclaim.direct_reclaim
         self.pagecache.balance_hook = self.reclaim.balance
-        self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts)
+        self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts,
+                                tmpfs_pages=phys.nr_frames // 2)      # tmpfs size=50% of RAM
         from kernel.mm.hugetlb import HState
         from kernel.mm.llc import LlcModel
         self.mmsvc.llc = LlcModel(phys.nr_frames, costs.costs['llc_bytes'])
@@ -129,6 +133,10 @@ class Kernel:
         self.vdso = VdsoPages(self.frames) if config.vdso else None
         if self.vdso is not None:
             self.vdso.publish_clocks(self.boot_epoch_ns, costs.freq_hz)
+        self.vm_checker = None
+        if config.check:
+            from kernel.debug.check import TrapChecker
+            self.vm_checker = TrapChecker(self, config.check)
 
     # ---- time and cost -------------------------------------------------------------------------
     def now(self):
@@ -456,6 +464,8 @@ class Kernel:
             self.force_sig_fault(task, res.signal, res.si_code, address, self._fault_report(
                 task, res.signal, res.si_code, rip, address, error_code, res.reason))
         self.run_events()
+        if self.vm_checker is not None:
+            self.vm_checker.after_trap(('fault', rip, address, error_code))
         self.sched.check_preempt()
 
     def _fault_report(self, task, sig, si_code, rip, address, error_code, reason):
@@ -482,7 +492,11 @@ class Kernel:
 
     def syscall(self):
         from kernel.syscalls import dispatch
+        chk = self.vm_checker
+        event = chk.syscall_event() if chk is not None else None
         dispatch(self, self.current)
+        if chk is not None:
+            chk.after_trap(event)
 
     # ---- stats ----------------------------------------------------------------------------------------
     def snapshot(self):

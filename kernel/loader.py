@@ -7,7 +7,6 @@ import errno
 import io
 import struct
 
-from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from emu.physmem import PAGE_SIZE
@@ -58,11 +57,16 @@ class ElfImage:
         self.symbols = []            # [(start, size, name)] sorted, unbiased
 
 
+def _printable(b):
+    """Bytes from the file as text fit for a one-line message (control characters escaped)."""
+    return ''.join(c if c.isprintable() else '\\x%02x' % ord(c) for c in b.decode('latin-1'))
+
+
 def parse_elf(data, name):
     """Validate an executable's bytes and return an ElfImage (raises ExecError)."""
     if len(data) < 4 or data[:4] != b'\x7fELF':
         if data[:2] == b'#!':
-            line = data.split(b'\n', 1)[0][:80].decode('latin-1')
+            line = _printable(data.split(b'\n', 1)[0][:80])
             raise ExecError("%s: is a script (%s); faultlab runs x86-64 ELF executables only" % (name, line))
         raise ExecError("%s: not an ELF file (bad magic)" % name)
     if len(data) < 64:
@@ -93,7 +97,7 @@ def parse_elf(data, name):
         p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = \
             struct.unpack_from('<IIQQQQQQ', data, phoff + i * 56)
         if p_type == PT_INTERP:
-            interp = data[p_offset:p_offset + min(p_filesz, 256)].split(b'\0')[0].decode('latin-1', 'replace')
+            interp = _printable(data[p_offset:p_offset + min(p_filesz, 256)].split(b'\0')[0])
             raise ExecError("%s: dynamically linked (interpreter %s); build it with gcc -static" % (name, interp))
         if p_type == PT_PHDR:
             img.phdr_vaddr = p_vaddr
@@ -146,7 +150,7 @@ def _read_symbols(data):
                 out.append((s['st_value'], s['st_size'], s.name))
         out.sort()
         return out
-    except (ELFError, ValueError, KeyError, struct.error, AttributeError, TypeError):
+    except Exception:          # hostile section headers can make pyelftools fail in many ways
         return []
 
 

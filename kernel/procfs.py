@@ -8,7 +8,7 @@ from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap
 from kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
                            VM_DONTCOPY, VM_DONTEXPAND, VM_LOCKONFAULT, VM_ACCOUNT, VM_NORESERVE, VM_HUGETLB,
-                           VM_SOFTDIRTY)
+                           VM_SOFTDIRTY, VM_DONTDUMP)
 
 
 def _vma_name(k, task, vma):
@@ -43,7 +43,8 @@ VM_FLAG_MNEMONICS = ((VM_READ, 'rd'), (VM_WRITE, 'wr'), (VM_EXEC, 'ex'), (VM_SHA
                      (VM_MAYWRITE, 'mw'), (VM_MAYEXEC, 'me'), (VM_MAYSHARE, 'ms'), (VM_GROWSDOWN, 'gd'),
                      (VM_PFNMAP, 'pf'), (VM_LOCKED, 'lo'), (VM_IO, 'io'), (VM_SEQ_READ, 'sr'),
                      (VM_RAND_READ, 'rr'), (VM_DONTCOPY, 'dc'), (VM_DONTEXPAND, 'de'), (VM_LOCKONFAULT, 'lf'),
-                     (VM_ACCOUNT, 'ac'), (VM_NORESERVE, 'nr'), (VM_HUGETLB, 'ht'), (VM_SOFTDIRTY, 'sd'))
+                     (VM_ACCOUNT, 'ac'), (VM_NORESERVE, 'nr'), (VM_HUGETLB, 'ht'), (VM_DONTDUMP, 'dd'),
+                     (VM_SOFTDIRTY, 'sd'))
 
 
 def _kb(name, nbytes):
@@ -167,6 +168,9 @@ def register_procfs(k):
         lambda d: _set_fault_around(k, d))
     register_hugetlb_procfs(k)
     k.vfs.register_synth_symlink('/proc/self/exe', lambda: k.current.exe_path if k.current else '/')
+    # the task's root and cwd, as guest paths: following them stays in the guest's tree
+    k.vfs.register_synth_symlink('/proc/self/root', lambda: '/')
+    k.vfs.register_synth_symlink('/proc/self/cwd', lambda: k.current.cwd if k.current else '/')
 
 
 def _no_read(pos, count):

@@ -39,6 +39,23 @@ class UserMemory:
             return None
         return mm.pgtables.translate(va)
 
+    def accessible(self, va, n, write):
+        """How many bytes from va (at most n) lie in VMAs that allow the access, without faulting:
+        the most a copy can move before it faults (a read or write stops short there, as Linux's does)."""
+        if n <= 0 or not 0 <= va < TASK_SIZE:
+            return 0
+        end = min(va + n, TASK_SIZE)
+        need = VM_WRITE if write else VM_READ
+        cur = va
+        while cur < end:
+            vma = self.mm.vmas.find_vma(cur)
+            if vma is None or (vma.vm_start > cur and not vma.vm_flags & VM_GROWSDOWN):
+                break
+            if not vma.vm_flags & need:
+                break
+            cur = vma.vm_end
+        return min(cur, end) - va
+
     def _valid(self, va, n):
         return 0 <= va and va + n <= TASK_SIZE
 

@@ -38,11 +38,43 @@ def run_guest(program, args=(), mounts=(), env=(), ram=64 << 20, max_insns=None,
     out, err, warnings = [], [], []
     config = KernelConfig(mounts=list(mounts), stdout=out.append, stderr=err.append, warn=warnings.append,
                           fault_around_bytes=fault_around_bytes, swap_bytes=swap_bytes, cpus=cpus, spf=spf,
-                          spf_file=spf_file, **({'disk': disk} if disk else {}))
+                          spf_file=spf_file, check=CHECK, **({'disk': disk} if disk else {}))
     m = Machine(ram=ram, costs=costs or CostTable(), config=config)
     argv = [os.path.basename(program)] + list(args)
     res = m.run(program, argv, ['PATH=/bin', 'LANG=C'] + list(env), max_insns=max_insns)
+    assert_no_violation(m)
     return GuestRun(res, b''.join(out), b''.join(err), warnings, m)
+
+
+# FAULTLAB_CHECK=1 runs every guest of the suite with --check (mm invariants verified after traps);
+# FAULTLAB_CHECK=full checks after every single fault and syscall
+_CHECK_ENV = os.environ.get('FAULTLAB_CHECK', '')
+CHECK = 'full' if _CHECK_ENV == 'full' else _CHECK_ENV not in ('', '0')
+
+
+def assert_no_violation(machine):
+    """Under FAULTLAB_CHECK, fail the test if the kernel's invariant checker found a violation
+    (after a trap, or in the state the run ended in)."""
+    chk = getattr(machine.kernel, 'vm_checker', None)
+    if chk is None:
+        return
+    violation = chk.final_check()
+    CHECK_TOTALS['runs'] += 1
+    CHECK_TOTALS['traps'] += chk.events
+    CHECK_TOTALS['checks'] += chk.checks
+    if violation is not None:
+        CHECK_TOTALS['violations'] += 1
+        pytest.fail(violation, pytrace=False)
+
+
+CHECK_TOTALS = {'runs': 0, 'traps': 0, 'checks': 0, 'violations': 0}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if CHECK:
+        terminalreporter.write_line('FAULTLAB_CHECK=%s: %d guest runs, %d traps, %d full invariant checks, '
+                                    '%d violations' % (_CHECK_ENV, CHECK_TOTALS['runs'], CHECK_TOTALS['traps'],
+                                                       CHECK_TOTALS['checks'], CHECK_TOTALS['violations']))
 
 
 def run_native(program, args=(), env=(), cwd=None):

@@ -135,3 +135,48 @@ def test_runaway_guest_stops_at_sim_time_and_wall_clock_limits(tmp_path):
     assert p.returncode == 124 and b'simulated-time limit' in p.stderr and b'<main+' in p.stderr
     p = faultlab('run', '--timeout', '1', str(exe))
     assert p.returncode == 124 and b'host time limit' in p.stderr
+
+
+def test_exception_in_a_syscall_handler_is_a_clear_oops(userland, monkeypatch):
+    """A kernel bug inside a handler is not swallowed: the run ends with the syscall and its arguments."""
+    from kernel.debug.oops import KernelOops
+    from kernel.syscalls import SYSCALLS
+
+    def broken(k, t, *args):
+        raise ValueError('planted bug')
+    broken.sysname = 'write'
+    monkeypatch.setitem(SYSCALLS, 1, broken)
+    with pytest.raises(KernelOops) as ei:
+        run_guest(os.path.join(userland, 'hello'))
+    msg = str(ei.value)
+    assert msg.startswith('syscall write(0x1, ') and '[nr 1] at rip=' in msg
+    assert 'raised ValueError: planted bug (at tests/test_badinput.py:' in msg and '\n' not in msg
+
+
+def test_lone_futex_wait_is_reported_as_a_deadlock(tmp_path):
+    src = tmp_path / 'lock.c'
+    src.write_text('#include <linux/futex.h>\n#include <sys/syscall.h>\n#include <unistd.h>\n#include <stdio.h>\n'
+                   'int main(void) { static int word; puts("waiting"); fflush(stdout);\n'
+                   '  syscall(SYS_futex, &word, FUTEX_WAIT, 0, 0, 0, 0); puts("woken"); return 0; }\n')
+    exe = tmp_path / 'lock'
+    subprocess.run(['gcc', '-O1', '-static', str(src), '-o', str(exe)], check=True)
+    p = faultlab('run', str(exe))
+    assert p.returncode == 128 + 9 and p.stdout == b'waiting\n'
+    err = p.stderr.decode()
+    assert 'Traceback' not in err and 'deadlock' in err and 'futex_wait(' in err
+
+
+def test_populated_prot_none_memory_stays_inaccessible(tmp_path):
+    """Found by review while fuzzing: MAP_POPULATE (or mlock) of PROT_NONE memory mapped user-readable
+    pages. Linux does not populate it, and the read is a SIGSEGV, as natively."""
+    src = tmp_path / 'pn.c'
+    src.write_text('#include <stdio.h>\n#include <sys/mman.h>\nint main(void) {\n'
+                   '  volatile char *p = mmap(0, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);\n'
+                   '  mlock((void *)p, 8192); puts("mapped"); fflush(stdout); return p[4096]; }\n')
+    exe = tmp_path / 'pn'
+    subprocess.run(['gcc', '-O1', '-static', str(src), '-o', str(exe)], check=True)
+    native = subprocess.run([str(exe)], capture_output=True)
+    p = faultlab('run', str(exe))
+    assert native.returncode == -11 and p.returncode == 128 + 11
+    assert p.stdout == native.stdout == b'mapped\n'
+    assert b'SEGV_ACCERR' in p.stderr and b'(---p)' in p.stderr

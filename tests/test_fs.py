@@ -843,3 +843,22 @@ def test_mount_umount(vfs):
     assert vfs.umount('/mnt/a/b') is t
     assert vfs.lookup('/mnt/a/b').sb is vfs.root_sb
     expect(errno.ENOENT, vfs.lookup, '/mnt/a/b/f')
+
+
+def test_tmpfs_size_limit_gives_enospc_without_allocating():
+    """fallocate of 1 PiB on a tmpfs is ENOSPC at once (found by sysfuzz: it looped over every page);
+    writes stop at the size limit (Linux's default: half of RAM) and freeing pages makes room again."""
+    sb = TmpFs(max_pages=16)
+    f = sb.new_file(S_IFREG | 0o644)
+    with pytest.raises(FsError) as ei:
+        f.allocate(0, 1 << 50)
+    assert ei.value.errno == errno.ENOSPC and sb.used_pages == 0
+    f.allocate(0, 15 * 4096)
+    f.write_page(15, b'x')
+    assert f.blocks == 16 * 8 and sb.statfs().f_bfree == 0
+    with pytest.raises(FsError) as ei:
+        f.write_page(16, b'y')
+    assert ei.value.errno == errno.ENOSPC
+    f.truncate(4096)
+    assert sb.used_pages == 1 and sb.statfs().f_bfree == 15
+    assert make_root_fs(tmpfs_pages=100).lookup('/tmp').sb.max_pages == 100

@@ -93,9 +93,9 @@ class DiskFile(PagedFile):
         """Mapped page indices."""
         return self._map.keys()
 
-    def _reserve(self, indices):
-        """ENOSPC unless enough blocks are free for these pages."""
-        if len(indices) > self.sb.allocator.nfree:
+    def _reserve(self, npages):
+        """ENOSPC unless enough blocks are free for npages."""
+        if npages > self.sb.allocator.nfree:
             raise FsError(errno.ENOSPC)
 
 

@@ -36,8 +36,8 @@ class PagedFile(Inode):
         """Indices of allocated pages."""
         raise NotImplementedError
 
-    def _reserve(self, indices):
-        """Raise ENOSPC unless the pages at these (currently unallocated) indices can be allocated."""
+    def _reserve(self, npages):
+        """Raise ENOSPC unless npages more pages can be allocated."""
 
     def bmap(self, index):
         """The disk block backing page `index`, or None (hole, or a file not on a disk)."""
@@ -122,11 +122,13 @@ class PagedFile(Inode):
         end = offset + length
         if end > self.sb.max_file_size:
             raise FsError(errno.EFBIG)
-        have = set(self._page_indices())
-        need = [i for i in range(offset // PAGE_SIZE, (end + PAGE_SIZE - 1) // PAGE_SIZE) if i not in have]
-        self._reserve(need)
-        for i in need:
-            self._page_for_write(i)
+        first, last = offset // PAGE_SIZE, (end + PAGE_SIZE - 1) // PAGE_SIZE
+        have = [i for i in self._page_indices() if first <= i < last]
+        self._reserve(last - first - len(have))        # ENOSPC before any page is touched
+        have = set(have)
+        for i in range(first, last):
+            if i not in have:
+                self._page_for_write(i)
         if end > self.size:
             self.size = end
             self.touch_mtime()

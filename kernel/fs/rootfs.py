@@ -12,21 +12,23 @@ ETC_FILES = {
 }
 
 
-def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=()):
+def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_pages=None):
     """Build the guest namespace and return its Vfs.
 
     / is a DiskFs (disk_blocks 4 KiB blocks) with /home, /root, /etc (hostname, hosts; no passwd),
     /mnt; /tmp is a tmpfs, /dev a DevFs (urandom seeded with seed), /proc an empty procfs.
     host_mounts: (host_path, guest_path, readonly) tuples (see parse_mount_spec) mounted as HostFs.
+    tmpfs_pages: the size limit of /tmp and of memfd files, in pages (None: unlimited).
     """
     root = DiskFs(clock, nblocks=disk_blocks)
     vfs = Vfs(root)
+    vfs.tmpfs_pages = tmpfs_pages
     for path, mode in (('/home', 0o755), ('/root', 0o700), ('/etc', 0o755), ('/mnt', 0o755),
                        ('/tmp', 0o1777), ('/dev', 0o755), ('/proc', 0o555)):
         vfs.mkdir(path, mode)
     for name, data in ETC_FILES.items():
         _write_file(vfs.create('/etc/' + name, 0o644), data)
-    vfs.mount(TmpFs(clock, mode=0o1777), '/tmp')
+    vfs.mount(TmpFs(clock, mode=0o1777, max_pages=tmpfs_pages), '/tmp')
     vfs.mount(DevFs(clock, seed), '/dev')
     vfs.mount(ProcFs(clock), '/proc')
     for host, guest, readonly in host_mounts:

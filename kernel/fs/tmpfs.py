@@ -1,4 +1,7 @@
 """tmpfs: a filesystem kept entirely in memory (also the home of memfd files)."""
+import errno
+
+from kernel.fs.errors import FsError
 from kernel.fs.dir import MemDir
 from kernel.fs.regfile import PagedFile
 from kernel.fs.stat import PAGE_SIZE, TMPFS_MAGIC, S_IFDIR, S_IFREG
@@ -25,12 +28,21 @@ class MemFile(PagedFile):
         """The page, allocated zeroed if missing."""
         page = self._pages.get(index)
         if page is None:
+            self._reserve(1)
             page = self._pages[index] = bytearray(PAGE_SIZE)
+            self.sb.used_pages += 1
         return page
 
     def _page_free(self, index):
         """Drop the page."""
-        self._pages.pop(index, None)
+        if self._pages.pop(index, None) is not None:
+            self.sb.used_pages -= 1
+
+    def _reserve(self, npages):
+        """ENOSPC when the tmpfs would grow past its size limit (shmem_inode_acct_blocks)."""
+        sb = self.sb
+        if sb.max_pages is not None and sb.used_pages + npages > sb.max_pages:
+            raise FsError(errno.ENOSPC)
 
     def _page_indices(self):
         """Allocated page indices."""
@@ -45,9 +57,12 @@ class TmpFs(SuperBlock):
     dir_class = MemDir
     symlink_class = Symlink
 
-    def __init__(self, clock=None, readonly=False, dev=None, mode=0o1777, uid=0, gid=0):
-        """A tmpfs whose root has the given mode (default drwxrwxrwt like /tmp)."""
+    def __init__(self, clock=None, readonly=False, dev=None, mode=0o1777, uid=0, gid=0, max_pages=None):
+        """A tmpfs whose root has the given mode (default drwxrwxrwt like /tmp), holding at most
+        max_pages pages (size=; Linux's default is half of RAM; None: no limit)."""
         super().__init__(clock, readonly, dev)
+        self.max_pages = max_pages
+        self.used_pages = 0
         self.root = self.new_dir(S_IFDIR | mode, uid, gid, None)
 
     def dir_size(self, nentries):
@@ -61,7 +76,10 @@ class TmpFs(SuperBlock):
         return inode
 
     def statfs(self):
-        """Free space as tmpfs reports it without a size= limit (half of RAM: not modelled, so 0)."""
+        """Free space as tmpfs reports it: its size limit in pages, used and free."""
         st = super().statfs()
         st.f_namelen = 255
+        if self.max_pages is not None:
+            st.f_blocks = self.max_pages
+            st.f_bfree = st.f_bavail = max(0, self.max_pages - self.used_pages)
         return st

@@ -7,7 +7,7 @@ EHWPOISON = 133          # not in Python's errno module; Linux asm-generic/errno
 from kernel.mm.mm_types import (FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FAULT_OOM, VM_FAULT_HWPOISON,
                                 VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_MAJOR)
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW
-from kernel.mm.vma import VM_READ, VM_WRITE, VM_IO, VM_PFNMAP
+from kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_IO, VM_PFNMAP
 from kernel.mm.hugetlb import vma_kernel_pagesize
 
 
@@ -34,6 +34,9 @@ def populate_vma_page_range(mm, start, end, write):
             addr = nxt.vm_start
             continue
         stop = min(end, vma.vm_end)
+        if not vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
+            addr = stop                      # check_vma_flags: a PROT_NONE VMA is not populated
+            continue
         step = vma_kernel_pagesize(vma)
         while addr < stop:
             if faultin_page(mm, vma, addr, write) & VM_FAULT_ERROR:

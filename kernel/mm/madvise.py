@@ -8,7 +8,8 @@ from kernel.mm.mm_types import VM_FAULT_ERROR
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_lru
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
-from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO
+from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO, VM_DONTCOPY, \
+    VM_DONTDUMP
 
 MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED = 0, 1, 2, 3, 4
 MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK = 8, 9, 10, 11
@@ -17,10 +18,10 @@ MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK = 16, 17, 18, 19
 MADV_COLD, MADV_PAGEOUT = 20, 21
 MADV_POPULATE_READ, MADV_POPULATE_WRITE = 22, 23
 MADV_HWPOISON = 100
-_NOOP = {MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE,
-         MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK}
+_NOOP = {MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_WIPEONFORK, MADV_KEEPONFORK}
 _KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_COLD,
-          MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON} | _NOOP
+          MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON, MADV_DONTFORK, MADV_DOFORK,
+          MADV_DONTDUMP, MADV_DODUMP} | _NOOP
 
 
 def madvise_populate(mm, start, end, write, fatal_signal_pending=lambda: False):
@@ -102,6 +103,28 @@ def madvise_willneed(mm, vma, start, end):
     return 0
 
 
+# advice that changes vm_flags: (flags cleared, flags set)
+_FLAG_ADVICE = {MADV_NORMAL: (VM_SEQ_READ | VM_RAND_READ, 0), MADV_RANDOM: (VM_SEQ_READ | VM_RAND_READ, VM_RAND_READ),
+                MADV_SEQUENTIAL: (VM_SEQ_READ | VM_RAND_READ, VM_SEQ_READ), MADV_DONTFORK: (0, VM_DONTCOPY),
+                MADV_DOFORK: (VM_DONTCOPY, 0), MADV_DONTDUMP: (0, VM_DONTDUMP), MADV_DODUMP: (VM_DONTDUMP, 0)}
+
+
+def madvise_update_vma(mm, vma, start, end, behavior):
+    """Set the advice's vm_flags on [start, end) of vma only: split off the rest, merge if possible."""
+    from kernel.mm.mmap import _isolate, vma_merge_around
+    clear, set_ = _FLAG_ADVICE[behavior]
+    if behavior == MADV_DOFORK and vma.vm_flags & VM_IO:
+        return -errno.EINVAL
+    new = (vma.vm_flags & ~clear) | set_
+    if new == vma.vm_flags:
+        return 0
+    for v in _isolate(mm, start, end):
+        v.vm_flags = new
+        v.vm_seq += 1
+        vma_merge_around(mm, v)
+    return 0
+
+
 def do_madvise(mm, start, len_in, behavior):
     """madvise(2): validate, then apply per VMA; -ENOMEM if the range had unmapped holes."""
     if start & (PAGE_SIZE - 1):
@@ -140,9 +163,10 @@ def do_madvise(mm, start, len_in, behavior):
             r = madvise_cold_or_pageout(mm, vma, s, e, behavior == MADV_PAGEOUT)
             if r:
                 return r
-        elif behavior in (MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL):
-            vma.vm_flags &= ~(VM_SEQ_READ | VM_RAND_READ)
-            vma.vm_flags |= {MADV_RANDOM: VM_RAND_READ, MADV_SEQUENTIAL: VM_SEQ_READ}.get(behavior, 0)
+        elif behavior in _FLAG_ADVICE:
+            r = madvise_update_vma(mm, vma, s, e, behavior)
+            if r:
+                return r
         cur = e
     if cur < end:
         unmapped = True

@@ -89,6 +89,8 @@ def vma_merge_around(mm, vma):
 
 def _isolate(mm, start, end):
     """Split so that start and end are VMA boundaries; return the VMAs inside [start, end)."""
+    if start >= end:
+        return []
     for v in mm.vmas.overlapping(start, end):
         if v.vm_start < start:
             v = split_vma(mm, v, start)
@@ -252,28 +254,50 @@ def do_mprotect(mm, start, length, prot):
     end = start + length
     if end <= start or end > TASK_SIZE:
         return -errno.ENOMEM
-    # the range must be fully mapped, and the new rights allowed
-    cur = start
-    for v in mm.vmas.overlapping(start, end):
-        if v.vm_start > cur:
-            return -errno.ENOMEM
-        new = calc_vm_prot_bits(prot & 7)
-        if (new & VM_WRITE and not v.vm_flags & VM_MAYWRITE) or (new & VM_EXEC and not v.vm_flags & VM_MAYEXEC):
-            return -errno.EACCES
-        cur = v.vm_end
-    if cur < end:
+    # VMA by VMA from start, as Linux does: a hole at start changes nothing (-ENOMEM); a hole or a VMA
+    # that forbids the rights further on stops there, keeping the changes made before it
+    v = mm.vmas.vma_lookup(start)
+    if v is None:
         return -errno.ENOMEM
     if hugetlb.hugetlb_split_check(mm, start, end):
         return -errno.EINVAL
     mm.svc.charge('vma_modify')
     newbits = calc_vm_prot_bits(prot & 7)
-    for v in _isolate(mm, start, end):
-        old = v.vm_flags
-        v.vm_flags = (old & ~(VM_READ | VM_WRITE | VM_EXEC)) | newbits
-        v.vm_seq += 1
-        change_protection(mm, v, old)
-        vma_merge_around(mm, v)
+    cur = start
+    while cur < end:
+        v = mm.vmas.vma_lookup(cur)
+        if v is None:
+            return -errno.ENOMEM
+        if (newbits & VM_WRITE and not v.vm_flags & VM_MAYWRITE) or \
+                (newbits & VM_EXEC and not v.vm_flags & VM_MAYEXEC):
+            return -errno.EACCES
+        stop = min(end, v.vm_end)
+        for piece in _isolate(mm, cur, stop):
+            mprotect_fixup(mm, piece, newbits)
+        cur = stop
     return 0
+
+
+def mprotect_fixup(mm, v, newbits):
+    """New rights for one whole VMA: VM_ACCOUNT as Linux keeps it, the PTEs, a merge with neighbours."""
+    old = v.vm_flags
+    new = (old & ~(VM_READ | VM_WRITE | VM_EXEC)) | newbits
+    if new & VM_WRITE:
+        if not old & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE):
+            new |= VM_ACCOUNT               # private memory becoming writable is committed
+    elif old & VM_ACCOUNT and v.anon and not _has_anon_pages(mm, v):
+        new &= ~VM_ACCOUNT                  # an unfaulted anonymous VMA stops being accounted (6.8+)
+    v.vm_flags = new
+    v.vm_seq += 1
+    change_protection(mm, v, old)
+    vma_merge_around(mm, v)
+
+
+def _has_anon_pages(mm, v):
+    """Does the VMA hold any page of its own (Linux: has an anon_vma)? A present or swapped entry."""
+    for _va, _slot, _pte in mm.pgtables.present_ptes(v.vm_start, v.vm_end):
+        return True
+    return False
 
 
 def change_protection(mm, vma, old_flags):
@@ -320,30 +344,37 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
         return -errno.EINVAL
     if old_addr + old_len > TASK_SIZE or new_len > TASK_SIZE:
         return -errno.EINVAL
+    if flags & MREMAP_FIXED:                 # check_mremap_params: the target's own checks first
+        if new_addr & (PAGE_SIZE - 1):
+            return -errno.EINVAL
+        if new_addr < old_addr + old_len and old_addr < new_addr + new_len:
+            return -errno.EINVAL
+        if new_addr + new_len > TASK_SIZE:
+            return -errno.EINVAL
     vma = mm.vmas.vma_lookup(old_addr)
-    if vma is None or (old_len and old_addr + old_len > vma.vm_end):
+    if vma is None:
         return -errno.EFAULT
     if hugetlb.is_vm_hugetlb_page(vma):
         return -errno.EINVAL          # moving huge PMDs is not implemented
     if old_len == 0:
         if not vma.vm_flags & VM_MAYSHARE:
             return -errno.EINVAL
-    if flags & MREMAP_FIXED:
-        if new_addr & (PAGE_SIZE - 1):
-            return -errno.EINVAL
-        if new_addr + new_len > TASK_SIZE:
-            return -errno.EINVAL
-        if new_addr < old_addr + old_len and old_addr < new_addr + new_len:
-            return -errno.EINVAL
+    if not flags & MREMAP_FIXED and new_len <= old_len:
+        if new_len < old_len:                # shrink: the tail is unmapped, wherever it lies
+            do_munmap(mm, old_addr + new_len, old_len - new_len)
+        return old_addr
+    if flags & MREMAP_FIXED and old_len == new_len and old_addr + old_len > vma.vm_end:
+        return _move_vmas(mm, old_addr, old_len, new_addr, flags)
+    # resize_is_valid: what is kept of the old range must lie in this one VMA
+    if old_len and old_addr + (min(old_len, new_len) if flags & MREMAP_FIXED else old_len) > vma.vm_end:
+        return -errno.EFAULT
+    if flags & MREMAP_FIXED:                 # mremap_to: clear the target, trim the source, move
         do_munmap(mm, new_addr, new_len)
         if old_len > new_len:
             do_munmap(mm, old_addr + new_len, old_len - new_len)
             old_len = new_len
+        vma = mm.vmas.vma_lookup(old_addr)
         return _move_vma(mm, vma, old_addr, old_len, new_len, new_addr, flags)
-    if new_len <= old_len:
-        if new_len < old_len:
-            do_munmap(mm, old_addr + new_len, old_len - new_len)
-        return old_addr
     # grow: in place if the VMA ends here and the space after it is free
     if old_addr + old_len == vma.vm_end:
         nxt = mm.vmas.next(vma)
@@ -353,6 +384,7 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
             vma.vm_seq += 1
             mm.total_vm += (new_len - old_len) >> 12
             mm.svc.charge('vma_modify')
+            vma_merge_around(mm, vma)        # vma_merge_extend: it may now touch a compatible next VMA
             return old_addr
     if not flags & MREMAP_MAYMOVE:
         return -errno.ENOMEM
@@ -360,6 +392,18 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
     if dest < 0:
         return dest
     return _move_vma(mm, vma, old_addr, old_len, new_len, dest, flags)
+
+
+def _move_vmas(mm, old_addr, length, new_addr, flags):
+    """A move without resizing may span several VMAs and the gaps between them (Linux 6.17+): each
+    VMA piece moves to the same offset in the target; only the pieces' destinations are cleared
+    (what lies opposite a gap stays)."""
+    for v in _isolate(mm, old_addr, old_addr + length):
+        off = v.vm_start - old_addr
+        n = v.vm_end - v.vm_start
+        do_munmap(mm, new_addr + off, n)
+        _move_vma(mm, v, v.vm_start, n, n, new_addr + off, flags)
+    return new_addr
 
 
 def _move_vma(mm, vma, old_addr, old_len, new_len, new_addr, flags):

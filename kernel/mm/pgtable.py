@@ -103,8 +103,10 @@ def vm_get_page_prot(readable, writable, executable):
     return prot
 
 
-# protection_map[VM_READ|VM_WRITE|VM_EXEC] (mm/mmap.c): the same bits, looked up instead of computed
-protection_map = tuple(vm_get_page_prot(f & 1, f & 2, f & 4) for f in range(8))
+# protection_map[VM_READ|VM_WRITE|VM_EXEC] (mm/mmap.c): the same bits, looked up instead of computed;
+# PROT_NONE is a kernel-only entry, so every user access faults
+protection_map = tuple(vm_get_page_prot(f & 1, f & 2, f & 4) if f else vm_get_page_prot(0, 0, 0) & ~_PAGE_USER
+                       for f in range(8))
 
 
 def pte_flags_str(pte):

@@ -51,7 +51,18 @@ def dispatch(kernel, task):
                          'unknown system call number %d returns -ENOSYS' % nr)
         ret = -errno.ENOSYS
     else:
-        ret = handler(kernel, task, g[7], g[6], g[2], g[10], g[8], g[9])
+        args = (g[7], g[6], g[2], g[10], g[8], g[9])
+        try:
+            ret = handler(kernel, task, *args)
+        except MemoryError:
+            # no frame for a page table (pte_alloc failed) in the middle of the call: Linux's -ENOMEM
+            kernel.warn_once(('enomem', nr), '%s: out of memory for page tables, returns -ENOMEM' % handler.sysname)
+            ret = -errno.ENOMEM
+        except Exception as e:
+            # never silently: the run ends with the syscall, its arguments and where the kernel failed
+            from kernel.debug.oops import oops
+            raise oops('syscall %s(%s) [nr %d] at rip=%#x' % (handler.sysname, ', '.join('%#x' % a for a in args),
+                                                             nr, kernel.cpu.rip), e) from e
     if not task.exited and ret is not BLOCKED:
         g[0] = ret & MASK64
     kernel.charge('syscall_exit')

@@ -101,15 +101,17 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
         return -errno.ELOOP
     if flags & O_DIRECTORY and kind != S_IFDIR:
         return -errno.ENOTDIR
-    if kind == S_IFDIR and (acc != O_RDONLY or flags & O_CREAT):
+    if kind == S_IFDIR and (acc != O_RDONLY or flags & (O_CREAT | O_TRUNC)):
         return -errno.EISDIR
     if not flags & O_PATH:
         want = (4 if acc in (O_RDONLY, O_RDWR) else 0) | (2 if acc in (O_WRONLY, O_RDWR) else 0)
+        if flags & O_TRUNC and kind == S_IFREG:
+            want |= 2                        # build_open_flags: O_TRUNC needs MAY_WRITE, even O_RDONLY
         if want & 2 and getattr(inode.sb, 'readonly', False):
             return -errno.EROFS
         if want & 2 and isinstance(inode, SynthFile) and not inode.writable:
             return -errno.EACCES
-    if flags & O_TRUNC and kind == S_IFREG and acc != O_RDONLY:
+    if flags & O_TRUNC and kind == S_IFREG and not flags & O_PATH:
         err = _truncate_inode(k, inode, 0)
         if err:
             return err
@@ -146,8 +148,32 @@ def sys_close(k, t, fd, *_):
 
 
 # ---- read / write -----------------------------------------------------------------------------
+def _read_to_user(k, t, f, buf, count, pos):
+    """Read up to count bytes into the user buffer: bytes copied, or -errno. The read stops where the
+    buffer stops being writable (a short read); nothing writable and data to copy is -EFAULT."""
+    limit = t.umem.accessible(buf, count, True)
+    old_pos = getattr(f, 'pos', None)
+    data = _read_file(k, t, f, limit if limit else min(count, 1), pos)
+    if isinstance(data, int):
+        return data
+    if not data:
+        return 0
+    if not limit or not t.umem.write(buf, data):
+        if pos is None and old_pos is not None and not isinstance(f, HostStream):
+            f.pos = old_pos                 # nothing was copied: the position does not move
+        return -errno.EFAULT
+    return len(data)
+
+
 def _read_file(k, t, f, count, pos):
     """bytes read from an open file at pos (None pos = the file position), or -errno."""
+    try:
+        return __read_file(k, t, f, count, pos)
+    except FsError as e:
+        return _fs_errno(e)
+
+
+def __read_file(k, t, f, count, pos):
     if isinstance(f, HostStream):
         return f.read(count)
     if not f.readable:
@@ -174,6 +200,14 @@ def _read_file(k, t, f, count, pos):
 
 
 def _write_file(k, t, f, data, pos):
+    """Write data to an open file at pos (None pos = the file position): bytes written, or -errno."""
+    try:
+        return __write_file(k, t, f, data, pos)
+    except FsError as e:
+        return _fs_errno(e)
+
+
+def __write_file(k, t, f, data, pos):
     if isinstance(f, HostStream):
         return f.write(data)
     if not f.writable:
@@ -209,13 +243,7 @@ def sys_read(k, t, fd, buf, count, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    count = min(count, MAX_RW_COUNT)
-    data = _read_file(k, t, f, count, None)
-    if isinstance(data, int):
-        return data
-    if not t.umem.write(buf, data):
-        return -errno.EFAULT
-    return len(data)
+    return _read_to_user(k, t, f, buf, min(count, MAX_RW_COUNT), None)
 
 
 @syscall(1, 'write')
@@ -226,7 +254,9 @@ def sys_write(k, t, fd, buf, count, *_):
     count = min(count, MAX_RW_COUNT)
     if isinstance(f, OpenFile) and not f.writable:
         return -errno.EBADF
-    data = t.umem.read(buf, count)
+    if count:                                # a short write where the buffer stops being readable
+        count = t.umem.accessible(buf, count, False) or -1
+    data = t.umem.read(buf, count) if count >= 0 else None
     if data is None:
         return -errno.EFAULT
     return _write_file(k, t, f, data, None)
@@ -242,10 +272,7 @@ def sys_pread64(k, t, fd, buf, count, pos, *_):
     pos = _s64(pos)
     if pos < 0:
         return -errno.EINVAL
-    data = _read_file(k, t, f, min(count, MAX_RW_COUNT), pos)
-    if isinstance(data, int):
-        return data
-    return len(data) if t.umem.write(buf, data) else -errno.EFAULT
+    return _read_to_user(k, t, f, buf, min(count, MAX_RW_COUNT), pos)
 
 
 @syscall(18, 'pwrite64')
@@ -260,7 +287,10 @@ def sys_pwrite64(k, t, fd, buf, count, pos, *_):
         return -errno.EINVAL
     if not f.writable:
         return -errno.EBADF
-    data = t.umem.read(buf, min(count, MAX_RW_COUNT))
+    count = min(count, MAX_RW_COUNT)
+    if count:
+        count = t.umem.accessible(buf, count, False) or -1
+    data = t.umem.read(buf, count) if count >= 0 else None
     if data is None:
         return -errno.EFAULT
     return _write_file(k, t, f, data, pos)
@@ -285,10 +315,18 @@ def sys_writev(k, t, fd, iov, cnt, *_):
         return vecs
     data = bytearray()
     for base, ln in vecs:
-        b = t.umem.read(base, ln)
-        if b is None:
-            return -errno.EFAULT
+        if ln >= 1 << 63:
+            return -errno.EINVAL             # import_iovec: a negative length
+        ln = min(ln, MAX_RW_COUNT - len(data))
+        ok = t.umem.accessible(base, ln, False)
+        b = t.umem.read(base, ok)
+        if b is None or (ln and not ok):
+            if not data:
+                return -errno.EFAULT
+            break
         data += b
+        if ok < ln:
+            break
     if not data:
         return 0
     return _write_file(k, t, f, bytes(data), None)
@@ -304,15 +342,16 @@ def sys_readv(k, t, fd, iov, cnt, *_):
         return vecs
     total = 0
     for base, ln in vecs:
+        if ln >= 1 << 63:
+            return total or -errno.EINVAL
         if not ln:
             continue
-        data = _read_file(k, t, f, ln, None)
-        if isinstance(data, int):
-            return total or data
-        if not t.umem.write(base, data):
-            return total or -errno.EFAULT
-        total += len(data)
-        if len(data) < ln:
+        ln = min(ln, MAX_RW_COUNT)
+        n = _read_to_user(k, t, f, base, ln, None)
+        if n < 0:
+            return total or n
+        total += n
+        if n < ln:
             break
     return total
 
@@ -739,9 +778,9 @@ def sys_fallocate(k, t, fd, mode, offset, length, *_):
         elif mode == FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
             mapping = k.pagecache.mapping_of(inode)
             first, last = (offset + 4095) >> 12, (offset + length) >> 12
-            for idx in range(first, last):
-                page = mapping.pages.get(idx)
-                if page is not None and page.mapcount == 0:
+            for idx in [i for i in mapping.pages if first <= i < last]:      # the cached ones only
+                page = mapping.pages[idx]
+                if page.mapcount == 0:
                     k.pagecache.delete_from_page_cache(page)
             inode.punch_hole(offset, length)
         else:
@@ -813,7 +852,7 @@ def sys_dup(k, t, fd, *_):
 
 
 def _dup_to(t, f, newfd, cloexec):
-    if newfd >= 1024:
+    if not 0 <= newfd < 1024:            # newfd is an unsigned int: a negative one is huge
         return -errno.EBADF
     if newfd in t.files.fds:
         t.files.close(newfd)
@@ -852,6 +891,8 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
         return -errno.EBADF
     fd = _s32(fd)
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        if arg >= 1024:                  # f_dupfd: from >= RLIMIT_NOFILE
+            return -errno.EINVAL
         if isinstance(f, OpenFile):
             f.get()
         return t.files.install(f, cloexec=cmd == F_DUPFD_CLOEXEC, minfd=arg)

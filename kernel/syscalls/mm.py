@@ -46,6 +46,8 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
         return -errno.EINVAL
     f = None
     if flags & MAP_ANONYMOUS and flags & 3 in (1, 3) and length and not flags & MAP_HUGETLB:
+        if page_align(length) > TASK_SIZE:       # do_mmap refuses this before mmap_region makes the file
+            return -errno.ENOMEM
         f = shmem_zero_setup(k, length)
     elif not flags & MAP_ANONYMOUS:
         f = t.files.get(_s64(fd) if fd < (1 << 63) else -1)
@@ -143,12 +145,18 @@ def sys_mincore(k, t, start, length, vec, *_):
     if start + (n << 12) > TASK_SIZE:
         return -errno.ENOMEM
     mm = t.mm
+    if n and t.umem.accessible(vec, n, True) < n:
+        return -errno.EFAULT                   # access_ok(vec, pages)
+    cur = start                                # a hole anywhere: ENOMEM before building the vector
+    while cur < start + (n << 12):
+        vma = mm.vmas.vma_lookup(cur)
+        if vma is None:
+            return -errno.ENOMEM
+        cur = vma.vm_end
     out = bytearray(n)
     for i in range(n):
         va = start + (i << 12)
         vma = mm.vmas.vma_lookup(va)
-        if vma is None:
-            return -errno.ENOMEM
         pte = mm.pgtables.get_pte(va)
         if pte & _PAGE_PRESENT:
             out[i] = 1
@@ -170,8 +178,13 @@ def _set_locked(k, t, start, length, on, onfault=False):
     """apply_vma_lock_flags: VM_LOCKED (and VM_LOCKONFAULT) on [start, start+len), then populate."""
     from kernel.mm.mmap import mlock_fixup_range
     from kernel.mm.gup import populate_vma_page_range
-    end = start + page_align(length + (start & 0xFFF))
+    length = page_align(length + (start & 0xFFF)) & ((1 << 64) - 1)   # do_mlock (unsigned long)
     start &= ~0xFFF
+    end = start + length
+    if end >= 1 << 64:
+        return -errno.EINVAL
+    if end == start:
+        return 0
     r = mlock_fixup_range(t.mm, start, end, on, onfault)
     if r == 0 and on and not onfault:
         populate_vma_page_range(t.mm, start, end, False)

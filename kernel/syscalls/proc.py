@@ -148,6 +148,10 @@ def sys_getrandom(k, t, buf, count, flags, *_):
     if flags & ~0x7:
         return -errno.EINVAL
     count = min(count, 1 << 25)
+    if count:                                  # a short result where the buffer stops being writable
+        count = t.umem.accessible(buf, count, True)
+        if not count:
+            return -errno.EFAULT
     rng = getattr(k, '_rng', None)
     if rng is None:
         rng = k._rng = random.Random(k.config.seed)
