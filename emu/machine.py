@@ -7,6 +7,7 @@ from kernel.kernel import Kernel, KernelConfig
 
 DEFAULT_RAM = 256 << 20
 QUANTUM_INSNS = 20_000_000
+SIGKILL = 9
 
 
 class RunResult:
@@ -52,6 +53,7 @@ class Machine:
         kernel = self.kernel
         sched = kernel.sched
         deadline = time.monotonic() + wall_timeout if wall_timeout else None
+        exit_code = 124                            # a limit ended the run (as timeout(1) reports it)
         while not task.group.exited:
             if self.debugger is not None:
                 cur = kernel.current
@@ -79,11 +81,12 @@ class Machine:
             budget = sched.schedule(budget)
             if budget is None:
                 stop_reason = kernel.report_deadlock()
+                exit_code = 128 + SIGKILL          # the threads are killed, as a watchdog would
                 break
             cpu.run(budget)
             kernel.run_events()
         if stop_reason is not None:
-            task.group.exit_code = task.exit_code = 124
+            task.group.exit_code = task.exit_code = exit_code
         if self.debugger is not None:
             self.debugger.on_exit(task, stop_reason)
         return RunResult(task, self.kernel.snapshot(), stop_reason)

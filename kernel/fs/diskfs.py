@@ -45,8 +45,10 @@ class DiskFile(PagedFile):
         end = offset + length
         if end > self.sb.max_file_size:
             raise FsError(errno.EFBIG)
-        need = [i for i in range(offset // PAGE_SIZE, (end + PAGE_SIZE - 1) // PAGE_SIZE) if i not in self._map]
-        self._reserve(need)
+        first, last = offset // PAGE_SIZE, (end + PAGE_SIZE - 1) // PAGE_SIZE
+        have = sum(1 for i in self._map if first <= i < last)
+        self._reserve(last - first - have)          # ENOSPC before a block is taken (counted, not listed)
+        need = [i for i in range(first, last) if i not in self._map]
         prev = None
         for i in need:
             prev = self._map.get(i - 1, prev)

@@ -124,7 +124,8 @@ class PagedFile(Inode):
             raise FsError(errno.EFBIG)
         first, last = offset // PAGE_SIZE, (end + PAGE_SIZE - 1) // PAGE_SIZE
         have = [i for i in self._page_indices() if first <= i < last]
-        self._reserve(last - first - len(have))        # ENOSPC before any page is touched
+        need = last - first - len(have)
+        self._reserve(need)                            # ENOSPC before any page is touched
         have = set(have)
         for i in range(first, last):
             if i not in have:
@@ -134,7 +135,7 @@ class PagedFile(Inode):
             self.touch_mtime()
         else:
             self.touch_ctime()
-        return len(need)
+        return need
 
     def evict(self):
         """Free every page of an unlinked, unused file."""
