@@ -15,7 +15,7 @@ import time
 from emu.physmem import EMU_RESERVED_FRAMES, PAGE_SHIFT, PAGE_SIZE
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import (PG_lru, PG_active, PG_reserved, PG_pgtable, PG_swapcache, PG_anon,
-                                  PG_hwpoison)
+                                  PG_hwpoison, PG_hugetlb)
 from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_PSE, PTE_PFN_MASK, pte_to_swp_entry,
                                pte_flags_str)
 from kernel.mm.vma import VM_WRITE, VM_SHARED
@@ -147,7 +147,8 @@ class VmChecker:
                         mapped[pfn] = mapped.get(pfn, 0) + 1
                         if page.flags & PG_anon:
                             anon += 1
-                            if page.rmap_mm is not mm or page.index != va >> PAGE_SHIFT:
+                            # a page fork shares is at the same address in every mm that maps it
+                            if page.index != va >> PAGE_SHIFT or (page.rmap_mm is not mm and page.mapcount <= 1):
                                 _fail('anonymous %r mapped at %#x but its reverse map says index %#x in %s',
                                       page, va, page.index, 'this mm' if page.rmap_mm is mm else 'another mm')
                             if page.mapping is not None:
@@ -184,6 +185,8 @@ class VmChecker:
         for page in pages[EMU_RESERVED_FRAMES:fresh]:
             ref = page.refcount
             pfn = page.pfn
+            if page.flags & PG_hugetlb:
+                continue                 # the hugetlb pool owns these frames (kernel/mm/hugetlb.py)
             if ref == 0:
                 if pfn not in free_set:
                     _fail('frame %#x has no references but is not on the free list (leaked): %r', pfn, page)

@@ -444,11 +444,26 @@ def do_swap_page(mm, vmf):
 
 
 def page_remove_rmap(mm, page):
+    """One mapping of the page in mm is gone."""
     page.mapcount -= 1
     if page.flags & PG_anon:
         mm.rss_add(anon=-1)
+        if page.mapcount and page.rmap_mm is mm:
+            rmap_move_to_other_mm(mm, page)
     else:
         mm.rss_add(file=-1)
+
+
+def rmap_move_to_other_mm(mm, page):
+    """A page fork shared is no longer mapped in mm: its reverse map points to an mm that maps it."""
+    va = page.index << PAGE_SHIFT
+    rec = mm.svc.reclaim
+    for other in rec.mms() if rec is not None else ():
+        if other is not mm:
+            slot = other.pgtables.pte_slot(va, create=False)
+            if slot is not None and pte_pfn(other.svc.frames.phys.read64(slot)) == page.pfn:
+                page.rmap_mm = other
+                return
 
 
 def zap_pte_range(mm, start, end):
@@ -481,6 +496,8 @@ def zap_pte_range(mm, start, end):
         page.mapcount -= 1
         if page.flags & PG_anon:
             anon += 1
+            if page.mapcount and page.rmap_mm is mm:
+                rmap_move_to_other_mm(mm, page)
         else:
             file += 1
             if pte & _PAGE_DIRTY:
