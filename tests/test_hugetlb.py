@@ -251,7 +251,8 @@ def test_populate_test_hugetlb_cases_catch_broken_rules(userland, monkeypatch):
     """Switch the reservation check and the split check off: cases 27 and 32 report not ok, the rest pass."""
     monkeypatch.setattr(hugetlb, 'hugetlb_reserve_pages', lambda *a: 0)
     monkeypatch.setattr(hugetlb, 'hugetlb_split_check', lambda *a: 0)
-    r = run_guest(os.path.join(userland, 'populate_test'))
+    # the broken split rule leaves a huge PMD outside its VMA: --check would (rightly) stop the run
+    r = run_guest(os.path.join(userland, 'populate_test'), check=False)
     res = _tap(r.stdout.decode())
     assert r.exit_code == 1
     assert not res[27] and not res[32], r.stdout.decode()

@@ -15,10 +15,10 @@ import time
 from emu.physmem import EMU_RESERVED_FRAMES, PAGE_SHIFT, PAGE_SIZE
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import (PG_lru, PG_active, PG_reserved, PG_pgtable, PG_swapcache, PG_anon,
-                                  PG_hwpoison, PG_hugetlb)
+                                  PG_hwpoison, PG_hugetlb, PG_head)
 from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_PSE, PTE_PFN_MASK, pte_to_swp_entry,
                                pte_flags_str)
-from kernel.mm.vma import VM_WRITE, VM_SHARED
+from kernel.mm.vma import VM_WRITE, VM_SHARED, VM_HUGETLB
 
 _TABLE = struct.Struct('<512Q')
 SWP_HWPOISON = 31
@@ -115,8 +115,17 @@ class VmChecker:
                 for i2, e2 in enumerate(entries(p2)):
                     if not e2:
                         continue
-                    p1 = table_pfn(e2, 'pmd[%d/%d/%d]' % (i4, i3, i2))
                     base = (i4 << 39) | (i3 << 30) | (i2 << 21)
+                    if e2 & _PAGE_PSE:
+                        # a 2 MiB hugetlb leaf: only in a VM_HUGETLB VMA, mapping a pool page's head frame
+                        hv = vmas.vma_lookup(base)
+                        head = pages[(e2 & PTE_PFN_MASK) >> PAGE_SHIFT] if e2 & _PAGE_PRESENT else None
+                        if hv is None or not hv.vm_flags & VM_HUGETLB:
+                            _fail('huge entry %#x for %#x outside a hugetlb VMA', e2, base)
+                        if head is not None and not (head.flags & PG_hugetlb and head.flags & PG_head):
+                            _fail('huge entry %#x maps %r, not a huge page', e2, head)
+                        continue
+                    p1 = table_pfn(e2, 'pmd[%d/%d/%d]' % (i4, i3, i2))
                     vma = None
                     for i1, pte in enumerate(entries(p1)):
                         if not pte:
@@ -186,7 +195,8 @@ class VmChecker:
             ref = page.refcount
             pfn = page.pfn
             if page.flags & PG_hugetlb:
-                continue                 # the hugetlb pool owns these frames (kernel/mm/hugetlb.py)
+                allocated += 1           # taken from the allocator by the hugetlb pool (kernel/mm/hugetlb.py)
+                continue
             if ref == 0:
                 if pfn not in free_set:
                     _fail('frame %#x has no references but is not on the free list (leaked): %r', pfn, page)
