@@ -181,30 +181,25 @@ class Kernel:
     def cpu_id(self):
         return self.sched.this_rq.index
 
-    def lock_wait(self, until, what):
-        """This CPU sleeps on a kernel lock (mmap_lock) until `until`."""
+    def lock_wait(self, until, what, spin=False):
+        """This CPU waits for a kernel lock (mmap_lock) until `until`: asleep (idle time, then a
+        wake-up), or spinning on the running owner (busy kernel cycles, no sleep or wake-up)."""
         now = self.now()
-        if until > now:
-            if self.tracer is not None:
-                self.tracer.lock_wait(self, what, now, until)
-            self.idle_cycles += until - now
-            self.sched.this_rq.lock_wait_cycles += until - now
-            self.stats[what + '_wait_cycles'] += until - now
-            rec = self._fault_rec
-            if rec is not None:
-                rec['wait_' + what] = rec.get('wait_' + what, 0) + until - now
-            self.charge('context_switch')
-            self.charge('rwsem_wake')
-
-    def lock_spin(self, until, what):
-        """This CPU spins on a kernel lock until `until` (busy: kernel cycles, no sleep or wake-up)."""
-        now = self.now()
-        if until > now:
-            if self.tracer is not None:
-                self.tracer.lock_wait(self, what, now, until)
+        if until <= now:
+            return
+        if self.tracer is not None:
+            self.tracer.lock_wait(self, what, now, until)
+        self.sched.this_rq.lock_wait_cycles += until - now
+        self.stats[what + '_wait_cycles'] += until - now
+        if spin:
             self.kcycles += until - now
-            self.sched.this_rq.lock_wait_cycles += until - now
-            self.stats[what + '_wait_cycles'] += until - now
+            return
+        self.idle_cycles += until - now
+        rec = self._fault_rec
+        if rec is not None:
+            rec['wait_' + what] = rec.get('wait_' + what, 0) + until - now
+        self.charge('context_switch')
+        self.charge('rwsem_wake')
 
     def run_events(self):
         if self.events.pending:     # skip computing now() when nothing is pending

@@ -39,13 +39,7 @@ class DiskFile(PagedFile):
     def allocate(self, offset, length):
         """fallocate mode 0: allocate blocks as unwritten extents (no data written, none read back);
         returns the number of blocks allocated."""
-        if offset < 0 or length <= 0:
-            raise FsError(errno.EINVAL)
-        self.check_writable()
-        end = offset + length
-        if end > self.sb.max_file_size:
-            raise FsError(errno.EFBIG)
-        first, last = offset // PAGE_SIZE, (end + PAGE_SIZE - 1) // PAGE_SIZE
+        end, first, last = self._allocate_range(offset, length)
         have = sum(1 for i in self._map if first <= i < last)
         self._reserve(last - first - have)          # ENOSPC before a block is taken (counted, not listed)
         need = [i for i in range(first, last) if i not in self._map]

@@ -113,16 +113,20 @@ class PagedFile(Inode):
         self._punch(start, start + length)
         self.touch_mtime()
 
-    def allocate(self, offset, length):
-        """fallocate mode 0: allocate pages for [offset, offset+length), growing the size to cover it;
-        returns the number of pages allocated."""
+    def _allocate_range(self, offset, length):
+        """fallocate's checks (EINVAL, EROFS/EPERM, EFBIG): (end, first page, page after the last)."""
         if offset < 0 or length <= 0:
             raise FsError(errno.EINVAL)
         self.check_writable()
         end = offset + length
         if end > self.sb.max_file_size:
             raise FsError(errno.EFBIG)
-        first, last = offset // PAGE_SIZE, (end + PAGE_SIZE - 1) // PAGE_SIZE
+        return end, offset // PAGE_SIZE, (end + PAGE_SIZE - 1) // PAGE_SIZE
+
+    def allocate(self, offset, length):
+        """fallocate mode 0: allocate pages for [offset, offset+length), growing the size to cover it;
+        returns the number of pages allocated."""
+        end, first, last = self._allocate_range(offset, length)
         have = [i for i in self._page_indices() if first <= i < last]
         need = last - first - len(have)
         self._reserve(need)                            # ENOSPC before any page is touched

@@ -58,10 +58,7 @@ def _lock_wait(mm, lock, until, t0, spin=False):
     spins on the running owner (rwsem optimistic spinning), burning the cycles instead."""
     k = mm.svc.sched
     if until > t0:
-        if spin:
-            k.lock_spin(until, lock.name)
-        else:
-            k.lock_wait(until, lock.name)
+        k.lock_wait(until, lock.name, spin)
         lock.wait_cycles += until - t0
         lock.contended += 1
 
