@@ -432,12 +432,15 @@ class Kernel:
             handler = 'vdso extable fixup' if fixed else res.vmf.handler or 'other'
             # like mm_account_fault: a fault that ends in RETRY (or a fixup) is not a min/maj fault
             if not fixed and not res.ret & VM_FAULT_RETRY:
+                rq = self.sched.this_rq
                 if res.ret & VM_FAULT_MAJOR:
                     self.stats['major_faults'] += 1
                     task.majflt += 1
+                    rq.major_faults += 1
                 else:
                     self.stats['minor_faults'] += 1
                     task.minflt += 1
+                    rq.minor_faults += 1
             agg = self.fault_breakdown.get(handler)
             if agg is None:
                 agg = self.fault_breakdown[handler] = collections.Counter()
@@ -511,7 +514,8 @@ class Kernel:
             'cpus': [{'cpu': rq.index, 'instructions': rq.insns, 'cycles': int(rq.clock()),
                       'guest_cycles': rq.guest_cycles, 'kernel_cycles': int(rq.kcycles),
                       'idle_cycles': int(rq.idle_cycles), 'lock_wait_cycles': int(rq.lock_wait_cycles),
-                      'context_switches': rq.nr_switches} for rq in rqs],
+                      'context_switches': rq.nr_switches, 'page_faults': rq.minor_faults + rq.major_faults,
+                      'minor_faults': rq.minor_faults, 'major_faults': rq.major_faults} for rq in rqs],
             'threads_created': self.stats['threads_created'],
             'context_switches': sum(rq.nr_switches for rq in rqs),
             'spf': self.stats['spf'],

@@ -31,6 +31,8 @@ class CpuRq:
         self.lock_wait_cycles = 0   # waiting for mmap_lock and page-table locks
         self.slice_start = 0
         self.nr_switches = 0
+        self.minor_faults = 0
+        self.major_faults = 0
 
     def clock(self):
         return self.guest_cycles + self.kcycles + self.idle_cycles
