@@ -222,7 +222,7 @@ class Scheduler:
             # instructions cost about a cycle each; traps cost far more, so also stop at a trap
             budget = min(budget, max(0, int(horizon - now)) + MIN_SLICE_INSNS)
             self.run_until = max(horizon, now) + SLACK_CYCLES
-        return max(MIN_SLICE_INSNS, min(budget, quantum))
+        return min(quantum, max(MIN_SLICE_INSNS, budget))     # never past the caller's limit
 
     def check_preempt(self):
         """At the end of a trap: stop the core if this CPU got too far ahead of the others."""
