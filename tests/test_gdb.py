@@ -558,3 +558,46 @@ def test_threads_are_listed_and_their_registers_read(userland, tmp_path):
     syms = symbols(prog)
     assert syms['adder'] in rips                    # the thread that hit the breakpoint
     assert len(set(rips)) >= 2                      # the other thread's saved registers, not a copy
+
+
+def test_random_packets_fuzz_never_kill_the_stub(userland, tmp_path):
+    """Seeded random packets (known letters with random arguments, binary payloads, bad checksums,
+    stray bytes between packets): every well-framed packet gets a reply and the session stays usable."""
+    import random
+    rng = random.Random(2026)
+    prog = os.path.join(userland, 'gdbtarget')
+    stub = Stub(tmp_path, prog)
+    alphabet = [bytes([b]) for b in range(256) if b not in b'$#}*']
+    letters = ['m', 'M', 'X', 'p', 'P', 'g', 'G', 'Z0', 'z0', 'Z2', 'z2', 'Z3', 'Z4', 'H', 'Hg', 'Hc', 'T', 'q',
+               'qXfer:features:read:', 'qXfer:auxv:read:', 'qXfer:exec-file:read:', 'qRcmd,', 'qSupported:',
+               'qfThreadInfo', 'qsThreadInfo', 'qC', 'qAttached', 'vCont?', 'vMustReplyEmpty', '?', 'v', 'Q', '!']
+    sent = 0
+    try:
+        c = Client(stub.port)
+        assert c.ask('?').startswith('T05')
+        for _ in range(400):
+            cmd = rng.choice(letters)
+            tail = b''.join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+            if rng.random() < 0.5:              # plausible arguments: hex numbers, commas and colons
+                tail = ','.join('%x' % rng.getrandbits(rng.choice((4, 16, 48, 64, 80)))
+                                for _ in range(rng.randrange(1, 4))).encode()
+                if rng.random() < 0.3:
+                    tail += b':' + bytes(rng.randrange(256) for _ in range(8)).hex().encode()
+            payload = cmd.encode() + tail
+            if rng.random() < 0.1:
+                c.raw(b'$' + payload + b'#%02x' % ((sum(payload) + 1) & 0xFF))    # bad checksum: NAK only
+                continue
+            if rng.random() < 0.1:
+                c.raw(b'stray+')                  # bytes outside any packet are skipped
+            c.send(payload)
+            r = c.read()
+            while cmd == 'qRcmd,' and r.startswith('O') and r != 'OK':
+                r = c.read()                      # monitor output comes as O packets before the reply
+            sent += 1
+        assert c.ask('qC').startswith('QC')          # still in sync
+        c.send('k')
+        rc, _out, err = stub.finish()
+    finally:
+        stub.kill()
+    assert sent > 300 and 'Traceback' not in err and 'internal error' not in err
+    assert rc == 137
