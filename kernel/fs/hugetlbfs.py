@@ -5,7 +5,6 @@ import errno
 
 from kernel.fs.errors import FsError
 from kernel.fs.regfile import PagedFile
-from kernel.fs.stat import S_IFREG
 from kernel.fs.superblock import SuperBlock
 from kernel.mm.hugetlb import HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE, HUGETLBFS_MAGIC
 
@@ -157,12 +156,6 @@ class HugetlbFs(SuperBlock):
     def __init__(self, hstate, clock=None, dev=0):
         super().__init__(clock, dev=dev)
         self.hstate = hstate
-
-    def new_anon_file(self, mode=0o600, uid=0, gid=0):
-        """An unlinked file (hugetlb_file_setup / memfd_create with MFD_HUGETLB)."""
-        inode = self.new_file(S_IFREG | mode, uid, gid)
-        inode.nlink = 0
-        return inode
 
     def statfs(self):
         st = super().statfs()

@@ -1,5 +1,5 @@
 """SuperBlock: one mounted filesystem instance (device number, inode numbers, clock, read-only flag)."""
-from kernel.fs.stat import PAGE_SIZE, ST_RDONLY, ST_VALID, StatFs, Timespec, timespec_from_ns
+from kernel.fs.stat import PAGE_SIZE, S_IFREG, ST_RDONLY, ST_VALID, StatFs, Timespec, timespec_from_ns
 
 MAX_LFS_FILESIZE = 0x7fffffffffffffff
 
@@ -62,6 +62,12 @@ class SuperBlock:
     def new_file(self, mode, uid=0, gid=0):
         """A new regular-file inode (not yet linked anywhere)."""
         return self.file_class(self, self.alloc_ino(), mode, uid, gid)
+
+    def new_anon_file(self, mode=0o600, uid=0, gid=0):
+        """An unlinked file (nlink 0) for memfd_create, O_TMPFILE and hugetlb_file_setup; ihold() it."""
+        inode = self.new_file(S_IFREG | mode, uid, gid)
+        inode.nlink = 0
+        return inode
 
     def new_dir(self, mode, uid=0, gid=0, parent=None):
         """A new directory inode whose '..' is parent (itself when None)."""

@@ -4,7 +4,7 @@ import errno
 from kernel.fs.errors import FsError
 from kernel.fs.dir import MemDir
 from kernel.fs.regfile import PagedFile
-from kernel.fs.stat import PAGE_SIZE, TMPFS_MAGIC, S_IFDIR, S_IFREG
+from kernel.fs.stat import PAGE_SIZE, TMPFS_MAGIC, S_IFDIR
 from kernel.fs.superblock import SuperBlock
 from kernel.fs.symlink import Symlink
 
@@ -68,12 +68,6 @@ class TmpFs(SuperBlock):
     def dir_size(self, nentries):
         """tmpfs counts BOGO_DIRENT_SIZE per entry, plus two for '.' and '..'."""
         return (nentries + 2) * BOGO_DIRENT_SIZE
-
-    def new_anon_file(self, mode=0o600, uid=0, gid=0):
-        """An unlinked file (nlink 0) for memfd_create/O_TMPFILE; ihold() it at once."""
-        inode = self.new_file(S_IFREG | mode, uid, gid)
-        inode.nlink = 0
-        return inode
 
     def statfs(self):
         """Free space as tmpfs reports it: its size limit in pages, used and free."""

@@ -225,7 +225,7 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
     """do_mmap for MAP_HUGETLB or a hugetlbfs file: length rounded up to 2 MiB, address 2 MiB-aligned,
     offset a multiple of 2 MiB (EINVAL), pages reserved (ENOMEM), VM_HUGETLB | VM_DONTEXPAND."""
     from kernel.mm.mmap import get_unmapped_area, do_munmap
-    from kernel.mm.mm_types import TASK_SIZE, MMAP_MIN_ADDR
+    from kernel.mm.mm_types import TASK_SIZE
     from kernel.fs.hugetlbfs import hugetlb_file_setup
     h = getattr(mm.svc, 'hstate', None)
     if h is None:
@@ -248,12 +248,10 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
         return -errno.EINVAL
     fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
     if fixed:
-        if addr & (HPAGE_SIZE - 1):
-            return -errno.EINVAL
-        if addr > TASK_SIZE - rlen:
-            return -errno.ENOMEM
-        if addr < MMAP_MIN_ADDR:
-            return -errno.EPERM
+        from kernel.mm.mmap import check_fixed_addr
+        err = check_fixed_addr(addr, rlen, HPAGE_SIZE)
+        if err:
+            return err
         if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
             return -errno.EEXIST
     shared = map_type in (MAP_SHARED, MAP_SHARED_VALIDATE)

@@ -170,6 +170,18 @@ def free_pgtables(mm, start, end, since):
         va += pmd
 
 
+def check_fixed_addr(addr, rlen, align):
+    """A MAP_FIXED address: aligned (EINVAL), the range below TASK_SIZE (ENOMEM), not below
+    mmap_min_addr (EPERM); 0 when it is acceptable."""
+    if addr & (align - 1):
+        return -errno.EINVAL
+    if addr > TASK_SIZE - rlen:
+        return -errno.ENOMEM
+    if addr < MMAP_MIN_ADDR:
+        return -errno.EPERM
+    return 0
+
+
 def do_mmap(mm, addr, length, prot, flags, file, pgoff):
     """mmap(2) after fd lookup: validate, place, create the VMA (merging), populate if asked."""
     if length == 0:
@@ -189,13 +201,9 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
     if (pgoff + (rlen >> 12)) >= (1 << 52):
         return -errno.EOVERFLOW
     fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
-    if fixed:
-        if addr & (PAGE_SIZE - 1):
-            return -errno.EINVAL
-        if addr > TASK_SIZE - rlen:
-            return -errno.ENOMEM
-        if addr < MMAP_MIN_ADDR:
-            return -errno.EPERM
+    err = check_fixed_addr(addr, rlen, PAGE_SIZE) if fixed else 0
+    if err:
+        return err
     shared = map_type in (MAP_SHARED, MAP_SHARED_VALIDATE)
     vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
     if file is not None:
