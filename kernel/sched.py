@@ -11,6 +11,8 @@ and an idle CPU takes them with its clock moved forward to the wake-up time (the
 """
 import collections
 
+from kernel.sigframe import do_signal, finish_sigreturn
+
 MIN_SLICE_INSNS = 2_000          # a CPU runs at least this far past the next-lowest clock
 SLACK_CYCLES = 5_000             # ... and stops at its next trap once its clock is this far past it
 MAX_SLICE_INSNS = 200_000
@@ -104,6 +106,10 @@ class Scheduler:
             cpu.gpr[0] = task.wake_ret & 0xFFFFFFFFFFFFFFFF
             task.wake_ret = None
         self.k.current = task
+        if task.sig_restore is not None:
+            finish_sigreturn(cpu, task)
+        if task.pending_signals & ~task.sigmask:
+            do_signal(self.k, task, False)
 
     def adopt(self, task):
         """The first task: its registers are already in the core."""

@@ -57,4 +57,7 @@ class Task:
         self.exit_signal = 0
         self.vfork_child = None      # the child process a vfork parent waits for
         self.wait_for = None         # (pid, wstatus, rusage) while sleeping in wait4
-        self.pending_signals = 0
+        self.pending_signals = 0     # signals with a handler, not yet delivered
+        self.sig_sender = {}         # signal -> sending TGID (siginfo of tgkill/tkill)
+        self.sig_frames = []         # [(frame address, saved core context or None)] of running handlers
+        self.sig_restore = None      # rt_sigreturn's registers, applied when the core leaves the call

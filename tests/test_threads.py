@@ -115,3 +115,15 @@ def test_fork_wait4_vfork_match_native():
     assert len(children) == 3 and len(forked) == 2             # the vfork child borrowed the parent's mm
     assert all(len(t.mm.vmas) == 0 and t.mm.rss_anon == 0 for t in forked)   # exit_mmap gave it all back
     assert len(k.tasks[1].mm.vmas) > 0
+
+
+@pytest.mark.parametrize('cpus', [1, 2])
+def test_signal_handlers_match_native(cpus):
+    """raise, pthread_kill to a spinning thread, EINTR, blocked-then-unblocked, SA_RESETHAND, and
+    pthread_cancel of a thread blocked in a condition wait (glibc unwinds through our frame)."""
+    code, native, _ = run_native(_prog('signals'))
+    g = run_guest(_prog('signals'), cpus=cpus)
+    assert code == 0 and g.result.exit_code == 0, g.result.report
+    assert g.stdout == native
+    assert b'cancelled in a condition wait: 1, cleanup ran 1' in g.stdout
+    assert g.machine.kernel.stats['signals_delivered'] >= 6

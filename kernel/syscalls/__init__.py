@@ -6,6 +6,7 @@ return the value for RAX (negative errno on failure).
 import errno
 
 from kernel.futex import BLOCKED
+from kernel.sigframe import do_signal
 
 SYSCALLS = {}
 # names of calls we know but do not implement (for the one-time warning)
@@ -69,6 +70,8 @@ def dispatch(kernel, task):
     kernel.run_events()
     if tr is not None:
         tr.syscall_exit(kernel, task, nr, None if ret is BLOCKED else ret)
+    if task.pending_signals and ret is not BLOCKED and not task.exited and task.sig_restore is None:
+        do_signal(kernel, task, True)
     kernel.sched.check_preempt()
 
 

@@ -7,6 +7,7 @@ from kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_
                           FUTEX_CMD_MASK, futex_wait, futex_wake, futex_requeue, futex_wake_op)
 from kernel.syscalls import syscall
 from kernel.signal import SIGNAL_NAMES
+from kernel.sigframe import sys_rt_sigreturn
 from kernel.task import Task
 
 CSIGNAL = 0xFF
@@ -252,10 +253,14 @@ def send_signal(k, sender, target, sig, group_wide):
     if handler == SIG_IGN or (handler == SIG_DFL and sig in _IGNORED_BY_DEFAULT):
         return 0
     if handler != SIG_DFL:
-        # signal handlers are not run: the pending signal is recorded and the target is woken
-        k.warn_once(('sighandler', sig), 'signal %s to a handler is not delivered (handlers are not run)'
-                    % SIGNAL_NAMES.get(sig, sig))
+        # the handler runs when the target returns to user mode; a sleeping target is interrupted
         target.pending_signals |= 1 << (sig - 1)
+        target.sig_sender[sig] = sender.tgid
+        if target.state == 'S' and not target.sigmask & (1 << (sig - 1)):
+            from kernel.futex import cancel_wait
+            cancel_wait(k, target)
+            target.wait_for = None
+            k.sched.wake(target, -errno.EINTR, k.now())
         return 0
     from kernel.futex import cancel_wait
     for th in target.group.live_threads():
@@ -298,6 +303,11 @@ def sys_kill(k, t, pid, sig, *_):
     if target is None:
         return -errno.ESRCH
     return send_signal(k, t, target.group.leader if not target.group.leader.exited else target, sig, True)
+
+
+@syscall(15, 'rt_sigreturn')
+def sys_rt_sigreturn_(k, t, *_):
+    return sys_rt_sigreturn(k, t)
 
 
 @syscall(24, 'sched_yield')

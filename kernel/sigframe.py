@@ -1,0 +1,115 @@
+"""Signal delivery to user handlers (arch/x86/kernel/signal.c): the rt_sigframe and rt_sigreturn.
+
+A signal with a handler is delivered when its thread returns to user mode: at the end of a system
+call, or when the scheduler puts it back on a CPU. The frame is Linux's x86-64 layout (pretcode,
+struct ucontext with the sigcontext registers and the signal mask, siginfo), so glibc's __restore_rt
+and its unwind information work. The FPU/SSE state of a thread interrupted between two instructions
+is kept by the kernel with the frame; at a system call it is dead (caller-saved), as the ABI says.
+"""
+import struct
+
+SA_NODEFER, SA_RESETHAND, SA_RESTORER, SA_SIGINFO = 0x40000000, 0x80000000, 0x04000000, 0x00000004
+SI_USER, SI_TKILL = 0, -6
+_GREGS = ('r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rdi', 'rsi', 'rbp', 'rbx', 'rdx', 'rax',
+          'rcx', 'rsp', 'rip')
+UC_OFF, MCONTEXT_OFF, SIGMASK_OFF, INFO_OFF, FRAME_SIZE = 8, 40, 296, 312, 440
+FIX_EFLAGS = 0x40DD5              # AC OF DF TF SF ZF AF PF CF (and RF): what sigreturn may change
+
+
+def next_signal(task):
+    """The lowest pending signal the thread does not block, or 0."""
+    ready = task.pending_signals & ~task.sigmask
+    return (ready & -ready).bit_length() if ready else 0
+
+
+def setup_rt_frame(k, task, sig, in_syscall):
+    """Push the frame for sig and point the thread at its handler; False if the stack is unusable."""
+    cpu = k.cpu
+    act = task.sigactions.get(sig)
+    handler, flags, restorer, mask = struct.unpack('<QQQQ', act)
+    task.pending_signals &= ~(1 << (sig - 1))
+    regs = {n: cpu.read_reg(n) for n in _GREGS}
+    if in_syscall:
+        regs['rip'] += 2               # the hook reports the syscall instruction; resume after it
+        fpu = None
+    else:
+        fpu = cpu.save_context()       # interrupted anywhere: the SSE/x87 state is live
+    sp = (((regs['rsp'] - 128 - FRAME_SIZE) & ~15) - 8)
+    mc = b''.join(struct.pack('<Q', regs[n] & (2**64 - 1)) for n in _GREGS)
+    mc += struct.pack('<Q', cpu.read_reg('eflags'))
+    mc += struct.pack('<HHHH', 0x33, 0, 0, 0x2b) + struct.pack('<QQQQQ', 0, 0, task.sigmask, 0, 0)
+    mc = mc.ljust(256, b'\0')
+    uc = struct.pack('<QQQiiQ', 0, 0, 0, 2, 0, 0) + mc + struct.pack('<Q', task.sigmask)
+    code, pid = (SI_TKILL, task.sig_sender.get(sig, task.tgid)) if sig in task.sig_sender else (SI_USER, 0)
+    info = struct.pack('<iiiiii', sig, 0, code, 0, pid, 0).ljust(128, b'\0')
+    frame = struct.pack('<Q', restorer if flags & SA_RESTORER else 0) + uc + info
+    if not task.umem.write(sp, frame):
+        return False
+    task.sig_frames.append((sp, fpu))
+    task.sigmask |= mask | (0 if flags & SA_NODEFER else 1 << (sig - 1))
+    task.sigmask &= ~((1 << 8) | (1 << 18))          # SIGKILL and SIGSTOP are never blocked
+    if flags & SA_RESETHAND:
+        task.sigactions[sig] = bytes(32)
+    g = cpu.gpr
+    g[7], g[6], g[2], g[0] = sig, sp + INFO_OFF, sp + UC_OFF, 0
+    g[4] = sp
+    cpu.rip = handler - 2 if in_syscall else handler    # the syscall hook adds 2 to a RIP it set
+    k.stats['signals_delivered'] += 1
+    return True
+
+
+def do_signal(k, task, in_syscall):
+    """Deliver every pending, unblocked signal that has a handler (the last one pushed runs first)."""
+    while not task.exited:
+        sig = next_signal(task)
+        if not sig:
+            return
+        if not setup_rt_frame(k, task, sig, in_syscall):
+            k.force_sig_fault(task, 11, 0, 0, 'SIGSEGV: no room on the user stack for the frame of '
+                              'signal %d' % sig)
+            return
+
+
+def sys_rt_sigreturn(k, task):
+    """Restore the registers and signal mask saved in the frame the handler returns over."""
+    cpu = k.cpu
+    sp = cpu.gpr[4] - 8                                 # the handler's ret popped pretcode
+    raw = task.umem.read(sp, FRAME_SIZE)
+    if raw is None:
+        k.force_sig_fault(task, 11, 0, sp, 'SIGSEGV: rt_sigreturn with a bad frame at %#x' % sp)
+        return 0
+    vals = struct.unpack_from('<%dQ' % (len(_GREGS) + 1), raw, UC_OFF + MCONTEXT_OFF)
+    regs = dict(zip(_GREGS + ('eflags',), vals))
+    task.sigmask = struct.unpack_from('<Q', raw, UC_OFF + SIGMASK_OFF)[0] & ~((1 << 8) | (1 << 18))
+    fpu = None
+    while task.sig_frames:
+        at, saved = task.sig_frames.pop()
+        if at == sp:
+            fpu = saved
+            break
+    flags = (cpu.read_reg('eflags') & ~FIX_EFLAGS) | (regs['eflags'] & FIX_EFLAGS)
+    if fpu is not None:
+        # the thread was interrupted between instructions: its whole state comes back once the core
+        # leaves this system call (kernel/sched.py switch_to), then the frame's registers on top
+        task.sig_restore = (fpu, regs, flags)
+        k.cpu.stop()
+        return regs['rax']
+    g = cpu.gpr
+    for i, n in enumerate(('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11',
+                           'r12', 'r13', 'r14', 'r15')):
+        g[i] = regs[n]
+    cpu.write_reg('eflags', flags)
+    cpu.rip = regs['rip'] - 2
+    return regs['rax']
+
+
+def finish_sigreturn(cpu, task):
+    """The deferred half of rt_sigreturn: the saved FPU state, then the frame's registers."""
+    fpu, regs, flags = task.sig_restore
+    task.sig_restore = None
+    cpu.restore_context(fpu)
+    for n in _GREGS:
+        if n != 'rip':
+            cpu.write_reg(n, regs[n])
+    cpu.write_reg('eflags', flags)
+    cpu.rip = regs['rip']
