@@ -390,8 +390,11 @@ class Kernel:
             notify_parent(self, group)
 
     def force_sig_fault(self, task, sig, si_code, addr, report):
-        """Deliver a fatal synchronous signal: the process dies with a report of what and where."""
-        self.do_group_exit(task, 0, (sig, report))
+        """A synchronous signal: its handler runs if the program has one (and does not block it);
+        otherwise the process dies with a report of what and where."""
+        from kernel.sigframe import force_sig_fault_handler
+        if not force_sig_fault_handler(self, task, sig, si_code, addr):
+            self.do_group_exit(task, 0, (sig, report))
 
     def oom_kill(self, task, report):
         self.do_group_exit(task, 0, (SIGKILL, 'out of memory: killed %s[%d] (%s); RAM %d MiB, %d frames in use'

@@ -40,8 +40,12 @@ def setup_rt_frame(k, task, sig, in_syscall):
     mc += struct.pack('<HHHH', 0x33, 0, 0, 0x2b) + struct.pack('<QQQQQ', 0, 0, task.sigmask, 0, 0)
     mc = mc.ljust(256, b'\0')
     uc = struct.pack('<QQQiiQ', 0, 0, 0, 2, 0, 0) + mc + struct.pack('<Q', task.sigmask)
-    code, pid = (SI_TKILL, task.sig_sender.get(sig, task.tgid)) if sig in task.sig_sender else (SI_USER, 0)
-    info = struct.pack('<iiiiii', sig, 0, code, 0, pid, 0).ljust(128, b'\0')
+    fault = task.sig_fault.pop(sig, None)
+    if fault is not None:                # a synchronous fault: si_code and si_addr (union _sigfault)
+        info = struct.pack('<iiiiQ', sig, 0, fault[0], 0, fault[1]).ljust(128, b'\0')
+    else:
+        code, pid = (SI_TKILL, task.sig_sender.get(sig, task.tgid)) if sig in task.sig_sender else (SI_USER, 0)
+        info = struct.pack('<iiiiii', sig, 0, code, 0, pid, 0).ljust(128, b'\0')
     frame = struct.pack('<Q', restorer if flags & SA_RESTORER else 0) + uc + info
     if not task.umem.write(sp, frame):
         return False
@@ -58,6 +62,17 @@ def setup_rt_frame(k, task, sig, in_syscall):
     return True
 
 
+def force_sig_fault_handler(k, task, sig, si_code, addr):
+    """A synchronous fault (SIGSEGV, SIGBUS, SIGILL, SIGFPE) with a handler that does not block it:
+    the handler runs at once, its frame saying what and where; False if the signal kills instead."""
+    act = task.sigactions.get(sig)
+    if act is None or struct.unpack_from('<Q', act)[0] <= 1 or task.sigmask & (1 << (sig - 1)):
+        return False                     # default or ignored or blocked: force_sig_fault kills
+    task.pending_signals |= 1 << (sig - 1)
+    task.sig_fault[sig] = (si_code, addr)
+    return setup_rt_frame(k, task, sig, False)
+
+
 def do_signal(k, task, in_syscall):
     """Deliver every pending, unblocked signal that has a handler (the last one pushed runs first)."""
     while not task.exited:
@@ -65,8 +80,8 @@ def do_signal(k, task, in_syscall):
         if not sig:
             return
         if not setup_rt_frame(k, task, sig, in_syscall):
-            k.force_sig_fault(task, 11, 0, 0, 'SIGSEGV: no room on the user stack for the frame of '
-                              'signal %d' % sig)
+            k.do_group_exit(task, 0, (11, 'SIGSEGV: no room on the user stack for the frame of signal %d'
+                                      % sig))
             return
 
 
@@ -76,7 +91,7 @@ def sys_rt_sigreturn(k, task):
     sp = cpu.gpr[4] - 8                                 # the handler's ret popped pretcode
     raw = task.umem.read(sp, FRAME_SIZE)
     if raw is None:
-        k.force_sig_fault(task, 11, 0, sp, 'SIGSEGV: rt_sigreturn with a bad frame at %#x' % sp)
+        k.do_group_exit(task, 0, (11, 'SIGSEGV: rt_sigreturn with a bad frame at %#x' % sp))
         return 0
     vals = struct.unpack_from('<%dQ' % (len(_GREGS) + 1), raw, UC_OFF + MCONTEXT_OFF)
     regs = dict(zip(_GREGS + ('eflags',), vals))

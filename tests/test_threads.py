@@ -127,3 +127,11 @@ def test_signal_handlers_match_native(cpus):
     assert g.stdout == native
     assert b'cancelled in a condition wait: 1, cleanup ran 1' in g.stdout
     assert g.machine.kernel.stats['signals_delivered'] >= 6
+
+
+def test_sigsegv_and_sigbus_handlers_get_the_fault_and_can_longjmp():
+    code, native, _ = run_native(_prog('sigsegv'))
+    g = run_guest(_prog('sigsegv'))
+    assert code == 0 and g.result.exit_code == 0, g.result.report
+    assert g.stdout == native
+    assert b'unmapped: written 0, sig 11, code 1, addr ok 1' in g.stdout
