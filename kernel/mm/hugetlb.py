@@ -31,7 +31,7 @@ MAP_HUGE_SHIFT = 26
 MAP_HUGE_MASK = 0x3F
 HUGETLBFS_MAGIC = 0x958458F6
 
-MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE, MAP_TYPE = 0x01, 0x02, 0x03, 0x0F
+MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE = 0x01, 0x03, 0x0F
 MAP_FIXED, MAP_ANONYMOUS, MAP_LOCKED, MAP_NORESERVE = 0x10, 0x20, 0x2000, 0x4000
 MAP_POPULATE, MAP_NONBLOCK, MAP_HUGETLB, MAP_FIXED_NOREPLACE = 0x8000, 0x10000, 0x40000, 0x100000
 
@@ -222,7 +222,7 @@ def hugetlb_split_check(mm, start, end):
 
 # ---- mmap ----------------------------------------------------------------------------------------------
 def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
-    """do_mmap for MAP_HUGETLB or a hugetlbfs file: length rounded up to 2 MiB, address 2 MiB-aligned,
+    """do_mmap (after its argument checks) for MAP_HUGETLB or a hugetlbfs file: length rounded up to 2 MiB, address 2 MiB-aligned,
     offset a multiple of 2 MiB (EINVAL), pages reserved (ENOMEM), VM_HUGETLB | VM_DONTEXPAND."""
     from kernel.mm.mmap import get_unmapped_area, do_munmap
     from kernel.mm.mm_types import TASK_SIZE
@@ -234,13 +234,7 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
         return -errno.EINVAL
     if f is not None and not is_file_hugepages(f):
         return -errno.EINVAL                  # MAP_HUGETLB with a file that is not on hugetlbfs
-    if length == 0:
-        return -errno.EINVAL
-    if prot & ~(1 | 2 | 4 | 8 | 0x01000000 | 0x02000000):
-        return -errno.EINVAL
-    map_type = flags & MAP_TYPE
-    if map_type not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
-        return -errno.EINVAL
+    map_type = flags & MAP_TYPE               # length, prot and map type were checked by do_mmap
     rlen = (length + HPAGE_SIZE - 1) & HPAGE_MASK
     if rlen == 0 or rlen > TASK_SIZE:
         return -errno.ENOMEM
