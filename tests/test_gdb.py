@@ -54,6 +54,17 @@ class Stub:
             self.proc.wait()
 
 
+def gdb_session(tmp_path, program, commands, args=(), opts=()):
+    """gdb -batch against a fresh stub running program: (gdb output, faultlab status, stdout, stderr)."""
+    stub = Stub(tmp_path, program, args, opts)
+    try:
+        out = gdb_batch(program, commands, port=stub.port)
+        rc, stdout, stderr = stub.finish()
+    finally:
+        stub.kill()
+    return out, rc, stdout, stderr
+
+
 def gdb_batch(program, commands, port=None, run_native=False):
     """Run gdb -batch -nx with -ex commands (against the stub, or natively with `run`): its output."""
     cmd = [GDB, '-batch', '-nx']
@@ -112,12 +123,7 @@ def test_break_step_registers_stack_finish_setvar_watch(userland, tmp_path):
             + ['continue', 'finish', 'delete', 'break set_watched', 'continue', 'set var counter = 40', 'set var scale = 3',
                'print counter', 'watch watched', 'continue', 'printf "pc=%#lx\\n", $pc', 'info threads',
                'info auxv', 'delete', 'continue'])
-    stub = Stub(tmp_path, prog)
-    try:
-        out = gdb_batch(prog, cmds, port=stub.port)
-        rc, stdout, stderr = stub.finish()
-    finally:
-        stub.kill()
+    out, rc, stdout, stderr = gdb_session(tmp_path, prog, cmds)
     assert 'Traceback' not in out + stderr
     # break at a function, continue
     assert 'Breakpoint 1, bump (by=by@entry=1)' in out, out
@@ -172,12 +178,7 @@ def test_stepi_pcs_match_native_gdb(userland, tmp_path):
     native = gdb_batch(prog, cmds[:1] + ['run'] + cmds[1:])
     if 'Breakpoint 1, touch_pages' not in native:
         pytest.skip('gdb cannot run programs natively here (no ptrace): %s' % native[-200:])
-    stub = Stub(tmp_path, prog)
-    try:
-        out = gdb_batch(prog, cmds[:1] + ['continue'] + cmds[1:], port=stub.port)
-        stub.finish()
-    finally:
-        stub.kill()
+    out = gdb_session(tmp_path, prog, cmds[:1] + ['continue'] + cmds[1:])[0]
     want = re.findall(r'^pc=.*$', native, re.M)
     got = re.findall(r'^pc=.*$', out, re.M)
     assert len(want) == STEPS and got == want, (want, got)
@@ -193,7 +194,7 @@ def test_fault_stop_then_monitor_fault_and_exact_instruction_count(userland, tmp
             'monitor fault', 'monitor pte $rdi+0x1000', 'monitor vmas', 'monitor pagecache /bin/gdbtarget',
             'monitor stats', 'monitor fault-stop off', 'watch -l buf[8192]', 'continue', 'delete',
             'monitor no-such-command', 'continue']
-    stub = Stub(tmp_path, prog)
+    stub = Stub(tmp_path, prog)          # not gdb_session: its --stats-json is read below
     try:
         out = gdb_batch(prog, cmds, port=stub.port)
         rc, stdout, stderr = stub.finish()
@@ -234,13 +235,8 @@ def test_fault_stop_then_monitor_fault_and_exact_instruction_count(userland, tmp
 @needs_gdb
 def test_fault_stop_major(userland, tmp_path):
     prog = os.path.join(userland, 'gdbtarget')
-    stub = Stub(tmp_path, prog)
-    try:
-        out = gdb_batch(prog, ['monitor fault-stop major', 'continue', 'monitor fault', 'stepi',
-                               'monitor fault', 'kill'], port=stub.port)
-        rc, _stdout, stderr = stub.finish()
-    finally:
-        stub.kill()
+    out, rc, _stdout, stderr = gdb_session(tmp_path, prog, ['monitor fault-stop major', 'continue', 'monitor fault',
+                                                            'stepi', 'monitor fault', 'kill'])
     pending = out.split('pending fault', 1)[1].split('last handled', 1)[0]
     assert 'not cached' in pending and '(major)' in pending, out
     handled = out.split('last handled fault #')[-1]
@@ -252,13 +248,9 @@ def test_fault_stop_major(userland, tmp_path):
 @needs_gdb
 def test_fault_stop_nowait_in_the_vdso(userland, tmp_path):
     prog = os.path.join(userland, 'prefetch_test')
-    stub = Stub(tmp_path, prog)
-    try:
-        out = gdb_batch(prog, ['monitor fault-stop nowait', 'continue', 'monitor fault', 'stepi', 'monitor fault',
-                               'monitor fault-stop off', 'continue'], port=stub.port)
-        rc, stdout, stderr = stub.finish()
-    finally:
-        stub.kill()
+    out, rc, stdout, stderr = gdb_session(tmp_path, prog, ['monitor fault-stop nowait', 'continue', 'monitor fault',
+                                                           'stepi', 'monitor fault', 'monitor fault-stop off',
+                                                           'continue'])
     pending = out.split('pending fault', 1)[1].split('last handled', 1)[0]
     assert re.search(r'rip      0x[0-9a-f]+ <\[vdso\] __vdso_prefetch_page\+0x[0-9a-f]+>', pending), out
     assert 'RETRY_NOWAIT (vDSO exception table)' in pending
@@ -272,14 +264,10 @@ def test_fault_stop_nowait_in_the_vdso(userland, tmp_path):
 @needs_gdb
 def test_fatal_signal_is_reported_before_the_program_dies(userland, tmp_path):
     prog = os.path.join(userland, 'wildjump')
-    stub = Stub(tmp_path, prog)
-    try:
-        out = gdb_batch(prog, ['continue', 'printf "pc=%#lx\\n", $pc',
-                               'printf "si=%d %d %#lx\\n", $_siginfo.si_signo, $_siginfo.si_code, '
-                               '$_siginfo._sifields._sigfault.si_addr', 'continue'], port=stub.port)
-        rc, stdout, stderr = stub.finish()
-    finally:
-        stub.kill()
+    out, rc, stdout, stderr = gdb_session(tmp_path, prog, ['continue', 'printf "pc=%#lx\\n", $pc',
+                                                           'printf "si=%d %d %#lx\\n", $_siginfo.si_signo, '
+                                                           '$_siginfo.si_code, $_siginfo._sifields._sigfault.si_addr',
+                                                           'continue'])
     assert 'Program received signal SIGSEGV, Segmentation fault.' in out
     assert pcs(out) == [0xdead0000]
     assert 'si=11 1 0xdead0000' in out                   # SIGSEGV, SEGV_MAPERR, the address
@@ -544,12 +532,9 @@ def test_rsp_framing_unit():
 def test_threads_are_listed_and_their_registers_read(userland, tmp_path):
     """Stop in a second thread on 2 CPUs: gdb lists every thread and reads each one's registers."""
     prog = os.path.join(userland, 'threads')
-    stub = Stub(tmp_path, prog, ['2', '50'], opts=['--cpus', '2'])
-    try:
-        out = gdb_batch(prog, ['break adder', 'continue', 'info threads', 'thread apply all printf "rip=%#lx\\n", $pc',
-                               'kill'], port=stub.port)
-    finally:
-        stub.kill()
+    out = gdb_session(tmp_path, prog, ['break adder', 'continue', 'info threads',
+                                       'thread apply all printf "rip=%#lx\\n", $pc', 'kill'],
+                      ['2', '50'], opts=['--cpus', '2'])[0]
     assert 'Breakpoint 1, adder' in out, out
     threads = re.findall(r'^\*?\s+\d+\s+Thread (\d+)', out, re.M)
     assert len(set(threads)) >= 2, out
