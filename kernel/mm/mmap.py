@@ -158,8 +158,7 @@ def exit_mmap(mm):
 def free_pgtables(mm, start, end, since):
     """Free the PTE tables of [start, end) whose whole 2 MiB range no VMA uses any more."""
     pmd = 1 << 21
-    va = start & ~(pmd - 1)
-    while va < end:
+    for va in mm.pgtables.pte_tables(start & ~(pmd - 1), end):
         if not mm.vmas.overlapping(va, va + pmd):
             pfn = mm.pgtables.free_pte_table(va)
             if pfn is not None:
@@ -167,7 +166,6 @@ def free_pgtables(mm, start, end, since):
                 mm.svc.charge('page_free')
                 if mm.users > 1:
                     note_pmd_change(mm, va, since)     # the PMD was being torn down since munmap began
-        va += pmd
 
 
 def check_fixed_addr(addr, rlen, align):

@@ -134,7 +134,6 @@ class PageTables:
         self.pgd = pfn << PAGE_SHIFT
         self.table_pfns = [pfn]
         self._pt_cache = {}          # va >> PMD_SHIFT -> physical address of that leaf table
-        self.levels_walked = 0       # for the cycle model
         self.ptes = phys.qwords       # RAM as 64-bit entries: ptes[slot >> 3] is the entry at slot
 
     def _new_table(self, ea):
@@ -152,7 +151,6 @@ class PageTables:
         rd = self.phys.read64
         table = self.pgd
         for shift in (PGDIR_SHIFT, PUD_SHIFT):
-            self.levels_walked += 1
             ea = table + ((va >> shift) & 0x1FF) * 8
             e = rd(ea)
             if not e & _PAGE_PRESENT:
@@ -160,7 +158,6 @@ class PageTables:
                     return None
                 e = self._new_table(ea)
             table = e & PTE_PFN_MASK
-        self.levels_walked += 1
         return table + ((va >> PMD_SHIFT) & 0x1FF) * 8
 
     def huge_pmd(self, va):
@@ -224,8 +221,26 @@ class PageTables:
                 e = self._new_table(ea)
             table = e & PTE_PFN_MASK
             pt = self._pt_cache[key] = table
-        self.levels_walked += 1
         return pt + ((va >> PAGE_SHIFT) & 0x1FF) * 8
+
+    def pte_tables(self, start, end):
+        """The address of each 2 MiB range in [start, end) that has a PTE table: a walk of the tables
+        (absent upper levels skip their whole range), not of the address range."""
+        rd = self.phys.read64
+
+        def walk(table, shift, base):
+            lo, hi = max(start, base), min(end, base + (512 << shift))
+            for i in range((lo - base) >> shift, ((hi - 1 - base) >> shift) + 1):
+                e = rd(table + i * 8)
+                if not e & _PAGE_PRESENT:
+                    continue
+                va = base + (i << shift)
+                if shift == PMD_SHIFT:
+                    if not e & _PAGE_PSE:
+                        yield va
+                else:
+                    yield from walk(e & PTE_PFN_MASK, shift - 9, va)
+        return list(walk(self.pgd, PGDIR_SHIFT, 0)) if start < end else []
 
     def free_pte_table(self, va):
         """free_pte_range: clear the PMD entry of va's PTE table; returns the table's pfn (or None)."""
@@ -277,13 +292,10 @@ class PageTables:
     def present_ptes(self, start, end):
         """Yield (va, slot, pte) for the non-empty leaf entries in [start, end)."""
         ptes = self.ptes
-        va = start
-        while va < end:
+        for base in self.pte_tables(start & ~(PMD_SIZE - 1), end):
+            va = max(start, base)
             slot = self.pte_slot(va, create=False)
-            if slot is None:
-                va = ((va >> PMD_SHIFT) + 1) << PMD_SHIFT
-                continue
-            stop = min(end, ((va >> PMD_SHIFT) + 1) << PMD_SHIFT)
+            stop = min(end, base + PMD_SIZE)
             while va < stop:
                 pte = ptes[slot >> 3]
                 if pte:
