@@ -244,7 +244,7 @@ def _find_task(k, tid):
     return task if task is not None and not task.exited else None
 
 
-def send_signal(k, sender, target, sig, group_wide):
+def send_signal(k, sender, target, sig):
     """Deliver sig to target: default-fatal signals kill the process with a report; others are noted."""
     if sig == 0:
         return 0
@@ -278,7 +278,7 @@ def sys_tgkill(k, t, tgid, tid, sig, *_):
     target = _find_task(k, tid)
     if target is None or target.tgid != tgid:
         return -errno.ESRCH
-    return send_signal(k, t, target, sig, False)
+    return send_signal(k, t, target, sig)
 
 
 @syscall(200, 'tkill')
@@ -289,7 +289,7 @@ def sys_tkill(k, t, tid, sig, *_):
     target = _find_task(k, tid)
     if target is None:
         return -errno.ESRCH
-    return send_signal(k, t, target, sig, False)
+    return send_signal(k, t, target, sig)
 
 
 @syscall(62, 'kill')
@@ -302,7 +302,7 @@ def sys_kill(k, t, pid, sig, *_):
     target = _find_task(k, abs(pid))
     if target is None:
         return -errno.ESRCH
-    return send_signal(k, t, target.group.leader if not target.group.leader.exited else target, sig, True)
+    return send_signal(k, t, target.group.leader if not target.group.leader.exited else target, sig)
 
 
 @syscall(15, 'rt_sigreturn')
