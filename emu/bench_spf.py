@@ -34,11 +34,11 @@ class SpfRun:
         return s['mmap_lock_wait_cycles'] / s['freq_hz'] * 1e6 / max(1, s['nr_cpus'])
 
 
-def run_one(program, args, cpus, spf, costs=None):
+def run_one(program, args, cpus, spf, costs=None, **kconf):
     """Run a benchmark program on `cpus` simulated CPUs; returns an SpfRun."""
     out, err = [], []
     costs = costs or CostTable()
-    config = KernelConfig(cpus=cpus, spf=spf, stdout=out.append, stderr=err.append, warn=lambda m: None)
+    config = KernelConfig(cpus=cpus, spf=spf, stdout=out.append, stderr=err.append, warn=lambda m: None, **kconf)
     m = Machine(ram=512 << 20, costs=costs, config=config)
     path = os.path.join(USERLAND, program)
     res = m.run(path, [program] + [str(a) for a in args], ['PATH=/bin', 'LANG=C'])

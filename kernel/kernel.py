@@ -72,6 +72,9 @@ class KernelConfig:
         self.cpus = kw.pop('cpus', 1)               # simulated CPUs
         self.spf = kw.pop('spf', True)              # speculative page faults (multi-threaded processes)
         self.spf_file = kw.pop('spf_file', False)   # SPF also for file-backed VMAs (the 2018 variant)
+        # munmap zaps with mmap_lock downgraded to read (Linux >= 4.20); off: held for write throughout,
+        # as in the 4.15 kernel the SPF series was measured on
+        self.munmap_downgrade = kw.pop('munmap_downgrade', False)
         self.nr_hugepages = kw.pop('nr_hugepages', 0)       # 2 MiB pages in the hugetlb pool at boot
         # --check: verify mm invariants after traps ('full': every one); default from FAULTLAB_CHECK=1|full
         self.check = kw.pop('check', {'': False, '0': False, 'full': 'full'}.get(os.environ.get('FAULTLAB_CHECK', ''),
@@ -106,6 +109,7 @@ class Kernel:
         self.mmsvc = MmServices(self.frames, self.pagecache, self.charge, self.flush_tlb, self.stats, self,
                                 config.fault_around_bytes)
         self.mmsvc.spf, self.mmsvc.spf_file = config.spf, config.spf_file
+        self.mmsvc.munmap_downgrade = config.munmap_downgrade
         self.lru = self.frames.lru = self.pagecache.lru = self.mmsvc.lru = LruLists()
         self.swap_area = SwapArea(max(2, config.swap_bytes // 4096))
         self.swapcache = self.mmsvc.swapcache = SwapCache(self.frames, self.swap_area, self.blockdev, self,

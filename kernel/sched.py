@@ -136,7 +136,14 @@ class Scheduler:
         task.ready_at = when
         task.waiting_on = None
         self.runqueue.append(task)
+        self._kick_idle(when)
         return True
+
+    def _kick_idle(self, when):
+        """A task became runnable at `when`: if a CPU is idle, the running one stops at the end of this
+        trap so that the idle CPU starts it at that time (an idle CPU does not wait for a time slice)."""
+        if any(rq.curr is None for rq in self.rqs):
+            self.run_until = min(self.run_until, when)
 
     def yield_cpu(self, task):
         """sched_yield: if another task waits for a CPU, go to the back of the queue."""
@@ -164,6 +171,7 @@ class Scheduler:
         task.state = 'R'
         task.ready_at = when
         self.runqueue.append(task)
+        self._kick_idle(when)
 
     # ---- choosing what runs -------------------------------------------------------------------
     def _place_runnable(self):
@@ -228,6 +236,9 @@ class Scheduler:
             # instructions cost about a cycle each; traps cost far more, so also stop at a trap
             budget = min(budget, max(0, int(horizon - now)) + MIN_SLICE_INSNS)
             self.run_until = max(horizon, now) + SLACK_CYCLES
+        elif self.runqueue:
+            # tasks wait for this CPU (no other runs): a trap after the time slice ends gives way
+            self.run_until = rq.slice_start + TIMESLICE_CYCLES
         return min(quantum, max(MIN_SLICE_INSNS, budget))     # never past the caller's limit
 
     def check_preempt(self):

@@ -12,7 +12,10 @@ Costs (emu/cycles.py): page_zero / page_copy for the in-cache case, plus page_ze
 page_copy_dram for each frame that is not cached; llc_miss for a user load of a page that is not
 cached, which is charged lazily: a user fault that maps existing data records the frames it mapped,
 and each later fault charges those whose Accessed bit the CPU has set in the meantime (the user did
-touch them) and that were not cached; pages not touched yet stay recorded (up to PENDING_MAX).
+touch them) and that were not cached; pages not touched yet stay recorded (up to PENDING_MAX). A
+recorded page that two faults in a row found untouched (fault-around maps pages the program may never
+use) moves to a stale list that only every STALE_EVERY-th fault looks at, so a fault does not pay for
+re-reading dozens of idle PTEs.
 """
 from array import array
 
@@ -21,6 +24,8 @@ from kernel.mm.page_alloc import PG_reserved
 
 PAGE_BYTES = 4096
 PENDING_MAX = 64             # first touches remembered between faults (fault-around maps <= 16 per fault)
+FRESH_SCANS = 2              # faults that look at a new record before it goes stale
+STALE_EVERY = 16             # a fault in this many looks at the stale records
 _NEVER = -(1 << 62)
 
 
@@ -31,7 +36,9 @@ class LlcModel:
         self.llc_bytes = int(llc_bytes)
         self.clock = 0
         self.last = array('q', [_NEVER]) * nr_frames
-        self.pending = []         # [(PTE slot, pfn)] mapped by a user fault, first touch not yet charged
+        self.pending = []         # [(PTE slot, pfn, scans)] mapped by a user fault, first touch not charged
+        self.stale = []           # [(PTE slot, pfn, scans)] found untouched FRESH_SCANS times
+        self.scans = 0
         self.misses = 0
 
     def touch(self, pfn):
@@ -79,25 +86,42 @@ def note_user_mapped(svc, slot, page):
         return
     if len(llc.pending) >= PENDING_MAX:
         del llc.pending[:PENDING_MAX // 2]
-    llc.pending.append((slot, page.pfn))
+    llc.pending.append((slot, page.pfn, 0))
 
 
 def charge_first_touches(svc):
     """Charge llc_miss for each recorded page the user has touched since (Accessed set) that was not cached."""
     llc = _llc(svc)
-    if llc is None or not llc.pending:
+    if llc is None:
         return
+    llc.scans += 1
+    cold = 0
+    if llc.pending:
+        fresh, cold = _scan(svc, llc, llc.pending)
+        llc.pending = [r for r in fresh if r[2] < FRESH_SCANS]
+        aged = [r for r in fresh if r[2] >= FRESH_SCANS]
+        if aged:
+            llc.stale.extend(aged)
+            if len(llc.stale) > PENDING_MAX:
+                del llc.stale[:len(llc.stale) - PENDING_MAX]
+    if llc.stale and llc.scans % STALE_EVERY == 0:
+        llc.stale, more = _scan(svc, llc, llc.stale)
+        cold += more
+    if cold:
+        svc.charge('llc_miss', cold)
+
+
+def _scan(svc, llc, records):
+    """Touch the recorded frames the user has accessed; (records still untouched, how many were cold)."""
     rd = svc.frames.phys.read64
     cold = 0
     keep = []
-    for slot, pfn in llc.pending:
+    for slot, pfn, scans in records:
         pte = rd(slot)
         if not pte & _PAGE_PRESENT or pte_pfn(pte) != pfn:
             continue                      # unmapped (or remapped) before the user touched it
         if not pte & _PAGE_ACCESSED:
-            keep.append((slot, pfn))      # not touched yet
+            keep.append((slot, pfn, scans + 1))      # not touched yet
         elif not llc.touch(pfn):
             cold += 1
-    llc.pending = keep
-    if cold:
-        svc.charge('llc_miss', cold)
+    return keep, cold

@@ -480,12 +480,12 @@ def zap_pte_range(mm, start, end):
     n = anon = file = 0          # like Linux's rss[] vector: RSS is adjusted once, after the loop
     shared = mm.users > 1
     t0 = svc.sched.now() if shared else 0
-    tables = set()
+    tables = {}
     for va, slot, pte in list(mm.pgtables.present_ptes(start, end)):
         ptes[slot >> 3] = 0                     # pte_clear at the slot the walk found
         n += 1
         if shared:
-            tables.add(slot & ~0xFFF)
+            tables[slot & ~0xFFF] = tables.get(slot & ~0xFFF, 0) + 1
         if not pte & _PAGE_PRESENT:
             _free_swap_pte(mm, pte)
             continue
@@ -507,9 +507,14 @@ def zap_pte_range(mm, start, end):
         mm.rss_add(anon=-anon, file=-file)      # add_mm_rss_vec
     if n:
         svc.charge('pte_set', n)
-        svc.flush_tlb(mm)
+    # the PTE lock of each table is held while its entries are cleared, one table after the other;
+    # the pages are freed after it is dropped (the mmu_gather batch)
     for table in sorted(tables):
-        zap_hold(mm, table, t0)             # the PTE lock of each table was held while zapping
+        t1 = t0 + svc.cost('pte_set') * tables[table]
+        zap_hold(mm, table, t0, t1)
+        t0 = t1
+    if n:
+        svc.flush_tlb(mm)                   # tlb_finish_mmu: after the PTE locks are released
     return n + hugetlb.zap_huge_pmd_range(mm, start, end)
 
 

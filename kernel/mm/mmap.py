@@ -78,12 +78,14 @@ def vma_merge_around(mm, vma):
         mm.vmas.remove(vma)
         prev.vm_end = vma.vm_end
         prev.vm_seq += 1
+        prev.anon_vma = prev.anon_vma or vma.anon_vma      # the merged VMA keeps the anon_vma
         vma = prev
     nxt = mm.vmas.next(vma)
     if nxt is not None and _mergeable(vma, nxt):
         mm.vmas.remove(nxt)
         vma.vm_end = nxt.vm_end
         vma.vm_seq += 1
+        vma.anon_vma = vma.anon_vma or nxt.anon_vma
     return vma
 
 
@@ -120,8 +122,13 @@ def get_unmapped_area(mm, addr, length, fixed):
     return addr
 
 
-def do_munmap(mm, start, length):
-    """munmap(2): remove mappings in [start, start+len)."""
+def do_munmap(mm, start, length, downgrade=None):
+    """munmap(2): remove mappings in [start, start+len).
+
+    The VMAs leave the tree first (detach); `downgrade`, when given, is called then, as munmap does
+    with mmap_write_downgrade since Linux 4.20: zapping the pages and freeing the page tables run
+    with mmap_lock held for read only.
+    """
     if start & (PAGE_SIZE - 1) or start > TASK_SIZE or length > TASK_SIZE - start:
         return -errno.EINVAL
     length = page_align(length)
@@ -132,15 +139,18 @@ def do_munmap(mm, start, length):
         return -errno.EINVAL
     t0 = mm.svc.sched.now()
     vmas = _isolate(mm, start, end)
+    for v in vmas:                      # detach_vmas_to_be_unmapped
+        mm.vmas.remove(v)
+        v.vm_seq += 1
+        mm.total_vm -= (v.vm_end - v.vm_start) >> 12
     mm.svc.charge('vma_modify')
-    for v in vmas:
+    if downgrade is not None and vmas:
+        downgrade()
+    for v in vmas:                      # unmap_region, remove_vma
         if v.vm_flags & VM_SHARED and v.vm_file is not None:
             fold_pte_dirty(mm, v)
         zap_pte_range(mm, v.vm_start, v.vm_end)
         hugetlb.hugetlb_vm_op_close(mm, v)
-        mm.vmas.remove(v)
-        v.vm_seq += 1
-        mm.total_vm -= (v.vm_end - v.vm_start) >> 12
         if v.vm_file is not None:
             v.vm_file.put()
     free_pgtables(mm, start, end, t0)

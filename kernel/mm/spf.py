@@ -55,12 +55,16 @@ def vma_seqcount(vma):
 
 def _lock_wait(mm, lock, until, t0, spin=False):
     """A CPU blocked on a lock until `until`: a reader sleeps (idle time, then a wake-up); a writer
-    spins on the running owner (rwsem optimistic spinning), burning the cycles instead."""
+    spins on a running writer (rwsem optimistic spinning), burning the cycles instead. Returns True
+    if it slept: the lock was handed to it at `until`, so its hold starts there and the wake-up
+    latency is spent holding it (rwsem_mark_wake grants the lock before the waiter runs)."""
     k = mm.svc.sched
     if until > t0:
         k.lock_wait(until, lock.name, spin)
         lock.wait_cycles += until - t0
         lock.contended += 1
+        return not spin
+    return False
 
 
 def _touch_lock_word(mm, lock):
@@ -85,9 +89,10 @@ def mmap_read_lock(mm):
     t0 = k.now()
     cpu = k.cpu_id()
     _touch_lock_word(mm, lock)
-    _lock_wait(mm, lock, lock.read_wait(t0, cpu), t0)
+    granted = lock.read_wait(t0, cpu)
+    slept = _lock_wait(mm, lock, granted, t0)
     mm.svc.charge('lock_acquire')
-    return k.now()
+    return granted if slept else k.now()
 
 
 def mmap_read_unlock(mm, t_acq):
@@ -98,37 +103,58 @@ def mmap_read_unlock(mm, t_acq):
 
 
 def mmap_write_lock(mm):
-    """down_write(mmap_lock): wait for readers and writers holding it; returns the request time."""
+    """down_write(mmap_lock): wait for readers and writers holding it; returns a token for the unlock.
+
+    A writer spins while a writer owns the lock; if readers own it there is no owner to spin on,
+    and it sleeps (rwsem_optimistic_spin gives up on a reader-owned rw_semaphore)."""
     k = mm.svc.sched
     lock = mm.locks.mmap_lock
     t0 = k.now()
+    cpu = k.cpu_id()
     _touch_lock_word(mm, lock)
-    _lock_wait(mm, lock, lock.write_wait(t0, k.cpu_id()), t0, spin=True)
+    until = lock.write_wait(t0, cpu)
+    # spinning needs a running writer to watch: not if readers own it when the writer comes or when
+    # it is handed over (the last holder before this writer was a reader)
+    readers_own = lock.readers.busy_until(t0, cpu) != t0 or lock.readers.busy_until(until - 1, cpu) >= until
+    _lock_wait(mm, lock, until, t0, spin=not readers_own)
     mm.svc.charge('lock_acquire')
-    return t0, _vma_state(mm)
+    return t0, k.now(), _vma_state(mm)
 
 
 def mmap_write_unlock(mm, token):
     """up_write(mmap_lock): VMAs the writer changed or removed get their sequence count bumped."""
-    t0, before = token
+    _end_write(mm, token)
+
+
+def mmap_write_downgrade(mm, token):
+    """downgrade_write(mmap_lock): the write hold ends now, a read hold begins (returns its start)."""
+    return _end_write(mm, token)
+
+
+def _end_write(mm, token):
+    """The write hold ends now. It covers the wait too (FIFO: who came after it waits after it); the
+    VMA sequence counts and the tree are written only while the VMAs are updated, at the start of
+    the critical section (vm_write_begin/end around __vma_adjust and the rb-tree update)."""
+    t0, t_acq, before = token
     k = mm.svc.sched
     _touch_lock_word(mm, mm.locks.mmap_lock)
     t1, cpu = k.now(), k.cpu_id()
     mm.locks.mmap_lock.writers.add(t0, t1, cpu)
+    w0, w1 = t_acq, min(t1, t_acq + mm.svc.cost('vma_modify'))
     after = _vma_state(mm)
     tree_changed = False
     for key, (vma, fields) in before.items():
         now = after.get(key)
         if now is None or now[1] != fields:
-            vma_seqcount(vma).write(t0, t1, cpu)
+            vma_seqcount(vma).write(w0, w1, cpu)
             tree_changed = True
     for key, (vma, _fields) in after.items():
         if key not in before:             # made by this writer (a split piece, a new mapping)
-            vma_seqcount(vma).write(t0, t1, cpu)
+            vma_seqcount(vma).write(w0, w1, cpu)
             tree_changed = True
     if tree_changed or len(after) != len(before):
-        # the tree itself is only written for the short rb-tree update at the end
-        mm.locks.mm_rb.writers.add(max(t0, t1 - mm.svc.cost('vma_modify')), t1, cpu)
+        mm.locks.mm_rb.writers.add(w0, w1, cpu)
+    return t1
 
 
 def _vma_state(mm):
@@ -169,9 +195,9 @@ def handle_speculative_fault(mm, address, flags, access_ok):
     cpu = k.cpu_id()
     stats = svc.stats
     t0 = k.now()
-    # get_vma under the VMA-tree lock: waits only for a writer updating the tree right now
+    # get_vma under the VMA-tree rwlock: spins only while a writer updates the tree
     rb = mm.locks.mm_rb
-    _lock_wait(mm, rb, rb.read_wait(t0, cpu), t0)
+    _lock_wait(mm, rb, rb.read_wait(t0, cpu), t0, spin=True)     # an rwlock_t: spins
     svc.charge('spf_vma_get')
     vma = mm.vmas.find_vma(address)
     if vma is None or vma.vm_start > address:
@@ -257,7 +283,6 @@ def pte_unlock_classic(mm, ptl):
     ptl.holds.add(t1 - svc.cost('pte_set'), t1, k.cpu_id())
 
 
-def zap_hold(mm, slot, t0):
-    """zap_pte_range held the PTE lock of this table from t0 to now."""
-    k = mm.svc.sched
-    mm.locks.pte_lock(slot).holds.add(t0, k.now(), k.cpu_id())
+def zap_hold(mm, slot, t0, t1):
+    """zap_pte_range held the PTE lock of this table from t0 to t1."""
+    mm.locks.pte_lock(slot).holds.add(t0, t1, mm.svc.sched.cpu_id())

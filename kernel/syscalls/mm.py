@@ -8,7 +8,8 @@ from kernel.mm.memory import fold_pte_dirty
 from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, MAP_HUGETLB, \
     page_align
 from kernel.mm.mm_types import TASK_SIZE
-from kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock
+from kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock, \
+    mmap_write_downgrade
 from kernel.mm.page_alloc import PG_uptodate
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
 from kernel.mm.vma import VM_SHARED
@@ -71,9 +72,24 @@ def shmem_zero_setup(k, length):
 
 
 @syscall(11, 'munmap')
-@mmap_write_locked
 def sys_munmap(k, t, addr, length, *_):
-    return do_munmap(t.mm, addr, length)
+    mm = t.mm
+    if mm.users == 1:
+        return do_munmap(mm, addr, length)
+    if not mm.svc.munmap_downgrade:
+        return mmap_write_locked(lambda k_, t_: do_munmap(mm, addr, length))(k, t)
+    token = mmap_write_lock(mm)
+    read_from = []
+
+    def downgrade():
+        read_from.append(mmap_write_downgrade(mm, token))
+    try:
+        return do_munmap(mm, addr, length, downgrade)
+    finally:
+        if read_from:
+            mmap_read_unlock(mm, read_from[0])
+        else:
+            mmap_write_unlock(mm, token)
 
 
 @syscall(10, 'mprotect')

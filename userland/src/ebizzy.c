@@ -1,7 +1,10 @@
-/* An ebizzy-like benchmark (after ebizzy -mTRp): each thread repeatedly allocates a chunk with mmap,
- * fills it, searches it for random keys, and unmaps it; "records" are searches done. Prints records per
- * second of (simulated) time, measured with clock_gettime(CLOCK_MONOTONIC) like ebizzy's gettimeofday.
- * usage: ebizzy THREADS MILLISECONDS CHUNK_KIB SEARCHES_PER_CHUNK */
+/* An ebizzy-like benchmark, after `ebizzy -mTRp` (the SPF series' measurement): each thread repeatedly
+ * maps a chunk of random size (1 to CHUNK_KIB KiB, whole 8-byte records, like -R) with mmap (-m),
+ * writes one byte to each of its pages (-T: just touch the pages), and unmaps it; a record is one such
+ * round. With SEARCHES > 0 each round also searches the chunk that many times for random keys (the
+ * copy-and-search mode of ebizzy without -T). Prints records per second of (simulated) time, measured
+ * with clock_gettime(CLOCK_MONOTONIC) like ebizzy's gettimeofday.
+ * usage: ebizzy THREADS MILLISECONDS CHUNK_KIB [SEARCHES] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +12,12 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#define PAGE 4096
+
 static int nthreads = 4;
-static long chunk_bytes = 256 << 10;
+static long chunk_bytes = 512 << 10;
 static double duration = 0.002;
-static int searches = 1024;
+static int searches;
 static volatile int stop;
 static long records[64];
 static pthread_barrier_t start_barrier;
@@ -37,24 +42,25 @@ static void *worker(void *arg)
 {
     long id = (long)arg;
     unsigned long seed = 0x9E3779B97F4A7C15UL * (id + 1);
-    size_t n = chunk_bytes / sizeof(unsigned long);
+    size_t nrec = chunk_bytes / sizeof(unsigned long);
     pthread_barrier_wait(&start_barrier);
     while (!stop) {
-        unsigned long *mem = mmap(NULL, chunk_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        size_t bytes = (xorshift(&seed) % nrec + 1) * sizeof(unsigned long);
+        unsigned char *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED) {
             perror("mmap");
             exit(1);
         }
-        for (size_t i = 0; i < n; i += 512)      /* one store per page: the faults are the work */
-            mem[i] = xorshift(&seed);
-        for (int s = 0; s < searches; s++) {           /* search for keys (a record each) */
-            unsigned long key = mem[(xorshift(&seed) % (n / 512)) * 512];
-            for (size_t i = 0; i < n; i += 512)
+        for (size_t i = 0; i < bytes; i += PAGE)      /* touch: the faults are the work */
+            mem[i] = 0xff;
+        for (int s = 0; s < searches; s++) {           /* optional: search for a key on the pages */
+            unsigned char key = (unsigned char)xorshift(&seed) | 1;
+            for (size_t i = 0; i < bytes; i += PAGE)
                 if (mem[i] == key)
                     break;
-            records[id]++;
         }
-        munmap(mem, chunk_bytes);
+        munmap(mem, bytes);
+        records[id]++;
     }
     return NULL;
 }
@@ -69,7 +75,7 @@ int main(int argc, char **argv)
         chunk_bytes = atol(argv[3]) << 10;
     if (argc > 4)
         searches = atoi(argv[4]);
-    if (nthreads < 1 || nthreads > 64 || chunk_bytes < 4096 || searches < 1)
+    if (nthreads < 1 || nthreads > 64 || chunk_bytes < 8 || searches < 0)
         return 2;
     pthread_t th[64];
     pthread_barrier_init(&start_barrier, NULL, nthreads + 1);
