@@ -180,6 +180,10 @@ class NativeBlockCounter:
             self.st[ST_COUNTS] = ctypes.addressof(self._counts)
         self._sink = sink
 
+    @property
+    def counting(self):
+        return self._sink is not None
+
     def harvest(self):
         """Hand the counts gathered so far to the sink and zero them."""
         if self._sink is None:

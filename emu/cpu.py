@@ -22,6 +22,7 @@ from unicorn.unicorn_py3.arch.types import uc_hook_h
 from emu import internals
 from emu.blockcount import NativeBlockCounter, ST_LAST_ADDR, ST_LAST_SIZE
 from emu.cycles import InsnCoster
+from emu.fastfault import NativeFaultHook
 from emu.paging import (MSR_STAR, PTE_P, PTE_US, build_identity_tables, enable_long_mode_paging)
 
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
@@ -85,9 +86,13 @@ class Cpu:
     def _install_hooks(self):
         uc = self.uc
         self._intr_cb = _INTR_CB(self._on_intr)
+        # the interrupt hook is machine code that handles armed anonymous write faults and passes
+        # every other interrupt to _on_intr (emu/fastfault.py)
+        self.fast = NativeFaultHook(self.env, self.phys.host_ptr, self.counter.st,
+                                    ctypes.cast(self._intr_cb, ctypes.c_void_p).value)
         h = uc_hook_h()
-        if uclib.uc_hook_add(uc._uch, ctypes.byref(h), UC_HOOK_INTR, ctypes.cast(self._intr_cb, ctypes.c_void_p),
-                             None, ctypes.c_uint64(1), ctypes.c_uint64(0)):
+        if uclib.uc_hook_add(uc._uch, ctypes.byref(h), UC_HOOK_INTR, ctypes.c_void_p(self.fast.address),
+                             ctypes.c_void_p(self.fast.state_address), ctypes.c_uint64(1), ctypes.c_uint64(0)):
             raise CpuError("cannot install the interrupt hook")
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0, UC_X86_INS_SYSCALL)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid)
@@ -112,6 +117,8 @@ class Cpu:
         if self.traps is None or not self.in_user:
             return
         try:
+            if self.fast.armed:
+                self.flush_fast_faults()
             rip = env.rip.value
             self._uncount_from(rip)
             if intno == 14:
@@ -123,12 +130,16 @@ class Cpu:
 
     def _on_syscall(self, _uc, _ud):
         try:
+            if self.fast.armed:
+                self.flush_fast_faults()
             self.traps.syscall()
         except Exception as e:
             self._fail(e)
 
     def _on_invalid(self, _uc, _ud):
         try:
+            if self.fast.armed:
+                self.flush_fast_faults()
             rip = self.env.rip.value
             self._uncount_from(rip)
             self.traps.invalid_opcode(rip)
@@ -139,6 +150,8 @@ class Cpu:
     def _on_rdtsc(self, with_aux):
         """rdtsc(p): the simulated time of this CPU in cycles (instructions after rip not yet run)."""
         try:
+            if self.fast.armed:
+                self.flush_fast_faults()
             rip = self.env.rip.value
             tsc = self.traps.rdtsc() - self._pending_cycles(rip)
             g = self.gpr
@@ -185,6 +198,33 @@ class Cpu:
         tail = [cost for a, cost in priced if a >= rip]
         return len(tail), int(sum(tail))
 
+    # ---- native anonymous faults (emu/fastfault.py) ---------------------------------------
+    @property
+    def profiling(self):
+        """Per-block execution counts are being gathered (a profiler wants every trap in Python)."""
+        return self.counter.counting
+
+    def arm_fast_faults(self, start, end, pte_bits, cr3, vdso_start, vdso_size, pfns):
+        """Let the native hook map write faults in [start, end) with the frames pfns, in order."""
+        self.fast.arm(start, end, pte_bits, cr3, vdso_start, vdso_size, pfns)
+
+    def flush_fast_faults(self):
+        """Disarm the native hook and hand the faults it took to the kernel (before anything else)."""
+        entries, unused = self.fast.disarm()
+        # each faulting instruction re-executed: take back what its block counted from it on
+        # (no profiler runs while the hook is armed, so the sums can go back at once)
+        insns = cycles = 0
+        cut = self._cut
+        for _va, _slot, _pfn, rip, addr, size in entries:
+            c = cut.get((addr, size, rip))
+            if c is None:
+                c = cut[(addr, size, rip)] = self._block_tail(addr, size, rip)
+            insns += c[0]
+            cycles += c[1]
+        if insns:
+            self.counter.uncount(insns, cycles)
+        self.traps.fast_faults(entries, unused)
+
     # ---- running -----------------------------------------------------------------------
     def enter_user(self, cr3, rip, rsp):
         """Drop to CPL 3 with a real sysretq from the trampoline, then switch to the task's tables."""
@@ -217,6 +257,11 @@ class Cpu:
         except UcError as e:
             if self.error is None:
                 self.error = CpuError("emulation failed at rip=%#x: %s" % (self.env.rip.value, e))
+        if self.fast.armed and self.error is None:
+            try:
+                self.flush_fast_faults()
+            except Exception as e:
+                self.error = e
         if self.counter.error is not None and self.error is None:
             self.error = self.counter.error
         if self.error is not None:
@@ -242,6 +287,8 @@ class Cpu:
         self._stopped = False
         self.counter.set_budget(None)
         self.env.old_exception.value = -1
+        if self.fast.armed:
+            self.flush_fast_faults()
         try:
             self.uc.emu_start(self.env.rip.value, 0, count=1)
         except UcError as e:

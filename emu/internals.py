@@ -52,6 +52,10 @@ class EnvView:
         self.error_code = ctypes.c_int32.from_address(addr + ENV_ERROR_CODE)
         self.old_exception = ctypes.c_int32.from_address(addr + ENV_OLD_EXCEPTION)
 
+    def addr_of(self, field):
+        """Host address of one of the views (for machine code that reads the field itself)."""
+        return ctypes.addressof(getattr(self, field))
+
     def check_registers(self, uc):
         """Verify the register views against the public API with magic values."""
         for reg, view, magic in ((UC_X86_REG_R14, lambda: self.gpr[14], 0x5AFE5AFE12345678),

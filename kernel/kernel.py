@@ -17,6 +17,7 @@ from vdso.vvar import tsc_mult_for, tsc_to_ns
 from kernel.block.device import BlockDevice
 from kernel.block.params import DiskParams
 from kernel.events import EventQueue
+from kernel.fastfault import FastFaults
 from kernel.file import FdTable, HostStream, OpenFile, O_RDONLY
 from kernel.fs import make_root_fs, FsError, HostFs
 from kernel.loader import ExecError, parse_elf, load_elf_binary, create_elf_tables, ELF_ET_DYN_BASE
@@ -75,6 +76,8 @@ class KernelConfig:
         # munmap zaps with mmap_lock downgraded to read (Linux >= 4.20); off: held for write throughout,
         # as in the 4.15 kernel the SPF series was measured on
         self.munmap_downgrade = kw.pop('munmap_downgrade', False)
+        # the CPU may resolve plain anonymous write faults natively (emu/fastfault.py); same results
+        self.native_faults = kw.pop('native_faults', True)
         self.nr_hugepages = kw.pop('nr_hugepages', 0)       # 2 MiB pages in the hugetlb pool at boot
         # --check: verify mm invariants after traps ('full': every one); default from FAULTLAB_CHECK=1|full
         self.check = kw.pop('check', {'': False, '0': False, 'full': 'full'}.get(os.environ.get('FAULTLAB_CHECK', ''),
@@ -130,6 +133,8 @@ class Kernel:
         self.sched = Scheduler(self, max(1, config.cpus))
         self.futex_queues = {}          # futex key -> [Waiter] (kernel/futex.py)
         self.debugger = None        # consulted on user page faults when a debugger is attached
+        self.fastfaults = FastFaults(self)
+        self.fastfaults.enabled = config.native_faults
         self.next_pid = 1
         self._warned = set()
         from kernel.procfs import register_procfs
@@ -417,7 +422,7 @@ class Kernel:
             tr.page_fault_entry(self, rip, address, error_code)
         self.run_events()          # I/O that completed while user code ran (its interrupts)
         t0 = self.kcycles + self.idle_cycles
-        rec = self._fault_rec = {}         # cost name -> cycles of this fault (charge fills it)
+        rec = self.begin_fault_record()
         self.charge('exception_entry')
         # a fault at an IP listed in the vDSO exception table: asynchronous (NOWAIT) if the entry says so
         hit = fixup_vdso_exception(task.mm, self.vdso, rip, 14)
@@ -434,27 +439,11 @@ class Kernel:
         if extra:
             self.stats['nowait_faults'] += 1
         self.charge('exception_exit')
-        self._fault_rec = None
+        self.end_fault_record()
         if (res.vmf is not None or fixed) and not res.signal:
             handler = 'vdso extable fixup' if fixed else res.vmf.handler or 'other'
             # like mm_account_fault: a fault that ends in RETRY (or a fixup) is not a min/maj fault
-            if not fixed and not res.ret & VM_FAULT_RETRY:
-                rq = self.sched.this_rq
-                if res.ret & VM_FAULT_MAJOR:
-                    self.stats['major_faults'] += 1
-                    task.majflt += 1
-                    rq.major_faults += 1
-                else:
-                    self.stats['minor_faults'] += 1
-                    task.minflt += 1
-                    rq.minor_faults += 1
-            agg = self.fault_breakdown.get(handler)
-            if agg is None:
-                agg = self.fault_breakdown[handler] = collections.Counter()
-            agg['count'] += 1
-            agg['cycles'] += self.kcycles + self.idle_cycles - t0
-            for name, cycles in rec.items():
-                agg[name] += cycles
+            self.account_fault(task, handler, VM_FAULT_RETRY if fixed else res.ret, rec, t0)
         if self.frames.stale_code:
             self.frames.stale_code = False
             self.cpu.uc.ctl_flush_tb()
@@ -472,6 +461,40 @@ class Kernel:
         if self.vm_checker is not None:
             self.vm_checker.after_trap(('fault', rip, address, error_code))
         self.sched.check_preempt()
+        if not res.signal and not fixed and res.vmf is not None and res.vmf.handler == 'do_anonymous_page':
+            self.fastfaults.arm_after_fault(task, res.vma)
+
+    def begin_fault_record(self):
+        """Start collecting the costs of one fault (cost name -> cycles; charge fills it)."""
+        rec = self._fault_rec = {}
+        return rec
+
+    def end_fault_record(self):
+        self._fault_rec = None
+
+    def account_fault(self, task, handler, ret, rec, t0, n=1):
+        """mm_account_fault and the per-handler breakdown for n resolved faults that began at t0."""
+        if not ret & VM_FAULT_RETRY:
+            rq = self.sched.this_rq
+            if ret & VM_FAULT_MAJOR:
+                self.stats['major_faults'] += n
+                task.majflt += n
+                rq.major_faults += n
+            else:
+                self.stats['minor_faults'] += n
+                task.minflt += n
+                rq.minor_faults += n
+        agg = self.fault_breakdown.get(handler)
+        if agg is None:
+            agg = self.fault_breakdown[handler] = collections.Counter()
+        agg['count'] += n
+        agg['cycles'] += self.kcycles + self.idle_cycles - t0
+        for name, cycles in rec.items():
+            agg[name] += cycles
+
+    def fast_faults(self, entries, unused_pfns):
+        """Trap interface: the CPU's native hook resolved these faults (kernel/fastfault.py)."""
+        self.fastfaults.fast_faults_done(entries, unused_pfns)
 
     def _fault_report(self, task, sig, si_code, rip, address, error_code, reason):
         return ('%s (%s) at rip=%#x <%s>: %s of address %#x: %s (error code %#x)'

@@ -69,6 +69,16 @@ def charge_page_zero(svc, pfn, n=1):
             svc.charge('page_zero_dram', cold)
 
 
+def charge_pages_zero(svc, pfns):
+    """clear_page of each frame in pfns (a batch of faults the CPU resolved natively)."""
+    llc = _llc(svc)
+    svc.charge('page_zero', len(pfns))
+    if llc is not None:
+        cold = sum(1 for p in pfns if not llc.touch(p))
+        if cold:
+            svc.charge('page_zero_dram', cold)
+
+
 def charge_page_copy(svc, dst, src, n=1):
     """copy_page of n frames src -> dst: in-cache cost, plus page_copy_dram per uncached frame of either."""
     llc = _llc(svc)
@@ -89,12 +99,14 @@ def note_user_mapped(svc, slot, page):
     llc.pending.append((slot, page.pfn, 0))
 
 
-def charge_first_touches(svc):
-    """Charge llc_miss for each recorded page the user has touched since (Accessed set) that was not cached."""
+def charge_first_touches(svc, faults=1):
+    """Charge llc_miss for each recorded page the user has touched since (Accessed set) that was not
+    cached; at the start of a fault (or of a batch of `faults` the CPU resolved natively)."""
     llc = _llc(svc)
     if llc is None:
         return
-    llc.scans += 1
+    before = llc.scans
+    llc.scans += faults
     cold = 0
     if llc.pending:
         fresh, cold = _scan(svc, llc, llc.pending)
@@ -104,7 +116,7 @@ def charge_first_touches(svc):
             llc.stale.extend(aged)
             if len(llc.stale) > PENDING_MAX:
                 del llc.stale[:len(llc.stale) - PENDING_MAX]
-    if llc.stale and llc.scans % STALE_EVERY == 0:
+    if llc.stale and llc.scans // STALE_EVERY != before // STALE_EVERY:
         llc.stale, more = _scan(svc, llc, llc.stale)
         cold += more
     if cold:

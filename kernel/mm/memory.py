@@ -10,7 +10,8 @@ from kernel.mm.pgtable import (
     pte_to_swp_entry, swp_entry_to_pte)
 from kernel.mm.spf import pte_lock_classic, pte_unlock_classic, zap_hold, note_pmd_change
 from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ, VM_HUGETLB
-from kernel.mm.llc import charge_page_zero, charge_page_copy, note_user_mapped, charge_first_touches
+from kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
+    charge_first_touches
 from kernel.mm import hugetlb
 
 
@@ -87,9 +88,41 @@ def do_anonymous_page(mm, vmf):
         return _alloc_failed(vmf)
     vmf.vma.anon_vma = True              # anon_vma_prepare
     page_add_new_anon_rmap(mm, page, vmf.address)
-    prot = protection_map[vmf.vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)]      # vma_page_prot
-    _map_page(mm, vmf, page, prot | _PAGE_DIRTY | _PAGE_ACCESSED)
+    _map_page(mm, vmf, page, anon_write_pte_bits(vmf.vma))
     return 0
+
+
+def anon_write_pte_bits(vma):
+    """The leaf bits do_anonymous_page maps a new page with on a write fault (vma_page_prot, dirty,
+    young; soft-dirty with dirty)."""
+    return protection_map[vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)] | _PAGE_DIRTY | _PAGE_ACCESSED
+
+
+def anon_write_faults_done(mm, vma, faults):
+    """The kernel's share of write faults the CPU's native hook already resolved, each with a zeroed
+    page mapped with anon_write_pte_bits: the bookkeeping and costs of handle_mm_fault and
+    do_anonymous_page (find_vma, fault_handle, page_alloc, clear_page, pte_set), without the
+    allocation and the PTE writes; faults = [(address, page)] in the order they happened."""
+    svc = mm.svc
+    n = len(faults)
+    svc.charge('vma_lookup', n)          # find_vma in the classic path
+    charge_first_touches(svc, n)
+    svc.charge('fault_handle', n)
+    svc.charge('page_alloc', n)
+    charge_pages_zero(svc, [page.pfn for _va, page in faults])
+    svc.stats['pages_zeroed'] += n
+    vma.anon_vma = True
+    lru = svc.lru
+    flags = PG_anon | PG_swapbacked | PG_dirty | PG_uptodate | (PG_exec if vma.vm_flags & VM_EXEC else 0)
+    for va, page in faults:              # page_add_new_anon_rmap
+        page.flags |= flags
+        page.mapcount = 1
+        page.index = va >> PAGE_SHIFT
+        page.rmap_mm = mm
+        if lru is not None:
+            lru.add(page, active=True)
+    mm.rss_add(anon=n)
+    svc.charge('pte_set', n)
 
 
 def _alloc_failed(vmf):
@@ -117,11 +150,15 @@ def alloc_anon_page(mm, vmf, zero):
         page = svc.frames.alloc_page(zero=zero)
     if page is None:
         return None
+    _account_alloc(svc, page, zero)
+    return page
+
+
+def _account_alloc(svc, page, zero):
     svc.charge('page_alloc')
     if zero:
         charge_page_zero(svc, page.pfn)
     svc.stats['pages_zeroed' if zero else 'pages_allocated'] += 1
-    return page
 
 
 def page_add_new_anon_rmap(mm, page, address):

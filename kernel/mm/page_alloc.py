@@ -109,6 +109,33 @@ class FrameAllocator:
             self.peak_allocated = self.nr_allocated
         return page
 
+    def take_frames(self, n):
+        """alloc_page n times without zeroing, for faults the CPU maps itself; [(page, was fresh)].
+        The peak count follows the frames actually used (return_frames)."""
+        peak = self.peak_allocated
+        out = []
+        for _ in range(n):
+            fresh = not self._free
+            page = self.alloc_page(zero=False)
+            if page is None:
+                break
+            out.append((page, fresh))
+        self.peak_allocated = peak
+        return out
+
+    def return_frames(self, taken):
+        """Give back frames of take_frames that were not used, so that alloc_page hands them out again
+        in the same order (a never-used frame goes back to the fresh, still zero, ones)."""
+        for page, fresh in reversed(taken):
+            page.refcount = 0
+            self.nr_allocated -= 1
+            if fresh and page.pfn == self._fresh - 1:
+                self._fresh -= 1
+            else:
+                self._free.append(page.pfn)
+        if self.nr_allocated > self.peak_allocated:
+            self.peak_allocated = self.nr_allocated
+
     def get_page(self, page):
         page.refcount += 1
 

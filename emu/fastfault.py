@@ -1,0 +1,202 @@
+"""A native page-fault hook for the commonest fault: a user write to an unmapped page of anonymous memory.
+
+Every #PF goes through Unicorn's interrupt hook. A Python hook costs a ctypes transition and the kernel's
+Python path per fault; this hook is machine code (assembled with keystone at start-up, like the block
+counter) that handles one case itself and tail-calls the Python hook for everything else. The kernel
+*arms* it with a policy, and only while nothing else can observe the difference:
+
+* a virtual range [start, end) (one anonymous private writable VMA) and the leaf bits to map with;
+* the page-table root (CR3), the vDSO range (faults there go to Python: the exception table), and
+* a pool of frames the kernel allocated, in the order it would have allocated them.
+
+For a write fault (error code: user, write, not present) in the range, outside the vDSO, whose walk
+finds every upper level present (no huge pages) and the PTE empty, the hook takes the next pool frame,
+zeroes it, writes the PTE, appends (address, PTE slot, pfn, rip, current block address and size) to a
+log and resumes the guest; the instruction re-executes. Anything else, an exhausted pool or a full log
+falls through to Python. Before the kernel handles any trap (or reads the counters after a run) the CPU
+disarms the hook and hands the log to the kernel, which does the bookkeeping each fault would have
+done (cycles, counters, rmap, LRU, the per-fault breakdown) in order, and takes back the unused frames.
+
+State array (uint64), offsets in qwords:
+  0 armed   1 &env.error_code   2 &env.cr2   3 range start   4 range end   5 &env.eip
+  6 vDSO start   7 vDSO size   8 pool frames left   9 pool array   10 log entries   11 log capacity
+  12 host address of guest-physical 0   13 CR3   14 pool frames used   15 PTE bits   16 log array
+  17 block-counter state   18 &env.old_exception   19 the Python interrupt hook
+"""
+import ctypes
+import mmap
+
+from keystone import Ks, KS_ARCH_X86, KS_MODE_64
+
+from emu.blockcount import ST_LAST_ADDR, ST_LAST_SIZE
+
+LOG_FIELDS = 6              # address, PTE slot (guest-physical), pfn, rip, block address, block size
+LOG_CAPACITY = 256
+POOL_CAPACITY = 256
+PF_USER_WRITE_NOT_PRESENT = 0x6      # error code bits 0-4: P=0, W=1, U=1, RSVD=0, I/D=0
+
+S_ARMED, S_ERR, S_CR2, S_START, S_END, S_EIP, S_VDSO, S_VDSO_SIZE, S_LEFT, S_POOL, S_LOGN, S_LOGCAP, \
+    S_HOST, S_CR3, S_USED, S_BITS, S_LOG, S_COUNTER, S_OLDEXC, S_PYCB = range(20)
+
+# void hook(uc_engine *uc /*rdi*/, uint32_t intno /*esi*/, uint64_t *st /*rdx*/)
+_HOOK_ASM = """
+    cmp esi, 14
+    jne slow
+    cmp qword ptr [rdx], 0
+    je slow
+    mov r8, [rdx+8]
+    mov eax, dword ptr [r8]
+    and eax, 0x1f
+    cmp eax, %(code)d
+    jne slow
+    mov r8, [rdx+16]
+    mov rcx, [r8]
+    cmp rcx, [rdx+24]
+    jb slow
+    cmp rcx, [rdx+32]
+    jae slow
+    mov r8, [rdx+40]
+    mov r9, [r8]
+    mov r10, r9
+    sub r10, [rdx+48]
+    cmp r10, [rdx+56]
+    jb slow
+    cmp qword ptr [rdx+64], 0
+    je slow
+    mov rax, [rdx+80]
+    cmp rax, [rdx+88]
+    jae slow
+    mov r11, [rdx+96]
+    mov rax, 0x000ffffffffff000
+    mov r8, [rdx+104]
+    mov r10, rcx
+    shr r10, 39
+    and r10, 511
+    add r8, r11
+    mov r8, [r8+r10*8]
+    test r8, 1
+    jz slow
+    and r8, rax
+    mov r10, rcx
+    shr r10, 30
+    and r10, 511
+    add r8, r11
+    mov r8, [r8+r10*8]
+    test r8, 1
+    jz slow
+    test r8, 0x80
+    jnz slow
+    and r8, rax
+    mov r10, rcx
+    shr r10, 21
+    and r10, 511
+    add r8, r11
+    mov r8, [r8+r10*8]
+    test r8, 1
+    jz slow
+    test r8, 0x80
+    jnz slow
+    and r8, rax
+    mov r10, rcx
+    shr r10, 12
+    and r10, 511
+    lea r8, [r8+r10*8]
+    cmp qword ptr [r11+r8], 0
+    jne slow
+    mov r10, [rdx+72]
+    mov rax, [rdx+112]
+    mov r10, [r10+rax*8]
+    inc qword ptr [rdx+112]
+    dec qword ptr [rdx+64]
+    push rdi
+    push rcx
+    mov rdi, r10
+    shl rdi, 12
+    add rdi, r11
+    mov ecx, 512
+    xor eax, eax
+    rep stosq
+    pop rcx
+    pop rdi
+    mov rax, r10
+    shl rax, 12
+    or rax, [rdx+120]
+    mov [r11+r8], rax
+    mov rax, [rdx+80]
+    imul rax, rax, %(entry)d
+    add rax, [rdx+128]
+    mov [rax], rcx
+    mov [rax+8], r8
+    mov [rax+16], r10
+    mov [rax+24], r9
+    mov r10, [rdx+136]
+    mov r9, [r10+%(last_addr)d]
+    mov [rax+32], r9
+    mov r9, [r10+%(last_size)d]
+    mov [rax+40], r9
+    inc qword ptr [rdx+80]
+    mov r8, [rdx+144]
+    mov dword ptr [r8], -1
+    ret
+slow:
+    jmp qword ptr [rdx+152]
+""" % {'code': PF_USER_WRITE_NOT_PRESENT, 'entry': LOG_FIELDS * 8,
+       'last_addr': ST_LAST_ADDR * 8, 'last_size': ST_LAST_SIZE * 8}
+
+
+class NativeFaultHook:
+    """The machine-code interrupt hook, its state, its frame pool and its log."""
+
+    def __init__(self, env, host_base, counter_state, python_hook_address):
+        code, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(_HOOK_ASM, 0)
+        self._code = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        self._code.write(bytes(code))
+        self.address = ctypes.addressof(ctypes.c_char.from_buffer(self._code))
+        self._pool = (ctypes.c_uint64 * POOL_CAPACITY)()
+        self._log = (ctypes.c_uint64 * (LOG_FIELDS * LOG_CAPACITY))()
+        self.st = st = (ctypes.c_uint64 * 24)()
+        st[S_ERR] = env.addr_of('error_code')
+        st[S_CR2] = env.addr_of('cr2')
+        st[S_EIP] = env.addr_of('rip')
+        st[S_OLDEXC] = env.addr_of('old_exception')
+        st[S_POOL] = ctypes.addressof(self._pool)
+        st[S_LOG] = ctypes.addressof(self._log)
+        st[S_LOGCAP] = LOG_CAPACITY
+        st[S_HOST] = host_base
+        st[S_COUNTER] = ctypes.addressof(counter_state)
+        st[S_PYCB] = python_hook_address
+        self._pfns = []
+
+    @property
+    def state_address(self):
+        return ctypes.addressof(self.st)
+
+    @property
+    def armed(self):
+        return bool(self.st[S_ARMED])
+
+    def arm(self, start, end, pte_bits, cr3, vdso_start, vdso_size, pfns):
+        """Handle write faults in [start, end) natively, mapping the frames `pfns` in order."""
+        pfns = list(pfns)[:POOL_CAPACITY]
+        st = self.st
+        for i, pfn in enumerate(pfns):
+            self._pool[i] = pfn
+        self._pfns = pfns
+        st[S_START], st[S_END], st[S_BITS], st[S_CR3] = start, end, pte_bits, cr3
+        st[S_VDSO], st[S_VDSO_SIZE] = vdso_start, vdso_size
+        st[S_LEFT], st[S_USED], st[S_LOGN] = len(pfns), 0, 0
+        st[S_ARMED] = 1
+
+    def disarm(self):
+        """Stop handling faults; returns (log entries as tuples, the pool frames not used)."""
+        st = self.st
+        if not st[S_ARMED]:
+            return [], []
+        st[S_ARMED] = 0
+        n = st[S_LOGN]
+        log = self._log
+        entries = [tuple(log[i * LOG_FIELDS:(i + 1) * LOG_FIELDS]) for i in range(n)]
+        unused = self._pfns[st[S_USED]:]
+        self._pfns = []
+        st[S_LOGN] = st[S_USED] = st[S_LEFT] = 0
+        return entries, unused

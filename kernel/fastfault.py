@@ -1,0 +1,81 @@
+"""When the CPU may resolve anonymous write faults natively, and the kernel's bookkeeping for those it did.
+
+After the kernel handled a write fault with do_anonymous_page it arms the CPU's native fault hook
+(emu/fastfault.py) for the rest of that VMA, if nothing could tell the difference: one task on one
+CPU, no pending timed event, no debugger, tracer, invariant checker or profiler, an anonymous private
+writable VMA of the plain kind, and enough free memory that none of the next faults would reclaim.
+It hands the hook a pool of frames taken from the allocator in alloc_page order. At the next trap the
+CPU disarms the hook and calls `fast_faults_done`, which bills and records the faults as the Python
+path would have (the same costs, counters and per-handler breakdown, for the batch at once), then gives the
+unused frames back so the allocator hands them out in the same order again.
+"""
+from emu.fastfault import POOL_CAPACITY
+from kernel.mm.memory import anon_write_faults_done, anon_write_pte_bits
+from kernel.mm.pgtable import _PAGE_SOFT_DIRTY
+from kernel.mm.vma import (VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_LOCKED, VM_LOCKONFAULT, VM_PFNMAP, VM_SHARED,
+                           VM_WRITE)
+
+_NOT_PLAIN = VM_SHARED | VM_LOCKED | VM_LOCKONFAULT | VM_HUGETLB | VM_GROWSDOWN | VM_PFNMAP | VM_IO
+MIN_POOL = 8                 # not worth arming for fewer faults
+
+
+class FastFaults:
+    """The armed state: the VMA and the frames handed to the CPU."""
+
+    def __init__(self, kernel):
+        self.k = kernel
+        self.enabled = True
+        self.vma = None
+        self.taken = []
+        self.armed_count = 0      # times armed
+        self.handled = 0          # faults the CPU resolved natively
+
+    def _observed(self):
+        """Something would see a difference (or needs every fault in Python)."""
+        k = self.k
+        return (k.tracer is not None or k.debugger is not None or k.vm_checker is not None or
+                k.events.pending or len(k.sched.rqs) != 1 or k.nr_live_tasks() != 1 or k.cpu.profiling)
+
+    def arm_after_fault(self, task, vma):
+        """A write fault was just resolved by do_anonymous_page in vma: arm the CPU for the VMA."""
+        if not self.enabled or vma is None or not vma.anon or vma.vm_flags & _NOT_PLAIN or \
+                not vma.vm_flags & VM_WRITE or task.mm.users != 1 or self._observed():
+            return
+        k = self.k
+        frames = k.frames
+        rec = k.mmsvc.reclaim
+        room = frames.nr_free - (rec.wmark_low if rec is not None else 0) - 1
+        n = min(POOL_CAPACITY, room, (vma.vm_end - vma.vm_start) >> 12)
+        if n < MIN_POOL:
+            return
+        mm = task.mm
+        self.taken = frames.take_frames(n)
+        self.vma = vma
+        vdso = mm.vmas.find_vma(mm.vdso_base) if getattr(mm, 'vdso_base', 0) else None
+        vstart, vsize = (vdso.vm_start, vdso.vm_end - vdso.vm_start) if vdso is not None else (0, 0)
+        k.cpu.arm_fast_faults(vma.vm_start, vma.vm_end, anon_write_pte_bits(vma) | _PAGE_SOFT_DIRTY, mm.cr3,
+                              vstart, vsize, [p.pfn for p, _fresh in self.taken])
+        self.armed_count += 1
+
+    def fast_faults_done(self, entries, unused_pfns):
+        """The CPU resolved `entries` natively: account each fault in order; take the rest back."""
+        k = self.k
+        task = k.current
+        mm = task.mm
+        vma = self.vma
+        pages = k.frames.pages
+        if entries:
+            # one record for the batch: every fault has the same costs but for cache misses
+            t0 = k.kcycles + k.idle_cycles
+            rec = k.begin_fault_record()
+            k.charge('exception_entry', len(entries))
+            anon_write_faults_done(mm, vma, [(va, pages[pfn]) for va, _slot, pfn, _rip, _b, _s in entries])
+            k.charge('exception_exit', len(entries))
+            k.end_fault_record()
+            k.account_fault(task, 'do_anonymous_page', 0, rec, t0, len(entries))
+        self.handled += len(entries)
+        unused = set(unused_pfns)
+        k.frames.return_frames([t for t in self.taken if t[0].pfn in unused])
+        self.taken = []
+        self.vma = None
+
