@@ -2,7 +2,7 @@
 
 After the kernel handled a write fault with do_anonymous_page it arms the CPU's native fault hook
 (emu/fastfault.py) for the rest of that VMA, if nothing could tell the difference: one task on one
-CPU, no pending timed event, no debugger, tracer, invariant checker or profiler, an anonymous private
+CPU, no pending timed event, no debugger, tracer, per-fault invariant check or profiler, an anonymous private
 writable VMA of the plain kind, and enough free memory that none of the next faults would reclaim.
 It hands the hook a pool of frames taken from the allocator in alloc_page order. At the next trap the
 CPU disarms the hook and calls `fast_faults_done`, which bills and records the faults as the Python
@@ -33,7 +33,8 @@ class FastFaults:
     def _observed(self):
         """Something would see a difference (or needs every fault in Python)."""
         k = self.k
-        return (k.tracer is not None or k.debugger is not None or k.vm_checker is not None or
+        chk = k.vm_checker          # --check verifies at traps (after the batch is accounted); not 'full'
+        return (k.tracer is not None or k.debugger is not None or (chk is not None and chk.full) or
                 k.events.pending or len(k.sched.rqs) != 1 or k.nr_live_tasks() != 1 or k.cpu.profiling)
 
     def arm_after_fault(self, task, vma):

@@ -30,7 +30,8 @@ class GuestRun:
 
 
 def run_guest(program, args=(), mounts=(), env=(), ram=64 << 20, max_insns=None, fault_around_bytes=65536,
-              costs=None, disk=None, swap_bytes=64 << 20, cpus=1, spf=True, spf_file=False, check=None):
+              costs=None, disk=None, swap_bytes=64 << 20, cpus=1, spf=True, spf_file=False, check=None,
+              native_faults=True):
     """Run a program in-process under faultlab, capturing its stdout/stderr."""
     from emu.cycles import CostTable
     from emu.machine import Machine
@@ -38,7 +39,7 @@ def run_guest(program, args=(), mounts=(), env=(), ram=64 << 20, max_insns=None,
     out, err, warnings = [], [], []
     config = KernelConfig(mounts=list(mounts), stdout=out.append, stderr=err.append, warn=warnings.append,
                           fault_around_bytes=fault_around_bytes, swap_bytes=swap_bytes, cpus=cpus, spf=spf,
-                          spf_file=spf_file, check=CHECK if check is None else check,
+                          spf_file=spf_file, check=CHECK if check is None else check, native_faults=native_faults,
                           **({'disk': disk} if disk else {}))
     m = Machine(ram=ram, costs=costs or CostTable(), config=config)
     argv = [os.path.basename(program)] + list(args)
