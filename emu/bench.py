@@ -16,7 +16,8 @@ What is timed: native and qemu-x86_64, the whole child process; faultlab, exec t
 machine (building the machine is not timed); Qiling, ql.run() (its constructor, which loads the ELF,
 is not timed, so the comparison leans in Qiling's favour by its load time).
 
-Every runner is repeated `reps` times and the best run counts (the hosts are shared and noisy).
+Every runner is repeated `reps` times, the runners taking turns, and the best run counts (the hosts are
+shared and noisy).
 Times are host CPU seconds (user + system) of the process doing the work, which other processes on
 the host disturb less than wall-clock time; the wall-clock figures are printed too. Only ratios from
 the same run should be compared across hosts. Every run's output is compared with the native one.
@@ -176,13 +177,13 @@ def find_peers(progs, qemu_path=None, qiling=True):
 
 
 # ---- the benchmark -------------------------------------------------------------------------------------
-def _repeat(timing, fn, reps):
-    for _ in range(reps):
-        try:
-            timing.add(*fn())
-        except Exception as e:          # a peer that fails is reported, not fatal
-            timing.error = '%s: %s' % (type(e).__name__, e)
-            return
+def _once(timing, fn):
+    if timing.error is not None:
+        return
+    try:
+        timing.add(*fn())
+    except Exception as e:          # a peer that fails is reported, not fatal
+        timing.error = '%s: %s' % (type(e).__name__, e)
 
 
 def single_step_check(prog, args=(), cpus=1):
@@ -221,12 +222,15 @@ def run_bench(reps=3, scale=4, small=4, big=64, qemu_path=None, qiling=True, out
         faults = s_big['minor_faults'] - s_small['minor_faults']
         pages = (big - small) << 20 >> 12
         figures.update(insns=insns, faults=faults, pages=pages)
-        for name, fn in runners:
-            tc, ts, tb = Timing(), Timing(), Timing()
-            _repeat(tc, lambda: fn(compute, [str(scale)]), reps)
-            _repeat(ts, lambda: fn(touch, [str(small)]), reps)
-            _repeat(tb, lambda: fn(touch, [str(big)]), reps)
-            figures['rows'][name] = (tc, ts, tb)
+        for name, _fn in runners:
+            figures['rows'][name] = (Timing(), Timing(), Timing())
+        # the repetitions take turns, so that a busy spell of the host hits every runner alike
+        for _ in range(reps):
+            for name, fn in runners:
+                tc, ts, tb = figures['rows'][name]
+                _once(tc, lambda: fn(compute, [str(scale)]))
+                _once(ts, lambda: fn(touch, [str(small)]))
+                _once(tb, lambda: fn(touch, [str(big)]))
     finally:
         q = peers.get('qiling')
         if q is not None:

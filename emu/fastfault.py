@@ -194,8 +194,8 @@ class NativeFaultHook:
             return [], []
         st[S_ARMED] = 0
         n = st[S_LOGN]
-        log = self._log
-        entries = [tuple(log[i * LOG_FIELDS:(i + 1) * LOG_FIELDS]) for i in range(n)]
+        q = memoryview(self._log).cast('B').cast('Q')[:n * LOG_FIELDS].tolist()
+        entries = list(zip(*[iter(q)] * LOG_FIELDS))
         unused = self._pfns[st[S_USED]:]
         self._pfns = []
         st[S_LOGN] = st[S_USED] = st[S_LEFT] = 0

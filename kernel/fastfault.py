@@ -26,7 +26,7 @@ class FastFaults:
         self.k = kernel
         self.enabled = True
         self.vma = None
-        self.taken = []
+        self.taken = None         # (pfns, how many came from the free list) while armed
         self.armed_count = 0      # times armed
         self.handled = 0          # faults the CPU resolved natively
 
@@ -50,12 +50,12 @@ class FastFaults:
         if n < MIN_POOL:
             return
         mm = task.mm
-        self.taken = frames.take_frames(n)
+        pfns, from_free = self.taken = frames.take_frames(n)
         self.vma = vma
         vdso = mm.vmas.find_vma(mm.vdso_base) if getattr(mm, 'vdso_base', 0) else None
         vstart, vsize = (vdso.vm_start, vdso.vm_end - vdso.vm_start) if vdso is not None else (0, 0)
         k.cpu.arm_fast_faults(vma.vm_start, vma.vm_end, anon_write_pte_bits(vma) | _PAGE_SOFT_DIRTY, mm.cr3,
-                              vstart, vsize, [p.pfn for p, _fresh in self.taken])
+                              vstart, vsize, pfns)
         self.armed_count += 1
 
     def fast_faults_done(self, entries, unused_pfns):
@@ -70,13 +70,14 @@ class FastFaults:
             t0 = k.kcycles + k.idle_cycles
             rec = k.begin_fault_record()
             k.charge('exception_entry', len(entries))
-            anon_write_faults_done(mm, vma, [(va, pages[pfn]) for va, _slot, pfn, _rip, _b, _s in entries])
+            faults = [(e[0], pages[e[2]]) for e in entries]
+            k.frames.init_taken([page for _va, page in faults])
+            anon_write_faults_done(mm, vma, faults)
             k.charge('exception_exit', len(entries))
             k.end_fault_record()
             k.account_fault(task, 'do_anonymous_page', 0, rec, t0, len(entries))
         self.handled += len(entries)
-        unused = set(unused_pfns)
-        k.frames.return_frames([t for t in self.taken if t[0].pfn in unused])
-        self.taken = []
+        pfns, from_free = self.taken
+        k.frames.return_frames(pfns, from_free, len(pfns) - len(unused_pfns))
+        self.taken = None
         self.vma = None
-

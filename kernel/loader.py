@@ -4,10 +4,8 @@ Every check of the file comes before anything is mapped, and every failure is an
 one-line message naming what is wrong.
 """
 import errno
-import io
 import struct
 
-from elftools.elf.elffile import ELFFile
 
 from emu.physmem import PAGE_SIZE
 from kernel.mm.mm_types import TASK_SIZE, STACK_TOP
@@ -137,20 +135,36 @@ def parse_elf(data, name):
     return img
 
 
+_SYMBOL_TYPES = (1, 2)            # STT_OBJECT, STT_FUNC
+SHT_SYMTAB = 2
+
+
 def _read_symbols(data):
-    """Function and object symbols from .symtab, for reports and profiles (best effort)."""
+    """Function and object symbols from .symtab, for reports and profiles (best effort: a missing or
+    malformed table gives none). Read with struct: exec should not wait for a generic ELF parser."""
     try:
-        elf = ELFFile(io.BytesIO(data))
-        tab = elf.get_section_by_name('.symtab')
-        if tab is None:
+        shoff, = struct.unpack_from('<Q', data, 40)
+        shentsize, shnum = struct.unpack_from('<HH', data, 58)
+        if not shoff or shentsize != 64 or shoff + shnum * 64 > len(data):
             return []
+        sections = [struct.unpack_from('<IIQQQQIIQQ', data, shoff + i * 64) for i in range(shnum)]
         out = []
-        for s in tab.iter_symbols():
-            if s['st_info']['type'] in ('STT_FUNC', 'STT_GNU_IFUNC', 'STT_OBJECT') and s['st_value'] and s.name:
-                out.append((s['st_value'], s['st_size'], s.name))
+        for _name, sh_type, _fl, _addr, off, size, link, _info, _align, entsize in sections:
+            if sh_type != SHT_SYMTAB or entsize != 24 or link >= shnum or off + size > len(data):
+                continue
+            str_off, str_size = sections[link][4], sections[link][5]
+            strtab = data[str_off:str_off + str_size]
+            for st_name, st_info, _other, _shndx, value, sym_size in struct.iter_unpack(
+                    '<IBBHQQ', data[off:off + size - size % 24]):
+                if st_info & 0xF in _SYMBOL_TYPES and value and st_name:
+                    end = strtab.find(b'\0', st_name)
+                    name = strtab[st_name:end if end >= 0 else len(strtab)]
+                    if name:
+                        out.append((value, sym_size, name.decode('utf-8', 'replace')))
+            break
         out.sort()
         return out
-    except Exception:          # hostile section headers can make pyelftools fail in many ways
+    except (struct.error, IndexError):
         return []
 
 

@@ -112,15 +112,14 @@ def anon_write_faults_done(mm, vma, faults):
     charge_pages_zero(svc, [page.pfn for _va, page in faults])
     svc.stats['pages_zeroed'] += n
     vma.anon_vma = True
-    lru = svc.lru
     flags = PG_anon | PG_swapbacked | PG_dirty | PG_uptodate | (PG_exec if vma.vm_flags & VM_EXEC else 0)
     for va, page in faults:              # page_add_new_anon_rmap
         page.flags |= flags
         page.mapcount = 1
         page.index = va >> PAGE_SHIFT
         page.rmap_mm = mm
-        if lru is not None:
-            lru.add(page, active=True)
+    if svc.lru is not None:
+        svc.lru.add_active([page for _va, page in faults])
     mm.rss_add(anon=n)
     svc.charge('pte_set', n)
 
@@ -513,7 +512,7 @@ def zap_pte_range(mm, start, end):
     pages = frames.pages
     ptes = mm.pgtables.ptes
     zero = svc.zero_page
-    put_page = frames.put_page
+    gather = []                  # the mmu_gather: pages freed after the PTEs are cleared
     n = anon = file = 0          # like Linux's rss[] vector: RSS is adjusted once, after the loop
     shared = mm.users > 1
     t0 = svc.sched.now() if shared else 0
@@ -539,7 +538,7 @@ def zap_pte_range(mm, start, end):
             file += 1
             if pte & _PAGE_DIRTY:
                 page.flags |= PG_dirty
-        put_page(page)
+        gather.append(page)
     if anon or file:
         mm.rss_add(anon=-anon, file=-file)      # add_mm_rss_vec
     if n:
@@ -552,6 +551,7 @@ def zap_pte_range(mm, start, end):
         t0 = t1
     if n:
         svc.flush_tlb(mm)                   # tlb_finish_mmu: after the PTE locks are released
+    frames.release_pages(gather)
     return n + hugetlb.zap_huge_pmd_range(mm, start, end)
 
 

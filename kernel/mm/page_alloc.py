@@ -110,31 +110,69 @@ class FrameAllocator:
         return page
 
     def take_frames(self, n):
-        """alloc_page n times without zeroing, for faults the CPU maps itself; [(page, was fresh)].
-        The peak count follows the frames actually used (return_frames)."""
-        peak = self.peak_allocated
-        out = []
-        for _ in range(n):
-            fresh = not self._free
-            page = self.alloc_page(zero=False)
-            if page is None:
-                break
-            out.append((page, fresh))
-        self.peak_allocated = peak
-        return out
+        """Reserve up to n frames, in the order alloc_page would hand them out, for faults the CPU maps
+        itself; returns (pfns, how many of them came from the free list). Their struct pages are set
+        up when the kernel accounts the faults (init_taken); the peak count follows the frames used."""
+        take = min(n, self.nr_free)
+        from_free = min(take, len(self._free))
+        pfns = self._free[len(self._free) - from_free:][::-1]
+        del self._free[len(self._free) - from_free:]
+        fresh = take - from_free
+        if fresh:
+            first = self._fresh
+            self._populate_to(first + fresh)
+            self._fresh = first + fresh
+            pfns.extend(range(first, first + fresh))
+        self.nr_allocated += take
+        return pfns, from_free
 
-    def return_frames(self, taken):
-        """Give back frames of take_frames that were not used, so that alloc_page hands them out again
-        in the same order (a never-used frame goes back to the fresh, still zero, ones)."""
-        for page, fresh in reversed(taken):
-            page.refcount = 0
-            self.nr_allocated -= 1
-            if fresh and page.pfn == self._fresh - 1:
-                self._fresh -= 1
-            else:
-                self._free.append(page.pfn)
+    def init_taken(self, pages):
+        """alloc_page's set-up of reserved frames the CPU has now mapped."""
+        for page in pages:
+            page.refcount = 1
+            page.mapping = None
+            page.private = 0
+
+    def _populate_to(self, end):
+        while self._populated < end:
+            n = min(POPULATE_CHUNK, self.phys.nr_frames - self._populated)
+            self.phys.populate(self._populated << 12, n << 12)
+            self._populated += n
+
+    def return_frames(self, pfns, from_free, used):
+        """Give back the frames of take_frames after the first `used`, so that alloc_page hands them out
+        again in the same order (never-used fresh frames go back to the fresh, still zero, ones)."""
+        back = len(pfns) - used
+        self.nr_allocated -= back
+        fresh_back = min(back, len(pfns) - from_free)
+        self._fresh -= fresh_back
+        rest = pfns[used:len(pfns) - fresh_back]
+        self._free.extend(reversed(rest))
         if self.nr_allocated > self.peak_allocated:
             self.peak_allocated = self.nr_allocated
+
+    def release_pages(self, pages):
+        """put_page for each page of a batch (the mmu_gather of an unmap), freeing the last references."""
+        lru = self.lru
+        free = self._free
+        for page in pages:
+            page.refcount -= 1
+            if page.refcount > 0:
+                continue
+            if page.refcount < 0:
+                raise AssertionError("put_page on a free page %r" % page)
+            flags = page.flags
+            if flags & PG_reserved:
+                continue
+            if flags & PG_exec:
+                self.stale_code = True
+            if flags & PG_lru and lru is not None:
+                lru.remove(page)
+            page.flags = 0
+            page.rmap_mm = None
+            page.mapping = None
+            free.append(page.pfn)
+            self.nr_allocated -= 1
 
     def get_page(self, page):
         page.refcount += 1

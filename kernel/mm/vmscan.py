@@ -32,6 +32,13 @@ class LruLists:
         if active:
             page.flags |= PG_active
 
+    def add_active(self, pages):
+        """lru_cache_add of new pages straight onto the active list (a batch of anonymous faults)."""
+        active = self.active
+        for page in pages:
+            page.flags |= PG_lru | PG_active
+            active[page.pfn] = page
+
     def remove(self, page):
         self.active.pop(page.pfn, None)
         self.inactive.pop(page.pfn, None)
