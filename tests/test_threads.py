@@ -24,6 +24,26 @@ def test_pthreads_program_matches_native(cpus):
     assert len(busy) == cpus          # every CPU ran guest code
 
 
+def test_a_woken_task_stops_the_running_cpu_when_another_is_idle():
+    """The CPU running when a task wakes stops at the end of that trap, so an idle CPU starts the task
+    at its wake-up time and CPUs stay close in simulated time (lock holds are compared in causal
+    order); without an idle CPU the woken task waits for a time slice instead."""
+    from types import SimpleNamespace
+    from kernel.sched import Scheduler
+
+    def sleeper():
+        return SimpleNamespace(state='S', exited=False, wake_ret=None, ready_at=0, waiting_on=None)
+    sched = Scheduler(SimpleNamespace(), 2)
+    sched.rqs[0].curr = SimpleNamespace()
+    sched.run_until = float('inf')
+    assert sched.wake(sleeper(), 0, 1234)
+    assert sched.run_until == 1234
+    sched.rqs[1].curr = SimpleNamespace()
+    sched.run_until = float('inf')
+    assert sched.wake(sleeper(), 0, 5678)
+    assert sched.run_until == float('inf')
+
+
 def test_threads_race_on_purpose_and_keep_invariants():
     """Unlocked atomics and a mutex counter raced by 8 threads on 4 CPUs: totals must be exact."""
     g = run_guest(_prog('threads'), ['8', '2000'], cpus=4)
