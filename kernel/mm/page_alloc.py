@@ -153,26 +153,26 @@ class FrameAllocator:
 
     def release_pages(self, pages):
         """put_page for each page of a batch (the mmu_gather of an unmap), freeing the last references."""
-        lru = self.lru
-        free = self._free
+        freed = []
         for page in pages:
             page.refcount -= 1
             if page.refcount > 0:
                 continue
             if page.refcount < 0:
                 raise AssertionError("put_page on a free page %r" % page)
-            flags = page.flags
-            if flags & PG_reserved:
-                continue
-            if flags & PG_exec:
+            if not page.flags & PG_reserved:
+                freed.append(page)
+        if self.lru is not None:
+            self.lru.remove_many([p for p in freed if p.flags & PG_lru])
+        free = self._free
+        for page in freed:
+            if page.flags & PG_exec:
                 self.stale_code = True
-            if flags & PG_lru and lru is not None:
-                lru.remove(page)
             page.flags = 0
             page.rmap_mm = None
             page.mapping = None
             free.append(page.pfn)
-            self.nr_allocated -= 1
+        self.nr_allocated -= len(freed)
 
     def get_page(self, page):
         page.refcount += 1

@@ -290,15 +290,16 @@ class PageTables:
         return (pte & PTE_PFN_MASK) | (va & (PAGE_SIZE - 1))
 
     def present_ptes(self, start, end):
-        """Yield (va, slot, pte) for the non-empty leaf entries in [start, end)."""
+        """[(va, slot, pte)] for the non-empty leaf entries in [start, end), in address order (each
+        PTE table is read as one slice of the RAM's 64-bit view)."""
         ptes = self.ptes
+        out = []
         for base in self.pte_tables(start & ~(PMD_SIZE - 1), end):
-            va = max(start, base)
-            slot = self.pte_slot(va, create=False)
-            stop = min(end, base + PMD_SIZE)
-            while va < stop:
-                pte = ptes[slot >> 3]
+            va0 = max(start, base)
+            slot0 = self.pte_slot(va0, create=False)
+            n = (min(end, base + PMD_SIZE) - va0) >> PAGE_SHIFT
+            i0 = slot0 >> 3
+            for i, pte in enumerate(ptes[i0:i0 + n].tolist()):
                 if pte:
-                    yield va, slot, pte
-                va += PAGE_SIZE
-                slot += 8
+                    out.append((va0 + (i << PAGE_SHIFT), slot0 + i * 8, pte))
+        return out

@@ -39,6 +39,13 @@ class LruLists:
             page.flags |= PG_lru | PG_active
             active[page.pfn] = page
 
+    def remove_many(self, pages):
+        """Take freed pages off their lists (a batch of release_pages)."""
+        active, inactive = self.active, self.inactive
+        for page in pages:
+            (active if page.flags & PG_active else inactive).pop(page.pfn, None)
+            page.flags &= ~(PG_lru | PG_active)
+
     def remove(self, page):
         self.active.pop(page.pfn, None)
         self.inactive.pop(page.pfn, None)
