@@ -206,6 +206,31 @@ def single_step_check(prog, args=(), cpus=1):
     return res.stats['instructions'], seen[0] - data_faults[0] - 1      # -1: the sysretq into user mode
 
 
+def host_first_touch_us(mib):
+    """Host CPU microseconds per page to fault in fresh anonymous host memory (MADV_POPULATE_WRITE in
+    4 MiB steps): the floor under every runner's page-touch figure, since each of them (the native
+    kernel, faultlab's guest RAM, QEMU's and Qiling's) backs a newly touched guest page with one."""
+    import ctypes
+    import mmap as _mmap
+    from emu.physmem import MADV_POPULATE_WRITE
+    size = mib << 20
+    m = _mmap.mmap(-1, size, flags=_mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS)
+    buf = ctypes.c_char.from_buffer(m)
+    base = ctypes.addressof(buf)
+    madvise = ctypes.CDLL(None).madvise
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    t = time.process_time()
+    for off in range(0, size, 4 << 20):
+        if madvise(base + off, min(4 << 20, size - off), MADV_POPULATE_WRITE):
+            del buf
+            m.close()
+            return float('nan')
+    t = time.process_time() - t
+    del buf
+    m.close()
+    return t / (size >> 12) * 1e6
+
+
 def run_bench(reps=3, scale=4, small=4, big=64, qemu_path=None, qiling=True, out=sys.stdout):
     """Run everything once (each runner `reps` times) and print the table; returns the figures."""
     compute = os.path.join(BUILD, 'compute')
@@ -224,8 +249,10 @@ def run_bench(reps=3, scale=4, small=4, big=64, qemu_path=None, qiling=True, out
         figures.update(insns=insns, faults=faults, pages=pages)
         for name, _fn in runners:
             figures['rows'][name] = (Timing(), Timing(), Timing())
+        first_touch = []
         # the repetitions take turns, so that a busy spell of the host hits every runner alike
         for _ in range(reps):
+            first_touch.append(host_first_touch_us(big - small))
             for name, fn in runners:
                 tc, ts, tb = figures['rows'][name]
                 _once(tc, lambda: fn(compute, [str(scale)]))
@@ -235,6 +262,7 @@ def run_bench(reps=3, scale=4, small=4, big=64, qemu_path=None, qiling=True, out
         q = peers.get('qiling')
         if q is not None:
             q.close()
+        figures['first_touch'] = min(first_touch) if first_touch else float('nan')
     _print(figures, scale, small, big, reps, out)
     return figures
 
@@ -272,6 +300,8 @@ def _print(fig, scale, small, big, reps, out):
     ts, tb = rows['faultlab'][1], rows['faultlab'][2]
     fl_fault = (tb.cpu_no_unmap - ts.cpu_no_unmap) / fig['faults'] * 1e6 if fig['faults'] else float('nan')
     w('  faultlab per minor fault without its share of munmap: %.2f us (trap to resume)\n' % fl_fault)
+    w('  host floor: faulting in fresh host memory costs %.2f us/page here (every runner pays it once per '
+      'new page)\n' % fig.get('first_touch', float('nan')))
     w('\nratios (same run, CPU time):\n')
     for name in mips:
         if name == 'faultlab':

@@ -47,6 +47,12 @@ def _add_machine_options(p):
                    help='speculative page faults for multi-threaded processes (default on)')
     p.add_argument('--spf-file', action='store_true',
                    help='speculative faults also on file-backed VMAs (the 2018 series; default: anonymous only)')
+    p.add_argument('--munmap-downgrade', action='store_true',
+                   help='munmap zaps with mmap_lock downgraded to read (Linux >= 4.20; default: held for '
+                        'write, as in the 4.15 kernel of the SPF series)')
+    p.add_argument('--native-faults', action=argparse.BooleanOptionalAction, default=True,
+                   help='let the CPU resolve plain anonymous write faults in machine code (same results, '
+                        'faster; default on)')
     p.add_argument('--max-insns', type=int, default=None, help='stop the guest after this many instructions')
     p.add_argument('--max-sim-time', type=float, default=None, metavar='SECONDS',
                    help='stop the guest after this much simulated time')
@@ -126,7 +132,8 @@ def make_machine(a, stdout=None, stderr=None):
         raise ValueError("--cpus must be between 1 and 64")
     config = KernelConfig(fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
                           stdout=stdout, stderr=stderr, swap_bytes=a.swap, cpus=a.cpus, spf=a.spf,
-                          spf_file=a.spf_file, nr_hugepages=a.hugepages, check=a.check)
+                          spf_file=a.spf_file, nr_hugepages=a.hugepages, check=a.check,
+                          munmap_downgrade=a.munmap_downgrade, native_faults=a.native_faults)
     return Machine(ram=a.ram, costs=costs, config=config)
 
 
