@@ -8,6 +8,11 @@ It hands the hook a pool of frames taken from the allocator in alloc_page order.
 CPU disarms the hook and calls `fast_faults_done`, which bills and records the faults as the Python
 path would have (the same costs, counters and per-handler breakdown, for the batch at once), then gives the
 unused frames back so the allocator hands them out in the same order again.
+
+One thing can differ, by design: the last-level-cache model checks the pages an earlier fault mapped
+for their first user access (kernel/mm/llc.py) once for the batch instead of at each fault, so such a
+page may be found touched a few faults earlier than the Python path would find it, and its cache state
+judged a few page-clears earlier. Everything else (instructions, faults, every other cost) is the same.
 """
 from emu.fastfault import POOL_CAPACITY
 from kernel.mm.memory import anon_write_faults_done, anon_write_pte_bits
