@@ -9,6 +9,11 @@ is kept by the kernel with the frame; at a system call it is dead (caller-saved)
 import struct
 
 SA_NODEFER, SA_RESETHAND, SA_RESTORER, SA_SIGINFO = 0x40000000, 0x80000000, 0x04000000, 0x00000004
+SA_ONSTACK = 0x08000000
+SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
+MINSIGSTKSZ = 2048
+STACK_T = struct.Struct('<QIIQ')          # stack_t: ss_sp, ss_flags (int, as its bits), (padding), ss_size
+UC_STACK_OFF = 16                         # uc_stack inside struct ucontext (after uc_flags, uc_link)
 SI_USER, SI_TKILL = 0, -6
 _GREGS = ('r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rdi', 'rsi', 'rbp', 'rbx', 'rdx', 'rax',
           'rcx', 'rsp', 'rip')
@@ -20,6 +25,40 @@ def next_signal(task):
     """The lowest pending signal the thread does not block, or 0."""
     ready = task.pending_signals & ~task.sigmask
     return (ready & -ready).bit_length() if ready else 0
+
+
+def on_sig_stack(task, sp):
+    """Is sp on the thread's alternate signal stack?"""
+    ss_sp, ss_size, _ = task.sas
+    return sp > ss_sp and sp - ss_sp <= ss_size
+
+
+def sas_ss_flags(task, sp):
+    if not task.sas[1]:
+        return SS_DISABLE
+    return SS_ONSTACK if on_sig_stack(task, sp) else 0
+
+
+def do_sigaltstack(task, ss, sp, min_size=MINSIGSTKSZ):
+    """sigaltstack's rules for a new stack_t (ss_sp, ss_flags, ss_size) or None; returns
+    (0 or -errno, the old stack_t)."""
+    import errno
+    ss_sp, ss_size, autodisarm = task.sas
+    old = (ss_sp, sas_ss_flags(task, sp) | autodisarm, ss_size)
+    if ss is None:
+        return 0, old
+    if on_sig_stack(task, sp):
+        return -errno.EPERM, old
+    new_sp, new_flags, new_size = ss
+    mode = new_flags & ~SS_AUTODISARM & 0xFFFFFFFF
+    if mode not in (0, SS_DISABLE, SS_ONSTACK):
+        return -errno.EINVAL, old
+    if mode == SS_DISABLE:
+        new_sp = new_size = 0
+    elif new_size < min_size:
+        return -errno.ENOMEM, old
+    task.sas = (new_sp, new_size, new_flags & SS_AUTODISARM)
+    return 0, old
 
 
 def setup_rt_frame(k, task, sig, in_syscall):
@@ -34,12 +73,24 @@ def setup_rt_frame(k, task, sig, in_syscall):
         fpu = None
     else:
         fpu = cpu.save_context()       # interrupted anywhere: the SSE/x87 state is live
-    sp = (((regs['rsp'] - 128 - FRAME_SIZE) & ~15) - 8)
+    # get_sigframe: below the red zone, or at the top of the alternate stack (SA_ONSTACK, not on it yet)
+    sp = regs['rsp'] - 128
+    onstack = on_sig_stack(task, regs['rsp'])
+    if flags & SA_ONSTACK and sas_ss_flags(task, regs['rsp']) == 0:
+        sp = task.sas[0] + task.sas[1]
+        onstack = True
+    sp = ((sp - FRAME_SIZE) & ~15) - 8
+    if onstack and not on_sig_stack(task, sp):
+        return False                      # the frame would overflow the alternate stack
+    ss_sp, ss_size, autodisarm = task.sas
+    uc_stack = STACK_T.pack(ss_sp, sas_ss_flags(task, regs['rsp']) | autodisarm, 0, ss_size)
+    if autodisarm:
+        task.sas = (0, 0, 0)              # SS_AUTODISARM: off while the handler runs
     mc = b''.join(struct.pack('<Q', regs[n] & (2**64 - 1)) for n in _GREGS)
     mc += struct.pack('<Q', cpu.read_reg('eflags'))
     mc += struct.pack('<HHHH', 0x33, 0, 0, 0x2b) + struct.pack('<QQQQQ', 0, 0, task.sigmask, 0, 0)
     mc = mc.ljust(256, b'\0')
-    uc = struct.pack('<QQQiiQ', 0, 0, 0, 2, 0, 0) + mc + struct.pack('<Q', task.sigmask)
+    uc = struct.pack('<QQ', 0, 0) + uc_stack + mc + struct.pack('<Q', task.sigmask)
     fault = task.sig_fault.pop(sig, None)
     if fault is not None:                # a synchronous fault: si_code and si_addr (union _sigfault)
         info = struct.pack('<iiiiQ', sig, 0, fault[0], 0, fault[1]).ljust(128, b'\0')
@@ -96,6 +147,10 @@ def sys_rt_sigreturn(k, task):
     vals = struct.unpack_from('<%dQ' % (len(_GREGS) + 1), raw, UC_OFF + MCONTEXT_OFF)
     regs = dict(zip(_GREGS + ('eflags',), vals))
     task.sigmask = struct.unpack_from('<Q', raw, UC_OFF + SIGMASK_OFF)[0] & ~((1 << 8) | (1 << 18))
+    # restore_altstack: uc_stack as the handler left it (only a bad address would be an error; the
+    # usual EPERM of a handler still on the alternate stack leaves it as it is)
+    ss_sp, ss_flags, _pad, ss_size = STACK_T.unpack_from(raw, UC_OFF + UC_STACK_OFF)
+    do_sigaltstack(task, (ss_sp, ss_flags, ss_size), regs['rsp'])
     fpu = None
     while task.sig_frames:
         at, saved = task.sig_frames.pop()

@@ -62,3 +62,4 @@ class Task:
         self.sig_fault = {}          # signal -> (si_code, si_addr) of a synchronous fault being delivered
         self.sig_frames = []         # [(frame address, saved core context or None)] of running handlers
         self.sig_restore = None      # rt_sigreturn's registers, applied when the core leaves the call
+        self.sas = (0, 0, 0)         # sigaltstack: (ss_sp, ss_size, SS_AUTODISARM or 0); size 0: none

@@ -155,3 +155,14 @@ def test_sigsegv_and_sigbus_handlers_get_the_fault_and_can_longjmp():
     assert code == 0 and g.result.exit_code == 0, g.result.report
     assert g.stdout == native
     assert b'unmapped: written 0, sig 11, code 1, addr ok 1' in g.stdout
+
+
+def test_sigaltstack_rules_and_a_stack_overflow_handled_on_the_alternate_stack():
+    """sigaltstack's errors (ENOMEM, EINVAL, EFAULT), SS_ONSTACK and EPERM inside the handler, a
+    SIGSEGV from overflowing the main stack delivered on the alternate stack (SA_ONSTACK),
+    SS_AUTODISARM, and a new thread without the alternate stack: the same output as natively."""
+    code, native, _ = run_native(_prog('altstack'))
+    g = run_guest(_prog('altstack'))
+    assert code == 0 and g.result.exit_code == 0, g.result.report
+    assert g.stdout == native
+    assert b'overflow: signal 11 on alternate stack 1, ss_flags in handler 1' in g.stdout

@@ -3,6 +3,7 @@ import errno
 import random
 import struct
 
+from kernel.sigframe import STACK_T, do_sigaltstack
 from kernel.syscalls import syscall
 from kernel.syscalls.thread import schedule_timeout
 
@@ -286,8 +287,14 @@ def sys_rt_sigprocmask(k, t, how, nset, oset, sigsetsize, *_):
 
 @syscall(131, 'sigaltstack')
 def sys_sigaltstack(k, t, ss, oss, *_):
-    if oss and not t.umem.write(oss, struct.pack('<QiiQ', 0, 2, 0, 0)):     # SS_DISABLE
+    new = None
+    if ss:
+        raw = t.umem.read(ss, STACK_T.size)
+        if raw is None:
+            return -errno.EFAULT
+        ss_sp, ss_flags, _pad, ss_size = STACK_T.unpack(raw)
+        new = (ss_sp, ss_flags, ss_size)
+    err, old = do_sigaltstack(t, new, k.cpu.gpr[4])
+    if not err and oss and not t.umem.write(oss, STACK_T.pack(old[0], old[1], 0, old[2])):
         return -errno.EFAULT
-    if ss and t.umem.read(ss, 24) is None:
-        return -errno.EFAULT
-    return 0
+    return err

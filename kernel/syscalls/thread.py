@@ -62,6 +62,8 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
     child.rlimits = t.rlimits
     child.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
     child.sigmask = t.sigmask
+    # a thread sharing the address space starts without the alternate signal stack (copy_process)
+    child.sas = (0, 0, 0) if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM else t.sas
     if flags & CLONE_THREAD:
         child.tgid = t.tgid
         child.ppid = t.ppid
