@@ -444,9 +444,7 @@ class Kernel:
             handler = 'vdso extable fixup' if fixed else res.vmf.handler or 'other'
             # like mm_account_fault: a fault that ends in RETRY (or a fixup) is not a min/maj fault
             self.account_fault(task, handler, VM_FAULT_RETRY if fixed else res.ret, rec, t0)
-        if self.frames.stale_code:
-            self.frames.stale_code = False
-            self.cpu.uc.ctl_flush_tb()
+        self._drop_stale_code()
         if tr is not None:
             tr.page_fault_exit(self, rip, address, error_code, _fault_info(res, fixed, extra))
         if dbg is not None:
@@ -523,8 +521,15 @@ class Kernel:
         chk = self.vm_checker
         event = chk.syscall_event() if chk is not None else None
         dispatch(self, self.current)
+        self._drop_stale_code()
         if chk is not None:
             chk.after_trap(event)
+
+    def _drop_stale_code(self):
+        """A frame that held code was freed: its translated blocks go before it can be reused."""
+        if self.frames.stale_code:
+            self.frames.stale_code = False
+            self.cpu.uc.ctl_flush_tb()
 
     # ---- stats ----------------------------------------------------------------------------------------
     def snapshot(self):

@@ -18,6 +18,7 @@ CASES = [
     ('pagetouch', ['4', 'r'], ['4', 'r'], []),
     ('stackgrow', [], [], []),
     ('badsys', [], [], []),
+    ('codereuse', ['/tmp'], None, []),      # a freed code frame refilled by read(2): no stale blocks
     ('filemap', ['/data/big.bin'], [os.path.join(DATA, 'big.bin')], [(DATA, '/data')]),
     ('filemap', ['/data/small.txt'], [os.path.join(DATA, 'small.txt')], [(DATA, '/data')]),
     ('readahead', ['/data/big.bin'], [os.path.join(DATA, 'big.bin')], [(DATA, '/data')]),
