@@ -340,6 +340,13 @@ class Cpu:
     def flush_tlb(self):
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
 
+    def flush_code(self):
+        """Drop every translated block and what the counter knows of them (code changed somewhere)."""
+        self.uc.ctl_flush_tb()
+        self.counter.clear()
+        self._blocks.clear()
+        self._cut.clear()
+
     def invalidate_code(self, start, end):
         """Drop translated blocks for [start, end) (code under them changed)."""
         self.uc.ctl_remove_cache(start, end)

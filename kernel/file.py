@@ -184,6 +184,7 @@ def generic_perform_write(pagecache, f, data, pos):
             return done if done else -errno.ENOMEM
         a = (page.pfn << PAGE_SHIFT) + off
         phys.mv[a:a + n] = data[done:done + n]
+        pagecache.frames.note_kernel_write(page)
         pagecache.set_page_dirty(page)
         done += n
         if p + n > inode.size:

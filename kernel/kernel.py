@@ -526,10 +526,11 @@ class Kernel:
             chk.after_trap(event)
 
     def _drop_stale_code(self):
-        """A frame that held code was freed: its translated blocks go before it can be reused."""
+        """A frame that held code was freed or rewritten by the kernel: translated blocks go before
+        the program runs again."""
         if self.frames.stale_code:
             self.frames.stale_code = False
-            self.cpu.uc.ctl_flush_tb()
+            self.cpu.flush_code()
 
     # ---- stats ----------------------------------------------------------------------------------------
     def snapshot(self):

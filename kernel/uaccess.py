@@ -86,6 +86,7 @@ class UserMemory:
         if not self._valid(va, n):
             return False
         mv = self.phys.mv
+        frames = self.mm.svc.frames
         off = 0
         while off < n:
             pa = self._pa(va + off, True)
@@ -93,6 +94,7 @@ class UserMemory:
                 return False
             m = min(n - off, PAGE_SIZE - ((va + off) & 0xFFF))
             mv[pa:pa + m] = data[off:off + m]
+            frames.note_kernel_write(frames.pages[pa >> 12])
             off += m
         self.charge('copy_user_byte', n)
         return True

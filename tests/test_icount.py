@@ -29,3 +29,10 @@ def test_counts_exact_with_threads_on_several_cpus(userland, monkeypatch):
 def _count_both_args(path, args, monkeypatch):
     monkeypatch.setattr(emu.machine, 'QUANTUM_INSNS', 10**9)
     return single_step_check(path, args, cpus=3)
+
+
+def test_counts_exact_when_the_kernel_rewrites_code(userland):
+    """codereuse has read(2) replace a 2-instruction function by a 3-instruction one at the same
+    address: the counter must forget the old block's cost along with the translated code."""
+    native, single = single_step_check(os.path.join(userland, 'codereuse'), ['/tmp'])
+    assert native == single

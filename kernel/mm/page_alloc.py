@@ -68,7 +68,7 @@ class FrameAllocator:
         self._populated = EMU_RESERVED_FRAMES
         self.nr_allocated = 0
         self.peak_allocated = 0
-        self.stale_code = False   # a freed frame held code: translated blocks must be dropped
+        self.stale_code = False   # a frame that held code was freed or rewritten: translated blocks must go
         self.lru = None           # LruLists, set by the kernel: a freed page leaves its list
 
     @property
@@ -173,6 +173,12 @@ class FrameAllocator:
             page.mapping = None
             free.append(page.pfn)
         self.nr_allocated -= len(freed)
+
+    def note_kernel_write(self, page):
+        """The kernel wrote into a frame (copy_to_user, a page-cache write): if it is mapped as code,
+        the CPU's translated blocks of it are stale (x86 keeps instruction fetch coherent)."""
+        if page.flags & PG_exec:
+            self.stale_code = True
 
     def get_page(self, page):
         page.refcount += 1
