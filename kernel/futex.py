@@ -64,6 +64,9 @@ def futex_wait(k, task, uaddr, val, deadline, bitset, private=True):
             _unqueue(k, w)
             return -errno.ETIMEDOUT
         k.events.schedule(deadline, lambda when: _timeout(k, w, when))
+    # an untimed wait is restarted after a SA_RESTART handler (-ERESTARTSYS); a timed one is not
+    # (-ERESTART_RESTARTBLOCK becomes EINTR when a handler runs)
+    task.restartable = deadline is None
     k.sched.block(task)
     return BLOCKED
 

@@ -11,7 +11,7 @@ and an idle CPU takes them with its clock moved forward to the wake-up time (the
 """
 import collections
 
-from kernel.sigframe import do_signal, finish_sigreturn
+from kernel.sigframe import do_signal, finish_sigreturn, restart_interrupted_syscall
 
 MIN_SLICE_INSNS = 2_000          # a CPU runs at least this far past the next-lowest clock
 SLACK_CYCLES = 5_000             # ... and stops at its next trap once its clock is this far past it
@@ -105,6 +105,7 @@ class Scheduler:
         if task.wake_ret is not None:
             cpu.gpr[0] = task.wake_ret & 0xFFFFFFFFFFFFFFFF
             task.wake_ret = None
+            restart_interrupted_syscall(self.k, task)
         self.k.current = task
         if task.sig_restore is not None:
             finish_sigreturn(cpu, task)

@@ -9,7 +9,8 @@ is kept by the kernel with the frame; at a system call it is dead (caller-saved)
 import struct
 
 SA_NODEFER, SA_RESETHAND, SA_RESTORER, SA_SIGINFO = 0x40000000, 0x80000000, 0x04000000, 0x00000004
-SA_ONSTACK = 0x08000000
+SA_ONSTACK, SA_RESTART = 0x08000000, 0x10000000
+ERESTARTSYS = 512                         # kernel-internal: restart the call if the handler allows it
 SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
 MINSIGSTKSZ = 2048
 STACK_T = struct.Struct('<QIIQ')          # stack_t: ss_sp, ss_flags (int, as its bits), (padding), ss_size
@@ -122,6 +123,24 @@ def force_sig_fault_handler(k, task, sig, si_code, addr):
     task.pending_signals |= 1 << (sig - 1)
     task.sig_fault[sig] = (si_code, addr)
     return setup_rt_frame(k, task, sig, False)
+
+
+def restart_interrupted_syscall(k, task):
+    """A sleep that a signal ended returns -ERESTARTSYS: the call is restarted (the syscall
+    instruction runs again) unless the handler about to run lacks SA_RESTART, and then it fails with
+    EINTR (handle_signal's rules; with no handler to run it is restarted)."""
+    import errno
+    cpu = k.cpu
+    if cpu.gpr[0] != (-ERESTARTSYS) & 0xFFFFFFFFFFFFFFFF:
+        return
+    sig = next_signal(task)
+    act = task.sigactions.get(sig) if sig else None
+    flags = struct.unpack_from('<QQ', act)[1] if act else SA_RESTART
+    if flags & SA_RESTART:
+        cpu.gpr[0] = task.syscall_nr
+        cpu.rip = cpu.rip - 2
+    else:
+        cpu.gpr[0] = -errno.EINTR & 0xFFFFFFFFFFFFFFFF
 
 
 def do_signal(k, task, in_syscall):

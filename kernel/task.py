@@ -63,3 +63,8 @@ class Task:
         self.sig_frames = []         # [(frame address, saved core context or None)] of running handlers
         self.sig_restore = None      # rt_sigreturn's registers, applied when the core leaves the call
         self.sas = (0, 0, 0)         # sigaltstack: (ss_sp, ss_size, SS_AUTODISARM or 0); size 0: none
+        self.restartable = False     # the sleep in progress returns -ERESTARTSYS when a signal ends it
+        self.syscall_nr = -1         # the system call a sleeping task is in (orig_ax, for restarting it)
+        self.sleep_seq = 0           # numbers timed sleeps, so that a stale timer wakes nothing
+        self.sleep_until = 0         # a timed sleep's end (cycles) and nanosleep's rem pointer
+        self.sleep_rem = 0

@@ -166,3 +166,12 @@ def test_sigaltstack_rules_and_a_stack_overflow_handled_on_the_alternate_stack()
     assert code == 0 and g.result.exit_code == 0, g.result.report
     assert g.stdout == native
     assert b'overflow: signal 11 on alternate stack 1, ss_flags in handler 1' in g.stdout
+
+
+@pytest.mark.parametrize('cpus', [1, 2])
+def test_sa_restart_restarts_futex_and_wait4_but_not_nanosleep(cpus):
+    code, native, _ = run_native(_prog('sigrestart'))
+    g = run_guest(_prog('sigrestart'), cpus=cpus)
+    assert code == 0 and g.result.exit_code == 0, g.result.report
+    assert g.stdout == native
+    assert b'SA_RESTART waitpid: child' in g.stdout and b'no SA_RESTART waitpid: Interrupted' in g.stdout

@@ -53,6 +53,7 @@ def dispatch(kernel, task):
         ret = -errno.ENOSYS
     else:
         args = (g[7], g[6], g[2], g[10], g[8], g[9])
+        task.restartable = False
         try:
             ret = handler(kernel, task, *args)
         except MemoryError:
@@ -64,7 +65,9 @@ def dispatch(kernel, task):
             from kernel.debug.oops import oops
             raise oops('syscall %s(%s) [nr %d] at rip=%#x' % (handler.sysname, ', '.join('%#x' % a for a in args),
                                                              nr, kernel.cpu.rip), e) from e
-    if not task.exited and ret is not BLOCKED:
+    if ret is BLOCKED:
+        task.syscall_nr = nr            # orig_ax: what a restart runs again
+    elif not task.exited:
         g[0] = ret & MASK64
     kernel.charge('syscall_exit')
     kernel.run_events()

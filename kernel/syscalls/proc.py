@@ -221,9 +221,7 @@ def _sleep(k, t, req, rem):
     ns = _read_timespec_ns(t, req)
     if ns < 0:
         return ns
-    if rem and not t.umem.write(rem, bytes(16)):
-        return -errno.EFAULT
-    return schedule_timeout(k, t, k.now() + k.costs.cycles_for_ns(ns))
+    return schedule_timeout(k, t, k.now() + k.costs.cycles_for_ns(ns), rem)
 
 
 @syscall(35, 'nanosleep')

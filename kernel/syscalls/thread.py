@@ -7,7 +7,7 @@ from kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_
                           FUTEX_CMD_MASK, futex_wait, futex_wake, futex_requeue, futex_wake_op)
 from kernel.syscalls import syscall
 from kernel.signal import SIGNAL_NAMES
-from kernel.sigframe import sys_rt_sigreturn
+from kernel.sigframe import ERESTARTSYS, sys_rt_sigreturn
 from kernel.task import Task
 
 CSIGNAL = 0xFF
@@ -205,6 +205,7 @@ def sys_wait4(k, t, pid, wstatus, options, rusage, *_):
         return 0
     t.wait_for = (pid, wstatus, rusage)
     t.waiting_on = 'wait4(%d)' % pid
+    t.restartable = True                # -ERESTARTSYS: SA_RESTART handlers restart wait4
     k.sched.block(t)
     return BLOCKED
 
@@ -241,6 +242,14 @@ def sys_futex(k, t, uaddr, op, val, utime, uaddr2, val3, *_):
     return -errno.ENOSYS             # PI futexes, FUTEX_FD and requeue-PI are not modelled
 
 
+def _nanosleep_copyout(k, t):
+    """An interrupted nanosleep: the time left into *rem; EINTR, or EFAULT if rem is a bad address."""
+    left_ns = max(0, int(k.costs.ns(t.sleep_until - k.now())))
+    if not t.umem.write(t.sleep_rem, struct.pack('<qq', left_ns // 10**9, left_ns % 10**9)):
+        return -errno.EFAULT
+    return -errno.EINTR
+
+
 def _find_task(k, tid):
     task = k.tasks.get(tid)
     return task if task is not None and not task.exited else None
@@ -262,7 +271,10 @@ def send_signal(k, sender, target, sig):
             from kernel.futex import cancel_wait
             cancel_wait(k, target)
             target.wait_for = None
-            k.sched.wake(target, -errno.EINTR, k.now())
+            ret = -ERESTARTSYS if target.restartable else -errno.EINTR
+            if target.waiting_on == 'sleep' and target.sleep_rem:
+                ret = _nanosleep_copyout(k, target)
+            k.sched.wake(target, ret, k.now())
         return 0
     from kernel.futex import cancel_wait
     for th in target.group.live_threads():
@@ -357,12 +369,21 @@ def sys_getcpu(k, t, cpu, node, *_):
     return 0
 
 
-def schedule_timeout(k, t, when):
-    """Sleep until simulated time `when`: the CPU idles if this is the only task, else others run."""
+def schedule_timeout(k, t, when, rem=0):
+    """Sleep until simulated time `when`: the CPU idles if this is the only task, else others run.
+    A signal handler ends the sleep early with EINTR and the time left written to `rem` (nanosleep)."""
     if k.nr_live_tasks() == 1:
         k.wait_until(when, 'sleep')
         return 0
     t.waiting_on = 'sleep'
-    k.events.schedule(when, lambda at: k.sched.wake(t, 0, at))
+    t.sleep_until, t.sleep_rem = when, rem
+    t.sleep_seq += 1
+    seq = t.sleep_seq
+
+    def expire(at):
+        # the timer of this sleep only: a signal may have ended it and the task sleep on something else
+        if t.sleep_seq == seq and t.waiting_on == 'sleep':
+            k.sched.wake(t, 0, at)
+    k.events.schedule(when, expire)
     k.sched.block(t)
     return BLOCKED
