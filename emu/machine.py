@@ -79,6 +79,8 @@ class Machine:
                     break
                 budget = min(budget, left)
             budget = sched.schedule(budget)
+            if budget is None and task.group.exited:
+                break                              # a timer's signal ended the process while all slept
             if budget is None:
                 stop_reason = kernel.report_deadlock()
                 exit_code = 128 + SIGKILL          # the threads are killed, as a watchdog would

@@ -226,7 +226,7 @@ class Scheduler:
         self.load(rq)
         self.switch_to(rq.curr)
         self.run_until = float('inf')
-        if len(running) == 1 and not self.runqueue and k.nr_live_tasks() == 1:
+        if len(running) == 1 and not self.runqueue and k.nr_live_tasks() == 1 and rq.curr.group.itimer_real is None:
             return quantum                        # one task: run freely (events run at traps)
         now = k.now()
         others = [self.clock_of(r) for r in running if r is not rq]

@@ -15,7 +15,7 @@ SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
 MINSIGSTKSZ = 2048
 STACK_T = struct.Struct('<QIIQ')          # stack_t: ss_sp, ss_flags (int, as its bits), (padding), ss_size
 UC_STACK_OFF = 16                         # uc_stack inside struct ucontext (after uc_flags, uc_link)
-SI_USER, SI_TKILL = 0, -6
+SI_USER, SI_TKILL, SI_KERNEL = 0, -6, 0x80
 _GREGS = ('r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rdi', 'rsi', 'rbp', 'rbx', 'rdx', 'rax',
           'rcx', 'rsp', 'rip')
 UC_OFF, MCONTEXT_OFF, SIGMASK_OFF, INFO_OFF, FRAME_SIZE = 8, 40, 296, 312, 440
@@ -96,7 +96,9 @@ def setup_rt_frame(k, task, sig, in_syscall):
     if fault is not None:                # a synchronous fault: si_code and si_addr (union _sigfault)
         info = struct.pack('<iiiiQ', sig, 0, fault[0], 0, fault[1]).ljust(128, b'\0')
     else:
-        code, pid = (SI_TKILL, task.sig_sender.get(sig, task.tgid)) if sig in task.sig_sender else (SI_USER, 0)
+        sender = task.sig_sender.get(sig, 0)
+        code, pid = (SI_KERNEL, 0) if sender is None else (SI_TKILL, sender) if sig in task.sig_sender else \
+            (SI_USER, 0)
         info = struct.pack('<iiiiii', sig, 0, code, 0, pid, 0).ljust(128, b'\0')
     frame = struct.pack('<Q', restorer if flags & SA_RESTORER else 0) + uc + info
     if not task.umem.write(sp, frame):

@@ -13,6 +13,8 @@ class ThreadGroup:
         self.children = []           # child processes (ThreadGroup) for wait4
         self.parent = None
         self.reaped = False
+        self.itimer_real = None      # ITIMER_REAL: (expiry in cycles, interval in cycles, arming number)
+        self.itimer_seq = 0
 
     def live_threads(self):
         return [t for t in self.threads if not t.exited]

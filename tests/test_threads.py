@@ -175,3 +175,15 @@ def test_sa_restart_restarts_futex_and_wait4_but_not_nanosleep(cpus):
     assert code == 0 and g.result.exit_code == 0, g.result.report
     assert g.stdout == native
     assert b'SA_RESTART waitpid: child' in g.stdout and b'no SA_RESTART waitpid: Interrupted' in g.stdout
+
+
+def test_interval_timers_alarm_and_pause_match_native():
+    """setitimer(ITIMER_REAL) ticking through a loop without system calls (SI_KERNEL), alarm's
+    remaining seconds, pause and nanosleep ended by SIGALRM, EINVAL/EFAULT, and a default SIGALRM
+    ending the process with status 128+14, as natively."""
+    code, native, _ = run_native(_prog('itimer'))
+    g = run_guest(_prog('itimer'))
+    assert code == -14 and g.result.exit_code == 128 + 14, g.result.report      # native: killed by SIGALRM
+    assert g.stdout == native
+    assert b'5 ticks in a compute loop (si_code 0x80)' in g.stdout
+    assert 'SIGALRM from an expired timer' in g.result.report

@@ -256,7 +256,8 @@ def _find_task(k, tid):
 
 
 def send_signal(k, sender, target, sig):
-    """Deliver sig to target: default-fatal signals kill the process with a report; others are noted."""
+    """Deliver sig to target: default-fatal signals kill the process with a report; others are noted.
+    sender None: the kernel sends it (an expired timer)."""
     if sig == 0:
         return 0
     act = target.sigactions.get(sig)
@@ -266,7 +267,7 @@ def send_signal(k, sender, target, sig):
     if handler != SIG_DFL:
         # the handler runs when the target returns to user mode; a sleeping target is interrupted
         target.pending_signals |= 1 << (sig - 1)
-        target.sig_sender[sig] = sender.tgid
+        target.sig_sender[sig] = sender.tgid if sender is not None else None
         if target.state == 'S' and not target.sigmask & (1 << (sig - 1)):
             from kernel.futex import cancel_wait
             cancel_wait(k, target)
@@ -279,8 +280,9 @@ def send_signal(k, sender, target, sig):
     from kernel.futex import cancel_wait
     for th in target.group.live_threads():
         cancel_wait(k, th)
-    k.do_group_exit(target, 0, (sig, '%s sent by %s[%d] to %s[%d]'
-                                % (SIGNAL_NAMES.get(sig, sig), sender.comm, sender.tid, target.comm, target.tid)))
+    origin = 'sent by %s[%d]' % (sender.comm, sender.tid) if sender is not None else 'from an expired timer'
+    k.do_group_exit(target, 0, (sig, '%s %s to %s[%d]' % (SIGNAL_NAMES.get(sig, sig), origin, target.comm,
+                                                          target.tid)))
     return 0
 
 
@@ -372,8 +374,8 @@ def sys_getcpu(k, t, cpu, node, *_):
 def schedule_timeout(k, t, when, rem=0):
     """Sleep until simulated time `when`: the CPU idles if this is the only task, else others run.
     A signal handler ends the sleep early with EINTR and the time left written to `rem` (nanosleep)."""
-    if k.nr_live_tasks() == 1:
-        k.wait_until(when, 'sleep')
+    if k.nr_live_tasks() == 1 and t.group.itimer_real is None:
+        k.wait_until(when, 'sleep')       # nothing can interrupt it: the CPU just idles
         return 0
     t.waiting_on = 'sleep'
     t.sleep_until, t.sleep_rem = when, rem
