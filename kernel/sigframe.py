@@ -22,6 +22,11 @@ UC_OFF, MCONTEXT_OFF, SIGMASK_OFF, INFO_OFF, FRAME_SIZE = 8, 40, 296, 312, 440
 FIX_EFLAGS = 0x40DD5              # AC OF DF TF SF ZF AF PF CF (and RF): what sigreturn may change
 
 
+def siginfo_kill(sig, code, pid, uid=0):
+    """A siginfo of the kill kind (si_signo, si_errno, si_code, si_pid, si_uid), 128 bytes."""
+    return struct.pack('<iiiiii', sig, 0, code, 0, pid, uid).ljust(128, b'\0')
+
+
 def next_signal(task):
     """The lowest pending signal the thread does not block, or 0."""
     ready = task.pending_signals & ~task.sigmask
@@ -96,10 +101,7 @@ def setup_rt_frame(k, task, sig, in_syscall):
     if fault is not None:                # a synchronous fault: si_code and si_addr (union _sigfault)
         info = struct.pack('<iiiiQ', sig, 0, fault[0], 0, fault[1]).ljust(128, b'\0')
     else:
-        sender = task.sig_sender.get(sig, 0)
-        code, pid = (SI_KERNEL, 0) if sender is None else (SI_TKILL, sender) if sig in task.sig_sender else \
-            (SI_USER, 0)
-        info = struct.pack('<iiiiii', sig, 0, code, 0, pid, 0).ljust(128, b'\0')
+        info = task.sig_info.pop(sig, None) or siginfo_kill(sig, SI_USER, 0)
     frame = struct.pack('<Q', restorer if flags & SA_RESTORER else 0) + uc + info
     if not task.umem.write(sp, frame):
         return False

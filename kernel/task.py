@@ -60,7 +60,7 @@ class Task:
         self.vfork_child = None      # the child process a vfork parent waits for
         self.wait_for = None         # (pid, wstatus, rusage) while sleeping in wait4
         self.pending_signals = 0     # signals with a handler, not yet delivered
-        self.sig_sender = {}         # signal -> sending TGID (siginfo of tgkill/tkill)
+        self.sig_info = {}           # signal -> the 128-byte siginfo its handler gets (kill, tgkill, sigqueue)
         self.sig_fault = {}          # signal -> (si_code, si_addr) of a synchronous fault being delivered
         self.sig_frames = []         # [(frame address, saved core context or None)] of running handlers
         self.sig_restore = None      # rt_sigreturn's registers, applied when the core leaves the call

@@ -187,3 +187,13 @@ def test_interval_timers_alarm_and_pause_match_native():
     assert g.stdout == native
     assert b'5 ticks in a compute loop (si_code 0x80)' in g.stdout
     assert 'SIGALRM from an expired timer' in g.result.report
+
+
+def test_siginfo_of_raise_kill_and_sigqueue_matches_native():
+    """si_code and si_pid for tgkill (SI_TKILL), kill (SI_USER) and rt_(tg)sigqueueinfo (SI_QUEUE with
+    the value), and sigqueue's EINVAL/ESRCH, as natively."""
+    code, native, _ = run_native(_prog('siginfo'))
+    g = run_guest(_prog('siginfo'))
+    assert code == 0 and g.result.exit_code == 0, g.result.report
+    assert g.stdout == native
+    assert b'kill             si_code 0' in g.stdout and b'value 42' in g.stdout

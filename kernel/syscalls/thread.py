@@ -7,7 +7,7 @@ from kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_
                           FUTEX_CMD_MASK, futex_wait, futex_wake, futex_requeue, futex_wake_op)
 from kernel.syscalls import syscall
 from kernel.signal import SIGNAL_NAMES
-from kernel.sigframe import ERESTARTSYS, sys_rt_sigreturn
+from kernel.sigframe import ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, siginfo_kill, sys_rt_sigreturn
 from kernel.task import Task
 
 CSIGNAL = 0xFF
@@ -255,9 +255,11 @@ def _find_task(k, tid):
     return task if task is not None and not task.exited else None
 
 
-def send_signal(k, sender, target, sig):
+def send_signal(k, sender, target, sig, code=SI_TKILL, info=None):
     """Deliver sig to target: default-fatal signals kill the process with a report; others are noted.
-    sender None: the kernel sends it (an expired timer)."""
+    sender None: the kernel sends it (an expired timer). The handler's siginfo says si_code `code`
+    (SI_TKILL, SI_USER for kill, SI_KERNEL from the kernel) and the sender's pid and uid, or is the
+    128 bytes `info` a sigqueue passed."""
     if sig == 0:
         return 0
     act = target.sigactions.get(sig)
@@ -267,7 +269,10 @@ def send_signal(k, sender, target, sig):
     if handler != SIG_DFL:
         # the handler runs when the target returns to user mode; a sleeping target is interrupted
         target.pending_signals |= 1 << (sig - 1)
-        target.sig_sender[sig] = sender.tgid if sender is not None else None
+        if info is None:
+            pid = sender.tgid if sender is not None else 0
+            info = siginfo_kill(sig, SI_KERNEL if sender is None else code, pid)
+        target.sig_info[sig] = info
         if target.state == 'S' and not target.sigmask & (1 << (sig - 1)):
             from kernel.futex import cancel_wait
             cancel_wait(k, target)
@@ -318,7 +323,41 @@ def sys_kill(k, t, pid, sig, *_):
     target = _find_task(k, abs(pid))
     if target is None:
         return -errno.ESRCH
-    return send_signal(k, t, target.group.leader if not target.group.leader.exited else target, sig)
+    return send_signal(k, t, target.group.leader if not target.group.leader.exited else target, sig, SI_USER)
+
+
+def _queueinfo(k, t, target, sig, uinfo):
+    """rt_(tg)sigqueueinfo: the caller's own siginfo; only a process signalling itself may claim a
+    kernel or kill/tkill si_code (EPERM)."""
+    if not 0 <= sig <= 64:
+        return -errno.EINVAL
+    raw = t.umem.read(uinfo, 128)
+    if raw is None:
+        return -errno.EFAULT
+    si_code = struct.unpack_from('<i', raw, 8)[0]
+    if (si_code >= 0 or si_code == SI_TKILL) and target.tgid != t.tgid:
+        return -errno.EPERM
+    return send_signal(k, t, target, sig, info=struct.pack('<i', sig) + raw[4:])
+
+
+@syscall(129, 'rt_sigqueueinfo')
+def sys_rt_sigqueueinfo(k, t, tgid, sig, uinfo, *_):
+    tgid, sig = _s32(tgid), _s32(sig)
+    target = _find_task(k, tgid) if tgid > 0 else None
+    if target is None:
+        return -errno.ESRCH
+    return _queueinfo(k, t, target.group.leader if not target.group.leader.exited else target, sig, uinfo)
+
+
+@syscall(297, 'rt_tgsigqueueinfo')
+def sys_rt_tgsigqueueinfo(k, t, tgid, tid, sig, uinfo, *_):
+    tgid, tid, sig = _s32(tgid), _s32(tid), _s32(sig)
+    if tgid <= 0 or tid <= 0:
+        return -errno.EINVAL
+    target = _find_task(k, tid)
+    if target is None or target.tgid != tgid:
+        return -errno.ESRCH
+    return _queueinfo(k, t, target, sig, uinfo)
 
 
 @syscall(15, 'rt_sigreturn')
