@@ -11,7 +11,7 @@ and an idle CPU takes them with its clock moved forward to the wake-up time (the
 """
 import collections
 
-from kernel.sigframe import do_signal, finish_sigreturn, restart_interrupted_syscall
+from kernel.sigframe import do_signal, finish_sigreturn, next_signal, restart_interrupted_syscall
 
 MIN_SLICE_INSNS = 2_000          # a CPU runs at least this far past the next-lowest clock
 SLACK_CYCLES = 5_000             # ... and stops at its next trap once its clock is this far past it
@@ -109,7 +109,7 @@ class Scheduler:
         self.k.current = task
         if task.sig_restore is not None:
             finish_sigreturn(cpu, task)
-        if task.pending_signals & ~task.sigmask:
+        if next_signal(task) or task.saved_sigmask is not None:
             do_signal(self.k, task, False)
 
     def adopt(self, task):

@@ -8,6 +8,8 @@ is kept by the kernel with the frame; at a system call it is dead (caller-saved)
 """
 import struct
 
+from kernel.signal import IGNORED_BY_DEFAULT, SIG_DFL, SIG_IGN
+
 SA_NODEFER, SA_RESETHAND, SA_RESTORER, SA_SIGINFO = 0x40000000, 0x80000000, 0x04000000, 0x00000004
 SA_ONSTACK, SA_RESTART = 0x08000000, 0x10000000
 ERESTARTSYS = 512                         # kernel-internal: restart the call if the handler allows it
@@ -27,10 +29,37 @@ def siginfo_kill(sig, code, pid, uid=0):
     return struct.pack('<iiiiii', sig, 0, code, 0, pid, uid).ljust(128, b'\0')
 
 
-def next_signal(task):
-    """The lowest pending signal the thread does not block, or 0."""
-    ready = task.pending_signals & ~task.sigmask
+def pending_set(task):
+    """The signals pending for the thread: its own and its process's (shared_pending)."""
+    return task.pending_signals | task.group.shared_pending
+
+
+def next_signal(task, mask=None):
+    """The lowest pending signal the thread does not block (or in `mask`), or 0."""
+    ready = pending_set(task) & (~task.sigmask if mask is None else mask)
     return (ready & -ready).bit_length() if ready else 0
+
+
+def dequeue_signal(task, sig):
+    """Take sig off the thread's pending set, else off its process's; returns its siginfo (or None)."""
+    bit = 1 << (sig - 1)
+    if task.pending_signals & bit:
+        task.pending_signals &= ~bit
+        return task.sig_info.pop(sig, None)
+    group = task.group
+    group.shared_pending &= ~bit
+    return group.shared_info.pop(sig, None)
+
+
+def handler_of(task, sig):
+    """(handler address or SIG_DFL/SIG_IGN, sa_flags) of sig."""
+    act = task.sigactions.get(sig)
+    return struct.unpack_from('<QQ', act) if act else (SIG_DFL, 0)
+
+
+def ignored(task, sig):
+    handler, _flags = handler_of(task, sig)
+    return handler == SIG_IGN or (handler == SIG_DFL and sig in IGNORED_BY_DEFAULT)
 
 
 def on_sig_stack(task, sp):
@@ -72,7 +101,9 @@ def setup_rt_frame(k, task, sig, in_syscall):
     cpu = k.cpu
     act = task.sigactions.get(sig)
     handler, flags, restorer, mask = struct.unpack('<QQQQ', act)
-    task.pending_signals &= ~(1 << (sig - 1))
+    queued = dequeue_signal(task, sig)
+    # the mask the handler's return restores: rt_sigsuspend's caller's, else the current one
+    old_mask = task.sigmask if task.saved_sigmask is None else task.saved_sigmask
     regs = {n: cpu.read_reg(n) for n in _GREGS}
     if in_syscall:
         regs['rip'] += 2               # the hook reports the syscall instruction; resume after it
@@ -94,18 +125,19 @@ def setup_rt_frame(k, task, sig, in_syscall):
         task.sas = (0, 0, 0)              # SS_AUTODISARM: off while the handler runs
     mc = b''.join(struct.pack('<Q', regs[n] & (2**64 - 1)) for n in _GREGS)
     mc += struct.pack('<Q', cpu.read_reg('eflags'))
-    mc += struct.pack('<HHHH', 0x33, 0, 0, 0x2b) + struct.pack('<QQQQQ', 0, 0, task.sigmask, 0, 0)
+    mc += struct.pack('<HHHH', 0x33, 0, 0, 0x2b) + struct.pack('<QQQQQ', 0, 0, old_mask, 0, 0)
     mc = mc.ljust(256, b'\0')
-    uc = struct.pack('<QQ', 0, 0) + uc_stack + mc + struct.pack('<Q', task.sigmask)
+    uc = struct.pack('<QQ', 0, 0) + uc_stack + mc + struct.pack('<Q', old_mask)
     fault = task.sig_fault.pop(sig, None)
     if fault is not None:                # a synchronous fault: si_code and si_addr (union _sigfault)
         info = struct.pack('<iiiiQ', sig, 0, fault[0], 0, fault[1]).ljust(128, b'\0')
     else:
-        info = task.sig_info.pop(sig, None) or siginfo_kill(sig, SI_USER, 0)
+        info = queued or siginfo_kill(sig, SI_USER, 0)
     frame = struct.pack('<Q', restorer if flags & SA_RESTORER else 0) + uc + info
     if not task.umem.write(sp, frame):
         return False
     task.sig_frames.append((sp, fpu))
+    task.saved_sigmask = None
     task.sigmask |= mask | (0 if flags & SA_NODEFER else 1 << (sig - 1))
     task.sigmask &= ~((1 << 8) | (1 << 18))          # SIGKILL and SIGSTOP are never blocked
     if flags & SA_RESETHAND:
@@ -125,6 +157,7 @@ def force_sig_fault_handler(k, task, sig, si_code, addr):
     if act is None or struct.unpack_from('<Q', act)[0] <= 1 or task.sigmask & (1 << (sig - 1)):
         return False                     # default or ignored or blocked: force_sig_fault kills
     task.pending_signals |= 1 << (sig - 1)
+    task.sig_info.pop(sig, None)
     task.sig_fault[sig] = (si_code, addr)
     return setup_rt_frame(k, task, sig, False)
 
@@ -138,9 +171,8 @@ def restart_interrupted_syscall(k, task):
     if cpu.gpr[0] != (-ERESTARTSYS) & 0xFFFFFFFFFFFFFFFF:
         return
     sig = next_signal(task)
-    act = task.sigactions.get(sig) if sig else None
-    flags = struct.unpack_from('<QQ', act)[1] if act else SA_RESTART
-    if flags & SA_RESTART:
+    handler, flags = handler_of(task, sig) if sig else (SIG_DFL, 0)
+    if handler in (SIG_DFL, SIG_IGN) or flags & SA_RESTART:
         cpu.gpr[0] = task.syscall_nr
         cpu.rip = cpu.rip - 2
     else:
@@ -148,10 +180,22 @@ def restart_interrupted_syscall(k, task):
 
 
 def do_signal(k, task, in_syscall):
-    """Deliver every pending, unblocked signal that has a handler (the last one pushed runs first)."""
+    """Act on every pending signal the thread does not block: ignored ones are dropped, a default
+    fatal one ends the process, handlers get frames (the last one pushed runs first)."""
     while not task.exited:
         sig = next_signal(task)
         if not sig:
+            if task.saved_sigmask is not None:    # rt_sigsuspend ended without a handler running
+                task.sigmask, task.saved_sigmask = task.saved_sigmask, None
+            return
+        handler, _flags = handler_of(task, sig)
+        if ignored(task, sig):
+            dequeue_signal(task, sig)
+            continue
+        if handler == SIG_DFL:
+            dequeue_signal(task, sig)
+            from kernel.syscalls.thread import kill_process
+            kill_process(k, task, sig, 'delivered once unblocked')
             return
         if not setup_rt_frame(k, task, sig, in_syscall):
             k.do_group_exit(task, 0, (11, 'SIGSEGV: no room on the user stack for the frame of signal %d'

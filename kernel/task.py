@@ -14,6 +14,8 @@ class ThreadGroup:
         self.parent = None
         self.reaped = False
         self.itimer_real = None      # ITIMER_REAL: (expiry in cycles, interval in cycles, arming number)
+        self.shared_pending = 0      # process-directed signals (kill, sigqueue, timers) not yet taken
+        self.shared_info = {}        # signal -> its 128-byte siginfo
         self.itimer_seq = 0
 
     def live_threads(self):
@@ -59,7 +61,9 @@ class Task:
         self.exit_signal = 0
         self.vfork_child = None      # the child process a vfork parent waits for
         self.wait_for = None         # (pid, wstatus, rusage) while sleeping in wait4
-        self.pending_signals = 0     # signals with a handler, not yet delivered
+        self.pending_signals = 0     # thread-directed signals not yet delivered (or blocked)
+        self.saved_sigmask = None    # rt_sigsuspend: the mask its handler's frame restores
+        self.sigwait = None          # rt_sigtimedwait in progress: (signal set, siginfo address)
         self.sig_info = {}           # signal -> the 128-byte siginfo its handler gets (kill, tgkill, sigqueue)
         self.sig_fault = {}          # signal -> (si_code, si_addr) of a synchronous fault being delivered
         self.sig_frames = []         # [(frame address, saved core context or None)] of running handlers

@@ -197,3 +197,15 @@ def test_siginfo_of_raise_kill_and_sigqueue_matches_native():
     assert code == 0 and g.result.exit_code == 0, g.result.report
     assert g.stdout == native
     assert b'kill             si_code 0' in g.stdout and b'value 42' in g.stdout
+
+
+@pytest.mark.parametrize('cpus', [1, 3])
+def test_sigsuspend_sigwait_and_process_directed_signals_match_native(cpus):
+    """sigpending, sigsuspend (old mask back after the handler), sigwait/sigtimedwait (a blocked signal
+    taken without its handler, EAGAIN, EINVAL), a blocked default-fatal SIGTERM that waits for sigwait,
+    and a kill() to the process taken by the one thread that sigwait()s for it."""
+    code, native, _ = run_native(_prog('sigwait'))
+    g = run_guest(_prog('sigwait'), cpus=cpus)
+    assert code == 0 and g.result.exit_code == 0, g.result.report
+    assert g.stdout == native
+    assert b'waiter thread: sigwait 0 took signal 12' in g.stdout

@@ -73,7 +73,8 @@ def dispatch(kernel, task):
     kernel.run_events()
     if tr is not None:
         tr.syscall_exit(kernel, task, nr, None if ret is BLOCKED else ret)
-    if task.pending_signals and ret is not BLOCKED and not task.exited and task.sig_restore is None:
+    if ret is not BLOCKED and not task.exited and task.sig_restore is None and \
+            (task.pending_signals or task.group.shared_pending or task.saved_sigmask is not None):
         do_signal(kernel, task, True)
     kernel.sched.check_preempt()
 

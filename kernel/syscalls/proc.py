@@ -3,9 +3,11 @@ import errno
 import random
 import struct
 
-from kernel.sigframe import STACK_T, do_sigaltstack
+from kernel.futex import BLOCKED
+from kernel.sigframe import STACK_T, SI_USER, dequeue_signal, do_sigaltstack, next_signal, pending_set, siginfo_kill
+from kernel.signal import UNBLOCKABLE
 from kernel.syscalls import syscall
-from kernel.syscalls.thread import schedule_timeout
+from kernel.syscalls.thread import schedule_timeout, sigwait_sleep
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
@@ -281,6 +283,63 @@ def sys_rt_sigprocmask(k, t, how, nset, oset, sigsetsize, *_):
         new &= ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)))
         t.sigmask = (t.sigmask | new) if how == 0 else (t.sigmask & ~new) if how == 1 else new
     return 0
+
+
+@syscall(127, 'rt_sigpending')
+def sys_rt_sigpending(k, t, uset, sigsetsize, *_):
+    if sigsetsize > 8:
+        return -errno.EINVAL
+    pending = pending_set(t) & t.sigmask          # raised while blocked
+    if not t.umem.write(uset, struct.pack('<Q', pending)[:sigsetsize]):
+        return -errno.EFAULT
+    return 0
+
+
+@syscall(130, 'rt_sigsuspend')
+def sys_rt_sigsuspend(k, t, unewset, sigsetsize, *_):
+    """Sleep with a temporary mask until a signal is acted on; the handler's return restores the old
+    mask. Always -EINTR."""
+    if sigsetsize != 8:
+        return -errno.EINVAL
+    new = t.umem.read_u64(unewset)
+    if new is None:
+        return -errno.EFAULT
+    t.saved_sigmask = t.sigmask
+    t.sigmask = new & ~UNBLOCKABLE
+    if next_signal(t):
+        return -errno.EINTR
+    t.waiting_on = 'sigsuspend'
+    k.sched.block(t)
+    return BLOCKED
+
+
+@syscall(128, 'rt_sigtimedwait')
+def sys_rt_sigtimedwait(k, t, uthese, uinfo, uts, sigsetsize, *_):
+    """Take a pending signal of the set (blocked or not) or wait for one; EAGAIN at the timeout."""
+    if sigsetsize != 8:
+        return -errno.EINVAL
+    these = t.umem.read_u64(uthese)
+    if these is None:
+        return -errno.EFAULT
+    these &= ~UNBLOCKABLE
+    deadline = None
+    if uts:
+        raw = t.umem.read(uts, 16)
+        if raw is None:
+            return -errno.EFAULT
+        sec, nsec = struct.unpack('<qq', raw)
+        if sec < 0 or not 0 <= nsec < 10 ** 9:
+            return -errno.EINVAL
+        deadline = k.now() + k.costs.cycles_for_ns(sec * 10 ** 9 + nsec)
+    sig = next_signal(t, these)
+    if sig:
+        info = dequeue_signal(t, sig) or siginfo_kill(sig, SI_USER, 0)
+        if uinfo and not t.umem.write(uinfo, info):
+            return -errno.EFAULT
+        return sig
+    if deadline is not None and deadline <= k.now():
+        return -errno.EAGAIN
+    return sigwait_sleep(k, t, these, uinfo, deadline)
 
 
 @syscall(131, 'sigaltstack')

@@ -6,8 +6,9 @@ from kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
                           FUTEX_CMD_MASK, futex_wait, futex_wake, futex_requeue, futex_wake_op)
 from kernel.syscalls import syscall
-from kernel.signal import SIGNAL_NAMES
-from kernel.sigframe import ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, siginfo_kill, sys_rt_sigreturn
+from kernel.signal import SIGNAL_NAMES, SIG_DFL
+from kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
+                             siginfo_kill, sys_rt_sigreturn)
 from kernel.task import Task
 
 CSIGNAL = 0xFF
@@ -26,8 +27,6 @@ CLONE_ARGS_SIZE_VER0 = 64
 _CLONE_ARGS = struct.Struct('<11Q')
 SIGCHLD, SIGKILL = 17, 9
 WNOHANG, WUNTRACED, WCONTINUED, __WALL, __WCLONE = 1, 2, 8, 0x40000000, 0x80000000
-_IGNORED_BY_DEFAULT = {17, 18, 23, 28}          # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
-SIG_DFL, SIG_IGN = 0, 1
 
 
 def _s32(v):
@@ -255,40 +254,97 @@ def _find_task(k, tid):
     return task if task is not None and not task.exited else None
 
 
-def send_signal(k, sender, target, sig, code=SI_TKILL, info=None):
-    """Deliver sig to target: default-fatal signals kill the process with a report; others are noted.
-    sender None: the kernel sends it (an expired timer). The handler's siginfo says si_code `code`
-    (SI_TKILL, SI_USER for kill, SI_KERNEL from the kernel) and the sender's pid and uid, or is the
-    128 bytes `info` a sigqueue passed."""
+def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
+    """Generate sig for target (a thread; with shared, its process: kill, sigqueue, timers).
+
+    sender None: the kernel sends it (an expired timer). Its handler's siginfo says si_code `code`
+    (SI_TKILL, SI_USER for kill, SI_KERNEL from the kernel) and the sender's pid, or is the 128 bytes
+    `info` a sigqueue passed. An ignored signal nobody blocks is dropped; a blocked one stays pending;
+    a thread waiting for it in rt_sigtimedwait takes it; otherwise a default fatal action ends the
+    process and a handler runs when the thread returns to user mode (a sleep is interrupted)."""
     if sig == 0:
         return 0
-    act = target.sigactions.get(sig)
-    handler = struct.unpack_from('<Q', act)[0] if act else SIG_DFL
-    if handler == SIG_IGN or (handler == SIG_DFL and sig in _IGNORED_BY_DEFAULT):
+    bit = 1 << (sig - 1)
+    threads = target.group.live_threads() if shared else [target]
+    if not threads:
         return 0
-    if handler != SIG_DFL:
-        # the handler runs when the target returns to user mode; a sleeping target is interrupted
-        target.pending_signals |= 1 << (sig - 1)
-        if info is None:
-            pid = sender.tgid if sender is not None else 0
-            info = siginfo_kill(sig, SI_KERNEL if sender is None else code, pid)
+    blocked = all(t.sigmask & bit for t in threads)
+    if ignored(target, sig) and not blocked:
+        return 0
+    if info is None:
+        info = siginfo_kill(sig, SI_KERNEL if sender is None else code, sender.tgid if sender is not None else 0)
+    if shared:
+        group = target.group
+        if not group.shared_pending & bit:         # a standard signal is pending once
+            group.shared_pending |= bit
+            group.shared_info[sig] = info
+    elif not target.pending_signals & bit:
+        target.pending_signals |= bit
         target.sig_info[sig] = info
-        if target.state == 'S' and not target.sigmask & (1 << (sig - 1)):
-            from kernel.futex import cancel_wait
-            cancel_wait(k, target)
-            target.wait_for = None
-            ret = -ERESTARTSYS if target.restartable else -errno.EINTR
-            if target.waiting_on == 'sleep' and target.sleep_rem:
-                ret = _nanosleep_copyout(k, target)
-            k.sched.wake(target, ret, k.now())
+    for t in threads:                               # rt_sigtimedwait takes it before any handler
+        if t.state == 'S' and t.sigwait is not None and t.sigwait[0] & bit:
+            _sigwait_take(k, t, sig)
+            return 0
+    if blocked:
         return 0
+    if target.sigmask & bit:
+        target = next(t for t in threads if not t.sigmask & bit)
+    handler, _flags = handler_of(target, sig)
+    if handler == SIG_DFL:
+        dequeue_signal(target, sig)
+        kill_process(k, target, sig, 'sent by %s[%d]' % (sender.comm, sender.tid) if sender is not None
+                     else 'from an expired timer')
+        return 0
+    if target.state == 'S':
+        # interrupt the sleep; the handler runs when the thread returns to user mode
+        from kernel.futex import cancel_wait
+        cancel_wait(k, target)
+        target.wait_for = None
+        target.sigwait = None
+        ret = -ERESTARTSYS if target.restartable else -errno.EINTR
+        if target.waiting_on == 'sleep' and target.sleep_rem:
+            ret = _nanosleep_copyout(k, target)
+        k.sched.wake(target, ret, k.now())
+    return 0
+
+
+def sigwait_sleep(k, t, these, uinfo, deadline):
+    """rt_sigtimedwait's sleep: until a signal of `these` comes (send_signal hands it over) or the
+    deadline passes (EAGAIN)."""
+    t.sigwait = (these, uinfo)
+    t.waiting_on = 'sigtimedwait'
+    if deadline is not None:
+        t.sleep_seq += 1
+        seq = t.sleep_seq
+
+        def expire(at):
+            if t.sleep_seq == seq and t.sigwait is not None:
+                t.sigwait = None
+                k.sched.wake(t, -errno.EAGAIN, at)
+        k.events.schedule(deadline, expire)
+    k.sched.block(t)
+    return BLOCKED
+
+
+def kill_process(k, target, sig, origin):
+    """A signal's default action ends target's process (every thread), with a report."""
     from kernel.futex import cancel_wait
     for th in target.group.live_threads():
         cancel_wait(k, th)
-    origin = 'sent by %s[%d]' % (sender.comm, sender.tid) if sender is not None else 'from an expired timer'
     k.do_group_exit(target, 0, (sig, '%s %s to %s[%d]' % (SIGNAL_NAMES.get(sig, sig), origin, target.comm,
                                                           target.tid)))
-    return 0
+
+
+def _sigwait_take(k, t, sig):
+    """A thread in rt_sigtimedwait for sig: it takes the signal (its siginfo goes to the caller's
+    buffer) and returns the signal number."""
+    _set, info_addr = t.sigwait
+    t.sigwait = None
+    info = dequeue_signal(t, sig) or siginfo_kill(sig, SI_USER, 0)
+    ret = sig
+    if info_addr and not t.umem.write(info_addr, info):
+        ret = -errno.EFAULT
+    k.sched.wake(t, ret, k.now())
 
 
 @syscall(234, 'tgkill')
@@ -323,10 +379,11 @@ def sys_kill(k, t, pid, sig, *_):
     target = _find_task(k, abs(pid))
     if target is None:
         return -errno.ESRCH
-    return send_signal(k, t, target.group.leader if not target.group.leader.exited else target, sig, SI_USER)
+    return send_signal(k, t, target.group.leader if not target.group.leader.exited else target, sig, SI_USER,
+                       shared=True)
 
 
-def _queueinfo(k, t, target, sig, uinfo):
+def _queueinfo(k, t, target, sig, uinfo, shared):
     """rt_(tg)sigqueueinfo: the caller's own siginfo; only a process signalling itself may claim a
     kernel or kill/tkill si_code (EPERM)."""
     if not 0 <= sig <= 64:
@@ -337,7 +394,7 @@ def _queueinfo(k, t, target, sig, uinfo):
     si_code = struct.unpack_from('<i', raw, 8)[0]
     if (si_code >= 0 or si_code == SI_TKILL) and target.tgid != t.tgid:
         return -errno.EPERM
-    return send_signal(k, t, target, sig, info=struct.pack('<i', sig) + raw[4:])
+    return send_signal(k, t, target, sig, info=struct.pack('<i', sig) + raw[4:], shared=shared)
 
 
 @syscall(129, 'rt_sigqueueinfo')
@@ -346,7 +403,7 @@ def sys_rt_sigqueueinfo(k, t, tgid, sig, uinfo, *_):
     target = _find_task(k, tgid) if tgid > 0 else None
     if target is None:
         return -errno.ESRCH
-    return _queueinfo(k, t, target.group.leader if not target.group.leader.exited else target, sig, uinfo)
+    return _queueinfo(k, t, target.group.leader if not target.group.leader.exited else target, sig, uinfo, True)
 
 
 @syscall(297, 'rt_tgsigqueueinfo')
@@ -357,7 +414,7 @@ def sys_rt_tgsigqueueinfo(k, t, tgid, tid, sig, uinfo, *_):
     target = _find_task(k, tid)
     if target is None or target.tgid != tgid:
         return -errno.ESRCH
-    return _queueinfo(k, t, target, sig, uinfo)
+    return _queueinfo(k, t, target, sig, uinfo, False)
 
 
 @syscall(15, 'rt_sigreturn')

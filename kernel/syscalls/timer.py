@@ -59,7 +59,7 @@ def _arm(k, group, end, interval):
             group.itimer_seq += 1
             _arm(k, group, at + interval, interval)
         target = group.live_threads()[0]
-        send_signal(k, None, target, SIGALRM)
+        send_signal(k, None, target, SIGALRM, shared=True)
     k.events.schedule(end, expire)
 
 
