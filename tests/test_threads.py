@@ -209,3 +209,11 @@ def test_sigsuspend_sigwait_and_process_directed_signals_match_native(cpus):
     assert code == 0 and g.result.exit_code == 0, g.result.report
     assert g.stdout == native
     assert b'waiter thread: sigwait 0 took signal 12' in g.stdout
+
+
+def test_sigchld_tells_the_parent_how_its_child_ended():
+    code, native, _ = run_native(_prog('sigchld'))
+    g = run_guest(_prog('sigchld'))
+    assert code == 0 and g.result.exit_code == 0, g.result.report
+    assert g.stdout == native
+    assert b'code 2 status 15' in g.stdout

@@ -150,8 +150,12 @@ def sys_exit_group(k, t, code, *_):
     return 0
 
 
+CLD_EXITED, CLD_KILLED = 1, 2
+
+
 def notify_parent(k, group):
-    """A child process ended: wake a parent sleeping in wait4 (or vfork)."""
+    """A child process ended: wake a parent sleeping in wait4 (or vfork), and send it the child's exit
+    signal."""
     parent = group.parent
     if parent is None:
         return
@@ -164,6 +168,14 @@ def notify_parent(k, group):
             if ret is not None:
                 task.wait_for = None
                 k.sched.wake(task, ret, k.now())
+    leader = group.leader
+    live = parent.live_threads()
+    if leader.exit_signal and live:
+        # do_notify_parent: the exit signal (SIGCHLD) to the parent process, saying who and how
+        killed = group.killed_by is not None
+        info = struct.pack('<iiiiiiqq', leader.exit_signal, 0, CLD_KILLED if killed else CLD_EXITED, 0,
+                           leader.tgid, 0, group.killed_by[0] if killed else group.exit_code & 0xFF, 0)
+        send_signal(k, leader, live[0], leader.exit_signal, info=info.ljust(128, b'\0'), shared=True)
 
 
 def _wait_status(group):
