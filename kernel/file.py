@@ -104,6 +104,12 @@ class FdTable:
     def __init__(self):
         self.fds = {}
         self.cloexec = set()
+        self.users = 1               # tasks sharing the table (CLONE_FILES)
+
+    def close_all(self):
+        """exit_files: the last task using the table is gone; every descriptor is closed."""
+        for fd in sorted(self.fds):
+            self.close(fd)
 
     def install(self, f, cloexec=False, minfd=0):
         fd = minfd

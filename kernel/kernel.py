@@ -381,6 +381,9 @@ class Kernel:
         task.exited = True
         task.state = 'Z'
         task.mm.users -= 1
+        task.files.users -= 1
+        if task.files.users == 0:
+            task.files.close_all()
         if task.clear_child_tid and not task.group.group_exit:
             if task.umem.write(task.clear_child_tid, bytes(4)):
                 futex_wake(self, task, task.clear_child_tid, 1, private=False)

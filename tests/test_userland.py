@@ -46,3 +46,15 @@ def test_same_output_as_native(userland, prog, gargs, nargs, mounts):
 def test_hello_env_and_args(userland):
     g = run_guest(os.path.join(userland, 'hello'), ['one'], env=['FAULTLAB_TEST=visible'])
     assert b'argv[1]=one' in g.stdout and b'FAULTLAB_TEST=visible' in g.stdout
+
+
+def test_pipes_match_native(userland):
+    """pipe/pipe2 between a parent and a forked child, a reader sleeping until a thread writes,
+    O_NONBLOCK, EPIPE, ESPIPE and the errors, on 1 and 2 CPUs."""
+    path = os.path.join(userland, 'pipes')
+    code, nout, _ = run_native(path)
+    for cpus in (1, 2):
+        g = run_guest(path, cpus=cpus)
+        assert code == 0 and g.exit_code == 0, g.result.report
+        assert g.stdout == nout
+    assert b'parent read 21 bytes: hello from the child' in nout

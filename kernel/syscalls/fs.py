@@ -5,8 +5,10 @@ import struct
 
 from kernel.file import (OpenFile, HostStream, generic_file_read, generic_perform_write, O_ACCMODE, O_RDONLY,
                          O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC,
-                         O_PATH, O_TMPFILE)
+                         O_PATH, O_TMPFILE, O_NONBLOCK)
 from kernel.fs import FsError, pack_stat, pack_dirent64, Timespec
+from kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
+from kernel.futex import BLOCKED
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, makedev
 from kernel.fs.synth import SynthFile
 from kernel.syscalls import syscall
@@ -154,7 +156,7 @@ def _read_to_user(k, t, f, buf, count, pos):
     limit = t.umem.accessible(buf, count, True)
     old_pos = getattr(f, 'pos', None)
     data = _read_file(k, t, f, limit if limit else min(count, 1), pos)
-    if isinstance(data, int):
+    if isinstance(data, int) or data is BLOCKED:
         return data
     if not data:
         return 0
@@ -179,6 +181,8 @@ def __read_file(k, t, f, count, pos):
     if not f.readable:
         return -errno.EBADF
     inode = f.inode
+    if isinstance(inode, PipeEnd):
+        return pipe_read(k, t, f, count, f.flags & O_NONBLOCK)
     kind = inode.mode & S_IFMT
     if kind == S_IFDIR:
         return -errno.EISDIR
@@ -213,6 +217,8 @@ def __write_file(k, t, f, data, pos):
     if not f.writable:
         return -errno.EBADF
     inode = f.inode
+    if isinstance(inode, PipeEnd):
+        return pipe_write(k, t, f, data, f.flags & O_NONBLOCK)
     kind = inode.mode & S_IFMT
     if kind == S_IFCHR:
         return inode.write_chr(data)
@@ -267,7 +273,7 @@ def sys_pread64(k, t, fd, buf, count, pos, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream):
+    if isinstance(f, HostStream) or isinstance(f.inode, PipeEnd):
         return -errno.ESPIPE
     pos = _s64(pos)
     if pos < 0:
@@ -280,7 +286,7 @@ def sys_pwrite64(k, t, fd, buf, count, pos, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream):
+    if isinstance(f, HostStream) or isinstance(f.inode, PipeEnd):
         return -errno.ESPIPE
     pos = _s64(pos)
     if pos < 0:
@@ -361,7 +367,7 @@ def sys_lseek(k, t, fd, off, whence, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream):
+    if isinstance(f, HostStream) or isinstance(f.inode, PipeEnd):
         return -errno.ESPIPE
     off = _s64(off)
     if getattr(f.inode, 'read_at', None) is not None and whence not in (SEEK_SET, SEEK_CUR):
@@ -838,6 +844,42 @@ def sys_memfd_create(k, t, uname, flags, *_):
     inode.ihold()
     f = OpenFile(inode, O_RDWR, '/memfd:%s (deleted)' % name, k.pagecache)
     return t.files.install(f, cloexec=bool(flags & MFD_CLOEXEC))
+
+
+O_DIRECT = 0o40000
+
+
+# ---- pipes ---------------------------------------------------------------------------------------
+@syscall(293, 'pipe2')
+def sys_pipe2(k, t, ufds, flags, *_):
+    flags &= 0xFFFFFFFF
+    if flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT):
+        return -errno.EINVAL
+    if t.umem.accessible(ufds, 8, True) < 8:
+        return -errno.EFAULT
+    k.pipe_ino = getattr(k, 'pipe_ino', 0) + 1
+    p = Pipe(k.pipe_ino)
+    ends = [OpenFile(PipeEnd(p, True, k), O_RDONLY | (flags & O_NONBLOCK), 'pipe:[%d]' % p.ino),
+            OpenFile(PipeEnd(p, False, k), O_WRONLY | (flags & O_NONBLOCK), 'pipe:[%d]' % p.ino)]
+    fds = []
+    for f in ends:
+        fd = t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
+        if fd < 0:
+            for other in fds:
+                t.files.close(other)
+            f.put()
+            return fd
+        fds.append(fd)
+    if not t.umem.write(ufds, struct.pack('<ii', *fds)):
+        for fd in fds:
+            t.files.close(fd)
+        return -errno.EFAULT
+    return 0
+
+
+@syscall(22, 'pipe')
+def sys_pipe(k, t, ufds, *_):
+    return sys_pipe2(k, t, ufds, 0)
 
 
 # ---- descriptors ----------------------------------------------------------------------------------

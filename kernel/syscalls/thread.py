@@ -56,6 +56,8 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
     tid = k.next_pid
     k.next_pid += 1
     files = t.files if flags & CLONE_FILES else t.files.dup_table()
+    if flags & CLONE_FILES:
+        files.users += 1
     child = Task(tid, mm, files, umem, t.exe_path, t.cwd)
     child.comm, child.umask, child.symbols, child._sym_starts = t.comm, t.umask, t.symbols, t._sym_starts
     child.rlimits = t.rlimits

@@ -1,0 +1,108 @@
+"""Pipes (fs/pipe.c): a 64 KiB buffer between a read end and a write end.
+
+A read takes what is buffered, returns 0 (end of file) once no write end is open, and otherwise sleeps
+(EAGAIN with O_NONBLOCK). A write of at most PIPE_BUF bytes goes in whole or waits; a longer one
+writes what fits, and waits only when nothing fits (a blocking write here may return a partial count,
+which Linux does only when interrupted). Writing with no read end open sends SIGPIPE and fails with
+EPIPE. A sleeping reader or writer is woken when the other side moves and its system call runs
+again (the -ERESTARTSYS path, so a signal handler with SA_RESTART restarts it too).
+"""
+import errno
+
+from kernel.fs.stat import S_IFIFO, Timespec, makedev
+from kernel.futex import BLOCKED
+
+PIPE_BUF = 4096
+PIPE_CAPACITY = 65536
+SIGPIPE = 13
+
+
+class Pipe:
+    """struct pipe_inode_info: the buffer, how many ends are open, who sleeps on it."""
+
+    def __init__(self, ino):
+        self.ino = ino
+        self.buf = bytearray()
+        self.readers = 1
+        self.writers = 1
+        self.sleepers = []
+
+    def wake_all(self, k):
+        """The other side moved: every sleeper runs its read or write again."""
+        from kernel.sigframe import ERESTARTSYS
+        sleepers, self.sleepers = self.sleepers, []
+        for t in sleepers:
+            if t.state == 'S' and t.wait_obj is self:
+                t.wait_obj = None
+                k.sched.wake(t, -ERESTARTSYS, k.now())
+
+    def sleep(self, k, t, what):
+        t.waiting_on = what
+        t.wait_obj = self
+        t.restartable = True
+        self.sleepers.append(t)
+        k.sched.block(t)
+        return BLOCKED
+
+
+class PipeEnd:
+    """The inode one end of a pipe shows (fstat: a FIFO on pipefs); the last close of the end
+    releases it."""
+
+    def __init__(self, pipe, reading, k):
+        self.pipe = pipe
+        self.reading = reading
+        self.k = k
+        self.ino = pipe.ino
+        self.mode = S_IFIFO | 0o600
+        self.nlink = 1
+        self.uid = self.gid = 0
+        self.size = 0
+        self.blksize = 4096
+        self.blocks = 0
+        self.dev = makedev(0, 13)
+        self.rdev = 0
+        self.atime = self.mtime = self.ctime = Timespec(0, 0)
+
+    def iput(self):
+        p = self.pipe
+        if self.reading:
+            p.readers -= 1
+        else:
+            p.writers -= 1
+        p.wake_all(self.k)
+
+
+def pipe_read(k, t, f, count, nonblock):
+    """read(2) on the read end: bytes, b'' at end of file, -EAGAIN, or BLOCKED."""
+    p = f.inode.pipe
+    if count == 0:
+        return b''
+    if p.buf:
+        data = bytes(p.buf[:count])
+        del p.buf[:count]
+        p.wake_all(k)
+        return data
+    if not p.writers:
+        return b''
+    if nonblock:
+        return -errno.EAGAIN
+    return p.sleep(k, t, 'pipe_read')
+
+
+def pipe_write(k, t, f, data, nonblock):
+    """write(2) on the write end: bytes written, -EPIPE (and SIGPIPE), -EAGAIN, or BLOCKED."""
+    p = f.inode.pipe
+    if not p.readers:
+        from kernel.syscalls.thread import send_signal
+        send_signal(k, t, t, SIGPIPE)
+        return -errno.EPIPE
+    if not data:
+        return 0
+    room = PIPE_CAPACITY - len(p.buf)
+    n = len(data) if len(data) <= room else (room if len(data) > PIPE_BUF else 0)
+    if n == 0:
+        return -errno.EAGAIN if nonblock else p.sleep(k, t, 'pipe_write')
+    p.buf += data[:n]
+    p.wake_all(k)
+    return n
