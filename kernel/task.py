@@ -58,7 +58,8 @@ class Task:
         self.wake_ret = None         # the blocked syscall's return value, set by whoever wakes it
         self.ready_at = 0            # simulated time it became runnable
         self.waiting_on = None       # what it sleeps on (for deadlock reports)
-        self.wait_obj = None         # the object whose wake-up it waits for (a pipe)
+        self.wait_obj = None         # the objects whose change wakes it (pipes), a tuple
+        self.restart_deadline = None # poll/select restarted after a wake-up keep their first deadline
         self.exit_signal = 0
         self.vfork_child = None      # the child process a vfork parent waits for
         self.wait_for = None         # (pid, wstatus, rusage) while sleeping in wait4

@@ -48,13 +48,17 @@ def test_hello_env_and_args(userland):
     assert b'argv[1]=one' in g.stdout and b'FAULTLAB_TEST=visible' in g.stdout
 
 
-def test_pipes_match_native(userland):
+@pytest.mark.parametrize('prog,expect', [
+    ('pipes', b'parent read 21 bytes: hello from the child'),
+    ('polltest', b'poll until a thread writes: 1 revents 0x1'),
+])
+def test_pipes_and_poll_match_native(userland, prog, expect):
     """pipe/pipe2 between a parent and a forked child, a reader sleeping until a thread writes,
-    O_NONBLOCK, EPIPE, ESPIPE and the errors, on 1 and 2 CPUs."""
-    path = os.path.join(userland, 'pipes')
+    O_NONBLOCK, EPIPE, ESPIPE; poll/ppoll/select waiting on pipes; on 1 and 2 CPUs."""
+    path = os.path.join(userland, prog)
     code, nout, _ = run_native(path)
     for cpus in (1, 2):
         g = run_guest(path, cpus=cpus)
         assert code == 0 and g.exit_code == 0, g.result.report
         assert g.stdout == nout
-    assert b'parent read 21 bytes: hello from the child' in nout
+    assert expect in nout

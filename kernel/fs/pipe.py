@@ -15,6 +15,7 @@ from kernel.futex import BLOCKED
 PIPE_BUF = 4096
 PIPE_CAPACITY = 65536
 SIGPIPE = 13
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL, POLLRDNORM, POLLWRNORM = 1, 2, 4, 8, 0x10, 0x20, 0x40, 0x100
 
 
 class Pipe:
@@ -32,17 +33,24 @@ class Pipe:
         from kernel.sigframe import ERESTARTSYS
         sleepers, self.sleepers = self.sleepers, []
         for t in sleepers:
-            if t.state == 'S' and t.wait_obj is self:
+            if t.state == 'S' and t.wait_obj is not None and self in t.wait_obj:
                 t.wait_obj = None
                 k.sched.wake(t, -ERESTARTSYS, k.now())
 
     def sleep(self, k, t, what):
         t.waiting_on = what
-        t.wait_obj = self
+        t.wait_obj = (self,)
         t.restartable = True
         self.sleepers.append(t)
         k.sched.block(t)
         return BLOCKED
+
+    def poll_mask(self, reading):
+        """pipe_poll for one end."""
+        if reading:
+            return (POLLIN | POLLRDNORM if self.buf else 0) | (POLLHUP if not self.writers else 0)
+        return (POLLOUT | POLLWRNORM if len(self.buf) + PIPE_BUF <= PIPE_CAPACITY else 0) | \
+            (POLLERR if not self.readers else 0)
 
 
 class PipeEnd:

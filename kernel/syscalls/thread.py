@@ -315,6 +315,8 @@ def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
         cancel_wait(k, target)
         target.wait_for = None
         target.sigwait = None
+        target.wait_obj = None
+        target.restart_deadline = None
         ret = -ERESTARTSYS if target.restartable else -errno.EINTR
         if target.waiting_on == 'sleep' and target.sleep_rem:
             ret = _nanosleep_copyout(k, target)
