@@ -57,6 +57,13 @@ def _fault_info(res, fixed, nowait):
     return FaultInfo(outcome, handler, bool(nowait), res)
 
 
+class LoadedImage:
+    """A program loaded into a new address space: where it starts and its symbols."""
+
+    def __init__(self, mm, umem, entry, sp, symbols):
+        self.mm, self.umem, self.entry, self.sp, self.symbols = mm, umem, entry, sp, symbols
+
+
 class KernelConfig:
     """Knobs of the simulated machine's kernel (CLI options map onto these)."""
 
@@ -294,41 +301,53 @@ class Kernel:
     def exec_program(self, path, argv, envp):
         """Create the first task running the program at path (host or guest path)."""
         guest_path = self.resolve_program(path)
-        try:
-            inode = self.vfs.lookup(guest_path)
-        except FsError as e:
-            raise ExecError("%s: %s" % (path, os.strerror(e.errno)), e.errno)
-        if not pystat.S_ISREG(inode.mode):
-            raise ExecError("%s: not a regular file" % path, errno.EACCES)
-        if not inode.mode & 0o111:
-            raise ExecError("%s: not executable (mode %o)" % (path, inode.mode & 0o7777), errno.EACCES)
-        data = b''.join(inode.read_page(i) for i in range((inode.size + 4095) // 4096))
-        img = parse_elf(data, path)
-        mm = MmStruct(self.mmsvc)
-        umem = UserMemory(mm, self.phys, self.charge)
+        image = self.load_image(guest_path, argv, envp, path)
         pid = self.next_pid
         self.next_pid += 1
-        task = Task(pid, mm, FdTable(), umem, guest_path)
+        task = Task(pid, image.mm, FdTable(), image.umem, guest_path)
         task.files.install(self._std_stream(0, None))
         task.files.install(self._std_stream(1, self.config.stdout))
         task.files.install(self._std_stream(2, self.config.stderr))
-        exe = OpenFile(inode, O_RDONLY, guest_path, self.pagecache)
-        mm.exe_file = exe
         self.current = task
-        bias = ELF_ET_DYN_BASE if img.is_pie else 0
-        entry = load_elf_binary(mm, umem, exe, img, bias)
-        vdso_base = map_vdso(mm, self.vdso) if self.vdso is not None else 0
-        if vdso_base < 0:
-            raise ExecError("%s: no room for the vDSO" % path, -vdso_base)
-        rnd = bytes((self.config.seed * 131 + i * 17 + 7) & 0xFF for i in range(16))
-        sp = create_elf_tables(mm, umem, [a.encode() for a in argv], [e.encode() for e in envp],
-                               guest_path.encode(), img, bias, entry, rnd, vdso_base)
-        task.symbols = [(s + bias, size, name) for s, size, name in img.symbols]
-        task._sym_starts = [s[0] for s in task.symbols]
+        task.symbols, task._sym_starts = image.symbols, [s[0] for s in image.symbols]
         self.tasks[pid] = task
-        self.cpu.enter_user(mm.cr3, entry, sp)
+        self.cpu.enter_user(image.mm.cr3, image.entry, image.sp)
         self.sched.adopt(task)
         return task
+
+    def load_image(self, guest_path, argv, envp, shown_path=None):
+        """The program at guest_path in a new address space with its initial stack (binfmt_elf's
+        load_elf_binary); raises ExecError with the errno execve would return."""
+        shown_path = shown_path or guest_path
+        try:
+            inode = self.vfs.lookup(guest_path)
+        except FsError as e:
+            raise ExecError("%s: %s" % (shown_path, os.strerror(e.errno)), e.errno)
+        if not pystat.S_ISREG(inode.mode):
+            raise ExecError("%s: not a regular file" % shown_path, errno.EACCES)
+        if not inode.mode & 0o111:
+            raise ExecError("%s: not executable (mode %o)" % (shown_path, inode.mode & 0o7777), errno.EACCES)
+        data = b''.join(inode.read_page(i) for i in range((inode.size + 4095) // 4096))
+        img = parse_elf(data, shown_path)
+        mm = MmStruct(self.mmsvc)
+        umem = UserMemory(mm, self.phys, self.charge)
+        inode.ihold()                           # the open file the address space keeps (exe_file)
+        mm.exe_file = OpenFile(inode, O_RDONLY, guest_path, self.pagecache)
+        try:
+            bias = ELF_ET_DYN_BASE if img.is_pie else 0
+            entry = load_elf_binary(mm, umem, mm.exe_file, img, bias)
+            vdso_base = map_vdso(mm, self.vdso) if self.vdso is not None else 0
+            if vdso_base < 0:
+                raise ExecError("%s: no room for the vDSO" % shown_path, -vdso_base)
+            rnd = bytes((self.config.seed * 131 + i * 17 + 7) & 0xFF for i in range(16))
+            sp = create_elf_tables(mm, umem, [a.encode() if isinstance(a, str) else a for a in argv],
+                                   [e.encode() if isinstance(e, str) else e for e in envp],
+                                   guest_path.encode(), img, bias, entry, rnd, vdso_base)
+        except ExecError:
+            mm.users = 0
+            exit_mmap(mm)
+            raise
+        return LoadedImage(mm, umem, entry, sp, [(s + bias, size, name) for s, size, name in img.symbols])
 
     def report_deadlock(self):
         """Every task sleeps and nothing can wake one: describe each thread and where it stopped."""

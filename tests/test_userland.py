@@ -62,3 +62,15 @@ def test_pipes_and_poll_match_native(userland, prog, expect):
         assert code == 0 and g.exit_code == 0, g.result.report
         assert g.stdout == nout
     assert expect in nout
+
+
+def test_execve_matches_native(userland):
+    """fork+execve and vfork+execve of a sibling program, execve's errors, and a process re-executing
+    itself (close-on-exec honoured, exit status from the new image), on 1 and 2 CPUs."""
+    path = os.path.join(userland, 'execer')
+    code, nout, _ = run_native(path)
+    for cpus in (1, 2):
+        g = run_guest(path, mounts=[(userland, '/u', True)], cpus=cpus)
+        assert code == g.exit_code == 7, g.result.report
+        assert g.stdout == nout
+    assert b're-executed with 3 args: again x, FAULTLAB_TEST=from-exec' in nout

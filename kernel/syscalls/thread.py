@@ -501,3 +501,111 @@ def schedule_timeout(k, t, when, rem=0):
     k.events.schedule(when, expire)
     k.sched.block(t)
     return BLOCKED
+
+
+# ---- execve -----------------------------------------------------------------------------------------
+MAX_ARG_STRINGS = 0x7FFFFFFF
+PATH_MAX = 4096
+
+
+def _user_strings(t, uptr):
+    """A NULL-terminated array of user string pointers (argv, envp): [bytes], or -errno."""
+    out = []
+    total = 0
+    while uptr:
+        p = t.umem.read_u64(uptr + 8 * len(out))
+        if p is None:
+            return -errno.EFAULT
+        if p == 0:
+            break
+        s = t.umem.read_cstr(p, 128 * 1024 + 1)
+        if s is None:
+            return -errno.EFAULT
+        if len(s) > 128 * 1024:
+            return -errno.E2BIG                       # MAX_ARG_STRLEN
+        total += len(s) + 1
+        if total > 2 * 1024 * 1024:                   # the stack rlimit's quarter (8 MiB / 4)
+            return -errno.E2BIG
+        out.append(s)
+    return out
+
+
+@syscall(59, 'execve')
+def sys_execve(k, t, upath, uargv, uenvp, *_):
+    path = t.umem.read_cstr(upath, PATH_MAX) if upath else None
+    if path is None:
+        return -errno.EFAULT
+    if len(path) >= PATH_MAX:
+        return -errno.ENAMETOOLONG
+    path = path.decode('utf-8', 'surrogateescape')
+    if not path:
+        return -errno.ENOENT
+    argv = _user_strings(t, uargv)
+    if isinstance(argv, int):
+        return argv
+    envp = _user_strings(t, uenvp)
+    if isinstance(envp, int):
+        return envp
+    full = path if path.startswith('/') else t.cwd.rstrip('/') + '/' + path
+    return do_execve(k, t, full, argv, envp)
+
+
+def do_execve(k, t, path, argv, envp):
+    """Replace the calling process's program (fs/exec.c): past the point of no return the other
+    threads end, the address space, handlers, alternate stack and close-on-exec descriptors go."""
+    from kernel.loader import ExecError
+    from kernel.mm.mmap import exit_mmap
+    try:
+        image = k.load_image(path, argv, envp)
+    except ExecError as e:
+        return -e.errno
+    group = t.group
+    for other in group.live_threads():                  # de_thread
+        if other is not t:
+            from kernel.futex import cancel_wait
+            cancel_wait(k, other)
+            k._exit_thread(other)
+    if t.tid != t.tgid:                                  # the exec'ing thread takes the leader's pid
+        k.tasks.pop(t.tid, None)
+        t.tid = t.pid = t.tgid
+        k.tasks[t.tid] = t
+        group.leader = t
+    group.threads = [t]
+    old = t.mm
+    old.users -= 1
+    if old.users == 0:
+        exit_mmap(old)
+    t.mm, t.umem = image.mm, image.umem
+    _vfork_done(k, t)
+    t.exe_path = path
+    t.comm = path.rsplit('/', 1)[-1][:15]
+    t.symbols, t._sym_starts = image.symbols, [s[0] for s in image.symbols]
+    t.sigactions = {sig: act for sig, act in t.sigactions.items()
+                    if struct.unpack_from('<Q', act)[0] == 1}      # handlers reset, SIG_IGN stays
+    t.sas = (0, 0, 0)
+    t.saved_sigmask = None
+    t.sig_frames = []
+    t.clear_child_tid = 0
+    for fd in sorted(t.files.cloexec):
+        t.files.close(fd)
+    cpu = k.cpu
+    cpu.set_cr3(image.mm.cr3)
+    cpu.flush_tlb()
+    cpu.flush_code()
+    k.sched.loaded_mm = image.mm
+    g = cpu.gpr
+    for i in range(16):
+        g[i] = 0
+    g[4] = image.sp
+    cpu.fs_base = 0
+    cpu.rip = image.entry - 2                           # the syscall hook adds 2 to a RIP it set
+    k.stats['execs'] += 1
+    return 0
+
+
+def _vfork_done(k, child):
+    """The vfork child let go of its parent's memory (exec or exit): the parent runs again."""
+    for task in child.group.parent.live_threads() if child.group.parent is not None else ():
+        if task.vfork_child is child.group:
+            task.vfork_child = None
+            k.sched.wake(task, task.wake_ret or child.tgid, k.now())
