@@ -28,7 +28,7 @@ from kernel.mm.page_alloc import FrameAllocator
 from kernel.mm.swap import SwapArea, SwapCache
 from kernel.mm.vmscan import LruLists, Reclaim
 from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
-from kernel.mm.mmap import exit_mmap
+from kernel.mm.mmap import exit_mmap, mmput
 from kernel.sched import Scheduler
 from kernel.task import Task
 from kernel.tracepoints import FaultInfo
@@ -345,7 +345,7 @@ class Kernel:
                                    guest_path.encode(), img, bias, entry, rnd, vdso_base)
         except ExecError:
             mm.users = 0
-            exit_mmap(mm)
+            mmput(mm)
             raise
         return LoadedImage(mm, umem, entry, sp, [(s + bias, size, name) for s, size, name in img.symbols])
 

@@ -121,3 +121,19 @@ def test_suite_runs_are_checked_when_asked(userland):
     r = run_guest(os.path.join(userland, 'hello'))
     chk = r.machine.kernel.vm_checker
     assert (chk is not None) == bool(conftest.CHECK)
+
+
+def test_a_violation_in_a_child_process_ends_the_whole_run(userland, monkeypatch):
+    """A violation found after a trap of a forked child ends every process; the run reports it
+    with status 70 (before, only the child was marked dead and the CPU kept faulting)."""
+    orig = TrapChecker.check
+
+    def check(self, event):
+        cur = self.k.current
+        if cur is not None and cur.tgid != 1 and event[0] == 'syscall':
+            return 'planted violation in pid %d' % cur.tgid
+        return orig(self, event)
+    monkeypatch.setattr(TrapChecker, 'check', check)
+    m, res = _machine_after(userland, 'forktest')
+    assert res.exit_code == 70
+    assert 'planted violation in pid' in res.report

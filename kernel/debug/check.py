@@ -389,12 +389,15 @@ class TrapChecker(VmChecker):
             n, ev = self.last_clean or (0, None)
             report = self.violation = '%s [events %d..%d were not all checked; the last consistent state ' \
                 'was after %s]' % (report, n + 1, self.events, self.describe(ev) if ev else 'exec')
+        # the run ends: every process exits, and the first one carries the report
         k = self.k
-        task = k.current
-        if task is not None:
-            task.killed_by = (0, report)
-            task.exited = True
-            task.exit_code = EX_SOFTWARE
+        for t in list(k.tasks.values()):
+            if not t.exited:
+                k.do_group_exit(t, EX_SOFTWARE)
+        first = k.tasks[min(k.tasks)] if k.tasks else None
+        if first is not None:
+            first.killed_by = (0, report)
+            first.exit_code = EX_SOFTWARE
         k.cpu.stop()
 
     def final_check(self):

@@ -165,6 +165,16 @@ def exit_mmap(mm):
         do_munmap(mm, v.vm_start, v.vm_end - v.vm_start)
 
 
+def mmput(mm):
+    """The address space is dropped for good (exec replaced it): unmap everything, then free the
+    page-table frames left (the upper levels and the root)."""
+    exit_mmap(mm)
+    frames = mm.svc.frames
+    for pfn in mm.pgtables.release_all():
+        frames.put_page(frames.pages[pfn])
+        mm.svc.charge('page_free')
+
+
 def free_pgtables(mm, start, end, since):
     """Free the PTE tables of [start, end) whose whole 2 MiB range no VMA uses any more."""
     pmd = 1 << 21

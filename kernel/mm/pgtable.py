@@ -242,6 +242,13 @@ class PageTables:
                     yield from walk(e & PTE_PFN_MASK, shift - 9, va)
         return list(walk(self.pgd, PGDIR_SHIFT, 0)) if start < end else []
 
+    def release_all(self):
+        """pgd_free and the levels below it, for an address space nobody uses any more: the pfns of
+        every table frame (the caller frees them); the tables must not be used afterwards."""
+        pfns, self.table_pfns = self.table_pfns, []
+        self._pt_cache.clear()
+        return pfns
+
     def free_pte_table(self, va):
         """free_pte_range: clear the PMD entry of va's PTE table; returns the table's pfn (or None)."""
         ea = self.pmd_slot(va, create=False)

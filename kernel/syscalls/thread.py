@@ -554,7 +554,7 @@ def do_execve(k, t, path, argv, envp):
     """Replace the calling process's program (fs/exec.c): past the point of no return the other
     threads end, the address space, handlers, alternate stack and close-on-exec descriptors go."""
     from kernel.loader import ExecError
-    from kernel.mm.mmap import exit_mmap
+    from kernel.mm.mmap import mmput
     try:
         image = k.load_image(path, argv, envp)
     except ExecError as e:
@@ -574,7 +574,7 @@ def do_execve(k, t, path, argv, envp):
     old = t.mm
     old.users -= 1
     if old.users == 0:
-        exit_mmap(old)
+        mmput(old)
     t.mm, t.umem = image.mm, image.umem
     _vfork_done(k, t)
     t.exe_path = path

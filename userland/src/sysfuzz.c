@@ -4,12 +4,12 @@
  *   sysfuzz SEED N [VERBOSE]
  *
  * Numbers: every number 0..463 plus unknown ones (500..1023, huge, negative), except the few that would
- * end the run (exit, exit_group, kill, tkill, tgkill, rt_sigreturn, execve, execveat, fork, vfork, clone,
- * clone3), change the thread itself (arch_prctl, set_tid_address, rseq, sigaltstack, rt_sigaction with
+ * end the run (exit, exit_group, kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, rt_sigreturn,
+ * execve, execveat, fork, vfork, clone, clone3), change the thread itself (arch_prctl, set_tid_address, rseq, sigaltstack, rt_sigaction with
  * a handler) or legitimately block (pause, nanosleep, clock_nanosleep, futex, wait4, waitid,
  * rt_sigsuspend, rt_sigtimedwait, poll, ppoll, select, pselect6, epoll_wait, epoll_pwait(2), alarm,
  * setitimer, timer_settime, msgrcv, semop, semtimedop, accept, accept4, recvfrom, recvmsg, recvmmsg,
- * io_getevents, flock, pidfd_* ...).
+ * io_getevents, flock, pidfd_*, pipe and pipe2 whose empty pipe a later read would wait on ...).
  * Arguments: pointers into mapped read-write memory (a scratch buffer followed by an unmapped guard
  * page), read-only memory (the program text and a read-only page), unmapped memory, the kernel half,
  * non-canonical addresses, an arena for the memory calls; lengths from 0 to huge; fds valid, closed,
@@ -199,6 +199,8 @@ static int skipped(long nr)
     switch (nr) {
     case 60: case 231:                          /* exit, exit_group */
     case 62: case 200: case 234:                /* kill, tkill, tgkill */
+    case 129: case 297:                         /* rt_sigqueueinfo, rt_tgsigqueueinfo (pid 1 is us here) */
+    case 22: case 293:                          /* pipe, pipe2: a read of our own empty pipe blocks */
     case 15: case 59: case 322:                 /* rt_sigreturn, execve, execveat */
     case 56: case 57: case 58: case 435:        /* clone, fork, vfork, clone3 */
     case 158: case 218: case 334: case 131:     /* arch_prctl, set_tid_address, rseq, sigaltstack */
