@@ -101,13 +101,65 @@ def show_smaps_rollup(k):
 
 
 def proc_status(k):
+    """/proc/self/status (fs/proc/array.c): identity, memory (task_mem), threads, signal masks and
+    CPUs, in Linux's order and format."""
+    from kernel.mm.vma import VM_EXEC, VM_GROWSDOWN, VM_HUGETLB, VM_LOCKED, VM_SHARED, VM_WRITE
+    from kernel.sigframe import handler_of
     t = k.current
     mm = t.mm
-    return ('Name:\t%s\nUmask:\t%04o\nState:\tR (running)\nTgid:\t%d\nNgid:\t0\nPid:\t%d\nPPid:\t%d\n'
-            'TracerPid:\t0\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nVmPeak:\t%8d kB\nVmSize:\t%8d kB\n'
-            'VmHWM:\t%8d kB\nVmRSS:\t%8d kB\nRssAnon:\t%8d kB\nRssFile:\t%8d kB\nThreads:\t1\n'
-            % (t.comm, t.umask, t.tgid, t.pid, t.ppid, mm.total_vm * 4, mm.total_vm * 4, mm.hiwater_rss * 4,
-               (mm.rss_anon + mm.rss_file) * 4, mm.rss_anon * 4, mm.rss_file * 4))
+    group = t.group
+    locked = data = stack = exec_vm = hugetlb = 0
+    for v in mm.vmas:
+        pages = (v.vm_end - v.vm_start) >> 12
+        f = v.vm_flags
+        if f & VM_LOCKED:
+            locked += pages
+        if f & VM_GROWSDOWN:
+            stack += pages
+        elif f & VM_WRITE and not f & VM_SHARED:
+            data += pages
+        if f & VM_EXEC and not f & VM_WRITE and not f & VM_GROWSDOWN:
+            exec_vm += pages
+        if f & VM_HUGETLB:
+            hugetlb += pages
+    text_kb = ((mm.end_code + 0xFFF) & ~0xFFF) - (mm.start_code & ~0xFFF) >> 10 if mm.end_code else 0
+    ignored = caught = 0
+    for sig in range(1, 65):
+        handler, _flags = handler_of(t, sig)
+        if handler == 1:
+            ignored |= 1 << (sig - 1)
+        elif handler > 1:
+            caught |= 1 << (sig - 1)
+    ncpu = len(k.sched.rqs)
+    rq = k.sched.this_rq
+    kb = lambda name, v: '%s:\t%8d kB\n' % (name, v)
+    return ''.join([
+        'Name:\t%s\n' % t.comm, 'Umask:\t%04o\n' % t.umask, 'State:\tR (running)\n',
+        'Tgid:\t%d\n' % t.tgid, 'Ngid:\t0\n', 'Pid:\t%d\n' % t.tid, 'PPid:\t%d\n' % t.ppid,
+        'TracerPid:\t0\n', 'Uid:\t0\t0\t0\t0\n', 'Gid:\t0\t0\t0\t0\n', 'FDSize:\t64\n', 'Groups:\t \n',
+        'NStgid:\t%d\n' % t.tgid, 'NSpid:\t%d\n' % t.tid, 'NSpgid:\t%d\n' % t.tgid, 'NSsid:\t%d\n' % t.tgid,
+        'Kthread:\t0\n',
+        kb('VmPeak', max(mm.total_vm, getattr(mm, 'hiwater_vm', 0)) * 4), kb('VmSize', mm.total_vm * 4),
+        kb('VmLck', locked * 4), kb('VmPin', 0), kb('VmHWM', mm.hiwater_rss * 4),
+        kb('VmRSS', (mm.rss_anon + mm.rss_file) * 4), kb('RssAnon', mm.rss_anon * 4),
+        kb('RssFile', mm.rss_file * 4), kb('RssShmem', 0), kb('VmData', data * 4), kb('VmStk', stack * 4),
+        kb('VmExe', text_kb), kb('VmLib', max(0, exec_vm * 4 - text_kb)),
+        kb('VmPTE', len(mm.pgtables.table_pfns) * 4), kb('VmSwap', max(0, getattr(mm, 'swap_ents', 0)) * 4),
+        'HugetlbPages:\t%8d kB\n' % (hugetlb * 4), 'CoreDumping:\t0\n', 'THP_enabled:\t0\n',
+        'untag_mask:\t0xffffffffffffffff\n',
+        'Threads:\t%d\n' % len(group.live_threads()),
+        'SigQ:\t%d/%d\n' % (bin(t.pending_signals | group.shared_pending).count('1'), 7823),
+        'SigPnd:\t%016x\n' % t.pending_signals, 'ShdPnd:\t%016x\n' % group.shared_pending,
+        'SigBlk:\t%016x\n' % t.sigmask, 'SigIgn:\t%016x\n' % ignored, 'SigCgt:\t%016x\n' % caught,
+        'CapInh:\t0000000000000000\n', 'CapPrm:\t000001ffffffffff\n', 'CapEff:\t000001ffffffffff\n',
+        'CapBnd:\t000001ffffffffff\n', 'CapAmb:\t0000000000000000\n', 'NoNewPrivs:\t0\n', 'Seccomp:\t0\n',
+        'Seccomp_filters:\t0\n', 'Speculation_Store_Bypass:\tnot vulnerable\n',
+        'SpeculationIndirectBranch:\tnot affected\n',
+        'Cpus_allowed:\t%x\n' % ((1 << ncpu) - 1), 'Cpus_allowed_list:\t%s\n' % ('0' if ncpu == 1 else '0-%d' % (ncpu - 1)),
+        'Mems_allowed:\t00000001\n', 'Mems_allowed_list:\t0\n',
+        'voluntary_ctxt_switches:\t%d\n' % getattr(t, 'nvcsw', 0),
+        'nonvoluntary_ctxt_switches:\t%d\n' % getattr(t, 'nivcsw', 0),
+    ])
 
 
 def proc_meminfo(k):

@@ -19,6 +19,7 @@ CASES = [
     ('stackgrow', [], [], []),
     ('badsys', [], [], []),
     ('codereuse', ['/tmp'], None, []),      # a freed code frame refilled by read(2): no stale blocks
+    ('procstatus', [], [], []),              # /proc/self/status: Linux's fields and masks
     ('filemap', ['/data/big.bin'], [os.path.join(DATA, 'big.bin')], [(DATA, '/data')]),
     ('filemap', ['/data/small.txt'], [os.path.join(DATA, 'small.txt')], [(DATA, '/data')]),
     ('readahead', ['/data/big.bin'], [os.path.join(DATA, 'big.bin')], [(DATA, '/data')]),
