@@ -51,6 +51,26 @@ def parse_listen(spec):
     return host or '127.0.0.1', port
 
 
+# Linux x86-64 signal numbers -> GDB's (the remote protocol's, include/gdb/signals.def), which differ
+# from Linux's past the oldest UNIX ones (SIGBUS is 10, SIGUSR1 30, SIGCHLD 20 ...)
+_TO_GDB = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 10, 8: 8, 9: 9, 10: 30, 11: 11, 12: 31, 13: 13, 14: 14, 15: 15,
+           17: 20, 18: 19, 19: 17, 20: 18, 21: 21, 22: 22, 23: 16, 24: 24, 25: 25, 26: 26, 27: 27, 28: 28,
+           29: 23, 30: 32, 31: 12, 32: 77, 64: 78}
+_TO_GDB.update({n: n + 12 for n in range(33, 64)})          # SIGRTMIN+1.. = GDB_SIGNAL_REALTIME_33..
+_FROM_GDB = {g: n for n, g in _TO_GDB.items()}
+GDB_SIGNAL_UNKNOWN = 143
+
+
+def gdb_signal(sig):
+    """A Linux signal number in GDB's numbering (0 stays 0)."""
+    return _TO_GDB.get(sig, GDB_SIGNAL_UNKNOWN) if sig else 0
+
+
+def host_signal(gdb_sig):
+    """A GDB signal number as Linux's (0 for none or unknown)."""
+    return _FROM_GDB.get(gdb_sig, 0)
+
+
 class Watch:
     """One Z2/Z3/Z4 watchpoint: a virtual range and the memory hooks on the frames it maps to now."""
 
@@ -192,7 +212,7 @@ class GdbStub:
                 self._serve(task, postmortem=True)
                 if self.killed or self.detached:
                     return
-            self.conn.send('X%02x' % sig if sig else 'W%02x' % (task.exit_code & 0xFF))
+            self.conn.send('X%02x' % gdb_signal(sig) if sig else 'W%02x' % (task.exit_code & 0xFF))
         except Disconnected:
             pass
         finally:
@@ -375,9 +395,23 @@ class GdbStub:
         return self._fault_reply(task)
 
     def _stop_reply(self, task, sig, extra='', si_code=SI_KERNEL, si_addr=0):
-        """A T stop reply; what $_siginfo shows for it is kept for qXfer:siginfo:read."""
+        """A T stop reply (the signal in GDB's numbering); what $_siginfo shows for it (Linux's
+        numbering, as in the target's siginfo) is kept for qXfer:siginfo:read."""
         self.siginfo = (sig, si_code, si_addr)
-        return 'T%02xthread:%x;%s' % (sig, task.tid, extra)
+        return 'T%02xthread:%x;%s' % (gdb_signal(sig), task.tid, extra)
+
+    def _deliver(self, task, gdb_sig):
+        """Resume with a signal (C, S, vCont;C/S: gdb's `signal SIG`, or passing a stop's signal on):
+        the thread gets it now, so its handler runs first, or its default action applies."""
+        sig = host_signal(gdb_sig)
+        if not sig or sig == SIGTRAP:
+            return
+        from kernel.syscalls.thread import send_signal
+        from kernel.sigframe import do_signal
+        k = self.kernel
+        send_signal(k, task, task, sig)
+        if not task.exited:
+            do_signal(k, task, False)
 
     def _break_reply(self, task, bptype):
         if bptype == 1:
@@ -463,12 +497,14 @@ class GdbStub:
                 return None
             addr = int(text[1:], 16) if len(text) > 1 else None
             return self._resume(task, c, addr)
-        if c == 'C' or c == 'S':          # resume with a signal: signals are not delivered yet
+        if c == 'C' or c == 'S':          # resume with a signal
             if postmortem:
                 self.stopped = False
                 return None
             sig, _, addr = text[1:].partition(';')
-            int(sig, 16)
+            self._deliver(task, int(sig, 16))
+            if task.exited:
+                return None
             return self._resume(task, c.lower(), int(addr, 16) if addr else None)
         if text.startswith('vCont'):
             return self._vcont(task, text, postmortem)
@@ -537,20 +573,23 @@ class GdbStub:
         if not text.startswith('vCont;'):
             return ''
         chosen = None
+        signal = 0
         for act in text[6:].split(';'):
             what, _, tid = act.partition(':')
             if not what or what[0] not in 'cCsSt':
                 return 'E01'
-            if what[0] in 'CS':
-                int(what[1:3], 16)
+            sig = int(what[1:3], 16) if what[0] in 'CS' else 0
             if tid and self._parse_tid(tid) not in (-1, 0, task.tid):
                 continue
             if chosen is None:
-                chosen = what[0].lower()
+                chosen, signal = what[0].lower(), sig
         if chosen is None or chosen == 't':
             return 'OK' if chosen == 't' else 'E01'
         if postmortem:
             self.stopped = False
+            return None
+        self._deliver(task, signal)
+        if task.exited:
             return None
         return self._resume(task, chosen)
 

@@ -586,3 +586,16 @@ def test_random_packets_fuzz_never_kill_the_stub(userland, tmp_path):
         stub.kill()
     assert sent > 300 and 'Traceback' not in err and 'internal error' not in err
     assert rc == 137
+
+
+@needs_gdb
+def test_signal_command_delivers_the_signal_to_the_handler(userland, tmp_path):
+    """gdb's `signal SIGUSR1` at a breakpoint (vCont;S with GDB's number 30 for Linux's 10): the handler
+    runs, returns to the breakpoint, which hits again, as with native gdb; then the program ends."""
+    prog = os.path.join(userland, 'gdbsig')
+    cmds = ['break checkpoint', 'signal SIGUSR1', 'continue']
+    out, rc, stdout, stderr = gdb_session(tmp_path, prog, cmds[:1] + ['continue'] + cmds[1:])
+    native = gdb_batch(prog, cmds[:1] + ['run'] + cmds[1:], run_native=True)
+    assert native.count('Breakpoint 1, checkpoint') == out.count('Breakpoint 1, checkpoint') == 2
+    assert stdout == 'handler ran\nafter: got 10\n' and 'handler ran' in native
+    assert rc == 0
