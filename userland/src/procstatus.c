@@ -1,9 +1,11 @@
 /* /proc/self/status: prints every field name, and the values that do not depend on the C library's
  * start-up details: VmLck after mlock of 64 KiB, Threads with a second thread running, and the
- * SigBlk/SigIgn/SigCgt masks. The output must match a native run.  usage: procstatus */
+ * bits of the SigBlk/SigIgn/SigCgt masks this program set (the rest depend on what the parent
+ * ignored). The output must match a native run.  usage: procstatus */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -46,10 +48,13 @@ int main(void)
         if (!c)
             continue;
         *c = 0;
-        if (!strcmp(line, "VmLck") || !strcmp(line, "Threads") || !strcmp(line, "SigBlk") ||
-            !strcmp(line, "SigIgn") || !strcmp(line, "SigCgt"))
+        if (!strcmp(line, "VmLck") || !strcmp(line, "Threads"))
             printf("%s:%s", line, c + 1);
-        else
+        else if (!strcmp(line, "SigBlk") || !strcmp(line, "SigIgn") || !strcmp(line, "SigCgt")) {
+            unsigned long mask = strtoul(c + 1, NULL, 16);
+            int bit = !strcmp(line, "SigBlk") ? SIGTERM : !strcmp(line, "SigIgn") ? SIGUSR1 : SIGUSR2;
+            printf("%s: signal %d %s\n", line, bit, mask >> (bit - 1) & 1 ? "set" : "clear");
+        } else
             printf("%s\n", line);
     }
     fclose(f);
