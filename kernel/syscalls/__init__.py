@@ -23,6 +23,17 @@ SYSCALL_NAMES = dict(KNOWN_NAMES)
 MASK64 = (1 << 64) - 1
 
 
+def s32(v):
+    """A register argument read as a C int."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & (1 << 31) else v
+
+
+def s64(v):
+    """A register argument read as a C long."""
+    return v - (1 << 64) if v & (1 << 63) else v
+
+
 def syscall(nr, name):
     """Register a handler for system call number nr."""
     def deco(fn):

@@ -11,7 +11,7 @@ from kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
 from kernel.futex import BLOCKED
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, makedev
 from kernel.fs.synth import SynthFile
-from kernel.syscalls import syscall
+from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -26,15 +26,6 @@ POSIX_FADV_NORMAL, POSIX_FADV_RANDOM, POSIX_FADV_SEQUENTIAL = 0, 1, 2
 POSIX_FADV_WILLNEED, POSIX_FADV_DONTNEED, POSIX_FADV_NOREUSE = 3, 4, 5
 FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
 MFD_CLOEXEC, MFD_ALLOW_SEALING, MFD_HUGETLB = 1, 2, 4
-
-
-def _s32(v):
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & (1 << 31) else v
-
-
-def _s64(v):
-    return v - (1 << 64) if v & (1 << 63) else v
 
 
 def _fs_errno(e):

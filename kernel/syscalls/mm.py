@@ -13,7 +13,7 @@ from kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mma
 from kernel.mm.page_alloc import PG_uptodate
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
 from kernel.mm.vma import VM_SHARED
-from kernel.syscalls import syscall
+from kernel.syscalls import s64 as _s64, syscall
 
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 
@@ -32,10 +32,6 @@ def mmap_write_locked(fn):
     locked.__name__ = fn.__name__
     locked.__doc__ = fn.__doc__
     return locked
-
-
-def _s64(v):
-    return v - (1 << 64) if v & (1 << 63) else v
 
 
 @syscall(9, 'mmap')

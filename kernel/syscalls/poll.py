@@ -12,7 +12,8 @@ import struct
 from kernel.file import HostStream, OpenFile
 from kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDNORM, POLLWRNORM, PipeEnd
 from kernel.futex import BLOCKED
-from kernel.syscalls import syscall
+from kernel.syscalls import s32, syscall
+from kernel.syscalls.proc import read_timespec_ns
 
 DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
 POLLIN_SET = POLLRDNORM | POLLIN | POLLHUP | POLLERR      # what select counts as readable
@@ -108,25 +109,15 @@ def do_poll(k, t, ufds, nfds, deadline):
 
 @syscall(7, 'poll')
 def sys_poll(k, t, ufds, nfds, timeout, *_):
-    timeout = struct.unpack('<i', struct.pack('<I', timeout & 0xFFFFFFFF))[0]
+    timeout = s32(timeout)
     return do_poll(k, t, ufds, nfds & 0xFFFFFFFF, _deadline(k, t, None if timeout < 0 else timeout * 10 ** 6))
-
-
-def _read_timespec(t, addr):
-    raw = t.umem.read(addr, 16)
-    if raw is None:
-        return -errno.EFAULT
-    sec, nsec = struct.unpack('<qq', raw)
-    if sec < 0 or not 0 <= nsec < 10 ** 9:
-        return -errno.EINVAL
-    return sec * 10 ** 9 + nsec
 
 
 @syscall(271, 'ppoll')
 def sys_ppoll(k, t, ufds, nfds, tsp, sigmask, sigsetsize, *_):
     ns = None
     if tsp:
-        ns = _read_timespec(t, tsp)
+        ns = read_timespec_ns(t, tsp)
         if ns < 0:
             return ns
     if sigmask:
@@ -203,18 +194,17 @@ def sys_select(k, t, n, inp, outp, exp, tvp, *_):
         if sec < 0 or usec < 0:
             return -errno.EINVAL
         ns = sec * 10 ** 9 + usec * 1000
-    return do_select(k, t, struct.unpack('<i', struct.pack('<I', n & 0xFFFFFFFF))[0], inp, outp, exp,
-                     _deadline(k, t, ns))
+    return do_select(k, t, s32(n), inp, outp, exp, _deadline(k, t, ns))
 
 
 @syscall(270, 'pselect6')
 def sys_pselect6(k, t, n, inp, outp, exp, tsp, sig, *_):
     ns = None
     if tsp:
-        ns = _read_timespec(t, tsp)
+        ns = read_timespec_ns(t, tsp)
         if ns < 0:
             return ns
-    n = struct.unpack('<i', struct.pack('<I', n & 0xFFFFFFFF))[0]
+    n = s32(n)
     if sig:
         raw = t.umem.read(sig, 16)                  # { const sigset_t *ss; size_t ss_len; }
         if raw is None:

@@ -6,7 +6,7 @@ import struct
 from kernel.futex import BLOCKED
 from kernel.sigframe import STACK_T, SI_USER, dequeue_signal, do_sigaltstack, next_signal, pending_set, siginfo_kill
 from kernel.signal import UNBLOCKABLE
-from kernel.syscalls import syscall
+from kernel.syscalls import s32 as _s32, syscall
 from kernel.syscalls.thread import schedule_timeout, sigwait_sleep
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
@@ -19,11 +19,6 @@ CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_
 CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
 SIGKILL, SIGSTOP = 9, 19
 _TS = struct.Struct('<qq')
-
-
-def _s32(v):
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & (1 << 31) else v
 
 
 @syscall(39, 'getpid')
@@ -208,7 +203,7 @@ def sys_time(k, t, tloc, *_):
     return sec
 
 
-def _read_timespec_ns(t, addr):
+def read_timespec_ns(t, addr):
     """A user struct timespec as nanoseconds, or -errno (EFAULT, EINVAL for a bad value)."""
     b = t.umem.read(addr, 16)
     if b is None:
@@ -220,7 +215,7 @@ def _read_timespec_ns(t, addr):
 
 
 def _sleep(k, t, req, rem):
-    ns = _read_timespec_ns(t, req)
+    ns = read_timespec_ns(t, req)
     if ns < 0:
         return ns
     return schedule_timeout(k, t, k.now() + k.costs.cycles_for_ns(ns), rem)
@@ -237,7 +232,7 @@ def sys_clock_nanosleep(k, t, clk, flags, req, rem, *_):
     if clock_ns(k, t, clk) is None or clk in (CLOCK_THREAD_CPUTIME_ID,):
         return -errno.EINVAL
     if flags & 1:                     # TIMER_ABSTIME
-        ns = _read_timespec_ns(t, req)
+        ns = read_timespec_ns(t, req)
         if ns < 0:
             return ns
         delta = ns - clock_ns(k, t, clk)
@@ -324,13 +319,10 @@ def sys_rt_sigtimedwait(k, t, uthese, uinfo, uts, sigsetsize, *_):
     these &= ~UNBLOCKABLE
     deadline = None
     if uts:
-        raw = t.umem.read(uts, 16)
-        if raw is None:
-            return -errno.EFAULT
-        sec, nsec = struct.unpack('<qq', raw)
-        if sec < 0 or not 0 <= nsec < 10 ** 9:
-            return -errno.EINVAL
-        deadline = k.now() + k.costs.cycles_for_ns(sec * 10 ** 9 + nsec)
+        ns = read_timespec_ns(t, uts)
+        if ns < 0:
+            return ns
+        deadline = k.now() + k.costs.cycles_for_ns(ns)
     sig = next_signal(t, these)
     if sig:
         info = dequeue_signal(t, sig) or siginfo_kill(sig, SI_USER, 0)

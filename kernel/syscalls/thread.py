@@ -5,7 +5,7 @@ import struct
 from kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP,
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
                           FUTEX_CMD_MASK, futex_wait, futex_wake, futex_requeue, futex_wake_op)
-from kernel.syscalls import syscall
+from kernel.syscalls import s32 as _s32, syscall
 from kernel.signal import SIGNAL_NAMES, SIG_DFL
 from kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
                              siginfo_kill, sys_rt_sigreturn)
@@ -27,11 +27,6 @@ CLONE_ARGS_SIZE_VER0 = 64
 _CLONE_ARGS = struct.Struct('<11Q')
 SIGCHLD, SIGKILL = 17, 9
 WNOHANG, WUNTRACED, WCONTINUED, __WALL, __WCLONE = 1, 2, 8, 0x40000000, 0x80000000
-
-
-def _s32(v):
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & (1 << 31) else v
 
 
 def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
@@ -234,8 +229,8 @@ def sys_futex(k, t, uaddr, op, val, utime, uaddr2, val3, *_):
     if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
         deadline = None
         if utime:
-            from kernel.syscalls.proc import _read_timespec_ns, clock_ns, CLOCK_REALTIME, CLOCK_MONOTONIC
-            ns = _read_timespec_ns(t, utime)
+            from kernel.syscalls.proc import read_timespec_ns, clock_ns, CLOCK_REALTIME, CLOCK_MONOTONIC
+            ns = read_timespec_ns(t, utime)
             if ns < 0:
                 return ns
             if cmd == FUTEX_WAIT:
