@@ -210,25 +210,14 @@ def host_first_touch_us(mib):
     """Host CPU microseconds per page to fault in fresh anonymous host memory (MADV_POPULATE_WRITE in
     4 MiB steps): the floor under every runner's page-touch figure, since each of them (the native
     kernel, faultlab's guest RAM, QEMU's and Qiling's) backs a newly touched guest page with one."""
-    import ctypes
-    import mmap as _mmap
-    from emu.physmem import MADV_POPULATE_WRITE
-    size = mib << 20
-    m = _mmap.mmap(-1, size, flags=_mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS)
-    buf = ctypes.c_char.from_buffer(m)
-    base = ctypes.addressof(buf)
-    madvise = ctypes.CDLL(None).madvise
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    from emu.physmem import PhysMem
+    ram = PhysMem(mib << 20)
     t = time.process_time()
-    for off in range(0, size, 4 << 20):
-        if madvise(base + off, min(4 << 20, size - off), MADV_POPULATE_WRITE):
-            del buf
-            m.close()
+    for off in range(0, ram.size, 4 << 20):
+        if not ram.populate(off, min(4 << 20, ram.size - off)):
             return float('nan')
     t = time.process_time() - t
-    del buf
-    m.close()
-    return t / (size >> 12) * 1e6
+    return t / ram.nr_frames * 1e6
 
 
 def run_bench(reps=3, scale=4, small=4, big=64, qemu_path=None, qiling=True, out=sys.stdout):

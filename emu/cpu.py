@@ -210,7 +210,7 @@ class Cpu:
 
     def flush_fast_faults(self):
         """Disarm the native hook and hand the faults it took to the kernel (before anything else)."""
-        entries, unused = self.fast.disarm()
+        entries = self.fast.disarm()
         # each faulting instruction re-executed: take back what its block counted from it on
         # (no profiler runs while the hook is armed, so the sums can go back at once)
         insns = cycles = 0
@@ -223,7 +223,7 @@ class Cpu:
             cycles += c[1]
         if insns:
             self.counter.uncount(insns, cycles)
-        self.traps.fast_faults(entries, unused)
+        self.traps.fast_faults(entries)
 
     # ---- running -----------------------------------------------------------------------
     def enter_user(self, cr3, rip, rsp):

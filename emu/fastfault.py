@@ -38,6 +38,21 @@ PF_USER_WRITE_NOT_PRESENT = 0x6      # error code bits 0-4: P=0, W=1, U=1, RSVD=
 S_ARMED, S_ERR, S_CR2, S_START, S_END, S_EIP, S_VDSO, S_VDSO_SIZE, S_LEFT, S_POOL, S_LOGN, S_LOGCAP, \
     S_HOST, S_CR3, S_USED, S_BITS, S_LOG, S_COUNTER, S_OLDEXC, S_PYCB = range(20)
 
+# one upper level of the page walk: r8 = the table's guest-physical address -> the next table's; a
+# missing entry (and, below the root, a huge-page entry) goes to the Python hook
+_WALK_LEVEL = """    mov r10, rcx
+    shr r10, %(shift)d
+    and r10, 511
+    add r8, r11
+    mov r8, [r8+r10*8]
+    test r8, 1
+    jz slow
+%(leaf_check)s    and r8, rax
+"""
+_NOT_HUGE = """    test r8, 0x80
+    jnz slow
+"""
+
 # void hook(uc_engine *uc /*rdi*/, uint32_t intno /*esi*/, uint64_t *st /*rdx*/)
 _HOOK_ASM = """
     cmp esi, 14
@@ -69,35 +84,7 @@ _HOOK_ASM = """
     mov r11, [rdx+96]
     mov rax, 0x000ffffffffff000
     mov r8, [rdx+104]
-    mov r10, rcx
-    shr r10, 39
-    and r10, 511
-    add r8, r11
-    mov r8, [r8+r10*8]
-    test r8, 1
-    jz slow
-    and r8, rax
-    mov r10, rcx
-    shr r10, 30
-    and r10, 511
-    add r8, r11
-    mov r8, [r8+r10*8]
-    test r8, 1
-    jz slow
-    test r8, 0x80
-    jnz slow
-    and r8, rax
-    mov r10, rcx
-    shr r10, 21
-    and r10, 511
-    add r8, r11
-    mov r8, [r8+r10*8]
-    test r8, 1
-    jz slow
-    test r8, 0x80
-    jnz slow
-    and r8, rax
-    mov r10, rcx
+%(walk)s    mov r10, rcx
     shr r10, 12
     and r10, 511
     lea r8, [r8+r10*8]
@@ -141,7 +128,9 @@ _HOOK_ASM = """
 slow:
     jmp qword ptr [rdx+152]
 """ % {'code': PF_USER_WRITE_NOT_PRESENT, 'entry': LOG_FIELDS * 8,
-       'last_addr': ST_LAST_ADDR * 8, 'last_size': ST_LAST_SIZE * 8}
+       'last_addr': ST_LAST_ADDR * 8, 'last_size': ST_LAST_SIZE * 8,
+       'walk': ''.join(_WALK_LEVEL % {'shift': shift, 'leaf_check': _NOT_HUGE if shift < 39 else ''}
+                       for shift in (39, 30, 21))}
 
 
 class NativeFaultHook:
@@ -165,7 +154,6 @@ class NativeFaultHook:
         st[S_HOST] = host_base
         st[S_COUNTER] = ctypes.addressof(counter_state)
         st[S_PYCB] = python_hook_address
-        self._pfns = []
 
     @property
     def state_address(self):
@@ -181,14 +169,14 @@ class NativeFaultHook:
         st = self.st
         for i, pfn in enumerate(pfns):
             self._pool[i] = pfn
-        self._pfns = pfns
         st[S_START], st[S_END], st[S_BITS], st[S_CR3] = start, end, pte_bits, cr3
         st[S_VDSO], st[S_VDSO_SIZE] = vdso_start, vdso_size
         st[S_LEFT], st[S_USED], st[S_LOGN] = len(pfns), 0, 0
         st[S_ARMED] = 1
 
     def disarm(self):
-        """Stop handling faults; returns (log entries as tuples, the pool frames not used)."""
+        """Stop handling faults; returns the log entries as tuples. Each entry used one pool frame, in
+        pool order, so the first len(entries) frames of the pool are the ones mapped."""
         st = self.st
         if not st[S_ARMED]:
             return [], []
@@ -196,7 +184,5 @@ class NativeFaultHook:
         n = st[S_LOGN]
         q = memoryview(self._log).cast('B').cast('Q')[:n * LOG_FIELDS].tolist()
         entries = list(zip(*[iter(q)] * LOG_FIELDS))
-        unused = self._pfns[st[S_USED]:]
-        self._pfns = []
         st[S_LOGN] = st[S_USED] = st[S_LEFT] = 0
-        return entries, unused
+        return entries

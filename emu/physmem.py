@@ -42,12 +42,12 @@ class PhysMem:
         self.host_ptr = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
 
     def populate(self, pa, n):
-        """Fault in host memory for [pa, pa+n) in one call (far cheaper than page-by-page first touch).
+        """Fault in host memory for [pa, pa+n) in one call (far cheaper than page-by-page first touch);
+        True if the host did.
 
         Only an optimisation: on a host without MADV_POPULATE_WRITE nothing happens.
         """
-        if _madvise is not None:
-            _madvise(self.host_ptr + pa, n, MADV_POPULATE_WRITE)
+        return _madvise is not None and _madvise(self.host_ptr + pa, n, MADV_POPULATE_WRITE) == 0
 
     def read64(self, pa):
         return _u64.unpack_from(self._map, pa)[0]

@@ -63,8 +63,9 @@ class FastFaults:
                               vstart, vsize, pfns)
         self.armed_count += 1
 
-    def fast_faults_done(self, entries, unused_pfns):
-        """The CPU resolved `entries` natively: account each fault in order; take the rest back."""
+    def fast_faults_done(self, entries):
+        """The CPU resolved `entries` natively with the first len(entries) pool frames: account the
+        faults; take the rest of the pool back."""
         k = self.k
         task = k.current
         mm = task.mm
@@ -83,6 +84,6 @@ class FastFaults:
             k.account_fault(task, 'do_anonymous_page', 0, rec, t0, len(entries))
         self.handled += len(entries)
         pfns, from_free = self.taken
-        k.frames.return_frames(pfns, from_free, len(pfns) - len(unused_pfns))
+        k.frames.return_frames(pfns, from_free, len(entries))
         self.taken = None
         self.vma = None

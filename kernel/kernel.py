@@ -512,9 +512,9 @@ class Kernel:
         for name, cycles in rec.items():
             agg[name] += cycles
 
-    def fast_faults(self, entries, unused_pfns):
+    def fast_faults(self, entries):
         """Trap interface: the CPU's native hook resolved these faults (kernel/fastfault.py)."""
-        self.fastfaults.fast_faults_done(entries, unused_pfns)
+        self.fastfaults.fast_faults_done(entries)
 
     def _fault_report(self, task, sig, si_code, rip, address, error_code, reason):
         return ('%s (%s) at rip=%#x <%s>: %s of address %#x: %s (error code %#x)'

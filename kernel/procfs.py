@@ -105,6 +105,7 @@ def proc_status(k):
     CPUs, in Linux's order and format."""
     from kernel.mm.vma import VM_EXEC, VM_GROWSDOWN, VM_HUGETLB, VM_LOCKED, VM_SHARED, VM_WRITE
     from kernel.sigframe import handler_of
+    from kernel.syscalls.proc import RLIMIT_SIGPENDING, task_rlimit
     t = k.current
     mm = t.mm
     group = t.group
@@ -148,7 +149,8 @@ def proc_status(k):
         'HugetlbPages:\t%8d kB\n' % (hugetlb * 4), 'CoreDumping:\t0\n', 'THP_enabled:\t0\n',
         'untag_mask:\t0xffffffffffffffff\n',
         'Threads:\t%d\n' % len(group.live_threads()),
-        'SigQ:\t%d/%d\n' % (bin(t.pending_signals | group.shared_pending).count('1'), 7823),
+        'SigQ:\t%d/%d\n' % (bin(t.pending_signals | group.shared_pending).count('1'),
+                            task_rlimit(t, RLIMIT_SIGPENDING)[0]),
         'SigPnd:\t%016x\n' % t.pending_signals, 'ShdPnd:\t%016x\n' % group.shared_pending,
         'SigBlk:\t%016x\n' % t.sigmask, 'SigIgn:\t%016x\n' % ignored, 'SigCgt:\t%016x\n' % caught,
         'CapInh:\t0000000000000000\n', 'CapPrm:\t000001ffffffffff\n', 'CapEff:\t000001ffffffffff\n',

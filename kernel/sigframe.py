@@ -6,6 +6,7 @@ struct ucontext with the sigcontext registers and the signal mask, siginfo), so 
 and its unwind information work. The FPU/SSE state of a thread interrupted between two instructions
 is kept by the kernel with the frame; at a system call it is dead (caller-saved), as the ABI says.
 """
+import errno
 import struct
 
 from kernel.signal import IGNORED_BY_DEFAULT, SIG_DFL, SIG_IGN
@@ -77,7 +78,6 @@ def sas_ss_flags(task, sp):
 def do_sigaltstack(task, ss, sp, min_size=MINSIGSTKSZ):
     """sigaltstack's rules for a new stack_t (ss_sp, ss_flags, ss_size) or None; returns
     (0 or -errno, the old stack_t)."""
-    import errno
     ss_sp, ss_size, autodisarm = task.sas
     old = (ss_sp, sas_ss_flags(task, sp) | autodisarm, ss_size)
     if ss is None:
@@ -166,7 +166,6 @@ def restart_interrupted_syscall(k, task):
     """A sleep that a signal ended returns -ERESTARTSYS: the call is restarted (the syscall
     instruction runs again) unless the handler about to run lacks SA_RESTART, and then it fails with
     EINTR (handle_signal's rules; with no handler to run it is restarted)."""
-    import errno
     cpu = k.cpu
     if cpu.gpr[0] != (-ERESTARTSYS) & 0xFFFFFFFFFFFFFFFF:
         return

@@ -126,11 +126,17 @@ def test_max_insns_stops_a_runaway(userland):
     assert 1_000_000 <= r.stats['instructions'] < 1_000_000 + 1000
 
 
-def test_runaway_guest_stops_at_sim_time_and_wall_clock_limits(tmp_path):
-    src = tmp_path / 'spin.c'
-    src.write_text('int main(void) { volatile unsigned long x = 0; for (;;) x++; }\n')
-    exe = tmp_path / 'spin'
+def _build(tmp_path, name, source):
+    """A small C program written for one test, built static in tmp_path; its path."""
+    src = tmp_path / (name + '.c')
+    src.write_text(source)
+    exe = tmp_path / name
     subprocess.run(['gcc', '-O1', '-static', str(src), '-o', str(exe)], check=True)
+    return exe
+
+
+def test_runaway_guest_stops_at_sim_time_and_wall_clock_limits(tmp_path):
+    exe = _build(tmp_path, 'spin', 'int main(void) { volatile unsigned long x = 0; for (;;) x++; }\n')
     p = faultlab('run', '--max-sim-time', '0.005', str(exe))
     assert p.returncode == 124 and b'simulated-time limit' in p.stderr and b'<main+' in p.stderr
     p = faultlab('run', '--timeout', '1', str(exe))
@@ -154,12 +160,10 @@ def test_exception_in_a_syscall_handler_is_a_clear_oops(userland, monkeypatch):
 
 
 def test_lone_futex_wait_is_reported_as_a_deadlock(tmp_path):
-    src = tmp_path / 'lock.c'
-    src.write_text('#include <linux/futex.h>\n#include <sys/syscall.h>\n#include <unistd.h>\n#include <stdio.h>\n'
-                   'int main(void) { static int word; puts("waiting"); fflush(stdout);\n'
-                   '  syscall(SYS_futex, &word, FUTEX_WAIT, 0, 0, 0, 0); puts("woken"); return 0; }\n')
-    exe = tmp_path / 'lock'
-    subprocess.run(['gcc', '-O1', '-static', str(src), '-o', str(exe)], check=True)
+    exe = _build(tmp_path, 'lock',
+                 '#include <linux/futex.h>\n#include <sys/syscall.h>\n#include <unistd.h>\n#include <stdio.h>\n'
+                 'int main(void) { static int word; puts("waiting"); fflush(stdout);\n'
+                 '  syscall(SYS_futex, &word, FUTEX_WAIT, 0, 0, 0, 0); puts("woken"); return 0; }\n')
     p = faultlab('run', str(exe))
     assert p.returncode == 128 + 9 and p.stdout == b'waiting\n'
     err = p.stderr.decode()
@@ -169,12 +173,10 @@ def test_lone_futex_wait_is_reported_as_a_deadlock(tmp_path):
 def test_populated_prot_none_memory_stays_inaccessible(tmp_path):
     """Found by review while fuzzing: MAP_POPULATE (or mlock) of PROT_NONE memory mapped user-readable
     pages. Linux does not populate it, and the read is a SIGSEGV, as natively."""
-    src = tmp_path / 'pn.c'
-    src.write_text('#include <stdio.h>\n#include <sys/mman.h>\nint main(void) {\n'
-                   '  volatile char *p = mmap(0, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);\n'
-                   '  mlock((void *)p, 8192); puts("mapped"); fflush(stdout); return p[4096]; }\n')
-    exe = tmp_path / 'pn'
-    subprocess.run(['gcc', '-O1', '-static', str(src), '-o', str(exe)], check=True)
+    exe = _build(tmp_path, 'pn',
+                 '#include <stdio.h>\n#include <sys/mman.h>\nint main(void) {\n'
+                 '  volatile char *p = mmap(0, 8192, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);\n'
+                 '  mlock((void *)p, 8192); puts("mapped"); fflush(stdout); return p[4096]; }\n')
     native = subprocess.run([str(exe)], capture_output=True)
     p = faultlab('run', str(exe))
     assert native.returncode == -11 and p.returncode == 128 + 11

@@ -10,6 +10,16 @@ def _prog(name):
     return os.path.join(BUILD, name)
 
 
+def _matches_native(prog, cpus=1, native_status=0, guest_status=0):
+    """Run prog natively and under faultlab: both end with the given statuses (native: a negative
+    signal number for a kill) and print the same; returns the guest run."""
+    code, native, _ = run_native(_prog(prog))
+    g = run_guest(_prog(prog), cpus=cpus)
+    assert code == native_status and g.result.exit_code == guest_status, g.result.report
+    assert g.stdout == native
+    return g
+
+
 @pytest.mark.parametrize('cpus', [1, 4])
 def test_pthreads_program_matches_native(cpus):
     args = ['4', '3000']
@@ -107,10 +117,7 @@ def test_speculative_do_swap_page():
 
 
 def test_thread_bad_input():
-    code, native, _ = run_native(_prog('threadbad'))
-    g = run_guest(_prog('threadbad'), cpus=2)
-    assert code == 0 and g.result.exit_code == 0, g.result.report
-    assert g.stdout == native
+    g = _matches_native('threadbad', cpus=2)
     assert b'futex_wait unmapped: -1 Bad address' in g.stdout
     assert b'clone CLONE_THREAD without CLONE_SIGHAND: -1 Invalid argument' in g.stdout
 
@@ -123,10 +130,7 @@ def test_deadlocked_threads_are_reported():
 
 
 def test_fork_wait4_vfork_match_native():
-    code, native, _ = run_native(_prog('forktest'))
-    g = run_guest(_prog('forktest'))
-    assert code == 0 and g.result.exit_code == 0, g.result.report
-    assert g.stdout == native
+    g = _matches_native('forktest')
     assert g.result.stats['page_faults'] > 0
     k = g.machine.kernel
     assert k.stats['forks'] == 3
@@ -141,19 +145,13 @@ def test_fork_wait4_vfork_match_native():
 def test_signal_handlers_match_native(cpus):
     """raise, pthread_kill to a spinning thread, EINTR, blocked-then-unblocked, SA_RESETHAND, and
     pthread_cancel of a thread blocked in a condition wait (glibc unwinds through our frame)."""
-    code, native, _ = run_native(_prog('signals'))
-    g = run_guest(_prog('signals'), cpus=cpus)
-    assert code == 0 and g.result.exit_code == 0, g.result.report
-    assert g.stdout == native
+    g = _matches_native('signals', cpus=cpus)
     assert b'cancelled in a condition wait: 1, cleanup ran 1' in g.stdout
     assert g.machine.kernel.stats['signals_delivered'] >= 6
 
 
 def test_sigsegv_and_sigbus_handlers_get_the_fault_and_can_longjmp():
-    code, native, _ = run_native(_prog('sigsegv'))
-    g = run_guest(_prog('sigsegv'))
-    assert code == 0 and g.result.exit_code == 0, g.result.report
-    assert g.stdout == native
+    g = _matches_native('sigsegv')
     assert b'unmapped: written 0, sig 11, code 1, addr ok 1' in g.stdout
 
 
@@ -161,19 +159,13 @@ def test_sigaltstack_rules_and_a_stack_overflow_handled_on_the_alternate_stack()
     """sigaltstack's errors (ENOMEM, EINVAL, EFAULT), SS_ONSTACK and EPERM inside the handler, a
     SIGSEGV from overflowing the main stack delivered on the alternate stack (SA_ONSTACK),
     SS_AUTODISARM, and a new thread without the alternate stack: the same output as natively."""
-    code, native, _ = run_native(_prog('altstack'))
-    g = run_guest(_prog('altstack'))
-    assert code == 0 and g.result.exit_code == 0, g.result.report
-    assert g.stdout == native
+    g = _matches_native('altstack')
     assert b'overflow: signal 11 on alternate stack 1, ss_flags in handler 1' in g.stdout
 
 
 @pytest.mark.parametrize('cpus', [1, 2])
 def test_sa_restart_restarts_futex_and_wait4_but_not_nanosleep(cpus):
-    code, native, _ = run_native(_prog('sigrestart'))
-    g = run_guest(_prog('sigrestart'), cpus=cpus)
-    assert code == 0 and g.result.exit_code == 0, g.result.report
-    assert g.stdout == native
+    g = _matches_native('sigrestart', cpus=cpus)
     assert b'SA_RESTART waitpid: child' in g.stdout and b'no SA_RESTART waitpid: Interrupted' in g.stdout
 
 
@@ -181,10 +173,7 @@ def test_interval_timers_alarm_and_pause_match_native():
     """setitimer(ITIMER_REAL) ticking through a loop without system calls (SI_KERNEL), alarm's
     remaining seconds, pause and nanosleep ended by SIGALRM, EINVAL/EFAULT, and a default SIGALRM
     ending the process with status 128+14, as natively."""
-    code, native, _ = run_native(_prog('itimer'))
-    g = run_guest(_prog('itimer'))
-    assert code == -14 and g.result.exit_code == 128 + 14, g.result.report      # native: killed by SIGALRM
-    assert g.stdout == native
+    g = _matches_native('itimer', native_status=-14, guest_status=128 + 14)     # killed by SIGALRM
     assert b'5 ticks in a compute loop (si_code 0x80)' in g.stdout
     assert 'SIGALRM from an expired timer' in g.result.report
 
@@ -192,10 +181,7 @@ def test_interval_timers_alarm_and_pause_match_native():
 def test_siginfo_of_raise_kill_and_sigqueue_matches_native():
     """si_code and si_pid for tgkill (SI_TKILL), kill (SI_USER) and rt_(tg)sigqueueinfo (SI_QUEUE with
     the value), and sigqueue's EINVAL/ESRCH, as natively."""
-    code, native, _ = run_native(_prog('siginfo'))
-    g = run_guest(_prog('siginfo'))
-    assert code == 0 and g.result.exit_code == 0, g.result.report
-    assert g.stdout == native
+    g = _matches_native('siginfo')
     assert b'kill             si_code 0' in g.stdout and b'value 42' in g.stdout
 
 
@@ -204,16 +190,10 @@ def test_sigsuspend_sigwait_and_process_directed_signals_match_native(cpus):
     """sigpending, sigsuspend (old mask back after the handler), sigwait/sigtimedwait (a blocked signal
     taken without its handler, EAGAIN, EINVAL), a blocked default-fatal SIGTERM that waits for sigwait,
     and a kill() to the process taken by the one thread that sigwait()s for it."""
-    code, native, _ = run_native(_prog('sigwait'))
-    g = run_guest(_prog('sigwait'), cpus=cpus)
-    assert code == 0 and g.result.exit_code == 0, g.result.report
-    assert g.stdout == native
+    g = _matches_native('sigwait', cpus=cpus)
     assert b'waiter thread: sigwait 0 took signal 12' in g.stdout
 
 
 def test_sigchld_tells_the_parent_how_its_child_ended():
-    code, native, _ = run_native(_prog('sigchld'))
-    g = run_guest(_prog('sigchld'))
-    assert code == 0 and g.result.exit_code == 0, g.result.report
-    assert g.stdout == native
+    g = _matches_native('sigchld')
     assert b'code 2 status 15' in g.stdout

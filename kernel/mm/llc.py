@@ -61,16 +61,12 @@ def _llc(svc):
 
 def charge_page_zero(svc, pfn, n=1):
     """clear_page of n frames from pfn: the in-cache cost, plus the DRAM cost for the uncached ones."""
-    llc = _llc(svc)
-    svc.charge('page_zero', n)
-    if llc is not None:
-        cold = n - llc.touch_range(pfn, n)
-        if cold:
-            svc.charge('page_zero_dram', cold)
+    charge_pages_zero(svc, range(pfn, pfn + n))
 
 
 def charge_pages_zero(svc, pfns):
-    """clear_page of each frame in pfns (a batch of faults the CPU resolved natively)."""
+    """clear_page of each frame in pfns (consecutive ones, or a batch of faults the CPU resolved
+    natively)."""
     llc = _llc(svc)
     svc.charge('page_zero', len(pfns))
     if llc is not None:

@@ -152,27 +152,13 @@ class FrameAllocator:
             self.peak_allocated = self.nr_allocated
 
     def release_pages(self, pages):
-        """put_page for each page of a batch (the mmu_gather of an unmap), freeing the last references."""
-        freed = []
-        for page in pages:
-            page.refcount -= 1
-            if page.refcount > 0:
-                continue
-            if page.refcount < 0:
-                raise AssertionError("put_page on a free page %r" % page)
-            if not page.flags & PG_reserved:
-                freed.append(page)
+        """put_page for each page of a batch (the mmu_gather of an unmap), freeing the last references
+        with one pass over the LRU lists."""
+        freed = [page for page in pages if self._drop_ref(page)]
         if self.lru is not None:
             self.lru.remove_many([p for p in freed if p.flags & PG_lru])
-        free = self._free
         for page in freed:
-            if page.flags & PG_exec:
-                self.stale_code = True
-            page.flags = 0
-            page.rmap_mm = None
-            page.mapping = None
-            free.append(page.pfn)
-        self.nr_allocated -= len(freed)
+            self._free_frame(page)
 
     def note_kernel_write(self, page):
         """The kernel wrote into a frame (copy_to_user, a page-cache write): if it is mapped as code,
@@ -185,23 +171,31 @@ class FrameAllocator:
 
     def put_page(self, page):
         """Drop a reference; free the frame when the last one goes. Returns True if freed."""
+        if not self._drop_ref(page):
+            return False
+        if page.flags & PG_lru and self.lru is not None:
+            self.lru.remove(page)
+        self._free_frame(page)
+        return True
+
+    def _drop_ref(self, page):
+        """Drop a reference: True if it was the last one and the frame is to be freed."""
         page.refcount -= 1
         if page.refcount > 0:
             return False
         if page.refcount < 0:
             raise AssertionError("put_page on a free page %r" % page)
-        if page.flags & PG_reserved:
-            return False
+        return not page.flags & PG_reserved
+
+    def _free_frame(self, page):
+        """The frame (off the LRU lists) goes back to the free list."""
         if page.flags & PG_exec:
             self.stale_code = True
-        if page.flags & PG_lru and self.lru is not None:
-            self.lru.remove(page)
         page.flags = 0
         page.rmap_mm = None
         page.mapping = None
         self._free.append(page.pfn)
         self.nr_allocated -= 1
-        return True
 
     def alloc_contig_pages(self, order):
         """alloc_contig_pages: 2**order free frames, naturally aligned (an order-N buddy block).

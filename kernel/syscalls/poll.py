@@ -35,7 +35,8 @@ def _mask(f):
 
 
 def _pipes(files):
-    return tuple({f.inode.pipe for f in files if isinstance(f, OpenFile) and isinstance(f.inode, PipeEnd)})
+    pipes = (f.inode.pipe for f in files if isinstance(f, OpenFile) and isinstance(f.inode, PipeEnd))
+    return tuple(dict.fromkeys(pipes))           # each once, in descriptor order
 
 
 def _deadline(k, t, ns):

@@ -86,7 +86,11 @@ def sys_rseq(k, t, *_):
     return -errno.ENOSYS      # glibc falls back cleanly; restartable sequences are not modelled
 
 
-def _rlimit(t, res):
+RLIMIT_SIGPENDING = 11
+
+
+def task_rlimit(t, res):
+    """(soft, hard) limit `res` of the task."""
     return t.rlimits.get(res, _DEFAULT_RLIMITS.get(res, (RLIM_INFINITY, RLIM_INFINITY)))
 
 
@@ -103,7 +107,7 @@ def sys_prlimit64(k, t, pid, res, new, old, *_):
         cur, mx = struct.unpack('<QQ', b)
         if cur > mx:
             return -errno.EINVAL
-    if old and not t.umem.write(old, struct.pack('<QQ', *_rlimit(t, res))):
+    if old and not t.umem.write(old, struct.pack('<QQ', *task_rlimit(t, res))):
         return -errno.EFAULT
     if new:
         t.rlimits[res] = (cur, mx)
@@ -116,7 +120,7 @@ def sys_prlimit64(k, t, pid, res, new, old, *_):
 def sys_getrlimit(k, t, res, rlim, *_):
     if res >= RLIMIT_NLIMITS:
         return -errno.EINVAL
-    return 0 if t.umem.write(rlim, struct.pack('<QQ', *_rlimit(t, res))) else -errno.EFAULT
+    return 0 if t.umem.write(rlim, struct.pack('<QQ', *task_rlimit(t, res))) else -errno.EFAULT
 
 
 @syscall(160, 'setrlimit')

@@ -4,7 +4,7 @@ import struct
 
 from kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP,
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
-                          FUTEX_CMD_MASK, futex_wait, futex_wake, futex_requeue, futex_wake_op)
+                          FUTEX_CMD_MASK, cancel_wait, futex_wait, futex_wake, futex_requeue, futex_wake_op)
 from kernel.syscalls import s32 as _s32, syscall
 from kernel.signal import SIGNAL_NAMES, SIG_DFL
 from kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
@@ -306,7 +306,6 @@ def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
         return 0
     if target.state == 'S':
         # interrupt the sleep; the handler runs when the thread returns to user mode
-        from kernel.futex import cancel_wait
         cancel_wait(k, target)
         target.wait_for = None
         target.sigwait = None
@@ -339,7 +338,6 @@ def sigwait_sleep(k, t, these, uinfo, deadline):
 
 def kill_process(k, target, sig, origin):
     """A signal's default action ends target's process (every thread), with a report."""
-    from kernel.futex import cancel_wait
     for th in target.group.live_threads():
         cancel_wait(k, th)
     k.do_group_exit(target, 0, (sig, '%s %s to %s[%d]' % (SIGNAL_NAMES.get(sig, sig), origin, target.comm,
@@ -557,7 +555,6 @@ def do_execve(k, t, path, argv, envp):
     group = t.group
     for other in group.live_threads():                  # de_thread
         if other is not t:
-            from kernel.futex import cancel_wait
             cancel_wait(k, other)
             k._exit_thread(other)
     if t.tid != t.tgid:                                  # the exec'ing thread takes the leader's pid
