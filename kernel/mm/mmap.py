@@ -166,9 +166,13 @@ def exit_mmap(mm):
 
 
 def mmput(mm):
-    """The address space is dropped for good (exec replaced it): unmap everything, then free the
-    page-table frames left (the upper levels and the root)."""
+    """The address space is dropped for good (exec replaced it, or a failed exec built it): unmap
+    everything, let go of the executable, then free the page-table frames left (upper levels, root)."""
     exit_mmap(mm)
+    exe = getattr(mm, 'exe_file', None)
+    if exe is not None:                  # set_mm_exe_file(mm, NULL)
+        mm.exe_file = None
+        exe.put()
     frames = mm.svc.frames
     for pfn in mm.pgtables.release_all():
         frames.put_page(frames.pages[pfn])
