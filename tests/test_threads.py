@@ -62,7 +62,7 @@ def test_threads_race_on_purpose_and_keep_invariants():
 
 
 def test_same_configuration_gives_the_same_simulated_results():
-    runs = [run_guest(_prog('ebizzy'), ['4', '1', '64', '16'], cpus=4).result.stats for _ in range(2)]
+    runs = [run_guest(_prog('ebizzy'), ['4', '1', '64K', '16'], cpus=4).result.stats for _ in range(2)]
     keys = ('cycles', 'instructions', 'page_faults', 'spf', 'spf_aborts', 'mmap_lock_wait_cycles', 'cpus')
     assert [runs[0][k] for k in keys] == [runs[1][k] for k in keys]
     assert runs[0]['spf'] > 0

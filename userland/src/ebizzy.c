@@ -1,10 +1,15 @@
 /* An ebizzy-like benchmark, after `ebizzy -mTRp` (the SPF series' measurement): each thread repeatedly
- * maps a chunk of random size (1 to CHUNK_KIB KiB, whole 8-byte records, like -R) with mmap (-m),
- * writes one byte to each of its pages (-T: just touch the pages), and unmaps it; a record is one such
- * round. With SEARCHES > 0 each round also searches the chunk that many times for random keys (the
- * copy-and-search mode of ebizzy without -T). Prints records per second of (simulated) time, measured
- * with clock_gettime(CLOCK_MONOTONIC) like ebizzy's gettimeofday.
- * usage: ebizzy THREADS MILLISECONDS CHUNK_KIB [SEARCHES] */
+ * maps a chunk of random size (1 to CHUNK bytes in whole 8-byte records, like -R; CHUNK is ebizzy's -s,
+ * with an optional K or M suffix) with mmap (-m), writes one byte to each of its pages (-T: just touch
+ * the pages), and unmaps it; a record is one such round. With SEARCHES > 0 each round also searches the
+ * chunk that many times for random keys (the copy-and-search mode of ebizzy without -T). Prints records
+ * per second of (simulated) time, measured with clock_gettime(CLOCK_MONOTONIC) like ebizzy's gettimeofday.
+ *
+ * ebizzy 0.3 itself (the release the series ran) draws its -R sizes with `*state *= 1103515245 + 12345`
+ * from a state of 0, so every size it draws is one record: each of its records maps, touches and unmaps
+ * a single page (its perf counters in the series show about one page fault per record). CHUNK = 8
+ * reproduces that; the default 512K gives the sizes ebizzy meant to draw.
+ * usage: ebizzy THREADS MILLISECONDS CHUNK [SEARCHES] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,8 +76,16 @@ int main(int argc, char **argv)
         nthreads = atoi(argv[1]);
     if (argc > 2)
         duration = atoi(argv[2]) / 1000.0;
-    if (argc > 3)
-        chunk_bytes = atol(argv[3]) << 10;
+    if (argc > 3) {
+        char *end;
+        chunk_bytes = strtol(argv[3], &end, 10);
+        if (*end == 'K' || *end == 'k')
+            chunk_bytes <<= 10, end++;
+        else if (*end == 'M' || *end == 'm')
+            chunk_bytes <<= 20, end++;
+        if (*end)
+            return 2;
+    }
     if (argc > 4)
         searches = atoi(argv[4]);
     if (nthreads < 1 || nthreads > 64 || chunk_bytes < 8 || searches < 0)
@@ -94,7 +107,7 @@ int main(int argc, char **argv)
     long total = 0;
     for (int i = 0; i < nthreads; i++)
         total += records[i];
-    printf("threads %d chunk %ld KiB records %ld\n", nthreads, chunk_bytes >> 10, total);
+    printf("threads %d chunk %ld bytes records %ld\n", nthreads, chunk_bytes, total);
     printf("%ld records/s\n", (long)(total / (t1 - t0)));
     return 0;
 }
