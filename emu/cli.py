@@ -4,7 +4,7 @@ import json
 import os
 import sys
 
-from emu.cycles import CostTable
+from emu.cycles import PLATFORMS, CostTable
 from emu.machine import Machine, DEFAULT_RAM
 
 DEFAULT_ENV = ['PATH=/bin:/usr/bin', 'HOME=/home', 'LANG=C', 'TERM=dumb']
@@ -28,13 +28,24 @@ def parse_size(s):
     return v
 
 
+def _add_cost_options(p):
+    p.add_argument('--platform', choices=list(PLATFORMS), default='bare-metal',
+                   help='cost table of the simulated machine: bare-metal (default) or vm (a KVM guest: '
+                        'vCPU wake-ups, as in the SPF series\' 16-vCPU VM)')
+    p.add_argument('--costs', metavar='FILE', help='override cycle costs (JSON or name = value lines)')
+
+
+def _cost_table(a):
+    return CostTable.from_file(a.costs, a.platform) if a.costs else CostTable(platform=a.platform)
+
+
 def _add_machine_options(p):
     p.add_argument('--ram', type=parse_size, default=DEFAULT_RAM, help='guest RAM (default 256M)')
     p.add_argument('--swap', type=parse_size, default=256 << 20, help='swap area on the simulated disk '
                    '(default 256M; 0 disables swap)')
     p.add_argument('--hugepages', type=int, default=0, metavar='N',
                    help='2 MiB pages in the hugetlb pool at boot (/proc/sys/vm/nr_hugepages; default 0)')
-    p.add_argument('--costs', metavar='FILE', help='override cycle costs (JSON or name = value lines)')
+    _add_cost_options(p)
     p.add_argument('--disk', metavar='K=V,...', help='disk model, e.g. read_latency_us=100,queue_depth=8')
     p.add_argument('--fault-around-bytes', type=parse_size, default=65536,
                    help='fault-around window for file read faults (0 or 4096 disables)')
@@ -88,7 +99,7 @@ def build_parser():
         t.add_argument('program')
         t.add_argument('args', nargs=argparse.REMAINDER)
     c = sub.add_parser('costs', help='print the cycle cost table')
-    c.add_argument('--costs', metavar='FILE')
+    _add_cost_options(c)
     from emu.gdbcli import add_gdb_parser
     add_gdb_parser(sub, _add_machine_options)
     b = sub.add_parser('bench', help='benchmarks')
@@ -117,7 +128,7 @@ def make_machine(a, stdout=None, stderr=None):
     from kernel.block.params import DiskParams
     from kernel.fs import parse_mount_spec
     from kernel.kernel import KernelConfig
-    costs = CostTable.from_file(a.costs) if a.costs else CostTable()
+    costs = _cost_table(a)
     disk = DiskParams.parse(a.disk) if a.disk else DiskParams()
     mounts = [parse_mount_spec(m) for m in a.mount]
     for host, _guest, _ro in mounts:
@@ -233,7 +244,7 @@ def cmd_run(a):
 
 
 def cmd_costs(a):
-    costs = CostTable.from_file(a.costs) if a.costs else CostTable()
+    costs = _cost_table(a)
     print('freq_hz = %d' % costs.freq_hz)
     for name, cyc, src in costs.describe():
         print('%-20s = %-8s # %s' % (name, cyc, src))

@@ -46,6 +46,9 @@ DEFAULT_COSTS = {
     'cacheline_transfer': (200, 'an atomic on a cache line another CPU wrote last (contended lock word; '
                            '~60-70 ns cross-core on a multi-socket Xeon)'),
     'rwsem_wake': (3000, 'a reader or writer that slept on an rw_semaphore: wake-up IPI and scheduling latency'),
+    'ipi_wake_idle': (3000, 'extra wait of a TLB shootdown when a target CPU is halted in its idle loop (idle, or '
+                      'asleep on a lock) but still in the mm\'s cpumask (lazy TLB: 4.15 sends it the IPI too): '
+                      'the IPI has to wake it (C1 exit and return from idle, ~1 us) before it flushes and acks'),
     'vma_lookup': (40, 'find_vma in the VMA tree'),
     'page_alloc': (370, 'buddy allocator order-0 from the per-CPU list, memcg charge. Seed table anon 4 KiB '
                    'POPULATE_WRITE - POPULATE_READ = 574 cycles/page at 2 MiB (frames in cache) = page_alloc + '
@@ -99,13 +102,32 @@ DEFAULT_COSTS = {
 
 DEFAULT_FREQ_HZ = 3_000_000_000
 
+# Platforms: the default table is a bare-metal x86 server; a platform replaces the figures that differ
+# on it. name: {cost: (cycles, where the figure comes from)}
+PLATFORMS = {
+    'bare-metal': {},
+    'vm': {
+        'rwsem_wake': (45_000, 'KVM guest (the SPF series measured ebizzy in a 16-vCPU x86 VM): a sleeper\'s '
+                       'vCPU has halted (HLT exits to the host), so its wake-up is an IPI from the waker (a VM '
+                       'exit to send it), the host waking and scheduling the vCPU thread, a VM entry, then the '
+                       'guest\'s own schedule: ~15 us, an estimate (a few us with host halt-polling, tens of us '
+                       'on a loaded host); `faultlab bench spf` shows the results across 1-30 us'),
+        'ipi_wake_idle': (45_000, 'KVM guest: a shootdown IPI to a halted vCPU waits for the same vCPU '
+                          'wake-up as rwsem_wake before the flush is acknowledged'),
+    },
+}
+
 
 class CostTable:
     """Named costs (cycles) with user overrides."""
 
-    def __init__(self, overrides=None, freq_hz=DEFAULT_FREQ_HZ):
+    def __init__(self, overrides=None, freq_hz=DEFAULT_FREQ_HZ, platform='bare-metal'):
+        if platform not in PLATFORMS:
+            raise ValueError("unknown platform %r (known: %s)" % (platform, ', '.join(PLATFORMS)))
         self.freq_hz = int(freq_hz)
+        self.platform = platform
         self.costs = {k: v[0] for k, v in DEFAULT_COSTS.items()}
+        self.costs.update({k: v[0] for k, v in PLATFORMS[platform].items()})
         for k, v in (overrides or {}).items():
             if k == 'freq_hz':
                 self.freq_hz = int(v)
@@ -119,8 +141,8 @@ class CostTable:
             setattr(self, k, v)
 
     @classmethod
-    def from_file(cls, path):
-        """Load overrides from a JSON object or `name = value` lines (# comments)."""
+    def from_file(cls, path, platform='bare-metal'):
+        """Load overrides (on top of a platform's table) from a JSON object or `name = value` lines."""
         with open(path) as f:
             text = f.read()
         try:
@@ -140,7 +162,7 @@ class CostTable:
                     raise ValueError("%s:%d: %r is not a number" % (path, n, v))
         if not isinstance(data, dict):
             raise ValueError("%s: expected a JSON object of name: cycles" % path)
-        return cls(data, data.get('freq_hz', DEFAULT_FREQ_HZ))
+        return cls(data, data.get('freq_hz', DEFAULT_FREQ_HZ), platform)
 
     def seconds(self, cycles):
         return cycles / self.freq_hz
@@ -153,7 +175,8 @@ class CostTable:
 
     def describe(self):
         """Rows of (name, cycles, source) for documentation and `faultlab costs`."""
-        return [(k, self.costs[k], DEFAULT_COSTS[k][1]) for k in DEFAULT_COSTS]
+        plat = PLATFORMS[self.platform]
+        return [(k, self.costs[k], plat[k][1] if k in plat else DEFAULT_COSTS[k][1]) for k in DEFAULT_COSTS]
 
 
 _MUL = {X.X86_INS_MUL, X.X86_INS_IMUL, X.X86_INS_MULX}

@@ -62,3 +62,21 @@ def test_costs_override_changes_cycles(userland, tmp_path):
 def test_costs_listing():
     p = faultlab('costs')
     assert p.returncode == 0 and b'page_zero' in p.stdout and b'freq_hz' in p.stdout
+
+
+def test_platform_vm_replaces_its_costs_and_says_why(tmp_path):
+    from emu.cycles import PLATFORMS, CostTable
+    metal, vm = CostTable(), CostTable(platform='vm')
+    assert set(PLATFORMS['vm']) == {'rwsem_wake', 'ipi_wake_idle'}
+    for name in PLATFORMS['vm']:
+        assert vm.costs[name] == PLATFORMS['vm'][name][0] != metal.costs[name]
+    assert all(vm.costs[k] == metal.costs[k] for k in metal.costs if k not in PLATFORMS['vm'])
+    f = tmp_path / 'c.txt'
+    f.write_text('page_zero = 999\n')
+    both = CostTable.from_file(str(f), 'vm')         # a file's overrides go on top of the platform's table
+    assert both.page_zero == 999 and both.rwsem_wake == vm.rwsem_wake
+    p = faultlab('costs', '--platform', 'vm')
+    line = [ln for ln in p.stdout.decode().splitlines() if ln.startswith('rwsem_wake')][0]
+    assert p.returncode == 0 and str(vm.rwsem_wake) in line and 'KVM guest' in line
+    bad = faultlab('costs', '--platform', 'cloud')
+    assert bad.returncode != 0 and b'invalid choice' in bad.stderr and b'Traceback' not in bad.stderr
