@@ -185,6 +185,7 @@ class Kernel:
         if when > now:
             if self.tracer is not None:
                 self.tracer.wait(self, why, now, when)
+            self.sched.this_rq.halt(now, when)
             self.idle_cycles += when - now
             if why == 'io':
                 self.iowait_cycles += when - now
@@ -205,11 +206,13 @@ class Kernel:
             return
         if self.tracer is not None:
             self.tracer.lock_wait(self, what, now, until)
-        self.sched.this_rq.lock_wait_cycles += until - now
+        rq = self.sched.this_rq
+        rq.lock_wait_cycles += until - now
         self.stats[what + '_wait_cycles'] += until - now
         if spin:
             self.kcycles += until - now
             return
+        rq.halt(now, until)
         self.idle_cycles += until - now
         rec = self._fault_rec
         if rec is not None:
@@ -259,12 +262,15 @@ class Kernel:
         self.stats['tlb_flushes'] += 1
         self.cpu.flush_tlb()
         if mm is not None and mm.users > 1:
-            me = self.sched.this_rq
-            others = sum(1 for rq in self.sched.rqs if rq is not me and rq.curr is not None and rq.curr.mm is mm)
+            others, halted = self.sched.tlb_targets(mm, self.now())
             if others:
                 self.charge('tlb_shootdown')
                 self.charge('tlb_shootdown_cpu', others)
                 self.stats['tlb_shootdowns'] += 1
+                if halted:
+                    # the IPIs go out together; the flush waits for the slowest: a halted CPU's wake-up
+                    self.charge('ipi_wake_idle')
+                    self.stats['tlb_shootdowns_idle'] += 1
 
     def read_code(self, va, n):
         t = self.current
@@ -580,6 +586,7 @@ class Kernel:
             'spf_aborts': {k: v for k, v in sorted(self.stats.items()) if k.startswith('spf_') and v},
             'spf_abort': sum(v for k, v in self.stats.items() if k.startswith('spf_')),
             'tlb_shootdowns': self.stats['tlb_shootdowns'],
+            'tlb_shootdowns_idle': self.stats['tlb_shootdowns_idle'],
             'mmap_lock_wait_cycles': int(self.stats['mmap_lock_wait_cycles']),
             'freq_hz': self.costs.freq_hz,
             'sim_seconds': self.costs.seconds(total),

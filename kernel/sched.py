@@ -35,6 +35,17 @@ class CpuRq:
         self.nr_switches = 0
         self.minor_faults = 0
         self.major_faults = 0
+        self.active_mm = None       # the mm whose page tables this CPU last ran on (kept while idle: lazy TLB)
+        self.halted = (0, 0)        # [start, end) of its latest sleep inside a trap (lock or I/O wait)
+
+    def halt(self, start, end):
+        """The CPU sleeps (halts in its idle loop) from start to end while its task waits in the kernel."""
+        self.halted = (start, end)
+
+    def is_halted(self, t):
+        """True if the CPU is halted at time t: idle with no task, or asleep in a wait then."""
+        start, end = self.halted
+        return self.curr is None or start <= t < end
 
     def clock(self):
         return self.guest_cycles + self.kcycles + self.idle_cycles
@@ -102,6 +113,7 @@ class Scheduler:
                 self.loaded_mm = task.mm
             self.this_rq.nr_switches += 1
             self.k.charge('context_switch')
+        self.this_rq.active_mm = task.mm
         if task.wake_ret is not None:
             cpu.gpr[0] = task.wake_ret & 0xFFFFFFFFFFFFFFFF
             task.wake_ret = None
@@ -117,7 +129,23 @@ class Scheduler:
         self.loaded_task = task
         self.loaded_mm = task.mm
         self.this_rq.curr = task
+        self.this_rq.active_mm = task.mm
         self.k.current = task
+
+    def tlb_targets(self, mm, t):
+        """The other CPUs a TLB shootdown for mm at time t interrupts, and how many of them are halted.
+
+        As in 4.15, mm_cpumask holds every CPU whose page tables are mm's: those running a thread of it
+        and the idle ones that ran it last (lazy TLB mode); a CPU that switched to another mm left it."""
+        me = self.this_rq
+        targets = halted = 0
+        for rq in self.rqs:
+            if rq is me or (rq.curr.mm if rq.curr is not None else rq.active_mm) is not mm:
+                continue
+            targets += 1
+            if rq.is_halted(t):
+                halted += 1
+        return targets, halted
 
     # ---- blocking and waking --------------------------------------------------------------------
     def block(self, task, state='S'):

@@ -137,3 +137,26 @@ def test_mmap_write_unlock_bumps_changed_and_new_vmas_only():
     for v in (first, rest):
         assert v.seqcount is not None and v.seqcount.seq >= 2
     assert untouched.seqcount is None or untouched.seqcount.seq == 0
+
+
+def test_tlb_targets_follow_mm_cpumask_with_lazy_idle_cpus():
+    """A shootdown interrupts the CPUs running the mm and the idle ones that ran it last (lazy TLB, as
+    4.15); a CPU that switched to another mm is not a target; idle or sleeping ones are halted."""
+    from kernel.sched import Scheduler
+
+    class T:
+        def __init__(self, mm):
+            self.mm = mm
+    mm, other = object(), object()
+    s = Scheduler(None, 5)
+    me, running, lazy, elsewhere, sleeping = s.rqs
+    s.this_rq = me
+    me.curr = T(mm)
+    running.curr, running.active_mm = T(mm), mm
+    lazy.curr, lazy.active_mm = None, mm                  # idle after running a thread of mm
+    elsewhere.curr, elsewhere.active_mm = None, other     # idle after running another process
+    sleeping.curr, sleeping.active_mm = T(mm), mm
+    sleeping.halt(1000, 5000)                             # asleep on a lock from 1000 to 5000
+    assert s.tlb_targets(mm, 2000) == (3, 2)
+    assert s.tlb_targets(mm, 6000) == (3, 1)              # woken by then
+    assert s.tlb_targets(other, 2000) == (1, 1)
