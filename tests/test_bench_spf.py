@@ -17,3 +17,31 @@ def test_single_thread_runs_never_speculate():
     lines = []
     d = bench_spf.single_thread_delta(lines.append)
     assert d < 0.02 and ' 0 speculative' in lines[0]
+
+
+def test_seed_setting_is_one_page_per_record_two_threads_per_cpu():
+    """ebizzy as the series ran it: every record one mmap, one fault, one munmap; on the vm platform
+    SPF already pays off on 4 CPUs, and the 16-CPU criterion reads the last row."""
+    from emu.cycles import CostTable
+    lines = []
+    rows = bench_spf.bench_table('ebizzy', bench_spf.seed_args(1), [4], lines.append,
+                                 costs=CostTable(platform='vm'), per_cpu=2)
+    (n, off, on), = rows
+    records = int(on.stdout.split('records ')[1].split()[0])
+    assert on.stdout.startswith('threads 8 chunk 8 bytes')
+    threads = 8
+    # a fault per record, plus the start-up faults of the program and of each thread's stack
+    assert records <= on.stats['page_faults'] <= records + 60 + 4 * threads
+    assert on.rate > 1.5 * off.rate and on.spf_share > 0.85
+    crit = []
+    assert not bench_spf.criterion(rows, crit.append) and 'NOT MET' in crit[0]   # only 4 CPUs
+
+
+def test_an_idle_cpu_that_ran_the_mm_gets_the_shootdown_and_is_woken():
+    """One worker mapping and unmapping on 2 CPUs while the main thread sleeps: the main thread's idle
+    CPU is still in the mm's cpumask, so each munmap's shootdown waits for its wake-up."""
+    from emu.cycles import CostTable
+    fast = bench_spf.run_one('ebizzy', [1, 1, '8', 0], 2, True, costs=CostTable({'ipi_wake_idle': 0}))
+    slow = bench_spf.run_one('ebizzy', [1, 1, '8', 0], 2, True, costs=CostTable({'ipi_wake_idle': 30000}))
+    assert fast.stats['tlb_shootdowns_idle'] > 10
+    assert slow.rate < fast.rate
