@@ -26,6 +26,7 @@ static int searches;
 static volatile int stop;
 static long records[64];
 static pthread_barrier_t start_barrier;
+static int ready;                    /* workers waiting at the barrier */
 
 static double now(void)
 {
@@ -48,6 +49,7 @@ static void *worker(void *arg)
     long id = (long)arg;
     unsigned long seed = 0x9E3779B97F4A7C15UL * (id + 1);
     size_t nrec = chunk_bytes / sizeof(unsigned long);
+    __atomic_add_fetch(&ready, 1, __ATOMIC_SEQ_CST);
     pthread_barrier_wait(&start_barrier);
     while (!stop) {
         size_t bytes = (xorshift(&seed) % nrec + 1) * sizeof(unsigned long);
@@ -94,8 +96,14 @@ int main(int argc, char **argv)
     pthread_barrier_init(&start_barrier, NULL, nthreads + 1);
     for (long i = 0; i < nthreads; i++)
         pthread_create(&th[i], NULL, worker, (void *)i);
-    pthread_barrier_wait(&start_barrier);
+    /* the clock starts before the workers do (as ebizzy reads it before setting threads_go): with more
+     * threads than CPUs, the main thread may wait for a CPU once they run */
+    while (__atomic_load_n(&ready, __ATOMIC_SEQ_CST) < nthreads) {
+        struct timespec ts = {0, 10000};
+        nanosleep(&ts, NULL);
+    }
     double t0 = now();
+    pthread_barrier_wait(&start_barrier);
     while (now() - t0 < duration) {
         struct timespec ts = {0, 100000};        /* check every 100 us */
         nanosleep(&ts, NULL);
