@@ -7,8 +7,7 @@
  *
  * ebizzy 0.3 itself (the release the series ran) draws its -R sizes with `*state *= 1103515245 + 12345`
  * from a state of 0, so every size it draws is one record: each of its records maps, touches and unmaps
- * a single page (its perf counters in the series show about one page fault per record). CHUNK = 8
- * reproduces that; the default 512K gives the sizes ebizzy meant to draw.
+ * a single page. CHUNK = 8 reproduces that; the default 512K gives the sizes ebizzy meant to draw.
  * usage: ebizzy THREADS MILLISECONDS CHUNK [SEARCHES] */
 #include <pthread.h>
 #include <stdio.h>
