@@ -58,6 +58,11 @@ def run_one(program, args, cpus, spf, costs=None, **kconf):
     return SpfRun(rate, res.stats, stdout)
 
 
+def _gain(off, on):
+    """The SPF run's rate over the no-SPF run's."""
+    return on.rate / off.rate if off.rate else 0.0
+
+
 def _abort_str(stats):
     ab = stats['spf_aborts']
     return ', '.join('%s %d' % (k[4:], v) for k, v in sorted(ab.items())) or '-'
@@ -73,7 +78,7 @@ def bench_table(program, args_for, cpu_list, out, costs=None, per_cpu=1):
     for n in cpu_list:
         off = run_one(program, args_for(n), n, False, costs=costs)
         on = run_one(program, args_for(n), n, True, costs=costs)
-        gain = on.rate / off.rate if off.rate else 0.0
+        gain = _gain(off, on)
         out('  %4d %14s %14s %5.2fx %9d %6.1f%% %9.1fus %9.1fus  %s'
             % (n, '{:,}'.format(off.rate), '{:,}'.format(on.rate), gain, on.stats['page_faults'],
                100 * on.spf_share, on.lock_wait_us_per_cpu, off.lock_wait_us_per_cpu, _abort_str(on.stats)))
@@ -109,12 +114,13 @@ def wake_latency_sweep(n, ms, out):
     out('ebizzy on %d CPUs (the series\' setting) by vCPU wake-up latency (rwsem_wake = ipi_wake_idle):' % n)
     out('  %8s %14s %14s %6s %7s' % ('wake-up', 'no-SPF rate', 'SPF rate', 'gain', 'spf %'))
     rows = []
+    args = seed_args(ms)(n)
     for us in WAKE_SWEEP_US:
-        cyc = int(us * 3000)
+        cyc = CostTable().cycles_for_ns(us * 1000)
         costs = CostTable({'rwsem_wake': cyc, 'ipi_wake_idle': cyc}, platform='vm')
-        off = run_one('ebizzy', seed_args(ms)(n), n, False, costs=costs)
-        on = run_one('ebizzy', seed_args(ms)(n), n, True, costs=costs)
-        gain = on.rate / off.rate if off.rate else 0.0
+        off = run_one('ebizzy', args, n, False, costs=costs)
+        on = run_one('ebizzy', args, n, True, costs=costs)
+        gain = _gain(off, on)
         out('  %6dus %14s %14s %5.2fx %6.1f%%' % (us, '{:,}'.format(off.rate), '{:,}'.format(on.rate), gain,
                                                   100 * on.spf_share))
         rows.append((us, off, on))
@@ -124,7 +130,7 @@ def wake_latency_sweep(n, ms, out):
 def criterion(rows, out):
     """Issue 5: on 16 CPUs at least 3x with SPF and more than 95% of the faults speculative."""
     n, off, on = rows[-1]
-    gain = on.rate / off.rate if off.rate else 0.0
+    gain = _gain(off, on)
     ok = n >= 16 and gain >= 3 and on.spf_share > 0.95
     out('criterion (16 CPUs, vm platform: gain >= 3x with > 95%% of faults speculative): %d CPUs %.2fx, %.1f%% %s'
         % (n, gain, 100 * on.spf_share, 'ok' if ok else 'NOT MET'))
