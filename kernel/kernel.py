@@ -20,7 +20,8 @@ from kernel.events import EventQueue
 from kernel.fastfault import FastFaults
 from kernel.file import FdTable, HostStream, OpenFile, O_RDONLY
 from kernel.fs import make_root_fs, FsError, HostFs
-from kernel.loader import ExecError, parse_elf, load_elf_binary, create_elf_tables, ELF_ET_DYN_BASE
+from kernel.loader import (ExecError, parse_elf, parse_interp, printable, load_elf_binary, load_elf_interp,
+                           create_elf_tables, elf_et_dyn_bias)
 from kernel.mm.filemap import PageCache
 from kernel.mm.mm_types import (MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY, FAULT_FLAG_ALLOW_RETRY,
                                 FAULT_FLAG_RETRY_NOWAIT)
@@ -71,6 +72,9 @@ class KernelConfig:
         self.fault_around_bytes = kw.pop('fault_around_bytes', 65536)
         self.disk = kw.pop('disk', None) or DiskParams()
         self.mounts = kw.pop('mounts', [])          # [(host, guest, readonly)]
+        # the host directory whose shared libraries and loader configuration the guest sees
+        # read-only (--sysroot; '/': the host's own, None: none)
+        self.sysroot = kw.pop('sysroot', '/')
         self.seed = kw.pop('seed', 0)
         self.stdout = kw.pop('stdout', None)        # callable(bytes) to capture, or None for fd 1
         self.stderr = kw.pop('stderr', None)
@@ -129,7 +133,8 @@ class Kernel:
         self.pagecache.reclaim_hook = self.reclaim.direct_reclaim
         self.pagecache.balance_hook = self.reclaim.balance
         self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts,
-                                tmpfs_pages=phys.nr_frames // 2)      # tmpfs size=50% of RAM
+                                tmpfs_pages=phys.nr_frames // 2,      # tmpfs size=50% of RAM
+                                sysroot=config.sysroot)
         from kernel.mm.hugetlb import HState
         from kernel.mm.llc import LlcModel
         self.mmsvc.llc = LlcModel(phys.nr_frames, costs.costs['llc_bytes'])
@@ -321,10 +326,9 @@ class Kernel:
         self.sched.adopt(task)
         return task
 
-    def load_image(self, guest_path, argv, envp, shown_path=None):
-        """The program at guest_path in a new address space with its initial stack (binfmt_elf's
-        load_elf_binary); raises ExecError with the errno execve would return."""
-        shown_path = shown_path or guest_path
+    def open_exec(self, guest_path, shown_path):
+        """fs/exec.c open_exec: the regular, executable file at guest_path and its bytes (ExecError
+        with ENOENT, EACCES, ... as execve returns them)."""
         try:
             inode = self.vfs.lookup(guest_path)
         except FsError as e:
@@ -333,27 +337,54 @@ class Kernel:
             raise ExecError("%s: not a regular file" % shown_path, errno.EACCES)
         if not inode.mode & 0o111:
             raise ExecError("%s: not executable (mode %o)" % (shown_path, inode.mode & 0o7777), errno.EACCES)
-        data = b''.join(inode.read_page(i) for i in range((inode.size + 4095) // 4096))
+        return inode, b''.join(inode.read_page(i) for i in range((inode.size + 4095) // 4096))
+
+    def load_image(self, guest_path, argv, envp, shown_path=None):
+        """The program at guest_path in a new address space with its initial stack (binfmt_elf's
+        load_elf_binary): with a PT_INTERP, the interpreter is mapped too and runs first, with
+        AT_BASE and AT_ENTRY telling it where it and the program are. Raises ExecError with the
+        errno execve would return."""
+        shown_path = shown_path or guest_path
+        inode, data = self.open_exec(guest_path, shown_path)
         img = parse_elf(data, shown_path)
+        interp = None
+        if img.interp is not None:
+            ipath = img.interp.decode('utf-8', 'surrogateescape')
+            shown = '%s: interpreter %s' % (shown_path, printable(img.interp))
+            interp_inode, idata = self.open_exec(ipath, shown)
+            interp = (interp_inode, ipath, parse_interp(idata, shown))
         mm = MmStruct(self.mmsvc)
         umem = UserMemory(mm, self.phys, self.charge)
         inode.ihold()                           # the open file the address space keeps (exe_file)
         mm.exe_file = OpenFile(inode, O_RDONLY, guest_path, self.pagecache)
         try:
-            bias = ELF_ET_DYN_BASE if img.is_pie else 0
-            entry = load_elf_binary(mm, umem, mm.exe_file, img, bias)
+            bias = elf_et_dyn_bias(img) if img.is_pie else 0
+            entry = start = load_elf_binary(mm, umem, mm.exe_file, img, bias)
+            interp_base = 0
+            if interp is not None:
+                interp_inode, ipath, iimg = interp
+                interp_inode.ihold()
+                ifile = OpenFile(interp_inode, O_RDONLY, ipath, self.pagecache)
+                try:
+                    interp_base = load_elf_interp(mm, umem, ifile, iimg)
+                finally:
+                    ifile.put()                 # the mappings hold their own references
+                start = iimg.entry + interp_base
             vdso_base = map_vdso(mm, self.vdso) if self.vdso is not None else 0
             if vdso_base < 0:
                 raise ExecError("%s: no room for the vDSO" % shown_path, -vdso_base)
             rnd = bytes((self.config.seed * 131 + i * 17 + 7) & 0xFF for i in range(16))
             sp = create_elf_tables(mm, umem, [a.encode() if isinstance(a, str) else a for a in argv],
                                    [e.encode() if isinstance(e, str) else e for e in envp],
-                                   guest_path.encode(), img, bias, entry, rnd, vdso_base)
+                                   guest_path.encode(), img, bias, entry, rnd, vdso_base, interp_base)
         except ExecError:
             mm.users = 0
             mmput(mm)
             raise
-        return LoadedImage(mm, umem, entry, sp, [(s + bias, size, name) for s, size, name in img.symbols])
+        symbols = [(s + bias, size, name) for s, size, name in img.symbols]
+        if interp is not None:
+            symbols = sorted(symbols + [(s + interp_base, size, name) for s, size, name in interp[2].symbols])
+        return LoadedImage(mm, umem, start, sp, symbols)
 
     def report_deadlock(self):
         """Every task sleeps and nothing can wake one: describe each thread and where it stopped."""

@@ -1,4 +1,5 @@
-"""The ELF loader (fs/binfmt_elf.c): static and static-PIE x86-64 executables, the initial stack.
+"""The ELF loader (fs/binfmt_elf.c): static, static-PIE and dynamically linked (PT_INTERP) x86-64
+executables, the program interpreter, the initial stack.
 
 Every check of the file comes before anything is mapped, and every failure is an ExecError with a
 one-line message naming what is wrong.
@@ -9,7 +10,7 @@ import struct
 
 from emu.physmem import PAGE_SIZE
 from kernel.mm.mm_types import TASK_SIZE, STACK_TOP
-from kernel.mm.mmap import do_mmap, do_brk, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, page_align
+from kernel.mm.mmap import do_mmap, do_brk, get_unmapped_area, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, page_align
 from kernel.mm.vma import VmArea, VM_READ, VM_WRITE, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_GROWSDOWN, \
     VM_ACCOUNT, VM_SOFTDIRTY
 
@@ -25,6 +26,7 @@ AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_SYSINFO_EHDR, AT_MINSIGSTKSZ = 23
 # CPUID.1:EDX of the emulated CPU (Unicorn's default x86-64 model), as Linux reports in AT_HWCAP
 HWCAP_X86 = 0x078BFBFF
 MAX_ARG_STRLEN = 32 * PAGE_SIZE
+PATH_MAX = 4096
 STACK_INITIAL = 128 << 10
 
 
@@ -53,9 +55,11 @@ class ElfImage:
         self.phdr_vaddr = None
         self.is_pie = False
         self.symbols = []            # [(start, size, name)] sorted, unbiased
+        self.aligns = []             # p_align of every PT_LOAD
+        self.interp = None           # PT_INTERP: the program interpreter's path (bytes), or None
 
 
-def _printable(b):
+def printable(b):
     """Bytes from the file as text fit for a one-line message (control characters escaped)."""
     return ''.join(c if c.isprintable() else '\\x%02x' % ord(c) for c in b.decode('latin-1'))
 
@@ -64,7 +68,7 @@ def parse_elf(data, name):
     """Validate an executable's bytes and return an ElfImage (raises ExecError)."""
     if len(data) < 4 or data[:4] != b'\x7fELF':
         if data[:2] == b'#!':
-            line = _printable(data.split(b'\n', 1)[0][:80])
+            line = printable(data.split(b'\n', 1)[0][:80])
             raise ExecError("%s: is a script (%s); faultlab runs x86-64 ELF executables only" % (name, line))
         raise ExecError("%s: not an ELF file (bad magic)" % name)
     if len(data) < 64:
@@ -94,9 +98,8 @@ def parse_elf(data, name):
     for i in range(phnum):
         p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_align = \
             struct.unpack_from('<IIQQQQQQ', data, phoff + i * 56)
-        if p_type == PT_INTERP:
-            interp = _printable(data[p_offset:p_offset + min(p_filesz, 256)].split(b'\0')[0])
-            raise ExecError("%s: dynamically linked (interpreter %s); build it with gcc -static" % (name, interp))
+        if p_type == PT_INTERP and img.interp is None:
+            img.interp = _read_interp(data, name, p_offset, p_filesz)
         if p_type == PT_PHDR:
             img.phdr_vaddr = p_vaddr
         if p_type != PT_LOAD:
@@ -110,6 +113,7 @@ def parse_elf(data, name):
         if (p_vaddr - p_offset) % PAGE_SIZE:
             raise ExecError("%s: address %#x and offset %#x are not congruent modulo the page size"
                             % (what, p_vaddr, p_offset))
+        img.aligns.append(p_align)
         if p_align and p_align & (p_align - 1):
             raise ExecError("%s: alignment %#x is not a power of two" % (what, p_align))
         if p_memsz == 0:
@@ -133,6 +137,40 @@ def parse_elf(data, name):
                 img.phdr_vaddr = s.vaddr + phoff - s.offset
     img.symbols = _read_symbols(data)
     return img
+
+
+def _read_interp(data, name, offset, filesz):
+    """The PT_INTERP path as load_elf_binary checks it: 2..PATH_MAX bytes, read whole from the file
+    (EIO when short), NUL-terminated."""
+    if filesz > PATH_MAX or filesz < 2:
+        raise ExecError("%s: PT_INTERP of %d bytes (need 2 to %d)" % (name, filesz, PATH_MAX))
+    raw = data[offset:offset + filesz]
+    if len(raw) != filesz:
+        raise ExecError("%s: PT_INTERP at %#x runs past the end of the file" % (name, offset), errno.EIO)
+    if raw[-1] != 0:
+        raise ExecError("%s: PT_INTERP %s is not NUL-terminated" % (name, printable(raw[:80])))
+    return raw.split(b'\0', 1)[0]
+
+
+def parse_interp(data, name):
+    """Validate the program interpreter's bytes (an ElfImage): load_elf_binary reads its header
+    (EIO when the file is shorter) and refuses anything but an x86-64 ELF executable or shared
+    object with ELIBBAD."""
+    if len(data) < 64:
+        raise ExecError("%s: interpreter is too short for an ELF header (%d bytes)" % (name, len(data)),
+                        errno.EIO)
+    try:
+        img = parse_elf(data, name)
+    except ExecError as e:
+        raise ExecError("bad ELF interpreter: %s" % e, errno.ELIBBAD) from None
+    img.interp = None                # an interpreter's own PT_INTERP is ignored
+    return img
+
+
+def total_mapping_size(img):
+    """The span of the PT_LOAD segments, first page to last byte (page-aligned)."""
+    first = img.segments[0].vaddr & ~0xFFF
+    return page_align(max(s.vaddr + s.memsz for s in img.segments)) - first
 
 
 _SYMBOL_TYPES = (1, 2)            # STT_OBJECT, STT_FUNC
@@ -172,8 +210,9 @@ def _prot(flags):
     return (1 if flags & 4 else 0) | (2 if flags & 2 else 0) | (4 if flags & 1 else 0)
 
 
-def load_elf_binary(mm, umem, exe_file, img, bias):
-    """Map the segments (file-backed, bss anonymous) and set the brk; returns the entry point."""
+def elf_map_segments(mm, umem, exe_file, img, bias, main=True):
+    """Map the PT_LOAD segments at bias (file-backed, bss anonymous); for the main program also
+    record start/end of code and data. Returns the end of the last segment in memory."""
     end = 0
     for s in img.segments:
         vaddr = s.vaddr + bias
@@ -198,19 +237,47 @@ def load_elf_binary(mm, umem, exe_file, img, bias):
                         MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS, None, 0)
             if r < 0:
                 raise ExecError("cannot map bss at %#x: errno %d" % (anon_start, -r), -r)
-        if s.flags & 1:
+        if main and s.flags & 1:
             mm.start_code = mm.start_code or start
             mm.end_code = max(mm.end_code, file_end)
-        else:
+        elif main:
             mm.start_data = mm.start_data or vaddr
             mm.end_data = max(mm.end_data, file_end)
         end = max(end, mem_end)
+    return end
+
+
+def elf_et_dyn_bias(img):
+    """Where an ET_DYN program goes: ELF_ET_DYN_BASE aligned down to its largest PT_LOAD alignment
+    (maximum_alignment), less its first segment's page."""
+    align = max([s_align for s_align in img.aligns if s_align and not s_align & (s_align - 1)] + [PAGE_SIZE])
+    return ((ELF_ET_DYN_BASE & ~(align - 1)) - img.segments[0].vaddr) & ~0xFFF
+
+
+def load_elf_binary(mm, umem, exe_file, img, bias):
+    """Map the program's segments and set the brk after them; returns the program's entry point."""
+    end = elf_map_segments(mm, umem, exe_file, img, bias)
     mm.start_brk = mm.brk = page_align(end)
     do_brk(mm, mm.brk)
     return img.entry + bias
 
 
-def create_elf_tables(mm, umem, argv, envp, execfn, img, bias, entry, random_bytes, vdso_base=0):
+def load_elf_interp(mm, umem, interp_file, img):
+    """Map the program interpreter: an ET_DYN one where get_unmapped_area puts its whole span (top
+    down below mmap_base, as Linux without randomization), an ET_EXEC one at its addresses.
+    Returns its load bias (AT_BASE for ET_DYN)."""
+    bias = 0
+    if img.is_pie:
+        first = img.segments[0].vaddr & ~0xFFF
+        start = get_unmapped_area(mm, first, total_mapping_size(img), False)
+        if start < 0:
+            raise ExecError("no room for the interpreter (%d KiB)" % (total_mapping_size(img) >> 10), -start)
+        bias = start - first
+    elf_map_segments(mm, umem, interp_file, img, bias, main=False)
+    return bias
+
+
+def create_elf_tables(mm, umem, argv, envp, execfn, img, bias, entry, random_bytes, vdso_base=0, interp_base=0):
     """Build the initial stack as Linux lays it out; returns the initial stack pointer."""
     for s in list(argv) + list(envp):
         if len(s) + 1 > MAX_ARG_STRLEN:
@@ -235,7 +302,7 @@ def create_elf_tables(mm, umem, argv, envp, execfn, img, bias, entry, random_byt
     if vdso_base:
         auxv.append((AT_SYSINFO_EHDR, vdso_base))
     auxv += [(AT_MINSIGSTKSZ, 2048), (AT_HWCAP, HWCAP_X86), (AT_PAGESZ, PAGE_SIZE), (AT_CLKTCK, 100),
-             (AT_PHDR, (img.phdr_vaddr or 0) + bias), (AT_PHENT, 56), (AT_PHNUM, img.phnum), (AT_BASE, 0),
+             (AT_PHDR, (img.phdr_vaddr or 0) + bias), (AT_PHENT, 56), (AT_PHNUM, img.phnum), (AT_BASE, interp_base),
              (AT_FLAGS, 0), (AT_ENTRY, entry), (AT_UID, 0), (AT_EUID, 0), (AT_GID, 0), (AT_EGID, 0),
              (AT_SECURE, 0), (AT_RANDOM, p_random), (AT_HWCAP2, 0), (AT_EXECFN, p_execfn),
              (AT_PLATFORM, p_platform), (AT_NULL, 0)]

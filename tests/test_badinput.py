@@ -72,9 +72,10 @@ def test_shell_script(tmp_path):
 
 
 def test_dynamic_executable():
+    """A dynamically linked program runs through its interpreter (tests/test_dynamic.py has more)."""
     true = shutil.which('true')
     p = faultlab('run', true)
-    _assert_one_line_error(p, 'dynamically linked', '-static')
+    assert p.returncode == 0 and p.stderr == b'', p.stderr
 
 
 def test_missing_program():

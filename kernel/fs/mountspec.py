@@ -1,4 +1,11 @@
-"""Parsing of --mount HOST:GUEST[:rw|:ro] command-line options."""
+"""Parsing of --mount HOST:GUEST[:rw|:ro] command-line options, and the default view of the host's
+shared libraries (or a --sysroot's) that dynamically linked programs need."""
+import os
+
+# What a dynamically linked program needs from the host, as QEMU's user mode reads it (or from
+# qemu-x86_64 -L's directory): the library directories and the dynamic loader's configuration
+LIB_VIEW_PATHS = ('lib', 'lib64', 'usr/lib', 'usr/lib64', 'etc/ld.so.cache', 'etc/ld.so.conf',
+                  'etc/ld.so.conf.d')
 
 
 def parse_mount_spec(spec):
@@ -27,3 +34,18 @@ def parse_mount_spec(spec):
     if guest.rstrip('/') == '' :
         raise ValueError(f'cannot mount over the guest root in {spec!r}')
     return host, guest, readonly
+
+
+def lib_view(sysroot='/'):
+    """The read-only library view of sysroot: [('mount', host_path, guest_path)] for each of
+    LIB_VIEW_PATHS that is a directory or file there, [('symlink', target, guest_path)] for each
+    that is a symlink (kept as one, e.g. Debian's /lib -> usr/lib). Missing ones are left out."""
+    out = []
+    for rel in LIB_VIEW_PATHS:
+        host = os.path.join(sysroot, rel)
+        guest = '/' + rel
+        if os.path.islink(host):
+            out.append(('symlink', os.readlink(host), guest))
+        elif os.path.isdir(host) or os.path.isfile(host):
+            out.append(('mount', host, guest))
+    return out

@@ -1,7 +1,9 @@
 """make_root_fs: the standard guest tree (disk root, /tmp, /dev, /proc, /home, /etc, ...)."""
 from kernel.fs.devfs import DevFs
 from kernel.fs.diskfs import DiskFs
+from kernel.fs.errors import FsError
 from kernel.fs.hostfs import HostFs
+from kernel.fs.mountspec import lib_view
 from kernel.fs.procfs import ProcFs
 from kernel.fs.tmpfs import TmpFs
 from kernel.fs.vfs import Vfs
@@ -12,13 +14,15 @@ ETC_FILES = {
 }
 
 
-def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_pages=None):
+def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_pages=None, sysroot=None):
     """Build the guest namespace and return its Vfs.
 
     / is a DiskFs (disk_blocks 4 KiB blocks) with /home, /root, /etc (hostname, hosts; no passwd),
     /mnt; /tmp is a tmpfs, /dev a DevFs (urandom seeded with seed), /proc an empty procfs.
     host_mounts: (host_path, guest_path, readonly) tuples (see parse_mount_spec) mounted as HostFs.
     tmpfs_pages: the size limit of /tmp and of memfd files, in pages (None: unlimited).
+    sysroot: a host directory whose shared libraries and loader configuration (lib_view) the guest
+    sees read-only, for dynamically linked programs ('/': the host's own; None: none).
     """
     root = DiskFs(clock, nblocks=disk_blocks)
     vfs = Vfs(root)
@@ -31,9 +35,27 @@ def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_
     vfs.mount(TmpFs(clock, mode=0o1777, max_pages=tmpfs_pages), '/tmp')
     vfs.mount(DevFs(clock, seed), '/dev')
     vfs.mount(ProcFs(clock), '/proc')
+    if sysroot is not None:
+        mount_lib_view(vfs, sysroot, clock)
     for host, guest, readonly in host_mounts:
         vfs.mount(HostFs(host, readonly, clock), guest)
     return vfs
+
+
+def mount_lib_view(vfs, sysroot, clock=None):
+    """Mount sysroot's library directories and loader files read-only at their places, and make
+    its symlinks among them guest symlinks with the same target."""
+    for kind, src, guest in lib_view(sysroot):
+        parent = guest.rsplit('/', 1)[0]
+        if parent:
+            try:
+                vfs.lookup(parent)
+            except FsError:
+                vfs.mkdir(parent, 0o755)
+        if kind == 'symlink':
+            vfs.symlink(src, guest)
+        else:
+            vfs.mount(HostFs(src, True, clock), guest)
 
 
 def _write_file(inode, data):
