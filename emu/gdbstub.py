@@ -28,6 +28,7 @@ from capstone.x86 import X86_OP_MEM
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 
 from emu.cpu import GPR_NAMES
+from emu.gdblibs import library_list_svr4
 from emu.gdbregs import REGISTERS, reg_value, set_reg, target_xml
 from emu.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
 from kernel.debugmon import FaultMonitor, peek_user, poke_user, translate_user, monitor_command
@@ -696,7 +697,8 @@ class GdbStub:
     # ---- queries --------------------------------------------------------------------------------------
     def _query(self, task, text):
         if text.startswith('qSupported'):
-            return ('PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;qXfer:siginfo:read+;swbreak+;'
+            return ('PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;qXfer:siginfo:read+;'
+                    'qXfer:libraries-svr4:read+;swbreak+;'
                     'hwbreak+;vContSupported+' % PACKET_SIZE)
         if text == 'qC':
             return 'QC%x' % task.tid
@@ -732,6 +734,9 @@ class GdbStub:
         elif obj == 'auxv':
             auxv = getattr(task.mm, 'saved_auxv', None) or []
             data = b''.join(struct.pack('<QQ', k & (1 << 64) - 1, v & (1 << 64) - 1) for k, v in auxv)
+        elif obj == 'libraries-svr4':
+            auxv = getattr(task.mm, 'saved_auxv', None) or []
+            data = library_list_svr4(lambda va, n: peek_user(self.kernel, task, va, n), auxv).encode()
         elif obj == 'siginfo':
             if self.siginfo is None:
                 return 'E01'

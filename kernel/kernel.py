@@ -20,7 +20,7 @@ from kernel.events import EventQueue
 from kernel.fastfault import FastFaults
 from kernel.file import FdTable, HostStream, OpenFile, O_RDONLY
 from kernel.fs import make_root_fs, FsError, HostFs
-from kernel.loader import (ExecError, parse_elf, parse_interp, printable, load_elf_binary, load_elf_interp,
+from kernel.loader import (ExecError, has_interp, parse_elf, parse_interp, printable, load_elf_binary, load_elf_interp,
                            create_elf_tables, elf_et_dyn_bias)
 from kernel.mm.filemap import PageCache
 from kernel.mm.mm_types import (MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY, FAULT_FLAG_ALLOW_RETRY,
@@ -295,19 +295,35 @@ class Kernel:
         return HostStream(host_fd, kind, writer)
 
     def resolve_program(self, path):
-        """Guest path of the program: a path inside the guest tree, or a host file made visible."""
+        """Guest path of the program: a path inside the guest tree, or a host file made visible
+        (read-only) at /bin/NAME, or, when it is dynamically linked, at its own absolute path as
+        QEMU's user mode runs it (the loader's $ORIGIN and programs that find their files next to
+        themselves, like python3, see the path they have natively)."""
         if path.startswith('/') and not os.path.exists(path):
             return path
         if os.path.isfile(path):
             host = os.path.abspath(path)
-            guest = '/bin/' + os.path.basename(host)
             for h, g, _ro in self.config.mounts:
                 h = os.path.abspath(h)
                 if host.startswith(h.rstrip('/') + '/'):
                     return g.rstrip('/') + host[len(h.rstrip('/')):]
+            guest = '/bin/' + os.path.basename(host)
+            if has_interp(host):
+                if self._shows_host_file(host):
+                    return host                 # already visible there (e.g. under /usr/lib)
+                guest = host
             self.vfs.mount(HostFs(host, True, self.wall_clock_ns), guest)
             return guest
         return path
+
+    def _shows_host_file(self, host):
+        """True if the guest path equal to host already names that same host file."""
+        try:
+            inode = self.vfs.lookup(host)
+            st = os.stat(host)
+        except (FsError, OSError):
+            return False
+        return getattr(inode, 'hkey', None) == (st.st_dev, st.st_ino)
 
     def exec_program(self, path, argv, envp):
         """Create the first task running the program at path (host or guest path)."""

@@ -152,6 +152,25 @@ def _read_interp(data, name, offset, filesz):
     return raw.split(b'\0', 1)[0]
 
 
+def has_interp(host_path):
+    """True if the host file is an ELF executable with a PT_INTERP (a quick look at its program
+    headers; False for anything unreadable or malformed, which exec then reports)."""
+    try:
+        with open(host_path, 'rb') as f:
+            ehdr = f.read(64)
+            if len(ehdr) < 64 or ehdr[:4] != b'\x7fELF':
+                return False
+            phoff, = struct.unpack_from('<Q', ehdr, 32)
+            phentsize, phnum = struct.unpack_from('<HH', ehdr, 54)
+            if phentsize != 56 or not 0 < phnum <= 65536 // 56:
+                return False
+            f.seek(phoff)
+            phdrs = f.read(56 * phnum)
+    except (OSError, ValueError, OverflowError):
+        return False
+    return any(struct.unpack_from('<I', phdrs, i)[0] == PT_INTERP for i in range(0, len(phdrs) - 55, 56))
+
+
 def parse_interp(data, name):
     """Validate the program interpreter's bytes (an ElfImage): load_elf_binary reads its header
     (EIO when the file is shorter) and refuses anything but an x86-64 ELF executable or shared
