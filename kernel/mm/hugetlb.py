@@ -243,7 +243,7 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
     fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
     if fixed:
         from kernel.mm.mmap import check_fixed_addr
-        err = check_fixed_addr(addr, rlen, HPAGE_SIZE)
+        err = check_fixed_addr(mm, addr, rlen, HPAGE_SIZE)
         if err:
             return err
         if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):

@@ -1,9 +1,9 @@
 """struct mm_struct, the fault record (struct vm_fault) and the fault/result flags."""
 from kernel.mm.pgtable import PageTables
 from kernel.mm.vma import VmaTree
+from kernel.mm.vm_sysctl import VmSysctl
 
 TASK_SIZE = 0x7FFFFFFFF000            # top of user space (47-bit)
-MMAP_MIN_ADDR = 0x10000               # /proc/sys/vm/mmap_min_addr
 STACK_TOP = 0x7FFFFFFDE000            # deterministic (no ASLR): like a non-randomized layout
 MMAP_BASE = 0x7FFFF7FFF000            # top-down mmap area starts below the stack gap
 
@@ -74,6 +74,7 @@ class MmServices:
         self.lru = None            # LruLists
         self.swapcache = None      # SwapCache
         self.reclaim = None        # Reclaim
+        self.sysctl = VmSysctl()   # the /proc/sys/vm knobs mm code obeys
         zp = frames.alloc_page(zero=True)
         if zp is None:
             raise MemoryError("no memory for the zero page")

@@ -7,12 +7,14 @@ import errno
 from emu.physmem import PAGE_SIZE
 from kernel.mm.spf import note_pmd_change
 from kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
-from kernel.mm.mm_types import TASK_SIZE, MMAP_MIN_ADDR
+from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm import hugetlb
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
+from kernel.mm.vm_sysctl import (CAP_SYS_RAWIO, OVERCOMMIT_NEVER, accountable_mapping, cap_mmap_addr,
+                                 task_capable, too_many_maps, vm_enough_memory, vma_pages)
 from kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
                            VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_GROWSDOWN, VM_NORESERVE, VM_LOCKED,
-                           VM_ACCOUNT, VM_SOFTDIRTY, VM_LOCKONFAULT)
+                           VM_ACCOUNT, VM_SOFTDIRTY, VM_LOCKONFAULT, VM_HUGETLB, VM_DONTEXPAND, VM_PFNMAP)
 
 MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02
@@ -101,13 +103,41 @@ def _isolate(mm, start, end):
     return mm.vmas.overlapping(start, end)
 
 
+def mmap_min_addr(mm):
+    """The lowest address a mapping may get without asking (mmap_min_addr)."""
+    return max(PAGE_SIZE, mm.svc.sysctl.dac_mmap_min_addr)
+
+
+def security_mmap_addr(mm, addr):
+    """security_mmap_addr: below mmap_min_addr only with CAP_SYS_RAWIO (-EPERM); 0 if allowed."""
+    return cap_mmap_addr(mm.svc.sysctl, addr, task_capable(getattr(mm.svc.sched, 'current', None), CAP_SYS_RAWIO))
+
+
+def splits_needed(mm, start, end, changes=None):
+    """How many VMAs isolating [start, end) would add (a VMA straddling start, one straddling end),
+    counting only the VMAs changes(vma) says are really changed (unchanged ones are not split)."""
+    n = 0
+    for a in (start, end):
+        v = mm.vmas.vma_lookup(a)
+        if v is not None and v.vm_start < a and (changes is None or changes(v)):
+            n += 1
+    return n
+
+
+def accounted_pages(mm, start, end):
+    """The VM_ACCOUNT pages of [start, end) (what unmapping them gives back to the commit)."""
+    return sum((min(end, v.vm_end) - max(start, v.vm_start)) >> 12
+               for v in mm.vmas.overlapping(start, end) if v.vm_flags & VM_ACCOUNT)
+
+
 def get_unmapped_area(mm, addr, length, fixed):
     """Pick where a new mapping goes: the hint if free, else top-down from mmap_base."""
     if fixed:
         return addr
+    low = mmap_min_addr(mm)
     if addr:
         addr = page_align(addr)
-        if MMAP_MIN_ADDR <= addr and addr + length <= TASK_SIZE and not mm.vmas.overlapping(addr, addr + length):
+        if low <= addr and addr + length <= TASK_SIZE and not mm.vmas.overlapping(addr, addr + length):
             return addr
     hi = mm.mmap_base
     for v in reversed(list(mm.vmas)):
@@ -117,7 +147,7 @@ def get_unmapped_area(mm, addr, length, fixed):
             break
         hi = min(hi, v.vm_start)
     addr = hi - length
-    if addr < MMAP_MIN_ADDR:
+    if addr < low:
         return -errno.ENOMEM
     return addr
 
@@ -137,6 +167,9 @@ def do_munmap(mm, start, length, downgrade=None):
     end = start + length
     if hugetlb.hugetlb_split_check(mm, start, end):
         return -errno.EINVAL
+    first = mm.vmas.vma_lookup(start)
+    if first is not None and first.vm_start < start < end < first.vm_end and too_many_maps(mm, 1):
+        return -errno.ENOMEM             # punching a hole needs one more VMA (do_vmi_align_munmap)
     t0 = mm.svc.sched.now()
     vmas = _isolate(mm, start, end)
     for v in vmas:                      # detach_vmas_to_be_unmapped
@@ -192,16 +225,14 @@ def free_pgtables(mm, start, end, since):
                     note_pmd_change(mm, va, since)     # the PMD was being torn down since munmap began
 
 
-def check_fixed_addr(addr, rlen, align):
+def check_fixed_addr(mm, addr, rlen, align):
     """A MAP_FIXED address: aligned (EINVAL), the range below TASK_SIZE (ENOMEM), not below
-    mmap_min_addr (EPERM); 0 when it is acceptable."""
+    mmap_min_addr without CAP_SYS_RAWIO (EPERM); 0 when it is acceptable."""
     if addr & (align - 1):
         return -errno.EINVAL
     if addr > TASK_SIZE - rlen:
         return -errno.ENOMEM
-    if addr < MMAP_MIN_ADDR:
-        return -errno.EPERM
-    return 0
+    return security_mmap_addr(mm, addr)
 
 
 def do_mmap(mm, addr, length, prot, flags, file, pgoff):
@@ -215,6 +246,8 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
         return -errno.EINVAL
     if map_type == MAP_SHARED_VALIDATE and flags & ~LEGACY_MAP_MASK & ~MAP_SYNC & ~MAP_TYPE:
         return -errno.EOPNOTSUPP
+    if too_many_maps(mm):
+        return -errno.ENOMEM              # map_count > max_map_count
     if flags & MAP_HUGETLB or hugetlb.is_file_hugepages(file):
         return hugetlb.hugetlb_mmap(mm, addr, length, prot, flags, file, pgoff)
     rlen = page_align(length)
@@ -223,7 +256,7 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
     if (pgoff + (rlen >> 12)) >= (1 << 52):
         return -errno.EOVERFLOW
     fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
-    err = check_fixed_addr(addr, rlen, PAGE_SIZE) if fixed else 0
+    err = check_fixed_addr(mm, addr, rlen, PAGE_SIZE) if fixed else 0
     if err:
         return err
     shared = map_type in (MAP_SHARED, MAP_SHARED_VALIDATE)
@@ -242,10 +275,8 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
         pgoff = 0
     if flags & MAP_GROWSDOWN:
         vm_flags |= VM_GROWSDOWN
-    if flags & MAP_NORESERVE:
-        vm_flags |= VM_NORESERVE
-    elif vm_flags & VM_WRITE and not shared:
-        vm_flags |= VM_ACCOUNT
+    if flags & MAP_NORESERVE and mm.svc.sysctl.overcommit_memory != OVERCOMMIT_NEVER:
+        vm_flags |= VM_NORESERVE          # MAP_NORESERVE is ignored under strict overcommit
     if flags & MAP_LOCKED:
         vm_flags |= VM_LOCKED
     addr = get_unmapped_area(mm, addr, rlen, fixed)
@@ -253,8 +284,14 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
         return addr
     if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
         return -errno.EEXIST
+    if accountable_mapping(vm_flags):     # mmap_region: commit the pages (less what MAP_FIXED replaces)
+        if vm_enough_memory(mm, rlen >> 12, uncharged=accounted_pages(mm, addr, addr + rlen) if fixed else 0):
+            return -errno.ENOMEM
+        vm_flags |= VM_ACCOUNT
     if fixed and mm.vmas.overlapping(addr, addr + rlen):
-        do_munmap(mm, addr, rlen)
+        err = do_munmap(mm, addr, rlen)
+        if err:
+            return err
     mm.svc.charge('vma_modify')
     vma = VmArea(addr, addr + rlen, vm_flags | VM_SOFTDIRTY, pgoff, file)
     if file is not None:
@@ -302,10 +339,19 @@ def do_mprotect(mm, start, length, prot):
                 (newbits & VM_EXEC and not v.vm_flags & VM_MAYEXEC):
             return -errno.EACCES
         stop = min(end, v.vm_end)
+        if (v.vm_flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | newbits != v.vm_flags:
+            if too_many_maps(mm, splits_needed(mm, cur, stop)):
+                return -errno.ENOMEM             # split_vma: map_count >= max_map_count
+            if newbits & VM_WRITE and not v.vm_flags & _NO_CHARGE_ON_WRITE and \
+                    vm_enough_memory(mm, (stop - cur) >> 12):
+                return -errno.ENOMEM             # private memory becoming writable is committed
         for piece in _isolate(mm, cur, stop):
             mprotect_fixup(mm, piece, newbits)
         cur = stop
     return 0
+
+
+_NO_CHARGE_ON_WRITE = VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE
 
 
 def mprotect_fixup(mm, v, newbits):
@@ -313,7 +359,7 @@ def mprotect_fixup(mm, v, newbits):
     old = v.vm_flags
     new = (old & ~(VM_READ | VM_WRITE | VM_EXEC)) | newbits
     if new & VM_WRITE:
-        if not old & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE):
+        if not old & _NO_CHARGE_ON_WRITE:
             new |= VM_ACCOUNT               # private memory becoming writable is committed
     elif old & VM_ACCOUNT and v.anon and not _has_anon_pages(mm, v):
         new &= ~VM_ACCOUNT                  # an unfaulted anonymous VMA stops being accounted (6.8+)
@@ -386,9 +432,20 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
         return -errno.EFAULT
     if hugetlb.is_vm_hugetlb_page(vma):
         return -errno.EINVAL          # moving huge PMDs is not implemented
+    if flags & MREMAP_DONTUNMAP and vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
+        return -errno.EINVAL          # special mappings stay (Linux >= 5.13 moves any other kind)
     if old_len == 0:
         if not vma.vm_flags & VM_MAYSHARE:
             return -errno.EINVAL
+    if flags & MREMAP_DONTUNMAP and not flags & MREMAP_FIXED:
+        # mremap_to without MAP_FIXED: the pages move to a new place (new_addr is a hint), the old
+        # range stays mapped and empty
+        if old_addr + old_len > vma.vm_end:
+            return -errno.EFAULT
+        dest = get_unmapped_area(mm, new_addr, new_len, False)
+        if dest < 0:
+            return dest
+        return _move_vma(mm, vma, old_addr, old_len, new_len, dest, flags)
     if not flags & MREMAP_FIXED and new_len <= old_len:
         if new_len < old_len:                # shrink: the tail is unmapped, wherever it lies
             do_munmap(mm, old_addr + new_len, old_len - new_len)
@@ -410,6 +467,8 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
         nxt = mm.vmas.next(vma)
         limit = nxt.vm_start if nxt is not None else TASK_SIZE
         if old_addr + new_len <= limit:
+            if vma.vm_flags & VM_ACCOUNT and vm_enough_memory(mm, (new_len - old_len) >> 12):
+                return -errno.ENOMEM
             vma.vm_end = old_addr + new_len
             vma.vm_seq += 1
             mm.total_vm += (new_len - old_len) >> 12
@@ -437,7 +496,14 @@ def _move_vmas(mm, old_addr, length, new_addr, flags):
 
 
 def _move_vma(mm, vma, old_addr, old_len, new_len, new_addr, flags):
-    """move_vma: create the new VMA, move the page-table entries, unmap the old range."""
+    """move_vma: create the new VMA, move the page-table entries, unmap the old range (with
+    MREMAP_DONTUNMAP the old range stays, empty, unlocked and still committed)."""
+    if too_many_maps(mm, 4):
+        return -errno.ENOMEM              # move_vma stays 4 maps below max_map_count
+    if vma.vm_flags & VM_ACCOUNT:
+        grow = new_len if flags & MREMAP_DONTUNMAP else max(0, new_len - old_len)
+        if vm_enough_memory(mm, grow >> 12):
+            return -errno.ENOMEM
     mm.svc.charge('vma_modify')
     if old_len == 0:
         moved_len = 0
@@ -455,6 +521,9 @@ def _move_vma(mm, vma, old_addr, old_len, new_len, new_addr, flags):
         new.vm_pgoff = new_addr >> 12
     mm.vmas.insert(new)
     mm.total_vm += new_len >> 12
+    if flags & MREMAP_DONTUNMAP and moved_len:
+        src.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)     # the old range stays, never locked
+        src.vm_seq += 1
     if moved_len:
         copy_page_range_move(mm, old_addr, new_addr, min(old_len, new_len))
         if not flags & MREMAP_DONTUNMAP:
@@ -480,6 +549,8 @@ def do_brk(mm, brk):
     nxt = mm.vmas.find_vma(oldbrk)
     if nxt is not None and newbrk + PAGE_SIZE > nxt.vm_start:
         return mm.brk
+    if too_many_maps(mm) or vm_enough_memory(mm, (newbrk - oldbrk) >> 12):
+        return mm.brk                    # do_brk_flags: map_count, then the commit
     mm.svc.charge('vma_modify')
     vma = VmArea(oldbrk, newbrk, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT
                  | VM_SOFTDIRTY, oldbrk >> 12, None, '[heap]')
@@ -506,11 +577,14 @@ def mlock_fixup_range(mm, start, end, on, onfault=False):
         cur = v.vm_end
     if cur < end:
         return -errno.ENOMEM
+    want = VM_LOCKED | (VM_LOCKONFAULT if onfault else 0) if on else 0
+
+    def changes(v):
+        return v.vm_flags & (VM_LOCKED | VM_LOCKONFAULT) != want
+    if too_many_maps(mm, splits_needed(mm, start, end, changes)):
+        return -errno.ENOMEM             # mlock_fixup's split_vma: map_count >= max_map_count
     for v in _isolate(mm, start, end):
-        if on:
-            v.vm_flags |= VM_LOCKED | (VM_LOCKONFAULT if onfault else 0)
-        else:
-            v.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
+        v.vm_flags = (v.vm_flags & ~(VM_LOCKED | VM_LOCKONFAULT)) | want
         v.vm_seq += 1
         vma_merge_around(mm, v)
     return 0
