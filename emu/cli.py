@@ -51,6 +51,9 @@ def _add_machine_options(p):
                    help='fault-around window for file read faults (0 or 4096 disables)')
     p.add_argument('--mount', action='append', default=[], metavar='HOST:GUEST[:rw]',
                    help='make a host file or directory visible in the guest (read-only unless :rw)')
+    p.add_argument('--sysroot', metavar='DIR', help='the shared libraries and dynamic-loader configuration '
+                   '(lib, lib64, usr/lib, usr/lib64, etc/ld.so.*) of dynamically linked programs come from DIR '
+                   'instead of the host, as with qemu-x86_64 -L')
     p.add_argument('--env', action='append', default=[], metavar='NAME=VALUE', help='add to the guest environment')
     p.add_argument('--seed', type=int, default=0, help='seed for getrandom and AT_RANDOM')
     p.add_argument('--cpus', type=int, default=1, help='simulated CPUs (default 1)')
@@ -134,6 +137,9 @@ def make_machine(a, stdout=None, stderr=None):
     for host, _guest, _ro in mounts:
         if not os.path.exists(host):
             raise ValueError("--mount: host path %s does not exist" % host)
+    sysroot = getattr(a, 'sysroot', None) or '/'
+    if not os.path.isdir(sysroot):
+        raise ValueError("--sysroot: %s is not a directory" % sysroot)
     if a.hugepages < 0:
         raise ValueError("--hugepages must be 0 or more")
     fab = a.fault_around_bytes
@@ -144,7 +150,7 @@ def make_machine(a, stdout=None, stderr=None):
     config = KernelConfig(fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
                           stdout=stdout, stderr=stderr, swap_bytes=a.swap, cpus=a.cpus, spf=a.spf,
                           spf_file=a.spf_file, nr_hugepages=a.hugepages, check=a.check,
-                          munmap_downgrade=a.munmap_downgrade, native_faults=a.native_faults)
+                          munmap_downgrade=a.munmap_downgrade, native_faults=a.native_faults, sysroot=sysroot)
     return Machine(ram=a.ram, costs=costs, config=config)
 
 
