@@ -106,13 +106,13 @@ def build_parser():
     from emu.gdbcli import add_gdb_parser
     add_gdb_parser(sub, _add_machine_options)
     b = sub.add_parser('bench', help='benchmarks')
-    b.add_argument('what', choices=['speed', 'prefetch', 'populate', 'spf', 'elf-fuzz'])
+    b.add_argument('what', choices=['speed', 'prefetch', 'populate', 'spf', 'elf-fuzz', 'soak'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
     b.add_argument('--size', default=None, help='populate: mapping size (e.g. 2M, 64M)')
     b.add_argument('--reps', type=_positive_int, default=None,
                    help='speed: runs per runner and workload, the best counts (default 3; 1 with --quick)')
-    b.add_argument('--count', type=int, default=10000, help='elf-fuzz: number of mutated executables')
-    b.add_argument('--seed', type=int, default=1, help='elf-fuzz: seed of the mutations')
+    b.add_argument('--count', type=int, default=10000, help='elf-fuzz: number of mutated executables; soak: number of runs')
+    b.add_argument('--seed', type=int, default=1, help='elf-fuzz: seed of the mutations; soak: seed of the option combinations')
     return ap
 
 
@@ -261,6 +261,9 @@ def cmd_bench(a):
     if a.what == 'elf-fuzz':
         from emu.fuzz_elf import main as elf_fuzz
         return elf_fuzz(count=a.count if not a.quick else 200, seed=a.seed)
+    if a.what == 'soak':
+        from emu.bench_soak import main as bench_soak
+        return bench_soak(count=a.count, seed=a.seed, quick=a.quick)
     if a.what == 'prefetch':
         from emu.bench_prefetch import main as bench_prefetch
         return bench_prefetch(quick=a.quick)
