@@ -34,6 +34,7 @@ class OpenFile:
         self.refs = 1
         self.ra = FileRaState()
         self.mapping = pagecache.mapping_of(inode) if pagecache is not None and _is_reg(inode) else None
+        self._pagecache = pagecache
         self.dir_cursor = 0
 
     @property
@@ -53,6 +54,8 @@ class OpenFile:
         self.refs -= 1
         if self.refs == 0 and hasattr(self.inode, 'iput'):
             self.inode.iput()
+            if self.mapping is not None and getattr(self.inode, 'evicted', False):
+                self._pagecache.truncate_inode_pages_final(self.mapping)
 
     def check_mmap(self, shared, prot):
         """Why this file cannot be mapped so, as -errno (0 if it can)."""
@@ -185,6 +188,9 @@ def generic_perform_write(pagecache, f, data, pos):
         index = p >> PAGE_SHIFT
         off = p & (PAGE_SIZE - 1)
         n = min(PAGE_SIZE - off, n_total - done)
+        err = pagecache.reserve_backing(f.mapping, index)          # ENOSPC here, not at writeback
+        if err:
+            return done if done else err
         page = pagecache.grab_cache_page_write_begin(f.mapping, index, whole_page=(off == 0 and n == PAGE_SIZE))
         if page is None:
             return done if done else -errno.ENOMEM

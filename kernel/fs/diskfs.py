@@ -56,6 +56,14 @@ class DiskFile(PagedFile):
             self.touch_ctime()
         return len(need)
 
+    def reserve_page(self, index):
+        """Allocate the page's block at write_begin / page_mkwrite (ext4 without delalloc) as an unwritten
+        extent until writeback fills it: ENOSPC now, never at writeback."""
+        if index not in self._map:
+            prev = self._map.get(index - 1)
+            self._map[index] = self.sb.allocator.alloc(None if prev is None else prev + 1)
+            self._unwritten.add(index)
+
     def _page_get(self, index):
         """The block's data (zeros if allocated but never written), or None for a hole."""
         block = self._map.get(index)

@@ -39,6 +39,10 @@ class PagedFile(Inode):
     def _reserve(self, npages):
         """Raise ENOSPC unless npages more pages can be allocated."""
 
+    def reserve_page(self, index):
+        """write_begin / page_mkwrite: make sure page `index` has its backing before it is dirtied in
+        the page cache, so that writeback cannot fail; raises ENOSPC (default: nothing to reserve)."""
+
     def bmap(self, index):
         """The disk block backing page `index`, or None (hole, or a file not on a disk)."""
         return None

@@ -33,6 +33,11 @@ class MemFile(PagedFile):
             self.sb.used_pages += 1
         return page
 
+    def reserve_page(self, index):
+        """shmem_get_folio's shmem_inode_acct_blocks: the page counts against the size limit as soon as
+        it is cached (ENOSPC at the limit)."""
+        self._page_for_write(index)
+
     def _page_free(self, index):
         """Drop the page."""
         if self._pages.pop(index, None) is not None:
@@ -57,13 +62,38 @@ class TmpFs(SuperBlock):
     dir_class = MemDir
     symlink_class = Symlink
 
-    def __init__(self, clock=None, readonly=False, dev=None, mode=0o1777, uid=0, gid=0, max_pages=None):
+    def __init__(self, clock=None, readonly=False, dev=None, mode=0o1777, uid=0, gid=0, max_pages=None,
+                 max_inodes=None):
         """A tmpfs whose root has the given mode (default drwxrwxrwt like /tmp), holding at most
-        max_pages pages (size=; Linux's default is half of RAM; None: no limit)."""
+        max_pages pages (size=; Linux's default is half of RAM; None: no limit) and max_inodes inodes
+        (nr_inodes=; None: no limit). The limits given here are the defaults show_options leaves out."""
         super().__init__(clock, readonly, dev)
-        self.max_pages = max_pages
+        self.max_pages = self.default_pages = max_pages
+        self.max_inodes = self.default_inodes = max_inodes
         self.used_pages = 0
+        self.mode, self.uid, self.gid = mode, uid, gid
         self.root = self.new_dir(S_IFDIR | mode, uid, gid, None)
+
+    def alloc_ino(self):
+        """shmem_reserve_inode: ENOSPC once nr_inodes inodes exist."""
+        if self.max_inodes is not None and self.ninodes >= self.max_inodes:
+            raise FsError(errno.ENOSPC)
+        return super().alloc_ino()
+
+    def show_options(self):
+        """shmem_show_options: the mount options that differ from the defaults."""
+        out = ''
+        if self.max_pages != self.default_pages:
+            out += ',size=%dk' % ((self.max_pages or 0) * (PAGE_SIZE >> 10))
+        if self.max_inodes != self.default_inodes:
+            out += ',nr_inodes=%d' % (self.max_inodes or 0)
+        if self.mode != 0o1777:
+            out += ',mode=%03o' % self.mode
+        if self.uid:
+            out += ',uid=%d' % self.uid
+        if self.gid:
+            out += ',gid=%d' % self.gid
+        return out
 
     def dir_size(self, nentries):
         """tmpfs counts BOGO_DIRENT_SIZE per entry, plus two for '.' and '..'."""

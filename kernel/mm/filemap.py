@@ -5,7 +5,10 @@ uptodate until then; whoever needs its contents waits (`wait_on_page_locked`), w
 waiting CPU's clock to the completion (counted as I/O wait). Pages of memory-backed files (tmpfs,
 memfd) never touch the disk.
 """
+import errno
+
 from emu.physmem import PAGE_SIZE, PAGE_SHIFT
+from kernel.fs.errors import FsError
 from kernel.mm.page_alloc import (PG_locked, PG_uptodate, PG_dirty, PG_lru, PG_readahead, PG_referenced)
 
 VM_READAHEAD_PAGES = 32          # 128 KiB, the default bdi->ra_pages
@@ -28,12 +31,13 @@ class FileRaState:
 
 
 class AddressSpace:
-    """struct address_space: the cached pages of one inode."""
-    __slots__ = ('inode', 'pages')
+    """struct address_space: the cached pages of one inode, and the last writeback error (wb_err)."""
+    __slots__ = ('inode', 'pages', 'wb_err')
 
     def __init__(self, inode):
         self.inode = inode
         self.pages = {}
+        self.wb_err = 0
 
     @property
     def nrpages(self):
@@ -258,15 +262,45 @@ class PageCache:
     def set_page_dirty(self, page):
         page.flags |= PG_dirty
 
+    @staticmethod
+    def reserve_backing(mapping, index):
+        """The filesystem's part of write_begin and ->page_mkwrite: back page `index` (a tmpfs page
+        counted against the size limit, a disk block) before it is dirtied, so that writeback cannot
+        fail. 0, or -errno (ENOSPC) for the write to fail or the fault to be a SIGBUS."""
+        reserve = getattr(mapping.inode, 'reserve_page', None)
+        if reserve is None:
+            return 0
+        try:
+            reserve(index)
+        except FsError as e:
+            return -e.errno
+        return 0
+
+    def fault_reserve(self, mapping, index, write_shared):
+        """The backing a fault on page `index` needs: shmem_fault allocates (and accounts) the page on
+        every fault of a memory-backed file; a disk file only on a write to a shared mapping
+        (->page_mkwrite). 0 or -errno."""
+        if write_shared or getattr(mapping.inode, 'backing', 'mem') == 'mem':
+            return self.reserve_backing(mapping, index)
+        return 0
+
     def write_one_page(self, page):
         """Write a dirty page back to its inode, timing a block write (asynchronous)."""
         mapping = page.mapping
         inode = mapping.inode
+        if getattr(inode, 'evicted', False):        # a deleted file's data goes nowhere (no space used)
+            page.flags &= ~PG_dirty
+            return
         size = inode.size
         start = page.index << PAGE_SHIFT
         if start < size:
             n = min(PAGE_SIZE, size - start)
-            inode.write_page(page.index, bytes(self.frames.phys.frame(page.pfn)[:n]))
+            try:
+                inode.write_page(page.index, bytes(self.frames.phys.frame(page.pfn)[:n]))
+            except FsError as e:             # mapping_set_error: fsync/msync report it, the run goes on
+                mapping.wb_err = -e.errno
+                page.flags &= ~PG_dirty
+                return
             if getattr(inode, 'backing', 'mem') == 'disk':
                 block = inode.bmap(page.index)
                 if block is not None:
@@ -277,7 +311,8 @@ class PageCache:
     def filemap_write_and_wait(self, mapping, dirty_check=None):
         """Write back every dirty page of a mapping (fsync/msync/munmap of shared mappings).
 
-        dirty_check(page) lets the caller fold PTE dirty bits into the page first.
+        dirty_check(page) lets the caller fold PTE dirty bits into the page first. Returns the
+        writeback error recorded since the last call (file_check_and_advance_wb_err), 0 or -errno.
         """
         for index in sorted(mapping.pages):
             page = mapping.pages[index]
@@ -285,6 +320,8 @@ class PageCache:
                 dirty_check(page)
             if page.flags & PG_dirty:
                 self.write_one_page(page)
+        err, mapping.wb_err = mapping.wb_err, 0
+        return err
 
     # ---- removal -----------------------------------------------------------------------------
     def delete_from_page_cache(self, page):
@@ -301,6 +338,15 @@ class PageCache:
             page = mapping.pages[index]
             if page.mapcount == 0:
                 self.delete_from_page_cache(page)
+
+    def truncate_inode_pages_final(self, mapping):
+        """The inode was evicted: drop its whole page cache (unmapped by now) and the address space."""
+        for index in list(mapping.pages):
+            page = mapping.pages[index]
+            if page.mapcount == 0:
+                self.delete_from_page_cache(page)
+        if not mapping.pages:
+            self.mappings.pop(id(mapping.inode), None)
 
     def invalidate_mapping_pages(self, mapping, start=0, end=None):
         """Drop clean, unmapped, unlocked pages in [start, end] (POSIX_FADV_DONTNEED, drop_caches)."""

@@ -188,6 +188,9 @@ def __do_fault(mm, vmf):
     """Get the file page for the fault (filemap_fault); sets vmf.page with a reference held."""
     ret, page = filemap_fault(mm, vmf)
     if page is not None:
+        write_shared = vmf.flags & FAULT_FLAG_WRITE and vmf.vma.vm_flags & VM_SHARED
+        if mm.svc.pagecache.fault_reserve(page.mapping, page.index, write_shared):
+            return VM_FAULT_SIGBUS             # shmem_fault / ->page_mkwrite found no space (ENOSPC)
         page.refcount += 1
         vmf.page = page
     return ret
@@ -371,6 +374,8 @@ def do_wp_page(mm, vmf):
     page = svc.frames.pages[pte_pfn(pte)]
     vma = vmf.vma
     if vma.vm_flags & VM_SHARED:
+        if page.mapping is not None and svc.pagecache.fault_reserve(page.mapping, page.index, True):
+            return VM_FAULT_SIGBUS             # wp_page_shared: ->page_mkwrite found no space (ENOSPC)
         vmf.handler = 'do_wp_page(shared)'
         page.flags |= PG_dirty
         phys.write64(vmf.slot, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY)

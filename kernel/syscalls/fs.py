@@ -713,8 +713,9 @@ def _fsync(k, t, fd):
         for vma in t.mm.vmas:
             if vma.vm_file is not None and vma.vm_file.mapping is f.mapping and vma.vm_flags & 0x8:
                 fold_pte_dirty(t.mm, vma)
-        k.pagecache.filemap_write_and_wait(f.mapping)
+        err = k.pagecache.filemap_write_and_wait(f.mapping)
         k.blockdev_flush_wait()
+        return err
     return 0
 
 
