@@ -6,6 +6,7 @@ import sys
 
 from emu.cycles import PLATFORMS, CostTable
 from emu.machine import Machine, DEFAULT_RAM
+from emu.selftests import add_selftests_parser, cmd_selftests
 
 DEFAULT_ENV = ['PATH=/bin:/usr/bin', 'HOME=/home', 'LANG=C', 'TERM=dumb']
 EXIT_USAGE = 2
@@ -105,6 +106,7 @@ def build_parser():
     _add_cost_options(c)
     from emu.gdbcli import add_gdb_parser
     add_gdb_parser(sub, _add_machine_options)
+    add_selftests_parser(sub)
     b = sub.add_parser('bench', help='benchmarks')
     b.add_argument('what', choices=['speed', 'prefetch', 'populate', 'spf', 'elf-fuzz', 'soak'])
     b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
@@ -283,7 +285,7 @@ def main(argv=None):
     try:
         from emu.gdbcli import cmd_gdb
         return {'run': cmd_run, 'stat': cmd_run, 'profile': cmd_run, 'costs': cmd_costs,
-                'bench': cmd_bench, 'gdb': cmd_gdb}[a.cmd](a)
+                'bench': cmd_bench, 'gdb': cmd_gdb, 'selftests': cmd_selftests}[a.cmd](a)
     except KeyboardInterrupt:
         print('faultlab: interrupted', file=sys.stderr)
         return 130

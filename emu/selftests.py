@@ -1,0 +1,303 @@
+"""`faultlab selftests`: the Linux 6.12 mm selftests (tools/testing/selftests/mm), each case of
+run_vmtests.sh run natively and under faultlab, static and dynamic builds side by side.
+
+The source comes from the distribution's linux-source-6.12 package into a cache directory
+(emu/selftests_source.py), the case list from that tree's run_vmtests.sh (emu/selftests_cases.py),
+outcomes and the worse-than comparison from emu/selftests_result.py. The exit status is 1 when faultlab
+does worse than native on a case outside EXPECTED (what faultlab does not model, or models later).
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from emu.selftests_cases import derive_cases
+from emu.selftests_result import NOTBUILT, NOTRUN, TIMEOUT, Outcome, classify, reason, worse
+from emu.selftests_source import (FLAVOURS, SourceError, build, build_dir, ensure_source, mm_dir,
+                                  syscall_names)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CACHE = os.path.join(ROOT, '.cache', 'selftests')
+DEFAULT_TIME_LIMIT = 120.0
+GUEST_DIR = '/selftests'
+BASE_RAM = 256 << 20
+HUGEPAGE = 2 << 20
+NOBODY = 65534
+
+# Cases that need what faultlab does not model (kernel modules, NUMA, debugfs test interfaces) or
+# that wait for work named as pending: faultlab doing worse there does not fail the run.
+EXPECTED = (
+    (r'^gup_test\b', 'debugfs /sys/kernel/debug/gup_test (CONFIG_GUP_TEST test interface)'),
+    (r'^test_vmalloc\.sh\b', 'loads the test_vmalloc kernel module'),
+    (r'^test_hmm\.sh\b', 'loads the test_hmm kernel module'),
+    (r'^ksm_tests -N\b', 'needs two real NUMA nodes'),
+    (r'^migration$', 'move_pages(2) between real NUMA nodes'),
+    (r'^uffd-', 'userfaultfd: pending'),
+    (r'^(khugepaged|transhuge-stress|split_huge_page_test)\b', 'transparent huge pages: pending'),
+    (r'^ksm_', 'KSM: pending'),
+)
+
+
+def expected(case_name):
+    """Why faultlab may do worse on this case, or None."""
+    for pattern, why in EXPECTED:
+        if re.search(pattern, case_name):
+            return why
+    return None
+
+
+class Sysctls:
+    """The sysctls run_vmtests.sh sets around a case, applied to this host for the native run and put
+    back afterwards (one such run at a time). Only as root, and only when enabled."""
+    _lock = threading.Lock()
+
+    def __init__(self, settings, enabled):
+        self.settings = [(k, v) for k, v in settings if enabled and os.geteuid() == 0]
+        self.saved = []
+
+    def __enter__(self):
+        if self.settings:
+            self._lock.acquire()
+            for key, value in self.settings:
+                path = '/proc/sys/' + key
+                try:
+                    with open(path) as f:
+                        old = f.read().strip()
+                    if old != value:
+                        with open(path, 'w') as f:
+                            f.write(value + '\n')
+                        self.saved.append((path, old))
+                except OSError:
+                    pass
+        return self
+
+    def __exit__(self, *exc):
+        for path, old in reversed(self.saved):
+            try:
+                with open(path, 'w') as f:
+                    f.write(old + '\n')
+            except OSError:
+                pass
+        if self.settings:
+            self._lock.release()
+
+
+def _execute(argv, cwd, limit, preexec=None):
+    """Run argv with a time limit; (status, stdout, stderr, timed_out, seconds). The whole process
+    group is killed at the limit."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec)
+    try:
+        out, err = p.communicate(timeout=limit)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, 9)
+        except ProcessLookupError:
+            pass
+        out, err = p.communicate()
+        timed_out = True
+    return (p.returncode, out.decode('utf-8', 'replace'), err.decode('utf-8', 'replace'), timed_out,
+            time.monotonic() - t0)
+
+
+def _as_user(name):
+    if name != 'nobody' or os.geteuid() != 0:
+        return None
+
+    def drop():
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    return drop
+
+
+def run_native(case, bindir, limit, sysctl=True):
+    """The case on this host, as run_vmtests.sh runs it (in the build directory, its sysctls set)."""
+    if not os.path.exists(os.path.join(bindir, case.program)):
+        return Outcome(NOTBUILT)
+    argv = (['bash'] if case.script else []) + ['./' + case.program] + list(case.args)
+    with Sysctls(case.sysctls, sysctl):
+        st, out, err, timed_out, secs = _execute(argv, bindir, limit, _as_user(case.user))
+    return classify(st, out, err, timed_out, secs)
+
+
+def faultlab_argv(case, bindir, limit):
+    """The `faultlab run` command line for a case: the hugetlb pool it runs with as --hugepages and
+    RAM to hold it, the build directory mounted at /selftests."""
+    hp = case.hugepages
+    return [sys.executable, '-m', 'emu.cli', 'run', '--no-progress', '--timeout', '%g' % limit,
+            '--ram', str(BASE_RAM + hp * HUGEPAGE), '--hugepages', str(hp),
+            '--mount', '%s:%s' % (bindir, GUEST_DIR), os.path.join(bindir, case.program)] + list(case.args)
+
+
+def run_faultlab(case, bindir, limit, tree=ROOT):
+    """The case under faultlab (scripts are not run: faultlab runs one program, not bash and its
+    children); tree is the faultlab checkout that runs it."""
+    if not os.path.exists(os.path.join(bindir, case.program)):
+        return Outcome(NOTBUILT)
+    if case.script:
+        return Outcome(NOTRUN, detail='shell script (bash with its child programs) not run under faultlab')
+    st, out, err, timed_out, secs = _execute(faultlab_argv(case, bindir, limit), tree, limit + 60)
+    o = classify(st, out, err, timed_out, secs, faultlab=True)
+    if case.user:
+        o.detail = (o.detail + '; ' if o.detail else '') + 'run as root (run_vmtests.sh: sudo -u %s)' % case.user
+    return o
+
+
+def _slug(case):
+    return re.sub(r'[^\w.-]+', '_', case.name).strip('_')
+
+
+def _write_log(logdir, flavour, case, who, o):
+    os.makedirs(os.path.join(logdir, flavour), exist_ok=True)
+    with open(os.path.join(logdir, flavour, '%s.%s.log' % (_slug(case), who)), 'w') as f:
+        f.write('# %s %s (%s): %s status=%s %.1fs %s\n' % (who, case.name, flavour, o.kind, o.status, o.seconds,
+                                                           o.detail))
+        f.write(o.output)
+
+
+def run_all(cases, bindirs, limit, jobs, logdir, sysctl=True, progress=None, tree=ROOT):
+    """{(case index, flavour): (native Outcome, faultlab Outcome)} for every case and flavour."""
+    tasks = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for i, case in enumerate(cases):
+            for flavour, bindir in bindirs.items():
+                tasks[(i, flavour, 'faultlab')] = pool.submit(run_faultlab, case, bindir, limit, tree)
+                tasks[(i, flavour, 'native')] = pool.submit(run_native, case, bindir, limit, sysctl)
+        results = {}
+        for (i, flavour, who), fut in tasks.items():
+            o = fut.result()
+            if logdir and o.kind not in (NOTBUILT, NOTRUN):
+                _write_log(logdir, flavour, cases[i], who, o)
+            results.setdefault((i, flavour), {})[who] = o
+            if progress and len(results[(i, flavour)]) == 2:
+                progress(cases[i], flavour, results[(i, flavour)])
+    return {k: (v['native'], v['faultlab']) for k, v in results.items()}
+
+
+def format_table(cases, flavours, results):
+    """The side-by-side table; a cell is `kind pass/fail/skip` (fail counts errors too); `*` marks
+    faultlab doing worse than native, `~` doing worse on an expected case."""
+    head = ['case']
+    for fl in flavours:
+        head += ['%s native' % fl, '%s faultlab' % fl]
+    rows = [head]
+    for i, case in enumerate(cases):
+        row = [case.name]
+        for fl in flavours:
+            n, f = results[(i, fl)]
+            mark = ''
+            if worse(f, n):
+                mark = ' ~' if expected(case.name) else ' *'
+            row += [n.cell(), f.cell() + mark]
+        rows.append(row)
+    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
+    lines = ['  '.join(r[c].ljust(widths[c]) for c in range(len(head))).rstrip() for r in rows]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    return '\n'.join(lines)
+
+
+def worse_cases(cases, flavours, results, names=None):
+    """[(flavour, case, reason, why expected or None)] for every case where faultlab did worse."""
+    out = []
+    for i, case in enumerate(cases):
+        for fl in flavours:
+            n, f = results[(i, fl)]
+            if worse(f, n):
+                out.append((fl, case, reason(f, n, names), expected(case.name)))
+    return out
+
+
+def summary(flavours, results):
+    lines = []
+    for fl in flavours:
+        for who, k in (('native', 0), ('faultlab', 1)):
+            kinds = {}
+            for (i, f), pair in results.items():
+                if f == fl:
+                    kinds[pair[k].kind] = kinds.get(pair[k].kind, 0) + 1
+            lines.append('%-8s %-9s %s' % (fl, who, ', '.join('%s %d' % kv for kv in sorted(kinds.items()))))
+    return '\n'.join(lines)
+
+
+def add_selftests_parser(sub):
+    p = sub.add_parser('selftests', help='run the Linux 6.12 mm selftests natively and under faultlab '
+                       '(fetches linux-source-6.12 into a cache directory)')
+    p.add_argument('--cache', default=DEFAULT_CACHE, metavar='DIR',
+                   help='where the source, builds and logs go (default .cache/selftests)')
+    p.add_argument('--filter', action='append', default=[], metavar='REGEX',
+                   help='only cases whose name or category matches (repeatable)')
+    p.add_argument('-j', '--jobs', type=int, default=2, help='runs at a time (default 2)')
+    p.add_argument('--time-limit', type=float, default=DEFAULT_TIME_LIMIT, metavar='SECONDS',
+                   help='host time limit of each run (default %g)' % DEFAULT_TIME_LIMIT)
+    p.add_argument('--flavour', action='append', choices=FLAVOURS, default=None,
+                   help='static and/or dynamic builds (default both)')
+    p.add_argument('--no-build', action='store_true', help='use the programs already built in the cache')
+    p.add_argument('--native-sysctl', action=argparse.BooleanOptionalAction, default=True,
+                   help='as root, set the sysctls run_vmtests.sh sets (nr_hugepages, ...) around each '
+                        'native run and restore them (default on)')
+    p.add_argument('--faultlab-tree', default=ROOT, metavar='DIR',
+                   help='the faultlab checkout that runs the guests (default: this one; e.g. a '
+                        '`git archive HEAD` copy to test a commit)')
+    p.add_argument('--list', action='store_true', help='print the cases derived from run_vmtests.sh and exit')
+    return p
+
+
+def cmd_selftests(a):
+    cache = os.path.abspath(a.cache)
+    flavours = a.flavour or list(FLAVOURS)
+    if a.jobs < 1 or a.time_limit <= 0:
+        print('faultlab selftests: --jobs and --time-limit must be positive', file=sys.stderr)
+        return 2
+    try:
+        filters = [re.compile(f) for f in a.filter]
+    except re.error as e:
+        print('faultlab selftests: bad --filter: %s' % e, file=sys.stderr)
+        return 2
+    os.makedirs(cache, exist_ok=True)
+    log = os.path.join(cache, 'build.log')
+    try:
+        ensure_source(cache, log)
+    except (SourceError, OSError) as e:
+        print('faultlab selftests: %s' % e, file=sys.stderr)
+        return 1
+    with open(os.path.join(mm_dir(cache), 'run_vmtests.sh')) as f:
+        cases = derive_cases(f.read())
+    cases = [c for c in cases if not filters or any(r.search(c.name) or r.search(c.category) for r in filters)]
+    if a.list:
+        for c in cases:
+            print('%-16s %-40s %s' % (c.category, c.name, ' '.join('%s=%s' % kv for kv in c.sysctls)))
+        return 0
+    bindirs = {}
+    for fl in flavours:
+        if not a.no_build:
+            print('building the %s selftests (log: %s)' % (fl, log), file=sys.stderr)
+            build(cache, fl, a.jobs, log)
+        bindirs[fl] = build_dir(cache, fl)
+
+    def progress(case, flavour, pair):
+        print('  %-8s %-40s native %-14s faultlab %s' % (flavour, case.name, pair['native'].cell(),
+                                                         pair['faultlab'].cell()), file=sys.stderr)
+    results = run_all(cases, bindirs, a.time_limit, a.jobs, os.path.join(cache, 'logs'), a.native_sysctl,
+                      progress, os.path.abspath(a.faultlab_tree))
+    print(format_table(cases, flavours, results))
+    print()
+    print(summary(flavours, results))
+    bad = worse_cases(cases, flavours, results, syscall_names(cache))
+    print()
+    print('faultlab worse than native (%d; %d expected):' % (len(bad), sum(1 for b in bad if b[3])))
+    for fl, case, why, exp in bad:
+        print('  %s [%s] %s: %s' % ('~' if exp else '*', fl, case.name, why))
+        if exp:
+            print('      expected: %s' % exp)
+    unexplained = [b for b in bad if not b[3]]
+    print('logs: %s' % os.path.join(cache, 'logs'))
+    if any(o.kind == TIMEOUT for pair in results.values() for o in pair):
+        print('(time limit per run: %gs)' % a.time_limit)
+    return 1 if unexplained else 0
