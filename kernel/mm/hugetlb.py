@@ -265,8 +265,7 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
             vm_flags &= ~(VM_MAYWRITE | VM_SHARED)
     if flags & MAP_NORESERVE:
         vm_flags |= VM_NORESERVE
-    if flags & MAP_LOCKED:
-        vm_flags |= VM_LOCKED
+    populate = flags & MAP_LOCKED or mm.def_flags & VM_LOCKED
     if fixed:
         start = addr
     else:
@@ -293,7 +292,9 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
     vma = VmArea(start, start + rlen, vm_flags | VM_SOFTDIRTY, pgoff, f)
     mm.vmas.insert(vma)
     mm.total_vm += rlen >> 12
-    if flags & MAP_POPULATE and not flags & MAP_NONBLOCK or vm_flags & VM_LOCKED:
+    # mmap_region never leaves VM_LOCKED on a hugetlb VMA (its pages are never reclaimed anyway),
+    # but MAP_LOCKED or mlockall(MCL_FUTURE) still populates it
+    if flags & MAP_POPULATE and not flags & MAP_NONBLOCK or populate:
         from kernel.mm.gup import populate_vma_page_range
         populate_vma_page_range(mm, start, start + rlen, vm_flags & VM_WRITE and not shared)
     return start

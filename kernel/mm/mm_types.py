@@ -106,6 +106,7 @@ class MmStruct:
         self.rss_file = 0
         self.hiwater_rss = 0
         self.total_vm = 0
+        self.def_flags = 0             # VM_LOCKED | VM_LOCKONFAULT after mlockall(MCL_FUTURE)
         self.users = 1                 # mm_users: threads sharing it (speculative faults need > 1)
         from kernel.mm.spf import MmLocks
         self.locks = MmLocks()

@@ -14,7 +14,8 @@ from kernel.mm.vm_sysctl import (CAP_SYS_RAWIO, OVERCOMMIT_NEVER, accountable_ma
                                  task_capable, too_many_maps, vm_enough_memory, vma_pages)
 from kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
                            VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_GROWSDOWN, VM_NORESERVE, VM_LOCKED,
-                           VM_ACCOUNT, VM_SOFTDIRTY, VM_LOCKONFAULT, VM_HUGETLB, VM_DONTEXPAND, VM_PFNMAP)
+                           VM_ACCOUNT, VM_SOFTDIRTY, VM_LOCKONFAULT, VM_HUGETLB, VM_DONTEXPAND, VM_PFNMAP,
+                           VM_IO)
 
 MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02
@@ -260,7 +261,7 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
     if err:
         return err
     shared = map_type in (MAP_SHARED, MAP_SHARED_VALIDATE)
-    vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
+    vm_flags = calc_vm_prot_bits(prot) | mm.def_flags | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
     if file is not None:
         err = file.check_mmap(shared, prot)
         if err:
@@ -303,10 +304,27 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
     if file is None and not shared:
         vma = vma_merge_around(mm, vma)
         vma.vm_flags |= VM_SOFTDIRTY        # a new mapping is soft-dirty, also when merged
-    if flags & MAP_POPULATE and not flags & MAP_NONBLOCK or vm_flags & VM_LOCKED:
+    if (flags & MAP_POPULATE and not flags & MAP_NONBLOCK or vm_flags & VM_LOCKED) and \
+            not vm_flags & VM_LOCKONFAULT:       # populate_vma_page_range skips VM_LOCKONFAULT
         from kernel.mm.gup import populate_vma_page_range
         populate_vma_page_range(mm, addr, addr + rlen, vm_flags & VM_WRITE and not shared)
     return addr
+
+
+def mm_populate_locked(mm, start, end):
+    """__mm_populate for mlock and mlockall: fault in the VMAs of [start, end) except VM_LOCKONFAULT
+    ones (they fill as they are touched) and VM_IO/VM_PFNMAP ones; private writable memory with
+    write faults, to break copy-on-write."""
+    from kernel.mm.gup import populate_vma_page_range
+    for v in mm.vmas.overlapping(start, end):
+        if not v.vm_flags & (VM_LOCKONFAULT | VM_IO | VM_PFNMAP):
+            populate_vma_page_range(mm, max(start, v.vm_start), min(end, v.vm_end),
+                                    v.vm_flags & (VM_WRITE | VM_SHARED) == VM_WRITE)
+
+
+def mlock_special(vma):
+    """mlock_fixup leaves these alone: VM_SPECIAL mappings, hugetlb, the vDSO."""
+    return bool(vma.vm_flags & (VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_HUGETLB)) or vma.name in ('[vdso]', '[vvar]')
 
 
 def do_mprotect(mm, start, length, prot):
@@ -553,9 +571,10 @@ def do_brk(mm, brk):
         return mm.brk                    # do_brk_flags: map_count, then the commit
     mm.svc.charge('vma_modify')
     vma = VmArea(oldbrk, newbrk, VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT
-                 | VM_SOFTDIRTY, oldbrk >> 12, None, '[heap]')
+                 | VM_SOFTDIRTY | mm.def_flags, oldbrk >> 12, None, '[heap]')
     prev = mm.vmas.vma_lookup(oldbrk - 1) if oldbrk > mm.start_brk else None
-    if prev is not None and prev.name == '[heap]' and prev.vm_end == oldbrk:
+    if prev is not None and prev.name == '[heap]' and prev.vm_end == oldbrk and \
+            not (prev.vm_flags ^ vma.vm_flags) & ~VM_SOFTDIRTY:
         prev.vm_end = newbrk
         prev.vm_flags |= VM_SOFTDIRTY
         prev.vm_seq += 1
@@ -563,6 +582,8 @@ def do_brk(mm, brk):
         mm.vmas.insert(vma)
     mm.total_vm += (newbrk - oldbrk) >> 12
     mm.brk = brk
+    if mm.def_flags & VM_LOCKED:        # sys_brk populates the new heap under mlockall(MCL_FUTURE)
+        mm_populate_locked(mm, oldbrk, newbrk)
     return brk
 
 
@@ -580,13 +601,19 @@ def mlock_fixup_range(mm, start, end, on, onfault=False):
     want = VM_LOCKED | (VM_LOCKONFAULT if onfault else 0) if on else 0
 
     def changes(v):
-        return v.vm_flags & (VM_LOCKED | VM_LOCKONFAULT) != want
+        return v.vm_flags & (VM_LOCKED | VM_LOCKONFAULT) != want and not mlock_special(v)
     if too_many_maps(mm, splits_needed(mm, start, end, changes)):
         return -errno.ENOMEM             # mlock_fixup's split_vma: map_count >= max_map_count
-    for v in _isolate(mm, start, end):
-        v.vm_flags = (v.vm_flags & ~(VM_LOCKED | VM_LOCKONFAULT)) | want
-        v.vm_seq += 1
-        vma_merge_around(mm, v)
+    cur = start
+    while cur < end:                     # by address: a merge may swallow the VMAs that follow
+        v = mm.vmas.vma_lookup(cur)
+        stop = min(end, v.vm_end)
+        if changes(v):
+            v = _isolate(mm, cur, stop)[0]
+            v.vm_flags = (v.vm_flags & ~(VM_LOCKED | VM_LOCKONFAULT)) | want
+            v.vm_seq += 1
+            vma_merge_around(mm, v)
+        cur = stop
     return 0
 
 
