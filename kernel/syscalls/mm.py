@@ -6,13 +6,13 @@ from kernel.mm.madvise import (do_madvise, MADV_DONTNEED, MADV_FREE, MADV_REMOVE
                                MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON)
 from kernel.mm.memory import fold_pte_dirty
 from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, MAP_HUGETLB, \
-    page_align
+    page_align, mlock_fixup_range, mm_populate_locked
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock, \
     mmap_write_downgrade
 from kernel.mm.page_alloc import PG_uptodate
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
-from kernel.mm.vma import VM_SHARED
+from kernel.mm.vma import VM_SHARED, VM_LOCKED, VM_LOCKONFAULT
 from kernel.syscalls import s64 as _s64, syscall
 
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
@@ -188,8 +188,6 @@ MLOCK_ONFAULT = 1
 
 def _set_locked(k, t, start, length, on, onfault=False):
     """apply_vma_lock_flags: VM_LOCKED (and VM_LOCKONFAULT) on [start, start+len), then populate."""
-    from kernel.mm.mmap import mlock_fixup_range
-    from kernel.mm.gup import populate_vma_page_range
     length = page_align(length + (start & 0xFFF)) & ((1 << 64) - 1)   # do_mlock (unsigned long)
     start &= ~0xFFF
     end = start + length
@@ -199,7 +197,7 @@ def _set_locked(k, t, start, length, on, onfault=False):
         return 0
     r = mlock_fixup_range(t.mm, start, end, on, onfault)
     if r == 0 and on and not onfault:
-        populate_vma_page_range(t.mm, start, end, False)
+        mm_populate_locked(t.mm, start, end)
     return r
 
 
@@ -220,19 +218,29 @@ def sys_munlock(k, t, start, length, *_):
     return _set_locked(k, t, start, length, False)
 
 
+def apply_mlockall_flags(mm, flags):
+    """mlockall/munlockall: MCL_FUTURE sets mm->def_flags for the mappings to come; every VMA gets
+    exactly VM_LOCKED (| VM_LOCKONFAULT) with MCL_CURRENT, or loses them without it."""
+    mm.def_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)
+    if flags & MCL_FUTURE:
+        mm.def_flags |= VM_LOCKED | (VM_LOCKONFAULT if flags & MCL_ONFAULT else 0)
+        if not flags & MCL_CURRENT:
+            return 0
+    for start, end in [(v.vm_start, v.vm_end) for v in mm.vmas]:
+        mlock_fixup_range(mm, start, end, bool(flags & MCL_CURRENT), bool(flags & MCL_ONFAULT))
+    return 0
+
+
 @syscall(151, 'mlockall')
 def sys_mlockall(k, t, flags, *_):
     if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
         return -errno.EINVAL
-    if flags & MCL_CURRENT:
-        for vma in list(t.mm.vmas):
-            if vma.name not in ('[vdso]', '[vvar]'):
-                _set_locked(k, t, vma.vm_start, vma.vm_end - vma.vm_start, True, bool(flags & MCL_ONFAULT))
-    return 0
+    r = apply_mlockall_flags(t.mm, flags)
+    if r == 0 and flags & MCL_CURRENT:
+        mm_populate_locked(t.mm, 0, TASK_SIZE)
+    return r
 
 
 @syscall(152, 'munlockall')
 def sys_munlockall(k, t, *_):
-    for vma in list(t.mm.vmas):
-        _set_locked(k, t, vma.vm_start, vma.vm_end - vma.vm_start, False)
-    return 0
+    return apply_mlockall_flags(t.mm, 0)
