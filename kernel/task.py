@@ -1,4 +1,5 @@
 """struct task_struct: one thread of a process, with what it shares (mm, files, signal handlers)."""
+from kernel.cred import INIT_CRED
 
 
 class ThreadGroup:
@@ -17,6 +18,8 @@ class ThreadGroup:
         self.shared_pending = 0      # process-directed signals (kill, sigqueue, timers) not yet taken
         self.shared_info = {}        # signal -> its 128-byte siginfo
         self.itimer_seq = 0
+        self.pgrp = self.session = 1    # process group and session: a child of init without job control
+        self.session_leader = False
 
     def live_threads(self):
         return [t for t in self.threads if not t.exited]
@@ -76,3 +79,11 @@ class Task:
         self.sleep_seq = 0           # numbers timed sleeps, so that a stale timer wakes nothing
         self.sleep_until = 0         # a timed sleep's end (cycles) and nanosleep's rem pointer
         self.sleep_rem = 0
+        self.cred = INIT_CRED        # struct cred (kernel/cred.py), shared until one of them changes it
+        self.no_new_privs = False
+        self.pdeath_signal = 0
+        self.nice, self.policy, self.rt_priority = 0, 0, 0     # setpriority / sched_setscheduler
+
+    def set_comm(self, name):
+        """__set_task_comm: the thread's name from bytes, at most TASK_COMM_LEN - 1 (15) of them."""
+        self.comm = name[:15].decode('utf-8', 'replace')

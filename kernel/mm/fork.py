@@ -12,7 +12,8 @@ from kernel.mm.vma import VM_DONTCOPY, VM_HUGETLB, VM_SHARED
 
 _MM_FIELDS = ('start_code', 'end_code', 'start_data', 'end_data', 'start_brk', 'brk', 'start_stack',
               'mmap_base', 'stack_rlimit', 'total_vm', 'hiwater_rss')
-_MM_OPTIONAL = ('arg_start', 'arg_end', 'env_start', 'env_end', 'saved_auxv', 'vdso_base', 'exe_file')
+_MM_OPTIONAL = ('arg_start', 'arg_end', 'env_start', 'env_end', 'saved_auxv', 'vdso_base', 'exe_file',
+                'mmf_dumpable', 'mmf_disable_thp')
 
 
 def dup_mm(k, oldmm):

@@ -3,6 +3,7 @@ import errno
 import random
 import struct
 
+from kernel.cred import CAP_SYS_RESOURCE, capable
 from kernel.futex import BLOCKED
 from kernel.sigframe import STACK_T, SI_USER, dequeue_signal, do_sigaltstack, next_signal, pending_set, siginfo_kill
 from kernel.signal import UNBLOCKABLE
@@ -34,10 +35,6 @@ def sys_gettid(k, t, *_):
 @syscall(110, 'getppid')
 def sys_getppid(k, t, *_):
     return t.ppid
-
-
-for _nr, _name in ((102, 'getuid'), (104, 'getgid'), (107, 'geteuid'), (108, 'getegid')):
-    syscall(_nr, _name)(lambda k, t, *_: 0)
 
 
 @syscall(95, 'umask')
@@ -107,6 +104,8 @@ def sys_prlimit64(k, t, pid, res, new, old, *_):
         cur, mx = struct.unpack('<QQ', b)
         if cur > mx:
             return -errno.EINVAL
+        if mx > task_rlimit(t, res)[1] and not capable(t, CAP_SYS_RESOURCE):
+            return -errno.EPERM
     if old and not t.umem.write(old, struct.pack('<QQ', *task_rlimit(t, res))):
         return -errno.EFAULT
     if new:

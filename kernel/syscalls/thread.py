@@ -9,6 +9,7 @@ from kernel.syscalls import s32 as _s32, syscall
 from kernel.signal import SIGNAL_NAMES, SIG_DFL
 from kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
                              siginfo_kill, sys_rt_sigreturn)
+from kernel.syscalls.rusage import account_reaped, wait_rusage
 from kernel.task import Task
 
 CSIGNAL = 0xFF
@@ -56,6 +57,8 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
     child = Task(tid, mm, files, umem, t.exe_path, t.cwd)
     child.comm, child.umask, child.symbols, child._sym_starts = t.comm, t.umask, t.symbols, t._sym_starts
     child.rlimits = t.rlimits
+    child.cred, child.no_new_privs = t.cred, t.no_new_privs          # copy_creds
+    child.nice, child.policy, child.rt_priority = t.nice, t.policy, t.rt_priority
     child.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
     child.sigmask = t.sigmask
     # a thread sharing the address space starts without the alternate signal stack (copy_process)
@@ -70,6 +73,7 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
         child.group.parent = t.group
         t.group.children.append(child.group)
         child.exit_signal = exit_signal
+        child.group.pgrp, child.group.session = t.group.pgrp, t.group.session
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = child_tid
     # the child resumes after the syscall instruction with RAX = 0, on its own stack and TLS
@@ -181,16 +185,25 @@ def _wait_status(group):
     return (group.exit_code & 0xFF) << 8
 
 
+def _wait_match(t, child, pid):
+    """eligible_pid: -1 any child, > 0 that one, 0 one in the caller's process group, < -1 one in
+    process group -pid."""
+    if pid > 0:
+        return child.leader.tid == pid
+    return pid == -1 or child.pgrp == (-pid if pid else t.group.pgrp)
+
+
 def _reap(k, t, pid, wstatus, rusage):
     """A zombie child matching pid: write its status, forget it, return its pid (None if none yet)."""
     for child in t.group.children:
-        if child.reaped or (pid > 0 and child.leader.tid != pid):
+        if child.reaped or not _wait_match(t, child, pid):
             continue
         if child.exited:
             if wstatus and not t.umem.write(wstatus, struct.pack('<i', _wait_status(child))):
                 return -errno.EFAULT
-            if rusage and not t.umem.write(rusage, bytes(144)):
+            if rusage and not t.umem.write(rusage, wait_rusage(child)):
                 return -errno.EFAULT
+            account_reaped(t.group, child)
             child.reaped = True
             t.group.children.remove(child)
             return child.leader.tid
@@ -202,9 +215,7 @@ def sys_wait4(k, t, pid, wstatus, options, rusage, *_):
     pid = _s32(pid)
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE):
         return -errno.EINVAL
-    if pid < -1 or pid == 0:
-        pid = -1                        # process groups are not modelled: any child
-    if not [c for c in t.group.children if not c.reaped and (pid == -1 or c.leader.tid == pid)]:
+    if not [c for c in t.group.children if not c.reaped and _wait_match(t, c, pid)]:
         return -errno.ECHILD
     ret = _reap(k, t, pid, wstatus, rusage)
     if ret is not None:

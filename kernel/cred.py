@@ -1,0 +1,100 @@
+"""struct cred: a task's user and group ids, supplementary groups and capability sets
+(include/linux/cred.h, include/uapi/linux/capability.h, security/commoncap.c).
+
+A Cred is immutable: a change builds a new one (prepare_creds + commit_creds), so the threads and
+children that share the old one keep it, as Linux's reference-counted creds behave.
+"""
+from dataclasses import dataclass, replace
+
+from kernel.fs.perm import Cred as FsCred
+
+# include/uapi/linux/capability.h
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID = 0, 1, 2, 3, 4
+CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_LINUX_IMMUTABLE = 5, 6, 7, 8, 9
+CAP_IPC_LOCK, CAP_SYS_ADMIN, CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_MKNOD, CAP_MAC_OVERRIDE = 14, 21, 23, 24, 27, 32
+CAP_LAST_CAP = 40                      # CAP_CHECKPOINT_RESTORE
+CAP_FULL_SET = (1 << (CAP_LAST_CAP + 1)) - 1
+# the capabilities a change of fsuid to or from root drops or raises (CAP_FS_MASK)
+CAP_FS_MASK = sum(1 << c for c in (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
+                                   CAP_LINUX_IMMUTABLE, CAP_MKNOD, CAP_MAC_OVERRIDE))
+# include/uapi/linux/securebits.h
+SECURE_NO_SETUID_FIXUP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED = 2, 4, 5
+NGROUPS_MAX = 65536
+INVALID_ID = 0xFFFFFFFF                # (uid_t)-1: "leave unchanged", never a valid id
+GLOBAL_ROOT_UID = 0
+
+
+@dataclass(frozen=True)
+class Cred:
+    """The ids (real, effective, saved, filesystem), groups and capability sets of a task."""
+    uid: int = 0
+    euid: int = 0
+    suid: int = 0
+    fsuid: int = 0
+    gid: int = 0
+    egid: int = 0
+    sgid: int = 0
+    fsgid: int = 0
+    groups: tuple = ()
+    cap_inheritable: int = 0
+    cap_permitted: int = CAP_FULL_SET
+    cap_effective: int = CAP_FULL_SET
+    cap_bset: int = CAP_FULL_SET
+    cap_ambient: int = 0
+    securebits: int = 0
+
+    def fs_cred(self):
+        """The credentials file permission checks use (fsuid, fsgid, groups)."""
+        return FsCred(self.fsuid, self.fsgid, self.groups)
+
+    def change(self, **fields):
+        """prepare_creds + the changes: a new Cred."""
+        return replace(self, **fields)
+
+
+INIT_CRED = Cred()          # the guest starts as root with every capability, as init does
+
+
+def capable(task, cap):
+    """capable(): does the task's effective set hold cap?"""
+    return bool(task.cred.cap_effective >> cap & 1)
+
+
+def issecure(cred, bit):
+    """issecure(): is securebit `bit` set?"""
+    return bool(cred.securebits >> bit & 1)
+
+
+def cap_emulate_setxuid(new, old):
+    """security/commoncap.c: a set*uid call leaving no root id drops the permitted and effective
+    sets (unless SECURE_KEEP_CAPS) and the ambient set; the effective set follows euid to and from 0."""
+    root = GLOBAL_ROOT_UID
+    if root in (old.uid, old.euid, old.suid) and root not in (new.uid, new.euid, new.suid):
+        if not issecure(old, SECURE_KEEP_CAPS):
+            new = new.change(cap_permitted=0, cap_effective=0)
+        new = new.change(cap_ambient=0)
+    if old.euid == root and new.euid != root:
+        new = new.change(cap_effective=0)
+    if old.euid != root and new.euid == root:
+        new = new.change(cap_effective=new.cap_permitted)
+    return new
+
+
+def cap_task_fix_setuid(new, old, fs_only=False):
+    """security_task_fix_setuid: the capability consequences of a uid change (LSM_SETID_FS when
+    fs_only: the filesystem capabilities follow fsuid to and from 0)."""
+    if issecure(old, SECURE_NO_SETUID_FIXUP):
+        return new
+    if not fs_only:
+        return cap_emulate_setxuid(new, old)
+    if old.fsuid == GLOBAL_ROOT_UID and new.fsuid != GLOBAL_ROOT_UID:
+        return new.change(cap_effective=new.cap_effective & ~CAP_FS_MASK)
+    if old.fsuid != GLOBAL_ROOT_UID and new.fsuid == GLOBAL_ROOT_UID:
+        return new.change(cap_effective=new.cap_effective | (new.cap_permitted & CAP_FS_MASK))
+    return new
+
+
+def commit_creds(task, new):
+    """Install new credentials on the task (only this thread, as in Linux)."""
+    task.cred = new
+    return 0
