@@ -392,7 +392,8 @@ class Kernel:
             rnd = bytes((self.config.seed * 131 + i * 17 + 7) & 0xFF for i in range(16))
             sp = create_elf_tables(mm, umem, [a.encode() if isinstance(a, str) else a for a in argv],
                                    [e.encode() if isinstance(e, str) else e for e in envp],
-                                   guest_path.encode(), img, bias, entry, rnd, vdso_base, interp_base)
+                                   guest_path.encode(), img, bias, entry, rnd, vdso_base, interp_base,
+                                   self.current.cred if self.current is not None else None)
         except ExecError:
             mm.users = 0
             mmput(mm)

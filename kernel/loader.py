@@ -9,6 +9,7 @@ import struct
 
 
 from emu.physmem import PAGE_SIZE
+from kernel.cred import INIT_CRED
 from kernel.mm.mm_types import TASK_SIZE, STACK_TOP
 from kernel.mm.mmap import do_mmap, do_brk, get_unmapped_area, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, page_align
 from kernel.mm.vma import VmArea, VM_READ, VM_WRITE, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_GROWSDOWN, \
@@ -296,7 +297,8 @@ def load_elf_interp(mm, umem, interp_file, img):
     return bias
 
 
-def create_elf_tables(mm, umem, argv, envp, execfn, img, bias, entry, random_bytes, vdso_base=0, interp_base=0):
+def create_elf_tables(mm, umem, argv, envp, execfn, img, bias, entry, random_bytes, vdso_base=0, interp_base=0,
+                      cred=None):
     """Build the initial stack as Linux lays it out; returns the initial stack pointer."""
     for s in list(argv) + list(envp):
         if len(s) + 1 > MAX_ARG_STRLEN:
@@ -317,13 +319,15 @@ def create_elf_tables(mm, umem, argv, envp, execfn, img, bias, entry, random_byt
     mm.env_end = p_execfn
     p_platform = push(b'x86_64\0')
     p_random = push(random_bytes)
+    cred = cred or INIT_CRED                 # the exec'ing task's ids (AT_SECURE: set-id)
     auxv = []
     if vdso_base:
         auxv.append((AT_SYSINFO_EHDR, vdso_base))
     auxv += [(AT_MINSIGSTKSZ, 2048), (AT_HWCAP, HWCAP_X86), (AT_PAGESZ, PAGE_SIZE), (AT_CLKTCK, 100),
              (AT_PHDR, (img.phdr_vaddr or 0) + bias), (AT_PHENT, 56), (AT_PHNUM, img.phnum), (AT_BASE, interp_base),
-             (AT_FLAGS, 0), (AT_ENTRY, entry), (AT_UID, 0), (AT_EUID, 0), (AT_GID, 0), (AT_EGID, 0),
-             (AT_SECURE, 0), (AT_RANDOM, p_random), (AT_HWCAP2, 0), (AT_EXECFN, p_execfn),
+             (AT_FLAGS, 0), (AT_ENTRY, entry), (AT_UID, cred.uid), (AT_EUID, cred.euid), (AT_GID, cred.gid),
+             (AT_EGID, cred.egid), (AT_SECURE, int(cred.uid != cred.euid or cred.gid != cred.egid)),
+             (AT_RANDOM, p_random), (AT_HWCAP2, 0), (AT_EXECFN, p_execfn),
              (AT_PLATFORM, p_platform), (AT_NULL, 0)]
     mm.saved_auxv = auxv
     words = [len(argv)] + arg_ptrs + [0] + env_ptrs + [0] + [x for kv in auxv for x in kv]

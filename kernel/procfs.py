@@ -110,6 +110,7 @@ def proc_status(k):
     t = k.current
     mm = t.mm
     group = t.group
+    c = t.cred
     locked = data = stack = exec_vm = hugetlb = 0
     for v in mm.vmas:
         pages = (v.vm_end - v.vm_start) >> 12
@@ -138,8 +139,10 @@ def proc_status(k):
     return ''.join([
         'Name:\t%s\n' % t.comm, 'Umask:\t%04o\n' % t.umask, 'State:\tR (running)\n',
         'Tgid:\t%d\n' % t.tgid, 'Ngid:\t0\n', 'Pid:\t%d\n' % t.tid, 'PPid:\t%d\n' % t.ppid,
-        'TracerPid:\t0\n', 'Uid:\t0\t0\t0\t0\n', 'Gid:\t0\t0\t0\t0\n', 'FDSize:\t64\n', 'Groups:\t \n',
-        'NStgid:\t%d\n' % t.tgid, 'NSpid:\t%d\n' % t.tid, 'NSpgid:\t%d\n' % t.tgid, 'NSsid:\t%d\n' % t.tgid,
+        'TracerPid:\t0\n', 'Uid:\t%d\t%d\t%d\t%d\n' % (c.uid, c.euid, c.suid, c.fsuid),
+        'Gid:\t%d\t%d\t%d\t%d\n' % (c.gid, c.egid, c.sgid, c.fsgid), 'FDSize:\t64\n',
+        'Groups:\t%s \n' % ' '.join(map(str, c.groups)),
+        'NStgid:\t%d\n' % t.tgid, 'NSpid:\t%d\n' % t.tid, 'NSpgid:\t%d\n' % group.pgrp, 'NSsid:\t%d\n' % group.session,
         'Kthread:\t0\n',
         kb('VmPeak', max(mm.total_vm, getattr(mm, 'hiwater_vm', 0)) * 4), kb('VmSize', mm.total_vm * 4),
         kb('VmLck', locked * 4), kb('VmPin', 0), kb('VmHWM', mm.hiwater_rss * 4),
@@ -154,8 +157,9 @@ def proc_status(k):
                             task_rlimit(t, RLIMIT_SIGPENDING)[0]),
         'SigPnd:\t%016x\n' % t.pending_signals, 'ShdPnd:\t%016x\n' % group.shared_pending,
         'SigBlk:\t%016x\n' % t.sigmask, 'SigIgn:\t%016x\n' % ignored, 'SigCgt:\t%016x\n' % caught,
-        'CapInh:\t0000000000000000\n', 'CapPrm:\t000001ffffffffff\n', 'CapEff:\t000001ffffffffff\n',
-        'CapBnd:\t000001ffffffffff\n', 'CapAmb:\t0000000000000000\n', 'NoNewPrivs:\t0\n', 'Seccomp:\t0\n',
+        'CapInh:\t%016x\n' % c.cap_inheritable, 'CapPrm:\t%016x\n' % c.cap_permitted,
+        'CapEff:\t%016x\n' % c.cap_effective, 'CapBnd:\t%016x\n' % c.cap_bset, 'CapAmb:\t%016x\n' % c.cap_ambient,
+        'NoNewPrivs:\t%d\n' % t.no_new_privs, 'Seccomp:\t0\n',
         'Seccomp_filters:\t0\n', 'Speculation_Store_Bypass:\tnot vulnerable\n',
         'SpeculationIndirectBranch:\tnot affected\n',
         'Cpus_allowed:\t%x\n' % ((1 << ncpu) - 1), 'Cpus_allowed_list:\t%s\n' % ('0' if ncpu == 1 else '0-%d' % (ncpu - 1)),
@@ -216,6 +220,7 @@ def register_procfs(k):
     reg('/proc/self/clear_refs', None, lambda d: clear_refs_write(k.current.mm, d), 0o200).read_at = \
         _no_read
     reg('/proc/self/status', lambda: proc_status(k))
+    reg('/proc/self/comm', lambda: k.current.comm + '\n', lambda d: k.current.set_comm(d))
     reg('/proc/meminfo', lambda: proc_meminfo(k))
     reg('/proc/vmstat', lambda: proc_vmstat(k))
     reg('/proc/sys/vm/drop_caches', lambda: '0\n', lambda d: write_drop_caches(k, d))

@@ -14,6 +14,7 @@ from kernel.mm.page_alloc import PG_uptodate
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
 from kernel.mm.vma import VM_SHARED, VM_LOCKED, VM_LOCKONFAULT
 from kernel.syscalls import s64 as _s64, syscall
+from kernel.syscalls.memlock import mlock_check, mlockall_check
 
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 
@@ -203,14 +204,14 @@ def _set_locked(k, t, start, length, on, onfault=False):
 
 @syscall(149, 'mlock')
 def sys_mlock(k, t, start, length, *_):
-    return _set_locked(k, t, start, length, True)
+    return mlock_check(t, start, length) or _set_locked(k, t, start, length, True)
 
 
 @syscall(325, 'mlock2')
 def sys_mlock2(k, t, start, length, flags, *_):
     if flags & ~MLOCK_ONFAULT:
         return -errno.EINVAL
-    return _set_locked(k, t, start, length, True, bool(flags & MLOCK_ONFAULT))
+    return mlock_check(t, start, length) or _set_locked(k, t, start, length, True, bool(flags & MLOCK_ONFAULT))
 
 
 @syscall(150, 'munlock')
@@ -235,6 +236,9 @@ def apply_mlockall_flags(mm, flags):
 def sys_mlockall(k, t, flags, *_):
     if not flags or flags & ~(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) or flags == MCL_ONFAULT:
         return -errno.EINVAL
+    err = mlockall_check(t, flags, MCL_CURRENT)
+    if err:
+        return err
     r = apply_mlockall_flags(t.mm, flags)
     if r == 0 and flags & MCL_CURRENT:
         mm_populate_locked(t.mm, 0, TASK_SIZE)
