@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup userland demo test bench peers bench-peers clean
+.PHONY: setup userland demo test bench peers bench-peers selftests clean
 
 $(BIN)/faultlab: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,18 @@ peers: setup
 
 bench-peers: peers userland
 	$(BIN)/faultlab bench speed
+
+# The Linux 6.12 mm selftests natively and under faultlab, side by side (never part of `make test`):
+# linux-source-6.12 from apt into .cache/selftests, its build dependencies from apt when missing.
+SELFTEST_DEPS := gcc libc6-dev make xz-utils perl libnuma-dev libcap-dev liburing-dev
+selftests: setup userland
+	@missing=$$(for p in $(SELFTEST_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "selftests: missing $$missing and installing them needs root"; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends $$missing; fi
+	$(BIN)/faultlab selftests $(SELFTESTS_ARGS)
 
 clean:
 	$(MAKE) -s -C userland clean
