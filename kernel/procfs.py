@@ -206,7 +206,17 @@ def write_drop_caches(k, data):
     if v not in (1, 2, 3):
         raise FsError(errno.EINVAL)
     if v & 1:
-        k.pagecache.drop_caches()
+        drop_pagecache(k)
+
+
+def drop_pagecache(k):
+    """drop_pagecache_sb: invalidate_mapping_pages over every cached file. tmpfs and memfd pages are
+    the files' only copy (shmem folios stay dirty until swapped), so only files with a disk behind
+    them lose their clean, unmapped pages."""
+    pc = k.pagecache
+    for m in list(pc.mappings.values()):
+        if getattr(m.inode, 'backing', 'mem') == 'disk':
+            pc.invalidate_mapping_pages(m)
 
 
 def register_procfs(k):

@@ -3,13 +3,14 @@ import errno
 
 from emu.physmem import PAGE_SIZE
 from kernel.mm.gup import faultin_vma_page_range, faultin_page
+from kernel.mm.hugetlb import HPAGE_MASK, HPAGE_SIZE
 from kernel.mm.memory import zap_pte_range, fold_pte_dirty
 from kernel.mm.mm_types import VM_FAULT_ERROR
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_lru
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
 from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO, VM_DONTCOPY, \
-    VM_DONTDUMP
+    VM_DONTDUMP, VM_HUGETLB
 
 MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED = 0, 1, 2, 3, 4
 MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK = 8, 9, 10, 11
@@ -17,9 +18,11 @@ MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 12, 13, 14, 1
 MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK = 16, 17, 18, 19
 MADV_COLD, MADV_PAGEOUT = 20, 21
 MADV_POPULATE_READ, MADV_POPULATE_WRITE = 22, 23
+MADV_DONTNEED_LOCKED = 24
 MADV_HWPOISON = 100
 _NOOP = {MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_WIPEONFORK, MADV_KEEPONFORK}
-_KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE, MADV_COLD,
+_KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
+          MADV_COLD,
           MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON, MADV_DONTFORK, MADV_DOFORK,
           MADV_DONTDUMP, MADV_DODUMP} | _NOOP
 
@@ -68,8 +71,9 @@ def _present_pages(mm, start, end):
 
 
 def madvise_cold_or_pageout(mm, vma, start, end, pageout):
-    """MADV_COLD: deactivate the pages; MADV_PAGEOUT: reclaim them now (swap or drop)."""
-    if vma.vm_flags & (VM_LOCKED | VM_PFNMAP):
+    """MADV_COLD: deactivate the pages; MADV_PAGEOUT: reclaim them now (swap or drop). EINVAL where
+    the LRU cannot take them (can_madv_lru_vma: locked, PFN-mapped or hugetlb memory)."""
+    if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):
         return -errno.EINVAL
     rec = mm.svc.reclaim
     for page in _present_pages(mm, start, end):
@@ -84,10 +88,21 @@ def madvise_cold_or_pageout(mm, vma, start, end, pageout):
     return 0
 
 
+def madvise_dontneed_free_valid_vma(vma, start, end, behavior):
+    """madvise_dontneed_free_valid_vma: the end to use, or None (EINVAL). Locked (unless
+    MADV_DONTNEED_LOCKED) and PFN-mapped memory is refused; a hugetlb mapping takes only
+    MADV_DONTNEED(_LOCKED) from a huge-page-aligned start, and its end is rounded down to whole
+    huge pages (a caller unaware of them must not lose a partly covered one)."""
+    if not vma.vm_flags & VM_HUGETLB:
+        forbidden = VM_PFNMAP | (0 if behavior == MADV_DONTNEED_LOCKED else VM_LOCKED)
+        return None if vma.vm_flags & forbidden else end
+    if behavior not in (MADV_DONTNEED, MADV_DONTNEED_LOCKED) or start & (HPAGE_SIZE - 1):
+        return None
+    return end & HPAGE_MASK
+
+
 def madvise_dontneed_single_vma(mm, vma, start, end):
     """Drop the pages: anonymous memory reads back as zero, file pages refault from the cache."""
-    if vma.vm_flags & (VM_LOCKED | VM_PFNMAP):
-        return -errno.EINVAL
     if vma.vm_flags & VM_SHARED and vma.vm_file is not None:
         fold_pte_dirty(mm, vma)
     zap_pte_range(mm, start, end)
@@ -149,14 +164,17 @@ def do_madvise(mm, start, len_in, behavior):
         if vma.vm_start > cur:
             unmapped = True
         s, e = max(start, vma.vm_start), min(end, vma.vm_end)
-        if behavior in (MADV_DONTNEED, MADV_FREE):
+        if behavior in (MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE):
+            e = madvise_dontneed_free_valid_vma(vma, s, e, behavior)
+            if e is None:
+                return -errno.EINVAL
             if behavior == MADV_FREE and (vma.vm_file is not None or vma.vm_flags & VM_SHARED):
                 return -errno.EINVAL
             if vma.vm_flags & VM_IO:
                 return -errno.EINVAL
-            r = madvise_dontneed_single_vma(mm, vma, s, e)
-            if r:
-                return r
+            if s < e:
+                madvise_dontneed_single_vma(mm, vma, s, e)
+            e = min(end, vma.vm_end)
         elif behavior == MADV_WILLNEED:
             madvise_willneed(mm, vma, s, e)
         elif behavior in (MADV_COLD, MADV_PAGEOUT):

@@ -168,9 +168,8 @@ def do_munmap(mm, start, length, downgrade=None):
     end = start + length
     if hugetlb.hugetlb_split_check(mm, start, end):
         return -errno.EINVAL
-    first = mm.vmas.vma_lookup(start)
-    if first is not None and first.vm_start < start < end < first.vm_end and too_many_maps(mm, 1):
-        return -errno.ENOMEM             # punching a hole needs one more VMA (do_vmi_align_munmap)
+    if too_many_maps(mm, splits_needed(mm, start, end)):
+        return -errno.ENOMEM             # each split needs map_count < max_map_count
     t0 = mm.svc.sched.now()
     vmas = _isolate(mm, start, end)
     for v in vmas:                      # detach_vmas_to_be_unmapped

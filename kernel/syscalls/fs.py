@@ -104,7 +104,7 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
             return -errno.EROFS
         if want & 2 and isinstance(inode, SynthFile) and not inode.writable:
             return -errno.EACCES
-    if flags & O_TRUNC and kind == S_IFREG and not flags & O_PATH:
+    if flags & O_TRUNC and kind == S_IFREG and not flags & O_PATH and not isinstance(inode, SynthFile):
         err = _truncate_inode(k, inode, 0)
         if err:
             return err
