@@ -94,6 +94,20 @@ def cap_task_fix_setuid(new, old, fs_only=False):
     return new
 
 
+def exec_creds(old):
+    """The credentials after execve of a plain (not set-id, no file capabilities) program
+    (cap_bprm_creds_from_file): the saved and filesystem ids follow the effective ones; with a root
+    uid the permitted set becomes the bounding set plus the inheritable one, effective with euid 0;
+    otherwise both are the ambient set. SECURE_KEEP_CAPS does not survive."""
+    if GLOBAL_ROOT_UID in (old.uid, old.euid):
+        permitted = old.cap_bset | old.cap_inheritable
+        effective = permitted if old.euid == GLOBAL_ROOT_UID else 0
+    else:
+        permitted = effective = old.cap_ambient
+    return old.change(suid=old.euid, fsuid=old.euid, sgid=old.egid, fsgid=old.egid, cap_permitted=permitted,
+                      cap_effective=effective, securebits=old.securebits & ~(1 << SECURE_KEEP_CAPS))
+
+
 def commit_creds(task, new):
     """Install new credentials on the task (only this thread, as in Linux)."""
     task.cred = new

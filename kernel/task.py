@@ -18,7 +18,9 @@ class ThreadGroup:
         self.shared_pending = 0      # process-directed signals (kill, sigqueue, timers) not yet taken
         self.shared_info = {}        # signal -> its 128-byte siginfo
         self.itimer_seq = 0
-        self.pgrp = self.session = 1    # process group and session: a child of init without job control
+        # process group and session: the first process's are those of whoever started it, outside the
+        # guest's pid namespace, which read as 0 there (pid_vnr); fork copies them
+        self.pgrp = self.session = 0
         self.session_leader = False
 
     def live_threads(self):

@@ -159,7 +159,7 @@ class HugetlbFs(SuperBlock):
 
     def statfs(self):
         st = super().statfs()
-        st.f_bsize = HPAGE_SIZE
+        st.f_bsize = st.f_frsize = HPAGE_SIZE
         st.f_namelen = 255
         return st
 

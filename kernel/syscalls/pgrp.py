@@ -1,7 +1,9 @@
 """Process groups and sessions (kernel/sys.c): setpgid, getpgid, getpgrp, setsid, getsid.
 
 Each process (ThreadGroup) has a process group and a session id, inherited on fork; the first
-process is started as a child of init without job control (group and session 1).
+process's are its starter's, outside the guest's pid namespace, so they read as 0 (as pid_vnr gives
+for a pid the namespace cannot see) and it is not a group leader: setsid succeeds, as for a program
+started without job control.
 """
 import errno
 

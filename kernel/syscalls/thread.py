@@ -9,6 +9,7 @@ from kernel.syscalls import s32 as _s32, syscall
 from kernel.signal import SIGNAL_NAMES, SIG_DFL
 from kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
                              siginfo_kill, sys_rt_sigreturn)
+from kernel.cred import exec_creds
 from kernel.syscalls.rusage import account_reaped, wait_rusage
 from kernel.task import Task
 
@@ -582,6 +583,7 @@ def do_execve(k, t, path, argv, envp):
     _vfork_done(k, t)
     t.exe_path = path
     t.comm = path.rsplit('/', 1)[-1][:15]
+    t.cred = exec_creds(t.cred)
     t.symbols, t._sym_starts = image.symbols, [s[0] for s in image.symbols]
     t.sigactions = {sig: act for sig, act in t.sigactions.items()
                     if struct.unpack_from('<Q', act)[0] == 1}      # handlers reset, SIG_IGN stays

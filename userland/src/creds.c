@@ -203,6 +203,26 @@ static void nobody(void)
     printf("setpriority back to 0: %ld\n", r(setpriority(PRIO_PROCESS, 0, 0)));
     printf("setpriority of init: %ld\n", r(setpriority(PRIO_PROCESS, 1, 5)));
     printf("AT_SECURE after drop (auxv is from exec): %lu\n", getauxval(AT_SECURE));
+    fflush(stdout);
+    /* a program it runs starts with the new ids in its auxv; setreuid leaves euid != ruid: AT_SECURE */
+    char *args[] = { "creds", "exec", NULL };
+    execv("/proc/self/exe", args);
+    printf("execv: %d\n", errno);
+}
+
+static void exec_setid(void)
+{
+    /* real uid 1000, effective 0, saved 1000: exec sets the saved id to the effective one, the auxv
+       says AT_SECURE, and root's capabilities come back from the bounding set */
+    printf("setresuid(1000, 0, 1000): %ld\n", r(setresuid(1000, 0, 1000)));
+    struct cap_hdr h = { 0x20080522, 0 };
+    struct cap_data d[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
+    printf("capset empty: %ld\n", r(syscall(SYS_capset, &h, d)));
+    caps("before exec");
+    fflush(stdout);
+    char *args[] = { "creds", "exec", NULL };
+    execv("/proc/self/exe", args);
+    printf("execv: %d\n", errno);
 }
 
 static void in_child(void (*fn)(void), const char *name)
@@ -219,9 +239,15 @@ static void in_child(void (*fn)(void), const char *name)
     printf("%s child: exit %d\n", name, WEXITSTATUS(st));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1) {
+        auxv("after exec");
+        ids("after exec");
+        caps("after exec");
+        return 0;
+    }
     ids("root");
     caps("root");
     auxv("root");
@@ -230,6 +256,7 @@ int main(void)
     in_child(per_thread, "per-thread");
     in_child(saved_ids, "saved ids");
     in_child(nobody, "nobody");
+    in_child(exec_setid, "exec set-id");
     /* the parent kept its credentials */
     ids("parent");
     caps("parent");
