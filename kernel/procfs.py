@@ -6,6 +6,7 @@ from kernel.fs import FsError
 from kernel.mm.hugetlb import register_hugetlb_procfs, vma_kernel_pagesize
 from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
 from kernel.sysctl_vm import register_sysctl_vm
+from kernel.kpageflags import register_kpageflags
 from kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
                            VM_DONTCOPY, VM_DONTEXPAND, VM_LOCKONFAULT, VM_ACCOUNT, VM_NORESERVE, VM_HUGETLB,
@@ -238,6 +239,7 @@ def register_procfs(k):
         lambda d: _set_fault_around(k, d))
     register_hugetlb_procfs(k)
     register_sysctl_vm(k)
+    register_kpageflags(k)
     k.vfs.register_synth_symlink('/proc/self/exe', lambda: k.current.exe_path if k.current else '/')
     # the task's root and cwd, as guest paths: following them stays in the guest's tree
     k.vfs.register_synth_symlink('/proc/self/root', lambda: '/')
