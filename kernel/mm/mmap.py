@@ -57,6 +57,7 @@ def split_vma(mm, vma, addr):
     upper.vm_start = addr
     if vma.vm_file is not None:
         upper.vm_pgoff = vma.vm_pgoff + ((addr - vma.vm_start) >> 12)
+        upper.vm_file.get()             # __split_vma: get_file(new->vm_file)
     vma.vm_end = addr
     vma.vm_seq += 1
     mm.vmas.insert(vma)
@@ -79,6 +80,8 @@ def vma_merge_around(mm, vma):
     prev = mm.vmas.prev(vma)
     if prev is not None and _mergeable(prev, vma):
         mm.vmas.remove(vma)
+        if vma.vm_file is not None:
+            vma.vm_file.put()           # vma_merge: the removed VMA's fput
         prev.vm_end = vma.vm_end
         prev.vm_seq += 1
         prev.anon_vma = prev.anon_vma or vma.anon_vma      # the merged VMA keeps the anon_vma
@@ -86,6 +89,8 @@ def vma_merge_around(mm, vma):
     nxt = mm.vmas.next(vma)
     if nxt is not None and _mergeable(vma, nxt):
         mm.vmas.remove(nxt)
+        if nxt.vm_file is not None:
+            nxt.vm_file.put()
         vma.vm_end = nxt.vm_end
         vma.vm_seq += 1
         vma.anon_vma = vma.anon_vma or nxt.anon_vma
