@@ -202,6 +202,13 @@ def single_step_check(prog, args=(), cpus=1):
             data_faults[0] += 1
         return orig(rip, addr, ec)
     m.kernel.page_fault = page_fault
+    orig_fast = m.kernel.fast_faults
+
+    def fast_faults(entries):
+        # faults the CPU resolved natively: their instructions were seen before they faulted, too
+        data_faults[0] += len(entries)
+        return orig_fast(entries)
+    m.kernel.fast_faults = fast_faults
     res = m.run(prog, [os.path.basename(prog)] + list(args), [])
     return res.stats['instructions'], seen[0] - data_faults[0] - 1      # -1: the sysretq into user mode
 
