@@ -10,7 +10,7 @@ again (the -ERESTARTSYS path, so a signal handler with SA_RESTART restarts it to
 import errno
 
 from kernel.fs.stat import S_IFIFO, Timespec, makedev
-from kernel.futex import BLOCKED
+from kernel.wait import WaitQueue
 
 PIPE_BUF = 4096
 PIPE_CAPACITY = 65536
@@ -18,32 +18,15 @@ SIGPIPE = 13
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL, POLLRDNORM, POLLWRNORM = 1, 2, 4, 8, 0x10, 0x20, 0x40, 0x100
 
 
-class Pipe:
-    """struct pipe_inode_info: the buffer, how many ends are open, who sleeps on it."""
+class Pipe(WaitQueue):
+    """struct pipe_inode_info: the buffer, how many ends are open, and the wait queue of both ends."""
 
     def __init__(self, ino):
         self.ino = ino
         self.buf = bytearray()
         self.readers = 1
         self.writers = 1
-        self.sleepers = []
-
-    def wake_all(self, k):
-        """The other side moved: every sleeper runs its read or write again."""
-        from kernel.sigframe import ERESTARTSYS
-        sleepers, self.sleepers = self.sleepers, []
-        for t in sleepers:
-            if t.state == 'S' and t.wait_obj is not None and self in t.wait_obj:
-                t.wait_obj = None
-                k.sched.wake(t, -ERESTARTSYS, k.now())
-
-    def sleep(self, k, t, what):
-        t.waiting_on = what
-        t.wait_obj = (self,)
-        t.restartable = True
-        self.sleepers.append(t)
-        k.sched.block(t)
-        return BLOCKED
+        super().__init__()
 
     def poll_mask(self, reading):
         """pipe_poll for one end."""
