@@ -20,32 +20,33 @@ sink (`set_block_sink`) before the table is cleared and when `harvest()` is call
 the blocks a fault cut short (`uncount`), so a profiler can attribute exact cycles per instruction.
 """
 import ctypes
-import mmap
 
-from keystone import Ks, KS_ARCH_X86, KS_MODE_64
 from unicorn import UC_HOOK_BLOCK
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.unicorn_py3.arch.types import uc_hook_h
+
+from emu.asm import NATIVE_CHECKS, NativeCode, NativeStateError, assemble
 
 ST_INSNS, ST_BUDGET, ST_STOP, ST_TABLE, ST_MASK, ST_MISS, ST_LAST_ADDR, ST_LAST_SIZE, ST_BLOCKS, \
     ST_LAST_VALUE, ST_CYCLES, ST_COUNTS, ST_MISS_SLOT = range(13)
 
 # void hook(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uint32_t size /*edx*/, uint64_t *st /*rcx*/)
+# (numbers of two or more digits are 0x literals: emu/asm.py; [rcx+8*i] is st[i])
 _HOOK_ASM = """
     mov r8d, edx
-    mov [rcx+48], rsi
-    mov [rcx+56], r8
-    inc qword ptr [rcx+64]
+    mov [rcx+0x30], rsi
+    mov [rcx+0x38], r8
+    inc qword ptr [rcx+0x40]
     mov r9, r8
-    shl r9, 48
+    shl r9, 0x30
     or r9, rsi
     mov r10, r9
     shr r10, 2
     mov r11, r9
-    shr r11, 17
+    shr r11, 0x11
     xor r10, r11
-    and r10, [rcx+32]
-    mov r11, [rcx+24]
+    and r10, [rcx+0x20]
+    mov r11, [rcx+0x18]
 probe:
     mov rax, r10
     shl rax, 4
@@ -55,37 +56,37 @@ probe:
     cmp qword ptr [rax], 0
     je miss
     inc r10
-    and r10, [rcx+32]
+    and r10, [rcx+0x20]
     jmp probe
 hit:
     mov rax, [rax+8]
 account:
-    mov [rcx+72], rax
+    mov [rcx+0x48], rax
     mov rdx, [rcx]
     cmp rdx, [rcx+8]
     jae stop
     mov edx, eax
     add [rcx], rdx
-    shr rax, 32
-    add [rcx+80], rax
-    mov rax, [rcx+88]
+    shr rax, 0x20
+    add [rcx+0x50], rax
+    mov rax, [rcx+0x58]
     test rax, rax
     jz done
     inc qword ptr [rax+r10*8]
 done:
     ret
 stop:
-    jmp qword ptr [rcx+16]
+    jmp qword ptr [rcx+0x10]
 miss:
     push rcx
     push rdi
     mov rdx, r8
     sub rsp, 8
-    call qword ptr [rcx+40]
+    call qword ptr [rcx+0x28]
     add rsp, 8
     pop rdi
     pop rcx
-    mov r10, [rcx+96]
+    mov r10, [rcx+0x60]
     jmp account
 """
 
@@ -98,10 +99,11 @@ class NativeBlockCounter:
 
     def __init__(self, uc, describe_block, table_bits=16):
         """describe_block(addr, size) -> (instructions, cycles) for a block never seen before."""
-        code, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(_HOOK_ASM, 0)
-        self._code = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-        self._code.write(bytes(code))
-        fn = ctypes.addressof(ctypes.c_char.from_buffer(self._code))
+        # everything the hook reaches is kept here for as long as the hook is installed (the Unicorn
+        # engine, which the owner keeps, frees the hook with itself): the code pages, the table,
+        # the state array and the miss callback's thunk
+        self._code = NativeCode(assemble(_HOOK_ASM, 0, 'the native block hook (emu/blockcount.py)'))
+        fn = self._code.address
         self._entries = 1 << table_bits
         self._table = (ctypes.c_uint64 * (2 * self._entries))()
         self._used = 0
@@ -141,10 +143,18 @@ class NativeBlockCounter:
             insns, cycles = self._describe(addr, size)
         except Exception as e:          # never let an exception unwind through native code
             self.error = e
+            self.st[ST_BUDGET] = 0      # the hook stops before this block runs
             insns, cycles = 0, 0
         value = (insns & 0xFFFFFFFF) | ((cycles & 0xFFFFFFFF) << 32)
-        if self._used * 2 >= self._entries:
-            self.clear()
+        try:
+            if self._used * 2 >= self._entries:
+                self.clear()            # (a profiler's sink runs here)
+            if NATIVE_CHECKS:
+                self.check()
+        except Exception as e:
+            self.error = e
+            self.st[ST_BUDGET] = 0
+        # the hook counts the slot named in st[ST_MISS_SLOT]: always the one filled now
         key = self._key(addr, size)
         i = self._slot(key)
         if self._table[2 * i] == 0:
@@ -153,6 +163,19 @@ class NativeBlockCounter:
         self._table[2 * i + 1] = value
         self.st[ST_MISS_SLOT] = i
         return value
+
+    def check(self):
+        """Debug check (FAULTLAB_NATIVE_CHECKS=1): the state the hook reads points at the live
+        arrays and callback, and its code pages hold the verified bytes."""
+        st = self.st
+        want = {ST_TABLE: ctypes.addressof(self._table), ST_MASK: self._entries - 1,
+                ST_MISS: ctypes.cast(self._miss_cb, ctypes.c_void_p).value,
+                ST_COUNTS: ctypes.addressof(self._counts) if self._sink is not None else 0}
+        bad = [i for i, v in want.items() if st[i] != v]
+        if bad or not self._code.intact() or not self._used < self._entries:
+            raise NativeStateError('native block hook state is inconsistent (fields %s, code %s, %d/%d '
+                                   'slots used)' % (bad, 'intact' if self._code.intact() else 'changed',
+                                                    self._used, self._entries))
 
     def clear(self):
         """Forget every block (code changed, or the table is getting full)."""
@@ -171,7 +194,7 @@ class NativeBlockCounter:
         if sink is None:
             if self._sink is not None:
                 self.harvest()
-            self.st[ST_COUNTS] = 0
+            self.st[ST_COUNTS] = 0      # the hook stops using the array before it is freed
             self._sink = self._counts = self._partials = None
             return
         if self._sink is None:

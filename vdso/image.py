@@ -1,4 +1,4 @@
-"""Build the faultlab vDSO: assemble vprefetch.S with keystone and wrap it in an ELF64 DSO.
+"""Build the faultlab vDSO: assemble vprefetch.S with keystone (verified, emu/asm.py) and wrap it in an ELF64 DSO.
 
 The result is a real x86-64 ``ET_DYN`` shared object, linked at address 0, that the
 kernel maps into every process and announces through ``AT_SYSINFO_EHDR``.  File layout
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
+from emu.asm import AsmSourceError, assemble
 
 from . import elfwriter as ew
 from .vvar import PAGE_SIZE, VVAR_OFFSET, asm_constants
@@ -83,6 +83,8 @@ class VdsoImage:
     text_offset     offset of .text; text_size its length
     vvar_offset     offset of the vvar page relative to the image start (-4096)
     sections        section name -> (offset, size)
+    assembly        the text keystone assembled at text_offset (the code, then a .quad per label
+                    the builder reads back), verified instruction by instruction (emu/asm.py)
     """
     data: bytes
     symbols: dict
@@ -94,6 +96,7 @@ class VdsoImage:
     text_size: int
     vvar_offset: int = VVAR_OFFSET
     sections: dict = field(default_factory=dict)
+    assembly: str = ''
 
     @property
     def size(self):
@@ -196,11 +199,11 @@ def _prelude(text_offset):
     consts = dict(asm_constants())
     consts.update(X86_TRAP_PF=X86_TRAP_PF, VDSO_EX_ASYNC=VDSO_EX_ASYNC,
                   NR_clock_gettime=NR_CLOCK_GETTIME, NR_clock_getres=NR_CLOCK_GETRES)
-    lines = ['.set %s, %d' % kv for kv in consts.items()]
+    lines = ['.set %s, %#x' % kv for kv in consts.items()]       # 0x literals: emu/asm.py
     lines.append('.Lvdso_text_start:')
     # Code is assembled at its image offset, so the image starts at address 0 and the
     # vvar page at VVAR_OFFSET; express that as a label so [rip + vvar_page] is PC-relative.
-    lines.append('.set vvar_page, .Lvdso_text_start - %d' % (text_offset - VVAR_OFFSET))
+    lines.append('.set vvar_page, .Lvdso_text_start - %#x' % (text_offset - VVAR_OFFSET))
     return lines
 
 
@@ -210,6 +213,7 @@ class _Assembled:
     symbols: dict            # name -> image offset
     sizes: dict              # name -> size
     extable: list            # (insn offset, fixup offset, mask, flags)
+    source: str              # the text assembled
 
 
 def _assemble(parsed, text_offset):
@@ -222,10 +226,10 @@ def _assemble(parsed, text_offset):
     src = '\n'.join(_prelude(text_offset) + [parsed.text, '.Lvdso_code_end:']
                     + ['.quad %s' % q for q in queries]) + '\n'
     try:
-        encoding, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(src, text_offset)
-    except KsError as exc:
+        # keystone with its radix set, every instruction checked against the source (emu/asm.py)
+        out = assemble(src, text_offset, 'the vDSO')
+    except AsmSourceError as exc:
         raise ValueError('assembling the vDSO source failed: %s' % exc) from None
-    out = bytes(encoding or b'')
     table_size = 8 * len(queries)
     if len(out) < table_size:
         raise ValueError('assembling the vDSO source produced too little output')
@@ -254,7 +258,7 @@ def _assemble(parsed, text_offset):
     for name, off in symbols.items():
         if not text_offset <= off < code_end:
             raise ValueError('exported symbol %s is outside the code' % name)
-    return _Assembled(code, symbols, sizes, extable)
+    return _Assembled(code, symbols, sizes, extable, src)
 
 
 # ----------------------------------------------------------------------------------
@@ -416,6 +420,7 @@ def build_vdso_image(source_path=SOURCE):
         text_offset=off[_S_TEXT],
         text_size=len(asm.code),
         sections=sections,
+        assembly=asm.source,
     )
 
 

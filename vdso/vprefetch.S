@@ -18,6 +18,10 @@
 #   NR_clock_gettime, NR_clock_getres   system call numbers for the fallbacks
 #
 # Only '#' comments; no sections: everything here is .text.
+#
+# Numbers of two or more digits are written as 0x literals: keystone's radix is not
+# reliable, so a bare 1000 might be read as 0x1000 (emu/asm.py refuses such a source and
+# checks every assembled instruction against this text with capstone).
 
 # ---------------------------------------------------------------------------------
 # long __vdso_prefetch_page(const void *p)
@@ -121,7 +125,7 @@ __vdso_gettimeofday:
     mov qword ptr [rdi], rax
     mov rax, rdx
     xor edx, edx
-    mov ecx, 1000
+    mov ecx, 0x3e8                       # 1000: ns per us
     div rcx
     mov qword ptr [rdi + 8], rax
 .Lgtod_tz:
@@ -201,10 +205,10 @@ __vdso_getcpu:
     mov r10, rdx
     mov r11, rax
     rdtsc
-    shl rdx, 32
+    shl rdx, 0x20
     or rax, rdx
     mul r11
-    shrd rax, rdx, 32
+    shrd rax, rdx, 0x20
     mov rdx, r10
     add rax, qword ptr [rcx + r9*8 + VVAR_CLOCK_NS]
     jmp .Lread_clock_check
@@ -220,7 +224,7 @@ __vdso_getcpu:
 
 .Lsplit_ns:
     xor edx, edx
-    mov ecx, 1000000000
+    mov ecx, 0x3b9aca00                  # 1000000000: ns per s
     div rcx
     ret
 
