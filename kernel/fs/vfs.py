@@ -240,6 +240,16 @@ class Vfs:
         uid, gid = self._owner(cred)
         return d.symlink(last, target, uid, gid)
 
+    def mknod(self, path, mode, cwd='/', cred=None):
+        """vfs_mknod of a node without data (a socket, as unix_bind makes); returns the new inode.
+        EPERM where the directory cannot hold one (a host directory)."""
+        d, last = self._filename_create(path, cwd, cred)
+        add_entry = getattr(d, 'add_entry', None)
+        if add_entry is None:
+            raise FsError(errno.EPERM)
+        uid, gid = self._owner(cred)
+        return add_entry(last, Inode(d.sb, d.sb.alloc_ino(), mode, uid, gid))
+
     def link(self, oldpath, newpath, cwd='/', cred=None, follow=False):
         """link(2)/linkat: a new name for an existing non-directory of the same mount."""
         old = self.lookup(oldpath, cwd, follow, cred)

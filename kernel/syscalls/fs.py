@@ -11,6 +11,7 @@ from kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
 from kernel.futex import BLOCKED
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, makedev
 from kernel.fs.synth import SynthFile
+from kernel.net.socket import SocketInode, sock_read_iter, sock_write_iter
 from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
 
 AT_FDCWD = -100
@@ -174,6 +175,8 @@ def __read_file(k, t, f, count, pos):
     inode = f.inode
     if isinstance(inode, PipeEnd):
         return pipe_read(k, t, f, count, f.flags & O_NONBLOCK)
+    if isinstance(inode, SocketInode):
+        return sock_read_iter(k, t, f, count)
     kind = inode.mode & S_IFMT
     if kind == S_IFDIR:
         return -errno.EISDIR
@@ -210,6 +213,8 @@ def __write_file(k, t, f, data, pos):
     inode = f.inode
     if isinstance(inode, PipeEnd):
         return pipe_write(k, t, f, data, f.flags & O_NONBLOCK)
+    if isinstance(inode, SocketInode):
+        return sock_write_iter(k, t, f, data)
     kind = inode.mode & S_IFMT
     if kind == S_IFCHR:
         return inode.write_chr(data)
@@ -264,7 +269,7 @@ def sys_pread64(k, t, fd, buf, count, pos, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream) or isinstance(f.inode, PipeEnd):
+    if isinstance(f, HostStream) or isinstance(f.inode, (PipeEnd, SocketInode)):
         return -errno.ESPIPE
     pos = _s64(pos)
     if pos < 0:
@@ -277,7 +282,7 @@ def sys_pwrite64(k, t, fd, buf, count, pos, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream) or isinstance(f.inode, PipeEnd):
+    if isinstance(f, HostStream) or isinstance(f.inode, (PipeEnd, SocketInode)):
         return -errno.ESPIPE
     pos = _s64(pos)
     if pos < 0:
@@ -358,7 +363,7 @@ def sys_lseek(k, t, fd, off, whence, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream) or isinstance(f.inode, PipeEnd):
+    if isinstance(f, HostStream) or isinstance(f.inode, (PipeEnd, SocketInode)):
         return -errno.ESPIPE
     off = _s64(off)
     if getattr(f.inode, 'read_at', None) is not None and whence not in (SEEK_SET, SEEK_CUR):

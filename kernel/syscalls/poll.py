@@ -1,6 +1,6 @@
-"""poll, ppoll, select and pselect6 (fs/select.c) over pipes, files and the host streams.
+"""poll, ppoll, select and pselect6 (fs/select.c) over pipes, sockets, files and the host streams.
 
-A regular file is always ready; a pipe end is ready as pipe_poll says; the host's stdin is taken as
+A regular file is always ready; a pipe end is ready as pipe_poll says, a socket as its poll does; the host's stdin is taken as
 readable and its stdout/stderr as writable. With nothing ready the caller sleeps on the pipes it
 watches until one of them changes (its system call then runs again with the deadline it started
 with) or the timeout passes (0 ready). A signal handler ends the wait with EINTR (these calls are
@@ -12,6 +12,7 @@ import struct
 from kernel.file import HostStream, OpenFile
 from kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDNORM, POLLWRNORM, PipeEnd
 from kernel.futex import BLOCKED
+from kernel.net.socket import SocketInode
 from kernel.syscalls import s32, syscall
 from kernel.syscalls.proc import read_timespec_ns
 
@@ -31,12 +32,16 @@ def _mask(f):
     inode = f.inode
     if isinstance(inode, PipeEnd):
         return inode.pipe.poll_mask(inode.reading)
+    if isinstance(inode, SocketInode):
+        return inode.sock.poll()
     return DEFAULT_POLLMASK
 
 
 def _pipes(files):
-    pipes = (f.inode.pipe for f in files if isinstance(f, OpenFile) and isinstance(f.inode, PipeEnd))
-    return tuple(dict.fromkeys(pipes))           # each once, in descriptor order
+    """The wait queues of the watched pipes and sockets, each once, in descriptor order."""
+    queues = (f.inode.pipe if isinstance(f.inode, PipeEnd) else f.inode.sock for f in files
+              if isinstance(f, OpenFile) and isinstance(f.inode, (PipeEnd, SocketInode)))
+    return tuple(dict.fromkeys(queues))
 
 
 def _deadline(k, t, ns):
