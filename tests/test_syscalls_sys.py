@@ -57,3 +57,13 @@ def test_prctl_rusage_statfs_pgrp_priority_match_native(userland):
     assert 'self minflt grew by >= 200: 1\n' in out
     assert '/: type 0xef53 bsize 4096' in out and 'tmpfs: 0 type 0x1021994' in out
 
+
+
+def test_mempolicy_pkeys_pidfd_match_native(userland):
+    """set_mempolicy/get_mempolicy/mbind/migrate_pages/move_pages on a one-node machine (modes, mode
+    flags, node masks, page status for present, zero, absent and unmapped pages), protection keys on
+    a CPU without them (EINVAL; pkey -1 is mprotect), pidfd_open/process_mrelease/pidfd_send_signal
+    on a live process, a zombie and a reaped one."""
+    g = _same_as_native(userland, 'mmsys')
+    out = g.stdout.decode()
+    assert 'move_pages stat: 0 [0 -14 -2 -14 -2]\n' in out and 'pkey_alloc: -22\n' in out

@@ -93,5 +93,5 @@ def dispatch(kernel, task):
 # register the handlers
 from kernel.syscalls import mm as _mm, proc as _proc, fs as _fs, thread as _thread, timer as _timer, \
     poll as _poll   # noqa: E402,F401
-from kernel.syscalls import cred, prctl, rusage, statfs, pgrp, priority   # noqa: E402,F401
+from kernel.syscalls import cred, prctl, rusage, statfs, pgrp, priority, mempolicy, pkeys, pidfd   # noqa: E402,F401
 from kernel.syscalls import net as _net   # noqa: E402,F401

@@ -1,0 +1,118 @@
+"""Process file descriptors (kernel/pid.c pidfd_open, kernel/signal.c pidfd_send_signal,
+mm/oom_kill.c process_mrelease).
+
+A pidfd is an open file on pidfs referring to a process; reading or writing it is EINVAL. It stays
+valid after the process ends: the zombie until it is reaped, then ESRCH. Poll on a pidfd reports it
+ready at once (faultlab's poll does not yet watch processes).
+"""
+import errno
+import struct
+
+from kernel.file import O_NONBLOCK, O_RDWR, OpenFile
+from kernel.fs.errors import FsError
+from kernel.fs.superblock import SuperBlock
+from kernel.fs.synth import SynthFile
+from kernel.syscalls import s32, syscall
+from kernel.syscalls.pgrp import find_process
+from kernel.syscalls.thread import send_signal
+
+PIDFS_MAGIC = 0x50494446
+PIDFD_NONBLOCK = O_NONBLOCK
+PIDFD_THREAD = 0o200                    # O_EXCL
+SI_USER, SI_TKILL = 0, -6
+
+
+class PidFs(SuperBlock):
+    """pidfs: the pseudo filesystem of pidfd inodes."""
+    fstype = 'pidfs'
+    magic = PIDFS_MAGIC
+
+
+class PidfdInode(SynthFile):
+    """The inode of a pidfd: the process it refers to; no read or write."""
+
+    def __init__(self, sb, ino, group, task):
+        super().__init__(sb, ino, None, self._einval, 0o600, read_at=self._einval)
+        self.group = group
+        self.task = task
+
+    @staticmethod
+    def _einval(*_):
+        raise FsError(errno.EINVAL)
+
+
+def _pidfs(k):
+    sb = getattr(k, 'pidfs', None)
+    if sb is None:
+        sb = k.pidfs = PidFs(k.vfs.root_sb.clock)
+    return sb
+
+
+@syscall(434, 'pidfd_open')
+def sys_pidfd_open(k, t, pid, flags, *_):
+    pid = s32(pid)
+    if flags & ~(PIDFD_NONBLOCK | PIDFD_THREAD):
+        return -errno.EINVAL
+    if pid <= 0:
+        return -errno.EINVAL
+    group = find_process(k, pid)
+    if group is None:
+        return -errno.ESRCH
+    task = k.tasks[pid]
+    if not flags & PIDFD_THREAD and task.tid != task.tgid:
+        return -errno.EINVAL                      # not a thread-group leader
+    sb = _pidfs(k)
+    inode = PidfdInode(sb, sb.alloc_ino(), group, task)
+    inode.nlink = 0                               # anonymous: gone with its last open file
+    inode.ihold()
+    return t.files.install(OpenFile(inode, O_RDWR | (flags & PIDFD_NONBLOCK), 'anon_inode:[pidfd]'), cloexec=True)
+
+
+def pidfd_get_task(t, fd):
+    """The process a pidfd refers to: (ThreadGroup, -errno or 0)."""
+    f = t.files.get(s32(fd))
+    if f is None or not isinstance(getattr(f, 'inode', None), PidfdInode):
+        return None, -errno.EBADF
+    group = f.inode.group
+    return (None, -errno.ESRCH) if group.reaped else (group, 0)
+
+
+@syscall(448, 'process_mrelease')
+def sys_process_mrelease(k, t, pidfd, flags, *_):
+    """Reap a dying process's memory now: EINVAL while it is alive; once it has ended there is no
+    task with memory left to find (ESRCH, as Linux answers for a zombie)."""
+    if flags:
+        return -errno.EINVAL
+    group, err = pidfd_get_task(t, pidfd)
+    if err:
+        return err
+    return -errno.ESRCH if group.exited else -errno.EINVAL
+
+
+@syscall(424, 'pidfd_send_signal')
+def sys_pidfd_send_signal(k, t, pidfd, sig, info, flags, *_):
+    """A signal to the process, with the caller's siginfo if it gives one (its own process only may
+    claim a non-kernel si_code, as rt_sigqueueinfo)."""
+    sig = s32(sig)
+    if flags & 0xFFFFFFFF:
+        return -errno.EINVAL
+    group, err = pidfd_get_task(t, pidfd)
+    if err:
+        return err
+    if not 0 <= sig <= 64:
+        return -errno.EINVAL
+    raw = None
+    if info:
+        raw = t.umem.read(info, 128)
+        if raw is None:
+            return -errno.EFAULT
+        signo, _errno, code = struct.unpack_from('<iii', raw)
+        if signo != sig:
+            return -errno.EINVAL
+        if (code >= 0 or code == SI_TKILL) and group is not t.group:
+            return -errno.EPERM
+    if group.exited:
+        return 0                                  # a zombie takes (and ignores) it
+    live = group.live_threads()
+    target = group.leader if not group.leader.exited else live[0]
+    return send_signal(k, t, target, sig, SI_USER, info=raw, shared=True)
