@@ -1,8 +1,80 @@
-"""Guest addresses to function names: the program's ELF symbols (the loader's task.symbols, read with
-pyelftools) and the vDSO's exported symbols, for profiles, traces and stack unwinding."""
+"""Guest addresses to function names: the program's ELF symbols (the loader's task.symbols), the
+ELF files mapped into the address space (the dynamic loader, libc and the other shared objects:
+their .symtab, or .dynsym when stripped, found through the file-backed executable mappings) and the
+vDSO's exported symbols, for profiles, traces and stack unwinding."""
 import bisect
 
+from emu.cfi import CfiTable
+from kernel.loader import ExecError, parse_elf
+from kernel.mm.vma import VM_EXEC
+
 UNKNOWN = '[unknown]'
+
+
+class MappedObject:
+    """One ELF file mapped into the address space: its span, load bias, symbols and (lazily) CFI."""
+
+    def __init__(self, path, lo, hi, bias, data, symbols, code):
+        self.path, self.lo, self.hi, self.bias, self.symbols = path, lo, hi, bias, symbols
+        self.code = code                # [(start, end)] of its executable mappings
+        self.label = '[%s]' % path.rsplit('/', 1)[-1]      # code without a symbol: named by its file
+        self._data = data
+        self._cfi = None
+
+    @property
+    def cfi(self):
+        """The object's .eh_frame, read when first asked for."""
+        if self._cfi is None:
+            self._cfi = CfiTable(self._data, self.bias)
+            self._data = None
+        return self._cfi
+
+
+class CfiSet:
+    """The call-frame information of every mapped object: rule(pc) asks the one holding pc."""
+
+    def __init__(self, objects):
+        self._objects = objects
+
+    def __len__(self):
+        return len(self._objects)
+
+    def rule(self, pc):
+        for o in self._objects:
+            if o.lo <= pc < o.hi:
+                return o.cfi.rule(pc)
+        return None
+
+
+def mapped_objects(mm, known=()):
+    """{inode: MappedObject} for the ELF files with an executable mapping in mm, except those in
+    known. The load bias comes from the mapping of the file page its PT_LOAD starts in."""
+    groups = {}
+    for v in mm.vmas:
+        f = v.vm_file
+        if f is not None and f.inode not in known:
+            groups.setdefault(f.inode, []).append(v)
+    out = {}
+    for inode, vmas in groups.items():
+        if not any(v.vm_flags & VM_EXEC for v in vmas):
+            continue
+        data = _read_inode(inode)
+        if not data:
+            continue
+        try:
+            img = parse_elf(data, vmas[0].vm_file.path)
+        except ExecError:
+            continue
+        first = min(vmas, key=lambda v: v.vm_pgoff)
+        seg = next((sg for sg in img.segments if sg.offset >> 12 == first.vm_pgoff), None)
+        if seg is None:
+            continue
+        bias = first.vm_start - (seg.vaddr & ~0xFFF)
+        out[inode] = MappedObject(vmas[0].vm_file.path, min(v.vm_start for v in vmas),
+                                  max(v.vm_end for v in vmas), bias, data,
+                                  [(st + bias, size, name) for st, size, name in img.symbols],
+                                  [(v.vm_start, v.vm_end) for v in vmas if v.vm_flags & VM_EXEC])
+    return out
 
 
 class Symbolizer:
@@ -24,48 +96,84 @@ class Symbolizer:
             for off, name in seen.items():
                 entries.append((base + off, img.symbol_sizes.get(name, 0), name))
             self.vdso_end = base + len(vdso.text_pfns) * 4096
+        self._objects = {}             # inode -> MappedObject: the program, its interpreter, libraries
+        self._cfi = None
+        self._set_entries(entries)
+        self._add_objects()
+
+    def _set_entries(self, entries):
         entries.sort()
         self._entries = entries
         self._starts = [e[0] for e in entries]
         self._func_starts = set(self._starts)
-        prog = [(s, n) for s, n, _ in entries if not base <= s < self.vdso_end]
-        self.text_lo = min((s for s, _ in prog), default=0)
-        self.text_hi = max((s + max(n, 1) for s, n in prog), default=0)
+        code = [(s, n) for s, n, _ in entries if not self.vdso_base <= s < self.vdso_end]
+        self.text_lo = min((s for s, _ in code), default=0)
+        self.text_hi = max((s + max(n, 1) for s, n in code), default=0)
         self._cache = {}
-        self._kernel = kernel
+
+    def _add_objects(self):
+        """Take in the ELF files mapped since the last look (the dynamic loader maps libraries while
+        the program runs); True if there were new ones. An object whose span already has symbols
+        (the program and its interpreter, from exec) adds none."""
+        mm = getattr(self.task, 'mm', None)
+        new = mapped_objects(mm, self._objects) if mm is not None else {}
+        if not new:
+            return False
+        entries = list(self._entries)
+        for inode, obj in new.items():
+            self._objects[inode] = obj
+            i = bisect.bisect_left(self._starts, obj.lo)
+            if not (i < len(self._starts) and self._starts[i] < obj.hi):
+                entries += obj.symbols
+        self._set_entries(entries)
         self._cfi = None
+        return True
+
+    def _unseen_object_at(self, addr):
+        """True if addr lies in an executable file mapping this symbolizer has not read yet."""
+        mm = getattr(self.task, 'mm', None)
+        v = mm.vmas.vma_lookup(addr) if mm is not None else None
+        return v is not None and v.vm_file is not None and v.vm_flags & VM_EXEC and \
+            v.vm_file.inode not in self._objects
 
     @property
     def cfi(self):
-        """The program's call-frame information (emu/cfi.py), read once from its executable."""
+        """The call-frame information (emu/cfi.py) of the program and its shared objects, each
+        object's read from its file when a pc first falls in it."""
         if self._cfi is None:
-            from emu.cfi import CfiTable
-            self._cfi = CfiTable(b'')
-            data = _read_executable(self._kernel, self.task)
-            if data:
-                is_dyn = data[16:18] == b'\x03\x00'           # e_type ET_DYN: loaded at the PIE base
-                from kernel.loader import ELF_ET_DYN_BASE
-                self._cfi = CfiTable(data, ELF_ET_DYN_BASE if is_dyn else 0)
+            self._cfi = CfiSet(sorted(self._objects.values(), key=lambda o: o.lo))
         return self._cfi
 
     def lookup(self, addr):
-        """(name, start) of the symbol containing addr, or None."""
+        """(name, start) of the symbol containing addr, ('[FILE]', its start) for other code of a
+        mapped file, or None."""
         hit = self._cache.get(addr)
         if hit is not None or addr in self._cache:
             return hit
-        res = None
+        res = self._find(addr)
+        if res is None and self._unseen_object_at(addr) and self._add_objects():
+            res = self._find(addr)
+        if len(self._cache) < 1 << 20:
+            self._cache[addr] = res
+        return res
+
+    def _find(self, addr):
         i = bisect.bisect_right(self._starts, addr) - 1
         if i >= 0:
             start, size, name = self._entries[i]
             if addr - start < size or (size == 0 and addr - start < 4096):
-                res = (name, start)
-            elif self.vdso_base <= addr < self.vdso_end:
-                res = ('[vdso]', self.vdso_base)
-        elif self.vdso_base <= addr < self.vdso_end:
-            res = ('[vdso]', self.vdso_base)
-        if len(self._cache) < 1 << 20:
-            self._cache[addr] = res
-        return res
+                return (name, start)
+        if self.vdso_base <= addr < self.vdso_end:
+            return ('[vdso]', self.vdso_base)
+        obj = self._object_code_at(addr)
+        return (obj.label, obj.lo) if obj is not None else None
+
+    def _object_code_at(self, addr):
+        """The mapped object whose executable mapping holds addr, or None."""
+        for obj in self._objects.values():
+            if obj.lo <= addr < obj.hi and any(lo <= addr < hi for lo, hi in obj.code):
+                return obj
+        return None
 
     def name(self, addr):
         hit = self.lookup(addr)
@@ -81,14 +189,14 @@ class Symbolizer:
 
     def maybe_code(self, addr):
         """A cheap first test for stack scanning: addr lies in the span of known code."""
-        return self.text_lo <= addr < self.text_hi or self.vdso_base <= addr < self.vdso_end
+        return self.text_lo <= addr < self.text_hi or self.vdso_base <= addr < self.vdso_end or \
+            self._object_code_at(addr) is not None
 
 
-def _read_executable(kernel, task):
-    """The bytes of the task's executable as exec read them (straight from the filesystem: no
-    simulated I/O, nothing in the page cache changes), or None."""
+def _read_inode(inode):
+    """A mapped file's bytes straight from its filesystem (no simulated I/O, nothing in the page
+    cache changes), or None."""
     try:
-        inode = kernel.vfs.lookup(task.exe_path)
         return b''.join(inode.read_page(i) for i in range((inode.size + 4095) // 4096))
     except Exception:
         return None

@@ -194,12 +194,13 @@ def total_mapping_size(img):
 
 
 _SYMBOL_TYPES = (1, 2)            # STT_OBJECT, STT_FUNC
-SHT_SYMTAB = 2
+SHT_SYMTAB, SHT_DYNSYM = 2, 11
 
 
 def _read_symbols(data):
-    """Function and object symbols from .symtab, for reports and profiles (best effort: a missing or
-    malformed table gives none). Read with struct: exec should not wait for a generic ELF parser."""
+    """Function and object symbols from .symtab, or .dynsym when the file is stripped (shared
+    libraries), for reports and profiles (best effort: a missing or malformed table gives none;
+    undefined symbols are left out). Read with struct: exec should not wait for a generic ELF parser."""
     try:
         shoff, = struct.unpack_from('<Q', data, 40)
         shentsize, shnum = struct.unpack_from('<HH', data, 58)
@@ -207,14 +208,16 @@ def _read_symbols(data):
             return []
         sections = [struct.unpack_from('<IIQQQQIIQQ', data, shoff + i * 64) for i in range(shnum)]
         out = []
+        kinds = {sec[1] for sec in sections}
+        want = SHT_SYMTAB if SHT_SYMTAB in kinds else SHT_DYNSYM
         for _name, sh_type, _fl, _addr, off, size, link, _info, _align, entsize in sections:
-            if sh_type != SHT_SYMTAB or entsize != 24 or link >= shnum or off + size > len(data):
+            if sh_type != want or entsize != 24 or link >= shnum or off + size > len(data):
                 continue
             str_off, str_size = sections[link][4], sections[link][5]
             strtab = data[str_off:str_off + str_size]
-            for st_name, st_info, _other, _shndx, value, sym_size in struct.iter_unpack(
+            for st_name, st_info, _other, shndx, value, sym_size in struct.iter_unpack(
                     '<IBBHQQ', data[off:off + size - size % 24]):
-                if st_info & 0xF in _SYMBOL_TYPES and value and st_name:
+                if st_info & 0xF in _SYMBOL_TYPES and value and st_name and shndx:
                     end = strtab.find(b'\0', st_name)
                     name = strtab[st_name:end if end >= 0 else len(strtab)]
                     if name:
