@@ -8,6 +8,7 @@ writers and pollers sleep on.
 import errno
 import struct
 
+from kernel.sigframe import ERESTARTSYS
 from kernel.wait import WaitQueue
 
 AF_UNSPEC, AF_UNIX = 0, 1
@@ -53,6 +54,43 @@ class Sock(WaitQueue):
         self.priority = 0
         self.flags = {}                    # the boolean options: optname -> 0/1
         self.dead = False                  # SOCK_DEAD: released
+        self.timeo_deadline = {}           # task -> the deadline of its timed wait on this socket
+        self.call_deadline = None          # that deadline, for the call now running
+
+    def begin_call(self, t):
+        """At the start of a call that may wait: pick up the deadline of the same call when it runs
+        again after a wake-up (a signal in between clears it, as it clears restart_deadline)."""
+        dl = self.timeo_deadline.pop(t, None)
+        self.call_deadline = None
+        if dl is not None and t.restart_deadline == dl:
+            t.restart_deadline = None
+            self.call_deadline = dl
+
+    def wait(self, k, t, what, timeo, on=None):
+        """Sleep on `on` (this socket by default) within the socket timeout timeo ((sec, usec), or 0
+        for none: sock_rcvtimeo/sock_sndtimeo): BLOCKED, or -EAGAIN once the timeout has passed
+        (the timer wakes the call, which runs again and ends here)."""
+        q = on if on is not None else self
+        deadline = None
+        if timeo:
+            deadline = self.call_deadline
+            if deadline is None:
+                deadline = k.now() + k.costs.cycles_for_ns(timeo[0] * 10 ** 9 + timeo[1] * 1000)
+            if deadline <= k.now():
+                return -errno.EAGAIN
+        ret = q.sleep(k, t, what)
+        if deadline is not None:
+            t.restart_deadline = deadline
+            self.timeo_deadline[t] = deadline
+            t.sleep_seq += 1
+            seq = t.sleep_seq
+
+            def expire(at):
+                if t.sleep_seq == seq and t.state == 'S' and t.wait_obj is not None and q in t.wait_obj:
+                    t.wait_obj = None
+                    k.sched.wake(t, -ERESTARTSYS, at)
+            k.events.schedule(deadline, expire)
+        return ret
 
     def sock_error(self):
         """sock_error: take the pending error (as -errno, 0 if none)."""

@@ -5,13 +5,15 @@ sender's credentials) that the sender's send buffer is charged for until the rea
 listening socket's queue holds the embryo sockets connect() made for it. Names are abstract (a
 leading NUL byte: a table per socket type) or filesystem paths (a socket inode made in the guest's
 file system by bind, found again by its inode). Blocking calls sleep on the socket (or on the
-listener or datagram receiver they wait for) and run again when it changes.
+listener or datagram receiver they wait for) and run again when it changes; SO_RCVTIMEO and
+SO_SNDTIMEO bound those waits (EAGAIN).
 
 Known differences: sk_buff sizes are modelled as the data plus SKB_TRUESIZE's fixed overhead, so the
 number of bytes that fit before a send blocks is close to Linux's but not equal; a stream send that
 has to wait for room completes when it can (a signal handler with SA_RESTART resumes it) instead of
 returning the partial count; files in flight that only reach themselves (a socket sent over itself
-and closed) are not garbage-collected (unix_gc); SO_RCVTIMEO/SO_SNDTIMEO are stored, not timed.
+and closed) are not garbage-collected (unix_gc); there is no out-of-band data (MSG_OOB is EOPNOTSUPP,
+as without CONFIG_AF_UNIX_OOB).
 """
 import collections
 import errno
@@ -20,6 +22,7 @@ import struct
 from kernel.fs.errors import FsError
 from kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
 from kernel.fs.stat import S_IFMT, S_IFSOCK
+from kernel.futex import BLOCKED
 from kernel.net.scm import fget, fput
 from kernel.net.sock import (AF_UNIX, AF_UNSPEC, RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_DGRAM,
                              SOCK_SEQPACKET, SOCK_STREAM, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, Sock)
@@ -244,6 +247,7 @@ class UnixSock(Sock):
 
     def connect(self, k, t, addr, nonblock):
         """connect(2): unix_stream_connect or unix_dgram_connect."""
+        self.begin_call(t)
         if self.type == SOCK_DGRAM:
             return self._dgram_connect(k, t, addr)
         return self._stream_connect(k, t, addr, nonblock)
@@ -261,10 +265,8 @@ class UnixSock(Sock):
             return other
         if other.state != TCP_LISTEN or other.shutdown & RCV_SHUTDOWN:
             return -errno.ECONNREFUSED
-        if other.recvq_full():
-            if nonblock:
-                return -errno.EAGAIN
-            return other.sleep(k, t, 'unix_stream_connect')       # unix_wait_for_peer
+        if other.recvq_full():                                      # unix_wait_for_peer
+            return -errno.EAGAIN if nonblock else self.wait(k, t, 'unix_stream_connect', self.sndtimeo, other)
         if self.state != TCP_CLOSE:
             return -errno.EISCONN if self.state == TCP_ESTABLISHED else -errno.EINVAL
         newsk = UnixSock(k, self.type, self.send_sig)
@@ -325,6 +327,7 @@ class UnixSock(Sock):
 
     def accept(self, k, t, nonblock):
         """unix_accept: the next embryo socket, -errno, or BLOCKED."""
+        self.begin_call(t)
         if self.type not in (SOCK_STREAM, SOCK_SEQPACKET):
             return -errno.EOPNOTSUPP
         if self.state != TCP_LISTEN:
@@ -335,9 +338,7 @@ class UnixSock(Sock):
         if not self.queue:
             if self.shutdown & RCV_SHUTDOWN:
                 return -errno.EINVAL
-            if nonblock:
-                return -errno.EAGAIN
-            return self.sleep(k, t, 'unix_accept')
+            return -errno.EAGAIN if nonblock else self.wait(k, t, 'unix_accept', self.rcvtimeo)
         newsk = self.queue.popleft()
         newsk.listener = None
         self.wake_all(k)                      # connect() calls waiting for backlog room
@@ -391,6 +392,7 @@ class UnixSock(Sock):
     def sendmsg(self, k, t, data, addr, scm, flags):
         """sendmsg(2) and write(2): bytes sent, -errno, or BLOCKED. The files of scm that were sent
         are taken out of it (the caller destroys what is left)."""
+        self.begin_call(t)
         if self.type == SOCK_STREAM:
             return self._stream_sendmsg(k, t, data, addr, scm, flags)
         if self.type == SOCK_SEQPACKET:
@@ -428,10 +430,11 @@ class UnixSock(Sock):
             if self.shutdown & SEND_SHUTDOWN:
                 return sent or -errno.EPIPE
             if self.wmem >= self.sndbuf:
-                if flags & MSG_DONTWAIT:
-                    return sent or -errno.EAGAIN
-                self.sending[t] = (key, sent)
-                return self.sleep(k, t, 'unix_stream_sendmsg')
+                r = -errno.EAGAIN if flags & MSG_DONTWAIT else self.wait(k, t, 'unix_stream_sendmsg', self.sndtimeo)
+                if r is BLOCKED:
+                    self.sending[t] = (key, sent)
+                    return r
+                return sent or r
             size = min(len(data) - sent, (self.sndbuf >> 1) - 64, SKB_MAX_HEAD0 + UNIX_SKB_FRAGS_SZ)
             if other.dead or other.shutdown & RCV_SHUTDOWN:
                 return self._epipe(k, t, sent, flags)
@@ -462,9 +465,7 @@ class UnixSock(Sock):
         if self.shutdown & SEND_SHUTDOWN:
             return -errno.EPIPE
         if self.wmem >= self.sndbuf:
-            if flags & MSG_DONTWAIT:
-                return -errno.EAGAIN
-            return self.sleep(k, t, 'unix_dgram_sendmsg')
+            return -errno.EAGAIN if flags & MSG_DONTWAIT else self.wait(k, t, 'unix_dgram_sendmsg', self.sndtimeo)
         other = self.find_other(k, t, addr) if addr else self.peer
         if other is None:
             return -errno.ENOTCONN
@@ -485,9 +486,7 @@ class UnixSock(Sock):
         if other.shutdown & RCV_SHUTDOWN:
             return -errno.EPIPE
         if other is not self and other.peer is not self and other.recvq_full():
-            if not flags & MSG_DONTWAIT:
-                return other.sleep(k, t, 'unix_wait_for_peer')
-            return -errno.EAGAIN
+            return -errno.EAGAIN if flags & MSG_DONTWAIT else self.wait(k, t, 'unix_wait_for_peer', self.sndtimeo, other)
         fds = None
         if scm is not None and scm.fds:
             fds, scm.fds = scm.fds, []
@@ -497,6 +496,7 @@ class UnixSock(Sock):
     # ---- receiving --------------------------------------------------------------------------------
     def recvmsg(self, k, t, size, flags):
         """recvmsg(2) and read(2): a RecvResult, -errno, or BLOCKED."""
+        self.begin_call(t)
         if self.type == SOCK_STREAM:
             return self._stream_recvmsg(k, t, size, flags)
         if self.type == SOCK_SEQPACKET and self.state != TCP_ESTABLISHED:
@@ -518,7 +518,7 @@ class UnixSock(Sock):
                 return RecvResult(b'')
             if self.type == SOCK_SEQPACKET and self.state not in (TCP_ESTABLISHED, TCP_LISTEN):
                 return -errno.ENOTCONN
-            return self.sleep(k, t, 'unix_dgram_recvmsg')
+            return self.wait(k, t, 'unix_dgram_recvmsg', self.rcvtimeo)
         skb = self.queue[0]
         peek = flags & MSG_PEEK
         msg_flags = 0
@@ -558,12 +558,12 @@ class UnixSock(Sock):
                 err = self.sock_error()
                 if err or self.shutdown & RCV_SHUTDOWN:
                     break
-                if flags & MSG_DONTWAIT:
-                    err = -errno.EAGAIN
-                    break
-                if out and not peek:          # keep what was taken at the head until the wait ends
-                    self.queue.appendleft(Skb(bytes(out), None, cred, first_sender, 0))
-                return self.sleep(k, t, 'unix_stream_recvmsg')
+                err = -errno.EAGAIN if flags & MSG_DONTWAIT else self.wait(k, t, 'unix_stream_recvmsg', self.rcvtimeo)
+                if err is BLOCKED:
+                    if out and not peek:      # keep what was taken at the head until the wait ends
+                        self.queue.appendleft(Skb(bytes(out), None, cred, first_sender, 0))
+                    return err
+                break
             if check_creds:
                 if skb.cred != cred:          # never glue data from different writers
                     break

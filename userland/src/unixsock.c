@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static void show(const char *what, long r)
@@ -665,6 +666,53 @@ static void nonblocking(void)
     close(s[1]);
 }
 
+/* ---- SO_RCVTIMEO / SO_SNDTIMEO ---- */
+static double ms_since(const struct timespec *a)
+{
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (b.tv_sec - a->tv_sec) * 1e3 + (b.tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static void timeouts(void)
+{
+    int s[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, s);
+    struct timeval tv = {0, 20000}, back;
+    socklen_t bl = sizeof back;
+    show("SO_RCVTIMEO 20 ms", setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    getsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &back, &bl);
+    printf("reads back %ld.%06ld len %u\n", (long)back.tv_sec, (long)back.tv_usec, bl);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char c[4096];
+    long n = read(s[0], c, 1);
+    printf("read timed out after at least 19 ms %d: ", ms_since(&t0) >= 19);
+    show("read", n);
+    tv.tv_usec = 1000000;
+    show("SO_RCVTIMEO usec 1000000", setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    show("SO_RCVTIMEO short", setsockopt(s[0], SOL_SOCKET, SO_RCVTIMEO, &tv, 8));
+    /* a full socket: a send with SO_SNDTIMEO gives up */
+    memset(c, 'q', sizeof c);
+    while (send(s[1], c, sizeof c, MSG_DONTWAIT) > 0)
+        ;
+    tv.tv_usec = 10000;
+    setsockopt(s[1], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    n = send(s[1], c, sizeof c, 0);
+    printf("send to a full socket timed out after at least 9 ms %d: ", ms_since(&t0) >= 9);
+    show("send", n);
+    close(s[0]);
+    close(s[1]);
+    int l = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    struct sockaddr_un a;
+    bind(l, (struct sockaddr *)&a, abstract_addr(&a, "faultlab-unixsock-timeo"));
+    listen(l, 1);
+    setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    show("accept with SO_RCVTIMEO", accept(l, NULL, NULL));
+    close(l);
+}
+
 /* ---- bad input ---- */
 static void bad_input(void)
 {
@@ -765,6 +813,7 @@ int main(int argc, char **argv)
     filesystem_name();
     epipe();
     nonblocking();
+    timeouts();
     bad_input();
     printf("done\n");
     return 0;
