@@ -1,9 +1,10 @@
 """Host machine code from Intel-syntax assembly: assembled with a known radix, then verified.
 
-keystone 0.9.2 never initialises MCAsmInfo::Radix (keystone-engine/keystone pull requests #528 and
-#608): its lexer copies the field when a statement is assembled, so on a fresh engine every decimal
-literal is read in whatever radix the heap left there, and `[rcx+48]` may come out as `[rcx+0x48]`.
-The only writer is ks_option, which sets 16. So this module
+keystone 0.9.2 never initialises MCAsmInfo::Radix (keystone-engine/keystone pull requests "properly
+initialize radix" and "Initialise MCAsmInfo::Radix", both open): its lexer copies the field when
+ks_asm builds a parser, so on a fresh engine every decimal literal is read in whatever radix the heap
+left there, and `[rcx+48]` may come out as `[rcx+0x48]`. The only writer is ks_option, which sets 16
+(llvm/keystone/ks.cpp). So this module
 
 * opens the engine with the option set (KS_OPT_SYNTAX_INTEL | KS_OPT_SYNTAX_RADIX16): radix 16, always;
 * refuses sources whose meaning depends on the radix: every number of two or more digits must be a
