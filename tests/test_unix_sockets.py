@@ -11,9 +11,10 @@ PROG = os.path.join(BUILD, 'unixsock')
 
 @pytest.mark.parametrize('cpus', [1, 2])
 def test_unixsock_matches_native(userland, cpus):
-    """Stream/datagram/seqpacket socketpairs across threads and fork, SCM_RIGHTS, poll/select,
-    listen/connect/accept on abstract and filesystem names, EPIPE/SIGPIPE, non-blocking calls and
-    bad input: the same output as the host kernel."""
+    """Stream/datagram/seqpacket socketpairs across threads and fork, SCM_RIGHTS, SO_PASSCRED and
+    SCM_CREDENTIALS, poll/select, listen/connect/accept on abstract and filesystem names,
+    EPIPE/SIGPIPE, non-blocking calls, SO_RCVTIMEO/SO_SNDTIMEO and bad input: the same output as
+    the host kernel."""
     code, native, err = run_native(PROG)
     assert code == 0, err
     g = run_guest(PROG, cpus=cpus)
@@ -24,6 +25,8 @@ def test_unixsock_matches_native(userland, cpus):
                  b'child read 16 bytes from the passed pipe: through the pipe',
                  b'poll until a thread writes: 1 revents 0x1',
                  b'echo: hello 1',
+                 b"stream read 1: 5 'child' from the child 1",
+                 b'read timed out after at least 19 ms 1: read: -1 EAGAIN',
                  b'backlog 2: 3 connected, 3 EAGAIN',
                  b'datagram of SO_SNDBUF-31 bytes: send: -1 EMSGSIZE',
                  b'socket file: S_ISSOCK 1',

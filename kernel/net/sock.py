@@ -170,8 +170,8 @@ def sock_getsockopt(sk, optname):
     if optname in BOOL_OPTS:
         return struct.pack('<i', sk.flags.get(optname, 0))
     if optname == SO_PEERCRED:
-        pid, uid, gid = sk.peercred if sk.peercred is not None else (0, -1, -1)
-        return struct.pack('<iii', pid, uid, gid)
+        pid, uid, gid = sk.peercred if sk.peercred is not None else (0, 0xFFFFFFFF, 0xFFFFFFFF)
+        return struct.pack('<iII', pid, uid, gid)
     if optname in (SO_RCVTIMEO, SO_SNDTIMEO):
         tv = sk.rcvtimeo if optname == SO_RCVTIMEO else sk.sndtimeo
         return struct.pack('<qq', *(tv or (0, 0)))

@@ -368,6 +368,80 @@ static void scm_rights(void)
     close(s[1]);
 }
 
+/* ---- SO_PASSCRED and SCM_CREDENTIALS ---- */
+static long recv_cred(int sock, char *data, size_t dlen, struct ucred *uc, int *have)
+{
+    char ctl[CMSG_SPACE(sizeof(struct ucred))];
+    struct iovec iov = {data, dlen};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+    long n = recvmsg(sock, &mh, 0);
+    struct cmsghdr *cm = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+    *have = cm && cm->cmsg_type == SCM_CREDENTIALS && cm->cmsg_len == CMSG_LEN(sizeof *uc);
+    if (*have)
+        memcpy(uc, CMSG_DATA(cm), sizeof *uc);
+    return n;
+}
+
+static void passcred(void)
+{
+    int s[2], on = 1, v, have;
+    socklen_t vl = sizeof v;
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, s);
+    char data[64];
+    struct ucred uc;
+    send(s[0], "before", 6, 0);
+    setsockopt(s[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+    getsockopt(s[1], SOL_SOCKET, SO_PASSCRED, &v, &vl);
+    printf("SO_PASSCRED %d\n", v);
+    long n = recv_cred(s[1], data, sizeof data, &uc, &have);
+    printf("sent before SO_PASSCRED: %ld bytes, credentials %d pid %d uid %u gid %u\n", n, have, uc.pid,
+           uc.uid, uc.gid);
+    pid_t c = fork();
+    if (c == 0) {
+        send(s[0], "from the child", 14, 0);
+        _exit(0);
+    }
+    waitpid(c, NULL, 0);
+    n = recv_cred(s[1], data, sizeof data, &uc, &have);
+    printf("SCM_CREDENTIALS: %ld bytes, %d, pid is the child %d uid %u gid %u\n", n, have, uc.pid == c,
+           uc.uid, uc.gid);
+    struct ucred mine = {getpid(), 0, 0};
+    char ctl[CMSG_SPACE(sizeof mine)];
+    memset(ctl, 0, sizeof ctl);
+    struct iovec iov = {"x", 1};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_CREDENTIALS;
+    cm->cmsg_len = CMSG_LEN(sizeof mine);
+    memcpy(CMSG_DATA(cm), &mine, sizeof mine);
+    show("sendmsg with SCM_CREDENTIALS", sendmsg(s[0], &mh, 0));
+    n = recv_cred(s[1], data, sizeof data, &uc, &have);
+    printf("received: %ld bytes, %d, pid is ours %d\n", n, have, uc.pid == getpid());
+    cm->cmsg_len = CMSG_LEN(sizeof mine) - 1;
+    show("SCM_CREDENTIALS of the wrong length", sendmsg(s[0], &mh, 0));
+    close(s[0]);
+    close(s[1]);
+
+    /* a stream reader with SO_PASSCRED does not glue data from two writers */
+    socketpair(AF_UNIX, SOCK_STREAM, 0, s);
+    setsockopt(s[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof on);
+    send(s[0], "parent", 6, 0);
+    c = fork();
+    if (c == 0) {
+        send(s[0], "child", 5, 0);
+        _exit(0);
+    }
+    waitpid(c, NULL, 0);
+    send(s[0], "parent2", 7, 0);
+    for (int i = 0; i < 3; i++) {
+        n = recv_cred(s[1], data, sizeof data, &uc, &have);
+        printf("stream read %d: %ld '%.*s' from the child %d\n", i, n, (int)n, data, uc.pid == c);
+    }
+    close(s[0]);
+    close(s[1]);
+}
+
 /* ---- poll ---- */
 static int pp[2];
 static void *late_writer(void *arg)
@@ -808,6 +882,7 @@ int main(int argc, char **argv)
     stream_fork();
     dgram_details();
     scm_rights();
+    passcred();
     polling();
     connect_accept();
     filesystem_name();
