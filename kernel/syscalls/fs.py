@@ -9,7 +9,7 @@ from kernel.file import (OpenFile, HostStream, generic_file_read, generic_perfor
 from kernel.fs import FsError, pack_stat, pack_dirent64, Timespec
 from kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
 from kernel.futex import BLOCKED
-from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, makedev
+from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
 from kernel.fs.synth import SynthFile
 from kernel.net.socket import SocketInode, sock_read_iter, sock_write_iter
 from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
@@ -105,6 +105,8 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
             return -errno.EROFS
         if want & 2 and isinstance(inode, SynthFile) and not inode.writable:
             return -errno.EACCES
+        if kind == S_IFSOCK:
+            return -errno.ENXIO              # a socket file opens only with O_PATH (bad_sock_fops)
     if flags & O_TRUNC and kind == S_IFREG and not flags & O_PATH and not isinstance(inode, SynthFile):
         err = _truncate_inode(k, inode, 0)
         if err:

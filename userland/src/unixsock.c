@@ -645,6 +645,10 @@ static void filesystem_name(void)
     struct stat st;
     stat(path, &st);
     printf("socket file: S_ISSOCK %d\n", S_ISSOCK(st.st_mode));
+    show("open the socket file", open(path, O_RDWR));
+    int pathfd = open(path, O_PATH);
+    printf("open it with O_PATH works %d\n", pathfd >= 0);
+    close(pathfd);
     int l2 = socket(AF_UNIX, SOCK_STREAM, 0);
     show("bind the same path", bind(l2, (struct sockaddr *)&a, al));
     close(l2);
