@@ -501,6 +501,13 @@ class HostFs(SuperBlock):
         st.f_files, st.f_ffree, st.f_namelen = v.f_files, v.f_ffree, v.f_namemax
         return st
 
+    def __del__(self):
+        """The machine is gone: its host descriptors go with it."""
+        try:
+            self.close()
+        except (OSError, AttributeError):
+            pass
+
     def close(self):
         """Close every host descriptor (the mount is gone)."""
         for fd in self._fds.values():
