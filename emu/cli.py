@@ -3,6 +3,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 from emu.cycles import PLATFORMS, CostTable
 from emu.machine import Machine, DEFAULT_RAM
@@ -72,7 +73,8 @@ def _add_machine_options(p):
     p.add_argument('--max-sim-time', type=float, default=None, metavar='SECONDS',
                    help='stop the guest after this much simulated time')
     p.add_argument('--timeout', type=float, default=None, metavar='SECONDS',
-                   help='stop the guest after this much host (wall-clock) time')
+                   help='stop the guest after this much host (wall-clock) time, counted from the start of '
+                        'faultlab (status 124)')
     p.add_argument('--check', action='store_const', const=True,
                    default={'': False, '0': False, 'full': 'full'}.get(os.environ.get('FAULTLAB_CHECK', ''), True),
                    help='verify kernel mm invariants after faults and syscalls, within a time budget '
@@ -228,7 +230,7 @@ def cmd_run(a):
     res = None
     try:
         res = m.run(a.program, argv, env, max_insns=a.max_insns, max_sim_seconds=a.max_sim_time,
-                    wall_timeout=a.timeout)
+                    wall_timeout=a.timeout, wall_start=getattr(a, 'wall_start', None))
     except ExecError as e:
         print('faultlab: cannot run %s' % e, file=sys.stderr)
         return 126 if e.errno in (13,) else 127 if e.errno == 2 else 126
@@ -279,9 +281,23 @@ def cmd_bench(a):
     return bench_speed(quick=a.quick, reps=a.reps)
 
 
+def process_start():
+    """When this process started, as a time.monotonic() value (from /proc/self/stat's starttime, so that
+    --timeout also counts the interpreter's start and the machine's set-up); now if unknown."""
+    now = time.monotonic()
+    try:
+        with open('/proc/self/stat') as f:
+            starttime = int(f.read().rsplit(')', 1)[1].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - starttime / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - max(0.0, age)
+
+
 def main(argv=None):
     ap = build_parser()
     a = ap.parse_args(argv)
+    a.wall_start = process_start() if argv is None else None     # --timeout counts from here
     try:
         from emu.gdbcli import cmd_gdb
         return {'run': cmd_run, 'stat': cmd_run, 'profile': cmd_run, 'costs': cmd_costs,

@@ -1,9 +1,11 @@
 """A whole simulated machine: physical memory, a CPU and the kernel, and the run loop."""
+import threading
 import time
 from emu.cpu import Cpu
 from emu.cycles import CostTable
 from emu.physmem import PhysMem
 from kernel.kernel import Kernel, KernelConfig
+from kernel.hostlimit import raise_host_limit, clear_host_limit
 
 DEFAULT_RAM = 256 << 20
 QUANTUM_INSNS = 20_000_000
@@ -26,6 +28,38 @@ class RunResult:
         return self.killed_by[1] if self.killed_by else None
 
 
+class Watchdog:
+    """--timeout's watchdog: a host thread that, once the deadline has passed, tells the kernel (its long
+    loops give up, kernel/hostlimit.py) and stops the CPU, again every STOP_EVERY seconds until the run
+    loop notices (a stop that lands between two quanta would otherwise be lost)."""
+    STOP_EVERY = 0.05
+
+    def __init__(self, deadline, cpu):
+        self.deadline = deadline
+        self.cpu = cpu
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name='faultlab-timeout', daemon=True)
+
+    def __enter__(self):
+        clear_host_limit()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        clear_host_limit()
+
+    def _watch(self):
+        if self.done.wait(max(0.0, self.deadline - time.monotonic())):
+            return
+        raise_host_limit()
+        while True:
+            self.cpu.stop()
+            if self.done.wait(self.STOP_EVERY):
+                return
+
+
 class Machine:
     """RAM + CPU + kernel, built from options."""
 
@@ -45,14 +79,21 @@ class Machine:
         """exec the program as the first task (raises ExecError for a bad executable)."""
         return self.kernel.exec_program(program, argv, envp)
 
-    def run(self, program, argv, envp, max_insns=None, max_sim_seconds=None, wall_timeout=None):
-        """Run the program to completion or a limit (instructions, simulated seconds, host seconds)."""
+    def run(self, program, argv, envp, max_insns=None, max_sim_seconds=None, wall_timeout=None, wall_start=None):
+        """Run the program to completion or a limit (instructions, simulated seconds, host seconds counted
+        from wall_start, a time.monotonic() value, by default now)."""
+        if not wall_timeout:
+            return self._run(program, argv, envp, max_insns, max_sim_seconds, None, None)
+        deadline = (time.monotonic() if wall_start is None else wall_start) + wall_timeout
+        with Watchdog(deadline, self.cpu):
+            return self._run(program, argv, envp, max_insns, max_sim_seconds, wall_timeout, deadline)
+
+    def _run(self, program, argv, envp, max_insns, max_sim_seconds, wall_timeout, deadline):
         task = self.load(program, argv, envp)
         stop_reason = None
         cpu = self.cpu
         kernel = self.kernel
         sched = kernel.sched
-        deadline = time.monotonic() + wall_timeout if wall_timeout else None
         exit_code = 124                            # a limit ended the run (as timeout(1) reports it)
         while not task.group.exited:
             if self.debugger is not None:

@@ -13,6 +13,7 @@ import struct
 import time
 
 from emu.physmem import EMU_RESERVED_FRAMES, PAGE_SHIFT, PAGE_SIZE
+from kernel.hostlimit import fatal_signal_pending
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import (PG_lru, PG_active, PG_reserved, PG_pgtable, PG_swapcache, PG_anon,
                                   PG_hwpoison, PG_hugetlb, PG_head)
@@ -26,6 +27,16 @@ SWP_HWPOISON = 31
 
 class InvariantViolation(Exception):
     """A kernel data structure is inconsistent (a kernel bug, not a guest error)."""
+
+
+class CheckInterrupted(Exception):
+    """The run's host time limit passed during a verification: it gives no verdict either way."""
+
+
+def _poll_limit():
+    """A full verification of a big machine takes host seconds: give up when --timeout has passed."""
+    if fatal_signal_pending():
+        raise CheckInterrupted()
 
 
 def _fail(msg, *args):
@@ -48,6 +59,9 @@ class VmChecker:
         self.checks += 1
         try:
             self.check_all()
+        except CheckInterrupted:
+            self.checks -= 1
+            return None
         except InvariantViolation as e:
             self.violation = 'kernel invariant violated after %s (check #%d): %s' % (
                 self.describe(event), self.checks, e)
@@ -126,6 +140,7 @@ class VmChecker:
                             _fail('huge entry %#x maps %r, not a huge page', e2, head)
                         continue
                     p1 = table_pfn(e2, 'pmd[%d/%d/%d]' % (i4, i3, i2))
+                    _poll_limit()
                     vma = None
                     for i1, pte in enumerate(entries(p1)):
                         if not pte:
@@ -191,7 +206,9 @@ class VmChecker:
             _fail('a frame is on the free list twice')
         fresh = frames._fresh
         allocated = nlru = 0
-        for page in pages[EMU_RESERVED_FRAMES:fresh]:
+        for i, page in enumerate(pages[EMU_RESERVED_FRAMES:fresh]):
+            if not i & 0x3fff:
+                _poll_limit()
             ref = page.refcount
             pfn = page.pfn
             if page.flags & PG_hugetlb:
@@ -375,7 +392,7 @@ class TrapChecker(VmChecker):
         self.events += 1
         t0 = time.perf_counter()
         self._other_time += t0 - self._mark
-        if not self._due(event):
+        if not self._due(event) or fatal_signal_pending():
             self.skipped += 1
             self._mark = time.perf_counter()
             return
@@ -383,7 +400,8 @@ class TrapChecker(VmChecker):
         t1 = self._mark = time.perf_counter()
         self._check_time += t1 - t0
         if report is None:
-            self.last_clean = (self.events, event)
+            if not fatal_signal_pending():          # an interrupted check proved nothing
+                self.last_clean = (self.events, event)
             return
         if self.skipped:
             n, ev = self.last_clean or (0, None)

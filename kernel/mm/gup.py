@@ -1,14 +1,15 @@
 """Faulting pages in from the kernel side (mm/gup.c): populate, and access to user memory."""
-from kernel.mm.memory import handle_mm_fault
 import errno
 
-EHWPOISON = 133          # not in Python's errno module; Linux asm-generic/errno.h
-
+from kernel.hostlimit import fatal_signal_pending
+from kernel.mm.memory import handle_mm_fault
 from kernel.mm.mm_types import (FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FAULT_OOM, VM_FAULT_HWPOISON,
                                 VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_MAJOR)
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW
 from kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_IO, VM_PFNMAP
 from kernel.mm.hugetlb import vma_kernel_pagesize
+
+EHWPOISON = 133          # not in Python's errno module; Linux asm-generic/errno.h
 
 
 def faultin_page(mm, vma, address, write):
@@ -39,7 +40,7 @@ def populate_vma_page_range(mm, start, end, write):
             continue
         step = vma_kernel_pagesize(vma)
         while addr < stop:
-            if faultin_page(mm, vma, addr, write) & VM_FAULT_ERROR:
+            if fatal_signal_pending() or faultin_page(mm, vma, addr, write) & VM_FAULT_ERROR:
                 return
             addr = (addr & ~(step - 1)) + step
 
@@ -48,7 +49,8 @@ def faultin_vma_page_range(mm, vma, start, end, write):
     """Fault in [start, end) of one VMA through handle_mm_fault, as the CPU would (no trap costs).
 
     Returns (pages done, -errno or 0): -EINVAL for a mapping that cannot be populated this way,
-    -ENOMEM, -EHWPOISON, -EFAULT (SIGBUS/SIGSEGV) as madvise(MADV_POPULATE_*) reports them.
+    -ENOMEM, -EHWPOISON, -EFAULT (SIGBUS/SIGSEGV) as madvise(MADV_POPULATE_*) reports them, -EINTR
+    when the run's host time limit (a fatal signal) interrupts it.
     """
     if vma.vm_flags & (VM_IO | VM_PFNMAP):
         return 0, -errno.EINVAL
@@ -57,6 +59,8 @@ def faultin_vma_page_range(mm, vma, start, end, write):
     done = 0
     step = vma_kernel_pagesize(vma)             # follow_hugetlb_page: one fault per huge page
     for addr in range(start & ~(step - 1), end, step):
+        if fatal_signal_pending():
+            return done, -errno.EINTR          # __get_user_pages: a fatal signal ends the walk
         ret = faultin_page(mm, vma, max(addr, start), write)
         if ret & VM_FAULT_MAJOR:
             mm.svc.stats['populate_major'] += 1

@@ -2,6 +2,7 @@
 import errno
 
 from emu.physmem import PAGE_SIZE
+from kernel.hostlimit import fatal_signal_pending
 from kernel.mm.gup import faultin_vma_page_range, faultin_page
 from kernel.mm.hugetlb import HPAGE_MASK, HPAGE_SIZE
 from kernel.mm.memory import zap_pte_range, fold_pte_dirty
@@ -77,6 +78,8 @@ def madvise_cold_or_pageout(mm, vma, start, end, pageout):
         return -errno.EINVAL
     rec = mm.svc.reclaim
     for page in _present_pages(mm, start, end):
+        if fatal_signal_pending():
+            return -errno.EINTR                # madvise_cold_or_pageout_pte_range
         if page.mapcount > 1:
             continue
         if pageout:
