@@ -409,3 +409,42 @@ def test_fault_around_on_a_cached_64mib_file_takes_one_sixteenth_of_the_faults()
         return count
     assert faults(4096) == 16384
     assert faults(65536) == 16384 // 16
+
+
+def test_do_wp_page_reuses_a_page_only_when_it_is_exclusive():
+    """do_wp_page after fork: a write to a copy-on-write page copies it while anything else maps or holds
+    it (mapcount or refcount above one), and reuses it in place once the writer is its only user."""
+    from kernel.mm.fork import dup_mm
+    e = Env()
+    a = do_mmap(e.mm, 0, 3 * 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
+    for i in range(3):
+        e.fault(a + i * 4096, write=True)
+        e.phys.write(e.mm.pgtables.translate(a + i * 4096), b'page%d' % i)
+    pfns = [pte_pfn(e.pte(a + i * 4096)) for i in range(3)]
+    pages = [e.frames.pages[p] for p in pfns]
+    child = dup_mm(None, e.mm)
+    cvma = child.vmas.vma_lookup(a)
+    for i in range(3):
+        assert not e.pte(a + i * 4096) & _PAGE_RW and not child.pgtables.get_pte(a + i * 4096) & _PAGE_RW
+        assert (pages[i].mapcount, pages[i].refcount) == (2, 2)
+    # page 0: mapped by both: the parent's write copies it; the child, now alone on it, reuses it
+    _, vmf = e.fault(a, write=True)
+    assert vmf.handler == 'do_wp_page(copy)' and pte_pfn(e.pte(a)) != pfns[0]
+    assert e.read_phys(a, 5) == b'page0' and (pages[0].mapcount, pages[0].refcount) == (1, 1)
+    _, vmf = handle_mm_fault(child, cvma, a, FAULT_FLAG_WRITE)
+    assert vmf.handler == 'do_wp_page(reuse)' and pte_pfn(child.pgtables.get_pte(a)) == pfns[0]
+    assert child.pgtables.get_pte(a) & _PAGE_RW
+    # page 1: the child unmapped it: the parent's write reuses it without a copy
+    assert do_munmap(child, a + 4096, 4096) == 0
+    copied = e.stats['pages_copied']
+    _, vmf = e.fault(a + 4096, write=True)
+    assert vmf.handler == 'do_wp_page(reuse)' and pte_pfn(e.pte(a + 4096)) == pfns[1]
+    assert e.stats['pages_copied'] == copied
+    # page 2: mapped once but held by someone else too (a pin, the swap cache): copy, never reuse
+    assert do_munmap(child, a + 8192, 4096) == 0
+    e.frames.get_page(pages[2])
+    assert (pages[2].mapcount, pages[2].refcount) == (1, 2)
+    _, vmf = e.fault(a + 8192, write=True)
+    assert vmf.handler == 'do_wp_page(copy)' and pte_pfn(e.pte(a + 8192)) != pfns[2]
+    assert e.read_phys(a + 8192, 5) == b'page2' and (pages[2].mapcount, pages[2].refcount) == (0, 1)
+    e.frames.put_page(pages[2])
