@@ -1,0 +1,1 @@
+"""System V IPC (ipc/): shared memory segments."""
