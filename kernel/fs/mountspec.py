@@ -1,6 +1,9 @@
 """Parsing of --mount HOST:GUEST[:rw|:ro] command-line options, and the default view of the host's
 shared libraries (or a --sysroot's) that dynamically linked programs need."""
+import errno
 import os
+
+from kernel.fs.errors import FsError
 
 # What a dynamically linked program needs from the host, as QEMU's user mode reads it (or from
 # qemu-x86_64 -L's directory): the library directories and the dynamic loader's configuration
@@ -33,7 +36,28 @@ def parse_mount_spec(spec):
         raise ValueError(f'guest path {guest!r} in mount spec {spec!r} must be absolute')
     if guest.rstrip('/') == '' :
         raise ValueError(f'cannot mount over the guest root in {spec!r}')
+    if in_proc(guest) and os.path.isdir(host):
+        raise ValueError(f'only a file can be mounted inside /proc in {spec!r} (the kernel fills its directories)')
     return host, guest, readonly
+
+
+def in_proc(guest):
+    """Is the guest path /proc or inside it?"""
+    return guest == '/proc' or guest.startswith('/proc/')
+
+
+def proc_mountpoint(vfs, guest):
+    """The mount point of a host file overlaid on /proc: proc lets nobody create names, so a missing
+    one is registered as an empty synthetic file that the host file covers (the kernel's own file
+    of that name, registered later, stays covered: the overlay's content is what the guest reads)."""
+    if not in_proc(guest):
+        return
+    try:
+        vfs.lookup(guest)
+    except FsError as e:
+        if e.errno != errno.ENOENT:
+            raise
+        vfs.register_synth(guest, lambda: b'')
 
 
 def lib_view(sysroot='/'):

@@ -3,7 +3,7 @@ from kernel.fs.devfs import DevFs
 from kernel.fs.diskfs import DiskFs
 from kernel.fs.errors import FsError
 from kernel.fs.hostfs import HostFs
-from kernel.fs.mountspec import lib_view
+from kernel.fs.mountspec import lib_view, proc_mountpoint
 from kernel.fs.procfs import ProcFs
 from kernel.fs.tmpfs import TmpFs
 from kernel.fs.vfs import Vfs
@@ -38,6 +38,7 @@ def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_
     if sysroot is not None:
         mount_lib_view(vfs, sysroot, clock)
     for host, guest, readonly in host_mounts:
+        proc_mountpoint(vfs, guest)
         vfs.mount(HostFs(host, readonly, clock), guest)
     return vfs
 
