@@ -80,3 +80,20 @@ def test_vdso_in_maps_and_auxv(userland, tmp_path):
     assert '[vdso]' in names and '[vvar]' in names
     auxv = dict(mm.saved_auxv)
     assert auxv[33] == mm.vdso_base
+
+
+def test_an_ordinary_major_fault_waits_for_its_io(userland):
+    """NOWAIT is for faults at the vDSO's exception-table IPs only: a program that never calls
+    prefetch_page() takes every fault the ordinary way, a cold file page's fault sleeps until the disk
+    completes its read (at least one whole read latency of I/O wait) and no fault is retried."""
+    from conftest import DATA
+    from kernel.block.params import DiskParams
+    r = run_guest(os.path.join(userland, 'filemap'), ['/data/big.bin'], mounts=[(DATA, '/data', False)])
+    assert r.exit_code == 0 and r.stdout.endswith(b'ok\n')
+    s = r.stats
+    assert s['nowait_faults'] == 0 and s['vdso_fixups'] == 0
+    assert s['major_faults'] >= 1 and s['page_faults'] == s['minor_faults'] + s['major_faults']
+    latency = DiskParams().read_latency_us * 1e-6 * s['freq_hz']
+    reads = s['fault_breakdown']['do_read_fault']
+    assert reads['count'] >= s['major_faults'] and reads.get('wait_io', 0) >= latency
+    assert s['iowait_cycles'] >= latency
