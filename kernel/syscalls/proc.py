@@ -250,13 +250,13 @@ def sys_rt_sigaction(k, t, sig, act, oact, sigsetsize, *_):
     if sigsetsize != 8:
         return -errno.EINVAL
     sig = _s32(sig)
-    if not 1 <= sig <= 64 or (act and sig in (SIGKILL, SIGSTOP)):
-        return -errno.EINVAL
     new = None
-    if act:
+    if act:                          # copied in before do_sigaction validates the signal
         new = t.umem.read(act, 32)
         if new is None:
             return -errno.EFAULT
+    if not 1 <= sig <= 64 or (act and sig in (SIGKILL, SIGSTOP)):
+        return -errno.EINVAL
     if oact and not t.umem.write(oact, t.sigactions.get(sig, bytes(32))):
         return -errno.EFAULT
     if new is not None:

@@ -1,0 +1,141 @@
+/*
+ * errtable: system calls with one bad argument each, through syscall(2) (no glibc checks in between),
+ * printing the call and the errno it failed with. tests/test_errno_native.py compares the lines with
+ * the same program run natively.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#define BAD ((void *)1)                 /* an address that is never mapped */
+#define KADDR ((void *)0xffffffff81000000UL)   /* a kernel address */
+
+static void row(const char *what, long ret)
+{
+	printf("%-44s %s\n", what, ret < 0 ? strerrorname_np(errno) : ret == 0 ? "0" : "ok");
+}
+
+#define T(what, call) do { errno = 0; row(what, (long)(call)); } while (0)
+
+int main(void)
+{
+	struct stat st;
+	struct timespec ts;
+	struct rlimit rl;
+	char buf[64];
+	int p[2];
+	if (pipe(p))
+		return 1;
+	int fd = open("/proc/self/maps", O_RDONLY);
+
+	T("fstat(bad fd)", syscall(SYS_fstat, 999, &st));
+	T("fstat(-1)", syscall(SYS_fstat, -1, &st));
+	T("fstat(NULL buf)", syscall(SYS_fstat, 0, NULL));
+	T("fstat(unmapped buf)", syscall(SYS_fstat, 0, BAD));
+	T("fstat(kernel buf)", syscall(SYS_fstat, 0, KADDR));
+	T("newfstatat(NULL path)", syscall(SYS_newfstatat, AT_FDCWD, NULL, &st, 0));
+	T("newfstatat(bad flags)", syscall(SYS_newfstatat, AT_FDCWD, "/", &st, 0x40000000));
+	T("stat(missing)", syscall(SYS_stat, "/no/such/file", &st));
+	T("stat(NULL buf)", syscall(SYS_stat, "/", NULL));
+	T("stat(empty path)", syscall(SYS_stat, "", &st));
+	T("open(NULL)", syscall(SYS_open, NULL, O_RDONLY));
+	T("open(empty)", syscall(SYS_open, "", O_RDONLY));
+	T("open(missing)", syscall(SYS_open, "/no/such/file", O_RDONLY));
+	T("open(dir for write)", syscall(SYS_open, "/", O_WRONLY));
+	T("open(file as dir)", syscall(SYS_open, "/proc/self/maps/x", O_RDONLY));
+	T("read(bad fd)", syscall(SYS_read, 999, buf, 1));
+	T("read(write end)", syscall(SYS_read, p[1], buf, 1));
+	T("read(NULL buf)", syscall(SYS_read, fd, NULL, 16));
+	T("write(read end)", syscall(SYS_write, p[0], "x", 1));
+	T("write(unmapped buf)", syscall(SYS_write, p[1], BAD, 1));
+	T("pread64(pipe)", syscall(SYS_pread64, p[0], buf, 1, 0));
+	T("pread64(negative offset)", syscall(SYS_pread64, fd, buf, 1, -1));
+	T("readv(NULL iov)", syscall(SYS_readv, fd, NULL, 1));
+	T("readv(too many iov)", syscall(SYS_readv, fd, buf, 100000));
+	T("lseek(pipe)", syscall(SYS_lseek, p[0], 0, SEEK_SET));
+	T("lseek(bad whence)", syscall(SYS_lseek, fd, 0, 99));
+	T("lseek(negative)", syscall(SYS_lseek, fd, -10, SEEK_SET));
+	T("close(bad fd)", syscall(SYS_close, 999));
+	T("dup(bad fd)", syscall(SYS_dup, 999));
+	T("dup2(to negative)", syscall(SYS_dup2, 0, -1));
+	T("dup3(same fd)", syscall(SYS_dup3, 0, 0, 0));
+	T("dup3(bad flags)", syscall(SYS_dup3, 0, 5, 1));
+	T("fcntl(bad cmd)", syscall(SYS_fcntl, 0, 9999));
+	T("fcntl(bad fd)", syscall(SYS_fcntl, 999, F_GETFD));
+	T("pipe(NULL)", syscall(SYS_pipe, NULL));
+	T("pipe2(bad flags)", syscall(SYS_pipe2, p, 0x7fff));
+	T("ioctl(pipe, TCGETS)", syscall(SYS_ioctl, p[0], 0x5401, buf));
+	T("mmap(len 0)", syscall(SYS_mmap, 0, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+	T("mmap(no type)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_ANONYMOUS, -1, 0));
+	T("mmap(bad fd)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_PRIVATE, 999, 0));
+	T("mmap(unaligned offset)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_PRIVATE, fd, 1));
+	T("mmap(huge)", syscall(SYS_mmap, 0, 1UL << 62, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+	T("mmap(pipe)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_PRIVATE, p[0], 0));
+	T("munmap(unaligned)", syscall(SYS_munmap, 4097, 4096));
+	T("munmap(len 0)", syscall(SYS_munmap, 0x10000000, 0));
+	T("mprotect(unaligned)", syscall(SYS_mprotect, 4097, 4096, PROT_READ));
+	T("mprotect(unmapped)", syscall(SYS_mprotect, 0x10000000, 4096, PROT_READ));
+	T("mprotect(bad prot)", syscall(SYS_mprotect, 0x10000000, 4096, 0x100));
+	T("madvise(bad advice)", syscall(SYS_madvise, 0x10000000, 4096, 9999));
+	T("madvise(unmapped)", syscall(SYS_madvise, 0x10000000, 4096, MADV_DONTNEED));
+	T("mremap(unaligned)", syscall(SYS_mremap, 4097, 4096, 8192, 0, 0));
+	T("msync(bad flags)", syscall(SYS_msync, 0x10000000, 4096, 0xff));
+	T("brk(0)", syscall(SYS_brk, 0) > 0 ? 1 : -1);
+	T("clock_gettime(bad clock)", syscall(SYS_clock_gettime, 999, &ts));
+	T("clock_gettime(NULL)", syscall(SYS_clock_gettime, CLOCK_MONOTONIC, NULL));
+	T("clock_getres(bad clock)", syscall(SYS_clock_getres, 999, &ts));
+	T("nanosleep(NULL)", syscall(SYS_nanosleep, NULL, NULL));
+	ts.tv_sec = 0;
+	ts.tv_nsec = 2000000000;
+	T("nanosleep(bad nsec)", syscall(SYS_nanosleep, &ts, NULL));
+	T("gettimeofday(unmapped)", syscall(SYS_gettimeofday, BAD, NULL));
+	T("uname(NULL)", syscall(SYS_uname, NULL));
+	T("getcwd(NULL)", syscall(SYS_getcwd, NULL, 64));
+	T("getcwd(size 1)", syscall(SYS_getcwd, buf, 1));
+	T("chdir(missing)", syscall(SYS_chdir, "/no/such/dir"));
+	T("chdir(file)", syscall(SYS_chdir, "/proc/self/maps"));
+	T("chdir(NULL)", syscall(SYS_chdir, NULL));
+	T("getrlimit(bad resource)", syscall(SYS_getrlimit, 999, &rl));
+	T("getrlimit(NULL)", syscall(SYS_getrlimit, RLIMIT_NOFILE, NULL));
+	T("prlimit64(bad pid)", syscall(SYS_prlimit64, 999999, RLIMIT_NOFILE, NULL, &rl));
+	T("rt_sigaction(SIGKILL)", syscall(SYS_rt_sigaction, SIGKILL, BAD, NULL, 8));
+	T("rt_sigaction(bad signal)", syscall(SYS_rt_sigaction, 999, NULL, NULL, 8));
+	T("rt_sigaction(bad sigsetsize)", syscall(SYS_rt_sigaction, SIGUSR1, NULL, NULL, 4));
+	T("rt_sigprocmask(bad how)", syscall(SYS_rt_sigprocmask, 99, buf, NULL, 8));
+	T("rt_sigprocmask(unmapped set)", syscall(SYS_rt_sigprocmask, SIG_BLOCK, BAD, NULL, 8));
+	T("kill(bad signal)", syscall(SYS_kill, getpid(), 999));
+	T("kill(no such pid)", syscall(SYS_kill, 999999, 0));
+	T("tgkill(bad tgid)", syscall(SYS_tgkill, 0, 1, SIGUSR1));
+	T("wait4(no children)", syscall(SYS_wait4, -1, NULL, 0, NULL));
+	T("wait4(bad options)", syscall(SYS_wait4, -1, NULL, 0x7fff, NULL));
+	T("sched_getaffinity(size 0)", syscall(SYS_sched_getaffinity, 0, 0, buf));
+	T("sched_getaffinity(NULL)", syscall(SYS_sched_getaffinity, 0, 64, NULL));
+	T("getrandom(NULL)", syscall(SYS_getrandom, NULL, 16, 0));
+	T("getrandom(bad flags)", syscall(SYS_getrandom, buf, 16, 0xff));
+	T("futex(bad op)", syscall(SYS_futex, buf, 99, 0, NULL, NULL, 0));
+	T("futex(unmapped)", syscall(SYS_futex, BAD, 0 /* WAIT */, 0, NULL, NULL, 0));
+	T("execve(NULL)", syscall(SYS_execve, NULL, NULL, NULL));
+	T("execve(missing)", syscall(SYS_execve, "/no/such/prog", NULL, NULL));
+	T("unlink(missing)", syscall(SYS_unlink, "/no/such/file"));
+	T("unlink(NULL)", syscall(SYS_unlink, NULL));
+	T("mkdir(NULL)", syscall(SYS_mkdir, NULL, 0755));
+	T("rmdir(missing)", syscall(SYS_rmdir, "/no/such/dir"));
+	T("readlink(NULL buf)", syscall(SYS_readlink, "/proc/self/exe", NULL, 64));
+	T("readlink(size 0)", syscall(SYS_readlink, "/proc/self/exe", buf, 0));
+	T("fstatfs(NULL)", syscall(SYS_fstatfs, fd, NULL));
+	T("statfs(missing)", syscall(SYS_statfs, "/no/such", buf));
+	T("poll(unmapped fds)", syscall(SYS_poll, BAD, 1, 0));
+	T("sigaltstack(unmapped)", syscall(SYS_sigaltstack, BAD, NULL));
+	T("set_tid_address(any)", syscall(SYS_set_tid_address, BAD) > 0 ? 1 : -1);
+	return 0;
+}
