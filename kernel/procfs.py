@@ -3,6 +3,7 @@ self/status, meminfo, vmstat, sys/vm/*."""
 import errno
 
 from kernel.fs import FsError
+from kernel.fs.mount import register_mount_procfs
 from kernel.ipc.shm import register_shm_procfs
 from kernel.mm.hugetlb import register_hugetlb_procfs, vma_kernel_pagesize
 from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
@@ -240,6 +241,7 @@ def register_procfs(k):
         lambda d: _set_fault_around(k, d))
     register_hugetlb_procfs(k)
     register_shm_procfs(k)
+    register_mount_procfs(k)
     register_sysctl_vm(k)
     register_kpageflags(k)
     k.vfs.register_synth_symlink('/proc/self/exe', lambda: k.current.exe_path if k.current else '/')

@@ -72,3 +72,48 @@ def test_shm_without_huge_pages_in_process(userland):
     g = run_guest(prog)
     assert g.exit_code == 0, g.stderr
     assert g.stdout == _native(prog, [], ['-i'])
+
+
+# ---- mount / umount2 and the mount table in /proc --------------------------------------------------------
+def test_mount_matches_native(userland):
+    """tmpfs and hugetlbfs mounts: their mountinfo and mounts lines, size=/nr_inodes= limits, statfs,
+    remount, EBUSY (open file, cwd, mapping, submount), MNT_EXPIRE, MNT_DETACH, ENODEV/ENOENT/ENOTDIR/
+    EINVAL/EFAULT/EPERM, hugetlbfs pagesize=/size=/min_size= with the pool's reservations: as natively
+    in a private mount namespace."""
+    prog = os.path.join(BUILD, 'mounttest')
+    with _native_huge_pages(HUGE_POOL):
+        native = _native(prog, ['huge'], ['-m'])
+    guest = _guest_cli(prog, ['huge'], HUGE_POOL)
+    assert guest.decode() == native.decode()
+    assert b'hugetlbfs none rw,mode=1770,nr_inodes=3,pagesize=2M,size=4194304,min_size=2097152' in guest
+
+
+def test_mount_without_huge_pages_in_process(userland):
+    prog = os.path.join(BUILD, 'mounttest')
+    g = run_guest(prog)
+    assert g.exit_code == 0, g.stderr
+    assert g.stdout == _native(prog, [], ['-m'])
+
+
+def test_proc_mountinfo_lists_the_guest_mount_table(userland, tmp_path):
+    """/proc/self/mountinfo and /proc/mounts (fs/proc_namespace.c formats) list /, /tmp, /dev, /proc,
+    --mount directories and the program's own file mount, each child's parent id being the root's;
+    only 2 MiB pages are configured, so hugetlbfs pagesize=1G is EINVAL (as on a Linux without a
+    1 GiB hstate)."""
+    prog = os.path.join(BUILD, 'mounttest')
+    g = run_guest(prog, ['show'], mounts=[(str(tmp_path), '/data', False)])
+    assert g.exit_code == 0, g.stderr
+    info = [line.split()[1:] for line in g.stdout.decode().splitlines() if line.startswith('mountinfo:')]
+    mounts = [line.split()[1:] for line in g.stdout.decode().splitlines() if line.startswith('mounts:')]
+    by_point = {f[4]: f for f in info}
+    root = by_point['/']
+    assert root[1] == root[0] and root[6:] == ['-', 'ext4', '/dev/nvme0n1p1', 'rw']
+    for point, fstype, opts in (('/tmp', 'tmpfs', 'rw'), ('/dev', 'devtmpfs', 'rw,mode=755'),
+                                ('/proc', 'proc', 'rw'), ('/data', '9p', 'rw'), ('/bin/mounttest', '9p', 'ro')):
+        f = by_point[point]
+        assert f[1] == root[0] and f[3] == '/' and f[6] == '-' and f[7] == fstype and f[9] == opts, f
+        assert f[5] == opts.split(',')[0] + ',relatime'
+    assert len({f[0] for f in info}) == len(info)                      # unique mount ids
+    assert [m[1] for m in mounts] == [f[4] for f in info]              # same table, same order
+    assert all(m[-2:] == ['0', '0'] for m in mounts)
+    assert 'hugetlbfs pagesize=1G: Invalid argument' in g.stdout.decode()

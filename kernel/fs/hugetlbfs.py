@@ -3,9 +3,12 @@ MAP_HUGETLB memory (an unlinked file per mapping) and memfd_create(MFD_HUGETLB).
 straight from the huge pages; fallocate takes (and clears) pool pages; sizes are multiples of 2 MiB."""
 import errno
 
+from kernel.fs.dir import MemDir
 from kernel.fs.errors import FsError
 from kernel.fs.regfile import PagedFile
+from kernel.fs.stat import S_IFDIR
 from kernel.fs.superblock import SuperBlock
+from kernel.fs.symlink import Symlink
 from kernel.mm.hugetlb import HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE, HUGETLBFS_MAGIC
 
 
@@ -68,11 +71,21 @@ class HugetlbFile(PagedFile):
     def alloc_file_page(self, idx):
         """The pool page for huge index idx, newly allocated (from this file's reservation if it has
         one) and cleared, added to the file; None when the pool has none."""
-        h = self.h
+        h, sb = self.h, self.sb
         use_resv = idx in self.resv
-        head = h.dequeue_huge_page(use_resv)
+        from_subpool_resv = False
+        if not use_resv:
+            from_subpool_resv = sb.subpool_get()
+            if from_subpool_resv is None:
+                return None
+        head = h.dequeue_huge_page(use_resv or from_subpool_resv)
         if head is None:
+            if not use_resv:
+                sb.subpool_unget(from_subpool_resv)
             return None
+        if use_resv:
+            sb.used_hpages += 1
+            sb.subpool_absorb()
         self.resv.discard(idx)
         h.clear_huge_page(head)
         head.mapping = self
@@ -86,6 +99,7 @@ class HugetlbFile(PagedFile):
         if head is not None:
             head.mapping = None
             self.h.put_huge_page(head)
+            self.sb.subpool_put(self.sb.rsv_wanted())
 
     def _release_resv(self, first):
         drop = [i for i in self.resv if i >= first]
@@ -148,19 +162,124 @@ class HugetlbFile(PagedFile):
 
 
 class HugetlbFs(SuperBlock):
-    """The internal hugetlbfs mount (hugetlbfs_vfsmount) behind MAP_HUGETLB and MFD_HUGETLB."""
+    """A hugetlbfs instance: the internal one (hugetlbfs_vfsmount, no root) behind MAP_HUGETLB and
+    MFD_HUGETLB, or a mounted one (mount -t hugetlbfs) with a root directory, nr_inodes= and a
+    subpool (hugepage_subpool): size= caps the huge pages its files hold, min_size= keeps that many
+    reserved in the pool while it is mounted."""
     fstype = 'hugetlbfs'
     magic = HUGETLBFS_MAGIC
     file_class = HugetlbFile
+    dir_class = MemDir
+    symlink_class = Symlink
 
-    def __init__(self, hstate, clock=None, dev=0):
+    def __init__(self, hstate, clock=None, dev=0, root_mode=None, uid=0, gid=0, max_inodes=None,
+                 max_hpages=None, min_hpages=None):
         super().__init__(clock, dev=dev)
         self.hstate = hstate
+        self.mode, self.uid, self.gid = root_mode, uid, gid
+        self.max_inodes = None
+        self.max_hpages, self.min_hpages = max_hpages, min_hpages
+        self.used_hpages = 0               # pages its files hold (subpool used_hpages)
+        self.rsv_hpages = 0                # pool pages reserved for it by min_size= and not in use
+        if root_mode is not None:
+            self.root = self.new_dir(S_IFDIR | root_mode, uid, gid, None)
+        self.max_inodes = max_inodes
+
+    def alloc_ino(self):
+        """hugetlbfs_dec_free_inodes: ENOSPC once nr_inodes files and directories exist."""
+        if self.max_inodes is not None and self.ninodes >= self.max_inodes:
+            raise FsError(errno.ENOSPC)
+        return super().alloc_ino()
+
+    def fill_subpool(self):
+        """hugepage_new_subpool: reserve min_size's pages in the pool (-ENOMEM when it cannot)."""
+        if self.min_hpages:
+            h = self.hstate
+            if h.available() < self.min_hpages:
+                return -errno.ENOMEM
+            h.resv_huge_pages += self.min_hpages
+            self.rsv_hpages = self.min_hpages
+        return 0
+
+    def kill_sb(self):
+        """The mount went away (kill_litter_super): its files that nothing holds open give their huge
+        pages back, and the pool reservation min_size= still holds is released."""
+        dirs = [self.root] if self.root is not None else []
+        while dirs:
+            d = dirs.pop()
+            for _name, inode in d.entries():
+                if inode.is_dir():
+                    dirs.append(inode)
+                elif isinstance(inode, HugetlbFile) and inode.refs == 0:
+                    inode.evict()
+        self.hstate.resv_huge_pages -= self.rsv_hpages
+        self.rsv_hpages = 0
+
+    def subpool_absorb(self):
+        """A page reserved by a mapping was used while min_size= still holds pool pages: in Linux that
+        mapping's reservation came out of the subpool's (hugepage_subpool_get_pages), so one of those
+        goes back to the pool."""
+        if self.rsv_hpages:
+            self.rsv_hpages -= 1
+            self.hstate.resv_huge_pages -= 1
+
+    def subpool_get(self):
+        """hugepage_subpool_get_pages for one page not reserved by a mapping: None when size= is used
+        up, True when it comes out of the min_size= reservation, False when from the free pool."""
+        if self.max_hpages is not None and self.used_hpages >= self.max_hpages:
+            return None
+        self.used_hpages += 1
+        if self.rsv_hpages:
+            self.rsv_hpages -= 1
+            return True
+        return False
+
+    def rsv_wanted(self):
+        """hugepage_subpool_put_pages: a page given back below min_size= returns to the reservation."""
+        self.used_hpages -= 1
+        return self.min_hpages is not None and self.used_hpages < self.min_hpages
+
+    def subpool_unget(self, from_resv):
+        """Undo subpool_get when the pool had no page after all."""
+        self.used_hpages -= 1
+        if from_resv:
+            self.rsv_hpages += 1
+
+    def subpool_put(self, to_resv):
+        """Keep a freed page reserved for min_size=."""
+        if to_resv:
+            self.rsv_hpages += 1
+            self.hstate.resv_huge_pages += 1
+
+    def show_options(self):
+        """hugetlbfs_show_options."""
+        out = ''
+        if self.uid:
+            out += ',uid=%d' % self.uid
+        if self.gid:
+            out += ',gid=%d' % self.gid
+        if self.mode is not None and self.mode != 0o755:
+            out += ',mode=%o' % self.mode
+        if self.max_inodes is not None:
+            out += ',nr_inodes=%d' % self.max_inodes
+        out += ',pagesize=%dM' % (HPAGE_SIZE >> 20)
+        if self.max_hpages is not None:
+            out += ',size=%d' % (self.max_hpages << HPAGE_SHIFT)
+        if self.min_hpages is not None:
+            out += ',min_size=%d' % (self.min_hpages << HPAGE_SHIFT)
+        return out
 
     def statfs(self):
+        """hugetlbfs_statfs: block counts in huge pages from the subpool when size= is set."""
         st = super().statfs()
         st.f_bsize = st.f_frsize = HPAGE_SIZE
         st.f_namelen = 255
+        if self.max_hpages is not None:
+            st.f_blocks = self.max_hpages
+            st.f_bfree = st.f_bavail = self.max_hpages - self.used_hpages
+        if self.max_inodes is not None:
+            st.f_files = self.max_inodes
+            st.f_ffree = self.max_inodes - self.ninodes
         return st
 
 

@@ -106,4 +106,7 @@ class TmpFs(SuperBlock):
         if self.max_pages is not None:
             st.f_blocks = self.max_pages
             st.f_bfree = st.f_bavail = max(0, self.max_pages - self.used_pages)
+        if self.max_inodes is not None:
+            st.f_files = self.max_inodes
+            st.f_ffree = max(0, self.max_inodes - self.ninodes)
         return st

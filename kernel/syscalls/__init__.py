@@ -94,5 +94,5 @@ def dispatch(kernel, task):
 from kernel.syscalls import mm as _mm, proc as _proc, fs as _fs, thread as _thread, timer as _timer, \
     poll as _poll   # noqa: E402,F401
 from kernel.syscalls import cred, prctl, rusage, statfs, pgrp, priority, mempolicy, pkeys, pidfd   # noqa: E402,F401
-from kernel.syscalls import ipc as _ipc   # noqa: E402,F401
+from kernel.syscalls import ipc as _ipc, mount as _mount   # noqa: E402,F401
 from kernel.syscalls import net as _net   # noqa: E402,F401
