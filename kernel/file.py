@@ -108,6 +108,7 @@ class FdTable:
         self.fds = {}
         self.cloexec = set()
         self.users = 1               # tasks sharing the table (CLONE_FILES)
+        self.nofile = NR_OPEN        # RLIMIT_NOFILE's soft limit: no descriptor at or above it (EMFILE)
 
     def close_all(self):
         """exit_files: the last task using the table is gone; every descriptor is closed."""
@@ -118,7 +119,7 @@ class FdTable:
         fd = minfd
         while fd in self.fds:
             fd += 1
-        if fd >= NR_OPEN:
+        if fd >= self.nofile:
             return -errno.EMFILE
         self.fds[fd] = f
         if cloexec:
@@ -136,6 +137,7 @@ class FdTable:
                 f.get()
             new.fds[fd] = f
         new.cloexec = set(self.cloexec)
+        new.nofile = self.nofile
         return new
 
     def close(self, fd):

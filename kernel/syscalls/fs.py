@@ -893,7 +893,7 @@ def sys_dup(k, t, fd, *_):
 
 
 def _dup_to(t, f, newfd, cloexec):
-    if not 0 <= newfd < 1024:            # newfd is an unsigned int: a negative one is huge
+    if not 0 <= newfd < t.files.nofile:  # newfd is an unsigned int: a negative one is huge
         return -errno.EBADF
     if newfd in t.files.fds:
         t.files.close(newfd)
@@ -932,7 +932,7 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
         return -errno.EBADF
     fd = _s32(fd)
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
-        if arg >= 1024:                  # f_dupfd: from >= RLIMIT_NOFILE
+        if arg >= t.files.nofile:        # f_dupfd: from >= RLIMIT_NOFILE
             return -errno.EINVAL
         if isinstance(f, OpenFile):
             f.get()

@@ -3,6 +3,7 @@ import errno
 import random
 import struct
 
+from kernel.file import NR_OPEN
 from kernel.cred import CAP_SYS_RESOURCE, capable
 from kernel.futex import BLOCKED
 from kernel.sigframe import STACK_T, SI_USER, dequeue_signal, do_sigaltstack, next_signal, pending_set, siginfo_kill
@@ -112,6 +113,8 @@ def sys_prlimit64(k, t, pid, res, new, old, *_):
         t.rlimits[res] = (cur, mx)
         if res == 3:
             t.mm.stack_rlimit = cur
+        elif res == 7:                   # RLIMIT_NOFILE: alloc_fd's bound
+            t.files.nofile = min(cur, NR_OPEN)   # (the table itself holds NR_OPEN at most)
     return 0
 
 
