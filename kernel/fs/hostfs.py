@@ -63,6 +63,47 @@ class HostNode:
         """Forget the host inode (close its descriptor)."""
         self.sb._forget(self)
 
+    # ---- extended attributes: the host inode's own (fs/9p/xattr.c forwards names to the server) --
+    @contextmanager
+    def _xattr_fd(self):
+        """A host descriptor of this file or directory; a symlink cannot be opened without being
+        followed, so it shows no attributes (ENODATA)."""
+        if isinstance(self, HostDir):
+            with self.sb._dirfd(self) as fd:
+                yield fd
+        elif isinstance(self, HostFile):
+            yield self.sb._file_fd(self)
+        else:
+            raise FsError(errno.ENODATA)
+
+    def _xattr_call(self, fn):
+        """Run fn(fd) on the host inode, host errors as FsError."""
+        with self._xattr_fd() as fd:
+            try:
+                return fn(fd)
+            except OSError as e:
+                raise from_oserror(e, self.hname) from None
+
+    def host_getxattr(self, name):
+        """fgetxattr on the host inode."""
+        return self._xattr_call(lambda fd: os.getxattr(fd, name))
+
+    def host_listxattr(self):
+        """flistxattr on the host inode ([] for a symlink)."""
+        if isinstance(self, HostSymlink):
+            return []
+        return self._xattr_call(os.listxattr)
+
+    def host_setxattr(self, name, value, flags):
+        """fsetxattr on the host inode (EROFS on a read-only mount)."""
+        self.check_writable()
+        self._xattr_call(lambda fd: os.setxattr(fd, name, value, flags))
+
+    def host_removexattr(self, name):
+        """fremovexattr on the host inode (EROFS on a read-only mount)."""
+        self.check_writable()
+        self._xattr_call(lambda fd: os.removexattr(fd, name))
+
 
 class HostDir(HostNode, Directory):
     """A host directory; entries are listed and looked up on the host each time."""

@@ -27,6 +27,7 @@ class Inode:
         self.rdev = rdev
         self.size = 0
         self.atime = self.mtime = self.ctime = sb.now()
+        self.btime = self.ctime          # birth time (ext4's and shmem's i_crtime): set once, here
         self.refs = 0
         self.evicted = False
 

@@ -408,12 +408,16 @@ class _StreamStat:
         self.atime = self.mtime = self.ctime = Timespec(0, 0)
 
 
-def _stat_bytes(obj):
+def kstat_of(obj):
+    """vfs_getattr's source for a looked-up object: the inode whose fields stat reports (a host
+    stream's stand-in for one)."""
     if isinstance(obj, HostStream):
-        obj = _StreamStat(obj)
-    elif isinstance(obj, OpenFile):
-        obj = obj.inode
-    return pack_stat(obj)
+        return _StreamStat(obj)
+    return obj.inode if isinstance(obj, OpenFile) else obj
+
+
+def _stat_bytes(obj):
+    return pack_stat(kstat_of(obj))
 
 
 @syscall(5, 'fstat')
