@@ -6,6 +6,7 @@ children that share the old one keep it, as Linux's reference-counted creds beha
 """
 from dataclasses import dataclass, replace
 
+from kernel.capability import capable  # noqa: F401  (the one capability check, re-exported)
 from kernel.fs.perm import Cred as FsCred
 
 # include/uapi/linux/capability.h
@@ -53,11 +54,6 @@ class Cred:
 
 
 INIT_CRED = Cred()          # the guest starts as root with every capability, as init does
-
-
-def capable(task, cap):
-    """capable(): does the task's effective set hold cap?"""
-    return bool(task.cred.cap_effective >> cap & 1)
 
 
 def issecure(cred, bit):

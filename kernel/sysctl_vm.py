@@ -4,7 +4,7 @@ modes, ranges (EINVAL outside them) and side effects."""
 import errno
 
 from kernel.fs import FsError
-from kernel.mm.vm_sysctl import CAP_SYS_RAWIO, task_capable
+from kernel.capability import CAP_SYS_RAWIO, capable
 
 INT_MAX = (1 << 31) - 1
 ULONG_MAX = (1 << 64) - 1
@@ -55,7 +55,7 @@ class VmSysctlTable:
 
     def write_mmap_min_addr(self, data):
         """mmap_min_addr_handler: only with CAP_SYS_RAWIO (EPERM); sets dac_mmap_min_addr."""
-        if not task_capable(self.k.current, CAP_SYS_RAWIO):
+        if not capable(self.k.current, CAP_SYS_RAWIO):
             raise FsError(errno.EPERM)
         v = proc_dointvec_minmax(data, 0, ULONG_MAX)
         if v is not None:

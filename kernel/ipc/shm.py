@@ -5,7 +5,7 @@ destroy-on-last-detach rule, shm_rmid_forced and the kernel.shm* sysctls are Lin
 import errno
 import struct
 
-from kernel.cred import CAP_IPC_LOCK, CAP_SYS_ADMIN, capable
+from kernel.capability import CAP_IPC_LOCK, CAP_IPC_OWNER, CAP_SYS_ADMIN, capable
 from kernel.file import OpenFile, O_RDONLY, O_RDWR
 from kernel.fs.errors import FsError
 from kernel.fs.hugetlbfs import hugetlb_file_setup
@@ -23,7 +23,6 @@ SHM_HUGE_SHIFT, SHM_HUGE_MASK = 26, 0x3F
 S_IRWXUGO, S_IRUGO, S_IWUGO, S_IXUGO = 0o777, 0o444, 0o222, 0o111
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_FIXED, MAP_NORESERVE = 0x01, 0x10, 0x4000
-CAP_IPC_OWNER = 15
 
 PAGE_SIZE = 4096
 SHMLBA = PAGE_SIZE

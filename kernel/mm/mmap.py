@@ -10,8 +10,8 @@ from kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot,
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm import hugetlb
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
-from kernel.mm.vm_sysctl import (CAP_SYS_RAWIO, OVERCOMMIT_NEVER, accountable_mapping, cap_mmap_addr,
-                                 task_capable, too_many_maps, vm_enough_memory, vma_pages)
+from kernel.mm import vm_sysctl
+from kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, accountable_mapping, too_many_maps, vm_enough_memory, vma_pages
 from kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
                            VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_GROWSDOWN, VM_NORESERVE, VM_LOCKED,
                            VM_ACCOUNT, VM_SOFTDIRTY, VM_LOCKONFAULT, VM_HUGETLB, VM_DONTEXPAND, VM_PFNMAP,
@@ -116,7 +116,7 @@ def mmap_min_addr(mm):
 
 def security_mmap_addr(mm, addr):
     """security_mmap_addr: below mmap_min_addr only with CAP_SYS_RAWIO (-EPERM); 0 if allowed."""
-    return cap_mmap_addr(mm.svc.sysctl, addr, task_capable(getattr(mm.svc.sched, 'current', None), CAP_SYS_RAWIO))
+    return vm_sysctl.security_mmap_addr(mm.svc, addr)
 
 
 def splits_needed(mm, start, end, changes=None):

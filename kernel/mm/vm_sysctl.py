@@ -3,12 +3,12 @@ accounting of overcommit_memory (mm/util.c __vm_enough_memory): the knobs' value
 defaults, and the checks that read them. /proc/sys/vm publishes them (kernel/sysctl_vm.py)."""
 import errno
 
+from kernel.capability import CAP_SYS_ADMIN, CAP_SYS_RAWIO, capable
 from kernel.mm.vma import VM_ACCOUNT, VM_HUGETLB, VM_NORESERVE, VM_SHARED, VM_WRITE
 
 OVERCOMMIT_GUESS, OVERCOMMIT_ALWAYS, OVERCOMMIT_NEVER = 0, 1, 2
 DEFAULT_MAX_MAP_COUNT = 65530           # include/linux/mm.h: USHRT_MAX - MAPCOUNT_ELF_CORE_MARGIN
 CONFIG_DEFAULT_MMAP_MIN_ADDR = 65536    # x86's default in security/Kconfig
-CAP_SYS_RAWIO, CAP_SYS_ADMIN = 17, 21
 
 
 class VmSysctl:
@@ -39,18 +39,24 @@ class VmSysctl:
         self.user_reserve_kbytes = min(free_kbytes * 3 // 100, 131072)
 
 
-def task_capable(task, cap):
-    """capable(cap) for a task: its effective capability set when it has one, else the root's (all)."""
-    caps = getattr(task, 'cap_effective', None)
-    return caps is None or bool(caps >> cap & 1)
+def current_task(svc):
+    """The task the kernel is working for (None at boot)."""
+    return getattr(svc.sched, 'current', None)
 
 
-def cap_mmap_addr(sysctl, addr, has_cap_sys_rawio=True):
+def cap_mmap_addr(sysctl, addr, has_cap_sys_rawio):
     """security/commoncap.c cap_mmap_addr: an address below mmap_min_addr needs CAP_SYS_RAWIO
     (-EPERM without it); 0 when allowed."""
     if addr < sysctl.dac_mmap_min_addr and not has_cap_sys_rawio:
         return -errno.EPERM
     return 0
+
+
+def security_mmap_addr(svc, addr):
+    """security_mmap_addr: cap_mmap_addr for the current task's CAP_SYS_RAWIO."""
+    if addr >= svc.sysctl.dac_mmap_min_addr:
+        return 0
+    return cap_mmap_addr(svc.sysctl, addr, capable(current_task(svc), CAP_SYS_RAWIO))
 
 
 def vma_pages(vma):
@@ -81,7 +87,7 @@ def _total_swap_pages(svc):
     return max(0, sc.area.nr_slots - 1) if sc is not None else 0
 
 
-def vm_enough_memory(mm, pages, cap_sys_admin=True, uncharged=0):
+def vm_enough_memory(mm, pages, uncharged=0):
     """__vm_enough_memory: may mm commit `pages` more pages? 0 or -ENOMEM, by overcommit_memory:
     GUESS refuses only a single request larger than RAM plus swap, ALWAYS never refuses, NEVER keeps
     the committed total below the commit limit (less the admin reserve for non-admins and, for a
@@ -96,7 +102,7 @@ def vm_enough_memory(mm, pages, cap_sys_admin=True, uncharged=0):
             return -errno.ENOMEM
         return 0
     allowed = vm_commit_limit(svc)
-    if not cap_sys_admin:
+    if not capable(current_task(svc), CAP_SYS_ADMIN):      # cap_vm_enough_memory
         allowed -= sc.admin_reserve_kbytes >> 2
     allowed -= min(mm.total_vm // 32, sc.user_reserve_kbytes >> 2)
     if vm_committed_pages(svc) - uncharged + pages < allowed:

@@ -6,6 +6,7 @@ follows, and the next header starts CMSG_ALIGN(cmsg_len) (8-byte aligned) furthe
 import errno
 import struct
 
+from kernel.capability import CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, capable
 from kernel.file import OpenFile
 
 SOL_SOCKET = 1
@@ -79,6 +80,20 @@ def scm_send(t, ctl):
     return scm
 
 
+def scm_check_creds(t, pid, uid, gid):
+    """scm_check_creds: credentials a sender may claim: its own pid (any with CAP_SYS_ADMIN), one of
+    its real/effective/saved uids (any with CAP_SETUID) and gids (any with CAP_SETGID); (uid_t)-1
+    is EINVAL, anything else EPERM."""
+    c = t.cred
+    if uid == 0xFFFFFFFF or gid == 0xFFFFFFFF:
+        return -errno.EINVAL
+    if ((pid == t.tgid or capable(t, CAP_SYS_ADMIN))
+            and (uid in (c.uid, c.euid, c.suid) or capable(t, CAP_SETUID))
+            and (gid in (c.gid, c.egid, c.sgid) or capable(t, CAP_SETGID))):
+        return 0
+    return -errno.EPERM
+
+
 def _scm_one(t, scm, ctype, clen, data):
     if ctype == SCM_RIGHTS:                            # scm_fp_copy
         num = len(data) // 4
@@ -92,10 +107,14 @@ def _scm_one(t, scm, ctype, clen, data):
                 return -errno.EBADF
             scm.fds.append(fget(f))
         return 0
-    if ctype == SCM_CREDENTIALS:                       # scm_check_creds: we run as root (CAP_SYS_ADMIN)
+    if ctype == SCM_CREDENTIALS:
         if clen != cmsg_len(UCRED.size):
             return -errno.EINVAL
-        scm.cred = UCRED.unpack(data)
+        cred = UCRED.unpack(data)
+        err = scm_check_creds(t, *cred)
+        if err:
+            return err
+        scm.cred = cred
         return 0
     return -errno.EINVAL
 
