@@ -6,18 +6,12 @@ children that share the old one keep it, as Linux's reference-counted creds beha
 """
 from dataclasses import dataclass, replace
 
-from kernel.capability import capable  # noqa: F401  (the one capability check, re-exported)
+from kernel.capability import (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,  # noqa: F401
+                               CAP_FS_MASK, CAP_FULL_SET, CAP_IPC_LOCK, CAP_KILL, CAP_LAST_CAP, CAP_LINUX_IMMUTABLE,
+                               CAP_MAC_OVERRIDE, CAP_MKNOD, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_ADMIN,
+                               CAP_SYS_NICE, CAP_SYS_RESOURCE, capable)
 from kernel.fs.perm import Cred as FsCred
 
-# include/uapi/linux/capability.h
-CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID = 0, 1, 2, 3, 4
-CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_LINUX_IMMUTABLE = 5, 6, 7, 8, 9
-CAP_IPC_LOCK, CAP_SYS_ADMIN, CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_MKNOD, CAP_MAC_OVERRIDE = 14, 21, 23, 24, 27, 32
-CAP_LAST_CAP = 40                      # CAP_CHECKPOINT_RESTORE
-CAP_FULL_SET = (1 << (CAP_LAST_CAP + 1)) - 1
-# the capabilities a change of fsuid to or from root drops or raises (CAP_FS_MASK)
-CAP_FS_MASK = sum(1 << c for c in (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
-                                   CAP_LINUX_IMMUTABLE, CAP_MKNOD, CAP_MAC_OVERRIDE))
 # include/uapi/linux/securebits.h
 SECURE_NO_SETUID_FIXUP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED = 2, 4, 5
 NGROUPS_MAX = 65536
@@ -45,8 +39,9 @@ class Cred:
     securebits: int = 0
 
     def fs_cred(self):
-        """The credentials file permission checks use (fsuid, fsgid, groups)."""
-        return FsCred(self.fsuid, self.fsgid, self.groups)
+        """The credentials file permission checks use (fsuid, fsgid, groups, effective capabilities,
+        and euid/egid for the checks that take those, as sysctl files do)."""
+        return FsCred(self.fsuid, self.fsgid, self.groups, self.cap_effective, self.euid, self.egid)
 
     def change(self, **fields):
         """prepare_creds + the changes: a new Cred."""

@@ -353,7 +353,13 @@ class Kernel:
             raise ExecError("%s: not a regular file" % shown_path, errno.EACCES)
         if not inode.mode & 0o111:
             raise ExecError("%s: not executable (mode %o)" % (shown_path, inode.mode & 0o7777), errno.EACCES)
-        return inode, b''.join(inode.read_page(i) for i in range((inode.size + 4095) // 4096))
+        # kernel_read through the page cache: a file just written (tmpfs, a fresh copy) may hold its
+        # bytes only in cached pages not yet written back to the inode's store
+        mapping = self.pagecache.mapping_of(inode)
+        pages = (mapping.pages.get(i) for i in range((inode.size + 4095) // 4096))
+        data = b''.join(bytes(self.phys.frame(pg.pfn)) if pg is not None else inode.read_page(i)
+                        for i, pg in enumerate(pages))
+        return inode, data[:inode.size]
 
     def load_image(self, guest_path, argv, envp, shown_path=None):
         """The program at guest_path in a new address space with its initial stack (binfmt_elf's
@@ -457,6 +463,8 @@ class Kernel:
         task.files.users -= 1
         if task.files.users == 0:
             task.files.close_all()
+        from kernel.syscalls.thread import exit_notify
+        exit_notify(self, task)
         if task.clear_child_tid and not task.group.group_exit:
             if task.umem.write(task.clear_child_tid, bytes(4)):
                 futex_wake(self, task, task.clear_child_tid, 1, private=False)

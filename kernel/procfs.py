@@ -236,7 +236,7 @@ def register_procfs(k):
     reg('/proc/self/comm', lambda: k.current.comm + '\n', lambda d: k.current.set_comm(d))
     reg('/proc/meminfo', lambda: proc_meminfo(k))
     reg('/proc/vmstat', lambda: proc_vmstat(k))
-    reg('/proc/sys/vm/drop_caches', lambda: '0\n', lambda d: write_drop_caches(k, d))
+    reg('/proc/sys/vm/drop_caches', lambda: '0\n', lambda d: write_drop_caches(k, d), 0o200)
     reg('/proc/sys/vm/fault_around_bytes', lambda: '%d\n' % k.mmsvc.fault_around_bytes,
         lambda d: _set_fault_around(k, d))
     register_hugetlb_procfs(k)

@@ -1,7 +1,11 @@
-"""Signal numbers and si_code names as Linux x86-64 defines them."""
+"""Signal numbers and si_code names as Linux x86-64 defines them; who may signal whom
+(kernel/signal.c check_kill_permission)."""
+import errno
+
+from kernel.capability import CAP_KILL, capable
 
 SIG_DFL, SIG_IGN = 0, 1
-SIGKILL, SIGSTOP = 9, 19
+SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
 IGNORED_BY_DEFAULT = {17, 18, 23, 28}          # SIGCHLD, SIGCONT, SIGURG, SIGWINCH
 UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
@@ -13,3 +17,21 @@ SIGNAL_NAMES = {1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP
 
 SI_CODE_NAMES = {(11, 1): 'SEGV_MAPERR', (11, 2): 'SEGV_ACCERR', (7, 1): 'BUS_ADRALN', (7, 2): 'BUS_ADRERR',
                  (7, 4): 'BUS_MCEERR_AR'}
+
+
+def kill_ok_by_cred(sender, target):
+    """The sender's real or effective uid is the target's real or saved uid, or it has CAP_KILL."""
+    c, tc = sender.cred, target.cred
+    return (c.euid in (tc.suid, tc.uid) or c.uid in (tc.suid, tc.uid)
+            or capable(sender, CAP_KILL))
+
+
+def check_kill_permission(sender, target, sig):
+    """May a user's signal (kill, tkill, sigqueue; signal 0 too) from sender reach target? 0, or
+    -EPERM for another process the sender's ids do not match, unless it is SIGCONT within the
+    sender's session."""
+    if sender is None or sender.tgid == target.tgid or kill_ok_by_cred(sender, target):
+        return 0
+    if sig == SIGCONT and target.group.session == sender.group.session:
+        return 0
+    return -errno.EPERM

@@ -1,5 +1,6 @@
 """struct task_struct: one thread of a process, with what it shares (mm, files, signal handlers)."""
 from kernel.cred import INIT_CRED
+from kernel.wait import WaitQueue
 
 
 class ThreadGroup:
@@ -22,6 +23,7 @@ class ThreadGroup:
         # guest's pid namespace, which read as 0 there (pid_vnr); fork copies them
         self.pgrp = self.session = 0
         self.session_leader = False
+        self.wait_pidfd = WaitQueue()  # struct pid's wait_pidfd: pollers of its pidfds, woken as threads exit
 
     def live_threads(self):
         return [t for t in self.threads if not t.exited]
@@ -67,7 +69,7 @@ class Task:
         self.restart_deadline = None # poll/select restarted after a wake-up keep their first deadline
         self.exit_signal = 0
         self.vfork_child = None      # the child process a vfork parent waits for
-        self.wait_for = None         # (pid, wstatus, rusage) while sleeping in wait4
+        self.wait_for = None         # while sleeping in wait4/waitid: retry() -> its result, None to sleep on
         self.pending_signals = 0     # thread-directed signals not yet delivered (or blocked)
         self.saved_sigmask = None    # rt_sigsuspend: the mask its handler's frame restores
         self.sigwait = None          # rt_sigtimedwait in progress: (signal set, siginfo address)
@@ -84,6 +86,7 @@ class Task:
         self.cred = INIT_CRED        # struct cred (kernel/cred.py), shared until one of them changes it
         self.no_new_privs = False
         self.pdeath_signal = 0
+        self.real_parent = None      # the thread that created this process (None: outside the guest)
         self.nice, self.policy, self.rt_priority = 0, 0, 0     # setpriority / sched_setscheduler
 
     def set_comm(self, name):

@@ -2,7 +2,7 @@
 import errno
 
 from kernel.fs.errors import FsError
-from kernel.fs.perm import MAY_EXEC, generic_permission
+from kernel.fs.perm import MAY_EXEC, inode_permission
 
 PATH_MAX = 4096
 NAME_MAX = 255
@@ -69,7 +69,7 @@ class Nameidata:
         """The current inode must be a directory we may search."""
         if not d.is_dir():
             raise FsError(errno.ENOTDIR)
-        generic_permission(d, MAY_EXEC, self.cred)
+        inode_permission(d, MAY_EXEC, self.cred)
 
     def step(self, d, name, follow):
         """walk_component: one name inside directory d, crossing mounts and (if follow) symlinks."""

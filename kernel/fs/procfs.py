@@ -3,6 +3,7 @@ import errno
 
 from kernel.fs.dir import Directory, MemDir
 from kernel.fs.errors import FsError
+from kernel.fs.perm import sysctl_perm
 from kernel.fs.stat import PROC_SUPER_MAGIC, S_IFDIR
 from kernel.fs.superblock import SuperBlock
 from kernel.fs.synth import SynthFile, SynthSymlink
@@ -10,8 +11,18 @@ from kernel.fs.synth import SynthFile, SynthSymlink
 PROC_ROOT_INO = 1
 
 
+class SysctlFile(SynthFile):
+    """A file under /proc/sys: its mode is checked as proc_sys_permission does (no capability
+    overrides it)."""
+
+    def permission(self, mask, cred):
+        """i_op->permission: sysctl_perm."""
+        sysctl_perm(self, mask, cred)
+
+
 class ProcDir(MemDir):
     """A proc directory: the guest's create/mkdir/unlink/... fail like missing inode operations."""
+    sysctl = False           # inside /proc/sys: its files are SysctlFiles
 
     # no inode operations for the guest: the refusals of the base Directory, not MemDir's
     create = Directory.create
@@ -30,7 +41,9 @@ class ProcDir(MemDir):
             if not child.is_dir():
                 raise FsError(errno.ENOTDIR)
             return child
-        return self.add_entry(name, self.sb.new_dir(S_IFDIR | mode, 0, 0, self))
+        child = self.add_entry(name, self.sb.new_dir(S_IFDIR | mode, 0, 0, self))
+        child.sysctl = self.sysctl or (self is self.sb.root and name == 'sys')
+        return child
 
     def proc_create(self, name, read_fn, write_fn=None, mode=None):
         """proc_create: add a SynthFile, or replace the callbacks of an existing one."""
@@ -42,7 +55,8 @@ class ProcDir(MemDir):
             if mode is not None:
                 child.mode = (child.mode & ~0o7777) | (mode & 0o7777)
             return child
-        return self.add_entry(name, SynthFile(self.sb, self.sb.alloc_ino(), read_fn, write_fn, mode))
+        cls = SysctlFile if self.sysctl else SynthFile
+        return self.add_entry(name, cls(self.sb, self.sb.alloc_ino(), read_fn, write_fn, mode))
 
     def proc_symlink(self, name, target_fn):
         """proc_symlink: add a symlink whose target is computed (str or callable)."""

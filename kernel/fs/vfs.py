@@ -11,7 +11,7 @@ from kernel.fs.inode import Inode
 from kernel.fs.mount import Mount
 from kernel.fs.namei import (LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, MAXSYMLINKS, PATH_MAX,
                              Nameidata, check_name, to_str_path)
-from kernel.fs.perm import MAY_WRITE, ROOT, generic_permission, may_create, may_delete
+from kernel.fs.perm import MAY_WRITE, ROOT, inode_permission, may_create, may_delete
 from kernel.fs.procfs import ProcDir
 from kernel.fs.stat import makedev
 from kernel.fs.synth import SynthFile
@@ -341,7 +341,7 @@ class Vfs:
         else:
             may_create(nd_, cred)
         if src.is_dir() and od is not nd_:
-            generic_permission(src, MAY_WRITE, cred)
+            inode_permission(src, MAY_WRITE, cred)
         if src in self._covered or (target is not None and target in self._covered):
             raise FsError(errno.EBUSY)
         od.rename(olast, nd_, nlast)
@@ -410,13 +410,13 @@ class Vfs:
                 raise FsError(errno.EROFS)
             if isinstance(inode, SynthFile) and not inode.writable:
                 raise FsError(errno.EACCES)
-        generic_permission(inode, mask, cred)
+        inode_permission(inode, mask, cred)
 
     def permission(self, inode, mask, cred=None):
         """inode_permission: EROFS for writes to a read-only fs, else the DAC check."""
         if mask & MAY_WRITE and inode.sb.readonly and not inode.is_chr():
             raise FsError(errno.EROFS)
-        generic_permission(inode, mask, cred)
+        inode_permission(inode, mask, cred)
 
     # ---- synthetic files (procfs) -------------------------------------------------------------------
     def _proc_dir_for(self, path, make_dirs):

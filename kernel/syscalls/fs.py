@@ -6,7 +6,9 @@ import struct
 from kernel.file import (OpenFile, HostStream, generic_file_read, generic_perform_write, O_ACCMODE, O_RDONLY,
                          O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC,
                          O_PATH, O_TMPFILE, O_NONBLOCK)
-from kernel.fs import FsError, pack_stat, pack_dirent64, Timespec
+from kernel.cred import SECURE_NO_SETUID_FIXUP, issecure
+from kernel.fs import FsError, Inode, pack_stat, pack_dirent64, Timespec
+from kernel.fs.perm import MAY_EXEC, MAY_WRITE, Cred as FsCred
 from kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
 from kernel.futex import BLOCKED
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
@@ -17,6 +19,7 @@ from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_REMOVEDIR = 0x200
+AT_EACCESS = 0x200
 AT_EMPTY_PATH = 0x1000
 SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE = 0, 1, 2, 3, 4
 PATH_MAX = 4096
@@ -66,6 +69,13 @@ def _file(t, fd):
     return t.files.get(_s32(fd))
 
 
+def _unseekable(f):
+    """No FMODE_LSEEK/FMODE_PREAD: host streams, pipes, sockets and files without positioned I/O
+    (secretmem): lseek, pread and pwrite are ESPIPE."""
+    return isinstance(f, HostStream) or isinstance(f.inode, (PipeEnd, SocketInode)) or \
+        getattr(f.inode, 'no_pread', False)
+
+
 # ---- open / close -----------------------------------------------------------------------------
 def do_sys_open(k, t, dirfd, upath, flags, mode):
     path = _get_path(t, upath)
@@ -83,11 +93,13 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
     if flags & O_TMPFILE == O_TMPFILE:
         return -errno.EOPNOTSUPP
     vfs = k.vfs
+    cred = t.cred.fs_cred()
+    created = False
     try:
         if flags & O_CREAT:
-            inode = vfs.create(full, (mode & 0o7777) & ~t.umask, exclusive=bool(flags & O_EXCL))
+            inode, created = vfs.lookup_open(full, (mode & 0o7777) & ~t.umask, bool(flags & O_EXCL), cred=cred)
         else:
-            inode = vfs.lookup(full, follow=not flags & O_NOFOLLOW)
+            inode = vfs.lookup(full, follow=not flags & O_NOFOLLOW, cred=cred)
     except FsError as e:
         return _fs_errno(e)
     kind = inode.mode & S_IFMT
@@ -105,6 +117,11 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
             return -errno.EROFS
         if want & 2 and isinstance(inode, SynthFile) and not inode.writable:
             return -errno.EACCES
+        if not created:                      # may_open: a file this open created needs no check
+            try:
+                vfs.may_open(inode, want, cred)
+            except FsError as e:
+                return _fs_errno(e)
         if kind == S_IFSOCK:
             return -errno.ENXIO              # a socket file opens only with O_PATH (bad_sock_fops)
     if flags & O_TRUNC and kind == S_IFREG and not flags & O_PATH and not isinstance(inode, SynthFile):
@@ -175,6 +192,8 @@ def __read_file(k, t, f, count, pos):
     if not f.readable:
         return -errno.EBADF
     inode = f.inode
+    if getattr(inode, 'no_read_write', False):
+        return -errno.EINVAL                 # no FMODE_CAN_READ (secretmem)
     if isinstance(inode, PipeEnd):
         return pipe_read(k, t, f, count, f.flags & O_NONBLOCK)
     if isinstance(inode, SocketInode):
@@ -213,6 +232,8 @@ def __write_file(k, t, f, data, pos):
     if not f.writable:
         return -errno.EBADF
     inode = f.inode
+    if getattr(inode, 'no_read_write', False):
+        return -errno.EINVAL                 # no FMODE_CAN_WRITE (secretmem)
     if isinstance(inode, PipeEnd):
         return pipe_write(k, t, f, data, f.flags & O_NONBLOCK)
     if isinstance(inode, SocketInode):
@@ -271,7 +292,7 @@ def sys_pread64(k, t, fd, buf, count, pos, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream) or isinstance(f.inode, (PipeEnd, SocketInode)):
+    if _unseekable(f):
         return -errno.ESPIPE
     pos = _s64(pos)
     if pos < 0:
@@ -284,7 +305,7 @@ def sys_pwrite64(k, t, fd, buf, count, pos, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream) or isinstance(f.inode, (PipeEnd, SocketInode)):
+    if _unseekable(f):
         return -errno.ESPIPE
     pos = _s64(pos)
     if pos < 0:
@@ -365,7 +386,7 @@ def sys_lseek(k, t, fd, off, whence, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream) or isinstance(f.inode, (PipeEnd, SocketInode)):
+    if _unseekable(f):
         return -errno.ESPIPE
     off = _s64(off)
     if getattr(f.inode, 'read_at', None) is not None and whence not in (SEEK_SET, SEEK_CUR):
@@ -432,29 +453,9 @@ def _stat_path(k, t, dirfd, upath, st, flags):
     flags &= 0xFFFFFFFF
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000):
         return -errno.EINVAL
-    path = _get_path(t, upath)
-    if isinstance(path, int):
-        return path
-    if not path:
-        if not flags & AT_EMPTY_PATH:
-            return -errno.ENOENT
-        if _s32(dirfd) == AT_FDCWD:
-            try:
-                obj = k.vfs.lookup(t.cwd)
-            except FsError as e:
-                return _fs_errno(e)
-        else:
-            obj = _file(t, dirfd)
-            if obj is None:
-                return -errno.EBADF
-    else:
-        full = _abs_at(t, dirfd, path)
-        if isinstance(full, int):
-            return full
-        try:
-            obj = k.vfs.lookup(full, follow=not flags & AT_SYMLINK_NOFOLLOW)
-        except FsError as e:
-            return _fs_errno(e)
+    obj = user_path_at(k, t, dirfd, upath, flags)
+    if isinstance(obj, int):
+        return obj
     return 0 if t.umem.write(st, _stat_bytes(obj)) else -errno.EFAULT
 
 
@@ -475,33 +476,74 @@ def sys_newfstatat(k, t, dirfd, path, st, flags, *_):
 
 @syscall(21, 'access')
 def sys_access(k, t, path, mode, *_):
-    return sys_faccessat(k, t, AT_FDCWD, path, mode)
+    return do_faccessat(k, t, AT_FDCWD, path, mode, 0)
+
+
+def access_override_creds(cred):
+    """The credentials access(2) checks with (fs/open.c): the real uid and gid as the filesystem
+    ones; the effective capabilities become the permitted set for a real root, none otherwise
+    (unless SECURE_NO_SETUID_FIXUP)."""
+    caps = cred.cap_effective
+    if not issecure(cred, SECURE_NO_SETUID_FIXUP):
+        caps = cred.cap_permitted if cred.uid == 0 else 0
+    return FsCred(cred.uid, cred.gid, cred.groups, caps, cred.euid, cred.egid)
+
+
+def do_faccessat(k, t, dirfd, upath, mode, flags):
+    """access/faccessat/faccessat2: may the caller (its real ids, or with AT_EACCESS its effective
+    ones) read, write or execute the file? A write on a read-only filesystem is EROFS."""
+    if mode & ~7:
+        return -errno.EINVAL
+    if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return -errno.EINVAL
+    cred = t.cred.fs_cred() if flags & AT_EACCESS else access_override_creds(t.cred)
+    inode = user_path_at(k, t, dirfd, upath, flags, cred)
+    if isinstance(inode, int):
+        return inode
+    if not isinstance(inode, Inode):
+        return 0                              # a descriptor without an inode (the host's streams)
+    try:
+        k.vfs.permission(inode, mode, cred)
+    except FsError as e:
+        return _fs_errno(e)
+    return 0
 
 
 @syscall(269, 'faccessat')
 def sys_faccessat(k, t, dirfd, upath, mode, *_):
-    if mode & ~7:
-        return -errno.EINVAL
-    path = _get_path(t, upath)
-    if isinstance(path, int):
-        return path
-    full = _abs_at(t, dirfd, path)
-    if isinstance(full, int):
-        return full
-    try:
-        inode = k.vfs.lookup(full)
-    except FsError as e:
-        return _fs_errno(e)
-    if mode & 2 and getattr(inode.sb, 'readonly', False):
-        return -errno.EROFS
-    if mode & 1 and not inode.mode & 0o111 and (inode.mode & S_IFMT) != S_IFDIR:
-        return -errno.EACCES
-    return 0
+    return do_faccessat(k, t, dirfd, upath, mode, 0)
 
 
 @syscall(439, 'faccessat2')
 def sys_faccessat2(k, t, dirfd, upath, mode, flags, *_):
-    return sys_faccessat(k, t, dirfd, upath, mode)
+    return do_faccessat(k, t, dirfd, upath, mode, flags & 0xFFFFFFFF)
+
+
+def user_path_at(k, t, dirfd, upath, flags, cred=None):
+    """The inode a user path names relative to dirfd (following a final symlink unless
+    AT_SYMLINK_NOFOLLOW; an empty path is dirfd itself with AT_EMPTY_PATH, else ENOENT), looked up
+    with cred (the task's filesystem credentials by default); or -errno. An open file without an
+    inode (a host stream) comes back as itself."""
+    path = _get_path(t, upath)
+    if isinstance(path, int):
+        return path
+    cred = t.cred.fs_cred() if cred is None else cred
+    if not path:
+        if not flags & AT_EMPTY_PATH:
+            return -errno.ENOENT
+        if _s32(dirfd) != AT_FDCWD:
+            f = _file(t, dirfd)
+            if f is None:
+                return -errno.EBADF
+            return f.inode if isinstance(f, OpenFile) else f
+        path = t.cwd
+    full = _abs_at(t, dirfd, path)
+    if isinstance(full, int):
+        return full
+    try:
+        return k.vfs.lookup(full, follow=not flags & AT_SYMLINK_NOFOLLOW, cred=cred)
+    except FsError as e:
+        return _fs_errno(e)
 
 
 # ---- directories, links ---------------------------------------------------------------------------
@@ -543,12 +585,14 @@ def sys_chdir(k, t, upath, *_):
     if isinstance(path, int):
         return path
     full = posixpath.normpath(_abs_at(t, AT_FDCWD, path))
+    cred = t.cred.fs_cred()
     try:
-        inode = k.vfs.lookup(full)
+        inode = k.vfs.lookup(full, cred=cred)
+        if (inode.mode & S_IFMT) != S_IFDIR:
+            return -errno.ENOTDIR
+        k.vfs.permission(inode, MAY_EXEC, cred)
     except FsError as e:
         return _fs_errno(e)
-    if (inode.mode & S_IFMT) != S_IFDIR:
-        return -errno.ENOTDIR
     t.cwd = full
     return 0
 
@@ -561,7 +605,7 @@ def _path_op(k, t, dirfd, upath, op):
     if isinstance(full, int):
         return full
     try:
-        op(full)
+        op(full, cred=t.cred.fs_cred())
     except FsError as e:
         return _fs_errno(e)
     return 0
@@ -569,12 +613,12 @@ def _path_op(k, t, dirfd, upath, op):
 
 @syscall(83, 'mkdir')
 def sys_mkdir(k, t, path, mode, *_):
-    return _path_op(k, t, AT_FDCWD, path, lambda p: k.vfs.mkdir(p, (mode & 0o7777) & ~t.umask))
+    return _path_op(k, t, AT_FDCWD, path, lambda p, cred: k.vfs.mkdir(p, (mode & 0o7777) & ~t.umask, cred=cred))
 
 
 @syscall(258, 'mkdirat')
 def sys_mkdirat(k, t, dirfd, path, mode, *_):
-    return _path_op(k, t, dirfd, path, lambda p: k.vfs.mkdir(p, (mode & 0o7777) & ~t.umask))
+    return _path_op(k, t, dirfd, path, lambda p, cred: k.vfs.mkdir(p, (mode & 0o7777) & ~t.umask, cred=cred))
 
 
 @syscall(84, 'rmdir')
@@ -605,7 +649,7 @@ def _rename(k, t, olddir, oldp, newdir, newp):
         if isinstance(x, int):
             return x
     try:
-        k.vfs.rename(fa, fb)
+        k.vfs.rename(fa, fb, cred=t.cred.fs_cred())
     except FsError as e:
         return _fs_errno(e)
     return 0
@@ -633,7 +677,7 @@ def sys_symlink(k, t, target, linkpath, *_):
     tgt = _get_path(t, target)
     if isinstance(tgt, int):
         return tgt
-    return _path_op(k, t, AT_FDCWD, linkpath, lambda p: k.vfs.symlink(tgt, p))
+    return _path_op(k, t, AT_FDCWD, linkpath, lambda p, cred: k.vfs.symlink(tgt, p, cred=cred))
 
 
 def _readlink(k, t, dirfd, upath, buf, size):
@@ -646,7 +690,7 @@ def _readlink(k, t, dirfd, upath, buf, size):
     if isinstance(full, int):
         return full
     try:
-        target = k.vfs.readlink(full)
+        target = k.vfs.readlink(full, cred=t.cred.fs_cred())
     except FsError as e:
         return _fs_errno(e)
     data = target.encode('utf-8', 'surrogateescape')[:size]
@@ -708,8 +752,11 @@ def sys_truncate(k, t, upath, length, *_):
     length = _s64(length)
     if length < 0:
         return -errno.EINVAL
+    cred = t.cred.fs_cred()
     try:
-        inode = k.vfs.lookup(_abs_at(t, AT_FDCWD, path))
+        inode = k.vfs.lookup(_abs_at(t, AT_FDCWD, path), cred=cred)
+        if inode.is_reg() and not inode.sb.readonly and not isinstance(inode, SynthFile):
+            k.vfs.permission(inode, MAY_WRITE, cred)          # vfs_truncate
     except FsError as e:
         return _fs_errno(e)
     return _truncate_inode(k, inode, length)

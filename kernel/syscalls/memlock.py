@@ -48,3 +48,12 @@ def mlockall_check(t, flags, mcl_current):
     if not flags & mcl_current or t.mm.total_vm <= limit or capable(t, CAP_IPC_LOCK):
         return 0
     return -errno.ENOMEM
+
+
+def mlock_future_ok(t, nbytes):
+    """mlock_future_ok: may nbytes more of locked memory be mapped (RLIMIT_MEMLOCK over the pages
+    already locked, or CAP_IPC_LOCK)?"""
+    if capable(t, CAP_IPC_LOCK):
+        return True
+    limit = task_rlimit(t, RLIMIT_MEMLOCK)[0] >> PAGE_SHIFT
+    return (nbytes >> PAGE_SHIFT) + _locked_pages(t.mm) <= limit

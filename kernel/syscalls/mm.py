@@ -57,6 +57,9 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
         r = do_mmap(t.mm, addr, length, prot, flags & ~MAP_ANONYMOUS, f, 0)
         f.put()
         return r
+    f_mmap = getattr(f.inode, 'mmap', None) if f is not None else None
+    if f_mmap is not None:                      # a file with its own ->mmap (secretmem)
+        return f_mmap(t, addr, length, prot, flags, f, off >> 12)
     return do_mmap(t.mm, addr, length, prot, flags, f, off >> 12)
 
 

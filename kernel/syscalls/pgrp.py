@@ -19,7 +19,8 @@ def find_process(k, pid):
     return task.group
 
 
-def _processes(k):
+def processes(k):
+    """Every process not yet reaped (its ThreadGroup), each once."""
     groups = {}
     for task in k.tasks.values():
         if not task.group.reaped:
@@ -29,7 +30,7 @@ def _processes(k):
 
 def pgrp_exists(k, pgid):
     """pid_task(pgid, PIDTYPE_PGID): is there a process in process group pgid?"""
-    return any(g.pgrp == pgid for g in _processes(k))
+    return any(g.pgrp == pgid for g in processes(k))
 
 
 @syscall(109, 'setpgid')
@@ -57,7 +58,7 @@ def sys_setpgid(k, t, pid, pgid, *_):
         return -errno.ESRCH
     if p.session_leader:
         return -errno.EPERM
-    if pgid != pid and not any(g.pgrp == pgid and g.session == me.session for g in _processes(k)):
+    if pgid != pid and not any(g.pgrp == pgid and g.session == me.session for g in processes(k)):
         return -errno.EPERM
     p.pgrp = pgid
     return 0

@@ -3,18 +3,19 @@ mm/oom_kill.c process_mrelease).
 
 A pidfd is an open file on pidfs referring to a process; reading or writing it is EINVAL. It stays
 valid after the process ends: the zombie until it is reaped, then ESRCH. Poll on a pidfd reports it
-ready at once (faultlab's poll does not yet watch processes).
+readable once the process (with PIDFD_THREAD, the thread) has ended, and hung up once it is reaped.
 """
 import errno
 import struct
 
 from kernel.file import O_NONBLOCK, O_RDWR, OpenFile
+from kernel.fs.pipe import POLLHUP, POLLIN, POLLRDNORM
 from kernel.fs.errors import FsError
 from kernel.fs.superblock import SuperBlock
 from kernel.fs.synth import SynthFile
 from kernel.syscalls import s32, syscall
 from kernel.syscalls.pgrp import find_process
-from kernel.syscalls.thread import send_signal
+from kernel.syscalls.thread import group_send_sig_info
 
 PIDFS_MAGIC = 0x50494446
 PIDFD_NONBLOCK = O_NONBLOCK
@@ -31,10 +32,25 @@ class PidFs(SuperBlock):
 class PidfdInode(SynthFile):
     """The inode of a pidfd: the process it refers to; no read or write."""
 
-    def __init__(self, sb, ino, group, task):
+    def __init__(self, sb, ino, group, task, thread=False):
         super().__init__(sb, ino, None, self._einval, 0o600, read_at=self._einval)
         self.group = group
         self.task = task
+        self.thread = thread              # PIDFD_THREAD: about the thread, not the process
+
+    def poll(self):
+        """pidfd_poll: readable when the thread (PIDFD_THREAD) or the whole process has ended;
+        hung up too once nothing is left of it (reaped)."""
+        if self.group.reaped:
+            return POLLIN | POLLRDNORM | POLLHUP
+        if self.task.exited and (self.thread or self.group.exited):
+            return POLLIN | POLLRDNORM
+        return 0
+
+    @property
+    def wait_queue(self):
+        """The process's wait_pidfd queue, woken as its threads end."""
+        return self.group.wait_pidfd
 
     @staticmethod
     def _einval(*_):
@@ -62,7 +78,7 @@ def sys_pidfd_open(k, t, pid, flags, *_):
     if not flags & PIDFD_THREAD and task.tid != task.tgid:
         return -errno.EINVAL                      # not a thread-group leader
     sb = _pidfs(k)
-    inode = PidfdInode(sb, sb.alloc_ino(), group, task)
+    inode = PidfdInode(sb, sb.alloc_ino(), group, task, bool(flags & PIDFD_THREAD))
     inode.nlink = 0                               # anonymous: gone with its last open file
     inode.ihold()
     return t.files.install(OpenFile(inode, O_RDWR | (flags & PIDFD_NONBLOCK), 'anon_inode:[pidfd]'), cloexec=True)
@@ -111,8 +127,4 @@ def sys_pidfd_send_signal(k, t, pidfd, sig, info, flags, *_):
             return -errno.EINVAL
         if (code >= 0 or code == SI_TKILL) and group is not t.group:
             return -errno.EPERM
-    if group.exited:
-        return 0                                  # a zombie takes (and ignores) it
-    live = group.live_threads()
-    target = group.leader if not group.leader.exited else live[0]
-    return send_signal(k, t, target, sig, SI_USER, info=raw, shared=True)
+    return group_send_sig_info(k, t, group, sig, info=raw)

@@ -1,6 +1,7 @@
 """poll, ppoll, select and pselect6 (fs/select.c) over pipes, sockets, files and the host streams.
 
-A regular file is always ready; a pipe end is ready as pipe_poll says, a socket as its poll does; the host's stdin is taken as
+A regular file is always ready; a pipe end is ready as pipe_poll says, a socket as its poll does, a
+pidfd when its process has ended; the host's stdin is taken as
 readable and its stdout/stderr as writable. With nothing ready the caller sleeps on the pipes it
 watches until one of them changes (its system call then runs again with the deadline it started
 with) or the timeout passes (0 ready). A signal handler ends the wait with EINTR (these calls are
@@ -34,14 +35,23 @@ def _mask(f):
         return inode.pipe.poll_mask(inode.reading)
     if isinstance(inode, SocketInode):
         return inode.sock.poll()
-    return DEFAULT_POLLMASK
+    poll = getattr(inode, 'poll', None)              # a file with its own ->poll (a pidfd)
+    return DEFAULT_POLLMASK if poll is None else poll()
+
+
+def _queue(inode):
+    """The wait queue a poller of this file sleeps on (None: the file never changes readiness)."""
+    if isinstance(inode, PipeEnd):
+        return inode.pipe
+    if isinstance(inode, SocketInode):
+        return inode.sock
+    return getattr(inode, 'wait_queue', None)
 
 
 def _pipes(files):
-    """The wait queues of the watched pipes and sockets, each once, in descriptor order."""
-    queues = (f.inode.pipe if isinstance(f.inode, PipeEnd) else f.inode.sock for f in files
-              if isinstance(f, OpenFile) and isinstance(f.inode, (PipeEnd, SocketInode)))
-    return tuple(dict.fromkeys(queues))
+    """The wait queues of the watched pipes, sockets and pidfds, each once, in descriptor order."""
+    queues = (_queue(f.inode) for f in files if isinstance(f, OpenFile))
+    return tuple(dict.fromkeys(q for q in queues if q is not None))
 
 
 def _deadline(k, t, ns):

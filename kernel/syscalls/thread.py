@@ -6,10 +6,13 @@ from kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
                           FUTEX_CMD_MASK, cancel_wait, futex_wait, futex_wake, futex_requeue, futex_wake_op)
 from kernel.syscalls import s32 as _s32, syscall
-from kernel.signal import SIGNAL_NAMES, SIG_DFL
+from kernel.signal import SIGNAL_NAMES, SIG_DFL, check_kill_permission
 from kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
                              siginfo_kill, sys_rt_sigreturn)
 from kernel.cred import exec_creds
+from kernel.fs import FsError
+from kernel.fs.perm import MAY_EXEC
+from kernel.syscalls.pgrp import find_process, processes
 from kernel.syscalls.rusage import account_reaped, wait_rusage
 from kernel.task import Task
 
@@ -57,13 +60,16 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
         files.users += 1
     child = Task(tid, mm, files, umem, t.exe_path, t.cwd)
     child.comm, child.umask, child.symbols, child._sym_starts = t.comm, t.umask, t.symbols, t._sym_starts
-    child.rlimits = t.rlimits
+    # rlimits live in the signal struct: threads share the process's, a new process gets a copy
+    child.rlimits = t.rlimits if flags & CLONE_THREAD else dict(t.rlimits)
     child.cred, child.no_new_privs = t.cred, t.no_new_privs          # copy_creds
     child.nice, child.policy, child.rt_priority = t.nice, t.policy, t.rt_priority
     child.sigactions = t.sigactions if flags & CLONE_SIGHAND else dict(t.sigactions)
     child.sigmask = t.sigmask
     # a thread sharing the address space starts without the alternate signal stack (copy_process)
     child.sas = (0, 0, 0) if flags & (CLONE_VM | CLONE_VFORK) == CLONE_VM else t.sas
+    # real_parent: the creating thread; a thread or CLONE_PARENT child shares its creator's
+    child.real_parent = t.real_parent if flags & (CLONE_THREAD | CLONE_PARENT) else t
     if flags & CLONE_THREAD:
         child.tgid = t.tgid
         child.ppid = t.ppid
@@ -166,7 +172,7 @@ def notify_parent(k, group):
             task.vfork_child = None
             k.sched.wake(task, task.wake_ret or group.leader.tid, k.now())
         elif task.state == 'S' and task.wait_for is not None:
-            ret = _reap(k, task, *task.wait_for)
+            ret = task.wait_for()
             if ret is not None:
                 task.wait_for = None
                 k.sched.wake(task, ret, k.now())
@@ -180,7 +186,8 @@ def notify_parent(k, group):
         send_signal(k, leader, live[0], leader.exit_signal, info=info.ljust(128, b'\0'), shared=True)
 
 
-def _wait_status(group):
+def wait_status(group):
+    """The wait status word of an ended process: its exit code << 8, or the signal that killed it."""
     if group.killed_by:
         return group.killed_by[0] & 0x7F
     return (group.exit_code & 0xFF) << 8
@@ -200,15 +207,44 @@ def _reap(k, t, pid, wstatus, rusage):
         if child.reaped or not _wait_match(t, child, pid):
             continue
         if child.exited:
-            if wstatus and not t.umem.write(wstatus, struct.pack('<i', _wait_status(child))):
+            if wstatus and not t.umem.write(wstatus, struct.pack('<i', wait_status(child))):
                 return -errno.EFAULT
             if rusage and not t.umem.write(rusage, wait_rusage(child)):
                 return -errno.EFAULT
-            account_reaped(t.group, child)
-            child.reaped = True
-            t.group.children.remove(child)
-            return child.leader.tid
+            return release_child(t.group, child)
     return None
+
+
+def release_child(parent, child):
+    """release_task: the parent reaped its ended child (its times join the parent's); its pid."""
+    account_reaped(parent, child)
+    child.reaped = True
+    parent.children.remove(child)
+    return child.leader.tid
+
+
+def wait_sleep(k, t, what, retry):
+    """Sleep in a wait call until a child's end makes retry() give a result (None: keep waiting)."""
+    t.wait_for = retry
+    t.waiting_on = what
+    t.restartable = True                # -ERESTARTSYS: SA_RESTART handlers restart the wait
+    k.sched.block(t)
+    return BLOCKED
+
+
+def exit_notify(k, task):
+    """A thread ends (exit_notify): pollers of its pidfds wake; the processes it created get their
+    new parent (another live thread of its process, or none) and their parent-death signal
+    (PR_SET_PDEATHSIG), sent as the ending thread (forget_original_parent)."""
+    task.group.wait_pidfd.wake_all(k)
+    live = task.group.live_threads()
+    reaper = live[0] if live else None
+    for child in list(task.group.children):
+        for th in child.live_threads():
+            if th.real_parent is task:
+                th.real_parent = reaper
+                if th.pdeath_signal:
+                    group_send_sig_info(k, task, child, th.pdeath_signal)
 
 
 @syscall(61, 'wait4')
@@ -223,11 +259,7 @@ def sys_wait4(k, t, pid, wstatus, options, rusage, *_):
         return ret
     if options & WNOHANG:
         return 0
-    t.wait_for = (pid, wstatus, rusage)
-    t.waiting_on = 'wait4(%d)' % pid
-    t.restartable = True                # -ERESTARTSYS: SA_RESTART handlers restart wait4
-    k.sched.block(t)
-    return BLOCKED
+    return wait_sleep(k, t, 'wait4(%d)' % pid, lambda: _reap(k, t, pid, wstatus, rusage))
 
 
 @syscall(202, 'futex')
@@ -376,7 +408,7 @@ def sys_tgkill(k, t, tgid, tid, sig, *_):
     target = _find_task(k, tid)
     if target is None or target.tgid != tgid:
         return -errno.ESRCH
-    return send_signal(k, t, target, sig)
+    return check_kill_permission(t, target, sig) or send_signal(k, t, target, sig)
 
 
 @syscall(200, 'tkill')
@@ -387,7 +419,7 @@ def sys_tkill(k, t, tid, sig, *_):
     target = _find_task(k, tid)
     if target is None:
         return -errno.ESRCH
-    return send_signal(k, t, target, sig)
+    return check_kill_permission(t, target, sig) or send_signal(k, t, target, sig)
 
 
 @syscall(62, 'kill')
@@ -395,13 +427,34 @@ def sys_kill(k, t, pid, sig, *_):
     pid, sig = _s32(pid), _s32(sig)
     if not 0 <= sig <= 64:
         return -errno.EINVAL
-    if pid in (0, -1):
-        pid = t.tgid
-    target = _find_task(k, abs(pid))
-    if target is None:
-        return -errno.ESRCH
-    return send_signal(k, t, target.group.leader if not target.group.leader.exited else target, sig, SI_USER,
-                       shared=True)
+    if pid > 0:
+        group = find_process(k, pid)
+        return -errno.ESRCH if group is None else group_send_sig_info(k, t, group, sig)
+    if pid != -1:                                        # __kill_pgrp_info
+        pgrp = -pid if pid else t.group.pgrp
+        ok, ret = False, -errno.ESRCH
+        for group in [g for g in processes(k) if g.pgrp == pgrp and not g.exited]:
+            ret = group_send_sig_info(k, t, group, sig)
+            ok |= not ret
+        return 0 if ok else ret
+    ret, count = -errno.ESRCH, 0                         # every process but init and the caller
+    for group in [g for g in processes(k) if g.leader.tgid > 1 and g is not t.group and not g.exited]:
+        err = group_send_sig_info(k, t, group, sig)
+        count += 1
+        if err != -errno.EPERM:
+            ret = err
+    return ret if count else -errno.ESRCH
+
+
+def group_send_sig_info(k, sender, group, sig, info=None, code=SI_USER):
+    """A user's signal to a process: check_kill_permission, then to the process (a zombie takes
+    and ignores it)."""
+    live = group.live_threads()
+    target = group.leader if not group.leader.exited or not live else live[0]
+    err = check_kill_permission(sender, target, sig)
+    if err or not live:
+        return err
+    return send_signal(k, sender, target, sig, code, info=info, shared=True)
 
 
 def _queueinfo(k, t, target, sig, uinfo, shared):
@@ -415,7 +468,8 @@ def _queueinfo(k, t, target, sig, uinfo, shared):
     si_code = struct.unpack_from('<i', raw, 8)[0]
     if (si_code >= 0 or si_code == SI_TKILL) and target.tgid != t.tgid:
         return -errno.EPERM
-    return send_signal(k, t, target, sig, info=struct.pack('<i', sig) + raw[4:], shared=shared)
+    return check_kill_permission(t, target, sig) or \
+        send_signal(k, t, target, sig, info=struct.pack('<i', sig) + raw[4:], shared=shared)
 
 
 @syscall(129, 'rt_sigqueueinfo')
@@ -560,6 +614,9 @@ def do_execve(k, t, path, argv, envp):
     threads end, the address space, handlers, alternate stack and close-on-exec descriptors go."""
     from kernel.loader import ExecError
     from kernel.mm.mmap import mmput
+    err = may_open_exec(k, t, path)
+    if err:
+        return err
     try:
         image = k.load_image(path, argv, envp)
     except ExecError as e:
@@ -605,6 +662,21 @@ def do_execve(k, t, path, argv, envp):
     cpu.fs_base = 0
     cpu.rip = image.entry - 2                           # the syscall hook adds 2 to a RIP it set
     k.stats['execs'] += 1
+    return 0
+
+
+def may_open_exec(k, t, path):
+    """do_open_execat's checks as the task: search permission along the path, EACCES for anything
+    but a regular file, then MAY_EXEC on it (an x bit for its owner, group or others, as the
+    caller falls; root needs one x bit at all). 0 or -errno."""
+    cred = t.cred.fs_cred()
+    try:
+        inode = k.vfs.lookup(path, cred=cred)
+        if not inode.is_reg():
+            return -errno.EACCES
+        k.vfs.permission(inode, MAY_EXEC, cred)
+    except FsError as e:
+        return -e.errno
     return 0
 
 
