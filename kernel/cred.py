@@ -15,6 +15,7 @@ from kernel.fs.perm import Cred as FsCred
 # include/uapi/linux/securebits.h
 SECURE_NO_SETUID_FIXUP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED = 2, 4, 5
 NGROUPS_MAX = 65536
+SUID_DUMP_DISABLE = 0                  # fs.suid_dumpable's default, what a credential change leaves
 INVALID_ID = 0xFFFFFFFF                # (uid_t)-1: "leave unchanged", never a valid id
 GLOBAL_ROOT_UID = 0
 
@@ -100,6 +101,12 @@ def exec_creds(old):
 
 
 def commit_creds(task, new):
-    """Install new credentials on the task (only this thread, as in Linux)."""
+    """Install new credentials on the task (only this thread, as in Linux). A change of the
+    effective or filesystem ids, or new permitted capabilities, makes the process non-dumpable
+    (set_dumpable(mm, suid_dumpable), 0 by default): its /proc/PID files then belong to root."""
+    old = task.cred
+    if ((old.euid, old.egid, old.fsuid, old.fsgid) != (new.euid, new.egid, new.fsuid, new.fsgid)
+            or new.cap_permitted & ~old.cap_permitted):
+        task.mm.mmf_dumpable = SUID_DUMP_DISABLE
     task.cred = new
     return 0

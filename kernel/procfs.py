@@ -3,11 +3,13 @@ self/status, meminfo, vmstat, sys/vm/*."""
 import errno
 
 from kernel.fs import FsError
+from kernel.fs.synth import SynthFile
 from kernel.fs.mount import register_mount_procfs
 from kernel.ipc.shm import register_shm_procfs
 from kernel.mm.hugetlb import register_hugetlb_procfs, vma_kernel_pagesize
 from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
 from kernel.sysctl_vm import register_sysctl_vm
+from kernel.syscalls.prctl import SUID_DUMP_USER, get_dumpable
 from kernel.kpageflags import register_kpageflags
 from kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
@@ -244,10 +246,22 @@ def register_procfs(k):
     register_mount_procfs(k)
     register_sysctl_vm(k)
     register_kpageflags(k)
+    owner = lambda: task_dump_owner(k.current)      # noqa: E731
+    for _name, inode in k.vfs.lookup('/proc/self').entries():
+        if isinstance(inode, SynthFile):
+            inode.owner = owner
     k.vfs.register_synth_symlink('/proc/self/exe', lambda: k.current.exe_path if k.current else '/')
     # the task's root and cwd, as guest paths: following them stays in the guest's tree
     k.vfs.register_synth_symlink('/proc/self/root', lambda: '/')
     k.vfs.register_synth_symlink('/proc/self/cwd', lambda: k.current.cwd if k.current else '/')
+
+
+def task_dump_owner(task):
+    """The owner of a task's /proc/PID files: its effective uid and gid while the process is
+    dumpable, root once a credential change made it not (fs/proc/base.c task_dump_owner)."""
+    if task is None or get_dumpable(task.mm) != SUID_DUMP_USER:
+        return 0, 0
+    return task.cred.euid, task.cred.egid
 
 
 def _no_read(pos, count):

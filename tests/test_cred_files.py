@@ -30,6 +30,8 @@ def test_credentials_on_files_and_processes_match_native(userland, cpus):
                  'exec prog700 113 prog755 42 public 113 dir 113\n',
                  'proc drop_caches r -13 w -13 kpageflags r -13 meminfo r 0 self/status r 0\n',
                  'kill parent 0 -1 SIGCONT 0 tgkill -1 sigqueue -1 self 0\n',
+                 'proc self pagemap r -13 clear_refs w -13 comm w -13 status owner 0 meminfo owner 0\n',
+                 'dumpable 0 -> 1: pagemap r 0 clear_refs w 0 comm w 0 status owner 65534\n',
                  'open rootonly 0 access R -13 eaccess R 0 faccessat2 bad flag -22\n',
                  'modes after chown 755 755 2745\n',
                  'nowait: 0 signo 17 code 1 status 7 uid 65534 pid_is_child 1\n',

@@ -15,6 +15,26 @@ class SynthFile(Inode):
     it lazily at the file position, and read_content() is empty.
     """
 
+    owner = None             # a /proc/PID file: () -> (uid, gid) of the task it shows (task_dump_owner)
+
+    @property
+    def uid(self):
+        """st_uid: the shown task's owner for a /proc/PID file, else the fixed one."""
+        return self.owner()[0] if self.owner is not None else self._uid
+
+    @uid.setter
+    def uid(self, value):
+        self._uid = value
+
+    @property
+    def gid(self):
+        """st_gid, as uid."""
+        return self.owner()[1] if self.owner is not None else self._gid
+
+    @gid.setter
+    def gid(self, value):
+        self._gid = value
+
     def __init__(self, sb, ino, read_fn, write_fn=None, mode=None, uid=0, gid=0, read_at=None):
         """mode defaults to 0444, or 0644 when write_fn is given."""
         if mode is None:

@@ -210,6 +210,17 @@ static void as_nobody(void)
     printf(" w %ld", try_open("/proc/sys/vm/overcommit_memory", O_WRONLY));
     printf(" access W %ld", R(access("/proc/sys/vm/overcommit_memory", W_OK)));
     printf("\n");
+    printf("proc self pagemap r %ld", try_open("/proc/self/pagemap", O_RDONLY));
+    printf(" clear_refs w %ld", try_open("/proc/self/clear_refs", O_WRONLY));
+    printf(" comm w %ld", try_open("/proc/self/comm", O_WRONLY));
+    printf(" status owner %ld", R(stat("/proc/self/status", &st)) ? -1L : (long)st.st_uid);
+    printf(" meminfo owner %ld\n", R(stat("/proc/meminfo", &st)) ? -1L : (long)st.st_uid);
+    printf("dumpable %d", prctl(PR_GET_DUMPABLE));
+    prctl(PR_SET_DUMPABLE, 1);
+    printf(" -> %d: pagemap r %ld", prctl(PR_GET_DUMPABLE), try_open("/proc/self/pagemap", O_RDONLY));
+    printf(" clear_refs w %ld", try_open("/proc/self/clear_refs", O_WRONLY));
+    printf(" comm w %ld", try_open("/proc/self/comm", O_WRONLY));
+    printf(" status owner %ld\n", R(stat("/proc/self/status", &st)) ? -1L : (long)st.st_uid);
     pid_t parent = getppid();
     printf("kill parent 0 %ld", R(kill(parent, 0)));
     printf(" SIGCONT %ld", R(kill(parent, SIGCONT)));
