@@ -281,16 +281,18 @@ def test_stub_lists_the_loaders_link_map(tmp_path):
 
 
 def test_library_view_is_read_only_and_shows_nothing_else():
-    """The host's library directories are visible read-only (EROFS), the rest of the host is not."""
+    """The host's library directories (and the name-service and time-zone files) are visible
+    read-only (EROFS), the rest of the host is not."""
     if not os.path.islink('/lib'):
         pytest.skip('this host has no /lib -> usr/lib symlink')
     code = ('import os\n'
             'try:\n    open("/usr/lib/faultlab-probe", "w")\nexcept OSError as e:\n    print("write", e.errno)\n'
-            'print("passwd", os.path.exists("/etc/passwd"), "ld.so.cache", os.path.exists("/etc/ld.so.cache"))\n'
-            'print("lib", os.readlink("/lib"), sorted(os.listdir("/usr")))\n')
+            'print("shadow", os.path.exists("/etc/shadow"), "ld.so.cache", os.path.exists("/etc/ld.so.cache"))\n'
+            'print("lib", os.readlink("/lib"), sorted(os.listdir("/usr")), os.listdir("/usr/share"))\n')
     p = faultlab('run', '/usr/bin/python3', '-c', code)
     lines = p.stdout.decode().splitlines()
     assert p.returncode == 0 and lines[0] == 'write 30', p.stderr           # EROFS
-    assert lines[1] == 'passwd False ld.so.cache %s' % os.path.exists('/etc/ld.so.cache')
-    assert lines[2] == 'lib %s %s' % (os.readlink('/lib'), sorted(n for n in ('bin', 'lib', 'lib64')
-                                                                   if os.path.exists('/usr/' + n)))
+    assert lines[1] == 'shadow False ld.so.cache %s' % os.path.exists('/etc/ld.so.cache')
+    assert lines[2] == 'lib %s %s %s' % (os.readlink('/lib'), sorted(n for n in ('bin', 'lib', 'lib64', 'share')
+                                                                      if os.path.exists('/usr/' + n)),
+                                         ['zoneinfo'] if os.path.isdir('/usr/share/zoneinfo') else [])

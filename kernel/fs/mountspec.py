@@ -6,9 +6,13 @@ import os
 from kernel.fs.errors import FsError
 
 # What a dynamically linked program needs from the host, as QEMU's user mode reads it (or from
-# qemu-x86_64 -L's directory): the library directories and the dynamic loader's configuration
+# qemu-x86_64 -L's directory): the library directories and the dynamic loader's configuration; and
+# what glibc's name service and time zone code read (user and group names for ls -l, id, tar; the
+# local time zone; Debian's alternatives, the targets of /usr/bin/awk and the like), so distribution
+# tools print what they print natively
 LIB_VIEW_PATHS = ('lib', 'lib64', 'usr/lib', 'usr/lib64', 'etc/ld.so.cache', 'etc/ld.so.conf',
-                  'etc/ld.so.conf.d')
+                  'etc/ld.so.conf.d', 'etc/passwd', 'etc/group', 'etc/nsswitch.conf', 'etc/localtime',
+                  'usr/share/zoneinfo', 'etc/alternatives')
 
 
 def parse_mount_spec(spec):
