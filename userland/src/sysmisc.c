@@ -136,9 +136,15 @@ static void test_rusage(void)
     char *p = mmap(NULL, n * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     for (size_t i = 0; i < n; i++)
         p[i * 4096] = 1;
+    /* Linux splits the runtime into user and system time by tick samples (cputime_adjust), so a short
+       loop can show no user time at all: spin until a tick has seen user mode (or 2 s) */
     volatile unsigned long x = 0;
-    for (long i = 0; i < 3000000; i++)
-        x += i;
+    for (int tries = 0; tries < 2000; tries++) {
+        for (long i = 0; i < 1000000; i++)
+            x += i;
+        if (secs(ru(RUSAGE_SELF).ru_utime) > 0)
+            break;
+    }
     struct rusage b = ru(RUSAGE_SELF), tb = ru(RUSAGE_THREAD);
     printf("self minflt grew by >= %zu: %d\n", n, b.ru_minflt - a.ru_minflt >= (long)n);
     printf("thread minflt grew by >= %zu: %d\n", n, tb.ru_minflt - ta.ru_minflt >= (long)n);
