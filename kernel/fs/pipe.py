@@ -6,8 +6,13 @@ writes what fits, and waits only when nothing fits (a blocking write here may re
 which Linux does only when interrupted). Writing with no read end open sends SIGPIPE and fails with
 EPIPE. A sleeping reader or writer is woken when the other side moves and its system call runs
 again (the -ERESTARTSYS path, so a signal handler with SA_RESTART restarts it too).
+
+The buffer is a queue of pipe buffers: bytes that write(2) copied in, and pages that vmsplice(2)
+referenced (kernel/fs/splice.py), read at read(2) time and released once consumed or when the pipe
+goes away (free_pipe_info).
 """
 import errno
+from collections import deque
 
 from kernel.fs.stat import S_IFIFO, Timespec, makedev
 from kernel.wait import WaitQueue
@@ -23,7 +28,8 @@ class Pipe(WaitQueue):
 
     def __init__(self, ino):
         self.ino = ino
-        self.buf = bytearray()
+        self.bufs = deque()          # bytearrays (written data) and page buffers (vmsplice), in order
+        self.nbytes = 0
         self.readers = 1
         self.writers = 1
         super().__init__()
@@ -31,9 +37,52 @@ class Pipe(WaitQueue):
     def poll_mask(self, reading):
         """pipe_poll for one end."""
         if reading:
-            return (POLLIN | POLLRDNORM if self.buf else 0) | (POLLHUP if not self.writers else 0)
-        return (POLLOUT | POLLWRNORM if len(self.buf) + PIPE_BUF <= PIPE_CAPACITY else 0) | \
+            return (POLLIN | POLLRDNORM if self.nbytes else 0) | (POLLHUP if not self.writers else 0)
+        return (POLLOUT | POLLWRNORM if self.nbytes + PIPE_BUF <= PIPE_CAPACITY else 0) | \
             (POLLERR if not self.readers else 0)
+
+    def room(self):
+        """Bytes that still fit."""
+        return PIPE_CAPACITY - self.nbytes
+
+    def push_bytes(self, data):
+        """Append written bytes (merged into the last buffer when that one holds bytes too)."""
+        if self.bufs and isinstance(self.bufs[-1], bytearray):
+            self.bufs[-1] += data
+        else:
+            self.bufs.append(bytearray(data))
+        self.nbytes += len(data)
+
+    def push_buffer(self, buf):
+        """Append a page buffer (len(buf) bytes; buf.read(n) reads and consumes, buf.release())."""
+        self.bufs.append(buf)
+        self.nbytes += len(buf)
+
+    def take(self, count):
+        """Remove and return up to count bytes from the front, releasing emptied page buffers."""
+        out = bytearray()
+        while self.bufs and len(out) < count:
+            b = self.bufs[0]
+            want = count - len(out)
+            if isinstance(b, bytearray):
+                out += b[:want]
+                del b[:want]
+            else:
+                out += b.read(want)
+            if not len(b):
+                self.bufs.popleft()
+                if not isinstance(b, bytearray):
+                    b.release()
+        self.nbytes -= len(out)
+        return bytes(out)
+
+    def free_pipe_info(self):
+        """Both ends are closed: drop what is still buffered (the pages' references)."""
+        while self.bufs:
+            b = self.bufs.popleft()
+            if not isinstance(b, bytearray):
+                b.release()
+        self.nbytes = 0
 
 
 class PipeEnd:
@@ -61,6 +110,8 @@ class PipeEnd:
             p.readers -= 1
         else:
             p.writers -= 1
+        if not p.readers and not p.writers:
+            p.free_pipe_info()
         p.wake_all(self.k)
 
 
@@ -69,9 +120,8 @@ def pipe_read(k, t, f, count, nonblock):
     p = f.inode.pipe
     if count == 0:
         return b''
-    if p.buf:
-        data = bytes(p.buf[:count])
-        del p.buf[:count]
+    if p.nbytes:
+        data = p.take(count)
         p.wake_all(k)
         return data
     if not p.writers:
@@ -90,10 +140,10 @@ def pipe_write(k, t, f, data, nonblock):
         return -errno.EPIPE
     if not data:
         return 0
-    room = PIPE_CAPACITY - len(p.buf)
+    room = p.room()
     n = len(data) if len(data) <= room else (room if len(data) > PIPE_BUF else 0)
     if n == 0:
         return -errno.EAGAIN if nonblock else p.sleep(k, t, 'pipe_write')
-    p.buf += data[:n]
+    p.push_bytes(data[:n])
     p.wake_all(k)
     return n

@@ -2,13 +2,20 @@
 
 The child gets a copy of every VMA (except VM_DONTCOPY) and of every page-table entry: private
 pages become copy-on-write (write-protected in both, one more mapping and reference), shared and file
-pages are mapped in both, swap entries take one more use of their slot. hugetlb mappings are copied
-as VMAs only: the child faults its huge pages in afresh (shared ones find the same pages).
+pages are mapped in both, swap entries take one more use of their slot. An exclusive anonymous page
+that may be pinned (a pin's GUP_PIN_COUNTING_BIAS in its reference count, in an mm that ever pinned)
+is copied for the child at once, so the pin keeps seeing the parent's writes (copy_present_page).
+VM_WIPEONFORK mappings come to the child empty. hugetlb mappings are copied as VMAs only: the child
+faults its huge pages in afresh (shared ones find the same pages).
 """
 from kernel.mm.mm_types import MmStruct
-from kernel.mm.page_alloc import PG_anon, PG_reserved
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_pfn, pte_to_swp_entry
-from kernel.mm.vma import VM_DONTCOPY, VM_HUGETLB, VM_SHARED
+from kernel.mm.gup_pin import page_maybe_dma_pinned
+from kernel.mm.llc import charge_page_copy
+from kernel.mm.memory import page_add_new_anon_rmap, vma_page_prot
+from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved
+from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pfn_pte, \
+    pte_pfn, pte_to_swp_entry
+from kernel.mm.vma import VM_DONTCOPY, VM_HUGETLB, VM_SHARED, VM_WIPEONFORK
 
 _MM_FIELDS = ('start_code', 'end_code', 'start_data', 'end_data', 'start_brk', 'brk', 'start_stack',
               'mmap_base', 'stack_rlimit', 'total_vm', 'hiwater_rss')
@@ -38,6 +45,9 @@ def dup_mm(k, oldmm):
         if new.vm_file is not None:
             new.vm_file.get()
         mm.vmas.insert(new)
+        if vma.vm_flags & VM_WIPEONFORK:
+            new.anon_vma = False             # the child starts with empty (zero) memory here
+            continue
         if not vma.vm_flags & VM_HUGETLB and not copy_page_range(mm, oldmm, vma):
             return None
     svc.flush_tlb(oldmm)             # the parent's PTEs were write-protected
@@ -65,6 +75,12 @@ def copy_page_range(dst, src, vma):
             phys.write64(dslot, pte)
             continue
         page = frames.pages[pte_pfn(pte)]
+        if page.flags & PG_anon and page.flags & PG_anon_exclusive:
+            if cow and page_needs_cow_for_dma(src, page):
+                if not copy_present_page(dst, vma, va, dslot, pte, page):
+                    return False
+                continue
+            page.flags &= ~PG_anon_exclusive     # folio_try_dup_anon_rmap: now shared with the child
         if cow and pte & _PAGE_RW:
             pte &= ~_PAGE_RW                     # copy-on-write in both
             phys.write64(slot, pte)
@@ -79,4 +95,27 @@ def copy_page_range(dst, src, vma):
             dst.rss_add(file=1)
     if n:
         svc.charge('pte_set', n)
+    return True
+
+
+def page_needs_cow_for_dma(src, page):
+    """folio_needs_cow_for_dma: the mm has pinned pages (MMF_HAS_PINNED) and this one may be pinned."""
+    return getattr(src, 'has_pinned', False) and page_maybe_dma_pinned(page)
+
+
+def copy_present_page(dst, vma, va, dslot, pte, page):
+    """The child gets its own copy of a possibly pinned exclusive page, mapped writable when the VMA
+    is; the parent's entry stays as it is. False when no page can be allocated."""
+    svc = dst.svc
+    frames = svc.frames
+    new = frames.alloc_page(zero=False)
+    if new is None:
+        return False
+    svc.charge('page_alloc')
+    frames.phys.copy_frame(new.pfn, page.pfn)
+    charge_page_copy(svc, new.pfn, page.pfn)
+    svc.stats['pages_copied'] += 1
+    page_add_new_anon_rmap(dst, new, va)
+    frames.phys.write64(dslot, pfn_pte(new.pfn, vma_page_prot(vma)) | _PAGE_DIRTY | _PAGE_ACCESSED
+                        | (pte & _PAGE_SOFT_DIRTY))
     return True

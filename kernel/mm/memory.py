@@ -1,10 +1,10 @@
 """The page-fault handlers (mm/memory.c): handle_mm_fault and what it dispatches to, plus zapping."""
 from emu.physmem import PAGE_SHIFT, PAGE_SIZE
 from kernel.mm.mm_types import (
-    FAULT_FLAG_WRITE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_USER, VmFault,
+    FAULT_FLAG_WRITE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_USER, FAULT_FLAG_UNSHARE, VmFault,
     VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_NOPAGE, VM_FAULT_HWPOISON)
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
-    PG_hwpoison, PG_readahead, PG_lru, PG_reserved
+    PG_hwpoison, PG_readahead, PG_lru, PG_reserved, PG_anon_exclusive
 from kernel.mm.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, protection_map, PTE_PFN_MASK,
     pte_to_swp_entry, swp_entry_to_pte)
@@ -67,7 +67,7 @@ def handle_pte_fault(mm, vmf):
         return do_fault(mm, vmf)
     if not pte & _PAGE_PRESENT:
         return do_swap_page(mm, vmf)
-    if vmf.flags & FAULT_FLAG_WRITE and not pte & _PAGE_RW:
+    if vmf.flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) and not pte & _PAGE_RW:
         return do_wp_page(mm, vmf)
     # spurious: the hardware will set A/D itself when the access is retried
     vmf.handler = 'spurious'
@@ -112,7 +112,8 @@ def anon_write_faults_done(mm, vma, faults):
     charge_pages_zero(svc, [page.pfn for _va, page in faults])
     svc.stats['pages_zeroed'] += n
     vma.anon_vma = True
-    flags = PG_anon | PG_swapbacked | PG_dirty | PG_uptodate | (PG_exec if vma.vm_flags & VM_EXEC else 0)
+    flags = PG_anon | PG_anon_exclusive | PG_swapbacked | PG_dirty | PG_uptodate | \
+        (PG_exec if vma.vm_flags & VM_EXEC else 0)
     for va, page in faults:              # page_add_new_anon_rmap
         page.flags |= flags
         page.mapcount = 1
@@ -161,8 +162,9 @@ def _account_alloc(svc, page, zero):
 
 
 def page_add_new_anon_rmap(mm, page, address):
-    """A new anonymous page mapped at address: reverse map, accounting, the active LRU list."""
-    page.flags |= PG_anon | PG_swapbacked | PG_dirty | PG_uptodate
+    """A new anonymous page mapped at address (exclusively: RMAP_EXCLUSIVE): reverse map, accounting,
+    the active LRU list."""
+    page.flags |= PG_anon | PG_anon_exclusive | PG_swapbacked | PG_dirty | PG_uptodate
     page.mapcount = 1
     page.index = address >> PAGE_SHIFT
     page.rmap_mm = mm
@@ -367,12 +369,17 @@ def do_shared_fault(mm, vmf):
 
 
 def do_wp_page(mm, vmf):
-    """Write to a present read-only PTE in a writable VMA: reuse, mark dirty, or copy (COW)."""
+    """Write to a present read-only PTE in a writable VMA: reuse, mark dirty, or copy (COW); with
+    FAULT_FLAG_UNSHARE (a read-only pin of a possibly shared anonymous page) make it exclusive."""
     svc = mm.svc
     phys = svc.frames.phys
     pte = vmf.orig_pte
     page = svc.frames.pages[pte_pfn(pte)]
     vma = vmf.vma
+    unshare = vmf.flags & FAULT_FLAG_UNSHARE
+    if unshare and (vma.vm_flags & VM_SHARED or page is svc.zero_page or not page.flags & PG_anon):
+        vmf.handler = 'do_wp_page(unshare)'
+        return 0                              # only anonymous pages in private mappings are unshared
     if vma.vm_flags & VM_SHARED:
         if page.mapping is not None and svc.pagecache.fault_reserve(page.mapping, page.index, True):
             return VM_FAULT_SIGBUS             # wp_page_shared: ->page_mkwrite found no space (ENOSPC)
@@ -381,12 +388,23 @@ def do_wp_page(mm, vmf):
         phys.write64(vmf.slot, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY)
         svc.charge('pte_set')
         return 0
-    if page is not svc.zero_page and page.flags & PG_anon and page.mapcount == 1 and page.refcount == 1:
+    if page is not svc.zero_page and page.flags & PG_anon and \
+            (page.flags & PG_anon_exclusive or wp_can_reuse_anon_page(page)):
+        page.flags |= PG_anon_exclusive
+        if unshare:
+            vmf.handler = 'do_wp_page(unshare)'
+            return 0
         vmf.handler = 'do_wp_page(reuse)'
         phys.write64(vmf.slot, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY)
         svc.charge('pte_set')
         return 0
     return wp_page_copy(mm, vmf, page)
+
+
+def wp_can_reuse_anon_page(page):
+    """wp_can_reuse_anon_folio: a page not marked exclusive is still ours alone when nothing else
+    holds a reference (no other mapping, no pipe or pin)."""
+    return page.mapcount == 1 and page.refcount == 1
 
 
 def wp_page_copy(mm, vmf, old):
@@ -403,8 +421,12 @@ def wp_page_copy(mm, vmf, old):
         svc.stats['pages_copied'] += 1
     vmf.vma.anon_vma = True              # anon_vma_prepare
     page_add_new_anon_rmap(mm, new, vmf.address)
-    svc.frames.phys.write64(vmf.slot, pfn_pte(new.pfn, vma_page_prot(vmf.vma)) | _PAGE_DIRTY | _PAGE_ACCESSED
-                            | _PAGE_SOFT_DIRTY)
+    if vmf.flags & FAULT_FLAG_UNSHARE:       # the copy stays read-only, soft-dirty as the old entry was
+        entry = (pfn_pte(new.pfn, vma_page_prot(vmf.vma)) & ~_PAGE_RW) | _PAGE_ACCESSED | \
+            (vmf.orig_pte & _PAGE_SOFT_DIRTY)
+    else:
+        entry = pfn_pte(new.pfn, vma_page_prot(vmf.vma)) | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY
+    svc.frames.phys.write64(vmf.slot, entry)
     svc.charge('pte_set')
     svc.flush_tlb(mm)                  # the old translation (other frame) may be cached for reads
     if not is_zero:
@@ -471,7 +493,7 @@ def do_swap_page(mm, vmf):
     page.mapcount = 1
     page.index = vmf.address >> PAGE_SHIFT
     page.rmap_mm = mm
-    page.flags |= PG_anon | PG_swapbacked | PG_dirty
+    page.flags |= PG_anon | PG_anon_exclusive | PG_swapbacked | PG_dirty
     mm.rss_add(anon=1)
     mm.swap_ents = getattr(mm, 'swap_ents', 0) - 1
     sc.area.swap_free(offset)                 # the PTE's use of the slot

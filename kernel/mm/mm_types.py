@@ -19,6 +19,7 @@ FAULT_FLAG_REMOTE = 1 << 7
 FAULT_FLAG_INSTRUCTION = 1 << 8
 FAULT_FLAG_INTERRUPTIBLE = 1 << 9
 FAULT_FLAG_SPECULATIVE = 1 << 10
+FAULT_FLAG_UNSHARE = 1 << 12       # a R/O pin of a shared anonymous page: copy it, map it R/O
 
 # vm_fault_t
 VM_FAULT_OOM = 0x000001
