@@ -101,3 +101,4 @@ from kernel.syscalls import waitid as _waitid   # noqa: E402,F401
 from kernel.syscalls import statx as _statx, xattr as _xattr, fchdir as _fchdir   # noqa: E402,F401
 from kernel.syscalls import secretmem as _secretmem   # noqa: E402,F401
 from kernel.syscalls import splice as _splice   # noqa: E402,F401
+from kernel.syscalls import io_uring as _io_uring   # noqa: E402,F401

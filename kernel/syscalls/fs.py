@@ -1013,7 +1013,15 @@ def sys_ioctl(k, t, fd, cmd, arg, *_):
             return 0 if t.umem.write(arg, struct.pack('<HHHH', 24, 80, 0, 0)) else -errno.EFAULT
         termios = struct.pack('<IIII', 0x500, 0x5, 0xBF, 0x8A3B) + bytes(1 + 19) + bytes(8)
         return 0 if t.umem.write(arg, termios[:36]) else -errno.EFAULT
+    ioctl = getattr(getattr(f, 'inode', None), 'unlocked_ioctl', None)
+    if ioctl is not None:                       # the file's own f_op->unlocked_ioctl
+        return ioctl(k, t, f, cmd, arg)
     if cmd == FIONREAD and isinstance(f, OpenFile):
         n = max(0, f.inode.size - f.pos)
         return 0 if t.umem.write(arg, struct.pack('<i', n)) else -errno.EFAULT
     return -errno.ENOTTY
+
+
+# for kernel users that move data to and from files themselves (io_uring): bytes or -errno
+vfs_read = _read_file
+vfs_write = _write_file
