@@ -98,7 +98,8 @@ from kernel.syscalls import ipc as _ipc, mount as _mount   # noqa: E402,F401
 from kernel.syscalls import net as _net   # noqa: E402,F401
 from kernel.syscalls import fsattr as _fsattr   # noqa: E402,F401
 from kernel.syscalls import waitid as _waitid   # noqa: E402,F401
-from kernel.syscalls import statx as _statx, xattr as _xattr, fchdir as _fchdir   # noqa: E402,F401
+from kernel.syscalls import statx as _statx, xattr as _xattr, fchdir as _fchdir, close_range as _close_range, \
+    copy_file_range as _copy_file_range   # noqa: E402,F401
 from kernel.syscalls import secretmem as _secretmem   # noqa: E402,F401
 from kernel.syscalls import splice as _splice   # noqa: E402,F401
 from kernel.syscalls import io_uring as _io_uring   # noqa: E402,F401
