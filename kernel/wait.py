@@ -13,9 +13,23 @@ class WaitQueue:
 
     def __init__(self):
         self.sleepers = []
+        self.entries = []          # wait_queue_entry with a wake function (epoll's ep_poll_callback)
 
-    def wake_all(self, k):
-        """wake_up_interruptible_all: every sleeper runs its system call again."""
+    def add_wait_queue(self, func):
+        """add_wait_queue with a custom wake function: func(k, key) runs at every wake-up until removed
+        (key: the poll bits the wake-up is about, 0 when unknown)."""
+        self.entries.append(func)
+
+    def remove_wait_queue(self, func):
+        """remove_wait_queue: func is no longer called."""
+        if func in self.entries:
+            self.entries.remove(func)
+
+    def wake_all(self, k, key=0):
+        """wake_up_interruptible_all (wake_up_interruptible_poll with a key): every sleeper runs its
+        system call again, and each wake function is called with the key."""
+        for func in list(self.entries):
+            func(k, key)
         sleepers, self.sleepers = self.sleepers, []
         for t in sleepers:
             if t.state == 'S' and t.wait_obj is not None and self in t.wait_obj:

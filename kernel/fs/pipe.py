@@ -122,7 +122,7 @@ def pipe_read(k, t, f, count, nonblock):
         return b''
     if p.nbytes:
         data = p.take(count)
-        p.wake_all(k)
+        p.wake_all(k, POLLOUT | POLLWRNORM)     # room for writers
         return data
     if not p.writers:
         return b''
@@ -145,5 +145,5 @@ def pipe_write(k, t, f, data, nonblock):
     if n == 0:
         return -errno.EAGAIN if nonblock else p.sleep(k, t, 'pipe_write')
     p.push_bytes(data[:n])
-    p.wake_all(k)
+    p.wake_all(k, POLLIN | POLLRDNORM)          # data for readers
     return n

@@ -103,3 +103,4 @@ from kernel.syscalls import statx as _statx, xattr as _xattr, fchdir as _fchdir,
 from kernel.syscalls import secretmem as _secretmem   # noqa: E402,F401
 from kernel.syscalls import splice as _splice   # noqa: E402,F401
 from kernel.syscalls import io_uring as _io_uring   # noqa: E402,F401
+from kernel.syscalls import eventfd as _eventfd, epoll as _epoll   # noqa: E402,F401

@@ -194,6 +194,8 @@ def __read_file(k, t, f, count, pos):
     inode = f.inode
     if getattr(inode, 'no_read_write', False):
         return -errno.EINVAL                 # no FMODE_CAN_READ (secretmem)
+    if getattr(inode, 'fop_read', None) is not None:
+        return inode.fop_read(k, t, f, count)        # an anon inode's ->read (eventfd, userfaultfd)
     if isinstance(inode, PipeEnd):
         return pipe_read(k, t, f, count, f.flags & O_NONBLOCK)
     if isinstance(inode, SocketInode):
@@ -234,6 +236,8 @@ def __write_file(k, t, f, data, pos):
     inode = f.inode
     if getattr(inode, 'no_read_write', False):
         return -errno.EINVAL                 # no FMODE_CAN_WRITE (secretmem)
+    if getattr(inode, 'fop_write', None) is not None:
+        return inode.fop_write(k, t, f, data)        # an anon inode's ->write (eventfd)
     if isinstance(inode, PipeEnd):
         return pipe_write(k, t, f, data, f.flags & O_NONBLOCK)
     if isinstance(inode, SocketInode):
@@ -1008,6 +1012,8 @@ def sys_ioctl(k, t, fd, cmd, arg, *_):
     if f is None:
         return -errno.EBADF
     cmd &= 0xFFFFFFFF
+    if getattr(getattr(f, 'inode', None), 'unlocked_ioctl', None) is not None:
+        return f.inode.unlocked_ioctl(k, t, f, cmd, arg)     # an anon inode's ->unlocked_ioctl
     if isinstance(f, HostStream) and f.is_tty and cmd in (TCGETS, TIOCGWINSZ):
         if cmd == TIOCGWINSZ:
             return 0 if t.umem.write(arg, struct.pack('<HHHH', 24, 80, 0, 0)) else -errno.EFAULT

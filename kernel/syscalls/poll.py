@@ -10,42 +10,17 @@ never restarted).
 import errno
 import struct
 
-from kernel.file import HostStream, OpenFile
-from kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDNORM, POLLWRNORM, PipeEnd
+from kernel.file import OpenFile
+from kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDNORM, POLLWRNORM
+from kernel.fs.vfs_poll import poll_wait_queue as _queue, vfs_poll as _mask
 from kernel.futex import BLOCKED
-from kernel.net.socket import SocketInode
 from kernel.syscalls import s32, syscall
 from kernel.syscalls.proc import read_timespec_ns
 
-DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
 POLLIN_SET = POLLRDNORM | POLLIN | POLLHUP | POLLERR      # what select counts as readable
 POLLOUT_SET = POLLWRNORM | POLLOUT | POLLERR
 POLLEX_SET = 2                                           # POLLPRI
 NFDS_MAX = 1024
-
-
-def _mask(f):
-    """The ready mask of an open file (None: not open)."""
-    if f is None:
-        return None
-    if isinstance(f, HostStream):
-        return POLLIN | POLLRDNORM if f.host_fd == 0 else POLLOUT | POLLWRNORM
-    inode = f.inode
-    if isinstance(inode, PipeEnd):
-        return inode.pipe.poll_mask(inode.reading)
-    if isinstance(inode, SocketInode):
-        return inode.sock.poll()
-    poll = getattr(inode, 'poll', None)              # a file with its own ->poll (a pidfd)
-    return DEFAULT_POLLMASK if poll is None else poll()
-
-
-def _queue(inode):
-    """The wait queue a poller of this file sleeps on (None: the file never changes readiness)."""
-    if isinstance(inode, PipeEnd):
-        return inode.pipe
-    if isinstance(inode, SocketInode):
-        return inode.sock
-    return getattr(inode, 'wait_queue', None)
 
 
 def _pipes(files):
@@ -54,7 +29,7 @@ def _pipes(files):
     return tuple(dict.fromkeys(q for q in queues if q is not None))
 
 
-def _deadline(k, t, ns):
+def poll_select_deadline(k, t, ns):
     """The absolute deadline of this call (kept across the restarts a pipe wake-up causes)."""
     if t.restart_deadline is not None:
         d, t.restart_deadline = t.restart_deadline, None
@@ -62,7 +37,7 @@ def _deadline(k, t, ns):
     return None if ns is None else k.now() + k.costs.cycles_for_ns(ns)
 
 
-def _wait(k, t, files, deadline, on_timeout=None):
+def poll_schedule_timeout(k, t, files, deadline, on_timeout=None):
     """Nothing is ready: sleep until a watched pipe changes or the deadline (then 0 ready, after
     on_timeout() has written the empty result)."""
     if deadline is not None and deadline <= k.now():
@@ -120,13 +95,14 @@ def do_poll(k, t, ufds, nfds, deadline):
     if ready:
         t.restart_deadline = None
         return ready
-    return _wait(k, t, files, deadline)
+    return poll_schedule_timeout(k, t, files, deadline)
 
 
 @syscall(7, 'poll')
 def sys_poll(k, t, ufds, nfds, timeout, *_):
     timeout = s32(timeout)
-    return do_poll(k, t, ufds, nfds & 0xFFFFFFFF, _deadline(k, t, None if timeout < 0 else timeout * 10 ** 6))
+    return do_poll(k, t, ufds, nfds & 0xFFFFFFFF,
+                   poll_select_deadline(k, t, None if timeout < 0 else timeout * 10 ** 6))
 
 
 @syscall(271, 'ppoll')
@@ -137,12 +113,12 @@ def sys_ppoll(k, t, ufds, nfds, tsp, sigmask, sigsetsize, *_):
         if ns < 0:
             return ns
     if sigmask:
-        return _with_sigmask(k, t, sigmask, sigsetsize,
-                             lambda: do_poll(k, t, ufds, nfds & 0xFFFFFFFF, _deadline(k, t, ns)))
-    return do_poll(k, t, ufds, nfds & 0xFFFFFFFF, _deadline(k, t, ns))
+        return set_user_sigmask(k, t, sigmask, sigsetsize,
+                                lambda: do_poll(k, t, ufds, nfds & 0xFFFFFFFF, poll_select_deadline(k, t, ns)))
+    return do_poll(k, t, ufds, nfds & 0xFFFFFFFF, poll_select_deadline(k, t, ns))
 
 
-def _with_sigmask(k, t, usigmask, sigsetsize, call):
+def set_user_sigmask(k, t, usigmask, sigsetsize, call):
     """ppoll/pselect6 with a signal mask: it holds while the call waits (as rt_sigsuspend's does)."""
     from kernel.signal import UNBLOCKABLE
     if sigsetsize != 8:
@@ -196,7 +172,7 @@ def do_select(k, t, n, inp, outp, exp, deadline):
     if ready:
         t.restart_deadline = None
         return ready if write_sets(res) else -errno.EFAULT
-    return _wait(k, t, files, deadline, lambda: write_sets((0, 0, 0)))
+    return poll_schedule_timeout(k, t, files, deadline, lambda: write_sets((0, 0, 0)))
 
 
 @syscall(23, 'select')
@@ -210,7 +186,7 @@ def sys_select(k, t, n, inp, outp, exp, tvp, *_):
         if sec < 0 or usec < 0:
             return -errno.EINVAL
         ns = sec * 10 ** 9 + usec * 1000
-    return do_select(k, t, s32(n), inp, outp, exp, _deadline(k, t, ns))
+    return do_select(k, t, s32(n), inp, outp, exp, poll_select_deadline(k, t, ns))
 
 
 @syscall(270, 'pselect6')
@@ -227,6 +203,6 @@ def sys_pselect6(k, t, n, inp, outp, exp, tsp, sig, *_):
             return -errno.EFAULT
         ss, ss_len = struct.unpack('<QQ', raw)
         if ss:
-            return _with_sigmask(k, t, ss, ss_len,
-                                 lambda: do_select(k, t, n, inp, outp, exp, _deadline(k, t, ns)))
-    return do_select(k, t, n, inp, outp, exp, _deadline(k, t, ns))
+            return set_user_sigmask(k, t, ss, ss_len,
+                                    lambda: do_select(k, t, n, inp, outp, exp, poll_select_deadline(k, t, ns)))
+    return do_select(k, t, n, inp, outp, exp, poll_select_deadline(k, t, ns))
