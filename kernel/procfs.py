@@ -7,6 +7,8 @@ from kernel.fs.synth import SynthFile
 from kernel.fs.mount import register_mount_procfs
 from kernel.ipc.shm import register_shm_procfs
 from kernel.mm.hugetlb import register_hugetlb_procfs, vma_kernel_pagesize
+from kernel.mm.shmem import shmem_resident_pages
+from kernel.mm.vm_sysctl import vm_commit_limit, vm_committed_pages
 from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
 from kernel.sysctl_vm import register_sysctl_vm
 from kernel.syscalls.prctl import SUID_DUMP_USER, get_dumpable
@@ -183,7 +185,16 @@ def proc_meminfo(k):
             'SwapTotal:      %8d kB\nSwapFree:       %8d kB\n'
             % (total, free, free + cached, 0, cached, len(k.swapcache.pages) * 4, len(k.lru.active) * 4,
                len(k.lru.inactive) * 4, (k.swap_area.nr_slots - 1) * 4, k.swap_area.nr_free * 4)
-            + 'AnonHugePages:  %8d kB\n' % 0 + (k.mmsvc.hstate.meminfo() if getattr(k.mmsvc, 'hstate', None) else ''))
+            + meminfo_commit(k) + 'AnonHugePages:  %8d kB\n' % 0
+            + (k.mmsvc.hstate.meminfo() if getattr(k.mmsvc, 'hstate', None) else ''))
+
+
+def meminfo_commit(k):
+    """The Shmem, CommitLimit and Committed_AS lines (fs/proc/meminfo.c: NR_SHMEM, vm_commit_limit(),
+    vm_memory_committed())."""
+    return ('Shmem:          %8d kB\nCommitLimit:    %8d kB\nCommitted_AS:   %8d kB\n'
+            % (shmem_resident_pages(k.pagecache) * 4, vm_commit_limit(k.mmsvc) * 4,
+               vm_committed_pages(k.mmsvc) * 4))
 
 
 VMSTAT_FIELDS = ('pgpgin', 'pgpgout', 'pswpin', 'pswpout', 'pgfault', 'pgmajfault', 'pgactivate',

@@ -86,6 +86,9 @@ class VmChecker:
         self.check_pages(mapped, tables)
         check_lru(frames, k.lru)
         check_page_cache(k.pagecache)
+        shmem = getattr(k.reclaim, 'shmem', None)
+        for off in shmem.swap_offsets() if shmem is not None else ():
+            swapped[off] = swapped.get(off, 0) + 1     # a tmpfs page's swap entry holds its slot too
         check_swap(k.swapcache, swapped)
 
     # ---- page tables -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from kernel.fs.errors import FsError
 from kernel.fs.hugetlbfs import hugetlb_file_setup
 from kernel.mm.hugetlb import HPAGE_SHIFT, HPAGE_SIZE, PAGES_PER_HPAGE, hugetlb_reserve_pages
 from kernel.mm.mmap import do_mmap, do_munmap, page_align
+from kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, shmem_acct_size
 
 IPC_PRIVATE = 0
 IPC_CREAT, IPC_EXCL = 0o1000, 0o2000
@@ -243,11 +244,6 @@ def ipcperms(task, seg, flag):
 
 
 # ---- shmget ------------------------------------------------------------------------------------------
-def _overcommit_ok(k, size):
-    """__vm_enough_memory in the heuristic mode: no single request larger than RAM plus swap."""
-    return (size + PAGE_SIZE - 1) >> 12 <= k.phys.nr_frames + k.swap_area.nr_slots - 1
-
-
 def newseg(k, task, ns, key, shmflg, size):
     """newseg: a new segment of size bytes; its id or -errno."""
     numpages = (size + PAGE_SIZE - 1) >> 12
@@ -258,7 +254,7 @@ def newseg(k, task, ns, key, shmflg, size):
     if ns.shm_tot + numpages > ns.shm_ctlall:
         return -errno.ENOSPC
     name = '/SYSV%08x' % (key & 0xFFFFFFFF)
-    noreserve = bool(shmflg & SHM_NORESERVE)
+    noreserve = bool(shmflg & SHM_NORESERVE) and k.mmsvc.sysctl.overcommit_memory != OVERCOMMIT_NEVER
     if shmflg & SHM_HUGETLB:
         h = getattr(k.mmsvc, 'hstate', None)
         sizelog = (shmflg >> SHM_HUGE_SHIFT) & SHM_HUGE_MASK
@@ -271,8 +267,6 @@ def newseg(k, task, ns, key, shmflg, size):
             file.put()
             return err
     else:
-        if not noreserve and not _overcommit_ok(k, size):       # shmem_acct_size
-            return -errno.ENOMEM
         inode = k.vfs.memfd_create(0o777)
         inode.ihold()
         try:
@@ -280,6 +274,10 @@ def newseg(k, task, ns, key, shmflg, size):
         except FsError as e:
             inode.iput()
             return -e.errno
+        err = shmem_acct_size(task.mm, inode, size, noreserve)
+        if err:
+            inode.iput()
+            return err
         file = OpenFile(inode, O_RDWR, name + ' (deleted)', k.pagecache)
     uid, gid = current_euid_egid(task)
     seg = ShmSegment(ns, key, shmflg & S_IRWXUGO, size, file, bool(shmflg & SHM_HUGETLB), task.tgid, uid, gid,

@@ -79,6 +79,7 @@ class PageCache:
         self.lru = None           # LruLists (set by the kernel)
         self.reclaim_hook = None  # called with the number of pages wanted when allocation fails
         self.balance_hook = None  # called before an allocation that may reclaim (kswapd watermarks)
+        self.shmem_swap = None    # kernel.mm.shmem.ShmemSwap: where shmem pages out of RAM are
 
     # ---- lookup -----------------------------------------------------------------------
     def mapping_of(self, inode):
@@ -168,7 +169,10 @@ class PageCache:
             dst[:len(data)] = data
             if len(data) < PAGE_SIZE:
                 dst[len(data):] = bytes(PAGE_SIZE - len(data))
-            block = inode.bmap(page.index) if getattr(inode, 'backing', 'mem') == 'disk' else None
+            if getattr(inode, 'backing', 'mem') == 'disk':
+                block = inode.bmap(page.index)
+            else:                        # a shmem page in swap comes back by a swap read
+                block = self.shmem_swap.swapin(mapping, page) if self.shmem_swap is not None else None
             if block is None:            # a hole or a memory-backed file: ready at once
                 page.flags = (page.flags | PG_uptodate) & ~PG_locked
                 page.io_done_at = now

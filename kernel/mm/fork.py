@@ -15,7 +15,8 @@ from kernel.mm.memory import page_add_new_anon_rmap, vma_page_prot
 from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved
 from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pfn_pte, \
     pte_pfn, pte_to_swp_entry
-from kernel.mm.vma import VM_DONTCOPY, VM_HUGETLB, VM_SHARED, VM_WIPEONFORK
+from kernel.mm.vm_sysctl import vm_enough_memory, vma_pages
+from kernel.mm.vma import VM_ACCOUNT, VM_DONTCOPY, VM_HUGETLB, VM_SHARED, VM_WIPEONFORK
 
 _MM_FIELDS = ('start_code', 'end_code', 'start_data', 'end_data', 'start_brk', 'brk', 'start_stack',
               'mmap_base', 'stack_rlimit', 'total_vm', 'hiwater_rss')
@@ -23,9 +24,24 @@ _MM_OPTIONAL = ('arg_start', 'arg_end', 'env_start', 'env_end', 'saved_auxv', 'v
                 'mmf_dumpable', 'mmf_disable_thp')
 
 
+def dup_mmap_charge(oldmm):
+    """dup_mmap's commit charge: each VM_ACCOUNT mapping the child gets is committed again
+    (security_vm_enough_memory_mm on the parent's mm, the earlier ones already counted); False when
+    __vm_enough_memory refuses one (fork fails with ENOMEM)."""
+    charged = 0
+    for vma in oldmm.vmas:
+        if vma.vm_flags & VM_ACCOUNT and not vma.vm_flags & VM_DONTCOPY:
+            if vm_enough_memory(oldmm, vma_pages(vma), uncharged=-charged):
+                return False
+            charged += vma_pages(vma)
+    return True
+
+
 def dup_mm(k, oldmm):
     """A copy-on-write copy of oldmm for a child process, or None when memory runs out."""
     svc = oldmm.svc
+    if not dup_mmap_charge(oldmm):
+        return None
     try:
         mm = MmStruct(svc)
     except MemoryError:

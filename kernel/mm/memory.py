@@ -192,6 +192,7 @@ def __do_fault(mm, vmf):
     if page is not None:
         write_shared = vmf.flags & FAULT_FLAG_WRITE and vmf.vma.vm_flags & VM_SHARED
         if mm.svc.pagecache.fault_reserve(page.mapping, page.index, write_shared):
+            vmf.handler = 'no space (ENOSPC)'
             return VM_FAULT_SIGBUS             # shmem_fault / ->page_mkwrite found no space (ENOSPC)
         page.refcount += 1
         vmf.page = page
@@ -213,7 +214,9 @@ def filemap_fault(mm, vmf):
     if page is not None:
         svc.stats['pagecache_hits'] += 1
         if page.flags & PG_readahead:
+            page.refcount += 1                  # held while read-ahead allocates (and may reclaim)
             do_async_mmap_readahead(mm, vmf, f, page)
+            page.refcount -= 1
     else:
         svc.stats['pagecache_misses'] += 1
         do_sync_mmap_readahead(mm, vmf, f)
@@ -382,6 +385,7 @@ def do_wp_page(mm, vmf):
         return 0                              # only anonymous pages in private mappings are unshared
     if vma.vm_flags & VM_SHARED:
         if page.mapping is not None and svc.pagecache.fault_reserve(page.mapping, page.index, True):
+            vmf.handler = 'no space (ENOSPC)'
             return VM_FAULT_SIGBUS             # wp_page_shared: ->page_mkwrite found no space (ENOSPC)
         vmf.handler = 'do_wp_page(shared)'
         page.flags |= PG_dirty

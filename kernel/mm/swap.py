@@ -87,10 +87,13 @@ class SwapCache:
             self.area.swap_free(offset)
             self.frames.put_page(page)
 
-    def swap_writepage(self, page, on_done):
-        """Write an anonymous page to its slot (asynchronously); on_done(page) at completion."""
+    def swap_writepage(self, page, on_done, store=True):
+        """Write a page to its slot (asynchronously); on_done(page) at completion. store: the slot
+        keeps the bytes (an anonymous page's only copy); a shmem page's bytes stay with its file,
+        and swap-in read-ahead of anonymous neighbours passes over its slot."""
         offset = page.private
-        self.area.data[offset] = bytes(self.frames.phys.frame(page.pfn))
+        if store:
+            self.area.data[offset] = bytes(self.frames.phys.frame(page.pfn))
         page.flags |= PG_writeback
         self.charge('io_submit')
         self.stats['pswpout'] += 1

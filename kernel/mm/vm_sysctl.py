@@ -3,6 +3,8 @@ accounting of overcommit_memory (mm/util.c __vm_enough_memory): the knobs' value
 defaults, and the checks that read them. /proc/sys/vm publishes them (kernel/sysctl_vm.py)."""
 import errno
 
+from emu.physmem import PAGE_SIZE
+
 from kernel.capability import CAP_SYS_ADMIN, CAP_SYS_RAWIO, capable
 from kernel.mm.vma import VM_ACCOUNT, VM_HUGETLB, VM_NORESERVE, VM_SHARED, VM_WRITE
 
@@ -31,6 +33,8 @@ class VmSysctl:
         self.dirtytime_expire_seconds = 43200
         self.admin_reserve_kbytes = 8192       # init_admin_reserve: min(3% of free memory, 8 MiB)
         self.user_reserve_kbytes = 131072      # init_user_reserve: min(3% of free memory, 128 MiB)
+        # the shmem objects committed by size (shmem_acct_size): id(inode) -> (inode, pages)
+        self.shmem_charged = {}
 
     def init_reserves(self, free_pages):
         """init_admin_reserve / init_user_reserve: 3% of free memory, capped at 8 MiB / 128 MiB."""
@@ -65,8 +69,51 @@ def vma_pages(vma):
 
 
 def vm_committed_pages(svc):
-    """vm_committed_as: the pages of every VM_ACCOUNT mapping of every address space."""
-    return sum(vma_pages(v) for mm in svc.reclaim.mms() for v in mm.vmas if v.vm_flags & VM_ACCOUNT)
+    """vm_committed_as (Committed_AS in /proc/meminfo), in pages: what vm_acct_memory has charged and
+    not given back. The pages of every VM_ACCOUNT mapping of every address space (mmap_region,
+    brk, stack growth, mremap, mprotect and dup_mmap charge them; unmapping gives them back), the
+    whole size of each live shmem object committed by size (shmem_acct_size: shared anonymous
+    memory, System V segments), and each page allocated to any other tmpfs or memfd file
+    (VM_NORESERVE inodes: shmem_acct_blocks charges pages as they are allocated, shmem_unacct_blocks
+    as they are freed)."""
+    total = sum(vma_pages(v) for mm in svc.reclaim.mms() for v in mm.vmas if v.vm_flags & VM_ACCOUNT)
+    charged = svc.sysctl.shmem_charged
+    for key, (inode, pages) in list(charged.items()):
+        if inode.evicted:                  # shmem_evict_inode -> shmem_unacct_size
+            del charged[key]
+            continue
+        total += pages - inode.blocks // (PAGE_SIZE // 512)     # its pages are in its sb's count
+    return total + sum(sb.used_pages for sb in _shmem_superblocks(svc))
+
+
+def _shmem_superblocks(svc):
+    """Every tmpfs instance that can hold pages: the mounted ones, and those of the files in the page
+    cache or committed by size (the internal mount of memfd and shared anonymous memory)."""
+    sbs = {}
+    k = svc.sched
+    vfs = getattr(k, 'vfs', None)
+    for sb in [m.sb for m in vfs.mounts] if vfs is not None else []:
+        sbs[id(sb)] = sb
+    for m in svc.pagecache.mappings.values():
+        sbs[id(m.inode.sb)] = m.inode.sb
+    for inode, _pages in svc.sysctl.shmem_charged.values():
+        sbs[id(inode.sb)] = inode.sb
+    return [sb for sb in sbs.values() if getattr(sb, 'fstype', None) == 'tmpfs']
+
+
+def shmem_acct_size(mm, inode, size, noreserve):
+    """mm/shmem.c shmem_acct_size: a shmem object that is not VM_NORESERVE (shared anonymous memory
+    without MAP_NORESERVE, a System V segment without SHM_NORESERVE) commits its whole size when it
+    is made (0 or -ENOMEM, as __vm_enough_memory decides for mm, the caller's); its pages are then
+    not charged one by one. The inode's eviction gives the charge back (shmem_unacct_size)."""
+    if noreserve:
+        return 0
+    pages = (size + PAGE_SIZE - 1) >> 12
+    err = vm_enough_memory(mm, pages)
+    if err:
+        return err
+    mm.svc.sysctl.shmem_charged[id(inode)] = (inode, pages)
+    return 0
 
 
 def vm_commit_limit(svc):
@@ -108,6 +155,11 @@ def vm_enough_memory(mm, pages, uncharged=0):
     if vm_committed_pages(svc) - uncharged + pages < allowed:
         return 0
     return -errno.ENOMEM
+
+
+def map_noreserve(sysctl, flags):
+    """do_mmap: MAP_NORESERVE (0x4000) makes a mapping VM_NORESERVE unless overcommit_memory is 2."""
+    return bool(flags & 0x4000) and sysctl.overcommit_memory != OVERCOMMIT_NEVER
 
 
 def accountable_mapping(vm_flags):

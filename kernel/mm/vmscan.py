@@ -14,6 +14,7 @@ from kernel.mm.page_alloc import (PG_lru, PG_active, PG_anon, PG_locked, PG_writ
                                   PG_reserved, PG_referenced)
 from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn,
                                 swp_entry_to_pte)
+from kernel.mm.shmem import ShmemSwap, is_shmem_mapping
 from kernel.mm.swap import SWAP_TYPE
 from kernel.mm.vma import VM_LOCKED
 
@@ -84,6 +85,8 @@ class Reclaim:
         self.wmark_low = self.wmark_min * 5 // 4
         self.wmark_high = self.wmark_min * 3 // 2
         self._writeback = 0
+        # tmpfs/memfd pages go to swap, not away (mm/shmem.c); page-cache misses look there first
+        self.shmem = pagecache.shmem_swap = ShmemSwap(frames, pagecache, swapcache, lru, stats)
 
     # ---- reverse map ------------------------------------------------------------------------
     def rmap_walk(self, page):
@@ -180,6 +183,12 @@ class Reclaim:
         return self._pageout_file(page)
 
     def _pageout_file(self, page):
+        if is_shmem_mapping(page.mapping):       # shmem_writepage: to swap, or it stays
+            moved = self.shmem.writepage(self, page)
+            if moved is not None:
+                if moved:
+                    self.stats['pgsteal'] += 1
+                return moved
         if not self.try_to_unmap(page):
             return False
         if page.flags & PG_dirty:
@@ -203,15 +212,21 @@ class Reclaim:
             sc.delete_from_swap_cache(page)
             return False
         self.lru.remove(page)
+        self.swap_out(page)
+        self.stats['pgsteal'] += 1
+        return True
+
+    def swap_out(self, page, store=True):
+        """Start the swap write of a page in the swap cache (off the LRU, unmapped); it leaves the
+        swap cache, and RAM, when the write completes unless someone took it meanwhile."""
+        sc = self.swapcache
         self._writeback += 1
 
         def done(p):
             self._writeback -= 1
             if p.refcount == 1 and not p.mapcount:
                 sc.delete_from_swap_cache(p)
-        sc.swap_writepage(page, done)
-        self.stats['pgsteal'] += 1
-        return True
+        sc.swap_writepage(page, done, store)
 
     # ---- scanning -----------------------------------------------------------------------------------
     def shrink_active_list(self, nr):

@@ -12,6 +12,7 @@ from kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mma
     mmap_write_downgrade
 from kernel.mm.page_alloc import PG_uptodate
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
+from kernel.mm.vm_sysctl import map_noreserve, shmem_acct_size
 from kernel.mm.vma import VM_SHARED, VM_LOCKED, VM_LOCKONFAULT
 from kernel.syscalls import s64 as _s64, syscall
 from kernel.syscalls.memlock import mlock_check, mlockall_check
@@ -46,7 +47,9 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
     if flags & MAP_ANONYMOUS and flags & 3 in (1, 3) and length and not flags & MAP_HUGETLB:
         if page_align(length) > TASK_SIZE:       # do_mmap refuses this before mmap_region makes the file
             return -errno.ENOMEM
-        f = shmem_zero_setup(k, length)
+        f = shmem_zero_setup(k, t, length, flags)
+        if isinstance(f, int):
+            return f
     elif not flags & MAP_ANONYMOUS:
         f = t.files.get(_s64(fd) if fd < (1 << 63) else -1)
         if f is None:
@@ -63,11 +66,16 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
     return do_mmap(t.mm, addr, length, prot, flags, f, off >> 12)
 
 
-def shmem_zero_setup(k, length):
-    """Shared anonymous memory is a mapping of an unlinked tmpfs file (mm/shmem.c)."""
+def shmem_zero_setup(k, t, length, flags):
+    """Shared anonymous memory is a mapping of an unlinked tmpfs file (mm/shmem.c), committed by
+    size unless MAP_NORESERVE (shmem_acct_size: -ENOMEM)."""
     inode = k.vfs.memfd_create()
     inode.ihold()
     inode.set_size(page_align(length))
+    err = shmem_acct_size(t.mm, inode, page_align(length), map_noreserve(k.mmsvc.sysctl, flags))
+    if err:
+        inode.iput()
+        return err
     return OpenFile(inode, 2, '/dev/zero (deleted)', k.pagecache)
 
 
