@@ -2,6 +2,7 @@
 self/status, meminfo, vmstat, sys/vm/*."""
 import errno
 
+from kernel.capability import CAP_SYS_ADMIN, capable
 from kernel.fs import FsError
 from kernel.fs.synth import SynthFile
 from kernel.fs.mount import register_mount_procfs
@@ -241,8 +242,9 @@ def register_procfs(k):
     reg('/proc/self/maps', lambda: proc_maps(k))
     reg('/proc/self/smaps', lambda: proc_smaps(k))
     reg('/proc/self/smaps_rollup', lambda: show_smaps_rollup(k))
+    # frame numbers only for CAP_SYS_ADMIN (pagemap_read; Linux asks it of the opener's creds)
     reg('/proc/self/pagemap', None, None, 0o400).read_at = \
-        lambda pos, count: pagemap_read(k.current.mm, pos, count)
+        lambda pos, count: pagemap_read(k.current.mm, pos, count, capable(k.current, CAP_SYS_ADMIN))
     reg('/proc/self/clear_refs', None, lambda d: clear_refs_write(k.current.mm, d), 0o200).read_at = \
         _no_read
     reg('/proc/self/status', lambda: proc_status(k))

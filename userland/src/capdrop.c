@@ -5,7 +5,7 @@
  * root (CAP_KILL), mlock without RLIMIT_MEMLOCK (CAP_IPC_LOCK), negative nice and SCHED_FIFO
  * (CAP_SYS_NICE), the bounding set (CAP_SETPCAP), chown (CAP_CHOWN), System V shm owned by root
  * (CAP_IPC_OWNER, CAP_IPC_LOCK), SCM_CREDENTIALS naming others (CAP_SYS_ADMIN/CAP_SETUID), mbind
- * with MPOL_MF_MOVE_ALL (CAP_SYS_NICE). Every line must read the same natively (run as root). */
+ * with MPOL_MF_MOVE_ALL (CAP_SYS_NICE), frame numbers in /proc/self/pagemap (CAP_SYS_ADMIN). Every line must read the same natively (run as root). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +63,23 @@ static long send_creds(int sock, pid_t pid, uid_t uid, gid_t gid)
     cm->cmsg_len = CMSG_LEN(sizeof uc);
     memcpy(CMSG_DATA(cm), &uc, sizeof uc);
     return sendmsg(sock, &mh, 0);
+}
+
+/* does /proc/self/pagemap show the frame number of a touched page (CAP_SYS_ADMIN)? */
+static void pagemap_pfn(const char *who)
+{
+    static char page[4096] __attribute__((aligned(4096)));
+    unsigned long long e = 0;
+    page[0] = 1;
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0 || pread(fd, &e, 8, (unsigned long)page / 4096 * 8) != 8) {
+        printf("%spagemap: %s\n", who, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    close(fd);
+    printf("%spagemap: present %d, frame number shown %d\n", who, (int)(e >> 63), (e & ((1ULL << 55) - 1)) != 0);
 }
 
 static void cap_eff(void)
@@ -126,6 +143,8 @@ static void as_nobody(int shmid, pid_t parent)
     show("SCM_CREDENTIALS uid 0", send_creds(sv[0], getpid(), 0, getgid()));
     show("SCM_CREDENTIALS gid 0", send_creds(sv[0], getpid(), getuid(), 0));
     show("SCM_CREDENTIALS parent's pid", send_creds(sv[0], parent, getuid(), getgid()));
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);        /* setuid made /proc/self root's; make it ours again */
+    pagemap_pfn("");
     show("mbind MPOL_MF_MOVE_ALL", syscall(SYS_mbind, page, 4096, 0, NULL, 0, 4 /* MPOL_MF_MOVE_ALL */));
     fflush(stdout);
 }
@@ -139,6 +158,7 @@ int main(void)
     show("root: mmap at 0", map_at_zero());
     show("root: open mmap_min_addr for writing", write_sysctl("/proc/sys/vm/mmap_min_addr"));
     show("root: shmget", shmid);
+    pagemap_pfn("root: ");
     fflush(stdout);
     pid = fork();
     if (pid == 0) {
