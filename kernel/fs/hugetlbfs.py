@@ -9,7 +9,8 @@ from kernel.fs.regfile import PagedFile
 from kernel.fs.stat import S_IFDIR
 from kernel.fs.superblock import SuperBlock
 from kernel.fs.symlink import Symlink
-from kernel.mm.hugetlb import HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE, HUGETLBFS_MAGIC
+from kernel.mm.hugetlb import (HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE, HUGETLBFS_MAGIC,
+                               hugetlb_vmdelete_list)
 
 
 class HugetlbFile(PagedFile):
@@ -78,7 +79,7 @@ class HugetlbFile(PagedFile):
             from_subpool_resv = sb.subpool_get()
             if from_subpool_resv is None:
                 return None
-        head = h.dequeue_huge_page(use_resv or from_subpool_resv)
+        head = h.alloc_huge_page(use_resv or from_subpool_resv)
         if head is None:
             if not use_resv:
                 sb.subpool_unget(from_subpool_resv)
@@ -101,12 +102,6 @@ class HugetlbFile(PagedFile):
             self.h.put_huge_page(head)
             self.sb.subpool_put(self.sb.rsv_wanted())
 
-    def _release_resv(self, first):
-        drop = [i for i in self.resv if i >= first]
-        for i in drop:
-            self.resv.discard(i)
-        self.h.resv_huge_pages -= len(drop)
-
     def allocate(self, offset, length):
         """fallocate mode 0 / KEEP_SIZE: a cleared pool page for every huge page in the range (ENOSPC
         when the pool runs out); the size grows to offset + length. Returns the huge pages allocated."""
@@ -125,40 +120,50 @@ class HugetlbFile(PagedFile):
         return n
 
     def punch_hole(self, start, length):
-        """FALLOC_FL_PUNCH_HOLE: free the whole huge pages inside the range, zero partial ones."""
+        """hugetlbfs_punch_hole: zero the partial huge pages at the ends; unmap the whole ones inside
+        from every mapping (private copies too), free them and drop their reservations."""
         if start < 0 or length <= 0:
             raise FsError(errno.EINVAL)
-        end = min(start + length, self.size)
+        end = start + length
         first, last = (start + HPAGE_SIZE - 1) >> HPAGE_SHIFT, end >> HPAGE_SHIFT
-        for idx in [i for i in self.hpages if first <= i < last]:
-            self.remove_huge_page(idx)
         for a, b in ((start, min(end, first << HPAGE_SHIFT)), (max(start, last << HPAGE_SHIFT), end)):
             head = self.hpages.get(a >> HPAGE_SHIFT)
             if a < b and head is not None:
                 p = (head.pfn << 12) + (a & (HPAGE_SIZE - 1))
                 self.h.frames.phys.mv[p:p + (b - a)] = bytes(b - a)
+        if first < last:
+            hugetlb_vmdelete_list(self, first, last)
+            self.remove_inode_hugepages(first, last)
         self.touch_mtime()
+
+    def remove_inode_hugepages(self, first, last=None):
+        """remove_inode_hugepages: the file lets go of its pages at huge indices [first, last) and of
+        the reservations it holds there (hugetlb_unreserve_pages)."""
+        for idx in [i for i in self.hpages if i >= first and (last is None or i < last)]:
+            self.remove_huge_page(idx)
+        drop = [i for i in self.resv if i >= first and (last is None or i < last)]
+        self.resv.difference_update(drop)
+        self.h.hugetlb_acct_memory(-len(drop))
 
     def set_size(self, new_size):
         self.truncate(new_size)
 
     def truncate(self, new_size):
-        """hugetlbfs setattr: the size must be a multiple of the huge page size; pages past it go."""
+        """hugetlbfs setattr: the size must be a multiple of the huge page size; shrinking unmaps the
+        pages past it from every mapping and frees them (hugetlb_vmtruncate)."""
         if new_size < 0 or new_size & (HPAGE_SIZE - 1):
             raise FsError(errno.EINVAL)
-        if new_size < self.size:
-            first = new_size >> HPAGE_SHIFT
-            for idx in [i for i in self.hpages if i >= first]:
-                self.remove_huge_page(idx)
-            self._release_resv(first)
-        if new_size != self.size:
-            self.touch_mtime()
+        old = self.size
         self.size = new_size
+        if new_size < old:
+            hugetlb_vmdelete_list(self, new_size >> HPAGE_SHIFT)
+            self.remove_inode_hugepages(new_size >> HPAGE_SHIFT)
+        if new_size != old:
+            self.touch_mtime()
 
     def evict(self):
-        for idx in list(self.hpages):
-            self.remove_huge_page(idx)
-        self._release_resv(0)
+        """hugetlbfs_evict_inode: the last reference is gone; every page and reservation goes."""
+        self.remove_inode_hugepages(0)
 
 
 class HugetlbFs(SuperBlock):
@@ -194,10 +199,8 @@ class HugetlbFs(SuperBlock):
     def fill_subpool(self):
         """hugepage_new_subpool: reserve min_size's pages in the pool (-ENOMEM when it cannot)."""
         if self.min_hpages:
-            h = self.hstate
-            if h.available() < self.min_hpages:
+            if self.hstate.hugetlb_acct_memory(self.min_hpages):
                 return -errno.ENOMEM
-            h.resv_huge_pages += self.min_hpages
             self.rsv_hpages = self.min_hpages
         return 0
 
@@ -212,7 +215,7 @@ class HugetlbFs(SuperBlock):
                     dirs.append(inode)
                 elif isinstance(inode, HugetlbFile) and inode.refs == 0:
                     inode.evict()
-        self.hstate.resv_huge_pages -= self.rsv_hpages
+        self.hstate.hugetlb_acct_memory(-self.rsv_hpages)
         self.rsv_hpages = 0
 
     def subpool_absorb(self):

@@ -59,7 +59,11 @@ def huge_size_ok(flags):
 
 # ---- the pool ------------------------------------------------------------------------------------
 class HState:
-    """struct hstate of the 2 MiB size: the huge page pool, its counters, and the internal hugetlbfs."""
+    """struct hstate of the 2 MiB size: the huge page pool, its counters, and the internal hugetlbfs.
+
+    As in mm/hugetlb.c: nr_huge_pages counts every pool page, surplus_huge_pages those allocated
+    beyond the persistent pool (nr_hugepages) under nr_overcommit_hugepages, which go back to the
+    page allocator when freed; resv_huge_pages free pages are promised to mappings."""
 
     def __init__(self, svc, nr_hugepages=0, clock=None, dev=0):
         self.svc = svc
@@ -67,7 +71,9 @@ class HState:
         self.free_list = []          # head pages, LIFO (the last freed is the most likely cached)
         self.nr_huge_pages = 0
         self.resv_huge_pages = 0
-        self.zeroed = set()          # head pfns whose frames are known to be all zero (never used)
+        self.surplus_huge_pages = 0
+        self.nr_overcommit_huge_pages = 0
+        self.max_huge_pages = 0      # the persistent pool size last asked for (/proc/sys/vm/nr_hugepages)
         from kernel.fs.hugetlbfs import HugetlbFs
         self.sb = HugetlbFs(self, clock, dev)
         self.set_max_huge_pages(nr_hugepages)
@@ -75,6 +81,15 @@ class HState:
     @property
     def free_huge_pages(self):
         return len(self.free_list)
+
+    @property
+    def name(self):
+        """The hstate's name, as its /sys/kernel/mm/hugepages directory is called."""
+        return 'hugepages-%dkB' % (HPAGE_SIZE >> 10)
+
+    def persistent_huge_pages(self):
+        """persistent_huge_pages: the pool without its surplus pages."""
+        return self.nr_huge_pages - self.surplus_huge_pages
 
     def available(self):
         """Free huge pages not promised to a reservation."""
@@ -91,25 +106,83 @@ class HState:
         head = pages[pfn]
         head.flags = PG_hugetlb | PG_head
         head.refcount = 0
-        self.zeroed.add(pfn)
         self.nr_huge_pages += 1
         return head
 
+    def update_and_free_huge_page(self, head):
+        """update_and_free_hugetlb_folio: a page leaves the pool for the page allocator."""
+        self.frames.free_contig_pages(head.pfn, HUGETLB_PAGE_ORDER)
+        self.nr_huge_pages -= 1
+
     def set_max_huge_pages(self, count):
-        """echo N > /proc/sys/vm/nr_hugepages: grow the pool (as far as memory allows) or shrink it
-        (only free, unreserved pages can go)."""
+        """echo N > nr_hugepages: grow the persistent pool (surplus pages first, then as far as memory
+        allows) or shrink it: free pages not needed by reservations go, and pages still in use become
+        surplus, to go when they are freed."""
         count = max(0, count)
-        while self.nr_huge_pages < count:
+        while self.surplus_huge_pages and count > self.persistent_huge_pages():
+            self.surplus_huge_pages -= 1              # adjust_pool_surplus(h, -1)
+        while count > self.persistent_huge_pages():
             head = self.alloc_fresh_huge_page()
             if head is None:
                 break
             self.free_list.insert(0, head)
-        while self.nr_huge_pages > count and self.available() > 0:
-            head = self.free_list.pop(0)
-            self.zeroed.discard(head.pfn)
-            self.frames.free_contig_pages(head.pfn, HUGETLB_PAGE_ORDER)
-            self.nr_huge_pages -= 1
+        min_count = max(count, self.resv_huge_pages + self.nr_huge_pages - self.free_huge_pages)
+        while min_count < self.persistent_huge_pages() and self.free_list:
+            self.update_and_free_huge_page(self.free_list.pop(0))     # free_pool_huge_folio
+        while count < self.persistent_huge_pages() and self.surplus_huge_pages < self.nr_huge_pages:
+            self.surplus_huge_pages += 1              # adjust_pool_surplus(h, 1)
+        self.max_huge_pages = self.persistent_huge_pages()
         return self.nr_huge_pages
+
+    def alloc_surplus_huge_page(self):
+        """alloc_surplus_hugetlb_folio: a fresh page beyond the persistent pool, while fewer than
+        nr_overcommit_hugepages surplus pages exist; None otherwise or when memory has no block."""
+        if self.surplus_huge_pages >= self.nr_overcommit_huge_pages:
+            return None
+        head = self.alloc_fresh_huge_page()
+        if head is not None:
+            self.surplus_huge_pages += 1
+        return head
+
+    def gather_surplus_pages(self, delta):
+        """gather_surplus_pages: reserve delta more pages, first allocating the surplus pages the
+        free pool lacks for them; -ENOMEM (nothing changed) when they cannot all be had."""
+        needed = self.resv_huge_pages + delta - self.free_huge_pages
+        got = []
+        while len(got) < needed:
+            head = self.alloc_surplus_huge_page()
+            if head is None:
+                for head in got:
+                    self.surplus_huge_pages -= 1
+                    self.update_and_free_huge_page(head)
+                return -errno.ENOMEM
+            got.append(head)
+        self.free_list.extend(got)
+        self.resv_huge_pages += delta
+        return 0
+
+    def return_unused_surplus_pages(self, unused):
+        """return_unused_surplus_pages: drop unused reservations and free up to as many surplus pages
+        as are free."""
+        self.resv_huge_pages -= unused
+        n = min(unused, self.surplus_huge_pages)
+        while n > 0 and self.free_list:
+            self.surplus_huge_pages -= 1
+            self.update_and_free_huge_page(self.free_list.pop(0))
+            n -= 1
+
+    def hugetlb_acct_memory(self, delta):
+        """hugetlb_acct_memory: take (delta > 0) or give back (delta < 0) pool reservations; -ENOMEM
+        when the pool, grown by surplus pages as far as overcommit allows, cannot cover them."""
+        if delta > 0:
+            if self.gather_surplus_pages(delta):
+                return -errno.ENOMEM
+            if delta > self.free_huge_pages:          # allowed_mems_nr
+                self.return_unused_surplus_pages(delta)
+                return -errno.ENOMEM
+        elif delta < 0:
+            self.return_unused_surplus_pages(-delta)
+        return 0
 
     def dequeue_huge_page(self, use_resv):
         """A free head page (refcount 1) for a fault or fallocate: from a reservation, or from the
@@ -120,7 +193,10 @@ class HState:
             self.resv_huge_pages -= 1
         elif self.available() <= 0:
             return None
-        head = self.free_list.pop()
+        return self._prep_new_huge_page(self.free_list.pop())
+
+    @staticmethod
+    def _prep_new_huge_page(head):
         head.refcount = 1
         head.mapcount = 0
         head.flags = PG_hugetlb | PG_head | PG_uptodate
@@ -128,12 +204,20 @@ class HState:
         head.index = 0
         return head
 
+    def alloc_huge_page(self, use_resv):
+        """alloc_hugetlb_folio's page: dequeued from the pool, else (none unreserved) a surplus page
+        when overcommit allows; None when there is neither."""
+        head = self.dequeue_huge_page(use_resv)
+        if head is None and not use_resv:
+            head = self.alloc_surplus_huge_page()
+            if head is not None:
+                self._prep_new_huge_page(head)
+        return head
+
     def clear_huge_page(self, head):
         """clear_huge_page: zero the 512 frames (charged per frame, in cache or from DRAM)."""
-        if head.pfn not in self.zeroed:
-            a = head.pfn << 12
-            self.frames.phys.mv[a:a + HPAGE_SIZE] = bytes(HPAGE_SIZE)
-        self.zeroed.discard(head.pfn)
+        a = head.pfn << 12
+        self.frames.phys.mv[a:a + HPAGE_SIZE] = bytes(HPAGE_SIZE)
         charge_page_zero(self.svc, head.pfn, PAGES_PER_HPAGE)
         self.svc.stats['huge_pages_zeroed'] += 1
 
@@ -142,12 +226,12 @@ class HState:
         mv = self.frames.phys.mv
         d, s = dst.pfn << 12, src.pfn << 12
         mv[d:d + HPAGE_SIZE] = mv[s:s + HPAGE_SIZE]
-        self.zeroed.discard(dst.pfn)
         charge_page_copy(self.svc, dst.pfn, src.pfn, PAGES_PER_HPAGE)
         self.svc.stats['huge_pages_copied'] += 1
 
-    def put_huge_page(self, head):
-        """Drop a reference; the last one returns the page to the pool (free_huge_folio)."""
+    def put_huge_page(self, head, restore_reserve=False):
+        """Drop a reference; the last one frees the page (free_huge_folio): back to the pool, or to the
+        page allocator while the pool has surplus pages; restore_reserve gives its reservation back."""
         head.refcount -= 1
         if head.refcount > 0:
             return False
@@ -157,24 +241,32 @@ class HState:
         head.mapping = None
         head.mapcount = 0
         head.rmap_mm = None
-        self.free_list.append(head)
+        if restore_reserve:
+            self.resv_huge_pages += 1
+        if self.surplus_huge_pages:
+            self.surplus_huge_pages -= 1
+            self.update_and_free_huge_page(head)
+        else:
+            self.free_list.append(head)
         self.svc.charge('page_free')
         return True
 
     def meminfo(self):
-        """The HugePages_* lines of /proc/meminfo."""
+        """The HugePages_* lines of /proc/meminfo (hugetlb_report_meminfo)."""
         return ('HugePages_Total:   %5d\nHugePages_Free:    %5d\nHugePages_Rsvd:    %5d\nHugePages_Surp:    %5d\n'
                 'Hugepagesize:   %8d kB\nHugetlb:        %8d kB\n'
-                % (self.nr_huge_pages, self.free_huge_pages, self.resv_huge_pages, 0, HPAGE_SIZE >> 10,
-                   self.nr_huge_pages * (HPAGE_SIZE >> 10)))
+                % (self.nr_huge_pages, self.free_huge_pages, self.resv_huge_pages, self.surplus_huge_pages,
+                   HPAGE_SIZE >> 10, self.nr_huge_pages * (HPAGE_SIZE >> 10)))
 
 
 # ---- reservations ------------------------------------------------------------------------------
 def _private_resv(mm):
-    """The huge virtual page numbers of mm's private hugetlb mappings still owed a reserved page."""
+    """The reserve map of mm's private hugetlb mappings (the resv_map of their owner VMAs): huge
+    virtual page number -> True while its reservation is unused, False once a fault consumed it. A
+    forked child's mappings have none (hugetlb_dup_vma_private)."""
     r = getattr(mm, 'hugetlb_resv', None)
     if r is None:
-        r = mm.hugetlb_resv = set()
+        r = mm.hugetlb_resv = {}
     return r
 
 
@@ -187,13 +279,12 @@ def hugetlb_reserve_pages(h, mm, vma_start, nr, f, idx0, shared, noreserve):
         need = [i for i in range(idx0, idx0 + nr) if i not in inode.hpages and i not in inode.resv]
     else:
         need = list(range(nr))
-    if len(need) > h.available():
+    if h.hugetlb_acct_memory(len(need)):
         return -errno.ENOMEM
-    h.resv_huge_pages += len(need)
     if shared:
         inode.resv.update(need)
     else:
-        _private_resv(mm).update((vma_start >> HPAGE_SHIFT) + i for i in need)
+        _private_resv(mm).update(((vma_start >> HPAGE_SHIFT) + i, True) for i in need)
     return 0
 
 
@@ -202,11 +293,11 @@ def hugetlb_vm_op_close(mm, vma):
     r = getattr(mm, 'hugetlb_resv', None)
     if not r or vma.vm_flags & VM_MAYSHARE:
         return
-    h = mm.svc.hstate
+    unused = 0
     for vpn in range(vma.vm_start >> HPAGE_SHIFT, vma.vm_end >> HPAGE_SHIFT):
-        if vpn in r:
-            r.discard(vpn)
-            h.resv_huge_pages -= 1
+        if r.pop(vpn, False):
+            unused += 1
+    mm.svc.hstate.hugetlb_acct_memory(-unused)
 
 
 def hugetlb_split_check(mm, start, end):
@@ -276,19 +367,21 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
     if start < 0:
         f.put()
         return start
+    if fixed and mm.vmas.overlapping(start, start + rlen):
+        r = do_munmap(mm, start, rlen)       # first: the old mapping's reservations go with it
+        if r:
+            f.put()
+            return r
     err = hugetlb_reserve_pages(h, mm, start, rlen >> HPAGE_SHIFT, f, pgoff >> HUGETLB_PAGE_ORDER, shared,
                                 bool(flags & MAP_NORESERVE))
     if err:
         f.put()
         return err
-    if fixed and mm.vmas.overlapping(start, start + rlen):
-        r = do_munmap(mm, start, rlen)
-        if r:
-            f.put()
-            return r
     mm.svc.charge('vma_modify')
     if new_file:
         f.inode.size = rlen
+    elif vm_flags & VM_WRITE and f.inode.size < rlen + (pgoff << 12):
+        f.inode.size = rlen + (pgoff << 12)     # hugetlbfs_file_mmap: a writable mapping extends the file
     vma = VmArea(start, start + rlen, vm_flags | VM_SOFTDIRTY, pgoff, f)
     mm.vmas.insert(vma)
     mm.total_vm += rlen >> 12
@@ -325,10 +418,10 @@ def alloc_hugetlb_folio(mm, vma, haddr):
     h = mm.svc.hstate
     r = _private_resv(mm)
     vpn = haddr >> HPAGE_SHIFT
-    use = vpn in r
-    head = h.dequeue_huge_page(use)
+    use = r.get(vpn, False)
+    head = h.alloc_huge_page(use)
     if head is not None and use:
-        r.discard(vpn)
+        r[vpn] = False
     return head
 
 
@@ -442,12 +535,16 @@ def hugetlb_wp(mm, vmf):
 
 # ---- unmapping, protection ------------------------------------------------------------------------
 def zap_huge_pmd_range(mm, start, end):
-    """unmap_hugepage_range: clear the huge PMDs inside [start, end) and drop their pages; the count."""
+    """__unmap_hugepage_range: clear the huge PMDs inside [start, end) and drop their pages; the count.
+    The last mapping of an anonymous page in a private mapping that owns reservations gets its
+    reservation back (so the page cannot be stolen before it refaults), unless the pool has surplus
+    pages; when munmap zaps, the VMA is gone already and its close releases them anyway."""
     h = getattr(mm.svc, 'hstate', None)
     if h is None:
         return 0
     phys = mm.svc.frames.phys
     pages = mm.svc.frames.pages
+    resv = getattr(mm, 'hugetlb_resv', None)
     n = 0
     for va, slot, e in list(mm.pgtables.huge_pmds(start, end)):
         phys.write64(slot, 0)
@@ -458,11 +555,34 @@ def zap_huge_pmd_range(mm, start, end):
         if e & _PAGE_DIRTY and not head.flags & PG_anon:
             head.flags |= PG_dirty
         head.mapcount -= 1
-        h.put_huge_page(head)
+        restore = False
+        if resv and head.flags & PG_anon and not head.mapcount and not h.surplus_huge_pages:
+            vpn = va >> HPAGE_SHIFT
+            vma = mm.vmas.vma_lookup(va)
+            if resv.get(vpn) is False and vma is not None and not vma.vm_flags & VM_MAYSHARE:
+                resv[vpn] = restore = True
+        h.put_huge_page(head, restore)
     if n:
         mm.svc.charge('pte_set', n)
-        mm.svc.flush_tlb()
+        mm.svc.flush_tlb(mm)
     return n
+
+
+def hugetlb_vmdelete_list(inode, first, last=None):
+    """hugetlb_vmdelete_list: unmap huge indices [first, last) of inode from every mapping of it
+    (truncate and hole punch), the private mappings' copies included, as Linux has always done."""
+    h = inode.sb.hstate
+    for mm in h.svc.reclaim.mms():
+        for vma in list(mm.vmas):
+            f = vma.vm_file
+            if f is None or f.inode is not inode or not vma.vm_flags & VM_HUGETLB:
+                continue
+            v_first = vma.vm_pgoff >> HUGETLB_PAGE_ORDER
+            v_last = v_first + ((vma.vm_end - vma.vm_start) >> HPAGE_SHIFT)
+            s, e = max(first, v_first), v_last if last is None else min(last, v_last)
+            if s < e:
+                zap_huge_pmd_range(mm, vma.vm_start + ((s - v_first) << HPAGE_SHIFT),
+                                   vma.vm_start + ((e - v_first) << HPAGE_SHIFT))
 
 
 def hugetlb_change_protection(mm, vma):
