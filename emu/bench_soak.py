@@ -66,7 +66,7 @@ def programs():
         Program('signals'),
         Program('altstack'),
         Program('populate_test', needs_swap=True),
-        Program('prefetch_test', ('/data/big.bin',), ((DATA, '/data'),)),
+        Program('prefetch_test'),
         Program('pf23', ('private', '2', '5', '512'), output='status'),
         Program('pf23', ('shared', '2', '5', '512'), output='status'),
     ]
