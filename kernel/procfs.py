@@ -14,6 +14,8 @@ from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap
 from kernel.sysctl_vm import register_sysctl_vm
 from kernel.syscalls.prctl import SUID_DUMP_USER, get_dumpable
 from kernel.kpageflags import register_kpageflags
+from kernel.proc_fd import register_proc_fd
+from kernel.proc_mem import register_proc_mem
 from kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
                            VM_DONTCOPY, VM_DONTEXPAND, VM_LOCKONFAULT, VM_ACCOUNT, VM_NORESERVE, VM_HUGETLB,
@@ -259,6 +261,8 @@ def register_procfs(k):
     register_mount_procfs(k)
     register_sysctl_vm(k)
     register_kpageflags(k)
+    register_proc_mem(k)
+    register_proc_fd(k)
     owner = lambda: task_dump_owner(k.current)      # noqa: E731
     for _name, inode in k.vfs.lookup('/proc/self').entries():
         if isinstance(inode, SynthFile):

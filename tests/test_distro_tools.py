@@ -139,6 +139,10 @@ CASES = [
                         '(ls {d}/tree | wc -l) && x=$(basename {d}/tree/a.txt .txt) && echo $x; '
                         'false || echo "false: $?"; exit 3')),
     ('sh-error', sh('nosuchcommand; cat {d}/missing; echo $?')),
+    ('proc-fd', sh('exec 3<{d}/words.txt 4>{t}; readlink /proc/self/fd/3 /proc/self/fd/4; rm {t}; '
+                   'readlink /proc/self/fd/4; echo to-stderr > /dev/stderr; echo to-stdout > /dev/stdout; '
+                   'head -c 5 /dev/stdin < {d}/words.txt; echo; wc -l < /proc/self/fd/3; echo x >&4; '
+                   'ls -l /proc/self/fd/ | cut -c1-10 | sort | uniq -c; ls /dev/fd/3 /dev/fd/4')),
     ('python3', ['python3', '-c', 'PYPROG']),
     ('perl', ['perl', '-e', 'my %h; $h{$_}++ for split //, "mississippi"; '
                             'print join(",", map { "$_=$h{$_}" } sort keys %h), "\\n"; '

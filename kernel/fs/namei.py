@@ -91,6 +91,9 @@ class Nameidata:
         self.links += 1
         if self.links > MAXSYMLINKS:
             raise FsError(errno.ELOOP)
+        magic = getattr(link, 'get_link_inode', None)     # proc's fd links (proc_fd_link): the open file
+        if magic is not None and magic() is not None:
+            return magic()
         target = link.readlink()
         link.touch_atime()
         if not target:

@@ -190,6 +190,9 @@ class Vfs:
                     nd.links += 1
                     if nd.links > MAXSYMLINKS:
                         raise FsError(errno.ELOOP)
+                    magic = getattr(child, 'get_link_inode', None)    # proc's fd links: the open file
+                    if magic is not None and magic() is not None:
+                        return magic(), False
                     target = child.readlink()
                     if not target:
                         raise FsError(errno.ENOENT)
