@@ -8,6 +8,8 @@ import time
 from emu.cycles import PLATFORMS, CostTable
 from emu.machine import Machine, DEFAULT_RAM
 from emu.selftests import add_selftests_parser, cmd_selftests
+from kernel.sysctl_args import parse_sysctl_arg
+from kernel.usercred import parse_user_spec, user_cred
 
 DEFAULT_ENV = ['PATH=/bin:/usr/bin', 'HOME=/home', 'LANG=C', 'TERM=dumb']
 EXIT_USAGE = 2
@@ -57,6 +59,12 @@ def _add_machine_options(p):
                    '(lib, lib64, usr/lib, usr/lib64, etc/ld.so.*) of dynamically linked programs come from DIR '
                    'instead of the host, as with qemu-x86_64 -L')
     p.add_argument('--env', action='append', default=[], metavar='NAME=VALUE', help='add to the guest environment')
+    p.add_argument('--sysctl', action='append', default=[], metavar='NAME=VALUE',
+                   help='set a /proc/sys value at boot through its write handler, as Linux\'s sysctl.NAME=VALUE '
+                        'boot parameter (e.g. vm.overcommit_memory=1; repeatable)')
+    p.add_argument('--user', metavar='UID[:GID[,GROUP...]]',
+                   help='run the first process with these ids and no capabilities, as sudo -u would '
+                        '(GID defaults to UID, the groups to GID)')
     p.add_argument('--seed', type=int, default=0, help='seed for getrandom and AT_RANDOM')
     p.add_argument('--cpus', type=int, default=1, help='simulated CPUs (default 1)')
     p.add_argument('--spf', action=argparse.BooleanOptionalAction, default=True,
@@ -151,7 +159,9 @@ def make_machine(a, stdout=None, stderr=None):
         raise ValueError("--fault-around-bytes must be a power of two")
     if not 1 <= a.cpus <= 64:
         raise ValueError("--cpus must be between 1 and 64")
-    config = KernelConfig(fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
+    sysctls = [parse_sysctl_arg(text) for text in a.sysctl]
+    cred = user_cred(*parse_user_spec(a.user)) if a.user is not None else None
+    config = KernelConfig(sysctls=sysctls, cred=cred, fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
                           stdout=stdout, stderr=stderr, swap_bytes=a.swap, cpus=a.cpus, spf=a.spf,
                           spf_file=a.spf_file, nr_hugepages=a.hugepages, check=a.check,
                           munmap_downgrade=a.munmap_downgrade, native_faults=a.native_faults, sysroot=sysroot)

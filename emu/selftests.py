@@ -8,6 +8,7 @@ does worse than native on a case outside EXPECTED (what faultlab does not model,
 """
 import argparse
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -107,14 +108,26 @@ def _execute(argv, cwd, limit, preexec=None):
             time.monotonic() - t0)
 
 
+def user_ids(name):
+    """(uid, gid, groups) that `sudo -u NAME` runs with: the host's passwd entry and initgroups'
+    group list; nobody's ids when the host does not know the name."""
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        return NOBODY, NOBODY, [NOBODY]
+    return pw.pw_uid, pw.pw_gid, sorted(set(os.getgrouplist(name, pw.pw_gid)))
+
+
 def _as_user(name):
-    if name != 'nobody' or os.geteuid() != 0:
+    """A preexec function switching to the user as sudo -u does (only as root; None otherwise)."""
+    if not name or os.geteuid() != 0:
         return None
+    uid, gid, groups = user_ids(name)
 
     def drop():
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
     return drop
 
 
@@ -130,11 +143,18 @@ def run_native(case, bindir, limit, sysctl=True):
 
 def faultlab_argv(case, bindir, limit):
     """The `faultlab run` command line for a case: the hugetlb pool it runs with as --hugepages and
-    RAM to hold it, the build directory mounted at /selftests."""
+    RAM to hold it, the other sysctls run_vmtests.sh sets as --sysctl, `sudo -u USER` as --user with
+    that user's ids, the build directory mounted at /selftests."""
     hp = case.hugepages
-    return [sys.executable, '-m', 'emu.cli', 'run', '--no-progress', '--timeout', '%g' % limit,
-            '--ram', str(BASE_RAM + hp * HUGEPAGE), '--hugepages', str(hp),
-            '--mount', '%s:%s' % (bindir, GUEST_DIR), os.path.join(bindir, case.program)] + list(case.args)
+    argv = [sys.executable, '-m', 'emu.cli', 'run', '--no-progress', '--timeout', '%g' % limit,
+            '--ram', str(BASE_RAM + hp * HUGEPAGE), '--hugepages', str(hp)]
+    for key, value in case.sysctls:
+        if key != 'vm/nr_hugepages':
+            argv += ['--sysctl', '%s=%s' % (key.replace('/', '.'), value)]
+    if case.user:
+        uid, gid, groups = user_ids(case.user)
+        argv += ['--user', '%d:%s' % (uid, ','.join(str(g) for g in [gid] + [g for g in groups if g != gid]))]
+    return argv + ['--mount', '%s:%s' % (bindir, GUEST_DIR), os.path.join(bindir, case.program)] + list(case.args)
 
 
 def run_faultlab(case, bindir, limit, tree=ROOT):
@@ -145,10 +165,7 @@ def run_faultlab(case, bindir, limit, tree=ROOT):
     if case.script:
         return Outcome(NOTRUN, detail='shell script (bash with its child programs) not run under faultlab')
     st, out, err, timed_out, secs = _execute(faultlab_argv(case, bindir, limit), tree, limit + 60)
-    o = classify(st, out, err, timed_out, secs, faultlab=True)
-    if case.user:
-        o.detail = (o.detail + '; ' if o.detail else '') + 'run as root (run_vmtests.sh: sudo -u %s)' % case.user
-    return o
+    return classify(st, out, err, timed_out, secs, faultlab=True)
 
 
 def _slug(case):

@@ -31,6 +31,7 @@ from kernel.mm.vmscan import LruLists, Reclaim
 from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
 from kernel.mm.mmap import exit_mmap, mmput
 from kernel.sched import Scheduler
+from kernel.sysctl_args import do_sysctl_args
 from kernel.task import Task
 from kernel.tracepoints import FaultInfo
 from kernel.uaccess import UserMemory
@@ -90,6 +91,8 @@ class KernelConfig:
         # the CPU may resolve plain anonymous write faults natively (emu/fastfault.py); same results
         self.native_faults = kw.pop('native_faults', True)
         self.nr_hugepages = kw.pop('nr_hugepages', 0)       # 2 MiB pages in the hugetlb pool at boot
+        self.sysctls = kw.pop('sysctls', ())        # [(name, value)] written to /proc/sys at boot (--sysctl)
+        self.cred = kw.pop('cred', None)            # the first process's credentials (--user; None: root)
         # --check: verify mm invariants after traps ('full': every one); default from FAULTLAB_CHECK=1|full
         self.check = kw.pop('check', {'': False, '0': False, 'full': 'full'}.get(os.environ.get('FAULTLAB_CHECK', ''),
                                                                                 True))
@@ -158,6 +161,7 @@ class Kernel:
         if config.check:
             from kernel.debug.check import TrapChecker
             self.vm_checker = TrapChecker(self, config.check)
+        do_sysctl_args(self, config.sysctls)
 
     # ---- time and cost -------------------------------------------------------------------------
     def now(self):
@@ -332,6 +336,8 @@ class Kernel:
         pid = self.next_pid
         self.next_pid += 1
         task = Task(pid, image.mm, FdTable(), image.umem, guest_path)
+        if self.config.cred is not None:
+            task.cred = self.config.cred
         task.files.install(self._std_stream(0, None))
         task.files.install(self._std_stream(1, self.config.stdout))
         task.files.install(self._std_stream(2, self.config.stderr))
@@ -399,7 +405,7 @@ class Kernel:
             sp = create_elf_tables(mm, umem, [a.encode() if isinstance(a, str) else a for a in argv],
                                    [e.encode() if isinstance(e, str) else e for e in envp],
                                    guest_path.encode(), img, bias, entry, rnd, vdso_base, interp_base,
-                                   self.current.cred if self.current is not None else None)
+                                   self.current.cred if self.current is not None else self.config.cred)
         except ExecError:
             mm.users = 0
             mmput(mm)
