@@ -9,8 +9,13 @@ import struct
 from emu.physmem import PAGE_SIZE
 from kernel.mm.gup import faultin_page
 from kernel.mm.mm_types import TASK_SIZE, VM_FAULT_ERROR
-from kernel.mm.vma import VM_READ, VM_WRITE, VM_GROWSDOWN
+from kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_GROWSDOWN
 from kernel.mm.mmap import expand_stack
+
+
+def access_ok(va, n):
+    """x86-64 access_ok(): [va, va + n) lies below the top of user space, without wrapping."""
+    return 0 <= va and va + n <= TASK_SIZE
 
 
 class UserMemory:
@@ -33,8 +38,8 @@ class UserMemory:
         if vma.vm_start > va:
             if not vma.vm_flags & VM_GROWSDOWN or expand_stack(mm, vma, va):
                 return None
-        if not vma.vm_flags & (VM_WRITE if write else VM_READ):
-            return None
+        if not vma.vm_flags & (VM_WRITE if write else VM_READ | VM_WRITE | VM_EXEC):
+            return None                 # access_error: a read needs any access (exec-only reads on x86)
         if faultin_page(mm, vma, va & ~0xFFF, write) & VM_FAULT_ERROR:
             return None
         return mm.pgtables.translate(va)
@@ -45,7 +50,7 @@ class UserMemory:
         if n <= 0 or not 0 <= va < TASK_SIZE:
             return 0
         end = min(va + n, TASK_SIZE)
-        need = VM_WRITE if write else VM_READ
+        need = VM_WRITE if write else VM_READ | VM_WRITE | VM_EXEC
         cur = va
         while cur < end:
             vma = self.mm.vmas.find_vma(cur)

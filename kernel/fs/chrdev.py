@@ -12,6 +12,7 @@ MEM_MAJOR = 1
 class CharDevice(Inode):
     """A character-device inode; read_chr/write_chr are its file operations."""
     minor = None
+    has_fsync = False           # mem devices have no ->fsync (fsync is EINVAL), random ones noop_fsync
 
     def __init__(self, sb, ino, mode=0o666, uid=0, gid=0, rdev=None):
         """A device node crw-rw-rw- with rdev (default: 1:<class minor>)."""
@@ -26,10 +27,16 @@ class CharDevice(Inode):
         """Write data; returns the number of bytes accepted."""
         raise FsError(errno.EINVAL)
 
+    def write_unread(self, n):
+        """A write of n bytes the driver never reads (write_null, write_full): its result, or None when
+        the device takes the data (then the buffer is copied in and may fault)."""
+        return None
+
 
 class NullDevice(CharDevice):
     """/dev/null (1:3): reads hit EOF, writes vanish."""
     minor = 3
+    null_lseek = True
 
     def read_chr(self, n):
         """EOF."""
@@ -39,10 +46,15 @@ class NullDevice(CharDevice):
         """Discard everything."""
         return len(data)
 
+    def write_unread(self, n):
+        """Everything is accepted unread."""
+        return n
+
 
 class ZeroDevice(CharDevice):
     """/dev/zero (1:5): reads return zeros, writes vanish."""
     minor = 5
+    null_lseek = True
 
     def read_chr(self, n):
         """n zero bytes."""
@@ -52,10 +64,15 @@ class ZeroDevice(CharDevice):
         """Discard everything."""
         return len(data)
 
+    def write_unread(self, n):
+        """Everything is accepted unread."""
+        return n
+
 
 class FullDevice(CharDevice):
     """/dev/full (1:7): reads return zeros, writes fail with ENOSPC."""
     minor = 7
+    null_lseek = True
 
     def read_chr(self, n):
         """n zero bytes."""
@@ -63,6 +80,10 @@ class FullDevice(CharDevice):
 
     def write_chr(self, data):
         """Always ENOSPC."""
+        raise FsError(errno.ENOSPC)
+
+    def write_unread(self, n):
+        """Always ENOSPC, the buffer unread."""
         raise FsError(errno.ENOSPC)
 
 
@@ -97,6 +118,7 @@ class DeterministicRandom:
 class RandomDevice(CharDevice):
     """/dev/urandom (1:9) or /dev/random (1:8): bytes from the shared deterministic pool."""
     minor = 9
+    has_fsync = True
 
     def __init__(self, sb, ino, pool, mode=0o666, uid=0, gid=0, minor=9):
         """A random device reading from pool (a DeterministicRandom)."""

@@ -149,10 +149,10 @@ def do_madvise(mm, start, len_in, behavior):
         return -errno.EINVAL
     if behavior not in _KNOWN:
         return -errno.EINVAL
-    length = (len_in + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+    length = (len_in + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) & ((1 << 64) - 1)    # PAGE_ALIGN may wrap to 0
     if len_in and not length:
         return -errno.EINVAL
-    end = start + length
+    end = (start + length) & ((1 << 64) - 1)
     if end < start or end > TASK_SIZE:
         return -errno.EINVAL if end < start else -errno.ENOMEM
     if end == start:

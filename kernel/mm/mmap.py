@@ -240,10 +240,8 @@ def check_fixed_addr(mm, addr, rlen, align):
     return security_mmap_addr(mm, addr)
 
 
-def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
-    """mmap(2) after fd lookup: validate, place, create the VMA (merging), populate if asked.
-    mlock_ok(nbytes): the caller's mlock_future_ok (RLIMIT_MEMLOCK or CAP_IPC_LOCK) for a mapping
-    locked by MAP_LOCKED or mlockall(MCL_FUTURE); None: no limit."""
+def do_mmap(mm, addr, length, prot, flags, file, pgoff):
+    """mmap(2) after fd lookup: validate, place, create the VMA (merging), populate if asked."""
     if length == 0:
         return -errno.EINVAL
     if prot & ~(1 | 2 | 4 | 8 | 0x01000000 | 0x02000000):
@@ -255,9 +253,6 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
         return -errno.EOPNOTSUPP
     if too_many_maps(mm):
         return -errno.ENOMEM              # map_count > max_map_count
-    if (mm.def_flags & VM_LOCKED or flags & MAP_LOCKED) and mlock_ok is not None and \
-            not mlock_ok(page_align(length)):
-        return -errno.EAGAIN              # do_mmap: "mlock MCL_FUTURE?" (mlock_future_ok)
     if flags & MAP_HUGETLB or hugetlb.is_file_hugepages(file):
         return hugetlb.hugetlb_mmap(mm, addr, length, prot, flags, file, pgoff)
     rlen = page_align(length)
@@ -323,12 +318,16 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
 def mm_populate_locked(mm, start, end):
     """__mm_populate for mlock and mlockall: fault in the VMAs of [start, end) except VM_LOCKONFAULT
     ones (they fill as they are touched) and VM_IO/VM_PFNMAP ones; private writable memory with
-    write faults, to break copy-on-write."""
+    write faults, to break copy-on-write. Stops at a PROT_NONE VMA with -ENOMEM (mlock reports it,
+    mlockall ignores it)."""
     from kernel.mm.gup import populate_vma_page_range
     for v in mm.vmas.overlapping(start, end):
         if not v.vm_flags & (VM_LOCKONFAULT | VM_IO | VM_PFNMAP):
+            if not v.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):
+                return -errno.ENOMEM      # no FOLL_FORCE for PROT_NONE: -EFAULT, mlock's -ENOMEM
             populate_vma_page_range(mm, max(start, v.vm_start), min(end, v.vm_end),
                                     v.vm_flags & (VM_WRITE | VM_SHARED) == VM_WRITE)
+    return 0
 
 
 def mlock_special(vma):
@@ -338,15 +337,19 @@ def mlock_special(vma):
 
 def do_mprotect(mm, start, length, prot):
     """mprotect(2): change rights of [start, start+len), splitting and merging VMAs."""
+    if prot & 0x03000000 == 0x03000000:     # PROT_GROWSDOWN and PROT_GROWSUP
+        return -errno.EINVAL
     if start & (PAGE_SIZE - 1):
         return -errno.EINVAL
-    if prot & ~(1 | 2 | 4 | 0x01000000 | 0x02000000):
-        return -errno.EINVAL
     if not length:
-        return 0
-    length = page_align(length)
-    end = start + length
-    if end <= start or end > TASK_SIZE:
+        return 0                            # before arch_validate_prot, as do_mprotect_pkey does
+    length = page_align(length) & ((1 << 64) - 1)
+    end = (start + length) & ((1 << 64) - 1)
+    if end <= start:
+        return -errno.ENOMEM
+    if prot & ~(1 | 2 | 4 | 8 | 0x01000000 | 0x02000000):
+        return -errno.EINVAL                # arch_validate_prot: READ, WRITE, EXEC and SEM
+    if end > TASK_SIZE:
         return -errno.ENOMEM
     # VMA by VMA from start, as Linux does: a hole at start changes nothing (-ENOMEM); a hole or a VMA
     # that forbids the rights further on stops there, keeping the changes made before it
@@ -441,11 +444,11 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
         return -errno.EINVAL
     if old_addr & (PAGE_SIZE - 1):
         return -errno.EINVAL
-    old_len = page_align(old_len)
-    new_len = page_align(new_len)
+    old_len = page_align(old_len) & ((1 << 64) - 1)     # PAGE_ALIGN of an unsigned long may wrap to 0
+    new_len = page_align(new_len) & ((1 << 64) - 1)
     if not new_len:
         return -errno.EINVAL
-    if old_addr + old_len > TASK_SIZE or new_len > TASK_SIZE:
+    if new_len > TASK_SIZE:
         return -errno.EINVAL
     if flags & MREMAP_FIXED:                 # check_mremap_params: the target's own checks first
         if new_addr & (PAGE_SIZE - 1):
@@ -457,6 +460,8 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
     vma = mm.vmas.vma_lookup(old_addr)
     if vma is None:
         return -errno.EFAULT
+    if old_addr + old_len > TASK_SIZE:
+        return -errno.EINVAL          # the old range's tail cannot be unmapped (do_vmi_munmap)
     if hugetlb.is_vm_hugetlb_page(vma):
         return -errno.EINVAL          # moving huge PMDs is not implemented
     if flags & MREMAP_DONTUNMAP and vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):

@@ -35,15 +35,17 @@ def _get_off(t, uoff):
 
 @syscall(326, 'copy_file_range')
 def sys_copy_file_range(k, t, fd_in, uoff_in, fd_out, uoff_out, length, flags, *_):
-    if flags & 0xFFFFFFFF:
-        return -errno.EINVAL
     f_in, f_out = t.files.get(s32(fd_in)), t.files.get(s32(fd_out))
     if not isinstance(f_in, OpenFile) or not isinstance(f_out, OpenFile):
         return -errno.EBADF
     pos_in, pos_out = _get_off(t, uoff_in), _get_off(t, uoff_out)
+    if -errno.EFAULT in (pos_in, pos_out):
+        return -errno.EFAULT
+    if flags & 0xFFFFFFFF:
+        return -errno.EINVAL                  # after the descriptors and the offsets are copied in
     for p in (pos_in, pos_out):
         if isinstance(p, int) and p < 0:
-            return -errno.EFAULT if p == -errno.EFAULT else -errno.EINVAL
+            return -errno.EINVAL
     err = _regular(f_in) or _regular(f_out)
     if err:
         return err

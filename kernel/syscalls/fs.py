@@ -15,6 +15,7 @@ from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, 
 from kernel.fs.synth import SynthFile
 from kernel.net.socket import SocketInode, sock_read_iter, sock_write_iter
 from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
+from kernel.uaccess import access_ok
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -37,9 +38,7 @@ def _fs_errno(e):
 
 
 def _get_path(t, upath):
-    """getname(): a user path string, or -errno."""
-    if not upath:
-        return -errno.EFAULT
+    """getname(): a user path string, or -errno (NULL is an address like any other: root may map page 0)."""
     s = t.umem.read_cstr(upath, PATH_MAX)
     if s is None:
         return -errno.EFAULT
@@ -77,7 +76,25 @@ def _unseekable(f):
 
 
 # ---- open / close -----------------------------------------------------------------------------
+def build_open_flags(flags):
+    """fs/open.c build_open_flags for open/openat (O_PATH keeps only its own flags): -EINVAL for
+    O_DIRECTORY with O_CREAT and for O_TMPFILE without write access, else 0; before the path is read."""
+    if flags & O_PATH:
+        return 0
+    if flags & (O_DIRECTORY | O_CREAT) == O_DIRECTORY | O_CREAT:
+        return -errno.EINVAL
+    if flags & O_TMPFILE & ~O_DIRECTORY and (flags & (O_TMPFILE | O_CREAT) != O_TMPFILE or
+                                              not flags & (O_ACCMODE | O_TRUNC)):    # no MAY_WRITE
+        return -errno.EINVAL
+    return 0
+
+
 def do_sys_open(k, t, dirfd, upath, flags, mode):
+    if flags & O_PATH:                       # build_open_how: O_PATH beats everything else
+        flags &= O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+    err = build_open_flags(flags & 0xFFFFFFFF)
+    if err:
+        return err
     path = _get_path(t, upath)
     if isinstance(path, int):
         return path
@@ -87,9 +104,7 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
     if isinstance(full, int):
         return full
     flags &= 0xFFFFFFFF
-    acc = flags & O_ACCMODE
-    if acc == 3:
-        return -errno.EINVAL
+    acc = flags & O_ACCMODE                  # 3: neither read nor write, both permissions checked
     if flags & O_TMPFILE == O_TMPFILE:
         return -errno.EOPNOTSUPP
     vfs = k.vfs
@@ -110,7 +125,7 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
     if kind == S_IFDIR and (acc != O_RDONLY or flags & (O_CREAT | O_TRUNC)):
         return -errno.EISDIR
     if not flags & O_PATH:
-        want = (4 if acc in (O_RDONLY, O_RDWR) else 0) | (2 if acc in (O_WRONLY, O_RDWR) else 0)
+        want = (4 if acc != O_WRONLY else 0) | (2 if acc != O_RDONLY else 0)     # ACC_MODE
         if flags & O_TRUNC and kind == S_IFREG:
             want |= 2                        # build_open_flags: O_TRUNC needs MAY_WRITE, even O_RDONLY
         if want & 2 and getattr(inode.sb, 'readonly', False):
@@ -267,11 +282,33 @@ def __write_file(k, t, f, data, pos):
     return n
 
 
+def _rw_verify(f, buf, count, write):
+    """vfs_read/vfs_write before the file's method: -EBADF without FMODE_READ/WRITE, -EFAULT when the
+    buffer is not a user range (access_ok of the whole count), else 0."""
+    if isinstance(f, OpenFile) and not (f.writable if write else f.readable):
+        return -errno.EBADF
+    return 0 if access_ok(buf, count) else -errno.EFAULT
+
+
+def _write_unread(k, t, f, count):
+    """A write to a device that never reads the buffer (/dev/null, /dev/full): its result, else None."""
+    unread = getattr(f.inode, 'write_unread', None) if isinstance(f, OpenFile) else None
+    if unread is None:
+        return None
+    try:
+        return unread(min(count, MAX_RW_COUNT))
+    except FsError as e:
+        return _fs_errno(e)
+
+
 @syscall(0, 'read')
 def sys_read(k, t, fd, buf, count, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
+    err = _rw_verify(f, buf, count, False)
+    if err:
+        return err
     return _read_to_user(k, t, f, buf, min(count, MAX_RW_COUNT), None)
 
 
@@ -280,9 +317,13 @@ def sys_write(k, t, fd, buf, count, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
+    err = _rw_verify(f, buf, count, True)
+    if err:
+        return err
+    n = _write_unread(k, t, f, count)
+    if n is not None:
+        return n
     count = min(count, MAX_RW_COUNT)
-    if isinstance(f, OpenFile) and not f.writable:
-        return -errno.EBADF
     if count:                                # a short write where the buffer stops being readable
         count = t.umem.accessible(buf, count, False) or -1
     data = t.umem.read(buf, count) if count >= 0 else None
@@ -293,29 +334,36 @@ def sys_write(k, t, fd, buf, count, *_):
 
 @syscall(17, 'pread64')
 def sys_pread64(k, t, fd, buf, count, pos, *_):
+    pos = _s64(pos)
+    if pos < 0:
+        return -errno.EINVAL                 # ksys_pread64 checks the offset before the descriptor
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
     if _unseekable(f):
         return -errno.ESPIPE
-    pos = _s64(pos)
-    if pos < 0:
-        return -errno.EINVAL
+    err = _rw_verify(f, buf, count, False)
+    if err:
+        return err
     return _read_to_user(k, t, f, buf, min(count, MAX_RW_COUNT), pos)
 
 
 @syscall(18, 'pwrite64')
 def sys_pwrite64(k, t, fd, buf, count, pos, *_):
+    pos = _s64(pos)
+    if pos < 0:
+        return -errno.EINVAL                 # ksys_pwrite64 checks the offset before the descriptor
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
     if _unseekable(f):
         return -errno.ESPIPE
-    pos = _s64(pos)
-    if pos < 0:
-        return -errno.EINVAL
-    if not f.writable:
-        return -errno.EBADF
+    err = _rw_verify(f, buf, count, True)
+    if err:
+        return err
+    n = _write_unread(k, t, f, count)
+    if n is not None:
+        return n
     count = min(count, MAX_RW_COUNT)
     if count:
         count = t.umem.accessible(buf, count, False) or -1
@@ -326,12 +374,20 @@ def sys_pwrite64(k, t, fd, buf, count, pos, *_):
 
 
 def _iovecs(t, iov, cnt):
+    """import_iovec: at most UIO_MAXIOV vectors (an unsigned int count), copied in; every one checked
+    before any I/O (a negative length is EINVAL, a range outside user space EFAULT)."""
+    cnt &= 0xFFFFFFFF
     if cnt > 1024:
         return -errno.EINVAL
     raw = t.umem.read(iov, 16 * cnt)
     if raw is None:
         return -errno.EFAULT
-    return [struct.unpack_from('<QQ', raw, 16 * i) for i in range(cnt)]
+    vecs = [struct.unpack_from('<QQ', raw, 16 * i) for i in range(cnt)]
+    if any(ln >= 1 << 63 for _, ln in vecs):
+        return -errno.EINVAL                 # iovec_from_user, over all of them first
+    if not all(access_ok(base, ln) for base, ln in vecs):
+        return -errno.EFAULT
+    return vecs
 
 
 @syscall(20, 'writev')
@@ -339,6 +395,8 @@ def sys_writev(k, t, fd, iov, cnt, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
+    if isinstance(f, OpenFile) and not f.writable:
+        return -errno.EBADF                  # vfs_writev: FMODE_WRITE before the vectors
     vecs = _iovecs(t, iov, cnt)
     if isinstance(vecs, int):
         return vecs
@@ -366,6 +424,8 @@ def sys_readv(k, t, fd, iov, cnt, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
+    if isinstance(f, OpenFile) and not f.readable:
+        return -errno.EBADF                  # vfs_readv: FMODE_READ before the vectors
     vecs = _iovecs(t, iov, cnt)
     if isinstance(vecs, int):
         return vecs
@@ -390,8 +450,13 @@ def sys_lseek(k, t, fd, off, whence, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
+    if whence & 0xFFFFFFFF > SEEK_HOLE:
+        return -errno.EINVAL                 # ksys_lseek: before the file's llseek
     if _unseekable(f):
         return -errno.ESPIPE
+    if getattr(f.inode, 'null_lseek', False):
+        f.pos = 0                            # null_lseek (/dev/null, /dev/zero): always position 0
+        return 0
     off = _s64(off)
     if getattr(f.inode, 'read_at', None) is not None and whence not in (SEEK_SET, SEEK_CUR):
         return -errno.EINVAL                 # a lazily read proc file has no end (mem_lseek)
@@ -455,6 +520,11 @@ def sys_fstat(k, t, fd, st, *_):
 
 def _stat_path(k, t, dirfd, upath, st, flags):
     flags &= 0xFFFFFFFF
+    if flags & AT_EMPTY_PATH and not upath and _s32(dirfd) >= 0:
+        f = _file(t, dirfd)                  # vfs_fstatat: a NULL path is fstat, the flags unchecked
+        if f is None:
+            return -errno.EBADF
+        return 0 if t.umem.write(st, _stat_bytes(f)) else -errno.EFAULT
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000):
         return -errno.EINVAL
     obj = user_path_at(k, t, dirfd, upath, flags)
@@ -496,7 +566,7 @@ def access_override_creds(cred):
 def do_faccessat(k, t, dirfd, upath, mode, flags):
     """access/faccessat/faccessat2: may the caller (its real ids, or with AT_EACCESS its effective
     ones) read, write or execute the file? A write on a read-only filesystem is EROFS."""
-    if mode & ~7:
+    if mode & 0xFFFFFFFF & ~7:               # int mode
         return -errno.EINVAL
     if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         return -errno.EINVAL
@@ -565,7 +635,8 @@ def sys_getdents64(k, t, fd, buf, count, *_):
     rest = entries[f.dir_cursor:]
     if not rest:
         return 0
-    data, n = pack_dirent64(rest, count, f.dir_cursor)
+    # the callback's count is an int: above INT_MAX no entry fits (EINVAL), as in fs/readdir.c
+    data, n = pack_dirent64(rest, max(_s32(count), 0), f.dir_cursor)
     if n == 0:
         return -errno.EINVAL
     if not t.umem.write(buf, data):
@@ -588,6 +659,8 @@ def sys_chdir(k, t, upath, *_):
     path = _get_path(t, upath)
     if isinstance(path, int):
         return path
+    if not path:
+        return -errno.ENOENT
     full = posixpath.normpath(_abs_at(t, AT_FDCWD, path))
     cred = t.cred.fs_cred()
     try:
@@ -605,6 +678,8 @@ def _path_op(k, t, dirfd, upath, op):
     path = _get_path(t, upath)
     if isinstance(path, int):
         return path
+    if not path:
+        return -errno.ENOENT                 # getname: an empty name
     full = _abs_at(t, dirfd, path)
     if isinstance(full, int):
         return full
@@ -637,23 +712,45 @@ def sys_unlink(k, t, path, *_):
 
 @syscall(263, 'unlinkat')
 def sys_unlinkat(k, t, dirfd, path, flags, *_):
+    flags &= 0xFFFFFFFF                      # int flags
     if flags & ~AT_REMOVEDIR:
         return -errno.EINVAL
     return _path_op(k, t, dirfd, path, k.vfs.rmdir if flags & AT_REMOVEDIR else k.vfs.unlink)
 
 
-def _rename(k, t, olddir, oldp, newdir, newp):
-    a = _get_path(t, oldp)
-    b = _get_path(t, newp)
-    for x in (a, b):
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
+
+
+def _rename(k, t, olddir, oldp, newdir, newp, flags=0):
+    """do_renameat2: the old name's parent is looked up before the new name's errors count."""
+    cred = t.cred.fs_cred()
+    fa = fb = None
+    for dirfd, upath in ((olddir, oldp), (newdir, newp)):
+        x = _get_path(t, upath)
         if isinstance(x, int):
             return x
-    fa, fb = _abs_at(t, olddir, a), _abs_at(t, newdir, b)
-    for x in (fa, fb):
+        if not x:
+            return -errno.ENOENT
+        x = _abs_at(t, dirfd, x)
         if isinstance(x, int):
             return x
+        try:
+            parent = k.vfs.lookup(posixpath.dirname(x.rstrip('/')) or '/', cred=cred)
+        except FsError as e:
+            return _fs_errno(e)
+        if (parent.mode & S_IFMT) != S_IFDIR:
+            return -errno.ENOTDIR
+        fa, fb = (x, None) if fa is None else (fa, x)
+    if flags & (RENAME_EXCHANGE | RENAME_WHITEOUT):
+        return -errno.EINVAL                 # not emulated: as a filesystem without them
+    if flags & RENAME_NOREPLACE:
+        try:
+            k.vfs.lookup(fb, follow=False, cred=cred)
+            return -errno.EEXIST
+        except FsError:
+            pass
     try:
-        k.vfs.rename(fa, fb, cred=t.cred.fs_cred())
+        k.vfs.rename(fa, fb, cred=cred)
     except FsError as e:
         return _fs_errno(e)
     return 0
@@ -671,9 +768,11 @@ def sys_renameat(k, t, od, old, nd, new, *_):
 
 @syscall(316, 'renameat2')
 def sys_renameat2(k, t, od, old, nd, new, flags, *_):
-    if flags:
+    flags &= 0xFFFFFFFF
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT) or \
+            flags & RENAME_EXCHANGE and flags & (RENAME_NOREPLACE | RENAME_WHITEOUT):
         return -errno.EINVAL
-    return _rename(k, t, od, old, nd, new)
+    return _rename(k, t, od, old, nd, new, flags)
 
 
 @syscall(88, 'symlink')
@@ -715,8 +814,10 @@ def sys_readlinkat(k, t, dirfd, path, buf, size, *_):
 def _truncate_inode(k, inode, length):
     if (inode.mode & S_IFMT) == S_IFDIR:
         return -errno.EISDIR
-    if (inode.mode & S_IFMT) != S_IFREG or isinstance(inode, SynthFile):
+    if (inode.mode & S_IFMT) != S_IFREG:
         return -errno.EINVAL
+    if isinstance(inode, SynthFile):
+        return 0                             # proc_setattr accepts a size and changes nothing
     if getattr(inode.sb, 'readonly', False):
         return -errno.EROFS
     try:
@@ -737,12 +838,12 @@ def _truncate_inode(k, inode, length):
 
 @syscall(77, 'ftruncate')
 def sys_ftruncate(k, t, fd, length, *_):
+    length = _s64(length)
+    if length < 0:
+        return -errno.EINVAL                 # do_sys_ftruncate checks the length before the descriptor
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    length = _s64(length)
-    if length < 0:
-        return -errno.EINVAL
     if not isinstance(f, OpenFile) or not f.writable:
         return -errno.EINVAL if isinstance(f, OpenFile) and f.readable else -errno.EBADF
     return _truncate_inode(k, f.inode, length)
@@ -750,26 +851,38 @@ def sys_ftruncate(k, t, fd, length, *_):
 
 @syscall(76, 'truncate')
 def sys_truncate(k, t, upath, length, *_):
+    length = _s64(length)
+    if length < 0:
+        return -errno.EINVAL                 # do_sys_truncate checks the length before the path
     path = _get_path(t, upath)
     if isinstance(path, int):
         return path
-    length = _s64(length)
-    if length < 0:
-        return -errno.EINVAL
+    if not path:
+        return -errno.ENOENT
     cred = t.cred.fs_cred()
     try:
         inode = k.vfs.lookup(_abs_at(t, AT_FDCWD, path), cred=cred)
-        if inode.is_reg() and not inode.sb.readonly and not isinstance(inode, SynthFile):
+        if inode.is_reg() and not inode.sb.readonly:
             k.vfs.permission(inode, MAY_WRITE, cred)          # vfs_truncate
     except FsError as e:
         return _fs_errno(e)
     return _truncate_inode(k, inode, length)
 
 
+def _has_fsync(f):
+    """Does the file have an ->fsync? (vfs_fsync_range is EINVAL without one: pipes, sockets, terminals,
+    procfs, the mem character devices.)"""
+    if not isinstance(f, OpenFile) or isinstance(f.inode, (PipeEnd, SocketInode)) or f.inode.sb.fstype == 'proc':
+        return False
+    return (f.inode.mode & S_IFMT) != S_IFCHR or getattr(f.inode, 'has_fsync', False)
+
+
 def _fsync(k, t, fd):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
+    if not _has_fsync(f):
+        return -errno.EINVAL
     if isinstance(f, OpenFile) and f.mapping is not None:
         from kernel.mm.memory import fold_pte_dirty
         for vma in t.mm.vmas:
@@ -814,6 +927,17 @@ def charge_fallocate(k, inode, n):
         k.charge('fallocate_block', n)
 
 
+def falloc_mode_ok(mode):
+    """vfs_fallocate's mode check: KEEP_SIZE with one of ALLOCATE, PUNCH_HOLE (KEEP_SIZE required),
+    ZERO_RANGE, UNSHARE_RANGE, or COLLAPSE_RANGE, INSERT_RANGE, WRITE_ZEROES (KEEP_SIZE refused)."""
+    kind = mode & ~FALLOC_FL_KEEP_SIZE
+    if kind in (0, 0x10, 0x40):
+        return True
+    if kind == FALLOC_FL_PUNCH_HOLE:
+        return bool(mode & FALLOC_FL_KEEP_SIZE)
+    return kind in (0x08, 0x20, 0x80) and not mode & FALLOC_FL_KEEP_SIZE
+
+
 @syscall(285, 'fallocate')
 def sys_fallocate(k, t, fd, mode, offset, length, *_):
     f = _file(t, fd)
@@ -822,6 +946,8 @@ def sys_fallocate(k, t, fd, mode, offset, length, *_):
     offset, length = _s64(offset), _s64(length)
     if offset < 0 or length <= 0:
         return -errno.EINVAL
+    if not falloc_mode_ok(mode & 0xFFFFFFFF):
+        return -errno.EOPNOTSUPP
     if not isinstance(f, OpenFile) or not f.writable:
         return -errno.EBADF
     inode = f.inode
@@ -882,6 +1008,7 @@ def sys_fadvise64(k, t, fd, offset, length, advice, *_):
 
 @syscall(319, 'memfd_create')
 def sys_memfd_create(k, t, uname, flags, *_):
+    flags &= 0xFFFFFFFF                      # unsigned int flags
     if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | 0xFC000000 | 8 | 16):
         return -errno.EINVAL
     from kernel.mm.hugetlb import huge_size_ok
@@ -972,12 +1099,15 @@ def sys_dup2(k, t, fd, newfd, *_):
 
 @syscall(292, 'dup3')
 def sys_dup3(k, t, fd, newfd, flags, *_):
-    if flags & ~O_CLOEXEC or _s32(fd) == _s32(newfd):
+    if flags & 0xFFFFFFFF & ~O_CLOEXEC or _s32(fd) == _s32(newfd):
         return -errno.EINVAL
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
     return _dup_to(t, f, _s32(newfd), bool(flags & O_CLOEXEC))
+
+
+F_SETOWN, F_GETOWN = 8, 9
 
 
 @syscall(72, 'fcntl')
@@ -1003,6 +1133,15 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
         if isinstance(f, OpenFile):
             f.flags = (f.flags & ~(O_APPEND | 0o4000)) | (arg & (O_APPEND | 0o4000))
         return 0
+    if cmd == F_SETOWN:                      # f_setown: the pid (or -pgid) that gets SIGIO
+        who = _s32(arg)
+        if who > 0 and k.tasks.get(who) is None:
+            return -errno.ESRCH
+        if isinstance(f, OpenFile):
+            f.owner = who
+        return 0
+    if cmd == F_GETOWN:
+        return getattr(f, 'owner', 0)
     return -errno.EINVAL
 
 

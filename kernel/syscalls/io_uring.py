@@ -101,12 +101,19 @@ def sys_io_uring_enter(k, t, fd, to_submit, min_complete, flags, argp, argsz, *_
     return ret
 
 
+IORING_REGISTER_LAST = 35              # after IORING_REGISTER_MEM_REGION (34), as of Linux 6.15
+
+
 @syscall(427, 'io_uring_register')
 def sys_io_uring_register(k, t, fd, opcode, arg, nr_args, *_):
     opcode &= 0xFFFFFFFF
     nr_args &= 0xFFFFFFFF
     if opcode & IORING_REGISTER_USE_REGISTERED_RING:
         return -errno.EINVAL
+    if opcode >= IORING_REGISTER_LAST:
+        return -errno.EINVAL                 # io_uring/register.c checks the opcode before the descriptor
+    if fd & 0xFFFFFFFF == 0xFFFFFFFF:
+        return -errno.EINVAL                 # io_uring_register_blind: none of its opcodes is emulated
     ctx = _ring_of(t, fd)
     if isinstance(ctx, int):
         return ctx

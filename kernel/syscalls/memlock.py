@@ -30,8 +30,9 @@ def mlock_check(t, start, length):
         return -errno.EPERM
     if capable(t, CAP_IPC_LOCK):
         return 0
-    end = (start + length + 0xFFF) & ~0xFFF
+    length = (length + (start & 0xFFF) + 0xFFF) & ~0xFFF & ((1 << 64) - 1)    # PAGE_ALIGN may wrap to 0
     start &= ~0xFFF
+    end = start + length
     limit = task_rlimit(t, RLIMIT_MEMLOCK)[0] >> PAGE_SHIFT
     locked = ((end - start) >> PAGE_SHIFT) + _locked_pages(t.mm)
     if locked > limit:

@@ -263,6 +263,7 @@ def _page_status(k, mm, addr):
 
 @syscall(279, 'move_pages')
 def sys_move_pages(k, t, pid, nr_pages, pages, nodes, status, flags, *_):
+    flags &= 0xFFFFFFFF                         # int flags
     if flags & ~(MPOL_MF_MOVE | MPOL_MF_MOVE_ALL):
         return -errno.EINVAL
     if flags & MPOL_MF_MOVE_ALL and not capable(t, CAP_SYS_NICE):

@@ -14,8 +14,9 @@ from kernel.mm.page_alloc import PG_uptodate
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
 from kernel.mm.vm_sysctl import map_noreserve, shmem_acct_size
 from kernel.mm.vma import VM_SHARED, VM_LOCKED, VM_LOCKONFAULT
-from kernel.syscalls import s64 as _s64, syscall
-from kernel.syscalls.memlock import mlock_check, mlock_future_ok, mlockall_check
+from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
+from kernel.uaccess import access_ok
+from kernel.syscalls.memlock import mlock_check, mlockall_check
 
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 
@@ -57,13 +58,13 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
         if not isinstance(f, OpenFile):
             return -errno.ENODEV
     if f is not None and flags & MAP_ANONYMOUS:
-        r = do_mmap(t.mm, addr, length, prot, flags & ~MAP_ANONYMOUS, f, 0, lambda n: mlock_future_ok(t, n))
+        r = do_mmap(t.mm, addr, length, prot, flags & ~MAP_ANONYMOUS, f, 0)
         f.put()
         return r
     f_mmap = getattr(f.inode, 'mmap', None) if f is not None else None
     if f_mmap is not None:                      # a file with its own ->mmap (secretmem)
         return f_mmap(t, addr, length, prot, flags, f, off >> 12)
-    return do_mmap(t.mm, addr, length, prot, flags, f, off >> 12, lambda n: mlock_future_ok(t, n))
+    return do_mmap(t.mm, addr, length, prot, flags, f, off >> 12)
 
 
 def shmem_zero_setup(k, t, length, flags):
@@ -103,7 +104,7 @@ def sys_munmap(k, t, addr, length, *_):
 @syscall(10, 'mprotect')
 @mmap_write_locked
 def sys_mprotect(k, t, addr, length, prot, *_):
-    return do_mprotect(t.mm, addr, length, prot & 0xFFFFFFFF)
+    return do_mprotect(t.mm, addr, length, prot)            # unsigned long prot
 
 
 @syscall(25, 'mremap')
@@ -125,7 +126,7 @@ _MADV_READ_LOCKED = {MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_COLD, MADV_PAGE
 
 @syscall(28, 'madvise')
 def sys_madvise(k, t, start, length, advice, *_):
-    advice = _s64(advice) if advice >> 31 else advice
+    advice = _s32(advice)                       # int behavior
     mm = t.mm
     if mm.users == 1:
         return do_madvise(mm, start, length, advice)
@@ -140,11 +141,16 @@ def sys_madvise(k, t, start, length, advice, *_):
 
 @syscall(26, 'msync')
 def sys_msync(k, t, start, length, flags, *_):
+    flags &= 0xFFFFFFFF                         # int flags
     if start & 0xFFF or flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or \
             (flags & MS_ASYNC and flags & MS_SYNC):
         return -errno.EINVAL
-    end = start + page_align(length)
-    if end < start or end > TASK_SIZE:
+    end = (start + (page_align(length) & ((1 << 64) - 1))) & ((1 << 64) - 1)   # the length may wrap to 0
+    if end < start:
+        return -errno.ENOMEM
+    if end == start:
+        return 0
+    if end > TASK_SIZE:
         return -errno.ENOMEM
     mm = t.mm
     cur = start
@@ -169,8 +175,8 @@ def sys_mincore(k, t, start, length, vec, *_):
     if start + (n << 12) > TASK_SIZE:
         return -errno.ENOMEM
     mm = t.mm
-    if n and t.umem.accessible(vec, n, True) < n:
-        return -errno.EFAULT                   # access_ok(vec, pages)
+    if not access_ok(vec, n):
+        return -errno.EFAULT                   # access_ok(vec, pages): the range only, copied out last
     cur = start                                # a hole anywhere: ENOMEM before building the vector
     while cur < start + (n << 12):
         vma = mm.vmas.vma_lookup(cur)
@@ -209,7 +215,7 @@ def _set_locked(k, t, start, length, on, onfault=False):
         return 0
     r = mlock_fixup_range(t.mm, start, end, on, onfault)
     if r == 0 and on and not onfault:
-        mm_populate_locked(t.mm, start, end)
+        r = mm_populate_locked(t.mm, start, end)
     return r
 
 
@@ -220,6 +226,7 @@ def sys_mlock(k, t, start, length, *_):
 
 @syscall(325, 'mlock2')
 def sys_mlock2(k, t, start, length, flags, *_):
+    flags &= 0xFFFFFFFF                         # int flags
     if flags & ~MLOCK_ONFAULT:
         return -errno.EINVAL
     return mlock_check(t, start, length) or _set_locked(k, t, start, length, True, bool(flags & MLOCK_ONFAULT))

@@ -160,12 +160,14 @@ def sys_listen(k, t, fd, backlog, *_):
 
 @syscall(42, 'connect')
 def sys_connect(k, t, fd, uservaddr, addrlen, *_):
-    f = _lookup(t, fd)
-    if isinstance(f, int):
-        return f
+    if t.files.get(s32(fd)) is None:
+        return -errno.EBADF                  # __sys_connect: the address is copied before ENOTSOCK
     addr = move_addr_to_kernel(t, uservaddr, addrlen)
     if isinstance(addr, int):
         return addr
+    f = _lookup(t, fd)
+    if isinstance(f, int):
+        return f
     return f.inode.sock.connect(k, t, addr, file_nonblock(f))
 
 
@@ -226,6 +228,9 @@ def sys_shutdown(k, t, fd, how, *_):
 
 
 # ---- data --------------------------------------------------------------------------------------
+MSG_CMSG_COMPAT = 0x80000000
+
+
 def _access_ok(addr, n):
     return addr + n <= TASK_SIZE
 
@@ -302,6 +307,8 @@ def _copy_msghdr(t, umsg):
 
 @syscall(46, 'sendmsg')
 def sys_sendmsg(k, t, fd, umsg, flags, *_):
+    if flags & MSG_CMSG_COMPAT:
+        return -errno.EINVAL                 # a 64-bit caller may not ask for compat cmsgs, checked first
     f = _lookup(t, fd)
     if isinstance(f, int):
         return f
@@ -338,6 +345,8 @@ def sys_sendmsg(k, t, fd, umsg, flags, *_):
 
 @syscall(47, 'recvmsg')
 def sys_recvmsg(k, t, fd, umsg, flags, *_):
+    if flags & MSG_CMSG_COMPAT:
+        return -errno.EINVAL                 # a 64-bit caller may not ask for compat cmsgs, checked first
     f = _lookup(t, fd)
     if isinstance(f, int):
         return f

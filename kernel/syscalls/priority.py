@@ -96,7 +96,7 @@ def _valid_param(policy, prio):
 @syscall(144, 'sched_setscheduler')
 def sys_sched_setscheduler(k, t, pid, policy, param, *_):
     policy = s32(policy)
-    if not param or policy < 0:
+    if not param or policy < 0 or s32(pid) < 0:     # do_sched_setscheduler: before the copy
         return -errno.EINVAL
     raw = t.umem.read(param, 4)
     if raw is None:
@@ -124,7 +124,7 @@ def _setscheduler(t, task, policy, prio):
 
 @syscall(142, 'sched_setparam')
 def sys_sched_setparam(k, t, pid, param, *_):
-    if not param:
+    if not param or s32(pid) < 0:
         return -errno.EINVAL
     raw = t.umem.read(param, 4)
     if raw is None:

@@ -9,7 +9,9 @@ from kernel.futex import BLOCKED
 from kernel.sigframe import STACK_T, SI_USER, dequeue_signal, do_sigaltstack, next_signal, pending_set, siginfo_kill
 from kernel.signal import UNBLOCKABLE
 from kernel.syscalls import s32 as _s32, syscall
+from kernel.syscalls.fs import MAX_RW_COUNT
 from kernel.syscalls.thread import schedule_timeout, sigwait_sleep
+from kernel.uaccess import access_ok
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
@@ -19,6 +21,7 @@ _DEFAULT_RLIMITS = {3: (8 << 20, RLIM_INFINITY), 7: (1024, 4096), 4: (0, RLIM_IN
                     8: (8 << 20, 8 << 20), 6: (63457, 63457), 11: (63457, 63457), 13: (0, 0), 14: (0, 0)}
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
 CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
+CLOCK_TAI = 11
 SIGKILL, SIGSTOP = 9, 19
 _TS = struct.Struct('<qq')
 
@@ -92,42 +95,68 @@ def task_rlimit(t, res):
     return t.rlimits.get(res, _DEFAULT_RLIMITS.get(res, (RLIM_INFINITY, RLIM_INFINITY)))
 
 
-@syscall(302, 'prlimit64')
-def sys_prlimit64(k, t, pid, res, new, old, *_):
-    if pid not in (0, t.tgid):
-        return -errno.ESRCH
+def do_prlimit(t, res, new, want_old):
+    """kernel/sys.c do_prlimit: check and set one limit of task t; (old limit or None, 0) or (None, -errno)."""
     if res >= RLIMIT_NLIMITS:
-        return -errno.EINVAL
-    if new:
-        b = t.umem.read(new, 16)
-        if b is None:
-            return -errno.EFAULT
-        cur, mx = struct.unpack('<QQ', b)
+        return None, -errno.EINVAL
+    if new is not None:
+        cur, mx = new
         if cur > mx:
-            return -errno.EINVAL
+            return None, -errno.EINVAL
+        if res == 7 and mx > NR_OPEN:        # RLIMIT_NOFILE above fs.nr_open, even for root
+            return None, -errno.EPERM
         if mx > task_rlimit(t, res)[1] and not capable(t, CAP_SYS_RESOURCE):
-            return -errno.EPERM
-    if old and not t.umem.write(old, struct.pack('<QQ', *task_rlimit(t, res))):
-        return -errno.EFAULT
-    if new:
+            return None, -errno.EPERM
+    old = task_rlimit(t, res) if want_old else None
+    if new is not None:
         t.rlimits[res] = (cur, mx)
         if res == 3:
             t.mm.stack_rlimit = cur
         elif res == 7:                   # RLIMIT_NOFILE: alloc_fd's bound
             t.files.nofile = min(cur, NR_OPEN)   # (the table itself holds NR_OPEN at most)
+    return old, 0
+
+
+def _copy_rlimit(t, unew):
+    """copy_from_user of a struct rlimit(64): (cur, max), or None when unreadable."""
+    b = t.umem.read(unew, 16)
+    return None if b is None else struct.unpack('<QQ', b)
+
+
+@syscall(302, 'prlimit64')
+def sys_prlimit64(k, t, pid, res, new, old, *_):
+    """The new limit is copied in first, then the task is looked up, then do_prlimit checks it."""
+    lim = None
+    if new:
+        lim = _copy_rlimit(t, new)
+        if lim is None:
+            return -errno.EFAULT
+    pid = _s32(pid)
+    tsk = t if pid == 0 else k.tasks.get(pid)
+    if tsk is None or tsk.exited:
+        return -errno.ESRCH
+    cur, err = do_prlimit(tsk, res & 0xFFFFFFFF, lim, bool(old))
+    if err:
+        return err
+    if old and not t.umem.write(old, struct.pack('<QQ', *cur)):
+        return -errno.EFAULT
     return 0
 
 
 @syscall(97, 'getrlimit')
 def sys_getrlimit(k, t, res, rlim, *_):
-    if res >= RLIMIT_NLIMITS:
-        return -errno.EINVAL
-    return 0 if t.umem.write(rlim, struct.pack('<QQ', *task_rlimit(t, res))) else -errno.EFAULT
+    cur, err = do_prlimit(t, res & 0xFFFFFFFF, None, True)
+    if err:
+        return err
+    return 0 if t.umem.write(rlim, struct.pack('<QQ', *cur)) else -errno.EFAULT
 
 
 @syscall(160, 'setrlimit')
 def sys_setrlimit(k, t, res, rlim, *_):
-    return sys_prlimit64(k, t, 0, res, rlim, 0)
+    lim = _copy_rlimit(t, rlim)
+    if lim is None:
+        return -errno.EFAULT
+    return do_prlimit(t, res & 0xFFFFFFFF, lim, False)[1]
 
 
 @syscall(63, 'uname')
@@ -149,8 +178,11 @@ def sys_sysinfo(k, t, buf, *_):
 
 @syscall(318, 'getrandom')
 def sys_getrandom(k, t, buf, count, flags, *_):
-    if flags & ~0x7:
+    flags &= 0xFFFFFFFF                        # unsigned int; GRND_RANDOM with GRND_INSECURE is EINVAL
+    if flags & ~0x7 or flags & 6 == 6:
         return -errno.EINVAL
+    if not access_ok(buf, min(count, MAX_RW_COUNT)):
+        return -errno.EFAULT                   # import_ubuf
     count = min(count, 1 << 25)
     if count:                                  # a short result where the buffer stops being writable
         count = t.umem.accessible(buf, count, True)
@@ -163,9 +195,28 @@ def sys_getrandom(k, t, buf, count, flags, *_):
     return count if t.umem.write(buf, data) else -errno.EFAULT
 
 
+def _cpu_clock_ok(k, t, clk):
+    """A negative clock id names a CPU-time clock (posix-cpu-timers.c pid_for_clock): bits 0-1 the kind
+    (PROF, VIRT, SCHED), bit 2 a thread's clock, the rest ~pid (0: the caller); 3 in bits 0-2 is a
+    clock file descriptor, none of which is a clock here."""
+    if clk & 3 == 3:
+        return False
+    pid = ~(clk >> 3)
+    if pid == 0:
+        return True
+    task = k.tasks.get(pid)
+    if task is None or task.exited:
+        return False
+    if clk & 4:
+        return task.group is t.group
+    return task is task.group.leader or task is t
+
+
 def clock_ns(k, t, clk):
     """The value of clock clk in nanoseconds, or None for an invalid clock id."""
-    if clk in (CLOCK_REALTIME, CLOCK_REALTIME_COARSE):
+    if clk < 0:
+        return int(k.costs.ns(k.gbase + k.cpu.guest_cycles + k.kcycles)) if _cpu_clock_ok(k, t, clk) else None
+    if clk in (CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_TAI):     # TAI: the TAI offset is 0 until set
         return k.boot_epoch_ns + int(k.now_ns())
     if clk in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME):
         return int(k.now_ns())

@@ -510,23 +510,25 @@ def _cpu_mask(k):
 
 @syscall(204, 'sched_getaffinity')
 def sys_sched_getaffinity(k, t, pid, size, mask, *_):
+    size &= 0xFFFFFFFF                  # unsigned int len, checked before the pid (kernel/sched/syscalls.c)
+    bits, nbytes = _cpu_mask(k)
+    if (size * 8) & 0xFFFFFFFF < len(k.sched.rqs) or size & 7:     # len * BITS_PER_BYTE in 32 bits
+        return -errno.EINVAL
     pid = _s32(pid)
     if pid and _find_task(k, pid) is None:
         return -errno.ESRCH
-    bits, nbytes = _cpu_mask(k)
-    if size < nbytes or size & 7:
-        return -errno.EINVAL
+    nbytes = min(size, nbytes)
     return nbytes if t.umem.write(mask, bits.to_bytes(nbytes, 'little')) else -errno.EFAULT
 
 
 @syscall(203, 'sched_setaffinity')
 def sys_sched_setaffinity(k, t, pid, size, mask, *_):
+    raw = t.umem.read(mask, min(size & 0xFFFFFFFF, _cpu_mask(k)[1]))   # get_user_cpu_mask, then the pid
+    if raw is None:
+        return -errno.EFAULT
     pid = _s32(pid)
     if pid and _find_task(k, pid) is None:
         return -errno.ESRCH
-    raw = t.umem.read(mask, min(size, 128))
-    if raw is None:
-        return -errno.EFAULT
     bits, _n = _cpu_mask(k)
     if not int.from_bytes(raw, 'little') & bits:
         return -errno.EINVAL

@@ -2,6 +2,12 @@
  * program's own memory that no call was given stayed intact.
  *
  *   sysfuzz SEED N [VERBOSE]
+ *   sysfuzz SEED N compare [NR,...]
+ *                            print every call's outcome ("NR ERRNO (ARGS)", ERRNO 0 for success) for a
+ *                            comparison with the same seed run natively (tests/test_fuzz_sys.py); the calls
+ *                            of nocompare[] and the numbers NR,... are not issued, the paths page is
+ *                            read-only and the scratch buffer gets its first contents back before each
+ *                            call, so that no result can steer a later call
  *
  * Numbers: every number 0..463 plus unknown ones (500..1023, huge, negative), except the few that would
  * end the run (exit, exit_group, kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo, rt_sigreturn,
@@ -44,7 +50,8 @@ static uint64_t rng;
 static unsigned char bss_block[64 << 10];
 static unsigned char *scratch, *ro_page, *heap_block, *paths_page;
 static unsigned long counts[4096 + 2];   /* by errno; [0] = success; [4096] = bad returns */
-static int verbose;
+static int verbose, compare;
+static unsigned char *scratch_init;
 
 static uint64_t rnd(void)
 {
@@ -217,8 +224,37 @@ static int skipped(long nr)
     case 160: case 302:                         /* setrlimit, prlimit64: new limits only as below */
     case 157: case 317:                         /* prctl, seccomp */
     case 13:                                    /* rt_sigaction: handlers only as below */
+    case 335: case 336:                         /* uretprobe, uprobe: SIGILL outside the uprobe trampoline */
         return 1;
     }
+    return 0;
+}
+
+/* compare mode: calls not issued, because their outcome legitimately differs between faultlab and the
+ * host, or because natively (as root, in fresh namespaces, chrooted) they would change the host */
+static const struct { short nr; const char *why; } nocompare[] = {
+    {159, "adjtimex: sets the host's clock"}, {164, "settimeofday: sets the host's clock and timezone"},
+    {227, "clock_settime: sets the host's clock"}, {305, "clock_adjtime: sets the host's clock"},
+    {103, "syslog: reads or clears the host's kernel log"}, {153, "vhangup: hangs up the host terminal"},
+    {163, "acct: process accounting of the host"}, {167, "swapon: host swap"}, {168, "swapoff: host swap"},
+    {175, "init_module: host kernel"}, {176, "delete_module: host kernel"}, {313, "finit_module: host kernel"},
+    {246, "kexec_load: host kernel"}, {320, "kexec_file_load: host kernel"},
+    {172, "iopl: host I/O ports"}, {173, "ioperm: host I/O ports"}, {179, "quotactl: host quotas"},
+    {443, "quotactl_fd: host quotas"}, {304, "open_by_handle_at: opens host files outside the chroot"},
+    {298, "perf_event_open: host PMU"}, {321, "bpf: host kernel"},
+    {248, "add_key: the keyrings of the host's root user"}, {249, "request_key: host keyrings"},
+    {250, "keyctl: host keyrings"},
+};
+
+static char no_nr[NR_MAX];                  /* compare mode: the numbers given on the command line */
+
+static const char *nocompare_why(long nr)
+{
+    if (nr >= 0 && nr < NR_MAX && no_nr[nr])
+        return "excluded on the command line";
+    for (size_t i = 0; i < sizeof nocompare / sizeof nocompare[0]; i++)
+        if (nocompare[i].nr == nr)
+            return nocompare[i].why;
     return 0;
 }
 
@@ -258,6 +294,18 @@ static int shaped(long nr, long a[6])
         if (a[3] & 2 && (a[4] < (long)ARENA_BASE || a[4] >= (long)(ARENA_BASE + ARENA_SIZE)))
             a[4] = 0xffff800000000000UL;
         return 1;
+    case 133: case 259: {                       /* mknod, mknodat: no device nodes (natively: host devices) */
+        if (!compare)
+            return 0;
+        int m = nr == 133 ? 1 : 2;              /* mknod(path, mode, dev), mknodat(dirfd, path, mode, dev) */
+        if (nr == 259)
+            a[0] = gen_fd();
+        a[m - 1] = gen_ptr();
+        long type = a[m] & 0170000;
+        if (type == 0020000 || type == 0060000)
+            a[m] = (a[m] & ~0170000L) | 0010000; /* a character or block device becomes a FIFO */
+        return 1;
+    }
     case 12:                                    /* brk: only values that cannot shrink the heap */
         a[0] = below(2) ? 0 : 0xffff800000000000UL + below(1 << 20);
         return 1;
@@ -298,6 +346,12 @@ int main(int argc, char **argv)
     rng = strtoull(argv[1], 0, 0) * 0x9E3779B97F4A7C15ULL + 1;
     long n = strtol(argv[2], 0, 0);
     verbose = argc > 3 && atoi(argv[3]);
+    compare = argc > 3 && !strcmp(argv[3], "compare");
+    for (char *p = argc > 4 ? argv[4] : "", *end; *p; p = *end ? end + 1 : end) {
+        long x = strtol(p, &end, 0);
+        if (end != p && x >= 0 && x < NR_MAX)
+            no_nr[x] = 1;
+    }
     if (dup2(1, OUT_FD) != OUT_FD)
         return 3;
 
@@ -342,6 +396,11 @@ int main(int argc, char **argv)
     dup2(fd0, 2);
     for (int i = 0; i < SCRATCH_SIZE; i++)
         scratch[i] = (unsigned char)rnd();
+    if (compare) {
+        scratch_init = malloc(SCRATCH_SIZE);
+        memcpy(scratch_init, scratch, SCRATCH_SIZE);
+        mprotect(paths_page, 4096, PROT_READ);
+    }
 
     uint64_t sum_text = fnv((unsigned char *)__executable_start, etext - __executable_start);
     uint64_t sum_ro = fnv(ro_page, 4096);
@@ -361,7 +420,8 @@ int main(int argc, char **argv)
         long a[6];
         for (int i = 0; i < 6; i++)
             a[i] = gen_any();
-        if (!shaped(nr, a) && skipped(nr)) {
+        /* compare mode: no MADV_COLLAPSE (25), transparent huge pages are not emulated */
+        if ((!shaped(nr, a) && skipped(nr)) || (compare && (nocompare_why(nr) || (nr == 28 && a[2] == 25)))) {
             skips++;
             continue;
         }
@@ -371,7 +431,13 @@ int main(int argc, char **argv)
         if (verbose)
             out("call %ld: nr %ld (%#lx, %#lx, %#lx, %#lx, %#lx, %#lx)\n", done, nr, a[0], a[1], a[2], a[3],
                 a[4], a[5]);
+        if (compare)
+            memcpy(scratch, scratch_init, SCRATCH_SIZE);
         long r = raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+        if (compare)
+            out("%ld %ld (%#lx, %#lx, %#lx, %#lx, %#lx, %#lx)\n", nr,
+                r >= 0 || nr == 12 || (nr == 9 && (unsigned long)r >= 0x10000) ? 0 : -r, a[0], a[1], a[2], a[3],
+                a[4], a[5]);
         if (verbose)
             out("  -> %ld\n", r);
         if (r >= 0 || nr == 12 || (nr == 9 && (unsigned long)r >= 0x10000))
