@@ -4,7 +4,9 @@ from kernel.fs.diskfs import DiskFs
 from kernel.fs.errors import FsError
 from kernel.fs.hostfs import HostFs
 from kernel.fs.mountspec import lib_view, proc_mountpoint
+from kernel.fs.mount import MNT_NODEV, MNT_NOEXEC, MNT_NOSUID
 from kernel.fs.procfs import ProcFs
+from kernel.fs.sysfs import SysFs
 from kernel.fs.tmpfs import TmpFs
 from kernel.fs.vfs import Vfs
 
@@ -18,7 +20,7 @@ def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_
     """Build the guest namespace and return its Vfs.
 
     / is a DiskFs (disk_blocks 4 KiB blocks) with /home, /root, /etc (hostname, hosts; no passwd),
-    /mnt; /tmp is a tmpfs, /dev a DevFs (urandom seeded with seed), /proc an empty procfs.
+    /mnt; /tmp is a tmpfs, /dev a DevFs (urandom seeded with seed), /proc an empty procfs, /sys an empty sysfs.
     host_mounts: (host_path, guest_path, readonly) tuples (see parse_mount_spec) mounted as HostFs.
     tmpfs_pages: the size limit of /tmp and of memfd files, in pages (None: unlimited).
     sysroot: a host directory whose shared libraries and loader configuration (lib_view) the guest
@@ -28,13 +30,14 @@ def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_
     vfs = Vfs(root)
     vfs.tmpfs_pages = tmpfs_pages
     for path, mode in (('/home', 0o755), ('/root', 0o700), ('/etc', 0o755), ('/mnt', 0o755),
-                       ('/tmp', 0o1777), ('/dev', 0o755), ('/proc', 0o555)):
+                       ('/tmp', 0o1777), ('/dev', 0o755), ('/proc', 0o555), ('/sys', 0o555)):
         vfs.mkdir(path, mode)
     for name, data in ETC_FILES.items():
         _write_file(vfs.create('/etc/' + name, 0o644), data)
     vfs.mount(TmpFs(clock, mode=0o1777, max_pages=tmpfs_pages), '/tmp')
     vfs.mount(DevFs(clock, seed), '/dev')
     vfs.mount(ProcFs(clock), '/proc')
+    vfs.mount(SysFs(clock), '/sys').mnt_flags |= MNT_NOSUID | MNT_NODEV | MNT_NOEXEC
     if sysroot is not None:
         mount_lib_view(vfs, sysroot, clock)
     for host, guest, readonly in host_mounts:

@@ -12,7 +12,7 @@ Private_Hugetlb / Shared_Hugetlb with KernelPageSize 2048 kB).
 """
 import errno
 
-from kernel.fs.errors import FsError
+from kernel.mm.hugetlb_sysfs import hugetlb_sysctl_init
 from kernel.mm.llc import charge_page_zero, charge_page_copy
 from kernel.mm.mm_types import (VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
 from kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
@@ -649,21 +649,6 @@ def smaps_hugetlb_range(mm, vma, mss):
     return mss
 
 
-def _write_nr_hugepages(k, data):
-    """echo N > /proc/sys/vm/nr_hugepages."""
-    try:
-        v = int(bytes(data).strip())
-    except ValueError:
-        raise FsError(errno.EINVAL)
-    if v < 0:
-        raise FsError(errno.EINVAL)
-    k.mmsvc.hstate.set_max_huge_pages(v)
-
-
 def register_hugetlb_procfs(k):
-    """/proc/sys/vm/nr_hugepages, read and written as in Linux (the tree has no /sys)."""
-    h = getattr(k.mmsvc, 'hstate', None)
-    if h is None:
-        return
-    k.vfs.register_synth('/proc/sys/vm/nr_hugepages', lambda: '%d\n' % h.nr_huge_pages,
-                         lambda d: _write_nr_hugepages(k, d))
+    """/proc/sys/vm/nr_hugepages and the other hugetlb sysctls (kernel/mm/hugetlb_sysfs.py)."""
+    hugetlb_sysctl_init(k)
