@@ -154,6 +154,8 @@ class Kernel:
         self._warned = set()
         from kernel.procfs import register_procfs
         register_procfs(self)
+        from kernel.sysfs import register_sysfs
+        register_sysfs(self)
         self.vdso = VdsoPages(self.frames) if config.vdso else None
         if self.vdso is not None:
             self.vdso.publish_clocks(self.boot_epoch_ns, costs.freq_hz)
