@@ -2,6 +2,7 @@
 from kernel.fs.chrdev import DeterministicRandom, FullDevice, NullDevice, RandomDevice, ZeroDevice
 from kernel.fs.stat import S_IFDIR
 from kernel.fs.tmpfs import TmpFs
+from kernel.fs.userfaultfd_dev import UserfaultfdDevice
 
 
 class DevFs(TmpFs):
@@ -17,4 +18,5 @@ class DevFs(TmpFs):
             root.add_entry(name, cls(self, self.alloc_ino()))
         root.add_entry('random', RandomDevice(self, self.alloc_ino(), self.pool, minor=8))
         root.add_entry('urandom', RandomDevice(self, self.alloc_ino(), self.pool, minor=9))
+        root.add_entry('userfaultfd', UserfaultfdDevice(self, self.alloc_ino()))
         root.mkdir('shm', S_IFDIR | 0o1777)

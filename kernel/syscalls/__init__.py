@@ -104,3 +104,4 @@ from kernel.syscalls import secretmem as _secretmem   # noqa: E402,F401
 from kernel.syscalls import splice as _splice   # noqa: E402,F401
 from kernel.syscalls import io_uring as _io_uring   # noqa: E402,F401
 from kernel.syscalls import eventfd as _eventfd, epoll as _epoll   # noqa: E402,F401
+from kernel.syscalls import userfaultfd as _userfaultfd   # noqa: E402,F401

@@ -1,0 +1,113 @@
+"""The fault side of userfaultfd (include/linux/userfaultfd_k.h, fs/userfaultfd.c handle_userfault).
+
+A VMA registered with a userfaultfd carries VM_UFFD_MISSING, VM_UFFD_WP and/or VM_UFFD_MINOR; the
+context it belongs to is found through its mm (`mm.uffd_ranges`: [start, end, ctx] entries that
+registration writes, as vma->vm_userfaultfd_ctx). A fault the mode covers goes to
+handle_userfault: with UFFD_FEATURE_SIGBUS it is a SIGBUS; otherwise a uffd_msg is queued on the
+context, the faulting thread sleeps (in simulated time: its CPU runs another task or idles) and the
+fault returns VM_FAULT_RETRY; once a resolving ioctl (or UFFDIO_WAKE, or the descriptor's last
+close) wakes it, the thread runs the faulting instruction again.
+"""
+import struct
+
+from kernel.mm.mm_types import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_SPECULATIVE,
+                                FAULT_FLAG_USER, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VM_FAULT_SIGBUS)
+from kernel.mm.pgtable import _PAGE_PRESENT
+from kernel.mm.vma import VM_HUGETLB
+
+VM_UFFD_MISSING = 0x00000200
+VM_UFFD_WP = 0x00001000
+VM_UFFD_MINOR = 1 << 41
+VM_UFFD_FLAGS = VM_UFFD_MISSING | VM_UFFD_WP | VM_UFFD_MINOR
+_PAGE_UFFD_WP = 1 << 10              # _PAGE_SOFTW2: the PTE is write-protected for userfaultfd
+
+UFFD_EVENT_PAGEFAULT = 0x12
+UFFD_PAGEFAULT_FLAG_WRITE, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_MINOR = 1, 2, 4
+UFFD_FEATURE_SIGBUS = 1 << 7
+UFFD_FEATURE_THREAD_ID = 1 << 8
+UFFD_USER_MODE_ONLY = 1
+
+
+class UserfaultWaitQueue:
+    """struct userfaultfd_wait_queue: one thread sleeping in a fault, with the message it queued."""
+    __slots__ = ('task', 'msg', 'address', 'since')
+
+    def __init__(self, task, msg, address, since):
+        self.task = task
+        self.msg = msg
+        self.address = address
+        self.since = since
+
+
+def vma_is_shmem(vma):
+    """The VMA maps a tmpfs file (shmem, memfd, MAP_SHARED anonymous memory)."""
+    f = vma.vm_file
+    return f is not None and not vma.vm_flags & VM_HUGETLB and getattr(f.inode.sb, 'fstype', '') == 'tmpfs'
+
+
+def userfaultfd_ctx_of(mm, address):
+    """vma->vm_userfaultfd_ctx.ctx for the VMA at address: the context that registered it, or None."""
+    for start, end, ctx in getattr(mm, 'uffd_ranges', ()):
+        if start <= address < end:
+            return ctx
+    return None
+
+
+def userfault_msg(address, flags, reason, features, tid):
+    """The 32-byte struct uffd_msg of a page fault."""
+    pf = 0
+    if flags & FAULT_FLAG_WRITE:
+        pf |= UFFD_PAGEFAULT_FLAG_WRITE
+    if reason & VM_UFFD_WP:
+        pf |= UFFD_PAGEFAULT_FLAG_WP
+    if reason & VM_UFFD_MINOR:
+        pf |= UFFD_PAGEFAULT_FLAG_MINOR
+    ptid = tid if features & UFFD_FEATURE_THREAD_ID else 0
+    return struct.pack('<BBHIQQI4x', UFFD_EVENT_PAGEFAULT, 0, 0, 0, pf, address, ptid)
+
+
+def userfaultfd_fault(mm, vmf, pte):
+    """The hook in handle_pte_fault for a VMA with VM_UFFD_* flags: the VM_FAULT_* result when the
+    fault goes to userfaultfd (missing page, minor fault on a cached shmem page, write to a
+    uffd-wp PTE), None when the kernel handles it as usual."""
+    vma = vmf.vma
+    f = vma.vm_flags
+    if pte == 0:
+        if vma.anon:
+            return handle_userfault(mm, vmf, VM_UFFD_MISSING) if f & VM_UFFD_MISSING else None
+        if not vma_is_shmem(vma):
+            return None
+        cached = mm.svc.pagecache.peek(vma.vm_file.inode, vmf.pgoff) is not None
+        if cached and f & VM_UFFD_MINOR:
+            return handle_userfault(mm, vmf, VM_UFFD_MINOR)
+        if not cached and f & VM_UFFD_MISSING:
+            return handle_userfault(mm, vmf, VM_UFFD_MISSING)
+        return None
+    if pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
+        return handle_userfault(mm, vmf, VM_UFFD_WP)
+    return None
+
+
+def handle_userfault(mm, vmf, reason):
+    """Hand the fault to the registered context: SIGBUS mode, or queue a message and sleep (RETRY)."""
+    ctx = userfaultfd_ctx_of(mm, vmf.address)
+    if ctx is None or ctx.released:
+        return None                       # not (or no longer) registered: the kernel handles it
+    vmf.handler = 'handle_userfault'
+    if vmf.flags & FAULT_FLAG_SPECULATIVE:
+        return VM_FAULT_RETRY             # never without mmap_lock: the classic path takes it
+    if ctx.features & UFFD_FEATURE_SIGBUS:
+        return VM_FAULT_SIGBUS
+    if not vmf.flags & FAULT_FLAG_USER and ctx.flags & UFFD_USER_MODE_ONLY:
+        return VM_FAULT_SIGBUS
+    if not vmf.flags & FAULT_FLAG_ALLOW_RETRY:
+        return VM_FAULT_SIGBUS            # a kernel access that cannot sleep here: -EFAULT
+    if vmf.flags & FAULT_FLAG_RETRY_NOWAIT:
+        return VM_FAULT_RETRY
+    k = mm.svc.sched
+    task = k.current
+    msg = userfault_msg(vmf.address, vmf.flags, reason, ctx.features, task.tid)
+    ctx.queue_fault(k, UserfaultWaitQueue(task, msg, vmf.address, k.now()))
+    task.waiting_on = 'userfaultfd(%#x)' % vmf.address
+    k.sched.block(task, 'D')
+    return VM_FAULT_RETRY

@@ -1,0 +1,401 @@
+/* userfaultfd against the host kernel: MISSING faults resolved by a handler thread with UFFDIO_COPY
+ * (read through poll, and through epoll) and UFFDIO_ZEROPAGE, write-protect faults (WP +
+ * UFFDIO_WRITEPROTECT), MINOR faults on shmem (UFFDIO_CONTINUE), UFFD_FEATURE_SIGBUS,
+ * UFFD_FEATURE_THREAD_ID, /dev/userfaultfd, a closed userfaultfd waking the thread it left
+ * sleeping, and the errnos of bad input (wrong API, unknown features, unaligned or unmapped
+ * ranges, EBUSY, EEXIST, ENOENT). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PS 4096
+#define NPAGES 16
+#define OURS (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS | \
+              UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM)
+#define NOT_OURS ((1ULL << 5) | (1ULL << 8))     /* UFFDIO_MOVE, UFFDIO_POISON: not emulated */
+
+static const char *en(int e)
+{
+    switch (e) {
+    case EINVAL: return "EINVAL"; case EBUSY: return "EBUSY"; case EEXIST: return "EEXIST";
+    case ENOENT: return "ENOENT"; case EAGAIN: return "EAGAIN"; case EFAULT: return "EFAULT";
+    case EPERM: return "EPERM"; case EBADF: return "EBADF"; default: return "other";
+    }
+}
+
+#define SHOW(label, expr) do { long r_ = (long)(expr); printf("%s: %ld %s\n", label, r_, r_ < 0 ? en(errno) : ""); } while (0)
+
+static long new_uffd(int flags) { return syscall(SYS_userfaultfd, flags); }
+
+static int api(int uffd, uint64_t features)
+{
+    struct uffdio_api a = { .api = UFFD_API, .features = features };
+    return ioctl(uffd, UFFDIO_API, &a);
+}
+
+static int reg(int uffd, void *addr, size_t len, uint64_t mode, uint64_t *ioctls)
+{
+    struct uffdio_register r = { .range = { (uintptr_t)addr, len }, .mode = mode };
+    int ret = ioctl(uffd, UFFDIO_REGISTER, &r);
+    if (ioctls)
+        *ioctls = r.ioctls;
+    return ret;
+}
+
+static char *map_anon(size_t n)
+{
+    return mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+/* ---- a handler thread: resolves MISSING faults with COPY (pattern) or ZEROPAGE, WP faults by
+ * unprotecting, MINOR faults with CONTINUE; waits with poll or epoll ---- */
+struct handler {
+    int uffd, use_epoll, zeropage, count, max;
+    uint64_t first_flags, flags_or;
+    int tid_ok;
+    pid_t fault_tid;
+    pthread_t th;
+};
+
+static void *handler_main(void *arg)
+{
+    struct handler *h = arg;
+    static char page[PS] __attribute__((aligned(PS)));
+    int ep = -1;
+    if (h->use_epoll) {
+        ep = epoll_create1(0);
+        struct epoll_event e = { .events = EPOLLIN, .data.u32 = 1 };
+        epoll_ctl(ep, EPOLL_CTL_ADD, h->uffd, &e);
+    }
+    while (h->count < h->max) {
+        if (h->use_epoll) {
+            struct epoll_event e;
+            if (epoll_wait(ep, &e, 1, -1) != 1)
+                continue;
+        } else {
+            struct pollfd p = { h->uffd, POLLIN, 0 };
+            if (poll(&p, 1, -1) != 1 || !(p.revents & POLLIN))
+                continue;
+        }
+        struct uffd_msg msg;
+        if (read(h->uffd, &msg, sizeof msg) != sizeof msg)
+            continue;
+        if (msg.event != UFFD_EVENT_PAGEFAULT)
+            continue;
+        uint64_t addr = msg.arg.pagefault.address, fl = msg.arg.pagefault.flags;
+        if (h->count == 0)
+            h->first_flags = fl;
+        h->flags_or |= fl;
+        if (h->fault_tid && msg.arg.pagefault.feat.ptid == (uint32_t)h->fault_tid)
+            h->tid_ok++;
+        h->count++;
+        if (fl & UFFD_PAGEFAULT_FLAG_WP) {
+            struct uffdio_writeprotect wp = { .range = { addr & ~(PS - 1UL), PS }, .mode = 0 };
+            ioctl(h->uffd, UFFDIO_WRITEPROTECT, &wp);
+        } else if (fl & UFFD_PAGEFAULT_FLAG_MINOR) {
+            struct uffdio_continue c = { .range = { addr & ~(PS - 1UL), PS } };
+            ioctl(h->uffd, UFFDIO_CONTINUE, &c);
+        } else if (h->zeropage) {
+            struct uffdio_zeropage z = { .range = { addr & ~(PS - 1UL), PS } };
+            ioctl(h->uffd, UFFDIO_ZEROPAGE, &z);
+        } else {
+            for (int i = 0; i < PS; i++)
+                page[i] = (char)((addr >> 12) + i);
+            struct uffdio_copy c = { .dst = addr & ~(PS - 1UL), .src = (uintptr_t)page, .len = PS };
+            ioctl(h->uffd, UFFDIO_COPY, &c);
+        }
+    }
+    if (ep >= 0)
+        close(ep);
+    return NULL;
+}
+
+static void start_handler(struct handler *h, int uffd, int max)
+{
+    memset(h, 0, sizeof *h);
+    h->uffd = uffd;
+    h->max = max;
+}
+
+static pid_t gettid_(void) { return syscall(SYS_gettid); }
+
+static void test_missing(int use_epoll, int zeropage)
+{
+    int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    api(uffd, UFFD_FEATURE_THREAD_ID);
+    char *area = map_anon(NPAGES * PS);
+    reg(uffd, area, NPAGES * PS, UFFDIO_REGISTER_MODE_MISSING, NULL);
+    struct handler h;
+    start_handler(&h, uffd, NPAGES);
+    h.use_epoll = use_epoll;
+    h.zeropage = zeropage;
+    h.fault_tid = gettid_();
+    pthread_create(&h.th, NULL, handler_main, &h);
+    long bad = 0, sum = 0;
+    for (int p = 0; p < NPAGES; p++)
+        for (int i = 0; i < PS; i += 512) {
+            char want = zeropage ? 0 : (char)((((uintptr_t)area + p * PS) >> 12) + i);
+            sum += area[p * PS + i];
+            bad += area[p * PS + i] != want;
+        }
+    pthread_join(h.th, NULL);
+    printf("MISSING+%s (%s): faults %d, first flags %#llx, wrong bytes %ld, thread ids %d\n",
+           zeropage ? "ZEROPAGE" : "COPY", use_epoll ? "epoll" : "poll", h.count,
+           (unsigned long long)h.first_flags, bad, h.tid_ok);
+    area[5] = 9;                       /* a write after ZEROPAGE: an ordinary copy-on-write */
+    printf("  write after resolving: %d\n", area[5]);
+    close(uffd);
+    munmap(area, NPAGES * PS);
+}
+
+static void test_wp(void)
+{
+    int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    api(uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP);
+    char *area = map_anon(4 * PS);
+    memset(area, 1, 4 * PS);
+    uint64_t ioctls;
+    SHOW("register WP", reg(uffd, area, 4 * PS, UFFDIO_REGISTER_MODE_WP, &ioctls));
+    printf("  range ioctls %#llx\n", (unsigned long long)(ioctls & ~NOT_OURS));
+    struct uffdio_writeprotect wp = { .range = { (uintptr_t)area, 4 * PS }, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+    SHOW("write-protect", ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+    wp.mode = UFFDIO_WRITEPROTECT_MODE_WP | UFFDIO_WRITEPROTECT_MODE_DONTWAKE;
+    SHOW("WP|DONTWAKE", ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+    wp.mode = 8;
+    SHOW("bad WP mode", ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+    struct handler h;
+    start_handler(&h, uffd, 4);
+    pthread_create(&h.th, NULL, handler_main, &h);
+    long sum = 0;
+    for (int p = 0; p < 4; p++)
+        sum += area[p * PS];          /* reads do not fault */
+    for (int p = 0; p < 4; p++)
+        area[p * PS + 1] = 7;         /* writes do */
+    pthread_join(h.th, NULL);
+    printf("WP: read sum %ld, faults %d, flags %#llx, values %d %d\n", sum, h.count,
+           (unsigned long long)h.flags_or, area[1], area[3 * PS + 1]);
+    close(uffd);
+}
+
+static void test_minor(void)
+{
+    int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    SHOW("API MINOR_SHMEM", api(uffd, UFFD_FEATURE_MINOR_SHMEM));
+    int mfd = memfd_create("uffd-minor", 0);
+    ftruncate(mfd, 4 * PS);
+    char *a = mmap(NULL, 4 * PS, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    char *b = mmap(NULL, 4 * PS, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    memset(a, 'm', 4 * PS);                  /* the page cache is full; b maps none of it */
+    uint64_t ioctls;
+    SHOW("register MINOR on shmem", reg(uffd, b, 4 * PS, UFFDIO_REGISTER_MODE_MINOR, &ioctls));
+    printf("  range ioctls %#llx\n", (unsigned long long)(ioctls & ~NOT_OURS));
+    char *anon = map_anon(PS);
+    SHOW("register MINOR on anon", reg(uffd, anon, PS, UFFDIO_REGISTER_MODE_MINOR, NULL));
+    struct handler h;
+    start_handler(&h, uffd, 4);
+    pthread_create(&h.th, NULL, handler_main, &h);
+    long sum = 0;
+    for (int p = 0; p < 4; p++)
+        sum += b[p * PS + 3];
+    pthread_join(h.th, NULL);
+    printf("MINOR: faults %d, flags %#llx, sum %ld\n", h.count, (unsigned long long)h.flags_or, sum);
+    close(uffd);
+}
+
+static void test_missing_shmem(void)
+{
+    int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    api(uffd, UFFD_FEATURE_MISSING_SHMEM);
+    char *s = mmap(NULL, 4 * PS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    SHOW("register MISSING on shared anon", reg(uffd, s, 4 * PS, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    struct handler h;
+    start_handler(&h, uffd, 4);
+    pthread_create(&h.th, NULL, handler_main, &h);
+    long bad = 0;
+    for (int p = 0; p < 4; p++)
+        bad += s[p * PS + 5] != (char)((((uintptr_t)s + p * PS) >> 12) + 5);
+    pthread_join(h.th, NULL);
+    printf("MISSING shmem: faults %d, wrong %ld\n", h.count, bad);
+    close(uffd);
+}
+
+static sigjmp_buf jb;
+static volatile int sig_code;
+static void *volatile sig_addr;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)uc;
+    sig_code = si->si_code;
+    sig_addr = si->si_addr;
+    siglongjmp(jb, 1);
+}
+
+static void test_sigbus(void)
+{
+    int uffd = new_uffd(O_CLOEXEC);
+    SHOW("API SIGBUS", api(uffd, UFFD_FEATURE_SIGBUS));
+    char *area = map_anon(2 * PS);
+    reg(uffd, area, 2 * PS, UFFDIO_REGISTER_MODE_MISSING, NULL);
+    struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
+    sigaction(SIGBUS, &sa, NULL);
+    if (!sigsetjmp(jb, 1)) {
+        volatile char c = area[PS + 10];
+        (void)c;
+        printf("SIGBUS: no signal\n");
+    } else {
+        printf("SIGBUS: si_code %d, address matches %d\n", sig_code, sig_addr == area + PS + 10);
+    }
+    static char page[PS] __attribute__((aligned(PS)));
+    memset(page, 'c', PS);
+    struct uffdio_copy c = { .dst = (uintptr_t)area + PS, .src = (uintptr_t)page, .len = PS };
+    SHOW("  COPY", ioctl(uffd, UFFDIO_COPY, &c));
+    printf("  after COPY: %c, copy field %lld\n", area[PS + 10], (long long)c.copy);
+    SHOW("  COPY again", ioctl(uffd, UFFDIO_COPY, &c));
+    printf("  copy field %lld\n", (long long)c.copy);
+    c.dst = (uintptr_t)area + 2 * PS;
+    SHOW("  COPY outside the range", ioctl(uffd, UFFDIO_COPY, &c));
+    c.dst = (uintptr_t)area + 1;
+    SHOW("  COPY unaligned", ioctl(uffd, UFFDIO_COPY, &c));
+    c.dst = (uintptr_t)area;
+    c.mode = 4;
+    SHOW("  COPY bad mode", ioctl(uffd, UFFDIO_COPY, &c));
+    c.mode = UFFDIO_COPY_MODE_WP;
+    SHOW("  COPY WP on a MISSING-only range", ioctl(uffd, UFFDIO_COPY, &c));
+    struct uffdio_zeropage z = { .range = { (uintptr_t)area, PS } };
+    SHOW("  ZEROPAGE", ioctl(uffd, UFFDIO_ZEROPAGE, &z));
+    printf("  zeropage field %lld, byte %d\n", (long long)z.zeropage, area[0]);
+    signal(SIGBUS, SIG_DFL);
+    close(uffd);
+}
+
+/* a thread sleeps in a fault; closing the userfaultfd wakes it and the fault completes normally */
+static char *close_area;
+static void *toucher(void *arg)
+{
+    (void)arg;
+    long v = close_area[100];
+    printf("woken after close: value %ld\n", v);
+    return NULL;
+}
+
+static void test_close_wakes(void)
+{
+    int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    api(uffd, 0);
+    close_area = map_anon(PS);
+    reg(uffd, close_area, PS, UFFDIO_REGISTER_MODE_MISSING, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, toucher, NULL);
+    struct pollfd p = { uffd, POLLIN, 0 };
+    int n = poll(&p, 1, 2000);
+    struct uffd_msg msg;
+    long r = read(uffd, &msg, sizeof msg);
+    printf("fault queued: poll %d read %ld event %#x\n", n, r, msg.event);
+    r = read(uffd, &msg, sizeof msg);
+    printf("no second message: %ld %s\n", r, r < 0 ? en(errno) : "");
+    close(uffd);
+    pthread_join(th, NULL);
+}
+
+static void test_bad_input(void)
+{
+    SHOW("userfaultfd(bad flags)", new_uffd(0x10));
+    int uffd = new_uffd(O_CLOEXEC);
+    char *area = map_anon(4 * PS);
+    SHOW("register before API", reg(uffd, area, PS, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    struct uffd_msg msg;
+    SHOW("read before API", read(uffd, &msg, sizeof msg));
+    struct pollfd p = { uffd, POLLIN, 0 };
+    int pr = poll(&p, 1, 0);
+    printf("poll before API: %d revents %#x\n", pr, p.revents);
+    struct uffdio_api a = { .api = 0xAB, .features = 0, .ioctls = 5 };
+    SHOW("API wrong version", ioctl(uffd, UFFDIO_API, &a));
+    printf("  zeroed: %llu %llu %llu\n", (unsigned long long)a.api, (unsigned long long)a.features,
+           (unsigned long long)a.ioctls);
+    a.api = UFFD_API;
+    a.features = 1ULL << 40;
+    SHOW("API unknown feature", ioctl(uffd, UFFDIO_API, &a));
+    a.api = UFFD_API;
+    a.features = 0;
+    SHOW("API", ioctl(uffd, UFFDIO_API, &a));
+    printf("  api %#llx, our features %d, ioctls %#llx\n", (unsigned long long)a.api,
+           (a.features & OURS) == OURS, (unsigned long long)a.ioctls);
+    SHOW("API twice", api(uffd, 0));
+    SHOW("unknown ioctl", ioctl(uffd, _IOWR(UFFDIO, 0x20, struct uffdio_range), area));
+    pr = poll(&p, 1, 0);
+    printf("poll on a blocking uffd: %d revents %#x\n", pr, p.revents);
+    SHOW("register unaligned start", reg(uffd, area + 1, PS, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    SHOW("register unaligned length", reg(uffd, area, PS + 1, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    SHOW("register length 0", reg(uffd, area, 0, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    SHOW("register mode 0", reg(uffd, area, PS, 0, NULL));
+    SHOW("register bad mode", reg(uffd, area, PS, 8, NULL));
+    SHOW("register kernel address", reg(uffd, (void *)0xffff800000000000UL, PS, 1, NULL));
+    char *hole = map_anon(PS);
+    munmap(hole, PS);
+    SHOW("register unmapped", reg(uffd, hole, PS, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    uint64_t ioctls;
+    SHOW("register", reg(uffd, area, 2 * PS, UFFDIO_REGISTER_MODE_MISSING, &ioctls));
+    printf("  range ioctls %#llx\n", (unsigned long long)(ioctls & ~NOT_OURS));
+    int other = new_uffd(O_CLOEXEC);
+    api(other, 0);
+    SHOW("another uffd on the range", reg(other, area, PS, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    SHOW("another uffd next to it", reg(other, area + 2 * PS, PS, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    struct uffdio_range rg = { (uintptr_t)area, PS + 1 };
+    SHOW("WAKE unaligned", ioctl(uffd, UFFDIO_WAKE, &rg));
+    rg.len = PS;
+    SHOW("WAKE", ioctl(uffd, UFFDIO_WAKE, &rg));
+    SHOW("UNREGISTER", ioctl(uffd, UFFDIO_UNREGISTER, &rg));
+    area[0] = 3;
+    printf("unregistered page: %d\n", area[0]);
+    SHOW("UNREGISTER EFAULT", ioctl(uffd, UFFDIO_UNREGISTER, (void *)8));
+    void *ro = mmap(NULL, PS, PROT_READ, MAP_SHARED, open("/proc/self/exe", O_RDONLY), 0);
+    SHOW("register a file mapping", reg(other, ro, PS, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    close(other);
+    close(uffd);
+    int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+    printf("/dev/userfaultfd: %d\n", dev >= 0);
+    int u2 = ioctl(dev, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK);
+    printf("USERFAULTFD_IOC_NEW: %d, O_NONBLOCK %d\n", u2 >= 0, (fcntl(u2, F_GETFL) & O_NONBLOCK) != 0);
+    SHOW("API via /dev", api(u2, UFFD_FEATURE_THREAD_ID));
+    SHOW("dev bad ioctl", ioctl(dev, _IO(0xAA, 1), 0));
+    SHOW("dev bad flags", ioctl(dev, USERFAULTFD_IOC_NEW, 0x10));
+    char link[64] = "";
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", u2);
+    readlink(path, link, sizeof link - 1);
+    printf("fd link: %s\n", link);
+    close(u2);
+    close(dev);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    test_bad_input();
+    test_missing(0, 0);
+    test_missing(1, 0);
+    test_missing(0, 1);
+    test_wp();
+    test_minor();
+    test_missing_shmem();
+    test_sigbus();
+    test_close_wakes();
+    printf("done\n");
+    return 0;
+}
