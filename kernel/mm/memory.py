@@ -13,6 +13,7 @@ from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, V
 from kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
     charge_first_touches
 from kernel.mm import hugetlb
+from kernel.mm.userfaultfd_k import VM_UFFD_FLAGS, userfaultfd_fault
 
 
 def vma_page_prot(vma):
@@ -59,6 +60,10 @@ def handle_mm_fault(mm, vma, address, flags):
 def handle_pte_fault(mm, vmf):
     """Dispatch on the current PTE: none, swap entry, or present."""
     pte = vmf.orig_pte = mm.pgtables.ptes[vmf.slot >> 3]
+    if vmf.vma.vm_flags & VM_UFFD_FLAGS:         # registered with a userfaultfd: its handler may take it
+        ret = userfaultfd_fault(mm, vmf, pte)
+        if ret is not None:
+            return ret
     if pte == 0:
         if vmf.vma.anon:
             return do_anonymous_page(mm, vmf)
