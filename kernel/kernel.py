@@ -135,7 +135,8 @@ class Kernel:
                                                     self._all_mms, self.charge, self.flush_tlb, self.stats, self)
         self.pagecache.reclaim_hook = self.reclaim.direct_reclaim
         self.pagecache.balance_hook = self.reclaim.balance
-        self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts,
+        self.vfs = make_root_fs(self.wall_clock_ns, config.seed, disk_blocks=config.disk.size_mb << 8,
+                                host_mounts=config.mounts,
                                 tmpfs_pages=phys.nr_frames // 2,      # tmpfs size=50% of RAM
                                 sysroot=config.sysroot)
         from kernel.mm.hugetlb import HState

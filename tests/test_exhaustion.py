@@ -59,3 +59,59 @@ def test_rlimit_nofile_gives_emfile(userland, limit):
     r = run_guest(prog, ['nofile', str(limit)])
     assert code == 0 and b'EMFILE, highest fd %d' % (limit - 1) in out
     assert r.exit_code == 0 and r.stdout == out
+
+
+DISK_MIB = 8                  # the disk filesystem: natively an ext4 image of 8 MiB, under faultlab --disk size_mb=8
+
+# what Linux does on a full ext4 with 4 KiB blocks (fs/ext4: blocks are claimed at write_begin and
+# ext4_page_mkwrite, so fsync has no error to report; mkdir needs a directory block, creat only an
+# inode), for a host that cannot mount an image
+DISK_LINUX = b'''write until full: ENOSPC (wrote something: yes)
+write when full: ENOSPC
+fsync after ENOSPC: ok
+mkdir when full: ENOSPC
+creat when full: ok
+fallocate when full: ENOSPC
+stores to a hole when full: SIGBUS BUS_ADRERR
+mkdir after freeing: ok
+write after freeing: ok
+fsync after freeing: ok
+'''
+
+
+@pytest.fixture
+def small_ext4():
+    """An ext4 filesystem of DISK_MIB MiB (4 KiB blocks, no root reserve) loop-mounted on a temporary
+    directory (needs root and mkfs.ext4), or None."""
+    d = tempfile.mkdtemp()
+    img = d + '.img'
+    with open(img, 'wb') as f:
+        f.truncate(DISK_MIB << 20)
+    ok = subprocess.run(['mkfs.ext4', '-q', '-F', '-m', '0', '-b', '4096', img], capture_output=True).returncode == 0 \
+        and subprocess.run(['mount', '-o', 'loop', img, d], capture_output=True).returncode == 0
+    yield d if ok else None
+    if ok:
+        subprocess.run(['umount', d], capture_output=True)
+    os.rmdir(d)
+    os.unlink(img)
+
+
+def test_full_disk_gives_enospc_sigbus_and_goes_on(userland, small_ext4):
+    """write/fallocate/mkdir ENOSPC, creat and fsync fine, a store to a hole SIGBUS; freeing space helps."""
+    from kernel.block.params import DiskParams
+    prog = os.path.join(userland, 'exhaust')
+    expected = DISK_LINUX
+    if small_ext4 is not None:
+        code, expected, _ = run_native(prog, ['disk', small_ext4])
+        assert code == 0
+    r = run_guest(prog, ['disk', '/mnt'], disk=DiskParams(size_mb=DISK_MIB))
+    assert r.exit_code == 0 and r.stdout == expected == DISK_LINUX
+
+
+def test_full_disk_sigbus_report_says_why(userland):
+    """Without a handler the store ends the run with a report naming ENOSPC, not the end of the file."""
+    from kernel.block.params import DiskParams
+    r = run_guest(os.path.join(userland, 'exhaust'), ['disk', '/mnt'], disk=DiskParams(size_mb=DISK_MIB),
+                  env=['EXHAUST_NO_HANDLER=1'])
+    assert r.result.report is not None and 'SIGBUS' in r.result.report
+    assert 'ENOSPC' in r.result.report and 'end of the mapped file' not in r.result.report

@@ -93,6 +93,16 @@ def _do_classic_fault(mm, address, error_code, flags):
     return _fault_result(ret, vmf, vma)
 
 
+def sigbus_reason(vmf):
+    """What a VM_FAULT_SIGBUS report says happened, from the handler that gave up."""
+    handler = (vmf.handler or '') if vmf is not None else ''
+    if 'ENOSPC' in handler:
+        return 'no space left on the filesystem for the page (ENOSPC from shmem_fault or page_mkwrite)'
+    if 'hugetlb' in handler and 'EOF' not in handler:
+        return 'no huge page left in the hugetlb pool'
+    return 'access beyond the end of the mapped file'
+
+
 def _fault_result(ret, vmf, vma):
     """The VM_FAULT_* outcome as a FaultResult with the signal it calls for."""
     res = FaultResult(ret=ret, vmf=vmf, vma=vma)
@@ -101,7 +111,7 @@ def _fault_result(ret, vmf, vma):
     elif ret & VM_FAULT_HWPOISON:
         res.signal, res.si_code, res.reason = SIGBUS, BUS_MCEERR_AR, 'hardware-poisoned page'
     elif ret & VM_FAULT_SIGBUS:
-        res.signal, res.si_code, res.reason = SIGBUS, BUS_ADRERR, 'access beyond the end of the mapped file'
+        res.signal, res.si_code, res.reason = SIGBUS, BUS_ADRERR, sigbus_reason(vmf)
     elif ret & VM_FAULT_SIGSEGV:
         res.signal, res.si_code, res.reason = SIGSEGV, SEGV_ACCERR, 'fault handler refused the access'
     return res

@@ -3,7 +3,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-_INT_FIELDS = ('queue_depth', 'block_size')
+_INT_FIELDS = ('queue_depth', 'block_size', 'size_mb')
 _FLOAT_FIELDS = ('read_latency_us', 'write_latency_us', 'read_bw_mbps', 'write_bw_mbps')
 
 
@@ -19,6 +19,7 @@ class DiskParams:
     write_bw_mbps: float = 2000.0
     queue_depth: int = 64
     block_size: int = 4096
+    size_mb: int = 4096                 # capacity of the guest's root filesystem (MiB)
 
     def __post_init__(self):
         """Check every field; raise ValueError naming the bad one."""
@@ -39,6 +40,8 @@ class DiskParams:
                 raise ValueError(f'disk parameter {name!r} must be an integer, got {v!r}')
         if self.queue_depth < 1:
             raise ValueError(f"disk parameter 'queue_depth' must be >= 1, got {self.queue_depth}")
+        if self.size_mb < 1:
+            raise ValueError(f"disk parameter 'size_mb' must be >= 1, got {self.size_mb}")
         bs = self.block_size
         if bs < 512 or bs & (bs - 1):
             raise ValueError(f"disk parameter 'block_size' must be a power of two >= 512, got {bs}")

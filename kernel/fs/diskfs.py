@@ -104,7 +104,14 @@ class DiskFile(PagedFile):
 
 
 class DiskDir(MemDir):
-    """A DiskFs directory (its entries are kept in memory; size is one block like ext4)."""
+    """A DiskFs directory (its entries are kept in memory; it takes one block like ext4's first one)."""
+    dir_block = None
+
+    def evict(self):
+        """Give the directory's block back."""
+        if self.dir_block is not None:
+            self.sb.allocator.free(self.dir_block)
+            self.dir_block = None
 
     @property
     def blocks(self):
@@ -140,6 +147,17 @@ class DiskFs(SuperBlock):
         if self.ninodes >= self.max_inodes:
             raise FsError(errno.ENOSPC)
         return super().alloc_ino()
+
+    def new_dir(self, mode, uid=0, gid=0, parent=None):
+        """A directory with its first block (ext4_mkdir -> ext4_init_new_dir): ENOSPC on a full disk."""
+        block = self.allocator.alloc()
+        try:
+            inode = super().new_dir(mode, uid, gid, parent)
+        except FsError:
+            self.allocator.free(block)
+            raise
+        inode.dir_block = block
+        return inode
 
     def dir_size(self, nentries):
         """ext4 directories are (at least) one block."""

@@ -4,6 +4,8 @@
  *   exhaust tmpfs DIR MIB   DIR is a tmpfs smaller than MIB MiB: write(2) until it fails, fallocate, a
  *                           shared mapping's MADV_POPULATE_WRITE and plain stores past the space left
  *   exhaust nofile N        RLIMIT_NOFILE = N: open until it fails, then close one and open again
+ *   exhaust disk DIR        DIR is on a small disk filesystem: fill it with write(2), then mkdir, creat,
+ *                           fallocate, fsync and stores through a shared mapping of a hole, then free
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -109,12 +112,72 @@ static int nofile(int n)
 	return 0;
 }
 
+static int disk(const char *dir)
+{
+	char fill[256], hole[256], sub[256], empty[256];
+	static char buf[65536];
+	memset(buf, 'x', sizeof(buf));
+	snprintf(fill, sizeof(fill), "%s/exhaust.fill", dir);
+	snprintf(hole, sizeof(hole), "%s/exhaust.hole", dir);
+	snprintf(sub, sizeof(sub), "%s/exhaust.dir", dir);
+	snprintf(empty, sizeof(empty), "%s/exhaust.empty", dir);
+
+	/* the file with a hole exists before the disk fills: its pages need blocks only when stored to */
+	int hfd = open(hole, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	if (hfd < 0 || ftruncate(hfd, 1 << 20))
+		return 1;
+	int fd = open(fill, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	ssize_t n;
+	size_t total = 0;
+	while ((n = write(fd, buf, sizeof(buf))) > 0)
+		total += n;
+	printf("write until full: %s (wrote something: %s)\n", err(n), total ? "yes" : "no");
+	/* a few blocks may still be free after a partial write: fill them one page at a time */
+	while (write(fd, buf, 4096) > 0)
+		;
+	printf("write when full: %s\n", err(write(fd, buf, 4096)));
+	printf("fsync after ENOSPC: %s\n", err(fsync(fd)));
+	printf("mkdir when full: %s\n", err(mkdir(sub, 0700)));
+	int efd = open(empty, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	printf("creat when full: %s\n", err(efd));
+	printf("fallocate when full: %s\n", err(efd < 0 ? -1 : fallocate(efd, 0, 0, 1 << 20)));
+	char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, hfd, 0);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_bus;
+	sa.sa_flags = SA_SIGINFO;
+	if (!getenv("EXHAUST_NO_HANDLER"))      /* else the store's SIGBUS ends the program */
+		sigaction(SIGBUS, &sa, NULL);
+	got_sig = got_code = 0;
+	size_t off = 0;
+	if (!sigsetjmp(env, 1))
+		for (; off < (1 << 20); off += 4096)
+			p[off] = 1;
+	printf("stores to a hole when full: %s %s\n", got_sig == SIGBUS ? "SIGBUS" : "no signal",
+	       got_code == BUS_ADRERR ? "BUS_ADRERR" : "");
+	munmap(p, 1 << 20);
+	close(hfd);
+	close(fd);
+	unlink(fill);
+	sync();
+	printf("mkdir after freeing: %s\n", err(mkdir(sub, 0700)));
+	printf("write after freeing: %s\n", err(efd < 0 ? -1 : write(efd, buf, 4096)));
+	printf("fsync after freeing: %s\n", err(efd < 0 ? -1 : fsync(efd)));
+	close(efd);
+	rmdir(sub);
+	unlink(empty);
+	unlink(hole);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "tmpfs"))
 		return tmpfs(argv[2], strtoul(argv[3], NULL, 0) << 20);
 	if (argc == 3 && !strcmp(argv[1], "nofile"))
 		return nofile(atoi(argv[2]));
-	fprintf(stderr, "usage: exhaust tmpfs DIR MIB | exhaust nofile N\n");
+	if (argc == 3 && !strcmp(argv[1], "disk"))
+		return disk(argv[2]);
+	fprintf(stderr, "usage: exhaust tmpfs DIR MIB | exhaust nofile N | exhaust disk DIR\n");
 	return 2;
 }
