@@ -13,6 +13,7 @@ from kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
 from kernel.futex import BLOCKED
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
 from kernel.fs.synth import SynthFile
+from kernel.fs.tmpfile import vfs_tmpfile
 from kernel.net.socket import SocketInode, sock_read_iter, sock_write_iter
 from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
 from kernel.uaccess import access_ok
@@ -106,7 +107,7 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
     flags &= 0xFFFFFFFF
     acc = flags & O_ACCMODE                  # 3: neither read nor write, both permissions checked
     if flags & O_TMPFILE == O_TMPFILE:
-        return -errno.EOPNOTSUPP
+        return do_tmpfile(k, t, full, flags, mode)
     vfs = k.vfs
     cred = t.cred.fs_cred()
     created = False
@@ -153,6 +154,17 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
         inode.ihold()
     fd = t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
     return fd
+
+
+def do_tmpfile(k, t, full, flags, mode):
+    """open(dir, O_TMPFILE): an unnamed file in dir (kernel/fs/tmpfile.py), named dir/#ino."""
+    try:
+        inode = vfs_tmpfile(k.vfs, full, mode & ~t.umask, t.cred.fs_cred())
+    except FsError as e:
+        return _fs_errno(e)
+    path = posixpath.join(posixpath.normpath(full), '#%d (deleted)' % inode.ino)
+    inode.ihold()
+    return t.files.install(OpenFile(inode, flags, path, k.pagecache), cloexec=bool(flags & O_CLOEXEC))
 
 
 @syscall(2, 'open')
