@@ -240,8 +240,10 @@ def check_fixed_addr(mm, addr, rlen, align):
     return security_mmap_addr(mm, addr)
 
 
-def do_mmap(mm, addr, length, prot, flags, file, pgoff):
-    """mmap(2) after fd lookup: validate, place, create the VMA (merging), populate if asked."""
+def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
+    """mmap(2) after fd lookup: validate, place, create the VMA (merging), populate if asked.
+    mlock_ok(nbytes): the caller's mlock_future_ok (RLIMIT_MEMLOCK or CAP_IPC_LOCK) for a mapping
+    locked by MAP_LOCKED or mlockall(MCL_FUTURE); None: no limit."""
     if length == 0:
         return -errno.EINVAL
     if prot & ~(1 | 2 | 4 | 8 | 0x01000000 | 0x02000000):
@@ -253,6 +255,9 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff):
         return -errno.EOPNOTSUPP
     if too_many_maps(mm):
         return -errno.ENOMEM              # map_count > max_map_count
+    if (mm.def_flags & VM_LOCKED or flags & MAP_LOCKED) and mlock_ok is not None and \
+            not mlock_ok(page_align(length)):
+        return -errno.EAGAIN              # do_mmap: "mlock MCL_FUTURE?" (mlock_future_ok)
     if flags & MAP_HUGETLB or hugetlb.is_file_hugepages(file):
         return hugetlb.hugetlb_mmap(mm, addr, length, prot, flags, file, pgoff)
     rlen = page_align(length)

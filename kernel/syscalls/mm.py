@@ -16,7 +16,7 @@ from kernel.mm.vm_sysctl import map_noreserve, shmem_acct_size
 from kernel.mm.vma import VM_SHARED, VM_LOCKED, VM_LOCKONFAULT
 from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
 from kernel.uaccess import access_ok
-from kernel.syscalls.memlock import mlock_check, mlockall_check
+from kernel.syscalls.memlock import mlock_check, mlock_future_ok, mlockall_check
 
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 
@@ -58,13 +58,13 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
         if not isinstance(f, OpenFile):
             return -errno.ENODEV
     if f is not None and flags & MAP_ANONYMOUS:
-        r = do_mmap(t.mm, addr, length, prot, flags & ~MAP_ANONYMOUS, f, 0)
+        r = do_mmap(t.mm, addr, length, prot, flags & ~MAP_ANONYMOUS, f, 0, lambda n: mlock_future_ok(t, n))
         f.put()
         return r
     f_mmap = getattr(f.inode, 'mmap', None) if f is not None else None
     if f_mmap is not None:                      # a file with its own ->mmap (secretmem)
         return f_mmap(t, addr, length, prot, flags, f, off >> 12)
-    return do_mmap(t.mm, addr, length, prot, flags, f, off >> 12)
+    return do_mmap(t.mm, addr, length, prot, flags, f, off >> 12, lambda n: mlock_future_ok(t, n))
 
 
 def shmem_zero_setup(k, t, length, flags):
