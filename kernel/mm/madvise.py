@@ -1,7 +1,7 @@
 """madvise(2) (mm/madvise.c)."""
 import errno
 
-from emu.physmem import PAGE_SIZE
+from emu.physmem import PAGE_SHIFT, PAGE_SIZE
 from kernel.hostlimit import fatal_signal_pending
 from kernel.mm.gup import faultin_vma_page_range, faultin_page
 from kernel.mm.hugetlb import HPAGE_MASK, HPAGE_SIZE
@@ -11,7 +11,7 @@ from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_lru
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
 from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO, VM_DONTCOPY, \
-    VM_DONTDUMP, VM_HUGETLB
+    VM_DONTDUMP, VM_HUGETLB, VM_MAYWRITE
 
 MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED = 0, 1, 2, 3, 4
 MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK = 8, 9, 10, 11
@@ -25,7 +25,7 @@ _NOOP = {MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_
 _KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
           MADV_COLD,
           MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON, MADV_DONTFORK, MADV_DOFORK,
-          MADV_DONTDUMP, MADV_DODUMP} | _NOOP
+          MADV_DONTDUMP, MADV_DODUMP, MADV_REMOVE} | _NOOP
 
 
 def madvise_populate(mm, start, end, write, fatal_signal_pending=lambda: False):
@@ -112,6 +112,21 @@ def madvise_dontneed_single_vma(mm, vma, start, end):
     return 0
 
 
+def madvise_remove(mm, vma, start, end):
+    """MADV_REMOVE: punch the file range behind [start, end) of a shared writable mapping (EINVAL when
+    locked or anonymous, EACCES otherwise). Only hugetlbfs files punch holes through here; other files
+    are -EOPNOTSUPP, where Linux punches tmpfs and disk files as fallocate does."""
+    if vma.vm_flags & VM_LOCKED or vma.vm_file is None:
+        return -errno.EINVAL
+    if vma.vm_flags & (VM_SHARED | VM_MAYWRITE) != VM_SHARED | VM_MAYWRITE:
+        return -errno.EACCES
+    inode = vma.vm_file.inode
+    if not vma.vm_flags & VM_HUGETLB:
+        return -errno.EOPNOTSUPP
+    inode.punch_hole(start - vma.vm_start + (vma.vm_pgoff << PAGE_SHIFT), end - start)
+    return 0
+
+
 def madvise_willneed(mm, vma, start, end):
     """Start read-ahead for the file pages behind [start, end)."""
     if vma.vm_file is None:
@@ -180,6 +195,10 @@ def do_madvise(mm, start, len_in, behavior):
             e = min(end, vma.vm_end)
         elif behavior == MADV_WILLNEED:
             madvise_willneed(mm, vma, s, e)
+        elif behavior == MADV_REMOVE:
+            r = madvise_remove(mm, vma, s, e)
+            if r:
+                return r
         elif behavior in (MADV_COLD, MADV_PAGEOUT):
             r = madvise_cold_or_pageout(mm, vma, s, e, behavior == MADV_PAGEOUT)
             if r:
