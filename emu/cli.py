@@ -149,6 +149,8 @@ def make_machine(a, stdout=None, stderr=None):
     for host, _guest, _ro in mounts:
         if not os.path.exists(host):
             raise ValueError("--mount: host path %s does not exist" % host)
+        if not (os.path.isdir(host) or os.path.isfile(host)):
+            raise ValueError("--mount: host path %s is neither a directory nor a regular file" % host)
     sysroot = getattr(a, 'sysroot', None) or '/'
     if not os.path.isdir(sysroot):
         raise ValueError("--sysroot: %s is not a directory" % sysroot)

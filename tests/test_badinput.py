@@ -118,6 +118,9 @@ def test_bad_cli_options():
     assert p.returncode == 2
     p = faultlab('run', '--disk', 'bogus=1', '/bin/true')
     _assert_one_line_error(p, 'bogus')
+    p = faultlab('run', '--mount', '/dev/null:/x', '/bin/true')     # a device is neither file nor directory
+    _assert_one_line_error(p, '/dev/null')
+    assert p.returncode == 2
 
 
 def test_max_insns_stops_a_runaway(userland):
