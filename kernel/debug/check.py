@@ -251,7 +251,7 @@ class VmChecker:
             in_sc = bool(flags & PG_swapcache)
             if in_sc and sc.get(page.private) is not page:
                 _fail('%r has PG_swapcache but swap slot %#x holds %r', page, page.private, sc.get(page.private))
-            expect = n + in_pc + in_sc
+            expect = n + in_pc + in_sc + k.mmsvc.gup_refs.get(pfn, 0)     # + pipe buffers and pins
             if flags & PG_hwpoison:
                 if ref < expect:
                     _fail('poisoned %r: refcount %d below %d', page, ref, expect)

@@ -134,7 +134,19 @@ def grab_page(mm, page, gup_flags):
     """try_grab_folio: one reference, or a pin (GUP_PIN_COUNTING_BIAS) for FOLL_PIN."""
     if page.flags & PG_reserved:
         return                            # the zero page and reserved frames are never freed
-    page.refcount += GUP_PIN_COUNTING_BIAS if gup_flags & FOLL_PIN else 1
+    n = GUP_PIN_COUNTING_BIAS if gup_flags & FOLL_PIN else 1
+    page.refcount += n
+    _note_ref(mm, page, n)
+
+
+def _note_ref(mm, page, n):
+    """Keep svc.gup_refs (the references held outside page tables and caches) up to date."""
+    refs = mm.svc.gup_refs
+    left = refs.get(page.pfn, 0) + n
+    if left:
+        refs[page.pfn] = left
+    else:
+        refs.pop(page.pfn, None)
 
 
 def get_user_pages(mm, start, nr_pages, gup_flags):
@@ -163,6 +175,7 @@ def put_user_page(mm, page, gup_flags):
     """Drop what grab_page took (put_page, or unpin_user_page for FOLL_PIN)."""
     if page.flags & PG_reserved:
         return
+    _note_ref(mm, page, -(GUP_PIN_COUNTING_BIAS if gup_flags & FOLL_PIN else 1))
     if gup_flags & FOLL_PIN:
         page.refcount -= GUP_PIN_COUNTING_BIAS - 1
     if page.flags & PG_hugetlb:

@@ -71,6 +71,7 @@ class MmServices:
         self.fault_around_bytes = fault_around_bytes
         self.spf = False            # speculative page faults enabled
         self.spf_file = False       # ... also for file-backed VMAs
+        self.gup_refs = {}          # pfn -> references kernel users hold through GUP (pipes, pins)
         self.munmap_downgrade = False   # munmap zaps under mmap_lock held for read (Linux >= 4.20)
         self.lru = None            # LruLists
         self.swapcache = None      # SwapCache

@@ -2,10 +2,9 @@
 import errno
 import struct
 
-from kernel.file import O_NONBLOCK, OpenFile
+from kernel.file import OpenFile
 from kernel.fs.pipe import PipeEnd
-from kernel.fs.splice import (MAX_RW_COUNT, SPLICE_F_ALL, SPLICE_F_NONBLOCK, UIO_MAXIOV, vmsplice_to_pipe,
-                              vmsplice_to_user)
+from kernel.fs.splice import MAX_RW_COUNT, SPLICE_F_ALL, UIO_MAXIOV, vmsplice_to_pipe, vmsplice_to_user
 from kernel.syscalls import s32, syscall
 
 
@@ -33,6 +32,7 @@ def import_iovec(t, uiov, nr_segs):
 
 @syscall(278, 'vmsplice')
 def sys_vmsplice(k, t, fd, uiov, nr_segs, flags, *_):
+    """Only SPLICE_F_NONBLOCK makes it non-blocking: the pipe's O_NONBLOCK is not consulted."""
     flags &= 0xFFFFFFFF
     if flags & ~SPLICE_F_ALL:
         return -errno.EINVAL
@@ -49,8 +49,6 @@ def sys_vmsplice(k, t, fd, uiov, nr_segs, flags, *_):
         return 0
     if not isinstance(f.inode, PipeEnd):
         return -errno.EBADF                    # get_pipe_info: not a pipe
-    if f.flags & O_NONBLOCK:
-        flags |= SPLICE_F_NONBLOCK
     if writing:
         return vmsplice_to_pipe(k, t, f, vecs, flags)
     return vmsplice_to_user(k, t, f, vecs, flags)

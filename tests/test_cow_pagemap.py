@@ -1,0 +1,20 @@
+"""Copy-on-write against references and pins (fork, vmsplice, io_uring fixed buffers, MADV_WIPEONFORK
+and MADV_DONTFORK), compared with native runs of the same program."""
+import os
+
+import pytest
+
+from conftest import run_guest, run_native
+
+
+@pytest.mark.parametrize('check', [False, 'full'])
+def test_cow_pins_match_native(userland, check):
+    """userland/src/cowpin.c: no leak into a child or out of a pipe or pin, the errno of every bad call
+    to vmsplice and io_uring; with the mm invariants checked after every fault and call too."""
+    path = os.path.join(userland, 'cowpin')
+    code, nout, _ = run_native(path)
+    g = run_guest(path, check=check)
+    assert code == 0 and g.exit_code == 0, g.result.report
+    assert g.stdout == nout
+    assert b'LEAKED' not in nout and b'STALE' not in nout
+    assert not [w for w in g.warnings if 'system call' in w]
