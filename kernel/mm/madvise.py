@@ -11,7 +11,7 @@ from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_lru
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
 from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO, VM_DONTCOPY, \
-    VM_DONTDUMP, VM_HUGETLB, VM_MAYWRITE
+    VM_DONTDUMP, VM_HUGETLB, VM_MAYWRITE, VM_WIPEONFORK
 
 MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED = 0, 1, 2, 3, 4
 MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK = 8, 9, 10, 11
@@ -21,11 +21,11 @@ MADV_COLD, MADV_PAGEOUT = 20, 21
 MADV_POPULATE_READ, MADV_POPULATE_WRITE = 22, 23
 MADV_DONTNEED_LOCKED = 24
 MADV_HWPOISON = 100
-_NOOP = {MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_WIPEONFORK, MADV_KEEPONFORK}
+_NOOP = {MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE}
 _KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
           MADV_COLD,
           MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON, MADV_DONTFORK, MADV_DOFORK,
-          MADV_DONTDUMP, MADV_DODUMP, MADV_REMOVE} | _NOOP
+          MADV_DONTDUMP, MADV_DODUMP, MADV_REMOVE, MADV_WIPEONFORK, MADV_KEEPONFORK} | _NOOP
 
 
 def madvise_populate(mm, start, end, write, fatal_signal_pending=lambda: False):
@@ -139,7 +139,8 @@ def madvise_willneed(mm, vma, start, end):
 # advice that changes vm_flags: (flags cleared, flags set)
 _FLAG_ADVICE = {MADV_NORMAL: (VM_SEQ_READ | VM_RAND_READ, 0), MADV_RANDOM: (VM_SEQ_READ | VM_RAND_READ, VM_RAND_READ),
                 MADV_SEQUENTIAL: (VM_SEQ_READ | VM_RAND_READ, VM_SEQ_READ), MADV_DONTFORK: (0, VM_DONTCOPY),
-                MADV_DOFORK: (VM_DONTCOPY, 0), MADV_DONTDUMP: (0, VM_DONTDUMP), MADV_DODUMP: (VM_DONTDUMP, 0)}
+                MADV_DOFORK: (VM_DONTCOPY, 0), MADV_DONTDUMP: (0, VM_DONTDUMP), MADV_DODUMP: (VM_DONTDUMP, 0),
+                MADV_WIPEONFORK: (0, VM_WIPEONFORK), MADV_KEEPONFORK: (VM_WIPEONFORK, 0)}
 
 
 def madvise_update_vma(mm, vma, start, end, behavior):
@@ -148,6 +149,8 @@ def madvise_update_vma(mm, vma, start, end, behavior):
     clear, set_ = _FLAG_ADVICE[behavior]
     if behavior == MADV_DOFORK and vma.vm_flags & VM_IO:
         return -errno.EINVAL
+    if behavior == MADV_WIPEONFORK and (vma.vm_file is not None or vma.vm_flags & VM_SHARED):
+        return -errno.EINVAL                     # private anonymous memory only
     new = (vma.vm_flags & ~clear) | set_
     if new == vma.vm_flags:
         return 0
