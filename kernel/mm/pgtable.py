@@ -132,7 +132,7 @@ class PageTables:
         if pfn is None:
             raise MemoryError("no memory for a page directory")
         self.pgd = pfn << PAGE_SHIFT
-        self.table_pfns = [pfn]
+        self.table_pfns = {pfn: None}     # the table frames, in allocation order (an ordered set)
         self._pt_cache = {}          # va >> PMD_SHIFT -> physical address of that leaf table
         self.ptes = phys.qwords       # RAM as 64-bit entries: ptes[slot >> 3] is the entry at slot
 
@@ -141,7 +141,7 @@ class PageTables:
         pfn = self._alloc_table()
         if pfn is None:
             raise MemoryError("no memory for a page table")
-        self.table_pfns.append(pfn)
+        self.table_pfns[pfn] = None
         e = (pfn << PAGE_SHIFT) | _PAGE_TABLE
         self.phys.write64(ea, e)
         return e
@@ -183,21 +183,37 @@ class PageTables:
             self.phys.write64(slot, 0)
             self._pt_cache.pop(va >> PMD_SHIFT, None)
             freed = table >> PAGE_SHIFT
-            self.table_pfns.remove(freed)
+            del self.table_pfns[freed]
         return slot, freed
 
     def huge_pmds(self, start, end):
         """Yield (va, slot, entry) for the 2 MiB leaves (or non-present huge entries) fully inside [start, end)."""
-        va = (start + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
-        rd = self.phys.read64
-        while va + PMD_SIZE <= end:
-            if (va >> PMD_SHIFT) not in self._pt_cache:
-                slot = self.pmd_slot(va, create=False)
-                if slot is not None:
-                    e = rd(slot)
-                    if e & _PAGE_PSE:
-                        yield va, slot, e
-            va += PMD_SIZE
+        lo = (start + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
+        hi = end & ~(PMD_SIZE - 1)
+        for va, slot, e in self._pmd_entries(lo, hi):
+            if e & _PAGE_PSE and (va >> PMD_SHIFT) not in self._pt_cache:
+                yield va, slot, e
+
+    def _pmd_entries(self, start, end):
+        """[(va, slot, entry)] of the non-zero PMD entries covering [start, end), in address order: a
+        walk of the tables (absent upper levels skip their whole range), each table read as one slice
+        of the RAM's 64-bit view."""
+        ptes = self.ptes
+        out = []
+
+        def walk(table, shift, base):
+            lo, hi = max(start, base), min(end, base + (512 << shift))
+            i0, i1 = (lo - base) >> shift, ((hi - 1 - base) >> shift) + 1
+            q = table >> 3
+            for i, e in [ie for ie in enumerate(ptes[q + i0:q + i1].tolist(), i0) if ie[1]]:
+                va = base + (i << shift)
+                if shift == PMD_SHIFT:
+                    out.append((va, table + i * 8, e))
+                elif e & _PAGE_PRESENT:
+                    walk(e & PTE_PFN_MASK, shift - 9, va)
+        if start < end:
+            walk(self.pgd, PGDIR_SHIFT, 0)
+        return out
 
     def pte_slot(self, va, create=True):
         """Physical address of the leaf PTE for va, creating missing levels if asked (pte_alloc).
@@ -226,26 +242,12 @@ class PageTables:
     def pte_tables(self, start, end):
         """The address of each 2 MiB range in [start, end) that has a PTE table: a walk of the tables
         (absent upper levels skip their whole range), not of the address range."""
-        rd = self.phys.read64
-
-        def walk(table, shift, base):
-            lo, hi = max(start, base), min(end, base + (512 << shift))
-            for i in range((lo - base) >> shift, ((hi - 1 - base) >> shift) + 1):
-                e = rd(table + i * 8)
-                if not e & _PAGE_PRESENT:
-                    continue
-                va = base + (i << shift)
-                if shift == PMD_SHIFT:
-                    if not e & _PAGE_PSE:
-                        yield va
-                else:
-                    yield from walk(e & PTE_PFN_MASK, shift - 9, va)
-        return list(walk(self.pgd, PGDIR_SHIFT, 0)) if start < end else []
+        return [va for va, _slot, e in self._pmd_entries(start, end) if e & _PAGE_PRESENT and not e & _PAGE_PSE]
 
     def release_all(self):
         """pgd_free and the levels below it, for an address space nobody uses any more: the pfns of
         every table frame (the caller frees them); the tables must not be used afterwards."""
-        pfns, self.table_pfns = self.table_pfns, []
+        pfns, self.table_pfns = list(self.table_pfns), {}
         self._pt_cache.clear()
         return pfns
 
@@ -260,7 +262,7 @@ class PageTables:
         self.phys.write64(ea, 0)
         self._pt_cache.pop(va >> PMD_SHIFT, None)
         pfn = (e & PTE_PFN_MASK) >> PAGE_SHIFT
-        self.table_pfns.remove(pfn)
+        del self.table_pfns[pfn]
         return pfn
 
     def set_pte(self, slot, pte):
@@ -306,7 +308,6 @@ class PageTables:
             slot0 = self.pte_slot(va0, create=False)
             n = (min(end, base + PMD_SIZE) - va0) >> PAGE_SHIFT
             i0 = slot0 >> 3
-            for i, pte in enumerate(ptes[i0:i0 + n].tolist()):
-                if pte:
-                    out.append((va0 + (i << PAGE_SHIFT), slot0 + i * 8, pte))
+            out += [(va0 + (i << PAGE_SHIFT), slot0 + i * 8, pte)
+                    for i, pte in enumerate(ptes[i0:i0 + n].tolist()) if pte]
         return out
