@@ -5,15 +5,19 @@ a tmpfs laid out like faultlab's root (kernel/fs/rootfs.py): /bin/PROG, /dev wit
 full, random and urandom nodes and a /dev/shm tmpfs, a /tmp tmpfs, /proc of the new PID namespace (the
 program is PID 1 there, as faultlab's first process is), /etc/hostname and /etc/hosts, the host's
 library view that faultlab shows every guest (kernel/fs/mountspec.py lib_view: read-only bind mounts
-and the same symlinks), the hostname "faultlab", and address-space randomization off (setarch -R). Needs root; native_root_available() says
+and the same symlinks), the hostname "faultlab", the resource limits faultlab's first process starts
+with (prlimit(1); the host's own, e.g. a raised RLIMIT_NOFILE, would let dup2 reach descriptors the guest
+cannot), and address-space randomization off (setarch -R). Needs root; native_root_available() says
 whether this host can do it.
 """
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
 
 from kernel.fs.mountspec import lib_view
+from kernel.syscalls.proc import init_rlimit, RLIM_INFINITY
 
 _SETUP = r'''
 set -e
@@ -33,7 +37,7 @@ cp "$PROG" "$R/bin/"
 eval "$LIBVIEW"
 mount -t proc proc "$R/proc"
 hostname faultlab
-exec env -i $ENV "$(command -v setarch)" x86_64 -R "$(command -v chroot)" "$R" "/bin/$(basename "$PROG")" "$@"
+exec "$(command -v prlimit)" $RLIMITS env -i $ENV "$(command -v setarch)" x86_64 -R "$(command -v chroot)" "$R" "/bin/$(basename "$PROG")" "$@"
 '''
 
 
@@ -51,9 +55,26 @@ def _lib_view_script():
     return '\n'.join(lines)
 
 
+# prlimit(1)'s option for each resource number (include/uapi/asm-generic/resource.h)
+_PRLIMIT_OPTS = ('cpu', 'fsize', 'data', 'stack', 'core', 'rss', 'nproc', 'nofile', 'memlock', 'as', 'locks',
+                 'sigpending', 'msgqueue', 'nice', 'rtprio', 'rttime')
+
+
+def _rlimit_args():
+    """prlimit(1) options giving every resource faultlab's initial soft:hard limit (no higher than this
+    host lets the run raise its hard limit to: a container may deny CAP_SYS_RESOURCE)."""
+    args = []
+    for res, opt in enumerate(_PRLIMIT_OPTS):
+        host_hard = resource.getrlimit(res)[1]
+        host_hard = RLIM_INFINITY if host_hard == resource.RLIM_INFINITY else host_hard
+        soft, hard = (min(v, host_hard) for v in init_rlimit(res))
+        args.append('--%s=%s:%s' % (opt, *('unlimited' if v == RLIM_INFINITY else str(v) for v in (soft, hard))))
+    return ' '.join(args)
+
+
 def native_root_available():
     """True when this host can run a program in a private namespace-and-chroot root (root, unshare)."""
-    if os.geteuid() != 0 or not shutil.which('unshare') or not shutil.which('setarch'):
+    if os.geteuid() != 0 or not all(shutil.which(c) for c in ('unshare', 'setarch', 'prlimit')):
         return False
     return subprocess.run(['unshare', '-m', '-p', '-f', '-u', '-i', '-n', 'true'],
                           capture_output=True).returncode == 0
@@ -67,7 +88,7 @@ def run_native_root(program, args=(), env=(), timeout=300):
         e.update(kv.split('=', 1) for kv in env)
         assigns = ['%s=%s' % kv for kv in e.items()]
         assert not any(c.isspace() for a in assigns for c in a)
-        cmd = ['env', 'LIBVIEW=' + _lib_view_script(), 'unshare', '-m', '-p', '-f', '-u', '-i', '-n', '--propagation', 'private', '--',
+        cmd = ['env', 'LIBVIEW=' + _lib_view_script(), 'RLIMITS=' + _rlimit_args(), 'unshare', '-m', '-p', '-f', '-u', '-i', '-n', '--propagation', 'private', '--',
                'sh', '-c', _SETUP, 'sh', d, program, str(len(assigns))] + assigns + list(args)
         p = subprocess.run(cmd, capture_output=True, timeout=timeout,
                            env={'PATH': '/usr/sbin:/usr/bin:/sbin:/bin', 'LANG': 'C'})

@@ -792,6 +792,8 @@ def sys_symlink(k, t, target, linkpath, *_):
     tgt = _get_path(t, target)
     if isinstance(tgt, int):
         return tgt
+    if not tgt:
+        return -errno.ENOENT                 # do_symlinkat: the target's getname error comes first
     return _path_op(k, t, AT_FDCWD, linkpath, lambda p, cred: k.vfs.symlink(tgt, p, cred=cred))
 
 
@@ -801,6 +803,8 @@ def _readlink(k, t, dirfd, upath, buf, size):
     path = _get_path(t, upath)
     if isinstance(path, int):
         return path
+    if not path:                             # do_readlinkat: LOOKUP_EMPTY finds dirfd, not a symlink
+        return -errno.EBADF if _s32(dirfd) != AT_FDCWD and _file(t, dirfd) is None else -errno.ENOENT
     full = _abs_at(t, dirfd, path)
     if isinstance(full, int):
         return full

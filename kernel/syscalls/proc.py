@@ -90,9 +90,14 @@ def sys_rseq(k, t, *_):
 RLIMIT_SIGPENDING = 11
 
 
+def init_rlimit(res):
+    """(soft, hard) limit `res` of the first process (init_task's, as INIT_RLIMITS sets them)."""
+    return _DEFAULT_RLIMITS.get(res, (RLIM_INFINITY, RLIM_INFINITY))
+
+
 def task_rlimit(t, res):
     """(soft, hard) limit `res` of the task."""
-    return t.rlimits.get(res, _DEFAULT_RLIMITS.get(res, (RLIM_INFINITY, RLIM_INFINITY)))
+    return t.rlimits.get(res, init_rlimit(res))
 
 
 def do_prlimit(t, res, new, want_old):
