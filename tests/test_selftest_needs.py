@@ -1,13 +1,14 @@
 """What the Linux mm selftests need from faultlab, each checked on a guest program of our own
 against the same program run natively where the host allows: the --user and --sysctl options
-(run_vmtests.sh's `sudo -u nobody` and sysctl settings), mlockall(MCL_ONFAULT) limits (on-fault-limit)."""
+(run_vmtests.sh's `sudo -u nobody` and sysctl settings), mlockall(MCL_ONFAULT) limits (on-fault-limit),
+PR_SET_MDWE (mdwe_test)."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run_guest, run_native
 
 NOBODY = 65534
 
@@ -90,3 +91,17 @@ def test_sysctl_option_sizes_the_hugetlb_pool(userland):
 def test_sysctl_option_refuses_bad_settings_in_one_line(userland, arg, message):
     st, out, err = faultlab('--sysctl', arg, os.path.join(userland, 'hello'))
     assert (st, out, err) == (2, '', 'faultlab: %s\n' % message)
+
+
+@pytest.mark.parametrize('mode', ['inherit', 'noinherit'])
+def test_mdwe_matches_native(userland, mode):
+    """PR_SET_MDWE / PR_GET_MDWE argument checks (EINVAL, EPERM once set), mmap and mprotect refusing
+    write+exec and exec gain with EACCES (MAP_FIXED replacing a mapping included), and what fork and
+    execve keep: everything unless PR_MDWE_NO_INHERIT."""
+    prog = os.path.join(userland, 'mdwe')
+    args = ['noinherit'] if mode == 'noinherit' else ['inherit']
+    rc, out, _ = run_native(prog, args)
+    g = run_guest(prog, args)
+    assert (g.exit_code, g.stdout.decode()) == (rc, out.decode())
+    assert '  mmap wx: Permission denied' in out.decode()
+    assert ('[after execve] get: 0' if mode == 'noinherit' else '[after execve] get: 1') in out.decode()

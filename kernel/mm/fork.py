@@ -8,6 +8,7 @@ is copied for the child at once, so the pin keeps seeing the parent's writes (co
 VM_WIPEONFORK mappings come to the child empty. hugetlb mappings are copied as VMAs only: the child
 faults its huge pages in afresh (shared ones find the same pages).
 """
+from kernel.mm.mdwe import mmf_init_flags
 from kernel.mm.mm_types import MmStruct
 from kernel.mm.gup_pin import page_maybe_dma_pinned
 from kernel.mm.llc import charge_page_copy
@@ -51,6 +52,7 @@ def dup_mm(k, oldmm):
     for f in _MM_OPTIONAL:
         if hasattr(oldmm, f):
             setattr(mm, f, getattr(oldmm, f))
+    mmf_init_flags(mm, oldmm)
     if getattr(mm, 'exe_file', None) is not None:
         mm.exe_file.get()
     for vma in oldmm.vmas:

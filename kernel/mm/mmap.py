@@ -9,6 +9,7 @@ from kernel.mm.spf import note_pmd_change
 from kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm import hugetlb
+from kernel.mm.mdwe import map_deny_write_exec
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
 from kernel.mm import vm_sysctl
 from kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, accountable_mapping, too_many_maps, vm_enough_memory, vma_pages
@@ -258,7 +259,11 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
     if (mm.def_flags & VM_LOCKED or flags & MAP_LOCKED) and mlock_ok is not None and \
             not mlock_ok(page_align(length)):
         return -errno.EAGAIN              # do_mmap: "mlock MCL_FUTURE?" (mlock_future_ok)
+    prot_flags = calc_vm_prot_bits(prot)
+    deny_wx = map_deny_write_exec(mm, prot_flags, prot_flags)     # mmap_region refuses it first
     if flags & MAP_HUGETLB or hugetlb.is_file_hugepages(file):
+        if deny_wx:
+            return -errno.EACCES
         return hugetlb.hugetlb_mmap(mm, addr, length, prot, flags, file, pgoff)
     rlen = page_align(length)
     if rlen == 0 or rlen > TASK_SIZE:
@@ -294,6 +299,10 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
         return addr
     if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
         return -errno.EEXIST
+    if file is None and map_type == MAP_SHARED_VALIDATE:
+        return -errno.EINVAL              # do_mmap's anonymous switch knows only MAP_SHARED and MAP_PRIVATE
+    if deny_wx:
+        return -errno.EACCES
     if accountable_mapping(vm_flags):     # mmap_region: commit the pages (less what MAP_FIXED replaces)
         if vm_enough_memory(mm, rlen >> 12, uncharged=accounted_pages(mm, addr, addr + rlen) if fixed else 0):
             return -errno.ENOMEM
@@ -372,6 +381,8 @@ def do_mprotect(mm, start, length, prot):
             return -errno.ENOMEM
         if (newbits & VM_WRITE and not v.vm_flags & VM_MAYWRITE) or \
                 (newbits & VM_EXEC and not v.vm_flags & VM_MAYEXEC):
+            return -errno.EACCES
+        if map_deny_write_exec(mm, v.vm_flags, (v.vm_flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | newbits):
             return -errno.EACCES
         stop = min(end, v.vm_end)
         if (v.vm_flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | newbits != v.vm_flags:

@@ -9,6 +9,7 @@ import struct
 
 from kernel.cred import (CAP_LAST_CAP, CAP_SETPCAP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED, capable, commit_creds,
                          issecure)
+from kernel.mm.mdwe import PR_GET_MDWE, PR_SET_MDWE, prctl_get_mdwe, prctl_set_mdwe
 from kernel.syscalls import syscall
 
 PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 2, 3, 4
@@ -134,5 +135,9 @@ def sys_prctl(k, t, option, arg2, arg3, arg4, arg5, *_):
         if n and not t.umem.write(arg2, data[:n]):
             return -errno.EFAULT
         return len(data)
+    if option == PR_SET_MDWE:
+        return prctl_set_mdwe(t.mm, arg2, arg3, arg4, arg5)
+    if option == PR_GET_MDWE:
+        return prctl_get_mdwe(t.mm, arg2, arg3, arg4, arg5)
     # PR_SET_VMA (no CONFIG_ANON_VMA_NAME), PR_SET/GET_MEMORY_MERGE (no CONFIG_KSM) and unknown options
     return -errno.EINVAL

@@ -10,6 +10,7 @@ from kernel.signal import SIGNAL_NAMES, SIG_DFL, check_kill_permission
 from kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
                              siginfo_kill, sys_rt_sigreturn)
 from kernel.cred import exec_creds
+from kernel.mm.mdwe import mmf_init_flags
 from kernel.fs import FsError
 from kernel.fs.perm import MAY_EXEC
 from kernel.syscalls.pgrp import find_process, processes
@@ -639,6 +640,7 @@ def do_execve(k, t, path, argv, envp):
     if old.users == 0:
         mmput(old)
     t.mm, t.umem = image.mm, image.umem
+    mmf_init_flags(image.mm, old)                      # mm_init: MDWE survives execve unless NO_INHERIT
     _vfork_done(k, t)
     t.exe_path = path
     t.comm = path.rsplit('/', 1)[-1][:15]
