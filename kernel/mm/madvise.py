@@ -4,12 +4,14 @@ import errno
 from emu.physmem import PAGE_SHIFT, PAGE_SIZE
 from kernel.hostlimit import fatal_signal_pending
 from kernel.mm.gup import faultin_vma_page_range, faultin_page
-from kernel.mm.hugetlb import HPAGE_MASK, HPAGE_SIZE
+from kernel.mm.hugetlb import HPAGE_MASK, HPAGE_SIZE, zap_huge_pmd_range
 from kernel.mm.memory import zap_pte_range, fold_pte_dirty
 from kernel.mm.mm_types import VM_FAULT_ERROR
 from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_lru
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
+from kernel.mm.shmem import is_shmem_mapping
+from kernel.mm.shmem_punch import shmem_punch_hole
 from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO, VM_DONTCOPY, \
     VM_DONTDUMP, VM_HUGETLB, VM_MAYWRITE, VM_WIPEONFORK
 
@@ -106,6 +108,9 @@ def madvise_dontneed_free_valid_vma(vma, start, end, behavior):
 
 def madvise_dontneed_single_vma(mm, vma, start, end):
     """Drop the pages: anonymous memory reads back as zero, file pages refault from the cache."""
+    if vma.vm_flags & VM_HUGETLB:
+        zap_huge_pmd_range(mm, start, end)       # unmap_single_vma: __unmap_hugepage_range only
+        return 0
     if vma.vm_flags & VM_SHARED and vma.vm_file is not None:
         fold_pte_dirty(mm, vma)
     zap_pte_range(mm, start, end)
@@ -114,13 +119,16 @@ def madvise_dontneed_single_vma(mm, vma, start, end):
 
 def madvise_remove(mm, vma, start, end):
     """MADV_REMOVE: punch the file range behind [start, end) of a shared writable mapping (EINVAL when
-    locked or anonymous, EACCES otherwise). Only hugetlbfs files punch holes through here; other files
-    are -EOPNOTSUPP, where Linux punches tmpfs and disk files as fallocate does."""
+    locked or anonymous, EACCES otherwise). hugetlbfs and tmpfs/memfd files punch holes as their
+    fallocate does; other files are -EOPNOTSUPP."""
     if vma.vm_flags & VM_LOCKED or vma.vm_file is None:
         return -errno.EINVAL
     if vma.vm_flags & (VM_SHARED | VM_MAYWRITE) != VM_SHARED | VM_MAYWRITE:
         return -errno.EACCES
     inode = vma.vm_file.inode
+    if is_shmem_mapping(mm.svc.pagecache.mapping_of(inode)):
+        shmem_punch_hole(mm.svc, inode, start - vma.vm_start + (vma.vm_pgoff << PAGE_SHIFT), end - start)
+        return 0
     if not vma.vm_flags & VM_HUGETLB:
         return -errno.EOPNOTSUPP
     inode.punch_hole(start - vma.vm_start + (vma.vm_pgoff << PAGE_SHIFT), end - start)

@@ -19,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +35,8 @@ static const char *en(int e)
     switch (e) {
     case EINVAL: return "EINVAL"; case EBUSY: return "EBUSY"; case EEXIST: return "EEXIST";
     case ENOENT: return "ENOENT"; case EAGAIN: return "EAGAIN"; case EFAULT: return "EFAULT";
-    case EPERM: return "EPERM"; case EBADF: return "EBADF"; default: return "other";
+    case EPERM: return "EPERM"; case EBADF: return "EBADF"; case EACCES: return "EACCES";
+    case EOPNOTSUPP: return "EOPNOTSUPP"; case ENOMEM: return "ENOMEM"; default: return "other";
     }
 }
 
@@ -234,6 +236,48 @@ static void test_missing_shmem(void)
     close(uffd);
 }
 
+/* MADV_REMOVE punches the file behind a shared mapping (shmem_fallocate PUNCH_HOLE): memfd and
+ * shared anonymous memory read back as zeros, a private mapping keeps its own copy but sees the
+ * hole where it had none, and a MISSING-registered range faults to the handler again */
+static void test_remove(void)
+{
+    int mfd = memfd_create("uffd-remove", 0);
+    ftruncate(mfd, 4 * PS);
+    char *a = mmap(NULL, 4 * PS, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    char *p = mmap(NULL, 4 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
+    memset(a, 'r', 4 * PS);
+    p[0] = 'p';                                    /* page 0 of the private mapping: a copy */
+    long seen = p[PS];                             /* page 1: the file's page, mapped */
+    SHOW("MADV_REMOVE memfd", madvise(a + PS, 2 * PS, MADV_REMOVE));
+    struct stat st;
+    fstat(mfd, &st);
+    printf("  size %lld blocks %lld\n", (long long)st.st_size, (long long)st.st_blocks);
+    printf("  shared %d %d %d %d, private %c %d (had %c)\n", a[0], a[PS], a[2 * PS], a[3 * PS], p[0],
+           p[PS], (int)seen);
+    SHOW("MADV_REMOVE private", madvise(p, PS, MADV_REMOVE));
+    char *anon = map_anon(PS);
+    SHOW("MADV_REMOVE anon", madvise(anon, PS, MADV_REMOVE));
+    char *ro = mmap(NULL, PS, PROT_READ, MAP_SHARED, open("/proc/self/exe", O_RDONLY), 0);
+    SHOW("MADV_REMOVE read-only file", madvise(ro, PS, MADV_REMOVE));
+
+    int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    api(uffd, UFFD_FEATURE_MISSING_SHMEM);
+    char *s = mmap(NULL, 4 * PS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    memset(s, 's', 4 * PS);
+    reg(uffd, s, 4 * PS, UFFDIO_REGISTER_MODE_MISSING, NULL);
+    SHOW("MADV_REMOVE shared anon", madvise(s, 4 * PS, MADV_REMOVE));
+    struct handler h;
+    start_handler(&h, uffd, 4);
+    pthread_create(&h.th, NULL, handler_main, &h);
+    long bad = 0;
+    for (int q = 0; q < 4; q++)
+        bad += s[q * PS + 7] != (char)((((uintptr_t)s + q * PS) >> 12) + 7);
+    pthread_join(h.th, NULL);
+    printf("  after remove: faults %d, wrong %ld\n", h.count, bad);
+    close(uffd);
+    close(mfd);
+}
+
 static sigjmp_buf jb;
 static volatile int sig_code;
 static void *volatile sig_addr;
@@ -394,6 +438,7 @@ int main(void)
     test_wp();
     test_minor();
     test_missing_shmem();
+    test_remove();
     test_sigbus();
     test_close_wakes();
     printf("done\n");
