@@ -11,6 +11,7 @@ from kernel.mm.hugetlb import register_hugetlb_procfs, vma_kernel_pagesize
 from kernel.mm.shmem import shmem_resident_pages
 from kernel.mm.vm_sysctl import vm_commit_limit, vm_committed_pages
 from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
+from kernel.mm.pagemap_scan import pagemap_ioctl
 from kernel.sysctl_vm import register_sysctl_vm
 from kernel.syscalls.prctl import SUID_DUMP_USER, get_dumpable
 from kernel.kpageflags import register_kpageflags
@@ -245,8 +246,9 @@ def register_procfs(k):
     reg('/proc/self/smaps', lambda: proc_smaps(k))
     reg('/proc/self/smaps_rollup', lambda: show_smaps_rollup(k))
     # frame numbers only for CAP_SYS_ADMIN (pagemap_read; Linux asks it of the opener's creds)
-    reg('/proc/self/pagemap', None, None, 0o400).read_at = \
-        lambda pos, count: pagemap_read(k.current.mm, pos, count, capable(k.current, CAP_SYS_ADMIN))
+    pagemap = reg('/proc/self/pagemap', None, None, 0o400)
+    pagemap.read_at = lambda pos, count: pagemap_read(k.current.mm, pos, count, capable(k.current, CAP_SYS_ADMIN))
+    pagemap.unlocked_ioctl = lambda k_, t, f, cmd, arg: pagemap_ioctl(t.mm, t.umem, cmd, arg)
     reg('/proc/self/clear_refs', None, lambda d: clear_refs_write(k.current.mm, d), 0o200).read_at = \
         _no_read
     reg('/proc/self/status', lambda: proc_status(k))

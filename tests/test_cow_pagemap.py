@@ -1,5 +1,5 @@
 """Copy-on-write against references and pins (fork, vmsplice, io_uring fixed buffers, MADV_WIPEONFORK
-and MADV_DONTFORK), compared with native runs of the same program."""
+and MADV_DONTFORK) and the PAGEMAP_SCAN ioctl, compared with native runs of the same programs."""
 import os
 
 import pytest
@@ -18,3 +18,14 @@ def test_cow_pins_match_native(userland, check):
     assert g.stdout == nout
     assert b'LEAKED' not in nout and b'STALE' not in nout
     assert not [w for w in g.warnings if 'system call' in w]
+
+
+def test_pagemap_scan_matches_native(userland):
+    """userland/src/pmscan.c: PAGEMAP_SCAN's regions (present, written, zero page, file; inverted and
+    any-of masks; max_pages, a short vec and walk_end; a hole between VMAs) and its EINVAL/EFAULT/EPERM."""
+    path = os.path.join(userland, 'pmscan')
+    code, nout, _ = run_native(path)
+    g = run_guest(path)
+    assert code == 0 and g.exit_code == 0, g.result.report
+    assert g.stdout == nout
+    assert b'present: 5 regions' in nout

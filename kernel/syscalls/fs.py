@@ -1174,9 +1174,6 @@ def sys_ioctl(k, t, fd, cmd, arg, *_):
             return 0 if t.umem.write(arg, struct.pack('<HHHH', 24, 80, 0, 0)) else -errno.EFAULT
         termios = struct.pack('<IIII', 0x500, 0x5, 0xBF, 0x8A3B) + bytes(1 + 19) + bytes(8)
         return 0 if t.umem.write(arg, termios[:36]) else -errno.EFAULT
-    ioctl = getattr(getattr(f, 'inode', None), 'unlocked_ioctl', None)
-    if ioctl is not None:                       # the file's own f_op->unlocked_ioctl
-        return ioctl(k, t, f, cmd, arg)
     if cmd == FIONREAD and isinstance(f, OpenFile):
         n = max(0, f.inode.size - f.pos)
         return 0 if t.umem.write(arg, struct.pack('<i', n)) else -errno.EFAULT
