@@ -76,6 +76,12 @@ class Pipe(WaitQueue):
         self.nbytes -= len(out)
         return bytes(out)
 
+    def unread(self, data):
+        """Put bytes taken by a read whose copy to user memory must run again back at the front."""
+        if data:
+            self.bufs.appendleft(bytearray(data))
+            self.nbytes += len(data)
+
     def free_pipe_info(self):
         """Both ends are closed: drop what is still buffered (the pages' references)."""
         while self.bufs:

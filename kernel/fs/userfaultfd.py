@@ -105,7 +105,7 @@ class UserfaultfdCtx(AnonInode):
                 if length and not start <= uwq.address < start + length:
                     continue
                 q.remove(uwq)
-                if k.sched.wake(uwq.task, None, now):
+                if k.sched.wake(uwq.task, uwq.ret, now):
                     k.stats['uffd_wakeups'] += 1
                     k.stats['uffd_wait_cycles'] += max(0, now - uwq.since)
 

@@ -4,10 +4,11 @@ import errno
 from kernel.hostlimit import fatal_signal_pending
 from kernel.mm.memory import handle_mm_fault
 from kernel.mm.mm_types import (FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FAULT_OOM, VM_FAULT_HWPOISON,
-                                VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_MAJOR)
+                                VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_MAJOR, VM_FAULT_RETRY)
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW
 from kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_IO, VM_PFNMAP
 from kernel.mm.hugetlb import vma_kernel_pagesize
+from kernel.mm.userfaultfd_k import UserfaultRetry
 
 EHWPOISON = 133          # not in Python's errno module; Linux asm-generic/errno.h
 
@@ -20,6 +21,8 @@ def faultin_page(mm, vma, address, write):
         return 0
     ret, vmf = handle_mm_fault(mm, vma, address, FAULT_FLAG_WRITE if write else 0)
     mm.svc.stats['kernel_faultins'] += 1
+    if ret & VM_FAULT_RETRY and vmf.handler == 'handle_userfault':
+        raise UserfaultRetry()          # asleep in handle_userfault: the system call runs again
     return ret
 
 

@@ -7,6 +7,12 @@ handle_userfault: with UFFD_FEATURE_SIGBUS it is a SIGBUS; otherwise a uffd_msg 
 context, the faulting thread sleeps (in simulated time: its CPU runs another task or idles) and the
 fault returns VM_FAULT_RETRY; once a resolving ioctl (or UFFDIO_WAKE, or the descriptor's last
 close) wakes it, the thread runs the faulting instruction again.
+
+A fault from the kernel's own access to user memory (copy_to_user/copy_from_user, gup, MADV_POPULATE:
+FAULT_FLAG_USER clear) inside a system call sleeps the same way; faultin_page then raises
+UserfaultRetry, the call leaves the CPU unfinished and, once woken, runs again from its start and
+finds the page (Linux resumes the copy where it stopped; the calls that copy to user memory after a
+side effect undo it first, as read() restores the file position).
 """
 import struct
 
@@ -14,6 +20,7 @@ from kernel.mm.mm_types import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT,
                                 FAULT_FLAG_USER, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VM_FAULT_SIGBUS)
 from kernel.mm.pgtable import _PAGE_PRESENT
 from kernel.mm.vma import VM_HUGETLB
+from kernel.sigframe import ERESTARTSYS
 
 VM_UFFD_MISSING = 0x00000200
 VM_UFFD_WP = 0x00001000
@@ -28,15 +35,22 @@ UFFD_FEATURE_THREAD_ID = 1 << 8
 UFFD_USER_MODE_ONLY = 1
 
 
-class UserfaultWaitQueue:
-    """struct userfaultfd_wait_queue: one thread sleeping in a fault, with the message it queued."""
-    __slots__ = ('task', 'msg', 'address', 'since')
+class UserfaultRetry(Exception):
+    """A kernel access to user memory went to userfaultfd: the system call sleeps and restarts."""
 
-    def __init__(self, task, msg, address, since):
+
+class UserfaultWaitQueue:
+    """struct userfaultfd_wait_queue: one thread sleeping in a fault, with the message it queued, and
+    what its wake-up returns (None: the faulting instruction runs again; -ERESTARTSYS: the system
+    call whose copy faulted runs again)."""
+    __slots__ = ('task', 'msg', 'address', 'since', 'ret')
+
+    def __init__(self, task, msg, address, since, ret=None):
         self.task = task
         self.msg = msg
         self.address = address
         self.since = since
+        self.ret = ret
 
 
 def vma_is_shmem(vma):
@@ -98,16 +112,21 @@ def handle_userfault(mm, vmf, reason):
         return VM_FAULT_RETRY             # never without mmap_lock: the classic path takes it
     if ctx.features & UFFD_FEATURE_SIGBUS:
         return VM_FAULT_SIGBUS
-    if not vmf.flags & FAULT_FLAG_USER and ctx.flags & UFFD_USER_MODE_ONLY:
-        return VM_FAULT_SIGBUS
-    if not vmf.flags & FAULT_FLAG_ALLOW_RETRY:
-        return VM_FAULT_SIGBUS            # a kernel access that cannot sleep here: -EFAULT
-    if vmf.flags & FAULT_FLAG_RETRY_NOWAIT:
-        return VM_FAULT_RETRY
     k = mm.svc.sched
     task = k.current
+    ret = None
+    if not vmf.flags & FAULT_FLAG_USER:
+        if ctx.flags & UFFD_USER_MODE_ONLY:
+            return VM_FAULT_SIGBUS
+        if not getattr(task, 'in_syscall', False) or task.mm is not mm:
+            return VM_FAULT_SIGBUS        # no system call to restart (or another mm's): -EFAULT
+        ret = -ERESTARTSYS
+    elif not vmf.flags & FAULT_FLAG_ALLOW_RETRY:
+        return VM_FAULT_SIGBUS
+    if vmf.flags & FAULT_FLAG_RETRY_NOWAIT:
+        return VM_FAULT_RETRY
     msg = userfault_msg(vmf.address, vmf.flags, reason, ctx.features, task.tid)
-    ctx.queue_fault(k, UserfaultWaitQueue(task, msg, vmf.address, k.now()))
+    ctx.queue_fault(k, UserfaultWaitQueue(task, msg, vmf.address, k.now(), ret))
     task.waiting_on = 'userfaultfd(%#x)' % vmf.address
     k.sched.block(task, 'D')
     return VM_FAULT_RETRY

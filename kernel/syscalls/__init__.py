@@ -6,6 +6,7 @@ return the value for RAX (negative errno on failure).
 import errno
 
 from kernel.futex import BLOCKED
+from kernel.mm.userfaultfd_k import UserfaultRetry
 from kernel.sigframe import do_signal
 
 SYSCALLS = {}
@@ -65,8 +66,11 @@ def dispatch(kernel, task):
     else:
         args = (g[7], g[6], g[2], g[10], g[8], g[9])
         task.restartable = False
+        task.in_syscall = True
         try:
             ret = handler(kernel, task, *args)
+        except UserfaultRetry:
+            ret = BLOCKED                   # asleep in handle_userfault: woken, the call runs again
         except MemoryError:
             # no frame for a page table (pte_alloc failed) in the middle of the call: Linux's -ENOMEM
             kernel.warn_once(('enomem', nr), '%s: out of memory for page tables, returns -ENOMEM' % handler.sysname)
@@ -76,6 +80,8 @@ def dispatch(kernel, task):
             from kernel.debug.oops import oops
             raise oops('syscall %s(%s) [nr %d] at rip=%#x' % (handler.sysname, ', '.join('%#x' % a for a in args),
                                                              nr, kernel.cpu.rip), e) from e
+        finally:
+            task.in_syscall = False
     if ret is BLOCKED:
         task.syscall_nr = nr            # orig_ax: what a restart runs again
     elif not task.exited:

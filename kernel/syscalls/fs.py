@@ -11,6 +11,7 @@ from kernel.fs import FsError, Inode, pack_stat, pack_dirent64, Timespec
 from kernel.fs.perm import MAY_EXEC, MAY_WRITE, Cred as FsCred
 from kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
 from kernel.futex import BLOCKED
+from kernel.mm.userfaultfd_k import UserfaultRetry
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
 from kernel.fs.synth import SynthFile
 from kernel.fs.tmpfile import vfs_tmpfile
@@ -198,7 +199,15 @@ def _read_to_user(k, t, f, buf, count, pos):
         return data
     if not data:
         return 0
-    if not limit or not t.umem.write(buf, data):
+    try:
+        copied = limit and t.umem.write(buf, data)
+    except UserfaultRetry:                   # the copy sleeps in userfaultfd: the read runs again
+        if isinstance(getattr(f, 'inode', None), PipeEnd):
+            f.inode.pipe.unread(data)
+        elif pos is None and old_pos is not None and not isinstance(f, HostStream):
+            f.pos = old_pos
+        raise
+    if not copied:
         if pos is None and old_pos is not None and not isinstance(f, HostStream):
             f.pos = old_pos                 # nothing was copied: the position does not move
         return -errno.EFAULT

@@ -278,6 +278,54 @@ static void test_remove(void)
     close(mfd);
 }
 
+/* faults from the kernel's own accesses go to the handler and the call completes once it resolved
+ * them: write() from registered memory (copy_from_user), read() and pread() into it (copy_to_user),
+ * MADV_POPULATE_WRITE/READ (gup); with UFFD_USER_MODE_ONLY the same read() is EFAULT */
+static void test_kernel_access(void)
+{
+    int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    api(uffd, 0);
+    char *area = map_anon(8 * PS);
+    reg(uffd, area, 8 * PS, UFFDIO_REGISTER_MODE_MISSING, NULL);
+    struct handler h;
+    start_handler(&h, uffd, 6);
+    pthread_create(&h.th, NULL, handler_main, &h);
+    int pfd[2];
+    pipe(pfd);
+    long n = write(pfd[1], area + 100, 200);          /* page 0, copied from by the kernel */
+    char buf[256];
+    long m = read(pfd[0], buf, sizeof buf);
+    long bad = 0;
+    for (int i = 0; i < 200; i++)
+        bad += buf[i] != (char)((((uintptr_t)area) >> 12) + 100 + i);
+    printf("kernel read of user memory: write %ld, read back %ld, wrong %ld, flags %#llx\n", n, m, bad,
+           (unsigned long long)h.flags_or);
+    write(pfd[1], "kernel-write", 12);
+    n = read(pfd[0], area + PS + 10, 12);              /* page 1, written by the kernel */
+    printf("kernel write to user memory: read %ld, text %.12s, flags %#llx\n", n, area + PS + 10,
+           (unsigned long long)h.flags_or);
+    int mfd = memfd_create("uffd-pread", 0);
+    write(mfd, "pread-data", 10);
+    n = pread(mfd, area + 2 * PS + 5, 10, 0);          /* page 2 */
+    printf("pread into missing page: %ld, text %.10s\n", n, area + 2 * PS + 5);
+    SHOW("MADV_POPULATE_WRITE", madvise(area + 3 * PS, 2 * PS, MADV_POPULATE_WRITE));
+    SHOW("MADV_POPULATE_READ", madvise(area + 5 * PS, PS, MADV_POPULATE_READ));
+    pthread_join(h.th, NULL);
+    printf("  faults %d, page 3 byte %d\n", h.count, area[3 * PS + 1] == (char)((((uintptr_t)area + 3 * PS) >> 12) + 1));
+    close(uffd);
+    close(mfd);
+
+    int u2 = new_uffd(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+    api(u2, 0);
+    char *b = map_anon(PS);
+    reg(u2, b, PS, UFFDIO_REGISTER_MODE_MISSING, NULL);
+    write(pfd[1], "x", 1);
+    SHOW("read into user-mode-only range", read(pfd[0], b, 1));
+    close(u2);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
 static sigjmp_buf jb;
 static volatile int sig_code;
 static void *volatile sig_addr;
@@ -439,6 +487,7 @@ int main(void)
     test_minor();
     test_missing_shmem();
     test_remove();
+    test_kernel_access();
     test_sigbus();
     test_close_wakes();
     printf("done\n");
