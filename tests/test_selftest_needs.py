@@ -1,7 +1,7 @@
 """What the Linux mm selftests need from faultlab, each checked on a guest program of our own
 against the same program run natively where the host allows: the --user and --sysctl options
 (run_vmtests.sh's `sudo -u nobody` and sysctl settings), mlockall(MCL_ONFAULT) limits (on-fault-limit),
-PR_SET_MDWE (mdwe_test)."""
+PR_SET_MDWE (mdwe_test), /proc/self/mem with ptrace's FOLL_FORCE rules (mkdirty, ksm_functional_tests)."""
 import os
 import subprocess
 import sys
@@ -105,3 +105,15 @@ def test_mdwe_matches_native(userland, mode):
     assert (g.exit_code, g.stdout.decode()) == (rc, out.decode())
     assert '  mmap wx: Permission denied' in out.decode()
     assert ('[after execve] get: 0' if mode == 'noinherit' else '[after execve] get: 1') in out.decode()
+
+
+def test_proc_self_mem_matches_native(userland):
+    """/proc/self/mem reads and writes at the address: partial transfers up to a hole and EIO in it,
+    PROT_NONE memory, forced writes to read-only private anonymous, zero-page and file mappings that
+    break COW and leave the mapping read-only (the program's own store still faults, the file is
+    unchanged), EIO for read-only shared mappings, a forked child's write not reaching its parent."""
+    prog = os.path.join(userland, 'procmem')
+    rc, out, _ = run_native(prog)
+    g = run_guest(prog)
+    assert (g.exit_code, g.stdout.decode()) == (rc, out.decode())
+    assert "write RO zero page: 5 'hello' store SIGSEGV, unchanged" in out.decode()

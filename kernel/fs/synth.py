@@ -12,7 +12,9 @@ class SynthFile(Inode):
     Like a /proc file it reports st_size 0. The file layer should call read_content() once at
     open (or at the first read) and serve reads from that snapshot. A file too large to snapshot
     (/proc/self/pagemap) sets read_at(offset, count) -> bytes instead: the file layer then reads
-    it lazily at the file position, and read_content() is empty.
+    it lazily at the file position, and read_content() is empty. A file written at a position
+    (/proc/self/mem) sets write_at(offset, data) -> bytes written: the file layer calls it instead of
+    write_content and moves the file position by the count.
     """
 
     owner = None             # a /proc/PID file: () -> (uid, gid) of the task it shows (task_dump_owner)
@@ -43,6 +45,7 @@ class SynthFile(Inode):
         self.read_fn = read_fn
         self.write_fn = write_fn
         self.read_at = read_at
+        self.write_at = None
 
     def read_lazy(self, offset, count):
         """Bytes at offset through read_at (a seq_file-less ->read, like pagemap_read); FsError on error."""

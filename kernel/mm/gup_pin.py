@@ -16,8 +16,10 @@ from kernel.mm.memory import handle_mm_fault
 from kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_ERROR, VM_FAULT_OOM,
                                 VM_FAULT_HWPOISON)
 from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved, PG_hugetlb
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_pfn
-from kernel.mm.vma import VM_IO, VM_PFNMAP, VM_READ, VM_WRITE, VM_MAYREAD, VM_SHARED, VM_SOFTDIRTY
+from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn
+from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_WP
+from kernel.mm.vma import (VM_IO, VM_PFNMAP, VM_READ, VM_WRITE, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_SHARED,
+                           VM_SOFTDIRTY, VM_HUGETLB)
 
 # include/linux/mm_types.h (enum) and mm/internal.h (FOLL_PIN)
 FOLL_WRITE = 1 << 0
@@ -76,12 +78,34 @@ def check_vma_flags(vma, gup_flags):
     if write:
         if not vma.anon and not writable_file_mapping_allowed(vma, gup_flags):
             return -errno.EFAULT
-        if not flags & VM_WRITE and not gup_flags & FOLL_FORCE:
-            return -errno.EFAULT
+        if not flags & VM_WRITE:
+            if not gup_flags & FOLL_FORCE or flags & VM_HUGETLB:
+                return -errno.EFAULT          # hugetlb does not support FOLL_FORCE | FOLL_WRITE
+            if not is_cow_mapping(flags):
+                return -errno.EFAULT          # a forced write only breaks COW in a private mapping
     elif not flags & VM_READ:
         if not gup_flags & FOLL_FORCE or not flags & VM_MAYREAD:
             return -errno.EFAULT
     return 0
+
+
+def is_cow_mapping(flags):
+    """A private mapping that may be written (VM_MAYWRITE without VM_SHARED): writes copy its pages."""
+    return flags & (VM_SHARED | VM_MAYWRITE) == VM_MAYWRITE
+
+
+def can_follow_write_pte(vma, pte, page, gup_flags):
+    """May a FOLL_WRITE access use this read-only PTE as it is? Only FOLL_FORCE in a read-only private
+    mapping whose page is already an exclusive anonymous copy (COW broken before), soft-dirty tracking
+    and userfaultfd write protection not asking for a fault (mm/gup.c can_follow_write_pte)."""
+    flags = vma.vm_flags
+    if not gup_flags & FOLL_FORCE or flags & (VM_MAYSHARE | VM_SHARED) or not flags & VM_MAYWRITE:
+        return False
+    if flags & VM_WRITE or page is None or not page.flags & PG_anon or not page.flags & PG_anon_exclusive:
+        return False
+    if not flags & VM_SOFTDIRTY and not pte & _PAGE_SOFT_DIRTY:
+        return False                      # vma_soft_dirty_enabled and the PTE not soft-dirty yet
+    return not (flags & VM_UFFD_WP and pte & _PAGE_UFFD_WP)
 
 
 def gup_must_unshare(mm, vma, gup_flags, page):
@@ -111,7 +135,8 @@ def follow_page(mm, vma, address, gup_flags):
         fault = 0
         if not pte & _PAGE_PRESENT:
             fault = FAULT_FLAG_WRITE if gup_flags & FOLL_WRITE else 0
-        elif gup_flags & FOLL_WRITE and not pte & _PAGE_RW:
+        elif gup_flags & FOLL_WRITE and not pte & _PAGE_RW and \
+                not can_follow_write_pte(vma, pte, pages[pte_pfn(pte)], gup_flags):
             fault = FAULT_FLAG_WRITE
         else:
             pfn = pte_pfn(pte)

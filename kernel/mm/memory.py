@@ -404,7 +404,8 @@ def do_wp_page(mm, vmf):
             vmf.handler = 'do_wp_page(unshare)'
             return 0
         vmf.handler = 'do_wp_page(reuse)'
-        phys.write64(vmf.slot, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY)
+        rw = _PAGE_RW if vma.vm_flags & VM_WRITE else 0     # maybe_mkwrite: a FOLL_FORCE write stays read-only
+        phys.write64(vmf.slot, pte | rw | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY)
         svc.charge('pte_set')
         return 0
     return wp_page_copy(mm, vmf, page)

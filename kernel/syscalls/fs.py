@@ -283,6 +283,12 @@ def __write_file(k, t, f, data, pos):
         return inode.write_chr(data)
     if isinstance(inode, SynthFile):
         try:
+            if inode.write_at is not None:           # a positioned ->write (mem_write)
+                use = f.pos if pos is None else pos
+                n = inode.write_at(use, data)
+                if pos is None:
+                    f.pos = use + n
+                return n
             return inode.write_content(data)
         except FsError as e:
             return _fs_errno(e)
