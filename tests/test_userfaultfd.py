@@ -6,6 +6,7 @@ import os
 import pytest
 
 from tests.conftest import BUILD, run_guest, run_native
+from tests.test_shm_mount import _native_huge_pages
 
 PROG = os.path.join(BUILD, 'uffdtest')
 
@@ -52,3 +53,38 @@ def test_uffd_faults_are_counted_and_deterministic(userland):
     assert a.fault_breakdown['handle_userfault']['count'] == a.stats['uffd_faults'] - 6
     assert dict(a.stats) == dict(b.stats)
     assert runs[0].result.stats == runs[1].result.stats
+
+
+def _run_guest_huge(prog, cpus):
+    """prog under faultlab with 4 pages in the hugetlb pool: (exit code, stdout)."""
+    from emu.cycles import CostTable
+    from emu.machine import Machine
+    from kernel.kernel import KernelConfig
+    out = []
+    m = Machine(ram=64 << 20, costs=CostTable(),
+                config=KernelConfig(stdout=out.append, stderr=out.append, nr_hugepages=4, cpus=cpus))
+    res = m.run(prog, [os.path.basename(prog)], ['PATH=/bin'])
+    return res.exit_code, b''.join(out)
+
+
+@pytest.mark.parametrize('cpus', [1, 2])
+def test_uffd_hugetlb_matches_native(userland, cpus):
+    """hugetlb ranges: MISSING faults on a shared hugetlb memfd resolved with 2 MiB UFFDIO_COPY (the
+    fault address huge-aligned), MINOR faults on a second mapping resolved with UFFDIO_CONTINUE,
+    MISSING and WP on a private mapping, the basic range ioctls (no ZEROPAGE), and EINVAL for
+    unaligned ranges, ZEROPAGE and a 4 KiB COPY, EEXIST for a page the file has."""
+    prog = os.path.join(BUILD, 'uffdhuge')
+    with _native_huge_pages(4):
+        code, native, err = run_native(prog)
+    if code != 0 and b'userfaultfd' in err:
+        pytest.skip('the host does not allow userfaultfd')
+    assert code == 0, (native, err)
+    gcode, guest = _run_guest_huge(prog, cpus)
+    assert gcode == 0, guest
+    assert guest == native
+    for line in (b'register unaligned start: -1 EINVAL', b'register unaligned end: -1 EINVAL',
+                 b'  range ioctls 0xc\nZEROPAGE: -1 EINVAL\nCOPY 4 KiB: -1 EINVAL',
+                 b'MISSING shared: faults 2, flags 0, offsets 0 0x200000, bytes 0x40 0x41',
+                 b'MINOR alias: faults 2, flags 0x4, offsets 0 0x200000',
+                 b'private: faults 2, flags 0x3, bytes w x (read 64), file page seen 0x41', b'done'):
+        assert line in native

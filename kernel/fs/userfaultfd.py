@@ -17,13 +17,14 @@ from kernel.file import O_CLOEXEC, O_NONBLOCK, O_RDONLY
 from kernel.fs.anon_inodes import AnonInode, anon_inode_getfd, anon_sb
 from kernel.fs.pipe import POLLERR, POLLIN
 from kernel.fs.userfaultfd_dev import userfaultfd_misc_register
+from kernel.mm.hugetlb import HPAGE_SIZE
 from kernel.mm.userfaultfd import (MFILL_CONTINUE, MFILL_COPY, MFILL_ZEROPAGE, mfill_atomic, mwriteprotect_range,
                                    userfaultfd_register_range, userfaultfd_release_all, userfaultfd_unregister_range,
                                    validate_range, validate_unaligned_range)
 from kernel.mm.userfaultfd_k import (UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_USER_MODE_ONLY, VM_UFFD_MINOR,
                                      VM_UFFD_MISSING,
                                      VM_UFFD_WP, userfaultfd_ctx_of, vma_is_shmem)
-from kernel.mm.vma import VM_HUGETLB, VM_IO, VM_MAYWRITE, VM_PFNMAP, VM_DONTEXPAND
+from kernel.mm.vma import VM_HUGETLB, VM_IO, VM_MAYWRITE, VM_PFNMAP
 from kernel.wait import WaitQueue
 
 UFFD_API = 0xAA
@@ -31,13 +32,17 @@ UFFD_MSG_SIZE = 32
 # features (uapi linux/userfaultfd.h)
 UFFD_FEATURE_PAGEFAULT_FLAG_WP = 1 << 0
 UFFD_FEATURE_EVENT_FORK = 1 << 1
+UFFD_FEATURE_MISSING_HUGETLBFS = 1 << 4
 UFFD_FEATURE_MISSING_SHMEM = 1 << 5
+UFFD_FEATURE_MINOR_HUGETLBFS = 1 << 9
 UFFD_FEATURE_MINOR_SHMEM = 1 << 10
 UFFD_FEATURE_WP_ASYNC = 1 << 15
 UFFD_FEATURE_WP_UNPOPULATED = 1 << 13
-# what this kernel implements, and so reports: faults (MISSING, WP, MINOR) on anonymous and shmem memory
+# what this kernel implements, and so reports: faults (MISSING, WP, MINOR) on anonymous, shmem and
+# hugetlbfs memory
 UFFD_API_FEATURES = (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS |
-                     UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM)
+                     UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |
+                     UFFD_FEATURE_MINOR_HUGETLBFS)
 UFFD_FEATURE_INITIALIZED = 1 << 31
 
 _UFFDIO_REGISTER, _UFFDIO_UNREGISTER, _UFFDIO_WAKE, _UFFDIO_COPY, _UFFDIO_ZEROPAGE = 0, 1, 2, 3, 4
@@ -45,6 +50,8 @@ _UFFDIO_MOVE, _UFFDIO_WRITEPROTECT, _UFFDIO_CONTINUE, _UFFDIO_POISON, _UFFDIO_AP
 UFFD_API_IOCTLS = 1 << _UFFDIO_REGISTER | 1 << _UFFDIO_UNREGISTER | 1 << _UFFDIO_API
 UFFD_API_RANGE_IOCTLS = (1 << _UFFDIO_WAKE | 1 << _UFFDIO_COPY | 1 << _UFFDIO_ZEROPAGE | 1 << _UFFDIO_WRITEPROTECT |
                          1 << _UFFDIO_CONTINUE)
+UFFD_API_RANGE_IOCTLS_BASIC = (1 << _UFFDIO_WAKE | 1 << _UFFDIO_COPY | 1 << _UFFDIO_WRITEPROTECT |
+                               1 << _UFFDIO_CONTINUE)       # hugetlb ranges: no ZEROPAGE
 UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP, UFFDIO_REGISTER_MODE_MINOR = 1, 2, 4
 UFFD_API_REGISTER_MODES = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR
 UFFDIO_COPY_MODE_DONTWAKE, UFFDIO_COPY_MODE_WP = 1, 2
@@ -69,7 +76,6 @@ UFFDIO_COPY = _iowr(_UFFDIO_COPY, 40)
 UFFDIO_ZEROPAGE = _iowr(_UFFDIO_ZEROPAGE, 32)
 UFFDIO_WRITEPROTECT = _iowr(_UFFDIO_WRITEPROTECT, 24)
 UFFDIO_CONTINUE = _iowr(_UFFDIO_CONTINUE, 32)
-VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP
 UFFD_SHARED_FCNTL_FLAGS = O_CLOEXEC | O_NONBLOCK
 CAP_SYS_PTRACE = 19
 
@@ -202,18 +208,25 @@ class UserfaultfdCtx(AnonInode):
         vmas = mm.vmas.overlapping(start, end)
         if not vmas:
             return -errno.EINVAL
+        if vmas[0].vm_flags & VM_HUGETLB and start & (HPAGE_SIZE - 1):
+            return -errno.EINVAL                # the first VMA's huge page size aligns the start
+        basic_ioctls = False
         for cur in vmas:
             err = _vma_can_userfault(cur, vm_flags)
             if err:
                 return err
             if not cur.vm_flags & VM_MAYWRITE:
                 return -errno.EPERM
+            if cur.vm_flags & VM_HUGETLB:
+                basic_ioctls = True
+                if cur.vm_start < end <= cur.vm_end and end & (HPAGE_SIZE - 1):
+                    return -errno.EINVAL        # and the last one's the end
             owner = userfaultfd_ctx_of(mm, max(start, cur.vm_start))
             if cur.vm_flags & (VM_UFFD_MISSING | VM_UFFD_WP | VM_UFFD_MINOR) and owner is not None and \
                     owner is not self:
                 return -errno.EBUSY
         userfaultfd_register_range(mm, self, start, end, vm_flags)
-        ioctls = UFFD_API_RANGE_IOCTLS
+        ioctls = UFFD_API_RANGE_IOCTLS_BASIC if basic_ioctls else UFFD_API_RANGE_IOCTLS
         if not mode & UFFDIO_REGISTER_MODE_WP:
             ioctls &= ~(1 << _UFFDIO_WRITEPROTECT)
         if not mode & UFFDIO_REGISTER_MODE_MINOR:
@@ -234,8 +247,12 @@ class UserfaultfdCtx(AnonInode):
         vmas = mm.vmas.overlapping(start, end)
         if not vmas:
             return -errno.EINVAL
+        if vmas[0].vm_flags & VM_HUGETLB and start & (HPAGE_SIZE - 1):
+            return -errno.EINVAL
         for cur in vmas:
             if _vma_can_userfault(cur, cur.vm_flags & (VM_UFFD_MISSING | VM_UFFD_WP | VM_UFFD_MINOR)):
+                return -errno.EINVAL
+            if cur.vm_flags & VM_HUGETLB and cur.vm_start < end <= cur.vm_end and end & (HPAGE_SIZE - 1):
                 return -errno.EINVAL
         userfaultfd_unregister_range(mm, start, end)
         self.wake_userfault(k, start, length)
@@ -329,13 +346,14 @@ _IOCTLS = {
 
 
 def _vma_can_userfault(vma, vm_flags):
-    """vma_can_userfault as an errno: anonymous or shmem memory (hugetlb is not handled here), MINOR
-    only on shmem, WP on anonymous and shmem memory."""
-    if vma.vm_flags & VM_SPECIAL or vma.vm_flags & VM_HUGETLB:
+    """vma_can_userfault as an errno: anonymous, shmem or hugetlb memory, MINOR only on shmem and
+    hugetlb."""
+    if vma.vm_flags & (VM_IO | VM_PFNMAP):     # hugetlb VMAs are VM_DONTEXPAND: not refused for that
         return -errno.EINVAL
-    if vm_flags & VM_UFFD_MINOR and not vma_is_shmem(vma):
+    hugetlb = vma.vm_flags & VM_HUGETLB
+    if vm_flags & VM_UFFD_MINOR and not (hugetlb or vma_is_shmem(vma)):
         return -errno.EINVAL
-    return 0 if vma.anon or vma_is_shmem(vma) else -errno.EINVAL
+    return 0 if vma.anon or hugetlb or vma_is_shmem(vma) else -errno.EINVAL
 
 
 def _capable_ptrace(t):

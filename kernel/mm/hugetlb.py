@@ -16,6 +16,7 @@ from kernel.mm.hugetlb_sysfs import hugetlb_sysctl_init
 from kernel.mm.llc import charge_page_zero, charge_page_copy
 from kernel.mm.mm_types import (VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
 from kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
+from kernel.mm.userfaultfd_k import VM_UFFD_FLAGS, hugetlb_userfault
 from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE,
                                _PAGE_NX, _PAGE_SOFT_DIRTY, PMD_PFN_MASK)
 from kernel.mm.vma import (VmArea, VM_HUGETLB, VM_DONTEXPAND, VM_SHARED, VM_MAYSHARE, VM_WRITE, VM_EXEC, VM_READ,
@@ -444,6 +445,10 @@ def hugetlb_fault(mm, vma, address, flags):
         svc.frames.put_page(svc.frames.pages[freed])
     vmf.slot = slot
     entry = vmf.orig_pte = svc.frames.phys.read64(slot)
+    if vma.vm_flags & VM_UFFD_FLAGS:           # registered with a userfaultfd: its handler may take it
+        ret = hugetlb_userfault(mm, vmf, entry)
+        if ret is not None:
+            return ret, vmf
     if entry == 0:
         return hugetlb_no_page(mm, vmf), vmf
     if not entry & _PAGE_PRESENT:

@@ -17,7 +17,8 @@ from kernel.mm.mm_types import FAULT_FLAG_WRITE, TASK_SIZE, VmFault
 from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_dirty
 from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, pte_pfn
 from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of, vma_is_shmem
-from kernel.mm.vma import VM_SHARED, VM_WRITE
+from kernel.mm.userfaultfd_hugetlb import hugetlb_uffd_writeprotect, mfill_atomic_hugetlb
+from kernel.mm.vma import VM_HUGETLB, VM_SHARED, VM_WRITE
 
 MFILL_COPY, MFILL_ZEROPAGE, MFILL_CONTINUE, MFILL_POISON = 'copy', 'zeropage', 'continue', 'poison'
 
@@ -115,6 +116,8 @@ def mfill_atomic(mm, ctx, dst, src, length, mode, wp, umem):
         return -errno.ENOENT
     if wp and not vma.vm_flags & VM_UFFD_WP:
         return -errno.EINVAL
+    if vma.vm_flags & VM_HUGETLB:
+        return mfill_atomic_hugetlb(mm, vma, dst, src, length, mode, wp, umem)
     if not vma.anon and not vma_is_shmem(vma):
         return -errno.EINVAL
     if vma.anon and mode == MFILL_CONTINUE:
@@ -146,6 +149,9 @@ def mwriteprotect_range(mm, ctx, start, length, enable):
     pages = svc.frames.pages
     changed = 0
     for vma in vmas:
+        if vma.vm_flags & VM_HUGETLB:
+            changed += hugetlb_uffd_writeprotect(mm, vma, max(start, vma.vm_start), min(end, vma.vm_end), enable)
+            continue
         for _va, slot, pte in list(mm.pgtables.present_ptes(max(start, vma.vm_start), min(end, vma.vm_end))):
             if not pte & _PAGE_PRESENT:
                 continue
@@ -206,7 +212,9 @@ def userfaultfd_unregister_range(mm, start, end):
     """Clear the VM_UFFD_* flags and the owner of [start, end) (clearing the uffd-wp bits left in
     the PTEs, as userfaultfd_clear_vma does), merging VMAs that become alike."""
     for vma in _split_to(mm, start, end):
-        if vma.vm_flags & VM_UFFD_WP:
+        if vma.vm_flags & VM_UFFD_WP and vma.vm_flags & VM_HUGETLB:
+            hugetlb_uffd_writeprotect(mm, vma, vma.vm_start, vma.vm_end, False)
+        elif vma.vm_flags & VM_UFFD_WP:
             ptes = mm.pgtables.ptes
             for _va, slot, pte in list(mm.pgtables.present_ptes(vma.vm_start, vma.vm_end)):
                 if pte & _PAGE_UFFD_WP:

@@ -59,6 +59,33 @@ def vma_is_shmem(vma):
     return f is not None and not vma.vm_flags & VM_HUGETLB and getattr(f.inode.sb, 'fstype', '') == 'tmpfs'
 
 
+def hugetlb_cached_page(vma, address):
+    """The hugetlbfs file's page behind address (huge index as vma_hugecache_offset), or None."""
+    idx = ((address - vma.vm_start) >> 21) + (vma.vm_pgoff >> 9)
+    return vma.vm_file.inode.hpages.get(idx)
+
+
+def hugetlb_userfault(mm, vmf, entry):
+    """The userfaultfd checks of hugetlb_fault and hugetlb_no_page (mm/hugetlb.c): a missing page in
+    the file (past EOF is still SIGBUS), a MINOR fault on a page the file has, a write to a uffd-wp
+    huge PMD; the VM_FAULT_* result, or None when the kernel handles the fault."""
+    vma = vmf.vma
+    f = vma.vm_flags
+    if entry == 0:
+        inode = vma.vm_file.inode
+        if ((vmf.address - vma.vm_start) >> 21) + (vma.vm_pgoff >> 9) >= (inode.size + (1 << 21) - 1) >> 21:
+            return None
+        cached = hugetlb_cached_page(vma, vmf.address) is not None
+        if not cached and f & VM_UFFD_MISSING:
+            return handle_userfault(mm, vmf, VM_UFFD_MISSING)
+        if cached and f & VM_UFFD_MINOR:
+            return handle_userfault(mm, vmf, VM_UFFD_MINOR)
+        return None
+    if entry & _PAGE_PRESENT and entry & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
+        return handle_userfault(mm, vmf, VM_UFFD_WP)
+    return None
+
+
 def userfaultfd_ctx_of(mm, address):
     """vma->vm_userfaultfd_ctx.ctx for the VMA at address: the context that registered it, or None."""
     for start, end, ctx in getattr(mm, 'uffd_ranges', ()):

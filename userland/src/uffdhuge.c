@@ -1,0 +1,159 @@
+/* userfaultfd on hugetlb memory against the host kernel: MISSING faults on a shared hugetlb memfd
+ * mapping resolved with a 2 MiB UFFDIO_COPY, MINOR faults on a second mapping of the same file
+ * resolved with UFFDIO_CONTINUE, MISSING on a private mapping (an anonymous huge page), a write
+ * fault on a uffd-wp huge page, and the errnos of bad input (unaligned ranges, ZEROPAGE, EEXIST).
+ * Needs 4 free 2 MiB pages. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 4
+#endif
+#define PS 4096UL
+#define HPS (2UL << 20)
+
+static const char *en(int e)
+{
+    switch (e) {
+    case EINVAL: return "EINVAL"; case EEXIST: return "EEXIST"; case ENOENT: return "ENOENT";
+    case EFAULT: return "EFAULT"; case ENOMEM: return "ENOMEM"; case EAGAIN: return "EAGAIN";
+    default: return "other";
+    }
+}
+
+#define SHOW(label, expr) do { long r_ = (long)(expr); printf("%s: %ld %s\n", label, r_, r_ < 0 ? en(errno) : ""); } while (0)
+
+static int uffd;
+static char *base;                 /* what fault offsets are printed against */
+static char src[HPS] __attribute__((aligned(4096)));
+
+struct handler { int max, count; uint64_t flags_or; long offsets[4]; pthread_t th; };
+
+static void *handler_main(void *arg)
+{
+    struct handler *h = arg;
+    while (h->count < h->max) {
+        struct pollfd p = { uffd, POLLIN, 0 };
+        if (poll(&p, 1, -1) != 1)
+            continue;
+        struct uffd_msg msg;
+        if (read(uffd, &msg, sizeof msg) != sizeof msg || msg.event != UFFD_EVENT_PAGEFAULT)
+            continue;
+        uint64_t addr = msg.arg.pagefault.address, fl = msg.arg.pagefault.flags;
+        h->flags_or |= fl;
+        h->offsets[h->count & 3] = (long)(addr - (uintptr_t)base);
+        h->count++;
+        uint64_t huge = addr & ~(HPS - 1);
+        if (fl & UFFD_PAGEFAULT_FLAG_WP) {
+            struct uffdio_writeprotect wp = { .range = { huge, HPS }, .mode = 0 };
+            ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+        } else if (fl & UFFD_PAGEFAULT_FLAG_MINOR) {
+            struct uffdio_continue c = { .range = { huge, HPS } };
+            ioctl(uffd, UFFDIO_CONTINUE, &c);
+        } else {
+            memset(src, (int)(0x40 + ((huge - (uintptr_t)base) >> 21)), HPS);
+            struct uffdio_copy c = { .dst = huge, .src = (uintptr_t)src, .len = HPS };
+            ioctl(uffd, UFFDIO_COPY, &c);
+        }
+    }
+    return NULL;
+}
+
+static void run_handler(struct handler *h, int max)
+{
+    memset(h, 0, sizeof *h);
+    h->max = max;
+    pthread_create(&h->th, NULL, handler_main, h);
+}
+
+static long reg(void *addr, unsigned long len, uint64_t mode, uint64_t *ioctls)
+{
+    struct uffdio_register r = { .range = { (uintptr_t)addr, len }, .mode = mode };
+    long ret = ioctl(uffd, UFFDIO_REGISTER, &r);
+    if (ioctls)
+        *ioctls = r.ioctls;
+    return ret;
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_MISSING_HUGETLBFS |
+                              UFFD_FEATURE_MINOR_HUGETLBFS | UFFD_FEATURE_PAGEFAULT_FLAG_WP };
+    SHOW("API hugetlbfs features", ioctl(uffd, UFFDIO_API, &api));
+    int fd = memfd_create("uffd-huge", MFD_HUGETLB);
+    SHOW("ftruncate", ftruncate(fd, 2 * HPS));
+    char *a = mmap(NULL, 2 * HPS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    char *alias = mmap(NULL, 2 * HPS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (a == MAP_FAILED || alias == MAP_FAILED) {
+        printf("mmap: %s\n", en(errno));
+        return 1;
+    }
+    uint64_t ioctls = 0;
+    SHOW("register unaligned start", reg(a + PS, HPS, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    SHOW("register unaligned end", reg(a, HPS + PS, UFFDIO_REGISTER_MODE_MISSING, NULL));
+    SHOW("register MISSING shared", reg(a, 2 * HPS, UFFDIO_REGISTER_MODE_MISSING, &ioctls));
+    printf("  range ioctls %#llx\n", (unsigned long long)(ioctls & ~((1ULL << 5) | (1ULL << 8))));
+    struct uffdio_zeropage z = { .range = { (uintptr_t)a, HPS } };
+    SHOW("ZEROPAGE", ioctl(uffd, UFFDIO_ZEROPAGE, &z));
+    struct uffdio_copy c = { .dst = (uintptr_t)a, .src = (uintptr_t)src, .len = PS };
+    SHOW("COPY 4 KiB", ioctl(uffd, UFFDIO_COPY, &c));
+
+    struct handler h;
+    base = a;
+    run_handler(&h, 2);
+    long sum = a[100] + a[HPS + 4096 * 7 + 3];         /* one fault per huge page */
+    pthread_join(h.th, NULL);
+    printf("MISSING shared: faults %d, flags %#llx, offsets %#lx %#lx, bytes %#x %#x, sum %ld\n", h.count,
+           (unsigned long long)h.flags_or, h.offsets[0], h.offsets[1], a[5], a[HPS + 5], sum);
+    c.dst = (uintptr_t)a;
+    c.len = HPS;
+    c.copy = 0;
+    SHOW("COPY again", ioctl(uffd, UFFDIO_COPY, &c));
+    printf("  copy field %lld\n", (long long)c.copy);
+
+    SHOW("register MINOR alias", reg(alias, 2 * HPS, UFFDIO_REGISTER_MODE_MINOR, &ioctls));
+    printf("  range ioctls %#llx\n", (unsigned long long)(ioctls & ~((1ULL << 5) | (1ULL << 8))));
+    base = alias;
+    run_handler(&h, 2);
+    sum = alias[HPS - 1] + alias[HPS + 1];
+    pthread_join(h.th, NULL);
+    printf("MINOR alias: faults %d, flags %#llx, offsets %#lx %#lx, sum %ld\n", h.count,
+           (unsigned long long)h.flags_or, h.offsets[0], h.offsets[1], sum);
+
+    char *p = mmap(NULL, HPS, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, HPS);
+    int pfd = memfd_create("uffd-huge-priv", MFD_HUGETLB);
+    ftruncate(pfd, HPS);
+    char *q = mmap(NULL, HPS, PROT_READ | PROT_WRITE, MAP_PRIVATE, pfd, 0);
+    SHOW("register MISSING|WP private", reg(q, HPS, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP,
+                                            &ioctls));
+    printf("  range ioctls %#llx\n", (unsigned long long)(ioctls & ~((1ULL << 5) | (1ULL << 8))));
+    base = q;
+    run_handler(&h, 2);
+    q[10] = 'w';                                           /* MISSING (write) */
+    struct uffdio_writeprotect wp = { .range = { (uintptr_t)q, HPS }, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+    SHOW("write-protect huge", ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+    long before = q[11];
+    q[11] = 'x';                                           /* WP */
+    pthread_join(h.th, NULL);
+    printf("private: faults %d, flags %#llx, bytes %c %c (read %ld), file page seen %#x\n", h.count,
+           (unsigned long long)h.flags_or, q[10], q[11], before, p[0]);
+    struct uffdio_range un = { (uintptr_t)a, 2 * HPS };
+    SHOW("unregister", ioctl(uffd, UFFDIO_UNREGISTER, &un));
+    close(uffd);
+    printf("done\n");
+    return 0;
+}
