@@ -33,6 +33,7 @@ from kernel.mm.mmap import exit_mmap, mmput
 from kernel.sched import Scheduler
 from kernel.sysctl_args import do_sysctl_args
 from kernel.task import Task
+from kernel.tasktable import TaskTable
 from kernel.tracepoints import FaultInfo
 from kernel.uaccess import UserMemory
 
@@ -144,7 +145,7 @@ class Kernel:
         self.mmsvc.llc = LlcModel(phys.nr_frames, costs.costs['llc_bytes'])
         self.mmsvc.hstate = HState(self.mmsvc, config.nr_hugepages, self.vfs.root_sb.clock,
                                     self.vfs.alloc_anon_dev())
-        self.tasks = {}
+        self.tasks = TaskTable()
         self.current = None
         self.sched = Scheduler(self, max(1, config.cpus))
         self.futex_queues = {}          # futex key -> [Waiter] (kernel/futex.py)
@@ -248,13 +249,13 @@ class Kernel:
 
     def _all_mms(self):
         mms = []
-        for t in self.tasks.values():
-            if not t.exited and t.mm not in mms:
+        for t in self.tasks.live():
+            if t.mm not in mms:
                 mms.append(t.mm)
         return mms
 
     def nr_live_tasks(self):
-        return sum(1 for t in self.tasks.values() if not t.exited)
+        return len(self.tasks.live())
 
     def warn(self, msg):
         if self.config.warn is not None:

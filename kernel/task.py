@@ -9,6 +9,7 @@ class ThreadGroup:
     def __init__(self, leader):
         self.leader = leader
         self.threads = [leader]
+        self._scanned_list, self._scanned, self._live = None, 0, []     # live_threads' cache
         self.group_exit = False
         self.exit_code = 0
         self.killed_by = None
@@ -26,7 +27,16 @@ class ThreadGroup:
         self.wait_pidfd = WaitQueue()  # struct pid's wait_pidfd: pollers of its pidfds, woken as threads exit
 
     def live_threads(self):
-        return [t for t in self.threads if not t.exited]
+        """The threads that have not exited, in order. A thread never comes back from exit, so only
+        those live at the last call and those added since are looked at (a process that created
+        thousands of threads does not pay for its dead ones)."""
+        threads = self.threads
+        if self._scanned_list is not threads:          # de_thread replaced the list
+            self._scanned_list, self._scanned, self._live = threads, 0, []
+        live = [t for t in self._live if not t.exited]
+        live += [t for t in threads[self._scanned:] if not t.exited]
+        self._scanned, self._live = len(threads), live
+        return list(live)
 
     @property
     def exited(self):

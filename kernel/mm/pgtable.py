@@ -190,7 +190,16 @@ class PageTables:
         """Yield (va, slot, entry) for the 2 MiB leaves (or non-present huge entries) fully inside [start, end)."""
         lo = (start + PMD_SIZE - 1) & ~(PMD_SIZE - 1)
         hi = end & ~(PMD_SIZE - 1)
-        for va, slot, e in self._pmd_entries(lo, hi):
+        if hi - lo <= 8 * PMD_SIZE:          # a few huge pages (madvise, a fault's range): look each one up
+            entries = []
+            for va in range(lo, hi, PMD_SIZE):
+                slot = self.pmd_slot(va, create=False)
+                e = 0 if slot is None else self.phys.read64(slot)
+                if e:
+                    entries.append((va, slot, e))
+        else:
+            entries = self._pmd_entries(lo, hi)
+        for va, slot, e in entries:
             if e & _PAGE_PSE and (va >> PMD_SHIFT) not in self._pt_cache:
                 yield va, slot, e
 
