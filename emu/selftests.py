@@ -26,6 +26,15 @@ DEFAULT_CACHE = os.path.join(ROOT, '.cache', 'selftests')
 DEFAULT_TIME_LIMIT = 120.0
 GUEST_DIR = '/selftests'
 BASE_RAM = 256 << 20
+# RAM beyond BASE_RAM for cases whose page tables alone need it: virtual_address_range maps 128 TiB
+# in 1 GiB chunks and touches a page of each (512 MiB of PTE tables; the host has 23 GiB)
+CASE_RAM = {'virtual_address_range': 2 << 30}
+# Cases that run shell commands (popen, system: /bin/sh -c "cat ... | grep ..."): they see the host's
+# /usr/bin read-only at /usr/bin and /bin. The guest's default view stays minimal (the program, the
+# library view of dynamic programs and what --mount adds), unlike QEMU's user mode, which shows the
+# whole host: a shell and its tools are given only to the cases that need them.
+SHELL_CASES = ('compaction_test', 'thuge-gen')
+HOST_TOOLS = '/usr/bin'
 HUGEPAGE = 2 << 20
 NOBODY = 65534
 
@@ -143,11 +152,13 @@ def run_native(case, bindir, limit, sysctl=True):
 
 def faultlab_argv(case, bindir, limit):
     """The `faultlab run` command line for a case: the hugetlb pool it runs with as --hugepages and
-    RAM to hold it, the other sysctls run_vmtests.sh sets as --sysctl, `sudo -u USER` as --user with
+    RAM to hold it (more for CASE_RAM), the host's tools for SHELL_CASES, the other sysctls run_vmtests.sh sets as --sysctl, `sudo -u USER` as --user with
     that user's ids, the build directory mounted at /selftests."""
     hp = case.hugepages
     argv = [sys.executable, '-m', 'emu.cli', 'run', '--no-progress', '--timeout', '%g' % limit,
-            '--ram', str(BASE_RAM + hp * HUGEPAGE), '--hugepages', str(hp)]
+            '--ram', str(CASE_RAM.get(case.program, BASE_RAM) + hp * HUGEPAGE), '--hugepages', str(hp)]
+    if case.program in SHELL_CASES:
+        argv += ['--mount', '%s:/usr/bin' % HOST_TOOLS, '--mount', '%s:/bin' % HOST_TOOLS]
     for key, value in case.sysctls:
         if key != 'vm/nr_hugepages':
             argv += ['--sysctl', '%s=%s' % (key.replace('/', '.'), value)]

@@ -117,3 +117,25 @@ def test_proc_self_mem_matches_native(userland):
     g = run_guest(prog)
     assert (g.exit_code, g.stdout.decode()) == (rc, out.decode())
     assert "write RO zero page: 5 'hello' store SIGSEGV, unchanged" in out.decode()
+
+
+def test_runner_passes_sysctls_users_ram_and_tools_as_options():
+    """run_vmtests.sh's settings become faultlab options: nr_hugepages as --hugepages (RAM grows with
+    the pool), the other sysctls as --sysctl, `sudo -u nobody` as --user with nobody's ids and groups,
+    2 GiB for virtual_address_range's page tables, the host's /usr/bin only for shell-running cases."""
+    from emu.selftests import faultlab_argv, user_ids
+    from emu.selftests_cases import Case
+
+    def opts(case):
+        return ' '.join(faultlab_argv(case, '/B', 60)[3:])
+    assert opts(Case('hugetlb', ('./hugepage-shm',), (('kernel/shmmax', '268435456'), ('vm/nr_hugepages', '128')))) \
+        == ('run --no-progress --timeout 60 --ram 536870912 --hugepages 128 --sysctl kernel.shmmax=268435456 '
+            '--mount /B:/selftests /B/hugepage-shm')
+    uid, gid, groups = user_ids('nobody')
+    assert opts(Case('mlock', ('./on-fault-limit',), (('vm/nr_hugepages', '0'),), 'nobody')) == \
+        ('run --no-progress --timeout 60 --ram 268435456 --hugepages 0 --user %d:%s --mount /B:/selftests '
+         '/B/on-fault-limit' % (uid, ','.join(map(str, [gid] + [g for g in groups if g != gid]))))
+    assert '--ram 2147483648 --hugepages 0 --sysctl vm.overcommit_memory=1 ' in \
+        opts(Case('hugevm', ('./virtual_address_range',), (('vm/overcommit_memory', '1'),)))
+    assert '--mount /usr/bin:/usr/bin --mount /usr/bin:/bin ' in opts(Case('compaction', ('./compaction_test',)))
+    assert '/usr/bin' not in opts(Case('mmap', ('./map_populate',)))
