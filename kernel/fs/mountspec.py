@@ -41,13 +41,15 @@ def parse_mount_spec(spec):
     if guest.rstrip('/') == '' :
         raise ValueError(f'cannot mount over the guest root in {spec!r}')
     if in_proc(guest) and os.path.isdir(host):
-        raise ValueError(f'only a file can be mounted inside /proc in {spec!r} (the kernel fills its directories)')
+        raise ValueError(f'only a file can be mounted inside /proc in {spec!r} (the kernel fills its directories)'
+                         if in_proc(guest, ('/proc',)) else
+                         f'only a file can be mounted inside /sys in {spec!r} (the kernel fills its directories)')
     return host, guest, readonly
 
 
-def in_proc(guest):
-    """Is the guest path /proc or inside it?"""
-    return guest == '/proc' or guest.startswith('/proc/')
+def in_proc(guest, tops=('/proc', '/sys')):
+    """Is the guest path in one of the kernel's synthetic trees (/proc or /sys), or one of them?"""
+    return any(guest == top or guest.startswith(top + '/') for top in tops)
 
 
 def proc_mountpoint(vfs, guest):
