@@ -25,7 +25,9 @@ def test_uffdtest_matches_native(userland, cpus):
     WP faults, MINOR faults on memfd pages, MISSING on shared anonymous memory, SIGBUS mode,
     THREAD_ID, /dev/userfaultfd, a closed userfaultfd waking its sleeping thread, MADV_REMOVE on memfd
     and shared anonymous memory (zeros, private copies kept, MISSING faults again), faults of the
-    kernel's own accesses (write/read/pread copies, MADV_POPULATE) resolved by the handler, and bad input
+    kernel's own accesses (write/read/pread copies, MADV_POPULATE) resolved by the handler, the events
+    FORK (the handler follows the child's new descriptor), REMAP, REMOVE and UNMAP, fork without
+    EVENT_FORK (the child's copy unregistered, its uffd-wp bits gone), and bad input
     (wrong API, unknown features, unaligned and unmapped ranges, EBUSY, EEXIST, ENOENT)."""
     native = _native()
     g = run_guest(PROG, cpus=cpus)
@@ -46,11 +48,15 @@ def test_uffd_faults_are_counted_and_deterministic(userland):
     for g in runs:
         assert g.exit_code == 0
     a, b = (g.machine.kernel for g in runs)
-    assert a.stats['uffd_faults'] == 16 * 3 + 4 + 4 + 4 + 4 + 6 + 1
+    base = 16 * 3 + 4 + 4 + 4 + 4 + 6 + 3 + 1
+    # on 2 CPUs the child may touch the range its MADV_DONTNEED removed before the handler has
+    # unregistered it: one more fault, which the UNREGISTER wakes (the same race exists on Linux)
+    assert base <= a.stats['uffd_faults'] <= base + 1
     assert a.stats['uffd_wakeups'] == a.stats['uffd_faults']
     assert a.stats['uffd_wait_cycles'] > 0
     # the 6 faults of the kernel's own accesses are kernel fault-ins, not CPU page faults
     assert a.fault_breakdown['handle_userfault']['count'] == a.stats['uffd_faults'] - 6
+    assert a.stats['uffd_events'] == 1 + 1 + 1 + 2      # FORK, REMAP, REMOVE, 2 UNMAP
     assert dict(a.stats) == dict(b.stats)
     assert runs[0].result.stats == runs[1].result.stats
 

@@ -18,6 +18,8 @@ from kernel.fs.anon_inodes import AnonInode, anon_inode_getfd, anon_sb
 from kernel.fs.pipe import POLLERR, POLLIN
 from kernel.fs.userfaultfd_dev import userfaultfd_misc_register
 from kernel.mm.hugetlb import HPAGE_SIZE
+from kernel.mm.userfaultfd_events import (UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE,
+                                          UFFD_FEATURE_EVENT_UNMAP, userfaultfd_event_done)
 from kernel.mm.userfaultfd import (MFILL_CONTINUE, MFILL_COPY, MFILL_ZEROPAGE, mfill_atomic, mwriteprotect_range,
                                    userfaultfd_register_range, userfaultfd_release_all, userfaultfd_unregister_range,
                                    validate_range, validate_unaligned_range)
@@ -31,7 +33,6 @@ UFFD_API = 0xAA
 UFFD_MSG_SIZE = 32
 # features (uapi linux/userfaultfd.h)
 UFFD_FEATURE_PAGEFAULT_FLAG_WP = 1 << 0
-UFFD_FEATURE_EVENT_FORK = 1 << 1
 UFFD_FEATURE_MISSING_HUGETLBFS = 1 << 4
 UFFD_FEATURE_MISSING_SHMEM = 1 << 5
 UFFD_FEATURE_MINOR_HUGETLBFS = 1 << 9
@@ -42,7 +43,8 @@ UFFD_FEATURE_WP_UNPOPULATED = 1 << 13
 # hugetlbfs memory
 UFFD_API_FEATURES = (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS |
                      UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |
-                     UFFD_FEATURE_MINOR_HUGETLBFS)
+                     UFFD_FEATURE_MINOR_HUGETLBFS | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
+                     UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
 UFFD_FEATURE_INITIALIZED = 1 << 31
 
 _UFFDIO_REGISTER, _UFFDIO_UNREGISTER, _UFFDIO_WAKE, _UFFDIO_COPY, _UFFDIO_ZEROPAGE = 0, 1, 2, 3, 4
@@ -93,6 +95,7 @@ class UserfaultfdCtx(AnonInode):
         self.released = False
         self.fault_pending = []         # fault_pending_wqh: faults not read yet (oldest first)
         self.fault_wqh = []             # faults read, not woken yet
+        self.event_pending = []         # event_wqh: FORK/REMAP/REMOVE/UNMAP messages not read yet
         self.wait_queue = WaitQueue()   # fd_wqh: readers and pollers
 
     # ---- the fault queue ----------------------------------------------------------------------
@@ -101,6 +104,32 @@ class UserfaultfdCtx(AnonInode):
         self.fault_pending.append(uwq)
         k.stats['uffd_faults'] += 1
         self.wait_queue.wake_all(k, POLLIN)
+
+    def queue_event(self, k, ev):
+        """userfaultfd_event_wait_completion's queueing: the event waits for read()."""
+        self.event_pending.append(ev)
+        k.stats['uffd_events'] += 1
+        self.wait_queue.wake_all(k, POLLIN)
+
+    def fork_ctx(self, mm):
+        """dup_fctx: the context of a child's copy of the registered ranges, as this one."""
+        new = UserfaultfdCtx(anon_sb(self.kernel), self.kernel, mm, self.flags)
+        new.features = self.features
+        return new
+
+    def _read_event(self, k, t):
+        """The oldest event's message; a FORK message installs the new context's descriptor in the
+        reader (resolve_userfault_fork). None if that fails (the event stays)."""
+        ev = self.event_pending[0]
+        ufd = 0
+        if ev.new_ctx is not None:
+            ufd = anon_inode_getfd(t, 'userfaultfd', ev.new_ctx,
+                                   O_RDONLY | (ev.new_ctx.flags & UFFD_SHARED_FCNTL_FLAGS))
+            if ufd < 0:
+                return None
+        self.event_pending.pop(0)
+        userfaultfd_event_done(k, ev)
+        return ev.message(ufd)
 
     def wake_userfault(self, k, start, length):
         """__wake_userfault: wake the threads whose fault lies in [start, start + length) (all if
@@ -120,7 +149,7 @@ class UserfaultfdCtx(AnonInode):
         promise that read will not block), else POLLIN while a fault is queued."""
         if not self.features & UFFD_FEATURE_INITIALIZED or not self.nonblock:
             return POLLERR
-        return POLLIN if self.fault_pending else 0
+        return POLLIN if self.fault_pending or self.event_pending else 0
 
     # ---- file operations --------------------------------------------------------------------
     def fop_read(self, k, t, f, count):
@@ -134,7 +163,13 @@ class UserfaultfdCtx(AnonInode):
         while len(out) + UFFD_MSG_SIZE <= count:
             self.fault_pending = [u for u in self.fault_pending if not u.task.exited]
             if not self.fault_pending:
-                break
+                if not self.event_pending:
+                    break
+                msg = self._read_event(k, t)     # events after faults, as userfaultfd_ctx_read
+                if msg is None:
+                    break
+                out += msg
+                continue
             uwq = self.fault_pending.pop(0)
             self.fault_wqh.append(uwq)      # read: it waits for the wake-up now
             out += uwq.msg
@@ -150,6 +185,11 @@ class UserfaultfdCtx(AnonInode):
         k = self.kernel
         userfaultfd_release_all(self.mm, self)
         self.wake_userfault(k, 0, 0)
+        events, self.event_pending = self.event_pending, []
+        for ev in events:                   # unread events complete; unread forks' contexts go
+            if ev.new_ctx is not None:
+                ev.new_ctx.release()
+            userfaultfd_event_done(k, ev)
         self.wait_queue.wake_all(k, POLLERR)
 
     def unlocked_ioctl(self, k, t, f, cmd, arg):

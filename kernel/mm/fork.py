@@ -16,6 +16,7 @@ from kernel.mm.memory import page_add_new_anon_rmap, vma_page_prot
 from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved
 from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pfn_pte, \
     pte_pfn, pte_to_swp_entry
+from kernel.mm.userfaultfd_events import dup_userfaultfd
 from kernel.mm.vm_sysctl import vm_enough_memory, vma_pages
 from kernel.mm.vma import VM_ACCOUNT, VM_DONTCOPY, VM_HUGETLB, VM_SHARED, VM_WIPEONFORK
 
@@ -69,6 +70,7 @@ def dup_mm(k, oldmm):
         if not vma.vm_flags & VM_HUGETLB and not copy_page_range(mm, oldmm, vma):
             return None
     svc.flush_tlb(oldmm)             # the parent's PTEs were write-protected
+    dup_userfaultfd(oldmm, mm)
     return mm
 
 

@@ -12,6 +12,7 @@ from kernel.mm.page_alloc import PG_lru
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
 from kernel.mm.shmem import is_shmem_mapping
 from kernel.mm.shmem_punch import shmem_punch_hole
+from kernel.mm.userfaultfd_events import userfaultfd_remove
 from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO, VM_DONTCOPY, \
     VM_DONTDUMP, VM_HUGETLB, VM_MAYWRITE, VM_WIPEONFORK
 
@@ -125,6 +126,7 @@ def madvise_remove(mm, vma, start, end):
         return -errno.EINVAL
     if vma.vm_flags & (VM_SHARED | VM_MAYWRITE) != VM_SHARED | VM_MAYWRITE:
         return -errno.EACCES
+    userfaultfd_remove(mm, vma, start, end)
     inode = vma.vm_file.inode
     if is_shmem_mapping(mm.svc.pagecache.mapping_of(inode)):
         shmem_punch_hole(mm.svc, inode, start - vma.vm_start + (vma.vm_pgoff << PAGE_SHIFT), end - start)
@@ -202,6 +204,7 @@ def do_madvise(mm, start, len_in, behavior):
             if vma.vm_flags & VM_IO:
                 return -errno.EINVAL
             if s < e:
+                userfaultfd_remove(mm, vma, s, e)
                 madvise_dontneed_single_vma(mm, vma, s, e)
             e = min(end, vma.vm_end)
         elif behavior == MADV_WILLNEED:

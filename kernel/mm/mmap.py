@@ -11,6 +11,7 @@ from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm import hugetlb
 from kernel.mm.mdwe import map_deny_write_exec
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
+from kernel.mm.userfaultfd_events import mremap_userfaultfd_prep, userfaultfd_unmap_prep
 from kernel.mm import vm_sysctl
 from kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, accountable_mapping, too_many_maps, vm_enough_memory, vma_pages
 from kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
@@ -178,6 +179,7 @@ def do_munmap(mm, start, length, downgrade=None):
         return -errno.ENOMEM             # each split needs map_count < max_map_count
     t0 = mm.svc.sched.now()
     vmas = _isolate(mm, start, end)
+    userfaultfd_unmap_prep(mm, vmas, start, end)
     for v in vmas:                      # detach_vmas_to_be_unmapped
         mm.vmas.remove(v)
         v.vm_seq += 1
@@ -568,6 +570,7 @@ def _move_vma(mm, vma, old_addr, old_len, new_len, new_addr, flags):
     else:
         new.vm_pgoff = new_addr >> 12
     mm.vmas.insert(new)
+    mremap_userfaultfd_prep(mm, old_addr, new_addr, new_len)
     mm.total_vm += new_len >> 12
     if flags & MREMAP_DONTUNMAP and moved_len:
         src.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)     # the old range stays, never locked

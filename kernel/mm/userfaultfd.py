@@ -16,7 +16,8 @@ from kernel.mm.mmap import split_vma, vma_merge_around
 from kernel.mm.mm_types import FAULT_FLAG_WRITE, TASK_SIZE, VmFault
 from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_dirty
 from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, pte_pfn
-from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of, vma_is_shmem
+from kernel.mm.userfaultfd_k import (_PAGE_UFFD_WP, VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of, userfaultfd_set_owner,
+                                     vma_is_shmem)
 from kernel.mm.userfaultfd_hugetlb import hugetlb_uffd_writeprotect, mfill_atomic_hugetlb
 from kernel.mm.vma import VM_HUGETLB, VM_SHARED, VM_WRITE
 
@@ -184,28 +185,11 @@ def _split_to(mm, start, end):
     return out
 
 
-def _set_owner(mm, start, end, ctx):
-    """Record ctx as the owner of [start, end) (None: no owner), replacing older records there."""
-    kept = []
-    for s, e, c in getattr(mm, 'uffd_ranges', []):
-        if e <= start or s >= end:
-            kept.append([s, e, c])
-            continue
-        if s < start:
-            kept.append([s, start, c])
-        if e > end:
-            kept.append([end, e, c])
-    if ctx is not None:
-        kept.append([start, end, ctx])
-    kept.sort(key=lambda r: r[0])
-    mm.uffd_ranges = kept
-
-
 def userfaultfd_register_range(mm, ctx, start, end, vm_flags):
     """Give every VMA part in [start, end) the VM_UFFD_* flags vm_flags and the owner ctx."""
     for vma in _split_to(mm, start, end):
         vma.vm_flags = (vma.vm_flags & ~VM_UFFD_FLAGS) | vm_flags
-    _set_owner(mm, start, end, ctx)
+    userfaultfd_set_owner(mm, start, end, ctx)
 
 
 def userfaultfd_unregister_range(mm, start, end):
@@ -221,7 +205,7 @@ def userfaultfd_unregister_range(mm, start, end):
                     ptes[slot >> 3] = pte & ~_PAGE_UFFD_WP
         vma.vm_flags &= ~VM_UFFD_FLAGS
         vma_merge_around(mm, vma)
-    _set_owner(mm, start, end, None)
+    userfaultfd_set_owner(mm, start, end, None)
 
 
 def userfaultfd_release_all(mm, ctx):

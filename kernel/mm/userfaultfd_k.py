@@ -94,6 +94,23 @@ def userfaultfd_ctx_of(mm, address):
     return None
 
 
+def userfaultfd_set_owner(mm, start, end, ctx):
+    """Record ctx as the owner of [start, end) (None: no owner), replacing older records there."""
+    kept = []
+    for s, e, c in getattr(mm, 'uffd_ranges', []):
+        if e <= start or s >= end:
+            kept.append([s, e, c])
+            continue
+        if s < start:
+            kept.append([s, start, c])
+        if e > end:
+            kept.append([end, e, c])
+    if ctx is not None:
+        kept.append([start, end, ctx])
+    kept.sort(key=lambda r: r[0])
+    mm.uffd_ranges = kept
+
+
 def userfault_msg(address, flags, reason, features, tid):
     """The 32-byte struct uffd_msg of a page fault."""
     pf = 0

@@ -6,6 +6,7 @@ return the value for RAX (negative errno on failure).
 import errno
 
 from kernel.futex import BLOCKED
+from kernel.mm.userfaultfd_events import userfaultfd_event_wait_completion
 from kernel.mm.userfaultfd_k import UserfaultRetry
 from kernel.sigframe import do_signal
 
@@ -82,6 +83,8 @@ def dispatch(kernel, task):
                                                              nr, kernel.cpu.rip), e) from e
         finally:
             task.in_syscall = False
+    if ret is not BLOCKED and getattr(task, 'uffd_events', None):
+        ret = userfaultfd_event_wait_completion(kernel, task, ret)    # sleeps until they are read
     if ret is BLOCKED:
         task.syscall_nr = nr            # orig_ax: what a restart runs again
     elif not task.exited:

@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -326,6 +327,122 @@ static void test_kernel_access(void)
     close(pfd[1]);
 }
 
+/* non-cooperative events: FORK (the child's registration on a new descriptor the handler switches
+ * to), REMAP (mremap moves the registration), REMOVE (MADV_DONTNEED; the handler unregisters the
+ * range), UNMAP; and fork without EVENT_FORK: the child's copy is not registered at all */
+static int ev_uffd, ev_stop[2];
+static char *ev_base;
+static char ev_log[512];
+static uint64_t ev_remap_from, ev_remap_to;
+
+static void ev_logf(const char *fmt, long a, long b)
+{
+    size_t n = strlen(ev_log);
+    snprintf(ev_log + n, sizeof ev_log - n, fmt, a, b);
+}
+
+static void *ev_handler(void *arg)
+{
+    static char page[PS] __attribute__((aligned(PS)));
+    int cur = ev_uffd;
+    (void)arg;
+    for (;;) {
+        struct pollfd p[2] = { { cur, POLLIN, 0 }, { ev_stop[0], POLLIN, 0 } };
+        if (poll(p, 2, -1) < 1)
+            continue;
+        if (p[1].revents)
+            break;
+        struct uffd_msg msg;
+        if (read(cur, &msg, sizeof msg) != sizeof msg)
+            continue;
+        switch (msg.event) {
+        case UFFD_EVENT_PAGEFAULT: {
+            uint64_t addr = msg.arg.pagefault.address & ~(PS - 1UL);
+            memset(page, 'e', PS);
+            struct uffdio_copy c = { .dst = addr, .src = (uintptr_t)page, .len = PS };
+            ev_logf(" PF%ld%.0ld", ioctl(cur, UFFDIO_COPY, &c), 0);
+            break;
+        }
+        case UFFD_EVENT_FORK:
+            ev_logf(" FORK(new fd %ld)%.0ld", msg.arg.fork.ufd != (uint32_t)cur, 0);
+            cur = msg.arg.fork.ufd;
+            break;
+        case UFFD_EVENT_REMAP:
+            ev_remap_from = msg.arg.remap.from;
+            ev_remap_to = msg.arg.remap.to;
+            ev_logf(" REMAP(len %ld)%.0ld", (long)msg.arg.remap.len / PS, 0);
+            break;
+        case UFFD_EVENT_REMOVE: {
+            struct uffdio_range r = { msg.arg.remove.start, msg.arg.remove.end - msg.arg.remove.start };
+            ev_logf(" REMOVE(%ld pages, unregister %ld)", (long)r.len / PS, ioctl(cur, UFFDIO_UNREGISTER, &r));
+            break;
+        }
+        case UFFD_EVENT_UNMAP:
+            ev_logf(" UNMAP(%ld pages)%.0ld", (long)(msg.arg.remove.end - msg.arg.remove.start) / PS, 0);
+            break;
+        default:
+            ev_logf(" event %#lx%.0ld", msg.event, 0);
+        }
+    }
+    if (cur != ev_uffd)
+        close(cur);
+    return NULL;
+}
+
+static void test_events(void)
+{
+    ev_uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    SHOW("API events", api(ev_uffd, UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
+                           UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP));
+    ev_base = map_anon(4 * PS);
+    reg(ev_uffd, ev_base, 4 * PS, UFFDIO_REGISTER_MODE_MISSING, NULL);
+    pipe(ev_stop);
+    ev_log[0] = 0;
+    pthread_t th;
+    pthread_create(&th, NULL, ev_handler, NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int ok = ev_base[0] == 'e' && ev_base[PS + 9] == 'e';
+        char *moved = mremap(ev_base, 4 * PS, 4 * PS, MREMAP_MAYMOVE | MREMAP_FIXED, ev_base + 64 * PS);
+        ok &= moved == ev_base + 64 * PS;
+        ok &= moved[2 * PS] == 'e';                     /* a fault at the new place */
+        ok &= madvise(moved, 2 * PS, MADV_DONTNEED) == 0;
+        ok &= moved[0] == 0 && moved[PS] == 0 && moved[PS * 2] == 'e';   /* unregistered: zero */
+        ok &= munmap(moved, 4 * PS) == 0;
+        printf("  child: %s\n", ok ? "ok" : "WRONG");
+        _exit(!ok);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    write(ev_stop[1], "x", 1);
+    pthread_join(th, NULL);
+    printf("events:%s; child status %d\n", ev_log, st);
+    printf("  remap event from %d to %d\n", ev_remap_from == (uintptr_t)ev_base,
+           ev_remap_to == (uintptr_t)ev_base + 64 * PS);
+    close(ev_uffd);
+    close(ev_stop[0]);
+    close(ev_stop[1]);
+
+    /* without EVENT_FORK the child's copy loses the registration and its uffd-wp bits */
+    int u = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    api(u, 0);
+    char *a = map_anon(2 * PS);
+    memset(a, 'p', 2 * PS);
+    reg(u, a, 2 * PS, UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP, NULL);
+    struct uffdio_writeprotect wp = { .range = { (uintptr_t)a, 2 * PS }, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+    ioctl(u, UFFDIO_WRITEPROTECT, &wp);
+    char *b = map_anon(PS);
+    reg(u, b, PS, UFFDIO_REGISTER_MODE_MISSING, NULL);
+    pid = fork();
+    if (pid == 0) {
+        a[1] = 'c';                                     /* no WP fault: an ordinary copy-on-write */
+        _exit(b[0] == 0 && a[1] == 'c' && a[0] == 'p' ? 0 : 1);   /* no MISSING fault either */
+    }
+    waitpid(pid, &st, 0);
+    printf("fork without EVENT_FORK: child status %d, parent byte %c\n", st, a[1]);
+    close(u);
+}
+
 static sigjmp_buf jb;
 static volatile int sig_code;
 static void *volatile sig_addr;
@@ -488,6 +605,7 @@ int main(void)
     test_missing_shmem();
     test_remove();
     test_kernel_access();
+    test_events();
     test_sigbus();
     test_close_wakes();
     printf("done\n");

@@ -1,0 +1,160 @@
+"""Non-cooperative userfaultfd events (fs/userfaultfd.c dup_userfaultfd, mremap_userfaultfd_prep,
+userfaultfd_remove, userfaultfd_unmap_prep, userfaultfd_event_wait_completion).
+
+A context that asked for UFFD_FEATURE_EVENT_FORK, _REMAP, _REMOVE or _UNMAP learns of the changes
+to its ranges: fork (the child's registered ranges go to a new context whose descriptor the reader
+receives in the message), mremap (the registration follows the move), madvise(MADV_DONTNEED,
+MADV_FREE, MADV_REMOVE) and munmap. The thread that caused the event sleeps until a reader has
+read it, as in Linux; here the change is made first and the system call then sleeps with its
+result, so the order the handler sees (the event before any fault at the new place) is Linux's.
+Without the feature, fork and mremap drop the registration from the copy (userfaultfd_reset_ctx)
+and clear its uffd-wp bits.
+"""
+import struct
+
+from kernel.futex import BLOCKED
+from kernel.mm.pgtable import _PAGE_PRESENT
+from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_FLAGS, userfaultfd_ctx_of, userfaultfd_set_owner
+from kernel.mm.vma import VM_HUGETLB
+
+UFFD_EVENT_FORK, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP = 0x13, 0x14, 0x15, 0x16
+UFFD_FEATURE_EVENT_FORK = 1 << 1
+UFFD_FEATURE_EVENT_REMAP = 1 << 2
+UFFD_FEATURE_EVENT_REMOVE = 1 << 3
+UFFD_FEATURE_EVENT_UNMAP = 1 << 6
+
+
+class UserfaultEvent:
+    """struct userfaultfd_wait_queue of an event: the thread waiting for it to be read, the message
+    (FORK: the new context, whose descriptor the read creates)."""
+    __slots__ = ('task', 'ctx', 'msg', 'new_ctx')
+
+    def __init__(self, task, ctx, msg, new_ctx=None):
+        self.task = task
+        self.ctx = ctx
+        self.msg = msg
+        self.new_ctx = new_ctx
+
+    def message(self, ufd=0):
+        """The 32-byte struct uffd_msg (FORK: with the reader's descriptor of the new context)."""
+        if self.new_ctx is not None:
+            return struct.pack('<BBHII20x', UFFD_EVENT_FORK, 0, 0, 0, ufd)
+        return self.msg
+
+
+def _current(mm):
+    """The task in a system call on mm that an event is charged to, or None."""
+    task = mm.svc.sched.current
+    if task is None or task.mm is not mm or not getattr(task, 'in_syscall', False):
+        return None
+    return task
+
+
+def _note(mm, ctx, msg, new_ctx=None):
+    """Keep the event for the end of the current system call."""
+    task = _current(mm)
+    if task is None or ctx is None or ctx.released:
+        return
+    pending = getattr(task, 'uffd_events', None)
+    if pending is None:
+        pending = task.uffd_events = []
+    pending.append(UserfaultEvent(task, ctx, msg, new_ctx))
+
+
+def userfaultfd_event_wait_completion(k, task, ret):
+    """The system call that caused events ends here: queue them and sleep until all are read, then
+    return ret (the call's result); ret at once if none is left to wait for."""
+    events = getattr(task, 'uffd_events', None)
+    if not events:
+        return ret
+    task.uffd_events = None
+    live = [e for e in events if not e.ctx.released]
+    if not live or task.exited:
+        return ret
+    task.uffd_events_left = len(live)
+    task.uffd_event_ret = ret
+    for e in live:
+        e.ctx.queue_event(k, e)
+    task.waiting_on = 'userfaultfd_event'
+    k.sched.block(task, 'D')
+    return BLOCKED
+
+
+def userfaultfd_event_done(k, ev):
+    """An event was read (or its context released): its thread runs on once all of its are."""
+    task = ev.task
+    task.uffd_events_left = getattr(task, 'uffd_events_left', 1) - 1
+    if task.uffd_events_left <= 0:
+        k.sched.wake(task, task.uffd_event_ret, k.now())
+
+
+def _reset_range(mm, start, end):
+    """userfaultfd_reset_ctx: the VMAs of [start, end) lose their registration and uffd-wp bits."""
+    vmas = mm.vmas.overlapping(start, end)
+    for vma in vmas:
+        vma.vm_flags &= ~VM_UFFD_FLAGS
+    if any(not v.vm_flags & VM_HUGETLB for v in vmas):
+        ptes = mm.pgtables.ptes
+        for _va, slot, pte in list(mm.pgtables.present_ptes(start, end)):
+            if pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP:
+                ptes[slot >> 3] = pte & ~_PAGE_UFFD_WP
+    userfaultfd_set_owner(mm, start, end, None)
+
+
+def dup_userfaultfd(oldmm, mm):
+    """fork: the child's copies of registered ranges go to a new context per parent context with
+    EVENT_FORK (a FORK message on the parent's), the others lose their registration."""
+    ranges = getattr(oldmm, 'uffd_ranges', None)
+    mm.uffd_ranges = []
+    if not ranges:
+        return
+    made = {}
+    for s, e, ctx in ranges:
+        if not mm.vmas.overlapping(s, e):
+            continue                             # VM_DONTCOPY
+        if ctx.released or not ctx.features & UFFD_FEATURE_EVENT_FORK:
+            _reset_range(mm, s, e)
+            continue
+        new = made.get(id(ctx))
+        if new is None:
+            new = made[id(ctx)] = ctx.fork_ctx(mm)
+            _note(oldmm, ctx, None, new)
+        userfaultfd_set_owner(mm, s, e, new)
+
+
+def mremap_userfaultfd_prep(mm, old_addr, new_addr, length):
+    """mremap moved [old_addr, old_addr + length) to new_addr: with EVENT_REMAP the registration
+    follows (a REMAP message), without it the new range is not registered."""
+    ctx = userfaultfd_ctx_of(mm, old_addr)
+    if ctx is None:
+        return
+    if ctx.released or not ctx.features & UFFD_FEATURE_EVENT_REMAP:
+        _reset_range(mm, new_addr, new_addr + length)
+        return
+    userfaultfd_set_owner(mm, new_addr, new_addr + length, ctx)
+    _note(mm, ctx, struct.pack('<BBHIQQQ', UFFD_EVENT_REMAP, 0, 0, 0, old_addr, new_addr, length))
+
+
+def userfaultfd_remove(mm, vma, start, end):
+    """madvise(MADV_DONTNEED/FREE/REMOVE) on a registered range: a REMOVE message with EVENT_REMOVE."""
+    if not vma.vm_flags & VM_UFFD_FLAGS:
+        return
+    ctx = userfaultfd_ctx_of(mm, start)
+    if ctx is not None and ctx.features & UFFD_FEATURE_EVENT_REMOVE:
+        _note(mm, ctx, struct.pack('<BBHIQQ8x', UFFD_EVENT_REMOVE, 0, 0, 0, start, end))
+
+
+def userfaultfd_unmap_prep(mm, vmas, start, end):
+    """munmap of [start, end): an UNMAP message for each context with EVENT_UNMAP registered in it;
+    the range's registration records go."""
+    seen = set()
+    for vma in vmas:
+        if not vma.vm_flags & VM_UFFD_FLAGS:
+            continue
+        ctx = userfaultfd_ctx_of(mm, vma.vm_start)
+        if ctx is None or id(ctx) in seen or not ctx.features & UFFD_FEATURE_EVENT_UNMAP:
+            continue
+        seen.add(id(ctx))
+        _note(mm, ctx, struct.pack('<BBHIQQ8x', UFFD_EVENT_UNMAP, 0, 0, 0, start, end))
+    if getattr(mm, 'uffd_ranges', None):
+        userfaultfd_set_owner(mm, start, end, None)
