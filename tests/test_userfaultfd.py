@@ -78,7 +78,8 @@ def test_uffd_hugetlb_matches_native(userland, cpus):
     """hugetlb ranges: MISSING faults on a shared hugetlb memfd resolved with 2 MiB UFFDIO_COPY (the
     fault address huge-aligned), MINOR faults on a second mapping resolved with UFFDIO_CONTINUE,
     MISSING and WP on a private mapping, the basic range ioctls (no ZEROPAGE), and EINVAL for
-    unaligned ranges, ZEROPAGE and a 4 KiB COPY, EEXIST for a page the file has."""
+    unaligned ranges, ZEROPAGE and a 4 KiB COPY, EEXIST for a page the file has; mremap moves shared
+    and private huge pages (EINVAL for growth and unaligned addresses), as the events test needs."""
     prog = os.path.join(BUILD, 'uffdhuge')
     with _native_huge_pages(4):
         code, native, err = run_native(prog)
@@ -92,5 +93,7 @@ def test_uffd_hugetlb_matches_native(userland, cpus):
                  b'  range ioctls 0xc\nZEROPAGE: -1 EINVAL\nCOPY 4 KiB: -1 EINVAL',
                  b'MISSING shared: faults 2, flags 0, offsets 0 0x200000, bytes 0x40 0x41',
                  b'MINOR alias: faults 2, flags 0x4, offsets 0 0x200000',
-                 b'private: faults 2, flags 0x3, bytes w x (read 64), file page seen 0x41', b'done'):
+                 b'private: faults 2, flags 0x3, bytes w x (read 64), file page seen 0x41',
+                 b'mremap grow: -1 EINVAL\nmremap unaligned: -1 EINVAL\nmremap shared: moved 1, bytes 0x40 0x41\n'
+                 b'mremap private: moved 1, bytes w x\ndone'):
         assert line in native

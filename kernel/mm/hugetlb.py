@@ -301,6 +301,43 @@ def hugetlb_vm_op_close(mm, vma):
     mm.svc.hstate.hugetlb_acct_memory(-unused)
 
 
+def hugetlb_mremap_check(old_addr, old_len, new_len, new_addr):
+    """mremap's rules for a hugetlb mapping: huge-aligned addresses (lengths are rounded up to huge
+    pages) and no growth, since the reservations cannot be split: (old_len, new_len) or -EINVAL."""
+    old_len = (old_len + HPAGE_SIZE - 1) & HPAGE_MASK
+    new_len = (new_len + HPAGE_SIZE - 1) & HPAGE_MASK
+    if old_addr & (HPAGE_SIZE - 1) or new_addr & (HPAGE_SIZE - 1) or new_len > old_len:
+        return -errno.EINVAL
+    return old_len, new_len
+
+
+def move_hugetlb_page_tables(mm, old_start, new_start, length):
+    """move_hugetlb_page_tables: move the huge PMDs of [old_start, old_start + length) to new_start,
+    with the private reservations of those huge pages; the number moved."""
+    phys = mm.svc.frames.phys
+    pages = mm.svc.frames.pages
+    r = getattr(mm, 'hugetlb_resv', None)
+    if r:
+        for vpn in range(old_start >> HPAGE_SHIFT, (old_start + length) >> HPAGE_SHIFT):
+            if vpn in r:
+                r[vpn + ((new_start - old_start) >> HPAGE_SHIFT)] = r.pop(vpn)
+    moved = 0
+    for va, slot, e in list(mm.pgtables.huge_pmds(old_start, old_start + length)):
+        new_slot, freed = mm.pgtables.set_huge_pmd_slot(new_start + (va - old_start))
+        if freed is not None:
+            mm.svc.frames.put_page(pages[freed])
+        phys.write64(new_slot, e)
+        phys.write64(slot, 0)
+        head = pages[(e & PMD_PFN_MASK) >> 12] if e & _PAGE_PRESENT else None
+        if head is not None and head.flags & PG_anon:
+            head.index = (new_start + (va - old_start)) >> 12
+        moved += 1
+    if moved:
+        mm.svc.charge('pte_set', 2 * moved)
+        mm.svc.flush_tlb(mm)
+    return moved
+
+
 def hugetlb_split_check(mm, start, end):
     """-EINVAL if changing [start, end) would split a hugetlb mapping inside a huge page
     (hugetlb_vm_op_split), else 0."""

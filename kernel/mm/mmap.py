@@ -481,7 +481,10 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
     if old_addr + old_len > TASK_SIZE:
         return -errno.EINVAL          # the old range's tail cannot be unmapped (do_vmi_munmap)
     if hugetlb.is_vm_hugetlb_page(vma):
-        return -errno.EINVAL          # moving huge PMDs is not implemented
+        lens = hugetlb.hugetlb_mremap_check(old_addr, old_len, new_len, new_addr)
+        if isinstance(lens, int):
+            return lens
+        old_len, new_len = lens
     if flags & MREMAP_DONTUNMAP and vma.vm_flags & (VM_DONTEXPAND | VM_PFNMAP):
         return -errno.EINVAL          # special mappings stay (Linux >= 5.13 moves any other kind)
     if old_len == 0:
@@ -576,7 +579,10 @@ def _move_vma(mm, vma, old_addr, old_len, new_len, new_addr, flags):
         src.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)     # the old range stays, never locked
         src.vm_seq += 1
     if moved_len:
-        copy_page_range_move(mm, old_addr, new_addr, min(old_len, new_len))
+        if hugetlb.is_vm_hugetlb_page(src):
+            hugetlb.move_hugetlb_page_tables(mm, old_addr, new_addr, min(old_len, new_len))
+        else:
+            copy_page_range_move(mm, old_addr, new_addr, min(old_len, new_len))
         if not flags & MREMAP_DONTUNMAP:
             do_munmap(mm, old_addr, old_len)
     if new.anon:

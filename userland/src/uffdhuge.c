@@ -154,6 +154,17 @@ int main(void)
     struct uffdio_range un = { (uintptr_t)a, 2 * HPS };
     SHOW("unregister", ioctl(uffd, UFFDIO_UNREGISTER, &un));
     close(uffd);
+
+    /* mremap of hugetlb mappings: the huge pages move (shared and private), growing is EINVAL */
+    char *hint = mmap(NULL, 4 * HPS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *to = (char *)(((uintptr_t)hint + HPS - 1) & ~(HPS - 1));
+    munmap(hint, 4 * HPS);
+    SHOW("mremap grow", mremap(a, 2 * HPS, 3 * HPS, MREMAP_MAYMOVE) == MAP_FAILED ? -1 : 0);
+    SHOW("mremap unaligned", mremap(a + PS, HPS, HPS, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED ? -1 : 0);
+    char *m = mremap(a, 2 * HPS, 2 * HPS, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    printf("mremap shared: moved %d, bytes %#x %#x\n", m == to, m[5], m[HPS + 5]);
+    char *m2 = mremap(q, HPS, HPS, MREMAP_MAYMOVE | MREMAP_FIXED, to + 2 * HPS);
+    printf("mremap private: moved %d, bytes %c %c\n", m2 == to + 2 * HPS, m2[10], m2[11]);
     printf("done\n");
     return 0;
 }
