@@ -52,6 +52,8 @@ class OpenFile:
         """fput: the last user (descriptor or mapping) releases the inode, so an unlinked file's
         storage (memfd, shared anonymous memory, huge pages) is freed when its last mapping goes."""
         self.refs -= 1
+        if self.refs == 0 and getattr(self.inode, 'i_flctx', None) is not None:
+            self.inode.i_flctx.remove_owner(self)      # locks_remove_file: its OFD locks
         if self.refs == 0 and hasattr(self.inode, 'iput'):
             self.inode.iput()
             if self.mapping is not None and getattr(self.inode, 'evicted', False):
@@ -145,6 +147,9 @@ class FdTable:
         self.cloexec.discard(fd)
         if f is None:
             return -errno.EBADF
+        ctx = getattr(getattr(f, 'inode', f), 'i_flctx', None)
+        if ctx is not None:
+            ctx.remove_owner(self)             # filp_close: locks_remove_posix for this table
         if isinstance(f, OpenFile):
             f.put()
         return 0

@@ -14,6 +14,8 @@ from kernel.futex import BLOCKED
 from kernel.mm.userfaultfd_k import UserfaultRetry
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
 from kernel.fs.synth import SynthFile
+from kernel.fs.locks import (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
+                             do_fcntl_lock)
 from kernel.fs.tmpfile import vfs_tmpfile
 from kernel.net.socket import SocketInode, sock_read_iter, sock_write_iter
 from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
@@ -1138,7 +1140,7 @@ def sys_dup3(k, t, fd, newfd, flags, *_):
     return _dup_to(t, f, _s32(newfd), bool(flags & O_CLOEXEC))
 
 
-F_SETOWN, F_GETOWN = 8, 9
+F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG = 8, 9, 10, 11
 
 
 @syscall(72, 'fcntl')
@@ -1147,6 +1149,10 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
     if f is None:
         return -errno.EBADF
     fd = _s32(fd)
+    cmd &= 0xFFFFFFFF                        # unsigned int cmd
+    if isinstance(f, OpenFile) and f.flags & O_PATH and \
+            cmd not in (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFD, F_SETFD, F_GETFL):
+        return -errno.EBADF                  # check_fcntl_cmd
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         if arg >= t.files.nofile:        # f_dupfd: from >= RLIMIT_NOFILE
             return -errno.EINVAL
@@ -1173,6 +1179,15 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
         return 0
     if cmd == F_GETOWN:
         return getattr(f, 'owner', 0)
+    if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
+        return do_fcntl_lock(k, t, f, cmd, arg)
+    if cmd == F_SETSIG:                      # f_owner's signal for SIGIO (valid_signal)
+        if not 0 <= _s32(arg) <= 64:
+            return -errno.EINVAL
+        f.f_owner_signum = _s32(arg)
+        return 0
+    if cmd == F_GETSIG:
+        return getattr(f, 'f_owner_signum', 0)
     return -errno.EINVAL
 
 
