@@ -267,6 +267,8 @@ def newseg(k, task, ns, key, shmflg, size):
             file.put()
             return err
     else:
+        if size >= 1 << 63:
+            return -errno.EINVAL          # __shmem_file_setup: a negative loff_t size
         inode = k.vfs.memfd_create(0o777)
         inode.ihold()
         try:

@@ -181,10 +181,12 @@ def do_madvise(mm, start, len_in, behavior):
     if len_in and not length:
         return -errno.EINVAL
     end = (start + length) & ((1 << 64) - 1)
-    if end < start or end > TASK_SIZE:
-        return -errno.EINVAL if end < start else -errno.ENOMEM
+    if end < start:
+        return -errno.EINVAL
     if end == start:
-        return 0
+        return 0                          # also in the kernel half: no VMA is looked for
+    if end > TASK_SIZE:
+        return -errno.ENOMEM
     if behavior in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
         return madvise_populate(mm, start, end, behavior == MADV_POPULATE_WRITE)
     if behavior == MADV_HWPOISON:

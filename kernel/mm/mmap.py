@@ -254,8 +254,8 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
     map_type = flags & MAP_TYPE
     if map_type not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
         return -errno.EINVAL
-    if map_type == MAP_SHARED_VALIDATE and flags & ~LEGACY_MAP_MASK & ~MAP_SYNC & ~MAP_TYPE:
-        return -errno.EOPNOTSUPP
+    validate_err = -errno.EOPNOTSUPP if map_type == MAP_SHARED_VALIDATE and \
+        flags & ~LEGACY_MAP_MASK & ~MAP_SYNC & ~MAP_TYPE else 0
     if too_many_maps(mm):
         return -errno.ENOMEM              # map_count > max_map_count
     if (mm.def_flags & VM_LOCKED or flags & MAP_LOCKED) and mlock_ok is not None and \
@@ -264,6 +264,8 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
     prot_flags = calc_vm_prot_bits(prot)
     deny_wx = map_deny_write_exec(mm, prot_flags, prot_flags)     # mmap_region refuses it first
     if flags & MAP_HUGETLB or hugetlb.is_file_hugepages(file):
+        if validate_err and (not flags & MAP_HUGETLB or hugetlb.huge_size_ok(flags)):
+            return validate_err           # (ksys_mmap_pgoff refuses an unknown huge page size first)
         if deny_wx:
             return -errno.EACCES
         return hugetlb.hugetlb_mmap(mm, addr, length, prot, flags, file, pgoff)
@@ -279,9 +281,6 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
     shared = map_type in (MAP_SHARED, MAP_SHARED_VALIDATE)
     vm_flags = calc_vm_prot_bits(prot) | mm.def_flags | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC
     if file is not None:
-        err = file.check_mmap(shared, prot)
-        if err:
-            return err
         if shared:
             vm_flags |= VM_SHARED | VM_MAYSHARE
             if not file.writable:
@@ -301,8 +300,14 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
         return addr
     if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
         return -errno.EEXIST
+    # do_mmap checks the map type and the file after placing the mapping: the anonymous switch knows
+    # only MAP_SHARED and MAP_PRIVATE, a file's MAP_SHARED_VALIDATE only the flags it supports
     if file is None and map_type == MAP_SHARED_VALIDATE:
-        return -errno.EINVAL              # do_mmap's anonymous switch knows only MAP_SHARED and MAP_PRIVATE
+        return -errno.EINVAL
+    if file is not None:
+        err = validate_err or file.check_mmap(shared, prot)
+        if err:
+            return err
     if deny_wx:
         return -errno.EACCES
     if accountable_mapping(vm_flags):     # mmap_region: commit the pages (less what MAP_FIXED replaces)

@@ -1,7 +1,7 @@
 """Memory-management system calls: mmap, munmap, mprotect, mremap, brk, madvise, msync, mincore."""
 import errno
 
-from kernel.file import OpenFile
+from kernel.file import O_PATH, OpenFile
 from kernel.mm.madvise import (do_madvise, MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT,
                                MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON)
 from kernel.mm.memory import fold_pte_dirty
@@ -45,7 +45,7 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
     if off & 0xFFF:
         return -errno.EINVAL
     f = None
-    if flags & MAP_ANONYMOUS and flags & 3 in (1, 3) and length and not flags & MAP_HUGETLB:
+    if flags & MAP_ANONYMOUS and flags & 0xF == 1 and length and not flags & MAP_HUGETLB:
         if page_align(length) > TASK_SIZE:       # do_mmap refuses this before mmap_region makes the file
             return -errno.ENOMEM
         f = shmem_zero_setup(k, t, length, flags)
@@ -57,6 +57,8 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
             return -errno.EBADF
         if not isinstance(f, OpenFile):
             return -errno.ENODEV
+        if f.flags & O_PATH:
+            return -errno.EBADF                 # fget of an O_PATH descriptor fails
     if f is not None and flags & MAP_ANONYMOUS:
         r = do_mmap(t.mm, addr, length, prot, flags & ~MAP_ANONYMOUS, f, 0, lambda n: mlock_future_ok(t, n))
         f.put()

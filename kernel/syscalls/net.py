@@ -237,12 +237,12 @@ def _access_ok(addr, n):
 
 @syscall(44, 'sendto')
 def sys_sendto(k, t, fd, buff, length, flags, addr, addr_len):
+    length = min(length, MAX_RW_COUNT)
+    if not _access_ok(buff, length):
+        return -errno.EFAULT                    # __sys_sendto: import_ubuf before the descriptor
     f = _lookup(t, fd)
     if isinstance(f, int):
         return f
-    length = min(length, MAX_RW_COUNT)
-    if not _access_ok(buff, length):
-        return -errno.EFAULT
     dest = None
     if addr:
         dest = move_addr_to_kernel(t, addr, addr_len)
@@ -256,12 +256,12 @@ def sys_sendto(k, t, fd, buff, length, flags, addr, addr_len):
 
 @syscall(45, 'recvfrom')
 def sys_recvfrom(k, t, fd, ubuf, size, flags, addr, addr_len):
+    size = min(size, MAX_RW_COUNT)
+    if not _access_ok(ubuf, size):
+        return -errno.EFAULT                    # __sys_recvfrom: import_ubuf before the descriptor
     f = _lookup(t, fd)
     if isinstance(f, int):
         return f
-    size = min(size, MAX_RW_COUNT)
-    if not _access_ok(ubuf, size):
-        return -errno.EFAULT
     r = f.inode.sock.recvmsg(k, t, size, s32(flags) | file_nonblock(f))
     if isinstance(r, int) or r is BLOCKED:
         return r

@@ -12,7 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/ipc.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -137,5 +140,42 @@ int main(void)
 	T("poll(unmapped fds)", syscall(SYS_poll, BAD, 1, 0));
 	T("sigaltstack(unmapped)", syscall(SYS_sigaltstack, BAD, NULL));
 	T("set_tid_address(any)", syscall(SYS_set_tid_address, BAD) > 0 ? 1 : -1);
+
+	/* the order of checks: which bad argument a call reports first */
+	T("symlink(empty target, kernel linkpath)", syscall(SYS_symlink, "", KADDR));
+	T("readlink(empty path)", syscall(SYS_readlink, "", buf, sizeof(buf)));
+	T("sendto(kernel buf, bad fd)", syscall(SYS_sendto, 999, KADDR, 16, 0, NULL, 0));
+	T("madvise(kernel addr, len 0)", syscall(SYS_madvise, KADDR, 0, MADV_DONTNEED));
+	T("shmget(size above LLONG_MAX)", syscall(SYS_shmget, IPC_PRIVATE, 1UL << 63, IPC_CREAT | 0600));
+	T("mmap(anonymous MAP_SHARED_VALIDATE)", syscall(SYS_mmap, 0, 4096, PROT_READ,
+	                                                 MAP_SHARED_VALIDATE | MAP_ANONYMOUS, -1, 0));
+	void *taken = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int nullfd = open("/dev/null", O_RDWR);
+	T("mmap(/dev/null, NOREPLACE on a mapping)", syscall(SYS_mmap, taken, 4096, PROT_READ,
+	                                                     MAP_SHARED | MAP_FIXED_NOREPLACE, nullfd, 0));
+	T("mmap(unknown flag, NOREPLACE on a mapping)", syscall(SYS_mmap, taken, 4096, PROT_READ,
+	                                                       MAP_SHARED_VALIDATE | MAP_FIXED_NOREPLACE | 0x800000,
+	                                                       nullfd, 0));
+	T("fcntl(F_GETSIG)", syscall(SYS_fcntl, fd, F_GETSIG));
+	T("fcntl(F_SETSIG 65)", syscall(SYS_fcntl, fd, F_SETSIG, 65));
+	T("fcntl(F_GETLK, unmapped)", syscall(SYS_fcntl, fd, F_GETLK, BAD));
+	struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+	T("fcntl(F_GETLK, F_UNLCK)", syscall(SYS_fcntl, fd, F_GETLK, &fl));
+	fl.l_type = F_RDLCK;
+	fl.l_whence = 7;
+	T("fcntl(F_SETLK, bad whence)", syscall(SYS_fcntl, fd, F_SETLK, &fl));
+	fl.l_whence = SEEK_SET;
+	fl.l_type = F_WRLCK;
+	T("fcntl(F_SETLK, write lock, read-only fd)", syscall(SYS_fcntl, fd, F_SETLK, &fl));
+	fl.l_type = F_RDLCK;
+	fl.l_pid = 1;
+	T("fcntl(F_OFD_SETLK, l_pid set)", syscall(SYS_fcntl, fd, F_OFD_SETLK, &fl));
+	fl.l_pid = 0;
+	fl.l_start = -1;
+	T("fcntl(F_SETLK, negative start)", syscall(SYS_fcntl, fd, F_SETLK, &fl));
+	fl.l_start = 0x7fffffffffffffffL;
+	fl.l_len = 2;
+	T("fcntl(F_SETLK, end overflows)", syscall(SYS_fcntl, fd, F_SETLK, &fl));
+	T("fcntl(O_PATH fd, F_GETLK)", syscall(SYS_fcntl, open("/", O_PATH), F_GETLK, &fl));
 	return 0;
 }

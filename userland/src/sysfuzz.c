@@ -436,11 +436,11 @@ int main(int argc, char **argv)
         long r = raw_syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
         if (compare)
             out("%ld %ld (%#lx, %#lx, %#lx, %#lx, %#lx, %#lx)\n", nr,
-                r >= 0 || nr == 12 || (nr == 9 && (unsigned long)r >= 0x10000) ? 0 : -r, a[0], a[1], a[2], a[3],
+                r >= 0 || nr == 12 ? 0 : -r, a[0], a[1], a[2], a[3],
                 a[4], a[5]);
         if (verbose)
             out("  -> %ld\n", r);
-        if (r >= 0 || nr == 12 || (nr == 9 && (unsigned long)r >= 0x10000))
+        if (r >= 0 || nr == 12)
             counts[0]++;
         else if (r >= -4095)
             counts[-r]++;
