@@ -19,8 +19,8 @@ def escape_run(userland, tmp_path):
     secret = tmp_path / 'secret.txt'
     secret.write_text('host secret\n')
     (rw / 'file.txt').write_text('mounted file\n')
-    os.symlink('/etc/passwd', rw / 'abs_link')
-    os.symlink('../../../../../../../../etc/passwd', rw / 'rel_link')
+    os.symlink('/etc/shadow', rw / 'abs_link')
+    os.symlink('../../../../../../../../etc/shadow', rw / 'rel_link')
     os.symlink('/', rw / 'root_link')
     (ro / 'data.txt').write_text('read-only data\n')
     r = run_guest(os.path.join(userland, 'escape'), [str(secret), str(os.getpid())],
@@ -37,12 +37,15 @@ def _err(lines, name):
 
 
 def test_host_files_that_were_not_mounted_do_not_exist(escape_run):
-    """Host paths, the emulator's own /proc/PID and any memory device are absent (faultlab provides no
-    /proc/self/mem, /dev/mem or /dev/kmem, so the guest cannot name the emulator's memory)."""
+    """Host paths, the emulator's own /proc/PID and any memory device are absent (no /dev/mem or
+    /dev/kmem); /proc/self/mem is the guest's own address space (it reads the guest's memory and gives EIO
+    for an unmapped address, as Linux); the default view's /etc/passwd is read-only and /etc/shadow absent."""
     lines, _ = escape_run
-    for name in ('host_secret', 'etc_passwd', 'proc_host_pid', 'proc_host_pid_mem', 'proc_self_mem', 'dev_mem',
-                 'dev_kmem'):
+    for name in ('host_secret', 'etc_shadow', 'proc_host_pid', 'proc_host_pid_mem', 'dev_mem', 'dev_kmem'):
         assert _err(lines, name) == errno.ENOENT, name
+    assert _err(lines, 'etc_passwd_write') == errno.EROFS
+    assert lines['proc_self_mem_reads_guest'] == '1'
+    assert _err(lines, 'proc_self_mem_unmapped') == errno.EIO
 
 
 def test_dotdot_stops_at_the_guest_root(escape_run):
@@ -56,7 +59,7 @@ def test_dotdot_stops_at_the_guest_root(escape_run):
 
 def test_symlinks_in_host_directories_resolve_in_the_guest(escape_run):
     lines, _ = escape_run
-    assert _err(lines, 'abs_link') == errno.ENOENT         # /etc/passwd of the guest: none
+    assert _err(lines, 'abs_link') == errno.ENOENT         # /etc/shadow of the guest: none
     assert _err(lines, 'rel_link') == errno.ENOENT
     assert lines['root_link_hostname'] == lines['dotdot_root_hostname']
     assert _err(lines, 'root_link_secret') == errno.ENOENT
@@ -75,13 +78,13 @@ def test_guest_made_symlinks_cannot_point_out(escape_run):
     assert _err(lines, 'mk_guest_link') == 0 and _err(lines, 'guest_link_to_host') == errno.ENOENT
     assert _err(lines, 'mk_link_in_mount') == 0 and _err(lines, 'link_in_mount') == errno.ENOENT
     # the link the guest made in the rw host directory holds the guest path, harmless on the host side
-    assert os.readlink(tmp / 'rw' / 'guest_made') == '/etc/passwd'
+    assert os.readlink(tmp / 'rw' / 'guest_made') == '/etc/shadow'
 
 
 def test_proc_self_root_is_the_guest_root(escape_run):
     lines, _ = escape_run
     assert lines['proc_self_root'] == '/'
-    assert _err(lines, 'proc_self_root_passwd') == errno.ENOENT
+    assert _err(lines, 'proc_self_root_shadow') == errno.ENOENT
     assert lines['proc_self_root_hostname'] == lines['dotdot_root_hostname']
     assert _err(lines, 'proc_self_root_secret') == errno.ENOENT
     assert lines['proc_self_exe'] == '/bin/escape'

@@ -2,7 +2,7 @@
  *
  *   escape HOST_SECRET_PATH HOST_PID
  *
- * Expects --mount HOSTDIR:/mnt/rw:rw (holding abs_link -> /etc/passwd, rel_link -> ../../../../etc/passwd,
+ * Expects --mount HOSTDIR:/mnt/rw:rw (holding abs_link -> /etc/shadow, rel_link -> ../../../../etc/shadow,
  * root_link -> /, file.txt) and --mount ROHOSTDIR:/mnt/ro (holding data.txt). Each line is
  * "name: ret=R errno=E" (or the bytes read).
  */
@@ -41,16 +41,29 @@ int main(int argc, char **argv)
         return 2;
     /* host files that were not mounted */
     TRY("host_secret", open(argv[1], O_RDONLY));
-    TRY("etc_passwd", open("/etc/passwd", O_RDONLY));
+    /* the default view shows /etc/passwd and /etc/group read-only (for user names), never /etc/shadow */
+    TRY("etc_shadow", open("/etc/shadow", O_RDONLY));
+    TRY("etc_passwd_write", open("/etc/passwd", O_WRONLY));
     snprintf(path, sizeof path, "/proc/%s/status", argv[2]);
     TRY("proc_host_pid", open(path, O_RDONLY));
     snprintf(path, sizeof path, "/proc/%s/mem", argv[2]);
     TRY("proc_host_pid_mem", open(path, O_RDONLY));
-    TRY("proc_self_mem", open("/proc/self/mem", O_RDONLY));
+    /* /proc/self/mem is the guest's own address space, as in Linux: it reads this process's memory */
+    {
+        static const char marker[] = "guest memory marker";
+        char got[sizeof marker] = {0};
+        int fd = open("/proc/self/mem", O_RDONLY);
+        long n = fd < 0 ? -1 : pread(fd, got, sizeof got, (off_t)(unsigned long)marker);
+        printf("proc_self_mem_reads_guest: %d\n", n == (long)sizeof got && !memcmp(got, marker, sizeof got));
+        n = fd < 0 ? -1 : pread(fd, got, sizeof got, (off_t)0x7fff00000000UL);   /* unmapped: EIO */
+        printf("proc_self_mem_unmapped: ret=%ld errno=%d\n", n < 0 ? -1L : n, n < 0 ? errno : 0);
+        if (fd >= 0)
+            close(fd);
+    }
     TRY("dev_mem", open("/dev/mem", O_RDONLY));
     TRY("dev_kmem", open("/dev/kmem", O_RDONLY));
     /* .. beyond the root, from the root, from a mount, from a cwd */
-    TRY("dotdot_root", open("/../../../../etc/passwd", O_RDONLY));
+    TRY("dotdot_root", open("/../../../../etc/shadow", O_RDONLY));
     show_file("dotdot_root_hostname", "/../../../etc/hostname");
     show_file("dotdot_mount", "/mnt/rw/../../../../etc/hostname");
     TRY("chdir_mount", chdir("/mnt/rw"));
@@ -80,13 +93,13 @@ int main(int argc, char **argv)
     TRY("chain_40", open("/tmp/chain1", O_RDONLY));
     TRY("mk_guest_link", symlink(argv[1], "/tmp/to_host"));
     TRY("guest_link_to_host", open("/tmp/to_host", O_RDONLY));
-    TRY("mk_link_in_mount", symlink("/etc/passwd", "/mnt/rw/guest_made"));
+    TRY("mk_link_in_mount", symlink("/etc/shadow", "/mnt/rw/guest_made"));
     TRY("link_in_mount", open("/mnt/rw/guest_made", O_RDONLY));
     /* /proc/self */
     ssize_t n = readlink("/proc/self/root", link, sizeof link - 1);
     link[n > 0 ? n : 0] = 0;
     printf("proc_self_root: %s\n", link);
-    TRY("proc_self_root_passwd", open("/proc/self/root/etc/passwd", O_RDONLY));
+    TRY("proc_self_root_shadow", open("/proc/self/root/etc/shadow", O_RDONLY));
     show_file("proc_self_root_hostname", "/proc/self/root/etc/hostname");
     snprintf(path, sizeof path, "/proc/self/root%s", argv[1]);
     TRY("proc_self_root_secret", open(path, O_RDONLY));
