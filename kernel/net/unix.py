@@ -200,6 +200,21 @@ class UnixSock(Sock):
         self.net.bsd[inode] = self
         return 0
 
+    def _passcred_autobind(self):
+        """unix_may_passcred: a socket with SO_PASSCRED and no name gets an autobound one."""
+        return self.autobind() if self.passcred and self.addr is None else 0
+
+    def _connect_target(self, k, t, addr):
+        """The start of unix_stream_connect and unix_dgram_connect: unix_validate_addr, the
+        SO_PASSCRED autobind, then unix_find_other; the peer socket or -errno."""
+        err = unix_validate_addr(addr)
+        if err:
+            return err
+        err = self._passcred_autobind()
+        if err:
+            return err
+        return self.find_other(k, t, addr)
+
     def find_other(self, k, t, addr):
         """unix_find_other: the socket bound to addr, or -errno (ENOENT and the like from the path
         lookup, ECONNREFUSED when nothing is bound there, EPROTOTYPE for another socket type)."""
@@ -253,14 +268,7 @@ class UnixSock(Sock):
         return self._stream_connect(k, t, addr, nonblock)
 
     def _stream_connect(self, k, t, addr, nonblock):
-        err = unix_validate_addr(addr)
-        if err:
-            return err
-        if self.passcred and self.addr is None:
-            err = self.autobind()
-            if err:
-                return err
-        other = self.find_other(k, t, addr)
+        other = self._connect_target(k, t, addr)
         if isinstance(other, int):
             return other
         if other.state != TCP_LISTEN or other.shutdown & RCV_SHUTDOWN:
@@ -288,14 +296,7 @@ class UnixSock(Sock):
             return -errno.EINVAL
         other = None
         if struct.unpack_from('<H', addr)[0] != AF_UNSPEC:
-            err = unix_validate_addr(addr)
-            if err:
-                return err
-            if self.passcred and self.addr is None:
-                err = self.autobind()
-                if err:
-                    return err
-            other = self.find_other(k, t, addr)
+            other = self._connect_target(k, t, addr)
             if isinstance(other, int):
                 return other
             if not self.may_send(other):
@@ -453,10 +454,9 @@ class UnixSock(Sock):
             err = unix_validate_addr(addr)
             if err:
                 return err
-        if self.passcred and self.addr is None:
-            err = self.autobind()
-            if err:
-                return err
+        err = self._passcred_autobind()
+        if err:
+            return err
         if len(data) > self.sndbuf - 32:
             return -errno.EMSGSIZE
         err = self.sock_error()                # sock_alloc_send_pskb

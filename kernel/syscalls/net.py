@@ -235,14 +235,24 @@ def _access_ok(addr, n):
     return addr + n <= TASK_SIZE
 
 
-@syscall(44, 'sendto')
-def sys_sendto(k, t, fd, buff, length, flags, addr, addr_len):
-    length = min(length, MAX_RW_COUNT)
-    if not _access_ok(buff, length):
-        return -errno.EFAULT                    # __sys_sendto: import_ubuf before the descriptor
+def _ubuf_socket(t, fd, ubuf, size):
+    """The start of __sys_sendto and __sys_recvfrom: import_ubuf (size capped at MAX_RW_COUNT,
+    EFAULT) before the descriptor; (file, size) or -errno."""
+    size = min(size, MAX_RW_COUNT)
+    if not _access_ok(ubuf, size):
+        return -errno.EFAULT
     f = _lookup(t, fd)
     if isinstance(f, int):
         return f
+    return f, size
+
+
+@syscall(44, 'sendto')
+def sys_sendto(k, t, fd, buff, length, flags, addr, addr_len):
+    fl = _ubuf_socket(t, fd, buff, length)
+    if isinstance(fl, int):
+        return fl
+    f, length = fl
     dest = None
     if addr:
         dest = move_addr_to_kernel(t, addr, addr_len)
@@ -256,12 +266,10 @@ def sys_sendto(k, t, fd, buff, length, flags, addr, addr_len):
 
 @syscall(45, 'recvfrom')
 def sys_recvfrom(k, t, fd, ubuf, size, flags, addr, addr_len):
-    size = min(size, MAX_RW_COUNT)
-    if not _access_ok(ubuf, size):
-        return -errno.EFAULT                    # __sys_recvfrom: import_ubuf before the descriptor
-    f = _lookup(t, fd)
-    if isinstance(f, int):
-        return f
+    fl = _ubuf_socket(t, fd, ubuf, size)
+    if isinstance(fl, int):
+        return fl
+    f, size = fl
     r = f.inode.sock.recvmsg(k, t, size, s32(flags) | file_nonblock(f))
     if isinstance(r, int) or r is BLOCKED:
         return r
@@ -305,8 +313,8 @@ def _copy_msghdr(t, umsg):
     return name, namelen, vecs, control, controllen
 
 
-@syscall(46, 'sendmsg')
-def sys_sendmsg(k, t, fd, umsg, flags, *_):
+def _msg_socket(t, fd, umsg, flags):
+    """The start of __sys_sendmsg and __sys_recvmsg: (file, copied msghdr) or -errno."""
     if flags & MSG_CMSG_COMPAT:
         return -errno.EINVAL                 # a 64-bit caller may not ask for compat cmsgs, checked first
     f = _lookup(t, fd)
@@ -315,7 +323,15 @@ def sys_sendmsg(k, t, fd, umsg, flags, *_):
     m = _copy_msghdr(t, umsg)
     if isinstance(m, int):
         return m
-    name, namelen, vecs, control, controllen = m
+    return f, m
+
+
+@syscall(46, 'sendmsg')
+def sys_sendmsg(k, t, fd, umsg, flags, *_):
+    fm = _msg_socket(t, fd, umsg, flags)
+    if isinstance(fm, int):
+        return fm
+    f, (name, namelen, vecs, control, controllen) = fm
     dest = None
     if namelen:
         dest = move_addr_to_kernel(t, name, namelen)
@@ -345,15 +361,10 @@ def sys_sendmsg(k, t, fd, umsg, flags, *_):
 
 @syscall(47, 'recvmsg')
 def sys_recvmsg(k, t, fd, umsg, flags, *_):
-    if flags & MSG_CMSG_COMPAT:
-        return -errno.EINVAL                 # a 64-bit caller may not ask for compat cmsgs, checked first
-    f = _lookup(t, fd)
-    if isinstance(f, int):
-        return f
-    m = _copy_msghdr(t, umsg)
-    if isinstance(m, int):
-        return m
-    name, namelen, vecs, control, controllen = m
+    fm = _msg_socket(t, fd, umsg, flags)
+    if isinstance(fm, int):
+        return fm
+    f, (name, namelen, vecs, control, controllen) = fm
     flags = s32(flags)
     sk = f.inode.sock
     r = sk.recvmsg(k, t, sum(ln for _, ln in vecs), flags | file_nonblock(f))
