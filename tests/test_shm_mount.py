@@ -54,24 +54,36 @@ def _guest_cli(prog, args, hugepages):
     return p.stdout
 
 
+def _huge_run_matches_native(name, namespace):
+    """userland program name with argument 'huge', natively in a new namespace (HUGE_POOL host huge
+    pages reserved) and under the CLI with as many: the outputs must be equal; the guest's output."""
+    prog = os.path.join(BUILD, name)
+    with _native_huge_pages(HUGE_POOL):
+        native = _native(prog, ['huge'], [namespace])
+    guest = _guest_cli(prog, ['huge'], HUGE_POOL)
+    assert guest.decode() == native.decode()
+    return guest
+
+
+def _in_process_matches_native(name, namespace):
+    """userland program name without arguments, in-process and natively in a new namespace: equal."""
+    prog = os.path.join(BUILD, name)
+    g = run_guest(prog)
+    assert g.exit_code == 0, g.stderr
+    assert g.stdout == _native(prog, [], [namespace])
+
+
 # ---- System V shared memory ----------------------------------------------------------------------------
 def test_shm_matches_native(userland):
     """shmget/shmat/shmdt/shmctl and their errors, the sysctls, /proc/sysvipc/shm, fork, IPC_RMID and
     shm_rmid_forced, SHM_HUGETLB: line for line as on Linux (ids from a fresh IPC namespace)."""
-    prog = os.path.join(BUILD, 'shmtest')
-    with _native_huge_pages(HUGE_POOL):
-        native = _native(prog, ['huge'], ['-i'])
-    guest = _guest_cli(prog, ['huge'], HUGE_POOL)
-    assert guest.decode() == native.decode()
+    guest = _huge_run_matches_native('shmtest', '-i')
     assert b'forced, detached: IPC_STAT Invalid argument' in guest
 
 
 def test_shm_without_huge_pages_in_process(userland):
     """The same program without the hugetlb part, in-process: matches native too."""
-    prog = os.path.join(BUILD, 'shmtest')
-    g = run_guest(prog)
-    assert g.exit_code == 0, g.stderr
-    assert g.stdout == _native(prog, [], ['-i'])
+    _in_process_matches_native('shmtest', '-i')
 
 
 # ---- mount / umount2 and the mount table in /proc --------------------------------------------------------
@@ -80,19 +92,12 @@ def test_mount_matches_native(userland):
     remount, EBUSY (open file, cwd, mapping, submount), MNT_EXPIRE, MNT_DETACH, ENODEV/ENOENT/ENOTDIR/
     EINVAL/EFAULT/EPERM, hugetlbfs pagesize=/size=/min_size= with the pool's reservations: as natively
     in a private mount namespace."""
-    prog = os.path.join(BUILD, 'mounttest')
-    with _native_huge_pages(HUGE_POOL):
-        native = _native(prog, ['huge'], ['-m'])
-    guest = _guest_cli(prog, ['huge'], HUGE_POOL)
-    assert guest.decode() == native.decode()
+    guest = _huge_run_matches_native('mounttest', '-m')
     assert b'hugetlbfs none rw,mode=1770,nr_inodes=3,pagesize=2M,size=4194304,min_size=2097152' in guest
 
 
 def test_mount_without_huge_pages_in_process(userland):
-    prog = os.path.join(BUILD, 'mounttest')
-    g = run_guest(prog)
-    assert g.exit_code == 0, g.stderr
-    assert g.stdout == _native(prog, [], ['-m'])
+    _in_process_matches_native('mounttest', '-m')
 
 
 def test_proc_mountinfo_lists_the_guest_mount_table(userland, tmp_path):

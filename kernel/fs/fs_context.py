@@ -56,6 +56,25 @@ def _id(value):
     return v
 
 
+def _memparse_whole(value):
+    """memparse with nothing after the number (EINVAL otherwise)."""
+    n, rest = memparse(value)
+    if rest:
+        raise FsError(errno.EINVAL)
+    return n
+
+
+def _parse_owner(key, value, ctx, mode_mask):
+    """The root directory's mode (octal, masked), uid and gid, as both tmpfs and hugetlbfs parse
+    them; EINVAL for any other option."""
+    if key == 'mode':
+        ctx['mode'] = _uint(value, 8) & mode_mask
+    elif key in ('uid', 'gid'):
+        ctx[key] = _id(value)
+    else:
+        raise FsError(errno.EINVAL)
+
+
 def split_options(data):
     """generic_parse_monolithic: 'a=b,c' -> [(a, b), (c, None)], and whether 'ro' was given."""
     opts = []
@@ -91,23 +110,13 @@ def parse_tmpfs(opts, totalram_pages):
                 raise FsError(errno.EINVAL)
             ctx['blocks'] = (size + PAGE_SIZE - 1) // PAGE_SIZE
         elif key == 'nr_blocks':
-            n, rest = memparse(value)
-            if rest:
-                raise FsError(errno.EINVAL)
-            ctx['blocks'] = n
+            ctx['blocks'] = _memparse_whole(value)
         elif key == 'nr_inodes':
-            n, rest = memparse(value)
-            if rest or n > ((1 << 64) - 1) // 1024:
+            ctx['inodes'] = _memparse_whole(value)
+            if ctx['inodes'] > ((1 << 64) - 1) // 1024:
                 raise FsError(errno.EINVAL)
-            ctx['inodes'] = n
-        elif key == 'mode':
-            ctx['mode'] = _uint(value, 8) & 0o7777
-        elif key == 'uid':
-            ctx['uid'] = _id(value)
-        elif key == 'gid':
-            ctx['gid'] = _id(value)
         else:
-            raise FsError(errno.EINVAL)
+            _parse_owner(key, value, ctx, 0o7777)
     return ctx
 
 
@@ -158,18 +167,9 @@ def parse_hugetlbfs(opts, hstate):
                 raise FsError(errno.EINVAL)
             sizes[key] = (n, pct)
         elif key == 'nr_inodes':
-            n, rest = memparse(value)
-            if rest:
-                raise FsError(errno.EINVAL)
-            ctx['max_inodes'] = n
-        elif key == 'mode':
-            ctx['root_mode'] = _uint(value, 8) & 0o1777
-        elif key == 'uid':
-            ctx['uid'] = _id(value)
-        elif key == 'gid':
-            ctx['gid'] = _id(value)
+            ctx['inodes'] = _memparse_whole(value)
         else:
-            raise FsError(errno.EINVAL)
+            _parse_owner(key, value, ctx, 0o1777)
     for key, name in (('size', 'max_hpages'), ('min_size', 'min_hpages')):
         if key in sizes:
             n, pct = sizes[key]
@@ -185,8 +185,8 @@ def parse_hugetlbfs(opts, hstate):
 def hugetlbfs_get_tree(ctx, hstate, clock, readonly):
     """hugetlbfs_fill_super: a new hugetlbfs; min_size= reserves its pages (ENOMEM when the pool
     cannot)."""
-    sb = HugetlbFs(hstate, clock, None, ctx.get('root_mode', 0o755), ctx.get('uid', 0), ctx.get('gid', 0),
-                   ctx.get('max_inodes'), ctx.get('max_hpages'), ctx.get('min_hpages'))
+    sb = HugetlbFs(hstate, clock, None, ctx.get('mode', 0o755), ctx.get('uid', 0), ctx.get('gid', 0),
+                   ctx.get('inodes'), ctx.get('max_hpages'), ctx.get('min_hpages'))
     sb.readonly = readonly
     err = sb.fill_subpool()
     if err:
