@@ -27,7 +27,8 @@ def test_uffdtest_matches_native(userland, cpus):
     and shared anonymous memory (zeros, private copies kept, MISSING faults again), faults of the
     kernel's own accesses (write/read/pread copies, MADV_POPULATE) resolved by the handler, the events
     FORK (the handler follows the child's new descriptor), REMAP, REMOVE and UNMAP, fork without
-    EVENT_FORK (the child's copy unregistered, its uffd-wp bits gone), and bad input
+    EVENT_FORK (the child's copy unregistered, its uffd-wp bits gone), UFFDIO_MOVE (holes, EEXIST, EBUSY
+    for a page shared with a child, a fault resolved by a move), and bad input
     (wrong API, unknown features, unaligned and unmapped ranges, EBUSY, EEXIST, ENOENT)."""
     native = _native()
     g = run_guest(PROG, cpus=cpus)
@@ -37,7 +38,26 @@ def test_uffdtest_matches_native(userland, cpus):
                  b'MISSING+COPY (epoll): faults 16', b'WP: read sum 4, faults 4, flags 0x3, values 7 7',
                  b'MINOR: faults 4, flags 0x4, sum 436', b'SIGBUS: si_code 2, address matches 1',
                  b'API wrong version: -1 EINVAL\n  zeroed: 0 0 0', b'another uffd on the range: -1 EBUSY',
-                 b'  COPY again: -1 EEXIST\n  copy field -17', b'woken after close: value 0', b'\ndone\n'):
+                 b'  COPY again: -1 EEXIST\n  copy field -17', b'woken after close: value 0', b'\ndone\n',
+                 # MADV_REMOVE
+                 b'MADV_REMOVE memfd: 0 \n  size 16384 blocks 16\n  shared 114 0 0 114, private p 0 (had r)',
+                 b'MADV_REMOVE private: -1 EACCES', b'MADV_REMOVE anon: -1 EINVAL',
+                 b'  after remove: faults 4, wrong 0',
+                 # faults of the kernel's own accesses
+                 b'kernel read of user memory: write 200, read back 200, wrong 0, flags 0\n'
+                 b'kernel write to user memory: read 12, text kernel-write, flags 0x1\n'
+                 b'pread into missing page: 10, text pread-data\nMADV_POPULATE_WRITE: 0 \nMADV_POPULATE_READ: 0 \n'
+                 b'  faults 6, page 3 byte 1\nread into user-mode-only range: -1 EFAULT',
+                 # events
+                 b'  child: ok\nevents: FORK(new fd 1) PF0 PF0 REMAP(len 4) UNMAP(4 pages) PF0 '
+                 b'REMOVE(2 pages, unregister 0) UNMAP(4 pages); child status 0\n  remap event from 1 to 1\n'
+                 b'fork without EVENT_FORK: child status 0, parent byte p',
+                 # UFFDIO_MOVE
+                 b'  moved 8192, dst A B, src now 0 0\nMOVE again (dst mapped): -1 EEXIST\n  move field -17\n'
+                 b'MOVE from holes: -1 ENOENT\n  move field -2\nMOVE from holes, ALLOW_SRC_HOLES: 0 \n'
+                 b'  move field 8192\nMOVE overlapping: -1 EEXIST\nMOVE from shared memory: -1 EINVAL\n'
+                 b'MOVE of a page shared with a child: -1 EBUSY\n'
+                 b'MISSING+MOVE: faults 1, byte D, source now 0, child status 0'):
         assert line in native
 
 
@@ -48,7 +68,7 @@ def test_uffd_faults_are_counted_and_deterministic(userland):
     for g in runs:
         assert g.exit_code == 0
     a, b = (g.machine.kernel for g in runs)
-    base = 16 * 3 + 4 + 4 + 4 + 4 + 6 + 3 + 1
+    base = 16 * 3 + 4 + 4 + 4 + 4 + 6 + 3 + 1 + 1
     # on 2 CPUs the child may touch the range its MADV_DONTNEED removed before the handler has
     # unregistered it: one more fault, which the UNREGISTER wakes (the same race exists on Linux)
     assert base <= a.stats['uffd_faults'] <= base + 1

@@ -20,6 +20,7 @@ from kernel.fs.userfaultfd_dev import userfaultfd_misc_register
 from kernel.mm.hugetlb import HPAGE_SIZE
 from kernel.mm.userfaultfd_events import (UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE,
                                           UFFD_FEATURE_EVENT_UNMAP, userfaultfd_event_done)
+from kernel.mm.userfaultfd_move import UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, UFFDIO_MOVE_MODE_DONTWAKE, move_pages
 from kernel.mm.userfaultfd import (MFILL_CONTINUE, MFILL_COPY, MFILL_ZEROPAGE, mfill_atomic, mwriteprotect_range,
                                    userfaultfd_register_range, userfaultfd_release_all, userfaultfd_unregister_range,
                                    validate_range, validate_unaligned_range)
@@ -39,19 +40,20 @@ UFFD_FEATURE_MINOR_HUGETLBFS = 1 << 9
 UFFD_FEATURE_MINOR_SHMEM = 1 << 10
 UFFD_FEATURE_WP_ASYNC = 1 << 15
 UFFD_FEATURE_WP_UNPOPULATED = 1 << 13
+UFFD_FEATURE_MOVE = 1 << 16
 # what this kernel implements, and so reports: faults (MISSING, WP, MINOR) on anonymous, shmem and
 # hugetlbfs memory
 UFFD_API_FEATURES = (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS |
                      UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |
                      UFFD_FEATURE_MINOR_HUGETLBFS | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
-                     UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
+                     UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MOVE)
 UFFD_FEATURE_INITIALIZED = 1 << 31
 
 _UFFDIO_REGISTER, _UFFDIO_UNREGISTER, _UFFDIO_WAKE, _UFFDIO_COPY, _UFFDIO_ZEROPAGE = 0, 1, 2, 3, 4
 _UFFDIO_MOVE, _UFFDIO_WRITEPROTECT, _UFFDIO_CONTINUE, _UFFDIO_POISON, _UFFDIO_API = 5, 6, 7, 8, 0x3F
 UFFD_API_IOCTLS = 1 << _UFFDIO_REGISTER | 1 << _UFFDIO_UNREGISTER | 1 << _UFFDIO_API
 UFFD_API_RANGE_IOCTLS = (1 << _UFFDIO_WAKE | 1 << _UFFDIO_COPY | 1 << _UFFDIO_ZEROPAGE | 1 << _UFFDIO_WRITEPROTECT |
-                         1 << _UFFDIO_CONTINUE)
+                         1 << _UFFDIO_CONTINUE | 1 << _UFFDIO_MOVE)
 UFFD_API_RANGE_IOCTLS_BASIC = (1 << _UFFDIO_WAKE | 1 << _UFFDIO_COPY | 1 << _UFFDIO_WRITEPROTECT |
                                1 << _UFFDIO_CONTINUE)       # hugetlb ranges: no ZEROPAGE
 UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP, UFFDIO_REGISTER_MODE_MINOR = 1, 2, 4
@@ -78,6 +80,7 @@ UFFDIO_COPY = _iowr(_UFFDIO_COPY, 40)
 UFFDIO_ZEROPAGE = _iowr(_UFFDIO_ZEROPAGE, 32)
 UFFDIO_WRITEPROTECT = _iowr(_UFFDIO_WRITEPROTECT, 24)
 UFFDIO_CONTINUE = _iowr(_UFFDIO_CONTINUE, 32)
+UFFDIO_MOVE = _iowr(_UFFDIO_MOVE, 40)
 UFFD_SHARED_FCNTL_FLAGS = O_CLOEXEC | O_NONBLOCK
 CAP_SYS_PTRACE = 19
 
@@ -350,6 +353,26 @@ class UserfaultfdCtx(AnonInode):
         return self._mfill_ioctl(k, t, arg, 3, MFILL_CONTINUE, UFFDIO_CONTINUE_MODE_DONTWAKE,
                                  UFFDIO_CONTINUE_MODE_WP)
 
+    def userfaultfd_move(self, k, t, arg):
+        """UFFDIO_MOVE: move anonymous pages into the registered range, write the count, wake."""
+        raw = t.umem.read(arg, 32)
+        if raw is None:
+            return -errno.EFAULT
+        dst, src, length, mode = struct.unpack('<4Q', raw)
+        err = validate_unaligned_range(src, length) or validate_range(dst, length)
+        if not err and mode & ~(UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | UFFDIO_MOVE_MODE_DONTWAKE):
+            err = -errno.EINVAL
+        if err:
+            return err
+        ret = move_pages(self.mm, self, dst, src, length, mode)
+        if not t.umem.write(arg + 32, struct.pack('<q', ret)):
+            return -errno.EFAULT
+        if ret < 0:
+            return ret
+        if not mode & UFFDIO_MOVE_MODE_DONTWAKE:
+            self.wake_userfault(k, dst, ret)
+        return 0 if ret == length else -errno.EAGAIN
+
     def userfaultfd_writeprotect(self, k, t, arg):
         """UFFDIO_WRITEPROTECT: protect, or unprotect and wake."""
         raw = t.umem.read(arg, 24)
@@ -382,6 +405,7 @@ _IOCTLS = {
     UFFDIO_ZEROPAGE: UserfaultfdCtx.userfaultfd_zeropage,
     UFFDIO_WRITEPROTECT: UserfaultfdCtx.userfaultfd_writeprotect,
     UFFDIO_CONTINUE: UserfaultfdCtx.userfaultfd_continue,
+    UFFDIO_MOVE: UserfaultfdCtx.userfaultfd_move,
 }
 
 

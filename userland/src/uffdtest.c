@@ -25,11 +25,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef UFFDIO_MOVE                  /* uapi linux/userfaultfd.h of Linux 6.8+, for older headers */
+#define _UFFDIO_MOVE 0x05
+#define UFFD_FEATURE_MOVE (1ULL << 16)
+#define UFFDIO_MOVE_MODE_DONTWAKE (1ULL << 0)
+#define UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES (1ULL << 1)
+struct uffdio_move { uint64_t dst, src, len, mode; int64_t move; };
+#define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
+#endif
+
 #define PS 4096
 #define NPAGES 16
 #define OURS (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS | \
               UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM)
-#define NOT_OURS ((1ULL << 5) | (1ULL << 8))     /* UFFDIO_MOVE, UFFDIO_POISON: not emulated */
+#define NOT_OURS (1ULL << 8)                     /* UFFDIO_POISON: not emulated */
 
 static const char *en(int e)
 {
@@ -75,6 +84,8 @@ struct handler {
     pthread_t th;
 };
 
+static char *move_src_page;       /* zeropage == 2: faults are resolved by moving this page */
+
 static void *handler_main(void *arg)
 {
     struct handler *h = arg;
@@ -113,6 +124,9 @@ static void *handler_main(void *arg)
         } else if (fl & UFFD_PAGEFAULT_FLAG_MINOR) {
             struct uffdio_continue c = { .range = { addr & ~(PS - 1UL), PS } };
             ioctl(h->uffd, UFFDIO_CONTINUE, &c);
+        } else if (h->zeropage == 2) {
+            struct uffdio_move m = { .dst = addr & ~(PS - 1UL), .src = (uintptr_t)move_src_page, .len = PS };
+            ioctl(h->uffd, UFFDIO_MOVE, &m);
         } else if (h->zeropage) {
             struct uffdio_zeropage z = { .range = { addr & ~(PS - 1UL), PS } };
             ioctl(h->uffd, UFFDIO_ZEROPAGE, &z);
@@ -443,6 +457,64 @@ static void test_events(void)
     close(u);
 }
 
+/* UFFDIO_MOVE: a handler resolves MISSING faults by moving pages out of a source area (which then
+ * reads back as zero), holes with and without ALLOW_SRC_HOLES, EEXIST, EBUSY for a page shared
+ * with a fork child, EINVAL for a shared source */
+static void test_move(void)
+{
+    int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    SHOW("API MOVE", api(uffd, UFFD_FEATURE_MOVE));
+    char *src = map_anon(8 * PS), *dst = map_anon(8 * PS);
+    for (int p = 0; p < 4; p++)
+        memset(src + p * PS, 'A' + p, PS);
+    uint64_t ioctls;
+    reg(uffd, dst, 8 * PS, UFFDIO_REGISTER_MODE_MISSING, &ioctls);
+    printf("  MOVE in range ioctls: %d\n", !!(ioctls & (1ULL << _UFFDIO_MOVE)));
+    struct uffdio_move mv = { .dst = (uintptr_t)dst, .src = (uintptr_t)src, .len = 2 * PS };
+    SHOW("MOVE 2 pages", ioctl(uffd, UFFDIO_MOVE, &mv));
+    printf("  moved %lld, dst %c %c, src now %d %d\n", (long long)mv.move, dst[0], dst[PS], src[0], src[PS]);
+    mv.move = 0;
+    SHOW("MOVE again (dst mapped)", ioctl(uffd, UFFDIO_MOVE, &mv));
+    printf("  move field %lld\n", (long long)mv.move);
+    mv.dst = (uintptr_t)dst + 4 * PS;
+    mv.src = (uintptr_t)src + 4 * PS;                 /* never touched: holes */
+    mv.move = 0;
+    SHOW("MOVE from holes", ioctl(uffd, UFFDIO_MOVE, &mv));
+    printf("  move field %lld\n", (long long)mv.move);
+    mv.mode = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES;
+    SHOW("MOVE from holes, ALLOW_SRC_HOLES", ioctl(uffd, UFFDIO_MOVE, &mv));
+    printf("  move field %lld\n", (long long)mv.move);
+    mv.mode = 0;
+    mv.dst = (uintptr_t)dst + PS;
+    mv.src = (uintptr_t)dst + 2 * PS;
+    SHOW("MOVE overlapping", ioctl(uffd, UFFDIO_MOVE, &mv));
+    char *sh = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    sh[0] = 1;
+    mv = (struct uffdio_move){ .dst = (uintptr_t)dst + 6 * PS, .src = (uintptr_t)sh, .len = PS };
+    SHOW("MOVE from shared memory", ioctl(uffd, UFFDIO_MOVE, &mv));
+    pid_t pid = fork();
+    if (pid == 0) {
+        usleep(200000);
+        _exit(src[2 * PS] == 'C' ? 0 : 1);
+    }
+    mv = (struct uffdio_move){ .dst = (uintptr_t)dst + 6 * PS, .src = (uintptr_t)src + 2 * PS, .len = PS };
+    SHOW("MOVE of a page shared with a child", ioctl(uffd, UFFDIO_MOVE, &mv));
+    int st;
+    waitpid(pid, &st, 0);
+    src[3 * PS] = 'D';                                /* ours alone again (a write after the child left) */
+
+    struct handler h;
+    start_handler(&h, uffd, 1);
+    h.zeropage = 2;
+    move_src_page = src + 3 * PS;
+    pthread_create(&h.th, NULL, handler_main, &h);
+    char got = dst[7 * PS + 1];
+    pthread_join(h.th, NULL);
+    printf("MISSING+MOVE: faults %d, byte %c, source now %d, child status %d\n", h.count, got, src[3 * PS],
+           st);
+    close(uffd);
+}
+
 static sigjmp_buf jb;
 static volatile int sig_code;
 static void *volatile sig_addr;
@@ -606,6 +678,7 @@ int main(void)
     test_remove();
     test_kernel_access();
     test_events();
+    test_move();
     test_sigbus();
     test_close_wakes();
     printf("done\n");
