@@ -30,6 +30,7 @@ from kernel.mm.swap import SwapArea, SwapCache
 from kernel.mm.vmscan import LruLists, Reclaim
 from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
 from kernel.mm.mmap import exit_mmap, mmput
+from kernel.mm.oom_kill import out_of_memory
 from kernel.sched import Scheduler
 from kernel.sysctl_args import do_sysctl_args
 from kernel.task import Task
@@ -500,9 +501,8 @@ class Kernel:
             self.do_group_exit(task, 0, (sig, report))
 
     def oom_kill(self, task, report):
-        self.do_group_exit(task, 0, (SIGKILL, 'out of memory: killed %s[%d] (%s); RAM %d MiB, %d frames in use'
-                                     % (task.comm, task.pid, report, self.phys.size >> 20,
-                                        self.frames.nr_allocated)))
+        """pagefault_out_of_memory: the OOM killer picks a victim; task retries its fault if it lives."""
+        out_of_memory(self, task, report)
 
     # ---- traps --------------------------------------------------------------------------------------
     def page_fault(self, rip, address, error_code):

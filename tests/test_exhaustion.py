@@ -1,6 +1,8 @@
 """Running out of a resource gives Linux's errno or signal and the program goes on (userland/src/exhaust.c),
-compared with the same program natively: a tmpfs smaller than a file (natively a tmpfs mounted with
-size=8m, under faultlab /tmp, whose size is half of --ram) and RLIMIT_NOFILE."""
+compared with the same program natively where the host can do it: a tmpfs smaller than a file (natively
+a tmpfs mounted with size=8m, under faultlab /tmp, whose size is half of --ram), RLIMIT_NOFILE, a full
+disk, the OOM killer's choice when RAM and swap are full (userland/src/oomkill.c; natively only its
+/proc files, the kill itself as mm/oom_kill.c ranks processes)."""
 import os
 import subprocess
 import tempfile
@@ -115,3 +117,49 @@ def test_full_disk_sigbus_report_says_why(userland):
                   env=['EXHAUST_NO_HANDLER=1'])
     assert r.result.report is not None and 'SIGBUS' in r.result.report
     assert 'ENOSPC' in r.result.report and 'end of the mapped file' not in r.result.report
+
+
+# ---- the OOM killer (kernel/mm/oom_kill.py) ------------------------------------------------------------
+def test_oom_score_adj_files_as_natively(userland):
+    """/proc/self/oom_score_adj and oom_score (userland/src/oomkill.c files) against native: the range
+    check, kstrtoint's base 0, the score scaled by the adjustment, inheritance by fork and a non-root
+    process's writes, all without CAP_SYS_RESOURCE (dropped first: a container's root may lack it)."""
+    prog = os.path.join(userland, 'oomkill')
+    code, out, _ = run_native(prog, ['files'])
+    assert code == 0 and b'write 1001: EINVAL' in out and b'write -1000: EACCES' in out
+    r = run_guest(prog, ['files'])
+    assert r.exit_code == 0 and r.stdout == out
+
+
+def test_oom_score_adj_with_cap_sys_resource(userland):
+    """With CAP_SYS_RESOURCE (faultlab's root keeps it; fs/proc/base.c __set_oom_adj) a process may go
+    below the minimum, -1000 makes oom_score 0 (oom_badness's LONG_MIN), and every write sets the
+    minimum its children inherit: nobody's 200 under root's 300 is EACCES, 500 is fine."""
+    r = run_guest(os.path.join(userland, 'oomkill'), ['files', 'keepcap'])
+    out = r.stdout.decode()
+    assert r.exit_code == 0
+    for line in ('write -1000: ok', 'oom_score now: 0', 'write 300: ok', 'child inherits: 300',
+                 'nobody writes 200: EACCES', 'nobody writes 500: ok', 'nobody writes 300: ok, now 300'):
+        assert line + '\n' in out, out
+
+
+# (hog MiB, small MiB, small's oom_score_adj, hog's) on 32 MiB of RAM and 16 MiB of swap: the hog alone
+# would fit but not with the small one; who oom_badness picks, as mm/oom_kill.c ranks them
+OOM_CASES = [
+    ((64, 12, '0', '0'), b'hog: killed by KILL\nsmall: exited 0\n', 'hog'),          # the largest rss+swap
+    ((40, 12, '1000', '0'), b'hog: exited 0\nsmall: killed by KILL\n', 'small'),     # adj 1000 outranks
+    ((40, 12, '0', '-1000'), b'hog: exited 0\nsmall: killed by KILL\n', 'small'),    # -1000 is exempt
+]
+
+
+@pytest.mark.parametrize('args,expected,victim', OOM_CASES)
+def test_swap_full_oom_kills_the_worst_process_and_the_rest_go_on(userland, args, expected, victim):
+    r = run_guest(os.path.join(userland, 'oomkill'), ['kill'] + [str(a) for a in args], ram=32 << 20,
+                  swap_bytes=16 << 20)
+    assert r.result.report is None and r.exit_code == 0
+    assert r.stdout == expected + b'parent goes on\n'
+    kills = [w for w in r.warnings if 'invoked oom-killer' in w]
+    assert kills and all('Out of memory: Killed process' in w for w in kills)
+    victim_pid = 2 if victim == 'small' else 3
+    assert 'Killed process %d (oomkill)' % victim_pid in kills[-1]
+    assert 'oom_score_adj:%s' % args[2 if victim == 'small' else 3] in kills[-1]
