@@ -57,7 +57,7 @@ def test_uffdtest_matches_native(userland, cpus):
                  b'MOVE from holes: -1 ENOENT\n  move field -2\nMOVE from holes, ALLOW_SRC_HOLES: 0 \n'
                  b'  move field 8192\nMOVE overlapping: -1 EEXIST\nMOVE from shared memory: -1 EINVAL\n'
                  b'MOVE of a page shared with a child: -1 EBUSY\n'
-                 b'MISSING+MOVE: faults 1, byte D, source now 0, child status 0'):
+                 b'MISSING+MOVE: faults 1, byte D, source now 0, child status 0\nhpage_pmd_size 2097152\n'):
         assert line in native
 
 

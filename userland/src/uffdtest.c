@@ -679,6 +679,12 @@ int main(void)
     test_kernel_access();
     test_events();
     test_move();
+    FILE *thp = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "r");   /* move-pmd's size */
+    unsigned long pmd = 0;
+    if (thp && fscanf(thp, "%lu", &pmd) == 1)
+        printf("hpage_pmd_size %lu\n", pmd);
+    if (thp)
+        fclose(thp);
     test_sigbus();
     test_close_wakes();
     printf("done\n");
