@@ -129,15 +129,22 @@ def vfs_listxattr(inode, cred=ROOT):
     return b''.join(n.encode('utf-8', 'surrogateescape') + b'\0' for n in names)
 
 
-def vfs_setxattr(inode, name, value, flags, cred=ROOT):
-    """Set attribute name to value (XATTR_CREATE: EEXIST if present; XATTR_REPLACE: ENODATA if
-    absent); the inode's ctime changes."""
+def _may_change(inode, name, cred):
+    """What setxattr and removexattr check first: a writable mount (EROFS), xattr_permission for
+    MAY_WRITE, a filesystem with attributes (EOPNOTSUPP); the inode's kind of store."""
     if getattr(inode, 'sb', None) is not None and inode.sb.readonly:
         raise FsError(errno.EROFS)
     xattr_permission(inode, name, MAY_WRITE, cred)
     kind = _kind(inode)
     if kind is None:
         raise FsError(errno.EOPNOTSUPP)
+    return kind
+
+
+def vfs_setxattr(inode, name, value, flags, cred=ROOT):
+    """Set attribute name to value (XATTR_CREATE: EEXIST if present; XATTR_REPLACE: ENODATA if
+    absent); the inode's ctime changes."""
+    kind = _may_change(inode, name, cred)
     if kind == 'host':
         inode.host_setxattr(name, value, flags)
         inode.touch_ctime()
@@ -161,12 +168,7 @@ def vfs_setxattr(inode, name, value, flags, cred=ROOT):
 
 def vfs_removexattr(inode, name, cred=ROOT):
     """Remove attribute name (ENODATA if absent); the inode's ctime changes."""
-    if getattr(inode, 'sb', None) is not None and inode.sb.readonly:
-        raise FsError(errno.EROFS)
-    xattr_permission(inode, name, MAY_WRITE, cred)
-    kind = _kind(inode)
-    if kind is None:
-        raise FsError(errno.EOPNOTSUPP)
+    kind = _may_change(inode, name, cred)
     if kind == 'host':
         inode.host_removexattr(name)
         inode.touch_ctime()
