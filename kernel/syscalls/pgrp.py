@@ -33,6 +33,12 @@ def pgrp_exists(k, pgid):
     return any(g.pgrp == pgid for g in processes(k))
 
 
+def _process_or_self(k, t, pid):
+    """The process getpgid and getsid ask about: the caller's own for pid 0, else find_process."""
+    pid = s32(pid)
+    return t.group if not pid else find_process(k, pid)
+
+
 @syscall(109, 'setpgid')
 def sys_setpgid(k, t, pid, pgid, *_):
     """Move the caller or one of its children (same session, not a session leader) into process
@@ -66,8 +72,7 @@ def sys_setpgid(k, t, pid, pgid, *_):
 
 @syscall(121, 'getpgid')
 def sys_getpgid(k, t, pid, *_):
-    pid = s32(pid)
-    p = t.group if not pid else find_process(k, pid)
+    p = _process_or_self(k, t, pid)
     return -errno.ESRCH if p is None else p.pgrp
 
 
@@ -78,8 +83,7 @@ def sys_getpgrp(k, t, *_):
 
 @syscall(124, 'getsid')
 def sys_getsid(k, t, pid, *_):
-    pid = s32(pid)
-    p = t.group if not pid else find_process(k, pid)
+    p = _process_or_self(k, t, pid)
     return -errno.ESRCH if p is None else p.session
 
 
