@@ -96,7 +96,15 @@ def _valid_param(policy, prio):
 @syscall(144, 'sched_setscheduler')
 def sys_sched_setscheduler(k, t, pid, policy, param, *_):
     policy = s32(policy)
-    if not param or policy < 0 or s32(pid) < 0:     # do_sched_setscheduler: before the copy
+    if policy < 0:
+        return -errno.EINVAL
+    return do_sched_setscheduler(k, t, pid, policy & ~SCHED_RESET_ON_FORK, param)
+
+
+def do_sched_setscheduler(k, t, pid, policy, param):
+    """The checks before the copy of sched_param (EINVAL), the copy (EFAULT), the task (ESRCH), then
+    _setscheduler; policy None keeps the task's own (sched_setparam)."""
+    if not param or s32(pid) < 0:
         return -errno.EINVAL
     raw = t.umem.read(param, 4)
     if raw is None:
@@ -104,7 +112,7 @@ def sys_sched_setscheduler(k, t, pid, policy, param, *_):
     task = _sched_task(k, t, pid)
     if isinstance(task, int):
         return task
-    return _setscheduler(t, task, policy & ~SCHED_RESET_ON_FORK, struct.unpack('<i', raw)[0])
+    return _setscheduler(t, task, task.policy if policy is None else policy, struct.unpack('<i', raw)[0])
 
 
 def _setscheduler(t, task, policy, prio):
@@ -124,15 +132,7 @@ def _setscheduler(t, task, policy, prio):
 
 @syscall(142, 'sched_setparam')
 def sys_sched_setparam(k, t, pid, param, *_):
-    if not param or s32(pid) < 0:
-        return -errno.EINVAL
-    raw = t.umem.read(param, 4)
-    if raw is None:
-        return -errno.EFAULT
-    task = _sched_task(k, t, pid)
-    if isinstance(task, int):
-        return task
-    return _setscheduler(t, task, task.policy, struct.unpack('<i', raw)[0])
+    return do_sched_setscheduler(k, t, pid, None, param)
 
 
 @syscall(145, 'sched_getscheduler')
