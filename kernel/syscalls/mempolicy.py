@@ -119,15 +119,25 @@ def _copy_nodes_to_user(t, nmask, maxnode, nodes):
     return 0 if not data or t.umem.write(nmask, data) else -errno.EFAULT
 
 
-@syscall(238, 'set_mempolicy')
-def sys_set_mempolicy(k, t, mode, nmask, maxnode, *_):
+def _mode_and_nodes(t, mode, nmask, maxnode):
+    """The start of kernel_set_mempolicy and kernel_mbind: sanitize_mpol_flags, then get_nodes;
+    (mode, mode flags, node mask) or -errno."""
     mf = sanitize_mpol_flags(mode)
     if isinstance(mf, int):
         return mf
     nodes = get_nodes(t, nmask, maxnode)
     if nodes < 0:
         return nodes
-    pol = mpol_new(mf[0], mf[1], nodes)
+    return mf[0], mf[1], nodes
+
+
+@syscall(238, 'set_mempolicy')
+def sys_set_mempolicy(k, t, mode, nmask, maxnode, *_):
+    mf = _mode_and_nodes(t, mode, nmask, maxnode)
+    if isinstance(mf, int):
+        return mf
+    mode, mode_flags, nodes = mf
+    pol = mpol_new(mode, mode_flags, nodes)
     if isinstance(pol, int):
         return pol
     t.mempolicy = pol
@@ -190,12 +200,10 @@ def _range_mapped(mm, start, end):
 
 @syscall(237, 'mbind')
 def sys_mbind(k, t, start, length, mode, nmask, maxnode, flags, *_):
-    mf = sanitize_mpol_flags(mode)
+    mf = _mode_and_nodes(t, mode, nmask, maxnode)
     if isinstance(mf, int):
         return mf
-    nodes = get_nodes(t, nmask, maxnode)
-    if nodes < 0:
-        return nodes
+    mode, mode_flags, nodes = mf
     flags &= 0xFFFFFFFF
     if flags & ~MPOL_MF_VALID:
         return -errno.EINVAL
@@ -208,7 +216,7 @@ def sys_mbind(k, t, start, length, mode, nmask, maxnode, flags, *_):
         return -errno.EINVAL
     if end == start:
         return 0
-    pol = mpol_new(mf[0], mf[1], nodes)
+    pol = mpol_new(mode, mode_flags, nodes)
     if isinstance(pol, int):
         return pol
     if not _range_mapped(t.mm, start, end):
