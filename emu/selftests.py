@@ -46,8 +46,6 @@ EXPECTED = (
     (r'^test_hmm\.sh\b', 'loads the test_hmm kernel module'),
     (r'^ksm_tests -N\b', 'needs two real NUMA nodes'),
     (r'^migration$', 'move_pages(2) between real NUMA nodes'),
-    (r'^uffd-', 'userfaultfd: pending'),
-    (r'^hugepage-mremap$', 'registers its hugetlb mapping with userfaultfd: pending'),
     (r'^(khugepaged|transhuge-stress|split_huge_page_test)\b', 'transparent huge pages: pending'),
     (r'^ksm_', 'KSM: pending'),
 )
