@@ -107,6 +107,15 @@ class Sock(WaitQueue):
         return self.state != TCP_LISTEN and self.wmem << 2 <= self.sndbuf
 
 
+def _buf_size(val, limit, minimum):
+    """__sock_set_sndbuf/__sock_set_rcvbuf: the unsigned value, capped by the sysctl limit (None for
+    the *BUFFORCE options), doubled for bookkeeping overhead, at least the minimum."""
+    v = val & 0xFFFFFFFF
+    if limit is not None:
+        v = min(v, limit)
+    return max(min(v, INT_MAX // 2) * 2, minimum)
+
+
 def sock_setsockopt(k, sk, optname, raw):
     """sk_setsockopt for SOL_SOCKET: raw is the option's bytes (optlen of them); 0 or -errno."""
     if optname in (SO_RCVTIMEO, SO_SNDTIMEO):
@@ -131,17 +140,11 @@ def sock_setsockopt(k, sk, optname, raw):
         sk.linger = (1 if onoff else 0, secs if onoff else sk.linger[1])
         return 0
     if optname in (SO_SNDBUF, SO_SNDBUFFORCE):
-        v = val & 0xFFFFFFFF
-        if optname == SO_SNDBUF:
-            v = min(v, SYSCTL_WMEM_MAX)
-        sk.sndbuf = max(min(v, INT_MAX // 2) * 2, SOCK_MIN_SNDBUF)
+        sk.sndbuf = _buf_size(val, SYSCTL_WMEM_MAX if optname == SO_SNDBUF else None, SOCK_MIN_SNDBUF)
         sk.wake_all(k)                     # sk_write_space: writers may have room now
         return 0
     if optname in (SO_RCVBUF, SO_RCVBUFFORCE):
-        v = val & 0xFFFFFFFF
-        if optname == SO_RCVBUF:
-            v = min(v, SYSCTL_RMEM_MAX)
-        sk.rcvbuf = max(min(v, INT_MAX // 2) * 2, SOCK_MIN_RCVBUF)
+        sk.rcvbuf = _buf_size(val, SYSCTL_RMEM_MAX if optname == SO_RCVBUF else None, SOCK_MIN_RCVBUF)
         return 0
     if optname == SO_PASSCRED:
         sk.passcred = bool(val)
