@@ -2,6 +2,7 @@
 kernel/capability.c): the set*id/get*id calls, getgroups/setgroups, capget/capset."""
 import errno
 import struct
+from typing import NamedTuple
 
 from kernel.cred import (CAP_SETGID, CAP_SETPCAP, CAP_SETUID, INVALID_ID, NGROUPS_MAX, capable, cap_task_fix_setuid,
                          commit_creds)
@@ -41,66 +42,106 @@ def sys_getegid(k, t, *_):
     return t.cred.egid
 
 
-def _fix_commit(t, new, old, fs_only=False):
-    return commit_creds(t, cap_task_fix_setuid(new, old, fs_only))
+class _IdKind(NamedTuple):
+    """One kind of id in struct cred: its real, effective, saved and filesystem fields, the
+    capability that lifts the rules, and whether a change goes through security_task_fix_setuid."""
+    real: str
+    eff: str
+    saved: str
+    fs: str
+    cap: int
+    fix_setuid: bool
 
 
-@syscall(105, 'setuid')
-def sys_setuid(k, t, uid, *_):
-    """__sys_setuid: with CAP_SETUID all four ids; otherwise euid/fsuid to the real or saved uid."""
-    uid = _id(uid)
-    if uid == INVALID_ID:
+UIDS = _IdKind('uid', 'euid', 'suid', 'fsuid', CAP_SETUID, True)
+GIDS = _IdKind('gid', 'egid', 'sgid', 'fsgid', CAP_SETGID, False)
+
+
+def _ids(cred, kind):
+    """(real, effective, saved, filesystem) ids of this kind."""
+    return getattr(cred, kind.real), getattr(cred, kind.eff), getattr(cred, kind.saved), getattr(cred, kind.fs)
+
+
+def _commit(t, kind, new, old, fs_only=False):
+    """commit_creds, a uid change first through cap_task_fix_setuid."""
+    return commit_creds(t, cap_task_fix_setuid(new, old, fs_only) if kind.fix_setuid else new)
+
+
+def _with_fs_from_eff(kind, new):
+    """The filesystem id follows the effective one."""
+    return new.change(**{kind.fs: getattr(new, kind.eff)})
+
+
+def _setid(t, kind, value):
+    """__sys_setuid/__sys_setgid: with the capability all four ids; otherwise the effective and
+    filesystem ids to the real or saved one."""
+    value = _id(value)
+    if value == INVALID_ID:
         return -errno.EINVAL
     old = t.cred
-    if capable(t, CAP_SETUID):
-        new = old.change(uid=uid, suid=uid)
-    elif uid in (old.uid, old.suid):
+    real, _, saved, _ = _ids(old, kind)
+    if capable(t, kind.cap):
+        new = old.change(**{kind.real: value, kind.saved: value})
+    elif value in (real, saved):
         new = old
     else:
         return -errno.EPERM
-    return _fix_commit(t, new.change(euid=uid, fsuid=uid), old)
+    return _commit(t, kind, new.change(**{kind.eff: value, kind.fs: value}), old)
 
 
-@syscall(113, 'setreuid')
-def sys_setreuid(k, t, ruid, euid, *_):
-    """__sys_setreuid: the real uid to the real or effective one, the effective uid to any of the
-    three (anything with CAP_SETUID); the saved uid follows a changed effective uid."""
-    ruid, euid = _id(ruid), _id(euid)
+def _setreid(t, kind, rid, eid):
+    """__sys_setreuid/__sys_setregid: the real id to the real or effective one, the effective id to
+    any of the three (anything with the capability); the saved id follows a changed effective id."""
+    rid, eid = _id(rid), _id(eid)
     old = t.cred
+    real, eff, saved, _ = _ids(old, kind)
     new = old
-    priv = capable(t, CAP_SETUID)
-    if ruid != INVALID_ID:
-        if ruid not in (old.uid, old.euid) and not priv:
+    priv = capable(t, kind.cap)
+    if rid != INVALID_ID:
+        if rid not in (real, eff) and not priv:
             return -errno.EPERM
-        new = new.change(uid=ruid)
-    if euid != INVALID_ID:
-        if euid not in (old.uid, old.euid, old.suid) and not priv:
+        new = new.change(**{kind.real: rid})
+    if eid != INVALID_ID:
+        if eid not in (real, eff, saved) and not priv:
             return -errno.EPERM
-        new = new.change(euid=euid)
-    if ruid != INVALID_ID or (euid != INVALID_ID and euid != old.uid):
-        new = new.change(suid=new.euid)
-    return _fix_commit(t, new.change(fsuid=new.euid), old)
+        new = new.change(**{kind.eff: eid})
+    if rid != INVALID_ID or (eid != INVALID_ID and eid != real):
+        new = new.change(**{kind.saved: getattr(new, kind.eff)})
+    return _commit(t, kind, _with_fs_from_eff(kind, new), old)
 
 
-@syscall(117, 'setresuid')
-def sys_setresuid(k, t, ruid, euid, suid, *_):
-    """__sys_setresuid: each id to any of the current three (anything with CAP_SETUID)."""
-    ruid, euid, suid = _id(ruid), _id(euid), _id(suid)
+def _setresid(t, kind, rid, eid, sid):
+    """__sys_setresuid/__sys_setresgid: each id to any of the current three (anything with the
+    capability); nothing to do when none changes."""
+    wanted = (_id(rid), _id(eid), _id(sid))
+    rid, eid, sid = wanted
     old = t.cred
-    if ((ruid == INVALID_ID or ruid == old.uid) and (euid == INVALID_ID or euid == old.euid == old.fsuid)
-            and (suid == INVALID_ID or suid == old.suid)):
+    real, eff, saved, fs = _ids(old, kind)
+    if ((rid == INVALID_ID or rid == real) and (eid == INVALID_ID or eid == eff == fs)
+            and (sid == INVALID_ID or sid == saved)):
         return 0
-    ids = (old.uid, old.euid, old.suid)
-    if any(v != INVALID_ID and v not in ids for v in (ruid, euid, suid)) and not capable(t, CAP_SETUID):
+    if any(v != INVALID_ID and v not in (real, eff, saved) for v in wanted) and not capable(t, kind.cap):
         return -errno.EPERM
-    new = old
-    if ruid != INVALID_ID:
-        new = new.change(uid=ruid)
-    if euid != INVALID_ID:
-        new = new.change(euid=euid)
-    if suid != INVALID_ID:
-        new = new.change(suid=suid)
-    return _fix_commit(t, new.change(fsuid=new.euid), old)
+    new = old.change(**{f: v for f, v in zip((kind.real, kind.eff, kind.saved), wanted) if v != INVALID_ID})
+    return _commit(t, kind, _with_fs_from_eff(kind, new), old)
+
+
+def _getresid(t, kind, ptrs):
+    """getresuid/getresgid: the real, effective and saved ids to the three pointers."""
+    return _put_ids(t, ptrs, _ids(t.cred, kind)[:3])
+
+
+def _setfsid(t, kind, value):
+    """__sys_setfsuid/__sys_setfsgid: always returns the old filesystem id; changes it to one of the
+    ids (any with the capability)."""
+    value = _id(value)
+    old = t.cred
+    real, eff, saved, fs = _ids(old, kind)
+    if value == INVALID_ID:
+        return fs
+    if (value in (real, eff, saved, fs) or capable(t, kind.cap)) and value != fs:
+        _commit(t, kind, old.change(**{kind.fs: value}), old, fs_only=True)
+    return fs
 
 
 def _put_ids(t, ptrs, values):
@@ -111,92 +152,55 @@ def _put_ids(t, ptrs, values):
     return 0
 
 
+@syscall(105, 'setuid')
+def sys_setuid(k, t, uid, *_):
+    return _setid(t, UIDS, uid)
+
+
+@syscall(113, 'setreuid')
+def sys_setreuid(k, t, ruid, euid, *_):
+    return _setreid(t, UIDS, ruid, euid)
+
+
+@syscall(117, 'setresuid')
+def sys_setresuid(k, t, ruid, euid, suid, *_):
+    return _setresid(t, UIDS, ruid, euid, suid)
+
+
 @syscall(118, 'getresuid')
 def sys_getresuid(k, t, ruidp, euidp, suidp, *_):
-    c = t.cred
-    return _put_ids(t, (ruidp, euidp, suidp), (c.uid, c.euid, c.suid))
+    return _getresid(t, UIDS, (ruidp, euidp, suidp))
 
 
 @syscall(122, 'setfsuid')
 def sys_setfsuid(k, t, uid, *_):
-    """__sys_setfsuid: always returns the old fsuid; changes it to one of the ids (any with CAP_SETUID)."""
-    uid = _id(uid)
-    old = t.cred
-    if uid == INVALID_ID:
-        return old.fsuid
-    if (uid in (old.uid, old.euid, old.suid, old.fsuid) or capable(t, CAP_SETUID)) and uid != old.fsuid:
-        _fix_commit(t, old.change(fsuid=uid), old, fs_only=True)
-    return old.fsuid
+    return _setfsid(t, UIDS, uid)
 
 
 # ---- group ids ------------------------------------------------------------------------------------
 @syscall(106, 'setgid')
 def sys_setgid(k, t, gid, *_):
-    gid = _id(gid)
-    if gid == INVALID_ID:
-        return -errno.EINVAL
-    old = t.cred
-    if capable(t, CAP_SETGID):
-        return commit_creds(t, old.change(gid=gid, egid=gid, sgid=gid, fsgid=gid))
-    if gid in (old.gid, old.sgid):
-        return commit_creds(t, old.change(egid=gid, fsgid=gid))
-    return -errno.EPERM
+    return _setid(t, GIDS, gid)
 
 
 @syscall(114, 'setregid')
 def sys_setregid(k, t, rgid, egid, *_):
-    rgid, egid = _id(rgid), _id(egid)
-    old = t.cred
-    new = old
-    priv = capable(t, CAP_SETGID)
-    if rgid != INVALID_ID:
-        if rgid not in (old.gid, old.egid) and not priv:
-            return -errno.EPERM
-        new = new.change(gid=rgid)
-    if egid != INVALID_ID:
-        if egid not in (old.gid, old.egid, old.sgid) and not priv:
-            return -errno.EPERM
-        new = new.change(egid=egid)
-    if rgid != INVALID_ID or (egid != INVALID_ID and egid != old.gid):
-        new = new.change(sgid=new.egid)
-    return commit_creds(t, new.change(fsgid=new.egid))
+    return _setreid(t, GIDS, rgid, egid)
 
 
 @syscall(119, 'setresgid')
 def sys_setresgid(k, t, rgid, egid, sgid, *_):
-    rgid, egid, sgid = _id(rgid), _id(egid), _id(sgid)
-    old = t.cred
-    if ((rgid == INVALID_ID or rgid == old.gid) and (egid == INVALID_ID or egid == old.egid == old.fsgid)
-            and (sgid == INVALID_ID or sgid == old.sgid)):
-        return 0
-    ids = (old.gid, old.egid, old.sgid)
-    if any(v != INVALID_ID and v not in ids for v in (rgid, egid, sgid)) and not capable(t, CAP_SETGID):
-        return -errno.EPERM
-    new = old
-    if rgid != INVALID_ID:
-        new = new.change(gid=rgid)
-    if egid != INVALID_ID:
-        new = new.change(egid=egid)
-    if sgid != INVALID_ID:
-        new = new.change(sgid=sgid)
-    return commit_creds(t, new.change(fsgid=new.egid))
+    return _setresid(t, GIDS, rgid, egid, sgid)
 
 
 @syscall(120, 'getresgid')
 def sys_getresgid(k, t, rgidp, egidp, sgidp, *_):
-    c = t.cred
-    return _put_ids(t, (rgidp, egidp, sgidp), (c.gid, c.egid, c.sgid))
+    return _getresid(t, GIDS, (rgidp, egidp, sgidp))
 
 
 @syscall(123, 'setfsgid')
 def sys_setfsgid(k, t, gid, *_):
-    gid = _id(gid)
-    old = t.cred
-    if gid == INVALID_ID:
-        return old.fsgid
-    if (gid in (old.gid, old.egid, old.sgid, old.fsgid) or capable(t, CAP_SETGID)) and gid != old.fsgid:
-        commit_creds(t, old.change(fsgid=gid))
-    return old.fsgid
+    return _setfsid(t, GIDS, gid)
 
 
 @syscall(115, 'getgroups')
