@@ -60,17 +60,16 @@ class OpenFile:
                 self._pagecache.truncate_inode_pages_final(self.mapping)
 
     def check_mmap(self, shared, prot):
-        """Why this file cannot be mapped so, as -errno (0 if it can)."""
+        """Why this file cannot be mapped so, as -errno (0 if it can), in do_mmap's order: a shared
+        writable mapping needs FMODE_WRITE, any mapping FMODE_READ, then the file needs ->mmap."""
         if self.flags & O_PATH:
             return -errno.EBADF
-        if not _is_reg(self.inode):
-            return -errno.ENODEV
-        if not self.readable:
-            return -errno.EACCES
         if shared and prot & 2 and not self.writable:
             return -errno.EACCES
-        if shared and prot & 2 and self.flags & O_APPEND:
+        if not self.readable:
             return -errno.EACCES
+        if not _is_reg(self.inode):
+            return -errno.ENODEV
         return 0
 
 

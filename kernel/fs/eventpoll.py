@@ -10,8 +10,10 @@ until EPOLL_CTL_MOD re-arms it. An item goes away with EPOLL_CTL_DEL or when its
 the last time (eventpoll_release, done lazily here); an epoll file can watch another (nested up to
 EP_MAX_NESTS deep, no loops).
 """
+import errno
 import struct
 
+from kernel.capability import CAP_NET_ADMIN, capable
 from kernel.fs.anon_inodes import AnonInode
 from kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLRDNORM
 from kernel.fs.vfs_poll import poll_wait_queue, vfs_poll
@@ -27,6 +29,9 @@ EP_PRIVATE_BITS = EPOLLWAKEUP | EPOLLONESHOT | EPOLLET | EPOLLEXCLUSIVE
 EPOLLINOUT_BITS = EPOLLIN | EPOLLOUT
 EPOLLEXCLUSIVE_OK_BITS = EPOLLINOUT_BITS | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE
 EP_MAX_NESTS = 4
+EPIOCSPARAMS, EPIOCGPARAMS = 0x40088A01, 0x80088A02      # _IOW/_IOR(0x8A, 1/2, struct epoll_params)
+EPOLL_PARAMS = struct.Struct('<IHBB')    # busy_poll_usecs, busy_poll_budget, prefer_busy_poll, __pad
+NAPI_POLL_WEIGHT = 64
 EPOLL_EVENT_SIZE = 12                  # struct epoll_event is packed on x86-64: u32 events, u64 data
 
 
@@ -62,6 +67,25 @@ class EventPoll(AnonInode):
         self.items = {}                  # (id of the OpenFile, fd) -> EpItem
         self.rdllist = {}                # the ready list: EpItem -> None, in the order they became ready
         self.wait_queue = WaitQueue()
+
+    def unlocked_ioctl(self, k, t, f, cmd, arg):
+        """ep_eventpoll_ioctl (Linux 6.9+): EPIOCSPARAMS/EPIOCGPARAMS set and get the busy-poll
+        parameters (checked as there, kept, no effect here); any other command is EINVAL."""
+        if cmd == EPIOCSPARAMS:
+            raw = t.umem.read(arg, EPOLL_PARAMS.size)
+            if raw is None:
+                return -errno.EFAULT
+            usecs, budget, prefer, pad = EPOLL_PARAMS.unpack(raw)
+            if pad or usecs > 0x7FFFFFFF or prefer > 1:
+                return -errno.EINVAL
+            if budget > NAPI_POLL_WEIGHT and not capable(t, CAP_NET_ADMIN):
+                return -errno.EPERM
+            self.busy_poll_params = raw
+            return 0
+        if cmd == EPIOCGPARAMS:
+            raw = getattr(self, 'busy_poll_params', bytes(EPOLL_PARAMS.size))
+            return 0 if t.umem.write(arg, raw) else -errno.EFAULT
+        return -errno.EINVAL
 
     # ---- the watched set ----------------------------------------------------------------------
     def ep_find(self, f, fd):

@@ -252,10 +252,12 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
     if prot & ~(1 | 2 | 4 | 8 | 0x01000000 | 0x02000000):
         return -errno.EINVAL
     map_type = flags & MAP_TYPE
+    # do_mmap's switch on the map type comes after the mapping is placed: its errors wait until then
     if map_type not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
-        return -errno.EINVAL
-    validate_err = -errno.EOPNOTSUPP if map_type == MAP_SHARED_VALIDATE and \
-        flags & ~LEGACY_MAP_MASK & ~MAP_SYNC & ~MAP_TYPE else 0
+        validate_err = -errno.EINVAL
+    else:
+        validate_err = -errno.EOPNOTSUPP if map_type == MAP_SHARED_VALIDATE and \
+            flags & ~LEGACY_MAP_MASK & ~MAP_SYNC & ~MAP_TYPE else 0
     if too_many_maps(mm):
         return -errno.ENOMEM              # map_count > max_map_count
     if (mm.def_flags & VM_LOCKED or flags & MAP_LOCKED) and mlock_ok is not None and \
@@ -302,7 +304,7 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
         return -errno.EEXIST
     # do_mmap checks the map type and the file after placing the mapping: the anonymous switch knows
     # only MAP_SHARED and MAP_PRIVATE, a file's MAP_SHARED_VALIDATE only the flags it supports
-    if file is None and map_type == MAP_SHARED_VALIDATE:
+    if file is None and (validate_err == -errno.EINVAL or map_type == MAP_SHARED_VALIDATE):
         return -errno.EINVAL
     if file is not None:
         err = validate_err or file.check_mmap(shared, prot)

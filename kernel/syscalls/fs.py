@@ -14,6 +14,7 @@ from kernel.futex import BLOCKED
 from kernel.mm.userfaultfd_k import UserfaultRetry
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
 from kernel.fs.synth import SynthFile
+from kernel.fs.anon_inodes import AnonInode
 from kernel.fs.locks import (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
                              do_fcntl_lock)
 from kernel.fs.tmpfile import vfs_tmpfile
@@ -30,6 +31,7 @@ SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE = 0, 1, 2, 3, 4
 PATH_MAX = 4096
 MAX_RW_COUNT = 0x7FFFF000
 TCGETS, TIOCGWINSZ, FIONREAD = 0x5401, 0x5413, 0x541B
+FIGETBSZ, FIONBIO, FIONCLEX, FIOCLEX = 2, 0x5421, 0x5450, 0x5451
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
 POSIX_FADV_NORMAL, POSIX_FADV_RANDOM, POSIX_FADV_SEQUENTIAL = 0, 1, 2
 POSIX_FADV_WILLNEED, POSIX_FADV_DONTNEED, POSIX_FADV_NOREUSE = 3, 4, 5
@@ -312,11 +314,21 @@ def __write_file(k, t, f, data, pos):
 
 
 def _rw_verify(f, buf, count, write):
-    """vfs_read/vfs_write before the file's method: -EBADF without FMODE_READ/WRITE, -EFAULT when the
-    buffer is not a user range (access_ok of the whole count), else 0."""
+    """vfs_read/vfs_write before the file's method: -EBADF without FMODE_READ/WRITE, -EINVAL without
+    FMODE_CAN_READ/WRITE, -EFAULT when the buffer is not a user range (access_ok of the whole count),
+    else 0."""
     if isinstance(f, OpenFile) and not (f.writable if write else f.readable):
         return -errno.EBADF
+    if not _can_rw(f, write):
+        return -errno.EINVAL
     return 0 if access_ok(buf, count) else -errno.EFAULT
+
+
+def _can_rw(f, write):
+    """FMODE_CAN_READ/FMODE_CAN_WRITE: an anonymous inode without ->read/->write (epoll; userfaultfd
+    is not written) cannot be read or written."""
+    inode = getattr(f, 'inode', None)
+    return not isinstance(inode, AnonInode) or (inode.fop_write if write else inode.fop_read) is not None
 
 
 def _write_unread(k, t, f, count):
@@ -426,6 +438,8 @@ def sys_writev(k, t, fd, iov, cnt, *_):
         return -errno.EBADF
     if isinstance(f, OpenFile) and not f.writable:
         return -errno.EBADF                  # vfs_writev: FMODE_WRITE before the vectors
+    if not _can_rw(f, True):
+        return -errno.EINVAL
     vecs = _iovecs(t, iov, cnt)
     if isinstance(vecs, int):
         return vecs
@@ -455,6 +469,8 @@ def sys_readv(k, t, fd, iov, cnt, *_):
         return -errno.EBADF
     if isinstance(f, OpenFile) and not f.readable:
         return -errno.EBADF                  # vfs_readv: FMODE_READ before the vectors
+    if not _can_rw(f, False):
+        return -errno.EINVAL
     vecs = _iovecs(t, iov, cnt)
     if isinstance(vecs, int):
         return vecs
@@ -905,7 +921,8 @@ def sys_truncate(k, t, upath, length, *_):
 def _has_fsync(f):
     """Does the file have an ->fsync? (vfs_fsync_range is EINVAL without one: pipes, sockets, terminals,
     procfs, the mem character devices.)"""
-    if not isinstance(f, OpenFile) or isinstance(f.inode, (PipeEnd, SocketInode)) or f.inode.sb.fstype == 'proc':
+    if not isinstance(f, OpenFile) or isinstance(f.inode, (PipeEnd, SocketInode, AnonInode)) or \
+            f.inode.sb.fstype == 'proc':
         return False
     return (f.inode.mode & S_IFMT) != S_IFCHR or getattr(f.inode, 'has_fsync', False)
 
@@ -1014,8 +1031,9 @@ def sys_fadvise64(k, t, fd, offset, length, advice, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
-    if isinstance(f, HostStream):
-        return -errno.ESPIPE
+    if isinstance(f, HostStream) or isinstance(getattr(f, 'inode', None), PipeEnd):
+        return -errno.ESPIPE                 # generic_fadvise: S_ISFIFO first
+    advice &= 0xFFFFFFFF                     # int advice
     if advice > POSIX_FADV_NOREUSE:
         return -errno.EINVAL
     offset, length = _s64(offset), _s64(length)
@@ -1172,8 +1190,10 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
         return 0
     if cmd == F_SETOWN:                      # f_setown: the pid (or -pgid) that gets SIGIO
         who = _s32(arg)
-        if who > 0 and k.tasks.get(who) is None:
-            return -errno.ESRCH
+        if who == -(1 << 31):
+            return -errno.EINVAL
+        if who and k.tasks.get(abs(who)) is None:
+            return -errno.ESRCH              # find_vpid of the pid or process group id
         if isinstance(f, OpenFile):
             f.owner = who
         return 0
@@ -1191,12 +1211,33 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
     return -errno.EINVAL
 
 
+def _do_vfs_ioctl(t, f, fd, cmd, arg):
+    """do_vfs_ioctl: the commands every file answers before its own ->unlocked_ioctl (close-on-exec,
+    non-blocking mode, the filesystem's block size); None for the others."""
+    if cmd in (FIOCLEX, FIONCLEX):
+        (t.files.cloexec.add if cmd == FIOCLEX else t.files.cloexec.discard)(fd)
+        return 0
+    if cmd == FIONBIO:
+        raw = t.umem.read(arg, 4)
+        if raw is None:
+            return -errno.EFAULT
+        if isinstance(f, OpenFile):
+            f.flags = f.flags | O_NONBLOCK if struct.unpack('<i', raw)[0] else f.flags & ~O_NONBLOCK
+        return 0
+    if cmd == FIGETBSZ:                      # put_user(inode->i_sb->s_blocksize)
+        return 0 if t.umem.write(arg, struct.pack('<i', 4096)) else -errno.EFAULT
+    return None
+
+
 @syscall(16, 'ioctl')
 def sys_ioctl(k, t, fd, cmd, arg, *_):
     f = _file(t, fd)
     if f is None:
         return -errno.EBADF
     cmd &= 0xFFFFFFFF
+    generic = _do_vfs_ioctl(t, f, _s32(fd), cmd, arg)
+    if generic is not None:
+        return generic
     if getattr(getattr(f, 'inode', None), 'unlocked_ioctl', None) is not None:
         return f.inode.unlocked_ioctl(k, t, f, cmd, arg)     # an anon inode's ->unlocked_ioctl
     if isinstance(f, HostStream) and f.is_tty and cmd in (TCGETS, TIOCGWINSZ):

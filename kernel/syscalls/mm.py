@@ -56,8 +56,8 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
         if f is None:
             return -errno.EBADF
         if not isinstance(f, OpenFile):
-            return -errno.ENODEV
-        if f.flags & O_PATH:
+            f = NoMmapFile()
+        elif f.flags & O_PATH:
             return -errno.EBADF                 # fget of an O_PATH descriptor fails
     if f is not None and flags & MAP_ANONYMOUS:
         r = do_mmap(t.mm, addr, length, prot, flags & ~MAP_ANONYMOUS, f, 0, lambda n: mlock_future_ok(t, n))
@@ -67,6 +67,16 @@ def sys_mmap(k, t, addr, length, prot, flags, fd, off, *_):
     if f_mmap is not None:                      # a file with its own ->mmap (secretmem)
         return f_mmap(t, addr, length, prot, flags, f, off >> 12)
     return do_mmap(t.mm, addr, length, prot, flags, f, off >> 12, lambda n: mlock_future_ok(t, n))
+
+
+class NoMmapFile:
+    """A descriptor without an inode of ours (the host's streams): a file without ->mmap, which do_mmap
+    refuses with ENODEV after its other checks."""
+
+    flags, readable, writable, inode = 0, True, True, None
+
+    def check_mmap(self, shared, prot):
+        return -errno.ENODEV
 
 
 def shmem_zero_setup(k, t, length, flags):
@@ -178,28 +188,36 @@ def sys_mincore(k, t, start, length, vec, *_):
         return -errno.ENOMEM
     mm = t.mm
     if not access_ok(vec, n):
-        return -errno.EFAULT                   # access_ok(vec, pages): the range only, copied out last
-    cur = start                                # a hole anywhere: ENOMEM before building the vector
-    while cur < start + (n << 12):
+        return -errno.EFAULT                   # access_ok(vec, pages): the range only
+    cur, end = start, start + (n << 12)
+    while cur < end:                           # do_mincore: one VMA, at most a page of vector, a time
         vma = mm.vmas.vma_lookup(cur)
         if vma is None:
             return -errno.ENOMEM
-        cur = vma.vm_end
-    out = bytearray(n)
-    for i in range(n):
-        va = start + (i << 12)
-        vma = mm.vmas.vma_lookup(va)
-        pte = mm.pgtables.get_pte(va)
-        if pte & _PAGE_PRESENT:
-            out[i] = 1
-        elif pte:                              # swapped out: resident if in the swap cache, read in
-            page = k.swapcache.pages.get(pte_to_swp_entry(pte)[1])
-            out[i] = 1 if page is not None and page.flags & PG_uptodate else 0
-        elif vma.vm_file is not None:
-            # like mincore_page(): resident means cached and uptodate (not still being read)
-            page = vma.vm_file.mapping.pages.get(vma.linear_page_index(va))
-            out[i] = 1 if page is not None and page.flags & PG_uptodate else 0
-    return 0 if t.umem.write(vec, bytes(out)) else -errno.EFAULT
+        stop = min(vma.vm_end, end, cur + (4096 << 12))     # PAGE_SIZE vector bytes
+        out = bytearray((stop - cur) >> 12)
+        for i in range(len(out)):
+            out[i] = _mincore_page(k, mm, vma, cur + (i << 12))
+        if not t.umem.write(vec, bytes(out)):
+            return -errno.EFAULT               # copied out chunk by chunk
+        vec += len(out)
+        cur = stop
+    return 0
+
+
+def _mincore_page(k, mm, vma, va):
+    """1 if the page at va is resident (mapped, in the swap cache or the file's page cache, uptodate)."""
+    pte = mm.pgtables.get_pte(va)
+    if pte & _PAGE_PRESENT:
+        return 1
+    if pte:                                    # swapped out: resident if in the swap cache, read in
+        page = k.swapcache.pages.get(pte_to_swp_entry(pte)[1])
+        return 1 if page is not None and page.flags & PG_uptodate else 0
+    if vma.vm_file is not None:
+        # like mincore_page(): resident means cached and uptodate (not still being read)
+        page = vma.vm_file.mapping.pages.get(vma.linear_page_index(va))
+        return 1 if page is not None and page.flags & PG_uptodate else 0
+    return 0
 
 
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/epoll.h>
 #include <sys/ipc.h>
 #include <sys/resource.h>
 #include <sys/shm.h>
@@ -177,5 +178,23 @@ int main(void)
 	fl.l_len = 2;
 	T("fcntl(F_SETLK, end overflows)", syscall(SYS_fcntl, fd, F_SETLK, &fl));
 	T("fcntl(O_PATH fd, F_GETLK)", syscall(SYS_fcntl, open("/", O_PATH), F_GETLK, &fl));
+	T("fcntl(F_SETOWN, no such process group)", syscall(SYS_fcntl, fd, F_SETOWN, -999999));
+	int ep = epoll_create1(0);
+	T("read(epoll fd)", syscall(SYS_read, ep, buf, 8));
+	T("write(epoll fd, unmapped buf)", syscall(SYS_write, ep, BAD, 8));
+	T("fsync(epoll fd)", syscall(SYS_fsync, ep));
+	T("ioctl(epoll fd, unknown)", syscall(SYS_ioctl, ep, 0x1234, 0));
+	T("ioctl(FIGETBSZ, NULL)", syscall(SYS_ioctl, ep, 2, NULL));
+	T("fadvise64(pipe, bad advice)", syscall(SYS_fadvise64, p[0], 0, 0, 99));
+	T("fadvise64(advice in the high half)", syscall(SYS_fadvise64, fd, 0, 0, 1UL << 40));
+	T("mmap(bad map type, NOREPLACE on a mapping)", syscall(SYS_mmap, taken, 4096, PROT_READ,
+	                                                       7 | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0));
+	T("mmap(pipe write end, shared read)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_SHARED, p[1], 0));
+	int afd = open("/tmp/errtable.append", O_RDWR | O_CREAT | O_APPEND | O_TRUNC, 0600);
+	T("ftruncate(O_APPEND file)", syscall(SYS_ftruncate, afd, 4096));
+	T("mmap(O_APPEND file, shared write)", syscall(SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, afd, 0)
+	                                        > 0 ? 1 : -1);
+	unlink("/tmp/errtable.append");
+	T("mincore(mapped, then a hole; read-only vec)", syscall(SYS_mincore, taken, 2 << 20, (void *)main));
 	return 0;
 }

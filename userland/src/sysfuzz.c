@@ -326,6 +326,10 @@ static int shaped(long nr, long a[6])
             a[3] = gen_ptr();
         }
         return 1;
+    case 72:                                    /* fcntl: F_SETLKW and F_OFD_SETLKW could wait for ever */
+        if (((int)a[1] == 7 || (int)a[1] == 38))
+            a[1] -= 1;                          /* F_SETLK, F_OFD_SETLK */
+        return 0;
     case 13:                                    /* rt_sigaction: query, or a bad new action */
         a[0] = gen_int();
         a[1] = below(2) ? 0 : below(2) ? 0xffff800000000000UL : (long)(scratch + SCRATCH_SIZE);
