@@ -17,21 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static long size;
+#include "meminfo.h"
 
-static long meminfo(const char *key)
-{
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    FILE *f = fopen("/proc/meminfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, key, n) && line[n] == ':')
-            v = atol(line + n + 1);
-    if (f)
-        fclose(f);
-    return v;
-}
+static long size;
 
 static long sysctl_vm(const char *name)
 {

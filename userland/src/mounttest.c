@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "meminfo.h"
+
 static char base[64];
 
 static const char *res(int r) { return r < 0 ? strerror(errno) : "ok"; }
@@ -63,17 +65,6 @@ static void show_statfs(const char *label, const char *path) {
     printf("%s statfs: type=%#lx bsize=%ld blocks=%lu bfree=%lu files=%lu ffree=%lu\n", label, (long)s.f_type,
            (long)s.f_bsize, (unsigned long)s.f_blocks, (unsigned long)s.f_bfree, (unsigned long)s.f_files,
            (unsigned long)s.f_ffree);
-}
-
-static long meminfo(const char *field) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[128];
-    long v = -1;
-    size_t n = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, field, n) && line[n] == ':') v = strtol(line + n + 1, NULL, 10);
-    if (f) fclose(f);
-    return v;
 }
 
 static void tmpfs(void) {

@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "meminfo.h"
+
 #ifndef SHM_HUGE_SHIFT
 #define SHM_HUGE_SHIFT 26
 #endif
@@ -267,17 +269,6 @@ static void basics(void) {
     shmdt(v);
     stat_seg("forced, detached", d);
     sysctl_set("shm_rmid_forced", "0");
-}
-
-static long meminfo(const char *field) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[128];
-    long v = -1;
-    size_t n = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, field, n) && line[n] == ':') v = strtol(line + n + 1, NULL, 10);
-    if (f) fclose(f);
-    return v;
 }
 
 static void huge(void) {

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "meminfo.h"
+
 #define PAGE 4096L
 
 static void stamp(char *page, long index, unsigned gen)
@@ -32,20 +34,6 @@ static long check(const char *page, long index, unsigned gen)
     char want[PAGE];
     stamp(want, index, gen);
     return memcmp(page, want, PAGE) ? index : -1;
-}
-
-static long meminfo(const char *key)
-{
-    char line[256];
-    long v = -1;
-    size_t n = strlen(key);
-    FILE *f = fopen("/proc/meminfo", "r");
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, key, n) && line[n] == ':')
-            v = atol(line + n + 1);
-    if (f)
-        fclose(f);
-    return v;
 }
 
 static unsigned gen_of(long index)
