@@ -28,7 +28,8 @@ def test_uffdtest_matches_native(userland, cpus):
     kernel's own accesses (write/read/pread copies, MADV_POPULATE) resolved by the handler, the events
     FORK (the handler follows the child's new descriptor), REMAP, REMOVE and UNMAP, fork without
     EVENT_FORK (the child's copy unregistered, its uffd-wp bits gone), UFFDIO_MOVE (holes, EEXIST, EBUSY
-    for a page shared with a child, a fault resolved by a move), and bad input
+    for a page shared with a child, a fault resolved by a move), UFFDIO_POISON (SIGBUS on access,
+    EEXIST, bad mode), and bad input
     (wrong API, unknown features, unaligned and unmapped ranges, EBUSY, EEXIST, ENOENT)."""
     native = _native()
     g = run_guest(PROG, cpus=cpus)
@@ -57,7 +58,11 @@ def test_uffdtest_matches_native(userland, cpus):
                  b'MOVE from holes: -1 ENOENT\n  move field -2\nMOVE from holes, ALLOW_SRC_HOLES: 0 \n'
                  b'  move field 8192\nMOVE overlapping: -1 EEXIST\nMOVE from shared memory: -1 EINVAL\n'
                  b'MOVE of a page shared with a child: -1 EBUSY\n'
-                 b'MISSING+MOVE: faults 1, byte D, source now 0, child status 0\nhpage_pmd_size 2097152\n'):
+                 b'MISSING+MOVE: faults 1, byte D, source now 0, child status 0',
+                 # UFFDIO_POISON
+                 b'anon: POISON in range ioctls 1\n  POISON: 0 \n  updated 4096\n  POISON again: -1 EEXIST\n'
+                 b'  updated -17\n  POISON bad mode: -1 EINVAL\n  read of the poisoned page: si_code 2, next page 0\n'
+                 b'memfd: POISON in range ioctls 1', b'hpage_pmd_size 2097152\n'):
         assert line in native
 
 
@@ -99,7 +104,8 @@ def test_uffd_hugetlb_matches_native(userland, cpus):
     fault address huge-aligned), MINOR faults on a second mapping resolved with UFFDIO_CONTINUE,
     MISSING and WP on a private mapping, the basic range ioctls (no ZEROPAGE), and EINVAL for
     unaligned ranges, ZEROPAGE and a 4 KiB COPY, EEXIST for a page the file has; mremap moves shared
-    and private huge pages (EINVAL for growth and unaligned addresses), as the events test needs."""
+    and private huge pages (EINVAL for growth and unaligned addresses), as the events test needs;
+    UFFDIO_POISON of a huge page (EINVAL for 4 KiB) is SIGBUS on access."""
     prog = os.path.join(BUILD, 'uffdhuge')
     with _native_huge_pages(4):
         code, native, err = run_native(prog)
@@ -115,5 +121,7 @@ def test_uffd_hugetlb_matches_native(userland, cpus):
                  b'MINOR alias: faults 2, flags 0x4, offsets 0 0x200000',
                  b'private: faults 2, flags 0x3, bytes w x (read 64), file page seen 0x41',
                  b'mremap grow: -1 EINVAL\nmremap unaligned: -1 EINVAL\nmremap shared: moved 1, bytes 0x40 0x41\n'
-                 b'mremap private: moved 1, bytes w x\ndone'):
+                 b'mremap private: moved 1, bytes w x\n',
+                 b'  range ioctls 0x10c\nPOISON 4 KiB: -1 EINVAL\nPOISON huge page: 0 \n  updated 2097152\n'
+                 b'  access: si_code 2 0\ndone'):
         assert line in native

@@ -21,8 +21,8 @@ from kernel.mm.hugetlb import HPAGE_SIZE
 from kernel.mm.userfaultfd_events import (UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE,
                                           UFFD_FEATURE_EVENT_UNMAP, userfaultfd_event_done)
 from kernel.mm.userfaultfd_move import UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, UFFDIO_MOVE_MODE_DONTWAKE, move_pages
-from kernel.mm.userfaultfd import (MFILL_CONTINUE, MFILL_COPY, MFILL_ZEROPAGE, mfill_atomic, mwriteprotect_range,
-                                   userfaultfd_register_range, userfaultfd_release_all, userfaultfd_unregister_range,
+from kernel.mm.userfaultfd import (MFILL_CONTINUE, MFILL_COPY, MFILL_POISON, MFILL_ZEROPAGE, mfill_atomic,
+                                   mwriteprotect_range, userfaultfd_register_range, userfaultfd_release_all, userfaultfd_unregister_range,
                                    validate_range, validate_unaligned_range)
 from kernel.mm.userfaultfd_k import (UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_USER_MODE_ONLY, VM_UFFD_MINOR,
                                      VM_UFFD_MISSING,
@@ -40,22 +40,24 @@ UFFD_FEATURE_MINOR_HUGETLBFS = 1 << 9
 UFFD_FEATURE_MINOR_SHMEM = 1 << 10
 UFFD_FEATURE_WP_ASYNC = 1 << 15
 UFFD_FEATURE_WP_UNPOPULATED = 1 << 13
+UFFD_FEATURE_POISON = 1 << 14
 UFFD_FEATURE_MOVE = 1 << 16
 # what this kernel implements, and so reports: faults (MISSING, WP, MINOR) on anonymous, shmem and
 # hugetlbfs memory
 UFFD_API_FEATURES = (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS |
                      UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |
                      UFFD_FEATURE_MINOR_HUGETLBFS | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
-                     UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MOVE)
+                     UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MOVE |
+                     UFFD_FEATURE_POISON)
 UFFD_FEATURE_INITIALIZED = 1 << 31
 
 _UFFDIO_REGISTER, _UFFDIO_UNREGISTER, _UFFDIO_WAKE, _UFFDIO_COPY, _UFFDIO_ZEROPAGE = 0, 1, 2, 3, 4
 _UFFDIO_MOVE, _UFFDIO_WRITEPROTECT, _UFFDIO_CONTINUE, _UFFDIO_POISON, _UFFDIO_API = 5, 6, 7, 8, 0x3F
 UFFD_API_IOCTLS = 1 << _UFFDIO_REGISTER | 1 << _UFFDIO_UNREGISTER | 1 << _UFFDIO_API
 UFFD_API_RANGE_IOCTLS = (1 << _UFFDIO_WAKE | 1 << _UFFDIO_COPY | 1 << _UFFDIO_ZEROPAGE | 1 << _UFFDIO_WRITEPROTECT |
-                         1 << _UFFDIO_CONTINUE | 1 << _UFFDIO_MOVE)
+                         1 << _UFFDIO_CONTINUE | 1 << _UFFDIO_MOVE | 1 << _UFFDIO_POISON)
 UFFD_API_RANGE_IOCTLS_BASIC = (1 << _UFFDIO_WAKE | 1 << _UFFDIO_COPY | 1 << _UFFDIO_WRITEPROTECT |
-                               1 << _UFFDIO_CONTINUE)       # hugetlb ranges: no ZEROPAGE
+                               1 << _UFFDIO_CONTINUE | 1 << _UFFDIO_POISON)       # hugetlb: no ZEROPAGE, MOVE
 UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP, UFFDIO_REGISTER_MODE_MINOR = 1, 2, 4
 UFFD_API_REGISTER_MODES = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR
 UFFDIO_COPY_MODE_DONTWAKE, UFFDIO_COPY_MODE_WP = 1, 2
@@ -81,6 +83,8 @@ UFFDIO_ZEROPAGE = _iowr(_UFFDIO_ZEROPAGE, 32)
 UFFDIO_WRITEPROTECT = _iowr(_UFFDIO_WRITEPROTECT, 24)
 UFFDIO_CONTINUE = _iowr(_UFFDIO_CONTINUE, 32)
 UFFDIO_MOVE = _iowr(_UFFDIO_MOVE, 40)
+UFFDIO_POISON = _iowr(_UFFDIO_POISON, 32)
+UFFDIO_POISON_MODE_DONTWAKE = 1
 UFFD_SHARED_FCNTL_FLAGS = O_CLOEXEC | O_NONBLOCK
 CAP_SYS_PTRACE = 19
 
@@ -353,6 +357,10 @@ class UserfaultfdCtx(AnonInode):
         return self._mfill_ioctl(k, t, arg, 3, MFILL_CONTINUE, UFFDIO_CONTINUE_MODE_DONTWAKE,
                                  UFFDIO_CONTINUE_MODE_WP)
 
+    def userfaultfd_poison(self, k, t, arg):
+        """UFFDIO_POISON: poison markers in the empty PTEs of the range (a later access is SIGBUS)."""
+        return self._mfill_ioctl(k, t, arg, 3, MFILL_POISON, UFFDIO_POISON_MODE_DONTWAKE, 0)
+
     def userfaultfd_move(self, k, t, arg):
         """UFFDIO_MOVE: move anonymous pages into the registered range, write the count, wake."""
         raw = t.umem.read(arg, 32)
@@ -406,6 +414,7 @@ _IOCTLS = {
     UFFDIO_WRITEPROTECT: UserfaultfdCtx.userfaultfd_writeprotect,
     UFFDIO_CONTINUE: UserfaultfdCtx.userfaultfd_continue,
     UFFDIO_MOVE: UserfaultfdCtx.userfaultfd_move,
+    UFFDIO_POISON: UserfaultfdCtx.userfaultfd_poison,
 }
 
 

@@ -16,8 +16,8 @@ from kernel.mm.mmap import split_vma, vma_merge_around
 from kernel.mm.mm_types import FAULT_FLAG_WRITE, TASK_SIZE, VmFault
 from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_dirty
 from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, pte_pfn
-from kernel.mm.userfaultfd_k import (_PAGE_UFFD_WP, VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of, userfaultfd_set_owner,
-                                     vma_is_shmem)
+from kernel.mm.userfaultfd_k import (POISON_MARKER, _PAGE_UFFD_WP, VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of,
+                                     userfaultfd_set_owner, vma_is_shmem)
 from kernel.mm.userfaultfd_hugetlb import hugetlb_uffd_writeprotect, mfill_atomic_hugetlb
 from kernel.mm.vma import VM_HUGETLB, VM_SHARED, VM_WRITE
 
@@ -57,6 +57,10 @@ def _mfill_pte(mm, ctx, vma, dst, src, mode, wp, umem):
     slot = mm.pgtables.pte_slot(dst, create=True)
     if mm.pgtables.ptes[slot >> 3]:
         return -errno.EEXIST
+    if mode == MFILL_POISON:                 # mfill_atomic_pte_poison
+        mm.pgtables.ptes[slot >> 3] = POISON_MARKER
+        svc.charge('pte_set')
+        return 0
     vmf = VmFault(vma, dst, FAULT_FLAG_WRITE)
     vmf.slot = slot
     if vma.anon:

@@ -13,11 +13,11 @@ import errno
 from kernel.mm.hugetlb import (HPAGE_SHIFT, HPAGE_SIZE, alloc_hugetlb_folio, make_huge_pte,
                                vma_hugecache_offset)
 from kernel.mm.page_alloc import PG_anon, PG_dirty
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, PMD_PFN_MASK
-from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP
+from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, PMD_PFN_MASK
+from kernel.mm.userfaultfd_k import POISON_MARKER, _PAGE_UFFD_WP
 from kernel.mm.vma import VM_MAYSHARE, VM_SHARED, VM_WRITE
 
-MFILL_COPY, MFILL_ZEROPAGE, MFILL_CONTINUE = 'copy', 'zeropage', 'continue'
+MFILL_COPY, MFILL_ZEROPAGE, MFILL_CONTINUE, MFILL_POISON = 'copy', 'zeropage', 'continue', 'poison'
 
 
 def _hugetlb_mfill_one(mm, vma, dst, src, mode, wp, umem):
@@ -32,6 +32,10 @@ def _hugetlb_mfill_one(mm, vma, dst, src, mode, wp, umem):
         svc.frames.put_page(svc.frames.pages[freed])
     if phys.read64(slot):
         return -errno.EEXIST
+    if mode == MFILL_POISON:                 # a poison marker in the huge PMD
+        phys.write64(slot, POISON_MARKER | _PAGE_PSE)
+        svc.charge('pte_set')
+        return 0
     inode = vma.vm_file.inode
     idx = vma_hugecache_offset(vma, dst)
     if idx >= (inode.size + HPAGE_SIZE - 1) >> HPAGE_SHIFT:

@@ -18,7 +18,7 @@ import struct
 
 from kernel.mm.mm_types import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_SPECULATIVE,
                                 FAULT_FLAG_USER, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VM_FAULT_SIGBUS)
-from kernel.mm.pgtable import _PAGE_PRESENT
+from kernel.mm.pgtable import _PAGE_PRESENT, swp_entry_to_pte
 from kernel.mm.vma import VM_HUGETLB
 from kernel.sigframe import ERESTARTSYS
 
@@ -27,6 +27,12 @@ VM_UFFD_WP = 0x00001000
 VM_UFFD_MINOR = 1 << 41
 VM_UFFD_FLAGS = VM_UFFD_MISSING | VM_UFFD_WP | VM_UFFD_MINOR
 _PAGE_UFFD_WP = 1 << 10              # _PAGE_SOFTW2: the PTE is write-protected for userfaultfd
+
+# UFFDIO_POISON's PTE marker (PTE_MARKER_POISONED): a hwpoison swap entry at an offset naming no
+# page; a fault on it in a registered range is VM_FAULT_SIGBUS (BUS_ADRERR, as Linux 6.18 reports
+# it); zap and munmap drop it like any hwpoison entry
+POISON_MARKER_OFFSET = (1 << 36) - 1
+POISON_MARKER = swp_entry_to_pte(31, POISON_MARKER_OFFSET)     # swap type SWP_HWPOISON
 
 UFFD_EVENT_PAGEFAULT = 0x12
 UFFD_PAGEFAULT_FLAG_WRITE, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_MINOR = 1, 2, 4
@@ -143,6 +149,9 @@ def userfaultfd_fault(mm, vmf, pte):
         return None
     if pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
         return handle_userfault(mm, vmf, VM_UFFD_WP)
+    if pte == POISON_MARKER:
+        vmf.handler = 'uffd poison marker'
+        return VM_FAULT_SIGBUS               # handle_pte_marker: PTE_MARKER_POISONED (BUS_ADRERR)
     return None
 
 

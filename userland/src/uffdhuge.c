@@ -9,6 +9,8 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,13 @@
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 4
 #endif
+#ifndef UFFDIO_POISON                /* uapi linux/userfaultfd.h of Linux 6.6+, for older headers */
+#define _UFFDIO_POISON 0x08
+#define UFFD_FEATURE_POISON (1ULL << 14)
+struct uffdio_poison { struct uffdio_range range; uint64_t mode; int64_t updated; };
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
 #define PS 4096UL
 #define HPS (2UL << 20)
 
@@ -85,6 +94,15 @@ static long reg(void *addr, unsigned long len, uint64_t mode, uint64_t *ioctls)
     if (ioctls)
         *ioctls = r.ioctls;
     return ret;
+}
+
+static sigjmp_buf pjb;
+static volatile int p_code;
+static void on_bus(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)uc;
+    p_code = si->si_code;
+    siglongjmp(pjb, 1);
 }
 
 int main(void)
@@ -165,6 +183,26 @@ int main(void)
     printf("mremap shared: moved %d, bytes %#x %#x\n", m == to, m[5], m[HPS + 5]);
     char *m2 = mremap(q, HPS, HPS, MREMAP_MAYMOVE | MREMAP_FIXED, to + 2 * HPS);
     printf("mremap private: moved %d, bytes %c %c\n", m2 == to + 2 * HPS, m2[10], m2[11]);
+    /* UFFDIO_POISON of a huge page: SIGBUS on access */
+    uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    struct uffdio_api api2 = { .api = UFFD_API, .features = UFFD_FEATURE_POISON | UFFD_FEATURE_MISSING_HUGETLBFS };
+    SHOW("API POISON", ioctl(uffd, UFFDIO_API, &api2));
+    int qfd = memfd_create("uffd-huge-poison", MFD_HUGETLB);
+    ftruncate(qfd, HPS);
+    char *pz = mmap(NULL, HPS, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, qfd, 0);
+    SHOW("register", reg(pz, HPS, UFFDIO_REGISTER_MODE_MISSING, &ioctls));
+    printf("  range ioctls %#llx\n", (unsigned long long)(ioctls & ~(1ULL << 5)));
+    struct uffdio_poison po = { .range = { (uintptr_t)pz, PS } };
+    SHOW("POISON 4 KiB", ioctl(uffd, UFFDIO_POISON, &po));
+    po.range.len = HPS;
+    SHOW("POISON huge page", ioctl(uffd, UFFDIO_POISON, &po));
+    printf("  updated %lld\n", (long long)po.updated);
+    struct sigaction sa = { .sa_sigaction = on_bus, .sa_flags = SA_SIGINFO };
+    sigaction(SIGBUS, &sa, NULL);
+    volatile char v = 0;
+    if (!sigsetjmp(pjb, 1))
+        v = pz[4096 * 3];
+    printf("  access: si_code %d %d\n", p_code, v);
     printf("done\n");
     return 0;
 }

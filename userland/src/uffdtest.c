@@ -34,11 +34,18 @@ struct uffdio_move { uint64_t dst, src, len, mode; int64_t move; };
 #define UFFDIO_MOVE _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move)
 #endif
 
+#ifndef UFFDIO_POISON                /* uapi linux/userfaultfd.h of Linux 6.6+, for older headers */
+#define _UFFDIO_POISON 0x08
+#define UFFD_FEATURE_POISON (1ULL << 14)
+struct uffdio_poison { struct uffdio_range range; uint64_t mode; int64_t updated; };
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
 #define PS 4096
 #define NPAGES 16
 #define OURS (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS | \
               UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM)
-#define NOT_OURS (1ULL << 8)                     /* UFFDIO_POISON: not emulated */
+#define NOT_OURS 0ULL
 
 static const char *en(int e)
 {
@@ -515,6 +522,52 @@ static void test_move(void)
     close(uffd);
 }
 
+/* UFFDIO_POISON: a poisoned page of anonymous or memfd memory is SIGBUS (BUS_MCEERR_AR) on access,
+ * a mapped page EEXIST, the next page unaffected */
+static sigjmp_buf pjb;
+static volatile int p_code;
+static void on_poison_bus(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig; (void)uc;
+    p_code = si->si_code;
+    siglongjmp(pjb, 1);
+}
+
+static void test_poison(void)
+{
+    int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+    SHOW("API POISON", api(uffd, UFFD_FEATURE_POISON | UFFD_FEATURE_MISSING_SHMEM));
+    int mfd = memfd_create("uffd-poison", 0);
+    ftruncate(mfd, 2 * PS);
+    char *areas[2] = { map_anon(2 * PS), mmap(NULL, 2 * PS, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0) };
+    struct sigaction sa = { .sa_sigaction = on_poison_bus, .sa_flags = SA_SIGINFO }, old;
+    sigaction(SIGBUS, &sa, &old);
+    for (int k = 0; k < 2; k++) {
+        char *a = areas[k];
+        uint64_t ioctls;
+        reg(uffd, a, 2 * PS, UFFDIO_REGISTER_MODE_MISSING, &ioctls);
+        printf("%s: POISON in range ioctls %d\n", k ? "memfd" : "anon", !!(ioctls & (1ULL << _UFFDIO_POISON)));
+        struct uffdio_poison po = { .range = { (uintptr_t)a, PS } };
+        SHOW("  POISON", ioctl(uffd, UFFDIO_POISON, &po));
+        printf("  updated %lld\n", (long long)po.updated);
+        SHOW("  POISON again", ioctl(uffd, UFFDIO_POISON, &po));
+        printf("  updated %lld\n", (long long)po.updated);
+        po.mode = 2;
+        SHOW("  POISON bad mode", ioctl(uffd, UFFDIO_POISON, &po));
+        struct uffdio_zeropage z = { .range = { (uintptr_t)a + PS, PS } };
+        ioctl(uffd, UFFDIO_ZEROPAGE, &z);
+        p_code = 0;
+        volatile char v = 0;
+        if (!sigsetjmp(pjb, 1))
+            v = a[5];
+        printf("  read of the poisoned page: si_code %d, next page %d\n", p_code, a[PS + 5] + v);
+        munmap(a, 2 * PS);
+    }
+    sigaction(SIGBUS, &old, NULL);
+    close(mfd);
+    close(uffd);
+}
+
 static sigjmp_buf jb;
 static volatile int sig_code;
 static void *volatile sig_addr;
@@ -679,6 +732,7 @@ int main(void)
     test_kernel_access();
     test_events();
     test_move();
+    test_poison();
     FILE *thp = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "r");   /* move-pmd's size */
     unsigned long pmd = 0;
     if (thp && fscanf(thp, "%lu", &pmd) == 1)
