@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "run_child.h"
+
 #define NOBODY 65534
 static char D[256];
 
@@ -79,15 +81,7 @@ static void become(uid_t ruid, uid_t euid, gid_t gid, int ngroups, gid_t *groups
 static void in_child(const char *title, void (*fn)(void))
 {
     printf("== %s\n", title);
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        fn();
-        fflush(stdout);
-        _exit(0);
-    }
-    int st;
-    waitpid(pid, &st, 0);
+    int st = run_in_child(fn);
     if (!WIFEXITED(st) || WEXITSTATUS(st))
         printf("child failed: %#x\n", st);
 }

@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "run_child.h"
+
 #define BAD ((void *)16)
 /* container hosts often run without CAP_SYS_RESOURCE: leave it out of printed sets */
 #define CAP_SYS_RESOURCE 24
@@ -227,15 +229,7 @@ static void exec_setid(void)
 
 static void in_child(void (*fn)(void), const char *name)
 {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        fn();
-        fflush(stdout);
-        _exit(0);
-    }
-    int st;
-    waitpid(pid, &st, 0);
+    int st = run_in_child(fn);
     printf("%s child: exit %d\n", name, WEXITSTATUS(st));
 }
 
