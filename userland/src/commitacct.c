@@ -91,6 +91,20 @@ static void commit_limit_rule(void)
            limit == pages * 4 + swap ? "yes" : "no");
 }
 
+/* a shared anonymous mapping: charged when mapped, touching every page and unmapping it */
+static void shared_anonymous(const char *label, int flags)
+{
+    mark();
+    char *p = map(PROT_READ | PROT_WRITE, MAP_SHARED | flags);
+    printf("%s: %+ld\n", label, step());
+    mark();
+    memset(p, 1, size);
+    printf("  ~every page touched: %+ld\n", step());
+    mark();
+    munmap(p, size);
+    printf("  ~unmapped: %+ld\n", step());
+}
+
 static void accounting(const char *dir)
 {
     char *p, *q;
@@ -120,24 +134,8 @@ static void accounting(const char *dir)
     mprotect(p, size, PROT_READ | PROT_WRITE);
     printf("  mprotect writable: %+ld\n", step());
     munmap(p, size);
-    mark();
-    p = map(PROT_READ | PROT_WRITE, MAP_SHARED);
-    printf("shared anonymous: %+ld\n", step());
-    mark();
-    memset(p, 1, size);
-    printf("  ~every page touched: %+ld\n", step());
-    mark();
-    munmap(p, size);
-    printf("  ~unmapped: %+ld\n", step());
-    mark();
-    p = map(PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE);
-    printf("shared anonymous MAP_NORESERVE: %+ld\n", step());
-    mark();
-    memset(p, 1, size);
-    printf("  ~every page touched: %+ld\n", step());
-    mark();
-    munmap(p, size);
-    printf("  ~unmapped: %+ld\n", step());
+    shared_anonymous("shared anonymous", 0);
+    shared_anonymous("shared anonymous MAP_NORESERVE", MAP_NORESERVE);
 
     p = map(PROT_READ | PROT_WRITE, MAP_PRIVATE);
     fflush(stdout);
