@@ -40,6 +40,18 @@ static const char *err(long r)
 	return r < 0 ? strerrorname_np(errno) : "ok";
 }
 
+/* create path afresh and write(2) buf to it until that fails; the descriptor */
+static int write_until_full(const char *path, const char *buf, size_t size)
+{
+	int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	ssize_t n;
+	size_t total = 0;
+	while ((n = write(fd, buf, size)) > 0)
+		total += n;
+	printf("write until full: %s (wrote something: %s)\n", err(n), total ? "yes" : "no");
+	return fd;
+}
+
 static int tmpfs(const char *dir, size_t len)
 {
 	char path[256];
@@ -47,12 +59,7 @@ static int tmpfs(const char *dir, size_t len)
 	memset(buf, 'x', sizeof(buf));
 	snprintf(path, sizeof(path), "%s/exhaust.fill", dir);
 
-	int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
-	ssize_t n;
-	size_t total = 0;
-	while ((n = write(fd, buf, sizeof(buf))) > 0)
-		total += n;
-	printf("write until full: %s (wrote something: %s)\n", err(n), total ? "yes" : "no");
+	int fd = write_until_full(path, buf, sizeof(buf));
 	printf("write when full: %s\n", err(write(fd, buf, 4096)));
 	close(fd);
 	unlink(path);
@@ -126,12 +133,7 @@ static int disk(const char *dir)
 	int hfd = open(hole, O_CREAT | O_RDWR | O_TRUNC, 0600);
 	if (hfd < 0 || ftruncate(hfd, 1 << 20))
 		return 1;
-	int fd = open(fill, O_CREAT | O_RDWR | O_TRUNC, 0600);
-	ssize_t n;
-	size_t total = 0;
-	while ((n = write(fd, buf, sizeof(buf))) > 0)
-		total += n;
-	printf("write until full: %s (wrote something: %s)\n", err(n), total ? "yes" : "no");
+	int fd = write_until_full(fill, buf, sizeof(buf));
 	/* a few blocks may still be free after a partial write: fill them one page at a time */
 	while (write(fd, buf, 4096) > 0)
 		;
