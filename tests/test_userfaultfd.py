@@ -62,7 +62,8 @@ def test_uffdtest_matches_native(userland, cpus):
                  # UFFDIO_POISON
                  b'anon: POISON in range ioctls 1\n  POISON: 0 \n  updated 4096\n  POISON again: -1 EEXIST\n'
                  b'  updated -17\n  POISON bad mode: -1 EINVAL\n  read of the poisoned page: si_code 2, next page 0\n'
-                 b'memfd: POISON in range ioctls 1', b'hpage_pmd_size 2097152\n'):
+                 b'  in a fork child: si_code 2\nmemfd: POISON in range ioctls 1',
+                 b'  in a fork child: si_code 0\nhpage_pmd_size 2097152\n'):
         assert line in native
 
 

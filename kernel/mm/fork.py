@@ -12,7 +12,7 @@ from kernel.mm.mdwe import mmf_init_flags
 from kernel.mm.mm_types import MmStruct
 from kernel.mm.gup_pin import page_maybe_dma_pinned
 from kernel.mm.llc import charge_page_copy
-from kernel.mm.memory import page_add_new_anon_rmap, vma_page_prot
+from kernel.mm.memory import SWP_HWPOISON, page_add_new_anon_rmap, vma_page_prot
 from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved
 from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pfn_pte, \
     pte_pfn, pte_to_swp_entry
@@ -89,8 +89,13 @@ def copy_page_range(dst, src, vma):
             return False
         n += 1
         if not pte & _PAGE_PRESENT:
+            swp_type, offset = pte_to_swp_entry(pte)
+            if swp_type == SWP_HWPOISON:         # a hwpoison entry or poison marker: copied as it is
+                if vma.anon_vma:                 # (vma_needs_copy: Linux copies no PTE of a VMA without)
+                    phys.write64(dslot, pte)
+                continue
             if sc is not None:
-                sc.area.swap_duplicate(pte_to_swp_entry(pte)[1])
+                sc.area.swap_duplicate(offset)
                 dst.swap_ents = getattr(dst, 'swap_ents', 0) + 1
             phys.write64(dslot, pte)
             continue

@@ -13,7 +13,7 @@ from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, V
 from kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
     charge_first_touches
 from kernel.mm import hugetlb
-from kernel.mm.userfaultfd_k import VM_UFFD_FLAGS, userfaultfd_fault
+from kernel.mm.userfaultfd_k import POISON_MARKER, VM_UFFD_FLAGS, userfaultfd_fault
 
 
 def vma_page_prot(vma):
@@ -476,6 +476,9 @@ def do_swap_page(mm, vmf):
     if sc is None:
         return VM_FAULT_SIGBUS
     _type, offset = pte_to_swp_entry(vmf.orig_pte)
+    if vmf.orig_pte == POISON_MARKER:           # handle_pte_marker: UFFDIO_POISON's marker
+        vmf.handler = 'uffd poison marker'
+        return VM_FAULT_SIGBUS
     if _type == SWP_HWPOISON:
         vmf.handler = 'hwpoison'
         return VM_FAULT_HWPOISON

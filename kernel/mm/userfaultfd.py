@@ -127,6 +127,8 @@ def mfill_atomic(mm, ctx, dst, src, length, mode, wp, umem):
         return -errno.EINVAL
     if vma.anon and mode == MFILL_CONTINUE:
         return -errno.EINVAL
+    if not vma.vm_flags & VM_SHARED:
+        vma.anon_vma = True                   # anon_vma_prepare, for every mode
     done = 0
     err = 0
     while done < length:

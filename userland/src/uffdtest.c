@@ -561,6 +561,16 @@ static void test_poison(void)
         if (!sigsetjmp(pjb, 1))
             v = a[5];
         printf("  read of the poisoned page: si_code %d, next page %d\n", p_code, a[PS + 5] + v);
+        pid_t pid = fork();                  /* the marker is copied; the child's copy is not registered */
+        if (pid == 0) {
+            p_code = 0;
+            if (!sigsetjmp(pjb, 1))
+                v = a[6];
+            _exit(p_code);
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        printf("  in a fork child: si_code %d\n", WEXITSTATUS(st));
         munmap(a, 2 * PS);
     }
     sigaction(SIGBUS, &old, NULL);
