@@ -6,7 +6,7 @@ from kernel.cred import CAP_SYS_ADMIN, capable
 from kernel.fs.errors import FsError
 from kernel.fs.namespace import MNT_DETACH, MNT_EXPIRE, MNT_FORCE, UMOUNT_NOFOLLOW, MountContext, path_mount, path_umount
 from kernel.syscalls import s32, syscall
-from kernel.syscalls.fs import AT_FDCWD, PATH_MAX, _abs_at as abs_at, _get_path as getname
+from kernel.syscalls.fs import AT_FDCWD, AT_SYMLINK_NOFOLLOW, PATH_MAX, user_path_at
 
 MOUNT_DATA_MAX = 4096              # copy_mount_options copies at most one page
 
@@ -31,20 +31,6 @@ def copy_mount_string(t, uptr, maxlen=PATH_MAX):
     return s[:maxlen - 1].decode('utf-8', 'surrogateescape')
 
 
-def _lookup_target(k, t, upath, follow=True):
-    """user_path_at(AT_FDCWD, ...): the inode, or -errno."""
-    path = getname(t, upath)
-    if isinstance(path, int):
-        return path
-    if not path:
-        return -errno.ENOENT
-    path = abs_at(t, AT_FDCWD, path)
-    try:
-        return k.vfs.lookup(path, '/', follow, t.cred.fs_cred())
-    except FsError as e:
-        return -e.errno
-
-
 @syscall(165, 'mount')
 def sys_mount(k, t, dev_name, dir_name, fstype, flags, data, *_):
     kernel_type = copy_mount_string(t, fstype)
@@ -53,7 +39,7 @@ def sys_mount(k, t, dev_name, dir_name, fstype, flags, data, *_):
     for v in (kernel_type, kernel_dev, options):
         if isinstance(v, int):
             return v
-    target = _lookup_target(k, t, dir_name)
+    target = user_path_at(k, t, AT_FDCWD, dir_name, 0)
     if isinstance(target, int):
         return target
     if not may_mount(t):
@@ -69,7 +55,7 @@ def sys_umount2(k, t, name, flags, *_):
     flags = s32(flags)
     if flags & ~(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW):
         return -errno.EINVAL
-    target = _lookup_target(k, t, name, not flags & UMOUNT_NOFOLLOW)
+    target = user_path_at(k, t, AT_FDCWD, name, AT_SYMLINK_NOFOLLOW if flags & UMOUNT_NOFOLLOW else 0)
     if isinstance(target, int):
         return target
     if not may_mount(t):
