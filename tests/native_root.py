@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 
 from kernel.fs.mountspec import lib_view
-from kernel.syscalls.proc import init_rlimit, RLIM_INFINITY
+from kernel.rlimits import init_rlimit, RLIM_INFINITY
 
 _SETUP = r'''
 set -e

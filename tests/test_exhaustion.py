@@ -10,6 +10,7 @@ import tempfile
 import pytest
 
 from conftest import run_guest, run_native
+from native_root import native_root_available, run_native_root
 
 TMPFS_PAGES_MIB = 8           # the tmpfs size: natively size=8m, under faultlab /tmp of 16 MiB of RAM
 
@@ -163,3 +164,56 @@ def test_swap_full_oom_kills_the_worst_process_and_the_rest_go_on(userland, args
     victim_pid = 2 if victim == 'small' else 3
     assert 'Killed process %d (oomkill)' % victim_pid in kills[-1]
     assert 'oom_score_adj:%s' % args[2 if victim == 'small' else 3] in kills[-1]
+
+
+# ---- limits on new tasks (kernel/fork_limits.py) -------------------------------------------------------
+@pytest.mark.parametrize('limit', [1, 5])
+def test_rlimit_nproc_gives_eagain_except_for_root(userland, limit):
+    """userland/src/forklimit.c nproc: root forks past RLIMIT_NPROC 1; user 54321 forks limit - 1
+    children (it counts itself), then EAGAIN, and again once they are reaped; against native."""
+    prog = os.path.join(userland, 'forklimit')
+    code, out, _ = run_native(prog, ['nproc', str(limit)])
+    assert code == 0 and b'user 54321: %d forks, then EAGAIN' % (limit - 1) in out
+    r = run_guest(prog, ['nproc', str(limit)])
+    assert r.exit_code == 0 and r.stdout == out
+
+
+def _pid_max_is_per_namespace():
+    """Linux 6.14 made pid_max a pid namespace's own: only then may the native run write it."""
+    major, minor = (int(x) for x in os.uname().release.split('.')[:2])
+    return (major, minor) >= (6, 14)
+
+
+# what kernel/pid.c does with pid_max 400 and ns_last_pid 100: pids 101..399, then none free from
+# RESERVED_PIDS (300) on; proc_dointvec_minmax refuses 300 and PID_MAX_LIMIT + 1
+PID_MAX_LINUX = b'''write 300: EINVAL
+write 4194305: EINVAL
+write 400: ok
+ns_last_pid 100: ok
+pid_max: 299 forks, then EAGAIN
+pid_max: reaped 299
+pid_max: fork after reaping: ok
+'''
+
+
+def test_pid_max_runs_out_with_eagain(userland):
+    prog = os.path.join(userland, 'forklimit')
+    expected = PID_MAX_LINUX
+    if native_root_available() and _pid_max_is_per_namespace():
+        code, expected, _ = run_native_root(prog, ['pidmax', '400'])
+        assert code == 0
+    r = run_guest(prog, ['pidmax', '400'])
+    assert r.exit_code == 0 and r.stdout == expected == PID_MAX_LINUX
+
+
+def test_threads_max_gives_eagain(userland):
+    """threads-max (global on the host, so not written natively): sysctl_max_threads accepts 20..
+    FUTEX_TID_MASK; copy_process refuses a task once nr_threads has reached it (the parent is one)."""
+    r = run_guest(os.path.join(userland, 'forklimit'), ['threadsmax', '40'])
+    assert r.exit_code == 0 and r.stdout == b'''write 19: EINVAL
+write 1073741824: EINVAL
+write 40: ok
+threads-max: 39 forks, then EAGAIN
+threads-max: reaped 39
+threads-max: fork after reaping: ok
+'''

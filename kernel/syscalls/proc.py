@@ -12,13 +12,11 @@ from kernel.syscalls import s32 as _s32, syscall
 from kernel.syscalls.fs import MAX_RW_COUNT
 from kernel.syscalls.thread import schedule_timeout, sigwait_sleep
 from kernel.uaccess import access_ok
+from kernel.rlimits import RLIM_INFINITY, init_rlimit, task_rlimit     # noqa: F401 (used by importers too)
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
-RLIM_INFINITY = (1 << 64) - 1
 RLIMIT_NLIMITS = 16
-_DEFAULT_RLIMITS = {3: (8 << 20, RLIM_INFINITY), 7: (1024, 4096), 4: (0, RLIM_INFINITY),
-                    8: (8 << 20, 8 << 20), 6: (63457, 63457), 11: (63457, 63457), 13: (0, 0), 14: (0, 0)}
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
 CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
 CLOCK_TAI = 11
@@ -88,16 +86,6 @@ def sys_rseq(k, t, *_):
 
 
 RLIMIT_SIGPENDING = 11
-
-
-def init_rlimit(res):
-    """(soft, hard) limit `res` of the first process (init_task's, as INIT_RLIMITS sets them)."""
-    return _DEFAULT_RLIMITS.get(res, (RLIM_INFINITY, RLIM_INFINITY))
-
-
-def task_rlimit(t, res):
-    """(soft, hard) limit `res` of the task."""
-    return t.rlimits.get(res, init_rlimit(res))
 
 
 def do_prlimit(t, res, new, want_old):

@@ -12,6 +12,8 @@ from kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_
 from kernel.cred import exec_creds
 from kernel.mm.mdwe import mmf_init_flags
 from kernel.mm.oom_kill import copy_oom_score_adj
+from kernel.fork_limits import fork_limits
+from kernel.rlimits import task_rlimit
 from kernel.fs import FsError
 from kernel.fs.perm import MAY_EXEC
 from kernel.syscalls.pgrp import find_process, processes
@@ -33,6 +35,7 @@ CLONE_SUPPORTED = (CSIGNAL | CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
 CLONE_ARGS_SIZE_VER0 = 64
 _CLONE_ARGS = struct.Struct('<11Q')
 SIGCHLD, SIGKILL = 17, 9
+RLIMIT_NPROC = 6
 WNOHANG, WUNTRACED, WCONTINUED, __WALL, __WCLONE = 1, 2, 8, 0x40000000, 0x80000000
 
 
@@ -44,6 +47,13 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
         return -errno.EINVAL
     if flags & CLONE_SIGHAND and not flags & CLONE_VM:
         return -errno.EINVAL
+    limits = fork_limits(k)
+    err = limits.copy_process_check(t, task_rlimit(t, RLIMIT_NPROC)[0])     # and threads-max
+    if err:
+        return err
+    tid = limits.alloc_pid()                 # (before the copy of the mm: nothing to undo)
+    if tid < 0:
+        return tid
     if not flags & CLONE_VM:
         from kernel.mm.fork import dup_mm
         mm = dup_mm(k, t.mm)
@@ -55,8 +65,6 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
         mm, umem = t.mm, t.umem
         mm.users += 1
     k.charge('task_create')
-    tid = k.next_pid
-    k.next_pid += 1
     files = t.files if flags & CLONE_FILES else t.files.dup_table()
     if flags & CLONE_FILES:
         files.users += 1
