@@ -16,10 +16,10 @@ import errno
 import struct
 
 from emu.physmem import PAGE_SHIFT, PAGE_SIZE
-from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_anon
 from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_SOFT_DIRTY, PMD_SHIFT, pte_pfn
 from kernel.mm.vma import VM_HUGETLB, VM_PFNMAP, VM_SOFTDIRTY
+from kernel.uaccess import access_ok
 
 PAGEMAP_SCAN = 0xC0606610               # _IOWR('f', 16, struct pm_scan_arg)
 PM_SCAN_ARG_SIZE = 96
@@ -42,11 +42,6 @@ PAGEMAP_WALK_SIZE = 1 << PMD_SHIFT
 ULONG_MAX = (1 << 64) - 1
 _PAGE_SWP_SOFT_DIRTY = 1 << 1            # x86 keeps a swap entry's soft-dirty bit in bit 1
 ENOSPC = errno.ENOSPC
-
-
-def access_ok(addr, size):
-    """The range lies in user space (size may not wrap)."""
-    return size <= TASK_SIZE and addr <= TASK_SIZE - size
 
 
 class PmScan:

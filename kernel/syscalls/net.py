@@ -9,7 +9,6 @@ import struct
 
 from kernel.file import NR_OPEN
 from kernel.futex import BLOCKED
-from kernel.mm.mm_types import TASK_SIZE
 from kernel.net.scm import SCM_CREDENTIALS, UCRED, CmsgBuffer, fput, scm_send
 from kernel.net.sock import (AF_UNIX, OVERFLOW_UID, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, SOCK_DGRAM, SOCK_RAW,
                              SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, TCP_ESTABLISHED, sock_getsockopt,
@@ -20,6 +19,7 @@ from kernel.net.unix import UnixSock, task_cred
 from kernel.sigframe import SI_USER
 from kernel.syscalls import s32, syscall
 from kernel.syscalls.thread import send_signal
+from kernel.uaccess import access_ok
 
 SIGPIPE = 13
 SOCKADDR_STORAGE_SIZE = 128
@@ -231,15 +231,11 @@ def sys_shutdown(k, t, fd, how, *_):
 MSG_CMSG_COMPAT = 0x80000000
 
 
-def _access_ok(addr, n):
-    return addr + n <= TASK_SIZE
-
-
 def _ubuf_socket(t, fd, ubuf, size):
     """The start of __sys_sendto and __sys_recvfrom: import_ubuf (size capped at MAX_RW_COUNT,
     EFAULT) before the descriptor; (file, size) or -errno."""
     size = min(size, MAX_RW_COUNT)
-    if not _access_ok(ubuf, size):
+    if not access_ok(ubuf, size):
         return -errno.EFAULT
     f = _lookup(t, fd)
     if isinstance(f, int):
@@ -305,7 +301,7 @@ def _copy_msghdr(t, umsg):
         for base, ln in struct.iter_unpack('<QQ', rawv):
             if ln >= 1 << 63:
                 return -errno.EINVAL
-            if not _access_ok(base, ln):
+            if not access_ok(base, ln):
                 return -errno.EFAULT
             ln = min(ln, MAX_RW_COUNT - total)
             total += ln
