@@ -29,7 +29,8 @@ def test_uffdtest_matches_native(userland, cpus):
     FORK (the handler follows the child's new descriptor), REMAP, REMOVE and UNMAP, fork without
     EVENT_FORK (the child's copy unregistered, its uffd-wp bits gone), UFFDIO_MOVE (holes, EEXIST, EBUSY
     for a page shared with a child, a fault resolved by a move), UFFDIO_POISON (SIGBUS on access,
-    EEXIST, bad mode), and bad input
+    EEXIST, bad mode), uffd-wp on empty PTEs (WP_UNPOPULATED markers in pagemap, a write fault on one),
+    and bad input
     (wrong API, unknown features, unaligned and unmapped ranges, EBUSY, EEXIST, ENOENT)."""
     native = _native()
     g = run_guest(PROG, cpus=cpus)
@@ -63,7 +64,13 @@ def test_uffdtest_matches_native(userland, cpus):
                  b'anon: POISON in range ioctls 1\n  POISON: 0 \n  updated 4096\n  POISON again: -1 EEXIST\n'
                  b'  updated -17\n  POISON bad mode: -1 EINVAL\n  read of the poisoned page: si_code 2, next page 0\n'
                  b'  in a fork child: si_code 2\nmemfd: POISON in range ioctls 1',
-                 b'  in a fork child: si_code 0\nhpage_pmd_size 2097152\n'):
+                 b'  in a fork child: si_code 0\n',
+                 # uffd-wp markers on empty PTEs
+                 b'anon WP_UNPOPULATED: protected empty page: wp 1 present 0\n  unprotected: wp 0 present 0\n'
+                 b'  after MADV_DONTNEED: wp 0 present 0\n  after a read (0): wp 1 present 1\n'
+                 b'  write: faults 1, flags 0x3, value 4, wp 0 present 1\n'
+                 b'anon: protected empty page: wp 0 present 0\nmemfd: protected empty page: wp 1 present 0\n'
+                 b'  unprotected: wp 0 present 0\nhpage_pmd_size 2097152\n'):
         assert line in native
 
 
@@ -74,7 +81,7 @@ def test_uffd_faults_are_counted_and_deterministic(userland):
     for g in runs:
         assert g.exit_code == 0
     a, b = (g.machine.kernel for g in runs)
-    base = 16 * 3 + 4 + 4 + 4 + 4 + 6 + 3 + 1 + 1
+    base = 16 * 3 + 4 + 4 + 4 + 4 + 6 + 3 + 1 + 1 + 1
     # on 2 CPUs the child may touch the range its MADV_DONTNEED removed before the handler has
     # unregistered it: one more fault, which the UNREGISTER wakes (the same race exists on Linux)
     assert base <= a.stats['uffd_faults'] <= base + 1

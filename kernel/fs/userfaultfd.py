@@ -22,11 +22,11 @@ from kernel.mm.userfaultfd_events import (UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_
                                           UFFD_FEATURE_EVENT_UNMAP, userfaultfd_event_done)
 from kernel.mm.userfaultfd_move import UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, UFFDIO_MOVE_MODE_DONTWAKE, move_pages
 from kernel.mm.userfaultfd import (MFILL_CONTINUE, MFILL_COPY, MFILL_POISON, MFILL_ZEROPAGE, mfill_atomic,
-                                   mwriteprotect_range, userfaultfd_register_range, userfaultfd_release_all, userfaultfd_unregister_range,
-                                   validate_range, validate_unaligned_range)
-from kernel.mm.userfaultfd_k import (UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_USER_MODE_ONLY, VM_UFFD_MINOR,
-                                     VM_UFFD_MISSING,
-                                     VM_UFFD_WP, userfaultfd_ctx_of, vma_is_shmem)
+                                   mwriteprotect_range, userfaultfd_register_range, userfaultfd_release_all,
+                                   userfaultfd_unregister_range, validate_range, validate_unaligned_range)
+from kernel.mm.userfaultfd_k import (UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_WP_UNPOPULATED,
+                                     UFFD_USER_MODE_ONLY, VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP,
+                                     userfaultfd_ctx_of, vma_is_shmem)
 from kernel.mm.vma import VM_HUGETLB, VM_IO, VM_MAYWRITE, VM_PFNMAP
 from kernel.wait import WaitQueue
 
@@ -39,7 +39,6 @@ UFFD_FEATURE_MISSING_SHMEM = 1 << 5
 UFFD_FEATURE_MINOR_HUGETLBFS = 1 << 9
 UFFD_FEATURE_MINOR_SHMEM = 1 << 10
 UFFD_FEATURE_WP_ASYNC = 1 << 15
-UFFD_FEATURE_WP_UNPOPULATED = 1 << 13
 UFFD_FEATURE_POISON = 1 << 14
 UFFD_FEATURE_MOVE = 1 << 16
 # what this kernel implements, and so reports: faults (MISSING, WP, MINOR) on anonymous, shmem and
@@ -48,7 +47,7 @@ UFFD_API_FEATURES = (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM
                      UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |
                      UFFD_FEATURE_MINOR_HUGETLBFS | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
                      UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MOVE |
-                     UFFD_FEATURE_POISON)
+                     UFFD_FEATURE_POISON | UFFD_FEATURE_WP_UNPOPULATED)
 UFFD_FEATURE_INITIALIZED = 1 << 31
 
 _UFFDIO_REGISTER, _UFFDIO_UNREGISTER, _UFFDIO_WAKE, _UFFDIO_COPY, _UFFDIO_ZEROPAGE = 0, 1, 2, 3, 4

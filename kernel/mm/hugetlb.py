@@ -16,7 +16,7 @@ from kernel.mm.hugetlb_sysfs import hugetlb_sysctl_init
 from kernel.mm.llc import charge_page_zero, charge_page_copy
 from kernel.mm.mm_types import (VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
 from kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
-from kernel.mm.userfaultfd_k import VM_UFFD_FLAGS, hugetlb_userfault
+from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_FLAGS, hugetlb_userfault
 from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE,
                                _PAGE_NX, _PAGE_SOFT_DIRTY, PMD_PFN_MASK)
 from kernel.mm.vma import (VmArea, VM_HUGETLB, VM_DONTEXPAND, VM_SHARED, VM_MAYSHARE, VM_WRITE, VM_EXEC, VM_READ,
@@ -651,7 +651,7 @@ def hugetlb_change_protection(mm, vma):
 def pagemap_hugetlb_range(mm, vma, start, end, show_pfn=True):
     """pagemap entries (little-endian u64 each) for [start, end) of a hugetlb VMA."""
     import struct
-    from kernel.mm.pagemap import PM_PRESENT, PM_FILE, PM_MMAP_EXCLUSIVE, PM_SOFT_DIRTY, make_pme
+    from kernel.mm.pagemap import PM_PRESENT, PM_FILE, PM_MMAP_EXCLUSIVE, PM_SOFT_DIRTY, PM_UFFD_WP, make_pme
     out = bytearray()
     va = start
     pages = mm.svc.frames.pages
@@ -668,6 +668,8 @@ def pagemap_hugetlb_range(mm, vma, start, end, show_pfn=True):
             if head.mapcount == 1:
                 flags |= PM_MMAP_EXCLUSIVE
             flags |= PM_PRESENT
+            if e & _PAGE_UFFD_WP:
+                flags |= PM_UFFD_WP
             if show_pfn:
                 frame = head.pfn + ((va & (HPAGE_SIZE - 1)) >> 12)
         if flags & PM_PRESENT and show_pfn:

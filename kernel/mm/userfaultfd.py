@@ -16,8 +16,8 @@ from kernel.mm.mmap import split_vma, vma_merge_around
 from kernel.mm.mm_types import FAULT_FLAG_WRITE, TASK_SIZE, VmFault
 from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_dirty
 from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, pte_pfn
-from kernel.mm.userfaultfd_k import (POISON_MARKER, _PAGE_UFFD_WP, VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of,
-                                     userfaultfd_set_owner, vma_is_shmem)
+from kernel.mm.userfaultfd_k import (POISON_MARKER, UFFD_FEATURE_WP_UNPOPULATED, WP_MARKER, _PAGE_UFFD_WP,
+                                     VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of, userfaultfd_set_owner, vma_is_shmem)
 from kernel.mm.userfaultfd_hugetlb import hugetlb_uffd_writeprotect, mfill_atomic_hugetlb
 from kernel.mm.vma import VM_HUGETLB, VM_SHARED, VM_WRITE
 
@@ -55,7 +55,8 @@ def _mfill_pte(mm, ctx, vma, dst, src, mode, wp, umem):
     """Fill one page at dst: 0 or -errno."""
     svc = mm.svc
     slot = mm.pgtables.pte_slot(dst, create=True)
-    if mm.pgtables.ptes[slot >> 3]:
+    cur = mm.pgtables.ptes[slot >> 3]
+    if cur and (cur != WP_MARKER or mode == MFILL_POISON):     # pte_none_mostly; POISON refuses markers
         return -errno.EEXIST
     if mode == MFILL_POISON:                 # mfill_atomic_pte_poison
         mm.pgtables.ptes[slot >> 3] = POISON_MARKER
@@ -159,7 +160,14 @@ def mwriteprotect_range(mm, ctx, start, length, enable):
         if vma.vm_flags & VM_HUGETLB:
             changed += hugetlb_uffd_writeprotect(mm, vma, max(start, vma.vm_start), min(end, vma.vm_end), enable)
             continue
-        for _va, slot, pte in list(mm.pgtables.present_ptes(max(start, vma.vm_start), min(end, vma.vm_end))):
+        lo, hi = max(start, vma.vm_start), min(end, vma.vm_end)
+        if enable and (vma_is_shmem(vma) or ctx.features & UFFD_FEATURE_WP_UNPOPULATED):
+            changed += _install_wp_markers(mm, lo, hi)      # userfaultfd_wp_use_markers
+        for _va, slot, pte in list(mm.pgtables.present_ptes(lo, hi)):
+            if pte == WP_MARKER and not enable:
+                ptes[slot >> 3] = 0
+                changed += 1
+                continue
             if not pte & _PAGE_PRESENT:
                 continue
             if enable:
@@ -177,6 +185,18 @@ def mwriteprotect_range(mm, ctx, start, length, enable):
         svc.charge('pte_set', changed)
         svc.flush_tlb(mm)
     return 0
+
+
+def _install_wp_markers(mm, start, end):
+    """change_pte_range with uffd-wp: a uffd-wp marker in every empty PTE of [start, end); the count."""
+    ptes = mm.pgtables.ptes
+    n = 0
+    for va in range(start, end, PAGE_SIZE):
+        slot = mm.pgtables.pte_slot(va, create=True)
+        if not ptes[slot >> 3]:
+            ptes[slot >> 3] = WP_MARKER
+            n += 1
+    return n
 
 
 def _split_to(mm, start, end):
@@ -207,7 +227,9 @@ def userfaultfd_unregister_range(mm, start, end):
         elif vma.vm_flags & VM_UFFD_WP:
             ptes = mm.pgtables.ptes
             for _va, slot, pte in list(mm.pgtables.present_ptes(vma.vm_start, vma.vm_end)):
-                if pte & _PAGE_UFFD_WP:
+                if pte == WP_MARKER:
+                    ptes[slot >> 3] = 0
+                elif pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP:
                     ptes[slot >> 3] = pte & ~_PAGE_UFFD_WP
         vma.vm_flags &= ~VM_UFFD_FLAGS
         vma_merge_around(mm, vma)

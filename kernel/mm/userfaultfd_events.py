@@ -14,7 +14,8 @@ import struct
 
 from kernel.futex import BLOCKED
 from kernel.mm.pgtable import _PAGE_PRESENT
-from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_FLAGS, userfaultfd_ctx_of, userfaultfd_set_owner
+from kernel.mm.userfaultfd_k import (_PAGE_UFFD_WP, VM_UFFD_FLAGS, WP_MARKER, userfaultfd_ctx_of,
+                                     userfaultfd_set_owner)
 from kernel.mm.vma import VM_HUGETLB
 
 UFFD_EVENT_FORK, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP = 0x13, 0x14, 0x15, 0x16
@@ -96,7 +97,9 @@ def _reset_range(mm, start, end):
     if any(not v.vm_flags & VM_HUGETLB for v in vmas):
         ptes = mm.pgtables.ptes
         for _va, slot, pte in list(mm.pgtables.present_ptes(start, end)):
-            if pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP:
+            if pte == WP_MARKER:
+                ptes[slot >> 3] = 0
+            elif pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP:
                 ptes[slot >> 3] = pte & ~_PAGE_UFFD_WP
     userfaultfd_set_owner(mm, start, end, None)
 

@@ -18,8 +18,8 @@ import struct
 
 from kernel.mm.mm_types import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_SPECULATIVE,
                                 FAULT_FLAG_USER, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VM_FAULT_SIGBUS)
-from kernel.mm.pgtable import _PAGE_PRESENT, swp_entry_to_pte
-from kernel.mm.vma import VM_HUGETLB
+from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, protection_map, swp_entry_to_pte
+from kernel.mm.vma import VM_EXEC, VM_HUGETLB, VM_READ, VM_WRITE
 from kernel.sigframe import ERESTARTSYS
 
 VM_UFFD_MISSING = 0x00000200
@@ -33,10 +33,14 @@ _PAGE_UFFD_WP = 1 << 10              # _PAGE_SOFTW2: the PTE is write-protected 
 # it); zap and munmap drop it like any hwpoison entry
 POISON_MARKER_OFFSET = (1 << 36) - 1
 POISON_MARKER = swp_entry_to_pte(31, POISON_MARKER_OFFSET)     # swap type SWP_HWPOISON
+# the uffd-wp marker (PTE_MARKER_UFFD_WP) of an empty PTE write-protected in shmem, or in anonymous
+# memory with UFFD_FEATURE_WP_UNPOPULATED: the page mapped there later is write-protected
+WP_MARKER = swp_entry_to_pte(31, POISON_MARKER_OFFSET - 1)
 
 UFFD_EVENT_PAGEFAULT = 0x12
 UFFD_PAGEFAULT_FLAG_WRITE, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_MINOR = 1, 2, 4
 UFFD_FEATURE_SIGBUS = 1 << 7
+UFFD_FEATURE_WP_UNPOPULATED = 1 << 13
 UFFD_FEATURE_THREAD_ID = 1 << 8
 UFFD_USER_MODE_ONLY = 1
 
@@ -136,23 +140,46 @@ def userfaultfd_fault(mm, vmf, pte):
     uffd-wp PTE), None when the kernel handles it as usual."""
     vma = vmf.vma
     f = vma.vm_flags
-    if pte == 0:
+    if pte == 0 or pte == WP_MARKER:
+        ret = None
         if vma.anon:
-            return handle_userfault(mm, vmf, VM_UFFD_MISSING) if f & VM_UFFD_MISSING else None
-        if not vma_is_shmem(vma):
-            return None
-        cached = mm.svc.pagecache.peek(vma.vm_file.inode, vmf.pgoff) is not None
-        if cached and f & VM_UFFD_MINOR:
-            return handle_userfault(mm, vmf, VM_UFFD_MINOR)
-        if not cached and f & VM_UFFD_MISSING:
-            return handle_userfault(mm, vmf, VM_UFFD_MISSING)
-        return None
+            if f & VM_UFFD_MISSING:
+                ret = handle_userfault(mm, vmf, VM_UFFD_MISSING)
+        elif vma_is_shmem(vma):
+            cached = mm.svc.pagecache.peek(vma.vm_file.inode, vmf.pgoff) is not None
+            if cached and f & VM_UFFD_MINOR:
+                ret = handle_userfault(mm, vmf, VM_UFFD_MINOR)
+            elif not cached and f & VM_UFFD_MISSING:
+                ret = handle_userfault(mm, vmf, VM_UFFD_MISSING)
+        if ret is not None or pte == 0:
+            return ret
+        return pte_marker_handle_uffd_wp(mm, vmf)
     if pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
         return handle_userfault(mm, vmf, VM_UFFD_WP)
     if pte == POISON_MARKER:
         vmf.handler = 'uffd poison marker'
         return VM_FAULT_SIGBUS               # handle_pte_marker: PTE_MARKER_POISONED (BUS_ADRERR)
     return None
+
+
+def pte_marker_handle_uffd_wp(mm, vmf):
+    """A fault on a uffd-wp marker that no MISSING/MINOR fault took: a write is the WP fault the page
+    would give once mapped write-protected; a read of anonymous memory maps the zero page
+    write-protected (do_anonymous_page with the marker's uffd-wp); otherwise the marker goes and the
+    access retries on an empty PTE (a shmem page mapped then is not write-protected: not modelled)."""
+    vma = vmf.vma
+    svc = mm.svc
+    if vma.vm_flags & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
+        return handle_userfault(mm, vmf, VM_UFFD_WP)
+    if vma.vm_flags & VM_UFFD_WP and vma.anon:
+        vmf.handler = 'do_anonymous_page(zero, uffd-wp)'
+        prot = protection_map[vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)] & ~_PAGE_RW
+        mm.pgtables.ptes[vmf.slot >> 3] = (svc.zero_page.pfn << 12) | prot | _PAGE_ACCESSED | _PAGE_UFFD_WP
+    else:
+        vmf.handler = 'pte_marker_clear'
+        mm.pgtables.ptes[vmf.slot >> 3] = 0
+    svc.charge('pte_set')
+    return 0
 
 
 def handle_userfault(mm, vmf, reason):

@@ -41,6 +41,10 @@ struct uffdio_poison { struct uffdio_range range; uint64_t mode; int64_t updated
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
 #endif
 
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1ULL << 13)
+#endif
+
 #define PS 4096
 #define NPAGES 16
 #define OURS (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS | \
@@ -578,6 +582,72 @@ static void test_poison(void)
     close(uffd);
 }
 
+/* uffd-wp on empty PTEs (UFFD_FEATURE_WP_UNPOPULATED, PTE markers): pagemap's PM_UFFD_WP bit on a
+ * write-protected empty page, gone after unprotect and after MADV_DONTNEED; a read maps the zero
+ * page still write-protected, a write is a WP fault; shmem gets markers without the feature,
+ * anonymous memory does not */
+static int pm_fd = -1;
+static const char *pm(void *addr)
+{
+    uint64_t e = 0;
+    pread(pm_fd, &e, 8, ((uintptr_t)addr / PS) * 8);
+    static char buf[32];
+    snprintf(buf, sizeof buf, "wp %d present %d", (int)(e >> 57 & 1), (int)(e >> 63 & 1));
+    return buf;
+}
+
+static void test_wp_unpopulated(void)
+{
+    pm_fd = open("/proc/self/pagemap", O_RDONLY);
+    for (int k = 0; k < 3; k++) {
+        int uffd = new_uffd(O_CLOEXEC | O_NONBLOCK);
+        api(uffd, UFFD_FEATURE_PAGEFAULT_FLAG_WP | (k == 0 ? UFFD_FEATURE_WP_UNPOPULATED : 0));
+        int mfd = -1;
+        char *a;
+        if (k == 2) {
+            mfd = memfd_create("uffd-wp-marker", 0);
+            ftruncate(mfd, 4 * PS);
+            a = mmap(NULL, 4 * PS, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+        } else {
+            a = map_anon(4 * PS);
+        }
+        reg(uffd, a, 4 * PS, UFFDIO_REGISTER_MODE_WP, NULL);
+        struct uffdio_writeprotect wp = { .range = { (uintptr_t)a, PS }, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+        ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+        printf("%s: protected empty page: %s\n", k == 0 ? "anon WP_UNPOPULATED" : k == 1 ? "anon" : "memfd",
+               pm(a));
+        if (k == 1) {
+            close(uffd);
+            munmap(a, 4 * PS);
+            continue;
+        }
+        wp.mode = 0;
+        ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+        printf("  unprotected: %s\n", pm(a));
+        if (k == 0) {
+            wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+            ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+            madvise(a, PS, MADV_DONTNEED);
+            printf("  after MADV_DONTNEED: %s\n", pm(a));
+            ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+            volatile char v = a[3];
+            printf("  after a read (%d): %s\n", v, pm(a));
+            struct handler h;
+            start_handler(&h, uffd, 1);
+            pthread_create(&h.th, NULL, handler_main, &h);
+            a[4] = 4;
+            pthread_join(h.th, NULL);
+            printf("  write: faults %d, flags %#llx, value %d, %s\n", h.count, (unsigned long long)h.flags_or,
+                   a[4], pm(a));
+        }
+        close(uffd);
+        munmap(a, 4 * PS);
+        if (mfd >= 0)
+            close(mfd);
+    }
+    close(pm_fd);
+}
+
 static sigjmp_buf jb;
 static volatile int sig_code;
 static void *volatile sig_addr;
@@ -743,6 +813,7 @@ int main(void)
     test_events();
     test_move();
     test_poison();
+    test_wp_unpopulated();
     FILE *thp = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "r");   /* move-pmd's size */
     unsigned long pmd = 0;
     if (thp && fscanf(thp, "%lu", &pmd) == 1)
