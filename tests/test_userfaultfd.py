@@ -130,6 +130,8 @@ def test_uffd_hugetlb_matches_native(userland, cpus):
                  b'private: faults 2, flags 0x3, bytes w x (read 64), file page seen 0x41',
                  b'mremap grow: -1 EINVAL\nmremap unaligned: -1 EINVAL\nmremap shared: moved 1, bytes 0x40 0x41\n'
                  b'mremap private: moved 1, bytes w x\n',
-                 b'  range ioctls 0x10c\nPOISON 4 KiB: -1 EINVAL\nPOISON huge page: 0 \n  updated 2097152\n'
+                 b'write-protect 4 KiB of a huge page: -1 EINVAL',
+                 b'  range ioctls 0x10c\nPOISON 4 KiB: -1 EINVAL\nWAKE 4 KiB: 0 \nUNREGISTER 4 KiB: -1 EINVAL\n'
+                 b'POISON huge page: 0 \n  updated 2097152\n'
                  b'  access: si_code 2 0\ndone'):
         assert line in native

@@ -11,6 +11,7 @@ clear their VM_UFFD_* flags and owner.
 import errno
 
 from emu.physmem import PAGE_SHIFT, PAGE_SIZE
+from kernel.mm.hugetlb import HPAGE_SIZE
 from kernel.mm.memory import alloc_anon_page, page_add_new_anon_rmap, vma_page_prot
 from kernel.mm.mmap import split_vma, vma_merge_around
 from kernel.mm.mm_types import FAULT_FLAG_WRITE, TASK_SIZE, VmFault
@@ -152,6 +153,9 @@ def mwriteprotect_range(mm, ctx, start, length, enable):
         cur = vma.vm_end
     if cur < end:
         return -errno.ENOENT
+    for vma in vmas:
+        if vma.vm_flags & VM_HUGETLB and (start | length) & (HPAGE_SIZE - 1):
+            return -errno.EINVAL             # a hugetlb range is protected in whole huge pages
     svc = mm.svc
     ptes = mm.pgtables.ptes
     pages = svc.frames.pages

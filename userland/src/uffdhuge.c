@@ -163,6 +163,9 @@ int main(void)
     run_handler(&h, 2);
     q[10] = 'w';                                           /* MISSING (write) */
     struct uffdio_writeprotect wp = { .range = { (uintptr_t)q, HPS }, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+    wp.range.len = PS;
+    SHOW("write-protect 4 KiB of a huge page", ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
+    wp.range.len = HPS;
     SHOW("write-protect huge", ioctl(uffd, UFFDIO_WRITEPROTECT, &wp));
     long before = q[11];
     q[11] = 'x';                                           /* WP */
@@ -194,6 +197,10 @@ int main(void)
     printf("  range ioctls %#llx\n", (unsigned long long)(ioctls & ~(1ULL << 5)));
     struct uffdio_poison po = { .range = { (uintptr_t)pz, PS } };
     SHOW("POISON 4 KiB", ioctl(uffd, UFFDIO_POISON, &po));
+    struct uffdio_range wk = { (uintptr_t)pz + PS, PS };
+    SHOW("WAKE 4 KiB", ioctl(uffd, UFFDIO_WAKE, &wk));
+    struct uffdio_range un4 = { (uintptr_t)pz, PS };
+    SHOW("UNREGISTER 4 KiB", ioctl(uffd, UFFDIO_UNREGISTER, &un4));
     po.range.len = HPS;
     SHOW("POISON huge page", ioctl(uffd, UFFDIO_POISON, &po));
     printf("  updated %lld\n", (long long)po.updated);
