@@ -68,8 +68,10 @@ class OpenFile:
             return -errno.EACCES
         if not self.readable:
             return -errno.EACCES
-        if not _is_reg(self.inode):
-            return -errno.ENODEV
+        if prot & 4 and getattr(getattr(self.inode, 'sb', None), 'fstype', None) in ('proc', 'sysfs'):
+            return -errno.EPERM               # path_noexec: proc and sysfs are SB_I_NOEXEC
+        if not _is_reg(self.inode) or getattr(getattr(self.inode, 'sb', None), 'fstype', None) == 'proc':
+            return -errno.ENODEV              # no ->mmap (proc's seq files)
         return 0
 
 

@@ -105,6 +105,9 @@ class MappedBuffer:
 
 class IoRingCtx:
     """struct io_ring_ctx, as the inode of an io_uring file (anon_inode:[io_uring])."""
+    fop_read = fop_write = None       # io_uring_fops: no read/write (EINVAL), no llseek (ESPIPE)
+    no_pread = True
+    no_setattr = True                 # an anonymous inode: chmod/chown are EOPNOTSUPP
 
     def __init__(self, k, mm, ino, sq_entries, cq_entries, flags):
         self.k = k

@@ -28,7 +28,9 @@ NR_MAX = 464            # sysfuzz.c's NR_MAX: the numbers it draws from below th
 NOT_YET_MATCHING = {
     # fs/xattr.c copies the attribute name in before it looks at the descriptor or path
     (193, 'EFAULT', 'EBADF'), (191, 'EFAULT', 'ENOENT'), (193, 'ERANGE', 'EBADF'), (191, 'ERANGE', 'EFAULT'),
-    (192, 'ERANGE', 'ENOENT'),
+    (192, 'ERANGE', 'ENOENT'), (192, 'EFAULT', 'ENOENT'), (191, 'ERANGE', 'ENOENT'),
+    # sched_setaffinity copies cpumask_size() bytes: the host kernel's NR_CPUS bitmap, faultlab's one long
+    (203, 'EFAULT', 'ESRCH'),
     # statx (Linux 6.18): a NULL path with dfd >= 0 goes to do_statx_fd (getname_maybe_null) first
     (332, 'EBADF', 'EINVAL'),
     # chmod_common on a device node of the native run's tmpfs /dev

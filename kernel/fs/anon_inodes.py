@@ -24,7 +24,9 @@ class AnonInode(Inode):
     fop_read = None
     fop_write = None
     unlocked_ioctl = None
-    no_pread = True                   # not seekable: pread/pwrite/lseek are ESPIPE
+    no_pread = True                   # no FMODE_PREAD/PWRITE: pread/pwrite are ESPIPE
+    noop_llseek = True                # lseek succeeds and leaves the position (noop_llseek)
+    no_setattr = True                 # chmod/chown/utimes are EOPNOTSUPP (anon_inode_setattr)
 
     def __init__(self, sb):
         super().__init__(sb, sb.alloc_ino(), 0o600, nlink=0)

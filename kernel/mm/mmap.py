@@ -260,14 +260,16 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
             flags & ~LEGACY_MAP_MASK & ~MAP_SYNC & ~MAP_TYPE else 0
     if too_many_maps(mm):
         return -errno.ENOMEM              # map_count > max_map_count
-    if (mm.def_flags & VM_LOCKED or flags & MAP_LOCKED) and mlock_ok is not None and \
-            not mlock_ok(page_align(length)):
-        return -errno.EAGAIN              # do_mmap: "mlock MCL_FUTURE?" (mlock_future_ok)
+    # do_mmap: "mlock MCL_FUTURE?" (mlock_future_ok), also only once the mapping is placed
+    mlock_err = -errno.EAGAIN if (mm.def_flags & VM_LOCKED or flags & MAP_LOCKED) and mlock_ok is not None \
+        and not mlock_ok(page_align(length)) else 0
     prot_flags = calc_vm_prot_bits(prot)
     deny_wx = map_deny_write_exec(mm, prot_flags, prot_flags)     # mmap_region refuses it first
     if flags & MAP_HUGETLB or hugetlb.is_file_hugepages(file):
-        if validate_err and (not flags & MAP_HUGETLB or hugetlb.huge_size_ok(flags)):
-            return validate_err           # (ksys_mmap_pgoff refuses an unknown huge page size first)
+        if not (length + hugetlb.HPAGE_SIZE - 1) & ~(hugetlb.HPAGE_SIZE - 1) & ((1 << 64) - 1):
+            return -errno.EINVAL          # ALIGN(len, huge page size) wrapped to 0: do_mmap's !len
+        if (mlock_err or validate_err) and (not flags & MAP_HUGETLB or hugetlb.huge_size_ok(flags)):
+            return mlock_err or validate_err   # (ksys_mmap_pgoff refuses an unknown huge page size first)
         if deny_wx:
             return -errno.EACCES
         return hugetlb.hugetlb_mmap(mm, addr, length, prot, flags, file, pgoff)
@@ -302,6 +304,8 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
         return addr
     if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
         return -errno.EEXIST
+    if mlock_err:
+        return mlock_err
     # do_mmap checks the map type and the file after placing the mapping: the anonymous switch knows
     # only MAP_SHARED and MAP_PRIVATE, a file's MAP_SHARED_VALIDATE only the flags it supports
     if file is None and (validate_err == -errno.EINVAL or map_type == MAP_SHARED_VALIDATE):
@@ -379,6 +383,8 @@ def do_mprotect(mm, start, length, prot):
     v = mm.vmas.vma_lookup(start)
     if v is None:
         return -errno.ENOMEM
+    if prot & 0x02000000 or prot & 0x01000000 and not v.vm_flags & VM_GROWSDOWN:
+        return -errno.EINVAL                # PROT_GROWSUP (x86 has no VM_GROWSUP), PROT_GROWSDOWN off a stack
     if hugetlb.hugetlb_split_check(mm, start, end):
         return -errno.EINVAL
     mm.svc.charge('vma_modify')
@@ -465,8 +471,9 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
         return -errno.EINVAL
     if flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE:
         return -errno.EINVAL
-    if flags & MREMAP_DONTUNMAP and (not flags & MREMAP_MAYMOVE or old_len != new_len):
-        return -errno.EINVAL
+    if flags & MREMAP_DONTUNMAP and (not flags & MREMAP_MAYMOVE or
+                                     page_align(old_len) % (1 << 64) != page_align(new_len) % (1 << 64)):
+        return -errno.EINVAL                # no resizing: the page-aligned lengths must match
     if old_addr & (PAGE_SIZE - 1):
         return -errno.EINVAL
     old_len = page_align(old_len) & ((1 << 64) - 1)     # PAGE_ALIGN of an unsigned long may wrap to 0

@@ -23,6 +23,7 @@ class SecretMemInode(MemFile):
     """A secretmem file's inode (alloc_anon_secure_inode): memory pages, mode 0600."""
     no_read_write = True                # secretmem_fops has no read_iter/write_iter
     no_pread = True                     # nor llseek: pread, pwrite and lseek are ESPIPE
+    no_fsync = no_fallocate = True      # nor fsync (EINVAL) or fallocate (EOPNOTSUPP)
 
     def truncate(self, new_size):
         """secretmem_setattr: the size is set once; changing it again is EINVAL."""

@@ -14,7 +14,6 @@ from kernel.futex import BLOCKED
 from kernel.mm.userfaultfd_k import UserfaultRetry
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
 from kernel.fs.synth import SynthFile
-from kernel.fs.anon_inodes import AnonInode
 from kernel.fs.locks import (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
                              do_fcntl_lock)
 from kernel.fs.tmpfile import vfs_tmpfile
@@ -198,7 +197,9 @@ def _read_to_user(k, t, f, buf, count, pos):
     buffer stops being writable (a short read); nothing writable and data to copy is -EFAULT."""
     limit = t.umem.accessible(buf, count, True)
     old_pos = getattr(f, 'pos', None)
-    data = _read_file(k, t, f, limit if limit else min(count, 1), pos)
+    # an anonymous inode's ->read judges the whole count (eventfd: EINVAL below 8, else EAGAIN first)
+    ask = count if getattr(getattr(f, 'inode', None), 'fop_read', None) is not None else limit or min(count, 1)
+    data = _read_file(k, t, f, ask, pos)
     if isinstance(data, int) or data is BLOCKED:
         return data
     if not data:
@@ -232,8 +233,8 @@ def __read_file(k, t, f, count, pos):
     if not f.readable:
         return -errno.EBADF
     inode = f.inode
-    if getattr(inode, 'no_read_write', False):
-        return -errno.EINVAL                 # no FMODE_CAN_READ (secretmem)
+    if not _can_rw(f, False):
+        return -errno.EINVAL                 # no FMODE_CAN_READ (secretmem, epoll, io_uring)
     if getattr(inode, 'fop_read', None) is not None:
         return inode.fop_read(k, t, f, count)        # an anon inode's ->read (eventfd, userfaultfd)
     if isinstance(inode, PipeEnd):
@@ -274,8 +275,8 @@ def __write_file(k, t, f, data, pos):
     if not f.writable:
         return -errno.EBADF
     inode = f.inode
-    if getattr(inode, 'no_read_write', False):
-        return -errno.EINVAL                 # no FMODE_CAN_WRITE (secretmem)
+    if not _can_rw(f, True):
+        return -errno.EINVAL                 # no FMODE_CAN_WRITE (secretmem, epoll, io_uring)
     if getattr(inode, 'fop_write', None) is not None:
         return inode.fop_write(k, t, f, data)        # an anon inode's ->write (eventfd)
     if isinstance(inode, PipeEnd):
@@ -325,10 +326,12 @@ def _rw_verify(f, buf, count, write):
 
 
 def _can_rw(f, write):
-    """FMODE_CAN_READ/FMODE_CAN_WRITE: an anonymous inode without ->read/->write (epoll; userfaultfd
-    is not written) cannot be read or written."""
+    """FMODE_CAN_READ/FMODE_CAN_WRITE: a file without ->read/->write (an anonymous inode without the
+    method: epoll, io_uring; secretmem) cannot be read or written."""
     inode = getattr(f, 'inode', None)
-    return not isinstance(inode, AnonInode) or (inode.fop_write if write else inode.fop_read) is not None
+    if getattr(inode, 'no_read_write', False):
+        return False
+    return getattr(inode, 'fop_write' if write else 'fop_read', True) is not None
 
 
 def _write_unread(k, t, f, count):
@@ -497,6 +500,8 @@ def sys_lseek(k, t, fd, off, whence, *_):
         return -errno.EBADF
     if whence & 0xFFFFFFFF > SEEK_HOLE:
         return -errno.EINVAL                 # ksys_lseek: before the file's llseek
+    if getattr(getattr(f, 'inode', None), 'noop_llseek', False):
+        return f.pos                         # noop_llseek: the position, unchanged
     if _unseekable(f):
         return -errno.ESPIPE
     if getattr(f.inode, 'null_lseek', False):
@@ -921,8 +926,9 @@ def sys_truncate(k, t, upath, length, *_):
 def _has_fsync(f):
     """Does the file have an ->fsync? (vfs_fsync_range is EINVAL without one: pipes, sockets, terminals,
     procfs, the mem character devices.)"""
-    if not isinstance(f, OpenFile) or isinstance(f.inode, (PipeEnd, SocketInode, AnonInode)) or \
-            f.inode.sb.fstype == 'proc':
+    if not isinstance(f, OpenFile) or isinstance(f.inode, (PipeEnd, SocketInode)) or \
+            getattr(f.inode, 'no_setattr', False) or getattr(f.inode, 'no_fsync', False) or \
+            f.inode.sb.fstype == 'proc':     # anonymous inodes, secretmem
         return False
     return (f.inode.mode & S_IFMT) != S_IFCHR or getattr(f.inode, 'has_fsync', False)
 
@@ -1005,6 +1011,8 @@ def sys_fallocate(k, t, fd, mode, offset, length, *_):
         return -errno.EISDIR
     if (inode.mode & S_IFMT) != S_IFREG:
         return -errno.ENODEV
+    if getattr(inode, 'no_fallocate', False):
+        return -errno.EOPNOTSUPP             # no ->fallocate (secretmem)
     try:
         if mode == 0 or mode == FALLOC_FL_KEEP_SIZE:
             n = inode.allocate(offset, length) or 0

@@ -24,6 +24,8 @@ def _apply(change, inode, *args, t):
     """Run an attribute change as the task; 0 or -errno. A host stream has no inode to change."""
     if isinstance(inode, int):
         return inode
+    if getattr(inode, 'no_setattr', False):
+        return -errno.EOPNOTSUPP
     if not isinstance(inode, Inode):
         return 0
     try:

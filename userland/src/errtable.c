@@ -196,5 +196,13 @@ int main(void)
 	                                        > 0 ? 1 : -1);
 	unlink("/tmp/errtable.append");
 	T("mincore(mapped, then a hole; read-only vec)", syscall(SYS_mincore, taken, 2 << 20, (void *)main));
+	int maps = open("/proc/self/maps", O_RDONLY);
+	T("mmap(/proc/self/maps, PROT_EXEC)", syscall(SYS_mmap, 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, maps, 0));
+	T("mmap(/proc/self/maps)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_PRIVATE, maps, 0));
+	T("mprotect(PROT_GROWSUP)", syscall(SYS_mprotect, taken, 4096, PROT_READ | PROT_GROWSUP));
+	T("mprotect(PROT_GROWSDOWN, not a stack)", syscall(SYS_mprotect, taken, 4096, PROT_READ | PROT_GROWSDOWN));
+	T("mmap(MAP_LOCKED over RLIMIT_MEMLOCK, NOREPLACE)", syscall(SYS_mmap, taken, 64 << 20, PROT_READ,
+	                                                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED |
+	                                                            MAP_FIXED_NOREPLACE, -1, 0));
 	return 0;
 }
