@@ -4,6 +4,7 @@ a tmpfs mounted with size=8m, under faultlab /tmp, whose size is half of --ram),
 disk, the OOM killer's choice when RAM and swap are full (userland/src/oomkill.c; natively only its
 /proc files, the kill itself as mm/oom_kill.c ranks processes)."""
 import os
+import re
 import subprocess
 import tempfile
 
@@ -217,3 +218,46 @@ threads-max: 39 forks, then EAGAIN
 threads-max: reaped 39
 threads-max: fork after reaping: ok
 '''
+
+
+# ---- page-table frames (userland/src/ptfull.c) ---------------------------------------------------------
+@pytest.mark.parametrize('mode', ['fault', 'mlock', 'populate'])
+def test_page_table_frames_run_out_in_a_child_and_the_parent_goes_on(userland, mode):
+    """One byte every 2 MiB of a 64 GiB MAP_NORESERVE mapping needs a page-table frame per touch; mlock
+    and MAP_POPULATE fill it page by page. On 24 MiB without swap the frames run out: the fault that
+    finds none calls the OOM killer (as pagefault_out_of_memory), which picks the child; mlock's and
+    MAP_POPULATE's population stops at the first frame it cannot get (__mm_populate) and the child's next
+    fault is the one that kills it. Never an internal error."""
+    r = run_guest(os.path.join(userland, 'ptfull'), [mode], ram=24 << 20, swap_bytes=0)
+    assert r.result.report is None and r.exit_code == 0
+    assert r.stdout.endswith(b'child: killed by KILL\nparent goes on\n'), r.stdout
+    assert not any('internal error' in w for w in r.warnings)
+    kill = [w for w in r.warnings if 'Out of memory: Killed process 2 (ptfull)' in w]
+    assert kill, r.warnings
+    if mode == 'fault':         # most of the memory went to page tables
+        pgtables_kb = int(re.search(r'pgtables:(\d+)kB', kill[0]).group(1))
+        assert pgtables_kb > 8 << 10
+    elif mode == 'mlock':       # the mapping was made; mlock filled it, then the next fault had no frame
+        assert r.stdout.startswith(b'mmap: ok\n')
+
+
+# ---- the hugetlb pool (userland/src/hugepool.c, run with --hugepages 1) --------------------------------
+# mm/hugetlb.c: hugetlb_reserve_pages fails the mmap (ENOMEM) when the pool cannot cover the mapping;
+# with MAP_NORESERVE nothing is reserved and the fault that finds no free page is VM_FAULT_SIGBUS;
+# shmget(SHM_HUGETLB) reserves as mmap does (newseg -> hugetlb_file_setup: ENOMEM); pages come back to
+# the pool at munmap and IPC_RMID. (The host's pool is global, so there is no native run.)
+HUGEPOOL_LINUX = b'''mmap 2 huge pages: ENOMEM
+mmap 2 huge pages, MAP_NORESERVE: ok
+touched 1, then SIGBUS BUS_ADRERR
+shmget SHM_HUGETLB 2 huge pages: ENOMEM
+shmget SHM_HUGETLB 1 huge page: ok
+mmap while the segment holds the page: ENOMEM
+mmap 1 huge page after: ok
+filled it
+'''
+
+
+def test_empty_hugetlb_pool_gives_enomem_and_sigbus_and_the_run_goes_on(userland):
+    from test_cli import faultlab
+    p = faultlab('run', '--hugepages', '1', os.path.join(userland, 'hugepool'))
+    assert p.returncode == 0 and p.stdout == HUGEPOOL_LINUX, p.stdout + p.stderr
