@@ -89,7 +89,7 @@ def build_open_flags(flags):
     if flags & (O_DIRECTORY | O_CREAT) == O_DIRECTORY | O_CREAT:
         return -errno.EINVAL
     if flags & O_TMPFILE & ~O_DIRECTORY and (flags & (O_TMPFILE | O_CREAT) != O_TMPFILE or
-                                              not flags & (O_ACCMODE | O_TRUNC)):    # no MAY_WRITE
+                                              not flags & O_ACCMODE):    # no MAY_WRITE (O_TRUNC adds it later)
         return -errno.EINVAL
     return 0
 

@@ -196,6 +196,7 @@ int main(void)
 	                                        > 0 ? 1 : -1);
 	unlink("/tmp/errtable.append");
 	T("mincore(mapped, then a hole; read-only vec)", syscall(SYS_mincore, taken, 2 << 20, (void *)main));
+	T("openat(O_TMPFILE | O_TRUNC, read-only)", syscall(SYS_openat, AT_FDCWD, "/tmp", O_TMPFILE | O_TRUNC, 0600));
 	int maps = open("/proc/self/maps", O_RDONLY);
 	T("mmap(/proc/self/maps, PROT_EXEC)", syscall(SYS_mmap, 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, maps, 0));
 	T("mmap(/proc/self/maps)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_PRIVATE, maps, 0));
