@@ -21,9 +21,9 @@ LIMIT = 3.0           # seconds given to --timeout
 MARGIN = 2.0          # the run must end within LIMIT + MARGIN seconds of host wall time
 
 
-def timed_run(userland, *args):
+def timed_run(userland, *args, limit=LIMIT):
     """Run `faultlab run --timeout LIMIT ARGS` in a fresh process: (elapsed wall seconds, process)."""
-    cmd = [sys.executable, '-m', 'emu.cli', 'run', '--timeout', str(LIMIT)] + [
+    cmd = [sys.executable, '-m', 'emu.cli', 'run', '--timeout', str(limit)] + [
         os.path.join(userland, a) if a in ('timehog', 'hello') else a for a in args]
     t0 = time.monotonic()
     try:
@@ -54,9 +54,10 @@ def test_timeout_stops_the_run_in_time(userland, args):
 
 
 def test_a_run_that_ends_first_is_not_cut(userland):
-    elapsed, p = timed_run(userland, 'hello', 'x')
+    """hello ends long before the limit (generous: the start-up of a loaded host counts towards it)."""
+    elapsed, p = timed_run(userland, 'hello', 'x', limit=30.0)
     assert p.returncode == 0 and p.stdout.startswith(b'hello, world')
-    assert elapsed < LIMIT
+    assert elapsed < 30.0
 
 
 # ---- the kernel's side: long operations give up once the limit has passed (a fatal signal pending) ----
