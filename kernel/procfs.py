@@ -13,6 +13,7 @@ from kernel.mm.vm_sysctl import vm_commit_limit, vm_committed_pages
 from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
 from kernel.mm.oom_kill import register_oom_procfs
 from kernel.fork_limits import register_fork_limits_procfs
+from kernel.fs.file_table import register_file_table_procfs
 from kernel.mm.pagemap_scan import pagemap_ioctl
 from kernel.sysctl_vm import register_sysctl_vm
 from kernel.syscalls.prctl import SUID_DUMP_USER, get_dumpable
@@ -269,6 +270,7 @@ def register_procfs(k):
     register_proc_fd(k)
     register_oom_procfs(k)
     register_fork_limits_procfs(k)
+    register_file_table_procfs(k)
     owner = lambda: task_dump_owner(k.current)      # noqa: E731
     for _name, inode in k.vfs.lookup('/proc/self').entries():
         if isinstance(inode, SynthFile):

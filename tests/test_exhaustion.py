@@ -261,3 +261,27 @@ def test_empty_hugetlb_pool_gives_enomem_and_sigbus_and_the_run_goes_on(userland
     from test_cli import faultlab
     p = faultlab('run', '--hugepages', '1', os.path.join(userland, 'hugepool'))
     assert p.returncode == 0 and p.stdout == HUGEPOOL_LINUX, p.stdout + p.stderr
+
+
+# ---- file-max (kernel/fs/file_table.py; global on the host, so no native run) ----------------------------
+FILEMAX_LINUX = b'''file-nr: in use > 0: yes, file-max >= 8192: yes
+file-max -1: EINVAL
+file-max used + 16: ok
+nobody opens 16 more, then ENFILE
+pipe: ENFILE
+socket: ENFILE
+memfd_create: ENFILE
+dup (no new file): ok
+open after a close: ok
+root opens past the limit: ok
+file-nr shows the new limit: yes
+'''
+
+
+def test_file_max_gives_enfile_to_all_but_cap_sys_admin(userland):
+    """fs/file_table.c: file-max defaults to a tenth of memory in KiB, at least NR_FILE (8192), and
+    takes 0..LONG_MAX; alloc_empty_file refuses a new file with ENFILE once the files in use reach it,
+    unless the caller has CAP_SYS_ADMIN, and logs 'VFS: file-max limit N reached'; dup makes no file."""
+    r = run_guest(os.path.join(userland, 'filemax'), ['16'])
+    assert r.exit_code == 0 and r.stdout == FILEMAX_LINUX
+    assert any(w.startswith('VFS: file-max limit') for w in r.warnings)

@@ -4,6 +4,7 @@ and read(2)/write(2) on a socket turned into the protocol's recvmsg/sendmsg.
 import errno
 
 from kernel.file import O_CLOEXEC, O_NONBLOCK, O_RDWR, OpenFile
+from kernel.fs.file_table import alloc_empty_file_check
 from kernel.fs.stat import S_IFSOCK, Timespec, makedev
 from kernel.futex import BLOCKED
 from kernel.net.scm import fput
@@ -57,6 +58,10 @@ class SocketInode:
 def sock_alloc_file(k, t, sk, flags):
     """sock_alloc_file + fd_install: a descriptor for sk (flags: SOCK_NONBLOCK, SOCK_CLOEXEC); the fd or
     -EMFILE (the socket is then released)."""
+    err = alloc_empty_file_check(k, t)
+    if err:
+        sk.release(k)
+        return err
     k.sockfs_ino = getattr(k, 'sockfs_ino', 0) + 1
     f = OpenFile(SocketInode(sk, k.sockfs_ino, k), O_RDWR | (flags & O_NONBLOCK), 'socket:[%d]' % k.sockfs_ino)
     fd = t.files.install(f, cloexec=bool(flags & O_CLOEXEC))

@@ -14,6 +14,7 @@ from kernel.futex import BLOCKED
 from kernel.mm.userfaultfd_k import UserfaultRetry
 from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
 from kernel.fs.synth import SynthFile
+from kernel.fs.file_table import alloc_empty_file_check
 from kernel.fs.locks import (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
                              do_fcntl_lock)
 from kernel.fs.tmpfile import vfs_tmpfile
@@ -105,6 +106,9 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
         return path
     if not path:
         return -errno.ENOENT
+    err = alloc_empty_file_check(k, t)       # path_openat: the file before the walk
+    if err:
+        return err
     full = _abs_at(t, dirfd, path)
     if isinstance(full, int):
         return full
@@ -1080,6 +1084,9 @@ def sys_memfd_create(k, t, uname, flags, *_):
         return name
     if len(name) > 249:
         return -errno.EINVAL
+    err = alloc_empty_file_check(k, t)
+    if err:
+        return err
     inode = k.mmsvc.hstate.sb.new_anon_file() if flags & MFD_HUGETLB else k.vfs.memfd_create()
     inode.ihold()
     f = OpenFile(inode, O_RDWR, '/memfd:%s (deleted)' % name, k.pagecache)
@@ -1097,6 +1104,9 @@ def sys_pipe2(k, t, ufds, flags, *_):
         return -errno.EINVAL
     if t.umem.accessible(ufds, 8, True) < 8:
         return -errno.EFAULT
+    err = alloc_empty_file_check(k, t)       # create_pipe_files: two files
+    if err:
+        return err
     k.pipe_ino = getattr(k, 'pipe_ino', 0) + 1
     p = Pipe(k.pipe_ino)
     ends = [OpenFile(PipeEnd(p, True, k), O_RDONLY | (flags & O_NONBLOCK), 'pipe:[%d]' % p.ino),
