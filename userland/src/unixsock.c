@@ -623,7 +623,7 @@ static void connect_accept(void)
     struct sockaddr unspec = {.sa_family = AF_UNSPEC};
     show("connect AF_UNSPEC", connect(anon, &unspec, sizeof unspec));
     show("send after disconnect", send(anon, "c", 1, 0));
-    struct sockaddr_un auto_;
+    struct sockaddr_un auto_ = {.sun_family = AF_UNIX};     /* only the family: autobind */
     socklen_t autol = sizeof auto_;
     show("autobind", bind(anon, (struct sockaddr *)&auto_, offsetof(struct sockaddr_un, sun_path)));
     getsockname(anon, (struct sockaddr *)&auto_, &autol);
