@@ -15,7 +15,9 @@
  * a handler) or legitimately block (pause, nanosleep, clock_nanosleep, futex, wait4, waitid,
  * rt_sigsuspend, rt_sigtimedwait, poll, ppoll, select, pselect6, epoll_wait, epoll_pwait(2), alarm,
  * setitimer, timer_settime, msgrcv, semop, semtimedop, accept, accept4, recvfrom, recvmsg, recvmmsg,
- * io_getevents, flock, pidfd_*, pipe and pipe2 whose empty pipe a later read would wait on ...).
+ * io_getevents, flock, pidfd_*, pipe and pipe2 whose empty pipe a later read would wait on ...);
+ * files that could make a later read wait are made non-blocking (eventfd2, userfaultfd, socket,
+ * socketpair; F_SETFL keeps O_NONBLOCK, FIONBIO becomes FIONCLEX, F_SETLKW becomes F_SETLK).
  * Arguments: pointers into mapped read-write memory (a scratch buffer followed by an unmapped guard
  * page), read-only memory (the program text and a read-only page), unmapped memory, the kernel half,
  * non-canonical addresses, an arena for the memory calls; lengths from 0 to huge; fds valid, closed,
@@ -226,6 +228,7 @@ static int skipped(long nr)
     case 157: case 317:                         /* prctl, seccomp */
     case 13:                                    /* rt_sigaction: handlers only as below */
     case 335: case 336:                         /* uretprobe, uprobe: SIGILL outside the uprobe trampoline */
+    case 284:                                   /* eventfd: a blocking file (eventfd2 is issued O_NONBLOCK) */
         return 1;
     }
     return 0;
@@ -330,6 +333,18 @@ static int shaped(long nr, long a[6])
     case 72:                                    /* fcntl: F_SETLKW and F_OFD_SETLKW could wait for ever */
         if (((int)a[1] == 7 || (int)a[1] == 38))
             a[1] -= 1;                          /* F_SETLK, F_OFD_SETLK */
+        if ((int)a[1] == 4)                     /* F_SETFL keeps O_NONBLOCK: a later read must not wait */
+            a[2] |= O_NONBLOCK;
+        return 0;
+    case 16:                                    /* ioctl: FIONBIO could clear O_NONBLOCK; FIONCLEX instead */
+        if ((int)a[1] == 0x5421)
+            a[1] = 0x5450;
+        return 0;
+    case 290: case 323:                         /* eventfd2, userfaultfd: non-blocking files */
+        a[nr == 290 ? 1 : 0] |= O_NONBLOCK;
+        return 0;
+    case 41: case 53:                           /* socket, socketpair: SOCK_NONBLOCK */
+        a[1] |= O_NONBLOCK;
         return 0;
     case 13:                                    /* rt_sigaction: query, or a bad new action */
         a[0] = gen_int();
