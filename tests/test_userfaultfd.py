@@ -29,7 +29,8 @@ def test_uffdtest_matches_native(userland, cpus):
     FORK (the handler follows the child's new descriptor), REMAP, REMOVE and UNMAP, fork without
     EVENT_FORK (the child's copy unregistered, its uffd-wp bits gone), UFFDIO_MOVE (holes, EEXIST, EBUSY
     for a page shared with a child, a fault resolved by a move), UFFDIO_POISON (SIGBUS on access,
-    EEXIST, bad mode), uffd-wp on empty PTEs (WP_UNPOPULATED markers in pagemap, a write fault on one),
+    EEXIST, bad mode), uffd-wp on empty PTEs (WP_UNPOPULATED markers in pagemap, a write fault on one,
+    the marker a zapped write-protected shmem page leaves),
     and bad input
     (wrong API, unknown features, unaligned and unmapped ranges, EBUSY, EEXIST, ENOENT)."""
     native = _native()
@@ -70,7 +71,9 @@ def test_uffdtest_matches_native(userland, cpus):
                  b'  after MADV_DONTNEED: wp 0 present 0\n  after a read (0): wp 1 present 1\n'
                  b'  write: faults 1, flags 0x3, value 4, wp 0 present 1\n'
                  b'anon: protected empty page: wp 0 present 0\nmemfd: protected empty page: wp 1 present 0\n'
-                 b'  unprotected: wp 0 present 0\nhpage_pmd_size 2097152\n'):
+                 b'  unprotected: wp 0 present 0\n  protected page: wp 1 present 1\n'
+                 b'  after MADV_DONTNEED: wp 1 present 0\n',
+                 b'hpage_pmd_size 2097152\n'):
         assert line in native
 
 

@@ -12,7 +12,7 @@ from kernel.mm.page_alloc import PG_lru
 from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
 from kernel.mm.shmem import is_shmem_mapping
 from kernel.mm.shmem_punch import shmem_punch_hole
-from kernel.mm.userfaultfd_events import userfaultfd_remove
+from kernel.mm.userfaultfd_events import uffd_wp_zap_finish, uffd_wp_zap_prepare, userfaultfd_remove
 from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO, VM_DONTCOPY, \
     VM_DONTDUMP, VM_HUGETLB, VM_MAYWRITE, VM_WIPEONFORK
 
@@ -207,7 +207,9 @@ def do_madvise(mm, start, len_in, behavior):
                 return -errno.EINVAL
             if s < e:
                 userfaultfd_remove(mm, vma, s, e)
+                wp_slots = uffd_wp_zap_prepare(mm, vma, s, e)
                 madvise_dontneed_single_vma(mm, vma, s, e)
+                uffd_wp_zap_finish(mm, wp_slots)
             e = min(end, vma.vm_end)
         elif behavior == MADV_WILLNEED:
             madvise_willneed(mm, vma, s, e)

@@ -13,7 +13,8 @@ from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, V
 from kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
     charge_first_touches
 from kernel.mm import hugetlb
-from kernel.mm.userfaultfd_k import POISON_MARKER, VM_UFFD_FLAGS, userfaultfd_fault
+from kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP,
+                                     userfaultfd_fault)
 
 
 def vma_page_prot(vma):
@@ -514,6 +515,8 @@ def do_swap_page(mm, vmf):
     if svc.lru is not None and not page.flags & PG_lru:
         svc.lru.add(page, active=True)
     prot = vma_page_prot(vmf.vma) | _PAGE_ACCESSED | _PAGE_DIRTY
+    if vmf.orig_pte & _PAGE_SWP_UFFD_WP:
+        prot = (prot | _PAGE_UFFD_WP) & ~_PAGE_RW   # still write-protected for userfaultfd
     _map_page(mm, vmf, page, prot, soft_dirty=vmf.orig_pte & _PAGE_SWP_SOFT_DIRTY)
     vmf.page = page
     return ret

@@ -14,7 +14,7 @@ from kernel.mm.mm_types import TASK_SIZE
 from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_referenced
 from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SOFT_DIRTY,
                                PMD_SHIFT, pte_pfn, pte_to_swp_entry)
-from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, WP_MARKER
+from kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, WP_MARKER, is_swap_pte
 from kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED, VM_HUGETLB
 
 PM_ENTRY_BYTES = 8
@@ -80,8 +80,8 @@ def pte_to_pagemap_entry(mm, vma, pte, show_pfn=True):
         if pte & _PAGE_UFFD_WP:
             flags |= PM_UFFD_WP
     elif pte:
-        if pte == WP_MARKER:                 # pte_marker_entry_uffd_wp
-            flags |= PM_UFFD_WP
+        if pte == WP_MARKER or is_swap_pte(pte) and pte & _PAGE_SWP_UFFD_WP:
+            flags |= PM_UFFD_WP              # pte_marker_entry_uffd_wp, pte_swp_uffd_wp
         if pte & _PAGE_SWP_SOFT_DIRTY:
             flags |= PM_SOFT_DIRTY
         swp_type, offset = pte_to_swp_entry(pte)

@@ -18,7 +18,8 @@ from kernel.mm.mm_types import FAULT_FLAG_WRITE, TASK_SIZE, VmFault
 from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_dirty
 from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, pte_pfn
 from kernel.mm.userfaultfd_k import (POISON_MARKER, UFFD_FEATURE_WP_UNPOPULATED, WP_MARKER, _PAGE_UFFD_WP,
-                                     VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of, userfaultfd_set_owner, vma_is_shmem)
+                                     VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of, userfaultfd_set_owner, uffd_wp_pte,
+                                     vma_is_shmem)
 from kernel.mm.userfaultfd_hugetlb import hugetlb_uffd_writeprotect, mfill_atomic_hugetlb
 from kernel.mm.vma import VM_HUGETLB, VM_SHARED, VM_WRITE
 
@@ -168,11 +169,11 @@ def mwriteprotect_range(mm, ctx, start, length, enable):
         if enable and (vma_is_shmem(vma) or ctx.features & UFFD_FEATURE_WP_UNPOPULATED):
             changed += _install_wp_markers(mm, lo, hi)      # userfaultfd_wp_use_markers
         for _va, slot, pte in list(mm.pgtables.present_ptes(lo, hi)):
-            if pte == WP_MARKER and not enable:
-                ptes[slot >> 3] = 0
-                changed += 1
-                continue
             if not pte & _PAGE_PRESENT:
+                new = uffd_wp_pte(pte, enable)      # a marker goes, a swap entry keeps the state
+                if new != pte:
+                    ptes[slot >> 3] = new
+                    changed += 1
                 continue
             if enable:
                 new = (pte | _PAGE_UFFD_WP) & ~_PAGE_RW
@@ -231,10 +232,7 @@ def userfaultfd_unregister_range(mm, start, end):
         elif vma.vm_flags & VM_UFFD_WP:
             ptes = mm.pgtables.ptes
             for _va, slot, pte in list(mm.pgtables.present_ptes(vma.vm_start, vma.vm_end)):
-                if pte == WP_MARKER:
-                    ptes[slot >> 3] = 0
-                elif pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP:
-                    ptes[slot >> 3] = pte & ~_PAGE_UFFD_WP
+                ptes[slot >> 3] = uffd_wp_pte(pte, False)
         vma.vm_flags &= ~VM_UFFD_FLAGS
         vma_merge_around(mm, vma)
     userfaultfd_set_owner(mm, start, end, None)

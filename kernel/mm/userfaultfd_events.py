@@ -13,8 +13,7 @@ and clear its uffd-wp bits.
 import struct
 
 from kernel.futex import BLOCKED
-from kernel.mm.pgtable import _PAGE_PRESENT
-from kernel.mm.userfaultfd_k import (_PAGE_UFFD_WP, VM_UFFD_FLAGS, WP_MARKER, userfaultfd_ctx_of,
+from kernel.mm.userfaultfd_k import (VM_UFFD_FLAGS, VM_UFFD_WP, WP_MARKER, uffd_wp_pte, userfaultfd_ctx_of,
                                      userfaultfd_set_owner)
 from kernel.mm.vma import VM_HUGETLB
 
@@ -97,10 +96,7 @@ def _reset_range(mm, start, end):
     if any(not v.vm_flags & VM_HUGETLB for v in vmas):
         ptes = mm.pgtables.ptes
         for _va, slot, pte in list(mm.pgtables.present_ptes(start, end)):
-            if pte == WP_MARKER:
-                ptes[slot >> 3] = 0
-            elif pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP:
-                ptes[slot >> 3] = pte & ~_PAGE_UFFD_WP
+            ptes[slot >> 3] = uffd_wp_pte(pte, False)
     userfaultfd_set_owner(mm, start, end, None)
 
 
@@ -145,6 +141,23 @@ def userfaultfd_remove(mm, vma, start, end):
     ctx = userfaultfd_ctx_of(mm, start)
     if ctx is not None and ctx.features & UFFD_FEATURE_EVENT_REMOVE:
         _note(mm, ctx, struct.pack('<BBHIQQ8x', UFFD_EVENT_REMOVE, 0, 0, 0, start, end))
+
+
+def uffd_wp_zap_prepare(mm, vma, start, end):
+    """zap_install_uffd_wp_if_needed, first half: the PTE slots of [start, end) of a file-backed VMA
+    registered for WP whose entries are write-protected (the zap must leave markers there)."""
+    if vma.anon or not vma.vm_flags & VM_UFFD_WP or vma.vm_flags & VM_HUGETLB:
+        return ()
+    return [slot for _va, slot, pte in mm.pgtables.present_ptes(start, end)
+            if pte != uffd_wp_pte(pte, False)]
+
+
+def uffd_wp_zap_finish(mm, slots):
+    """The zap is done: a uffd-wp marker where a write-protected PTE was."""
+    ptes = mm.pgtables.ptes
+    for slot in slots:
+        if not ptes[slot >> 3]:
+            ptes[slot >> 3] = WP_MARKER
 
 
 def userfaultfd_unmap_prep(mm, vmas, start, end):

@@ -27,6 +27,7 @@ VM_UFFD_WP = 0x00001000
 VM_UFFD_MINOR = 1 << 41
 VM_UFFD_FLAGS = VM_UFFD_MISSING | VM_UFFD_WP | VM_UFFD_MINOR
 _PAGE_UFFD_WP = 1 << 10              # _PAGE_SOFTW2: the PTE is write-protected for userfaultfd
+_PAGE_SWP_UFFD_WP = 1 << 2           # _PAGE_USER of a swap PTE: it was write-protected when swapped out
 
 # UFFDIO_POISON's PTE marker (PTE_MARKER_POISONED): a hwpoison swap entry at an offset naming no
 # page; a fault on it in a registered range is VM_FAULT_SIGBUS (BUS_ADRERR, as Linux 6.18 reports
@@ -104,6 +105,23 @@ def userfaultfd_ctx_of(mm, address):
     return None
 
 
+def is_swap_pte(pte):
+    """A swap entry of a swapped-out page (not a hwpoison entry or a marker, swap type 31)."""
+    return bool(pte) and not pte & _PAGE_PRESENT and pte >> 59 != 31
+
+
+def uffd_wp_pte(pte, enable):
+    """The PTE with its uffd-wp state set or cleared: a present PTE's bit (write access goes with
+    setting it), a swap entry's, a marker; 0 for a marker cleared."""
+    if pte == WP_MARKER:
+        return pte if enable else 0
+    if pte & _PAGE_PRESENT:
+        return (pte | _PAGE_UFFD_WP) & ~_PAGE_RW if enable else pte & ~_PAGE_UFFD_WP
+    if is_swap_pte(pte):
+        return pte | _PAGE_SWP_UFFD_WP if enable else pte & ~_PAGE_SWP_UFFD_WP
+    return pte
+
+
 def userfaultfd_set_owner(mm, start, end, ctx):
     """Record ctx as the owner of [start, end) (None: no owner), replacing older records there."""
     kept = []
@@ -156,6 +174,8 @@ def userfaultfd_fault(mm, vmf, pte):
         return pte_marker_handle_uffd_wp(mm, vmf)
     if pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
         return handle_userfault(mm, vmf, VM_UFFD_WP)
+    if is_swap_pte(pte) and pte & _PAGE_SWP_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
+        return handle_userfault(mm, vmf, VM_UFFD_WP)     # a write-protected page in swap
     if pte == POISON_MARKER:
         vmf.handler = 'uffd poison marker'
         return VM_FAULT_SIGBUS               # handle_pte_marker: PTE_MARKER_POISONED (BUS_ADRERR)

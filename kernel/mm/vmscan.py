@@ -16,6 +16,7 @@ from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE
                                 swp_entry_to_pte)
 from kernel.mm.shmem import ShmemSwap, is_shmem_mapping
 from kernel.mm.swap import SWAP_TYPE
+from kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP
 from kernel.mm.vma import VM_LOCKED
 
 
@@ -152,6 +153,8 @@ class Reclaim:
             if swap_offset is not None:
                 # _PAGE_SWP_SOFT_DIRTY (bit 1 of a swap PTE) keeps the soft-dirty state
                 sd = _PAGE_RW if pte & _PAGE_SOFT_DIRTY else 0
+                if pte & _PAGE_UFFD_WP:
+                    sd |= _PAGE_SWP_UFFD_WP          # pte_swp_mkuffd_wp: the state survives swap
                 phys.write64(slot, swp_entry_to_pte(SWAP_TYPE, swap_offset) | sd)
                 self.swapcache.area.swap_duplicate(swap_offset)
                 mm.rss_add(anon=-1)

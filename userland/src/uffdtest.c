@@ -624,6 +624,18 @@ static void test_wp_unpopulated(void)
         wp.mode = 0;
         ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
         printf("  unprotected: %s\n", pm(a));
+        if (k == 2) {                        /* a zapped write-protected shmem page leaves a marker */
+            a[PS] = 1;
+            wp.range.start = (uintptr_t)a + PS;
+            wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+            ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+            printf("  protected page: %s\n", pm(a + PS));
+            madvise(a + PS, PS, MADV_DONTNEED);
+            printf("  after MADV_DONTNEED: %s\n", pm(a + PS));
+            wp.mode = 0;
+            ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
+            printf("  unprotected: %s, byte %d\n", pm(a + PS), a[PS]);
+        }
         if (k == 0) {
             wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
             ioctl(uffd, UFFDIO_WRITEPROTECT, &wp);
