@@ -44,6 +44,7 @@ class Program:
     mounts: tuple = ()                # (host, guest) pairs, read-write
     prints_env: bool = False          # its output shows argv[0] and the environment: keep them fixed
     needs_swap: bool = False          # it pages memory out and checks it came back from swap
+    shows_residency: bool = False     # it prints which pages are mapped: fault-around and RAM stay default
     output: str = 'exact'             # 'exact', or 'status' for programs that print simulated rates
 
 
@@ -71,7 +72,7 @@ def programs():
         Program('epolltest'),
         Program('mmsys'),
         Program('cowpin', needs_swap=True),
-        Program('pmscan'),
+        Program('pmscan', shows_residency=True),
         Program('uffdtest'),
         Program('procmem'),
         Program('mremapdontunmap'),
@@ -113,9 +114,10 @@ def random_variant(rng, prog):
         o += ['--trace', '{tmp}/trace.json']
     if rng.random() < 0.3:
         o.append('--check')
-    ram = rng.choice(['24M', '64M', '256M', '1G'])
+    ram = rng.choice(['256M', '1G'] if prog.shows_residency else ['24M', '64M', '256M', '1G'])
     o += ['--ram', ram, '--swap', rng.choice(['16M', '256M', '1G'] if prog.needs_swap else ['0', '16M', '256M', '1G'])]
-    o += ['--fault-around-bytes', rng.choice(['4096', '16384', '65536', '1048576'])]
+    o += ['--fault-around-bytes', '65536' if prog.shows_residency else
+          rng.choice(['4096', '16384', '65536', '1048576'])]
     o += ['--platform', rng.choice(['bare-metal', 'vm'])]
     return Variant(options=o, name_len=0 if prog.prints_env else rng.randint(1, 64),
                    absolute=not prog.prints_env and rng.random() < 0.5,
