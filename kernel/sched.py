@@ -242,17 +242,19 @@ class Scheduler:
             self._place_runnable()
             running = [rq for rq in self.rqs if rq.curr is not None]
             if running:
-                break
+                rq = min(running, key=lambda r: (self.clock_of(r), r.index))
+                self._preempt(rq)
+                self.load(rq)
+                self.switch_to(rq.curr)
+                if rq.curr is not None:
+                    break
+                continue                          # a fatal signal it had pending ended the task
             t = k.events.next_time()
             if t is None:
                 return None                       # every task sleeps with nothing to wake it
             rq = min(self.rqs, key=lambda r: (self.clock_of(r), r.index))
             self._advance_idle(rq, t)
             k.run_events()
-        rq = min(running, key=lambda r: (self.clock_of(r), r.index))
-        self._preempt(rq)
-        self.load(rq)
-        self.switch_to(rq.curr)
         self.run_until = float('inf')
         if len(running) == 1 and not self.runqueue and k.nr_live_tasks() == 1 and rq.curr.group.itimer_real is None:
             return quantum                        # one task: run freely (events run at traps)

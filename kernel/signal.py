@@ -19,6 +19,11 @@ SI_CODE_NAMES = {(11, 1): 'SEGV_MAPERR', (11, 2): 'SEGV_ACCERR', (7, 1): 'BUS_AD
                  (7, 4): 'BUS_MCEERR_AR'}
 
 
+def sigkill_pending(group):
+    """SIGKILL has been sent to the process and it has not ended yet (signal_group_exit)."""
+    return bool(group.shared_pending & (1 << (SIGKILL - 1))) and not group.exited
+
+
 def kill_ok_by_cred(sender, target):
     """The sender's real or effective uid is the target's real or saved uid, or it has CAP_KILL."""
     c, tc = sender.cred, target.cred

@@ -19,6 +19,7 @@ class ThreadGroup:
         self.itimer_real = None      # ITIMER_REAL: (expiry in cycles, interval in cycles, arming number)
         self.shared_pending = 0      # process-directed signals (kill, sigqueue, timers) not yet taken
         self.shared_info = {}        # signal -> its 128-byte siginfo
+        self.kill_origin = None      # who sent the SIGKILL the process has yet to act on
         self.itimer_seq = 0
         # process group and session: the first process's are those of whoever started it, outside the
         # guest's pid namespace, which read as 0 there (pid_vnr); fork copies them

@@ -13,6 +13,8 @@ from kernel.fs.pipe import POLLHUP, POLLIN, POLLRDNORM
 from kernel.fs.errors import FsError
 from kernel.fs.superblock import SuperBlock
 from kernel.fs.synth import SynthFile
+from kernel.mm.oom_reap import __oom_reap_task_mm
+from kernel.signal import sigkill_pending
 from kernel.syscalls import s32, syscall
 from kernel.syscalls.pgrp import find_process
 from kernel.syscalls.thread import group_send_sig_info
@@ -95,14 +97,21 @@ def pidfd_get_task(t, fd):
 
 @syscall(448, 'process_mrelease')
 def sys_process_mrelease(k, t, pidfd, flags, *_):
-    """Reap a dying process's memory now: EINVAL while it is alive; once it has ended there is no
-    task with memory left to find (ESRCH, as Linux answers for a zombie)."""
+    """Reap a dying process's memory now: a process sent SIGKILL that has not yet ended loses its
+    private memory at once (__oom_reap_task_mm) and the call returns 0; EINVAL while it is alive
+    without a pending SIGKILL; once it has ended there is no task with memory left to find (ESRCH,
+    as Linux answers for a zombie)."""
     if flags:
         return -errno.EINVAL
     group, err = pidfd_get_task(t, pidfd)
     if err:
         return err
-    return -errno.ESRCH if group.exited else -errno.EINVAL
+    if group.exited:
+        return -errno.ESRCH                        # find_lock_task_mm: no thread with an mm
+    if not sigkill_pending(group):                 # task_will_free_mem
+        return -errno.EINVAL
+    mm = group.live_threads()[0].mm
+    return 0 if __oom_reap_task_mm(mm) else -errno.EAGAIN
 
 
 @syscall(424, 'pidfd_send_signal')

@@ -354,22 +354,43 @@ def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
     if target.sigmask & bit:
         target = next(t for t in threads if not t.sigmask & bit)
     handler, _flags = handler_of(target, sig)
+    origin = ('sent by %s[%d]' % (sender.comm, sender.tid) if sender is not None
+              else 'from an expired timer')
+    if sig == SIGKILL and sender is not None and sender.group is not target.group:
+        return signal_wake_killed(k, target.group, origin)
     if handler == SIG_DFL:
         dequeue_signal(target, sig)
-        kill_process(k, target, sig, 'sent by %s[%d]' % (sender.comm, sender.tid) if sender is not None
-                     else 'from an expired timer')
+        kill_process(k, target, sig, origin)
         return 0
     if target.state == 'S':
-        # interrupt the sleep; the handler runs when the thread returns to user mode
-        cancel_wait(k, target)
-        target.wait_for = None
-        target.sigwait = None
-        target.wait_obj = None
-        target.restart_deadline = None
-        ret = -ERESTARTSYS if target.restartable else -errno.EINTR
-        if target.waiting_on == 'sleep' and target.sleep_rem:
-            ret = _nanosleep_copyout(k, target)
-        k.sched.wake(target, ret, k.now())
+        signal_wake_up(k, target)     # the handler runs when the thread returns to user mode
+    return 0
+
+
+def signal_wake_up(k, target, delay=0):
+    """Interrupt a sleeping thread's system call for a signal (EINTR, or a restart); it can run
+    `delay` cycles from now."""
+    cancel_wait(k, target)
+    target.wait_for = None
+    target.sigwait = None
+    target.wait_obj = None
+    target.restart_deadline = None
+    ret = -ERESTARTSYS if target.restartable else -errno.EINTR
+    if target.waiting_on == 'sleep' and target.sleep_rem:
+        ret = _nanosleep_copyout(k, target)
+    k.sched.wake(target, ret, k.now() + delay)
+
+
+def signal_wake_killed(k, group, origin):
+    """complete_signal for SIGKILL from another process: the process is marked as dying (SIGKILL
+    pending for all its threads) and its sleeping threads are woken; each ends as it next runs in the
+    kernel (do_signal), so until then its memory is still there for process_mrelease to reap. A
+    sleeper runs again no sooner than its CPU wakes from idle (the wake-up IPI)."""
+    group.shared_pending |= 1 << (SIGKILL - 1)
+    group.kill_origin = origin
+    for th in group.live_threads():
+        if th.state == 'S':
+            signal_wake_up(k, th, k.costs.costs['ipi_wake_idle'])
     return 0
 
 
@@ -395,6 +416,8 @@ def kill_process(k, target, sig, origin):
     """A signal's default action ends target's process (every thread), with a report."""
     for th in target.group.live_threads():
         cancel_wait(k, th)
+    if sig == SIGKILL and target.group.kill_origin:
+        origin = target.group.kill_origin          # sent earlier, acted on as the process ran again
     k.do_group_exit(target, 0, (sig, '%s %s to %s[%d]' % (SIGNAL_NAMES.get(sig, sig), origin, target.comm,
                                                           target.tid)))
 
