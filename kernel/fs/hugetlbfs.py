@@ -17,6 +17,7 @@ class HugetlbFile(PagedFile):
     """A hugetlbfs file: its pages are 2 MiB pool pages (hpages: huge index -> head page); `resv` holds
     the huge indices reserved by shared mappings and not yet allocated."""
     backing = 'mem'
+    fop_write = None                  # hugetlbfs_file_operations has no write_iter: write(2) is EINVAL
     blksize = HPAGE_SIZE
 
     def __init__(self, sb, ino, mode, uid=0, gid=0):

@@ -3,7 +3,7 @@ and read(2)/write(2) on a socket turned into the protocol's recvmsg/sendmsg.
 """
 import errno
 
-from kernel.file import O_CLOEXEC, O_NONBLOCK, O_RDWR, OpenFile
+from kernel.file import O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDWR, OpenFile
 from kernel.fs.file_table import alloc_empty_file_check
 from kernel.fs.stat import S_IFSOCK, Timespec, makedev
 from kernel.futex import BLOCKED
@@ -74,8 +74,8 @@ def sockfd_lookup(t, fd):
     """The open file of the socket behind descriptor fd (its .inode.sock is the socket), or -EBADF /
     -ENOTSOCK."""
     f = t.files.get(fd)
-    if f is None:
-        return -errno.EBADF
+    if f is None or isinstance(f, OpenFile) and f.flags & O_PATH:
+        return -errno.EBADF                     # fdget: no O_PATH descriptor
     if not isinstance(f, OpenFile) or not isinstance(f.inode, SocketInode):
         return -errno.ENOTSOCK
     return f

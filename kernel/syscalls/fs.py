@@ -70,8 +70,15 @@ def _abs_at(t, dirfd, path):
     return posixpath.join(base, path) if path else base
 
 
-def _file(t, fd):
+def _file_raw(t, fd):
+    """fdget_raw: the open file behind fd, O_PATH ones included (fstat, fcntl, dup, a dirfd); or None."""
     return t.files.get(_s32(fd))
+
+
+def _file(t, fd):
+    """fdget: the open file behind fd, or None (EBADF), also for an O_PATH descriptor."""
+    f = t.files.get(_s32(fd))
+    return None if isinstance(f, OpenFile) and f.flags & O_PATH else f
 
 
 def _unseekable(f):
@@ -152,7 +159,9 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
         err = _truncate_inode(k, inode, 0)
         if err:
             return err
-    f = OpenFile(inode, flags, posixpath.normpath(full), k.pagecache)
+    # do_dentry_open keeps no creation flags; force_o_largefile adds O_LARGEFILE (F_GETFL shows it)
+    f = OpenFile(inode, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE,
+                 posixpath.normpath(full), k.pagecache)
     if isinstance(inode, SynthFile):
         try:
             f.synth_data = inode.read_content() if f.readable else b''
@@ -566,7 +575,7 @@ def _stat_bytes(obj):
 
 @syscall(5, 'fstat')
 def sys_fstat(k, t, fd, st, *_):
-    f = _file(t, fd)
+    f = _file_raw(t, fd)
     if f is None:
         return -errno.EBADF
     return 0 if t.umem.write(st, _stat_bytes(f)) else -errno.EFAULT
@@ -575,7 +584,7 @@ def sys_fstat(k, t, fd, st, *_):
 def _stat_path(k, t, dirfd, upath, st, flags):
     flags &= 0xFFFFFFFF
     if flags & AT_EMPTY_PATH and not upath and _s32(dirfd) >= 0:
-        f = _file(t, dirfd)                  # vfs_fstatat: a NULL path is fstat, the flags unchecked
+        f = _file_raw(t, dirfd)                  # vfs_fstatat: a NULL path is fstat, the flags unchecked
         if f is None:
             return -errno.EBADF
         return 0 if t.umem.write(st, _stat_bytes(f)) else -errno.EFAULT
@@ -660,7 +669,7 @@ def user_path_at(k, t, dirfd, upath, flags, cred=None):
         if not flags & AT_EMPTY_PATH:
             return -errno.ENOENT
         if _s32(dirfd) != AT_FDCWD:
-            f = _file(t, dirfd)
+            f = _file_raw(t, dirfd)
             if f is None:
                 return -errno.EBADF
             return f.inode if isinstance(f, OpenFile) else f
@@ -846,7 +855,7 @@ def _readlink(k, t, dirfd, upath, buf, size):
     if isinstance(path, int):
         return path
     if not path:                             # do_readlinkat: LOOKUP_EMPTY finds dirfd, not a symlink
-        return -errno.EBADF if _s32(dirfd) != AT_FDCWD and _file(t, dirfd) is None else -errno.ENOENT
+        return -errno.EBADF if _s32(dirfd) != AT_FDCWD and _file_raw(t, dirfd) is None else -errno.ENOENT
     full = _abs_at(t, dirfd, path)
     if isinstance(full, int):
         return full
@@ -1089,7 +1098,7 @@ def sys_memfd_create(k, t, uname, flags, *_):
         return err
     inode = k.mmsvc.hstate.sb.new_anon_file() if flags & MFD_HUGETLB else k.vfs.memfd_create()
     inode.ihold()
-    f = OpenFile(inode, O_RDWR, '/memfd:%s (deleted)' % name, k.pagecache)
+    f = OpenFile(inode, O_RDWR | O_LARGEFILE, '/memfd:%s (deleted)' % name, k.pagecache)
     return t.files.install(f, cloexec=bool(flags & MFD_CLOEXEC))
 
 
@@ -1135,7 +1144,7 @@ def sys_pipe(k, t, ufds, *_):
 # ---- descriptors ----------------------------------------------------------------------------------
 @syscall(32, 'dup')
 def sys_dup(k, t, fd, *_):
-    f = _file(t, fd)
+    f = _file_raw(t, fd)
     if f is None:
         return -errno.EBADF
     if isinstance(f, OpenFile):
@@ -1158,7 +1167,7 @@ def _dup_to(t, f, newfd, cloexec):
 
 @syscall(33, 'dup2')
 def sys_dup2(k, t, fd, newfd, *_):
-    f = _file(t, fd)
+    f = _file_raw(t, fd)
     if f is None:
         return -errno.EBADF
     if _s32(fd) == _s32(newfd):
@@ -1170,18 +1179,20 @@ def sys_dup2(k, t, fd, newfd, *_):
 def sys_dup3(k, t, fd, newfd, flags, *_):
     if flags & 0xFFFFFFFF & ~O_CLOEXEC or _s32(fd) == _s32(newfd):
         return -errno.EINVAL
-    f = _file(t, fd)
+    f = _file_raw(t, fd)
     if f is None:
         return -errno.EBADF
     return _dup_to(t, f, _s32(newfd), bool(flags & O_CLOEXEC))
 
 
-F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG = 8, 9, 10, 11
+F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG, F_SETOWN_EX, F_GETOWN_EX = 8, 9, 10, 11, 15, 16
+F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP = 0, 1, 2
+O_NOCTTY, O_LARGEFILE = 0o400, 0o100000
 
 
 @syscall(72, 'fcntl')
 def sys_fcntl(k, t, fd, cmd, arg, *_):
-    f = _file(t, fd)
+    f = _file_raw(t, fd)
     if f is None:
         return -errno.EBADF
     fd = _s32(fd)
@@ -1217,6 +1228,22 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
         return 0
     if cmd == F_GETOWN:
         return getattr(f, 'owner', 0)
+    if cmd == F_SETOWN_EX:                   # f_setown_ex: struct f_owner_ex {int type; pid_t pid}
+        raw = t.umem.read(arg, 8)
+        if raw is None:
+            return -errno.EFAULT
+        kind, who = struct.unpack('<ii', raw)
+        if kind not in (F_OWNER_TID, F_OWNER_PID, F_OWNER_PGRP):
+            return -errno.EINVAL
+        if who and k.tasks.get(who) is None:
+            return -errno.ESRCH
+        f.owner_ex = (kind, who)
+        f.owner = -who if kind == F_OWNER_PGRP else who
+        return 0
+    if cmd == F_GETOWN_EX:
+        owner = getattr(f, 'owner', 0)
+        kind, who = getattr(f, 'owner_ex', (F_OWNER_PGRP if owner < 0 else F_OWNER_PID, abs(owner)))
+        return 0 if t.umem.write(arg, struct.pack('<ii', kind, who)) else -errno.EFAULT
     if cmd in (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW):
         return do_fcntl_lock(k, t, f, cmd, arg)
     if cmd == F_SETSIG:                      # f_owner's signal for SIGIO (valid_signal)
@@ -1231,7 +1258,8 @@ def sys_fcntl(k, t, fd, cmd, arg, *_):
 
 def _do_vfs_ioctl(t, f, fd, cmd, arg):
     """do_vfs_ioctl: the commands every file answers before its own ->unlocked_ioctl (close-on-exec,
-    non-blocking mode, the filesystem's block size); None for the others."""
+    non-blocking mode, the filesystem's block size, a regular file's bytes left); None for the
+    others."""
     if cmd in (FIOCLEX, FIONCLEX):
         (t.files.cloexec.add if cmd == FIOCLEX else t.files.cloexec.discard)(fd)
         return 0
@@ -1244,6 +1272,10 @@ def _do_vfs_ioctl(t, f, fd, cmd, arg):
         return 0
     if cmd == FIGETBSZ:                      # put_user(inode->i_sb->s_blocksize)
         return 0 if t.umem.write(arg, struct.pack('<i', 4096)) else -errno.EFAULT
+    if cmd == FIONREAD and isinstance(f, OpenFile) and getattr(f.inode, 'mode', 0) & S_IFMT == S_IFREG:
+        # a regular file (a /proc one too, whose i_size is 0): i_size - f_pos, stored as an int
+        left = (f.inode.size - f.pos) & 0xFFFFFFFF
+        return 0 if t.umem.write(arg, struct.pack('<I', left)) else -errno.EFAULT
     return None
 
 
@@ -1263,9 +1295,9 @@ def sys_ioctl(k, t, fd, cmd, arg, *_):
             return 0 if t.umem.write(arg, struct.pack('<HHHH', 24, 80, 0, 0)) else -errno.EFAULT
         termios = struct.pack('<IIII', 0x500, 0x5, 0xBF, 0x8A3B) + bytes(1 + 19) + bytes(8)
         return 0 if t.umem.write(arg, termios[:36]) else -errno.EFAULT
-    if cmd == FIONREAD and isinstance(f, OpenFile):
-        n = max(0, f.inode.size - f.pos)
-        return 0 if t.umem.write(arg, struct.pack('<i', n)) else -errno.EFAULT
+    if cmd == FIONREAD and isinstance(f, OpenFile) and isinstance(f.inode, PipeEnd):
+        # pipe_ioctl: the bytes in the pipe
+        return 0 if t.umem.write(arg, struct.pack('<i', f.inode.pipe.nbytes)) else -errno.EFAULT
     return -errno.ENOTTY
 
 

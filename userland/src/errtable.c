@@ -197,6 +197,20 @@ int main(void)
 	unlink("/tmp/errtable.append");
 	T("mincore(mapped, then a hole; read-only vec)", syscall(SYS_mincore, taken, 2 << 20, (void *)main));
 	T("openat(O_TMPFILE | O_TRUNC, read-only)", syscall(SYS_openat, AT_FDCWD, "/tmp", O_TMPFILE | O_TRUNC, 0600));
+	int opath = open("/tmp", O_PATH);
+	T("lseek(O_PATH fd)", syscall(SYS_lseek, opath, 0, SEEK_SET));
+	T("getdents64(O_PATH fd)", syscall(SYS_getdents64, opath, buf, sizeof(buf)));
+	T("fsync(O_PATH fd)", syscall(SYS_fsync, opath));
+	T("ioctl(O_PATH fd)", syscall(SYS_ioctl, opath, 0x5401, buf));
+	T("getpeername(O_PATH fd)", syscall(SYS_getpeername, opath, buf, &(socklen_t){16}));
+	T("fstat(O_PATH fd)", syscall(SYS_fstat, opath, &st));
+	T("fcntl(F_GETFL) of a new file", syscall(SYS_fcntl, afd = open("/tmp/errtable.fl", O_RDWR | O_CREAT | O_TRUNC, 0600),
+	                                          F_GETFL) == (O_RDWR | 0100000) ? 1 : -1);  /* O_LARGEFILE as the kernel sets it */
+	unlink("/tmp/errtable.fl");
+	T("fcntl(F_SETOWN_EX, unmapped)", syscall(SYS_fcntl, fd, F_SETOWN_EX, BAD));
+	T("fcntl(F_GETOWN_EX, unmapped)", syscall(SYS_fcntl, fd, F_GETOWN_EX, BAD));
+	T("mmap(/dev/null, SHARED_VALIDATE|NOREPLACE)", syscall(SYS_mmap, 0x10000000, 4096, PROT_READ,
+	                                                         MAP_SHARED_VALIDATE | MAP_FIXED_NOREPLACE, nullfd, 0));
 	int maps = open("/proc/self/maps", O_RDONLY);
 	T("mmap(/proc/self/maps, PROT_EXEC)", syscall(SYS_mmap, 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, maps, 0));
 	T("mmap(/proc/self/maps)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_PRIVATE, maps, 0));

@@ -278,6 +278,8 @@ static int shaped(long nr, long a[6])
         a[5] = below(4) ? 0 : gen_int();
         if (!(a[3] & 0x110))                    /* a non-fixed mapping lands anywhere: keep it small */
             a[1] = below(1 << 20) + 1;
+        if (compare && ((a[3] >> 26) & 0x3f) == 30) /* MAP_HUGE_1GB: faultlab has 2 MiB huge pages only */
+            a[3] = (a[3] & ~(0x3fL << 26)) | (21L << 26);
         return 1;
     case 10: case 11: case 26: case 27: case 28: case 149: case 150: case 325: case 329: case 216:
         /* mprotect, munmap, msync, mincore, madvise, mlock, munlock, mlock2, pkey_mprotect,
