@@ -23,7 +23,8 @@ from kernel.proc_mem import register_proc_mem
 from kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
                            VM_DONTCOPY, VM_DONTEXPAND, VM_LOCKONFAULT, VM_ACCOUNT, VM_NORESERVE, VM_HUGETLB,
-                           VM_SOFTDIRTY, VM_DONTDUMP)
+                           VM_SOFTDIRTY, VM_DONTDUMP, VM_WIPEONFORK)
+from kernel.mm.userfaultfd_k import VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP
 
 
 def _vma_name(k, task, vma):
@@ -54,12 +55,14 @@ def proc_maps(k):
 
 
 # show_smap_vma_flags: two letters per VMA flag, in bit order
+# show_smap_vma_flags (fs/proc/task_mmu.c): in bit order, as it walks the bits
 VM_FLAG_MNEMONICS = ((VM_READ, 'rd'), (VM_WRITE, 'wr'), (VM_EXEC, 'ex'), (VM_SHARED, 'sh'), (VM_MAYREAD, 'mr'),
                      (VM_MAYWRITE, 'mw'), (VM_MAYEXEC, 'me'), (VM_MAYSHARE, 'ms'), (VM_GROWSDOWN, 'gd'),
-                     (VM_PFNMAP, 'pf'), (VM_LOCKED, 'lo'), (VM_IO, 'io'), (VM_SEQ_READ, 'sr'),
-                     (VM_RAND_READ, 'rr'), (VM_DONTCOPY, 'dc'), (VM_DONTEXPAND, 'de'), (VM_LOCKONFAULT, 'lf'),
-                     (VM_ACCOUNT, 'ac'), (VM_NORESERVE, 'nr'), (VM_HUGETLB, 'ht'), (VM_DONTDUMP, 'dd'),
-                     (VM_SOFTDIRTY, 'sd'))
+                     (VM_UFFD_MISSING, 'um'), (VM_PFNMAP, 'pf'), (VM_UFFD_WP, 'uw'), (VM_LOCKED, 'lo'),
+                     (VM_IO, 'io'), (VM_SEQ_READ, 'sr'), (VM_RAND_READ, 'rr'), (VM_DONTCOPY, 'dc'),
+                     (VM_DONTEXPAND, 'de'), (VM_LOCKONFAULT, 'lf'), (VM_ACCOUNT, 'ac'), (VM_NORESERVE, 'nr'),
+                     (VM_HUGETLB, 'ht'), (VM_WIPEONFORK, 'wf'), (VM_DONTDUMP, 'dd'), (VM_SOFTDIRTY, 'sd'),
+                     (VM_UFFD_MINOR, 'ui'))
 
 
 def _kb(name, nbytes):
