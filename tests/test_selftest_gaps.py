@@ -10,6 +10,10 @@ do_vfs_ioctl): userland/src/smapflags.c prints the letters of MADV_WIPEONFORK ("
 DONTDUMP, mlock and userfaultfd registrations ("um", "uw", "ui"), and FIONREAD of /proc/self/pagemap
 (a regular file of size 0: answered before its PAGEMAP_SCAN ioctl), a memfd, a tmpfs file, a pipe
 and a directory (ENOTTY).
+
+io_uring fixed buffers (the gup_longterm case "io_uring fixed buffer with MAP_SHARED file mapping ...
+with local tmpfile"): userland/src/uringpin.c; FOLL_LONGTERM|FOLL_WRITE on a shared mapping of a
+file that is written back is EFAULT, the other mappings pin.
 """
 import os
 import re
@@ -46,3 +50,14 @@ def test_smaps_vmflags_and_fionread_match_native(userland):
     # clear_refs), this host's kernel does not show it
     assert b' wf sd ' in r.stdout
     assert r.exit_code == 0 and re.sub(rb' sd ', b' ', r.stdout) == out
+
+
+def test_io_uring_longterm_pin_of_a_shared_file_mapping_matches_native(userland):
+    # natively the file is made next to the program (a disk filesystem, not tmpfs), in the guest on
+    # its simulated disk
+    prog = os.path.join(userland, 'uringpin')
+    code, out, _ = run_native(prog, cwd=userland)
+    assert code == 0 and b'local file MAP_SHARED: EFAULT' in out
+    r = run_guest(prog)
+    assert r.result.report is None, r.result.report
+    assert r.exit_code == 0 and r.stdout == out
