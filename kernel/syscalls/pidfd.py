@@ -95,6 +95,16 @@ def pidfd_get_task(t, fd):
     return (None, -errno.ESRCH) if group.reaped else (group, 0)
 
 
+def task_will_free_mem(k, group, mm):
+    """The process is dying (SIGKILL pending) and so is every other process sharing its mm
+    (CLONE_VM without CLONE_THREAD), so its memory is going away."""
+    if not sigkill_pending(group):
+        return False
+    if mm.users <= len(group.live_threads()):
+        return True
+    return all(sigkill_pending(th.group) for th in k.tasks.values() if th.mm is mm and not th.exited)
+
+
 @syscall(448, 'process_mrelease')
 def sys_process_mrelease(k, t, pidfd, flags, *_):
     """Reap a dying process's memory now: a process sent SIGKILL that has not yet ended loses its
@@ -108,9 +118,9 @@ def sys_process_mrelease(k, t, pidfd, flags, *_):
         return err
     if group.exited:
         return -errno.ESRCH                        # find_lock_task_mm: no thread with an mm
-    if not sigkill_pending(group):                 # task_will_free_mem
-        return -errno.EINVAL
     mm = group.live_threads()[0].mm
+    if not task_will_free_mem(k, group, mm):
+        return -errno.EINVAL
     return 0 if __oom_reap_task_mm(mm) else -errno.EAGAIN
 
 

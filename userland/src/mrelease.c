@@ -4,6 +4,7 @@
  * races the call is retried with more memory), ESRCH for a zombie and for a reaped child. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,6 +74,36 @@ static pid_t spawn(size_t mb, int *pidfd)
 	return pid;
 }
 
+static int vm_child(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 20; i++)
+		sleep(1);
+	return 0;
+}
+
+/* A process sharing the caller's mm (CLONE_VM, not a thread) is killed: its memory is not going away
+ * while the caller lives (task_will_free_mem), EINVAL; a child that exits first gives ESRCH, and
+ * is tried again. */
+static void shared_mm(void)
+{
+	static char stack[10][65536];
+	long r = -1;
+	int e = 0, st;
+	for (int i = 0; i < 10; i++) {
+		pid_t pid = clone(vm_child, stack[i] + sizeof(stack[i]), CLONE_VM | SIGCHLD, NULL);
+		int pidfd = syscall(__NR_pidfd_open, pid, 0);
+		kill(pid, SIGKILL);
+		r = mrelease(pidfd, 0);
+		e = errno;
+		waitpid(pid, &st, 0);
+		close(pidfd);
+		if (r || e != ESRCH)
+			break;
+	}
+	printf("shared mm: %s\n", r ? strerrorname_np(e) : "0");
+}
+
 int main(int argc, char **argv)
 {
 	int show_free = argc > 1 && !strcmp(argv[1], "-f");
@@ -111,6 +142,8 @@ int main(int argc, char **argv)
 	}
 	printf("child: signaled %d sig %d\n", signaled, termsig);
 	printf("killed and reaped: %s\n", mb <= 256 ? "yes" : "no");
+
+	shared_mm();
 
 	/* a zombie: exited, not yet waited for */
 	pid = fork();
