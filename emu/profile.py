@@ -18,7 +18,7 @@ is folded as itself alone.
 """
 import collections
 
-from emu.symbols import Symbolizer, UNKNOWN
+from emu.symbols import SymbolizerCache, UNKNOWN
 from emu.unwind import unwind_cfi
 from kernel.syscalls import SYSCALL_NAMES
 from kernel.tracepoints import Tracepoints
@@ -54,8 +54,7 @@ class Profiler(Tracepoints):
         self.fault_stacks = collections.Counter()   # folded stack -> faults
         self.trap_funcs = collections.defaultdict(FuncStats)
         self._open = {}                              # cpu index -> (start, rip, stack)
-        self._sym = None
-        self._sym_task = None
+        self._syms = SymbolizerCache(self.kernel)
         self._cpus = _machine_cpus(machine)
         self.samples = collections.Counter()         # sampled user stack (outermost first) -> samples
         for cpu in self._cpus:
@@ -111,10 +110,7 @@ class Profiler(Tracepoints):
 
     # ---- traps -----------------------------------------------------------------------------------
     def symbolizer(self):
-        task = self.kernel.current
-        if self._sym is None or self._sym_task is not task:
-            self._sym, self._sym_task = Symbolizer(self.kernel, task), task
-        return self._sym
+        return self._syms.current()
 
     def _stack(self, rip):
         sym = self.symbolizer()

@@ -193,6 +193,32 @@ class Symbolizer:
             self._object_code_at(addr) is not None
 
 
+class SymbolizerCache:
+    """One Symbolizer per address space: threads share theirs, and switching between them (or between
+    processes) keeps what was read (rebuilding on every switch re-read every mapped ELF file)."""
+
+    MAX = 64
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self._by_mm = {}                # id(mm) -> (mm, Symbolizer), oldest first
+
+    def current(self):
+        """The Symbolizer of the running task's address space, or None when nothing runs."""
+        task = self.kernel.current
+        if task is None:
+            return None
+        mm = getattr(task, 'mm', None)
+        hit = self._by_mm.get(id(mm))
+        if hit is not None and hit[0] is mm:
+            return hit[1]
+        sym = Symbolizer(self.kernel, task)
+        self._by_mm[id(mm)] = (mm, sym)
+        if len(self._by_mm) > self.MAX:
+            del self._by_mm[next(iter(self._by_mm))]
+        return sym
+
+
 def _read_inode(inode):
     """A mapped file's bytes straight from its filesystem (no simulated I/O, nothing in the page
     cache changes), or None."""

@@ -10,7 +10,7 @@ The file is written as the run goes (constant memory) and completed by close().
 """
 import json
 
-from emu.symbols import Symbolizer
+from emu.symbols import SymbolizerCache
 from kernel.arch.fault import access_str
 from kernel.syscalls import SYSCALL_NAMES
 from kernel.tracepoints import Tracepoints
@@ -43,8 +43,7 @@ class ChromeTrace(Tracepoints):
         self._first = True
         self._cpus = {}
         self._lanes = []            # disk slot -> time (cycles) it becomes free
-        self._sym = None
-        self._sym_task = None
+        self._syms = SymbolizerCache(self.kernel)
         self.closed = False
         self.count = 0
 
@@ -72,12 +71,8 @@ class ChromeTrace(Tracepoints):
         return idx, st
 
     def _symbol(self, addr):
-        task = self.kernel.current
-        if task is None:
-            return '??'
-        if self._sym is None or self._sym_task is not task:
-            self._sym, self._sym_task = Symbolizer(self.kernel, task), task
-        return self._sym.name(addr)
+        sym = self._syms.current()
+        return sym.name(addr) if sym is not None else '??'
 
     # ---- user time between traps -------------------------------------------------------------------
     def _enter_kernel(self, kind, name, args):
