@@ -322,3 +322,26 @@ def test_progress_line_advances_and_is_erased(userland):
     assert insns == sorted(insns) and insns[-1] > insns[0]
     assert 's simulated' in shots[-1]
     assert text.endswith('\r\x1b[K')                 # erased at the end
+
+
+def test_threads_share_one_symbolizer_per_address_space():
+    """Traces and profiles name addresses through one Symbolizer per mm: threads switching on a CPU
+    must not rebuild it (each rebuild re-reads every mapped ELF file)."""
+    from types import SimpleNamespace
+    from emu.symbols import SymbolizerCache
+
+    mm_a, mm_b = SimpleNamespace(vmas=[], vdso_base=0), SimpleNamespace(vmas=[], vdso_base=0)
+    t1, t2 = SimpleNamespace(mm=mm_a, symbols=[]), SimpleNamespace(mm=mm_a, symbols=[])
+    t3 = SimpleNamespace(mm=mm_b, symbols=[])
+    kernel = SimpleNamespace(current=None, vdso=None)
+    cache = SymbolizerCache(kernel)
+    assert cache.current() is None
+    kernel.current = t1
+    first = cache.current()
+    kernel.current = t2
+    assert cache.current() is first              # another thread of the same process
+    kernel.current = t3
+    other = cache.current()
+    assert other is not first                    # another process
+    kernel.current = t1
+    assert cache.current() is first
