@@ -304,7 +304,7 @@ def _print(fig, scale, small, big, reps, out):
             continue
         w('  faultlab / %-12s compute speed %6.2fx   page-touch: faultlab %s\n'
           % (name, fl_mips / mips[name][0], _faster(per_page[name][0], fl_page)))
-    w('\ncriteria (issue 7):\n')
+    w('\ncriteria:\n')
     w('  compute >= 100 M insn/s with exact counting: %.1f M/s %s\n' % (fl_mips, _ok(fl_mips >= 100)))
     if 'qiling' in mips:
         r = fl_mips / mips['qiling'][0]

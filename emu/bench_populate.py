@@ -1,15 +1,16 @@
 """`faultlab bench populate`: prefaulting a mapping by touching it vs MADV_POPULATE_(READ|WRITE) vs fallocate.
 
 Runs userland/build/populate_bench in-process under faultlab (one fresh Machine per size) and prints
-its results in the layout of the timing table of the MADV_POPULATE_(READ|WRITE) patch (seed
-1-madv_populate.txt, section V.3), next to the seed's own figures where it has them, with a check of
-the seed's acceptance criterion for the MAP_PRIVATE 4 KiB blocks (ACCEPTANCE below).
+its results in the layout of the timing table of David Hildenbrand's posting "mm/madvise: introduce
+MADV_POPULATE_(READ|WRITE) to prefault page tables" (v2 resend, patch 2/5 on linux-mm, section V),
+next to the posting's own figures where it has them, with a check that our rows keep the posting's
+order and ratios for the MAP_PRIVATE 4 KiB blocks (ACCEPTANCE below).
 
-The seed measured 2 MiB and 4096 MiB mappings. 4096 MiB is replaced by 64 MiB here (by default; any
+The posting measured 2 MiB and 4096 MiB mappings. 4096 MiB is replaced by 64 MiB here (by default; any
 size can be asked for, 256 MiB is the largest that is compared in tests): a 4 GiB mapping would take
 hours on the emulator. What changes with the size is whether the memory involved still fits in the
 last-level cache (kernel/mm/llc.py, llc_bytes = 32 MiB): at 2 MiB it does, from 64 MiB on it does not,
-as at 4096 MiB. The 4096 MiB figures of the seed are shown scaled to the size that was run.
+as at 4096 MiB. The 4096 MiB figures of the posting are shown scaled to the size that was run.
 """
 import itertools
 import os
@@ -22,7 +23,7 @@ DEFAULT_SIZES = ('2M', '64M')
 QUICK_SIZES = ('2M',)
 SEED_BIG_MIB = 4096
 
-# (token printed by populate_bench, name in the seed's table)
+# (token printed by populate_bench, name in the posting's table)
 BACKINGS = (('anon4k', 'Anon 4 KiB'), ('memfd4k', 'Memfd 4 KiB'), ('memfd2m', 'Memfd 2 MiB'),
             ('tmpfs', 'tmpfs'), ('file', 'file'), ('hugetlbfs', 'hugetlbfs'))
 HUGETLB = ('memfd2m', 'hugetlbfs')
@@ -31,7 +32,7 @@ FALLOCATE_METHODS = ('FALLOCATE', 'FALLOCATE+Read', 'FALLOCATE+Write', 'FALLOCAT
                      'FALLOCATE+POPULATE_READ', 'FALLOCATE+POPULATE_WRITE')
 SHARINGS = (('private', 'MAP_PRIVATE'), ('shared', 'MAP_SHARED'))
 
-# The seed's MAP_PRIVATE figures (ms), section V.3; its MAP_SHARED blocks are not in the seed's copy.
+# The posting's MAP_PRIVATE figures (ms), section V.3; its MAP_SHARED blocks are not in the posting's copy.
 SEED_MS = {
     2: {
         'anon4k': (0.119, 0.222, 0.380, 0.060, 0.158),
@@ -54,8 +55,8 @@ SEED_MS = {
 ACCEPTANCE = """\
 Acceptance (MAP_PRIVATE 4 KiB blocks: Anon 4 KiB, Memfd 4 KiB, tmpfs, file):
   order  POPULATE_READ < Read < Write < Read/Write and POPULATE_WRITE < Write
-  ratio  for every pair of rows of a block, (slower / faster as the seed orders them) simulated over
-         the seed's must lie within 1 +- 0.25; the 2 MiB run is compared with the seed's 2 MiB block,
+  ratio  for every pair of rows of a block, (slower / faster as the posting orders them) simulated over
+         the posting's must lie within 1 +- 0.25; the 2 MiB run is compared with the posting's 2 MiB block,
          any larger run with its 4096 MiB block."""
 
 ORDER = (('POPULATE_READ', 'Read'), ('Read', 'Write'), ('Write', 'Read/Write'), ('POPULATE_WRITE', 'Write'))
@@ -146,7 +147,7 @@ def run_bench(size, reps=3, sharing='both', backings=None, methods=None, ram=Non
 
 
 def seed_block(size):
-    """(seed size in MiB, scale factor to the run's size) for the seed block a run is compared with."""
+    """(posting's size in MiB, scale factor to the run's size) for the posting block a run is compared with."""
     mib = size_mib(size)
     if mib == 2:
         return 2, 1.0
@@ -154,7 +155,7 @@ def seed_block(size):
 
 
 def seed_ms(size, backing, method):
-    """The seed's figure for this private row, scaled to the run's size; None where it has none."""
+    """The posting's figure for this private row, scaled to the run's size; None where it has none."""
     mib, scale = seed_block(size)
     vals = SEED_MS[mib].get(backing)
     if vals is None or method not in ACCESS_METHODS:
@@ -164,7 +165,7 @@ def seed_ms(size, backing, method):
 
 def check_block(rows, size, backing):
     """The acceptance check of one private block: dict(order=[(a, b, ok)], pairs=[(slow, fast, seed, sim, q)],
-    seed_order=[(a, b, holds in the seed)]). Needs every access method's row."""
+    seed_order=[(a, b, holds in the posting)]). Needs every access method's row."""
     mib, _ = seed_block(size)
     seed = dict(zip(ACCESS_METHODS, SEED_MS[mib][backing]))
     sim = {m: rows[(backing, 'private', m)] for m in ACCESS_METHODS}
@@ -181,13 +182,13 @@ def check_block(rows, size, backing):
 def block_failures(check):
     """Human-readable list of what a check_block result fails."""
     out = ['order %s < %s not kept' % (a, b) for a, b, ok in check['order'] if not ok]
-    out += ['%s/%s = %.2f vs seed %.2f (x%.2f)' % (s, f, rm, rs, q) for s, f, rs, rm, q in check['pairs']
+    out += ['%s/%s = %.2f vs posting %.2f (x%.2f)' % (s, f, rm, rs, q) for s, f, rs, rm, q in check['pairs']
             if abs(q - 1) > TOLERANCE]
     return out
 
 
 def _row_names(sharing, backing):
-    """The rows of a block, as the seed lists them: FALLOCATE rows only for shared mappings of a file."""
+    """The rows of a block, as the posting lists them: FALLOCATE rows only for shared mappings of a file."""
     if sharing == 'shared' and backing != 'anon4k':
         return ACCESS_METHODS + FALLOCATE_METHODS
     return ACCESS_METHODS
@@ -200,7 +201,7 @@ def _ms(ns):
 def print_table(run, size):
     mib = size_mib(size)
     seed_mib, scale = seed_block(size)
-    seed_label = 'seed %g MiB' % seed_mib + (' x %g/%d' % (mib, seed_mib) if scale != 1 else '')
+    seed_label = 'posting %g MiB' % seed_mib + (' x %g/%d' % (mib, seed_mib) if scale != 1 else '')
     for sharing, title in SHARINGS:
         if not any(k[1] == sharing for k in run.rows):
             continue
@@ -220,14 +221,14 @@ def print_table(run, size):
                 line = '%-15s: %-25s: %s' % (name, method, _ms(ns))
                 s = seed_ms(size, backing, method) if sharing == 'private' else None
                 if s is not None:
-                    line += '   %s: %s   sim/seed %6.2f' % (seed_label, _ms(s * 1e6), ns / (s * 1e6))
+                    line += '   %s: %s   sim/posting %6.2f' % (seed_label, _ms(s * 1e6), ns / (s * 1e6))
                 print(line)
         print('*' * 50)
 
 
 def print_checks(run, size):
     seed_mib, _ = seed_block(size)
-    print('acceptance, %g MiB run vs the seed\'s %d MiB block:' % (size_mib(size), seed_mib))
+    print('acceptance, %g MiB run vs the posting\'s %d MiB block:' % (size_mib(size), seed_mib))
     results = {}
     for backing in CHECKED_BACKINGS:
         if any(run.rows.get((backing, 'private', m)) is None for m in ACCESS_METHODS):
@@ -239,7 +240,7 @@ def print_checks(run, size):
         worst = max(abs(q - 1) for *_x, q in c['pairs'])
         print('  %-12s %s (largest ratio deviation %.0f%%)%s' % (
             dict(BACKINGS)[backing], 'meets it' if not fails else 'fails: ' + '; '.join(fails), 100 * worst,
-            ('; in the seed itself %s does not hold' % ', '.join(seed_diff)) if seed_diff else ''))
+            ('; in the posting itself %s does not hold' % ', '.join(seed_diff)) if seed_diff else ''))
     return results
 
 
@@ -251,11 +252,11 @@ def main(size=None, quick=False):
     sizes = tuple(s for s in str(size).split(',') if s) if size else (QUICK_SIZES if quick else DEFAULT_SIZES)
     print('faultlab bench populate: populate_bench SIZE under faultlab (sizes %s; simulated time, '
           'CLOCK_MONOTONIC, shortest of REPS runs)' % ', '.join(sizes))
-    print('The seed measured 2 MiB and 4096 MiB; 4096 MiB is replaced by 64 MiB (or 256 MiB) for speed. Costs')
+    print('The posting measured 2 MiB and 4096 MiB; 4096 MiB is replaced by 64 MiB (or 256 MiB) for speed. Costs')
     print('that depend on the size come from a modeled 32 MiB last-level cache: clearing, copying and first')
-    print('touches of memory not in it cost DRAM time. The seed\'s 4096 MiB figures are shown scaled to the')
+    print('touches of memory not in it cost DRAM time. The posting\'s 4096 MiB figures are shown scaled to the')
     print('size run. Files: tmpfs is /tmp, file is /home (simulated disk); their page cache is warm for the')
-    print('non-FALLOCATE rows (as after the seed\'s first repetition), and FALLOCATE rows start from a punched')
+    print('non-FALLOCATE rows (as after the posting\'s first repetition), and FALLOCATE rows start from a punched')
     print('(empty) file. Huge pages: a pool of 2 x size + 4 pages of 2 MiB (nr_hugepages).')
     print(ACCEPTANCE)
     for sz in sizes:

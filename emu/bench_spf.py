@@ -7,7 +7,7 @@ on the vm platform (a KVM guest, as the series' 16-vCPU VM) and on bare metal; t
 across vCPU wake-up latencies, ebizzy with the 1-512 KiB sizes it meant to draw, and a
 will-it-scale-like page-fault test (userland/src/pfscale.c). It prints records (operations) per second
 of simulated time, the fault counts, the speculative share, every abort reason, the mmap_lock wait per
-CPU, the single-thread difference, and the issue's criterion.
+CPU, the single-thread difference, and the series' criterion (3x on 16 CPUs).
 """
 import os
 
@@ -128,7 +128,7 @@ def wake_latency_sweep(n, ms, out):
 
 
 def criterion(rows, out):
-    """Issue 5: on 16 CPUs at least 3x with SPF and more than 95% of the faults speculative."""
+    """The SPF series' claim: on 16 CPUs at least 3x with SPF and more than 95% of the faults speculative."""
     n, off, on = rows[-1]
     gain = _gain(off, on)
     ok = n >= 16 and gain >= 3 and on.spf_share > 0.95

@@ -22,7 +22,7 @@ DEFAULT_COSTS = {
     # trap entry and exit
     'exception_entry': (250, '#PF delivery through the IDT incl. pipeline flush (measured 100-300 cycles)'),
     'exception_exit': (120, 'iretq back to user (measured ~100-200 cycles). entry + exit + vma_lookup = 410: '
-                       'the MADV_POPULATE seed table (1-madv_populate.txt V.3) has anon Read - POPULATE_READ '
+                       'the table of the MADV_POPULATE posting (section V) has anon Read - POPULATE_READ '
                        '(the same fault taken from user mode vs from gup) = 0.059 ms / 512 pages = 345 cycles '
                        'per page at 3 GHz (2 MiB), 325 (4 GiB), less the touch loop; kept at 410 rather than '
                        '335 so that a trap stays >= 400 cycles, which the prefetch benchmark relies on'),
@@ -32,12 +32,12 @@ DEFAULT_COSTS = {
     # memory management
     'pgtable_walk_level': (15, 'software walk: one page-table level read (cache hit)'),
     'pte_set': (160, 'map (or unmap) one page in a PTE: set_pte plus the page reference, mapcount/rmap and RSS '
-                'accounting that go with it. MADV_POPULATE seed table (1-madv_populate.txt V.3, 3 GHz): MAP_PRIVATE '
+                'accounting that go with it. Table of the MADV_POPULATE posting (section V, 3 GHz): MAP_PRIVATE '
                 'memfd/tmpfs/file POPULATE_READ of cached pages = 0.039 ms / 512 pages = 229 cycles/page (4 GiB: '
                 '224-230), one handle_mm_fault per 16 pages (fault-around maps the other 15) and gup\'s walk of each '
                 'already-mapped page (4 pgtable_walk_level = 60): 229 - 60 - (fault_handle + pagecache_lookup) / 16 '
                 '= 150; memfd Read (one trap per 16 pages) = 199 cycles/page gives 160'),
-    'tlb_flush': (250, 'full TLB flush (CR3 write) or INVLPG + shootdown bookkeeping. Seed table: anon '
+    'tlb_flush': (250, 'full TLB flush (CR3 write) or INVLPG + shootdown bookkeeping. Table of the MADV_POPULATE posting: anon '
                   'Read/Write - Read - Write (breaking the zero-page COW flushes the old translation) = 229 '
                   'cycles/page at 2 MiB, 308 at 4 GiB (3 GHz); 250 here'),
     'tlb_shootdown': (3000, 'flush_tlb_others: IPI to the CPUs running the mm and wait for their flush '
@@ -50,34 +50,34 @@ DEFAULT_COSTS = {
                       'asleep on a lock) but still in the mm\'s cpumask (lazy TLB: 4.15 sends it the IPI too): '
                       'the IPI has to wake it (C1 exit and return from idle, ~1 us) before it flushes and acks'),
     'vma_lookup': (40, 'find_vma in the VMA tree'),
-    'page_alloc': (370, 'buddy allocator order-0 from the per-CPU list, memcg charge. Seed table anon 4 KiB '
+    'page_alloc': (370, 'buddy allocator order-0 from the per-CPU list, memcg charge. Table of the MADV_POPULATE posting anon 4 KiB '
                    'POPULATE_WRITE - POPULATE_READ = 574 cycles/page at 2 MiB (frames in cache) = page_alloc + '
                    'page_zero (175)'),
     'page_free': (150, 'free an order-0 page to the per-CPU list'),
-    'page_zero': (175, 'clear_page 4 KiB of a frame in the last-level cache (~23 B/cycle). Seed table hugetlbfs '
+    'page_zero': (175, 'clear_page 4 KiB of a frame in the last-level cache (~23 B/cycle). Table of the MADV_POPULATE posting hugetlbfs '
                   '2 MiB: 0.030 ms for one 2 MiB page incl. its fault = 90,000 cycles / 512 = 176 per 4 KiB'),
     'page_zero_dram': (760, 'extra for clear_page of a frame that is not in the last-level cache (kernel/mm/llc.py): '
-                       'the stores go to DRAM. Seed table anon 4 KiB POPULATE_WRITE at 4096 MiB - at 2 MiB = 1282 - 574 '
+                       'the stores go to DRAM. Table of the MADV_POPULATE posting anon 4 KiB POPULATE_WRITE at 4096 MiB - at 2 MiB = 1282 - 574 '
                        '= 708 cycles/page; hugetlbfs 4096 MiB: 355 ms per 2048 huge pages = 1016 per 4 KiB, i.e. 840 '
                        'more than in cache (~12 GB/s); 760 between the two'),
     'page_copy_dram': (470, 'extra per frame (source or destination) of a copy_page that is not in the last-level '
-                       'cache. Seed table memfd/tmpfs/file 4 KiB POPULATE_WRITE (gup COW of a cached page) at '
+                       'cache. Table of the MADV_POPULATE posting memfd/tmpfs/file 4 KiB POPULATE_WRITE (gup COW of a cached page) at '
                        '4 GiB - at 2 MiB: 2305 - 1342 = 963 (memfd), 1054 (tmpfs), 1075 (file) cycles per page, for '
                        'two uncached frames'),
     'llc_miss': (190, 'a user load that misses the last-level cache (DRAM latency ~65 ns at 3 GHz), charged for '
-                 'the first user touch of a mapped page that is not cached (kernel/mm/llc.py). Seed table memfd 4 KiB '
+                 'the first user touch of a mapped page that is not cached (kernel/mm/llc.py). Table of the MADV_POPULATE posting, memfd 4 KiB '
                  'Read: 392 cycles/page at 4 GiB vs 199 at 2 MiB (3 GHz)'),
     'llc_bytes': (32 << 20, 'size of the modeled last-level cache in bytes (not cycles): 32 MiB, the order of a '
-                  'server LLC (Xeon Gold 6130: 22 MiB; EPYC 7302: 128 MiB in 16 MiB slices per CCX). The seed\'s 2 MiB '
+                  'server LLC (Xeon Gold 6130: 22 MiB; EPYC 7302: 128 MiB in 16 MiB slices per CCX). The posting\'s 2 MiB '
                   'runs fit in it, its 4096 MiB runs do not'),
     'fallocate_block': (30, 'fallocate per block allocated as an unwritten extent (ext4_fallocate: mballoc bitmap '
                         'and extent bookkeeping, no data written): an estimate, `fallocate -l 4G` on ext4 takes on '
                         'the order of 10 ms, ~10 ns per 4 KiB block. hugetlbfs: per 2 MiB page besides its clearing'),
-    'page_copy': (600, 'copy_page 4 KiB with both frames in the last-level cache. Seed table MAP_PRIVATE POPULATE_WRITE '
+    'page_copy': (600, 'copy_page 4 KiB with both frames in the last-level cache. Table of the MADV_POPULATE posting MAP_PRIVATE POPULATE_WRITE '
                   '(a COW fault from gup: fault_handle + pagecache_lookup + page_alloc + page_copy + pte_set) at 2 MiB: '
                   '1342 (memfd), 1670 (tmpfs), 1699 (file) cycles/page -> page_copy 512, 840, 869; Write and '
                   'Read/Write give 526-817; 600 for all three (one model of the three file systems)'),
-    'fault_handle': (200, 'handle_mm_fault bookkeeping: locks, accounting, LRU add. With pte_set: seed table '
+    'fault_handle': (200, 'handle_mm_fault bookkeeping: locks, accounting, LRU add. With pte_set: the table of the MADV_POPULATE posting '
                      'anon POPULATE_READ (one handle_mm_fault per page from gup, no trap) = 0.060 ms / 512 '
                      'pages = 352 cycles/page at 3 GHz (4 GiB: 356); 360 here'),
     'pagecache_lookup': (100, 'xarray lookup of a page-cache page and taking a reference (find_get_page: RCU '

@@ -1,8 +1,8 @@
-"""populate_bench under faultlab against the MADV_POPULATE seed table (emu/bench_populate.py).
+"""populate_bench under faultlab against the MADV_POPULATE posting's table (emu/bench_populate.py).
 
-The acceptance of the seed's issue: for the MAP_PRIVATE 4 KiB blocks the simulated rows keep the
+The acceptance criterion: for the MAP_PRIVATE 4 KiB blocks the simulated rows keep the
 order POPULATE_READ < Read < Write < Read/Write and POPULATE_WRITE < Write, and every ratio between
-two rows of a block is within 25% of the seed's ratio. Checked here on real 2 MiB runs.
+two rows of a block is within 25% of the posting's ratio. Checked here on real 2 MiB runs.
 """
 import re
 
@@ -15,7 +15,7 @@ PAGES_2M = 512
 
 @pytest.fixture(scope='module')
 def run2m(userland):
-    # 3 repetitions, the shortest counts (as in the seed): the first one finds every frame uncached
+    # 3 repetitions, the shortest counts (as in the posting): the first one finds every frame uncached
     return bp.run_bench('2M', reps=3, sharing='private',
                         backings=['anon4k', 'file', 'memfd2m', 'hugetlbfs'])
 
@@ -26,20 +26,20 @@ def _check(run, backing, skip_pairs=(), skip_order=()):
     assert not bad_order, '%s: order not kept: %s' % (backing, bad_order)
     bad = [(s, f, round(rs, 3), round(rm, 3)) for s, f, rs, rm, q in c['pairs']
            if abs(q - 1) > bp.TOLERANCE and {s, f} not in [set(p) for p in skip_pairs]]
-    assert not bad, '%s: ratios off by more than 25%% (slower, faster, seed, sim): %s' % (backing, bad)
+    assert not bad, '%s: ratios off by more than 25%% (slower, faster, posting, sim): %s' % (backing, bad)
 
 
-def test_anon_private_2m_meets_the_seed(run2m):
+def test_anon_private_2m_meets_the_posting(run2m):
     _check(run2m, 'anon4k')
     ns = {m: run2m.ns('anon4k', 'private', m) for m in bp.ACCESS_METHODS}
-    # the seed's own finding: POPULATE_* is the fastest way to get the page tables populated
+    # the posting's own finding: POPULATE_* is the fastest way to get the page tables populated
     assert ns['POPULATE_READ'] < ns['Read'] and ns['POPULATE_WRITE'] < min(ns['Write'], ns['Read/Write'])
 
 
-def test_file_private_2m_meets_the_seed(run2m):
-    # Read vs POPULATE_READ: the seed's 2 MiB block has Read < POPULATE_READ for files (fault-around maps
+def test_file_private_2m_meets_the_posting(run2m):
+    # Read vs POPULATE_READ: the posting's 2 MiB block has Read < POPULATE_READ for files (fault-around maps
     # 16 pages per trap, while gup walks every page); the acceptance lists the reverse order, taken from
-    # the 4096 MiB block. That pair is held to the seed's 2 MiB ratio instead of the listed order.
+    # the 4096 MiB block. That pair is held to the posting's 2 MiB ratio instead of the listed order.
     _check(run2m, 'file', skip_order=[('POPULATE_READ', 'Read')])
     ns = {m: run2m.ns('file', 'private', m) for m in bp.ACCESS_METHODS}
     assert ns['Read'] < ns['POPULATE_READ']
@@ -52,8 +52,8 @@ def test_rows_that_do_not_apply_are_na(run2m):
 
 
 def test_hugetlb_rows_2m_are_one_cleared_huge_page_each(run2m):
-    """As in the seed, every method costs the same on a 2 MiB huge page (one fault, clearing 2 MiB in
-    cache): within 10% of each other and of the seed's 0.030 ms."""
+    """As in the posting, every method costs the same on a 2 MiB huge page (one fault, clearing 2 MiB in
+    cache): within 10% of each other and of the posting's 0.030 ms."""
     for b in bp.HUGETLB:
         ns = [run2m.ns(b, 'private', m) for m in bp.ACCESS_METHODS]
         assert all(v is not None for v in ns), (b, ns)
@@ -67,9 +67,9 @@ def test_table_uses_the_seed_layout(run2m, capsys):
     out = capsys.readouterr().out
     assert '2 MiB MAP_PRIVATE:' in out
     assert 'n/a' not in [ln for ln in out.splitlines() if ln.startswith('Memfd 2 MiB    : Read ')][0]
-    assert re.search(r'hugetlbfs      : POPULATE_WRITE           : +0\.0\d\d ms   seed 2 MiB: +0\.030 ms', out)
+    assert re.search(r'hugetlbfs      : POPULATE_WRITE           : +0\.0\d\d ms   posting 2 MiB: +0\.030 ms', out)
     line = [ln for ln in out.splitlines() if ln.startswith('Anon 4 KiB     : POPULATE_READ ')][0]
-    assert re.match(r'Anon 4 KiB     : POPULATE_READ            : +\d+\.\d{3} ms   seed 2 MiB: +0\.060 ms', line)
+    assert re.match(r'Anon 4 KiB     : POPULATE_READ            : +\d+\.\d{3} ms   posting 2 MiB: +0\.060 ms', line)
 
 
 def test_populate_takes_no_traps(userland):
