@@ -274,6 +274,7 @@ def register_procfs(k):
     register_oom_procfs(k)
     register_fork_limits_procfs(k)
     register_file_table_procfs(k)
+    k.vfs.lookup('/proc/self').immutable = True     # proc_pid_instantiate's S_IMMUTABLE
     owner = lambda: task_dump_owner(k.current)      # noqa: E731
     for _name, inode in k.vfs.lookup('/proc/self').entries():
         if isinstance(inode, SynthFile):

@@ -86,7 +86,10 @@ def generic_permission(inode, mask, cred=None):
 
 
 def inode_permission(inode, mask, cred=None):
-    """do_inode_permission: the inode's own ->permission (a sysctl file's) or generic_permission."""
+    """inode_permission: nobody writes to an immutable inode (EPERM: a /proc/PID directory), then the
+    inode's own ->permission (a sysctl file's) or generic_permission."""
+    if mask & MAY_WRITE and getattr(inode, 'immutable', False):
+        raise FsError(errno.EPERM)
     op = getattr(inode, 'permission', None)
     if op is not None:
         op(mask, cred or ROOT)

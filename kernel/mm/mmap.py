@@ -266,8 +266,11 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
     prot_flags = calc_vm_prot_bits(prot)
     deny_wx = map_deny_write_exec(mm, prot_flags, prot_flags)     # mmap_region refuses it first
     if flags & MAP_HUGETLB or hugetlb.is_file_hugepages(file):
-        if not (length + hugetlb.HPAGE_SIZE - 1) & ~(hugetlb.HPAGE_SIZE - 1) & ((1 << 64) - 1):
+        hlen = (length + hugetlb.HPAGE_SIZE - 1) & ~(hugetlb.HPAGE_SIZE - 1) & ((1 << 64) - 1)
+        if not hlen:
             return -errno.EINVAL          # ALIGN(len, huge page size) wrapped to 0: do_mmap's !len
+        if hlen > TASK_SIZE and (not flags & MAP_HUGETLB or hugetlb.huge_size_ok(flags)):
+            return -errno.ENOMEM          # get_unmapped_area, before the map type is looked at
         if (mlock_err or validate_err) and (not flags & MAP_HUGETLB or hugetlb.huge_size_ok(flags)):
             return mlock_err or validate_err   # (ksys_mmap_pgoff refuses an unknown huge page size first)
         if deny_wx:

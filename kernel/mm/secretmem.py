@@ -51,11 +51,12 @@ class SecretMemFs(TmpFs):
     file_class = SecretMemInode
 
 
-def secretmem_file_create(k):
-    """A new secretmem file, opened O_RDWR (the caller installs it)."""
+def secretmem_file_create(k, t=None):
+    """A new secretmem file, opened O_RDWR (the caller installs it), owned by t's fsuid and fsgid
+    (alloc_anon_secure_inode takes the creator's, as new inodes do)."""
     sb = getattr(k, 'secretmem_sb', None)
     if sb is None:
         sb = k.secretmem_sb = SecretMemFs(k.vfs.root_sb.clock, dev=k.vfs.alloc_anon_dev())
-    inode = sb.new_anon_file(0o600)
+    inode = sb.new_anon_file(0o600, *((t.cred.fsuid, t.cred.fsgid) if t is not None else (0, 0)))
     inode.ihold()
     return OpenFile(inode, O_RDWR, SECRETMEM_NAME, k.pagecache)

@@ -15,7 +15,7 @@ def sys_memfd_secret(k, t, flags, *_):
     flags &= 0xFFFFFFFF
     if flags & ~(SECRETMEM_FLAGS_MASK | O_CLOEXEC):
         return -errno.EINVAL
-    f = secretmem_file_create(k)
+    f = secretmem_file_create(k, t)
     fd = t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
     if fd < 0:
         f.put()

@@ -211,6 +211,9 @@ int main(void)
 	T("fcntl(F_GETOWN_EX, unmapped)", syscall(SYS_fcntl, fd, F_GETOWN_EX, BAD));
 	T("mmap(/dev/null, SHARED_VALIDATE|NOREPLACE)", syscall(SYS_mmap, 0x10000000, 4096, PROT_READ,
 	                                                         MAP_SHARED_VALIDATE | MAP_FIXED_NOREPLACE, nullfd, 0));
+	T("unlink(/proc/self/maps)", syscall(SYS_unlink, "/proc/self/maps"));
+	T("mmap(MAP_HUGETLB 128 TiB, bad map type)", syscall(SYS_mmap, 0, 1UL << 47, PROT_READ,
+	                                                    0xa | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0));
 	int maps = open("/proc/self/maps", O_RDONLY);
 	T("mmap(/proc/self/maps, PROT_EXEC)", syscall(SYS_mmap, 0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, maps, 0));
 	T("mmap(/proc/self/maps)", syscall(SYS_mmap, 0, 4096, PROT_READ, MAP_PRIVATE, maps, 0));
