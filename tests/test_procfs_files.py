@@ -2,6 +2,7 @@
 side effects), /proc/kpageflags and /proc/kpagecount against native, and --mount of a host file
 over a /proc file."""
 import os
+import subprocess
 
 from conftest import run_guest, run_native
 
@@ -72,3 +73,13 @@ def test_mount_a_host_directory_inside_proc_is_refused():
     from kernel.fs.mountspec import parse_mount_spec
     with pytest.raises(ValueError, match='only a file can be mounted inside /proc'):
         parse_mount_spec('/tmp:/proc/sys/vm')
+
+
+def test_proc_file_read_again_from_the_start_shows_the_present(userland):
+    """seq_file regenerates from the first record on a read at offset 0: /proc/self/maps opened once and
+    read again after rewind() shows the mappings made since the open (mremap_test's is_range_mapped)."""
+    prog = os.path.join(userland, 'mapsrewind')
+    native = subprocess.run([prog], capture_output=True, timeout=60)
+    g = run_guest(prog)
+    assert g.exit_code == 0 and native.returncode == 0
+    assert g.stdout == native.stdout == b'maps after rewind grew by 2\n'

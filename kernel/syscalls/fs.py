@@ -266,6 +266,13 @@ def __read_file(k, t, f, count, pos):
         except FsError as e:
             return _fs_errno(e)
     elif isinstance(inode, SynthFile):
+        if use_pos == 0 and f.readable:
+            # seq_read starts the walk again from the first record: a read from the start (after
+            # rewind, or pread at 0) shows the state of now, not of the open (/proc/self/maps)
+            try:
+                f.synth_data = inode.read_content()
+            except FsError as e:
+                return _fs_errno(e)
         data = f.synth_data[use_pos:use_pos + count]
     else:
         data = generic_file_read(k.pagecache, f, count, use_pos)
