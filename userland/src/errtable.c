@@ -212,6 +212,8 @@ int main(void)
 	T("mmap(/dev/null, SHARED_VALIDATE|NOREPLACE)", syscall(SYS_mmap, 0x10000000, 4096, PROT_READ,
 	                                                         MAP_SHARED_VALIDATE | MAP_FIXED_NOREPLACE, nullfd, 0));
 	T("unlink(/proc/self/maps)", syscall(SYS_unlink, "/proc/self/maps"));
+	T("newfstatat(bad dirfd, \"\", bad flags)", syscall(SYS_newfstatat, 999, "", &st, -1));
+	T("newfstatat(bad dirfd, NULL, AT_EMPTY_PATH)", syscall(SYS_newfstatat, 999, NULL, &st, AT_EMPTY_PATH));
 	T("mmap(MAP_HUGETLB 128 TiB, bad map type)", syscall(SYS_mmap, 0, 1UL << 47, PROT_READ,
 	                                                    0xa | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0));
 	int maps = open("/proc/self/maps", O_RDONLY);
