@@ -591,10 +591,7 @@ def sys_fstat(k, t, fd, st, *_):
 def _stat_path(k, t, dirfd, upath, st, flags):
     flags &= 0xFFFFFFFF
     if flags & AT_EMPTY_PATH and upath:         # getname_maybe_null: an empty name counts as NULL
-        first = t.umem.read(upath, 1)
-        if first is None:
-            return -errno.EFAULT
-        empty = first == b'\0'
+        empty = t.umem.read(upath, 1) == b'\0'   # (an unreadable one fails later, after the flags)
     else:
         empty = not upath
     if flags & AT_EMPTY_PATH and empty and _s32(dirfd) >= 0:

@@ -214,6 +214,7 @@ int main(void)
 	T("unlink(/proc/self/maps)", syscall(SYS_unlink, "/proc/self/maps"));
 	T("newfstatat(bad dirfd, \"\", bad flags)", syscall(SYS_newfstatat, 999, "", &st, -1));
 	T("newfstatat(bad dirfd, NULL, AT_EMPTY_PATH)", syscall(SYS_newfstatat, 999, NULL, &st, AT_EMPTY_PATH));
+	T("newfstatat(unmapped path, AT_EMPTY_PATH, bad flags)", syscall(SYS_newfstatat, 999, BAD, &st, -1));
 	T("mmap(MAP_HUGETLB 128 TiB, bad map type)", syscall(SYS_mmap, 0, 1UL << 47, PROT_READ,
 	                                                    0xa | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0));
 	int maps = open("/proc/self/maps", O_RDONLY);
