@@ -246,16 +246,11 @@ class UserfaultfdCtx(AnonInode):
         vm_flags = ((VM_UFFD_MISSING if mode & UFFDIO_REGISTER_MODE_MISSING else 0) |
                     (VM_UFFD_WP if mode & UFFDIO_REGISTER_MODE_WP else 0) |
                     (VM_UFFD_MINOR if mode & UFFDIO_REGISTER_MODE_MINOR else 0))
-        err = validate_range(start, length)
-        if err:
-            return err
+        vmas = self._span_vmas(start, length)
+        if isinstance(vmas, int):
+            return vmas
         mm = self.mm
         end = start + length
-        vmas = mm.vmas.overlapping(start, end)
-        if not vmas:
-            return -errno.EINVAL
-        if vmas[0].vm_flags & VM_HUGETLB and start & (HPAGE_SIZE - 1):
-            return -errno.EINVAL                # the first VMA's huge page size aligns the start
         basic_ioctls = False
         for cur in vmas:
             err = _vma_can_userfault(cur, vm_flags)
@@ -279,22 +274,30 @@ class UserfaultfdCtx(AnonInode):
             ioctls &= ~(1 << _UFFDIO_CONTINUE)
         return 0 if t.umem.write(arg + 24, struct.pack('<Q', ioctls)) else -errno.EFAULT
 
+    def _span_vmas(self, start, length):
+        """The VMAs of [start, start + length) for (un)registering, or a negative errno: a valid range
+        that some VMA overlaps, its start aligned to the first VMA's huge page size."""
+        err = validate_range(start, length)
+        if err:
+            return err
+        vmas = self.mm.vmas.overlapping(start, start + length)
+        if not vmas:
+            return -errno.EINVAL
+        if vmas[0].vm_flags & VM_HUGETLB and start & (HPAGE_SIZE - 1):
+            return -errno.EINVAL
+        return vmas
+
     def userfaultfd_unregister(self, k, t, arg):
         """UFFDIO_UNREGISTER: the range's VMAs become ordinary; its sleeping faults are woken."""
         raw = t.umem.read(arg, 16)
         if raw is None:
             return -errno.EFAULT
         start, length = struct.unpack('<QQ', raw)
-        err = validate_range(start, length)
-        if err:
-            return err
+        vmas = self._span_vmas(start, length)
+        if isinstance(vmas, int):
+            return vmas
         mm = self.mm
         end = start + length
-        vmas = mm.vmas.overlapping(start, end)
-        if not vmas:
-            return -errno.EINVAL
-        if vmas[0].vm_flags & VM_HUGETLB and start & (HPAGE_SIZE - 1):
-            return -errno.EINVAL
         for cur in vmas:
             if _vma_can_userfault(cur, cur.vm_flags & (VM_UFFD_MISSING | VM_UFFD_WP | VM_UFFD_MINOR)):
                 return -errno.EINVAL
