@@ -291,6 +291,9 @@ static void scm_rights(void)
         perror("write");
     pid_t c = fork();
     if (c == 0) {
+        /* the child's lines go out at its fflush, after the pipe read: after the parent's line,
+           whatever the scheduling (stdout may be line-buffered) */
+        setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
         close(s[0]);
         close(p[1]);
         close(memfd);
