@@ -266,13 +266,14 @@ def __read_file(k, t, f, count, pos):
         except FsError as e:
             return _fs_errno(e)
     elif isinstance(inode, SynthFile):
-        if use_pos == 0 and f.readable:
-            # seq_read starts the walk again from the first record: a read from the start (after
+        if use_pos == 0 and f.readable and getattr(f, 'synth_read', False):
+            # seq_read starts the walk again from the first record: a read from the start again (after
             # rewind, or pread at 0) shows the state of now, not of the open (/proc/self/maps)
             try:
                 f.synth_data = inode.read_content()
             except FsError as e:
                 return _fs_errno(e)
+        f.synth_read = True
         data = f.synth_data[use_pos:use_pos + count]
     else:
         data = generic_file_read(k.pagecache, f, count, use_pos)
