@@ -28,5 +28,15 @@ def test_pagemap_scan_matches_native(userland):
     code, nout, _ = run_native(path)
     g = run_guest(path)
     assert code == 0 and g.exit_code == 0, g.result.report
-    assert g.stdout == nout
+    # which pages of the mapped file are present depends natively on the host's page cache and its
+    # fault-around at that moment (a page of it is sometimes missing): those two lines are compared
+    # for their region span only
+    def split(out):
+        cached = (b'anon, hole, file:', b'file only:')
+        lines = out.splitlines()
+        return ([l for l in lines if not l.startswith(cached)],
+                [l.split(b'[')[0].split(b':')[0] + l[l.index(b'walk_end'):].split(b':')[0]
+                 for l in lines if l.startswith(cached)])
+    assert split(g.stdout) == split(nout)
     assert b'present: 5 regions' in nout
+    assert b'file only: 1 regions, walk_end +22: [18-22 0x4]' in g.stdout
