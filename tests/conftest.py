@@ -84,3 +84,14 @@ def run_native(program, args=(), env=(), cwd=None):
     e.update(kv.split('=', 1) for kv in env)
     p = subprocess.run([program] + list(args), capture_output=True, env=e, cwd=cwd, timeout=120)
     return p.returncode, p.stdout, p.stderr
+
+
+def assert_matches_native(program, marker, cpus=1):
+    """Run program natively (it must exit 0 and print marker) and under faultlab on cpus CPUs: no
+    fatal report, exit 0 and the same output. Returns the guest run."""
+    code, out, _ = run_native(program)
+    assert code == 0 and marker in out
+    r = run_guest(program, cpus=cpus)
+    assert r.result.report is None, r.result.report
+    assert r.exit_code == 0 and r.stdout == out
+    return r

@@ -6,14 +6,9 @@ import os
 
 import pytest
 
-from conftest import run_guest, run_native
+from conftest import assert_matches_native
 
 
 @pytest.mark.parametrize('cpus', [1, 2])
 def test_fcntl_locks_match_native(userland, cpus):
-    prog = os.path.join(userland, 'fcntllock')
-    code, out, _ = run_native(prog)
-    assert code == 0 and b'deadlock: 1 EDEADLK, other errors 0' in out
-    r = run_guest(prog, cpus=cpus)
-    assert r.result.report is None, r.result.report
-    assert r.exit_code == 0 and r.stdout == out
+    assert_matches_native(os.path.join(userland, 'fcntllock'), b'deadlock: 1 EDEADLK, other errors 0', cpus=cpus)

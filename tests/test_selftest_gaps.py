@@ -20,17 +20,12 @@ import re
 
 import pytest
 
-from conftest import run_guest, run_native
+from conftest import assert_matches_native, run_guest, run_native
 
 
 @pytest.mark.parametrize('cpus', [1, 2])
 def test_process_mrelease_matches_native(userland, cpus):
-    prog = os.path.join(userland, 'mrelease')
-    code, out, _ = run_native(prog)
-    assert code == 0 and b'killed and reaped: yes' in out
-    r = run_guest(prog, cpus=cpus)
-    assert r.result.report is None, r.result.report
-    assert r.exit_code == 0 and r.stdout == out
+    assert_matches_native(os.path.join(userland, 'mrelease'), b'killed and reaped: yes', cpus=cpus)
 
 
 def test_process_mrelease_frees_the_memory(userland):
