@@ -1,11 +1,11 @@
 """A whole simulated machine: physical memory, a CPU and the kernel, and the run loop."""
 import threading
 import time
-from emu.cpu import Cpu
-from emu.cycles import CostTable
-from emu.physmem import PhysMem
-from kernel.kernel import Kernel, KernelConfig
-from kernel.hostlimit import raise_host_limit, clear_host_limit
+from faultlab.core.cpu import Cpu
+from faultlab.core.cycles import CostTable
+from faultlab.core.physmem import PhysMem
+from faultlab.kernel.kernel import Kernel, KernelConfig
+from faultlab.kernel.hostlimit import raise_host_limit, clear_host_limit
 
 DEFAULT_RAM = 256 << 20
 QUANTUM_INSNS = 20_000_000
@@ -70,7 +70,7 @@ class Machine:
         self.cpu = Cpu(self.phys, self.costs, self._read_code)
         self.kernel = Kernel(self.phys, self.cpu, self.costs, config or KernelConfig())
         self.cpu.traps = self.kernel
-        self.debugger = None        # a GdbStub (emu/gdbstub.py) when one is attached
+        self.debugger = None        # a GdbStub (emu/gdb/stub.py) when one is attached
 
     def _read_code(self, va, n):
         return self.kernel.read_code(va, n) if self.kernel is not None else None

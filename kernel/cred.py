@@ -6,11 +6,11 @@ children that share the old one keep it, as Linux's reference-counted creds beha
 """
 from dataclasses import dataclass, replace
 
-from kernel.capability import (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,  # noqa: F401
+from faultlab.kernel.capability import (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,  # noqa: F401
                                CAP_FS_MASK, CAP_FULL_SET, CAP_IPC_LOCK, CAP_KILL, CAP_LAST_CAP, CAP_LINUX_IMMUTABLE,
                                CAP_MAC_OVERRIDE, CAP_MKNOD, CAP_SETGID, CAP_SETPCAP, CAP_SETUID, CAP_SYS_ADMIN,
                                CAP_SYS_NICE, CAP_SYS_RESOURCE, capable)
-from kernel.fs.perm import Cred as FsCred
+from faultlab.kernel.fs.perm import Cred as FsCred
 
 # include/uapi/linux/securebits.h
 SECURE_NO_SETUID_FIXUP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED = 2, 4, 5

@@ -7,20 +7,20 @@ on: a present page is read from its frame, a missing page of a file mapping from
 read fault would map). Writes go to present writable pages; a page that is not present or not
 writable yet is made so through faultin_page, as ptrace's FOLL_FORCE write does.
 """
-from emu.physmem import PAGE_SIZE
-from kernel.arch.fault import (access_str, X86_PF_PROT, X86_PF_WRITE, X86_PF_USER, X86_PF_RSVD, X86_PF_INSTR,
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
+from faultlab.kernel.arch.fault import (access_str, X86_PF_PROT, X86_PF_WRITE, X86_PF_USER, X86_PF_RSVD, X86_PF_INSTR,
                                X86_PF_PK)
-from kernel.arch.vdso import fixup_vdso_exception, EX_FLAG_ASYNC
-from kernel.mm.gup import faultin_page
-from kernel.mm.mm_types import (TASK_SIZE, VM_FAULT_NAMES, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_ERROR,
+from faultlab.kernel.arch.vdso import fixup_vdso_exception, EX_FLAG_ASYNC
+from faultlab.kernel.mm.gup import faultin_page
+from faultlab.kernel.mm.mm_types import (TASK_SIZE, VM_FAULT_NAMES, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_ERROR,
                                 FAULT_FLAG_WRITE, FAULT_FLAG_MKWRITE, FAULT_FLAG_ALLOW_RETRY,
                                 FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, FAULT_FLAG_USER,
                                 FAULT_FLAG_REMOTE, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_INTERRUPTIBLE,
                                 FAULT_FLAG_SPECULATIVE)
-from kernel.mm.page_alloc import FLAG_NAMES, PG_locked, PG_uptodate, PG_dirty
-from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_DIRTY, PTE_PFN_MASK, LEVEL_NAMES, is_swap_pte,
+from faultlab.kernel.mm.page_alloc import FLAG_NAMES, PG_locked, PG_uptodate, PG_dirty
+from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_DIRTY, PTE_PFN_MASK, LEVEL_NAMES, is_swap_pte,
                                pte_to_swp_entry, pte_flags_str, pte_pfn)
-from kernel.mm.vma import VM_WRITE, VM_EXEC
+from faultlab.kernel.mm.vma import VM_WRITE, VM_EXEC
 
 FAULT_STOP_MODES = ('off', 'on', 'major', 'nowait')
 _PF_BITS = ((X86_PF_PROT, 'PROT'), (X86_PF_WRITE, 'WRITE'), (X86_PF_USER, 'USER'), (X86_PF_RSVD, 'RSVD'),
@@ -348,7 +348,7 @@ def _parse_addr(s):
 
 def monitor_vmas(kernel, task):
     """`monitor vmas`: the VMAs as /proc/PID/maps prints them, plus resident pages."""
-    from kernel.procfs import show_map_vma
+    from faultlab.kernel.procfs import show_map_vma
     out = []
     for vma in task.mm.vmas:
         resident = sum(1 for _va, _s, pte in task.mm.pgtables.present_ptes(vma.vm_start, vma.vm_end)
@@ -393,7 +393,7 @@ def monitor_stats(kernel):
 
 def monitor_pagecache(kernel, task, path):
     """`monitor pagecache FILE`: which pages of a guest file are in the page cache, and their state."""
-    from kernel.fs import FsError
+    from faultlab.kernel.fs import FsError
     try:
         inode = kernel.vfs.lookup(path, task.cwd)
     except FsError as e:

@@ -1,6 +1,6 @@
 """Simulated-time event queue: things that happen later (I/O completions, timer expiries).
 
-Time is in cycles of the machine's reference clock (see emu/cycles.py for the frequency).
+Time is in cycles of the machine's reference clock (see emu/core/cycles.py for the frequency).
 Events at the same time run in the order they were scheduled, so a run is deterministic.
 """
 import heapq

@@ -1,7 +1,7 @@
 """When the CPU may resolve anonymous write faults natively, and the kernel's bookkeeping for those it did.
 
 After the kernel handled a write fault with do_anonymous_page it arms the CPU's native fault hook
-(emu/fastfault.py) for the rest of that VMA, if nothing could tell the difference: one task on one
+(emu/core/fastfault.py) for the rest of that VMA, if nothing could tell the difference: one task on one
 CPU, no pending timed event, no debugger, tracer, per-fault invariant check or profiler, an anonymous private
 writable VMA of the plain kind, and enough free memory that none of the next faults would reclaim.
 It hands the hook a pool of frames taken from the allocator in alloc_page order. At the next trap the
@@ -14,10 +14,10 @@ for their first user access (kernel/mm/llc.py) once for the batch instead of at 
 page may be found touched a few faults earlier than the Python path would find it, and its cache state
 judged a few page-clears earlier. Everything else (instructions, faults, every other cost) is the same.
 """
-from emu.fastfault import POOL_CAPACITY
-from kernel.mm.memory import anon_write_faults_done, anon_write_pte_bits
-from kernel.mm.pgtable import _PAGE_SOFT_DIRTY
-from kernel.mm.vma import (VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_LOCKED, VM_LOCKONFAULT, VM_PFNMAP, VM_SHARED,
+from faultlab.kernel.arch.cpu_interface import FAST_FAULT_POOL as POOL_CAPACITY
+from faultlab.kernel.mm.memory import anon_write_faults_done, anon_write_pte_bits
+from faultlab.kernel.mm.pgtable import _PAGE_SOFT_DIRTY
+from faultlab.kernel.mm.vma import (VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_LOCKED, VM_LOCKONFAULT, VM_PFNMAP, VM_SHARED,
                            VM_WRITE)
 
 _NOT_PLAIN = VM_SHARED | VM_LOCKED | VM_LOCKONFAULT | VM_HUGETLB | VM_GROWSDOWN | VM_PFNMAP | VM_IO

@@ -3,8 +3,8 @@ import errno
 import os
 import stat as pystat
 
-from emu.physmem import PAGE_SIZE, PAGE_SHIFT
-from kernel.mm.filemap import FileRaState
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE, PAGE_SHIFT
+from faultlab.kernel.mm.filemap import FileRaState
 
 O_ACCMODE = 3
 O_RDONLY, O_WRONLY, O_RDWR = 0, 1, 2

@@ -12,9 +12,9 @@ user, the system-wide threads-max, and the pid space up to pid_max; each refusal
 """
 import errno
 
-from kernel.capability import CAP_SYS_ADMIN, CAP_SYS_RESOURCE, capable
-from kernel.fs import FsError
-from kernel.sysctl_vm import proc_dointvec_minmax
+from faultlab.kernel.capability import CAP_SYS_ADMIN, CAP_SYS_RESOURCE, capable
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.sysctl_vm import proc_dointvec_minmax
 
 CAP_CHECKPOINT_RESTORE = 40
 

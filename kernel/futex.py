@@ -7,7 +7,7 @@ timeout is a timer event that wakes it with -ETIMEDOUT.
 import errno
 import struct
 
-from kernel.mm.vma import VM_SHARED
+from faultlab.kernel.mm.vma import VM_SHARED
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_FD, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 2, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 6, 7, 8, 9, 10

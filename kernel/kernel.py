@@ -11,32 +11,32 @@ import os
 import stat as pystat
 import sys
 
-from kernel.arch.fault import do_user_addr_fault, access_str, SIGSEGV, SIGBUS, X86_PF_USER
-from kernel.arch.vdso import VdsoPages, map_vdso, fixup_vdso_exception, EX_FLAG_ASYNC
-from vdso.vvar import tsc_mult_for, tsc_to_ns
-from kernel.block.device import BlockDevice
-from kernel.block.params import DiskParams
-from kernel.events import EventQueue
-from kernel.fastfault import FastFaults
-from kernel.file import FdTable, HostStream, OpenFile, O_RDONLY
-from kernel.fs import make_root_fs, FsError, HostFs
-from kernel.loader import (ExecError, has_interp, parse_elf, parse_interp, printable, load_elf_binary, load_elf_interp,
+from faultlab.kernel.arch.fault import do_user_addr_fault, access_str, SIGSEGV, SIGBUS, X86_PF_USER
+from faultlab.kernel.arch.vdso import VdsoPages, map_vdso, fixup_vdso_exception, EX_FLAG_ASYNC
+from faultlab.vdso.vvar import tsc_mult_for, tsc_to_ns
+from faultlab.kernel.block.device import BlockDevice
+from faultlab.kernel.block.params import DiskParams
+from faultlab.kernel.events import EventQueue
+from faultlab.kernel.fastfault import FastFaults
+from faultlab.kernel.file import FdTable, HostStream, OpenFile, O_RDONLY
+from faultlab.kernel.fs import make_root_fs, FsError, HostFs
+from faultlab.kernel.loader import (ExecError, has_interp, parse_elf, parse_interp, printable, load_elf_binary, load_elf_interp,
                            create_elf_tables, elf_et_dyn_bias)
-from kernel.mm.filemap import PageCache
-from kernel.mm.mm_types import (MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY, FAULT_FLAG_ALLOW_RETRY,
+from faultlab.kernel.mm.filemap import PageCache
+from faultlab.kernel.mm.mm_types import (MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY, FAULT_FLAG_ALLOW_RETRY,
                                 FAULT_FLAG_RETRY_NOWAIT)
-from kernel.mm.page_alloc import FrameAllocator
-from kernel.mm.swap import SwapArea, SwapCache
-from kernel.mm.vmscan import LruLists, Reclaim
-from kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
-from kernel.mm.mmap import exit_mmap, mmput
-from kernel.mm.oom_kill import out_of_memory
-from kernel.sched import Scheduler
-from kernel.sysctl_args import do_sysctl_args
-from kernel.task import Task
-from kernel.tasktable import TaskTable
-from kernel.tracepoints import FaultInfo
-from kernel.uaccess import UserMemory
+from faultlab.kernel.mm.page_alloc import FrameAllocator
+from faultlab.kernel.mm.swap import SwapArea, SwapCache
+from faultlab.kernel.mm.vmscan import LruLists, Reclaim
+from faultlab.kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
+from faultlab.kernel.mm.mmap import exit_mmap, mmput
+from faultlab.kernel.mm.oom_kill import out_of_memory
+from faultlab.kernel.sched import Scheduler
+from faultlab.kernel.sysctl_args import do_sysctl_args
+from faultlab.kernel.task import Task
+from faultlab.kernel.tasktable import TaskTable
+from faultlab.kernel.tracepoints import FaultInfo
+from faultlab.kernel.uaccess import UserMemory
 
 SIGILL, SIGTRAP, SIGFPE, SIGKILL = 4, 5, 8, 9
 _EXC_SIGNALS = {0: (SIGFPE, 'divide error'), 1: (SIGTRAP, 'debug trap'), 3: (SIGTRAP, 'breakpoint (int3)'),
@@ -90,7 +90,7 @@ class KernelConfig:
         # munmap zaps with mmap_lock downgraded to read (Linux >= 4.20); off: held for write throughout,
         # as in the 4.15 kernel the SPF series was measured on
         self.munmap_downgrade = kw.pop('munmap_downgrade', False)
-        # the CPU may resolve plain anonymous write faults natively (emu/fastfault.py); same results
+        # the CPU may resolve plain anonymous write faults natively (emu/core/fastfault.py); same results
         self.native_faults = kw.pop('native_faults', True)
         self.nr_hugepages = kw.pop('nr_hugepages', 0)       # 2 MiB pages in the hugetlb pool at boot
         self.sysctls = kw.pop('sysctls', ())        # [(name, value)] written to /proc/sys at boot (--sysctl)
@@ -141,8 +141,8 @@ class Kernel:
                                 host_mounts=config.mounts,
                                 tmpfs_pages=phys.nr_frames // 2,      # tmpfs size=50% of RAM
                                 sysroot=config.sysroot)
-        from kernel.mm.hugetlb import HState
-        from kernel.mm.llc import LlcModel
+        from faultlab.kernel.mm.hugetlb import HState
+        from faultlab.kernel.mm.llc import LlcModel
         self.mmsvc.llc = LlcModel(phys.nr_frames, costs.costs['llc_bytes'])
         self.mmsvc.hstate = HState(self.mmsvc, config.nr_hugepages, self.vfs.root_sb.clock,
                                     self.vfs.alloc_anon_dev())
@@ -155,16 +155,16 @@ class Kernel:
         self.fastfaults.enabled = config.native_faults
         self.next_pid = 1
         self._warned = set()
-        from kernel.procfs import register_procfs
+        from faultlab.kernel.procfs import register_procfs
         register_procfs(self)
-        from kernel.sysfs import register_sysfs
+        from faultlab.kernel.sysfs import register_sysfs
         register_sysfs(self)
         self.vdso = VdsoPages(self.frames) if config.vdso else None
         if self.vdso is not None:
             self.vdso.publish_clocks(self.boot_epoch_ns, costs.freq_hz)
         self.vm_checker = None
         if config.check:
-            from kernel.debug.check import TrapChecker
+            from faultlab.kernel.debug.check import TrapChecker
             self.vm_checker = TrapChecker(self, config.check)
         do_sysctl_args(self, config.sysctls)
 
@@ -467,14 +467,14 @@ class Kernel:
 
     def _exit_thread(self, task):
         """exit_mm/exit_notify for one thread: CLONE_CHILD_CLEARTID, leave the CPU."""
-        from kernel.futex import futex_wake
+        from faultlab.kernel.futex import futex_wake
         task.exited = True
         task.state = 'Z'
         task.mm.users -= 1
         task.files.users -= 1
         if task.files.users == 0:
             task.files.close_all()
-        from kernel.syscalls.thread import exit_notify
+        from faultlab.kernel.syscalls.thread import exit_notify
         exit_notify(self, task)
         if task.clear_child_tid and not task.group.group_exit:
             if task.umem.write(task.clear_child_tid, bytes(4)):
@@ -490,13 +490,13 @@ class Kernel:
         leader.killed_by = group.killed_by
         if group.parent is not None:
             exit_mmap(leader.mm)               # a child process gives its memory back
-            from kernel.syscalls.thread import notify_parent
+            from faultlab.kernel.syscalls.thread import notify_parent
             notify_parent(self, group)
 
     def force_sig_fault(self, task, sig, si_code, addr, report):
         """A synchronous signal: its handler runs if the program has one (and does not block it);
         otherwise the process dies with a report of what and where."""
-        from kernel.sigframe import force_sig_fault_handler
+        from faultlab.kernel.sigframe import force_sig_fault_handler
         if not force_sig_fault_handler(self, task, sig, si_code, addr):
             self.do_group_exit(task, 0, (sig, report))
 
@@ -611,7 +611,7 @@ class Kernel:
         return int(self.now())
 
     def syscall(self):
-        from kernel.syscalls import dispatch
+        from faultlab.kernel.syscalls import dispatch
         chk = self.vm_checker
         event = chk.syscall_event() if chk is not None else None
         dispatch(self, self.current)

@@ -3,8 +3,8 @@ read at offset pfn * 8, from the frames' descriptors (the PFNs /proc/self/pagema
 import errno
 import struct
 
-from kernel.fs import FsError
-from kernel.mm.page_alloc import (PG_locked, PG_referenced, PG_uptodate, PG_dirty, PG_lru, PG_active,
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.mm.page_alloc import (PG_locked, PG_referenced, PG_uptodate, PG_dirty, PG_lru, PG_active,
                                   PG_reserved, PG_writeback, PG_swapbacked, PG_anon, PG_hwpoison, PG_pgtable,
                                   PG_swapcache, PG_mlocked, PG_hugetlb, PG_head)
 

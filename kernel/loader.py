@@ -8,11 +8,11 @@ import errno
 import struct
 
 
-from emu.physmem import PAGE_SIZE
-from kernel.cred import INIT_CRED
-from kernel.mm.mm_types import TASK_SIZE, STACK_TOP
-from kernel.mm.mmap import do_mmap, do_brk, get_unmapped_area, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, page_align
-from kernel.mm.vma import VmArea, VM_READ, VM_WRITE, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_GROWSDOWN, \
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
+from faultlab.kernel.cred import INIT_CRED
+from faultlab.kernel.mm.mm_types import TASK_SIZE, STACK_TOP
+from faultlab.kernel.mm.mmap import do_mmap, do_brk, get_unmapped_area, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, page_align
+from faultlab.kernel.mm.vma import VmArea, VM_READ, VM_WRITE, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC, VM_GROWSDOWN, \
     VM_ACCOUNT, VM_SOFTDIRTY
 
 ELF_ET_DYN_BASE = 0x555555554000      # where a static-PIE is loaded (no randomization)

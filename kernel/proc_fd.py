@@ -10,14 +10,14 @@ writing that stream, so `echo x > /dev/stderr` works; a pipe's or socket's link 
 (ENOENT), where Linux opens the pipe again."""
 import os
 
-from kernel.file import HostStream, OpenFile
-from kernel.fs.chrdev import CharDevice
-from kernel.fs.errors import FsError
-from kernel.fs.inode import Inode
-from kernel.fs.pipe import PipeEnd
-from kernel.fs.procfs import ProcDir
-from kernel.fs.stat import S_IFDIR, S_IFLNK
-from kernel.fs.synth import SynthSymlink
+from faultlab.kernel.file import HostStream, OpenFile
+from faultlab.kernel.fs.chrdev import CharDevice
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.pipe import PipeEnd
+from faultlab.kernel.fs.procfs import ProcDir
+from faultlab.kernel.fs.stat import S_IFDIR, S_IFLNK
+from faultlab.kernel.fs.synth import SynthSymlink
 
 
 def fd_link_target(f):

@@ -4,9 +4,9 @@ reads, a write to a read-only private mapping breaks copy-on-write and the mappi
 the bytes up to the first address that cannot be reached, EIO when that is the first one."""
 import errno
 
-from kernel.fs import FsError
-from kernel.mm.access_remote import access_remote_vm
-from kernel.mm.gup_pin import FOLL_FORCE
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.mm.access_remote import access_remote_vm
+from faultlab.kernel.mm.gup_pin import FOLL_FORCE
 
 ADDR_MASK = (1 << 64) - 1
 

@@ -2,29 +2,29 @@
 self/status, meminfo, vmstat, sys/vm/*."""
 import errno
 
-from kernel.capability import CAP_SYS_ADMIN, capable
-from kernel.fs import FsError
-from kernel.fs.synth import SynthFile
-from kernel.fs.mount import register_mount_procfs
-from kernel.ipc.shm import register_shm_procfs
-from kernel.mm.hugetlb import register_hugetlb_procfs, vma_kernel_pagesize
-from kernel.mm.shmem import shmem_resident_pages
-from kernel.mm.vm_sysctl import vm_commit_limit, vm_committed_pages
-from kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
-from kernel.mm.oom_kill import register_oom_procfs
-from kernel.fork_limits import register_fork_limits_procfs
-from kernel.fs.file_table import register_file_table_procfs
-from kernel.mm.pagemap_scan import pagemap_ioctl
-from kernel.sysctl_vm import register_sysctl_vm
-from kernel.syscalls.prctl import SUID_DUMP_USER, get_dumpable
-from kernel.kpageflags import register_kpageflags
-from kernel.proc_fd import register_proc_fd
-from kernel.proc_mem import register_proc_mem
-from kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
+from faultlab.kernel.capability import CAP_SYS_ADMIN, capable
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.fs.synth import SynthFile
+from faultlab.kernel.fs.mount import register_mount_procfs
+from faultlab.kernel.ipc.shm import register_shm_procfs
+from faultlab.kernel.mm.hugetlb import register_hugetlb_procfs, vma_kernel_pagesize
+from faultlab.kernel.mm.shmem import shmem_resident_pages
+from faultlab.kernel.mm.vm_sysctl import vm_commit_limit, vm_committed_pages
+from faultlab.kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
+from faultlab.kernel.mm.oom_kill import register_oom_procfs
+from faultlab.kernel.fork_limits import register_fork_limits_procfs
+from faultlab.kernel.fs.file_table import register_file_table_procfs
+from faultlab.kernel.mm.pagemap_scan import pagemap_ioctl
+from faultlab.kernel.sysctl_vm import register_sysctl_vm
+from faultlab.kernel.syscalls.prctl import SUID_DUMP_USER, get_dumpable
+from faultlab.kernel.kpageflags import register_kpageflags
+from faultlab.kernel.proc_fd import register_proc_fd
+from faultlab.kernel.proc_mem import register_proc_mem
+from faultlab.kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
                            VM_DONTCOPY, VM_DONTEXPAND, VM_LOCKONFAULT, VM_ACCOUNT, VM_NORESERVE, VM_HUGETLB,
                            VM_SOFTDIRTY, VM_DONTDUMP, VM_WIPEONFORK)
-from kernel.mm.userfaultfd_k import VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP
+from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP
 
 
 def _vma_name(k, task, vma):
@@ -121,9 +121,9 @@ def show_smaps_rollup(k):
 def proc_status(k):
     """/proc/self/status (fs/proc/array.c): identity, memory (task_mem), threads, signal masks and
     CPUs, in Linux's order and format."""
-    from kernel.mm.vma import VM_EXEC, VM_GROWSDOWN, VM_HUGETLB, VM_LOCKED, VM_SHARED, VM_WRITE
-    from kernel.sigframe import handler_of
-    from kernel.syscalls.proc import RLIMIT_SIGPENDING, task_rlimit
+    from faultlab.kernel.mm.vma import VM_EXEC, VM_GROWSDOWN, VM_HUGETLB, VM_LOCKED, VM_SHARED, VM_WRITE
+    from faultlab.kernel.sigframe import handler_of
+    from faultlab.kernel.syscalls.proc import RLIMIT_SIGPENDING, task_rlimit
     t = k.current
     mm = t.mm
     group = t.group

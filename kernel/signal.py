@@ -2,7 +2,7 @@
 (kernel/signal.c check_kill_permission)."""
 import errno
 
-from kernel.capability import CAP_KILL, capable
+from faultlab.kernel.capability import CAP_KILL, capable
 
 SIG_DFL, SIG_IGN = 0, 1
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19

@@ -4,8 +4,8 @@ own write handler, so a boot-time setting is checked and takes effect exactly as
 /proc/sys/...` would. Names take dots or slashes (vm.overcommit_memory = vm/overcommit_memory)."""
 import os
 
-from kernel.fs import FsError
-from kernel.fs.perm import MAY_WRITE
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.fs.perm import MAY_WRITE
 
 
 class SysctlArgError(ValueError):

@@ -3,8 +3,8 @@ mm/compaction.c, security/min_addr.c) over the knobs in kernel/mm/vm_sysctl.py: 
 modes, ranges (EINVAL outside them) and side effects."""
 import errno
 
-from kernel.fs import FsError
-from kernel.capability import CAP_SYS_RAWIO, capable
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.capability import CAP_SYS_RAWIO, capable
 
 INT_MAX = (1 << 31) - 1
 ULONG_MAX = (1 << 64) - 1

@@ -1,6 +1,6 @@
 """struct task_struct: one thread of a process, with what it shares (mm, files, signal handlers)."""
-from kernel.cred import INIT_CRED
-from kernel.wait import WaitQueue
+from faultlab.kernel.cred import INIT_CRED
+from faultlab.kernel.wait import WaitQueue
 
 
 class ThreadGroup:

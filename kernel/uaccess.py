@@ -6,11 +6,11 @@ None (the caller returns -EFAULT).
 """
 import struct
 
-from emu.physmem import PAGE_SIZE
-from kernel.mm.gup import faultin_page
-from kernel.mm.mm_types import TASK_SIZE, VM_FAULT_ERROR
-from kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_GROWSDOWN
-from kernel.mm.mmap import expand_stack
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
+from faultlab.kernel.mm.gup import faultin_page
+from faultlab.kernel.mm.mm_types import TASK_SIZE, VM_FAULT_ERROR
+from faultlab.kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_GROWSDOWN
+from faultlab.kernel.mm.mmap import expand_stack
 
 
 def access_ok(va, n):

@@ -3,7 +3,7 @@ them: root's setgroups + setresgid + setresuid to the user's ids (kernel/sys.c _
 whose capability fix-up (security/commoncap.c cap_emulate_setxuid) empties the permitted, effective
 and ambient sets when no id stays 0; the bounding set is kept, and execve then sets the saved and
 filesystem ids from the effective ones."""
-from kernel.cred import INIT_CRED, NGROUPS_MAX, cap_task_fix_setuid, exec_creds
+from faultlab.kernel.cred import INIT_CRED, NGROUPS_MAX, cap_task_fix_setuid, exec_creds
 
 ID_MAX = 0xFFFFFFFE             # (uid_t)-1 is "no id" for set*id calls, never a valid id
 

@@ -4,8 +4,8 @@ A sleeper leaves its CPU with its system call unfinished; a wake-up makes it ret
 so the call runs again from the start and finds the new state (and a signal handler with SA_RESTART
 restarts it the same way). Pipes, sockets and poll/select sleep on these queues.
 """
-from kernel.futex import BLOCKED
-from kernel.sigframe import ERESTARTSYS
+from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.sigframe import ERESTARTSYS
 
 
 class WaitQueue:

@@ -33,9 +33,9 @@ def run_guest(program, args=(), mounts=(), env=(), ram=64 << 20, max_insns=None,
               costs=None, disk=None, swap_bytes=64 << 20, cpus=1, spf=True, spf_file=False, check=None,
               native_faults=True):
     """Run a program in-process under faultlab, capturing its stdout/stderr."""
-    from emu.cycles import CostTable
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
     out, err, warnings = [], [], []
     config = KernelConfig(mounts=list(mounts), stdout=out.append, stderr=err.append, warn=warnings.append,
                           fault_around_bytes=fault_around_bytes, swap_bytes=swap_bytes, cpus=cpus, spf=spf,

@@ -19,8 +19,8 @@ import subprocess
 import tempfile
 import time
 
-from kernel.fs.mountspec import lib_view
-from kernel.rlimits import init_rlimit, RLIM_INFINITY
+from faultlab.kernel.fs.mountspec import lib_view
+from faultlab.kernel.rlimits import init_rlimit, RLIM_INFINITY
 
 _SETUP = r'''
 set -e

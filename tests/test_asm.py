@@ -1,4 +1,4 @@
-"""emu/asm.py: keystone's radix is set, sources cannot depend on it, and capstone checks what was assembled.
+"""emu/core/asm.py: keystone's radix is set, sources cannot depend on it, and capstone checks what was assembled.
 
 keystone 0.9.2 reads an uninitialised MCAsmInfo::Radix on a fresh engine. Heap chunks of that object's
 size freed with a value in them decide it: leaving 10 or 16 there makes a fresh engine lex decimals in
@@ -12,9 +12,11 @@ import sys
 import pytest
 
 from conftest import ROOT, run_native
-from emu import asm, blockcount, fastfault
-from emu.asm import AsmMismatch, AsmSourceError, NativeCode, NativeStateError, assemble, lint, make_engine, verify
-from vdso.image import build_vdso_image
+from faultlab.core import asm
+from faultlab.core import blockcount
+from faultlab.core import fastfault
+from faultlab.core.asm import AsmMismatch, AsmSourceError, NativeCode, NativeStateError, assemble, lint, make_engine, verify
+from faultlab.vdso.image import build_vdso_image
 
 # Runs in a fresh interpreter: leave `radix` in freed chunks of the size keystone allocates its MCAsmInfo
 # from (336 bytes), then assemble with a fresh engine, as keystone's own tutorial does.
@@ -52,7 +54,7 @@ def init(self, *a, **k):
     poison(16)
     _init(self, *a, **k)
 keystone.Ks.__init__ = init
-from emu.cli import main
+from faultlab.cli import main
 sys.exit(main(sys.argv[2:]))
 '''
 
@@ -66,7 +68,7 @@ def asm(self, src, addr=0, *a, **k):
     enc, n = _asm(self, src, addr, *a, **k)
     return list(bytes(enc).replace(bytes.fromhex('48897130'), bytes.fromhex('48897148'))), n
 keystone.Ks.asm = asm
-from emu.cli import main
+from faultlab.cli import main
 sys.exit(main(sys.argv[2:]))
 '''
 
@@ -172,7 +174,7 @@ def test_the_cli_on_a_radix_16_heap_runs_pf23_as_on_a_clean_heap(userland, tmp_p
     """The host SIGSEGV: every engine opened on a heap saying 16; before the fix this died (status 139)."""
     args = ['run', '--cpus', '2', '--no-spf', '--stats-json']
     runs = []
-    for script in (_POISONED_CLI, _POISON + 'sys.path.insert(0, sys.argv[1])\nfrom emu.cli import main\n'
+    for script in (_POISONED_CLI, _POISON + 'sys.path.insert(0, sys.argv[1])\nfrom faultlab.cli import main\n'
                    'sys.exit(main(sys.argv[2:]))\n'):
         out = tmp_path / ('%d.json' % len(runs))
         p = subprocess.run([sys.executable, '-c', script, ROOT] + args + [str(out), './pf23', 'private', '2', '5',
@@ -242,7 +244,7 @@ def test_the_engine_option_is_the_one_that_forces_radix_16():
     # the option wins over the heap: a poisoned-10 heap still gives radix 16 once the option is set
     script = _POISON + r'''
 sys.path.insert(0, sys.argv[1])
-from emu.asm import make_engine
+from faultlab.core.asm import make_engine
 poison(10)
 print(bytes(make_engine().asm('mov eax, 10', 0)[0]).hex())
 '''

@@ -11,7 +11,7 @@ from conftest import run_guest, ROOT
 
 
 def faultlab(*args, timeout=120):
-    return subprocess.run([sys.executable, '-m', 'emu.cli'] + list(args), capture_output=True, cwd=ROOT,
+    return subprocess.run([sys.executable, '-m', 'faultlab.cli'] + list(args), capture_output=True, cwd=ROOT,
                           timeout=timeout)
 
 
@@ -149,8 +149,8 @@ def test_runaway_guest_stops_at_sim_time_and_wall_clock_limits(tmp_path):
 
 def test_exception_in_a_syscall_handler_is_a_clear_oops(userland, monkeypatch):
     """A kernel bug inside a handler is not swallowed: the run ends with the syscall and its arguments."""
-    from kernel.debug.oops import KernelOops
-    from kernel.syscalls import SYSCALLS
+    from faultlab.kernel.debug.oops import KernelOops
+    from faultlab.kernel.syscalls import SYSCALLS
 
     def broken(k, t, *args):
         raise ValueError('planted bug')

@@ -1,4 +1,4 @@
-"""populate_bench under faultlab against the MADV_POPULATE posting's table (emu/bench_populate.py).
+"""populate_bench under faultlab against the MADV_POPULATE posting's table (emu/bench/populate.py).
 
 The acceptance criterion: for the MAP_PRIVATE 4 KiB blocks the simulated rows keep the
 order POPULATE_READ < Read < Write < Read/Write and POPULATE_WRITE < Write, and every ratio between
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from emu import bench_populate as bp
+from faultlab.bench import populate as bp
 
 PAGES_2M = 512
 
@@ -108,7 +108,7 @@ def test_fallocate_then_read_of_a_disk_file_does_no_io(userland):
 
 def test_cli_bench_populate_size_2m(userland, capsys):
     """`faultlab bench populate --size 2M --quick` prints the whole table, huge pages included."""
-    from emu.cli import main
+    from faultlab.cli import main
     assert main(['bench', 'populate', '--size', '2M', '--quick']) == 0
     out = capsys.readouterr().out
     assert '2 MiB MAP_PRIVATE:' in out and '2 MiB MAP_SHARED:' in out

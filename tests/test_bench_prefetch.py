@@ -1,15 +1,15 @@
 """prefetch_bench under faultlab: prefetch_page() overlaps compute with I/O, what one call costs, native fallback.
 
 The figures behind the bounds (default cost table, 3 GHz, disk latency 80 us: S = 81.28 us per one-page
-read) are in emu/bench_prefetch.py's output; see DEFINITIONS there for C, S, k(D), IO(D) and LB(D).
+read) are in emu/bench/prefetch.py's output; see DEFINITIONS there for C, S, k(D), IO(D) and LB(D).
 """
 import os
 
 import pytest
 
 from conftest import run_native
-from emu import bench_prefetch as bp
-from emu.cycles import DEFAULT_FREQ_HZ
+from faultlab.bench import prefetch as bp
+from faultlab.core.cycles import DEFAULT_FREQ_HZ
 
 N = 32                   # pages per run: enough for a steady state, fast to emulate
 LATENCY_US = 80.0
@@ -76,7 +76,7 @@ def test_prefetch_ahead_reaches_the_lower_bound(userland, comparable):
 
 def test_prefetch_that_waits_does_not_reach_the_bound(userland, comparable):
     """With the NOWAIT rule switched off, prefetch_page waits for each read and the case above fails."""
-    import kernel.kernel as kk
+    import faultlab.kernel.kernel as kk
     orig = kk.FAULT_FLAG_RETRY_NOWAIT
     try:
         kk.FAULT_FLAG_RETRY_NOWAIT = 0

@@ -1,9 +1,9 @@
-"""`faultlab bench speed` (emu/bench.py) at a small size; the peers are faked absent or present."""
+"""`faultlab bench speed` (emu/bench/speed.py) at a small size; the peers are faked absent or present."""
 import io
 import shutil
 import sys
 
-from emu import bench
+from faultlab.bench import speed as bench
 
 
 def _small(**kw):

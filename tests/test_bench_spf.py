@@ -1,5 +1,5 @@
 """faultlab bench spf: the table's rows come from real runs (a small configuration here)."""
-from emu import bench_spf
+from faultlab.bench import spf as bench_spf
 
 
 def test_spf_table_rows_for_two_cpus():
@@ -22,7 +22,7 @@ def test_single_thread_runs_never_speculate():
 def test_seed_setting_is_one_page_per_record_two_threads_per_cpu():
     """ebizzy as the series ran it: every record one mmap, one fault, one munmap; on the vm platform
     SPF already pays off on 4 CPUs, and the 16-CPU criterion reads the last row."""
-    from emu.cycles import CostTable
+    from faultlab.core.cycles import CostTable
     lines = []
     rows = bench_spf.bench_table('ebizzy', bench_spf.seed_args(1), [4], lines.append,
                                  costs=CostTable(platform='vm'), per_cpu=2)
@@ -40,7 +40,7 @@ def test_seed_setting_is_one_page_per_record_two_threads_per_cpu():
 def test_an_idle_cpu_that_ran_the_mm_gets_the_shootdown_and_is_woken():
     """One worker mapping and unmapping on 2 CPUs while the main thread sleeps: the main thread's idle
     CPU is still in the mm's cpumask, so each munmap's shootdown waits for its wake-up."""
-    from emu.cycles import CostTable
+    from faultlab.core.cycles import CostTable
     fast = bench_spf.run_one('ebizzy', [1, 1, '8', 0], 2, True, costs=CostTable({'ipi_wake_idle': 0}))
     slow = bench_spf.run_one('ebizzy', [1, 1, '8', 0], 2, True, costs=CostTable({'ipi_wake_idle': 30000}))
     assert fast.stats['tlb_shootdowns_idle'] > 10

@@ -1,8 +1,8 @@
 """Tests of the simulated block device (kernel/block)."""
 import pytest
 
-from kernel.block import BlockDevice, DiskParams
-from kernel.events import EventQueue
+from faultlab.kernel.block import BlockDevice, DiskParams
+from faultlab.kernel.events import EventQueue
 
 FREQ = 3_000_000_000            # 3 GHz: 1 us = 3000 cycles
 

@@ -4,12 +4,12 @@ import os
 import pytest
 
 from conftest import run_guest
-from emu.cycles import CostTable
-from emu.machine import Machine
-from kernel.debug.check import TrapChecker
-from kernel.kernel import KernelConfig
-from kernel.mm.page_alloc import PG_lru, PG_active
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_pfn
+from faultlab.core.cycles import CostTable
+from faultlab.machine import Machine
+from faultlab.kernel.debug.check import TrapChecker
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.kernel.mm.page_alloc import PG_lru, PG_active
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_pfn
 
 
 def _machine_after(userland, prog, args=(), check='full', max_insns=None):
@@ -91,7 +91,7 @@ def test_each_planted_corruption_is_reported(userland, corrupt, words):
 def test_a_kernel_bug_ends_the_run_with_a_report_naming_the_event(userland, monkeypatch):
     """Make munmap forget to zap the page tables: the run ends right after the first munmap (exit 70),
     whose PTEs are left behind with no VMA."""
-    import kernel.mm.mmap as mmap
+    import faultlab.kernel.mm.mmap as mmap
     monkeypatch.setattr(mmap, 'zap_pte_range', lambda mm, start, end: 0)
     m, res = _machine_after(userland, 'mmtest')
     assert res.exit_code == 70
@@ -101,7 +101,7 @@ def test_a_kernel_bug_ends_the_run_with_a_report_naming_the_event(userland, monk
 
 def test_budgeted_check_reports_the_last_consistent_event(userland, monkeypatch):
     """In budget mode, unchecked events are named as a range ending at the first inconsistent check."""
-    import kernel.mm.memory as memory
+    import faultlab.kernel.mm.memory as memory
     real = memory.page_add_new_anon_rmap
     calls = []
 

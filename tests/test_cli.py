@@ -8,7 +8,7 @@ from conftest import ROOT, DATA
 
 
 def faultlab(*args):
-    return subprocess.run([sys.executable, '-m', 'emu.cli'] + list(args), capture_output=True, cwd=ROOT,
+    return subprocess.run([sys.executable, '-m', 'faultlab.cli'] + list(args), capture_output=True, cwd=ROOT,
                           timeout=300)
 
 
@@ -54,7 +54,7 @@ def test_costs_override_changes_cycles(userland, tmp_path):
     faultlab('run', '--stats-json', str(base), os.path.join(userland, 'pagetouch'), '1')
     faultlab('run', '--costs', str(f), '--stats-json', str(slow), os.path.join(userland, 'pagetouch'), '1')
     a, b = json.loads(base.read_text()), json.loads(slow.read_text())
-    from emu.cycles import CostTable
+    from faultlab.core.cycles import CostTable
     assert b['kernel_cycles'] - a['kernel_cycles'] == (4000 - CostTable().page_zero) * a['pages_zeroed']
     assert a['instructions'] == b['instructions']
 
@@ -65,7 +65,7 @@ def test_costs_listing():
 
 
 def test_platform_vm_replaces_its_costs_and_says_why(tmp_path):
-    from emu.cycles import PLATFORMS, CostTable
+    from faultlab.core.cycles import PLATFORMS, CostTable
     metal, vm = CostTable(), CostTable(platform='vm')
     assert set(PLATFORMS['vm']) == {'rwsem_wake', 'ipi_wake_idle'}
     for name in PLATFORMS['vm']:

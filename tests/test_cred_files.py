@@ -9,12 +9,12 @@ import errno
 
 import pytest
 
-from kernel.capability import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
-from kernel.fs import FsError, TmpFs
-from kernel.fs.attr import chmod_common, chown_common, vfs_utimes, UTIME_NOW
-from kernel.fs.perm import (MAY_EXEC, MAY_READ, MAY_WRITE, Cred, generic_permission, may_delete,
+from faultlab.kernel.capability import CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+from faultlab.kernel.fs import FsError, TmpFs
+from faultlab.kernel.fs.attr import chmod_common, chown_common, vfs_utimes, UTIME_NOW
+from faultlab.kernel.fs.perm import (MAY_EXEC, MAY_READ, MAY_WRITE, Cred, generic_permission, may_delete,
                             sysctl_perm)
-from kernel.fs.stat import S_IFREG, S_IFDIR
+from faultlab.kernel.fs.stat import S_IFREG, S_IFDIR
 from tests.test_syscalls_sys import _same_as_native, _tmpfs_dir, needs_root
 
 NOBODY = Cred(uid=65534, gid=65534)

@@ -200,7 +200,7 @@ def test_stdin_through_the_cli(data):
     text = open(data + '/words.txt', 'rb').read()
     for argv in (['sort', '-k2,2n', '-s'], ['cat', '-A', '-', data + '/tree/a.txt']):
         native = subprocess.run(argv, executable=_tool(argv[0]), input=text, capture_output=True, cwd='/')
-        p = subprocess.run([sys.executable, '-m', 'emu.cli', 'run', '--mount', '%s:%s' % (data, data),
+        p = subprocess.run([sys.executable, '-m', 'faultlab.cli', 'run', '--mount', '%s:%s' % (data, data),
                             _tool(argv[0])] + argv[1:], input=text, capture_output=True, cwd=ROOT, timeout=120)
         assert (p.returncode, p.stdout) == (native.returncode, native.stdout), p.stderr
 

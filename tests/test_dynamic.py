@@ -29,7 +29,7 @@ def gcc(tmp_path, name, src, *flags):
 
 
 def faultlab(*args, timeout=300):
-    return subprocess.run([sys.executable, '-m', 'emu.cli'] + list(args), capture_output=True, cwd=ROOT,
+    return subprocess.run([sys.executable, '-m', 'faultlab.cli'] + list(args), capture_output=True, cwd=ROOT,
                           timeout=timeout)
 
 
@@ -78,7 +78,7 @@ def test_python3_matches_native():
 
 def test_instruction_count_is_exact_through_the_loader(tmp_path):
     """The native block counter equals a per-instruction count for a program that runs ld.so first."""
-    from emu.bench import single_step_check
+    from faultlab.bench.speed import single_step_check
     native, single = single_step_check(gcc(tmp_path, 'hello', HELLO))
     assert native == single and native > 50_000          # ld.so's relocation work is in the count
 

@@ -102,7 +102,7 @@ def small_ext4():
 
 def test_full_disk_gives_enospc_sigbus_and_goes_on(userland, small_ext4):
     """write/fallocate/mkdir ENOSPC, creat and fsync fine, a store to a hole SIGBUS; freeing space helps."""
-    from kernel.block.params import DiskParams
+    from faultlab.kernel.block.params import DiskParams
     prog = os.path.join(userland, 'exhaust')
     expected = DISK_LINUX
     if small_ext4 is not None:
@@ -114,7 +114,7 @@ def test_full_disk_gives_enospc_sigbus_and_goes_on(userland, small_ext4):
 
 def test_full_disk_sigbus_report_says_why(userland):
     """Without a handler the store ends the run with a report naming ENOSPC, not the end of the file."""
-    from kernel.block.params import DiskParams
+    from faultlab.kernel.block.params import DiskParams
     r = run_guest(os.path.join(userland, 'exhaust'), ['disk', '/mnt'], disk=DiskParams(size_mb=DISK_MIB),
                   env=['EXHAUST_NO_HANDLER=1'])
     assert r.result.report is not None and 'SIGBUS' in r.result.report

@@ -1,4 +1,4 @@
-"""The native anonymous-fault hook (emu/fastfault.py, kernel/fastfault.py) changes nothing but host speed:
+"""The native anonymous-fault hook (emu/core/fastfault.py, kernel/fastfault.py) changes nothing but host speed:
 every run must give the same output, instruction count, cycles, fault counts, per-handler breakdown and
 memory use with it as without it."""
 import pytest
@@ -60,10 +60,10 @@ def test_frames_come_back_in_allocation_order(userland):
 
 
 def test_not_armed_when_a_tracer_watches_every_fault(userland, tmp_path):
-    from emu.cycles import CostTable
-    from emu.machine import Machine
-    from emu.trace import ChromeTrace
-    from kernel.kernel import KernelConfig
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
+    from faultlab.observe.trace import ChromeTrace
+    from faultlab.kernel.kernel import KernelConfig
     out = []
     m = Machine(ram=64 << 20, costs=CostTable(), config=KernelConfig(stdout=out.append))
     m.kernel.set_tracer(ChromeTrace(str(tmp_path / 't.json'), m))

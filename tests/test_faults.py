@@ -79,7 +79,7 @@ def test_per_fault_breakdown_charges_named_costs(userland):
 
 
 def test_major_fault_waits_for_the_disk(userland):
-    from kernel.block.params import DiskParams
+    from faultlab.kernel.block.params import DiskParams
     fast = run_guest(os.path.join(userland, 'readahead'), ['/data/big.bin'], mounts=MOUNT,
                      disk=DiskParams(read_latency_us=10.0))
     slow = run_guest(os.path.join(userland, 'readahead'), ['/data/big.bin'], mounts=MOUNT,

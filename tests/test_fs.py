@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
-from kernel.fs import (Cred, DiskFs, FsError, HostFs, TmpFs, Vfs, make_root_fs, makedev,
+from faultlab.kernel.fs import (Cred, DiskFs, FsError, HostFs, TmpFs, Vfs, make_root_fs, makedev,
                        pack_dirent64, pack_stat, pack_statfs, parse_mount_spec)
-from kernel.fs.dirent import DT_CHR, DT_DIR, DT_LNK, DT_REG
-from kernel.fs.perm import MAY_READ, MAY_WRITE
-from kernel.fs.stat import STAT_FIELDS, STAT_SIZE, STATFS_FIELDS, STATFS_SIZE, S_IFCHR, S_IFDIR, S_IFREG
+from faultlab.kernel.fs.dirent import DT_CHR, DT_DIR, DT_LNK, DT_REG
+from faultlab.kernel.fs.perm import MAY_READ, MAY_WRITE
+from faultlab.kernel.fs.stat import STAT_FIELDS, STAT_SIZE, STATFS_FIELDS, STATFS_SIZE, S_IFCHR, S_IFDIR, S_IFREG
 
 PAGE = 4096
 USER = Cred(uid=1000, gid=1000)

@@ -3,7 +3,7 @@ of real executables always end in a one-line ExecError or a load and a bounded r
 signal report, or the instruction limit), never in a Python exception.
 
 Property-based with hypothesis (derandomized: the same examples every run); the long mode is
-`faultlab bench elf-fuzz --count 10000` (emu/fuzz_elf.py).
+`faultlab bench elf-fuzz --count 10000` (emu/bench/fuzz_elf.py).
 """
 import os
 import random
@@ -11,8 +11,8 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from emu.fuzz_elf import EHDR_FIELDS, PHDR_FIELDS, INTERESTING, apply_mutation, check_outcome, mutate, try_elf
-from kernel.loader import ExecError, parse_elf
+from faultlab.bench.fuzz_elf import EHDR_FIELDS, PHDR_FIELDS, INTERESTING, apply_mutation, check_outcome, mutate, try_elf
+from faultlab.kernel.loader import ExecError, parse_elf
 
 _values = st.one_of(st.sampled_from(INTERESTING), st.integers(0, (1 << 64) - 1))
 _mutation = st.one_of(

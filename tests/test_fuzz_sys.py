@@ -18,7 +18,7 @@ import re
 import pytest
 
 from conftest import run_guest
-from kernel.syscalls import SYSCALLS
+from faultlab.kernel.syscalls import SYSCALLS
 from native_root import native_root_available, run_native_root
 
 NR_MAX = 464            # sysfuzz.c's NR_MAX: the numbers it draws from below the unknown ones

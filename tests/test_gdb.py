@@ -26,7 +26,7 @@ class Stub:
         self.err_path = tmp_path / 'stub.err'
         self.out_path = tmp_path / 'stub.out'
         self.stats_path = tmp_path / 'stats.json'
-        self.proc = subprocess.Popen([sys.executable, '-m', 'emu.cli', 'run', '--stats-json', str(self.stats_path),
+        self.proc = subprocess.Popen([sys.executable, '-m', 'faultlab.cli', 'run', '--stats-json', str(self.stats_path),
                                       '--gdb', '127.0.0.1:0'] + list(opts) + [program] + list(args),
                                      stdout=open(self.out_path, 'wb'), stderr=open(self.err_path, 'wb'), cwd=ROOT)
         deadline = time.monotonic() + 60
@@ -101,7 +101,7 @@ def pcs(output):
 
 
 def plain_instructions(program, args=()):
-    p = subprocess.run([sys.executable, '-m', 'emu.cli', 'run', '--stats-json', '/dev/stdout', program] + list(args),
+    p = subprocess.run([sys.executable, '-m', 'faultlab.cli', 'run', '--stats-json', '/dev/stdout', program] + list(args),
                        capture_output=True, cwd=ROOT, timeout=120)
     return json.loads(p.stdout[p.stdout.index(b'{'):])['instructions']
 
@@ -278,7 +278,7 @@ def test_fatal_signal_is_reported_before_the_program_dies(userland, tmp_path):
 @needs_gdb
 def test_faultlab_gdb_command_and_static_pie(userland, tmp_path):
     prog = os.path.join(userland, 'hello-pie')
-    p = subprocess.run([sys.executable, '-m', 'emu.cli', 'gdb', '--batch', '--nx', '--ex', 'break main',
+    p = subprocess.run([sys.executable, '-m', 'faultlab.cli', 'gdb', '--batch', '--nx', '--ex', 'break main',
                         '--ex', 'continue', '--ex', 'printf "pc=%#lx\\n", $pc', '--ex', 'next', '--ex', 'continue',
                         prog, 'A'], capture_output=True, text=True, cwd=ROOT, timeout=180)
     main = symbols(prog)['main'] + 0x555555554000
@@ -297,13 +297,13 @@ def test_bad_gdb_options_are_one_line_errors(userland):
     try:
         for spec, words in (('nonsense', 'expected [HOST]:PORT'), (':70000', 'out of range'),
                             ('127.0.0.1:%d' % busy.getsockname()[1], 'cannot listen on')):
-            p = subprocess.run([sys.executable, '-m', 'emu.cli', 'run', '--gdb', spec, prog], capture_output=True,
+            p = subprocess.run([sys.executable, '-m', 'faultlab.cli', 'run', '--gdb', spec, prog], capture_output=True,
                                text=True, cwd=ROOT, timeout=60)
             lines = [l for l in p.stderr.splitlines() if l.strip()]
             assert p.returncode == 2 and len(lines) == 1 and words in lines[0], p.stderr
     finally:
         busy.close()
-    p = subprocess.run([sys.executable, '-m', 'emu.cli', 'gdb', '--gdb-path', '/no/such/gdb', prog],
+    p = subprocess.run([sys.executable, '-m', 'faultlab.cli', 'gdb', '--gdb-path', '/no/such/gdb', prog],
                        capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert p.returncode == 127 and 'cannot find /no/such/gdb' in p.stderr and 'Traceback' not in p.stderr
 
@@ -499,7 +499,7 @@ def test_ctrl_c_interrupts_and_disconnect_mid_run_kills_cleanly(userland, tmp_pa
 
 
 def test_rsp_framing_unit():
-    from emu.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
+    from faultlab.gdb.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
     data = bytes(range(256))
     assert unescape_binary(escape_binary(data)) == data
     assert b'#' not in escape_binary(data) and b'$' not in escape_binary(data)

@@ -7,17 +7,17 @@ import struct
 
 from conftest import run_guest
 from test_mm_unit import Env, PROT_RW
-from kernel.fs import DiskFs
-from kernel.file import O_RDWR
-from kernel.kernel import KernelConfig
-from kernel.mm import hugetlb
-from kernel.fs.hugetlbfs import hugetlb_file_setup
-from kernel.mm.hugetlb import HState, HPAGE_SIZE, MAP_HUGETLB
-from kernel.mm.madvise import do_madvise, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_DONTNEED
-from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS
-from kernel.mm.page_alloc import PG_hugetlb
-from kernel.mm.pagemap import pagemap_read, smap_gather_stats, PM_PRESENT, PM_FILE, PM_MMAP_EXCLUSIVE, PM_PFRAME_MASK
-from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE, _PAGE_PRESENT, PMD_PFN_MASK
+from faultlab.kernel.fs import DiskFs
+from faultlab.kernel.file import O_RDWR
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.kernel.mm import hugetlb
+from faultlab.kernel.fs.hugetlbfs import hugetlb_file_setup
+from faultlab.kernel.mm.hugetlb import HState, HPAGE_SIZE, MAP_HUGETLB
+from faultlab.kernel.mm.madvise import do_madvise, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_DONTNEED
+from faultlab.kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS
+from faultlab.kernel.mm.page_alloc import PG_hugetlb
+from faultlab.kernel.mm.pagemap import pagemap_read, smap_gather_stats, PM_PRESENT, PM_FILE, PM_MMAP_EXCLUSIVE, PM_PFRAME_MASK
+from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE, _PAGE_PRESENT, PMD_PFN_MASK
 
 ANON_HUGE = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB
 
@@ -39,8 +39,8 @@ def test_guest_write_through_a_huge_pmd_lands_in_its_frame_and_the_cpu_sets_a_an
     orig = hugetlb.make_huge_pte
     monkeypatch.setattr(hugetlb, 'make_huge_pte', lambda vma, head, writable, dirty:
                         orig(vma, head, True, False) & ~(_PAGE_ACCESSED | _PAGE_DIRTY))
-    from emu.cycles import CostTable
-    from emu.machine import Machine
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
     out = []
     m = Machine(ram=64 << 20, costs=CostTable(), config=KernelConfig(stdout=out.append, nr_hugepages=2))
     res = m.run(os.path.join(userland, 'hugetouch'), ['hugetouch'], ['PATH=/bin'])
@@ -176,7 +176,7 @@ def test_hugetlb_memfd_shared_and_private_mappings():
 
 def test_hugetlb_pages_cost_a_clear_per_4k_frame_more_from_dram():
     """clear_huge_page is charged per frame: cached frames at page_zero, others page_zero + page_zero_dram."""
-    from kernel.mm.llc import LlcModel
+    from faultlab.kernel.mm.llc import LlcModel
     e = _env(nr=2, ram=64 << 20)
     e.svc.llc = LlcModel(e.phys.nr_frames, 32 << 20)
     a = do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, ANON_HUGE, None, 0)
@@ -213,8 +213,8 @@ def test_fallocate_on_disk_reads_zeros_without_io_and_writes_go_to_disk():
 def test_read_and_write_syscalls_on_a_hugetlb_file_and_uaccess_through_a_huge_pmd():
     """read(2) sees what a mapping wrote (no stale page-cache copy); write(2) is EINVAL as on hugetlbfs;
     copy_to/from_user go through the huge PMD."""
-    from kernel.file import generic_file_read, generic_perform_write
-    from kernel.uaccess import UserMemory
+    from faultlab.kernel.file import generic_file_read, generic_perform_write
+    from faultlab.kernel.uaccess import UserMemory
     e = _env(nr=4)
     f = hugetlb_file_setup(e.svc.hstate, e.pc, 2 * HPAGE_SIZE, '/memfd:t (deleted)')
     s = do_mmap(e.mm, 0, 2 * HPAGE_SIZE, PROT_RW, MAP_SHARED, f, 0)
@@ -262,7 +262,7 @@ def test_populate_test_hugetlb_cases_catch_broken_rules(userland, monkeypatch):
 def test_huge_pages_come_back_when_the_last_mapping_or_descriptor_goes():
     """Shared anonymous MAP_HUGETLB memory and a hugetlb memfd are freed with their last user (the
     unlinked file is released by the last fput), so a pool of one page serves any number of rounds."""
-    from kernel.mm.mmap import MAP_SHARED as SH
+    from faultlab.kernel.mm.mmap import MAP_SHARED as SH
     e = _env(nr=1)
     h = e.svc.hstate
     for _ in range(3):

@@ -21,9 +21,9 @@ HOST_LOCK = '/tmp/faultlab-hugepages.lock'
 
 def _run(prog, args, nr_hugepages, ram):
     """A program under faultlab with a pool of nr_hugepages: (exit code, stdout)."""
-    from emu.cycles import CostTable
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
     out = []
     m = Machine(ram=ram, costs=CostTable(), config=KernelConfig(stdout=out.append, stderr=out.append,
                                                                 nr_hugepages=nr_hugepages))
@@ -102,10 +102,10 @@ def test_sys_tree_is_sysfs():
     """/sys is a sysfs mount (SYSFS_MAGIC, nosuid,nodev,noexec) whose directories are 0755 and whose
     attributes are 4096 bytes, with the files mm/hugetlb.c creates for the 2 MiB size only (the
     modelled CPU has no pdpe1gb, so no 1 GiB hstate)."""
-    from emu.cycles import CostTable
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
-    from kernel.fs.sysfs import SYSFS_MAGIC
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
+    from faultlab.kernel.fs.sysfs import SYSFS_MAGIC
     m = Machine(ram=64 << 20, costs=CostTable(), config=KernelConfig(nr_hugepages=2))
     vfs = m.kernel.vfs
     d = vfs.lookup('/sys/kernel/mm/hugepages')
@@ -124,7 +124,7 @@ def _selftest(name, nr_hugepages=128):
     prog = os.path.join(SELFTESTS, name)
     if not os.path.exists(prog):
         pytest.skip('%s not built (make selftests)' % name)
-    argv = [sys.executable, '-m', 'emu.cli', 'run', '--no-progress', '--timeout', '300',
+    argv = [sys.executable, '-m', 'faultlab.cli', 'run', '--no-progress', '--timeout', '300',
             '--ram', str((64 << 20) + (nr_hugepages << 21)), '--hugepages', str(nr_hugepages), prog]
     p = subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=400)
     return p.returncode, p.stdout.decode(), p.stderr.decode()
@@ -142,7 +142,7 @@ def test_hugetlb_selftests_pass(name, plan):
 def test_task_table_live_is_the_live_tasks_in_dict_order():
     """TaskTable.live() equals the plain filter over the dict, through new tasks, exits, replacing a key
     (de_thread's exec into the leader's pid) and pops."""
-    from kernel.tasktable import TaskTable
+    from faultlab.kernel.tasktable import TaskTable
 
     class T:
         def __init__(self, name):
@@ -176,7 +176,7 @@ def test_task_table_live_is_the_live_tasks_in_dict_order():
 def test_live_threads_skips_exited_threads_incrementally():
     """ThreadGroup.live_threads gives the live threads in order however many have exited, and notices
     a replaced thread list (de_thread)."""
-    from kernel.task import ThreadGroup
+    from faultlab.kernel.task import ThreadGroup
 
     class T:
         def __init__(self):

@@ -1,12 +1,12 @@
 """Instruction counts from the native block hook equal a per-instruction count."""
 import os
 
-import emu.machine
-from emu.bench import single_step_check
+import faultlab.machine
+from faultlab.bench.speed import single_step_check
 
 
 def _count_both(path, quantum, monkeypatch):
-    monkeypatch.setattr(emu.machine, 'QUANTUM_INSNS', quantum)
+    monkeypatch.setattr(faultlab.machine, 'QUANTUM_INSNS', quantum)
     return single_step_check(path)
 
 
@@ -27,7 +27,7 @@ def test_counts_exact_with_threads_on_several_cpus(userland, monkeypatch):
 
 
 def _count_both_args(path, args, monkeypatch):
-    monkeypatch.setattr(emu.machine, 'QUANTUM_INSNS', 10**9)
+    monkeypatch.setattr(faultlab.machine, 'QUANTUM_INSNS', 10**9)
     return single_step_check(path, args, cpus=3)
 
 

@@ -4,7 +4,7 @@ import os
 from capstone import Cs, CS_ARCH_X86, CS_MODE_64
 from elftools.elf.elffile import ELFFile
 
-from emu.cycles import InsnCoster, CostTable
+from faultlab.core.cycles import InsnCoster, CostTable
 
 
 def _text(path):

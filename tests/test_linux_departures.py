@@ -52,9 +52,9 @@ MADVHUGE_LINUX = ('DONTNEED at +4K: Invalid argument\nDONTNEED 4K at 0: ok\nfirs
 def test_madvise_hugetlb_alignment_rules(userland):
     """madvise_dontneed_free_valid_vma: an unaligned start is EINVAL, the end is rounded down to
     whole huge pages, only MADV_DONTNEED applies; can_madv_lru_vma refuses COLD/PAGEOUT."""
-    from emu.cycles import CostTable
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
     prog = os.path.join(userland, 'madvhuge')
     out = []
     m = Machine(ram=64 << 20, costs=CostTable(), config=KernelConfig(stdout=out.append, nr_hugepages=2))
@@ -83,7 +83,7 @@ def test_root_may_map_below_mmap_min_addr(userland):
 def test_mmap_min_addr_needs_cap_sys_rawio():
     """Without CAP_SYS_RAWIO an address below mmap_min_addr is EPERM; the sysctl moves the line."""
     import errno
-    from kernel.mm.vm_sysctl import VmSysctl, cap_mmap_addr
+    from faultlab.kernel.mm.vm_sysctl import VmSysctl, cap_mmap_addr
     sc = VmSysctl()
     assert cap_mmap_addr(sc, 0x8000, False) == -errno.EPERM
     assert cap_mmap_addr(sc, 0x10000, False) == 0 and cap_mmap_addr(sc, 0, True) == 0

@@ -4,23 +4,23 @@ import errno
 
 import pytest
 
-from emu.cycles import CostTable
-from emu.physmem import PhysMem
-from kernel.block.device import BlockDevice
-from kernel.block.params import DiskParams
-from kernel.events import EventQueue
-from kernel.file import OpenFile, O_RDONLY, O_RDWR
-from kernel.fs import TmpFs, DiskFs
-from kernel.mm.filemap import PageCache
-from kernel.mm.memory import handle_mm_fault
-from kernel.mm.mm_types import MmServices, MmStruct, FAULT_FLAG_WRITE, VM_FAULT_MAJOR, VM_FAULT_SIGBUS
-from kernel.mm.mmap import (do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_PRIVATE, MAP_SHARED,
+from faultlab.core.cycles import CostTable
+from faultlab.core.physmem import PhysMem
+from faultlab.kernel.block.device import BlockDevice
+from faultlab.kernel.block.params import DiskParams
+from faultlab.kernel.events import EventQueue
+from faultlab.kernel.file import OpenFile, O_RDONLY, O_RDWR
+from faultlab.kernel.fs import TmpFs, DiskFs
+from faultlab.kernel.mm.filemap import PageCache
+from faultlab.kernel.mm.memory import handle_mm_fault
+from faultlab.kernel.mm.mm_types import MmServices, MmStruct, FAULT_FLAG_WRITE, VM_FAULT_MAJOR, VM_FAULT_SIGBUS
+from faultlab.kernel.mm.mmap import (do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_PRIVATE, MAP_SHARED,
                             MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MREMAP_MAYMOVE)
-from kernel.mm.madvise import do_madvise, MADV_DONTNEED
-from kernel.mm.page_alloc import FrameAllocator, PG_dirty
-from kernel.mm.swap import SwapArea, SwapCache
-from kernel.mm.vmscan import LruLists, Reclaim
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, pte_pfn, swp_entry_to_pte, pte_to_swp_entry
+from faultlab.kernel.mm.madvise import do_madvise, MADV_DONTNEED
+from faultlab.kernel.mm.page_alloc import FrameAllocator, PG_dirty
+from faultlab.kernel.mm.swap import SwapArea, SwapCache
+from faultlab.kernel.mm.vmscan import LruLists, Reclaim
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, pte_pfn, swp_entry_to_pte, pte_to_swp_entry
 
 PROT_R, PROT_RW, PROT_RX = 1, 3, 5
 
@@ -278,7 +278,7 @@ def test_drop_caches_makes_the_cache_cold():
 
 
 def test_oom_returns_vm_fault_oom():
-    from kernel.mm.mm_types import VM_FAULT_OOM
+    from faultlab.kernel.mm.mm_types import VM_FAULT_OOM
     e = Env(ram=1 << 20, swap_pages=1)           # no swap space: nothing to reclaim anonymous pages to
     a = do_mmap(e.mm, 0, 1 << 20, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
     results = [e.fault(a + i * 4096, write=True)[0] for i in range(256)]
@@ -340,7 +340,7 @@ def test_munmap_of_swapped_range_frees_the_slots():
 
 
 def test_madv_populate_rules():
-    from kernel.mm.madvise import MADV_POPULATE_READ as PR, MADV_POPULATE_WRITE as PW, MADV_HWPOISON
+    from faultlab.kernel.mm.madvise import MADV_POPULATE_READ as PR, MADV_POPULATE_WRITE as PW, MADV_HWPOISON
     e = Env()
     anon = MAP_PRIVATE | MAP_ANONYMOUS
     a = do_mmap(e.mm, 0, 4 * 4096, PROT_RW, anon, None, 0)
@@ -376,7 +376,7 @@ def test_madv_populate_rules():
 
 
 def test_nowait_fault_under_pressure_fails_fast_without_reclaim():
-    from kernel.mm.mm_types import FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, VM_FAULT_RETRY
+    from faultlab.kernel.mm.mm_types import FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, VM_FAULT_RETRY
     e = Env(ram=2 << 20)
     n = e.frames.nr_free - e.reclaim.wmark_min + 1
     a = do_mmap(e.mm, 0, (n + 8) * 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
@@ -414,7 +414,7 @@ def test_fault_around_on_a_cached_64mib_file_takes_one_sixteenth_of_the_faults()
 def test_do_wp_page_reuses_a_page_only_when_it_is_exclusive():
     """do_wp_page after fork: a write to a copy-on-write page copies it while anything else maps or holds
     it (mapcount or refcount above one), and reuses it in place once the writer is its only user."""
-    from kernel.mm.fork import dup_mm
+    from faultlab.kernel.mm.fork import dup_mm
     e = Env()
     a = do_mmap(e.mm, 0, 3 * 4096, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
     for i in range(3):

@@ -17,19 +17,19 @@ import pytest
 from unicorn import UC_HOOK_CODE
 
 from conftest import ROOT, DATA
-from emu import bench_prefetch as bp
-from emu import progress as progress_mod
-from emu.machine import Machine
-from emu.profile import Profiler
-from emu.stat import format_stat, format_stat_csv, values
-from kernel.kernel import KernelConfig
+from faultlab.bench import prefetch as bp
+from faultlab.observe import progress as progress_mod
+from faultlab.machine import Machine
+from faultlab.observe.profile import Profiler
+from faultlab.observe.stat import format_stat, format_stat_csv, values
+from faultlab.kernel.kernel import KernelConfig
 
 MOUNT = [(DATA, '/data', True)]
 N = 32
 
 
 def faultlab(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, '-m', 'emu.cli'] + list(args), capture_output=True, cwd=cwd,
+    return subprocess.run([sys.executable, '-m', 'faultlab.cli'] + list(args), capture_output=True, cwd=cwd,
                           timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
 
 
@@ -268,7 +268,7 @@ def test_tracing_and_sampling_change_no_counter(userland, tmp_path):
     plain = _machine()
     a = plain.run(prog, ['compute', '1'], []).stats
     m = _machine()
-    from emu.tools import RunTools
+    from faultlab.observe.tools import RunTools
     import argparse
     tools = RunTools(m, argparse.Namespace(cmd='profile', trace=str(tmp_path / 't.json'), progress=False,
                                            no_stacks=False, sample_insns=50_000), 'compute')
@@ -328,7 +328,7 @@ def test_threads_share_one_symbolizer_per_address_space():
     """Traces and profiles name addresses through one Symbolizer per mm: threads switching on a CPU
     must not rebuild it (each rebuild re-reads every mapped ELF file)."""
     from types import SimpleNamespace
-    from emu.symbols import SymbolizerCache
+    from faultlab.observe.symbols import SymbolizerCache
 
     mm_a, mm_b = SimpleNamespace(vmas=[], vdso_base=0), SimpleNamespace(vmas=[], vdso_base=0)
     t1, t2 = SimpleNamespace(mm=mm_a, symbols=[]), SimpleNamespace(mm=mm_a, symbols=[])

@@ -10,17 +10,17 @@ import pytest
 
 from conftest import run_guest, run_native
 from test_mm_unit import Env, PROT_R, PROT_RW
-from kernel.fs import FsError, TmpFs
-from kernel.file import O_RDONLY, O_RDWR
-from kernel.mm.madvise import do_madvise, MADV_PAGEOUT, MADV_HWPOISON
-from kernel.mm.mm_types import TASK_SIZE
-from kernel.mm.mmap import do_mmap, do_munmap, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED
-from kernel.mm.page_alloc import PG_referenced
-from kernel.mm.pagemap import (PM_PRESENT, PM_SWAP, PM_FILE, PM_MMAP_EXCLUSIVE, PM_SOFT_DIRTY, PM_PFRAME_MASK,
+from faultlab.kernel.fs import FsError, TmpFs
+from faultlab.kernel.file import O_RDONLY, O_RDWR
+from faultlab.kernel.mm.madvise import do_madvise, MADV_PAGEOUT, MADV_HWPOISON
+from faultlab.kernel.mm.mm_types import TASK_SIZE
+from faultlab.kernel.mm.mmap import do_mmap, do_munmap, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED
+from faultlab.kernel.mm.page_alloc import PG_referenced
+from faultlab.kernel.mm.pagemap import (PM_PRESENT, PM_SWAP, PM_FILE, PM_MMAP_EXCLUSIVE, PM_SOFT_DIRTY, PM_PFRAME_MASK,
                                pagemap_read, clear_refs_write, smap_gather_stats, _PAGE_SWP_SOFT_DIRTY)
-from kernel.mm.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn,
+from faultlab.kernel.mm.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn,
                                pte_to_swp_entry)
-from kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED
+from faultlab.kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED
 
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
 NTESTS = 34
@@ -72,7 +72,7 @@ def _flipped(userland, monkeypatch, target, name, replacement):
 
 def test_without_soft_dirty_in_do_wp_page_the_selftest_fails(userland, monkeypatch):
     """The write-protect fault does not re-mark the PTE soft-dirty: the soft-dirty cases report not ok."""
-    import kernel.mm.memory as memory
+    import faultlab.kernel.mm.memory as memory
     orig = memory.do_wp_page
 
     def do_wp_page_forgetting_soft_dirty(mm, vmf):
@@ -90,7 +90,7 @@ def test_without_soft_dirty_in_do_wp_page_the_selftest_fails(userland, monkeypat
 
 def test_without_write_protect_in_clear_refs_the_selftest_fails(userland, monkeypatch):
     """clear_refs 4 clears soft-dirty but leaves PTEs writable: later writes go unnoticed."""
-    import kernel.mm.pagemap as pagemap
+    import faultlab.kernel.mm.pagemap as pagemap
 
     def clear_soft_dirty_only(mm, slot, pte):
         mm.svc.frames.phys.write64(slot, pte & ~_PAGE_SOFT_DIRTY)
@@ -102,7 +102,7 @@ def test_without_write_protect_in_clear_refs_the_selftest_fails(userland, monkey
 
 def test_soft_dirty_zero_page_makes_populate_read_fail(userland, monkeypatch):
     """A read fault that maps the zero page soft-dirty (as if written) fails 'POPULATE_READ does not set it'."""
-    import kernel.mm.memory as memory
+    import faultlab.kernel.mm.memory as memory
     orig = memory._map_page
     monkeypatch.setattr(memory, '_map_page', lambda mm, vmf, page, prot, soft_dirty=True:
                         orig(mm, vmf, page, prot, True))
@@ -234,7 +234,7 @@ def test_clear_refs_soft_dirty_write_protects_and_the_write_fault_remarks():
     assert vmf.handler == 'do_wp_page(shared)' and e.pte(s) & (_PAGE_RW | _PAGE_SOFT_DIRTY) == \
         _PAGE_RW | _PAGE_SOFT_DIRTY
     # POPULATE_READ after the clear maps the zero page, not soft-dirty; a new write fault is
-    from kernel.mm.madvise import MADV_POPULATE_READ, MADV_POPULATE_WRITE
+    from faultlab.kernel.mm.madvise import MADV_POPULATE_READ, MADV_POPULATE_WRITE
     b = a + 4096
     assert do_madvise(e.mm, b, 4096, MADV_POPULATE_READ) == 0
     assert not _pm(e, b)[0] & PM_SOFT_DIRTY
@@ -294,7 +294,7 @@ def _smaps_fields(text):
 
 
 def test_smaps_counts_what_was_touched_and_swapped():
-    from kernel.procfs import show_smap
+    from faultlab.kernel.procfs import show_smap
     e = Env()
     a = do_mmap(e.mm, 0, 16 * 4096, PROT_RW, ANON, None, 0)
     for i in range(6):
@@ -318,7 +318,7 @@ def test_smaps_counts_what_was_touched_and_swapped():
 
 
 def test_smaps_file_pages_shared_between_two_mappings():
-    from kernel.procfs import show_smap
+    from faultlab.kernel.procfs import show_smap
     e = Env(fault_around=4096)
     f = e.file(b'Z' * (4 * 4096))
     p = do_mmap(e.mm, 0, 4 * 4096, PROT_R, MAP_PRIVATE, f, 0)
@@ -334,7 +334,7 @@ def test_smaps_file_pages_shared_between_two_mappings():
 
 
 def test_smaps_format_is_linuxs():
-    from kernel.procfs import show_smap
+    from faultlab.kernel.procfs import show_smap
     e = Env()
     a = do_mmap(e.mm, 0, 4096, PROT_RW, ANON, None, 0)
     e.fault(a, write=True)
@@ -354,8 +354,8 @@ def test_smaps_format_is_linuxs():
 
 # ---- through the system-call layer, after a real guest run ----------------------------------------------
 def test_proc_files_through_the_syscall_layer(userland):
-    from kernel.file import OpenFile
-    from kernel.syscalls.fs import _read_file, sys_lseek, SEEK_SET, SEEK_CUR, SEEK_END
+    from faultlab.kernel.file import OpenFile
+    from faultlab.kernel.syscalls.fs import _read_file, sys_lseek, SEEK_SET, SEEK_CUR, SEEK_END
     r = run_guest(os.path.join(userland, 'hello'))
     k = r.machine.kernel
     t = k.current

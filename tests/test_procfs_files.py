@@ -70,7 +70,7 @@ def test_mount_a_host_file_over_a_proc_file(userland, tmp_path):
 def test_mount_a_host_directory_inside_proc_is_refused():
     """The kernel fills /proc's directories: mounting one over them is a one-line CLI error."""
     import pytest
-    from kernel.fs.mountspec import parse_mount_spec
+    from faultlab.kernel.fs.mountspec import parse_mount_spec
     with pytest.raises(ValueError, match='only a file can be mounted inside /proc'):
         parse_mount_spec('/tmp:/proc/sys/vm')
 

@@ -15,7 +15,7 @@ NOBODY = 65534
 
 def faultlab(*args):
     """`faultlab run ARGS` as a user types it: (status, stdout, stderr)."""
-    p = subprocess.run([sys.executable, '-m', 'emu.cli', 'run', '--no-progress'] + list(args), capture_output=True,
+    p = subprocess.run([sys.executable, '-m', 'faultlab.cli', 'run', '--no-progress'] + list(args), capture_output=True,
                        cwd=ROOT, timeout=600)
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
@@ -123,11 +123,12 @@ def test_runner_passes_sysctls_users_ram_and_tools_as_options():
     """run_vmtests.sh's settings become faultlab options: nr_hugepages as --hugepages (RAM grows with
     the pool), the other sysctls as --sysctl, `sudo -u nobody` as --user with nobody's ids and groups,
     2 GiB for virtual_address_range's page tables, the host's /usr/bin only for shell-running cases."""
-    from emu.selftests import faultlab_argv, user_ids
-    from emu.selftests_cases import Case
+    from faultlab.selftests.runner import faultlab_argv, user_ids
+    from faultlab.selftests.cases import Case
 
     def opts(case):
-        return ' '.join(faultlab_argv(case, '/B', 60)[3:])
+        argv = faultlab_argv(case, '/B', 60)
+        return ' '.join(argv[argv.index('run'):])
     assert opts(Case('hugetlb', ('./hugepage-shm',), (('kernel/shmmax', '268435456'), ('vm/nr_hugepages', '128')))) \
         == ('run --no-progress --timeout 60 --ram 536870912 --hugepages 128 --sysctl kernel.shmmax=268435456 '
             '--mount /B:/selftests /B/hugepage-shm')

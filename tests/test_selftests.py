@@ -5,9 +5,9 @@ import subprocess
 
 import pytest
 
-from emu.selftests import (EXPECTED, expected, faultlab_argv, format_table, run_native, worse_cases)
-from emu.selftests_cases import Case, derive_cases
-from emu.selftests_result import (FAIL, NOTBUILT, NOTRUN, PASS, SIGNAL, SKIP, TIMEOUT, Outcome, classify,
+from faultlab.selftests.runner import (EXPECTED, expected, faultlab_argv, format_table, run_native, worse_cases)
+from faultlab.selftests.cases import Case, derive_cases
+from faultlab.selftests.result import (FAIL, NOTBUILT, NOTRUN, PASS, SIGNAL, SKIP, TIMEOUT, Outcome, classify,
                                   parse_totals, reason, worse)
 
 TOTALS_TEXT = ('TAP version 13\n1..3\nok 1 a\nnot ok 2 b\nok 3 c # SKIP no thing\n'

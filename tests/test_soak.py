@@ -1,7 +1,7 @@
 """The option-combination soak: userland programs under random option combinations end as the default run."""
 import pytest
 
-from emu import bench_soak
+from faultlab.bench import soak as bench_soak
 
 
 def test_judge_flags_what_it_must():

@@ -4,10 +4,10 @@ Each test builds a two-thread mm (mm_users 2) and plays the other CPU by recordi
 write or a page-table change at simulated times around the fault; the guest-level races are in
 tests/test_threads.py.
 """
-from kernel.arch.fault import access_error, X86_PF_WRITE, X86_PF_USER
-from kernel.mm.mm_types import FAULT_FLAG_WRITE, FAULT_FLAG_USER
-from kernel.mm.mmap import do_mmap, do_mprotect, MAP_PRIVATE, MAP_ANONYMOUS
-from kernel.mm import spf
+from faultlab.kernel.arch.fault import access_error, X86_PF_WRITE, X86_PF_USER
+from faultlab.kernel.mm.mm_types import FAULT_FLAG_WRITE, FAULT_FLAG_USER
+from faultlab.kernel.mm.mmap import do_mmap, do_mprotect, MAP_PRIVATE, MAP_ANONYMOUS
+from faultlab.kernel.mm import spf
 from tests.test_mm_unit import Env, PROT_R, PROT_RW
 
 ADDR = 0x40000000
@@ -142,7 +142,7 @@ def test_mmap_write_unlock_bumps_changed_and_new_vmas_only():
 def test_tlb_targets_follow_mm_cpumask_with_lazy_idle_cpus():
     """A shootdown interrupts the CPUs running the mm and the idle ones that ran it last (lazy TLB, as
     4.15); a CPU that switched to another mm is not a target; idle or sleeping ones are halted."""
-    from kernel.sched import Scheduler
+    from faultlab.kernel.sched import Scheduler
 
     class T:
         def __init__(self, mm):

@@ -39,7 +39,7 @@ def test_a_woken_task_stops_the_running_cpu_when_another_is_idle():
     at its wake-up time and CPUs stay close in simulated time (lock holds are compared in causal
     order); without an idle CPU the woken task waits for a time slice instead."""
     from types import SimpleNamespace
-    from kernel.sched import Scheduler
+    from faultlab.kernel.sched import Scheduler
 
     def sleeper():
         return SimpleNamespace(state='S', exited=False, wake_ret=None, ready_at=0, waiting_on=None)

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from conftest import ROOT, run_guest
-from kernel.debug.check import TrapChecker
-from kernel.hostlimit import raise_host_limit, clear_host_limit
-from kernel.mm.madvise import do_madvise, MADV_PAGEOUT, MADV_POPULATE_WRITE
-from kernel.mm.mmap import do_mmap, MAP_PRIVATE, MAP_ANONYMOUS
-from kernel.mm.pgtable import _PAGE_PRESENT
+from faultlab.kernel.debug.check import TrapChecker
+from faultlab.kernel.hostlimit import raise_host_limit, clear_host_limit
+from faultlab.kernel.mm.madvise import do_madvise, MADV_PAGEOUT, MADV_POPULATE_WRITE
+from faultlab.kernel.mm.mmap import do_mmap, MAP_PRIVATE, MAP_ANONYMOUS
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT
 from test_mm_unit import Env, PROT_RW
 
 LIMIT = 3.0           # seconds given to --timeout
@@ -23,7 +23,7 @@ MARGIN = 2.0          # the run must end within LIMIT + MARGIN seconds of host w
 
 def timed_run(userland, *args, limit=LIMIT):
     """Run `faultlab run --timeout LIMIT ARGS` in a fresh process: (elapsed wall seconds, process)."""
-    cmd = [sys.executable, '-m', 'emu.cli', 'run', '--timeout', str(limit)] + [
+    cmd = [sys.executable, '-m', 'faultlab.cli', 'run', '--timeout', str(limit)] + [
         os.path.join(userland, a) if a in ('timehog', 'hello') else a for a in args]
     t0 = time.monotonic()
     try:

@@ -99,9 +99,9 @@ def test_uffd_faults_are_counted_and_deterministic(userland):
 
 def _run_guest_huge(prog, cpus):
     """prog under faultlab with 4 pages in the hugetlb pool: (exit code, stdout)."""
-    from emu.cycles import CostTable
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
     out = []
     m = Machine(ram=64 << 20, costs=CostTable(),
                 config=KernelConfig(stdout=out.append, stderr=out.append, nr_hugepages=4, cpus=cpus))

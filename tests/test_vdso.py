@@ -32,7 +32,7 @@ def test_clocks_are_deterministic(userland):
 
 
 def test_vdso_is_read_only(userland):
-    p = subprocess.run([sys.executable, '-m', 'emu.cli', 'run', os.path.join(userland, 'clocks'), 'poke'],
+    p = subprocess.run([sys.executable, '-m', 'faultlab.cli', 'run', os.path.join(userland, 'clocks'), 'poke'],
                        capture_output=True, cwd=ROOT, timeout=120)
     assert p.returncode == 128 + 11
     assert b'wrote into the vDSO' not in p.stdout
@@ -50,7 +50,7 @@ def test_prefetch_page_selftest_passes(userland):
 
 def test_prefetch_of_cold_page_starts_io_without_waiting(userland):
     """Switching the NOWAIT rule off (a plain fault that waits) makes the cold-page case fail."""
-    import kernel.kernel as kk
+    import faultlab.kernel.kernel as kk
     r = run_guest(os.path.join(userland, 'prefetch_test'))
     assert 'ok 4 cold file page' in r.stdout.decode()
     orig = kk.FAULT_FLAG_RETRY_NOWAIT
@@ -65,7 +65,7 @@ def test_prefetch_of_cold_page_starts_io_without_waiting(userland):
 
 
 def test_without_the_extable_fixup_null_prefetch_is_a_sigsegv(userland, monkeypatch):
-    import kernel.kernel as kk
+    import faultlab.kernel.kernel as kk
     monkeypatch.setattr(kk, 'fixup_vdso_exception', lambda *a: None)     # the kernel rule switched off
     bad = run_guest(os.path.join(userland, 'prefetch_test'))
     assert bad.exit_code == 128 + 11
@@ -87,7 +87,7 @@ def test_an_ordinary_major_fault_waits_for_its_io(userland):
     prefetch_page() takes every fault the ordinary way, a cold file page's fault sleeps until the disk
     completes its read (at least one whole read latency of I/O wait) and no fault is retried."""
     from conftest import DATA
-    from kernel.block.params import DiskParams
+    from faultlab.kernel.block.params import DiskParams
     r = run_guest(os.path.join(userland, 'filemap'), ['/data/big.bin'], mounts=[(DATA, '/data', False)])
     assert r.exit_code == 0 and r.stdout.endswith(b'ok\n')
     s = r.stats

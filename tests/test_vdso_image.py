@@ -27,9 +27,9 @@ from unicorn.x86_const import (UC_X86_INS_SYSCALL, UC_X86_REG_R12, UC_X86_REG_R1
                                UC_X86_REG_RDI, UC_X86_REG_RDX, UC_X86_REG_RIP, UC_X86_REG_RSI,
                                UC_X86_REG_RSP)
 
-from vdso import elfwriter
-from vdso import vvar as vv
-from vdso.image import (VDSO_EX_ASYNC, X86_TRAP_PF, build_vdso_image, get_vdso_image,
+from faultlab.vdso import elfwriter
+from faultlab.vdso import vvar as vv
+from faultlab.vdso.image import (VDSO_EX_ASYNC, X86_TRAP_PF, build_vdso_image, get_vdso_image,
                         parse_extable, search_exception_table)
 
 FUNCS = ['__vdso_clock_gettime', '__vdso_clock_getres', '__vdso_gettimeofday', '__vdso_time',

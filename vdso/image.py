@@ -1,4 +1,4 @@
-"""Build the faultlab vDSO: assemble vprefetch.S with keystone (verified, emu/asm.py) and wrap it in an ELF64 DSO.
+"""Build the faultlab vDSO: assemble vprefetch.S with keystone (verified, emu/core/asm.py) and wrap it in an ELF64 DSO.
 
 The result is a real x86-64 ``ET_DYN`` shared object, linked at address 0, that the
 kernel maps into every process and announces through ``AT_SYSINFO_EHDR``.  File layout
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from emu.asm import AsmSourceError, assemble
+from faultlab.core.asm import AsmSourceError, assemble
 
 from . import elfwriter as ew
 from .vvar import PAGE_SIZE, VVAR_OFFSET, asm_constants
@@ -84,7 +84,7 @@ class VdsoImage:
     vvar_offset     offset of the vvar page relative to the image start (-4096)
     sections        section name -> (offset, size)
     assembly        the text keystone assembled at text_offset (the code, then a .quad per label
-                    the builder reads back), verified instruction by instruction (emu/asm.py)
+                    the builder reads back), verified instruction by instruction (emu/core/asm.py)
     """
     data: bytes
     symbols: dict
@@ -199,7 +199,7 @@ def _prelude(text_offset):
     consts = dict(asm_constants())
     consts.update(X86_TRAP_PF=X86_TRAP_PF, VDSO_EX_ASYNC=VDSO_EX_ASYNC,
                   NR_clock_gettime=NR_CLOCK_GETTIME, NR_clock_getres=NR_CLOCK_GETRES)
-    lines = ['.set %s, %#x' % kv for kv in consts.items()]       # 0x literals: emu/asm.py
+    lines = ['.set %s, %#x' % kv for kv in consts.items()]       # 0x literals: emu/core/asm.py
     lines.append('.Lvdso_text_start:')
     # Code is assembled at its image offset, so the image starts at address 0 and the
     # vvar page at VVAR_OFFSET; express that as a label so [rip + vvar_page] is PC-relative.
@@ -226,7 +226,7 @@ def _assemble(parsed, text_offset):
     src = '\n'.join(_prelude(text_offset) + [parsed.text, '.Lvdso_code_end:']
                     + ['.quad %s' % q for q in queries]) + '\n'
     try:
-        # keystone with its radix set, every instruction checked against the source (emu/asm.py)
+        # keystone with its radix set, every instruction checked against the source (emu/core/asm.py)
         out = assemble(src, text_offset, 'the vDSO')
     except AsmSourceError as exc:
         raise ValueError('assembling the vDSO source failed: %s' % exc) from None

@@ -20,7 +20,7 @@
 # Only '#' comments; no sections: everything here is .text.
 #
 # Numbers of two or more digits are written as 0x literals: keystone's radix is not
-# reliable, so a bare 1000 might be read as 0x1000 (emu/asm.py refuses such a source and
+# reliable, so a bare 1000 might be read as 0x1000 (emu/core/asm.py refuses such a source and
 # checks every assembled instruction against this text with capstone).
 
 # ---------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """The x86 page-fault entry (arch/x86/mm/fault.c): error-code decoding, VMA checks, signals."""
-from kernel.mm.memory import handle_mm_fault
-from kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_USER, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_ALLOW_RETRY,
+from faultlab.kernel.mm.memory import handle_mm_fault
+from faultlab.kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_USER, FAULT_FLAG_INSTRUCTION, FAULT_FLAG_ALLOW_RETRY,
                                 FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV,
                                 VM_FAULT_HWPOISON, VM_FAULT_MAJOR, VM_FAULT_RETRY, TASK_SIZE)
-from kernel.mm.mmap import expand_stack
-from kernel.mm.spf import handle_speculative_fault, mmap_read_lock, mmap_read_unlock
-from kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_GROWSDOWN
+from faultlab.kernel.mm.mmap import expand_stack
+from faultlab.kernel.mm.spf import handle_speculative_fault, mmap_read_lock, mmap_read_unlock
+from faultlab.kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_GROWSDOWN
 
 # enum x86_pf_error_code
 X86_PF_PROT = 1 << 0

@@ -4,13 +4,13 @@ One copy of the image lives in reserved frames; exec maps it read+exec as [vdso]
 page just below it, read-only. The kernel keeps the vvar current with simulated time. A fault at an
 instruction listed in the image's own exception table is fixed up here (fixup_vdso_exception).
 """
-from emu.physmem import PAGE_SIZE
-from kernel.mm.mmap import get_unmapped_area
-from kernel.mm.page_alloc import PG_reserved
-from kernel.mm.pgtable import pfn_pte, vm_get_page_prot, _PAGE_ACCESSED
-from kernel.mm.vma import VmArea, VM_READ, VM_EXEC, VM_MAYREAD, VM_MAYEXEC, VM_DONTEXPAND, VM_PFNMAP, VM_IO
-from vdso.image import get_vdso_image, search_exception_table
-from vdso import vvar as vvar_layout
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
+from faultlab.kernel.mm.mmap import get_unmapped_area
+from faultlab.kernel.mm.page_alloc import PG_reserved
+from faultlab.kernel.mm.pgtable import pfn_pte, vm_get_page_prot, _PAGE_ACCESSED
+from faultlab.kernel.mm.vma import VmArea, VM_READ, VM_EXEC, VM_MAYREAD, VM_MAYEXEC, VM_DONTEXPAND, VM_PFNMAP, VM_IO
+from faultlab.vdso.image import get_vdso_image, search_exception_table
+from faultlab.vdso import vvar as vvar_layout
 
 EX_FLAG_ASYNC = 1
 

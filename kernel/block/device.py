@@ -7,8 +7,8 @@ import heapq
 import math
 from fractions import Fraction
 
-from kernel.block.params import DiskParams
-from kernel.block.request import READ, WRITE, BlockStats, Request
+from faultlab.kernel.block.params import DiskParams
+from faultlab.kernel.block.request import READ, WRITE, BlockStats, Request
 
 __all__ = ['BlockDevice', 'DiskParams', 'Request', 'BlockStats', 'READ', 'WRITE']
 

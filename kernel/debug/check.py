@@ -12,14 +12,14 @@ writable PTE needs a writable VMA. The first violation ends the run with a repor
 import struct
 import time
 
-from emu.physmem import EMU_RESERVED_FRAMES, PAGE_SHIFT, PAGE_SIZE
-from kernel.hostlimit import fatal_signal_pending
-from kernel.mm.mm_types import TASK_SIZE
-from kernel.mm.page_alloc import (PG_lru, PG_active, PG_reserved, PG_pgtable, PG_swapcache, PG_anon,
+from faultlab.kernel.arch.cpu_interface import EMU_RESERVED_FRAMES, PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.hostlimit import fatal_signal_pending
+from faultlab.kernel.mm.mm_types import TASK_SIZE
+from faultlab.kernel.mm.page_alloc import (PG_lru, PG_active, PG_reserved, PG_pgtable, PG_swapcache, PG_anon,
                                   PG_hwpoison, PG_hugetlb, PG_head)
-from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_PSE, PTE_PFN_MASK, pte_to_swp_entry,
+from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_PSE, PTE_PFN_MASK, pte_to_swp_entry,
                                pte_flags_str)
-from kernel.mm.vma import VM_WRITE, VM_SHARED, VM_HUGETLB
+from faultlab.kernel.mm.vma import VM_WRITE, VM_SHARED, VM_HUGETLB
 
 _TABLE = struct.Struct('<512Q')
 SWP_HWPOISON = 31
@@ -436,6 +436,6 @@ class TrapChecker(VmChecker):
             return 'page fault at %#x (error code %#x) from rip=%#x <%s>' % (
                 addr, err, rip, self.k.symbolize(task, rip) if task is not None else '??')
         _, nr, args, rip = event
-        from kernel.syscalls import SYSCALL_NAMES
+        from faultlab.kernel.syscalls import SYSCALL_NAMES
         return 'syscall %s(%s) [nr %d] at rip=%#x' % (SYSCALL_NAMES.get(nr, 'unknown'),
                                                        ', '.join('%#x' % a for a in args), nr, rip)

@@ -1,20 +1,20 @@
 """The guest filesystem: inodes, superblocks (disk, tmpfs, host, dev, proc) and the Vfs namespace."""
-from kernel.fs.chrdev import CharDevice, DeterministicRandom
-from kernel.fs.devfs import DevFs
-from kernel.fs.dir import Directory, MemDir
-from kernel.fs.dirent import pack_dirent64, mode_to_dtype
-from kernel.fs.diskfs import DiskFile, DiskFs
-from kernel.fs.errors import FsError
-from kernel.fs.hostfs import HostFs
-from kernel.fs.inode import Inode
-from kernel.fs.mountspec import parse_mount_spec
-from kernel.fs.perm import ROOT, Cred
-from kernel.fs.procfs import ProcFs
-from kernel.fs.rootfs import make_root_fs
-from kernel.fs.stat import StatFs, Timespec, makedev, pack_stat, pack_statfs
-from kernel.fs.synth import SynthFile, SynthSymlink
-from kernel.fs.tmpfs import MemFile, TmpFs
-from kernel.fs.vfs import Vfs
+from faultlab.kernel.fs.chrdev import CharDevice, DeterministicRandom
+from faultlab.kernel.fs.devfs import DevFs
+from faultlab.kernel.fs.dir import Directory, MemDir
+from faultlab.kernel.fs.dirent import pack_dirent64, mode_to_dtype
+from faultlab.kernel.fs.diskfs import DiskFile, DiskFs
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.hostfs import HostFs
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.mountspec import parse_mount_spec
+from faultlab.kernel.fs.perm import ROOT, Cred
+from faultlab.kernel.fs.procfs import ProcFs
+from faultlab.kernel.fs.rootfs import make_root_fs
+from faultlab.kernel.fs.stat import StatFs, Timespec, makedev, pack_stat, pack_statfs
+from faultlab.kernel.fs.synth import SynthFile, SynthSymlink
+from faultlab.kernel.fs.tmpfs import MemFile, TmpFs
+from faultlab.kernel.fs.vfs import Vfs
 
 __all__ = ['CharDevice', 'Cred', 'DeterministicRandom', 'DevFs', 'Directory', 'DiskFile', 'DiskFs',
            'FsError', 'HostFs', 'Inode', 'MemDir', 'MemFile', 'ProcFs', 'ROOT', 'StatFs', 'SynthFile',

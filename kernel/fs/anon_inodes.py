@@ -6,9 +6,9 @@ inode: fop_read(k, t, f, count) -> bytes, -errno or BLOCKED, fop_write(k, t, f, 
 unlocked_ioctl(k, t, f, cmd, arg), poll() -> mask and wait_queue (vfs_poll), release(k) at the
 last close.
 """
-from kernel.file import O_ACCMODE, O_CLOEXEC, O_NONBLOCK, OpenFile
-from kernel.fs.inode import Inode
-from kernel.fs.superblock import SuperBlock
+from faultlab.kernel.file import O_ACCMODE, O_CLOEXEC, O_NONBLOCK, OpenFile
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.superblock import SuperBlock
 
 ANON_INODE_FS_MAGIC = 0x09041934
 

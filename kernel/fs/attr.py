@@ -3,10 +3,10 @@ chgrp_ok, setattr_should_drop_sgid; fs/open.c chmod_common, chown_common; fs/uti
 import errno
 from dataclasses import dataclass
 
-from kernel.capability import CAP_CHOWN
-from kernel.fs.errors import FsError
-from kernel.fs.perm import MAY_WRITE, ROOT, in_group_or_capable, inode_owner_or_capable, inode_permission
-from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFLNK, S_ISGID, S_ISUID, Timespec
+from faultlab.kernel.capability import CAP_CHOWN
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.perm import MAY_WRITE, ROOT, in_group_or_capable, inode_owner_or_capable, inode_permission
+from faultlab.kernel.fs.stat import S_IFMT, S_IFDIR, S_IFLNK, S_ISGID, S_ISUID, Timespec
 
 # include/linux/fs.h ia_valid bits
 ATTR_MODE, ATTR_UID, ATTR_GID, ATTR_SIZE, ATTR_ATIME, ATTR_MTIME, ATTR_CTIME = 1, 2, 4, 8, 16, 32, 64

@@ -1,7 +1,7 @@
 """Block allocator of the disk filesystem: a byte-per-block bitmap with goal-directed search."""
 import errno
 
-from kernel.fs.errors import FsError
+from faultlab.kernel.fs.errors import FsError
 
 
 class BlockAllocator:

@@ -2,9 +2,9 @@
 import errno
 import hashlib
 
-from kernel.fs.errors import FsError
-from kernel.fs.inode import Inode
-from kernel.fs.stat import S_IFCHR, makedev
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.stat import S_IFCHR, makedev
 
 MEM_MAJOR = 1
 

@@ -1,8 +1,8 @@
 """devtmpfs: a tmpfs holding the standard memory character devices."""
-from kernel.fs.chrdev import DeterministicRandom, FullDevice, NullDevice, RandomDevice, ZeroDevice
-from kernel.fs.stat import S_IFDIR
-from kernel.fs.tmpfs import TmpFs
-from kernel.fs.userfaultfd_dev import UserfaultfdDevice
+from faultlab.kernel.fs.chrdev import DeterministicRandom, FullDevice, NullDevice, RandomDevice, ZeroDevice
+from faultlab.kernel.fs.stat import S_IFDIR
+from faultlab.kernel.fs.tmpfs import TmpFs
+from faultlab.kernel.fs.userfaultfd_dev import UserfaultfdDevice
 
 
 class DevFs(TmpFs):

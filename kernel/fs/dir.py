@@ -1,10 +1,10 @@
 """Directories: the Directory interface the Vfs calls, and MemDir (entries kept in memory)."""
 import errno
 
-from kernel.fs.dirent import DT_DIR
-from kernel.fs.errors import FsError
-from kernel.fs.inode import Inode
-from kernel.fs.stat import S_IFDIR, S_IFMT, S_ISGID
+from faultlab.kernel.fs.dirent import DT_DIR
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.stat import S_IFDIR, S_IFMT, S_ISGID
 
 
 class Directory(Inode):

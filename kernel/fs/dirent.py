@@ -1,7 +1,7 @@
 """Directory entries: DT_* types and the `struct linux_dirent64` encoder used by getdents64."""
 import struct
 
-from kernel.fs.stat import S_IFMT
+from faultlab.kernel.fs.stat import S_IFMT
 
 DT_UNKNOWN = 0
 DT_FIFO = 1

@@ -6,13 +6,13 @@ Directories and inodes are kept in memory (metadata I/O is not timed).
 """
 import errno
 
-from kernel.fs.balloc import BlockAllocator
-from kernel.fs.dir import MemDir
-from kernel.fs.errors import FsError
-from kernel.fs.regfile import ZERO_PAGE, PagedFile
-from kernel.fs.stat import EXT4_SUPER_MAGIC, PAGE_SIZE, S_IFDIR, makedev
-from kernel.fs.superblock import SuperBlock
-from kernel.fs.symlink import Symlink
+from faultlab.kernel.fs.balloc import BlockAllocator
+from faultlab.kernel.fs.dir import MemDir
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.regfile import ZERO_PAGE, PagedFile
+from faultlab.kernel.fs.stat import EXT4_SUPER_MAGIC, PAGE_SIZE, S_IFDIR, makedev
+from faultlab.kernel.fs.superblock import SuperBlock
+from faultlab.kernel.fs.symlink import Symlink
 
 EXT4_ROOT_INO = 2
 EXT4_FIRST_INO = 11

@@ -8,10 +8,10 @@ reports it readable while the count is not 0 and writable while 1 more fits.
 import errno
 import struct
 
-from kernel.file import O_NONBLOCK
-from kernel.fs.anon_inodes import AnonInode
-from kernel.fs.pipe import POLLERR, POLLIN, POLLOUT
-from kernel.wait import WaitQueue
+from faultlab.kernel.file import O_NONBLOCK
+from faultlab.kernel.fs.anon_inodes import AnonInode
+from faultlab.kernel.fs.pipe import POLLERR, POLLIN, POLLOUT
+from faultlab.kernel.wait import WaitQueue
 
 ULLONG_MAX = (1 << 64) - 1
 EFD_SEMAPHORE = 1

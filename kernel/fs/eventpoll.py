@@ -13,11 +13,11 @@ EP_MAX_NESTS deep, no loops).
 import errno
 import struct
 
-from kernel.capability import CAP_NET_ADMIN, capable
-from kernel.fs.anon_inodes import AnonInode
-from kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLRDNORM
-from kernel.fs.vfs_poll import poll_wait_queue, vfs_poll
-from kernel.wait import WaitQueue
+from faultlab.kernel.capability import CAP_NET_ADMIN, capable
+from faultlab.kernel.fs.anon_inodes import AnonInode
+from faultlab.kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLRDNORM
+from faultlab.kernel.fs.vfs_poll import poll_wait_queue, vfs_poll
+from faultlab.kernel.wait import WaitQueue
 
 EPOLLIN, EPOLLPRI, EPOLLOUT, EPOLLERR, EPOLLHUP = 0x001, 0x002, 0x004, POLLERR, POLLHUP
 EPOLLRDNORM, EPOLLRDBAND, EPOLLWRNORM, EPOLLWRBAND, EPOLLMSG, EPOLLRDHUP = 0x040, 0x080, 0x100, 0x200, 0x400, 0x2000

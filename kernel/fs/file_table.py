@@ -9,8 +9,8 @@ The files in use are counted as the open files that descriptors and mappings hol
 """
 import errno
 
-from kernel.capability import CAP_SYS_ADMIN, capable
-from kernel.sysctl_vm import proc_dointvec_minmax
+from faultlab.kernel.capability import CAP_SYS_ADMIN, capable
+from faultlab.kernel.sysctl_vm import proc_dointvec_minmax
 
 NR_FILE = 8192
 LONG_MAX = (1 << 63) - 1

@@ -13,12 +13,12 @@ import stat as st_
 from collections import OrderedDict
 from contextlib import contextmanager
 
-from kernel.fs.dir import Directory
-from kernel.fs.errors import FsError, from_oserror
-from kernel.fs.inode import Inode
-from kernel.fs.stat import PAGE_SIZE, S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, V9FS_MAGIC, \
+from faultlab.kernel.fs.dir import Directory
+from faultlab.kernel.fs.errors import FsError, from_oserror
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.stat import PAGE_SIZE, S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, V9FS_MAGIC, \
     timespec_from_ns
-from kernel.fs.superblock import SuperBlock
+from faultlab.kernel.fs.superblock import SuperBlock
 
 O_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 O_FILE_FLAGS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK

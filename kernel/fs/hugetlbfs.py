@@ -3,13 +3,13 @@ MAP_HUGETLB memory (an unlinked file per mapping) and memfd_create(MFD_HUGETLB).
 straight from the huge pages; fallocate takes (and clears) pool pages; sizes are multiples of 2 MiB."""
 import errno
 
-from kernel.fs.dir import MemDir
-from kernel.fs.errors import FsError
-from kernel.fs.regfile import PagedFile
-from kernel.fs.stat import S_IFDIR
-from kernel.fs.superblock import SuperBlock
-from kernel.fs.symlink import Symlink
-from kernel.mm.hugetlb import (HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE, HUGETLBFS_MAGIC,
+from faultlab.kernel.fs.dir import MemDir
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.regfile import PagedFile
+from faultlab.kernel.fs.stat import S_IFDIR
+from faultlab.kernel.fs.superblock import SuperBlock
+from faultlab.kernel.fs.symlink import Symlink
+from faultlab.kernel.mm.hugetlb import (HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE, HUGETLBFS_MAGIC,
                                hugetlb_vmdelete_list)
 
 
@@ -289,7 +289,7 @@ class HugetlbFs(SuperBlock):
 
 def hugetlb_file_setup(hstate, pagecache, size, path='/anon_hugepage (deleted)'):
     """The unlinked hugetlbfs file behind an anonymous MAP_HUGETLB mapping, as an open file."""
-    from kernel.file import OpenFile
+    from faultlab.kernel.file import OpenFile
     inode = hstate.sb.new_anon_file()
     inode.ihold()
     inode.size = size

@@ -1,9 +1,9 @@
 """Inode: metadata every file type shares (struct inode), link counting and attribute changes."""
 import errno
 
-from kernel.fs.dirent import mode_to_dtype
-from kernel.fs.errors import FsError
-from kernel.fs.stat import (PAGE_SIZE, S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_ISUID,
+from faultlab.kernel.fs.dirent import mode_to_dtype
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.stat import (PAGE_SIZE, S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_ISUID,
                             S_ISGID, Timespec)
 
 

@@ -12,7 +12,7 @@ import errno
 import struct
 import weakref
 
-from kernel.wait import WaitQueue
+from faultlab.kernel.wait import WaitQueue
 
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from kernel.fs.stat import dev_major
+from faultlab.kernel.fs.stat import dev_major
 
 # per-mount flags (include/linux/mount.h) and the text show_mnt_opts gives them, in its order
 MNT_NOSUID, MNT_NODEV, MNT_NOEXEC, MNT_NOATIME, MNT_NODIRATIME, MNT_RELATIME = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20

@@ -3,7 +3,7 @@ shared libraries (or a --sysroot's) that dynamically linked programs need."""
 import errno
 import os
 
-from kernel.fs.errors import FsError
+from faultlab.kernel.fs.errors import FsError
 
 # What a dynamically linked program needs from the host, as QEMU's user mode reads it (or from
 # qemu-x86_64 -L's directory): the library directories and the dynamic loader's configuration; and

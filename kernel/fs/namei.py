@@ -1,8 +1,8 @@
 """Path walking (fs/namei.c): components, '.', '..', mount points and symlinks, with Linux errnos."""
 import errno
 
-from kernel.fs.errors import FsError
-from kernel.fs.perm import MAY_EXEC, inode_permission
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.perm import MAY_EXEC, inode_permission
 
 PATH_MAX = 4096
 NAME_MAX = 255

@@ -3,10 +3,10 @@ do_remount, do_change_type, path_umount/do_umount): new tmpfs and hugetlbfs moun
 lazy and expiring unmounts, EBUSY while a mount is in use. Errors are raised as FsError."""
 import errno
 
-from kernel.fs.errors import FsError
-from kernel.fs.fs_context import (FILESYSTEMS, hugetlbfs_get_tree, parse_hugetlbfs, parse_tmpfs, split_options,
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.fs_context import (FILESYSTEMS, hugetlbfs_get_tree, parse_hugetlbfs, parse_tmpfs, split_options,
                                   tmpfs_get_tree, tmpfs_reconfigure)
-from kernel.fs.mount import (MNT_NOATIME, MNT_NODEV, MNT_NODIRATIME, MNT_NOEXEC, MNT_NOSUID, MNT_NOSYMFOLLOW,
+from faultlab.kernel.fs.mount import (MNT_NOATIME, MNT_NODEV, MNT_NODIRATIME, MNT_NOEXEC, MNT_NOSUID, MNT_NOSYMFOLLOW,
                              MNT_RELATIME, assign_mnt_ids)
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_SYNCHRONOUS, MS_REMOUNT = 1, 2, 4, 8, 16, 32

@@ -3,9 +3,9 @@ may_create; fs/attr.c inode_owner_or_capable, in_group_or_capable; fs/proc/proc_
 import errno
 from dataclasses import dataclass
 
-from kernel.capability import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_FULL_SET
-from kernel.fs.errors import FsError
-from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_ISVTX
+from faultlab.kernel.capability import CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_FULL_SET
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_ISVTX
 
 MAY_EXEC = 1
 MAY_WRITE = 2

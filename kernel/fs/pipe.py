@@ -14,8 +14,8 @@ goes away (free_pipe_info).
 import errno
 from collections import deque
 
-from kernel.fs.stat import S_IFIFO, Timespec, makedev
-from kernel.wait import WaitQueue
+from faultlab.kernel.fs.stat import S_IFIFO, Timespec, makedev
+from faultlab.kernel.wait import WaitQueue
 
 PIPE_BUF = 4096
 PIPE_CAPACITY = 65536
@@ -141,7 +141,7 @@ def pipe_write(k, t, f, data, nonblock):
     """write(2) on the write end: bytes written, -EPIPE (and SIGPIPE), -EAGAIN, or BLOCKED."""
     p = f.inode.pipe
     if not p.readers:
-        from kernel.syscalls.thread import send_signal
+        from faultlab.kernel.syscalls.thread import send_signal
         send_signal(k, t, t, SIGPIPE)
         return -errno.EPIPE
     if not data:

@@ -1,12 +1,12 @@
 """procfs: a tree of synthetic files registered by the kernel; the guest cannot add or remove names."""
 import errno
 
-from kernel.fs.dir import Directory, MemDir
-from kernel.fs.errors import FsError
-from kernel.fs.perm import sysctl_perm
-from kernel.fs.stat import PROC_SUPER_MAGIC, S_IFDIR
-from kernel.fs.superblock import SuperBlock
-from kernel.fs.synth import SynthFile, SynthSymlink
+from faultlab.kernel.fs.dir import Directory, MemDir
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.perm import sysctl_perm
+from faultlab.kernel.fs.stat import PROC_SUPER_MAGIC, S_IFDIR
+from faultlab.kernel.fs.superblock import SuperBlock
+from faultlab.kernel.fs.synth import SynthFile, SynthSymlink
 
 PROC_ROOT_INO = 1
 

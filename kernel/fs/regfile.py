@@ -5,9 +5,9 @@ semantics (EOF, holes reading as zeros, zeroing on shrink) in one place.
 """
 import errno
 
-from kernel.fs.errors import FsError
-from kernel.fs.inode import Inode
-from kernel.fs.stat import PAGE_SIZE, S_IFMT, S_IFREG
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.stat import PAGE_SIZE, S_IFMT, S_IFREG
 
 ZERO_PAGE = bytes(PAGE_SIZE)
 

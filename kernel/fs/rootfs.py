@@ -1,14 +1,14 @@
 """make_root_fs: the standard guest tree (disk root, /tmp, /dev, /proc, /home, /etc, ...)."""
-from kernel.fs.devfs import DevFs
-from kernel.fs.diskfs import DiskFs
-from kernel.fs.errors import FsError
-from kernel.fs.hostfs import HostFs
-from kernel.fs.mountspec import lib_view, proc_mountpoint
-from kernel.fs.mount import MNT_NODEV, MNT_NOEXEC, MNT_NOSUID
-from kernel.fs.procfs import ProcFs
-from kernel.fs.sysfs import SysFs
-from kernel.fs.tmpfs import TmpFs
-from kernel.fs.vfs import Vfs
+from faultlab.kernel.fs.devfs import DevFs
+from faultlab.kernel.fs.diskfs import DiskFs
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.hostfs import HostFs
+from faultlab.kernel.fs.mountspec import lib_view, proc_mountpoint
+from faultlab.kernel.fs.mount import MNT_NODEV, MNT_NOEXEC, MNT_NOSUID
+from faultlab.kernel.fs.procfs import ProcFs
+from faultlab.kernel.fs.sysfs import SysFs
+from faultlab.kernel.fs.tmpfs import TmpFs
+from faultlab.kernel.fs.vfs import Vfs
 
 ETC_FILES = {
     'hostname': b'faultlab\n',

@@ -1,5 +1,5 @@
 """SuperBlock: one mounted filesystem instance (device number, inode numbers, clock, read-only flag)."""
-from kernel.fs.stat import PAGE_SIZE, S_IFREG, ST_RDONLY, ST_VALID, StatFs, Timespec, timespec_from_ns
+from faultlab.kernel.fs.stat import PAGE_SIZE, S_IFREG, ST_RDONLY, ST_VALID, StatFs, Timespec, timespec_from_ns
 
 MAX_LFS_FILESIZE = 0x7fffffffffffffff
 

@@ -1,6 +1,6 @@
 """Symbolic links."""
-from kernel.fs.inode import Inode
-from kernel.fs.stat import S_IFLNK
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.stat import S_IFLNK
 
 
 class Symlink(Inode):

@@ -1,9 +1,9 @@
 """Synthetic (procfs-style) files whose content is produced by callbacks."""
 import errno
 
-from kernel.fs.errors import FsError
-from kernel.fs.inode import Inode
-from kernel.fs.stat import PAGE_SIZE, S_IFLNK, S_IFREG
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.stat import PAGE_SIZE, S_IFLNK, S_IFREG
 
 
 class SynthFile(Inode):

@@ -2,10 +2,10 @@
 by the kernel like the proc files (Vfs.register_synth works inside it); the guest cannot add or
 remove names. An attribute reads as one value per file and reports st_size 4096, as kernfs gives
 every attribute a page."""
-from kernel.fs.procfs import ProcDir
-from kernel.fs.stat import PAGE_SIZE, S_IFDIR
-from kernel.fs.superblock import SuperBlock
-from kernel.fs.synth import SynthFile
+from faultlab.kernel.fs.procfs import ProcDir
+from faultlab.kernel.fs.stat import PAGE_SIZE, S_IFDIR
+from faultlab.kernel.fs.superblock import SuperBlock
+from faultlab.kernel.fs.synth import SynthFile
 
 SYSFS_MAGIC = 0x62656572
 SYSFS_ROOT_INO = 1

@@ -2,9 +2,9 @@
 vfs_tmpfile); it lives while it is open, unless linkat gives it a name."""
 import errno
 
-from kernel.fs.errors import FsError
-from kernel.fs.perm import MAY_EXEC, MAY_WRITE, ROOT
-from kernel.fs.stat import S_ISGID
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.perm import MAY_EXEC, MAY_WRITE, ROOT
+from faultlab.kernel.fs.stat import S_ISGID
 
 # the filesystems of the guest tree whose directories have ->tmpfile (shmem, ext4, hugetlbfs);
 # 9p, proc and sysfs have none (EOPNOTSUPP)

@@ -1,12 +1,12 @@
 """tmpfs: a filesystem kept entirely in memory (also the home of memfd files)."""
 import errno
 
-from kernel.fs.errors import FsError
-from kernel.fs.dir import MemDir
-from kernel.fs.regfile import PagedFile
-from kernel.fs.stat import PAGE_SIZE, TMPFS_MAGIC, S_IFDIR
-from kernel.fs.superblock import SuperBlock
-from kernel.fs.symlink import Symlink
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.dir import MemDir
+from faultlab.kernel.fs.regfile import PagedFile
+from faultlab.kernel.fs.stat import PAGE_SIZE, TMPFS_MAGIC, S_IFDIR
+from faultlab.kernel.fs.superblock import SuperBlock
+from faultlab.kernel.fs.symlink import Symlink
 
 BOGO_DIRENT_SIZE = 20     # mm/shmem.c: what each entry adds to a tmpfs directory's st_size
 

@@ -12,23 +12,23 @@ as if nothing had been registered.
 import errno
 import struct
 
-from kernel.capability import capable
-from kernel.file import O_CLOEXEC, O_NONBLOCK, O_RDONLY
-from kernel.fs.anon_inodes import AnonInode, anon_inode_getfd, anon_sb
-from kernel.fs.pipe import POLLERR, POLLIN
-from kernel.fs.userfaultfd_dev import userfaultfd_misc_register
-from kernel.mm.hugetlb import HPAGE_SIZE
-from kernel.mm.userfaultfd_events import (UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE,
+from faultlab.kernel.capability import capable
+from faultlab.kernel.file import O_CLOEXEC, O_NONBLOCK, O_RDONLY
+from faultlab.kernel.fs.anon_inodes import AnonInode, anon_inode_getfd, anon_sb
+from faultlab.kernel.fs.pipe import POLLERR, POLLIN
+from faultlab.kernel.fs.userfaultfd_dev import userfaultfd_misc_register
+from faultlab.kernel.mm.hugetlb import HPAGE_SIZE
+from faultlab.kernel.mm.userfaultfd_events import (UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE,
                                           UFFD_FEATURE_EVENT_UNMAP, userfaultfd_event_done)
-from kernel.mm.userfaultfd_move import UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, UFFDIO_MOVE_MODE_DONTWAKE, move_pages
-from kernel.mm.userfaultfd import (MFILL_CONTINUE, MFILL_COPY, MFILL_POISON, MFILL_ZEROPAGE, mfill_atomic,
+from faultlab.kernel.mm.userfaultfd_move import UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, UFFDIO_MOVE_MODE_DONTWAKE, move_pages
+from faultlab.kernel.mm.userfaultfd import (MFILL_CONTINUE, MFILL_COPY, MFILL_POISON, MFILL_ZEROPAGE, mfill_atomic,
                                    mwriteprotect_range, userfaultfd_register_range, userfaultfd_release_all,
                                    userfaultfd_unregister_range, validate_range, validate_unaligned_range)
-from kernel.mm.userfaultfd_k import (UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_WP_UNPOPULATED,
+from faultlab.kernel.mm.userfaultfd_k import (UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_WP_UNPOPULATED,
                                      UFFD_USER_MODE_ONLY, VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP,
                                      userfaultfd_ctx_of, vma_is_shmem)
-from kernel.mm.vma import VM_HUGETLB, VM_IO, VM_MAYWRITE, VM_PFNMAP
-from kernel.wait import WaitQueue
+from faultlab.kernel.mm.vma import VM_HUGETLB, VM_IO, VM_MAYWRITE, VM_PFNMAP
+from faultlab.kernel.wait import WaitQueue
 
 UFFD_API = 0xAA
 UFFD_MSG_SIZE = 32

@@ -4,8 +4,8 @@ permission, crw------- root). The context code registers its constructor here at
 misc_register does), so devtmpfs does not depend on the memory-management side."""
 import errno
 
-from kernel.fs.chrdev import CharDevice
-from kernel.fs.stat import makedev
+from faultlab.kernel.fs.chrdev import CharDevice
+from faultlab.kernel.fs.stat import makedev
 
 MISC_MAJOR, USERFAULTFD_MINOR = 10, 257
 USERFAULTFD_IOC_NEW = 0xAA << 8          # _IO(USERFAULTFD_IOC, 0x00)

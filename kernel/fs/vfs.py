@@ -6,16 +6,16 @@ None = root) and raises FsError(errno) exactly where Linux would.
 import errno
 import posixpath
 
-from kernel.fs.errors import FsError
-from kernel.fs.inode import Inode
-from kernel.fs.mount import Mount
-from kernel.fs.namei import (LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, MAXSYMLINKS, PATH_MAX,
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.inode import Inode
+from faultlab.kernel.fs.mount import Mount
+from faultlab.kernel.fs.namei import (LAST_DOT, LAST_DOTDOT, LAST_NORM, LAST_ROOT, MAXSYMLINKS, PATH_MAX,
                              Nameidata, check_name, to_str_path)
-from kernel.fs.perm import MAY_WRITE, ROOT, inode_permission, may_create, may_delete
-from kernel.fs.procfs import ProcDir
-from kernel.fs.stat import makedev
-from kernel.fs.synth import SynthFile
-from kernel.fs.tmpfs import TmpFs
+from faultlab.kernel.fs.perm import MAY_WRITE, ROOT, inode_permission, may_create, may_delete
+from faultlab.kernel.fs.procfs import ProcDir
+from faultlab.kernel.fs.stat import makedev
+from faultlab.kernel.fs.synth import SynthFile
+from faultlab.kernel.fs.tmpfs import TmpFs
 
 ANON_DEV_FIRST_MINOR = 20
 

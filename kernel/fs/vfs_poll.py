@@ -5,9 +5,9 @@ poll does, a file with its own ->poll (pidfd, eventfd, userfaultfd, epoll) throu
 without one (a regular file) is always readable and writable; the host's stdin is taken as readable
 and its stdout/stderr as writable.
 """
-from kernel.file import HostStream
-from kernel.fs.pipe import POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, PipeEnd
-from kernel.net.socket import SocketInode
+from faultlab.kernel.file import HostStream
+from faultlab.kernel.fs.pipe import POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM, PipeEnd
+from faultlab.kernel.net.socket import SocketInode
 
 DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
 

@@ -15,10 +15,10 @@ Every value is returned whole; the system-call layer applies the caller's buffer
 import errno
 import weakref
 
-from kernel.capability import CAP_SYS_ADMIN
-from kernel.fs.errors import FsError
-from kernel.fs.perm import MAY_READ, MAY_WRITE, ROOT, inode_owner_or_capable, inode_permission
-from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_ISVTX
+from faultlab.kernel.capability import CAP_SYS_ADMIN
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.perm import MAY_READ, MAY_WRITE, ROOT, inode_owner_or_capable, inode_permission
+from faultlab.kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_ISVTX
 
 XATTR_CREATE, XATTR_REPLACE = 1, 2
 XATTR_NAME_MAX = 255

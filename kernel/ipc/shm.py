@@ -5,13 +5,13 @@ destroy-on-last-detach rule, shm_rmid_forced and the kernel.shm* sysctls are Lin
 import errno
 import struct
 
-from kernel.capability import CAP_IPC_LOCK, CAP_IPC_OWNER, CAP_SYS_ADMIN, capable
-from kernel.file import OpenFile, O_RDONLY, O_RDWR
-from kernel.fs.errors import FsError
-from kernel.fs.hugetlbfs import hugetlb_file_setup
-from kernel.mm.hugetlb import HPAGE_SHIFT, HPAGE_SIZE, PAGES_PER_HPAGE, hugetlb_reserve_pages
-from kernel.mm.mmap import do_mmap, do_munmap, page_align
-from kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, shmem_acct_size
+from faultlab.kernel.capability import CAP_IPC_LOCK, CAP_IPC_OWNER, CAP_SYS_ADMIN, capable
+from faultlab.kernel.file import OpenFile, O_RDONLY, O_RDWR
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.hugetlbfs import hugetlb_file_setup
+from faultlab.kernel.mm.hugetlb import HPAGE_SHIFT, HPAGE_SIZE, PAGES_PER_HPAGE, hugetlb_reserve_pages
+from faultlab.kernel.mm.mmap import do_mmap, do_munmap, page_align
+from faultlab.kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, shmem_acct_size
 
 IPC_PRIVATE = 0
 IPC_CREAT, IPC_EXCL = 0o1000, 0o2000

@@ -2,9 +2,9 @@
 /proc/PID/mem and ptrace use it: page by page through get_user_pages, so FOLL_FORCE reaches what the
 mapping's rights forbid the task itself: reads of PROT_NONE memory, writes to read-only private
 mappings, which break copy-on-write into an anonymous copy that stays mapped read-only."""
-from emu.physmem import PAGE_SIZE
-from kernel.mm.gup_pin import FOLL_FORCE, FOLL_WRITE, get_user_pages, put_user_page
-from kernel.mm.page_alloc import PG_dirty, PG_exec, PG_reserved
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
+from faultlab.kernel.mm.gup_pin import FOLL_FORCE, FOLL_WRITE, get_user_pages, put_user_page
+from faultlab.kernel.mm.page_alloc import PG_dirty, PG_exec, PG_reserved
 
 
 def access_remote_vm(mm, addr, data=None, length=0, gup_flags=FOLL_FORCE):

@@ -7,9 +7,9 @@ memfd) never touch the disk.
 """
 import errno
 
-from emu.physmem import PAGE_SIZE, PAGE_SHIFT
-from kernel.fs.errors import FsError
-from kernel.mm.page_alloc import (PG_locked, PG_uptodate, PG_dirty, PG_lru, PG_readahead, PG_referenced)
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE, PAGE_SHIFT
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.mm.page_alloc import (PG_locked, PG_uptodate, PG_dirty, PG_lru, PG_readahead, PG_referenced)
 
 VM_READAHEAD_PAGES = 32          # 128 KiB, the default bdi->ra_pages
 

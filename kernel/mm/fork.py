@@ -8,17 +8,17 @@ is copied for the child at once, so the pin keeps seeing the parent's writes (co
 VM_WIPEONFORK mappings come to the child empty. hugetlb mappings are copied as VMAs only: the child
 faults its huge pages in afresh (shared ones find the same pages).
 """
-from kernel.mm.mdwe import mmf_init_flags
-from kernel.mm.mm_types import MmStruct
-from kernel.mm.gup_pin import page_maybe_dma_pinned
-from kernel.mm.llc import charge_page_copy
-from kernel.mm.memory import SWP_HWPOISON, page_add_new_anon_rmap, vma_page_prot
-from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved
-from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pfn_pte, \
+from faultlab.kernel.mm.mdwe import mmf_init_flags
+from faultlab.kernel.mm.mm_types import MmStruct
+from faultlab.kernel.mm.gup_pin import page_maybe_dma_pinned
+from faultlab.kernel.mm.llc import charge_page_copy
+from faultlab.kernel.mm.memory import SWP_HWPOISON, page_add_new_anon_rmap, vma_page_prot
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved
+from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pfn_pte, \
     pte_pfn, pte_to_swp_entry
-from kernel.mm.userfaultfd_events import dup_userfaultfd
-from kernel.mm.vm_sysctl import vm_enough_memory, vma_pages
-from kernel.mm.vma import VM_ACCOUNT, VM_DONTCOPY, VM_HUGETLB, VM_SHARED, VM_WIPEONFORK
+from faultlab.kernel.mm.userfaultfd_events import dup_userfaultfd
+from faultlab.kernel.mm.vm_sysctl import vm_enough_memory, vma_pages
+from faultlab.kernel.mm.vma import VM_ACCOUNT, VM_DONTCOPY, VM_HUGETLB, VM_SHARED, VM_WIPEONFORK
 
 _MM_FIELDS = ('start_code', 'end_code', 'start_data', 'end_data', 'start_brk', 'brk', 'start_stack',
               'mmap_base', 'stack_rlimit', 'total_vm', 'hiwater_rss')

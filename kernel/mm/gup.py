@@ -1,14 +1,14 @@
 """Faulting pages in from the kernel side (mm/gup.c): populate, and access to user memory."""
 import errno
 
-from kernel.hostlimit import fatal_signal_pending
-from kernel.mm.memory import handle_mm_fault
-from kernel.mm.mm_types import (FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FAULT_OOM, VM_FAULT_HWPOISON,
+from faultlab.kernel.hostlimit import fatal_signal_pending
+from faultlab.kernel.mm.memory import handle_mm_fault
+from faultlab.kernel.mm.mm_types import (FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FAULT_OOM, VM_FAULT_HWPOISON,
                                 VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_MAJOR, VM_FAULT_RETRY)
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW
-from kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_IO, VM_PFNMAP
-from kernel.mm.hugetlb import vma_kernel_pagesize
-from kernel.mm.userfaultfd_k import UserfaultRetry
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW
+from faultlab.kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_IO, VM_PFNMAP
+from faultlab.kernel.mm.hugetlb import vma_kernel_pagesize
+from faultlab.kernel.mm.userfaultfd_k import UserfaultRetry
 
 EHWPOISON = 133          # not in Python's errno module; Linux asm-generic/errno.h
 

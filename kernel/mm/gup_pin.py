@@ -10,15 +10,15 @@ keep naming the same page whatever the process writes later.
 """
 import errno
 
-from emu.physmem import PAGE_SHIFT, PAGE_SIZE
-from kernel.mm.hugetlb import vma_kernel_pagesize
-from kernel.mm.memory import handle_mm_fault
-from kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_ERROR, VM_FAULT_OOM,
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.mm.hugetlb import vma_kernel_pagesize
+from faultlab.kernel.mm.memory import handle_mm_fault
+from faultlab.kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_ERROR, VM_FAULT_OOM,
                                 VM_FAULT_HWPOISON)
-from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved, PG_hugetlb
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn
-from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_WP
-from kernel.mm.vma import (VM_IO, VM_PFNMAP, VM_READ, VM_WRITE, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_SHARED,
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved, PG_hugetlb
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn
+from faultlab.kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_WP
+from faultlab.kernel.mm.vma import (VM_IO, VM_PFNMAP, VM_READ, VM_WRITE, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_SHARED,
                            VM_SOFTDIRTY, VM_HUGETLB)
 
 # include/linux/mm_types.h (enum) and mm/internal.h (FOLL_PIN)

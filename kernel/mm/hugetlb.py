@@ -12,14 +12,14 @@ Private_Hugetlb / Shared_Hugetlb with KernelPageSize 2048 kB).
 """
 import errno
 
-from kernel.mm.hugetlb_sysfs import hugetlb_sysctl_init
-from kernel.mm.llc import charge_page_zero, charge_page_copy
-from kernel.mm.mm_types import (VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
-from kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
-from kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_FLAGS, hugetlb_userfault
-from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE,
+from faultlab.kernel.mm.hugetlb_sysfs import hugetlb_sysctl_init
+from faultlab.kernel.mm.llc import charge_page_zero, charge_page_copy
+from faultlab.kernel.mm.mm_types import (VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
+from faultlab.kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
+from faultlab.kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_FLAGS, hugetlb_userfault
+from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE,
                                _PAGE_NX, _PAGE_SOFT_DIRTY, PMD_PFN_MASK)
-from kernel.mm.vma import (VmArea, VM_HUGETLB, VM_DONTEXPAND, VM_SHARED, VM_MAYSHARE, VM_WRITE, VM_EXEC, VM_READ,
+from faultlab.kernel.mm.vma import (VmArea, VM_HUGETLB, VM_DONTEXPAND, VM_SHARED, VM_MAYSHARE, VM_WRITE, VM_EXEC, VM_READ,
                            VM_NORESERVE, VM_SOFTDIRTY, VM_LOCKED, calc_vm_prot_bits, VM_MAYREAD, VM_MAYWRITE,
                            VM_MAYEXEC)
 
@@ -49,7 +49,7 @@ def vma_kernel_pagesize(vma):
 
 def is_file_hugepages(f):
     """Is the open file (or None) on hugetlbfs?"""
-    from kernel.fs.hugetlbfs import HugetlbFile
+    from faultlab.kernel.fs.hugetlbfs import HugetlbFile
     return f is not None and isinstance(getattr(f, 'inode', None), HugetlbFile)
 
 
@@ -75,7 +75,7 @@ class HState:
         self.surplus_huge_pages = 0
         self.nr_overcommit_huge_pages = 0
         self.max_huge_pages = 0      # the persistent pool size last asked for (/proc/sys/vm/nr_hugepages)
-        from kernel.fs.hugetlbfs import HugetlbFs
+        from faultlab.kernel.fs.hugetlbfs import HugetlbFs
         self.sb = HugetlbFs(self, clock, dev)
         self.set_max_huge_pages(nr_hugepages)
 
@@ -353,9 +353,9 @@ def hugetlb_split_check(mm, start, end):
 def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
     """do_mmap (after its argument checks) for MAP_HUGETLB or a hugetlbfs file: length rounded up to 2 MiB, address 2 MiB-aligned,
     offset a multiple of 2 MiB (EINVAL), pages reserved (ENOMEM), VM_HUGETLB | VM_DONTEXPAND."""
-    from kernel.mm.mmap import get_unmapped_area, do_munmap
-    from kernel.mm.mm_types import TASK_SIZE
-    from kernel.fs.hugetlbfs import hugetlb_file_setup
+    from faultlab.kernel.mm.mmap import get_unmapped_area, do_munmap
+    from faultlab.kernel.mm.mm_types import TASK_SIZE
+    from faultlab.kernel.fs.hugetlbfs import hugetlb_file_setup
     h = getattr(mm.svc, 'hstate', None)
     if h is None:
         return -errno.ENOMEM
@@ -371,7 +371,7 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
         return -errno.EINVAL
     fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
     if fixed:
-        from kernel.mm.mmap import check_fixed_addr
+        from faultlab.kernel.mm.mmap import check_fixed_addr
         err = check_fixed_addr(mm, addr, rlen, HPAGE_SIZE)
         if err:
             return err
@@ -426,7 +426,7 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
     # mmap_region never leaves VM_LOCKED on a hugetlb VMA (its pages are never reclaimed anyway),
     # but MAP_LOCKED or mlockall(MCL_FUTURE) still populates it
     if flags & MAP_POPULATE and not flags & MAP_NONBLOCK or populate:
-        from kernel.mm.gup import populate_vma_page_range
+        from faultlab.kernel.mm.gup import populate_vma_page_range
         populate_vma_page_range(mm, start, start + rlen, vm_flags & VM_WRITE and not shared)
     return start
 
@@ -651,7 +651,7 @@ def hugetlb_change_protection(mm, vma):
 def pagemap_hugetlb_range(mm, vma, start, end, show_pfn=True):
     """pagemap entries (little-endian u64 each) for [start, end) of a hugetlb VMA."""
     import struct
-    from kernel.mm.pagemap import PM_PRESENT, PM_FILE, PM_MMAP_EXCLUSIVE, PM_SOFT_DIRTY, PM_UFFD_WP, make_pme
+    from faultlab.kernel.mm.pagemap import PM_PRESENT, PM_FILE, PM_MMAP_EXCLUSIVE, PM_SOFT_DIRTY, PM_UFFD_WP, make_pme
     out = bytearray()
     va = start
     pages = mm.svc.frames.pages

@@ -5,8 +5,8 @@ One NUMA node, so the per-node and mempolicy variants act on the whole pool. The
 emulator models has no 1 GiB pages (no pdpe1gb), so 2 MiB is the only hstate Linux would register."""
 import errno
 
-from kernel.fs.errors import FsError
-from kernel.sysctl_vm import ULONG_MAX, proc_dointvec_minmax
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.sysctl_vm import ULONG_MAX, proc_dointvec_minmax
 
 HSTATE_ATTRS = ('nr_hugepages', 'nr_hugepages_mempolicy', 'free_hugepages', 'resv_hugepages',
                 'surplus_hugepages', 'nr_overcommit_hugepages')

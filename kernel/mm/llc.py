@@ -8,7 +8,7 @@ the same frame count as well, so the distance is an over-estimate: a frame's dat
 early, never late. Reserved frames (the zero page, the vDSO) are always cached: every process keeps
 touching them.
 
-Costs (emu/cycles.py): page_zero / page_copy for the in-cache case, plus page_zero_dram and
+Costs (emu/core/cycles.py): page_zero / page_copy for the in-cache case, plus page_zero_dram and
 page_copy_dram for each frame that is not cached; llc_miss for a user load of a page that is not
 cached, which is charged lazily: a user fault that maps existing data records the frames it mapped,
 and each later fault charges those whose Accessed bit the CPU has set in the meantime (the user did
@@ -19,8 +19,8 @@ re-reading dozens of idle PTEs.
 """
 from array import array
 
-from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, pte_pfn
-from kernel.mm.page_alloc import PG_reserved
+from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, pte_pfn
+from faultlab.kernel.mm.page_alloc import PG_reserved
 
 PAGE_BYTES = 4096
 PENDING_MAX = 64             # first touches remembered between faults (fault-around maps <= 16 per fault)

@@ -1,19 +1,19 @@
 """madvise(2) (mm/madvise.c)."""
 import errno
 
-from emu.physmem import PAGE_SHIFT, PAGE_SIZE
-from kernel.hostlimit import fatal_signal_pending
-from kernel.mm.gup import faultin_vma_page_range, faultin_page
-from kernel.mm.hugetlb import HPAGE_MASK, HPAGE_SIZE, zap_huge_pmd_range
-from kernel.mm.memory import zap_pte_range, fold_pte_dirty
-from kernel.mm.mm_types import VM_FAULT_ERROR
-from kernel.mm.mm_types import TASK_SIZE
-from kernel.mm.page_alloc import PG_lru
-from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
-from kernel.mm.shmem import is_shmem_mapping
-from kernel.mm.shmem_punch import shmem_punch_hole
-from kernel.mm.userfaultfd_events import uffd_wp_zap_finish, uffd_wp_zap_prepare, userfaultfd_remove
-from kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO, VM_DONTCOPY, \
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.hostlimit import fatal_signal_pending
+from faultlab.kernel.mm.gup import faultin_vma_page_range, faultin_page
+from faultlab.kernel.mm.hugetlb import HPAGE_MASK, HPAGE_SIZE, zap_huge_pmd_range
+from faultlab.kernel.mm.memory import zap_pte_range, fold_pte_dirty
+from faultlab.kernel.mm.mm_types import VM_FAULT_ERROR
+from faultlab.kernel.mm.mm_types import TASK_SIZE
+from faultlab.kernel.mm.page_alloc import PG_lru
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
+from faultlab.kernel.mm.shmem import is_shmem_mapping
+from faultlab.kernel.mm.shmem_punch import shmem_punch_hole
+from faultlab.kernel.mm.userfaultfd_events import uffd_wp_zap_finish, uffd_wp_zap_prepare, userfaultfd_remove
+from faultlab.kernel.mm.vma import VM_LOCKED, VM_PFNMAP, VM_SEQ_READ, VM_RAND_READ, VM_SHARED, VM_IO, VM_DONTCOPY, \
     VM_DONTDUMP, VM_HUGETLB, VM_MAYWRITE, VM_WIPEONFORK
 
 MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED = 0, 1, 2, 3, 4
@@ -51,7 +51,7 @@ def madvise_populate(mm, start, end, write, fatal_signal_pending=lambda: False):
 
 def madvise_hwpoison(mm, start, end):
     """MADV_HWPOISON: treat the pages as having a memory error (memory_failure): unmap, mark poisoned."""
-    from kernel.mm.memory import memory_failure
+    from faultlab.kernel.mm.memory import memory_failure
     for addr in range(start, end, 4096):
         vma = mm.vmas.vma_lookup(addr)
         if vma is None:
@@ -155,7 +155,7 @@ _FLAG_ADVICE = {MADV_NORMAL: (VM_SEQ_READ | VM_RAND_READ, 0), MADV_RANDOM: (VM_S
 
 def madvise_update_vma(mm, vma, start, end, behavior):
     """Set the advice's vm_flags on [start, end) of vma only: split off the rest, merge if possible."""
-    from kernel.mm.mmap import _isolate, vma_merge_around
+    from faultlab.kernel.mm.mmap import _isolate, vma_merge_around
     clear, set_ = _FLAG_ADVICE[behavior]
     if behavior == MADV_DOFORK and vma.vm_flags & VM_IO:
         return -errno.EINVAL

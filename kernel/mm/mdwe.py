@@ -5,7 +5,7 @@ setting is an mm flag, kept by fork and execve unless PR_MDWE_NO_INHERIT was set
 cannot be cleared or changed once set."""
 import errno
 
-from kernel.mm.vma import VM_EXEC, VM_WRITE
+from faultlab.kernel.mm.vma import VM_EXEC, VM_WRITE
 
 PR_SET_MDWE, PR_GET_MDWE = 65, 66
 PR_MDWE_REFUSE_EXEC_GAIN = 1 << 0

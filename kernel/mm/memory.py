@@ -1,19 +1,19 @@
 """The page-fault handlers (mm/memory.c): handle_mm_fault and what it dispatches to, plus zapping."""
-from emu.physmem import PAGE_SHIFT, PAGE_SIZE
-from kernel.mm.mm_types import (
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.mm.mm_types import (
     FAULT_FLAG_WRITE, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_USER, FAULT_FLAG_UNSHARE, VmFault,
     VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_NOPAGE, VM_FAULT_HWPOISON)
-from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_exec, PG_locked, PG_uptodate, \
     PG_hwpoison, PG_readahead, PG_lru, PG_reserved, PG_anon_exclusive
-from kernel.mm.pgtable import (
+from faultlab.kernel.mm.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, protection_map, PTE_PFN_MASK,
     pte_to_swp_entry, swp_entry_to_pte)
-from kernel.mm.spf import pte_lock_classic, pte_unlock_classic, zap_hold, note_pmd_change
-from kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ, VM_HUGETLB
-from kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
+from faultlab.kernel.mm.spf import pte_lock_classic, pte_unlock_classic, zap_hold, note_pmd_change
+from faultlab.kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ, VM_HUGETLB
+from faultlab.kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
     charge_first_touches
-from kernel.mm import hugetlb
-from kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP,
+from faultlab.kernel.mm import hugetlb
+from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP,
                                      userfaultfd_fault)
 
 

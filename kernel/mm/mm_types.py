@@ -1,7 +1,7 @@
 """struct mm_struct, the fault record (struct vm_fault) and the fault/result flags."""
-from kernel.mm.pgtable import PageTables
-from kernel.mm.vma import VmaTree
-from kernel.mm.vm_sysctl import VmSysctl
+from faultlab.kernel.mm.pgtable import PageTables
+from faultlab.kernel.mm.vma import VmaTree
+from faultlab.kernel.mm.vm_sysctl import VmSysctl
 
 TASK_SIZE = 0x7FFFFFFFF000            # top of user space (47-bit)
 STACK_TOP = 0x7FFFFFFDE000            # deterministic (no ASLR): like a non-randomized layout
@@ -110,7 +110,7 @@ class MmStruct:
         self.total_vm = 0
         self.def_flags = 0             # VM_LOCKED | VM_LOCKONFAULT after mlockall(MCL_FUTURE)
         self.users = 1                 # mm_users: threads sharing it (speculative faults need > 1)
-        from kernel.mm.spf import MmLocks
+        from faultlab.kernel.mm.spf import MmLocks
         self.locks = MmLocks()
 
     @property

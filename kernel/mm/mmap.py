@@ -4,17 +4,17 @@ Each returns a non-negative result or a negative errno, as the system calls do.
 """
 import errno
 
-from emu.physmem import PAGE_SIZE
-from kernel.mm.spf import note_pmd_change
-from kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
-from kernel.mm.mm_types import TASK_SIZE
-from kernel.mm import hugetlb
-from kernel.mm.mdwe import map_deny_write_exec
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
-from kernel.mm.userfaultfd_events import mremap_userfaultfd_prep, userfaultfd_unmap_prep
-from kernel.mm import vm_sysctl
-from kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, accountable_mapping, too_many_maps, vm_enough_memory, vma_pages
-from kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
+from faultlab.kernel.mm.spf import note_pmd_change
+from faultlab.kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
+from faultlab.kernel.mm.mm_types import TASK_SIZE
+from faultlab.kernel.mm import hugetlb
+from faultlab.kernel.mm.mdwe import map_deny_write_exec
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
+from faultlab.kernel.mm.userfaultfd_events import mremap_userfaultfd_prep, userfaultfd_unmap_prep
+from faultlab.kernel.mm import vm_sysctl
+from faultlab.kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, accountable_mapping, too_many_maps, vm_enough_memory, vma_pages
+from faultlab.kernel.mm.vma import (VmArea, calc_vm_prot_bits, VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD,
                            VM_MAYWRITE, VM_MAYEXEC, VM_MAYSHARE, VM_GROWSDOWN, VM_NORESERVE, VM_LOCKED,
                            VM_ACCOUNT, VM_SOFTDIRTY, VM_LOCKONFAULT, VM_HUGETLB, VM_DONTEXPAND, VM_PFNMAP,
                            VM_IO)
@@ -340,7 +340,7 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
         vma.vm_flags |= VM_SOFTDIRTY        # a new mapping is soft-dirty, also when merged
     if (flags & MAP_POPULATE and not flags & MAP_NONBLOCK or vm_flags & VM_LOCKED) and \
             not vm_flags & VM_LOCKONFAULT:       # populate_vma_page_range skips VM_LOCKONFAULT
-        from kernel.mm.gup import populate_vma_page_range
+        from faultlab.kernel.mm.gup import populate_vma_page_range
         populate_vma_page_range(mm, addr, addr + rlen, vm_flags & VM_WRITE and not shared)
     return addr
 
@@ -350,7 +350,7 @@ def mm_populate_locked(mm, start, end):
     ones (they fill as they are touched) and VM_IO/VM_PFNMAP ones; private writable memory with
     write faults, to break copy-on-write. Stops at a PROT_NONE VMA with -ENOMEM (mlock reports it,
     mlockall ignores it)."""
-    from kernel.mm.gup import populate_vma_page_range
+    from faultlab.kernel.mm.gup import populate_vma_page_range
     for v in mm.vmas.overlapping(start, end):
         if not v.vm_flags & (VM_LOCKONFAULT | VM_IO | VM_PFNMAP):
             if not v.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):

@@ -15,9 +15,9 @@ signal struct: threads share them and fork copies them.
 """
 import errno
 
-from kernel.capability import CAP_SYS_RESOURCE, capable
-from kernel.fs import FsError
-from kernel.futex import cancel_wait
+from faultlab.kernel.capability import CAP_SYS_RESOURCE, capable
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.futex import cancel_wait
 
 OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX = -1000, 1000
 SIGKILL = 9

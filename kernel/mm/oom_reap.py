@@ -1,7 +1,7 @@
 """The OOM reaper's unmapping of a dying process's memory (mm/oom_kill.c __oom_reap_task_mm), which
 process_mrelease runs on behalf of its caller."""
-from kernel.mm.memory import zap_pte_range
-from kernel.mm.vma import VM_HUGETLB, VM_PFNMAP, VM_SHARED
+from faultlab.kernel.mm.memory import zap_pte_range
+from faultlab.kernel.mm.vma import VM_HUGETLB, VM_PFNMAP, VM_SHARED
 
 
 def __oom_reap_task_mm(mm):

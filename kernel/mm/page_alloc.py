@@ -1,5 +1,5 @@
 """Physical frames: the `struct page` descriptors and the order-0 frame allocator."""
-from emu.physmem import EMU_RESERVED_FRAMES
+from faultlab.kernel.arch.cpu_interface import EMU_RESERVED_FRAMES
 
 POPULATE_CHUNK = 1024          # frames (4 MiB) of host memory faulted in at a time
 

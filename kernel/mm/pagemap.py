@@ -8,14 +8,14 @@ import errno
 import re
 import struct
 
-from emu.physmem import PAGE_SHIFT, PAGE_SIZE
-from kernel.fs.errors import FsError
-from kernel.mm.mm_types import TASK_SIZE
-from kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_referenced
-from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SOFT_DIRTY,
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.mm.mm_types import TASK_SIZE
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_referenced
+from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SOFT_DIRTY,
                                PMD_SHIFT, pte_pfn, pte_to_swp_entry)
-from kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, WP_MARKER, is_swap_pte
-from kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED, VM_HUGETLB
+from faultlab.kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, WP_MARKER, is_swap_pte
+from faultlab.kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED, VM_HUGETLB
 
 PM_ENTRY_BYTES = 8
 PM_PFRAME_BITS = 55
@@ -59,7 +59,7 @@ def vm_normal_page(mm, vma, pte):
 
 def _swap_entry_page(mm, swp_type, offset):
     """pfn_swap_entry_to_page: the page a hwpoison entry names (ordinary swap entries name none)."""
-    from kernel.mm.memory import SWP_HWPOISON
+    from faultlab.kernel.mm.memory import SWP_HWPOISON
     if swp_type != SWP_HWPOISON:
         return None
     pages = mm.svc.frames.pages
@@ -108,7 +108,7 @@ def pagemap_pte_hole(vma, n):
 def pagemap_pte_range(mm, vma, start, end, show_pfn=True):
     """Entries for [start, end) inside vma, one page table (PMD range) at a time."""
     if vma.vm_flags & VM_HUGETLB:
-        from kernel.mm.hugetlb import pagemap_hugetlb_range
+        from faultlab.kernel.mm.hugetlb import pagemap_hugetlb_range
         return pagemap_hugetlb_range(mm, vma, start, end, show_pfn)
     out = bytearray()
     phys = mm.svc.frames.phys
@@ -292,12 +292,12 @@ def swp_swapcount(mm, offset):
 
 def smap_gather_stats(mm, vma, mss=None):
     """Walk vma's page table entries and sum them into a MemSizeStats (smaps_pte_range)."""
-    from kernel.mm.memory import SWP_HWPOISON
+    from faultlab.kernel.mm.memory import SWP_HWPOISON
     mss = mss or MemSizeStats()
     if vma.vm_flags & VM_PFNMAP:
         return mss
     if vma.vm_flags & VM_HUGETLB:
-        from kernel.mm.hugetlb import smaps_hugetlb_range
+        from faultlab.kernel.mm.hugetlb import smaps_hugetlb_range
         return smaps_hugetlb_range(mm, vma, mss)
     locked = bool(vma.vm_flags & VM_LOCKED)
     for va, slot, pte in mm.pgtables.present_ptes(vma.vm_start, vma.vm_end):

@@ -15,11 +15,11 @@ for memory nobody registered.
 import errno
 import struct
 
-from emu.physmem import PAGE_SHIFT, PAGE_SIZE
-from kernel.mm.page_alloc import PG_anon
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_SOFT_DIRTY, PMD_SHIFT, pte_pfn
-from kernel.mm.vma import VM_HUGETLB, VM_PFNMAP, VM_SOFTDIRTY
-from kernel.uaccess import access_ok
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.mm.page_alloc import PG_anon
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_SOFT_DIRTY, PMD_SHIFT, pte_pfn
+from faultlab.kernel.mm.vma import VM_HUGETLB, VM_PFNMAP, VM_SOFTDIRTY
+from faultlab.kernel.uaccess import access_ok
 
 PAGEMAP_SCAN = 0xC0606610               # _IOWR('f', 16, struct pm_scan_arg)
 PM_SCAN_ARG_SIZE = 96

@@ -4,7 +4,7 @@ The CPU (Unicorn's MMU) walks these same tables and sets Accessed/Dirty itself, 
 immediately what the hardware sees; changes that remove or restrict a translation need a TLB flush,
 which the caller requests through `flush_tlb_range`-style helpers in mm.
 """
-from emu.physmem import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
 
 _PAGE_PRESENT = 1 << 0
 _PAGE_RW = 1 << 1

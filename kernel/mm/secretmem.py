@@ -8,12 +8,12 @@ filled as it is touched, not populated at mmap. /proc/PID/maps names it "/secret
 """
 import errno
 
-from kernel.file import O_RDWR, OpenFile
-from kernel.fs.errors import FsError
-from kernel.fs.tmpfs import MemFile, TmpFs
-from kernel.mm.mmap import MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, do_mmap, page_align
-from kernel.mm.vma import VM_DONTDUMP, VM_LOCKED
-from kernel.syscalls.memlock import mlock_future_ok
+from faultlab.kernel.file import O_RDWR, OpenFile
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.tmpfs import MemFile, TmpFs
+from faultlab.kernel.mm.mmap import MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, do_mmap, page_align
+from faultlab.kernel.mm.vma import VM_DONTDUMP, VM_LOCKED
+from faultlab.kernel.syscalls.memlock import mlock_future_ok
 
 SECRETMEM_MAGIC = 0x5345434d            # "SECM"
 SECRETMEM_NAME = '/secretmem (deleted)'

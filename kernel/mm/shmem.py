@@ -12,8 +12,8 @@ in the page cache.
 The file's bytes stay in the inode's own store (kernel/fs/tmpfs.py), which the page's contents are
 written to before it leaves RAM; the swap slot, its I/O and the frame are what this module models.
 """
-from kernel.mm.page_alloc import PG_dirty, PG_locked, PG_swapcache, PG_writeback
-from kernel.mm.swap import SWAP_BLOCK_BASE
+from faultlab.kernel.mm.page_alloc import PG_dirty, PG_locked, PG_swapcache, PG_writeback
+from faultlab.kernel.mm.swap import SWAP_BLOCK_BASE
 
 
 def is_shmem_mapping(mapping):

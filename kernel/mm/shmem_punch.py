@@ -7,11 +7,11 @@ anonymous copies stay, as with even_cows = 0). shmem_truncate_range then drops t
 the file's own store, zeroing the bytes of partial pages at the edges, so the next access faults
 on a missing page (a MISSING userfault, or a zero-filled page).
 """
-from emu.physmem import PAGE_SHIFT, PAGE_SIZE
-from kernel.mm.memory import fold_pte_dirty, zap_pte_range
-from kernel.mm.page_alloc import PG_anon
-from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
-from kernel.mm.vma import VM_HUGETLB, VM_SHARED
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.mm.memory import fold_pte_dirty, zap_pte_range
+from faultlab.kernel.mm.page_alloc import PG_anon
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
+from faultlab.kernel.mm.vma import VM_HUGETLB, VM_SHARED
 
 
 def unmap_mapping_range(svc, inode, first, last):

@@ -12,11 +12,11 @@ another CPU's hold (kernel/locking.py). The work a speculative fault does before
 from the handler it is about to run, so the check happens up front and an aborted attempt is billed
 for the work it wasted.
 """
-from kernel.locking import RwSemaphore, SpinLock, SeqCount
-from kernel.mm.mm_types import FAULT_FLAG_SPECULATIVE, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VmFault
-from kernel.mm.page_alloc import PG_anon, PG_locked, PG_uptodate
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_to_swp_entry
-from kernel.mm.vma import VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_PFNMAP, VM_SHARED
+from faultlab.kernel.locking import RwSemaphore, SpinLock, SeqCount
+from faultlab.kernel.mm.mm_types import FAULT_FLAG_SPECULATIVE, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VmFault
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_locked, PG_uptodate
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_to_swp_entry
+from faultlab.kernel.mm.vma import VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_PFNMAP, VM_SHARED
 
 SPF_ABORTS = ('spf_vma_changed', 'spf_vma_noanon', 'spf_vma_notsup', 'spf_vma_access', 'spf_pmd_changed',
               'spf_pte_lock', 'spf_swap_notcached', 'spf_page_lock', 'spf_file_notcached')
@@ -189,7 +189,7 @@ def handle_speculative_fault(mm, address, flags, access_ok):
 
     access_ok(vma) tells whether the access is allowed by the VMA (arch code's access_error).
     """
-    from kernel.mm.memory import handle_pte_fault
+    from faultlab.kernel.mm.memory import handle_pte_fault
     svc = mm.svc
     k = svc.sched
     cpu = k.cpu_id()

@@ -4,8 +4,8 @@ The swap area is a range of blocks on the simulated disk: a slot per page, with 
 holding the entry plus the swap cache). A page being written out or read in sits in the swap cache,
 locked while its I/O is in flight; swap-in reads a cluster of neighbouring slots (read-ahead).
 """
-from emu.physmem import PAGE_SIZE
-from kernel.mm.page_alloc import PG_locked, PG_uptodate, PG_swapcache, PG_writeback, PG_anon, PG_swapbacked
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
+from faultlab.kernel.mm.page_alloc import PG_locked, PG_uptodate, PG_swapcache, PG_writeback, PG_anon, PG_swapbacked
 
 SWAP_TYPE = 0
 SWAP_BLOCK_BASE = 1 << 24          # swap lives after the filesystem's blocks on the same disk

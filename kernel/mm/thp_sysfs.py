@@ -6,8 +6,8 @@ without changing what a fault maps. hpage_pmd_size is the size of a PMD-mapped p
 read to learn the huge page size (the mm selftests' read_pmd_pagesize)."""
 import errno
 
-from kernel.fs.errors import FsError
-from kernel.mm.hugetlb import HPAGE_SIZE
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.mm.hugetlb import HPAGE_SIZE
 
 THP = '/sys/kernel/mm/transparent_hugepage/'
 

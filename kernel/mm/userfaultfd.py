@@ -10,18 +10,18 @@ clear their VM_UFFD_* flags and owner.
 """
 import errno
 
-from emu.physmem import PAGE_SHIFT, PAGE_SIZE
-from kernel.mm.hugetlb import HPAGE_SIZE
-from kernel.mm.memory import alloc_anon_page, page_add_new_anon_rmap, vma_page_prot
-from kernel.mm.mmap import split_vma, vma_merge_around
-from kernel.mm.mm_types import FAULT_FLAG_WRITE, TASK_SIZE, VmFault
-from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_dirty
-from kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, pte_pfn
-from kernel.mm.userfaultfd_k import (POISON_MARKER, UFFD_FEATURE_WP_UNPOPULATED, WP_MARKER, _PAGE_UFFD_WP,
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.mm.hugetlb import HPAGE_SIZE
+from faultlab.kernel.mm.memory import alloc_anon_page, page_add_new_anon_rmap, vma_page_prot
+from faultlab.kernel.mm.mmap import split_vma, vma_merge_around
+from faultlab.kernel.mm.mm_types import FAULT_FLAG_WRITE, TASK_SIZE, VmFault
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_dirty
+from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, pte_pfn
+from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, UFFD_FEATURE_WP_UNPOPULATED, WP_MARKER, _PAGE_UFFD_WP,
                                      VM_UFFD_FLAGS, VM_UFFD_WP, userfaultfd_ctx_of, userfaultfd_set_owner, uffd_wp_pte,
                                      vma_is_shmem)
-from kernel.mm.userfaultfd_hugetlb import hugetlb_uffd_writeprotect, mfill_atomic_hugetlb
-from kernel.mm.vma import VM_HUGETLB, VM_SHARED, VM_WRITE
+from faultlab.kernel.mm.userfaultfd_hugetlb import hugetlb_uffd_writeprotect, mfill_atomic_hugetlb
+from faultlab.kernel.mm.vma import VM_HUGETLB, VM_SHARED, VM_WRITE
 
 MFILL_COPY, MFILL_ZEROPAGE, MFILL_CONTINUE, MFILL_POISON = 'copy', 'zeropage', 'continue', 'poison'
 

@@ -12,10 +12,10 @@ and clear its uffd-wp bits.
 """
 import struct
 
-from kernel.futex import BLOCKED
-from kernel.mm.userfaultfd_k import (VM_UFFD_FLAGS, VM_UFFD_WP, WP_MARKER, uffd_wp_pte, userfaultfd_ctx_of,
+from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.mm.userfaultfd_k import (VM_UFFD_FLAGS, VM_UFFD_WP, WP_MARKER, uffd_wp_pte, userfaultfd_ctx_of,
                                      userfaultfd_set_owner)
-from kernel.mm.vma import VM_HUGETLB
+from faultlab.kernel.mm.vma import VM_HUGETLB
 
 UFFD_EVENT_FORK, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP = 0x13, 0x14, 0x15, 0x16
 UFFD_FEATURE_EVENT_FORK = 1 << 1

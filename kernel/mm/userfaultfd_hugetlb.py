@@ -10,12 +10,12 @@ mapping). Write protection sets the uffd-wp bit of the huge PMDs and clears thei
 """
 import errno
 
-from kernel.mm.hugetlb import (HPAGE_SHIFT, HPAGE_SIZE, alloc_hugetlb_folio, make_huge_pte,
+from faultlab.kernel.mm.hugetlb import (HPAGE_SHIFT, HPAGE_SIZE, alloc_hugetlb_folio, make_huge_pte,
                                vma_hugecache_offset)
-from kernel.mm.page_alloc import PG_anon, PG_dirty
-from kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, PMD_PFN_MASK
-from kernel.mm.userfaultfd_k import POISON_MARKER, _PAGE_UFFD_WP
-from kernel.mm.vma import VM_MAYSHARE, VM_SHARED, VM_WRITE
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_dirty
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, PMD_PFN_MASK
+from faultlab.kernel.mm.userfaultfd_k import POISON_MARKER, _PAGE_UFFD_WP
+from faultlab.kernel.mm.vma import VM_MAYSHARE, VM_SHARED, VM_WRITE
 
 MFILL_COPY, MFILL_ZEROPAGE, MFILL_CONTINUE, MFILL_POISON = 'copy', 'zeropage', 'continue', 'poison'
 

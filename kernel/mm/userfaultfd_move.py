@@ -11,12 +11,12 @@ page, a swap entry moves as it is), the page's rmap index follows. Returns the b
 """
 import errno
 
-from emu.physmem import PAGE_SHIFT, PAGE_SIZE
-from kernel.mm.gup_pin import page_maybe_dma_pinned
-from kernel.mm.page_alloc import PG_anon, PG_anon_exclusive
-from kernel.mm.pgtable import _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, pte_pfn
-from kernel.mm.userfaultfd_k import userfaultfd_ctx_of
-from kernel.mm.vma import VM_EXEC, VM_HUGETLB, VM_LOCKED, VM_READ, VM_SHARED, VM_WRITE
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.mm.gup_pin import page_maybe_dma_pinned
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_anon_exclusive
+from faultlab.kernel.mm.pgtable import _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, pte_pfn
+from faultlab.kernel.mm.userfaultfd_k import userfaultfd_ctx_of
+from faultlab.kernel.mm.vma import VM_EXEC, VM_HUGETLB, VM_LOCKED, VM_READ, VM_SHARED, VM_WRITE
 
 UFFDIO_MOVE_MODE_DONTWAKE = 1 << 0
 UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES = 1 << 1

@@ -3,10 +3,10 @@ accounting of overcommit_memory (mm/util.c __vm_enough_memory): the knobs' value
 defaults, and the checks that read them. /proc/sys/vm publishes them (kernel/sysctl_vm.py)."""
 import errno
 
-from emu.physmem import PAGE_SIZE
+from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
 
-from kernel.capability import CAP_SYS_ADMIN, CAP_SYS_RAWIO, capable
-from kernel.mm.vma import VM_ACCOUNT, VM_HUGETLB, VM_NORESERVE, VM_SHARED, VM_WRITE
+from faultlab.kernel.capability import CAP_SYS_ADMIN, CAP_SYS_RAWIO, capable
+from faultlab.kernel.mm.vma import VM_ACCOUNT, VM_HUGETLB, VM_NORESERVE, VM_SHARED, VM_WRITE
 
 OVERCOMMIT_GUESS, OVERCOMMIT_ALWAYS, OVERCOMMIT_NEVER = 0, 1, 2
 DEFAULT_MAX_MAP_COUNT = 65530           # include/linux/mm.h: USHRT_MAX - MAPCOUNT_ELF_CORE_MARGIN

@@ -9,15 +9,15 @@ short, the oldest active pages are deactivated (their Accessed bits cleared).
 import collections
 import itertools
 
-from emu.physmem import PAGE_SHIFT
-from kernel.mm.page_alloc import (PG_lru, PG_active, PG_anon, PG_locked, PG_writeback, PG_dirty, PG_swapcache,
+from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT
+from faultlab.kernel.mm.page_alloc import (PG_lru, PG_active, PG_anon, PG_locked, PG_writeback, PG_dirty, PG_swapcache,
                                   PG_reserved, PG_referenced)
-from kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn,
+from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn,
                                 swp_entry_to_pte)
-from kernel.mm.shmem import ShmemSwap, is_shmem_mapping
-from kernel.mm.swap import SWAP_TYPE
-from kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP
-from kernel.mm.vma import VM_LOCKED
+from faultlab.kernel.mm.shmem import ShmemSwap, is_shmem_mapping
+from faultlab.kernel.mm.swap import SWAP_TYPE
+from faultlab.kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP
+from faultlab.kernel.mm.vma import VM_LOCKED
 
 
 class LruLists:

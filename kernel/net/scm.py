@@ -6,8 +6,8 @@ follows, and the next header starts CMSG_ALIGN(cmsg_len) (8-byte aligned) furthe
 import errno
 import struct
 
-from kernel.capability import CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, capable
-from kernel.file import OpenFile
+from faultlab.kernel.capability import CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, capable
+from faultlab.kernel.file import OpenFile
 
 SOL_SOCKET = 1
 SCM_RIGHTS, SCM_CREDENTIALS = 1, 2

@@ -8,8 +8,8 @@ writers and pollers sleep on.
 import errno
 import struct
 
-from kernel.sigframe import ERESTARTSYS
-from kernel.wait import WaitQueue
+from faultlab.kernel.sigframe import ERESTARTSYS
+from faultlab.kernel.wait import WaitQueue
 
 AF_UNSPEC, AF_UNIX = 0, 1
 SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_SEQPACKET = 1, 2, 3, 4, 5

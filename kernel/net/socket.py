@@ -3,11 +3,11 @@ and read(2)/write(2) on a socket turned into the protocol's recvmsg/sendmsg.
 """
 import errno
 
-from kernel.file import O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDWR, OpenFile
-from kernel.fs.file_table import alloc_empty_file_check
-from kernel.fs.stat import S_IFSOCK, Timespec, makedev
-from kernel.futex import BLOCKED
-from kernel.net.scm import fput
+from faultlab.kernel.file import O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDWR, OpenFile
+from faultlab.kernel.fs.file_table import alloc_empty_file_check
+from faultlab.kernel.fs.stat import S_IFSOCK, Timespec, makedev
+from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.net.scm import fput
 
 SOCK_TYPE_MASK = 0xF
 SOCK_NONBLOCK, SOCK_CLOEXEC = O_NONBLOCK, O_CLOEXEC

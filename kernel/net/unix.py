@@ -19,14 +19,14 @@ import collections
 import errno
 import struct
 
-from kernel.fs.errors import FsError
-from kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
-from kernel.fs.stat import S_IFMT, S_IFSOCK
-from kernel.futex import BLOCKED
-from kernel.net.scm import fget, fput
-from kernel.net.sock import (AF_UNIX, AF_UNSPEC, RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_DGRAM,
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM
+from faultlab.kernel.fs.stat import S_IFMT, S_IFSOCK
+from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.net.scm import fget, fput
+from faultlab.kernel.net.sock import (AF_UNIX, AF_UNSPEC, RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK, SOCK_DGRAM,
                              SOCK_SEQPACKET, SOCK_STREAM, TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, Sock)
-from kernel.net.socket import MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, RecvResult
+from faultlab.kernel.net.socket import MSG_DONTWAIT, MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_TRUNC, MSG_WAITALL, RecvResult
 
 POLLWRBAND, POLLRDHUP = 0x200, 0x2000
 SUN_PATH_OFFSET = 2                    # offsetof(struct sockaddr_un, sun_path)

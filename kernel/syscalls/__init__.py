@@ -5,10 +5,10 @@ return the value for RAX (negative errno on failure).
 """
 import errno
 
-from kernel.futex import BLOCKED
-from kernel.mm.userfaultfd_events import userfaultfd_event_wait_completion
-from kernel.mm.userfaultfd_k import UserfaultRetry
-from kernel.sigframe import do_signal
+from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.mm.userfaultfd_events import userfaultfd_event_wait_completion
+from faultlab.kernel.mm.userfaultfd_k import UserfaultRetry
+from faultlab.kernel.sigframe import do_signal
 
 SYSCALLS = {}
 # names of calls we know but do not implement (for the one-time warning)
@@ -78,7 +78,7 @@ def dispatch(kernel, task):
             ret = -errno.ENOMEM
         except Exception as e:
             # never silently: the run ends with the syscall, its arguments and where the kernel failed
-            from kernel.debug.oops import oops
+            from faultlab.kernel.debug.oops import oops
             raise oops('syscall %s(%s) [nr %d] at rip=%#x' % (handler.sysname, ', '.join('%#x' % a for a in args),
                                                              nr, kernel.cpu.rip), e) from e
         finally:
@@ -100,17 +100,17 @@ def dispatch(kernel, task):
 
 
 # register the handlers
-from kernel.syscalls import mm as _mm, proc as _proc, fs as _fs, thread as _thread, timer as _timer, \
+from faultlab.kernel.syscalls import mm as _mm, proc as _proc, fs as _fs, thread as _thread, timer as _timer, \
     poll as _poll   # noqa: E402,F401
-from kernel.syscalls import cred, prctl, rusage, statfs, pgrp, priority, mempolicy, pkeys, pidfd   # noqa: E402,F401
-from kernel.syscalls import ipc as _ipc, mount as _mount   # noqa: E402,F401
-from kernel.syscalls import net as _net   # noqa: E402,F401
-from kernel.syscalls import fsattr as _fsattr   # noqa: E402,F401
-from kernel.syscalls import waitid as _waitid   # noqa: E402,F401
-from kernel.syscalls import statx as _statx, xattr as _xattr, fchdir as _fchdir, close_range as _close_range, \
+from faultlab.kernel.syscalls import cred, prctl, rusage, statfs, pgrp, priority, mempolicy, pkeys, pidfd   # noqa: E402,F401
+from faultlab.kernel.syscalls import ipc as _ipc, mount as _mount   # noqa: E402,F401
+from faultlab.kernel.syscalls import net as _net   # noqa: E402,F401
+from faultlab.kernel.syscalls import fsattr as _fsattr   # noqa: E402,F401
+from faultlab.kernel.syscalls import waitid as _waitid   # noqa: E402,F401
+from faultlab.kernel.syscalls import statx as _statx, xattr as _xattr, fchdir as _fchdir, close_range as _close_range, \
     copy_file_range as _copy_file_range   # noqa: E402,F401
-from kernel.syscalls import secretmem as _secretmem   # noqa: E402,F401
-from kernel.syscalls import splice as _splice   # noqa: E402,F401
-from kernel.syscalls import io_uring as _io_uring   # noqa: E402,F401
-from kernel.syscalls import eventfd as _eventfd, epoll as _epoll   # noqa: E402,F401
-from kernel.syscalls import userfaultfd as _userfaultfd   # noqa: E402,F401
+from faultlab.kernel.syscalls import secretmem as _secretmem   # noqa: E402,F401
+from faultlab.kernel.syscalls import splice as _splice   # noqa: E402,F401
+from faultlab.kernel.syscalls import io_uring as _io_uring   # noqa: E402,F401
+from faultlab.kernel.syscalls import eventfd as _eventfd, epoll as _epoll   # noqa: E402,F401
+from faultlab.kernel.syscalls import userfaultfd as _userfaultfd   # noqa: E402,F401

@@ -4,9 +4,9 @@ import errno
 import struct
 from typing import NamedTuple
 
-from kernel.cred import (CAP_SETGID, CAP_SETPCAP, CAP_SETUID, INVALID_ID, NGROUPS_MAX, capable, cap_task_fix_setuid,
+from faultlab.kernel.cred import (CAP_SETGID, CAP_SETPCAP, CAP_SETUID, INVALID_ID, NGROUPS_MAX, capable, cap_task_fix_setuid,
                          commit_creds)
-from kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls import s32, syscall
 
 _LINUX_CAPABILITY_VERSION_1 = 0x19980330
 _LINUX_CAPABILITY_VERSION_2 = 0x20071026

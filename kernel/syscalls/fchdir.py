@@ -5,10 +5,10 @@ stream is not), then search permission (file_permission(MAY_EXEC | MAY_CHDIR)); 
 becomes the path the descriptor was opened with."""
 import errno
 
-from kernel.file import OpenFile
-from kernel.fs import FsError
-from kernel.fs.perm import MAY_EXEC
-from kernel.syscalls import s32, syscall
+from faultlab.kernel.file import OpenFile
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.fs.perm import MAY_EXEC
+from faultlab.kernel.syscalls import s32, syscall
 
 
 @syscall(81, 'fchdir')

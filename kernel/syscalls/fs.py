@@ -3,24 +3,24 @@ import errno
 import posixpath
 import struct
 
-from kernel.file import (OpenFile, HostStream, generic_file_read, generic_perform_write, O_ACCMODE, O_RDONLY,
+from faultlab.kernel.file import (OpenFile, HostStream, generic_file_read, generic_perform_write, O_ACCMODE, O_RDONLY,
                          O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC,
                          O_PATH, O_TMPFILE, O_NONBLOCK)
-from kernel.cred import SECURE_NO_SETUID_FIXUP, issecure
-from kernel.fs import FsError, Inode, pack_stat, pack_dirent64, Timespec
-from kernel.fs.perm import MAY_EXEC, MAY_WRITE, Cred as FsCred
-from kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
-from kernel.futex import BLOCKED
-from kernel.mm.userfaultfd_k import UserfaultRetry
-from kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
-from kernel.fs.synth import SynthFile
-from kernel.fs.file_table import alloc_empty_file_check
-from kernel.fs.locks import (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
+from faultlab.kernel.cred import SECURE_NO_SETUID_FIXUP, issecure
+from faultlab.kernel.fs import FsError, Inode, pack_stat, pack_dirent64, Timespec
+from faultlab.kernel.fs.perm import MAY_EXEC, MAY_WRITE, Cred as FsCred
+from faultlab.kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
+from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.mm.userfaultfd_k import UserfaultRetry
+from faultlab.kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
+from faultlab.kernel.fs.synth import SynthFile
+from faultlab.kernel.fs.file_table import alloc_empty_file_check
+from faultlab.kernel.fs.locks import (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
                              do_fcntl_lock)
-from kernel.fs.tmpfile import vfs_tmpfile
-from kernel.net.socket import SocketInode, sock_read_iter, sock_write_iter
-from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
-from kernel.uaccess import access_ok
+from faultlab.kernel.fs.tmpfile import vfs_tmpfile
+from faultlab.kernel.net.socket import SocketInode, sock_read_iter, sock_write_iter
+from faultlab.kernel.syscalls import s32 as _s32, s64 as _s64, syscall
+from faultlab.kernel.uaccess import access_ok
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -965,7 +965,7 @@ def _fsync(k, t, fd):
     if not _has_fsync(f):
         return -errno.EINVAL
     if isinstance(f, OpenFile) and f.mapping is not None:
-        from kernel.mm.memory import fold_pte_dirty
+        from faultlab.kernel.mm.memory import fold_pte_dirty
         for vma in t.mm.vmas:
             if vma.vm_file is not None and vma.vm_file.mapping is f.mapping and vma.vm_flags & 0x8:
                 fold_pte_dirty(t.mm, vma)
@@ -1095,7 +1095,7 @@ def sys_memfd_create(k, t, uname, flags, *_):
     flags &= 0xFFFFFFFF                      # unsigned int flags
     if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | 0xFC000000 | 8 | 16):
         return -errno.EINVAL
-    from kernel.mm.hugetlb import huge_size_ok
+    from faultlab.kernel.mm.hugetlb import huge_size_ok
     if not flags & MFD_HUGETLB and flags & 0xFC000000 or flags & MFD_HUGETLB and not huge_size_ok(flags):
         return -errno.EINVAL
     if flags & MFD_HUGETLB and getattr(k.mmsvc, 'hstate', None) is None:

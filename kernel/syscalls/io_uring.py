@@ -4,16 +4,16 @@ The rings and fixed buffers are kernel/io_uring.py."""
 import errno
 import struct
 
-from kernel.file import OpenFile
-from kernel.fs.pipe import PipeEnd, pipe_read, pipe_write
-from kernel.io_uring import (FEATURES, IORING_MAX_CQ_ENTRIES, IORING_MAX_ENTRIES, IORING_MAX_REG_BUFFERS,
+from faultlab.kernel.file import OpenFile
+from faultlab.kernel.fs.pipe import PipeEnd, pipe_read, pipe_write
+from faultlab.kernel.io_uring import (FEATURES, IORING_MAX_CQ_ENTRIES, IORING_MAX_ENTRIES, IORING_MAX_REG_BUFFERS,
                              IORING_OP_NOP, IORING_OP_READ, IORING_OP_READ_FIXED, IORING_OP_READV,
                              IORING_OP_WRITE, IORING_OP_WRITE_FIXED, IORING_OP_WRITEV, IORING_SETUP_CLAMP,
                              IORING_SETUP_CQSIZE, IORING_SETUP_DEFER_TASKRUN, IORING_SETUP_SINGLE_ISSUER,
                              SETUP_ALL, SETUP_UNSUPPORTED, IoRingCtx, roundup_pow_of_two)
-from kernel.syscalls import s32, s64, syscall
-from kernel.syscalls.fs import vfs_read, vfs_write
-from kernel.syscalls.splice import import_iovec
+from faultlab.kernel.syscalls import s32, s64, syscall
+from faultlab.kernel.syscalls.fs import vfs_read, vfs_write
+from faultlab.kernel.syscalls.splice import import_iovec
 
 PARAMS_SIZE = 120
 IORING_ENTER_GETEVENTS = 1 << 0

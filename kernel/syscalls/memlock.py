@@ -2,9 +2,9 @@
 bounds the locked pages of a process without CAP_IPC_LOCK."""
 import errno
 
-from kernel.cred import CAP_IPC_LOCK, capable
-from kernel.mm.vma import VM_LOCKED
-from kernel.syscalls.proc import task_rlimit
+from faultlab.kernel.cred import CAP_IPC_LOCK, capable
+from faultlab.kernel.mm.vma import VM_LOCKED
+from faultlab.kernel.syscalls.proc import task_rlimit
 
 RLIMIT_MEMLOCK = 8
 PAGE_SHIFT = 12

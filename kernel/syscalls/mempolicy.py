@@ -9,9 +9,9 @@ kept per address range of the mm (not per VMA object) and reported by get_mempol
 import errno
 import struct
 
-from kernel.cred import CAP_SYS_NICE, capable
-from kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
-from kernel.syscalls import s32, syscall
+from faultlab.kernel.cred import CAP_SYS_NICE, capable
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
+from faultlab.kernel.syscalls import s32, syscall
 
 MPOL_DEFAULT, MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE, MPOL_LOCAL = 0, 1, 2, 3, 4
 MPOL_PREFERRED_MANY, MPOL_WEIGHTED_INTERLEAVE, MPOL_MAX = 5, 6, 7

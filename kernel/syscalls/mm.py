@@ -1,22 +1,22 @@
 """Memory-management system calls: mmap, munmap, mprotect, mremap, brk, madvise, msync, mincore."""
 import errno
 
-from kernel.file import O_PATH, OpenFile
-from kernel.mm.madvise import (do_madvise, MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT,
+from faultlab.kernel.file import O_PATH, OpenFile
+from faultlab.kernel.mm.madvise import (do_madvise, MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT,
                                MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON)
-from kernel.mm.memory import fold_pte_dirty
-from kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, MAP_HUGETLB, \
+from faultlab.kernel.mm.memory import fold_pte_dirty
+from faultlab.kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, MAP_HUGETLB, \
     page_align, mlock_fixup_range, mm_populate_locked
-from kernel.mm.mm_types import TASK_SIZE
-from kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock, \
+from faultlab.kernel.mm.mm_types import TASK_SIZE
+from faultlab.kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock, \
     mmap_write_downgrade
-from kernel.mm.page_alloc import PG_uptodate
-from kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
-from kernel.mm.vm_sysctl import map_noreserve, shmem_acct_size
-from kernel.mm.vma import VM_SHARED, VM_LOCKED, VM_LOCKONFAULT
-from kernel.syscalls import s32 as _s32, s64 as _s64, syscall
-from kernel.uaccess import access_ok
-from kernel.syscalls.memlock import mlock_check, mlock_future_ok, mlockall_check
+from faultlab.kernel.mm.page_alloc import PG_uptodate
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
+from faultlab.kernel.mm.vm_sysctl import map_noreserve, shmem_acct_size
+from faultlab.kernel.mm.vma import VM_SHARED, VM_LOCKED, VM_LOCKONFAULT
+from faultlab.kernel.syscalls import s32 as _s32, s64 as _s64, syscall
+from faultlab.kernel.uaccess import access_ok
+from faultlab.kernel.syscalls.memlock import mlock_check, mlock_future_ok, mlockall_check
 
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 

@@ -7,19 +7,19 @@ EAFNOSUPPORT: __sock_create finds no net_proto_family registered for it.
 import errno
 import struct
 
-from kernel.file import NR_OPEN
-from kernel.futex import BLOCKED
-from kernel.net.scm import SCM_CREDENTIALS, UCRED, CmsgBuffer, fput, scm_send
-from kernel.net.sock import (AF_UNIX, OVERFLOW_UID, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, SOCK_DGRAM, SOCK_RAW,
+from faultlab.kernel.file import NR_OPEN
+from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.net.scm import SCM_CREDENTIALS, UCRED, CmsgBuffer, fput, scm_send
+from faultlab.kernel.net.sock import (AF_UNIX, OVERFLOW_UID, SO_LINGER, SO_RCVTIMEO, SO_SNDTIMEO, SOCK_DGRAM, SOCK_RAW,
                              SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET, TCP_ESTABLISHED, sock_getsockopt,
                              sock_setsockopt)
-from kernel.net.socket import (MSG_CMSG_CLOEXEC, NPROTO, SOCK_CLOEXEC, SOCK_MAX, SOCK_NONBLOCK,
+from faultlab.kernel.net.socket import (MSG_CMSG_CLOEXEC, NPROTO, SOCK_CLOEXEC, SOCK_MAX, SOCK_NONBLOCK,
                                SOCK_TYPE_MASK, file_nonblock, sock_alloc_file, sockfd_lookup)
-from kernel.net.unix import UnixSock, task_cred
-from kernel.sigframe import SI_USER
-from kernel.syscalls import s32, syscall
-from kernel.syscalls.thread import send_signal
-from kernel.uaccess import access_ok
+from faultlab.kernel.net.unix import UnixSock, task_cred
+from faultlab.kernel.sigframe import SI_USER
+from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.thread import send_signal
+from faultlab.kernel.uaccess import access_ok
 
 SIGPIPE = 13
 SOCKADDR_STORAGE_SIZE = 128

@@ -8,16 +8,16 @@ readable once the process (with PIDFD_THREAD, the thread) has ended, and hung up
 import errno
 import struct
 
-from kernel.file import O_NONBLOCK, O_RDWR, OpenFile
-from kernel.fs.pipe import POLLHUP, POLLIN, POLLRDNORM
-from kernel.fs.errors import FsError
-from kernel.fs.superblock import SuperBlock
-from kernel.fs.synth import SynthFile
-from kernel.mm.oom_reap import __oom_reap_task_mm
-from kernel.signal import sigkill_pending
-from kernel.syscalls import s32, syscall
-from kernel.syscalls.pgrp import find_process
-from kernel.syscalls.thread import group_send_sig_info
+from faultlab.kernel.file import O_NONBLOCK, O_RDWR, OpenFile
+from faultlab.kernel.fs.pipe import POLLHUP, POLLIN, POLLRDNORM
+from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.fs.superblock import SuperBlock
+from faultlab.kernel.fs.synth import SynthFile
+from faultlab.kernel.mm.oom_reap import __oom_reap_task_mm
+from faultlab.kernel.signal import sigkill_pending
+from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.pgrp import find_process
+from faultlab.kernel.syscalls.thread import group_send_sig_info
 
 PIDFS_MAGIC = 0x50494446
 PIDFD_NONBLOCK = O_NONBLOCK

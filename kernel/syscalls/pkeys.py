@@ -6,8 +6,8 @@ pkey_mprotect accepts only pkey -1, with which it is mprotect.
 """
 import errno
 
-from kernel.syscalls import s32, syscall
-from kernel.syscalls.mm import sys_mprotect
+from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.mm import sys_mprotect
 
 PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE = 1, 2
 PKEY_ACCESS_MASK = PKEY_DISABLE_ACCESS | PKEY_DISABLE_WRITE

@@ -3,16 +3,16 @@ import errno
 import random
 import struct
 
-from kernel.file import NR_OPEN
-from kernel.cred import CAP_SYS_RESOURCE, capable
-from kernel.futex import BLOCKED
-from kernel.sigframe import STACK_T, SI_USER, dequeue_signal, do_sigaltstack, next_signal, pending_set, siginfo_kill
-from kernel.signal import UNBLOCKABLE
-from kernel.syscalls import s32 as _s32, syscall
-from kernel.syscalls.fs import MAX_RW_COUNT
-from kernel.syscalls.thread import schedule_timeout, sigwait_sleep
-from kernel.uaccess import access_ok
-from kernel.rlimits import RLIM_INFINITY, init_rlimit, task_rlimit     # noqa: F401 (used by importers too)
+from faultlab.kernel.file import NR_OPEN
+from faultlab.kernel.cred import CAP_SYS_RESOURCE, capable
+from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.sigframe import STACK_T, SI_USER, dequeue_signal, do_sigaltstack, next_signal, pending_set, siginfo_kill
+from faultlab.kernel.signal import UNBLOCKABLE
+from faultlab.kernel.syscalls import s32 as _s32, syscall
+from faultlab.kernel.syscalls.fs import MAX_RW_COUNT
+from faultlab.kernel.syscalls.thread import schedule_timeout, sigwait_sleep
+from faultlab.kernel.uaccess import access_ok
+from faultlab.kernel.rlimits import RLIM_INFINITY, init_rlimit, task_rlimit     # noqa: F401 (used by importers too)
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012

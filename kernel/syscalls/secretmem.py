@@ -2,9 +2,9 @@
 (secretmem.enable=1), so the call makes a secretmem file (kernel/mm/secretmem.py)."""
 import errno
 
-from kernel.file import O_CLOEXEC
-from kernel.mm.secretmem import secretmem_file_create
-from kernel.syscalls import syscall
+from faultlab.kernel.file import O_CLOEXEC
+from faultlab.kernel.mm.secretmem import secretmem_file_create
+from faultlab.kernel.syscalls import syscall
 
 SECRETMEM_FLAGS_MASK = 0               # no mode flags are defined
 

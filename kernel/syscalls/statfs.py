@@ -6,11 +6,11 @@ program's output is captured.
 """
 import errno
 
-from kernel.file import HostStream
-from kernel.fs import FsError, StatFs, pack_statfs
-from kernel.fs.pipe import PipeEnd
-from kernel.syscalls import s32, syscall
-from kernel.syscalls.fs import _abs_at, _get_path, AT_FDCWD
+from faultlab.kernel.file import HostStream
+from faultlab.kernel.fs import FsError, StatFs, pack_statfs
+from faultlab.kernel.fs.pipe import PipeEnd
+from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.fs import _abs_at, _get_path, AT_FDCWD
 
 PIPEFS_MAGIC = 0x50495045
 

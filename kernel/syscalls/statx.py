@@ -13,11 +13,11 @@ report mount id 0.
 import errno
 import struct
 
-from kernel.fs import FsError
-from kernel.fs.mount import assign_mnt_ids
-from kernel.fs.stat import dev_major, dev_minor
-from kernel.syscalls import s32, syscall
-from kernel.syscalls.fs import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, kstat_of, user_path_at
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.fs.mount import assign_mnt_ids
+from faultlab.kernel.fs.stat import dev_major, dev_minor
+from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.fs import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, kstat_of, user_path_at
 
 AT_NO_AUTOMOUNT = 0x800
 AT_STATX_SYNC_TYPE = 0x6000

@@ -2,23 +2,23 @@
 import errno
 import struct
 
-from kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP,
+from faultlab.kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP,
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
                           FUTEX_CMD_MASK, cancel_wait, futex_wait, futex_wake, futex_requeue, futex_wake_op)
-from kernel.syscalls import s32 as _s32, syscall
-from kernel.signal import SIGNAL_NAMES, SIG_DFL, check_kill_permission
-from kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
+from faultlab.kernel.syscalls import s32 as _s32, syscall
+from faultlab.kernel.signal import SIGNAL_NAMES, SIG_DFL, check_kill_permission
+from faultlab.kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
                              siginfo_kill, sys_rt_sigreturn)
-from kernel.cred import exec_creds
-from kernel.mm.mdwe import mmf_init_flags
-from kernel.mm.oom_kill import copy_oom_score_adj
-from kernel.fork_limits import fork_limits
-from kernel.rlimits import task_rlimit
-from kernel.fs import FsError
-from kernel.fs.perm import MAY_EXEC
-from kernel.syscalls.pgrp import find_process, processes
-from kernel.syscalls.rusage import account_reaped, wait_rusage
-from kernel.task import Task
+from faultlab.kernel.cred import exec_creds
+from faultlab.kernel.mm.mdwe import mmf_init_flags
+from faultlab.kernel.mm.oom_kill import copy_oom_score_adj
+from faultlab.kernel.fork_limits import fork_limits
+from faultlab.kernel.rlimits import task_rlimit
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.fs.perm import MAY_EXEC
+from faultlab.kernel.syscalls.pgrp import find_process, processes
+from faultlab.kernel.syscalls.rusage import account_reaped, wait_rusage
+from faultlab.kernel.task import Task
 
 CSIGNAL = 0xFF
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -55,11 +55,11 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
     if tid < 0:
         return tid
     if not flags & CLONE_VM:
-        from kernel.mm.fork import dup_mm
+        from faultlab.kernel.mm.fork import dup_mm
         mm = dup_mm(k, t.mm)
         if mm is None:
             return -errno.ENOMEM
-        from kernel.uaccess import UserMemory
+        from faultlab.kernel.uaccess import UserMemory
         umem = UserMemory(mm, k.phys, k.charge)
     else:
         mm, umem = t.mm, t.umem
@@ -284,7 +284,7 @@ def sys_futex(k, t, uaddr, op, val, utime, uaddr2, val3, *_):
     if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
         deadline = None
         if utime:
-            from kernel.syscalls.proc import read_timespec_ns, clock_ns, CLOCK_REALTIME, CLOCK_MONOTONIC
+            from faultlab.kernel.syscalls.proc import read_timespec_ns, clock_ns, CLOCK_REALTIME, CLOCK_MONOTONIC
             ns = read_timespec_ns(t, utime)
             if ns < 0:
                 return ns
@@ -648,8 +648,8 @@ def sys_execve(k, t, upath, uargv, uenvp, *_):
 def do_execve(k, t, path, argv, envp):
     """Replace the calling process's program (fs/exec.c): past the point of no return the other
     threads end, the address space, handlers, alternate stack and close-on-exec descriptors go."""
-    from kernel.loader import ExecError
-    from kernel.mm.mmap import mmput
+    from faultlab.kernel.loader import ExecError
+    from faultlab.kernel.mm.mmap import mmput
     err = may_open_exec(k, t, path)
     if err:
         return err

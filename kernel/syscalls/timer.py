@@ -8,9 +8,9 @@ of earlier armings do nothing.
 import errno
 import struct
 
-from kernel.futex import BLOCKED
-from kernel.syscalls import syscall
-from kernel.syscalls.thread import send_signal
+from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.syscalls import syscall
+from faultlab.kernel.syscalls.thread import send_signal
 
 ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
 SIGALRM = 14

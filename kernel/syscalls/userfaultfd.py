@@ -1,8 +1,8 @@
 """userfaultfd(2) (fs/userfaultfd.c SYSCALL_DEFINE1(userfaultfd)): a new context (kernel/fs/userfaultfd.py)."""
 import errno
 
-from kernel.fs.userfaultfd import new_userfaultfd, userfaultfd_syscall_allowed
-from kernel.syscalls import s32, syscall
+from faultlab.kernel.fs.userfaultfd import new_userfaultfd, userfaultfd_syscall_allowed
+from faultlab.kernel.syscalls import s32, syscall
 
 
 @syscall(323, 'userfaultfd')

@@ -7,11 +7,11 @@ are accepted and match nothing.
 import errno
 import struct
 
-from kernel.file import O_NONBLOCK
-from kernel.syscalls import s32, syscall
-from kernel.syscalls.pidfd import pidfd_get_task
-from kernel.syscalls.rusage import wait_rusage
-from kernel.syscalls.thread import SIGCHLD, release_child, wait_sleep, wait_status
+from faultlab.kernel.file import O_NONBLOCK
+from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.pidfd import pidfd_get_task
+from faultlab.kernel.syscalls.rusage import wait_rusage
+from faultlab.kernel.syscalls.thread import SIGCHLD, release_child, wait_sleep, wait_status
 
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 WNOHANG, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000

@@ -7,12 +7,12 @@ look the path up first; a write to a read-only mount is EROFS; the filesystems' 
 kernel/fs/xattr.py. An O_PATH descriptor is EBADF for the f* calls (fdget)."""
 import errno
 
-from kernel.file import O_PATH, OpenFile
-from kernel.fs import FsError
-from kernel.fs.xattr import (XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
+from faultlab.kernel.file import O_PATH, OpenFile
+from faultlab.kernel.fs import FsError
+from faultlab.kernel.fs.xattr import (XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
                              vfs_getxattr, vfs_listxattr, vfs_removexattr, vfs_setxattr)
-from kernel.syscalls import s32, syscall
-from kernel.syscalls.fs import AT_FDCWD, AT_SYMLINK_NOFOLLOW, user_path_at
+from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.fs import AT_FDCWD, AT_SYMLINK_NOFOLLOW, user_path_at
 
 
 def _xattr_name(t, uname):

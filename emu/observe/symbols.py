@@ -4,9 +4,9 @@ their .symtab, or .dynsym when stripped, found through the file-backed executabl
 vDSO's exported symbols, for profiles, traces and stack unwinding."""
 import bisect
 
-from emu.cfi import CfiTable
-from kernel.loader import ExecError, parse_elf
-from kernel.mm.vma import VM_EXEC
+from faultlab.observe.cfi import CfiTable
+from faultlab.kernel.loader import ExecError, parse_elf
+from faultlab.kernel.mm.vma import VM_EXEC
 
 UNKNOWN = '[unknown]'
 
@@ -138,7 +138,7 @@ class Symbolizer:
 
     @property
     def cfi(self):
-        """The call-frame information (emu/cfi.py) of the program and its shared objects, each
+        """The call-frame information (emu/observe/cfi.py) of the program and its shared objects, each
         object's read from its file when a pc first falls in it."""
         if self._cfi is None:
             self._cfi = CfiSet(sorted(self._objects.values(), key=lambda o: o.lo))

@@ -30,9 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from faultlab.srctree import userland_build
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, 'userland', 'build')
+BUILD = userland_build()
 PAGE = 4096
 INSTALL_HINT = 'make bench-peers'
 
@@ -85,8 +85,8 @@ def run_faultlab(prog, args, want_stats=False):
 
     (cpu, wall, output, CPU seconds spent in munmap system calls[, stats])
     """
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
     out = []
     m = Machine(ram=256 << 20, config=KernelConfig(stdout=out.append))
     kernel = m.kernel
@@ -189,8 +189,8 @@ def _once(timing, fn):
 def single_step_check(prog, args=(), cpus=1):
     """(native-hook count, single-step count) for prog: the exact-counting check of tests/test_icount.py."""
     from unicorn import UC_HOOK_CODE
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
     m = Machine(ram=64 << 20, config=KernelConfig(stdout=lambda b: None, cpus=cpus))
     seen = [0]
     m.cpu.uc.hook_add(UC_HOOK_CODE, lambda uc, a, s, u: seen.__setitem__(0, seen[0] + 1))
@@ -217,7 +217,7 @@ def host_first_touch_us(mib):
     """Host CPU microseconds per page to fault in fresh anonymous host memory (MADV_POPULATE_WRITE in
     4 MiB steps): the floor under every runner's page-touch figure, since each of them (the native
     kernel, faultlab's guest RAM, QEMU's and Qiling's) backs a newly touched guest page with one."""
-    from emu.physmem import PhysMem
+    from faultlab.core.physmem import PhysMem
     ram = PhysMem(mib << 20)
     t = time.process_time()
     for off in range(0, ram.size, 4 << 20):

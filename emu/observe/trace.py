@@ -10,10 +10,10 @@ The file is written as the run goes (constant memory) and completed by close().
 """
 import json
 
-from emu.symbols import SymbolizerCache
-from kernel.arch.fault import access_str
-from kernel.syscalls import SYSCALL_NAMES
-from kernel.tracepoints import Tracepoints
+from faultlab.observe.symbols import SymbolizerCache
+from faultlab.kernel.arch.fault import access_str
+from faultlab.kernel.syscalls import SYSCALL_NAMES
+from faultlab.kernel.tracepoints import Tracepoints
 
 _encode = json.JSONEncoder(separators=(',', ':')).encode
 PID_CPUS = 1

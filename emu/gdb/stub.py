@@ -27,11 +27,11 @@ from capstone import Cs, CS_ARCH_X86, CS_MODE_64
 from capstone.x86 import X86_OP_MEM
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 
-from emu.cpu import GPR_NAMES
-from emu.gdblibs import library_list_svr4
-from emu.gdbregs import REGISTERS, reg_value, set_reg, target_xml
-from emu.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
-from kernel.debugmon import FaultMonitor, peek_user, poke_user, translate_user, monitor_command
+from faultlab.core.cpu import GPR_NAMES
+from faultlab.gdb.libs import library_list_svr4
+from faultlab.gdb.regs import REGISTERS, reg_value, set_reg, target_xml
+from faultlab.gdb.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
+from faultlab.kernel.debugmon import FaultMonitor, peek_user, poke_user, translate_user, monitor_command
 
 SIGINT, SIGTRAP, SIGKILL = 2, 5, 9
 SI_USER, SI_KERNEL = 0, 0x80
@@ -407,8 +407,8 @@ class GdbStub:
         sig = host_signal(gdb_sig)
         if not sig or sig == SIGTRAP:
             return
-        from kernel.syscalls.thread import send_signal
-        from kernel.sigframe import do_signal
+        from faultlab.kernel.syscalls.thread import send_signal
+        from faultlab.kernel.sigframe import do_signal
         k = self.kernel
         send_signal(k, task, task, sig)
         if not task.exited:

@@ -13,6 +13,7 @@ import struct
 import sys
 import tempfile
 import time
+from faultlab.srctree import userland_build
 
 EHDR_FIELDS = [  # (name, offset, size) of the ELF header fields
     ('ei_class', 4, 1), ('ei_data', 5, 1), ('ei_version', 6, 1), ('ei_osabi', 7, 1), ('e_type', 16, 2),
@@ -103,10 +104,10 @@ def try_elf(data, path, max_insns=20000, ram=8 << 20):
     """Write the mutant to path, exec it and run it; ('refused', message) or ('ran', status, report).
 
     A Python exception other than the ExecError refusal propagates (that is the finding)."""
-    from emu.cycles import CostTable
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
-    from kernel.loader import ExecError, parse_elf
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
+    from faultlab.kernel.loader import ExecError, parse_elf
     try:
         parse_elf(data, path)
     except ExecError as e:
@@ -137,8 +138,7 @@ def check_outcome(outcome):
 
 def main(count=10000, seed=1, base=None, out=sys.stdout, keep_dir=None):
     """Long mode: count mutants of the base program from seed; print a summary; 1 on a finding."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    base = base or os.path.join(here, 'userland', 'build', 'elftiny')
+    base = base or os.path.join(userland_build(), 'elftiny')
     data = open(base, 'rb').read()
     rng = random.Random(seed)
     tally = {'refused': 0, 'ran': 0}

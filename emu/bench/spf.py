@@ -11,11 +11,12 @@ CPU, the single-thread difference, and the series' criterion (3x on 16 CPUs).
 """
 import os
 
-from emu.cycles import CostTable
-from emu.machine import Machine
-from kernel.kernel import KernelConfig
+from faultlab.core.cycles import CostTable
+from faultlab.machine import Machine
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.srctree import userland_build
 
-USERLAND = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'userland', 'build')
+USERLAND = userland_build()
 
 
 class SpfRun:

@@ -14,9 +14,9 @@ as at 4096 MiB. The 4096 MiB figures of the posting are shown scaled to the size
 """
 import itertools
 import os
+from faultlab.srctree import userland_build
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, 'userland', 'build')
+BUILD = userland_build()
 PROGRAM = os.path.join(BUILD, 'populate_bench')
 
 DEFAULT_SIZES = ('2M', '64M')
@@ -121,9 +121,9 @@ def default_hugepages(size):
 
 def run_bench(size, reps=3, sharing='both', backings=None, methods=None, ram=None, costs=None, check=True):
     """Run populate_bench under faultlab in this process; a PopulateRun."""
-    from emu.cycles import CostTable
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
     if not os.path.exists(PROGRAM):
         raise FileNotFoundError('%s: build the userland programs first (make -C userland)' % PROGRAM)
     out, err, warnings = [], [], []

@@ -2,8 +2,8 @@
 run_vmtests.sh run natively and under faultlab, static and dynamic builds side by side.
 
 The source comes from the distribution's linux-source-6.12 package into a cache directory
-(emu/selftests_source.py), the case list from that tree's run_vmtests.sh (emu/selftests_cases.py),
-outcomes and the worse-than comparison from emu/selftests_result.py. The exit status is 1 when faultlab
+(emu/selftests/source.py), the case list from that tree's run_vmtests.sh (emu/selftests/cases.py),
+outcomes and the worse-than comparison from emu/selftests/result.py. The exit status is 1 when faultlab
 does worse than native on a case outside EXPECTED (what faultlab does not model, or models later).
 """
 import argparse
@@ -16,12 +16,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from emu.selftests_cases import derive_cases
-from emu.selftests_result import NOTBUILT, NOTRUN, TIMEOUT, Outcome, classify, reason, worse
-from emu.selftests_source import (FLAVOURS, SourceError, build, build_dir, ensure_source, mm_dir,
+from faultlab.srctree import SOURCE_ROOT, cli_command
+from faultlab.selftests.cases import derive_cases
+from faultlab.selftests.result import NOTBUILT, NOTRUN, TIMEOUT, Outcome, classify, reason, worse
+from faultlab.selftests.source import (FLAVOURS, SourceError, build, build_dir, ensure_source, mm_dir,
                                   syscall_names)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = SOURCE_ROOT
 DEFAULT_CACHE = os.path.join(ROOT, '.cache', 'selftests')
 DEFAULT_TIME_LIMIT = 120.0
 GUEST_DIR = '/selftests'
@@ -150,12 +151,12 @@ def run_native(case, bindir, limit, sysctl=True):
     return classify(st, out, err, timed_out, secs)
 
 
-def faultlab_argv(case, bindir, limit):
+def faultlab_argv(case, bindir, limit, tree=ROOT):
     """The `faultlab run` command line for a case: the hugetlb pool it runs with as --hugepages and
     RAM to hold it (more for CASE_RAM), the host's tools for SHELL_CASES, the other sysctls run_vmtests.sh sets as --sysctl, `sudo -u USER` as --user with
     that user's ids, the build directory mounted at /selftests."""
     hp = case.hugepages
-    argv = [sys.executable, '-m', 'emu.cli', 'run', '--no-progress', '--timeout', '%g' % limit,
+    argv = cli_command(tree) + ['run', '--no-progress', '--timeout', '%g' % limit,
             '--ram', str(CASE_RAM.get(case.program, BASE_RAM) + hp * HUGEPAGE), '--hugepages', str(hp)]
     if case.program in SHELL_CASES:
         argv += ['--mount', '%s:/usr/bin' % HOST_TOOLS, '--mount', '%s:/bin' % HOST_TOOLS]
@@ -175,7 +176,7 @@ def run_faultlab(case, bindir, limit, tree=ROOT):
         return Outcome(NOTBUILT)
     if case.script:
         return Outcome(NOTRUN, detail='shell script (bash with its child programs) not run under faultlab')
-    st, out, err, timed_out, secs = _execute(faultlab_argv(case, bindir, limit), tree, limit + 60)
+    st, out, err, timed_out, secs = _execute(faultlab_argv(case, bindir, limit, tree), tree, limit + 60)
     return classify(st, out, err, timed_out, secs, faultlab=True)
 
 

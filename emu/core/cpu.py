@@ -19,11 +19,11 @@ from unicorn import x86_const
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.unicorn_py3.arch.types import uc_hook_h
 
-from emu import internals
-from emu.blockcount import NativeBlockCounter, ST_LAST_ADDR, ST_LAST_SIZE
-from emu.cycles import InsnCoster
-from emu.fastfault import NativeFaultHook
-from emu.paging import (MSR_STAR, PTE_P, PTE_US, build_identity_tables, enable_long_mode_paging)
+from faultlab.core import internals
+from faultlab.core.blockcount import NativeBlockCounter, ST_LAST_ADDR, ST_LAST_SIZE
+from faultlab.core.cycles import InsnCoster
+from faultlab.core.fastfault import NativeFaultHook
+from faultlab.core.paging import (MSR_STAR, PTE_P, PTE_US, build_identity_tables, enable_long_mode_paging)
 
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _INSN_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
@@ -87,7 +87,7 @@ class Cpu:
         uc = self.uc
         self._intr_cb = _INTR_CB(self._on_intr)
         # the interrupt hook is machine code that handles armed anonymous write faults and passes
-        # every other interrupt to _on_intr (emu/fastfault.py)
+        # every other interrupt to _on_intr (emu/core/fastfault.py)
         self.fast = NativeFaultHook(self.env, self.phys.host_ptr, self.counter.st,
                                     ctypes.cast(self._intr_cb, ctypes.c_void_p).value)
         h = uc_hook_h()
@@ -198,7 +198,7 @@ class Cpu:
         tail = [cost for a, cost in priced if a >= rip]
         return len(tail), int(sum(tail))
 
-    # ---- native anonymous faults (emu/fastfault.py) ---------------------------------------
+    # ---- native anonymous faults (emu/core/fastfault.py) ---------------------------------------
     @property
     def profiling(self):
         """Per-block execution counts are being gathered (a profiler wants every trap in Python)."""

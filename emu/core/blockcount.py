@@ -25,13 +25,13 @@ from unicorn import UC_HOOK_BLOCK
 from unicorn.unicorn_py3.unicorn import uclib
 from unicorn.unicorn_py3.arch.types import uc_hook_h
 
-from emu.asm import NATIVE_CHECKS, NativeCode, NativeStateError, assemble
+from faultlab.core.asm import NATIVE_CHECKS, NativeCode, NativeStateError, assemble
 
 ST_INSNS, ST_BUDGET, ST_STOP, ST_TABLE, ST_MASK, ST_MISS, ST_LAST_ADDR, ST_LAST_SIZE, ST_BLOCKS, \
     ST_LAST_VALUE, ST_CYCLES, ST_COUNTS, ST_MISS_SLOT = range(13)
 
 # void hook(uc_engine *uc /*rdi*/, uint64_t addr /*rsi*/, uint32_t size /*edx*/, uint64_t *st /*rcx*/)
-# (numbers of two or more digits are 0x literals: emu/asm.py; [rcx+8*i] is st[i])
+# (numbers of two or more digits are 0x literals: emu/core/asm.py; [rcx+8*i] is st[i])
 _HOOK_ASM = """
     mov r8d, edx
     mov [rcx+0x30], rsi
@@ -102,7 +102,7 @@ class NativeBlockCounter:
         # everything the hook reaches is kept here for as long as the hook is installed (the Unicorn
         # engine, which the owner keeps, frees the hook with itself): the code pages, the table,
         # the state array and the miss callback's thunk
-        self._code = NativeCode(assemble(_HOOK_ASM, 0, 'the native block hook (emu/blockcount.py)'))
+        self._code = NativeCode(assemble(_HOOK_ASM, 0, 'the native block hook (emu/core/blockcount.py)'))
         fn = self._code.address
         self._entries = 1 << table_bits
         self._table = (ctypes.c_uint64 * (2 * self._entries))()

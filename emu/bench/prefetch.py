@@ -6,9 +6,9 @@ prefetching against a lower bound (DEFINITIONS below, also printed), and measure
 prefetch_page() call costs (cost_table).
 """
 import os
+from faultlab.srctree import userland_build
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD = os.path.join(ROOT, 'userland', 'build')
+BUILD = userland_build()
 PROGRAM = os.path.join(BUILD, 'prefetch_bench')
 GUEST_FILE = '/home/bench.dat'
 PAGE = 4096
@@ -78,15 +78,15 @@ def parse_values(text):
 
 
 def disk_params(read_latency_us=80.0, **kw):
-    from kernel.block.params import DiskParams
+    from faultlab.kernel.block.params import DiskParams
     return DiskParams(read_latency_us=read_latency_us, **kw)
 
 
 def run_bench(args, disk=None, ram=64 << 20, costs=None, check=True):
     """Run prefetch_bench ARGS under faultlab in this process; a BenchRun."""
-    from emu.cycles import CostTable
-    from emu.machine import Machine
-    from kernel.kernel import KernelConfig
+    from faultlab.core.cycles import CostTable
+    from faultlab.machine import Machine
+    from faultlab.kernel.kernel import KernelConfig
     if not os.path.exists(PROGRAM):
         raise FileNotFoundError('%s: build the userland programs first (make -C userland)' % PROGRAM)
     out, err, warnings = [], [], []
@@ -105,8 +105,8 @@ def run_bench(args, disk=None, ram=64 << 20, costs=None, check=True):
 
 def service_cycles(disk, freq_hz):
     """S in cycles: what the disk model charges for one one-page read."""
-    from kernel.block.device import BlockDevice, READ
-    from kernel.events import EventQueue
+    from faultlab.kernel.block.device import BlockDevice, READ
+    from faultlab.kernel.events import EventQueue
     return BlockDevice(disk, freq_hz, EventQueue()).service_cycles(READ, PAGE // disk.block_size)
 
 
@@ -147,7 +147,7 @@ def lower_bound(n, s_ns, qd, distance, compute_ns):
 
 def group(npages, iters, latency_us, distances):
     """Every distance for one (N, COMPUTE_ITERS, latency): a dict with the rows and the group figures."""
-    from emu.cycles import DEFAULT_FREQ_HZ
+    from faultlab.core.cycles import DEFAULT_FREQ_HZ
     disk = disk_params(latency_us)
     s_ns = service_cycles(disk, DEFAULT_FREQ_HZ) * 1e9 / DEFAULT_FREQ_HZ
     warm = loop(npages, iters, 0, disk=disk, warm=True)
@@ -215,7 +215,7 @@ def main(quick=False):
         return 2
     p = QUICK if quick else dict(latencies=LATENCIES_US, ratios=COMPUTE_RATIOS, distances=DISTANCES,
                                  npages=NPAGES)
-    from emu.cycles import DEFAULT_FREQ_HZ
+    from faultlab.core.cycles import DEFAULT_FREQ_HZ
     n = p['npages']
     cpi = cycles_per_iter()
     print('faultlab bench prefetch: prefetch_bench %s %d COMPUTE_ITERS DISTANCE (cold page cache, '

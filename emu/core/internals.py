@@ -73,7 +73,7 @@ class EnvView:
 
 def calibrate():
     """Provoke known page faults on a scratch CPU and check error code / old_exception offsets."""
-    from emu.paging import PTE_P, PTE_RW, PTE_US, build_identity_tables, enable_long_mode_paging
+    from faultlab.core.paging import PTE_P, PTE_RW, PTE_US, build_identity_tables, enable_long_mode_paging
 
     ram = 0x20000
     uc = Uc(UC_ARCH_X86, UC_MODE_64)

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-from kernel.tracepoints import Tracepoints
+from faultlab.kernel.tracepoints import Tracepoints
 
 INTERVAL = 1.0
 _WRITES = {1: 'write', 20: 'writev', 18: 'pwrite64', 296: 'pwritev'}

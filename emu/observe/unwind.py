@@ -1,6 +1,6 @@
 """Guest call stacks: DWARF call-frame information first, return-address scanning where there is none.
 
-With the program's .eh_frame (emu/cfi.py) each frame's caller is exact: CFA from rsp or rbp, the
+With the program's .eh_frame (emu/observe/cfi.py) each frame's caller is exact: CFA from rsp or rbp, the
 return address and the saved rbp read from the stack. Code without CFI (the vDSO, hand-written
 assembly) falls back to scanning for one frame, then CFI takes over again.
 
@@ -15,7 +15,7 @@ from calls that are not on it. Memory is read through the page tables without fa
 """
 import struct
 
-from emu.cfi import DW_RSP, OUTERMOST
+from faultlab.observe.cfi import DW_RSP, OUTERMOST
 
 MAX_SCAN_BYTES = 64 << 10
 MAX_DEPTH = 64

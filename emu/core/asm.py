@@ -16,7 +16,7 @@ left there, and `[rcx+48]` may come out as `[rcx+0x48]`. The only writer is ks_o
   substituted), `.p2align N, FILL` padding and `.byte/.word/.long/.quad` data.
 
 A source the check cannot read is refused (AsmSourceError); bytes that differ from the source's
-meaning stop the program with one line naming the instruction (AsmMismatch), as emu/internals.py
+meaning stop the program with one line naming the instruction (AsmMismatch), as emu/core/internals.py
 does for a Unicorn whose internals differ from the calibrated ones.
 
 NativeCode maps verified code into a page of host memory that is made read+execute once written.

@@ -25,11 +25,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from faultlab.srctree import SOURCE_ROOT, cli_command, userland_build
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = SOURCE_ROOT
 USERLAND = os.path.join(ROOT, 'userland')
-BUILD = os.path.join(USERLAND, 'build')
+BUILD = userland_build()
 DATA = os.path.join(BUILD, 'data')
 RUN_TIMEOUT = 180              # host seconds one guest run may take before it counts as a hang
 OOM_MARK = b'out of memory: killed'
@@ -160,8 +160,8 @@ class Outcome:
 
 
 def faultlab_command():
-    """The CLI of this very tree (run_one puts ROOT first on PYTHONPATH)."""
-    return [sys.executable, '-m', 'emu.cli']
+    """The CLI of this very source tree."""
+    return cli_command(ROOT)
 
 
 def run_one(prog, variant=None):
@@ -181,7 +181,6 @@ def run_one(prog, variant=None):
         cmd += [local if variant.absolute else './' + shown] + list(prog.args)
         env = dict(os.environ)
         env.pop('FAULTLAB_CHECK', None)
-        env['PYTHONPATH'] = os.pathsep.join([ROOT] + [p for p in [env.get('PYTHONPATH')] if p])
         if variant.host_pad:
             env['FAULTLAB_SOAK_PAD'] = 'h' * variant.host_pad
         t0 = time.monotonic()

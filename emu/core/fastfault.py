@@ -1,7 +1,7 @@
 """A native page-fault hook for the commonest fault: a user write to an unmapped page of anonymous memory.
 
 Every #PF goes through Unicorn's interrupt hook. A Python hook costs a ctypes transition and the kernel's
-Python path per fault; this hook is machine code (assembled and verified at start-up by emu/asm.py, like
+Python path per fault; this hook is machine code (assembled and verified at start-up by emu/core/asm.py, like
 the block counter) that handles one case itself and tail-calls the Python hook for everything else. The kernel
 *arms* it with a policy, and only while nothing else can observe the difference:
 
@@ -25,8 +25,8 @@ State array (uint64), offsets in qwords:
 """
 import ctypes
 
-from emu.asm import NATIVE_CHECKS, NativeCode, NativeStateError, assemble
-from emu.blockcount import ST_LAST_ADDR, ST_LAST_SIZE
+from faultlab.core.asm import NATIVE_CHECKS, NativeCode, NativeStateError, assemble
+from faultlab.core.blockcount import ST_LAST_ADDR, ST_LAST_SIZE
 
 LOG_FIELDS = 6              # address, PTE slot (guest-physical), pfn, rip, block address, block size
 LOG_CAPACITY = 256
@@ -139,7 +139,7 @@ class NativeFaultHook:
         block counter's state array; python_hook_address: the interrupt hook for every other case.
         The owner keeps env's engine, guest memory and the Python hook alive while this hook is
         installed; the code, state, pool and log (and a reference to counter_state) are kept here."""
-        self._code = NativeCode(assemble(_HOOK_ASM, 0, 'the native fault hook (emu/fastfault.py)'))
+        self._code = NativeCode(assemble(_HOOK_ASM, 0, 'the native fault hook (emu/core/fastfault.py)'))
         self.address = self._code.address
         self._pool = (ctypes.c_uint64 * POOL_CAPACITY)()
         self._log = (ctypes.c_uint64 * (LOG_FIELDS * LOG_CAPACITY))()

@@ -7,7 +7,7 @@ instruction and cycle sums equal the machine's counters. Kernel time (trap entry
 and lock waits included) is attributed to the function whose instruction trapped: faults by the
 faulting RIP, system calls by the function holding the `syscall` instruction.
 
-Call stacks (emu/unwind.py: the program's DWARF CFI, return-address scanning where there is none)
+Call stacks (emu/observe/unwind.py: the program's DWARF CFI, return-address scanning where there is none)
 are taken at every trap, so kernel time and
 faults are folded with their full guest stack and the kernel handler as the leaf (`name_[k]`). User
 cycles are exact per function; their call paths come from samples: every `sample_insns` guest
@@ -18,10 +18,10 @@ is folded as itself alone.
 """
 import collections
 
-from emu.symbols import SymbolizerCache, UNKNOWN
-from emu.unwind import unwind_cfi
-from kernel.syscalls import SYSCALL_NAMES
-from kernel.tracepoints import Tracepoints
+from faultlab.observe.symbols import SymbolizerCache, UNKNOWN
+from faultlab.observe.unwind import unwind_cfi
+from faultlab.kernel.syscalls import SYSCALL_NAMES
+from faultlab.kernel.tracepoints import Tracepoints
 
 
 def _machine_cpus(machine):

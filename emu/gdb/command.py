@@ -5,6 +5,10 @@ import signal
 import subprocess
 import sys
 
+from faultlab.gdb.stub import GdbStub
+from faultlab.kernel.loader import ExecError
+from faultlab.options import DEFAULT_ENV, EXIT_USAGE, machine_from_options
+
 
 def add_gdb_parser(sub, add_machine_options):
     g = sub.add_parser('gdb', help='debug a program with gdb (the stub on a free port, gdb attached with '
@@ -23,15 +27,12 @@ def add_gdb_parser(sub, add_machine_options):
 
 def cmd_gdb(a):
     """Start the stub on 127.0.0.1 and a free port, exec gdb on it, run the program; gdb's exit status."""
-    from emu.cli import make_machine, DEFAULT_ENV, EXIT_USAGE
-    from emu.gdbstub import GdbStub
-    from kernel.loader import ExecError
     gdb = a.gdb_path or os.environ.get('FAULTLAB_GDB') or 'gdb'
     if shutil.which(gdb) is None:
         print('faultlab gdb: cannot find %s (install gdb or pass --gdb-path)' % gdb, file=sys.stderr)
         return 127
     try:
-        m = make_machine(a)
+        m = machine_from_options(a)
     except (ValueError, OSError) as e:
         print('faultlab: %s' % e, file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,1 @@
+"""Observability tools of a run: perf-stat counters, the sampling profiler, Perfetto traces, symbols and unwinding."""

@@ -1,0 +1,132 @@
+"""The command-line options that describe a machine, and the machine they build."""
+import argparse
+import os
+
+from faultlab.core.cycles import PLATFORMS, CostTable
+from faultlab.kernel.block.params import DiskParams
+from faultlab.kernel.fs import parse_mount_spec
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.kernel.sysctl_args import parse_sysctl_arg
+from faultlab.kernel.usercred import parse_user_spec, user_cred
+from faultlab.machine import DEFAULT_RAM, Machine
+
+DEFAULT_ENV = ['PATH=/bin:/usr/bin', 'HOME=/home', 'LANG=C', 'TERM=dumb']
+EXIT_USAGE = 2
+
+
+def parse_size(s):
+    """'256M', '1G', '65536', '64k' -> bytes."""
+    s = s.strip().upper().rstrip('B').rstrip('I')
+    mult = 1
+    if s and s[-1] in 'KMG':
+        mult = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}[s[-1]]
+        s = s[:-1]
+    try:
+        v = int(s, 0) * mult
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a size: %r (examples: 256M, 1G, 65536)" % s)
+    if v < 0:
+        raise argparse.ArgumentTypeError("size must not be negative")
+    return v
+
+
+def add_cost_options(p):
+    """--platform and --costs."""
+    p.add_argument('--platform', choices=list(PLATFORMS), default='bare-metal',
+                   help='cost table of the simulated machine: bare-metal (default) or vm (a KVM guest: '
+                        'vCPU wake-ups, as in the SPF series\' 16-vCPU VM)')
+    p.add_argument('--costs', metavar='FILE', help='override cycle costs (JSON or name = value lines)')
+
+
+def cost_table(a):
+    """The cost table --platform and --costs select."""
+    return CostTable.from_file(a.costs, a.platform) if a.costs else CostTable(platform=a.platform)
+
+
+def add_machine_options(p):
+    """The options that build a machine (run, stat, profile, gdb)."""
+    p.add_argument('--ram', type=parse_size, default=DEFAULT_RAM, help='guest RAM (default 256M)')
+    p.add_argument('--swap', type=parse_size, default=256 << 20, help='swap area on the simulated disk '
+                   '(default 256M; 0 disables swap)')
+    p.add_argument('--hugepages', type=int, default=0, metavar='N',
+                   help='2 MiB pages in the hugetlb pool at boot (/proc/sys/vm/nr_hugepages; default 0)')
+    add_cost_options(p)
+    p.add_argument('--disk', metavar='K=V,...', help='disk model, e.g. read_latency_us=100,queue_depth=8')
+    p.add_argument('--fault-around-bytes', type=parse_size, default=65536,
+                   help='fault-around window for file read faults (0 or 4096 disables)')
+    p.add_argument('--mount', action='append', default=[], metavar='HOST:GUEST[:rw]',
+                   help='make a host file or directory visible in the guest (read-only unless :rw)')
+    p.add_argument('--sysroot', metavar='DIR', help='the shared libraries and dynamic-loader configuration '
+                   '(lib, lib64, usr/lib, usr/lib64, etc/ld.so.*) of dynamically linked programs come from DIR '
+                   'instead of the host, as with qemu-x86_64 -L')
+    p.add_argument('--env', action='append', default=[], metavar='NAME=VALUE', help='add to the guest environment')
+    p.add_argument('--sysctl', action='append', default=[], metavar='NAME=VALUE',
+                   help='set a /proc/sys value at boot through its write handler, as Linux\'s sysctl.NAME=VALUE '
+                        'boot parameter (e.g. vm.overcommit_memory=1; repeatable)')
+    p.add_argument('--user', metavar='UID[:GID[,GROUP...]]',
+                   help='run the first process with these ids and no capabilities, as sudo -u would '
+                        '(GID defaults to UID, the groups to GID)')
+    p.add_argument('--seed', type=int, default=0, help='seed for getrandom and AT_RANDOM')
+    p.add_argument('--cpus', type=int, default=1, help='simulated CPUs (default 1)')
+    p.add_argument('--spf', action=argparse.BooleanOptionalAction, default=True,
+                   help='speculative page faults for multi-threaded processes (default on)')
+    p.add_argument('--spf-file', action='store_true',
+                   help='speculative faults also on file-backed VMAs (the 2018 series; default: anonymous only)')
+    p.add_argument('--munmap-downgrade', action='store_true',
+                   help='munmap zaps with mmap_lock downgraded to read (Linux >= 4.20; default: held for '
+                        'write, as in the 4.15 kernel of the SPF series)')
+    p.add_argument('--native-faults', action=argparse.BooleanOptionalAction, default=True,
+                   help='let the CPU resolve plain anonymous write faults in machine code (same results, '
+                        'faster; default on)')
+    p.add_argument('--max-insns', type=int, default=None, help='stop the guest after this many instructions')
+    p.add_argument('--max-sim-time', type=float, default=None, metavar='SECONDS',
+                   help='stop the guest after this much simulated time')
+    p.add_argument('--timeout', type=float, default=None, metavar='SECONDS',
+                   help='stop the guest after this much host (wall-clock) time, counted from the start of '
+                        'faultlab (status 124)')
+    p.add_argument('--check', action='store_const', const=True,
+                   default={'': False, '0': False, 'full': 'full'}.get(os.environ.get('FAULTLAB_CHECK', ''), True),
+                   help='verify kernel mm invariants after faults and syscalls, within a time budget '
+                   '(also FAULTLAB_CHECK=1)')
+    p.add_argument('--check-all', dest='check', action='store_const', const='full',
+                   help='verify them after every fault and syscall (slow; also FAULTLAB_CHECK=full)')
+
+
+def positive_int(text):
+    """argparse type: an integer of 1 or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
+    return n
+
+
+def machine_from_options(a, stdout=None, stderr=None):
+    """Build a Machine from parsed options (ValueError for a bad option value)."""
+    costs = cost_table(a)
+    disk = DiskParams.parse(a.disk) if a.disk else DiskParams()
+    mounts = [parse_mount_spec(m) for m in a.mount]
+    for host, _guest, _ro in mounts:
+        if not os.path.exists(host):
+            raise ValueError("--mount: host path %s does not exist" % host)
+        if not (os.path.isdir(host) or os.path.isfile(host)):
+            raise ValueError("--mount: host path %s is neither a directory nor a regular file" % host)
+    sysroot = getattr(a, 'sysroot', None) or '/'
+    if not os.path.isdir(sysroot):
+        raise ValueError("--sysroot: %s is not a directory" % sysroot)
+    if a.hugepages < 0:
+        raise ValueError("--hugepages must be 0 or more")
+    fab = a.fault_around_bytes
+    if fab & (fab - 1) and fab:
+        raise ValueError("--fault-around-bytes must be a power of two")
+    if not 1 <= a.cpus <= 64:
+        raise ValueError("--cpus must be between 1 and 64")
+    sysctls = [parse_sysctl_arg(text) for text in a.sysctl]
+    cred = user_cred(*parse_user_spec(a.user)) if a.user is not None else None
+    config = KernelConfig(sysctls=sysctls, cred=cred, fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
+                          stdout=stdout, stderr=stderr, swap_bytes=a.swap, cpus=a.cpus, spf=a.spf,
+                          spf_file=a.spf_file, nr_hugepages=a.hugepages, check=a.check,
+                          munmap_downgrade=a.munmap_downgrade, native_faults=a.native_faults, sysroot=sysroot)
+    return Machine(ram=a.ram, costs=costs, config=config)
