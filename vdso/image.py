@@ -216,29 +216,46 @@ class _Assembled:
     source: str              # the text assembled
 
 
-def _assemble(parsed, text_offset):
-    """Assemble at text_offset; label values come back through a table of .quad's appended to the code."""
+def _label_queries(parsed):
+    """The label expressions read back after assembly: code end, exports, .size ends, extable fields."""
     queries = ['.Lvdso_code_end']
     queries += list(parsed.exports)
     queries += ['.Lvdso_size_end_%s' % n for n in parsed.sized]
     for entry in parsed.extable:
         queries += ['(%s)' % e for e in entry]
-    src = '\n'.join(_prelude(text_offset) + [parsed.text, '.Lvdso_code_end:']
-                    + ['.quad %s' % q for q in queries]) + '\n'
+    return queries
+
+
+def _assembly_text(parsed, text_offset, queries):
+    """The text keystone assembles: the prelude, the code, then one .quad per query."""
+    return '\n'.join(_prelude(text_offset) + [parsed.text, '.Lvdso_code_end:']
+                     + ['.quad %s' % q for q in queries]) + '\n'
+
+
+def _assemble_text(src, text_offset):
+    """Machine code for src at text_offset; a source error becomes a ValueError."""
     try:
         # keystone with its radix set, every instruction checked against the source (emu/core/asm.py)
-        out = assemble(src, text_offset, 'the vDSO')
+        return assemble(src, text_offset, 'the vDSO')
     except AsmSourceError as exc:
         raise ValueError('assembling the vDSO source failed: %s' % exc) from None
-    table_size = 8 * len(queries)
+
+
+def _split_label_table(out, nqueries, text_offset):
+    """Separate the code from the .quad table after it; returns (code, label values)."""
+    table_size = 8 * nqueries
     if len(out) < table_size:
         raise ValueError('assembling the vDSO source produced too little output')
-    values = struct.unpack('<%dQ' % len(queries), out[-table_size:])
-    code_end = values[0]
+    values = struct.unpack('<%dQ' % nqueries, out[-table_size:])
     code = out[:-table_size]
-    if text_offset + len(code) != code_end:
+    if text_offset + len(code) != values[0]:
         raise ValueError('assembler output does not match its labels (%#x != %#x)'
-                         % (text_offset + len(code), code_end))
+                         % (text_offset + len(code), values[0]))
+    return code, values
+
+
+def _read_labels(parsed, values):
+    """Symbol offsets, symbol sizes and extable entries from the label values, in query order."""
     pos = 1
     symbols = {}
     for name in parsed.exports:
@@ -255,9 +272,23 @@ def _assemble(parsed, text_offset):
     for alias, target in parsed.aliases.items():
         if alias in symbols and alias not in sizes and target in sizes:
             sizes[alias] = sizes[target]
+    return symbols, sizes, extable
+
+
+def _check_symbols_in_code(symbols, text_offset, code_end):
+    """Every exported symbol must point into the assembled code."""
     for name, off in symbols.items():
         if not text_offset <= off < code_end:
             raise ValueError('exported symbol %s is outside the code' % name)
+
+
+def _assemble(parsed, text_offset):
+    """Assemble at text_offset; label values come back through a table of .quad's appended to the code."""
+    queries = _label_queries(parsed)
+    src = _assembly_text(parsed, text_offset, queries)
+    code, values = _split_label_table(_assemble_text(src, text_offset), len(queries), text_offset)
+    symbols, sizes, extable = _read_labels(parsed, values)
+    _check_symbols_in_code(symbols, text_offset, values[0])
     return _Assembled(code, symbols, sizes, extable, src)
 
 
@@ -268,6 +299,8 @@ def _assemble(parsed, text_offset):
 # Section indices, in file order.
 (_S_NULL, _S_HASH, _S_GNU_HASH, _S_DYNSYM, _S_DYNSTR, _S_VERSYM, _S_VERDEF, _S_NOTE,
  _S_TEXT, _S_EXTABLE, _S_DYNAMIC, _S_SHSTRTAB) = range(12)
+_SECTION_NAMES = ('', '.hash', '.gnu.hash', '.dynsym', '.dynstr', '.gnu.version', '.gnu.version_d',
+                  '.note', '.text', '__ex_table', '.dynamic', '.shstrtab')
 _NUM_PHDRS = 4
 
 
@@ -300,51 +333,82 @@ class _Tables:
         self.verdefnum = 2
 
 
+@dataclass
+class _Sections:
+    """Where each section sits in the image (file offset = address) and what it holds."""
+    off: dict = field(default_factory=dict)         # section index -> offset
+    contents: dict = field(default_factory=dict)    # section index -> bytes
+    shoff: int = 0                                  # offset of the section header table
+    total: int = 0                                  # image size, a page multiple
+
+    def place(self, lay, idx, blob, align):
+        """Put section idx's bytes at the layout's next offset with the given alignment."""
+        self.off[idx] = lay.place(len(blob), align)
+        self.contents[idx] = blob
+
+
 def _shstrtab():
-    names = ['', '.hash', '.gnu.hash', '.dynsym', '.dynstr', '.gnu.version', '.gnu.version_d',
-             '.note', '.text', '__ex_table', '.dynamic', '.shstrtab']
+    """The section-name string table: each section's name offset, and the table's bytes."""
     tab = ew.StringTable()
-    offs = [tab.add(n) for n in names]
-    return names, offs, tab.bytes()
+    offs = [tab.add(n) for n in _SECTION_NAMES]
+    return offs, tab.bytes()
 
 
-def build_vdso_image(source_path=SOURCE):
-    """Assemble source_path and return the VdsoImage (not cached)."""
-    source_path = Path(source_path)
+def _read_source(source_path):
+    """The parsed vDSO source; every exported symbol must be declared a function."""
     parsed = _parse_source(source_path.read_text(), source_path.name)
-    names = list(parsed.exports)
-    missing = [n for n in names if n not in parsed.functions]
+    missing = [n for n in parsed.exports if n not in parsed.functions]
     if missing:
         raise ValueError('exported symbols without ".type NAME, @function": %s' % missing)
+    return parsed
 
-    # Pass 1: the symbol tables' sizes do not depend on the symbol values.
-    dummy = _Tables(names, dict.fromkeys(names, 0), {}, parsed.exports)
-    note = ew.note('Linux', 0, struct.pack('<I', LINUX_VERSION_CODE))
-    lay = ew.Layout(ew.EHDR.size + _NUM_PHDRS * ew.PHDR.size)
-    off = {}
-    off[_S_HASH] = lay.place(len(dummy.hash), 8)
-    off[_S_GNU_HASH] = lay.place(len(dummy.gnu_hash), 8)
-    off[_S_DYNSYM] = lay.place(len(dummy.dynsym), 8)
-    off[_S_DYNSTR] = lay.place(len(dummy.dynstr), 1)
-    off[_S_VERSYM] = lay.place(len(dummy.versym), 2)
-    off[_S_VERDEF] = lay.place(len(dummy.verdef), 8)
-    off[_S_NOTE] = lay.place(len(note), 4)
-    text_offset = ew.align_up(lay.end, TEXT_ALIGN)
 
-    # Pass 2: assemble where the code will live, then build the real tables.
-    asm = _assemble(parsed, text_offset)
+def _linux_note():
+    """The "Linux" note carrying LINUX_VERSION_CODE."""
+    return ew.note('Linux', 0, struct.pack('<I', LINUX_VERSION_CODE))
+
+
+def _place_symbol_sections(lay, tables, note):
+    """Lay out the sections before .text (hash tables, symbols, versions, the note)."""
+    secs = _Sections()
+    secs.place(lay, _S_HASH, tables.hash, 8)
+    secs.place(lay, _S_GNU_HASH, tables.gnu_hash, 8)
+    secs.place(lay, _S_DYNSYM, tables.dynsym, 8)
+    secs.place(lay, _S_DYNSTR, tables.dynstr, 1)
+    secs.place(lay, _S_VERSYM, tables.versym, 2)
+    secs.place(lay, _S_VERDEF, tables.verdef, 8)
+    secs.place(lay, _S_NOTE, note, 4)
+    return secs
+
+
+def _symbol_tables(parsed, asm, sized_like):
+    """The symbol sections with the assembled values; their sizes are those laid out in pass 1."""
+    names = list(parsed.exports)
     tables = _Tables(names, asm.symbols, asm.sizes, parsed.exports)
-    assert len(tables.dynsym) == len(dummy.dynsym) and len(tables.dynstr) == len(dummy.dynstr)
+    assert len(tables.dynsym) == len(sized_like.dynsym) and len(tables.dynstr) == len(sized_like.dynstr)
+    return tables
 
-    off[_S_TEXT] = lay.place(len(asm.code), TEXT_ALIGN)
-    assert off[_S_TEXT] == text_offset
+
+def _fill_symbol_sections(secs, tables):
+    """Replace pass 1's placeholder symbol sections with the real ones (same sizes, same offsets)."""
+    secs.contents.update({
+        _S_HASH: tables.hash, _S_GNU_HASH: tables.gnu_hash, _S_DYNSYM: tables.dynsym,
+        _S_DYNSTR: tables.dynstr, _S_VERSYM: tables.versym, _S_VERDEF: tables.verdef,
+    })
+
+
+def _exception_table(entries, base):
+    """__ex_table's bytes for (insn, fixup, mask, flags) image offsets, the table placed at base."""
     extable = b''
-    ex_base = ew.align_up(lay.end, 8)
-    for i, (insn, fixup, mask, flags) in enumerate(asm.extable):
-        entry = ex_base + i * EXTABLE_ENTRY.size
+    for i, (insn, fixup, mask, flags) in enumerate(entries):
+        entry = base + i * EXTABLE_ENTRY.size
         extable += EXTABLE_ENTRY.pack(insn - entry, fixup - (entry + 4), mask, flags)
-    off[_S_EXTABLE] = lay.place(len(extable), 8)
-    dyn_entries = [
+    return extable
+
+
+def _dynamic_section(tables, off):
+    """.dynamic: the soname and where the dynamic linker finds the symbol and version tables."""
+    return ew.pack_dynamic([
         (ew.DT_SONAME, tables.soname_off),
         (ew.DT_HASH, off[_S_HASH]),
         (ew.DT_GNU_HASH, off[_S_GNU_HASH]),
@@ -355,29 +419,31 @@ def build_vdso_image(source_path=SOURCE):
         (ew.DT_VERSYM, off[_S_VERSYM]),
         (ew.DT_VERDEF, off[_S_VERDEF]),
         (ew.DT_VERDEFNUM, tables.verdefnum),
-    ]
-    dynamic = ew.pack_dynamic(dyn_entries)
-    off[_S_DYNAMIC] = lay.place(len(dynamic), 8)
-    sh_names, sh_name_offs, shstrtab = _shstrtab()
-    off[_S_SHSTRTAB] = lay.place(len(shstrtab), 1)
-    shoff = lay.place(len(sh_names) * ew.SHDR.size, 8)
-    total = ew.align_up(lay.end, PAGE_SIZE)
+    ])
 
-    contents = {
-        _S_HASH: tables.hash, _S_GNU_HASH: tables.gnu_hash, _S_DYNSYM: tables.dynsym,
-        _S_DYNSTR: tables.dynstr, _S_VERSYM: tables.versym, _S_VERDEF: tables.verdef,
-        _S_NOTE: note, _S_TEXT: asm.code, _S_EXTABLE: extable, _S_DYNAMIC: dynamic,
-        _S_SHSTRTAB: shstrtab,
-    }
+
+def _place_code_sections(lay, secs, tables, asm):
+    """Lay out .text (where it was assembled), __ex_table, .dynamic, .shstrtab and the headers."""
+    text_offset = ew.align_up(lay.end, TEXT_ALIGN)
+    secs.place(lay, _S_TEXT, asm.code, TEXT_ALIGN)
+    assert secs.off[_S_TEXT] == text_offset
+    secs.place(lay, _S_EXTABLE, _exception_table(asm.extable, ew.align_up(lay.end, 8)), 8)
+    secs.place(lay, _S_DYNAMIC, _dynamic_section(tables, secs.off), 8)
+    secs.place(lay, _S_SHSTRTAB, _shstrtab()[1], 1)
+    secs.shoff = lay.place(len(_SECTION_NAMES) * ew.SHDR.size, 8)
+    secs.total = ew.align_up(lay.end, PAGE_SIZE)
+
+
+def _section_attrs(verdefnum):
+    """Per section index: (type, flags, link, info, align, entsize) of its header."""
     A, AX = ew.SHF_ALLOC, ew.SHF_ALLOC | ew.SHF_EXECINSTR
-    # index: (type, flags, link, info, align, entsize)
-    attrs = {
+    return {
         _S_HASH: (ew.SHT_HASH, A, _S_DYNSYM, 0, 8, 4),
         _S_GNU_HASH: (ew.SHT_GNU_HASH, A, _S_DYNSYM, 0, 8, 0),
         _S_DYNSYM: (ew.SHT_DYNSYM, A, _S_DYNSTR, 1, 8, ew.SYM.size),
         _S_DYNSTR: (ew.SHT_STRTAB, A, 0, 0, 1, 0),
         _S_VERSYM: (ew.SHT_GNU_VERSYM, A, _S_DYNSYM, 0, 2, 2),
-        _S_VERDEF: (ew.SHT_GNU_VERDEF, A, _S_DYNSTR, tables.verdefnum, 8, 0),
+        _S_VERDEF: (ew.SHT_GNU_VERDEF, A, _S_DYNSTR, verdefnum, 8, 0),
         _S_NOTE: (ew.SHT_NOTE, A, 0, 0, 4, 0),
         _S_TEXT: (ew.SHT_PROGBITS, AX, 0, 0, TEXT_ALIGN, 0),
         _S_EXTABLE: (ew.SHT_PROGBITS, A, 0, 0, 8, 0),
@@ -385,10 +451,12 @@ def build_vdso_image(source_path=SOURCE):
         _S_SHSTRTAB: (ew.SHT_STRTAB, 0, 0, 0, 1, 0),
     }
 
-    buf = bytearray(total)
-    buf[0:ew.EHDR.size] = ew.pack_ehdr(ew.ET_DYN, ew.EM_X86_64, 0, ew.EHDR.size, _NUM_PHDRS,
-                                       shoff, len(sh_names), _S_SHSTRTAB)
-    phdrs = [
+
+def _program_headers(secs):
+    """The program headers: one R+X PT_LOAD for the whole image, PT_DYNAMIC, PT_NOTE, PT_GNU_STACK."""
+    off, total = secs.off, secs.total
+    dynamic, note = secs.contents[_S_DYNAMIC], secs.contents[_S_NOTE]
+    return [
         ew.pack_phdr(ew.PT_LOAD, ew.PF_R | ew.PF_X, 0, 0, total, total, PAGE_SIZE),
         ew.pack_phdr(ew.PT_DYNAMIC, ew.PF_R, off[_S_DYNAMIC], off[_S_DYNAMIC],
                      len(dynamic), len(dynamic), 8),
@@ -396,32 +464,74 @@ def build_vdso_image(source_path=SOURCE):
         # Not in the Linux vDSO; says "no executable stack" to loaders that dlopen() the file.
         ew.pack_phdr(ew.PT_GNU_STACK, ew.PF_R | ew.PF_W, 0, 0, 0, 0, 16),
     ]
+
+
+def _write_headers(buf, secs):
+    """The ELF header and the program headers at the start of the image."""
+    buf[0:ew.EHDR.size] = ew.pack_ehdr(ew.ET_DYN, ew.EM_X86_64, 0, ew.EHDR.size, _NUM_PHDRS,
+                                       secs.shoff, len(_SECTION_NAMES), _S_SHSTRTAB)
+    phdrs = _program_headers(secs)
     buf[ew.EHDR.size:ew.EHDR.size + len(phdrs) * ew.PHDR.size] = b''.join(phdrs)
+
+
+def _write_sections(buf, secs, verdefnum):
+    """Each section's bytes and the section header table; returns name -> (offset, size)."""
+    attrs = _section_attrs(verdefnum)
+    name_offs = _shstrtab()[0]
     shdrs = [ew.pack_shdr(0, ew.SHT_NULL, 0, 0, 0, 0)]
     sections = {}
-    for idx in range(1, len(sh_names)):
-        blob = contents[idx]
-        buf[off[idx]:off[idx] + len(blob)] = blob
+    for idx in range(1, len(_SECTION_NAMES)):
+        blob, at = secs.contents[idx], secs.off[idx]
+        buf[at:at + len(blob)] = blob
         sh_type, flags, link, info, align, entsize = attrs[idx]
-        addr = off[idx] if flags & ew.SHF_ALLOC else 0
-        shdrs.append(ew.pack_shdr(sh_name_offs[idx], sh_type, flags, addr, off[idx], len(blob),
+        addr = at if flags & ew.SHF_ALLOC else 0
+        shdrs.append(ew.pack_shdr(name_offs[idx], sh_type, flags, addr, at, len(blob),
                                   link, info, align, entsize))
-        sections[sh_names[idx]] = (off[idx], len(blob))
-    buf[shoff:shoff + len(shdrs) * ew.SHDR.size] = b''.join(shdrs)
-    data = bytes(buf)
+        sections[_SECTION_NAMES[idx]] = (at, len(blob))
+    buf[secs.shoff:secs.shoff + len(shdrs) * ew.SHDR.size] = b''.join(shdrs)
+    return sections
 
+
+def _write_elf(secs, verdefnum):
+    """The image bytes (zero-padded to a page multiple) and name -> (offset, size) of its sections."""
+    buf = bytearray(secs.total)
+    _write_headers(buf, secs)
+    sections = _write_sections(buf, secs, verdefnum)
+    return bytes(buf), sections
+
+
+def _vdso_image(data, sections, secs, asm, names):
+    """The VdsoImage of the written bytes; the exception table is decoded back from them."""
+    ex_off, ex_size = secs.off[_S_EXTABLE], len(secs.contents[_S_EXTABLE])
     return VdsoImage(
         data=data,
         symbols=dict(asm.symbols),
         symbol_sizes={n: asm.sizes.get(n, 0) for n in names},
-        extable=parse_extable(data, off[_S_EXTABLE], len(extable)),
-        extable_offset=off[_S_EXTABLE],
-        extable_size=len(extable),
-        text_offset=off[_S_TEXT],
+        extable=parse_extable(data, ex_off, ex_size),
+        extable_offset=ex_off,
+        extable_size=ex_size,
+        text_offset=secs.off[_S_TEXT],
         text_size=len(asm.code),
         sections=sections,
         assembly=asm.source,
     )
+
+
+def build_vdso_image(source_path=SOURCE):
+    """Assemble source_path and return the VdsoImage (not cached)."""
+    parsed = _read_source(Path(source_path))
+    names = list(parsed.exports)
+    lay = ew.Layout(ew.EHDR.size + _NUM_PHDRS * ew.PHDR.size)
+    # Pass 1: the symbol tables' sizes do not depend on the symbol values.
+    dummy = _Tables(names, dict.fromkeys(names, 0), {}, parsed.exports)
+    secs = _place_symbol_sections(lay, dummy, _linux_note())
+    # Pass 2: assemble where the code will live, then build the real tables.
+    asm = _assemble(parsed, ew.align_up(lay.end, TEXT_ALIGN))
+    tables = _symbol_tables(parsed, asm, dummy)
+    _fill_symbol_sections(secs, tables)
+    _place_code_sections(lay, secs, tables, asm)
+    data, sections = _write_elf(secs, tables.verdefnum)
+    return _vdso_image(data, sections, secs, asm, names)
 
 
 @functools.lru_cache(maxsize=1)
