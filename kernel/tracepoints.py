@@ -12,7 +12,14 @@ Times are simulated cycles of the current CPU's clock (`kernel.now()`).
   wait(kernel, why, start, end)                           the task slept ('io', 'sleep', ...)
   lock_wait(kernel, lock, start, end)                     waited for a kernel lock (e.g. 'mmap_lock')
   block_rq_issue(req)                                     a disk request was queued (times known)
+
+What tracers print comes with them: access_str(error_code) names a fault's access ('read', 'write',
+'instruction fetch'), and a request's op is READ or WRITE.
 """
+from faultlab.kernel.arch.fault import access_str
+from faultlab.kernel.block.request import READ, WRITE
+
+__all__ = ['FaultInfo', 'Tracepoints', 'TracepointTee', 'access_str', 'READ', 'WRITE']
 
 
 class FaultInfo:

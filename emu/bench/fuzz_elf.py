@@ -13,6 +13,11 @@ import struct
 import sys
 import tempfile
 import time
+
+from faultlab.core.cycles import CostTable
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.kernel.loader import ExecError, parse_elf
+from faultlab.machine import Machine
 from faultlab.srctree import userland_build
 
 EHDR_FIELDS = [  # (name, offset, size) of the ELF header fields
@@ -104,10 +109,6 @@ def try_elf(data, path, max_insns=20000, ram=8 << 20):
     """Write the mutant to path, exec it and run it; ('refused', message) or ('ran', status, report).
 
     A Python exception other than the ExecError refusal propagates (that is the finding)."""
-    from faultlab.core.cycles import CostTable
-    from faultlab.machine import Machine
-    from faultlab.kernel.kernel import KernelConfig
-    from faultlab.kernel.loader import ExecError, parse_elf
     try:
         parse_elf(data, path)
     except ExecError as e:

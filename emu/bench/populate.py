@@ -14,6 +14,11 @@ as at 4096 MiB. The 4096 MiB figures of the posting are shown scaled to the size
 """
 import itertools
 import os
+import sys
+
+from faultlab.core.cycles import CostTable
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.machine import Machine
 from faultlab.srctree import userland_build
 
 BUILD = userland_build()
@@ -121,9 +126,6 @@ def default_hugepages(size):
 
 def run_bench(size, reps=3, sharing='both', backings=None, methods=None, ram=None, costs=None, check=True):
     """Run populate_bench under faultlab in this process; a PopulateRun."""
-    from faultlab.core.cycles import CostTable
-    from faultlab.machine import Machine
-    from faultlab.kernel.kernel import KernelConfig
     if not os.path.exists(PROGRAM):
         raise FileNotFoundError('%s: build the userland programs first (make -C userland)' % PROGRAM)
     out, err, warnings = [], [], []
@@ -271,6 +273,5 @@ def main(size=None, quick=False):
 
 
 if __name__ == '__main__':
-    import sys
     args = [a for a in sys.argv[1:] if not a.startswith('--')]
     sys.exit(main(size=args[0] if args else None, quick='--quick' in sys.argv[1:]))

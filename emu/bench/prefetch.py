@@ -6,12 +6,20 @@ prefetching against a lower bound (DEFINITIONS below, also printed), and measure
 prefetch_page() call costs (cost_table).
 """
 import os
+import sys
+
+from faultlab.core.cycles import DEFAULT_FREQ_HZ, CostTable
+from faultlab.kernel.block.params import DiskParams
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.kernel.tracepoints import READ
+from faultlab.machine import Machine
 from faultlab.srctree import userland_build
 
 BUILD = userland_build()
 PROGRAM = os.path.join(BUILD, 'prefetch_bench')
 GUEST_FILE = '/home/bench.dat'
 PAGE = 4096
+DISK_MODEL_RAM = 4 << 20                # the machine that only answers for its disk model
 
 DEFINITIONS = """\
 All times are simulated; the guest times its loop with CLOCK_MONOTONIC (from the vDSO, exact).
@@ -78,15 +86,11 @@ def parse_values(text):
 
 
 def disk_params(read_latency_us=80.0, **kw):
-    from faultlab.kernel.block.params import DiskParams
     return DiskParams(read_latency_us=read_latency_us, **kw)
 
 
 def run_bench(args, disk=None, ram=64 << 20, costs=None, check=True):
     """Run prefetch_bench ARGS under faultlab in this process; a BenchRun."""
-    from faultlab.core.cycles import CostTable
-    from faultlab.machine import Machine
-    from faultlab.kernel.kernel import KernelConfig
     if not os.path.exists(PROGRAM):
         raise FileNotFoundError('%s: build the userland programs first (make -C userland)' % PROGRAM)
     out, err, warnings = [], [], []
@@ -104,10 +108,10 @@ def run_bench(args, disk=None, ram=64 << 20, costs=None, check=True):
 
 
 def service_cycles(disk, freq_hz):
-    """S in cycles: what the disk model charges for one one-page read."""
-    from faultlab.kernel.block.device import BlockDevice, READ
-    from faultlab.kernel.events import EventQueue
-    return BlockDevice(disk, freq_hz, EventQueue()).service_cycles(READ, PAGE // disk.block_size)
+    """S in cycles: what the disk model charges for one one-page read (asked of a machine with that disk
+    and clock, which runs nothing)."""
+    m = Machine(ram=DISK_MODEL_RAM, costs=CostTable(freq_hz=freq_hz), config=KernelConfig(disk=disk))
+    return m.kernel.blockdev.service_cycles(READ, PAGE // disk.block_size)
 
 
 def expected_checksum(npages):
@@ -147,7 +151,6 @@ def lower_bound(n, s_ns, qd, distance, compute_ns):
 
 def group(npages, iters, latency_us, distances):
     """Every distance for one (N, COMPUTE_ITERS, latency): a dict with the rows and the group figures."""
-    from faultlab.core.cycles import DEFAULT_FREQ_HZ
     disk = disk_params(latency_us)
     s_ns = service_cycles(disk, DEFAULT_FREQ_HZ) * 1e9 / DEFAULT_FREQ_HZ
     warm = loop(npages, iters, 0, disk=disk, warm=True)
@@ -215,7 +218,6 @@ def main(quick=False):
         return 2
     p = QUICK if quick else dict(latencies=LATENCIES_US, ratios=COMPUTE_RATIOS, distances=DISTANCES,
                                  npages=NPAGES)
-    from faultlab.core.cycles import DEFAULT_FREQ_HZ
     n = p['npages']
     cpi = cycles_per_iter()
     print('faultlab bench prefetch: prefetch_bench %s %d COMPUTE_ITERS DISTANCE (cold page cache, '
@@ -266,5 +268,4 @@ def main(quick=False):
 
 
 if __name__ == '__main__':
-    import sys
     sys.exit(main(quick='--quick' in sys.argv[1:]))

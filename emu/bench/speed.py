@@ -30,6 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from unicorn import UC_HOOK_CODE
+
+from faultlab.core.physmem import PhysMem
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.machine import Machine
 from faultlab.srctree import userland_build
 
 BUILD = userland_build()
@@ -85,8 +91,6 @@ def run_faultlab(prog, args, want_stats=False):
 
     (cpu, wall, output, CPU seconds spent in munmap system calls[, stats])
     """
-    from faultlab.machine import Machine
-    from faultlab.kernel.kernel import KernelConfig
     out = []
     m = Machine(ram=256 << 20, config=KernelConfig(stdout=out.append))
     kernel = m.kernel
@@ -112,7 +116,9 @@ class QilingRunner:
     """Qiling on the same static binaries: a scratch rootfs holding copies of the programs."""
 
     def __init__(self, progs):
-        from qiling import Qiling                  # optional peer: never a dependency of faultlab
+        # qiling is an optional peer, never a dependency of faultlab: imported here, where its absence
+        # (ImportError) tells find_peers to skip it
+        from qiling import Qiling
         from qiling.const import QL_VERBOSE
         self._Qiling, self._quiet = Qiling, QL_VERBOSE.DISABLED
         self.rootfs = tempfile.mkdtemp(prefix='faultlab-qiling-')
@@ -188,9 +194,6 @@ def _once(timing, fn):
 
 def single_step_check(prog, args=(), cpus=1):
     """(native-hook count, single-step count) for prog: the exact-counting check of tests/test_icount.py."""
-    from unicorn import UC_HOOK_CODE
-    from faultlab.machine import Machine
-    from faultlab.kernel.kernel import KernelConfig
     m = Machine(ram=64 << 20, config=KernelConfig(stdout=lambda b: None, cpus=cpus))
     seen = [0]
     m.cpu.uc.hook_add(UC_HOOK_CODE, lambda uc, a, s, u: seen.__setitem__(0, seen[0] + 1))
@@ -217,7 +220,6 @@ def host_first_touch_us(mib):
     """Host CPU microseconds per page to fault in fresh anonymous host memory (MADV_POPULATE_WRITE in
     4 MiB steps): the floor under every runner's page-touch figure, since each of them (the native
     kernel, faultlab's guest RAM, QEMU's and Qiling's) backs a newly touched guest page with one."""
-    from faultlab.core.physmem import PhysMem
     ram = PhysMem(mib << 20)
     t = time.process_time()
     for off in range(0, ram.size, 4 << 20):

@@ -1,8 +1,8 @@
 """The one place that touches Unicorn 2.1.4's private CPU state (QEMU's CPUX86State, "env").
 
 Unicorn exposes neither the #PF error code nor a way to clear `env->old_exception`, which it never
-resets (so the 2nd fault would arrive as a double fault and the 3rd silently stop emulation; see
-shared/unicorn-probe/FINDINGS.md, Q3). We reach both through ctypes views of env, whose address and
+resets (so the 2nd fault would arrive as a double fault and the 3rd silently stop emulation, as probing
+Unicorn 2.1.4 showed). We reach both through ctypes views of env, whose address and
 field offsets are checked at start-up by self-calibration: magic register values must appear at the
 expected places, and provoked faults must leave the expected error codes. If anything disagrees, we
 refuse to run with a clear message instead of corrupting memory.
@@ -13,6 +13,8 @@ from unicorn import Uc, UcError, UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, UC_HOOK_I
 from unicorn import __version__ as UNICORN_VERSION
 from unicorn.x86_const import (UC_X86_REG_R14, UC_X86_REG_RAX, UC_X86_REG_RIP, UC_X86_REG_FS_BASE,
                                UC_X86_REG_CR2)
+
+from faultlab.core.paging import PTE_P, PTE_RW, PTE_US, build_identity_tables, enable_long_mode_paging
 
 # offsetof(struct uc_struct, cpu) and offsetof(X86CPU, env) in the libunicorn.so of unicorn==2.1.4
 UC_OFF_CPU = 0x1B8
@@ -73,8 +75,6 @@ class EnvView:
 
 def calibrate():
     """Provoke known page faults on a scratch CPU and check error code / old_exception offsets."""
-    from faultlab.core.paging import PTE_P, PTE_RW, PTE_US, build_identity_tables, enable_long_mode_paging
-
     ram = 0x20000
     uc = Uc(UC_ARCH_X86, UC_MODE_64)
     uc.mem_map(0, ram, UC_PROT_ALL)

@@ -7,6 +7,10 @@ import argparse
 import sys
 
 from faultlab.kernel.tracepoints import TracepointTee
+from faultlab.observe import progress
+from faultlab.observe.profile import Profiler, format_profile
+from faultlab.observe.stat import format_stat, format_stat_csv
+from faultlab.observe.trace import ChromeTrace
 
 
 def add_options(p, cmd):
@@ -62,14 +66,11 @@ class RunTools:
         self.trace = self.profiler = self.progress = None
         observers = []
         if getattr(a, 'cmd', None) == 'profile':
-            from faultlab.observe.profile import Profiler
             self.profiler = Profiler(machine, stacks=not a.no_stacks, sample_insns=getattr(a, 'sample_insns', 100_000))
             observers.append(self.profiler)
         if getattr(a, 'trace', None):
-            from faultlab.observe.trace import ChromeTrace
             self.trace = ChromeTrace(a.trace, machine, command)      # OSError for a bad path
             observers.append(self.trace)
-        from faultlab.observe import progress
         if progress.wanted(flag=getattr(a, 'progress', None)):
             self.progress = progress.Progress(machine)
             observers.append(self.progress)
@@ -90,12 +91,10 @@ class RunTools:
         """Write what `stat` / `profile` print once the run is over."""
         a = self.a
         if a.cmd == 'stat':
-            from faultlab.observe.stat import format_stat, format_stat_csv
             text = format_stat_csv(result.stats, a.field_separator) if a.field_separator \
                 else format_stat(result.stats, self.command)
             _write(a.output, text)
         elif a.cmd == 'profile':
-            from faultlab.observe.profile import format_profile
             text = format_profile(self.profiler, result.stats, self.command, a.top)
             notes = []
             for path, event in ((a.folded, 'cycles'), (a.folded_faults, 'faults')):

@@ -11,9 +11,8 @@ The file is written as the run goes (constant memory) and completed by close().
 import json
 
 from faultlab.observe.symbols import SymbolizerCache
-from faultlab.kernel.arch.fault import access_str
 from faultlab.kernel.syscalls import SYSCALL_NAMES
-from faultlab.kernel.tracepoints import Tracepoints
+from faultlab.kernel.tracepoints import Tracepoints, access_str
 
 _encode = json.JSONEncoder(separators=(',', ':')).encode
 PID_CPUS = 1
