@@ -20,6 +20,7 @@ from faultlab.kernel.mm.page_alloc import (PG_lru, PG_active, PG_reserved, PG_pg
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_PSE, PTE_PFN_MASK, pte_to_swp_entry,
                                pte_flags_str)
 from faultlab.kernel.mm.vma import VM_WRITE, VM_SHARED, VM_HUGETLB
+from faultlab.kernel.syscalls import SYSCALL_NAMES
 
 _TABLE = struct.Struct('<512Q')
 SWP_HWPOISON = 31
@@ -63,214 +64,325 @@ class VmChecker:
             self.checks -= 1
             return None
         except InvariantViolation as e:
-            self.violation = 'kernel invariant violated after %s (check #%d): %s' % (
-                self.describe(event), self.checks, e)
+            self.violation = self.report(event, e)
         return self.violation
 
+    def report(self, event, violation):
+        """The one-line report of a violation seen after event."""
+        return 'kernel invariant violated after %s (check #%d): %s' % (
+            self.describe(event), self.checks, violation)
+
     def describe(self, event):
+        """How the report names the event."""
         return str(event)
 
-    def check_all(self):
-        k = self.k
+    def address_spaces(self):
+        """Every task's mm, once each, in task order."""
         mms = []
-        for t in k.tasks.values():
+        for t in self.k.tasks.values():
             if all(m is not t.mm for m in mms):
                 mms.append(t.mm)
-        frames = k.frames
+        return mms
+
+    def check_all(self):
+        """Walk every address space, then check the pages, the LRU, the page cache and swap against it."""
+        k = self.k
         mapped = {}            # pfn -> present PTEs mapping it (all address spaces)
         swapped = {}           # swap offset -> swap PTEs holding it
         tables = set()
-        for mm in mms:
+        for mm in self.address_spaces():
             check_vma_tree(mm)
             self.check_page_tables(mm, mapped, swapped, tables)
         self.check_pages(mapped, tables)
-        check_lru(frames, k.lru)
+        check_lru(k.frames, k.lru)
         check_page_cache(k.pagecache)
-        shmem = getattr(k.reclaim, 'shmem', None)
-        for off in shmem.swap_offsets() if shmem is not None else ():
-            swapped[off] = swapped.get(off, 0) + 1     # a tmpfs page's swap entry holds its slot too
+        count_shmem_swap(k.reclaim, swapped)
         check_swap(k.swapcache, swapped)
 
     # ---- page tables -----------------------------------------------------------------------------
     def check_page_tables(self, mm, mapped, swapped, tables):
         """Walk all four levels; count mappings; PTEs only inside VMAs, with rights the VMA allows."""
-        frames = self.k.frames
-        pages = frames.pages
-        nr = frames.phys.nr_frames
-        mv = frames.phys.mv
-        zero = mm.svc.zero_page
-        anon = file = 0
-        known = set(mm.pgtables.table_pfns)
+        walk = PageTableWalk(self.k.frames, mm, mapped, swapped, tables)
+        walk.walk_pgd_range()
+        walk.check_rss()
 
-        def entries(pfn):
-            return _TABLE.unpack_from(mv, pfn << PAGE_SHIFT)
+    # ---- struct page -------------------------------------------------------------------------------
+    def check_pages(self, mapped, tables):
+        """Every frame's struct page against the PTEs, caches and tables that hold it; the counters add up."""
+        audit = PageAudit(self.k, mapped, tables)
+        audit.check_free_list()
+        check_page = audit.check_page
+        for i, page in enumerate(audit.pages[EMU_RESERVED_FRAMES:audit.fresh]):
+            if not i & 0x3fff:
+                _poll_limit()
+            check_page(page)
+        audit.check_never_allocated()
+        audit.check_counters()
 
-        def table_pfn(e, where):
-            pfn = (e & PTE_PFN_MASK) >> PAGE_SHIFT
-            if e & _PAGE_PSE:
-                _fail('huge entry %#x at %s (no huge pages here)', e, where)
-            if pfn >= nr or pfn not in known:
-                _fail('%s entry %#x points at frame %#x, not one of this mm\'s page tables', where, e, pfn)
-            if not pages[pfn].flags & PG_pgtable:
-                _fail('page-table frame %#x lacks PG_pgtable: %r', pfn, pages[pfn])
-            tables.add(pfn)
-            return pfn
 
-        pgd = mm.pgtables.pgd >> PAGE_SHIFT
-        tables.add(pgd)
-        vmas = mm.vmas
-        for i4, e4 in enumerate(entries(pgd)):
+class PageTableWalk:
+    """One walk of an mm's page tables (mm/pagewalk.c's levels), counting what the PTEs map."""
+
+    def __init__(self, frames, mm, mapped, swapped, tables):
+        self.mm = mm
+        self.pages = frames.pages
+        self.nr = frames.phys.nr_frames
+        self.mv = frames.phys.mv
+        self.zero = mm.svc.zero_page
+        self.known = set(mm.pgtables.table_pfns)
+        self.vmas = mm.vmas
+        self.mapped, self.swapped, self.tables = mapped, swapped, tables
+        self.anon = self.file = 0
+
+    def entries(self, pfn):
+        """The 512 entries of the table in frame pfn."""
+        return _TABLE.unpack_from(self.mv, pfn << PAGE_SHIFT)
+
+    def table_pfn(self, e, where):
+        """The frame of the next-level table entry e points at; it must be one of this mm's tables."""
+        pfn = (e & PTE_PFN_MASK) >> PAGE_SHIFT
+        if e & _PAGE_PSE:
+            _fail('huge entry %#x at %s (no huge pages here)', e, where)
+        if pfn >= self.nr or pfn not in self.known:
+            _fail('%s entry %#x points at frame %#x, not one of this mm\'s page tables', where, e, pfn)
+        if not self.pages[pfn].flags & PG_pgtable:
+            _fail('page-table frame %#x lacks PG_pgtable: %r', pfn, self.pages[pfn])
+        self.tables.add(pfn)
+        return pfn
+
+    def walk_pgd_range(self):
+        """The PGD: user-half entries only."""
+        pgd = self.mm.pgtables.pgd >> PAGE_SHIFT
+        self.tables.add(pgd)
+        for i4, e4 in enumerate(self.entries(pgd)):
             if not e4:
                 continue
             if i4 >= 256:
                 _fail('kernel-half PGD entry %d is set (%#x)', i4, e4)
-            p3 = table_pfn(e4, 'pgd[%d]' % i4)
-            for i3, e3 in enumerate(entries(p3)):
-                if not e3:
-                    continue
-                p2 = table_pfn(e3, 'pud[%d/%d]' % (i4, i3))
-                for i2, e2 in enumerate(entries(p2)):
-                    if not e2:
-                        continue
-                    base = (i4 << 39) | (i3 << 30) | (i2 << 21)
-                    if e2 & _PAGE_PSE:
-                        # a 2 MiB hugetlb leaf: only in a VM_HUGETLB VMA, mapping a pool page's head frame
-                        hv = vmas.vma_lookup(base)
-                        head = pages[(e2 & PTE_PFN_MASK) >> PAGE_SHIFT] if e2 & _PAGE_PRESENT else None
-                        if hv is None or not hv.vm_flags & VM_HUGETLB:
-                            _fail('huge entry %#x for %#x outside a hugetlb VMA', e2, base)
-                        if head is not None and not (head.flags & PG_hugetlb and head.flags & PG_head):
-                            _fail('huge entry %#x maps %r, not a huge page', e2, head)
-                        continue
-                    p1 = table_pfn(e2, 'pmd[%d/%d/%d]' % (i4, i3, i2))
-                    _poll_limit()
-                    vma = None
-                    for i1, pte in enumerate(entries(p1)):
-                        if not pte:
-                            continue
-                        va = base | (i1 << PAGE_SHIFT)
-                        if vma is None or not vma.vm_start <= va < vma.vm_end:
-                            vma = vmas.vma_lookup(va)
-                            if vma is None:
-                                _fail('PTE for %#x (%s) outside any VMA', va, pte_flags_str(pte))
-                        if not pte & _PAGE_PRESENT:
-                            typ, off = pte_to_swp_entry(pte)
-                            if typ == SWP_HWPOISON:
-                                continue
-                            swapped[off] = swapped.get(off, 0) + 1
-                            continue
-                        pfn = (pte & PTE_PFN_MASK) >> PAGE_SHIFT
-                        if pfn >= nr:
-                            _fail('PTE for %#x maps frame %#x beyond RAM', va, pfn)
-                        if pte & _PAGE_RW and not vma.vm_flags & VM_WRITE:
-                            _fail('writable PTE for %#x in %r', va, vma)
-                        page = pages[pfn]
-                        if page is zero or page.flags & PG_reserved:
-                            if pte & _PAGE_RW:
-                                _fail('writable PTE for %#x maps reserved frame %#x (%r)', va, pfn, page)
-                            continue
-                        if page.refcount <= 0:
-                            _fail('PTE for %#x maps free frame %#x (%r) in %r', va, pfn, page, vma)
-                        mapped[pfn] = mapped.get(pfn, 0) + 1
-                        if page.flags & PG_anon:
-                            anon += 1
-                            # a page fork shares is at the same address in every mm that maps it
-                            if page.index != va >> PAGE_SHIFT or (page.rmap_mm is not mm and page.mapcount <= 1):
-                                _fail('anonymous %r mapped at %#x but its reverse map says index %#x in %s',
-                                      page, va, page.index, 'this mm' if page.rmap_mm is mm else 'another mm')
-                            if page.mapping is not None:
-                                _fail('anonymous %r has a page-cache mapping', page)
-                        else:
-                            file += 1
-                            f = vma.vm_file
-                            if page.mapping is None or f is None or f.mapping is not page.mapping:
-                                _fail('file %r mapped at %#x in %r is not a page of that VMA\'s file',
-                                      page, va, vma)
-                            if vma.linear_page_index(va) != page.index:
-                                _fail('file %r mapped at %#x, where the VMA maps index %#x',
-                                      page, va, vma.linear_page_index(va))
-                            if pte & _PAGE_RW and not vma.vm_flags & VM_SHARED:
-                                _fail('page-cache %r mapped writable at %#x in private %r (COW not broken)',
-                                      page, va, vma)
-        if anon != mm.rss_anon or file != mm.rss_file:
-            _fail('RSS counters say %d anon + %d file pages, the page tables map %d + %d',
-                  mm.rss_anon, mm.rss_file, anon, file)
+            self.walk_pud_range(self.table_pfn(e4, 'pgd[%d]' % i4), i4)
 
-    # ---- struct page -------------------------------------------------------------------------------
-    def check_pages(self, mapped, tables):
-        k = self.k
-        frames = k.frames
-        pages = frames.pages
-        zero = k.mmsvc.zero_page
-        sc = k.swapcache.pages if k.swapcache is not None else {}
-        free = frames._free
-        free_set = set(free)
-        if len(free_set) != len(free):
+    def walk_pud_range(self, p3, i4):
+        """One PUD table: every entry points at a PMD table."""
+        for i3, e3 in enumerate(self.entries(p3)):
+            if e3:
+                self.walk_pmd_range(self.table_pfn(e3, 'pud[%d/%d]' % (i4, i3)), i4, i3)
+
+    def walk_pmd_range(self, p2, i4, i3):
+        """One PMD table: a 2 MiB hugetlb leaf or a PTE table per entry."""
+        for i2, e2 in enumerate(self.entries(p2)):
+            if not e2:
+                continue
+            base = (i4 << 39) | (i3 << 30) | (i2 << 21)
+            if e2 & _PAGE_PSE:
+                self.check_huge_pmd(e2, base)
+                continue
+            p1 = self.table_pfn(e2, 'pmd[%d/%d/%d]' % (i4, i3, i2))
+            _poll_limit()
+            self.walk_pte_range(p1, base)
+
+    def check_huge_pmd(self, e2, base):
+        """A 2 MiB hugetlb leaf: only in a VM_HUGETLB VMA, mapping a pool page's head frame."""
+        hv = self.vmas.vma_lookup(base)
+        head = self.pages[(e2 & PTE_PFN_MASK) >> PAGE_SHIFT] if e2 & _PAGE_PRESENT else None
+        if hv is None or not hv.vm_flags & VM_HUGETLB:
+            _fail('huge entry %#x for %#x outside a hugetlb VMA', e2, base)
+        if head is not None and not (head.flags & PG_hugetlb and head.flags & PG_head):
+            _fail('huge entry %#x maps %r, not a huge page', e2, head)
+
+    def walk_pte_range(self, p1, base):
+        """One PTE table: each entry lies inside a VMA; check it as a swap or a present PTE."""
+        vma = None
+        check_present_pte, count_swap_pte = self.check_present_pte, self.count_swap_pte
+        for i1, pte in enumerate(self.entries(p1)):
+            if not pte:
+                continue
+            va = base | (i1 << PAGE_SHIFT)
+            if vma is None or not vma.vm_start <= va < vma.vm_end:
+                vma = self.vmas.vma_lookup(va)
+                if vma is None:
+                    _fail('PTE for %#x (%s) outside any VMA', va, pte_flags_str(pte))
+            if pte & _PAGE_PRESENT:
+                check_present_pte(pte, va, vma)
+            else:
+                count_swap_pte(pte)
+
+    def count_swap_pte(self, pte):
+        """A swap PTE holds its slot (a hwpoison entry holds none)."""
+        typ, off = pte_to_swp_entry(pte)
+        if typ != SWP_HWPOISON:
+            self.swapped[off] = self.swapped.get(off, 0) + 1
+
+    def check_present_pte(self, pte, va, vma):
+        """A present PTE: a frame in RAM, rights the VMA allows, a live page whose rmap leads back here."""
+        pfn = (pte & PTE_PFN_MASK) >> PAGE_SHIFT
+        if pfn >= self.nr:
+            _fail('PTE for %#x maps frame %#x beyond RAM', va, pfn)
+        if pte & _PAGE_RW and not vma.vm_flags & VM_WRITE:
+            _fail('writable PTE for %#x in %r', va, vma)
+        page = self.pages[pfn]
+        if page is self.zero or page.flags & PG_reserved:
+            if pte & _PAGE_RW:
+                _fail('writable PTE for %#x maps reserved frame %#x (%r)', va, pfn, page)
+            return
+        if page.refcount <= 0:
+            _fail('PTE for %#x maps free frame %#x (%r) in %r', va, pfn, page, vma)
+        self.mapped[pfn] = self.mapped.get(pfn, 0) + 1
+        if page.flags & PG_anon:
+            self.anon += 1
+            self.check_anon_rmap(page, va)
+        else:
+            self.file += 1
+            self.check_file_rmap(page, pte, va, vma)
+
+    def check_anon_rmap(self, page, va):
+        """An anonymous page's reverse map: its index is the address, in this mm unless fork shares it."""
+        mm = self.mm
+        # a page fork shares is at the same address in every mm that maps it
+        if page.index != va >> PAGE_SHIFT or (page.rmap_mm is not mm and page.mapcount <= 1):
+            _fail('anonymous %r mapped at %#x but its reverse map says index %#x in %s',
+                  page, va, page.index, 'this mm' if page.rmap_mm is mm else 'another mm')
+        if page.mapping is not None:
+            _fail('anonymous %r has a page-cache mapping', page)
+
+    def check_file_rmap(self, page, pte, va, vma):
+        """A file page: a page of the VMA's file at the index the VMA maps there; writable only if shared."""
+        f = vma.vm_file
+        if page.mapping is None or f is None or f.mapping is not page.mapping:
+            _fail('file %r mapped at %#x in %r is not a page of that VMA\'s file', page, va, vma)
+        if vma.linear_page_index(va) != page.index:
+            _fail('file %r mapped at %#x, where the VMA maps index %#x', page, va, vma.linear_page_index(va))
+        if pte & _PAGE_RW and not vma.vm_flags & VM_SHARED:
+            _fail('page-cache %r mapped writable at %#x in private %r (COW not broken)', page, va, vma)
+
+    def check_rss(self):
+        """The mm's RSS counters equal the anonymous and file pages the walk found."""
+        mm = self.mm
+        if self.anon != mm.rss_anon or self.file != mm.rss_file:
+            _fail('RSS counters say %d anon + %d file pages, the page tables map %d + %d',
+                  mm.rss_anon, mm.rss_file, self.anon, self.file)
+
+
+class PageAudit:
+    """The struct page checks of one verification, with the totals they add up."""
+
+    def __init__(self, k, mapped, tables):
+        self.k = k
+        self.frames = frames = k.frames
+        self.pages = frames.pages
+        self.fresh = frames._fresh
+        self.zero = k.mmsvc.zero_page
+        self.sc = k.swapcache.pages if k.swapcache is not None else {}
+        self.free_set = set(frames._free)
+        self.mapped, self.tables = mapped, tables
+        self.allocated = self.nlru = 0
+
+    def check_free_list(self):
+        """No frame is on the free list twice."""
+        if len(self.free_set) != len(self.frames._free):
             _fail('a frame is on the free list twice')
-        fresh = frames._fresh
-        allocated = nlru = 0
-        for i, page in enumerate(pages[EMU_RESERVED_FRAMES:fresh]):
-            if not i & 0x3fff:
-                _poll_limit()
-            ref = page.refcount
-            pfn = page.pfn
-            if page.flags & PG_hugetlb:
-                allocated += 1           # taken from the allocator by the hugetlb pool (kernel/mm/hugetlb.py)
-                continue
-            if ref == 0:
-                if pfn not in free_set:
-                    _fail('frame %#x has no references but is not on the free list (leaked): %r', pfn, page)
-                if page.flags or page.mapcount or page.mapping is not None:
-                    _fail('free frame %#x still has state: %r', pfn, page)
-                if pfn in mapped:
-                    _fail('free frame %#x is mapped by %d PTEs', pfn, mapped[pfn])
-                continue
-            if ref < 0:
-                _fail('negative refcount: %r', page)
-            allocated += 1
-            if pfn in free_set:
-                _fail('frame %#x is on the free list but has %d references: %r', pfn, ref, page)
-            flags = page.flags
-            if flags & PG_lru:
-                nlru += 1
-            if flags & PG_pgtable:
-                if pfn not in tables:
-                    _fail('page-table frame %#x is not reachable from any address space (leaked)', pfn)
-                if ref != 1 or page.mapcount or pfn in mapped:
-                    _fail('page-table frame %#x is also used as a data page: %r', pfn, page)
-                continue
-            if page is zero or flags & PG_reserved:
-                continue
-            n = mapped.get(pfn, 0)
-            if page.mapcount != n:
-                _fail('%r: mapcount %d but %d PTEs map it', page, page.mapcount, n)
-            in_pc = page.mapping is not None
-            if in_pc and page.mapping.pages.get(page.index) is not page:
-                _fail('%r says it is page %#x of a file, but the page cache has %r there',
-                      page, page.index, page.mapping.pages.get(page.index))
-            in_sc = bool(flags & PG_swapcache)
-            if in_sc and sc.get(page.private) is not page:
-                _fail('%r has PG_swapcache but swap slot %#x holds %r', page, page.private, sc.get(page.private))
-            expect = n + in_pc + in_sc + k.mmsvc.gup_refs.get(pfn, 0)     # + pipe buffers and pins
-            if flags & PG_hwpoison:
-                if ref < expect:
-                    _fail('poisoned %r: refcount %d below %d', page, ref, expect)
-                continue
-            if not expect:
-                _fail('%r is allocated but nothing holds it (leaked)', page)
-            if ref != expect:
-                _fail('%r: refcount %d, expected %d (%d PTEs%s%s)', page, ref, expect, n,
-                      ' + page cache' if in_pc else '', ' + swap cache' if in_sc else '')
-        for page in pages[fresh:]:
+
+    def check_page(self, page):
+        """One frame below the never-allocated ones: free, a hugetlb pool page, a page table or a data page."""
+        if page.flags & PG_hugetlb:
+            self.allocated += 1           # taken from the allocator by the hugetlb pool (kernel/mm/hugetlb.py)
+            return
+        ref = page.refcount
+        if ref == 0:
+            self.check_free_page(page)
+            return
+        if ref < 0:
+            _fail('negative refcount: %r', page)
+        self.allocated += 1
+        if page.pfn in self.free_set:
+            _fail('frame %#x is on the free list but has %d references: %r', page.pfn, ref, page)
+        flags = page.flags
+        if flags & PG_lru:
+            self.nlru += 1
+        if flags & PG_pgtable:
+            self.check_pgtable_page(page)
+        elif page is not self.zero and not flags & PG_reserved:
+            self.check_data_page(page)
+
+    def check_free_page(self, page):
+        """A frame without references is on the free list, without state, and not mapped."""
+        pfn = page.pfn
+        if pfn not in self.free_set:
+            _fail('frame %#x has no references but is not on the free list (leaked): %r', pfn, page)
+        if page.flags or page.mapcount or page.mapping is not None:
+            _fail('free frame %#x still has state: %r', pfn, page)
+        if pfn in self.mapped:
+            _fail('free frame %#x is mapped by %d PTEs', pfn, self.mapped[pfn])
+
+    def check_pgtable_page(self, page):
+        """A page-table frame is reachable from an address space and used for nothing else."""
+        pfn = page.pfn
+        if pfn not in self.tables:
+            _fail('page-table frame %#x is not reachable from any address space (leaked)', pfn)
+        if page.refcount != 1 or page.mapcount or pfn in self.mapped:
+            _fail('page-table frame %#x is also used as a data page: %r', pfn, page)
+
+    def check_data_page(self, page):
+        """mapcount = PTEs; refcount = PTEs + page cache + swap cache + pins (at least that if poisoned)."""
+        n = self.check_mapcount(page)
+        in_pc = self.check_page_cache_entry(page)
+        in_sc = self.check_swap_cache_entry(page)
+        ref = page.refcount
+        expect = n + in_pc + in_sc + self.k.mmsvc.gup_refs.get(page.pfn, 0)     # + pipe buffers and pins
+        if page.flags & PG_hwpoison:
+            if ref < expect:
+                _fail('poisoned %r: refcount %d below %d', page, ref, expect)
+            return
+        if not expect:
+            _fail('%r is allocated but nothing holds it (leaked)', page)
+        if ref != expect:
+            _fail('%r: refcount %d, expected %d (%d PTEs%s%s)', page, ref, expect, n,
+                  ' + page cache' if in_pc else '', ' + swap cache' if in_sc else '')
+
+    def check_mapcount(self, page):
+        """The page's mapcount equals the present PTEs that map it; returns that count."""
+        n = self.mapped.get(page.pfn, 0)
+        if page.mapcount != n:
+            _fail('%r: mapcount %d but %d PTEs map it', page, page.mapcount, n)
+        return n
+
+    def check_page_cache_entry(self, page):
+        """A page with a mapping is at its index in that mapping; returns whether it is in the page cache."""
+        in_pc = page.mapping is not None
+        if in_pc and page.mapping.pages.get(page.index) is not page:
+            _fail('%r says it is page %#x of a file, but the page cache has %r there',
+                  page, page.index, page.mapping.pages.get(page.index))
+        return in_pc
+
+    def check_swap_cache_entry(self, page):
+        """A PG_swapcache page is in its swap slot; returns whether it is in the swap cache."""
+        in_sc = bool(page.flags & PG_swapcache)
+        if in_sc and self.sc.get(page.private) is not page:
+            _fail('%r has PG_swapcache but swap slot %#x holds %r', page, page.private, self.sc.get(page.private))
+        return in_sc
+
+    def check_never_allocated(self):
+        """Frames past the allocator's high-water mark have no references."""
+        for page in self.pages[self.fresh:]:
             if page.refcount:
                 _fail('never-allocated frame %#x has references: %r', page.pfn, page)
-        lru = k.lru
-        if lru is not None and nlru != len(lru):
-            _fail('%d pages have PG_lru but the LRU lists hold %d', nlru, len(lru))
+
+    def check_counters(self):
+        """The LRU size, nr_allocated and nr_free agree with the pages."""
+        frames, pages, allocated = self.frames, self.pages, self.allocated
+        lru = self.k.lru
+        if lru is not None and self.nlru != len(lru):
+            _fail('%d pages have PG_lru but the LRU lists hold %d', self.nlru, len(lru))
         if allocated != frames.nr_allocated:
             _fail('nr_allocated is %d but %d frames have references', frames.nr_allocated, allocated)
         if frames.nr_free != len(pages) - EMU_RESERVED_FRAMES - allocated:
             _fail('nr_free is %d, expected %d', frames.nr_free, len(pages) - EMU_RESERVED_FRAMES - allocated)
+
+
+def count_shmem_swap(reclaim, swapped):
+    """A tmpfs page's swap entry holds its slot too."""
+    shmem = getattr(reclaim, 'shmem', None)
+    for off in shmem.swap_offsets() if shmem is not None else ():
+        swapped[off] = swapped.get(off, 0) + 1
 
 
 def check_vma_tree(mm):
@@ -436,6 +548,5 @@ class TrapChecker(VmChecker):
             return 'page fault at %#x (error code %#x) from rip=%#x <%s>' % (
                 addr, err, rip, self.k.symbolize(task, rip) if task is not None else '??')
         _, nr, args, rip = event
-        from faultlab.kernel.syscalls import SYSCALL_NAMES
         return 'syscall %s(%s) [nr %d] at rip=%#x' % (SYSCALL_NAMES.get(nr, 'unknown'),
                                                        ', '.join('%#x' % a for a in args), nr, rip)
