@@ -96,12 +96,19 @@ def parse_mount(spec):
 
 
 def parse_sysctls(sysctls):
-    """((name, value), ...) from a mapping {name: value} or 'NAME=VALUE' strings (as --sysctl)."""
+    """((name, value), ...) from {name: value}, 'NAME=VALUE' strings (as --sysctl) or (name, value) pairs."""
     if isinstance(sysctls, dict):
-        sysctls = ['%s=%s' % item for item in sysctls.items()]
-    if isinstance(sysctls, str) or not all(isinstance(s, str) for s in sysctls):
-        raise TypeError('sysctls: expected {name: value} or a list of "NAME=VALUE" strings, got %r' % (sysctls,))
-    return tuple(parse_sysctl_arg(s) for s in sysctls)
+        sysctls = sysctls.items()
+    if isinstance(sysctls, str):
+        raise TypeError('sysctls: expected {name: value} or a list of "NAME=VALUE" strings, got %r' % sysctls)
+    return tuple(parse_sysctl_arg(s if isinstance(s, str) else _sysctl_text(s)) for s in sysctls)
+
+
+def _sysctl_text(pair):
+    """'NAME=VALUE' of a (name, value) pair."""
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and isinstance(pair[0], str)):
+        raise TypeError('sysctls: expected "NAME=VALUE" or (name, value), got %r' % (pair,))
+    return '%s=%s' % tuple(pair)
 
 
 def parse_disk(disk):

@@ -50,8 +50,8 @@ class Fault(NamedTuple):
         return self.end - self.start
 
     def __str__(self):
-        return '%-5s %#14x rip=%#x %-6s %s (%d cycles)' % (self.access, self.address, self.rip, self.outcome,
-                                                             self.handler or '-', self.cycles)
+        return '%s %#x rip=%#x: %s %s, %d cycles' % (self.access, self.address, self.rip, self.outcome,
+                                                    self.handler or '-', self.cycles)
 
 
 class FaultRecorder(Tracepoints):
