@@ -11,52 +11,9 @@ from faultlab.bench.speed import main as bench_speed
 from faultlab.bench.spf import main as bench_spf
 from faultlab.gdb.stub import attach_gdb
 from faultlab.kernel.loader import ExecError
+from faultlab.observe.stat import format_stat
 from faultlab.observe.tools import RunTools
 from faultlab.options import DEFAULT_ENV, EXIT_USAGE, cost_table, machine_from_options
-
-
-def _fmt(n):
-    return '{:,}'.format(int(n))
-
-
-def format_stats(s, name):
-    """A perf-stat-like block."""
-    ipc = s['instructions'] / s['cycles'] if s['cycles'] else 0.0
-    lines = [
-        '',
-        " Performance counter stats for '%s' (faultlab, simulated %.3f GHz):" % (name, s['freq_hz'] / 1e9),
-        '',
-        '%20s      instructions              #  %6.2f  insn per cycle' % (_fmt(s['instructions']), ipc),
-        '%20s      cycles                    #  %s guest, %s kernel, %s idle'
-        % (_fmt(s['cycles']), _fmt(s['guest_cycles']), _fmt(s['kernel_cycles']), _fmt(s['idle_cycles'])),
-        '%20s      page-faults               #  %s minor, %s major'
-        % (_fmt(s['page_faults']), _fmt(s['minor_faults']), _fmt(s['major_faults'])),
-        '%20s      kernel-faultins           #  pages faulted in by the kernel (uaccess, populate)'
-        % _fmt(s['kernel_faultins']),
-        '%20s      fault-around-pages' % _fmt(s['fault_around_pages']),
-        '%20s      pages-zeroed' % _fmt(s['pages_zeroed']),
-        '%20s      pages-copied              #  copy-on-write' % _fmt(s['pages_copied']),
-        '%20s      pagecache-hits' % _fmt(s['pagecache_hits']),
-        '%20s      pagecache-misses' % _fmt(s['pagecache_misses']),
-        '%20s      disk-reads                #  %s bytes' % (_fmt(s['disk_reads']), _fmt(s['disk_read_bytes'])),
-        '%20s      disk-writes               #  %s bytes' % (_fmt(s['disk_writes']), _fmt(s['disk_write_bytes'])),
-        '%20s      tlb-flushes' % _fmt(s['tlb_flushes']),
-        '%20s      swap-in / swap-out        #  %s pages in, %s pages out; %s scanned, %s reclaimed'
-        % (_fmt(s['pswpin'] + s['pswpout']), _fmt(s['pswpin']), _fmt(s['pswpout']), _fmt(s['pgscan']),
-           _fmt(s['pgsteal'])),
-        '%20s      syscalls' % _fmt(s['syscalls']),
-        '',
-        '%20.9f seconds simulated (%.9f s waiting for I/O)' % (s['sim_seconds'], s['iowait_cycles'] / s['freq_hz']),
-    ]
-    if s['fault_breakdown']:
-        lines += ['', '  page faults by handler (kernel cycles, mean per fault):']
-        for h, c in s['fault_breakdown'].items():
-            n = c.get('count', 0) or 1
-            steps = ', '.join('%s %d' % (k, v / n) for k, v in sorted(c.items(), key=lambda kv: -kv[1])
-                              if k not in ('count', 'cycles'))
-            lines.append('    %-28s %8s faults %10.0f cycles/fault  [%s]' % (h, _fmt(c.get('count', 0)),
-                                                                           c.get('cycles', 0) / n, steps))
-    return '\n'.join(lines) + '\n'
 
 
 def cmd_run(a):
@@ -100,7 +57,7 @@ def cmd_run(a):
         print('faultlab: cannot write %s: %s' % (e.filename, e.strerror), file=sys.stderr)
         return EXIT_USAGE
     if getattr(a, 'stats', False):
-        sys.stderr.write(format_stats(res.stats, ' '.join([a.program] + a.args)))
+        sys.stderr.write(format_stat(res.stats, ' '.join([a.program] + a.args)))
     if getattr(a, 'stats_json', None):
         with open(a.stats_json, 'w') as f:
             json.dump(dict(res.stats, exit_code=res.exit_code,

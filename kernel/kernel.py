@@ -11,54 +11,39 @@ import os
 import stat as pystat
 import sys
 
-from faultlab.kernel.arch.fault import do_user_addr_fault, access_str, SIGSEGV, SIGBUS, X86_PF_USER
-from faultlab.kernel.arch.vdso import VdsoPages, map_vdso, fixup_vdso_exception, EX_FLAG_ASYNC
-from faultlab.vdso.vvar import tsc_mult_for, tsc_to_ns
+from faultlab.kernel.arch.traps import exc_page_fault, do_error_trap, exc_invalid_op
+from faultlab.kernel.arch.vdso import VdsoPages, map_vdso
 from faultlab.kernel.block.device import BlockDevice
 from faultlab.kernel.block.params import DiskParams
+from faultlab.kernel.counters import snapshot
+from faultlab.kernel.debug.check import TrapChecker
 from faultlab.kernel.events import EventQueue
 from faultlab.kernel.fastfault import FastFaults
 from faultlab.kernel.file import FdTable, HostStream, OpenFile, O_RDONLY
 from faultlab.kernel.fs import make_root_fs, FsError, HostFs
+from faultlab.kernel.futex import futex_wake
 from faultlab.kernel.loader import (ExecError, has_interp, parse_elf, parse_interp, printable, load_elf_binary, load_elf_interp,
                            create_elf_tables, elf_et_dyn_bias)
 from faultlab.kernel.mm.filemap import PageCache
-from faultlab.kernel.mm.mm_types import (MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY, FAULT_FLAG_ALLOW_RETRY,
-                                FAULT_FLAG_RETRY_NOWAIT)
+from faultlab.kernel.mm.hugetlb import HState
+from faultlab.kernel.mm.llc import LlcModel
+from faultlab.kernel.mm.mm_types import MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY
 from faultlab.kernel.mm.page_alloc import FrameAllocator
 from faultlab.kernel.mm.swap import SwapArea, SwapCache
 from faultlab.kernel.mm.vmscan import LruLists, Reclaim
-from faultlab.kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
 from faultlab.kernel.mm.mmap import exit_mmap, mmput
 from faultlab.kernel.mm.oom_kill import out_of_memory
+from faultlab.kernel.procfs import register_procfs
 from faultlab.kernel.sched import Scheduler
+from faultlab.kernel.sigframe import force_sig_fault_handler
+from faultlab.kernel.syscalls import dispatch
+from faultlab.kernel.syscalls.thread import exit_notify, notify_parent
 from faultlab.kernel.sysctl_args import do_sysctl_args
+from faultlab.kernel.sysfs import register_sysfs
 from faultlab.kernel.task import Task
 from faultlab.kernel.tasktable import TaskTable
-from faultlab.kernel.tracepoints import FaultInfo
 from faultlab.kernel.uaccess import UserMemory
-
-SIGILL, SIGTRAP, SIGFPE, SIGKILL = 4, 5, 8, 9
-_EXC_SIGNALS = {0: (SIGFPE, 'divide error'), 1: (SIGTRAP, 'debug trap'), 3: (SIGTRAP, 'breakpoint (int3)'),
-                4: (SIGSEGV, 'overflow (into)'), 5: (SIGSEGV, 'bound range exceeded'),
-                6: (SIGILL, 'invalid opcode'), 7: (SIGSEGV, 'device not available'),
-                12: (SIGBUS, 'stack-segment fault'), 13: (SIGSEGV, 'general protection fault'),
-                16: (SIGFPE, 'x87 floating-point error'), 17: (SIGBUS, 'alignment check'),
-                19: (SIGFPE, 'SIMD floating-point exception')}
-
-
-def _fault_info(res, fixed, nowait):
-    """The FaultInfo a tracer gets for one handled page fault."""
-    if fixed:
-        outcome = 'fixup'
-    elif res.signal:
-        outcome = 'signal'
-    elif res.ret & VM_FAULT_RETRY:
-        outcome = 'retry'
-    else:
-        outcome = 'major' if res.ret & VM_FAULT_MAJOR else 'minor'
-    handler = 'vdso extable fixup' if fixed else (res.vmf.handler or 'other') if res.vmf is not None else None
-    return FaultInfo(outcome, handler, bool(nowait), res)
+from faultlab.vdso.vvar import tsc_mult_for, tsc_to_ns
 
 
 class LoadedImage:
@@ -110,63 +95,92 @@ class Kernel:
         self.phys = phys
         self.cpu = cpu
         self.costs = costs
+        self._init_accounting()
+        self._init_memory()
+        self._init_block_and_pagecache()
+        self._init_mm_services()
+        self._init_filesystems()
+        self._init_hugetlb()
+        self._init_tasks()
+        register_procfs(self)
+        register_sysfs(self)
+        self._init_vdso()
+        self.vm_checker = TrapChecker(self, config.check) if config.check else None
+        do_sysctl_args(self, config.sysctls)
+
+    def _init_accounting(self):
+        """The clocks, the counters and the per-fault cost record; no tracer yet."""
         self.kcycles = 0
         self.idle_cycles = 0
         self.gbase = 0                  # this CPU's guest cycles = gbase + the core's counter
         self.ibase = 0
         self.boot_epoch_ns = 1_767_225_600 * 10**9     # 2026-01-01T00:00:00Z; simulated wall clock start
-        self._tsc_mult = tsc_mult_for(costs.freq_hz)
+        self._tsc_mult = tsc_mult_for(self.costs.freq_hz)
         self.iowait_cycles = 0
         self.stats = collections.Counter()
         self.fault_breakdown = {}       # handler -> Counter of cost names (cycles) + 'count'
         self._fault_rec = None
         self.tracer = None              # kernel.tracepoints observer (None: no tracing, no cost)
         self.events = EventQueue()
-        self.frames = FrameAllocator(phys)
-        self.blockdev = BlockDevice(config.disk, costs.freq_hz, self.events)
+
+    def _init_memory(self):
+        """Boot memory: the page frames and the LRU lists every frame user shares."""
+        self.frames = FrameAllocator(self.phys)
+        self.lru = self.frames.lru = LruLists()
+
+    def _init_block_and_pagecache(self):
+        """The disk, the page cache on it, the swap area and cache, and reclaim over all of them."""
+        config = self.config
+        self.blockdev = BlockDevice(config.disk, self.costs.freq_hz, self.events)
         self.pagecache = PageCache(self.frames, self.blockdev, self, self.charge, self.stats)
-        self.mmsvc = MmServices(self.frames, self.pagecache, self.charge, self.flush_tlb, self.stats, self,
-                                config.fault_around_bytes)
-        self.mmsvc.spf, self.mmsvc.spf_file = config.spf, config.spf_file
-        self.mmsvc.munmap_downgrade = config.munmap_downgrade
-        self.lru = self.frames.lru = self.pagecache.lru = self.mmsvc.lru = LruLists()
+        self.pagecache.lru = self.lru
         self.swap_area = SwapArea(max(2, config.swap_bytes // 4096))
-        self.swapcache = self.mmsvc.swapcache = SwapCache(self.frames, self.swap_area, self.blockdev, self,
-                                                          self.charge, self.stats)
-        self.reclaim = self.mmsvc.reclaim = Reclaim(self.frames, self.pagecache, self.swapcache, self.lru,
-                                                    self._all_mms, self.charge, self.flush_tlb, self.stats, self)
+        self.swapcache = SwapCache(self.frames, self.swap_area, self.blockdev, self, self.charge, self.stats)
+        self.reclaim = Reclaim(self.frames, self.pagecache, self.swapcache, self.lru, self._all_mms, self.charge,
+                               self.flush_tlb, self.stats, self)
+        # the page cache asks reclaim for memory (its constructor comes first: reclaim scans it)
         self.pagecache.reclaim_hook = self.reclaim.direct_reclaim
         self.pagecache.balance_hook = self.reclaim.balance
+
+    def _init_mm_services(self):
+        """What mm code gets from the kernel (MmServices); allocates the zero page."""
+        config = self.config
+        self.mmsvc = MmServices(self.frames, self.pagecache, self.charge, self.flush_tlb, self.stats, self,
+                                config.fault_around_bytes, costs=self.costs.costs, charge_cycles=self.charge_cycles,
+                                lru=self.lru, swapcache=self.swapcache, reclaim=self.reclaim,
+                                llc=LlcModel(self.phys.nr_frames, self.costs.costs['llc_bytes']),
+                                spf=config.spf, spf_file=config.spf_file, munmap_downgrade=config.munmap_downgrade)
+
+    def _init_filesystems(self):
+        """The root filesystem with the host's mounts and the sysroot; tmpfs gets half of RAM."""
+        config = self.config
         self.vfs = make_root_fs(self.wall_clock_ns, config.seed, disk_blocks=config.disk.size_mb << 8,
                                 host_mounts=config.mounts,
-                                tmpfs_pages=phys.nr_frames // 2,      # tmpfs size=50% of RAM
+                                tmpfs_pages=self.phys.nr_frames // 2,      # tmpfs size=50% of RAM
                                 sysroot=config.sysroot)
-        from faultlab.kernel.mm.hugetlb import HState
-        from faultlab.kernel.mm.llc import LlcModel
-        self.mmsvc.llc = LlcModel(phys.nr_frames, costs.costs['llc_bytes'])
-        self.mmsvc.hstate = HState(self.mmsvc, config.nr_hugepages, self.vfs.root_sb.clock,
-                                    self.vfs.alloc_anon_dev())
+
+    def _init_hugetlb(self):
+        """hugetlb_init: the huge page pool of --hugepages and its hugetlbfs."""
+        self.mmsvc.hstate = HState(self.mmsvc, self.config.nr_hugepages, self.vfs.root_sb.clock,
+                                   self.vfs.alloc_anon_dev())
+
+    def _init_tasks(self):
+        """The task table, the scheduler with its CPUs, futexes, fast faults; no task yet."""
         self.tasks = TaskTable()
         self.current = None
-        self.sched = Scheduler(self, max(1, config.cpus))
+        self.sched = Scheduler(self, max(1, self.config.cpus))
         self.futex_queues = {}          # futex key -> [Waiter] (kernel/futex.py)
         self.debugger = None        # consulted on user page faults when a debugger is attached
         self.fastfaults = FastFaults(self)
-        self.fastfaults.enabled = config.native_faults
+        self.fastfaults.enabled = self.config.native_faults
         self.next_pid = 1
         self._warned = set()
-        from faultlab.kernel.procfs import register_procfs
-        register_procfs(self)
-        from faultlab.kernel.sysfs import register_sysfs
-        register_sysfs(self)
-        self.vdso = VdsoPages(self.frames) if config.vdso else None
+
+    def _init_vdso(self):
+        """The vDSO image and its vvar page, with the clocks published (None without --vdso)."""
+        self.vdso = VdsoPages(self.frames) if self.config.vdso else None
         if self.vdso is not None:
-            self.vdso.publish_clocks(self.boot_epoch_ns, costs.freq_hz)
-        self.vm_checker = None
-        if config.check:
-            from faultlab.kernel.debug.check import TrapChecker
-            self.vm_checker = TrapChecker(self, config.check)
-        do_sysctl_args(self, config.sysctls)
+            self.vdso.publish_clocks(self.boot_epoch_ns, self.costs.freq_hz)
 
     # ---- time and cost -------------------------------------------------------------------------
     def now(self):
@@ -192,6 +206,10 @@ class Kernel:
         rec = self._fault_rec
         if rec is not None:
             rec[name] = rec.get(name, 0) + c
+
+    def charge_cycles(self, n):
+        """Bill raw cycles (wasted speculative work, spinning) to the current CPU."""
+        self.kcycles += n
 
     def wait_until(self, when, why='io'):
         """The current task sleeps until simulated time `when`; the CPU idles meanwhile."""
@@ -467,14 +485,12 @@ class Kernel:
 
     def _exit_thread(self, task):
         """exit_mm/exit_notify for one thread: CLONE_CHILD_CLEARTID, leave the CPU."""
-        from faultlab.kernel.futex import futex_wake
         task.exited = True
         task.state = 'Z'
         task.mm.users -= 1
         task.files.users -= 1
         if task.files.users == 0:
             task.files.close_all()
-        from faultlab.kernel.syscalls.thread import exit_notify
         exit_notify(self, task)
         if task.clear_child_tid and not task.group.group_exit:
             if task.umem.write(task.clear_child_tid, bytes(4)):
@@ -490,13 +506,11 @@ class Kernel:
         leader.killed_by = group.killed_by
         if group.parent is not None:
             exit_mmap(leader.mm)               # a child process gives its memory back
-            from faultlab.kernel.syscalls.thread import notify_parent
             notify_parent(self, group)
 
     def force_sig_fault(self, task, sig, si_code, addr, report):
         """A synchronous signal: its handler runs if the program has one (and does not block it);
         otherwise the process dies with a report of what and where."""
-        from faultlab.kernel.sigframe import force_sig_fault_handler
         if not force_sig_fault_handler(self, task, sig, si_code, addr):
             self.do_group_exit(task, 0, (sig, report))
 
@@ -506,55 +520,8 @@ class Kernel:
 
     # ---- traps --------------------------------------------------------------------------------------
     def page_fault(self, rip, address, error_code):
-        """#PF from user mode: account, call do_user_addr_fault, deliver a signal if it fails."""
-        task = self.current
-        dbg = self.debugger
-        if dbg is not None and dbg.fault_stop(task, rip, address, error_code):
-            return                 # the debugger stopped the program before the fault is handled
-        tr = self.tracer
-        if tr is not None:
-            tr.page_fault_entry(self, rip, address, error_code)
-        self.run_events()          # I/O that completed while user code ran (its interrupts)
-        t0 = self.kcycles + self.idle_cycles
-        rec = self.begin_fault_record()
-        self.charge('exception_entry')
-        # a fault at an IP listed in the vDSO exception table: asynchronous (NOWAIT) if the entry says so
-        hit = fixup_vdso_exception(task.mm, self.vdso, rip, 14)
-        extra = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT if hit and hit.flags & EX_FLAG_ASYNC else 0
-        res = do_user_addr_fault(task.mm, address, error_code | X86_PF_USER, extra)
-        fixed = hit is not None and (res.signal or res.ret & VM_FAULT_RETRY)
-        if fixed:
-            # do not retry and do not signal: resume at the fixup with the trap described in rdi/rsi/rdx
-            self.cpu.rip = task.mm.vdso_base + hit.fixup_offset
-            g = self.cpu.gpr
-            g[7], g[6], g[2] = 14, error_code, address
-            self.stats['vdso_fixups'] += 1
-            res.signal = 0
-        if extra:
-            self.stats['nowait_faults'] += 1
-        self.charge('exception_exit')
-        self.end_fault_record()
-        if (res.vmf is not None or fixed) and not res.signal:
-            handler = 'vdso extable fixup' if fixed else res.vmf.handler or 'other'
-            # like mm_account_fault: a fault that ends in RETRY (or a fixup) is not a min/maj fault
-            self.account_fault(task, handler, VM_FAULT_RETRY if fixed else res.ret, rec, t0)
-        self._drop_stale_code()
-        if tr is not None:
-            tr.page_fault_exit(self, rip, address, error_code, _fault_info(res, fixed, extra))
-        if dbg is not None:
-            dbg.fault_done(task, rip, address, error_code, res, rec, fixed, extra,
-                           self.kcycles + self.idle_cycles - t0)
-        if res.signal == -1:
-            self.oom_kill(task, 'page fault at %#x' % address)
-        elif res.signal:
-            self.force_sig_fault(task, res.signal, res.si_code, address, self._fault_report(
-                task, res.signal, res.si_code, rip, address, error_code, res.reason))
-        self.run_events()
-        if self.vm_checker is not None:
-            self.vm_checker.after_trap(('fault', rip, address, error_code))
-        self.sched.check_preempt()
-        if not res.signal and not fixed and res.vmf is not None and res.vmf.handler == 'do_anonymous_page':
-            self.fastfaults.arm_after_fault(task, res.vma)
+        """Trap interface: #PF from user mode (kernel/arch/traps.py exc_page_fault)."""
+        exc_page_fault(self, rip, address, error_code)
 
     def begin_fault_record(self):
         """Start collecting the costs of one fault (cost name -> cycles; charge fills it)."""
@@ -588,38 +555,28 @@ class Kernel:
         """Trap interface: the CPU's native hook resolved these faults (kernel/fastfault.py)."""
         self.fastfaults.fast_faults_done(entries)
 
-    def _fault_report(self, task, sig, si_code, rip, address, error_code, reason):
-        return ('%s (%s) at rip=%#x <%s>: %s of address %#x: %s (error code %#x)'
-                % (SIGNAL_NAMES.get(sig, sig), SI_CODE_NAMES.get((sig, si_code), si_code), rip,
-                   self.symbolize(task, rip), access_str(error_code), address, reason, error_code))
-
     def exception(self, intno, rip):
-        """A CPU exception other than #PF: the matching fatal signal."""
-        task = self.current
-        sig, what = _EXC_SIGNALS.get(intno, (SIGSEGV, 'exception %d' % intno))
-        self.force_sig_fault(task, sig, 0, rip, '%s at rip=%#x <%s>: %s'
-                             % (SIGNAL_NAMES[sig], rip, self.symbolize(task, rip), what))
+        """Trap interface: a CPU exception other than #PF and #UD (do_error_trap)."""
+        do_error_trap(self, intno, rip)
 
     def invalid_opcode(self, rip):
-        task = self.current
-        code = task.umem.read_code(rip, 16) or b''
-        self.force_sig_fault(task, SIGILL, 0, rip, 'SIGILL at rip=%#x <%s>: invalid opcode (bytes %s)'
-                             % (rip, self.symbolize(task, rip), code[:8].hex(' ')))
+        """Trap interface: #UD (exc_invalid_op)."""
+        exc_invalid_op(self, rip)
 
     def rdtsc(self):
         """The TSC: simulated cycles of this CPU (it ticks at the cost table's frequency)."""
         return int(self.now())
 
     def syscall(self):
-        from faultlab.kernel.syscalls import dispatch
+        """Trap interface: the syscall instruction; the invariant checker looks after it."""
         chk = self.vm_checker
         event = chk.syscall_event() if chk is not None else None
         dispatch(self, self.current)
-        self._drop_stale_code()
+        self.drop_stale_code()
         if chk is not None:
             chk.after_trap(event)
 
-    def _drop_stale_code(self):
+    def drop_stale_code(self):
         """A frame that held code was freed or rewritten by the kernel: translated blocks go before
         the program runs again."""
         if self.frames.stale_code:
@@ -628,56 +585,5 @@ class Kernel:
 
     # ---- stats ----------------------------------------------------------------------------------------
     def snapshot(self):
-        """Counters for --stats and --stats-json."""
-        cpu = self.cpu
-        bs = self.blockdev.stats
-        total = self.sched.elapsed()
-        rqs = self.sched.totals()
-        return {
-            'instructions': cpu.insns,
-            'cycles': total,
-            'guest_cycles': sum(rq.guest_cycles for rq in rqs),
-            'kernel_cycles': int(sum(rq.kcycles for rq in rqs)),
-            'idle_cycles': int(sum(rq.idle_cycles for rq in rqs)),
-            'iowait_cycles': int(sum(rq.iowait_cycles for rq in rqs)),
-            'nr_cpus': len(rqs),
-            'cpus': [{'cpu': rq.index, 'instructions': rq.insns, 'cycles': int(rq.clock()),
-                      'guest_cycles': rq.guest_cycles, 'kernel_cycles': int(rq.kcycles),
-                      'idle_cycles': int(rq.idle_cycles), 'lock_wait_cycles': int(rq.lock_wait_cycles),
-                      'context_switches': rq.nr_switches, 'page_faults': rq.minor_faults + rq.major_faults,
-                      'minor_faults': rq.minor_faults, 'major_faults': rq.major_faults} for rq in rqs],
-            'threads_created': self.stats['threads_created'],
-            'context_switches': sum(rq.nr_switches for rq in rqs),
-            'spf': self.stats['spf'],
-            'spf_aborts': {k: v for k, v in sorted(self.stats.items()) if k.startswith('spf_') and v},
-            'spf_abort': sum(v for k, v in self.stats.items() if k.startswith('spf_')),
-            'tlb_shootdowns': self.stats['tlb_shootdowns'],
-            'tlb_shootdowns_idle': self.stats['tlb_shootdowns_idle'],
-            'mmap_lock_wait_cycles': int(self.stats['mmap_lock_wait_cycles']),
-            'freq_hz': self.costs.freq_hz,
-            'sim_seconds': self.costs.seconds(total),
-            'page_faults': self.stats['minor_faults'] + self.stats['major_faults'],
-            'minor_faults': self.stats['minor_faults'],
-            'major_faults': self.stats['major_faults'],
-            'kernel_faultins': self.stats['kernel_faultins'],
-            'fault_around_pages': self.stats['fault_around_pages'],
-            'pages_zeroed': self.stats['pages_zeroed'],
-            'pages_copied': self.stats['pages_copied'],
-            'pagecache_hits': self.stats['pagecache_hits'],
-            'pagecache_misses': self.stats['pagecache_misses'],
-            'tlb_flushes': self.stats['tlb_flushes'],
-            'syscalls': self.stats['syscalls'],
-            'nowait_faults': self.stats['nowait_faults'],
-            'vdso_fixups': self.stats['vdso_fixups'],
-            'disk_reads': bs.reads,
-            'disk_writes': bs.writes,
-            'disk_read_bytes': bs.read_bytes,
-            'disk_write_bytes': bs.write_bytes,
-            'disk_queue_wait_cycles': bs.queue_wait_cycles,
-            'peak_frames': self.frames.peak_allocated,
-            'pswpin': self.stats['pswpin'],
-            'pswpout': self.stats['pswpout'],
-            'pgscan': self.stats['pgscan'],
-            'pgsteal': self.stats['pgsteal'],
-            'fault_breakdown': {h: dict(c) for h, c in sorted(self.fault_breakdown.items())},
-        }
+        """Counters for --stats and --stats-json (declared in kernel/counters.py)."""
+        return snapshot(self)

@@ -1,4 +1,5 @@
 """struct mm_struct, the fault record (struct vm_fault) and the fault/result flags."""
+from faultlab.kernel.locking import RwSemaphore, SpinLock, SeqCount
 from faultlab.kernel.mm.pgtable import PageTables
 from faultlab.kernel.mm.vma import VmaTree
 from faultlab.kernel.mm.vm_sysctl import VmSysctl
@@ -59,9 +60,19 @@ class VmFault:
 
 
 class MmServices:
-    """What mm code needs from the rest of the kernel, passed in (no reaching into internals)."""
+    """What mm code needs from the rest of the kernel, passed in at construction (no reaching into internals).
 
-    def __init__(self, frames, pagecache, charge, flush_tlb, stats, sched, fault_around_bytes=65536):
+    frames, pagecache, lru, swapcache, reclaim, llc: the memory subsystems; charge(name, n) and
+    charge_cycles(n) bill kernel cycles; costs: the cost table (cost name -> cycles); flush_tlb(mm);
+    stats: the kernel's named event counts; sched: the scheduler as mm code sees it (now(),
+    wait_until(t, why), cpu_id(), lock_wait(until, what, spin), next_event_time(), current). A stand-in
+    scheduler (the unit tests') may carry the cost table (`costs.costs`) and the raw-cycle bill
+    (`kcycles`) itself when costs and charge_cycles are not given.
+    """
+
+    def __init__(self, frames, pagecache, charge, flush_tlb, stats, sched, fault_around_bytes=65536, *,
+                 costs=None, charge_cycles=None, lru=None, swapcache=None, reclaim=None, llc=None,
+                 spf=False, spf_file=False, munmap_downgrade=False):
         self.frames = frames
         self.pagecache = pagecache
         self.charge = charge
@@ -69,27 +80,66 @@ class MmServices:
         self.stats = stats
         self.sched = sched
         self.fault_around_bytes = fault_around_bytes
-        self.spf = False            # speculative page faults enabled
-        self.spf_file = False       # ... also for file-backed VMAs
+        self._costs = costs
+        self._charge_cycles = charge_cycles
+        self.spf = spf                  # speculative page faults enabled
+        self.spf_file = spf_file        # ... also for file-backed VMAs
+        self.munmap_downgrade = munmap_downgrade    # munmap zaps under mmap_lock held for read (Linux >= 4.20)
         self.gup_refs = {}          # pfn -> references kernel users hold through GUP (pipes, pins)
-        self.munmap_downgrade = False   # munmap zaps under mmap_lock held for read (Linux >= 4.20)
-        self.lru = None            # LruLists
-        self.swapcache = None      # SwapCache
-        self.reclaim = None        # Reclaim
-        self.sysctl = VmSysctl()   # the /proc/sys/vm knobs mm code obeys
-        zp = frames.alloc_page(zero=True)
-        if zp is None:
-            raise MemoryError("no memory for the zero page")
-        zp.flags |= 1 << 6       # PG_reserved: never freed
-        self.zero_page = zp
+        self.lru = lru              # LruLists
+        self.swapcache = swapcache  # SwapCache
+        self.reclaim = reclaim      # Reclaim
+        self.llc = llc              # LlcModel
+        self.hstate = None          # HState (hugetlb_init: it needs these services, so it comes after)
+        self.sysctl = VmSysctl()    # the /proc/sys/vm knobs mm code obeys
+        self.zero_page = alloc_zero_page(frames)
 
     def cost(self, name):
         """The cycle cost of a named kernel action (without charging it)."""
-        return self.sched.costs.costs[name]
+        costs = self._costs if self._costs is not None else self.sched.costs.costs
+        return costs[name]
 
     def charge_cycles(self, n):
         """Bill raw cycles (wasted speculative work, spinning) to the current CPU."""
-        self.sched.kcycles += n
+        if self._charge_cycles is not None:
+            self._charge_cycles(n)
+        else:
+            self.sched.kcycles += n
+
+
+def alloc_zero_page(frames):
+    """The shared zero page (empty_zero_page): reserved, never freed."""
+    zp = frames.alloc_page(zero=True)
+    if zp is None:
+        raise MemoryError("no memory for the zero page")
+    zp.flags |= 1 << 6       # PG_reserved: never freed
+    return zp
+
+
+class MmLocks:
+    """The locks of one mm: mmap_lock, the VMA-tree lock, PTE locks by table, PMD change history."""
+
+    def __init__(self):
+        self.mmap_lock = RwSemaphore('mmap_lock')
+        self.mm_rb = RwSemaphore('mm_rb_lock')
+        self.ptl = {}                  # physical address of a PTE table -> SpinLock
+        self.pmd_seq = {}              # va >> 21 -> SeqCount of that PMD entry (tables freed/installed)
+
+    def pte_lock(self, slot):
+        """The spinlock of the PTE table that holds slot."""
+        table = slot & ~0xFFF
+        lock = self.ptl.get(table)
+        if lock is None:
+            lock = self.ptl[table] = SpinLock()
+        return lock
+
+    def pmd_changes(self, va):
+        """The SeqCount of the PMD entry that maps va."""
+        key = va >> 21
+        s = self.pmd_seq.get(key)
+        if s is None:
+            s = self.pmd_seq[key] = SeqCount()
+        return s
 
 
 class MmStruct:
@@ -110,7 +160,6 @@ class MmStruct:
         self.total_vm = 0
         self.def_flags = 0             # VM_LOCKED | VM_LOCKONFAULT after mlockall(MCL_FUTURE)
         self.users = 1                 # mm_users: threads sharing it (speculative faults need > 1)
-        from faultlab.kernel.mm.spf import MmLocks
         self.locks = MmLocks()
 
     @property
