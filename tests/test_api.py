@@ -1,6 +1,7 @@
 """The Python API (import faultlab): runs compared with native ones, the fault records against the counters,
 captured and streamed output, limits, bad options, a user's tracer, and the README's example."""
 import collections
+import importlib
 import io
 import os
 import pydoc
@@ -270,3 +271,58 @@ def test_readme_example_runs(userland, monkeypatch, capsys):
     faults = re.search(r'minor (\d+), major (\d+)', out)
     assert int(faults.group(2)) > 0
     assert re.search(r"^exec 0x[0-9a-f]+ rip=0x[0-9a-f]+: major do_read_fault, \d+ cycles$", out, re.M)
+
+
+def architecture_section():
+    text = open(os.path.join(ROOT, 'README.md')).read()
+    return text.split('\n## Architecture\n', 1)[1].split('\n## ', 1)[0]
+
+
+def source_text():
+    """Every Python source of the package, concatenated, and the names of its modules (dotted from
+    their package folder)."""
+    parts, modules = [], set()
+    for folder in ('emu', 'kernel', 'vdso'):
+        for dirpath, _dirs, files in os.walk(os.path.join(ROOT, folder)):
+            rel = os.path.relpath(dirpath, os.path.join(ROOT, folder)).replace(os.sep, '.')
+            for f in files:
+                if f.endswith('.py'):
+                    parts.append(open(os.path.join(dirpath, f)).read())
+                    modules.add(f[:-3] if rel == '.' else rel + '.' + f[:-3])
+    return '\n'.join(parts), modules
+
+
+def resolves(dotted):
+    """True if dotted names a module of faultlab or an attribute of one."""
+    try:
+        importlib.import_module(dotted)
+        return True
+    except ModuleNotFoundError:
+        module, _, attr = dotted.rpartition('.')
+        return hasattr(importlib.import_module(module), attr)
+
+
+def test_architecture_names_what_is_there():
+    """Every path and every function, class or cost the README's Architecture section names exists."""
+    section = architecture_section()
+    src, modules = source_text()
+    missing = []
+    for token in re.findall(r'`([^`\s]+)`', section):
+        if '/' in token or re.search(r'\.(py|S|toml)$', token):
+            if not any(os.path.exists(os.path.join(ROOT, base, token)) for base in ('', 'emu', 'emu/core', 'kernel',
+                                                                                    'kernel/arch', 'kernel/mm',
+                                                                                    'kernel/block', 'vdso')):
+                missing.append(token)
+            continue
+        name = token.rsplit('.', 1)[-1]
+        if not re.fullmatch(r'[A-Za-z_]\w*', name):
+            continue
+        if token.startswith('faultlab'):
+            if not resolves(token):
+                missing.append(token)
+            continue
+        if token in modules:
+            continue
+        if not re.search(r'(def|class) %s\b|\b%s = |[\'"]%s[\'"]' % ((re.escape(name),) * 3), src):
+            missing.append(token)
+    assert not missing, missing
