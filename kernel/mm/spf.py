@@ -184,82 +184,155 @@ def _work_before_pte_lock(mm, vma, pte, flags, page):
     return 0
 
 
+class SpfAbort(Exception):
+    """The speculative path gives up (reason: one of SPF_ABORTS), having wasted `wasted` cycles."""
+
+    def __init__(self, reason, wasted=0):
+        super().__init__(reason)
+        self.reason = reason
+        self.wasted = wasted
+
+
 def handle_speculative_fault(mm, address, flags, access_ok):
     """Try to resolve a fault without mmap_lock; returns (ret, vmf), or None to take the classic path.
 
     access_ok(vma) tells whether the access is allowed by the VMA (arch code's access_error).
     """
-    from faultlab.kernel.mm.memory import handle_pte_fault
-    svc = mm.svc
-    k = svc.sched
-    cpu = k.cpu_id()
-    stats = svc.stats
-    t0 = k.now()
-    # get_vma under the VMA-tree rwlock: spins only while a writer updates the tree
-    rb = mm.locks.mm_rb
-    _lock_wait(mm, rb, rb.read_wait(t0, cpu), t0, spin=True)     # an rwlock_t: spins
-    svc.charge('spf_vma_get')
-    vma = mm.vmas.find_vma(address)
+    t0 = mm.svc.sched.now()
+    vma = get_vma(mm, address, t0)
     if vma is None or vma.vm_start > address:
         return None                       # no VMA (or stack growth): the classic path decides
-    ts = k.now()
-    seq = vma_seqcount(vma)
-
-    def abort(reason, wasted=0):
-        if wasted:
-            svc.charge_cycles(wasted)
-        stats[reason] += 1
+    try:
+        return __handle_speculative_fault(mm, vma, address, flags, access_ok, t0)
+    except SpfAbort as abort:
+        spf_abort(mm, abort)
         return None
-    if seq.changed(ts, ts, cpu):
-        return abort('spf_vma_changed')
-    f = vma.vm_flags
-    if f & (VM_GROWSDOWN | VM_HUGETLB | VM_PFNMAP | VM_IO) or (not vma.anon and not svc.spf_file) or \
-            vma.vm_file is None and not vma.anon:
-        return abort('spf_vma_notsup')
+
+
+def get_vma(mm, address, t0):
+    """find_vma under the VMA-tree rwlock (an rwlock_t: spins only while a writer updates the tree)."""
+    svc = mm.svc
+    rb = mm.locks.mm_rb
+    _lock_wait(mm, rb, rb.read_wait(t0, svc.sched.cpu_id()), t0, spin=True)
+    svc.charge('spf_vma_get')
+    return mm.vmas.find_vma(address)
+
+
+def spf_abort(mm, abort):
+    """Bill the work an aborted attempt wasted and count its reason."""
+    if abort.wasted:
+        mm.svc.charge_cycles(abort.wasted)
+    mm.svc.stats[abort.reason] += 1
+
+
+def __handle_speculative_fault(mm, vma, address, flags, access_ok, t0):
+    """The speculative path once the VMA is found: check it, read the PTE, lock it, handle the fault."""
+    ts = mm.svc.sched.now()
+    vma_check_speculative(mm, vma, ts, access_ok)
+    slot = pte_offset_speculative(mm, address)
+    pte = mm.svc.frames.phys.read64(slot)
+    page = pte_page_speculative(mm, vma, address, pte, ts)
+    t_lock = ts + _work_before_pte_lock(mm, vma, pte, flags, page)
+    ptl = pte_map_lock(mm, vma, address, slot, t0, ts, t_lock)
+    return handle_pte_fault_speculative(mm, vma, address, flags, slot, pte, ptl, ts)
+
+
+def vma_has_changed(mm, vma, t_from, t_to):
+    """A writer had the VMA's sequence count odd between t_from and t_to (read_seqcount_retry)."""
+    return vma_seqcount(vma).changed(t_from, t_to, mm.svc.sched.cpu_id())
+
+
+def vma_check_speculative(mm, vma, ts, access_ok):
+    """The VMA is stable, of a kind the speculative path handles, has its anon_vma, and allows the access."""
+    if vma_has_changed(mm, vma, ts, ts):
+        raise SpfAbort('spf_vma_changed')
+    if vma.vm_flags & (VM_GROWSDOWN | VM_HUGETLB | VM_PFNMAP | VM_IO) or \
+            (not vma.anon and not mm.svc.spf_file) or vma.vm_file is None and not vma.anon:
+        raise SpfAbort('spf_vma_notsup')
     if vma.anon and not vma.anon_vma:
-        return abort('spf_vma_noanon')    # anon_vma_prepare needs mmap_lock
+        raise SpfAbort('spf_vma_noanon')    # anon_vma_prepare needs mmap_lock
     if not access_ok(vma):
-        return abort('spf_vma_access')
+        raise SpfAbort('spf_vma_access')
+
+
+def pte_offset_speculative(mm, address):
+    """The PTE slot of address, walking without allocating; pmd_none (no PTE table yet) gives up."""
     slot = mm.pgtables.pte_slot(address, create=False)
     if slot is None:
-        return abort('spf_vma_notsup')    # pmd_none: no PTE table yet (the walk gives up)
-    pte = svc.frames.phys.read64(slot)
-    page = None
+        raise SpfAbort('spf_vma_notsup')
+    return slot
+
+
+def pte_page_speculative(mm, vma, address, pte, ts):
+    """The page the handler will work on (None for an empty PTE), if it can be had without sleeping."""
     if pte & _PAGE_PRESENT:
-        page = svc.frames.pages[pte >> 12 & ((1 << 40) - 1)]
-    elif pte:
-        # speculative do_swap_page: only a page already in the swap cache, locked with trylock
-        sc = svc.swapcache
-        page = sc.peek(pte_to_swp_entry(pte)[1]) if sc is not None else None
-        if page is None:
-            return abort('spf_swap_notcached')
-        if page.flags & PG_locked and getattr(page, 'io_done_at', 0) > ts:
-            return abort('spf_page_lock')
-    elif not vma.anon:
-        pc = svc.pagecache.peek(vma.vm_file.inode, vma.linear_page_index(address))
-        if pc is None or not pc.flags & PG_uptodate or pc.flags & PG_locked:
-            return abort('spf_file_notcached')   # __do_fault may sleep: not on the speculative path
-    t_lock = ts + _work_before_pte_lock(mm, vma, pte, flags, page)
-    # pte_map_lock: the VMA and the PMD must be unchanged, and the PTE lock free (trylock)
-    if seq.changed(ts, t_lock, cpu):
-        return abort('spf_vma_changed', t_lock - ts)
+        return mm.svc.frames.pages[pte >> 12 & ((1 << 40) - 1)]
+    if pte:
+        return do_swap_page_speculative(mm, pte, ts)
+    if not vma.anon:
+        do_fault_speculative(mm, vma, address)
+    return None
+
+
+def do_swap_page_speculative(mm, pte, ts):
+    """do_swap_page's speculative part: only a page already in the swap cache, locked with trylock."""
+    sc = mm.svc.swapcache
+    page = sc.peek(pte_to_swp_entry(pte)[1]) if sc is not None else None
+    if page is None:
+        raise SpfAbort('spf_swap_notcached')
+    if page.flags & PG_locked and getattr(page, 'io_done_at', 0) > ts:
+        raise SpfAbort('spf_page_lock')
+    return page
+
+
+def do_fault_speculative(mm, vma, address):
+    """A file fault goes on only if the page is cached, uptodate and unlocked (__do_fault may sleep)."""
+    pc = mm.svc.pagecache.peek(vma.vm_file.inode, vma.linear_page_index(address))
+    if pc is None or not pc.flags & PG_uptodate or pc.flags & PG_locked:
+        raise SpfAbort('spf_file_notcached')
+
+
+def pte_map_lock(mm, vma, address, slot, t0, ts, t_lock):
+    """At t_lock the VMA (checked at ts) and the PMD (since the fault began at t0) must be unchanged and
+    the PTE lock free (spin_trylock); returns the PTE lock."""
+    if vma_has_changed(mm, vma, ts, t_lock):
+        raise SpfAbort('spf_vma_changed', t_lock - ts)
+    cpu = mm.svc.sched.cpu_id()
     if mm.locks.pmd_changes(address).changed(t0, t_lock, cpu):
-        return abort('spf_pmd_changed', t_lock - ts)
+        raise SpfAbort('spf_pmd_changed', t_lock - ts)
     ptl = mm.locks.pte_lock(slot)
     if ptl.is_locked(t_lock, cpu):
-        return abort('spf_pte_lock', t_lock - ts)
+        raise SpfAbort('spf_pte_lock', t_lock - ts)
+    return ptl
+
+
+def handle_pte_fault_speculative(mm, vma, address, flags, slot, pte, ptl, ts):
+    """Run handle_pte_fault with FAULT_FLAG_SPECULATIVE; on success the PTE lock was held until now."""
+    from faultlab.kernel.mm.memory import handle_pte_fault   # memory imports this module: a cycle
     vmf = VmFault(vma, address, flags | FAULT_FLAG_SPECULATIVE)
     vmf.slot = slot
-    svc.charge('fault_handle')
+    mm.svc.charge('fault_handle')
     ret = handle_pte_fault(mm, vmf)
     if ret & VM_FAULT_RETRY:
         return ret, vmf
-    t1 = k.now()
-    ptl.holds.add(max(ts, t1 - svc.cost('pte_set')), t1, cpu)
+    pte_unmap_unlock_speculative(mm, ptl, ts)
+    count_speculative_fault(mm, pte)
+    return ret, vmf
+
+
+def pte_unmap_unlock_speculative(mm, ptl, ts):
+    """Record the PTE lock's hold: the PTE update at the handler's end (never before the VMA check at ts)."""
+    svc = mm.svc
+    t1 = svc.sched.now()
+    ptl.holds.add(max(ts, t1 - svc.cost('pte_set')), t1, svc.sched.cpu_id())
+
+
+def count_speculative_fault(mm, pte):
+    """count_vm_event(SPECULATIVE_PGFAULT); a swap PTE was a speculative do_swap_page from the swap cache."""
+    stats = mm.svc.stats
     stats['spf'] += 1
     if pte and not pte & _PAGE_PRESENT:
-        stats['swapin_speculative'] += 1         # speculative do_swap_page from the swap cache
-    return ret, vmf
+        stats['swapin_speculative'] += 1
 
 
 def pte_lock_classic(mm, slot):
