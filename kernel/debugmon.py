@@ -1,5 +1,6 @@
 """What a debugger asks of the kernel: user memory without faulting, page faults as debug events,
-and the `monitor` commands (fault, fault-stop, vmas, pte, stats, pagecache).
+a signal delivered on resume, the executable file mappings a symbolizer reads, and the `monitor`
+commands (fault, fault-stop, vmas, pte, stats, pagecache).
 
 Reads never fault a page in, so attaching a debugger does not change what the program will fault
 on: a present page is read from its frame, a missing page of a file mapping from the page cache
@@ -7,10 +8,13 @@ on: a present page is read from its frame, a missing page of a file mapping from
 read fault would map). Writes go to present writable pages; a page that is not present or not
 writable yet is made so through faultin_page, as ptrace's FOLL_FORCE write does.
 """
+from collections import namedtuple
+
 from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
 from faultlab.kernel.arch.fault import (access_str, X86_PF_PROT, X86_PF_WRITE, X86_PF_USER, X86_PF_RSVD, X86_PF_INSTR,
                                X86_PF_PK)
 from faultlab.kernel.arch.vdso import fixup_vdso_exception, EX_FLAG_ASYNC
+from faultlab.kernel.fs import FsError
 from faultlab.kernel.mm.gup import faultin_page
 from faultlab.kernel.mm.mm_types import (TASK_SIZE, VM_FAULT_NAMES, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_ERROR,
                                 FAULT_FLAG_WRITE, FAULT_FLAG_MKWRITE, FAULT_FLAG_ALLOW_RETRY,
@@ -21,6 +25,9 @@ from faultlab.kernel.mm.page_alloc import FLAG_NAMES, PG_locked, PG_uptodate, PG
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_DIRTY, PTE_PFN_MASK, LEVEL_NAMES, is_swap_pte,
                                pte_to_swp_entry, pte_flags_str, pte_pfn)
 from faultlab.kernel.mm.vma import VM_WRITE, VM_EXEC
+from faultlab.kernel.procfs import show_map_vma
+from faultlab.kernel.sigframe import do_signal
+from faultlab.kernel.syscalls.thread import send_signal
 
 FAULT_STOP_MODES = ('off', 'on', 'major', 'nowait')
 _PF_BITS = ((X86_PF_PROT, 'PROT'), (X86_PF_WRITE, 'WRITE'), (X86_PF_USER, 'USER'), (X86_PF_RSVD, 'RSVD'),
@@ -121,6 +128,39 @@ def poke_user(kernel, task, va, data):
 def translate_user(task, va):
     """Physical address of user address va if its page is present (no faulting), else None."""
     return task.mm.pgtables.translate(va) if 0 <= va < TASK_SIZE else None
+
+
+# ---- signals --------------------------------------------------------------------------------------------
+def ptrace_signal(kernel, task, sig):
+    """The signal a debugger resumes a stopped thread with: sent to it and acted on at once."""
+    send_signal(kernel, task, task, sig)
+    if not task.exited:
+        do_signal(kernel, task, False)
+
+
+# ---- the files mapped executable, for symbolizers ------------------------------------------------------
+# one file-backed VMA: its span, its first page's offset in the file (pages), the file's path, VM_EXEC
+FileMapping = namedtuple('FileMapping', 'start end pgoff path executable')
+
+
+def exec_file_mappings(mm, known=()):
+    """{inode: [FileMapping] of all its mappings} of each file mm maps executable, except the inodes in known."""
+    groups = {}
+    for v in mm.vmas:
+        f = v.vm_file
+        if f is not None and f.inode not in known:
+            groups.setdefault(f.inode, []).append(v)
+    return {inode: [FileMapping(v.vm_start, v.vm_end, v.vm_pgoff, v.vm_file.path, bool(v.vm_flags & VM_EXEC))
+                    for v in vmas]
+            for inode, vmas in groups.items() if any(v.vm_flags & VM_EXEC for v in vmas)}
+
+
+def exec_file_at(mm, addr):
+    """The inode of the file mapped executable at addr, or None."""
+    v = mm.vmas.vma_lookup(addr)
+    if v is None or v.vm_file is None or not v.vm_flags & VM_EXEC:
+        return None
+    return v.vm_file.inode
 
 
 # ---- faults as debug events -------------------------------------------------------------------------
@@ -348,7 +388,6 @@ def _parse_addr(s):
 
 def monitor_vmas(kernel, task):
     """`monitor vmas`: the VMAs as /proc/PID/maps prints them, plus resident pages."""
-    from faultlab.kernel.procfs import show_map_vma
     out = []
     for vma in task.mm.vmas:
         resident = sum(1 for _va, _s, pte in task.mm.pgtables.present_ptes(vma.vm_start, vma.vm_end)
@@ -393,7 +432,6 @@ def monitor_stats(kernel):
 
 def monitor_pagecache(kernel, task, path):
     """`monitor pagecache FILE`: which pages of a guest file are in the page cache, and their state."""
-    from faultlab.kernel.fs import FsError
     try:
         inode = kernel.vfs.lookup(path, task.cwd)
     except FsError as e:
@@ -454,5 +492,5 @@ def monitor_command(kernel, fmon, task, line):
     raise ValueError('unknown monitor command %r (try "monitor help")' % cmd)
 
 
-__all__ = ['peek_user', 'poke_user', 'translate_user', 'FaultMonitor', 'FaultEvent', 'monitor_command',
-           'FAULT_STOP_MODES']
+__all__ = ['peek_user', 'poke_user', 'translate_user', 'ptrace_signal', 'FileMapping', 'exec_file_mappings',
+           'exec_file_at', 'FaultMonitor', 'FaultEvent', 'monitor_command', 'FAULT_STOP_MODES']

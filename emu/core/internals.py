@@ -14,7 +14,7 @@ from unicorn import __version__ as UNICORN_VERSION
 from unicorn.x86_const import (UC_X86_REG_R14, UC_X86_REG_RAX, UC_X86_REG_RIP, UC_X86_REG_FS_BASE,
                                UC_X86_REG_CR2)
 
-from faultlab.core.paging import PTE_P, PTE_RW, PTE_US, build_identity_tables, enable_long_mode_paging
+from faultlab.core.paging import PTE_P, PTE_RW, build_identity_tables, enable_long_mode_paging
 
 # offsetof(struct uc_struct, cpu) and offsetof(X86CPU, env) in the libunicorn.so of unicorn==2.1.4
 UC_OFF_CPU = 0x1B8

@@ -31,7 +31,7 @@ from faultlab.core.cpu import GPR_NAMES
 from faultlab.gdb.libs import library_list_svr4
 from faultlab.gdb.regs import REGISTERS, reg_value, set_reg, target_xml
 from faultlab.gdb.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
-from faultlab.kernel.debugmon import FaultMonitor, peek_user, poke_user, translate_user, monitor_command
+from faultlab.kernel.debugmon import FaultMonitor, peek_user, poke_user, ptrace_signal, translate_user, monitor_command
 
 SIGINT, SIGTRAP, SIGKILL = 2, 5, 9
 SI_USER, SI_KERNEL = 0, 0x80
@@ -407,12 +407,7 @@ class GdbStub:
         sig = host_signal(gdb_sig)
         if not sig or sig == SIGTRAP:
             return
-        from faultlab.kernel.syscalls.thread import send_signal
-        from faultlab.kernel.sigframe import do_signal
-        k = self.kernel
-        send_signal(k, task, task, sig)
-        if not task.exited:
-            do_signal(k, task, False)
+        ptrace_signal(self.kernel, task, sig)
 
     def _break_reply(self, task, bptype):
         if bptype == 1:
@@ -483,92 +478,170 @@ class GdbStub:
             if self.killed or self.detached or not self.stopped or (task.exited and not postmortem):
                 return
 
+    # ---- packets (GDB Remote Serial Protocol, "Packets"): one handler per kind, by its first character;
+    # each takes (task, the packet as text, postmortem) and returns the reply (None: no reply now)
+    PACKETS = {
+        '?': '_pkt_halt_reason',
+        'c': '_pkt_continue', 's': '_pkt_step', 'C': '_pkt_continue_signal', 'S': '_pkt_step_signal',
+        'g': '_pkt_read_registers', 'G': '_pkt_write_registers', 'p': '_pkt_read_register',
+        'P': '_pkt_write_register',
+        'm': '_pkt_read_memory', 'M': '_pkt_write_memory', 'X': '_pkt_write_memory_binary',
+        'Z': '_pkt_insert_point', 'z': '_pkt_remove_point',
+        'H': '_pkt_set_thread', 'T': '_pkt_thread_alive',
+        'k': '_pkt_kill', 'D': '_pkt_detach',
+        'q': '_pkt_query', 'Q': '_pkt_query',
+        'v': '_pkt_v',
+    }
+    # the v packets this stub knows, by the prefix they start with
+    V_PACKETS = (('vCont', '_pkt_vcont'), ('vKill', '_pkt_vkill'))
+    # General Query Packets: 'qName', 'qName:args' or 'qName,args' -> handler
+    QUERIES = {
+        'qSupported': '_q_supported', 'qC': '_q_current_thread', 'qfThreadInfo': '_q_first_thread_info',
+        'qsThreadInfo': '_q_subsequent_thread_info', 'qThreadExtraInfo': '_q_thread_extra_info',
+        'qAttached': '_q_attached', 'qSymbol': '_q_symbol', 'qXfer': '_qxfer', 'qRcmd': '_q_rcmd',
+    }
+
     def _dispatch(self, task, pkt, postmortem):
-        """One packet -> its reply (None: no reply now)."""
+        """One packet -> its reply (None: no reply now; '' for what this stub does not support)."""
         if not pkt:
             return ''
-        c = chr(pkt[0])
-        text = pkt.decode('latin-1')
-        if c == '?':
-            return self._stop_reply(task, self.siginfo[0] if self.siginfo else SIGTRAP, '',
-                                    *(self.siginfo[1:] if self.siginfo else ()))
-        if c in 'cs':
-            if postmortem:
-                self.stopped = False
-                return None
-            addr = int(text[1:], 16) if len(text) > 1 else None
-            return self._resume(task, c, addr)
-        if c == 'C' or c == 'S':          # resume with a signal
-            if postmortem:
-                self.stopped = False
-                return None
-            sig, _, addr = text[1:].partition(';')
-            self._deliver(task, int(sig, 16))
-            if task.exited:
-                return None
-            return self._resume(task, c.lower(), int(addr, 16) if addr else None)
-        if text.startswith('vCont'):
-            return self._vcont(task, text, postmortem)
-        if c == 'g':
-            return self._read_all_regs(task)
-        if c == 'G':
-            return self._write_all_regs(task, text[1:])
-        if c == 'p':
-            n = int(text[1:], 16)
-            return self._reg_hex(task, n) if 0 <= n < len(REGISTERS) else 'E00'
-        if c == 'P':
-            n, _, val = text[1:].partition('=')
-            return self._write_reg(task, int(n, 16), val)
-        if c == 'm':
-            addr, n = (int(x, 16) for x in text[1:].split(','))
-            data = peek_user(self.kernel, task, addr, min(n, MAX_MEM_XFER))
-            return 'E14' if data is None else data.hex()
-        if c == 'M':
-            head, _, hexdata = text[1:].partition(':')
-            addr, n = (int(x, 16) for x in head.split(','))
-            data = bytes.fromhex(hexdata)
-            if len(data) != n:
-                return 'E01'
-            return 'OK' if poke_user(self.kernel, task, addr, data) else 'E14'
-        if c == 'X':
-            colon = pkt.index(b':')
-            addr, n = (int(x, 16) for x in pkt[1:colon].decode('latin-1').split(','))
-            data = unescape_binary(pkt[colon + 1:])
-            if len(data) != n:
-                return 'E01'
-            return 'OK' if poke_user(self.kernel, task, addr, data) else 'E14'
-        if c in 'Zz':
-            return self._breakpoint_packet(task, c, text[1:])
-        if c == 'H':
-            tid = self._parse_tid(text[2:])
-            if tid is None:
-                return 'E02'
-            if text[1] == 'g':
-                self.g_thread = tid
-            else:
-                self.c_thread = tid
-            return 'OK'
-        if c == 'T':
-            return 'OK' if self._find_thread(self._parse_tid(text[1:])) is not None else 'E01'
-        if c == 'k':
-            self._kill(task, 'killed by gdb (kill command)')
-            return None
-        if c == 'D':
-            self.detached = True
-            if not postmortem:
-                self.stopped = False
-            self._send(task, 'OK')
-            self._release()
-            return None
-        if c == 'q' or c == 'Q':
-            return self._query(task, text)
-        if text.startswith('vKill'):
-            self._kill(task, 'killed by gdb (kill command)')
-            self._send(task, 'OK')
-            return None
-        return ''           # unsupported: the empty reply
+        handler = self.PACKETS.get(chr(pkt[0]))
+        if handler is None:
+            return ''           # unsupported: the empty reply
+        return getattr(self, handler)(task, pkt.decode('latin-1'), postmortem)
 
-    def _vcont(self, task, text, postmortem):
+    def _pkt_halt_reason(self, task, text, postmortem):
+        """'?': why the program stopped (the last stop reply again)."""
+        return self._stop_reply(task, self.siginfo[0] if self.siginfo else SIGTRAP, '',
+                                *(self.siginfo[1:] if self.siginfo else ()))
+
+    def _pkt_continue(self, task, text, postmortem):
+        """'c [addr]': continue (at addr)."""
+        return self._pkt_resume(task, text, postmortem, 'c')
+
+    def _pkt_step(self, task, text, postmortem):
+        """'s [addr]': step one instruction (at addr)."""
+        return self._pkt_resume(task, text, postmortem, 's')
+
+    def _pkt_resume(self, task, text, postmortem, action):
+        if postmortem:
+            self.stopped = False
+            return None
+        addr = int(text[1:], 16) if len(text) > 1 else None
+        return self._resume(task, action, addr)
+
+    def _pkt_continue_signal(self, task, text, postmortem):
+        """'C sig[;addr]': continue with a signal."""
+        return self._pkt_resume_signal(task, text, postmortem, 'c')
+
+    def _pkt_step_signal(self, task, text, postmortem):
+        """'S sig[;addr]': step with a signal."""
+        return self._pkt_resume_signal(task, text, postmortem, 's')
+
+    def _pkt_resume_signal(self, task, text, postmortem, action):
+        if postmortem:
+            self.stopped = False
+            return None
+        sig, _, addr = text[1:].partition(';')
+        self._deliver(task, int(sig, 16))
+        if task.exited:
+            return None
+        return self._resume(task, action, int(addr, 16) if addr else None)
+
+    def _pkt_read_registers(self, task, text, postmortem):
+        """'g': every register."""
+        return self._read_all_regs(task)
+
+    def _pkt_write_registers(self, task, text, postmortem):
+        """'G XX...': write every register."""
+        return self._write_all_regs(task, text[1:])
+
+    def _pkt_read_register(self, task, text, postmortem):
+        """'p n': one register."""
+        n = int(text[1:], 16)
+        return self._reg_hex(task, n) if 0 <= n < len(REGISTERS) else 'E00'
+
+    def _pkt_write_register(self, task, text, postmortem):
+        """'P n=r': write one register."""
+        n, _, val = text[1:].partition('=')
+        return self._write_reg(task, int(n, 16), val)
+
+    def _pkt_read_memory(self, task, text, postmortem):
+        """'m addr,length': read memory (hex), without faulting a page in."""
+        addr, n = (int(x, 16) for x in text[1:].split(','))
+        data = peek_user(self.kernel, task, addr, min(n, MAX_MEM_XFER))
+        return 'E14' if data is None else data.hex()
+
+    def _pkt_write_memory(self, task, text, postmortem):
+        """'M addr,length:XX...': write memory given in hex."""
+        head, _, hexdata = text[1:].partition(':')
+        return self._poke(task, head, bytes.fromhex(hexdata))
+
+    def _pkt_write_memory_binary(self, task, text, postmortem):
+        """'X addr,length:XX...': write memory given as escaped binary."""
+        head, _, binary = text[1:].partition(':')
+        if not _:
+            raise ValueError('X packet without data')
+        return self._poke(task, head, unescape_binary(binary.encode('latin-1')))
+
+    def _poke(self, task, head, data):
+        addr, n = (int(x, 16) for x in head.split(','))
+        if len(data) != n:
+            return 'E01'
+        return 'OK' if poke_user(self.kernel, task, addr, data) else 'E14'
+
+    def _pkt_insert_point(self, task, text, postmortem):
+        """'Z type,addr,kind': insert a breakpoint (types 0, 1) or a watchpoint (2 write, 3 read, 4 access)."""
+        return self._point_packet(task, True, text[1:])
+
+    def _pkt_remove_point(self, task, text, postmortem):
+        """'z type,addr,kind': remove one."""
+        return self._point_packet(task, False, text[1:])
+
+    def _pkt_set_thread(self, task, text, postmortem):
+        """'H op thread-id': the thread later g/G/p/P (op g) or resumes (op c) are for."""
+        tid = self._parse_tid(text[2:])
+        if tid is None:
+            return 'E02'
+        if text[1] == 'g':
+            self.g_thread = tid
+        else:
+            self.c_thread = tid
+        return 'OK'
+
+    def _pkt_thread_alive(self, task, text, postmortem):
+        """'T thread-id': is the thread alive."""
+        return 'OK' if self._find_thread(self._parse_tid(text[1:])) is not None else 'E01'
+
+    def _pkt_kill(self, task, text, postmortem):
+        """'k': kill the program (no reply)."""
+        self._kill(task, 'killed by gdb (kill command)')
+        return None
+
+    def _pkt_detach(self, task, text, postmortem):
+        """'D': detach; the program runs on without us."""
+        self.detached = True
+        if not postmortem:
+            self.stopped = False
+        self._send(task, 'OK')
+        self._release()
+        return None
+
+    def _pkt_v(self, task, text, postmortem):
+        """'v...': the v packets this stub knows (vCont, vKill), '' for the others."""
+        for prefix, handler in self.V_PACKETS:
+            if text.startswith(prefix):
+                return getattr(self, handler)(task, text, postmortem)
+        return ''
+
+    def _pkt_vkill(self, task, text, postmortem):
+        """'vKill;pid': kill the program, then say OK."""
+        self._kill(task, 'killed by gdb (kill command)')
+        self._send(task, 'OK')
+        return None
+
+    def _pkt_vcont(self, task, text, postmortem):
+        """'vCont?' (the actions supported) and 'vCont;action[:thread-id]...' (resume)."""
         if text == 'vCont?':
             return 'vCont;c;C;s;S'
         if not text.startswith('vCont;'):
@@ -594,7 +667,8 @@ class GdbStub:
             return None
         return self._resume(task, chosen)
 
-    def _breakpoint_packet(self, task, c, args):
+    def _point_packet(self, task, insert, args):
+        """Z/z 'type,addr,kind[;cond...]': types 0 and 1 are breakpoints, 2, 3 and 4 watchpoints of kind bytes."""
         parts = args.split(',')
         if len(parts) < 3:
             return 'E01'
@@ -602,21 +676,25 @@ class GdbStub:
         if not 0 <= addr < 1 << 64:
             return 'E01'
         if bptype in (0, 1):
-            return self._insert_break(bptype, addr) if c == 'Z' else self._remove_break(bptype, addr)
+            return self._insert_break(bptype, addr) if insert else self._remove_break(bptype, addr)
         if bptype in (2, 3, 4):
-            if not 0 < kind <= 4096:
-                return 'E22'
-            key = (bptype, addr, kind)
-            if c == 'Z':
-                if key not in self.watches:
-                    self.watches[key] = Watch(bptype, addr, kind)
-                    self._arm_watches(task)
-            else:
-                w = self.watches.pop(key, None)
-                if w is not None:
-                    self._disarm(w)
-            return 'OK'
+            return self._watch_point(task, insert, bptype, addr, kind)
         return ''
+
+    def _watch_point(self, task, insert, bptype, addr, length):
+        """Z2/Z3/Z4 (write, read, access watchpoints) and their z: a range of 1 to 4096 bytes."""
+        if not 0 < length <= 4096:
+            return 'E22'
+        key = (bptype, addr, length)
+        if insert:
+            if key not in self.watches:
+                self.watches[key] = Watch(bptype, addr, length)
+                self._arm_watches(task)
+        else:
+            w = self.watches.pop(key, None)
+            if w is not None:
+                self._disarm(w)
+        return 'OK'
 
     # ---- threads --------------------------------------------------------------------------------------
     def _threads(self):
@@ -695,31 +773,47 @@ class GdbStub:
                              write=True)
 
     # ---- queries --------------------------------------------------------------------------------------
-    def _query(self, task, text):
-        if text.startswith('qSupported'):
-            return ('PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;qXfer:siginfo:read+;'
-                    'qXfer:libraries-svr4:read+;swbreak+;'
-                    'hwbreak+;vContSupported+' % PACKET_SIZE)
-        if text == 'qC':
-            return 'QC%x' % task.tid
-        if text == 'qfThreadInfo':
-            return 'm' + ','.join('%x' % t.tid for t in self._threads())
-        if text == 'qsThreadInfo':
-            return 'l'
-        if text.startswith('qThreadExtraInfo,'):
-            t = self._find_thread(self._parse_tid(text.split(',', 1)[1]))
-            if t is None:
-                return 'E01'
-            return ('%s pid %d%s' % (t.comm, t.pid, ' (on cpu)' if t is task else '')).encode().hex()
-        if text == 'qAttached' or text.startswith('qAttached:'):
-            return '0'                      # we started the process: quitting gdb kills it
-        if text == 'qSymbol::':
-            return 'OK'
-        if text.startswith('qXfer:'):
-            return self._qxfer(task, text)
-        if text.startswith('qRcmd,'):
-            return self._monitor(task, bytes.fromhex(text[6:]).decode('utf-8', 'replace'))
-        return ''
+    def _pkt_query(self, task, text, postmortem):
+        """'q...'/'Q...': a general query, by its name (up to ':' or ','); '' for the unknown ones."""
+        handler = self.QUERIES.get(re.match(r'[^:,]*', text).group())
+        return getattr(self, handler)(task, text) if handler is not None else ''
+
+    def _q_supported(self, task, text):
+        """qSupported: the packet size and the features this stub has."""
+        return ('PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;qXfer:siginfo:read+;'
+                'qXfer:libraries-svr4:read+;swbreak+;'
+                'hwbreak+;vContSupported+' % PACKET_SIZE)
+
+    def _q_current_thread(self, task, text):
+        """qC: the thread that stopped."""
+        return 'QC%x' % task.tid
+
+    def _q_first_thread_info(self, task, text):
+        """qfThreadInfo: every live thread, in one reply."""
+        return 'm' + ','.join('%x' % t.tid for t in self._threads())
+
+    def _q_subsequent_thread_info(self, task, text):
+        """qsThreadInfo: the end of the list."""
+        return 'l'
+
+    def _q_thread_extra_info(self, task, text):
+        """qThreadExtraInfo,thread-id: the thread's name and process, in hex."""
+        t = self._find_thread(self._parse_tid(text.split(',', 1)[1]))
+        if t is None:
+            return 'E01'
+        return ('%s pid %d%s' % (t.comm, t.pid, ' (on cpu)' if t is task else '')).encode().hex()
+
+    def _q_attached(self, task, text):
+        """qAttached[:pid]: 0, we started the process (quitting gdb kills it)."""
+        return '0'
+
+    def _q_symbol(self, task, text):
+        """qSymbol::: no symbol values wanted."""
+        return 'OK'
+
+    def _q_rcmd(self, task, text):
+        """qRcmd,command (hex): gdb's `monitor` command."""
+        return self._monitor(task, bytes.fromhex(text[6:]).decode('utf-8', 'replace'))
 
     def _qxfer(self, task, text):
         parts = text.split(':')

@@ -5,8 +5,8 @@ vDSO's exported symbols, for profiles, traces and stack unwinding."""
 import bisect
 
 from faultlab.observe.cfi import CfiTable
+from faultlab.kernel.debugmon import exec_file_at, exec_file_mappings
 from faultlab.kernel.loader import ExecError, parse_elf
-from faultlab.kernel.mm.vma import VM_EXEC
 
 UNKNOWN = '[unknown]'
 
@@ -49,31 +49,23 @@ class CfiSet:
 def mapped_objects(mm, known=()):
     """{inode: MappedObject} for the ELF files with an executable mapping in mm, except those in
     known. The load bias comes from the mapping of the file page its PT_LOAD starts in."""
-    groups = {}
-    for v in mm.vmas:
-        f = v.vm_file
-        if f is not None and f.inode not in known:
-            groups.setdefault(f.inode, []).append(v)
     out = {}
-    for inode, vmas in groups.items():
-        if not any(v.vm_flags & VM_EXEC for v in vmas):
-            continue
+    for inode, maps in exec_file_mappings(mm, known).items():
         data = _read_inode(inode)
         if not data:
             continue
         try:
-            img = parse_elf(data, vmas[0].vm_file.path)
+            img = parse_elf(data, maps[0].path)
         except ExecError:
             continue
-        first = min(vmas, key=lambda v: v.vm_pgoff)
-        seg = next((sg for sg in img.segments if sg.offset >> 12 == first.vm_pgoff), None)
+        first = min(maps, key=lambda m: m.pgoff)
+        seg = next((sg for sg in img.segments if sg.offset >> 12 == first.pgoff), None)
         if seg is None:
             continue
-        bias = first.vm_start - (seg.vaddr & ~0xFFF)
-        out[inode] = MappedObject(vmas[0].vm_file.path, min(v.vm_start for v in vmas),
-                                  max(v.vm_end for v in vmas), bias, data,
+        bias = first.start - (seg.vaddr & ~0xFFF)
+        out[inode] = MappedObject(maps[0].path, min(m.start for m in maps), max(m.end for m in maps), bias, data,
                                   [(st + bias, size, name) for st, size, name in img.symbols],
-                                  [(v.vm_start, v.vm_end) for v in vmas if v.vm_flags & VM_EXEC])
+                                  [(m.start, m.end) for m in maps if m.executable])
     return out
 
 
@@ -132,9 +124,8 @@ class Symbolizer:
     def _unseen_object_at(self, addr):
         """True if addr lies in an executable file mapping this symbolizer has not read yet."""
         mm = getattr(self.task, 'mm', None)
-        v = mm.vmas.vma_lookup(addr) if mm is not None else None
-        return v is not None and v.vm_file is not None and v.vm_flags & VM_EXEC and \
-            v.vm_file.inode not in self._objects
+        inode = exec_file_at(mm, addr) if mm is not None else None
+        return inode is not None and inode not in self._objects
 
     @property
     def cfi(self):
