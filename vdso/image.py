@@ -100,10 +100,12 @@ class VdsoImage:
 
     @property
     def size(self):
+        """The image size in bytes."""
         return len(self.data)
 
     @property
     def pages(self):
+        """The image size in pages."""
         return len(self.data) // PAGE_SIZE
 
     def write(self, path):
@@ -209,6 +211,7 @@ def _prelude(text_offset):
 
 @dataclass
 class _Assembled:
+    """What the assembler produced: the code and the label values read back from it."""
     code: bytes
     symbols: dict            # name -> image offset
     sizes: dict              # name -> size

@@ -41,6 +41,7 @@ def _poll_limit():
 
 
 def _fail(msg, *args):
+    """Raise the InvariantViolation msg % args."""
     raise InvariantViolation(msg % args if args else msg)
 
 
@@ -491,6 +492,7 @@ class TrapChecker(VmChecker):
         self._mark = time.perf_counter()
 
     def _due(self, event):
+        """Check after event? Always in full mode and after the address-space calls, else within the budget."""
         if self.full or (event[0] == 'syscall' and event[1] in _ALWAYS):
             return True
         return self._check_time <= self.ratio * self._other_time
@@ -540,6 +542,7 @@ class TrapChecker(VmChecker):
         return self.violation
 
     def describe(self, event):
+        """The event as the report names it: the end of the run, a page fault or a syscall with its arguments."""
         if event[0] == 'end':
             return 'the end of the run'
         if event[0] == 'fault':

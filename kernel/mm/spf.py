@@ -32,6 +32,7 @@ class MmLocks:
         self.pmd_seq = {}              # va >> 21 -> SeqCount of that PMD entry (tables freed/installed)
 
     def pte_lock(self, slot):
+        """The spinlock of the PTE table that holds slot."""
         table = slot & ~0xFFF
         lock = self.ptl.get(table)
         if lock is None:
@@ -39,6 +40,7 @@ class MmLocks:
         return lock
 
     def pmd_changes(self, va):
+        """The SeqCount of the PMD entry that maps va."""
         key = va >> 21
         s = self.pmd_seq.get(key)
         if s is None:
@@ -47,6 +49,7 @@ class MmLocks:
 
 
 def vma_seqcount(vma):
+    """The VMA's sequence count (vm_sequence), made on first use."""
     s = vma.seqcount
     if s is None:
         s = vma.seqcount = SeqCount()
@@ -96,6 +99,7 @@ def mmap_read_lock(mm):
 
 
 def mmap_read_unlock(mm, t_acq):
+    """up_read(mmap_lock): the read hold from t_acq ends now."""
     k = mm.svc.sched
     lock = mm.locks.mmap_lock
     _touch_lock_word(mm, lock)
@@ -158,6 +162,7 @@ def _end_write(mm, token):
 
 
 def _vma_state(mm):
+    """Each VMA's extent, flags and offset, to tell which ones a writer changed."""
     return {id(v): (v, (v.vm_start, v.vm_end, v.vm_flags, v.vm_pgoff)) for v in mm.vmas}
 
 
@@ -350,6 +355,7 @@ def pte_lock_classic(mm, slot):
 
 
 def pte_unlock_classic(mm, ptl):
+    """spin_unlock of the PTE table in the classic path: the hold covers the PTE update just made."""
     svc = mm.svc
     k = svc.sched
     t1 = k.now()
