@@ -62,7 +62,7 @@ def test_hugetlb_rows_2m_are_one_cleared_huge_page_each(run2m):
             assert abs(v / 30000 - 1) < 0.25, (b, ns)
 
 
-def test_table_uses_the_seed_layout(run2m, capsys):
+def test_table_uses_the_postings_layout(run2m, capsys):
     bp.print_table(run2m, '2M')
     out = capsys.readouterr().out
     assert '2 MiB MAP_PRIVATE:' in out

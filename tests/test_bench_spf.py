@@ -19,12 +19,12 @@ def test_single_thread_runs_never_speculate():
     assert d < 0.02 and ' 0 speculative' in lines[0]
 
 
-def test_seed_setting_is_one_page_per_record_two_threads_per_cpu():
+def test_the_series_ebizzy_setting_is_one_page_per_record_two_threads_per_cpu():
     """ebizzy as the series ran it: every record one mmap, one fault, one munmap; on the vm platform
     SPF already pays off on 4 CPUs, and the 16-CPU criterion reads the last row."""
     from faultlab.core.cycles import CostTable
     lines = []
-    rows = bench_spf.bench_table('ebizzy', bench_spf.seed_args(1), [4], lines.append,
+    rows = bench_spf.bench_table('ebizzy', bench_spf.ebizzy_args(1), [4], lines.append,
                                  costs=CostTable(platform='vm'), per_cpu=2)
     (n, off, on), = rows
     records = int(on.stdout.split('records ')[1].split()[0])

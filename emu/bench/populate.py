@@ -26,7 +26,7 @@ PROGRAM = os.path.join(BUILD, 'populate_bench')
 
 DEFAULT_SIZES = ('2M', '64M')
 QUICK_SIZES = ('2M',)
-SEED_BIG_MIB = 4096
+POSTING_BIG_MIB = 4096
 
 # (token printed by populate_bench, name in the posting's table)
 BACKINGS = (('anon4k', 'Anon 4 KiB'), ('memfd4k', 'Memfd 4 KiB'), ('memfd2m', 'Memfd 2 MiB'),
@@ -38,7 +38,7 @@ FALLOCATE_METHODS = ('FALLOCATE', 'FALLOCATE+Read', 'FALLOCATE+Write', 'FALLOCAT
 SHARINGS = (('private', 'MAP_PRIVATE'), ('shared', 'MAP_SHARED'))
 
 # The posting's MAP_PRIVATE figures (ms), section V.3; its MAP_SHARED blocks are not in the posting's copy.
-SEED_MS = {
+POSTING_MS = {
     2: {
         'anon4k': (0.119, 0.222, 0.380, 0.060, 0.158),
         'memfd4k': (0.034, 0.310, 0.362, 0.039, 0.229),
@@ -148,37 +148,37 @@ def run_bench(size, reps=3, sharing='both', backings=None, methods=None, ram=Non
     return run
 
 
-def seed_block(size):
+def posting_block(size):
     """(posting's size in MiB, scale factor to the run's size) for the posting block a run is compared with."""
     mib = size_mib(size)
     if mib == 2:
         return 2, 1.0
-    return SEED_BIG_MIB, mib / SEED_BIG_MIB
+    return POSTING_BIG_MIB, mib / POSTING_BIG_MIB
 
 
-def seed_ms(size, backing, method):
+def posting_ms(size, backing, method):
     """The posting's figure for this private row, scaled to the run's size; None where it has none."""
-    mib, scale = seed_block(size)
-    vals = SEED_MS[mib].get(backing)
+    mib, scale = posting_block(size)
+    vals = POSTING_MS[mib].get(backing)
     if vals is None or method not in ACCESS_METHODS:
         return None
     return vals[ACCESS_METHODS.index(method)] * scale
 
 
 def check_block(rows, size, backing):
-    """The acceptance check of one private block: dict(order=[(a, b, ok)], pairs=[(slow, fast, seed, sim, q)],
-    seed_order=[(a, b, holds in the posting)]). Needs every access method's row."""
-    mib, _ = seed_block(size)
-    seed = dict(zip(ACCESS_METHODS, SEED_MS[mib][backing]))
+    """The acceptance check of one private block: dict(order=[(a, b, ok)], pairs=[(slow, fast, posting, sim, q)],
+    posting_order=[(a, b, holds in the posting)]). Needs every access method's row."""
+    mib, _ = posting_block(size)
+    posting = dict(zip(ACCESS_METHODS, POSTING_MS[mib][backing]))
     sim = {m: rows[(backing, 'private', m)] for m in ACCESS_METHODS}
     order = [(a, b, sim[a] < sim[b]) for a, b in ORDER]
-    seed_order = [(a, b, seed[a] < seed[b]) for a, b in ORDER]
+    posting_order = [(a, b, posting[a] < posting[b]) for a, b in ORDER]
     pairs = []
     for x, y in itertools.combinations(ACCESS_METHODS, 2):
-        slow, fast = (x, y) if seed[x] >= seed[y] else (y, x)
-        rs, rm = seed[slow] / seed[fast], sim[slow] / sim[fast]
+        slow, fast = (x, y) if posting[x] >= posting[y] else (y, x)
+        rs, rm = posting[slow] / posting[fast], sim[slow] / sim[fast]
         pairs.append((slow, fast, rs, rm, rm / rs))
-    return dict(order=order, seed_order=seed_order, pairs=pairs)
+    return dict(order=order, posting_order=posting_order, pairs=pairs)
 
 
 def block_failures(check):
@@ -202,8 +202,8 @@ def _ms(ns):
 
 def print_table(run, size):
     mib = size_mib(size)
-    seed_mib, scale = seed_block(size)
-    seed_label = 'posting %g MiB' % seed_mib + (' x %g/%d' % (mib, seed_mib) if scale != 1 else '')
+    posting_mib, scale = posting_block(size)
+    posting_label = 'posting %g MiB' % posting_mib + (' x %g/%d' % (mib, posting_mib) if scale != 1 else '')
     for sharing, title in SHARINGS:
         if not any(k[1] == sharing for k in run.rows):
             continue
@@ -221,16 +221,16 @@ def print_table(run, size):
                     print('%-15s: %-25s: %s' % (name, method, text))
                     continue
                 line = '%-15s: %-25s: %s' % (name, method, _ms(ns))
-                s = seed_ms(size, backing, method) if sharing == 'private' else None
+                s = posting_ms(size, backing, method) if sharing == 'private' else None
                 if s is not None:
-                    line += '   %s: %s   sim/posting %6.2f' % (seed_label, _ms(s * 1e6), ns / (s * 1e6))
+                    line += '   %s: %s   sim/posting %6.2f' % (posting_label, _ms(s * 1e6), ns / (s * 1e6))
                 print(line)
         print('*' * 50)
 
 
 def print_checks(run, size):
-    seed_mib, _ = seed_block(size)
-    print('acceptance, %g MiB run vs the posting\'s %d MiB block:' % (size_mib(size), seed_mib))
+    posting_mib, _ = posting_block(size)
+    print('acceptance, %g MiB run vs the posting\'s %d MiB block:' % (size_mib(size), posting_mib))
     results = {}
     for backing in CHECKED_BACKINGS:
         if any(run.rows.get((backing, 'private', m)) is None for m in ACCESS_METHODS):
@@ -238,11 +238,11 @@ def print_checks(run, size):
         c = check_block(run.rows, size, backing)
         results[backing] = c
         fails = block_failures(c)
-        seed_diff = ['%s < %s' % (a, b) for a, b, ok in c['seed_order'] if not ok]
+        posting_diff = ['%s < %s' % (a, b) for a, b, ok in c['posting_order'] if not ok]
         worst = max(abs(q - 1) for *_x, q in c['pairs'])
         print('  %-12s %s (largest ratio deviation %.0f%%)%s' % (
             dict(BACKINGS)[backing], 'meets it' if not fails else 'fails: ' + '; '.join(fails), 100 * worst,
-            ('; in the posting itself %s does not hold' % ', '.join(seed_diff)) if seed_diff else ''))
+            ('; in the posting itself %s does not hold' % ', '.join(posting_diff)) if posting_diff else ''))
     return results
 
 

@@ -100,13 +100,14 @@ def single_thread_delta(out):
 # ebizzy -mTRp as the series ran it: ebizzy 0.3's -R draws one 8-byte record every time (its generator
 # multiplies a zero state), so each record maps, touches and unmaps one page; no -t, so ebizzy's
 # default of two threads per CPU
-SEED_CHUNK = '8'
-SEED_THREADS_PER_CPU = 2
+EBIZZY_CHUNK = '8'
+EBIZZY_THREADS_PER_CPU = 2
 WAKE_SWEEP_US = (1, 5, 15, 30)
 
 
-def seed_args(ms):
-    return lambda n: [SEED_THREADS_PER_CPU * n, ms, SEED_CHUNK, 0]
+def ebizzy_args(ms):
+    """ebizzy's arguments (THREADS MILLISECONDS CHUNK SEARCHES) as the series ran it, by CPU count."""
+    return lambda n: [EBIZZY_THREADS_PER_CPU * n, ms, EBIZZY_CHUNK, 0]
 
 
 def wake_latency_sweep(n, ms, out):
@@ -115,7 +116,7 @@ def wake_latency_sweep(n, ms, out):
     out('ebizzy on %d CPUs (the series\' setting) by vCPU wake-up latency (rwsem_wake = ipi_wake_idle):' % n)
     out('  %8s %14s %14s %6s %7s' % ('wake-up', 'no-SPF rate', 'SPF rate', 'gain', 'spf %'))
     rows = []
-    args = seed_args(ms)(n)
+    args = ebizzy_args(ms)(n)
     for us in WAKE_SWEEP_US:
         cyc = CostTable().cycles_for_ns(us * 1000)
         costs = CostTable({'rwsem_wake': cyc, 'ipi_wake_idle': cyc}, platform='vm')
@@ -142,21 +143,21 @@ def main(quick=False, out=print):
     cpus = [1, 2, 4] if quick else [1, 2, 4, 8, 16]
     ms = 1 if quick else 8
     vm = CostTable(platform='vm')
-    out('faultlab bench spf: speculative page faults (seed 3: ebizzy -mTRp, 12,405 -> 91,104 records/s on a '
-        '16-CPU VM)')
+    out('faultlab bench spf: speculative page faults (Laurent Dufour\'s SPF v11 posting, "Speculative page '
+        'faults": ebizzy -mTRp, 12,405 -> 91,104 records/s on a 16-CPU VM)')
     out('')
     out('ebizzy -mTRp as the series ran it (ebizzy 0.3: one page per record), vm platform (a KVM guest):')
-    rows = bench_table('ebizzy', seed_args(ms), cpus, out, costs=vm, per_cpu=SEED_THREADS_PER_CPU)
+    rows = bench_table('ebizzy', ebizzy_args(ms), cpus, out, costs=vm, per_cpu=EBIZZY_THREADS_PER_CPU)
     out('')
     out('the same on the bare-metal platform:')
-    bench_table('ebizzy', seed_args(ms), cpus, out, per_cpu=SEED_THREADS_PER_CPU)
+    bench_table('ebizzy', ebizzy_args(ms), cpus, out, per_cpu=EBIZZY_THREADS_PER_CPU)
     out('')
     if not quick:
         wake_latency_sweep(cpus[-1], ms, out)
         out('')
         out("ebizzy with the -R sizes ebizzy meant to draw (1 to 512 KiB), vm platform:")
-        bench_table('ebizzy', lambda n: [SEED_THREADS_PER_CPU * n, ms // 2, '512K', 0], [cpus[-1]], out,
-                    costs=vm, per_cpu=SEED_THREADS_PER_CPU)
+        bench_table('ebizzy', lambda n: [EBIZZY_THREADS_PER_CPU * n, ms // 2, '512K', 0], [cpus[-1]], out,
+                    costs=vm, per_cpu=EBIZZY_THREADS_PER_CPU)
         out('')
     bench_table('pfscale', lambda n: [n, ms // 2 or 1], cpus, out)
     out('')
