@@ -48,13 +48,14 @@ def parse_size(name, value):
     return value
 
 
-def check_int(name, value, lo, hi=None):
+def check_int(name, value, lo=None, hi=None):
     """value itself if it is an int within [lo, hi] (TypeError/ValueError naming the option)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError('%s: expected an int, got %r' % (name, value))
-    if value < lo or hi is not None and value > hi:
-        raise ValueError('%s must be %s, got %d' % (name, 'between %d and %d' % (lo, hi) if hi is not None
-                                                      else '%d or more' % lo, value))
+    if hi is not None and not lo <= value <= hi:
+        raise ValueError('%s must be between %d and %d, got %d' % (name, lo, hi, value))
+    if lo is not None and value < lo:
+        raise ValueError('%s must be %d or more, got %d' % (name, lo, value))
     return value
 
 
@@ -93,6 +94,30 @@ def parse_mount(spec):
     if not (os.path.isdir(host) or os.path.isfile(host)):
         raise ValueError('mounts: host path %s is neither a directory nor a regular file' % host)
     return host, guest, readonly
+
+
+def check_fault_around(value):
+    """fault_around_bytes in bytes: a power of two (0 and 4096 turn fault-around off)."""
+    size = parse_size('fault_around_bytes', value)
+    if size & (size - 1):
+        raise ValueError('fault_around_bytes must be a power of two, got %d' % size)
+    return size
+
+
+def check_sysroot(path):
+    """The sysroot as a str: an existing directory."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError('sysroot: expected a directory path, got %r' % (path,))
+    if not os.path.isdir(path):
+        raise ValueError('sysroot: %s is not a directory' % os.fspath(path))
+    return os.fspath(path)
+
+
+def parse_mounts(mounts):
+    """A tuple of (host, guest, readonly) from a list of mounts (each as parse_mount takes it)."""
+    if isinstance(mounts, str):
+        raise TypeError('mounts: expected a list of mounts, got the string %r (put it in a list)' % mounts)
+    return tuple(parse_mount(m) for m in mounts)
 
 
 def parse_sysctls(sysctls):
@@ -184,32 +209,25 @@ class Options:
     check: object = None
 
     def __post_init__(self):
-        """Check every option and store it in its normal form."""
-        fix = lambda name, value: object.__setattr__(self, name, value)
-        fix('ram', parse_size('ram', self.ram))
-        fix('swap', parse_size('swap', self.swap))
-        fix('fault_around_bytes', parse_size('fault_around_bytes', self.fault_around_bytes))
-        fab = self.fault_around_bytes
-        if fab & (fab - 1):
-            raise ValueError('fault_around_bytes must be a power of two, got %d' % fab)
+        """Check every option and store it in its normal form (sizes in bytes, tuples, DiskParams)."""
+        for name, value in self._normal_forms():
+            object.__setattr__(self, name, value)
+        self.cost_table()
+        parse_user(self.user)
+
+    def _normal_forms(self):
+        """[(name, value)] of the options that have a normal form, each checked."""
         check_int('cpus', self.cpus, 1, MAX_CPUS)
         check_int('hugepages', self.hugepages, 0)
-        check_int('seed', self.seed, -(1 << 63))
+        check_int('seed', self.seed)
         for name in ('spf', 'spf_file', 'munmap_downgrade', 'native_faults'):
             check_bool(name, getattr(self, name))
         if self.check not in (None, False, True, 'full'):
             raise ValueError("check: expected None, False, True or 'full', got %r" % (self.check,))
-        fix('disk', parse_disk(self.disk))
-        if isinstance(self.mounts, str):
-            raise TypeError('mounts: expected a list of mounts, got the string %r (put it in a list)' % self.mounts)
-        fix('mounts', tuple(parse_mount(m) for m in self.mounts))
-        fix('sysctls', parse_sysctls(self.sysctls))
-        if not isinstance(self.sysroot, (str, os.PathLike)):
-            raise TypeError('sysroot: expected a directory path, got %r' % (self.sysroot,))
-        if not os.path.isdir(self.sysroot):
-            raise ValueError('sysroot: %s is not a directory' % os.fspath(self.sysroot))
-        self.cost_table()
-        parse_user(self.user)
+        return [('ram', parse_size('ram', self.ram)), ('swap', parse_size('swap', self.swap)),
+                ('fault_around_bytes', check_fault_around(self.fault_around_bytes)),
+                ('disk', parse_disk(self.disk)), ('mounts', parse_mounts(self.mounts)),
+                ('sysctls', parse_sysctls(self.sysctls)), ('sysroot', check_sysroot(self.sysroot))]
 
     def replace(self, **changes):
         """A copy with some options changed (checked again)."""
@@ -227,7 +245,7 @@ class Options:
                             seed=self.seed, stdout=stdout, stderr=stderr, warn=warn, swap_bytes=self.swap,
                             cpus=self.cpus, spf=self.spf, spf_file=self.spf_file, nr_hugepages=self.hugepages,
                             munmap_downgrade=self.munmap_downgrade, native_faults=self.native_faults,
-                            sysroot=os.fspath(self.sysroot), **extra)
+                            sysroot=self.sysroot, **extra)
 
     def machine(self, stdout, stderr, warn):
         """A new faultlab.machine.Machine (RAM, CPU, kernel) with these options; stdout and stderr are

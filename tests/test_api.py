@@ -12,11 +12,18 @@ import sys
 import pytest
 
 import faultlab
-from conftest import BUILD, DATA, ROOT, run_native
+from conftest import BUILD, DATA, ROOT, assert_no_violation, run_native
 
 HELLO = os.path.join(BUILD, 'hello')
 READAHEAD = os.path.join(BUILD, 'readahead')
 DATA_MOUNT = [DATA + ':/data']
+
+
+def guest(*args, **kw):
+    """faultlab.run, then (under FAULTLAB_CHECK) the invariant checker's verdict, as run_guest does."""
+    run = faultlab.run(*args, **kw)
+    assert_no_violation(run.machine)
+    return run
 
 
 def outcomes(run):
@@ -34,14 +41,14 @@ def assert_records_match_counters(run):
 
 def test_hello_matches_native(userland):
     code, out, err = run_native(HELLO, ['one', 'two words'], env=['FAULTLAB_TEST=api'])
-    run = faultlab.run(HELLO, ['one', 'two words'], ram='64M', env={'FAULTLAB_TEST': 'api'})
+    run = guest(HELLO, ['one', 'two words'], ram='64M', env={'FAULTLAB_TEST': 'api'})
     assert (run.exit_code, run.stdout, run.stderr) == (code, out, err)
     assert b'FAULTLAB_TEST=api' in run.stdout and run.report is None and run.stop_reason is None
     assert run.stats['instructions'] > 0 and run.stats['syscalls'] > 0
 
 
 def test_output_is_captured_not_written_to_the_host(userland, capfd):
-    run = faultlab.run(HELLO, ['quiet'])
+    run = guest(HELLO, ['quiet'])
     assert b'argv[1]=quiet' in run.stdout
     out, err = capfd.readouterr()
     assert out == '' and err == ''
@@ -49,14 +56,14 @@ def test_output_is_captured_not_written_to_the_host(userland, capfd):
 
 def test_stderr_and_exit_status_match_native(userland):
     code, out, err = run_native(READAHEAD)
-    run = faultlab.run(READAHEAD, [], faultlab.Options(ram='64M'))
+    run = guest(READAHEAD, [], faultlab.Options(ram='64M'))
     assert code == 2 and err.startswith(b'usage')
     assert (run.exit_code, run.stdout, run.stderr) == (code, out, err)
 
 
 def test_mounted_file_major_faults_are_recorded(userland):
     code, out, _ = run_native(READAHEAD, [os.path.join(DATA, 'big.bin')])
-    run = faultlab.run(READAHEAD, ['/data/big.bin'], faultlab.Options(ram='64M', mounts=DATA_MOUNT))
+    run = guest(READAHEAD, ['/data/big.bin'], faultlab.Options(ram='64M', mounts=DATA_MOUNT))
     assert (run.exit_code, run.stdout) == (code, out) and code == 0
     assert run.stats['major_faults'] > 0
     assert_records_match_counters(run)
@@ -68,7 +75,7 @@ def test_mounted_file_major_faults_are_recorded(userland):
 
 
 def test_anonymous_faults_are_recorded_one_per_page(userland):
-    run = faultlab.run(os.path.join(BUILD, 'pagetouch'), ['2', 'w'], ram='64M')
+    run = guest(os.path.join(BUILD, 'pagetouch'), ['2', 'w'], ram='64M')
     assert run.exit_code == 0 and b'pages 512' in run.stdout
     assert_records_match_counters(run)
     heap = [f for f in run.faults if f.handler == 'do_anonymous_page' and f.access == 'write']
@@ -78,8 +85,8 @@ def test_anonymous_faults_are_recorded_one_per_page(userland):
 def test_records_without_the_native_fast_path_match_with_it(userland):
     """Recording faults turns off the CPU's native fast faults; the run and its counters do not change."""
     args = (os.path.join(BUILD, 'pagetouch'), ['1', 'w'])
-    recorded = faultlab.run(*args, ram='64M')
-    fast = faultlab.run(*args, ram='64M', faults=False)
+    recorded = guest(*args, ram='64M')
+    fast = guest(*args, ram='64M', faults=False)
     assert fast.faults is None
     assert recorded.stdout == fast.stdout
     for key in ('instructions', 'cycles', 'minor_faults', 'major_faults'):
@@ -88,14 +95,14 @@ def test_records_without_the_native_fast_path_match_with_it(userland):
 
 def test_handled_signals_are_fault_records(userland):
     code, out, _ = run_native(os.path.join(BUILD, 'sigsegv'))
-    run = faultlab.run(os.path.join(BUILD, 'sigsegv'), ram='64M')
+    run = guest(os.path.join(BUILD, 'sigsegv'), ram='64M')
     assert (run.exit_code, run.stdout) == (code, out)
     assert_records_match_counters(run)
     assert outcomes(run)['signal'] >= 3
 
 
 def test_threads_on_two_cpus(userland):
-    run = faultlab.run(os.path.join(BUILD, 'spfrace'), ['race', '50'], ram='64M', cpus=2)
+    run = guest(os.path.join(BUILD, 'spfrace'), ['race', '50'], ram='64M', cpus=2)
     assert run.exit_code == 0
     assert_records_match_counters(run)
     assert {f.cpu for f in run.faults} == {0, 1}
@@ -105,13 +112,13 @@ def test_threads_on_two_cpus(userland):
 def test_streaming_gives_the_captured_bytes(userland):
     args = (READAHEAD, ['/data/big.bin'])
     opts = faultlab.Options(ram='64M', mounts=DATA_MOUNT)
-    captured = faultlab.run(*args, opts, faults=False)
+    captured = guest(*args, opts, faults=False)
     chunks = []
-    called = faultlab.run(*args, opts, stdout=chunks.append, faults=False)
+    called = guest(*args, opts, stdout=chunks.append, faults=False)
     binary = io.BytesIO()
-    to_binary = faultlab.run(*args, opts, stdout=binary, faults=False)
+    to_binary = guest(*args, opts, stdout=binary, faults=False)
     text = io.StringIO()
-    to_text = faultlab.run(*args, opts, stdout=text, faults=False)
+    to_text = guest(*args, opts, stdout=text, faults=False)
     assert captured.stdout and captured.stdout.startswith(b'size 1048699')
     assert called.stdout is None and to_binary.stdout is None and to_text.stdout is None
     assert b''.join(chunks) == binary.getvalue() == text.getvalue().encode() == captured.stdout
@@ -121,32 +128,32 @@ def test_streaming_gives_the_captured_bytes(userland):
 def test_stdout_and_stderr_to_one_file_keep_their_order(userland, tmp_path):
     path = tmp_path / 'out'
     with open(path, 'wb') as f:
-        run = faultlab.run(READAHEAD, ['/nonexistent'], stdout=f, stderr=f)
+        run = guest(READAHEAD, ['/nonexistent'], stdout=f, stderr=f)
     code, out, err = run_native(READAHEAD, ['/nonexistent'])
     assert run.exit_code == code and path.read_bytes() == out + err
 
 
 def test_instruction_limit_stops_the_run(userland):
-    run = faultlab.run(os.path.join(BUILD, 'compute'), max_insns=200_000)
+    run = guest(os.path.join(BUILD, 'compute'), max_insns=200_000)
     assert run.exit_code == 124
     assert run.stop_reason.startswith('instruction limit reached') and run.report == run.stop_reason
     assert 200_000 <= run.stats['instructions'] < 200_000 + 1000
 
 
 def test_simulated_time_limit_stops_the_run(userland):
-    run = faultlab.run(os.path.join(BUILD, 'compute'), max_sim_seconds=0.001)
+    run = guest(os.path.join(BUILD, 'compute'), max_sim_seconds=0.001)
     assert run.exit_code == 124 and run.stop_reason.startswith('simulated-time limit reached')
     assert 0.001 <= run.stats['sim_seconds'] < 0.01
 
 
 def test_host_timeout_stops_the_run(userland):
-    run = faultlab.run(os.path.join(BUILD, 'compute'), ['50'], timeout=0.5, faults=False)
+    run = guest(os.path.join(BUILD, 'compute'), ['50'], timeout=0.5, faults=False)
     assert run.exit_code == 124 and run.stop_reason.startswith('host time limit reached')
 
 
 def test_a_program_that_cannot_run(userland):
     with pytest.raises(faultlab.ExecError):
-        faultlab.run(os.path.join(DATA, 'small.txt'))
+        guest(os.path.join(DATA, 'small.txt'))
 
 
 class SyscallCounter(faultlab.Tracepoints):
@@ -166,7 +173,7 @@ class SyscallCounter(faultlab.Tracepoints):
 
 def test_a_tracer_of_ones_own(userland):
     counter = SyscallCounter()
-    run = faultlab.run(HELLO, tracer=counter)
+    run = guest(HELLO, tracer=counter)
     assert counter.entries == run.stats['syscalls'] > 0
     assert counter.exits >= counter.entries - 1         # exit_group does not return
     assert counter.fault_exits == len(run.faults)
@@ -215,7 +222,7 @@ def test_a_bad_option_is_a_one_line_error(kw, error, words):
 ])
 def test_a_bad_run_argument_is_a_one_line_error(userland, kw, error, words):
     with pytest.raises(error) as e:
-        faultlab.run(HELLO, **kw)
+        guest(HELLO, **kw)
     assert words in str(e.value) and '\n' not in str(e.value)
 
 
@@ -232,7 +239,7 @@ def test_options_are_normalised_and_replaced():
 
 
 def test_options_reach_the_machine(userland):
-    run = faultlab.run(HELLO, ram='32M', cpus=3, platform='vm', costs={'freq_hz': 2_000_000_000},
+    run = guest(HELLO, ram='32M', cpus=3, platform='vm', costs={'freq_hz': 2_000_000_000},
                        user='1000:1000', hugepages=2)
     kernel = run.machine.kernel
     assert run.exit_code == 0 and run.stats['nr_cpus'] == 3 and run.stats['freq_hz'] == 2_000_000_000
