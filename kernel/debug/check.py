@@ -521,10 +521,17 @@ class TrapChecker(VmChecker):
                 self.last_clean = (self.events, event)
             return
         if self.skipped:
-            n, ev = self.last_clean or (0, None)
-            report = self.violation = '%s [events %d..%d were not all checked; the last consistent state ' \
-                'was after %s]' % (report, n + 1, self.events, self.describe(ev) if ev else 'exec')
-        # the run ends: every process exits, and the first one carries the report
+            report = self.violation = self.with_unchecked_range(report)
+        self.end_run(report)
+
+    def with_unchecked_range(self, report):
+        """The report naming the events since the last consistent check, which were not all checked."""
+        n, ev = self.last_clean or (0, None)
+        return '%s [events %d..%d were not all checked; the last consistent state was after %s]' % (
+            report, n + 1, self.events, self.describe(ev) if ev else 'exec')
+
+    def end_run(self, report):
+        """The run ends: every process exits, and the first one carries the report (exit 70)."""
         k = self.k
         for t in list(k.tasks.values()):
             if not t.exited:
