@@ -14,7 +14,7 @@ import errno
 
 from faultlab.kernel.capability import CAP_SYS_ADMIN, CAP_SYS_RESOURCE, capable
 from faultlab.kernel.fs import FsError
-from faultlab.kernel.sysctl_vm import proc_dointvec_minmax
+from faultlab.kernel.sysctl import proc_dointvec_minmax
 
 CAP_CHECKPOINT_RESTORE = 40
 

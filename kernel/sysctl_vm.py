@@ -5,26 +5,7 @@ import errno
 
 from faultlab.kernel.fs import FsError
 from faultlab.kernel.capability import CAP_SYS_RAWIO, capable
-
-INT_MAX = (1 << 31) - 1
-ULONG_MAX = (1 << 64) - 1
-
-
-def proc_dointvec_minmax(data, lo=-INT_MAX - 1, hi=INT_MAX):
-    """The integer written to a sysctl (proc_dointvec_minmax, proc_doulongvec_minmax): one decimal
-    number, optionally signed, surrounded by white space; EINVAL when malformed or outside [lo, hi].
-    None for a write of nothing but white space (accepted, changes nothing)."""
-    text = bytes(data).split(b'\0', 1)[0].strip()
-    if not text:
-        return None
-    word = text.split()[0]
-    try:
-        v = int(word, 10)
-    except ValueError:
-        raise FsError(errno.EINVAL)
-    if v < lo or v > hi:
-        raise FsError(errno.EINVAL)
-    return v
+from faultlab.kernel.sysctl import INT_MAX, ULONG_MAX, proc_dointvec_minmax, proc_doulongvec_minmax
 
 
 def _write_only():
@@ -40,9 +21,12 @@ class VmSysctlTable:
         self.sc = k.mmsvc.sysctl
 
     def _set(self, name, lo=0, hi=INT_MAX, clear=None):
-        """A handler storing a number in [lo, hi] into knob `name` (and zeroing its exclusive twin)."""
+        """A handler storing a number in [lo, hi] into knob `name` (and zeroing its exclusive twin); the
+        unsigned long knobs (proc_doulongvec_minmax) are those whose range goes past INT_MAX."""
+        parse = proc_doulongvec_minmax if hi > INT_MAX else proc_dointvec_minmax
+
         def write(data):
-            v = proc_dointvec_minmax(data, lo, hi)
+            v = parse(data, lo, hi)
             if v is None:
                 return
             setattr(self.sc, name, v)
@@ -57,7 +41,7 @@ class VmSysctlTable:
         """mmap_min_addr_handler: only with CAP_SYS_RAWIO (EPERM); sets dac_mmap_min_addr."""
         if not capable(self.k.current, CAP_SYS_RAWIO):
             raise FsError(errno.EPERM)
-        v = proc_dointvec_minmax(data, 0, ULONG_MAX)
+        v = proc_doulongvec_minmax(data, 0, ULONG_MAX)
         if v is not None:
             self.sc.dac_mmap_min_addr = v
 

@@ -10,10 +10,9 @@ The files in use are counted as the open files that descriptors and mappings hol
 import errno
 
 from faultlab.kernel.capability import CAP_SYS_ADMIN, capable
-from faultlab.kernel.sysctl_vm import proc_dointvec_minmax
+from faultlab.kernel.sysctl import LONG_MAX, proc_doulongvec_minmax
 
 NR_FILE = 8192
-LONG_MAX = (1 << 63) - 1
 
 
 class FilesStat:
@@ -50,7 +49,7 @@ class FilesStat:
 
     def write_max(self, data):
         """file-max: proc_doulongvec_minmax over 0..LONG_MAX."""
-        v = proc_dointvec_minmax(data, 0, LONG_MAX)
+        v = proc_doulongvec_minmax(data, 0, LONG_MAX)
         if v is not None:
             self.max_files = v
 

@@ -12,6 +12,7 @@ from faultlab.kernel.fs.hugetlbfs import hugetlb_file_setup
 from faultlab.kernel.mm.hugetlb import HPAGE_SHIFT, HPAGE_SIZE, PAGES_PER_HPAGE, hugetlb_reserve_pages
 from faultlab.kernel.mm.mmap import do_mmap, do_munmap, page_align
 from faultlab.kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, shmem_acct_size
+from faultlab.kernel.sysctl import ULONG_MAX, proc_dointvec_minmax, proc_doulongvec_minmax
 
 IPC_PRIVATE = 0
 IPC_CREAT, IPC_EXCL = 0o1000, 0o2000
@@ -29,7 +30,6 @@ PAGE_SIZE = 4096
 SHMLBA = PAGE_SIZE
 SHMMIN = 1
 SHMMNI = 4096
-ULONG_MAX = (1 << 64) - 1
 SHMMAX = SHMALL = ULONG_MAX - (1 << 24)       # include/uapi/linux/shm.h
 IPCMNI_SHIFT = 15
 IPCMNI = 1 << IPCMNI_SHIFT
@@ -483,19 +483,14 @@ def sysvipc_shm_proc_show(k):
     return ''.join(out)
 
 
-def _parse_ulong(data, lo, hi):
-    """proc_doulongvec_minmax / proc_dointvec_minmax: one number in [lo, hi] (EINVAL otherwise)."""
-    try:
-        v = int(bytes(data).split()[0], 0) if bytes(data).split() else None
-    except ValueError:
-        v = None
-    if v is None or v < lo or v > hi:
-        raise FsError(errno.EINVAL)
-    return v
+def _store(ns, name, v):
+    """Set the namespace's knob to v (None: an empty write, which changes nothing)."""
+    if v is not None:
+        setattr(ns, name, v)
 
 
 def _set_rmid_forced(ns, data):
-    ns.shm_rmid_forced = _parse_ulong(data, 0, 1)
+    _store(ns, 'shm_rmid_forced', proc_dointvec_minmax(data, 0, 1))
     if ns.shm_rmid_forced:
         ns.shm_destroy_orphaned()
 
@@ -506,11 +501,11 @@ def register_shm_procfs(k):
     ns = shm_ns(k)
     reg = k.vfs.register_synth
     reg('/proc/sys/kernel/shmmax', lambda: '%d\n' % ns.shm_ctlmax,
-        lambda d: setattr(ns, 'shm_ctlmax', _parse_ulong(d, 0, ULONG_MAX)))
+        lambda d: _store(ns, 'shm_ctlmax', proc_doulongvec_minmax(d)))
     reg('/proc/sys/kernel/shmall', lambda: '%d\n' % ns.shm_ctlall,
-        lambda d: setattr(ns, 'shm_ctlall', _parse_ulong(d, 0, ULONG_MAX)))
+        lambda d: _store(ns, 'shm_ctlall', proc_doulongvec_minmax(d)))
     reg('/proc/sys/kernel/shmmni', lambda: '%d\n' % ns.shm_ctlmni,
-        lambda d: setattr(ns, 'shm_ctlmni', _parse_ulong(d, 0, IPCMNI)))
+        lambda d: _store(ns, 'shm_ctlmni', proc_dointvec_minmax(d, 0, IPCMNI)))
     reg('/proc/sys/kernel/shm_rmid_forced', lambda: '%d\n' % ns.shm_rmid_forced,
         lambda d: _set_rmid_forced(ns, d))
     reg('/proc/sysvipc/shm', lambda: sysvipc_shm_proc_show(k), None, 0o444)

@@ -6,7 +6,7 @@ emulator models has no 1 GiB pages (no pdpe1gb), so 2 MiB is the only hstate Lin
 import errno
 
 from faultlab.kernel.fs.errors import FsError
-from faultlab.kernel.sysctl_vm import ULONG_MAX, proc_dointvec_minmax
+from faultlab.kernel.sysctl import ULONG_MAX, proc_doulongvec_minmax
 
 HSTATE_ATTRS = ('nr_hugepages', 'nr_hugepages_mempolicy', 'free_hugepages', 'resv_hugepages',
                 'surplus_hugepages', 'nr_overcommit_hugepages')
@@ -41,14 +41,14 @@ def nr_overcommit_hugepages_store(h, data):
 
 def hugetlb_sysctl_handler(h, data):
     """hugetlb_sysctl_handler: echo N > /proc/sys/vm/nr_hugepages (a blank write changes nothing)."""
-    v = proc_dointvec_minmax(data, 0, ULONG_MAX)
+    v = proc_doulongvec_minmax(data)
     if v is not None:
         h.set_max_huge_pages(v)
 
 
 def hugetlb_overcommit_handler(h, data):
     """hugetlb_overcommit_handler: echo N > /proc/sys/vm/nr_overcommit_hugepages."""
-    v = proc_dointvec_minmax(data, 0, ULONG_MAX)
+    v = proc_doulongvec_minmax(data)
     if v is not None:
         h.nr_overcommit_huge_pages = v
 
