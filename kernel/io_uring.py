@@ -19,6 +19,7 @@ from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
 from faultlab.kernel.file import O_RDWR, OpenFile, generic_file_read, generic_perform_write
 from faultlab.kernel.fs.stat import Timespec, makedev
 from faultlab.kernel.mm.gup_pin import FOLL_LONGTERM, FOLL_WRITE, pin_user_pages, put_user_page, FOLL_PIN
+from faultlab.kernel.mm.mmap import do_mmap
 
 IORING_OFF_SQ_RING = 0
 IORING_OFF_CQ_RING = 0x8000000
@@ -168,7 +169,6 @@ class IoRingCtx:
     # -- the file ---------------------------------------------------------------------------------
     def mmap(self, t, addr, length, prot, flags, file, pgoff):
         """io_uring_mmap: the rings (either ring offset) or the SQE array; -EINVAL past them."""
-        from faultlab.kernel.mm.mmap import do_mmap
         off = pgoff << PAGE_SHIFT
         if off in (IORING_OFF_SQ_RING, IORING_OFF_CQ_RING):
             base, size = 0, self.rings_size

@@ -16,6 +16,8 @@ from faultlab.kernel.fork_limits import register_fork_limits_procfs
 from faultlab.kernel.fs.file_table import register_file_table_procfs
 from faultlab.kernel.mm.pagemap_scan import pagemap_ioctl
 from faultlab.kernel.sysctl_vm import register_sysctl_vm
+from faultlab.kernel.rlimits import RLIMIT_SIGPENDING, task_rlimit
+from faultlab.kernel.sigframe import handler_of
 from faultlab.kernel.syscalls.prctl import SUID_DUMP_USER, get_dumpable
 from faultlab.kernel.kpageflags import register_kpageflags
 from faultlab.kernel.proc_fd import register_proc_fd
@@ -121,9 +123,6 @@ def show_smaps_rollup(k):
 def proc_status(k):
     """/proc/self/status (fs/proc/array.c): identity, memory (task_mem), threads, signal masks and
     CPUs, in Linux's order and format."""
-    from faultlab.kernel.mm.vma import VM_EXEC, VM_GROWSDOWN, VM_HUGETLB, VM_LOCKED, VM_SHARED, VM_WRITE
-    from faultlab.kernel.sigframe import handler_of
-    from faultlab.kernel.syscalls.proc import RLIMIT_SIGPENDING, task_rlimit
     t = k.current
     mm = t.mm
     group = t.group

@@ -9,7 +9,7 @@ is kept by the kernel with the frame; at a system call it is dead (caller-saved)
 import errno
 import struct
 
-from faultlab.kernel.signal import IGNORED_BY_DEFAULT, SIG_DFL, SIG_IGN
+from faultlab.kernel.signal import IGNORED_BY_DEFAULT, SIG_DFL, SIG_IGN, kill_process
 
 SA_NODEFER, SA_RESETHAND, SA_RESTORER, SA_SIGINFO = 0x40000000, 0x80000000, 0x04000000, 0x00000004
 SA_ONSTACK, SA_RESTART = 0x08000000, 0x10000000
@@ -193,7 +193,6 @@ def do_signal(k, task, in_syscall):
             continue
         if handler == SIG_DFL:
             dequeue_signal(task, sig)
-            from faultlab.kernel.syscalls.thread import kill_process
             kill_process(k, task, sig, 'delivered once unblocked')
             return
         if not setup_rt_frame(k, task, sig, in_syscall):

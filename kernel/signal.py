@@ -1,8 +1,9 @@
 """Signal numbers and si_code names as Linux x86-64 defines them; who may signal whom
-(kernel/signal.c check_kill_permission)."""
+(kernel/signal.c check_kill_permission); a default fatal action ending a process."""
 import errno
 
 from faultlab.kernel.capability import CAP_KILL, capable
+from faultlab.kernel.futex import cancel_wait
 
 SIG_DFL, SIG_IGN = 0, 1
 SIGKILL, SIGCONT, SIGSTOP = 9, 18, 19
@@ -40,3 +41,13 @@ def check_kill_permission(sender, target, sig):
     if sig == SIGCONT and target.group.session == sender.group.session:
         return 0
     return -errno.EPERM
+
+
+def kill_process(k, target, sig, origin):
+    """A signal's default action ends target's process (every thread), with a report."""
+    for th in target.group.live_threads():
+        cancel_wait(k, th)
+    if sig == SIGKILL and target.group.kill_origin:
+        origin = target.group.kill_origin          # sent earlier, acted on as the process ran again
+    k.do_group_exit(target, 0, (sig, '%s %s to %s[%d]' % (SIGNAL_NAMES.get(sig, sig), origin, target.comm,
+                                                          target.tid)))

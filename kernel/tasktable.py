@@ -45,3 +45,9 @@ class TaskTable(dict):
             out.append(t)
         self._live = keep
         return out
+
+
+def find_task_by_vpid(k, pid):
+    """find_task_by_vpid: a live task with this id, or None."""
+    task = k.tasks.get(pid)
+    return task if task is not None and not task.exited else None

@@ -3,14 +3,34 @@ MAP_HUGETLB memory (an unlinked file per mapping) and memfd_create(MFD_HUGETLB).
 straight from the huge pages; fallocate takes (and clears) pool pages; sizes are multiples of 2 MiB."""
 import errno
 
+from faultlab.kernel.file import OpenFile
 from faultlab.kernel.fs.dir import MemDir
 from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.fs.regfile import PagedFile
 from faultlab.kernel.fs.stat import S_IFDIR
 from faultlab.kernel.fs.superblock import SuperBlock
 from faultlab.kernel.fs.symlink import Symlink
-from faultlab.kernel.mm.hugetlb import (HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE, HUGETLBFS_MAGIC,
-                               hugetlb_vmdelete_list)
+from faultlab.kernel.mm.hugetlb_types import (HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, HUGETLBFS_MAGIC,
+                                              PAGES_PER_HPAGE)
+from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
+from faultlab.kernel.mm.vma import VM_HUGETLB
+
+
+def hugetlb_vmdelete_list(inode, first, last=None):
+    """hugetlb_vmdelete_list: unmap huge indices [first, last) of inode from every mapping of it
+    (truncate and hole punch), the private mappings' copies included, as Linux has always done."""
+    h = inode.sb.hstate
+    for mm in h.svc.reclaim.mms():
+        for vma in list(mm.vmas):
+            f = vma.vm_file
+            if f is None or f.inode is not inode or not vma.vm_flags & VM_HUGETLB:
+                continue
+            v_first = vma.vm_pgoff >> HUGETLB_PAGE_ORDER
+            v_last = v_first + ((vma.vm_end - vma.vm_start) >> HPAGE_SHIFT)
+            s, e = max(first, v_first), v_last if last is None else min(last, v_last)
+            if s < e:
+                zap_huge_pmd_range(mm, vma.vm_start + ((s - v_first) << HPAGE_SHIFT),
+                                   vma.vm_start + ((e - v_first) << HPAGE_SHIFT))
 
 
 class HugetlbFile(PagedFile):
@@ -289,7 +309,6 @@ class HugetlbFs(SuperBlock):
 
 def hugetlb_file_setup(hstate, pagecache, size, path='/anon_hugepage (deleted)'):
     """The unlinked hugetlbfs file behind an anonymous MAP_HUGETLB mapping, as an open file."""
-    from faultlab.kernel.file import OpenFile
     inode = hstate.sb.new_anon_file()
     inode.ihold()
     inode.size = size

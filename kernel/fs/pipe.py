@@ -15,6 +15,7 @@ import errno
 from collections import deque
 
 from faultlab.kernel.fs.stat import S_IFIFO, Timespec, makedev
+from faultlab.kernel.signal_send import send_signal
 from faultlab.kernel.wait import WaitQueue
 
 PIPE_BUF = 4096
@@ -141,7 +142,6 @@ def pipe_write(k, t, f, data, nonblock):
     """write(2) on the write end: bytes written, -EPIPE (and SIGPIPE), -EAGAIN, or BLOCKED."""
     p = f.inode.pipe
     if not p.readers:
-        from faultlab.kernel.syscalls.thread import send_signal
         send_signal(k, t, t, SIGPIPE)
         return -errno.EPIPE
     if not data:

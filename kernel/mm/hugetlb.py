@@ -1,7 +1,9 @@
 """2 MiB huge pages (mm/hugetlb.c, fs/hugetlbfs/inode.c): the reserved pool (/proc/sys/vm/nr_hugepages),
 hugetlbfs files (MAP_HUGETLB memory and memfd_create(MFD_HUGETLB)), their mappings by PMD entries with
 the PSE bit, and the hugetlb fault path (hugetlb_fault -> hugetlb_no_page / hugetlb_wp). The files
-themselves are in kernel/fs/hugetlbfs.py.
+themselves are in kernel/fs/hugetlbfs.py, the page geometry in hugetlb_types.py, the unmapping both
+use in hugetlb_unmap.py, the pagemap and smaps views in pagemap.py, and do_mmap's hugetlb path
+(hugetlb_mmap, which calls the steps below) in mmap.py.
 
 As in Linux: pages come only from the pool, which is filled with naturally aligned order-9 blocks of
 frames; mmap reserves the pages a mapping may need (ENOMEM when the pool cannot cover them, unless
@@ -12,50 +14,27 @@ Private_Hugetlb / Shared_Hugetlb with KernelPageSize 2048 kB).
 """
 import errno
 
+from faultlab.kernel.fs.hugetlbfs import HugetlbFile, HugetlbFs, hugetlb_file_setup
 from faultlab.kernel.mm.hugetlb_sysfs import hugetlb_sysctl_init
+# the geometry and the predicates are part of the hugetlb interface: importers take them from here too
+from faultlab.kernel.mm.hugetlb_types import (HPAGE_MASK, HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER,  # noqa: F401
+                                              PAGES_PER_HPAGE, huge_size_ok, is_vm_hugetlb_page, vma_kernel_pagesize)
 from faultlab.kernel.mm.llc import charge_page_zero, charge_page_copy
-from faultlab.kernel.mm.mm_types import (VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
+from faultlab.kernel.mm.mm_types import (TASK_SIZE, VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
 from faultlab.kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
-from faultlab.kernel.mm.userfaultfd_k import _PAGE_UFFD_WP, VM_UFFD_FLAGS, hugetlb_userfault
+from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_FLAGS, hugetlb_userfault
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE,
                                _PAGE_NX, _PAGE_SOFT_DIRTY, PMD_PFN_MASK)
 from faultlab.kernel.mm.vma import (VmArea, VM_HUGETLB, VM_DONTEXPAND, VM_SHARED, VM_MAYSHARE, VM_WRITE, VM_EXEC, VM_READ,
-                           VM_NORESERVE, VM_SOFTDIRTY, VM_LOCKED, calc_vm_prot_bits, VM_MAYREAD, VM_MAYWRITE,
+                           VM_NORESERVE, VM_SOFTDIRTY, calc_vm_prot_bits, VM_MAYREAD, VM_MAYWRITE,
                            VM_MAYEXEC)
 
-HPAGE_SHIFT = 21
-HPAGE_SIZE = 1 << HPAGE_SHIFT
-HPAGE_MASK = ~(HPAGE_SIZE - 1)
-HUGETLB_PAGE_ORDER = HPAGE_SHIFT - 12
-PAGES_PER_HPAGE = 1 << HUGETLB_PAGE_ORDER
-MAP_HUGE_SHIFT = 26
-MAP_HUGE_MASK = 0x3F
-HUGETLBFS_MAGIC = 0x958458F6
-
-MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE = 0x01, 0x03, 0x0F
-MAP_FIXED, MAP_ANONYMOUS, MAP_LOCKED, MAP_NORESERVE = 0x10, 0x20, 0x2000, 0x4000
-MAP_POPULATE, MAP_NONBLOCK, MAP_HUGETLB, MAP_FIXED_NOREPLACE = 0x8000, 0x10000, 0x40000, 0x100000
-
-
-def is_vm_hugetlb_page(vma):
-    """Is this a hugetlb mapping?"""
-    return bool(vma.vm_flags & VM_HUGETLB)
-
-
-def vma_kernel_pagesize(vma):
-    """The page size the kernel maps vma with (KernelPageSize in smaps)."""
-    return HPAGE_SIZE if vma.vm_flags & VM_HUGETLB else 4096
+MAP_NORESERVE, MAP_HUGETLB = 0x4000, 0x40000
 
 
 def is_file_hugepages(f):
     """Is the open file (or None) on hugetlbfs?"""
-    from faultlab.kernel.fs.hugetlbfs import HugetlbFile
     return f is not None and isinstance(getattr(f, 'inode', None), HugetlbFile)
-
-
-def huge_size_ok(flags):
-    """The MAP_HUGE_* / MFD_HUGE_* size in flags: 0 (default) or 21 (2 MiB) are the sizes we have."""
-    return ((flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK) in (0, HPAGE_SHIFT)
 
 
 # ---- the pool ------------------------------------------------------------------------------------
@@ -75,7 +54,6 @@ class HState:
         self.surplus_huge_pages = 0
         self.nr_overcommit_huge_pages = 0
         self.max_huge_pages = 0      # the persistent pool size last asked for (/proc/sys/vm/nr_hugepages)
-        from faultlab.kernel.fs.hugetlbfs import HugetlbFs
         self.sb = HugetlbFs(self, clock, dev)
         self.set_max_huge_pages(nr_hugepages)
 
@@ -349,44 +327,40 @@ def hugetlb_split_check(mm, start, end):
     return 0
 
 
-# ---- mmap ----------------------------------------------------------------------------------------------
-def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
-    """do_mmap (after its argument checks) for MAP_HUGETLB or a hugetlbfs file: length rounded up to 2 MiB, address 2 MiB-aligned,
-    offset a multiple of 2 MiB (EINVAL), pages reserved (ENOMEM), VM_HUGETLB | VM_DONTEXPAND."""
-    from faultlab.kernel.mm.mmap import get_unmapped_area, do_munmap
-    from faultlab.kernel.mm.mm_types import TASK_SIZE
-    from faultlab.kernel.fs.hugetlbfs import hugetlb_file_setup
-    h = getattr(mm.svc, 'hstate', None)
-    if h is None:
+# ---- mmap (do_mmap's hugetlb path, kernel/mm/mmap.py hugetlb_mmap, calls these in this order) -------------
+def hugetlb_mmap_check(mm, length, flags, f, pgoff):
+    """The checks before anything is set up: the length rounded up to 2 MiB, or -ENOMEM (no pool, a
+    length past TASK_SIZE), -EINVAL (an unknown MAP_HUGE_* size, a file not on hugetlbfs, an offset
+    that is not a multiple of 2 MiB)."""
+    if getattr(mm.svc, 'hstate', None) is None:
         return -errno.ENOMEM
     if flags & MAP_HUGETLB and not huge_size_ok(flags):
         return -errno.EINVAL
     if f is not None and not is_file_hugepages(f):
         return -errno.EINVAL                  # MAP_HUGETLB with a file that is not on hugetlbfs
-    map_type = flags & MAP_TYPE               # length, prot and map type were checked by do_mmap
     rlen = (length + HPAGE_SIZE - 1) & HPAGE_MASK
     if rlen == 0 or rlen > TASK_SIZE:
         return -errno.ENOMEM
     if pgoff & (PAGES_PER_HPAGE - 1):
         return -errno.EINVAL
-    fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
-    if fixed:
-        from faultlab.kernel.mm.mmap import check_fixed_addr
-        err = check_fixed_addr(mm, addr, rlen, HPAGE_SIZE)
-        if err:
-            return err
-        if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
-            return -errno.EEXIST
-    shared = map_type in (MAP_SHARED, MAP_SHARED_VALIDATE)
-    new_file = f is None
-    if new_file:
-        f = hugetlb_file_setup(h, mm.svc.pagecache, rlen)
-        pgoff = 0
-    else:
-        err = f.check_mmap(shared, prot)
-        if err:
-            return err
-        f.get()
+    return rlen
+
+
+def hugetlb_mmap_file(mm, f, rlen, shared, prot):
+    """The file the mapping maps, with a reference for it: for MAP_HUGETLB a new unlinked hugetlbfs
+    file of rlen bytes (ksys_mmap_pgoff's hugetlb_file_setup), else f if it may be mapped so; or -errno."""
+    if f is None:
+        return hugetlb_file_setup(mm.svc.hstate, mm.svc.pagecache, rlen)
+    err = f.check_mmap(shared, prot)
+    if err:
+        return err
+    f.get()
+    return f
+
+
+def hugetlb_vm_flags(prot, flags, shared, f):
+    """The VMA flags of a hugetlb mapping: VM_HUGETLB | VM_DONTEXPAND, shared only if the file is
+    writable, VM_NORESERVE for MAP_NORESERVE."""
     vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_HUGETLB | VM_DONTEXPAND
     if shared:
         vm_flags |= VM_SHARED | VM_MAYSHARE
@@ -394,44 +368,25 @@ def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
             vm_flags &= ~(VM_MAYWRITE | VM_SHARED)
     if flags & MAP_NORESERVE:
         vm_flags |= VM_NORESERVE
-    populate = flags & MAP_LOCKED or mm.def_flags & VM_LOCKED
-    if fixed:
-        start = addr
-    else:
-        hint = (addr + HPAGE_SIZE - 1) & HPAGE_MASK if addr else 0
-        start = get_unmapped_area(mm, hint, rlen + HPAGE_SIZE, False)
-        if start >= 0:
-            start = (start + HPAGE_SIZE - 1) & HPAGE_MASK
-    if start < 0:
-        f.put()
-        return start
-    if fixed and mm.vmas.overlapping(start, start + rlen):
-        r = do_munmap(mm, start, rlen)       # first: the old mapping's reservations go with it
-        if r:
-            f.put()
-            return r
-    err = hugetlb_reserve_pages(h, mm, start, rlen >> HPAGE_SHIFT, f, pgoff >> HUGETLB_PAGE_ORDER, shared,
-                                bool(flags & MAP_NORESERVE))
-    if err:
-        f.put()
-        return err
-    mm.svc.charge('vma_modify')
+    return vm_flags
+
+
+def hugetlbfs_file_mmap(f, rlen, pgoff, vm_flags, new_file):
+    """hugetlbfs_file_mmap's size update: a MAP_HUGETLB file is the mapping's length, a writable
+    mapping extends the file it maps to its end."""
     if new_file:
         f.inode.size = rlen
     elif vm_flags & VM_WRITE and f.inode.size < rlen + (pgoff << 12):
-        f.inode.size = rlen + (pgoff << 12)     # hugetlbfs_file_mmap: a writable mapping extends the file
-    vma = VmArea(start, start + rlen, vm_flags | VM_SOFTDIRTY, pgoff, f)
-    mm.vmas.insert(vma)
+        f.inode.size = rlen + (pgoff << 12)
+
+
+def hugetlb_vma_link(mm, start, rlen, vm_flags, pgoff, f):
+    """vma_link: the new hugetlb VMA joins the address space (never merged with a neighbour)."""
+    mm.svc.charge('vma_modify')
+    mm.vmas.insert(VmArea(start, start + rlen, vm_flags | VM_SOFTDIRTY, pgoff, f))
     mm.total_vm += rlen >> 12
-    # mmap_region never leaves VM_LOCKED on a hugetlb VMA (its pages are never reclaimed anyway),
-    # but MAP_LOCKED or mlockall(MCL_FUTURE) still populates it
-    if flags & MAP_POPULATE and not flags & MAP_NONBLOCK or populate:
-        from faultlab.kernel.mm.gup import populate_vma_page_range
-        populate_vma_page_range(mm, start, start + rlen, vm_flags & VM_WRITE and not shared)
-    return start
 
 
-# ---- faults -----------------------------------------------------------------------------------------
 def make_huge_pte(vma, head, writable, dirty):
     """A PMD leaf for head with the VMA's rights."""
     e = (head.pfn << 12) | _PAGE_PRESENT | _PAGE_USER | _PAGE_PSE | _PAGE_ACCESSED
@@ -575,58 +530,7 @@ def hugetlb_wp(mm, vmf):
     return 0
 
 
-# ---- unmapping, protection ------------------------------------------------------------------------
-def zap_huge_pmd_range(mm, start, end):
-    """__unmap_hugepage_range: clear the huge PMDs inside [start, end) and drop their pages; the count.
-    The last mapping of an anonymous page in a private mapping that owns reservations gets its
-    reservation back (so the page cannot be stolen before it refaults), unless the pool has surplus
-    pages; when munmap zaps, the VMA is gone already and its close releases them anyway."""
-    h = getattr(mm.svc, 'hstate', None)
-    if h is None:
-        return 0
-    phys = mm.svc.frames.phys
-    pages = mm.svc.frames.pages
-    resv = getattr(mm, 'hugetlb_resv', None)
-    n = 0
-    for va, slot, e in list(mm.pgtables.huge_pmds(start, end)):
-        phys.write64(slot, 0)
-        n += 1
-        if not e & _PAGE_PRESENT:
-            continue
-        head = pages[(e & PMD_PFN_MASK) >> 12]
-        if e & _PAGE_DIRTY and not head.flags & PG_anon:
-            head.flags |= PG_dirty
-        head.mapcount -= 1
-        restore = False
-        if resv and head.flags & PG_anon and not head.mapcount and not h.surplus_huge_pages:
-            vpn = va >> HPAGE_SHIFT
-            vma = mm.vmas.vma_lookup(va)
-            if resv.get(vpn) is False and vma is not None and not vma.vm_flags & VM_MAYSHARE:
-                resv[vpn] = restore = True
-        h.put_huge_page(head, restore)
-    if n:
-        mm.svc.charge('pte_set', n)
-        mm.svc.flush_tlb(mm)
-    return n
-
-
-def hugetlb_vmdelete_list(inode, first, last=None):
-    """hugetlb_vmdelete_list: unmap huge indices [first, last) of inode from every mapping of it
-    (truncate and hole punch), the private mappings' copies included, as Linux has always done."""
-    h = inode.sb.hstate
-    for mm in h.svc.reclaim.mms():
-        for vma in list(mm.vmas):
-            f = vma.vm_file
-            if f is None or f.inode is not inode or not vma.vm_flags & VM_HUGETLB:
-                continue
-            v_first = vma.vm_pgoff >> HUGETLB_PAGE_ORDER
-            v_last = v_first + ((vma.vm_end - vma.vm_start) >> HPAGE_SHIFT)
-            s, e = max(first, v_first), v_last if last is None else min(last, v_last)
-            if s < e:
-                zap_huge_pmd_range(mm, vma.vm_start + ((s - v_first) << HPAGE_SHIFT),
-                                   vma.vm_start + ((e - v_first) << HPAGE_SHIFT))
-
-
+# ---- protection ---------------------------------------------------------------------------------
 def hugetlb_change_protection(mm, vma):
     """mprotect of a hugetlb VMA: rewrite its huge PMDs (write access is only ever removed)."""
     phys = mm.svc.frames.phys
@@ -647,52 +551,7 @@ def hugetlb_change_protection(mm, vma):
         mm.svc.flush_tlb()
 
 
-# ---- /proc views ----------------------------------------------------------------------------------
-def pagemap_hugetlb_range(mm, vma, start, end, show_pfn=True):
-    """pagemap entries (little-endian u64 each) for [start, end) of a hugetlb VMA."""
-    import struct
-    from faultlab.kernel.mm.pagemap import PM_PRESENT, PM_FILE, PM_MMAP_EXCLUSIVE, PM_SOFT_DIRTY, PM_UFFD_WP, make_pme
-    out = bytearray()
-    va = start
-    pages = mm.svc.frames.pages
-    while va < end:
-        stop = min(end, (va & HPAGE_MASK) + HPAGE_SIZE)
-        n = (stop - va) >> 12
-        e = mm.pgtables.huge_pmd(va)
-        flags = PM_SOFT_DIRTY if vma.vm_flags & VM_SOFTDIRTY else 0
-        frame = 0
-        if e & _PAGE_PRESENT:
-            head = pages[(e & PMD_PFN_MASK) >> 12]
-            if not head.flags & PG_anon:
-                flags |= PM_FILE
-            if head.mapcount == 1:
-                flags |= PM_MMAP_EXCLUSIVE
-            flags |= PM_PRESENT
-            if e & _PAGE_UFFD_WP:
-                flags |= PM_UFFD_WP
-            if show_pfn:
-                frame = head.pfn + ((va & (HPAGE_SIZE - 1)) >> 12)
-        if flags & PM_PRESENT and show_pfn:
-            out += struct.pack('<%dQ' % n, *[make_pme(frame + i, flags) for i in range(n)])
-        else:
-            out += struct.pack('<Q', make_pme(frame, flags)) * n
-        va = stop
-    return bytes(out)
-
-
-def smaps_hugetlb_range(mm, vma, mss):
-    """smaps of a hugetlb VMA: Shared_Hugetlb / Private_Hugetlb by the page's map count (not Rss)."""
-    pages = mm.svc.frames.pages
-    for va, slot, e in mm.pgtables.huge_pmds(vma.vm_start, vma.vm_end):
-        if e & _PAGE_PRESENT:
-            head = pages[(e & PMD_PFN_MASK) >> 12]
-            if head.mapcount >= 2:
-                mss.shared_hugetlb += HPAGE_SIZE
-            else:
-                mss.private_hugetlb += HPAGE_SIZE
-    return mss
-
-
+# ---- /proc ---------------------------------------------------------------------------------------
 def register_hugetlb_procfs(k):
     """/proc/sys/vm/nr_hugepages and the other hugetlb sysctls (kernel/mm/hugetlb_sysfs.py)."""
     hugetlb_sysctl_init(k)

@@ -4,8 +4,10 @@ import errno
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
 from faultlab.kernel.hostlimit import fatal_signal_pending
 from faultlab.kernel.mm.gup import faultin_vma_page_range, faultin_page
-from faultlab.kernel.mm.hugetlb import HPAGE_MASK, HPAGE_SIZE, zap_huge_pmd_range
-from faultlab.kernel.mm.memory import zap_pte_range, fold_pte_dirty
+from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SIZE
+from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
+from faultlab.kernel.mm.memory import fold_pte_dirty, memory_failure, zap_pte_range
+from faultlab.kernel.mm.mmap import _isolate, vma_merge_around
 from faultlab.kernel.mm.mm_types import VM_FAULT_ERROR
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm.page_alloc import PG_lru
@@ -51,7 +53,6 @@ def madvise_populate(mm, start, end, write, fatal_signal_pending=lambda: False):
 
 def madvise_hwpoison(mm, start, end):
     """MADV_HWPOISON: treat the pages as having a memory error (memory_failure): unmap, mark poisoned."""
-    from faultlab.kernel.mm.memory import memory_failure
     for addr in range(start, end, 4096):
         vma = mm.vmas.vma_lookup(addr)
         if vma is None:
@@ -155,7 +156,6 @@ _FLAG_ADVICE = {MADV_NORMAL: (VM_SEQ_READ | VM_RAND_READ, 0), MADV_RANDOM: (VM_S
 
 def madvise_update_vma(mm, vma, start, end, behavior):
     """Set the advice's vm_flags on [start, end) of vma only: split off the rest, merge if possible."""
-    from faultlab.kernel.mm.mmap import _isolate, vma_merge_around
     clear, set_ = _FLAG_ADVICE[behavior]
     if behavior == MADV_DOFORK and vma.vm_flags & VM_IO:
         return -errno.EINVAL

@@ -13,6 +13,7 @@ from faultlab.kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAN
 from faultlab.kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
     charge_first_touches
 from faultlab.kernel.mm import hugetlb
+from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP,
                                      userfaultfd_fault)
 
@@ -595,7 +596,7 @@ def zap_pte_range(mm, start, end):
     if n:
         svc.flush_tlb(mm)                   # tlb_finish_mmu: after the PTE locks are released
     frames.release_pages(gather)
-    return n + hugetlb.zap_huge_pmd_range(mm, start, end)
+    return n + zap_huge_pmd_range(mm, start, end)
 
 
 def _free_swap_pte(mm, pte):

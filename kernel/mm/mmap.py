@@ -9,6 +9,8 @@ from faultlab.kernel.mm.spf import note_pmd_change
 from faultlab.kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm import hugetlb
+from faultlab.kernel.mm.gup import populate_vma_page_range
+from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER
 from faultlab.kernel.mm.mdwe import map_deny_write_exec
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
 from faultlab.kernel.mm.userfaultfd_events import mremap_userfaultfd_prep, userfaultfd_unmap_prep
@@ -275,7 +277,7 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
             return mlock_err or validate_err   # (ksys_mmap_pgoff refuses an unknown huge page size first)
         if deny_wx:
             return -errno.EACCES
-        return hugetlb.hugetlb_mmap(mm, addr, length, prot, flags, file, pgoff)
+        return hugetlb_mmap(mm, addr, length, prot, flags, file, pgoff)
     rlen = page_align(length)
     if rlen == 0 or rlen > TASK_SIZE:
         return -errno.ENOMEM
@@ -340,9 +342,64 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
         vma.vm_flags |= VM_SOFTDIRTY        # a new mapping is soft-dirty, also when merged
     if (flags & MAP_POPULATE and not flags & MAP_NONBLOCK or vm_flags & VM_LOCKED) and \
             not vm_flags & VM_LOCKONFAULT:       # populate_vma_page_range skips VM_LOCKONFAULT
-        from faultlab.kernel.mm.gup import populate_vma_page_range
         populate_vma_page_range(mm, addr, addr + rlen, vm_flags & VM_WRITE and not shared)
     return addr
+
+
+def hugetlb_check_fixed(mm, addr, rlen, flags):
+    """A MAP_FIXED hugetlb address: 2 MiB-aligned and acceptable (check_fixed_addr), and for
+    MAP_FIXED_NOREPLACE free (EEXIST); 0 when it is."""
+    err = check_fixed_addr(mm, addr, rlen, HPAGE_SIZE)
+    if err:
+        return err
+    if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
+        return -errno.EEXIST
+    return 0
+
+
+def hugetlb_get_unmapped_area(mm, addr, rlen):
+    """Where a new hugetlb mapping goes (not MAP_FIXED): a 2 MiB-aligned start, from the hint
+    rounded up if it is free; or -ENOMEM."""
+    hint = (addr + HPAGE_SIZE - 1) & HPAGE_MASK if addr else 0
+    start = get_unmapped_area(mm, hint, rlen + HPAGE_SIZE, False)
+    return (start + HPAGE_SIZE - 1) & HPAGE_MASK if start >= 0 else start
+
+
+def hugetlb_mmap(mm, addr, length, prot, flags, f, pgoff):
+    """do_mmap (after its argument checks) for MAP_HUGETLB or a hugetlbfs file: length rounded up to 2 MiB,
+    address 2 MiB-aligned, offset a multiple of 2 MiB (EINVAL), pages reserved (ENOMEM), VM_HUGETLB |
+    VM_DONTEXPAND; populated for MAP_POPULATE, MAP_LOCKED or mlockall(MCL_FUTURE)."""
+    rlen = hugetlb.hugetlb_mmap_check(mm, length, flags, f, pgoff)
+    if rlen < 0:
+        return rlen
+    fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
+    err = hugetlb_check_fixed(mm, addr, rlen, flags) if fixed else 0
+    if err:
+        return err
+    shared = (flags & MAP_TYPE) in (MAP_SHARED, MAP_SHARED_VALIDATE)     # the type was checked by do_mmap
+    new_file = f is None
+    f = hugetlb.hugetlb_mmap_file(mm, f, rlen, shared, prot)
+    if isinstance(f, int):
+        return f
+    pgoff = 0 if new_file else pgoff
+    vm_flags = hugetlb.hugetlb_vm_flags(prot, flags, shared, f)
+    start = addr if fixed else hugetlb_get_unmapped_area(mm, addr, rlen)
+    err = start if start < 0 else 0
+    if not err and fixed and mm.vmas.overlapping(start, start + rlen):
+        err = do_munmap(mm, start, rlen)     # first: the old mapping's reservations go with it
+    if not err:
+        err = hugetlb.hugetlb_reserve_pages(mm.svc.hstate, mm, start, rlen >> HPAGE_SHIFT, f,
+                                            pgoff >> HUGETLB_PAGE_ORDER, shared, bool(flags & MAP_NORESERVE))
+    if err:
+        f.put()
+        return err
+    hugetlb.hugetlbfs_file_mmap(f, rlen, pgoff, vm_flags, new_file)
+    hugetlb.hugetlb_vma_link(mm, start, rlen, vm_flags, pgoff, f)
+    # mmap_region never leaves VM_LOCKED on a hugetlb VMA (its pages are never reclaimed anyway),
+    # but MAP_LOCKED or mlockall(MCL_FUTURE) still populates it
+    if flags & MAP_POPULATE and not flags & MAP_NONBLOCK or flags & MAP_LOCKED or mm.def_flags & VM_LOCKED:
+        populate_vma_page_range(mm, start, start + rlen, vm_flags & VM_WRITE and not shared)
+    return start
 
 
 def mm_populate_locked(mm, start, end):
@@ -350,7 +407,6 @@ def mm_populate_locked(mm, start, end):
     ones (they fill as they are touched) and VM_IO/VM_PFNMAP ones; private writable memory with
     write faults, to break copy-on-write. Stops at a PROT_NONE VMA with -ENOMEM (mlock reports it,
     mlockall ignores it)."""
-    from faultlab.kernel.mm.gup import populate_vma_page_range
     for v in mm.vmas.overlapping(start, end):
         if not v.vm_flags & (VM_LOCKONFAULT | VM_IO | VM_PFNMAP):
             if not v.vm_flags & (VM_READ | VM_WRITE | VM_EXEC):

@@ -10,10 +10,12 @@ import struct
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
 from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SIZE
+from faultlab.kernel.mm.memory import SWP_HWPOISON
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_referenced
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SOFT_DIRTY,
-                               PMD_SHIFT, pte_pfn, pte_to_swp_entry)
+                               PMD_PFN_MASK, PMD_SHIFT, pte_pfn, pte_to_swp_entry)
 from faultlab.kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, WP_MARKER, is_swap_pte
 from faultlab.kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED, VM_HUGETLB
 
@@ -59,7 +61,6 @@ def vm_normal_page(mm, vma, pte):
 
 def _swap_entry_page(mm, swp_type, offset):
     """pfn_swap_entry_to_page: the page a hwpoison entry names (ordinary swap entries name none)."""
-    from faultlab.kernel.mm.memory import SWP_HWPOISON
     if swp_type != SWP_HWPOISON:
         return None
     pages = mm.svc.frames.pages
@@ -105,10 +106,39 @@ def pagemap_pte_hole(vma, n):
     return struct.pack('<Q', pme) * n
 
 
+def pagemap_hugetlb_range(mm, vma, start, end, show_pfn=True):
+    """pagemap entries (little-endian u64 each) for [start, end) of a hugetlb VMA."""
+    out = bytearray()
+    va = start
+    pages = mm.svc.frames.pages
+    while va < end:
+        stop = min(end, (va & HPAGE_MASK) + HPAGE_SIZE)
+        n = (stop - va) >> 12
+        e = mm.pgtables.huge_pmd(va)
+        flags = PM_SOFT_DIRTY if vma.vm_flags & VM_SOFTDIRTY else 0
+        frame = 0
+        if e & _PAGE_PRESENT:
+            head = pages[(e & PMD_PFN_MASK) >> 12]
+            if not head.flags & PG_anon:
+                flags |= PM_FILE
+            if head.mapcount == 1:
+                flags |= PM_MMAP_EXCLUSIVE
+            flags |= PM_PRESENT
+            if e & _PAGE_UFFD_WP:
+                flags |= PM_UFFD_WP
+            if show_pfn:
+                frame = head.pfn + ((va & (HPAGE_SIZE - 1)) >> 12)
+        if flags & PM_PRESENT and show_pfn:
+            out += struct.pack('<%dQ' % n, *[make_pme(frame + i, flags) for i in range(n)])
+        else:
+            out += struct.pack('<Q', make_pme(frame, flags)) * n
+        va = stop
+    return bytes(out)
+
+
 def pagemap_pte_range(mm, vma, start, end, show_pfn=True):
     """Entries for [start, end) inside vma, one page table (PMD range) at a time."""
     if vma.vm_flags & VM_HUGETLB:
-        from faultlab.kernel.mm.hugetlb import pagemap_hugetlb_range
         return pagemap_hugetlb_range(mm, vma, start, end, show_pfn)
     out = bytearray()
     phys = mm.svc.frames.phys
@@ -290,14 +320,25 @@ def swp_swapcount(mm, offset):
     return n - 1 if offset in sc.pages else n
 
 
+def smaps_hugetlb_range(mm, vma, mss):
+    """smaps of a hugetlb VMA: Shared_Hugetlb / Private_Hugetlb by the page's map count (not Rss)."""
+    pages = mm.svc.frames.pages
+    for va, slot, e in mm.pgtables.huge_pmds(vma.vm_start, vma.vm_end):
+        if e & _PAGE_PRESENT:
+            head = pages[(e & PMD_PFN_MASK) >> 12]
+            if head.mapcount >= 2:
+                mss.shared_hugetlb += HPAGE_SIZE
+            else:
+                mss.private_hugetlb += HPAGE_SIZE
+    return mss
+
+
 def smap_gather_stats(mm, vma, mss=None):
     """Walk vma's page table entries and sum them into a MemSizeStats (smaps_pte_range)."""
-    from faultlab.kernel.mm.memory import SWP_HWPOISON
     mss = mss or MemSizeStats()
     if vma.vm_flags & VM_PFNMAP:
         return mss
     if vma.vm_flags & VM_HUGETLB:
-        from faultlab.kernel.mm.hugetlb import smaps_hugetlb_range
         return smaps_hugetlb_range(mm, vma, mss)
     locked = bool(vma.vm_flags & VM_LOCKED)
     for va, slot, pte in mm.pgtables.present_ptes(vma.vm_start, vma.vm_end):

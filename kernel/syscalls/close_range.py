@@ -3,7 +3,7 @@
 (unshare_fd). EINVAL for an unknown flag or fd > max_fd; descriptors that are not open are skipped."""
 import errno
 
-from faultlab.kernel.syscalls import syscall
+from faultlab.kernel.syscalls.registry import syscall
 
 CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 1 << 1, 1 << 2
 U32 = 0xFFFFFFFF

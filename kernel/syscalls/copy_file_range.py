@@ -13,7 +13,7 @@ import struct
 from faultlab.kernel.file import OpenFile, generic_file_read, generic_perform_write, O_APPEND
 from faultlab.kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG
 from faultlab.kernel.fs.synth import SynthFile
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 
 MAX_RW_COUNT = 0x7FFFF000
 

@@ -6,7 +6,8 @@ from typing import NamedTuple
 
 from faultlab.kernel.cred import (CAP_SETGID, CAP_SETPCAP, CAP_SETUID, INVALID_ID, NGROUPS_MAX, capable, cap_task_fix_setuid,
                          commit_creds)
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
+from faultlab.kernel.tasktable import find_task_by_vpid
 
 _LINUX_CAPABILITY_VERSION_1 = 0x19980330
 _LINUX_CAPABILITY_VERSION_2 = 0x20071026
@@ -251,12 +252,6 @@ def cap_validate_magic(t, header):
     return -errno.EINVAL
 
 
-def _find_task(k, pid):
-    """find_task_by_vpid: a live task with this id, or None."""
-    task = k.tasks.get(pid)
-    return task if task is not None and not task.exited else None
-
-
 @syscall(125, 'capget')
 def sys_capget(k, t, header, dataptr, *_):
     """The effective, permitted and inheritable sets of the caller or of task header->pid."""
@@ -269,7 +264,7 @@ def sys_capget(k, t, header, dataptr, *_):
     pid = struct.unpack('<i', raw)[0]
     if pid < 0:
         return -errno.EINVAL
-    target = t if pid in (0, t.tid) else _find_task(k, pid)
+    target = t if pid in (0, t.tid) else find_task_by_vpid(k, pid)
     if target is None:
         return -errno.ESRCH
     c = target.cred

@@ -13,9 +13,9 @@ from faultlab.kernel.fs.anon_inodes import anon_inode_getfd, anon_sb
 from faultlab.kernel.fs.eventpoll import (EPOLL_EVENT_SIZE, EPOLLERR, EPOLLEXCLUSIVE, EPOLLEXCLUSIVE_OK_BITS, EPOLLHUP,
                                  EPOLLWAKEUP, EventPoll, is_file_epoll)
 from faultlab.kernel.fs.vfs_poll import file_can_poll
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.poll import poll_schedule_timeout, poll_select_deadline, set_user_sigmask
-from faultlab.kernel.syscalls.proc import read_timespec_ns
+from faultlab.kernel.clock import read_timespec_ns
 from faultlab.kernel.uaccess import access_ok
 
 EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD = 1, 2, 3

@@ -4,7 +4,7 @@ import errno
 from faultlab.kernel.file import O_CLOEXEC, O_NONBLOCK, O_RDWR
 from faultlab.kernel.fs.anon_inodes import anon_inode_getfd, anon_sb
 from faultlab.kernel.fs.eventfd import EFD_SEMAPHORE, EventfdCtx
-from faultlab.kernel.syscalls import syscall
+from faultlab.kernel.syscalls.registry import syscall
 
 EFD_CLOEXEC, EFD_NONBLOCK = O_CLOEXEC, O_NONBLOCK
 EFD_FLAGS_SET = EFD_SEMAPHORE | EFD_CLOEXEC | EFD_NONBLOCK

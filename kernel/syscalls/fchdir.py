@@ -8,7 +8,7 @@ import errno
 from faultlab.kernel.file import OpenFile
 from faultlab.kernel.fs import FsError
 from faultlab.kernel.fs.perm import MAY_EXEC
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 
 
 @syscall(81, 'fchdir')

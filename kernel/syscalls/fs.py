@@ -11,6 +11,8 @@ from faultlab.kernel.fs import FsError, Inode, pack_stat, pack_dirent64, Timespe
 from faultlab.kernel.fs.perm import MAY_EXEC, MAY_WRITE, Cred as FsCred
 from faultlab.kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
 from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.mm.hugetlb_types import huge_size_ok
+from faultlab.kernel.mm.memory import fold_pte_dirty
 from faultlab.kernel.mm.userfaultfd_k import UserfaultRetry
 from faultlab.kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
 from faultlab.kernel.fs.synth import SynthFile
@@ -19,7 +21,7 @@ from faultlab.kernel.fs.locks import (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F
                              do_fcntl_lock)
 from faultlab.kernel.fs.tmpfile import vfs_tmpfile
 from faultlab.kernel.net.socket import SocketInode, sock_read_iter, sock_write_iter
-from faultlab.kernel.syscalls import s32 as _s32, s64 as _s64, syscall
+from faultlab.kernel.syscalls.registry import s32 as _s32, s64 as _s64, syscall
 from faultlab.kernel.uaccess import access_ok
 
 AT_FDCWD = -100
@@ -965,7 +967,6 @@ def _fsync(k, t, fd):
     if not _has_fsync(f):
         return -errno.EINVAL
     if isinstance(f, OpenFile) and f.mapping is not None:
-        from faultlab.kernel.mm.memory import fold_pte_dirty
         for vma in t.mm.vmas:
             if vma.vm_file is not None and vma.vm_file.mapping is f.mapping and vma.vm_flags & 0x8:
                 fold_pte_dirty(t.mm, vma)
@@ -1095,7 +1096,6 @@ def sys_memfd_create(k, t, uname, flags, *_):
     flags &= 0xFFFFFFFF                      # unsigned int flags
     if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | 0xFC000000 | 8 | 16):
         return -errno.EINVAL
-    from faultlab.kernel.mm.hugetlb import huge_size_ok
     if not flags & MFD_HUGETLB and flags & 0xFC000000 or flags & MFD_HUGETLB and not huge_size_ok(flags):
         return -errno.EINVAL
     if flags & MFD_HUGETLB and getattr(k.mmsvc, 'hstate', None) is None:

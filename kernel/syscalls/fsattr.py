@@ -6,7 +6,7 @@ import struct
 from faultlab.kernel.file import O_PATH, OpenFile
 from faultlab.kernel.fs import FsError, Inode
 from faultlab.kernel.fs.attr import UTIME_OMIT, chmod_common, chown_common, vfs_utimes
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.fs import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, user_path_at
 
 U32 = 0xFFFFFFFF

@@ -11,7 +11,7 @@ from faultlab.kernel.io_uring import (FEATURES, IORING_MAX_CQ_ENTRIES, IORING_MA
                              IORING_OP_WRITE, IORING_OP_WRITE_FIXED, IORING_OP_WRITEV, IORING_SETUP_CLAMP,
                              IORING_SETUP_CQSIZE, IORING_SETUP_DEFER_TASKRUN, IORING_SETUP_SINGLE_ISSUER,
                              SETUP_ALL, SETUP_UNSUPPORTED, IoRingCtx, roundup_pow_of_two)
-from faultlab.kernel.syscalls import s32, s64, syscall
+from faultlab.kernel.syscalls.registry import s32, s64, syscall
 from faultlab.kernel.syscalls.fs import vfs_read, vfs_write
 from faultlab.kernel.syscalls.splice import import_iovec
 

@@ -4,7 +4,7 @@ import errno
 from faultlab.kernel.ipc.shm import (IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT, SHM_INFO, SHM_LOCK, SHM_STAT, SHM_STAT_ANY,
                             SHM_UNLOCK, SHMID64_DS, do_shmat, ksys_shmdt, ksys_shmget, shm_info, shm_ns,
                             shmctl_do_lock, shmctl_down, shmctl_stat, shminfo)
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.mm import mmap_write_locked
 
 

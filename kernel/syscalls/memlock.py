@@ -4,7 +4,7 @@ import errno
 
 from faultlab.kernel.cred import CAP_IPC_LOCK, capable
 from faultlab.kernel.mm.vma import VM_LOCKED
-from faultlab.kernel.syscalls.proc import task_rlimit
+from faultlab.kernel.rlimits import task_rlimit
 
 RLIMIT_MEMLOCK = 8
 PAGE_SHIFT = 12

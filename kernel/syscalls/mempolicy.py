@@ -11,7 +11,7 @@ import struct
 
 from faultlab.kernel.cred import CAP_SYS_NICE, capable
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 
 MPOL_DEFAULT, MPOL_PREFERRED, MPOL_BIND, MPOL_INTERLEAVE, MPOL_LOCAL = 0, 1, 2, 3, 4
 MPOL_PREFERRED_MANY, MPOL_WEIGHTED_INTERLEAVE, MPOL_MAX = 5, 6, 7

@@ -14,7 +14,7 @@ from faultlab.kernel.mm.page_alloc import PG_uptodate
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
 from faultlab.kernel.mm.vm_sysctl import map_noreserve, shmem_acct_size
 from faultlab.kernel.mm.vma import VM_SHARED, VM_LOCKED, VM_LOCKONFAULT
-from faultlab.kernel.syscalls import s32 as _s32, s64 as _s64, syscall
+from faultlab.kernel.syscalls.registry import s32 as _s32, s64 as _s64, syscall
 from faultlab.kernel.uaccess import access_ok
 from faultlab.kernel.syscalls.memlock import mlock_check, mlock_future_ok, mlockall_check
 

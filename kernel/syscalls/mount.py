@@ -5,7 +5,7 @@ import errno
 from faultlab.kernel.cred import CAP_SYS_ADMIN, capable
 from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.fs.namespace import MNT_DETACH, MNT_EXPIRE, MNT_FORCE, UMOUNT_NOFOLLOW, MountContext, path_mount, path_umount
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.fs import AT_FDCWD, AT_SYMLINK_NOFOLLOW, PATH_MAX, user_path_at
 
 MOUNT_DATA_MAX = 4096              # copy_mount_options copies at most one page

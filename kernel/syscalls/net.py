@@ -17,8 +17,8 @@ from faultlab.kernel.net.socket import (MSG_CMSG_CLOEXEC, NPROTO, SOCK_CLOEXEC, 
                                SOCK_TYPE_MASK, file_nonblock, sock_alloc_file, sockfd_lookup)
 from faultlab.kernel.net.unix import UnixSock, task_cred
 from faultlab.kernel.sigframe import SI_USER
-from faultlab.kernel.syscalls import s32, syscall
-from faultlab.kernel.syscalls.thread import send_signal
+from faultlab.kernel.syscalls.registry import s32, syscall
+from faultlab.kernel.signal_send import send_signal
 from faultlab.kernel.uaccess import access_ok
 
 SIGPIPE = 13

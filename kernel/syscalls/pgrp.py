@@ -7,7 +7,7 @@ started without job control.
 """
 import errno
 
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 
 
 def find_process(k, pid):

@@ -15,9 +15,9 @@ from faultlab.kernel.fs.superblock import SuperBlock
 from faultlab.kernel.fs.synth import SynthFile
 from faultlab.kernel.mm.oom_reap import __oom_reap_task_mm
 from faultlab.kernel.signal import sigkill_pending
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.pgrp import find_process
-from faultlab.kernel.syscalls.thread import group_send_sig_info
+from faultlab.kernel.signal_send import group_send_sig_info
 
 PIDFS_MAGIC = 0x50494446
 PIDFD_NONBLOCK = O_NONBLOCK

@@ -6,7 +6,7 @@ pkey_mprotect accepts only pkey -1, with which it is mprotect.
 """
 import errno
 
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.mm import sys_mprotect
 
 PKEY_DISABLE_ACCESS, PKEY_DISABLE_WRITE = 1, 2

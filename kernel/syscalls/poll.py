@@ -14,8 +14,9 @@ from faultlab.kernel.file import OpenFile
 from faultlab.kernel.fs.pipe import POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLRDNORM, POLLWRNORM
 from faultlab.kernel.fs.vfs_poll import poll_wait_queue as _queue, vfs_poll as _mask
 from faultlab.kernel.futex import BLOCKED
-from faultlab.kernel.syscalls import s32, syscall
-from faultlab.kernel.syscalls.proc import read_timespec_ns
+from faultlab.kernel.signal import UNBLOCKABLE
+from faultlab.kernel.syscalls.registry import s32, syscall
+from faultlab.kernel.clock import read_timespec_ns
 
 POLLIN_SET = POLLRDNORM | POLLIN | POLLHUP | POLLERR      # what select counts as readable
 POLLOUT_SET = POLLWRNORM | POLLOUT | POLLERR
@@ -120,7 +121,6 @@ def sys_ppoll(k, t, ufds, nfds, tsp, sigmask, sigsetsize, *_):
 
 def set_user_sigmask(k, t, usigmask, sigsetsize, call):
     """ppoll/pselect6 with a signal mask: it holds while the call waits (as rt_sigsuspend's does)."""
-    from faultlab.kernel.signal import UNBLOCKABLE
     if sigsetsize != 8:
         return -errno.EINVAL
     mask = t.umem.read_u64(usigmask)

@@ -10,7 +10,7 @@ import struct
 from faultlab.kernel.cred import (CAP_LAST_CAP, CAP_SETPCAP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED, capable, commit_creds,
                          issecure)
 from faultlab.kernel.mm.mdwe import PR_GET_MDWE, PR_SET_MDWE, prctl_get_mdwe, prctl_set_mdwe
-from faultlab.kernel.syscalls import syscall
+from faultlab.kernel.syscalls.registry import syscall
 
 PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 2, 3, 4
 PR_GET_KEEPCAPS, PR_SET_KEEPCAPS = 7, 8

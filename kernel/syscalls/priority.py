@@ -8,9 +8,9 @@ import errno
 import struct
 
 from faultlab.kernel.cred import CAP_SYS_NICE, capable
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.pgrp import find_process
-from faultlab.kernel.syscalls.proc import task_rlimit
+from faultlab.kernel.rlimits import task_rlimit
 
 PRIO_PROCESS, PRIO_PGRP, PRIO_USER = 0, 1, 2
 MIN_NICE, MAX_NICE = -20, 19

@@ -3,23 +3,21 @@ import errno
 import random
 import struct
 
+from faultlab.kernel.clock import CLOCK_REALTIME, CLOCK_THREAD_CPUTIME_ID, clock_ns, read_timespec_ns
 from faultlab.kernel.file import NR_OPEN
 from faultlab.kernel.cred import CAP_SYS_RESOURCE, capable
 from faultlab.kernel.futex import BLOCKED
 from faultlab.kernel.sigframe import STACK_T, SI_USER, dequeue_signal, do_sigaltstack, next_signal, pending_set, siginfo_kill
 from faultlab.kernel.signal import UNBLOCKABLE
-from faultlab.kernel.syscalls import s32 as _s32, syscall
+from faultlab.kernel.syscalls.registry import s32 as _s32, syscall
 from faultlab.kernel.syscalls.fs import MAX_RW_COUNT
 from faultlab.kernel.syscalls.thread import schedule_timeout, sigwait_sleep
 from faultlab.kernel.uaccess import access_ok
-from faultlab.kernel.rlimits import RLIM_INFINITY, init_rlimit, task_rlimit     # noqa: F401 (used by importers too)
+from faultlab.kernel.rlimits import task_rlimit
 
 ARCH_SET_GS, ARCH_SET_FS, ARCH_GET_FS, ARCH_GET_GS = 0x1001, 0x1002, 0x1003, 0x1004
 ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
 RLIMIT_NLIMITS = 16
-CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID = 0, 1, 2, 3
-CLOCK_MONOTONIC_RAW, CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 4, 5, 6, 7
-CLOCK_TAI = 11
 SIGKILL, SIGSTOP = 9, 19
 _TS = struct.Struct('<qq')
 
@@ -83,9 +81,6 @@ def sys_set_robust_list(k, t, head, length, *_):
 @syscall(334, 'rseq')
 def sys_rseq(k, t, *_):
     return -errno.ENOSYS      # glibc falls back cleanly; restartable sequences are not modelled
-
-
-RLIMIT_SIGPENDING = 11
 
 
 def do_prlimit(t, res, new, want_old):
@@ -188,36 +183,6 @@ def sys_getrandom(k, t, buf, count, flags, *_):
     return count if t.umem.write(buf, data) else -errno.EFAULT
 
 
-def _cpu_clock_ok(k, t, clk):
-    """A negative clock id names a CPU-time clock (posix-cpu-timers.c pid_for_clock): bits 0-1 the kind
-    (PROF, VIRT, SCHED), bit 2 a thread's clock, the rest ~pid (0: the caller); 3 in bits 0-2 is a
-    clock file descriptor, none of which is a clock here."""
-    if clk & 3 == 3:
-        return False
-    pid = ~(clk >> 3)
-    if pid == 0:
-        return True
-    task = k.tasks.get(pid)
-    if task is None or task.exited:
-        return False
-    if clk & 4:
-        return task.group is t.group
-    return task is task.group.leader or task is t
-
-
-def clock_ns(k, t, clk):
-    """The value of clock clk in nanoseconds, or None for an invalid clock id."""
-    if clk < 0:
-        return int(k.costs.ns(k.gbase + k.cpu.guest_cycles + k.kcycles)) if _cpu_clock_ok(k, t, clk) else None
-    if clk in (CLOCK_REALTIME, CLOCK_REALTIME_COARSE, CLOCK_TAI):     # TAI: the TAI offset is 0 until set
-        return k.boot_epoch_ns + int(k.now_ns())
-    if clk in (CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME):
-        return int(k.now_ns())
-    if clk in (CLOCK_PROCESS_CPUTIME_ID, CLOCK_THREAD_CPUTIME_ID):
-        return int(k.costs.ns(k.gbase + k.cpu.guest_cycles + k.kcycles))
-    return None
-
-
 @syscall(228, 'clock_gettime')
 def sys_clock_gettime(k, t, clk, tp, *_):
     ns = clock_ns(k, t, _s32(clk))
@@ -251,17 +216,6 @@ def sys_time(k, t, tloc, *_):
     if tloc and not t.umem.write_u64(tloc, sec):
         return -errno.EFAULT
     return sec
-
-
-def read_timespec_ns(t, addr):
-    """A user struct timespec as nanoseconds, or -errno (EFAULT, EINVAL for a bad value)."""
-    b = t.umem.read(addr, 16)
-    if b is None:
-        return -errno.EFAULT
-    sec, nsec = _TS.unpack(b)
-    if sec < 0 or not 0 <= nsec < 10**9:
-        return -errno.EINVAL
-    return sec * 10**9 + nsec
 
 
 def _sleep(k, t, req, rem):

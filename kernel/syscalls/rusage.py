@@ -9,7 +9,7 @@ RSS go to its parent's RUSAGE_CHILDREN, as wait_task_zombie adds them.
 import errno
 import struct
 
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 
 RUSAGE_SELF, RUSAGE_CHILDREN, RUSAGE_THREAD = 0, -1, 1
 # struct rusage: two struct timeval, then fourteen longs (maxrss, ixrss, idrss, isrss, minflt, majflt,

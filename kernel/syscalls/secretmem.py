@@ -4,7 +4,7 @@ import errno
 
 from faultlab.kernel.file import O_CLOEXEC
 from faultlab.kernel.mm.secretmem import secretmem_file_create
-from faultlab.kernel.syscalls import syscall
+from faultlab.kernel.syscalls.registry import syscall
 
 SECRETMEM_FLAGS_MASK = 0               # no mode flags are defined
 

@@ -5,7 +5,7 @@ import struct
 from faultlab.kernel.file import OpenFile
 from faultlab.kernel.fs.pipe import PipeEnd
 from faultlab.kernel.fs.splice import MAX_RW_COUNT, SPLICE_F_ALL, UIO_MAXIOV, vmsplice_to_pipe, vmsplice_to_user
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 
 
 def import_iovec(t, uiov, nr_segs):

@@ -9,7 +9,7 @@ import errno
 from faultlab.kernel.file import HostStream
 from faultlab.kernel.fs import FsError, StatFs, pack_statfs
 from faultlab.kernel.fs.pipe import PipeEnd
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.fs import _abs_at, _get_path, AT_FDCWD
 
 PIPEFS_MAGIC = 0x50495045

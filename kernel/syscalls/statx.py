@@ -16,7 +16,7 @@ import struct
 from faultlab.kernel.fs import FsError
 from faultlab.kernel.fs.mount import assign_mnt_ids
 from faultlab.kernel.fs.stat import dev_major, dev_minor
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.fs import AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, kstat_of, user_path_at
 
 AT_NO_AUTOMOUNT = 0x800

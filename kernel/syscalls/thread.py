@@ -2,15 +2,19 @@
 import errno
 import struct
 
+from faultlab.kernel.clock import CLOCK_MONOTONIC, CLOCK_REALTIME, clock_ns, read_timespec_ns
 from faultlab.kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP,
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
                           FUTEX_CMD_MASK, cancel_wait, futex_wait, futex_wake, futex_requeue, futex_wake_op)
-from faultlab.kernel.syscalls import s32 as _s32, syscall
-from faultlab.kernel.signal import SIGNAL_NAMES, SIG_DFL, check_kill_permission
-from faultlab.kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
-                             siginfo_kill, sys_rt_sigreturn)
+from faultlab.kernel.syscalls.registry import s32 as _s32, syscall
+from faultlab.kernel.signal import check_kill_permission
+from faultlab.kernel.signal_send import group_send_sig_info, send_signal
+from faultlab.kernel.sigframe import SI_TKILL, sys_rt_sigreturn
 from faultlab.kernel.cred import exec_creds
+from faultlab.kernel.loader import ExecError
+from faultlab.kernel.mm.fork import dup_mm
 from faultlab.kernel.mm.mdwe import mmf_init_flags
+from faultlab.kernel.mm.mmap import mmput
 from faultlab.kernel.mm.oom_kill import copy_oom_score_adj
 from faultlab.kernel.fork_limits import fork_limits
 from faultlab.kernel.rlimits import task_rlimit
@@ -19,6 +23,8 @@ from faultlab.kernel.fs.perm import MAY_EXEC
 from faultlab.kernel.syscalls.pgrp import find_process, processes
 from faultlab.kernel.syscalls.rusage import account_reaped, wait_rusage
 from faultlab.kernel.task import Task
+from faultlab.kernel.tasktable import find_task_by_vpid
+from faultlab.kernel.uaccess import UserMemory
 
 CSIGNAL = 0xFF
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -55,11 +61,9 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
     if tid < 0:
         return tid
     if not flags & CLONE_VM:
-        from faultlab.kernel.mm.fork import dup_mm
         mm = dup_mm(k, t.mm)
         if mm is None:
             return -errno.ENOMEM
-        from faultlab.kernel.uaccess import UserMemory
         umem = UserMemory(mm, k.phys, k.charge)
     else:
         mm, umem = t.mm, t.umem
@@ -284,7 +288,6 @@ def sys_futex(k, t, uaddr, op, val, utime, uaddr2, val3, *_):
     if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
         deadline = None
         if utime:
-            from faultlab.kernel.syscalls.proc import read_timespec_ns, clock_ns, CLOCK_REALTIME, CLOCK_MONOTONIC
             ns = read_timespec_ns(t, utime)
             if ns < 0:
                 return ns
@@ -305,95 +308,6 @@ def sys_futex(k, t, uaddr, op, val, utime, uaddr2, val3, *_):
     return -errno.ENOSYS             # PI futexes, FUTEX_FD and requeue-PI are not modelled
 
 
-def _nanosleep_copyout(k, t):
-    """An interrupted nanosleep: the time left into *rem; EINTR, or EFAULT if rem is a bad address."""
-    left_ns = max(0, int(k.costs.ns(t.sleep_until - k.now())))
-    if not t.umem.write(t.sleep_rem, struct.pack('<qq', left_ns // 10**9, left_ns % 10**9)):
-        return -errno.EFAULT
-    return -errno.EINTR
-
-
-def _find_task(k, tid):
-    task = k.tasks.get(tid)
-    return task if task is not None and not task.exited else None
-
-
-def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
-    """Generate sig for target (a thread; with shared, its process: kill, sigqueue, timers).
-
-    sender None: the kernel sends it (an expired timer). Its handler's siginfo says si_code `code`
-    (SI_TKILL, SI_USER for kill, SI_KERNEL from the kernel) and the sender's pid, or is the 128 bytes
-    `info` a sigqueue passed. An ignored signal nobody blocks is dropped; a blocked one stays pending;
-    a thread waiting for it in rt_sigtimedwait takes it; otherwise a default fatal action ends the
-    process and a handler runs when the thread returns to user mode (a sleep is interrupted)."""
-    if sig == 0:
-        return 0
-    bit = 1 << (sig - 1)
-    threads = target.group.live_threads() if shared else [target]
-    if not threads:
-        return 0
-    blocked = all(t.sigmask & bit for t in threads)
-    if ignored(target, sig) and not blocked:
-        return 0
-    if info is None:
-        info = siginfo_kill(sig, SI_KERNEL if sender is None else code, sender.tgid if sender is not None else 0)
-    if shared:
-        group = target.group
-        if not group.shared_pending & bit:         # a standard signal is pending once
-            group.shared_pending |= bit
-            group.shared_info[sig] = info
-    elif not target.pending_signals & bit:
-        target.pending_signals |= bit
-        target.sig_info[sig] = info
-    for t in threads:                               # rt_sigtimedwait takes it before any handler
-        if t.state == 'S' and t.sigwait is not None and t.sigwait[0] & bit:
-            _sigwait_take(k, t, sig)
-            return 0
-    if blocked:
-        return 0
-    if target.sigmask & bit:
-        target = next(t for t in threads if not t.sigmask & bit)
-    handler, _flags = handler_of(target, sig)
-    origin = ('sent by %s[%d]' % (sender.comm, sender.tid) if sender is not None
-              else 'from an expired timer')
-    if sig == SIGKILL and sender is not None and sender.group is not target.group:
-        return signal_wake_killed(k, target.group, origin)
-    if handler == SIG_DFL:
-        dequeue_signal(target, sig)
-        kill_process(k, target, sig, origin)
-        return 0
-    if target.state == 'S':
-        signal_wake_up(k, target)     # the handler runs when the thread returns to user mode
-    return 0
-
-
-def signal_wake_up(k, target, delay=0):
-    """Interrupt a sleeping thread's system call for a signal (EINTR, or a restart); it can run
-    `delay` cycles from now."""
-    cancel_wait(k, target)
-    target.wait_for = None
-    target.sigwait = None
-    target.wait_obj = None
-    target.restart_deadline = None
-    ret = -ERESTARTSYS if target.restartable else -errno.EINTR
-    if target.waiting_on == 'sleep' and target.sleep_rem:
-        ret = _nanosleep_copyout(k, target)
-    k.sched.wake(target, ret, k.now() + delay)
-
-
-def signal_wake_killed(k, group, origin):
-    """complete_signal for SIGKILL from another process: the process is marked as dying (SIGKILL
-    pending for all its threads) and its sleeping threads are woken; each ends as it next runs in the
-    kernel (do_signal), so until then its memory is still there for process_mrelease to reap. A
-    sleeper runs again no sooner than its CPU wakes from idle (the wake-up IPI)."""
-    group.shared_pending |= 1 << (SIGKILL - 1)
-    group.kill_origin = origin
-    for th in group.live_threads():
-        if th.state == 'S':
-            signal_wake_up(k, th, k.costs.costs['ipi_wake_idle'])
-    return 0
-
-
 def sigwait_sleep(k, t, these, uinfo, deadline):
     """rt_sigtimedwait's sleep: until a signal of `these` comes (send_signal hands it over) or the
     deadline passes (EAGAIN)."""
@@ -412,34 +326,12 @@ def sigwait_sleep(k, t, these, uinfo, deadline):
     return BLOCKED
 
 
-def kill_process(k, target, sig, origin):
-    """A signal's default action ends target's process (every thread), with a report."""
-    for th in target.group.live_threads():
-        cancel_wait(k, th)
-    if sig == SIGKILL and target.group.kill_origin:
-        origin = target.group.kill_origin          # sent earlier, acted on as the process ran again
-    k.do_group_exit(target, 0, (sig, '%s %s to %s[%d]' % (SIGNAL_NAMES.get(sig, sig), origin, target.comm,
-                                                          target.tid)))
-
-
-def _sigwait_take(k, t, sig):
-    """A thread in rt_sigtimedwait for sig: it takes the signal (its siginfo goes to the caller's
-    buffer) and returns the signal number."""
-    _set, info_addr = t.sigwait
-    t.sigwait = None
-    info = dequeue_signal(t, sig) or siginfo_kill(sig, SI_USER, 0)
-    ret = sig
-    if info_addr and not t.umem.write(info_addr, info):
-        ret = -errno.EFAULT
-    k.sched.wake(t, ret, k.now())
-
-
 @syscall(234, 'tgkill')
 def sys_tgkill(k, t, tgid, tid, sig, *_):
     tgid, tid, sig = _s32(tgid), _s32(tid), _s32(sig)
     if tgid <= 0 or tid <= 0 or not 0 <= sig <= 64:
         return -errno.EINVAL
-    target = _find_task(k, tid)
+    target = find_task_by_vpid(k, tid)
     if target is None or target.tgid != tgid:
         return -errno.ESRCH
     return check_kill_permission(t, target, sig) or send_signal(k, t, target, sig)
@@ -450,7 +342,7 @@ def sys_tkill(k, t, tid, sig, *_):
     tid, sig = _s32(tid), _s32(sig)
     if tid <= 0 or not 0 <= sig <= 64:
         return -errno.EINVAL
-    target = _find_task(k, tid)
+    target = find_task_by_vpid(k, tid)
     if target is None:
         return -errno.ESRCH
     return check_kill_permission(t, target, sig) or send_signal(k, t, target, sig)
@@ -480,17 +372,6 @@ def sys_kill(k, t, pid, sig, *_):
     return ret if count else -errno.ESRCH
 
 
-def group_send_sig_info(k, sender, group, sig, info=None, code=SI_USER):
-    """A user's signal to a process: check_kill_permission, then to the process (a zombie takes
-    and ignores it)."""
-    live = group.live_threads()
-    target = group.leader if not group.leader.exited or not live else live[0]
-    err = check_kill_permission(sender, target, sig)
-    if err or not live:
-        return err
-    return send_signal(k, sender, target, sig, code, info=info, shared=True)
-
-
 def _queueinfo(k, t, target, sig, uinfo, shared):
     """rt_(tg)sigqueueinfo: the caller's own siginfo; only a process signalling itself may claim a
     kernel or kill/tkill si_code (EPERM)."""
@@ -509,7 +390,7 @@ def _queueinfo(k, t, target, sig, uinfo, shared):
 @syscall(129, 'rt_sigqueueinfo')
 def sys_rt_sigqueueinfo(k, t, tgid, sig, uinfo, *_):
     tgid, sig = _s32(tgid), _s32(sig)
-    target = _find_task(k, tgid) if tgid > 0 else None
+    target = find_task_by_vpid(k, tgid) if tgid > 0 else None
     if target is None:
         return -errno.ESRCH
     return _queueinfo(k, t, target.group.leader if not target.group.leader.exited else target, sig, uinfo, True)
@@ -520,7 +401,7 @@ def sys_rt_tgsigqueueinfo(k, t, tgid, tid, sig, uinfo, *_):
     tgid, tid, sig = _s32(tgid), _s32(tid), _s32(sig)
     if tgid <= 0 or tid <= 0:
         return -errno.EINVAL
-    target = _find_task(k, tid)
+    target = find_task_by_vpid(k, tid)
     if target is None or target.tgid != tgid:
         return -errno.ESRCH
     return _queueinfo(k, t, target, sig, uinfo, False)
@@ -549,7 +430,7 @@ def sys_sched_getaffinity(k, t, pid, size, mask, *_):
     if (size * 8) & 0xFFFFFFFF < len(k.sched.rqs) or size & 7:     # len * BITS_PER_BYTE in 32 bits
         return -errno.EINVAL
     pid = _s32(pid)
-    if pid and _find_task(k, pid) is None:
+    if pid and find_task_by_vpid(k, pid) is None:
         return -errno.ESRCH
     nbytes = min(size, nbytes)
     return nbytes if t.umem.write(mask, bits.to_bytes(nbytes, 'little')) else -errno.EFAULT
@@ -561,7 +442,7 @@ def sys_sched_setaffinity(k, t, pid, size, mask, *_):
     if raw is None:
         return -errno.EFAULT
     pid = _s32(pid)
-    if pid and _find_task(k, pid) is None:
+    if pid and find_task_by_vpid(k, pid) is None:
         return -errno.ESRCH
     bits, _n = _cpu_mask(k)
     if not int.from_bytes(raw, 'little') & bits:
@@ -648,8 +529,6 @@ def sys_execve(k, t, upath, uargv, uenvp, *_):
 def do_execve(k, t, path, argv, envp):
     """Replace the calling process's program (fs/exec.c): past the point of no return the other
     threads end, the address space, handlers, alternate stack and close-on-exec descriptors go."""
-    from faultlab.kernel.loader import ExecError
-    from faultlab.kernel.mm.mmap import mmput
     err = may_open_exec(k, t, path)
     if err:
         return err

@@ -9,8 +9,8 @@ import errno
 import struct
 
 from faultlab.kernel.futex import BLOCKED
-from faultlab.kernel.syscalls import syscall
-from faultlab.kernel.syscalls.thread import send_signal
+from faultlab.kernel.syscalls.registry import syscall
+from faultlab.kernel.signal_send import send_signal
 
 ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
 SIGALRM = 14

@@ -2,7 +2,7 @@
 import errno
 
 from faultlab.kernel.fs.userfaultfd import new_userfaultfd, userfaultfd_syscall_allowed
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 
 
 @syscall(323, 'userfaultfd')

@@ -8,7 +8,7 @@ import errno
 import struct
 
 from faultlab.kernel.file import O_NONBLOCK
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.pidfd import pidfd_get_task
 from faultlab.kernel.syscalls.rusage import wait_rusage
 from faultlab.kernel.syscalls.thread import SIGCHLD, release_child, wait_sleep, wait_status

@@ -11,7 +11,7 @@ from faultlab.kernel.file import O_PATH, OpenFile
 from faultlab.kernel.fs import FsError
 from faultlab.kernel.fs.xattr import (XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
                              vfs_getxattr, vfs_listxattr, vfs_removexattr, vfs_setxattr)
-from faultlab.kernel.syscalls import s32, syscall
+from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.fs import AT_FDCWD, AT_SYMLINK_NOFOLLOW, user_path_at
 
 

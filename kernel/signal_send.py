@@ -1,0 +1,117 @@
+"""Generating signals (kernel/signal.c): send_signal, complete_signal's wake-ups, the hand-over to a
+thread in rt_sigtimedwait, and group_send_sig_info for a user's signal to a process. The syscalls
+(kill, tgkill, sigqueue, timers, pidfd_send_signal) and the files that raise SIGPIPE or SIGIO use them."""
+import errno
+import struct
+
+from faultlab.kernel.futex import cancel_wait
+from faultlab.kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
+                                      siginfo_kill)
+from faultlab.kernel.signal import SIG_DFL, SIGKILL, check_kill_permission, kill_process
+
+
+def _nanosleep_copyout(k, t):
+    """An interrupted nanosleep: the time left into *rem; EINTR, or EFAULT if rem is a bad address."""
+    left_ns = max(0, int(k.costs.ns(t.sleep_until - k.now())))
+    if not t.umem.write(t.sleep_rem, struct.pack('<qq', left_ns // 10**9, left_ns % 10**9)):
+        return -errno.EFAULT
+    return -errno.EINTR
+
+
+def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
+    """Generate sig for target (a thread; with shared, its process: kill, sigqueue, timers).
+
+    sender None: the kernel sends it (an expired timer). Its handler's siginfo says si_code `code`
+    (SI_TKILL, SI_USER for kill, SI_KERNEL from the kernel) and the sender's pid, or is the 128 bytes
+    `info` a sigqueue passed. An ignored signal nobody blocks is dropped; a blocked one stays pending;
+    a thread waiting for it in rt_sigtimedwait takes it; otherwise a default fatal action ends the
+    process and a handler runs when the thread returns to user mode (a sleep is interrupted)."""
+    if sig == 0:
+        return 0
+    bit = 1 << (sig - 1)
+    threads = target.group.live_threads() if shared else [target]
+    if not threads:
+        return 0
+    blocked = all(t.sigmask & bit for t in threads)
+    if ignored(target, sig) and not blocked:
+        return 0
+    if info is None:
+        info = siginfo_kill(sig, SI_KERNEL if sender is None else code, sender.tgid if sender is not None else 0)
+    if shared:
+        group = target.group
+        if not group.shared_pending & bit:         # a standard signal is pending once
+            group.shared_pending |= bit
+            group.shared_info[sig] = info
+    elif not target.pending_signals & bit:
+        target.pending_signals |= bit
+        target.sig_info[sig] = info
+    for t in threads:                               # rt_sigtimedwait takes it before any handler
+        if t.state == 'S' and t.sigwait is not None and t.sigwait[0] & bit:
+            _sigwait_take(k, t, sig)
+            return 0
+    if blocked:
+        return 0
+    if target.sigmask & bit:
+        target = next(t for t in threads if not t.sigmask & bit)
+    handler, _flags = handler_of(target, sig)
+    origin = ('sent by %s[%d]' % (sender.comm, sender.tid) if sender is not None
+              else 'from an expired timer')
+    if sig == SIGKILL and sender is not None and sender.group is not target.group:
+        return signal_wake_killed(k, target.group, origin)
+    if handler == SIG_DFL:
+        dequeue_signal(target, sig)
+        kill_process(k, target, sig, origin)
+        return 0
+    if target.state == 'S':
+        signal_wake_up(k, target)     # the handler runs when the thread returns to user mode
+    return 0
+
+
+def signal_wake_up(k, target, delay=0):
+    """Interrupt a sleeping thread's system call for a signal (EINTR, or a restart); it can run
+    `delay` cycles from now."""
+    cancel_wait(k, target)
+    target.wait_for = None
+    target.sigwait = None
+    target.wait_obj = None
+    target.restart_deadline = None
+    ret = -ERESTARTSYS if target.restartable else -errno.EINTR
+    if target.waiting_on == 'sleep' and target.sleep_rem:
+        ret = _nanosleep_copyout(k, target)
+    k.sched.wake(target, ret, k.now() + delay)
+
+
+def signal_wake_killed(k, group, origin):
+    """complete_signal for SIGKILL from another process: the process is marked as dying (SIGKILL
+    pending for all its threads) and its sleeping threads are woken; each ends as it next runs in the
+    kernel (do_signal), so until then its memory is still there for process_mrelease to reap. A
+    sleeper runs again no sooner than its CPU wakes from idle (the wake-up IPI)."""
+    group.shared_pending |= 1 << (SIGKILL - 1)
+    group.kill_origin = origin
+    for th in group.live_threads():
+        if th.state == 'S':
+            signal_wake_up(k, th, k.costs.costs['ipi_wake_idle'])
+    return 0
+
+
+def _sigwait_take(k, t, sig):
+    """A thread in rt_sigtimedwait for sig: it takes the signal (its siginfo goes to the caller's
+    buffer) and returns the signal number."""
+    _set, info_addr = t.sigwait
+    t.sigwait = None
+    info = dequeue_signal(t, sig) or siginfo_kill(sig, SI_USER, 0)
+    ret = sig
+    if info_addr and not t.umem.write(info_addr, info):
+        ret = -errno.EFAULT
+    k.sched.wake(t, ret, k.now())
+
+
+def group_send_sig_info(k, sender, group, sig, info=None, code=SI_USER):
+    """A user's signal to a process: check_kill_permission, then to the process (a zombie takes
+    and ignores it)."""
+    live = group.live_threads()
+    target = group.leader if not group.leader.exited or not live else live[0]
+    err = check_kill_permission(sender, target, sig)
+    if err or not live:
+        return err
+    return send_signal(k, sender, target, sig, code, info=info, shared=True)
