@@ -268,7 +268,8 @@ class Run:
     report: the one-line report of a fatal signal, a deadlock or a limit (None after a normal exit)
     signal: the number of the signal that killed the program, or None
     warnings: the kernel's one-line warnings (a system call it does not implement, ...)
-    machine: the faultlab.machine.Machine after the run, to look into its kernel
+    machine: the faultlab.machine.Machine after the run, to look into its kernel (it holds the
+      guest's memory as long as the Run is kept)
     """
     __slots__ = ('exit_code', 'stdout', 'stderr', 'stats', 'faults', 'stop_reason', 'report', 'signal',
                  'warnings', 'machine')
@@ -368,6 +369,22 @@ def _tracer(recorder, tracer):
     return observers[0] if observers else None
 
 
+def _options(options, option_values):
+    """The Options of a run: options, with the keyword options applied (or only those)."""
+    if options is None:
+        return Options(**option_values)
+    if not isinstance(options, Options):
+        raise TypeError('options: expected a faultlab.Options, got %r' % (options,))
+    return options.replace(**option_values) if option_values else options
+
+
+def _limits(max_insns, max_sim_seconds, timeout):
+    """The run's limits, checked: [max_insns, max_sim_seconds, timeout], None where there is none."""
+    if max_insns is not None:
+        check_int('max_insns', max_insns, 1)
+    return [max_insns, check_limit('max_sim_seconds', max_sim_seconds), check_limit('timeout', timeout)]
+
+
 def run(program, args=(), options=None, *, env=None, stdout=None, stderr=None, faults=True, tracer=None,
         max_insns=None, max_sim_seconds=None, timeout=None, **option_values):
     """Boot a machine and run program (a host path, or a path inside the guest) with args until it ends.
@@ -380,22 +397,17 @@ def run(program, args=(), options=None, *, env=None, stdout=None, stderr=None, f
       changes no result. tracer: your own faultlab.Tracepoints observer, attached to the kernel.
     max_insns, max_sim_seconds, timeout (host seconds): limits; one that is reached stops the run
       with exit code 124 and Run.stop_reason saying which.
+    The guest's stdin is the host's (fd 0), as under `faultlab run`.
     Raises TypeError/ValueError for a bad argument, faultlab.ExecError for a program that cannot run.
     """
-    if options is None:
-        options = Options(**option_values)
-    elif option_values:
-        options = options.replace(**option_values)
-    if not isinstance(options, Options):
-        raise TypeError('options: expected a faultlab.Options, got %r' % (options,))
+    options = _options(options, option_values)
     argv, envp = _arguments(program, args), _environment(env)
-    if max_insns is not None:
-        check_int('max_insns', max_insns, 1)
-    limits = [max_insns, check_limit('max_sim_seconds', max_sim_seconds), check_limit('timeout', timeout)]
+    limits = _limits(max_insns, max_sim_seconds, timeout)
     out, err, warnings = _Sink('stdout', stdout), _Sink('stderr', stderr), []
-    machine = options.machine(out.write, err.write, warnings.append)
     recorder = FaultRecorder() if check_bool('faults', faults) else None
-    machine.kernel.set_tracer(_tracer(recorder, tracer))
+    observer = _tracer(recorder, tracer)
+    machine = options.machine(out.write, err.write, warnings.append)
+    machine.kernel.set_tracer(observer)
     try:
         res = machine.run(os.fspath(program), argv, envp, max_insns=limits[0], max_sim_seconds=limits[1],
                           wall_timeout=limits[2])

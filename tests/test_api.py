@@ -219,6 +219,7 @@ def test_a_bad_option_is_a_one_line_error(kw, error, words):
     ({'tracer': object()}, TypeError, 'tracer'),
     ({'faults': 'all'}, TypeError, 'faults'),
     ({'cpus': 99}, ValueError, 'cpus'),
+    ({'options': {'ram': '64M'}}, TypeError, 'options'),
 ])
 def test_a_bad_run_argument_is_a_one_line_error(userland, kw, error, words):
     with pytest.raises(error) as e:
@@ -236,6 +237,12 @@ def test_options_are_normalised_and_replaced():
     assert two.cpus == 2 and two.ram == opts.ram and opts.cpus == 1
     with pytest.raises(ValueError):
         opts.replace(cpus=65)
+
+
+def test_a_machine_needs_somewhere_for_its_output():
+    """Options.machine never leaves the guest's output on the host's stdout (KernelConfig's None)."""
+    with pytest.raises(TypeError, match='stdout'):
+        faultlab.Options().machine(None, print, print)
 
 
 def test_options_reach_the_machine(userland):
