@@ -12,7 +12,7 @@ another CPU's hold (kernel/locking.py). The work a speculative fault does before
 from the handler it is about to run, so the check happens up front and an aborted attempt is billed
 for the work it wasted.
 """
-from faultlab.kernel.locking import RwSemaphore, SpinLock, SeqCount
+from faultlab.kernel.locking import SeqCount
 from faultlab.kernel.mm.mm_types import FAULT_FLAG_SPECULATIVE, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VmFault
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_locked, PG_uptodate
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_to_swp_entry
@@ -20,32 +20,6 @@ from faultlab.kernel.mm.vma import VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_PFNMAP, V
 
 SPF_ABORTS = ('spf_vma_changed', 'spf_vma_noanon', 'spf_vma_notsup', 'spf_vma_access', 'spf_pmd_changed',
               'spf_pte_lock', 'spf_swap_notcached', 'spf_page_lock', 'spf_file_notcached')
-
-
-class MmLocks:
-    """The locks of one mm: mmap_lock, the VMA-tree lock, PTE locks by table, PMD change history."""
-
-    def __init__(self):
-        self.mmap_lock = RwSemaphore('mmap_lock')
-        self.mm_rb = RwSemaphore('mm_rb_lock')
-        self.ptl = {}                  # physical address of a PTE table -> SpinLock
-        self.pmd_seq = {}              # va >> 21 -> SeqCount of that PMD entry (tables freed/installed)
-
-    def pte_lock(self, slot):
-        """The spinlock of the PTE table that holds slot."""
-        table = slot & ~0xFFF
-        lock = self.ptl.get(table)
-        if lock is None:
-            lock = self.ptl[table] = SpinLock()
-        return lock
-
-    def pmd_changes(self, va):
-        """The SeqCount of the PMD entry that maps va."""
-        key = va >> 21
-        s = self.pmd_seq.get(key)
-        if s is None:
-            s = self.pmd_seq[key] = SeqCount()
-        return s
 
 
 def vma_seqcount(vma):
