@@ -524,6 +524,7 @@ class GdbStub:
         return self._pkt_resume(task, text, postmortem, 's')
 
     def _pkt_resume(self, task, text, postmortem, action):
+        """c or s: after the program's death, only the session ends."""
         if postmortem:
             self.stopped = False
             return None
@@ -539,6 +540,7 @@ class GdbStub:
         return self._pkt_resume_signal(task, text, postmortem, 's')
 
     def _pkt_resume_signal(self, task, text, postmortem, action):
+        """C or S: the signal is delivered first (its handler runs, or its default action applies)."""
         if postmortem:
             self.stopped = False
             return None
@@ -585,6 +587,7 @@ class GdbStub:
         return self._poke(task, head, unescape_binary(binary.encode('latin-1')))
 
     def _poke(self, task, head, data):
+        """Write data at head's 'addr,length' (E01 if the lengths differ, E14 if memory refuses it)."""
         addr, n = (int(x, 16) for x in head.split(','))
         if len(data) != n:
             return 'E01'
