@@ -27,7 +27,7 @@ from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_DIRTY, PT
 from faultlab.kernel.mm.vma import VM_WRITE, VM_EXEC
 from faultlab.kernel.procfs import show_map_vma
 from faultlab.kernel.sigframe import do_signal
-from faultlab.kernel.syscalls.thread import send_signal
+from faultlab.kernel.signal_send import send_signal
 
 FAULT_STOP_MODES = ('off', 'on', 'major', 'nowait')
 _PF_BITS = ((X86_PF_PROT, 'PROT'), (X86_PF_WRITE, 'WRITE'), (X86_PF_USER, 'USER'), (X86_PF_RSVD, 'RSVD'),
