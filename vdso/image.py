@@ -314,26 +314,47 @@ class _Tables:
         nbuckets = ew.gnu_hash_nbuckets(len(names))
         order = [''] + ew.gnu_hash_order(names, nbuckets)
         self.order = order
-        strtab = ew.StringTable()
-        for name in order[1:]:
-            strtab.add(name)
-        self.soname_off = strtab.add(SONAME)
-        version_offs = [strtab.add(SONAME), strtab.add(VERSION)]
+        strtab = _dynstr(order)
+        self.soname_off = strtab[SONAME]
         self.dynstr = strtab.bytes()
-        syms = [bytes(ew.SYM.size)]
-        for name in order[1:]:
-            syms.append(ew.pack_sym(strtab[name], values[name], sizes.get(name, 0),
-                                    bindings[name], ew.STT_FUNC, _S_TEXT))
-        self.dynsym = b''.join(syms)
+        self.dynsym = _dynsym(order, strtab, values, sizes, bindings)
         self.hash = ew.sysv_hash_section(order)
         self.gnu_hash = ew.gnu_hash_section(order, 1, nbuckets)
-        self.versym = struct.pack('<%dH' % len(order), ew.VER_NDX_LOCAL,
-                                  *[VERSION_NDX] * (len(order) - 1))
-        self.verdef = ew.verdef_section([
-            (ew.VER_FLG_BASE, ew.VER_NDX_GLOBAL, version_offs[0], SONAME),
-            (0, VERSION_NDX, version_offs[1], VERSION),
-        ])
+        self.versym = _versym(order)
+        self.verdef = _verdef(strtab)
         self.verdefnum = 2
+
+
+def _dynstr(order):
+    """.dynstr: the symbol names in symbol-table order, then the soname and the version name."""
+    strtab = ew.StringTable()
+    for name in order[1:]:
+        strtab.add(name)
+    strtab.add(SONAME)
+    strtab.add(VERSION)
+    return strtab
+
+
+def _dynsym(order, strtab, values, sizes, bindings):
+    """.dynsym: the null symbol, then one STT_FUNC in .text per exported name, in order."""
+    syms = [bytes(ew.SYM.size)]
+    for name in order[1:]:
+        syms.append(ew.pack_sym(strtab[name], values[name], sizes.get(name, 0),
+                                bindings[name], ew.STT_FUNC, _S_TEXT))
+    return b''.join(syms)
+
+
+def _versym(order):
+    """.gnu.version: local for the null symbol, VERSION for every exported one."""
+    return struct.pack('<%dH' % len(order), ew.VER_NDX_LOCAL, *[VERSION_NDX] * (len(order) - 1))
+
+
+def _verdef(strtab):
+    """.gnu.version_d: the base version (named after the soname) and VERSION."""
+    return ew.verdef_section([
+        (ew.VER_FLG_BASE, ew.VER_NDX_GLOBAL, strtab[SONAME], SONAME),
+        (0, VERSION_NDX, strtab[VERSION], VERSION),
+    ])
 
 
 @dataclass
