@@ -1,6 +1,7 @@
 """The kernel: owns memory, the page cache, the disk, the filesystem and tasks; handles CPU traps.
 
-The CPU calls `page_fault`, `syscall`, `exception` and `invalid_opcode` on this object. Kernel work
+The CPU calls `page_fault`, `syscall`, `exception`, `invalid_opcode`, `rdtsc` and `fast_faults` on this
+object (kernel/arch/cpu_interface.py's Traps); the entries themselves are in kernel/arch/traps.py. Kernel work
 is billed in cycles from the cost table (`charge`), so simulated time is guest cycles + kernel cycles
 + idle (waiting for I/O or sleeping).
 """
@@ -228,6 +229,7 @@ class Kernel:
         self.events.run_due(self.now())
 
     def cpu_id(self):
+        """The number of the CPU the kernel is running on (smp_processor_id)."""
         return self.sched.this_rq.index
 
     def lock_wait(self, until, what, spin=False):
@@ -253,6 +255,7 @@ class Kernel:
         self.charge('rwsem_wake')
 
     def run_events(self):
+        """Run the events (I/O completions) that are due by now."""
         if self.events.pending:     # skip computing now() when nothing is pending
             self.events.run_due(self.now())
 
@@ -267,6 +270,7 @@ class Kernel:
         return self.now() if t is None else t
 
     def _all_mms(self):
+        """The address spaces of the live tasks, each once (what reclaim scans)."""
         mms = []
         for t in self.tasks.live():
             if t.mm not in mms:
@@ -274,15 +278,18 @@ class Kernel:
         return mms
 
     def nr_live_tasks(self):
+        """How many tasks have not exited."""
         return len(self.tasks.live())
 
     def warn(self, msg):
+        """A one-line kernel warning, to the configured callable or stderr."""
         if self.config.warn is not None:
             self.config.warn(msg)
         else:
             sys.stderr.write('faultlab: warning: %s\n' % msg)
 
     def warn_once(self, key, msg):
+        """warn, the first time for this key only."""
         if key not in self._warned:
             self._warned.add(key)
             self.warn(msg)
@@ -305,11 +312,13 @@ class Kernel:
                     self.stats['tlb_shootdowns_idle'] += 1
 
     def read_code(self, va, n):
+        """n bytes of the current task's code at va (the CPU's translator reads them), or None."""
         t = self.current
         return t.umem.read_code(va, n) if t is not None else None
 
     # ---- processes ------------------------------------------------------------------------------
     def _std_stream(self, host_fd, writer):
+        """The open file of a standard stream: the host's fd, or a pipe-like capture when writer is set."""
         try:
             mode = os.fstat(host_fd).st_mode if host_fd >= 0 else pystat.S_IFCHR
         except OSError:
@@ -523,34 +532,6 @@ class Kernel:
         """Trap interface: #PF from user mode (kernel/arch/traps.py exc_page_fault)."""
         exc_page_fault(self, rip, address, error_code)
 
-    def begin_fault_record(self):
-        """Start collecting the costs of one fault (cost name -> cycles; charge fills it)."""
-        rec = self._fault_rec = {}
-        return rec
-
-    def end_fault_record(self):
-        self._fault_rec = None
-
-    def account_fault(self, task, handler, ret, rec, t0, n=1):
-        """mm_account_fault and the per-handler breakdown for n resolved faults that began at t0."""
-        if not ret & VM_FAULT_RETRY:
-            rq = self.sched.this_rq
-            if ret & VM_FAULT_MAJOR:
-                self.stats['major_faults'] += n
-                task.majflt += n
-                rq.major_faults += n
-            else:
-                self.stats['minor_faults'] += n
-                task.minflt += n
-                rq.minor_faults += n
-        agg = self.fault_breakdown.get(handler)
-        if agg is None:
-            agg = self.fault_breakdown[handler] = collections.Counter()
-        agg['count'] += n
-        agg['cycles'] += self.kcycles + self.idle_cycles - t0
-        for name, cycles in rec.items():
-            agg[name] += cycles
-
     def fast_faults(self, entries):
         """Trap interface: the CPU's native hook resolved these faults (kernel/fastfault.py)."""
         self.fastfaults.fast_faults_done(entries)
@@ -582,6 +563,36 @@ class Kernel:
         if self.frames.stale_code:
             self.frames.stale_code = False
             self.cpu.flush_code()
+
+    # ---- fault accounting ------------------------------------------------------------------------
+    def begin_fault_record(self):
+        """Start collecting the costs of one fault (cost name -> cycles; charge fills it)."""
+        rec = self._fault_rec = {}
+        return rec
+
+    def end_fault_record(self):
+        """Stop collecting the costs of the fault (charge bills the CPU only)."""
+        self._fault_rec = None
+
+    def account_fault(self, task, handler, ret, rec, t0, n=1):
+        """mm_account_fault and the per-handler breakdown for n resolved faults that began at t0."""
+        if not ret & VM_FAULT_RETRY:
+            rq = self.sched.this_rq
+            if ret & VM_FAULT_MAJOR:
+                self.stats['major_faults'] += n
+                task.majflt += n
+                rq.major_faults += n
+            else:
+                self.stats['minor_faults'] += n
+                task.minflt += n
+                rq.minor_faults += n
+        agg = self.fault_breakdown.get(handler)
+        if agg is None:
+            agg = self.fault_breakdown[handler] = collections.Counter()
+        agg['count'] += n
+        agg['cycles'] += self.kcycles + self.idle_cycles - t0
+        for name, cycles in rec.items():
+            agg[name] += cycles
 
     # ---- stats ----------------------------------------------------------------------------------------
     def snapshot(self):

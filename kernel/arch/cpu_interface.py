@@ -3,9 +3,10 @@
 Everything the kernel knows of the emulated hardware comes through this module (tests/test_layering.py
 keeps it so). The CPU core (faultlab.core) implements both sides described here:
 
-* **Traps** (CPU -> kernel): the CPU calls, on the object it is given as `traps`,
-  `page_fault(addr, error_code)`, `syscall()`, `exception(vector, error_code)` and `invalid_opcode()`
-  (Intel SDM vol. 3A, ch. 6: the exceptions and their error codes).
+* **Traps** (CPU -> kernel), the `Traps` protocol below: the CPU calls, on the object it is given as
+  `traps`, `page_fault(rip, address, error_code)`, `syscall()`, `exception(vector, rip)`,
+  `invalid_opcode(rip)`, `rdtsc()` and `fast_faults(entries)` (Intel SDM vol. 3A, ch. 6: the exceptions
+  and their error codes). The kernel's entries are in kernel/arch/traps.py.
 * **The CPU's state and the MMU** (kernel -> CPU), the `Cpu` protocol below: the user context (registers,
   rip, FS base, save/restore for context switches), CR3 and the TLB (`set_cr3`, `flush_tlb`), the
   translated-code cache (`flush_code`, `invalidate_code`), running and stopping, and the cycle and
@@ -18,7 +19,7 @@ from typing import Protocol
 from faultlab.core.fastfault import POOL_CAPACITY as FAST_FAULT_POOL
 from faultlab.core.physmem import EMU_RESERVED_FRAMES, PAGE_SHIFT, PAGE_SIZE
 
-__all__ = ['PAGE_SIZE', 'PAGE_SHIFT', 'EMU_RESERVED_FRAMES', 'FAST_FAULT_POOL', 'Cpu']
+__all__ = ['PAGE_SIZE', 'PAGE_SHIFT', 'EMU_RESERVED_FRAMES', 'FAST_FAULT_POOL', 'Cpu', 'Traps']
 
 
 class Cpu(Protocol):
@@ -48,3 +49,14 @@ class Cpu(Protocol):
     def stop(self): ...
     def arm_fast_faults(self, start, end, pte_bits, cr3, vdso_start, vdso_size, pfns): ...
     def flush_fast_faults(self): ...
+
+
+class Traps(Protocol):
+    """What the CPU calls on the kernel (faultlab.kernel.kernel.Kernel is the implementation)."""
+
+    def page_fault(self, rip, address, error_code): ...
+    def syscall(self): ...
+    def exception(self, vector, rip): ...
+    def invalid_opcode(self, rip): ...
+    def rdtsc(self): ...
+    def fast_faults(self, entries): ...

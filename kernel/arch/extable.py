@@ -2,19 +2,12 @@
 
 A trap at an instruction the vDSO image lists in its exception table does not signal: the task resumes at
 the entry's fixup with the trap number in rdi, the error code in rsi and the faulting address in rdx.
-kernel/arch/vdso.py finds the entry; this module applies it.
+kernel/arch/vdso.py's fixup_vdso_exception finds the entry; this module applies it.
 """
-from faultlab.kernel.arch.vdso import fixup_vdso_exception, EX_FLAG_ASYNC
-
-__all__ = ['search_vdso_extable', 'ex_handler_vdso', 'EX_FLAG_ASYNC']
+__all__ = ['ex_handler_vdso']
 
 # the registers fixup_vdso_exception writes (pt_regs di, si, dx)
 RDI, RSI, RDX = 7, 6, 2
-
-
-def search_vdso_extable(k, task, rip, trapnr):
-    """The vDSO exception-table entry that covers a trap at rip in task's address space, or None."""
-    return fixup_vdso_exception(task.mm, k.vdso, rip, trapnr)
 
 
 def ex_handler_vdso(cpu, mm, hit, trapnr, error_code, address):

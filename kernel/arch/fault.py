@@ -21,6 +21,7 @@ BUS_ADRERR, BUS_MCEERR_AR = 2, 4
 
 
 def access_str(error_code):
+    """'instruction fetch', 'write' or 'read': the access the error code describes."""
     if error_code & X86_PF_INSTR:
         return 'instruction fetch'
     return 'write' if error_code & X86_PF_WRITE else 'read'
@@ -39,6 +40,11 @@ class FaultResult:
         self.vma = vma
 
 
+def bad_area(si_code, reason, vma=None):
+    """The SIGSEGV of an address with no mapping (SEGV_MAPERR) or one the mapping forbids (SEGV_ACCERR)."""
+    return FaultResult(SIGSEGV, si_code, reason, vma=vma)
+
+
 def access_error(error_code, vma):
     """True if the access the error code describes is not allowed by the VMA."""
     if error_code & X86_PF_WRITE:
@@ -55,8 +61,7 @@ def do_user_addr_fault(mm, address, error_code, extra_flags=0):
     if error_code & X86_PF_RSVD:
         return FaultResult(SIGBUS, BUS_ADRERR, 'reserved bit set in a page-table entry')
     if address >= TASK_SIZE:
-        return FaultResult(SIGSEGV, SEGV_MAPERR if not error_code & X86_PF_PROT else SEGV_ACCERR,
-                           'address in the kernel half')
+        return bad_area(SEGV_MAPERR if not error_code & X86_PF_PROT else SEGV_ACCERR, 'address in the kernel half')
     flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | FAULT_FLAG_USER | extra_flags
     if error_code & X86_PF_WRITE:
         flags |= FAULT_FLAG_WRITE
@@ -68,7 +73,7 @@ def do_user_addr_fault(mm, address, error_code, extra_flags=0):
     if mm.svc.spf:
         spf = handle_speculative_fault(mm, address, flags, lambda vma: not access_error(error_code, vma))
         if spf is not None and not spf[0] & VM_FAULT_RETRY:
-            return _fault_result(spf[0], spf[1], spf[1].vma)
+            return mm_fault_error(spf[0], spf[1], spf[1].vma)
         flags |= FAULT_FLAG_TRIED if spf is not None else 0
     t_acq = mmap_read_lock(mm)
     res = _do_classic_fault(mm, address, error_code, flags)
@@ -80,17 +85,17 @@ def _do_classic_fault(mm, address, error_code, flags):
     """The fault under mmap_lock: find the VMA, grow the stack, check access, handle_mm_fault."""
     vma = mm.find_vma(address)
     if vma is None:
-        return FaultResult(SIGSEGV, SEGV_MAPERR, 'no mapping at this address')
+        return bad_area(SEGV_MAPERR, 'no mapping at this address')
     if vma.vm_start > address:
         if not vma.vm_flags & VM_GROWSDOWN:
-            return FaultResult(SIGSEGV, SEGV_MAPERR, 'no mapping at this address')
+            return bad_area(SEGV_MAPERR, 'no mapping at this address')
         if expand_stack(mm, vma, address):
-            return FaultResult(SIGSEGV, SEGV_MAPERR, 'stack cannot grow here (rlimit or guard gap)', vma=vma)
+            return bad_area(SEGV_MAPERR, 'stack cannot grow here (rlimit or guard gap)', vma)
     if access_error(error_code, vma):
-        return FaultResult(SIGSEGV, SEGV_ACCERR, '%s not allowed by the mapping (%s)'
-                           % (access_str(error_code), vma.prot_str()), vma=vma)
+        return bad_area(SEGV_ACCERR, '%s not allowed by the mapping (%s)' % (access_str(error_code), vma.prot_str()),
+                        vma)
     ret, vmf = handle_mm_fault(mm, vma, address, flags)
-    return _fault_result(ret, vmf, vma)
+    return mm_fault_error(ret, vmf, vma)
 
 
 def sigbus_reason(vmf):
@@ -103,8 +108,8 @@ def sigbus_reason(vmf):
     return 'access beyond the end of the mapped file'
 
 
-def _fault_result(ret, vmf, vma):
-    """The VM_FAULT_* outcome as a FaultResult with the signal it calls for."""
+def mm_fault_error(ret, vmf, vma):
+    """handle_mm_fault's VM_FAULT_* as a FaultResult: resolved, OOM (signal -1), SIGBUS or SIGSEGV."""
     res = FaultResult(ret=ret, vmf=vmf, vma=vma)
     if ret & VM_FAULT_OOM:
         res.signal, res.reason = -1, 'out of memory'

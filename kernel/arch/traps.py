@@ -5,16 +5,17 @@ exc_page_fault is what the CPU's #PF lands in (through Kernel.page_fault): it le
 stop the program first, fires the tracepoints, and around handle_page_fault runs the work an interrupt
 entry and exit do here (pending I/O completions, the invariant checker, preemption). handle_page_fault
 bills the fault, gives the vDSO's exception table its chance (an entry can ask for a NOWAIT fault) and
-calls do_user_addr_fault (kernel/arch/fault.py); mm_fault_error turns a failed fault into the OOM
+calls do_user_addr_fault (kernel/arch/fault.py); force_fault_sig turns a failed fault into the OOM
 killer or a signal with a report of what and where.
 """
-from faultlab.kernel.arch.extable import search_vdso_extable, ex_handler_vdso, EX_FLAG_ASYNC
+from faultlab.kernel.arch.extable import ex_handler_vdso
 from faultlab.kernel.arch.fault import do_user_addr_fault, access_str, SIGSEGV, SIGBUS, X86_PF_USER
+from faultlab.kernel.arch.vdso import fixup_vdso_exception, EX_FLAG_ASYNC
 from faultlab.kernel.mm.mm_types import VM_FAULT_MAJOR, VM_FAULT_RETRY, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT
 from faultlab.kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
 from faultlab.kernel.tracepoints import FaultInfo
 
-__all__ = ['exc_page_fault', 'handle_page_fault', 'mm_fault_error', 'do_error_trap', 'exc_invalid_op']
+__all__ = ['exc_page_fault', 'handle_page_fault', 'force_fault_sig', 'do_error_trap', 'exc_invalid_op']
 
 X86_TRAP_PF = 14
 SIGILL, SIGTRAP, SIGFPE = 4, 5, 8
@@ -74,7 +75,7 @@ def exc_page_fault(k, rip, address, error_code):
         dbg.fault_done(task, rip, address, error_code, pf.res, pf.rec, pf.fixed, pf.nowait,
                        k.kcycles + k.idle_cycles - pf.t0)
     if pf.res.signal:
-        mm_fault_error(k, task, pf.res, rip, address, error_code)
+        force_fault_sig(k, task, pf.res, rip, address, error_code)
     irqentry_exit(k, ('fault', rip, address, error_code))
     if not pf.res.signal and not pf.fixed and pf.res.vmf is not None and pf.res.vmf.handler == 'do_anonymous_page':
         k.fastfaults.arm_after_fault(task, pf.res.vma)
@@ -86,7 +87,7 @@ def handle_page_fault(k, task, rip, address, error_code):
     rec = k.begin_fault_record()
     k.charge('exception_entry')
     # a fault at an IP listed in the vDSO exception table: asynchronous (NOWAIT) if the entry says so
-    hit = search_vdso_extable(k, task, rip, X86_TRAP_PF)
+    hit = fixup_vdso_exception(task.mm, k.vdso, rip, X86_TRAP_PF)
     nowait = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_RETRY_NOWAIT if hit and hit.flags & EX_FLAG_ASYNC else 0
     res = do_user_addr_fault(task.mm, address, error_code | X86_PF_USER, nowait)
     fixed = hit is not None and bool(res.signal or res.ret & VM_FAULT_RETRY)
@@ -106,8 +107,8 @@ def handle_page_fault(k, task, rip, address, error_code):
     return pf
 
 
-def mm_fault_error(k, task, res, rip, address, error_code):
-    """A fault that failed: pagefault_out_of_memory for VM_FAULT_OOM, else the signal with its report."""
+def force_fault_sig(k, task, res, rip, address, error_code):
+    """A fault that failed: pagefault_out_of_memory for VM_FAULT_OOM, else force_sig_fault with its report."""
     if res.signal == -1:
         k.oom_kill(task, 'page fault at %#x' % address)
     else:
