@@ -54,6 +54,18 @@ class LoadedImage:
         self.mm, self.umem, self.entry, self.sp, self.symbols = mm, umem, entry, sp, symbols
 
 
+class KernelClock:
+    """The kernel's time as the page cache, swap and reclaim see it: now(), wait_until(t, why),
+    next_event_time(), cpu_id() and lock_wait(until, what, spin), bound to one kernel."""
+
+    def __init__(self, kernel):
+        self.now = kernel.now
+        self.wait_until = kernel.wait_until
+        self.next_event_time = kernel.next_event_time
+        self.cpu_id = kernel.cpu_id
+        self.lock_wait = kernel.lock_wait
+
+
 class KernelConfig:
     """Knobs of the simulated machine's kernel (CLI options map onto these)."""
 
@@ -123,6 +135,7 @@ class Kernel:
         self._fault_rec = None
         self.tracer = None              # kernel.tracepoints observer (None: no tracing, no cost)
         self.events = EventQueue()
+        self.clock = KernelClock(self)
 
     def _init_memory(self):
         """Boot memory: the page frames and the LRU lists every frame user shares."""
@@ -133,12 +146,12 @@ class Kernel:
         """The disk, the page cache on it, the swap area and cache, and reclaim over all of them."""
         config = self.config
         self.blockdev = BlockDevice(config.disk, self.costs.freq_hz, self.events)
-        self.pagecache = PageCache(self.frames, self.blockdev, self, self.charge, self.stats)
+        self.pagecache = PageCache(self.frames, self.blockdev, self.clock, self.charge, self.stats)
         self.pagecache.lru = self.lru
         self.swap_area = SwapArea(max(2, config.swap_bytes // 4096))
-        self.swapcache = SwapCache(self.frames, self.swap_area, self.blockdev, self, self.charge, self.stats)
+        self.swapcache = SwapCache(self.frames, self.swap_area, self.blockdev, self.clock, self.charge, self.stats)
         self.reclaim = Reclaim(self.frames, self.pagecache, self.swapcache, self.lru, self._all_mms, self.charge,
-                               self.flush_tlb, self.stats, self)
+                               self.flush_tlb, self.stats, self.clock)
         # the page cache asks reclaim for memory (its constructor comes first: reclaim scans it)
         self.pagecache.reclaim_hook = self.reclaim.direct_reclaim
         self.pagecache.balance_hook = self.reclaim.balance
