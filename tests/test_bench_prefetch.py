@@ -76,13 +76,13 @@ def test_prefetch_ahead_reaches_the_lower_bound(userland, comparable):
 
 def test_prefetch_that_waits_does_not_reach_the_bound(userland, comparable):
     """With the NOWAIT rule switched off, prefetch_page waits for each read and the case above fails."""
-    import faultlab.kernel.kernel as kk
-    orig = kk.FAULT_FLAG_RETRY_NOWAIT
+    import faultlab.kernel.arch.traps as traps          # where handle_page_fault applies the rule
+    orig = traps.FAULT_FLAG_RETRY_NOWAIT
     try:
-        kk.FAULT_FLAG_RETRY_NOWAIT = 0
+        traps.FAULT_FLAG_RETRY_NOWAIT = 0
         run = bp.loop(N, comparable['iters'], 4, disk=bp.disk_params(LATENCY_US))
     finally:
-        kk.FAULT_FLAG_RETRY_NOWAIT = orig
+        traps.FAULT_FLAG_RETRY_NOWAIT = orig
     _, _, lb = bp.lower_bound(N, _s_ns(), bp.disk_params().queue_depth, 4, comparable['c'])
     assert run['elapsed_ns'] > 1.5 * lb
 
