@@ -12,7 +12,7 @@ import os
 import stat as pystat
 import sys
 
-from faultlab.kernel.arch.traps import exc_page_fault, do_error_trap, exc_invalid_op
+from faultlab.kernel.arch.traps import exc_page_fault, do_error_trap, exc_invalid_op, do_syscall_64
 from faultlab.kernel.arch.vdso import VdsoPages, map_vdso
 from faultlab.kernel.block.device import BlockDevice
 from faultlab.kernel.block.params import DiskParams
@@ -37,7 +37,6 @@ from faultlab.kernel.mm.oom_kill import out_of_memory
 from faultlab.kernel.procfs import register_procfs
 from faultlab.kernel.sched import Scheduler
 from faultlab.kernel.sigframe import force_sig_fault_handler
-from faultlab.kernel.syscalls import dispatch
 from faultlab.kernel.syscalls.thread import exit_notify, notify_parent
 from faultlab.kernel.sysctl_args import do_sysctl_args
 from faultlab.kernel.sysfs import register_sysfs
@@ -562,13 +561,8 @@ class Kernel:
         return int(self.now())
 
     def syscall(self):
-        """Trap interface: the syscall instruction; the invariant checker looks after it."""
-        chk = self.vm_checker
-        event = chk.syscall_event() if chk is not None else None
-        dispatch(self, self.current)
-        self.drop_stale_code()
-        if chk is not None:
-            chk.after_trap(event)
+        """Trap interface: the syscall instruction (do_syscall_64)."""
+        do_syscall_64(self)
 
     def drop_stale_code(self):
         """A frame that held code was freed or rewritten by the kernel: translated blocks go before

@@ -1,5 +1,5 @@
-"""The CPU's trap entries: the #PF entry (arch/x86/mm/fault.c's exc_page_fault and handle_page_fault)
-and the other exceptions (arch/x86/kernel/traps.c).
+"""The CPU's trap entries: the #PF entry (arch/x86/mm/fault.c's exc_page_fault and handle_page_fault),
+the other exceptions (arch/x86/kernel/traps.c) and the system call entry (arch/x86/entry/common.c).
 
 exc_page_fault is what the CPU's #PF lands in (through Kernel.page_fault): it lets an attached debugger
 stop the program first, fires the tracepoints, and around handle_page_fault runs the work an interrupt
@@ -13,9 +13,11 @@ from faultlab.kernel.arch.fault import do_user_addr_fault, access_str, SIGSEGV, 
 from faultlab.kernel.arch.vdso import fixup_vdso_exception, EX_FLAG_ASYNC
 from faultlab.kernel.mm.mm_types import VM_FAULT_MAJOR, VM_FAULT_RETRY, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT
 from faultlab.kernel.signal import SIGNAL_NAMES, SI_CODE_NAMES
+from faultlab.kernel.syscalls import dispatch
 from faultlab.kernel.tracepoints import FaultInfo
 
-__all__ = ['exc_page_fault', 'handle_page_fault', 'force_fault_sig', 'do_error_trap', 'exc_invalid_op']
+__all__ = ['exc_page_fault', 'handle_page_fault', 'force_fault_sig', 'do_error_trap', 'exc_invalid_op',
+           'do_syscall_64']
 
 X86_TRAP_PF = 14
 SIGILL, SIGTRAP, SIGFPE = 4, 5, 8
@@ -145,3 +147,13 @@ def exc_invalid_op(k, rip):
     code = task.umem.read_code(rip, 16) or b''
     k.force_sig_fault(task, SIGILL, 0, rip, 'SIGILL at rip=%#x <%s>: invalid opcode (bytes %s)'
                       % (rip, k.symbolize(task, rip), code[:8].hex(' ')))
+
+
+def do_syscall_64(k):
+    """The syscall entry: the call (dispatch), stale code dropped, the invariant checker around it."""
+    chk = k.vm_checker
+    event = chk.syscall_event() if chk is not None else None
+    dispatch(k, k.current)
+    k.drop_stale_code()
+    if chk is not None:
+        chk.after_trap(event)
