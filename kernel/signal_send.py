@@ -1,6 +1,6 @@
 """Generating signals (kernel/signal.c): send_signal, complete_signal's wake-ups, the hand-over to a
 thread in rt_sigtimedwait, and group_send_sig_info for a user's signal to a process. The syscalls
-(kill, tgkill, sigqueue, timers, pidfd_send_signal) and the files that raise SIGPIPE or SIGIO use them."""
+(kill, tgkill, sigqueue, timers, pidfd_send_signal), pipes and sockets (SIGPIPE) and the debugger use them."""
 import errno
 import struct
 
