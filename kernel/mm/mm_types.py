@@ -64,10 +64,11 @@ class MmServices:
 
     frames, pagecache, lru, swapcache, reclaim, llc: the memory subsystems; charge(name, n) and
     charge_cycles(n) bill kernel cycles; costs: the cost table (cost name -> cycles); flush_tlb(mm);
-    stats: the kernel's named event counts; sched: the scheduler as mm code sees it (now(),
-    wait_until(t, why), cpu_id(), lock_wait(until, what, spin), next_event_time(), current). A stand-in
-    scheduler (the unit tests') may carry the cost table (`costs.costs`) and the raw-cycle bill
-    (`kcycles`) itself when costs and charge_cycles are not given.
+    stats: the kernel's named event counts; sched: the scheduling context mm code calls for time and
+    tasks (now(), wait_until(t, why), cpu_id(), lock_wait(until, what, spin), current; userfaultfd
+    puts the faulting task to sleep through it, so the kernel passes itself). A stand-in scheduler (the
+    unit tests') may carry the cost table (`costs.costs`) and the raw-cycle bill (`kcycles`) itself
+    when costs and charge_cycles are not given.
     """
 
     def __init__(self, frames, pagecache, charge, flush_tlb, stats, sched, fault_around_bytes=65536, *,
