@@ -16,6 +16,7 @@ from faultlab.kernel.fs.perm import Cred as FsCred
 SECURE_NO_SETUID_FIXUP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED = 2, 4, 5
 NGROUPS_MAX = 65536
 SUID_DUMP_DISABLE = 0                  # fs.suid_dumpable's default, what a credential change leaves
+SUID_DUMP_USER = 1                     # a process is dumpable until its credentials change
 INVALID_ID = 0xFFFFFFFF                # (uid_t)-1: "leave unchanged", never a valid id
 GLOBAL_ROOT_UID = 0
 
@@ -98,6 +99,11 @@ def exec_creds(old):
         permitted = effective = old.cap_ambient
     return old.change(suid=old.euid, fsuid=old.euid, sgid=old.egid, fsgid=old.egid, cap_permitted=permitted,
                       cap_effective=effective, securebits=old.securebits & ~(1 << SECURE_KEEP_CAPS))
+
+
+def get_dumpable(mm):
+    """The mm's MMF_DUMPABLE state (SUID_DUMP_USER until changed; dup_mm copies it)."""
+    return getattr(mm, 'mmf_dumpable', SUID_DUMP_USER)
 
 
 def commit_creds(task, new):

@@ -3,6 +3,7 @@ self/status, meminfo, vmstat, sys/vm/*."""
 import errno
 
 from faultlab.kernel.capability import CAP_SYS_ADMIN, capable
+from faultlab.kernel.cred import SUID_DUMP_USER, get_dumpable
 from faultlab.kernel.fs import FsError
 from faultlab.kernel.fs.synth import SynthFile
 from faultlab.kernel.fs.mount import register_mount_procfs
@@ -18,7 +19,6 @@ from faultlab.kernel.mm.pagemap_scan import pagemap_ioctl
 from faultlab.kernel.sysctl_vm import register_sysctl_vm
 from faultlab.kernel.rlimits import RLIMIT_SIGPENDING, task_rlimit
 from faultlab.kernel.sigframe import handler_of
-from faultlab.kernel.syscalls.prctl import SUID_DUMP_USER, get_dumpable
 from faultlab.kernel.kpageflags import register_kpageflags
 from faultlab.kernel.proc_fd import register_proc_fd
 from faultlab.kernel.proc_mem import register_proc_mem

@@ -11,9 +11,9 @@ import errno
 from faultlab.kernel.file import O_RDWR, OpenFile
 from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.fs.tmpfs import MemFile, TmpFs
+from faultlab.kernel.mm.mlock import mlock_future_ok
 from faultlab.kernel.mm.mmap import MAP_SHARED, MAP_SHARED_VALIDATE, MAP_TYPE, do_mmap, page_align
 from faultlab.kernel.mm.vma import VM_DONTDUMP, VM_LOCKED
-from faultlab.kernel.syscalls.memlock import mlock_future_ok
 
 SECRETMEM_MAGIC = 0x5345434d            # "SECM"
 SECRETMEM_NAME = '/secretmem (deleted)'

@@ -5,6 +5,7 @@ from faultlab.kernel.file import O_PATH, OpenFile
 from faultlab.kernel.mm.madvise import (do_madvise, MADV_DONTNEED, MADV_FREE, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT,
                                MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON)
 from faultlab.kernel.mm.memory import fold_pte_dirty
+from faultlab.kernel.mm.mlock import mlock_check, mlock_future_ok, mlockall_check
 from faultlab.kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, MAP_HUGETLB, \
     page_align, mlock_fixup_range, mm_populate_locked
 from faultlab.kernel.mm.mm_types import TASK_SIZE
@@ -16,7 +17,6 @@ from faultlab.kernel.mm.vm_sysctl import map_noreserve, shmem_acct_size
 from faultlab.kernel.mm.vma import VM_SHARED, VM_LOCKED, VM_LOCKONFAULT
 from faultlab.kernel.syscalls.registry import s32 as _s32, s64 as _s64, syscall
 from faultlab.kernel.uaccess import access_ok
-from faultlab.kernel.syscalls.memlock import mlock_check, mlock_future_ok, mlockall_check
 
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 

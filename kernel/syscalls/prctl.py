@@ -7,8 +7,8 @@ Unknown options are EINVAL.
 import errno
 import struct
 
-from faultlab.kernel.cred import (CAP_LAST_CAP, CAP_SETPCAP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED, capable, commit_creds,
-                         issecure)
+from faultlab.kernel.cred import (CAP_LAST_CAP, CAP_SETPCAP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED, SUID_DUMP_DISABLE,
+                         SUID_DUMP_USER, capable, commit_creds, get_dumpable, issecure)
 from faultlab.kernel.mm.mdwe import PR_GET_MDWE, PR_SET_MDWE, prctl_get_mdwe, prctl_set_mdwe
 from faultlab.kernel.syscalls.registry import syscall
 
@@ -21,16 +21,10 @@ PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_IS_SET, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_LOWER, PR_CAP_AMBIENT_CLEAR_ALL = 1, 2, 3, 4
 PR_GET_AUXV = 0x41555856
-SUID_DUMP_DISABLE, SUID_DUMP_USER = 0, 1
 TASK_COMM_LEN = 16
 _NSIG = 64
 # mm->saved_auxv holds AT_VECTOR_SIZE words (x86-64: 2 * (AT_VECTOR_SIZE_ARCH 3 + AT_VECTOR_SIZE_BASE 22 + 1))
 AT_VECTOR_SIZE = 2 * (3 + 22 + 1)
-
-
-def get_dumpable(mm):
-    """The mm's MMF_DUMPABLE state (SUID_DUMP_USER until changed; dup_mm copies it)."""
-    return getattr(mm, 'mmf_dumpable', SUID_DUMP_USER)
 
 
 def thp_disabled(mm):

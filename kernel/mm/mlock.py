@@ -1,5 +1,5 @@
-"""Who may lock how much memory (mm/mlock.c can_do_mlock, do_mlock, mlockall): RLIMIT_MEMLOCK
-bounds the locked pages of a process without CAP_IPC_LOCK."""
+"""Who may lock how much memory (mm/mlock.c can_do_mlock, do_mlock, mlockall; mm/mmap.c
+mlock_future_ok): RLIMIT_MEMLOCK bounds the locked pages of a process without CAP_IPC_LOCK."""
 import errno
 
 from faultlab.kernel.cred import CAP_IPC_LOCK, capable
