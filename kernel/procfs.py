@@ -8,7 +8,8 @@ from faultlab.kernel.fs import FsError
 from faultlab.kernel.fs.synth import SynthFile
 from faultlab.kernel.fs.mount import register_mount_procfs
 from faultlab.kernel.ipc.shm import register_shm_procfs
-from faultlab.kernel.mm.hugetlb import register_hugetlb_procfs, vma_kernel_pagesize
+from faultlab.kernel.mm.hugetlb import register_hugetlb_procfs
+from faultlab.kernel.mm.hugetlb_types import vma_kernel_pagesize
 from faultlab.kernel.mm.shmem import shmem_resident_pages
 from faultlab.kernel.mm.vm_sysctl import vm_commit_limit, vm_committed_pages
 from faultlab.kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats

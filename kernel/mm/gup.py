@@ -7,7 +7,7 @@ from faultlab.kernel.mm.mm_types import (FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FA
                                 VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, VM_FAULT_MAJOR, VM_FAULT_RETRY)
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW
 from faultlab.kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_IO, VM_PFNMAP
-from faultlab.kernel.mm.hugetlb import vma_kernel_pagesize
+from faultlab.kernel.mm.hugetlb_types import vma_kernel_pagesize
 from faultlab.kernel.mm.userfaultfd_k import UserfaultRetry
 
 EHWPOISON = 133          # not in Python's errno module; Linux asm-generic/errno.h

@@ -11,7 +11,7 @@ keep naming the same page whatever the process writes later.
 import errno
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
-from faultlab.kernel.mm.hugetlb import vma_kernel_pagesize
+from faultlab.kernel.mm.hugetlb_types import vma_kernel_pagesize
 from faultlab.kernel.mm.memory import handle_mm_fault
 from faultlab.kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_ERROR, VM_FAULT_OOM,
                                 VM_FAULT_HWPOISON)

@@ -16,9 +16,8 @@ import errno
 
 from faultlab.kernel.fs.hugetlbfs import HugetlbFile, HugetlbFs, hugetlb_file_setup
 from faultlab.kernel.mm.hugetlb_sysfs import hugetlb_sysctl_init
-# the geometry and the predicates are part of the hugetlb interface: importers take them from here too
-from faultlab.kernel.mm.hugetlb_types import (HPAGE_MASK, HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER,  # noqa: F401
-                                              PAGES_PER_HPAGE, huge_size_ok, is_vm_hugetlb_page, vma_kernel_pagesize)
+from faultlab.kernel.mm.hugetlb_types import (HPAGE_MASK, HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE,
+                                              huge_size_ok)
 from faultlab.kernel.mm.llc import charge_page_zero, charge_page_copy
 from faultlab.kernel.mm.mm_types import (TASK_SIZE, VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
 from faultlab.kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec

@@ -10,7 +10,8 @@ from faultlab.kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_p
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm import hugetlb
 from faultlab.kernel.mm.gup import populate_vma_page_range
-from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER
+from faultlab.kernel.mm.hugetlb_types import (HPAGE_MASK, HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, huge_size_ok,
+                                              is_vm_hugetlb_page)
 from faultlab.kernel.mm.mdwe import map_deny_write_exec
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, _PAGE_NX, _PAGE_SOFT_DIRTY
 from faultlab.kernel.mm.userfaultfd_events import mremap_userfaultfd_prep, userfaultfd_unmap_prep
@@ -268,12 +269,12 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
     prot_flags = calc_vm_prot_bits(prot)
     deny_wx = map_deny_write_exec(mm, prot_flags, prot_flags)     # mmap_region refuses it first
     if flags & MAP_HUGETLB or hugetlb.is_file_hugepages(file):
-        hlen = (length + hugetlb.HPAGE_SIZE - 1) & ~(hugetlb.HPAGE_SIZE - 1) & ((1 << 64) - 1)
+        hlen = (length + HPAGE_SIZE - 1) & ~(HPAGE_SIZE - 1) & ((1 << 64) - 1)
         if not hlen:
             return -errno.EINVAL          # ALIGN(len, huge page size) wrapped to 0: do_mmap's !len
-        if hlen > TASK_SIZE and (not flags & MAP_HUGETLB or hugetlb.huge_size_ok(flags)):
+        if hlen > TASK_SIZE and (not flags & MAP_HUGETLB or huge_size_ok(flags)):
             return -errno.ENOMEM          # get_unmapped_area, before the map type is looked at
-        if (mlock_err or validate_err) and (not flags & MAP_HUGETLB or hugetlb.huge_size_ok(flags)):
+        if (mlock_err or validate_err) and (not flags & MAP_HUGETLB or huge_size_ok(flags)):
             return mlock_err or validate_err   # (ksys_mmap_pgoff refuses an unknown huge page size first)
         if deny_wx:
             return -errno.EACCES
@@ -498,7 +499,7 @@ def _has_anon_pages(mm, v):
 
 def change_protection(mm, vma, old_flags):
     """Rewrite present PTEs for the VMA's new rights; write access is only ever removed here."""
-    if hugetlb.is_vm_hugetlb_page(vma):
+    if is_vm_hugetlb_page(vma):
         return hugetlb.hugetlb_change_protection(mm, vma)
     phys = mm.svc.frames.phys
     prot = vma_page_prot(vma)
@@ -553,7 +554,7 @@ def do_mremap(mm, old_addr, old_len, new_len, flags, new_addr):
         return -errno.EFAULT
     if old_addr + old_len > TASK_SIZE:
         return -errno.EINVAL          # the old range's tail cannot be unmapped (do_vmi_munmap)
-    if hugetlb.is_vm_hugetlb_page(vma):
+    if is_vm_hugetlb_page(vma):
         lens = hugetlb.hugetlb_mremap_check(old_addr, old_len, new_len, new_addr)
         if isinstance(lens, int):
             return lens
@@ -652,7 +653,7 @@ def _move_vma(mm, vma, old_addr, old_len, new_len, new_addr, flags):
         src.vm_flags &= ~(VM_LOCKED | VM_LOCKONFAULT)     # the old range stays, never locked
         src.vm_seq += 1
     if moved_len:
-        if hugetlb.is_vm_hugetlb_page(src):
+        if is_vm_hugetlb_page(src):
             hugetlb.move_hugetlb_page_tables(mm, old_addr, new_addr, min(old_len, new_len))
         else:
             copy_page_range_move(mm, old_addr, new_addr, min(old_len, new_len))
