@@ -490,6 +490,7 @@ def _store(ns, name, v):
 
 
 def _set_rmid_forced(ns, data):
+    """proc_dointvec_minmax_orphans: shm_rmid_forced is 0 or 1; while set, orphaned segments go now."""
     _store(ns, 'shm_rmid_forced', proc_dointvec_minmax(data, 0, 1))
     if ns.shm_rmid_forced:
         ns.shm_destroy_orphaned()
