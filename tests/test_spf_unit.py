@@ -7,7 +7,7 @@ tests/test_threads.py.
 from faultlab.kernel.arch.fault import access_error, X86_PF_WRITE, X86_PF_USER
 from faultlab.kernel.mm.mm_types import FAULT_FLAG_WRITE, FAULT_FLAG_USER
 from faultlab.kernel.mm.mmap import do_mmap, do_mprotect, MAP_PRIVATE, MAP_ANONYMOUS
-from faultlab.kernel.mm import spf
+from faultlab.kernel.mm import mmap_lock, spf
 from tests.test_mm_unit import Env, PROT_R, PROT_RW
 
 ADDR = 0x40000000
@@ -91,7 +91,7 @@ def test_vma_changed_by_a_writer_on_another_cpu():
     prime(env)
     vma = env.mm.vmas.find_vma(ADDR)
     t = clock.now()
-    spf.vma_seqcount(vma).write(t + 100, t + 5000, cpu=1)      # mprotect on CPU 1 overlaps the fault
+    mmap_lock.vma_seqcount(vma).write(t + 100, t + 5000, cpu=1)      # mprotect on CPU 1 overlaps the fault
     assert spf_fault(env, ADDR + 0x1000) is None
     assert env.stats['spf_vma_changed'] == 1 and env.pte(ADDR + 0x1000) == 0
 
@@ -101,8 +101,8 @@ def test_writer_on_the_same_cpu_or_in_the_past_does_not_abort():
     prime(env)
     vma = env.mm.vmas.find_vma(ADDR)
     t = clock.now()
-    spf.vma_seqcount(vma).write(t - 9000, t - 5000, cpu=1)
-    spf.vma_seqcount(vma).write(t, t + 5000, cpu=0)
+    mmap_lock.vma_seqcount(vma).write(t - 9000, t - 5000, cpu=1)
+    mmap_lock.vma_seqcount(vma).write(t, t + 5000, cpu=0)
     assert spf_fault(env, ADDR + 0x1000) is not None
 
 
@@ -128,9 +128,9 @@ def test_pmd_changed_under_the_fault():
 def test_mmap_write_unlock_bumps_changed_and_new_vmas_only():
     env, clock = two_thread_env()
     other = do_mmap(env.mm, ADDR + (8 << 20), 1 << 20, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS, None, 0)
-    token = spf.mmap_write_lock(env.mm)
+    token = mmap_lock.mmap_write_lock(env.mm)
     do_mprotect(env.mm, ADDR, 0x2000, PROT_R)                    # splits the first VMA
-    spf.mmap_write_unlock(env.mm, token)
+    mmap_lock.mmap_write_unlock(env.mm, token)
     first = env.mm.vmas.find_vma(ADDR)
     rest = env.mm.vmas.find_vma(ADDR + 0x2000)
     untouched = env.mm.vmas.find_vma(other)

@@ -50,7 +50,7 @@ def test_prefetch_page_selftest_passes(userland):
 
 def test_prefetch_of_cold_page_starts_io_without_waiting(userland):
     """Switching the NOWAIT rule off (a plain fault that waits) makes the cold-page case fail."""
-    import faultlab.kernel.kernel as kk
+    import faultlab.kernel.arch.traps as kk
     r = run_guest(os.path.join(userland, 'prefetch_test'))
     assert 'ok 4 cold file page' in r.stdout.decode()
     orig = kk.FAULT_FLAG_RETRY_NOWAIT
@@ -65,7 +65,7 @@ def test_prefetch_of_cold_page_starts_io_without_waiting(userland):
 
 
 def test_without_the_extable_fixup_null_prefetch_is_a_sigsegv(userland, monkeypatch):
-    import faultlab.kernel.kernel as kk
+    import faultlab.kernel.arch.traps as kk
     monkeypatch.setattr(kk, 'fixup_vdso_exception', lambda *a: None)     # the kernel rule switched off
     bad = run_guest(os.path.join(userland, 'prefetch_test'))
     assert bad.exit_code == 128 + 11

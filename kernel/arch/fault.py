@@ -4,7 +4,8 @@ from faultlab.kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_USER, FAUL
                                 FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV,
                                 VM_FAULT_HWPOISON, VM_FAULT_MAJOR, VM_FAULT_RETRY, TASK_SIZE)
 from faultlab.kernel.mm.mmap import expand_stack
-from faultlab.kernel.mm.spf import handle_speculative_fault, mmap_read_lock, mmap_read_unlock
+from faultlab.kernel.mm.mmap_lock import mmap_read_lock, mmap_read_unlock
+from faultlab.kernel.mm.spf import handle_speculative_fault
 from faultlab.kernel.mm.vma import VM_READ, VM_WRITE, VM_EXEC, VM_GROWSDOWN
 
 # enum x86_pf_error_code

@@ -8,7 +8,7 @@ from faultlab.kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_e
 from faultlab.kernel.mm.pgtable import (
     _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_PRESENT, _PAGE_SOFT_DIRTY, pfn_pte, pte_pfn, protection_map, PTE_PFN_MASK,
     pte_to_swp_entry, swp_entry_to_pte)
-from faultlab.kernel.mm.spf import pte_lock_classic, pte_unlock_classic, zap_hold, note_pmd_change
+from faultlab.kernel.mm.mmap_lock import pte_lock_classic, pte_unlock_classic, zap_hold, note_pmd_change
 from faultlab.kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAND_READ, VM_SEQ_READ, VM_HUGETLB
 from faultlab.kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
     charge_first_touches

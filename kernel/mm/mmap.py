@@ -5,7 +5,7 @@ Each returns a non-negative result or a negative errno, as the system calls do.
 import errno
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
-from faultlab.kernel.mm.spf import note_pmd_change
+from faultlab.kernel.mm.mmap_lock import note_pmd_change
 from faultlab.kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm import hugetlb

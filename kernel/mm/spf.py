@@ -1,7 +1,6 @@
-"""mmap_lock in simulated time, VMA sequence counts, and speculative page faults.
+"""Speculative page faults: a fault resolved without mmap_lock, checked against the VMA sequence counts.
 
-The classic fault path takes mmap_lock for read; mmap/munmap/mprotect/mremap/brk take it for write and
-bump the sequence count of every VMA they change (vm_write_begin/end). handle_speculative_fault
+The locks it is checked against are in kernel/mm/mmap_lock.py. handle_speculative_fault
 resolves a fault without mmap_lock, as the SPF series does: find the VMA under the VMA-tree lock, check
 the VMA (supported kind, anon_vma, access), check the page tables exist, then at pte_map_lock time
 check that the VMA's sequence count and the PMD did not change and trylock the PTE lock. Any conflict
@@ -12,139 +11,15 @@ another CPU's hold (kernel/locking.py). The work a speculative fault does before
 from the handler it is about to run, so the check happens up front and an aborted attempt is billed
 for the work it wasted.
 """
-from faultlab.kernel.locking import SeqCount
+from faultlab.kernel.mm.memory import handle_pte_fault
 from faultlab.kernel.mm.mm_types import FAULT_FLAG_SPECULATIVE, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VmFault
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_locked, PG_uptodate
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_to_swp_entry
+from faultlab.kernel.mm.mmap_lock import lock_wait, vma_seqcount
 from faultlab.kernel.mm.vma import VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_PFNMAP, VM_SHARED
 
 SPF_ABORTS = ('spf_vma_changed', 'spf_vma_noanon', 'spf_vma_notsup', 'spf_vma_access', 'spf_pmd_changed',
               'spf_pte_lock', 'spf_swap_notcached', 'spf_page_lock', 'spf_file_notcached')
-
-
-def vma_seqcount(vma):
-    """The VMA's sequence count (vm_sequence), made on first use."""
-    s = vma.seqcount
-    if s is None:
-        s = vma.seqcount = SeqCount()
-    return s
-
-
-def _lock_wait(mm, lock, until, t0, spin=False):
-    """A CPU blocked on a lock until `until`: a reader sleeps (idle time, then a wake-up); a writer
-    spins on a running writer (rwsem optimistic spinning), burning the cycles instead. Returns True
-    if it slept: the lock was handed to it at `until`, so its hold starts there and the wake-up
-    latency is spent holding it (rwsem_mark_wake grants the lock before the waiter runs)."""
-    k = mm.svc.sched
-    if until > t0:
-        k.lock_wait(until, lock.name, spin)
-        lock.wait_cycles += until - t0
-        lock.contended += 1
-        return not spin
-    return False
-
-
-def _touch_lock_word(mm, lock):
-    """An atomic on the lock's count: if another CPU wrote it last, the cache line moves here first,
-    one transfer at a time (a contended lock word is a serialisation point of its own)."""
-    k = mm.svc.sched
-    cpu = k.cpu_id()
-    if lock.last_cpu is not None and lock.last_cpu != cpu:
-        t = k.now()
-        cost = mm.svc.cost('cacheline_transfer')
-        start = lock.line.wait(t, cpu)
-        mm.svc.charge_cycles(start - t + cost)
-        lock.line.holds.add(start, start + cost, cpu)
-        mm.svc.stats['lock_line_transfers'] += 1
-    lock.last_cpu = cpu
-
-
-def mmap_read_lock(mm):
-    """down_read(mmap_lock) at this CPU's time; returns the acquire time for the unlock."""
-    k = mm.svc.sched
-    lock = mm.locks.mmap_lock
-    t0 = k.now()
-    cpu = k.cpu_id()
-    _touch_lock_word(mm, lock)
-    granted = lock.read_wait(t0, cpu)
-    slept = _lock_wait(mm, lock, granted, t0)
-    mm.svc.charge('lock_acquire')
-    return granted if slept else k.now()
-
-
-def mmap_read_unlock(mm, t_acq):
-    """up_read(mmap_lock): the read hold from t_acq ends now."""
-    k = mm.svc.sched
-    lock = mm.locks.mmap_lock
-    _touch_lock_word(mm, lock)
-    lock.readers.add(t_acq, k.now(), k.cpu_id())
-
-
-def mmap_write_lock(mm):
-    """down_write(mmap_lock): wait for readers and writers holding it; returns a token for the unlock.
-
-    A writer spins while a writer owns the lock; if readers own it there is no owner to spin on,
-    and it sleeps (rwsem_optimistic_spin gives up on a reader-owned rw_semaphore)."""
-    k = mm.svc.sched
-    lock = mm.locks.mmap_lock
-    t0 = k.now()
-    cpu = k.cpu_id()
-    _touch_lock_word(mm, lock)
-    until = lock.write_wait(t0, cpu)
-    # spinning needs a running writer to watch: not if readers own it when the writer comes or when
-    # it is handed over (the last holder before this writer was a reader)
-    readers_own = lock.readers.busy_until(t0, cpu) != t0 or lock.readers.busy_until(until - 1, cpu) >= until
-    _lock_wait(mm, lock, until, t0, spin=not readers_own)
-    mm.svc.charge('lock_acquire')
-    return t0, k.now(), _vma_state(mm)
-
-
-def mmap_write_unlock(mm, token):
-    """up_write(mmap_lock): VMAs the writer changed or removed get their sequence count bumped."""
-    _end_write(mm, token)
-
-
-def mmap_write_downgrade(mm, token):
-    """downgrade_write(mmap_lock): the write hold ends now, a read hold begins (returns its start)."""
-    return _end_write(mm, token)
-
-
-def _end_write(mm, token):
-    """The write hold ends now. It covers the wait too (FIFO: who came after it waits after it); the
-    VMA sequence counts and the tree are written only while the VMAs are updated, at the start of
-    the critical section (vm_write_begin/end around __vma_adjust and the rb-tree update)."""
-    t0, t_acq, before = token
-    k = mm.svc.sched
-    _touch_lock_word(mm, mm.locks.mmap_lock)
-    t1, cpu = k.now(), k.cpu_id()
-    mm.locks.mmap_lock.writers.add(t0, t1, cpu)
-    w0, w1 = t_acq, min(t1, t_acq + mm.svc.cost('vma_modify'))
-    after = _vma_state(mm)
-    tree_changed = False
-    for key, (vma, fields) in before.items():
-        now = after.get(key)
-        if now is None or now[1] != fields:
-            vma_seqcount(vma).write(w0, w1, cpu)
-            tree_changed = True
-    for key, (vma, _fields) in after.items():
-        if key not in before:             # made by this writer (a split piece, a new mapping)
-            vma_seqcount(vma).write(w0, w1, cpu)
-            tree_changed = True
-    if tree_changed or len(after) != len(before):
-        mm.locks.mm_rb.writers.add(w0, w1, cpu)
-    return t1
-
-
-def _vma_state(mm):
-    """Each VMA's extent, flags and offset, to tell which ones a writer changed."""
-    return {id(v): (v, (v.vm_start, v.vm_end, v.vm_flags, v.vm_pgoff)) for v in mm.vmas}
-
-
-def note_pmd_change(mm, va, since=None):
-    """A PTE table under va's PMD was torn down (since `since`) or installed just now."""
-    k = mm.svc.sched
-    t = k.now()
-    mm.locks.pmd_changes(va).write(t - mm.svc.cost('pte_set') if since is None else since, t, k.cpu_id())
 
 
 def _work_before_pte_lock(mm, vma, pte, flags, page):
@@ -192,7 +67,7 @@ def get_vma(mm, address, t0):
     """find_vma under the VMA-tree rwlock (an rwlock_t: spins only while a writer updates the tree)."""
     svc = mm.svc
     rb = mm.locks.mm_rb
-    _lock_wait(mm, rb, rb.read_wait(t0, svc.sched.cpu_id()), t0, spin=True)
+    lock_wait(mm, rb, rb.read_wait(t0, svc.sched.cpu_id()), t0, spin=True)
     svc.charge('spf_vma_get')
     return mm.vmas.find_vma(address)
 
@@ -287,7 +162,6 @@ def pte_map_lock(mm, vma, address, slot, t0, ts, t_lock):
 
 def handle_pte_fault_speculative(mm, vma, address, flags, slot, pte, ptl, ts):
     """Run handle_pte_fault with FAULT_FLAG_SPECULATIVE; on success the PTE lock was held until now."""
-    from faultlab.kernel.mm.memory import handle_pte_fault   # memory imports this module: a cycle
     vmf = VmFault(vma, address, flags | FAULT_FLAG_SPECULATIVE)
     vmf.slot = slot
     mm.svc.charge('fault_handle')
@@ -312,30 +186,3 @@ def count_speculative_fault(mm, pte):
     stats['spf'] += 1
     if pte and not pte & _PAGE_PRESENT:
         stats['swapin_speculative'] += 1
-
-
-def pte_lock_classic(mm, slot):
-    """spin_lock of the PTE table in the classic path: spin (busy) until another CPU's hold ends."""
-    svc = mm.svc
-    k = svc.sched
-    cpu = k.cpu_id()
-    t = k.now()
-    ptl = mm.locks.pte_lock(slot)
-    until = ptl.wait(t, cpu)
-    if until > t:
-        svc.charge_cycles(until - t)      # spinning burns the cycles
-        svc.stats['pte_lock_spin_cycles'] += until - t
-    return ptl
-
-
-def pte_unlock_classic(mm, ptl):
-    """spin_unlock of the PTE table in the classic path: the hold covers the PTE update just made."""
-    svc = mm.svc
-    k = svc.sched
-    t1 = k.now()
-    ptl.holds.add(t1 - svc.cost('pte_set'), t1, k.cpu_id())
-
-
-def zap_hold(mm, slot, t0, t1):
-    """zap_pte_range held the PTE lock of this table from t0 to t1."""
-    mm.locks.pte_lock(slot).holds.add(t0, t1, mm.svc.sched.cpu_id())

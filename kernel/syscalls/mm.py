@@ -9,7 +9,7 @@ from faultlab.kernel.mm.mlock import mlock_check, mlock_future_ok, mlockall_chec
 from faultlab.kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, do_brk, MAP_ANONYMOUS, MAP_HUGETLB, \
     page_align, mlock_fixup_range, mm_populate_locked
 from faultlab.kernel.mm.mm_types import TASK_SIZE
-from faultlab.kernel.mm.spf import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock, \
+from faultlab.kernel.mm.mmap_lock import mmap_read_lock, mmap_read_unlock, mmap_write_lock, mmap_write_unlock, \
     mmap_write_downgrade
 from faultlab.kernel.mm.page_alloc import PG_uptodate
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, pte_to_swp_entry
