@@ -397,8 +397,12 @@ class GdbStub:
 
     def _stop_reply(self, task, sig, extra='', si_code=SI_KERNEL, si_addr=0):
         """A T stop reply (the signal in GDB's numbering); what $_siginfo shows for it (Linux's
-        numbering, as in the target's siginfo) is kept for qXfer:siginfo:read."""
+        numbering, as in the target's siginfo) is kept for qXfer:siginfo:read. Like gdbserver, the
+        stop selects the reporting thread for g/G/p/P: gdb takes a stop reply's thread as the general
+        thread and sends no Hg for it, so an earlier Hg (from `info threads` or `thread N`) must not
+        outlive the stop, or gdb reads another thread's pc and drops the breakpoint hit as spurious."""
         self.siginfo = (sig, si_code, si_addr)
+        self.g_thread = task.tid
         return 'T%02xthread:%x;%s' % (gdb_signal(sig), task.tid, extra)
 
     def _deliver(self, task, gdb_sig):
