@@ -8,13 +8,15 @@ on: a present page is read from its frame, a missing page of a file mapping from
 read fault would map). Writes go to present writable pages; a page that is not present or not
 writable yet is made so through faultin_page, as ptrace's FOLL_FORCE write does.
 """
+import errno
+import re
 from collections import namedtuple
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
 from faultlab.kernel.arch.fault import (access_str, X86_PF_PROT, X86_PF_WRITE, X86_PF_USER, X86_PF_RSVD, X86_PF_INSTR,
                                X86_PF_PK)
 from faultlab.kernel.arch.vdso import fixup_vdso_exception, EX_FLAG_ASYNC
-from faultlab.kernel.fs import FsError
+from faultlab.kernel.fs import FsError, SynthFile
 from faultlab.kernel.mm.gup import faultin_page
 from faultlab.kernel.mm.mm_types import (TASK_SIZE, VM_FAULT_NAMES, VM_FAULT_MAJOR, VM_FAULT_RETRY, VM_FAULT_ERROR,
                                 FAULT_FLAG_WRITE, FAULT_FLAG_MKWRITE, FAULT_FLAG_ALLOW_RETRY,
@@ -29,6 +31,7 @@ from faultlab.kernel.procfs import show_map_vma
 from faultlab.kernel.sigframe import do_signal
 from faultlab.kernel.signal_send import send_signal
 
+_PROC_PID = re.compile(r'/proc/(\d+)(?:/task/(\d+))?(/.*)?$')
 FAULT_STOP_MODES = ('off', 'on', 'major', 'nowait')
 _PF_BITS = ((X86_PF_PROT, 'PROT'), (X86_PF_WRITE, 'WRITE'), (X86_PF_USER, 'USER'), (X86_PF_RSVD, 'RSVD'),
             (X86_PF_INSTR, 'INSTR'), (X86_PF_PK, 'PK'))
@@ -161,6 +164,96 @@ def exec_file_at(mm, addr):
     if v is None or v.vm_file is None or not v.vm_flags & VM_EXEC:
         return None
     return v.vm_file.inode
+
+
+# ---- files, for a debugger's Host I/O (gdb's vFile packets) ------------------------------------------
+class DebugFile:
+    """A guest file a debugger opened: read without touching the page cache (a page the cache holds
+    is read from its frame, any other from the file), so attaching does not change which faults are
+    major. A /proc file's text is taken once, at the open, as seq_file's first read does."""
+
+    def __init__(self, kernel, inode, text=None):
+        self.kernel = kernel
+        self.inode = inode
+        self.text = text
+
+    @property
+    def size(self):
+        """The file's size in bytes (the text's for a /proc file)."""
+        return len(self.text) if self.text is not None else getattr(self.inode, 'size', 0)
+
+    def pread(self, offset, count):
+        """Up to count bytes at offset (b'' at or past the end)."""
+        if self.text is not None:
+            return self.text[offset:offset + count]
+        out = bytearray()
+        end = min(offset + count, self.size)
+        while offset < end:
+            page = self._read_page(offset // PAGE_SIZE)
+            if not page:
+                break
+            chunk = page[offset % PAGE_SIZE:offset % PAGE_SIZE + end - offset]
+            if not chunk:
+                break
+            out += chunk
+            offset += len(chunk)
+        return bytes(out)
+
+    def _read_page(self, index):
+        """One page of the file: the page cache's copy when it holds an up-to-date one, else the file's."""
+        k = self.kernel
+        mapping = k.pagecache.mappings.get(id(self.inode))
+        page = mapping.pages.get(index) if mapping is not None else None
+        if page is not None and page.flags & PG_uptodate and not page.flags & PG_locked:
+            n = max(0, min(PAGE_SIZE, self.size - index * PAGE_SIZE))
+            return bytes(k.phys.mv[page.pfn * PAGE_SIZE:page.pfn * PAGE_SIZE + n])
+        return self.inode.read_page(index)
+
+
+def _debug_proc_path(kernel, task, path):
+    """/proc/PID/rest and /proc/PID/task/TID/rest of the debugged process as /proc/self/rest (the
+    guest's procfs shows only self; its threads share the address space): (path, None); another
+    process's maps: (None, its text); its other files, or no such task: FsError ENOENT."""
+    m = _PROC_PID.match(path)
+    if m is None:
+        return path, None
+    other = kernel.tasks.get(int(m.group(2) or m.group(1)))
+    if other is None or other.exited or other.tgid != int(m.group(1)):
+        raise FsError(errno.ENOENT)
+    rest = m.group(3) or ''
+    if other.tgid == task.tgid:
+        return '/proc/self' + rest, None
+    if rest == '/maps':
+        return None, ''.join(show_map_vma(kernel, other, v) for v in other.mm.vmas).encode()
+    raise FsError(errno.ENOENT)
+
+
+def debug_file_open(kernel, task, path):
+    """A regular guest file opened read-only for a debugger, resolved from task's cwd (FsError if it
+    cannot be: ENOENT, EISDIR for a directory, EACCES for devices and the like)."""
+    path, text = _debug_proc_path(kernel, task, path)
+    if text is not None:
+        return DebugFile(kernel, None, text)
+    inode = kernel.vfs.lookup(path, task.cwd)
+    if inode.is_dir():
+        raise FsError(errno.EISDIR)
+    if not inode.is_reg():
+        raise FsError(errno.EACCES)
+    if isinstance(inode, SynthFile):
+        if inode.read_fn is None:
+            raise FsError(errno.EACCES)
+        return DebugFile(kernel, inode, inode.read_content())
+    if not hasattr(inode, 'read_page'):
+        raise FsError(errno.EACCES)
+    return DebugFile(kernel, inode)
+
+
+def debug_readlink(kernel, task, path):
+    """readlink(2) of a guest path for a debugger (FsError EINVAL if it is no symlink)."""
+    path, text = _debug_proc_path(kernel, task, path)
+    if text is not None:
+        raise FsError(errno.EINVAL)
+    return kernel.vfs.readlink(path, task.cwd)
 
 
 # ---- faults as debug events -------------------------------------------------------------------------
@@ -493,4 +586,4 @@ def monitor_command(kernel, fmon, task, line):
 
 
 __all__ = ['peek_user', 'poke_user', 'translate_user', 'ptrace_signal', 'FileMapping', 'exec_file_mappings',
-           'exec_file_at', 'FaultMonitor', 'FaultEvent', 'monitor_command', 'FAULT_STOP_MODES']
+           'exec_file_at', 'DebugFile', 'debug_file_open', 'debug_readlink', 'FaultMonitor', 'FaultEvent', 'monitor_command', 'FAULT_STOP_MODES']

@@ -223,7 +223,9 @@ def test_fault_stop_then_monitor_fault_and_exact_instruction_count(userland, tmp
     assert re.search(r'pte entry @ phys 0x[0-9a-f]+ = 0x[0-9a-f]+  P RW US A D', out), out
     assert re.search(r'\[stack\]\s+\[\d+/\d+ pages present\]', out)
     assert re.search(r'/bin/gdbtarget: \d+ of \d+ pages cached', out)
-    assert re.search(r'^minor_faults\s+\d+$', out, re.M)
+    # monitor stats: the perf-stat-like block of `faultlab stat`
+    assert "Performance counter stats for 'gdbtarget'" in out
+    assert re.search(r'^\s+[\d,]+\s+minor-faults\s', out, re.M), out
     assert "unknown monitor command 'no-such-command'" in out
     # a watchpoint on a page that was not present yet: armed once the fault maps it
     assert re.search(r"Old value = 0 '\\000'\nNew value = 3 '\\003'", out), out
@@ -424,12 +426,13 @@ def test_raw_stop_replies_breakpoint_on_next_instruction_and_watch(userland, tmp
     stub = Stub(tmp_path, prog)
     try:
         c = Client(stub.port)
-        assert c.ask('qSupported:multiprocess+;swbreak+;hwbreak+').startswith('PacketSize=')
+        # gdb offers multiprocess: thread ids in replies are then pPID.TID
+        assert 'multiprocess+' in c.ask('qSupported:multiprocess+;swbreak+;hwbreak+').split(';')
         assert c.ask('Z0,%x,1' % bump) == 'OK' and c.ask('Z0,%x,1' % second) == 'OK'
-        assert c.ask('vCont;c') == 'T05thread:1;swbreak:;' and _rip(c) == bump
+        assert c.ask('vCont;c') == 'T05thread:p1.1;swbreak:;' and _rip(c) == bump
         # continuing from a breakpoint with another on the very next instruction stops there
-        assert c.ask('vCont;c:1') == 'T05thread:1;swbreak:;' and _rip(c) == second
-        assert c.ask('s') == 'T05thread:1;' and _rip(c) == second + insn(second).size
+        assert c.ask('vCont;c:1') == 'T05thread:p1.1;swbreak:;' and _rip(c) == second
+        assert c.ask('s') == 'T05thread:p1.1;' and _rip(c) == second + insn(second).size
         assert c.ask('z0,%x,1' % bump) == 'OK' and c.ask('z0,%x,1' % second) == 'OK'
         # a read watchpoint on a page that maps the zero page: reads of the other two zero-mapped pages
         # (same frame, same offset) are not hits; the program reads zeros[2][100] once in each of 2 rounds
@@ -437,19 +440,19 @@ def test_raw_stop_replies_breakpoint_on_next_instruction_and_watch(userland, tmp
         assert insn(zload).op_str.endswith('[rip + 0x%x]' % (sym['zeros'] + 0x2064 - zload - insn(zload).size))
         assert c.ask('Z3,%x,1' % (sym['zeros'] + 0x2064)) == 'OK'
         for _ in range(2):
-            assert c.ask('c') == 'T05thread:1;rwatch:%x;' % (sym['zeros'] + 0x2064)
+            assert c.ask('c') == 'T05thread:p1.1;rwatch:%x;' % (sym['zeros'] + 0x2064)
             assert _rip(c) == zload + insn(zload).size
         assert c.ask('z3,%x,1' % (sym['zeros'] + 0x2064)) == 'OK'
         # a write watchpoint reports after the store: rip past it, memory already changed
         assert c.ask('Z2,%x,8' % sym['watched']) == 'OK'
-        assert c.ask('c') == 'T05thread:1;watch:%x;' % sym['watched']
+        assert c.ask('c') == 'T05thread:p1.1;watch:%x;' % sym['watched']
         store = insn(sym['set_watched'])
         assert _rip(c) == sym['set_watched'] + store.size
         assert c.ask('m%x,8' % sym['watched']) == (12).to_bytes(8, 'little').hex()   # 6 from bump, 0 zeros
         assert c.ask('z2,%x,8' % sym['watched']) == 'OK'
         # a read watchpoint on scale: the load at touch_pages+0x1e
         assert c.ask('Z3,%x,8' % sym['scale']) == 'OK'
-        assert c.ask('c') == 'T05thread:1;rwatch:%x;' % sym['scale']
+        assert c.ask('c') == 'T05thread:p1.1;rwatch:%x;' % sym['scale']
         load = sym['touch_pages'] + 0x1e
         assert insn(load).op_str.endswith('[rip + 0x%x]' % (sym['scale'] - load - insn(load).size))
         assert _rip(c) == load + insn(load).size
@@ -459,11 +462,11 @@ def test_raw_stop_replies_breakpoint_on_next_instruction_and_watch(userland, tmp
         store = sym['touch_pages'] + 0x17
         for _ in range(20):
             before = _rip(c)
-            assert c.ask('s') == 'T05thread:1;'
+            assert c.ask('s') == 'T05thread:p1.1;'
             if _rip(c) == before:
                 break
         assert before == store and 'pending fault' in _monitor(c, 'fault')
-        assert c.ask('s') == 'T05thread:1;' and _rip(c) == store + insn(store).size
+        assert c.ask('s') == 'T05thread:p1.1;' and _rip(c) == store + insn(store).size
         assert 'do_anonymous_page' in _monitor(c, 'fault').split('last handled')[1]
         assert 'fault-stop off' in _monitor(c, 'fault-stop off')
         assert c.ask('D') == 'OK'        # detach: the program runs on to its end
@@ -536,7 +539,7 @@ def test_threads_are_listed_and_their_registers_read(userland, tmp_path):
                                        'thread apply all printf "rip=%#lx\\n", $pc', 'kill'],
                       ['2', '50'], opts=['--cpus', '2'])[0]
     assert 'Breakpoint 1, adder' in out, out
-    threads = re.findall(r'^\*?\s+\d+\s+Thread (\d+)', out, re.M)
+    threads = re.findall(r'^\*?\s+\d+\s+Thread (?:\d+\.)?(\d+)', out, re.M)
     assert len(set(threads)) >= 2, out
     rips = [int(x, 16) for x in re.findall(r'rip=(0x[0-9a-f]+)', out)]
     assert len(rips) == len(set(threads))

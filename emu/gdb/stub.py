@@ -28,10 +28,12 @@ from capstone.x86 import X86_OP_MEM
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE
 
 from faultlab.core.cpu import GPR_NAMES
+from faultlab.gdb.hostio import HostIo
 from faultlab.gdb.libs import library_list_svr4
 from faultlab.gdb.regs import REGISTERS, reg_value, set_reg, target_xml
 from faultlab.gdb.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
 from faultlab.kernel.debugmon import FaultMonitor, peek_user, poke_user, ptrace_signal, translate_user, monitor_command
+from faultlab.observe.stat import format_stat
 
 SIGINT, SIGTRAP, SIGKILL = 2, 5, 9
 SI_USER, SI_KERNEL = 0, 0x80
@@ -109,6 +111,8 @@ class GdbStub:
         self._step_watch = None
         self._resume_fault = None
         self.g_thread = self.c_thread = 0
+        self.multiprocess = False    # gdb offered multiprocess+: thread ids are pPID.TID, exits name the process
+        self.hostio = None           # the vFile packets' open files
         self.log = []                # protocol errors (for tests and FAULTLAB_DEBUG)
         self.siginfo = None          # (signo, si_code, si_addr) of the last stop
         self._cs = None              # capstone, to check accesses to shared frames
@@ -120,6 +124,7 @@ class GdbStub:
         self.kernel = machine.kernel
         self.cpu = machine.cpu
         self.fmon = FaultMonitor(self.kernel)
+        self.hostio = HostIo(self.kernel, self.program, MAX_MEM_XFER)
         machine.debugger = self
         self.kernel.debugger = self
         return self
@@ -213,7 +218,8 @@ class GdbStub:
                 self._serve(task, postmortem=True)
                 if self.killed or self.detached:
                     return
-            self.conn.send('X%02x' % gdb_signal(sig) if sig else 'W%02x' % (task.exit_code & 0xFF))
+            process = ';process:%x' % task.tgid if self.multiprocess else ''
+            self.conn.send(('X%02x' % gdb_signal(sig) if sig else 'W%02x' % (task.exit_code & 0xFF)) + process)
         except Disconnected:
             pass
         finally:
@@ -403,7 +409,7 @@ class GdbStub:
         outlive the stop, or gdb reads another thread's pc and drops the breakpoint hit as spurious."""
         self.siginfo = (sig, si_code, si_addr)
         self.g_thread = task.tid
-        return 'T%02xthread:%x;%s' % (gdb_signal(sig), task.tid, extra)
+        return 'T%02xthread:%s;%s' % (gdb_signal(sig), self._thread_id(task), extra)
 
     def _deliver(self, task, gdb_sig):
         """Resume with a signal (C, S, vCont;C/S: gdb's `signal SIG`, or passing a stop's signal on):
@@ -497,7 +503,7 @@ class GdbStub:
         'v': '_pkt_v',
     }
     # the v packets this stub knows, by the prefix they start with
-    V_PACKETS = (('vCont', '_pkt_vcont'), ('vKill', '_pkt_vkill'))
+    V_PACKETS = (('vCont', '_pkt_vcont'), ('vKill', '_pkt_vkill'), ('vFile:', '_pkt_vfile'))
     # General Query Packets: 'qName', 'qName:args' or 'qName,args' -> handler
     QUERIES = {
         'qSupported': '_q_supported', 'qC': '_q_current_thread', 'qfThreadInfo': '_q_first_thread_info',
@@ -647,6 +653,10 @@ class GdbStub:
         self._send(task, 'OK')
         return None
 
+    def _pkt_vfile(self, task, text, postmortem):
+        """'vFile:op:args': Host I/O on the guest's files (emu/gdb/hostio.py)."""
+        return self.hostio.packet(task, text)
+
     def _pkt_vcont(self, task, text, postmortem):
         """'vCont?' (the actions supported) and 'vCont;action[:thread-id]...' (resume)."""
         if text == 'vCont?':
@@ -709,11 +719,18 @@ class GdbStub:
         return [t for t in self.kernel.tasks.values() if not t.exited] or [self.kernel.current]
 
     def _parse_tid(self, s):
+        """A thread-id -> a tid, -1 for all threads ('-1', 'pPID' and 'pPID.-1' alike), 0 for any."""
         if s.startswith('p'):
-            s = s.partition('.')[2] or s[1:]
+            pid, dot, s = s[1:].partition('.')
+            if not dot or pid == '-1':
+                return -1
         if s == '-1':
             return -1
         return int(s, 16)
+
+    def _thread_id(self, t):
+        """The thread-id of task t in replies: pPID.TID once multiprocess is agreed, else TID."""
+        return 'p%x.%x' % (t.tgid, t.tid) if self.multiprocess else '%x' % t.tid
 
     def _find_thread(self, tid):
         for t in self._threads():
@@ -786,18 +803,21 @@ class GdbStub:
         return getattr(self, handler)(task, text) if handler is not None else ''
 
     def _q_supported(self, task, text):
-        """qSupported: the packet size and the features this stub has."""
-        return ('PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;qXfer:siginfo:read+;'
+        """qSupported[:gdb's features]: the packet size and the features this stub has (multiprocess
+        when gdb offers it: then gdb knows the process's pid, for `info proc`)."""
+        offered = text.partition(':')[2].split(';')
+        self.multiprocess = 'multiprocess+' in offered
+        return ('PacketSize=%x;%sqXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;qXfer:siginfo:read+;'
                 'qXfer:libraries-svr4:read+;swbreak+;'
-                'hwbreak+;vContSupported+' % PACKET_SIZE)
+                'hwbreak+;vContSupported+' % (PACKET_SIZE, 'multiprocess+;' if self.multiprocess else ''))
 
     def _q_current_thread(self, task, text):
         """qC: the thread that stopped."""
-        return 'QC%x' % task.tid
+        return 'QC' + self._thread_id(task)
 
     def _q_first_thread_info(self, task, text):
         """qfThreadInfo: every live thread, in one reply."""
-        return 'm' + ','.join('%x' % t.tid for t in self._threads())
+        return 'm' + ','.join(self._thread_id(t) for t in self._threads())
 
     def _q_subsequent_thread_info(self, task, text):
         """qsThreadInfo: the end of the list."""
@@ -876,7 +896,10 @@ class GdbStub:
         # gdb passes monitor text as it is: `$reg`, `$reg+N`, `$reg-N` stand for values (monitor pte $rsp)
         line = ' '.join(self._expand(w) for w in line.split())
         try:
-            out = monitor_command(self.kernel, self.fmon, task, line)
+            if line.split()[:1] == ['stats']:
+                out = format_stat(self.kernel.snapshot(), task.comm)
+            else:
+                out = monitor_command(self.kernel, self.fmon, task, line)
         except ValueError as e:
             out = 'error: %s\n' % e
         for i in range(0, len(out), 1024):
