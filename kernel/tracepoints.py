@@ -9,6 +9,8 @@ Times are simulated cycles of the current CPU's clock (`kernel.now()`).
   page_fault_exit(kernel, rip, address, error_code, info) #PF handled; info: FaultInfo
   syscall_entry(kernel, task, nr)                         after the syscall instruction trapped
   syscall_exit(kernel, task, nr, ret)                     before returning to user mode
+  signal_generate(kernel, task, sig, si_code, addr)       a fault or an exception sends task a signal
+  sched_process_exit(kernel, task)                        a fault's or an exception's signal ended task
   wait(kernel, why, start, end)                           the task slept ('io', 'sleep', ...)
   lock_wait(kernel, lock, start, end)                     waited for a kernel lock (e.g. 'mmap_lock')
   block_rq_issue(req)                                     a disk request was queued (times known)
@@ -52,6 +54,12 @@ class Tracepoints:
     def syscall_exit(self, kernel, task, nr, ret):
         pass
 
+    def signal_generate(self, kernel, task, sig, si_code, addr):
+        pass
+
+    def sched_process_exit(self, kernel, task):
+        pass
+
     def wait(self, kernel, why, start, end):
         pass
 
@@ -79,6 +87,8 @@ class TracepointTee(Tracepoints):
     page_fault_exit = _fan('page_fault_exit')
     syscall_entry = _fan('syscall_entry')
     syscall_exit = _fan('syscall_exit')
+    signal_generate = _fan('signal_generate')
+    sched_process_exit = _fan('sched_process_exit')
     wait = _fan('wait')
     lock_wait = _fan('lock_wait')
     block_rq_issue = _fan('block_rq_issue')

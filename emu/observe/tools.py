@@ -10,6 +10,7 @@ from faultlab.kernel.tracepoints import TracepointTee
 from faultlab.observe import progress
 from faultlab.observe.profile import Profiler, format_profile
 from faultlab.observe.stat import format_stat, format_stat_csv
+from faultlab.observe.strace import StraceLog, open_strace
 from faultlab.observe.trace import ChromeTrace
 
 
@@ -17,6 +18,16 @@ def add_options(p, cmd):
     """The options of `run`, `stat` and `profile` that drive these tools."""
     p.add_argument('--trace', metavar='FILE.json', help='write a Chrome/Perfetto trace (JSON trace events) '
                    'of faults, system calls, waits and disk requests in simulated time')
+    # a flag, not --strace[=FILE]: argparse would take the program's name for an optional FILE
+    p.add_argument('--strace', action='store_true',
+                   help='log the system calls in strace\'s format to stderr (as strace -f -s 32 prints them: '
+                   'children and threads are always followed)')
+    p.add_argument('--strace-file', metavar='FILE', help='--strace, written to FILE')
+    p.add_argument('--strace-faults', action='store_true',
+                   help='with --strace: also a line for each page fault between the calls')
+    p.add_argument('--strace-time', choices=('t', 'r'), metavar='t|r',
+                   help='with --strace: prefix each line with the simulated time of day (t, like '
+                   'strace -t) or the simulated time since the previous line (r, like strace -r)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--progress', dest='progress', action='store_const', const=True, default=None,
                    help='show progress (default: only when stderr is a terminal)')
@@ -63,8 +74,13 @@ class RunTools:
         self.machine = machine
         self.a = a
         self.command = command
-        self.trace = self.profiler = self.progress = None
+        self.trace = self.profiler = self.progress = self.strace = None
         observers = []
+        if getattr(a, 'strace', False) or getattr(a, 'strace_file', None) or getattr(a, 'strace_faults', False) \
+                or getattr(a, 'strace_time', None):
+            self.strace = StraceLog(open_strace(getattr(a, 'strace_file', None)), faults=getattr(a, 'strace_faults', False),
+                                    time=getattr(a, 'strace_time', None))     # OSError for a bad path
+            observers.append(self.strace)
         if getattr(a, 'cmd', None) == 'profile':
             self.profiler = Profiler(machine, stacks=not a.no_stacks, sample_insns=getattr(a, 'sample_insns', 100_000))
             observers.append(self.profiler)
@@ -79,9 +95,11 @@ class RunTools:
             machine.kernel.set_tracer(observers[0] if len(observers) == 1 else TracepointTee(observers))
 
     def close(self, result=None):
-        """Stop the progress line, complete the trace file, collect the profile."""
+        """Stop the progress line, complete the trace file and the system-call log, collect the profile."""
         if self.progress is not None:
             self.progress.close()
+        if self.strace is not None:
+            self.strace.close(self.machine.kernel)
         if self.trace is not None:
             self.trace.close(result)
         if self.profiler is not None:

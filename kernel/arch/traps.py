@@ -114,8 +114,22 @@ def force_fault_sig(k, task, res, rip, address, error_code):
     if res.signal == -1:
         k.oom_kill(task, 'page fault at %#x' % address)
     else:
+        signal_generate(k, task, res.signal, res.si_code, address)
         k.force_sig_fault(task, res.signal, res.si_code, address,
                           fault_report(k, task, res.signal, res.si_code, rip, address, error_code, res.reason))
+        sched_process_exit(k, task)
+
+
+def signal_generate(k, task, sig, si_code, addr):
+    """The signal_generate tracepoint of a fault's or an exception's signal (what strace shows as --- SIG ---)."""
+    if k.tracer is not None:
+        k.tracer.signal_generate(k, task, sig, si_code, addr)
+
+
+def sched_process_exit(k, task):
+    """The sched_process_exit tracepoint when the signal just forced ended the task."""
+    if k.tracer is not None and task.exited:
+        k.tracer.sched_process_exit(k, task)
 
 
 def fault_report(k, task, sig, si_code, rip, address, error_code, reason):
@@ -137,16 +151,20 @@ def do_error_trap(k, intno, rip):
     """An exception other than #PF and #UD: the vector's signal, fatal unless the program handles it."""
     task = k.current
     sig, what = _EXC_SIGNALS.get(intno, (SIGSEGV, 'exception %d' % intno))
+    signal_generate(k, task, sig, 0, rip)
     k.force_sig_fault(task, sig, 0, rip, '%s at rip=%#x <%s>: %s'
                       % (SIGNAL_NAMES[sig], rip, k.symbolize(task, rip), what))
+    sched_process_exit(k, task)
 
 
 def exc_invalid_op(k, rip):
     """#UD: SIGILL, with the instruction's first bytes in the report."""
     task = k.current
     code = task.umem.read_code(rip, 16) or b''
+    signal_generate(k, task, SIGILL, 0, rip)
     k.force_sig_fault(task, SIGILL, 0, rip, 'SIGILL at rip=%#x <%s>: invalid opcode (bytes %s)'
                       % (rip, k.symbolize(task, rip), code[:8].hex(' ')))
+    sched_process_exit(k, task)
 
 
 def do_syscall_64(k):

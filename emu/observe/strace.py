@@ -1,0 +1,203 @@
+"""`faultlab run --strace[=FILE]`: a system-call log in strace's format, from the kernel's tracepoints.
+
+One line per system call as `strace -f -s 32` prints it (the argument decoders are in strace_decode.py),
+children and threads always followed, with `[pid N] ` prefixes while more than one task lives;
+`--- SIGSEGV {...} ---` for the signal of a fault, `+++ exited with N +++` and `+++ killed by SIG +++`
+when a task ends. A line is written when its call returns: a call that slept (wait4, futex, read on
+a pipe) is written whole once it is woken, where strace writes `<unfinished ...>` and `<... resumed>`.
+With faults=True the page faults between the calls are written too, in a syntax of their own
+(`--- page fault at 0x... (write, minor, do_anonymous_page) ---`); time='t' or 'r' prefixes the
+simulated time of day (strace -t) or the time since the previous line (strace -r).
+
+What it cannot show: signals sent by kill/tgkill/timers and SIGCHLD (only a fault's or an exception's
+signal has a tracepoint), the program's first execve (the loader runs before the tracer sees a call),
+and the return value of a call whose sleeper was switched in before any tracepoint ran (`= ?`).
+"""
+import sys
+
+from faultlab.kernel.syscalls import SYSCALL_NAMES
+from faultlab.kernel.tracepoints import Tracepoints, access_str
+from faultlab.observe.strace_decode import format_call, format_exit, format_ret, format_signal, pointer, quote, s64
+
+ERESTARTSYS = 512
+ARGV_MAX = 32            # strace prints at most this many argv elements before `...`
+
+
+class StraceLog(Tracepoints):
+    """The tracer behind --strace: writes strace's lines to out as the calls return."""
+
+    def __init__(self, out, faults=False, time=None):
+        self.out = out
+        self.faults = faults
+        self.time = time                 # None, 't' (simulated time of day) or 'r' (relative)
+        self.pending = {}                # tid -> [task, nr, args, execve text] of a call in progress
+        self.blocked = {}                # tid -> the same, for a call that sleeps
+        self.tasks = {}                  # tid -> Task: the tasks seen whose end is not written yet
+        self.ended = set()
+        self.ntasks = 0                  # len(kernel.tasks) at the last look for new ones
+        self.last_ns = None
+        self.kernel = None
+
+    # ---- tracepoints ------------------------------------------------------------------------------
+    def syscall_entry(self, kernel, task, nr):
+        self._poll(kernel)
+        self._see(task)
+        call = self.blocked.pop(task.tid, None)
+        if call is not None and call[1] == nr:
+            self.pending[task.tid] = call     # a restarted call (-ERESTARTSYS): still the same line
+            return
+        if call is not None:
+            self._emit_call(kernel, call, None)
+        g = kernel.cpu.gpr
+        args = tuple(g[i] for i in (7, 6, 2, 10, 8, 9))
+        pre = execve_text(task, args) if SYSCALL_NAMES.get(nr) == 'execve' else None
+        self.pending[task.tid] = [task, nr, args, pre]
+
+    def syscall_exit(self, kernel, task, nr, ret):
+        call = self.pending.pop(task.tid, None)
+        if call is None:
+            return
+        if ret is None and not task.exited:
+            self.blocked[task.tid] = call
+        else:
+            self._emit_call(kernel, call, None if task.exited else s64(ret))
+        self._poll(kernel)
+
+    def page_fault_entry(self, kernel, rip, address, error_code):
+        self._poll(kernel)
+
+    def page_fault_exit(self, kernel, rip, address, error_code, info):
+        task = kernel.current
+        self._see(task)
+        if self.faults:
+            what = [access_str(error_code), info.outcome]
+            if info.handler:
+                what.append(info.handler)
+            if info.nowait:
+                what.append('nowait')
+            self._line(kernel, task, '--- page fault at %#x (%s) ---' % (address, ', '.join(what)))
+
+    def sched_process_exit(self, kernel, task):
+        self._poll(kernel)
+
+    def signal_generate(self, kernel, task, sig, si_code, addr):
+        self._poll(kernel)
+        self._see(task)
+        self._line(kernel, task, format_signal(sig, si_code, addr))
+
+    def close(self, kernel):
+        """The run is over: the calls still asleep and the ends not yet written."""
+        self._poll(kernel)
+        for tid in list(self.blocked):
+            call = self.blocked.pop(tid)
+            self._emit_call(kernel, call, None)
+        for task in [t for t in self.tasks.values() if t.exited]:
+            self._report_end(kernel, task)
+        self.out.flush()
+
+    # ---- the log ----------------------------------------------------------------------------------
+    def _see(self, task):
+        if task is not None and task.tid not in self.tasks and task.tid not in self.ended:
+            self.tasks[task.tid] = task
+
+    def _poll(self, kernel):
+        """Tasks that ended, then calls whose sleepers were woken (their result waits in wake_ret)."""
+        self.kernel = kernel
+        if len(kernel.tasks) != self.ntasks:
+            self.ntasks = len(kernel.tasks)
+            for task in kernel.tasks.values():
+                if task.tid not in self.ended:
+                    self._see(task)
+        for task in [t for t in self.tasks.values() if t.exited and t.tid not in self.pending]:
+            self._report_end(kernel, task)
+        for tid in list(self.blocked):
+            call = self.blocked[tid]
+            task = call[0]
+            if task.exited:
+                del self.blocked[tid]
+                self._emit_call(kernel, call, None)
+            elif task.wake_ret is not None and task.wake_ret != -ERESTARTSYS:
+                del self.blocked[tid]
+                self._emit_call(kernel, call, s64(task.wake_ret))
+
+    def _report_end(self, kernel, task):
+        if task.tid in self.ended:
+            return
+        group = task.group
+        killed = group.killed_by[0] if group.killed_by else 0
+        code = group.exit_code if group.group_exit or task is group.leader else task.exit_code
+        self._line(kernel, task, format_exit(killed, code & 0xff))
+        self.ended.add(task.tid)
+        self.tasks.pop(task.tid, None)
+
+    def _emit_call(self, kernel, call, ret):
+        task, nr, args, pre = call
+        name = SYSCALL_NAMES.get(nr, 'syscall_%#x' % nr)
+        if pre is not None:
+            head, tail = pre, format_ret('execve', ret)
+        else:
+            head, tail = format_call(name, args, ret, task.umem.read)
+        self._line(kernel, task, head, tail)
+        if task.exited:
+            self._report_end(kernel, task)
+
+    def _line(self, kernel, task, text, ret=None):
+        """One line: the time, the pid prefix, the text; a call's result aligned at column 40 as strace does."""
+        line = self._stamp(kernel)
+        if self._multi(kernel):
+            line += '[pid %5d] ' % task.tid
+        line += text
+        if ret is not None:
+            line = '%-39s = %s' % (line, ret)
+        self.out.write(line + '\n')
+
+    def _multi(self, kernel):
+        """strace -f's rule: the pid prefix while more than one traced task is alive."""
+        return len(self.tasks) > 1
+
+    def _stamp(self, kernel):
+        if self.time is None:
+            return ''
+        ns = kernel.now_ns()
+        if self.time == 'r':
+            rel = 0 if self.last_ns is None else ns - self.last_ns
+            self.last_ns = ns
+            return '%6d.%06d ' % (rel // 10**9, rel // 1000 % 10**6)
+        s = ns // 10**9
+        return '%02d:%02d:%02d ' % (s // 3600 % 24, s // 60 % 60, s % 60)
+
+
+def execve_text(task, args):
+    """execve's call as strace prints it, read at entry (a successful call replaces the memory)."""
+    mem = task.umem.read
+
+    def cstr(addr):
+        data = mem(addr, 33) if addr else None
+        if data is None:
+            return pointer(addr)
+        cut = data.find(b'\0')
+        return quote(data[:cut]) if cut >= 0 else quote(data[:32]) + '...'
+    path = cstr(args[0])
+    argv, n = [], 0
+    envc = 0
+    while args[1] and n < ARGV_MAX + 1:
+        p = mem(args[1] + 8 * n, 8)
+        if p is None or not int.from_bytes(p, 'little'):
+            break
+        argv.append(cstr(int.from_bytes(p, 'little')))
+        n += 1
+    if len(argv) > ARGV_MAX:
+        argv = argv[:ARGV_MAX] + ['...']
+    while args[2] and envc < 4096:
+        p = mem(args[2] + 8 * envc, 8)
+        if p is None or not int.from_bytes(p, 'little'):
+            break
+        envc += 1
+    return 'execve(%s, [%s], %s /* %d vars */)' % (path, ', '.join(argv), pointer(args[2]), envc)
+
+
+def open_strace(spec):
+    """--strace's destination: stderr for '-', else the file (OSError for a bad path)."""
+    if spec in (None, '', '-'):
+        return sys.stderr
+    return open(spec, 'w')
