@@ -108,7 +108,8 @@ class StraceLog(Tracepoints):
             for task in kernel.tasks.values():
                 if task.tid not in self.ended:
                     self._see(task)
-        for task in [t for t in self.tasks.values() if t.exited and t.tid not in self.pending]:
+        for task in [t for t in self.tasks.values()
+                     if t.exited and t.tid not in self.pending and t.tid not in self.blocked]:
             self._report_end(kernel, task)
         for tid in list(self.blocked):
             call = self.blocked[tid]

@@ -38,9 +38,9 @@ NARGS = {'getpid': 0, 'gettid': 0, 'getppid': 0, 'getuid': 0, 'geteuid': 0, 'get
 O_ACCMODE = {0: 'O_RDONLY', 1: 'O_WRONLY', 2: 'O_RDWR'}
 O_FLAGS = [(0o100, 'O_CREAT'), (0o200, 'O_EXCL'), (0o400, 'O_NOCTTY'), (0o1000, 'O_TRUNC'),
            (0o2000, 'O_APPEND'), (0o4000, 'O_NONBLOCK'), (0o4010000, 'O_SYNC'), (0o10000, 'O_DSYNC'),
-           (0o20000, 'O_ASYNC'), (0o40000, 'O_DIRECT'), (0o200000, 'O_DIRECTORY'),
+           (0o20000, 'O_ASYNC'), (0o40000, 'O_DIRECT'), (0o20200000, 'O_TMPFILE'), (0o200000, 'O_DIRECTORY'),
            (0o400000, 'O_NOFOLLOW'), (0o1000000, 'O_NOATIME'), (0o2000000, 'O_CLOEXEC'),
-           (0o10000000, 'O_PATH'), (0o20200000, 'O_TMPFILE')]
+           (0o10000000, 'O_PATH')]
 PROT = [(1, 'PROT_READ'), (2, 'PROT_WRITE'), (4, 'PROT_EXEC'), (0x8, 'PROT_SEM'),
         (0x01000000, 'PROT_GROWSDOWN'), (0x02000000, 'PROT_GROWSUP')]
 MAP_TYPE = {1: 'MAP_SHARED', 2: 'MAP_PRIVATE', 3: 'MAP_SHARED_VALIDATE'}
@@ -336,14 +336,19 @@ def _d_pwrite(a, ret, ok, d):
     return _d_write(a, ret, ok, d) + [str(s64(a[3]))]
 
 
+def _has_mode(fl):
+    """open's mode argument counts with O_CREAT or O_TMPFILE."""
+    return bool(fl & 0o100) or fl & 0o20200000 == 0o20200000
+
+
 def _d_open(a, ret, ok, d):
     out = [d.cstr(a[0]), _open_flags(a[1])]
-    return out + ['%04o' % a[2]] if a[1] & 0o20100000 else out
+    return out + ['0%03o' % a[2]] if _has_mode(a[1]) else out
 
 
 def _d_openat(a, ret, ok, d):
     out = [dirfd(a[0]), d.cstr(a[1]), _open_flags(a[2])]
-    return out + ['%04o' % a[3]] if a[2] & 0o20100000 else out
+    return out + ['0%03o' % a[3]] if _has_mode(a[2]) else out
 
 
 def _d_fd(a, ret, ok, d):
