@@ -1,0 +1,180 @@
+"""gdb against the stub on 2 and 4 CPUs with a threaded program, checked against native gdb on the same
+binary (breakpoint hits, the threads that hit, thread counts; addresses may differ); and the Host I/O
+(vFile) packets: `info proc mappings`, `remote get`, no file-transfer warning."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from test_gdb import GDB, gdb_batch, gdb_session
+
+GCC = shutil.which('gcc')
+pytestmark = pytest.mark.skipif(GDB is None or GCC is None, reason='needs gdb and gcc')
+
+WORKERS_C = r'''
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static long total;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *worker(void *arg)
+{
+    long id = (long)arg;
+    long sq = id * id;
+    pthread_mutex_lock(&lock);
+    total += sq;
+    pthread_mutex_unlock(&lock);
+    return (void *)sq;
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 3;
+    pthread_t t[8];
+    for (long i = 0; i < n && i < 8; i++)
+        pthread_create(&t[i], 0, worker, (void *)(i + 1));
+    for (int i = 0; i < n && i < 8; i++)
+        pthread_join(t[i], 0);
+    printf("total %ld\n", total);
+    return 0;
+}
+'''
+
+
+@pytest.fixture(scope='module')
+def workers(tmp_path_factory):
+    """The threaded program, static with debug info."""
+    d = tmp_path_factory.mktemp('gdbthreads')
+    src = d / 'workers.c'
+    src.write_text(WORKERS_C)
+    prog = str(d / 'workers')
+    subprocess.run([GCC, '-static', '-g', '-O0', '-pthread', str(src), '-o', prog], check=True)
+    return prog
+
+
+def native(prog, commands, args=()):
+    """gdb -batch on the program run natively: the first 'continue' is gdb's `run ARGS`."""
+    cmds = list(commands)
+    cmds[cmds.index('continue')] = 'run ' + ' '.join(args)
+    return gdb_batch(prog, cmds)
+
+
+def hits(out):
+    """The worker args of each breakpoint hit, in order."""
+    return re.findall(r'hit Breakpoint 1, worker \(arg=(0x[0-9a-f]+)\)', out)
+
+
+def hit_threads(out):
+    """gdb's thread numbers of each breakpoint hit."""
+    return re.findall(r'Thread (\d+)(?: "[^"]*")? hit Breakpoint 1', out)
+
+
+def check_session(tmp_path, prog, cmds, cpus, nworkers):
+    """The session under faultlab and natively: same hits by the same workers; faultlab's run completes."""
+    out, rc, stdout, stderr = gdb_session(tmp_path, prog, cmds, args=[str(nworkers)], opts=['--cpus', str(cpus)])
+    assert 'Traceback' not in out + stderr, out + stderr
+    nat = native(prog, cmds, [str(nworkers)])
+    assert sorted(hits(out)) == sorted(hits(nat)) == ['0x%x' % i for i in range(1, nworkers + 1)], out + nat
+    assert len(set(hit_threads(out))) == len(set(hit_threads(nat))) == nworkers, out + nat
+    assert rc == 0 and stdout == 'total %d\n' % sum(i * i for i in range(1, nworkers + 1)), (out, stderr)
+    assert 'exited normally' in out and 'exited normally' in nat
+    return out, nat
+
+
+@pytest.mark.parametrize('cpus', [2, 4])
+def test_info_threads_between_continues_keeps_every_breakpoint_hit(workers, tmp_path, cpus):
+    """The reported case: `info threads` (an Hg to each thread) between continues; every worker stops."""
+    cmds = ['break worker', 'continue'] + ['info threads', 'continue'] * 3 + ['continue']
+    out, nat = check_session(tmp_path, workers, cmds, cpus, 3)
+    # each `info threads` lists the main thread and the one that hit, in both
+    for text in (out, nat):
+        listings = re.findall(r'^\s+Id\s+Target Id.*\n((?:[ *].*\n)+)', text, re.M)
+        assert len(listings) == 3, text
+        for listing in listings:
+            assert re.search(r'^\*\s+\d+\s+Thread.*worker \(arg=', listing, re.M), listing
+            assert len(listing.splitlines()) >= 2
+
+
+@pytest.mark.parametrize('cpus', [2, 4])
+def test_selecting_thread_1_between_continues_keeps_every_breakpoint_hit(workers, tmp_path, cpus):
+    """`thread 1` (Hg1 and a register read) before each continue: the next worker still stops."""
+    cmds = ['break worker', 'continue'] + ['thread 1', 'continue'] * 3 + ['continue']
+    check_session(tmp_path, workers, cmds, cpus, 3)
+
+
+def test_every_worker_hits_the_breakpoint_on_4_cpus(workers, tmp_path):
+    """Four workers on four CPUs: four hits, by four threads, the same as natively."""
+    cmds = ['break worker', 'continue'] + ['continue'] * 4 + ['continue']
+    check_session(tmp_path, workers, cmds, 4, 4)
+
+
+@pytest.mark.parametrize('cpus', [2, 4])
+def test_step_in_one_thread(workers, tmp_path, cpus):
+    """`next` twice in the thread that hit (the breakpoint deleted): the same thread, its own locals."""
+    cmds = ['break worker', 'continue', 'delete', 'next', 'next', 'print sq', 'print id', 'thread', 'continue']
+    out, _, stdout, stderr = gdb_session(tmp_path, workers, cmds, args=['3'], opts=['--cpus', str(cpus)])
+    nat = native(workers, cmds, ['3'])
+    for text in (out, nat):
+        assert re.search(r'^\d+\s+pthread_mutex_lock\(&lock\);', text, re.M), text
+        assert '$1 = 1\n$2 = 1\n' in text, text               # worker 1: sq = id * id = 1
+        hit = hit_threads(text)[0]
+        assert re.search(r'\[Current thread is %s ' % hit, text), text
+    assert stdout == 'total 14\n', (out, stderr)
+
+
+@pytest.mark.parametrize('cpus', [2, 4])
+def test_thread_switch_shows_each_threads_frames(workers, tmp_path, cpus):
+    """`thread 1` shows main's stack (it is in pthread_create), switching back shows the worker's args."""
+    cmds = ['break worker', 'continue', 'thread 1', 'bt', 'thread 2', 'print arg', 'bt 1', 'kill']
+    out, _, _, stderr = gdb_session(tmp_path, workers, cmds, args=['1'], opts=['--cpus', str(cpus)])
+    nat = native(workers, cmds[:-1], ['1'])
+    for text in (out, nat):
+        assert re.search(r'^#\d+\s+.*main \(argc=2, argv=0x[0-9a-f]+\) at .*workers\.c:\d+', text, re.M), text
+        assert '$1 = (void *) 0x1' in text, text
+        assert re.search(r'^#0\s+worker \(arg=0x1\) at .*workers\.c:\d+', text, re.M), text
+    assert 'Traceback' not in out + stderr
+
+
+def test_info_proc_mappings_and_file_transfer(workers, tmp_path):
+    """vFile: no file-transfer warning; `info proc mappings` lists the kernel's /proc/PID/maps; `remote
+    get` copies the guest's program (the host path qXfer:exec-file names) and its maps text."""
+    got_prog, got_maps = tmp_path / 'prog.copy', tmp_path / 'maps.copy'
+    cmds = ['info proc mappings', 'info proc', 'remote get %s %s' % (workers, got_prog),
+            'remote get /proc/1/maps %s' % got_maps, 'remote get /no/such/file %s' % (tmp_path / 'x'),
+            'break worker', 'continue', 'info proc mappings', 'delete', 'continue']
+    out, rc, stdout, stderr = gdb_session(tmp_path, workers, cmds, args=['1'])
+    assert 'does not support file transfer' not in out, out
+    assert 'Traceback' not in out + stderr
+    assert rc == 0 and stdout == 'total 1\n'
+    with open(workers, 'rb') as f:
+        assert got_prog.read_bytes() == f.read()
+    maps = got_maps.read_text()
+    assert re.match(r'^00400000-[0-9a-f]+ r--p 00000000 [0-9a-f]{2}:[0-9a-f]{2} \d+\s+/bin/workers$',
+                    maps.splitlines()[0]), maps
+    assert '[stack]' in maps and '[vdso]' in maps
+    # info proc mappings shows every line of the maps text (the one taken while stopped at _start)
+    tables = out.split('Mapped address spaces:')[1:]
+    assert len(tables) == 2, out
+    for line in maps.splitlines():
+        start, end = line.split()[0].split('-')
+        assert re.search(r'^\s+0x%x\s+0x%x\s' % (int(start, 16), int(end, 16)), tables[0], re.M), (line, out)
+    assert 'process 1' in out and "exe = '/bin/workers'" in out
+    assert "No such file or directory" in out
+    # stopped in a worker, the second table has the threads' stacks too (mmap'ed, anonymous)
+    rows = [re.findall(r'^\s+0x[0-9a-f]+\s+0x[0-9a-f]+\s', t, re.M) for t in tables]
+    assert len(rows[0]) == len(maps.splitlines()) and len(rows[1]) > len(rows[0]), out
+
+
+def test_monitor_stats_is_the_perf_stat_block(workers, tmp_path):
+    """`monitor stats` prints the same perf-stat-like block as `faultlab run --stats`."""
+    out, rc, _, _ = gdb_session(tmp_path, workers, ['break worker', 'continue', 'monitor stats', 'delete',
+                                                   'continue'], args=['1'], opts=['--cpus', '2'])
+    assert "Performance counter stats for 'workers' (faultlab, simulated" in out and '2 CPUs' in out, out
+    assert re.search(r'^\s+[\d,]+\s+instructions\s', out, re.M) and re.search(r'^\s+[\d,]+\s+page-faults\s',
+                                                                                 out, re.M)
+    assert 'per CPU:' in out and 'seconds simulated time' in out
+    assert rc == 0
