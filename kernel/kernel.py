@@ -65,6 +65,32 @@ class KernelClock:
         self.lock_wait = kernel.lock_wait
 
 
+class MmSched(KernelClock):
+    """The kernel as mm code sees it (MmServices.sched): the clock, and the tasks that userfaultfd
+    puts to sleep and wakes and that the vm sysctls check, bound to one kernel."""
+
+    def __init__(self, kernel):
+        super().__init__(kernel)
+        self._kernel = kernel
+
+    def current_task(self):
+        """The task the kernel is working for (None at boot)."""
+        return self._kernel.current
+
+    def block(self, task, state):
+        """The current task sleeps in state ('S' or 'D') until wake; its CPU runs another task or idles."""
+        self._kernel.sched.block(task, state)
+
+    def wake(self, task, ret):
+        """Make a sleeping task runnable now with ret as its result; False if it was not asleep."""
+        return self._kernel.sched.wake(task, ret, self._kernel.now())
+
+    def mounted_superblocks(self):
+        """The superblocks of the mounted filesystems (none before the root is mounted)."""
+        vfs = getattr(self._kernel, 'vfs', None)
+        return [m.sb for m in vfs.mounts] if vfs is not None else []
+
+
 class KernelConfig:
     """Knobs of the simulated machine's kernel (CLI options map onto these)."""
 
@@ -138,27 +164,24 @@ class Kernel:
 
     def _init_memory(self):
         """Boot memory: the page frames and the LRU lists every frame user shares."""
-        self.frames = FrameAllocator(self.phys)
-        self.lru = self.frames.lru = LruLists()
+        self.lru = LruLists()
+        self.frames = FrameAllocator(self.phys, self.lru)
 
     def _init_block_and_pagecache(self):
         """The disk, the page cache on it, the swap area and cache, and reclaim over all of them."""
         config = self.config
         self.blockdev = BlockDevice(config.disk, self.costs.freq_hz, self.events)
-        self.pagecache = PageCache(self.frames, self.blockdev, self.clock, self.charge, self.stats)
-        self.pagecache.lru = self.lru
+        self.pagecache = PageCache(self.frames, self.lru, self.blockdev, self.clock, self.charge, self.stats)
         self.swap_area = SwapArea(max(2, config.swap_bytes // 4096))
         self.swapcache = SwapCache(self.frames, self.swap_area, self.blockdev, self.clock, self.charge, self.stats)
         self.reclaim = Reclaim(self.frames, self.pagecache, self.swapcache, self.lru, self._all_mms, self.charge,
                                self.flush_tlb, self.stats, self.clock)
-        # the page cache asks reclaim for memory (its constructor comes first: reclaim scans it)
-        self.pagecache.reclaim_hook = self.reclaim.direct_reclaim
-        self.pagecache.balance_hook = self.reclaim.balance
+        self.pagecache.set_reclaim(self.reclaim)
 
     def _init_mm_services(self):
         """What mm code gets from the kernel (MmServices); allocates the zero page."""
         config = self.config
-        self.mmsvc = MmServices(self.frames, self.pagecache, self.charge, self.flush_tlb, self.stats, self,
+        self.mmsvc = MmServices(self.frames, self.pagecache, self.charge, self.flush_tlb, self.stats, MmSched(self),
                                 config.fault_around_bytes, costs=self.costs.costs, charge_cycles=self.charge_cycles,
                                 lru=self.lru, swapcache=self.swapcache, reclaim=self.reclaim,
                                 llc=LlcModel(self.phys.nr_frames, self.costs.costs['llc_bytes']),
@@ -174,8 +197,8 @@ class Kernel:
 
     def _init_hugetlb(self):
         """hugetlb_init: the huge page pool of --hugepages and its hugetlbfs."""
-        self.mmsvc.hstate = HState(self.mmsvc, self.config.nr_hugepages, self.vfs.root_sb.clock,
-                                   self.vfs.alloc_anon_dev())
+        self.mmsvc.set_hstate(HState(self.mmsvc, self.config.nr_hugepages, self.vfs.root_sb.clock,
+                                     self.vfs.alloc_anon_dev()))
 
     def _init_tasks(self):
         """The task table, the scheduler with its CPUs, futexes, fast faults; no task yet."""

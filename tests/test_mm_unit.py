@@ -46,11 +46,18 @@ class Clock:
         t = self.events.next_time()
         return self.t if t is None else t
 
+    def current_task(self):
+        return None               # no task: kernel-internal work
+
+    def mounted_superblocks(self):
+        return []
+
 
 class Env:
     def __init__(self, ram=16 << 20, fault_around=65536, swap_pages=4096):
         self.phys = PhysMem(ram)
-        self.frames = FrameAllocator(self.phys)
+        self.lru = LruLists()
+        self.frames = FrameAllocator(self.phys, self.lru)
         self.events = EventQueue()
         self.clock = Clock(self.events)
         self.costs = CostTable()
@@ -58,19 +65,22 @@ class Env:
         self.stats = collections.Counter()
         self.flushes = 0
         self.disk = BlockDevice(DiskParams(), self.costs.freq_hz, self.events)
-        self.pc = PageCache(self.frames, self.disk, self.clock, self.charge, self.stats)
-        self.svc = MmServices(self.frames, self.pc, self.charge, self.flush, self.stats, self.clock, fault_around)
-        self.lru = self.frames.lru = self.pc.lru = self.svc.lru = LruLists()
+        self.pc = PageCache(self.frames, self.lru, self.disk, self.clock, self.charge, self.stats)
         self.area = SwapArea(swap_pages)
-        self.svc.swapcache = SwapCache(self.frames, self.area, self.disk, self.clock, self.charge, self.stats)
+        self.swapcache = SwapCache(self.frames, self.area, self.disk, self.clock, self.charge, self.stats)
+        self.reclaim = Reclaim(self.frames, self.pc, self.swapcache, self.lru, lambda: [self.mm], self.charge,
+                               self.flush, self.stats, self.clock)
+        self.pc.set_reclaim(self.reclaim)
+        self.svc = MmServices(self.frames, self.pc, self.charge, self.flush, self.stats, self.clock, fault_around,
+                              costs=self.costs.costs, charge_cycles=self.charge_cycles, lru=self.lru,
+                              swapcache=self.swapcache, reclaim=self.reclaim)
         self.mm = MmStruct(self.svc)
-        self.reclaim = self.svc.reclaim = Reclaim(self.frames, self.pc, self.svc.swapcache, self.lru,
-                                                  lambda: [self.mm], self.charge, self.flush, self.stats,
-                                                  self.clock)
-        self.pc.reclaim_hook = self.reclaim.direct_reclaim
 
     def charge(self, name, n=1):
         self.kcycles += self.costs.costs[name] * n
+
+    def charge_cycles(self, n):
+        self.kcycles += n
 
     def flush(self, mm=None):
         self.flushes += 1

@@ -20,11 +20,9 @@ class SmpClock:
         self.env = env
         self.t = 0
         self.cpu = 0
-        self.costs = env.costs
-        self.kcycles = 0
 
     def now(self):
-        return self.t + self.env.kcycles + self.kcycles
+        return self.t + self.env.kcycles      # the env bills charges and raw cycles (charge_cycles)
 
     def cpu_id(self):
         return self.cpu

@@ -17,7 +17,7 @@ from faultlab.kernel.file import O_CLOEXEC, O_NONBLOCK, O_RDONLY
 from faultlab.kernel.fs.anon_inodes import AnonInode, anon_inode_getfd, anon_sb
 from faultlab.kernel.fs.pipe import POLLERR, POLLIN
 from faultlab.kernel.fs.userfaultfd_dev import userfaultfd_misc_register
-from faultlab.kernel.mm.hugetlb import HPAGE_SIZE
+from faultlab.kernel.mm.hugetlb_types import HPAGE_SIZE
 from faultlab.kernel.mm.userfaultfd_events import (UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE,
                                           UFFD_FEATURE_EVENT_UNMAP, userfaultfd_event_done)
 from faultlab.kernel.mm.userfaultfd_move import UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES, UFFDIO_MOVE_MODE_DONTWAKE, move_pages
@@ -105,14 +105,16 @@ class UserfaultfdCtx(AnonInode):
         self.wait_queue = WaitQueue()   # fd_wqh: readers and pollers
 
     # ---- the fault queue ----------------------------------------------------------------------
-    def queue_fault(self, k, uwq):
+    def queue_fault(self, uwq):
         """A thread sleeps in a fault: its message waits for read()."""
+        k = self.kernel
         self.fault_pending.append(uwq)
         k.stats['uffd_faults'] += 1
         self.wait_queue.wake_all(k, POLLIN)
 
-    def queue_event(self, k, ev):
+    def queue_event(self, ev):
         """userfaultfd_event_wait_completion's queueing: the event waits for read()."""
+        k = self.kernel
         self.event_pending.append(ev)
         k.stats['uffd_events'] += 1
         self.wait_queue.wake_all(k, POLLIN)
@@ -123,7 +125,7 @@ class UserfaultfdCtx(AnonInode):
         new.features = self.features
         return new
 
-    def _read_event(self, k, t):
+    def _read_event(self, t):
         """The oldest event's message; a FORK message installs the new context's descriptor in the
         reader (resolve_userfault_fork). None if that fails (the event stays)."""
         ev = self.event_pending[0]
@@ -134,7 +136,7 @@ class UserfaultfdCtx(AnonInode):
             if ufd < 0:
                 return None
         self.event_pending.pop(0)
-        userfaultfd_event_done(k, ev)
+        userfaultfd_event_done(ev)
         return ev.message(ufd)
 
     def wake_userfault(self, k, start, length):
@@ -171,7 +173,7 @@ class UserfaultfdCtx(AnonInode):
             if not self.fault_pending:
                 if not self.event_pending:
                     break
-                msg = self._read_event(k, t)     # events after faults, as userfaultfd_ctx_read
+                msg = self._read_event(t)     # events after faults, as userfaultfd_ctx_read
                 if msg is None:
                     break
                 out += msg
@@ -195,7 +197,7 @@ class UserfaultfdCtx(AnonInode):
         for ev in events:                   # unread events complete; unread forks' contexts go
             if ev.new_ctx is not None:
                 ev.new_ctx.release()
-            userfaultfd_event_done(k, ev)
+            userfaultfd_event_done(ev)
         self.wait_queue.wake_all(k, POLLERR)
 
     def unlocked_ioctl(self, k, t, f, cmd, arg):

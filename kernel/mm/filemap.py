@@ -5,11 +5,9 @@ uptodate until then; whoever needs its contents waits (`wait_on_page_locked`), w
 waiting CPU's clock to the completion (counted as I/O wait). Pages of memory-backed files (tmpfs,
 memfd) never touch the disk.
 """
-import errno
-
 from faultlab.kernel.arch.cpu_interface import PAGE_SIZE, PAGE_SHIFT
 from faultlab.kernel.fs.errors import FsError
-from faultlab.kernel.mm.page_alloc import (PG_locked, PG_uptodate, PG_dirty, PG_lru, PG_readahead, PG_referenced)
+from faultlab.kernel.mm.page_alloc import PG_locked, PG_uptodate, PG_dirty, PG_readahead, PG_referenced
 
 VM_READAHEAD_PAGES = 32          # 128 KiB, the default bdi->ra_pages
 
@@ -68,18 +66,27 @@ def get_next_ra_size(cur, max_pages):
 class PageCache:
     """All address spaces, plus the read/write-back machinery."""
 
-    def __init__(self, frames, blockdev, sched, charge, stats):
-        """sched: now() and wait_until(t, why); charge(cost_name, n=1) bills kernel cycles."""
+    def __init__(self, frames, lru, blockdev, sched, charge, stats):
+        """lru: the LRU lists new pages join; sched: now() and wait_until(t, why); charge(cost_name,
+        n=1) bills kernel cycles. Reclaim comes later (set_reclaim)."""
         self.frames = frames
+        self.lru = lru
         self.blockdev = blockdev
         self.sched = sched
         self.charge = charge
         self.stats = stats
         self.mappings = {}        # id(inode) -> AddressSpace
-        self.lru = None           # LruLists (set by the kernel)
         self.reclaim_hook = None  # called with the number of pages wanted when allocation fails
         self.balance_hook = None  # called before an allocation that may reclaim (kswapd watermarks)
         self.shmem_swap = None    # kernel.mm.shmem.ShmemSwap: where shmem pages out of RAM are
+
+    def set_reclaim(self, reclaim):
+        """Hand the page cache its reclaim, which is built on the page cache (it scans and evicts its
+        pages), so it comes second: direct reclaim when an allocation fails, the kswapd watermark
+        check before one that may reclaim, and the swap that holds shmem pages out of RAM."""
+        self.reclaim_hook = reclaim.direct_reclaim
+        self.balance_hook = reclaim.balance
+        self.shmem_swap = reclaim.shmem
 
     # ---- lookup -----------------------------------------------------------------------
     def mapping_of(self, inode):

@@ -65,24 +65,24 @@ class MmServices:
     frames, pagecache, lru, swapcache, reclaim, llc: the memory subsystems; charge(name, n) and
     charge_cycles(n) bill kernel cycles; costs: the cost table (cost name -> cycles); flush_tlb(mm);
     stats: the kernel's named event counts; sched: the scheduling context mm code calls for time and
-    tasks (now(), wait_until(t, why), cpu_id(), lock_wait(until, what, spin), current; userfaultfd
-    puts the faulting task to sleep through it, so the kernel passes itself). A stand-in scheduler (the
-    unit tests') may carry the cost table (`costs.costs`) and the raw-cycle bill (`kcycles`) itself
-    when costs and charge_cycles are not given.
+    tasks: now(), wait_until(t, why), next_event_time(), cpu_id(), lock_wait(until, what, spin), and
+    for userfaultfd and the vm sysctls current_task(), block(task, state), wake(task, ret) and
+    mounted_superblocks() (kernel/kernel.py MmSched). hstate, the hugetlb pool, comes later
+    (set_hstate).
     """
 
     def __init__(self, frames, pagecache, charge, flush_tlb, stats, sched, fault_around_bytes=65536, *,
-                 costs=None, charge_cycles=None, lru=None, swapcache=None, reclaim=None, llc=None,
+                 costs, charge_cycles, lru, swapcache, reclaim, llc=None,
                  spf=False, spf_file=False, munmap_downgrade=False):
         self.frames = frames
         self.pagecache = pagecache
         self.charge = charge
+        self.charge_cycles = charge_cycles    # bill raw cycles (wasted speculative work, spinning)
+        self.costs = costs
         self.flush_tlb = flush_tlb
         self.stats = stats
         self.sched = sched
         self.fault_around_bytes = fault_around_bytes
-        self._costs = costs
-        self._charge_cycles = charge_cycles
         self.spf = spf                  # speculative page faults enabled
         self.spf_file = spf_file        # ... also for file-backed VMAs
         self.munmap_downgrade = munmap_downgrade    # munmap zaps under mmap_lock held for read (Linux >= 4.20)
@@ -91,21 +91,18 @@ class MmServices:
         self.swapcache = swapcache  # SwapCache
         self.reclaim = reclaim      # Reclaim
         self.llc = llc              # LlcModel
-        self.hstate = None          # HState (hugetlb_init: it needs these services, so it comes after)
+        self.hstate = None          # HState (set_hstate)
         self.sysctl = VmSysctl()    # the /proc/sys/vm knobs mm code obeys
         self.zero_page = alloc_zero_page(frames)
 
+    def set_hstate(self, hstate):
+        """hugetlb_init's pool: the HState is built on these services (it charges and zeroes through
+        them), so it is handed over once they exist; mm code finds the pool here."""
+        self.hstate = hstate
+
     def cost(self, name):
         """The cycle cost of a named kernel action (without charging it)."""
-        costs = self._costs if self._costs is not None else self.sched.costs.costs
-        return costs[name]
-
-    def charge_cycles(self, n):
-        """Bill raw cycles (wasted speculative work, spinning) to the current CPU."""
-        if self._charge_cycles is not None:
-            self._charge_cycles(n)
-        else:
-            self.sched.kcycles += n
+        return self.costs[name]
 
 
 def alloc_zero_page(frames):

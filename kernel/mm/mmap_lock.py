@@ -23,9 +23,9 @@ def lock_wait(mm, lock, until, t0, spin=False):
     spins on a running writer (rwsem optimistic spinning), burning the cycles instead. Returns True
     if it slept: the lock was handed to it at `until`, so its hold starts there and the wake-up
     latency is spent holding it (rwsem_mark_wake grants the lock before the waiter runs)."""
-    k = mm.svc.sched
+    clock = mm.svc.sched
     if until > t0:
-        k.lock_wait(until, lock.name, spin)
+        clock.lock_wait(until, lock.name, spin)
         lock.wait_cycles += until - t0
         lock.contended += 1
         return not spin
@@ -35,10 +35,10 @@ def lock_wait(mm, lock, until, t0, spin=False):
 def _touch_lock_word(mm, lock):
     """An atomic on the lock's count: if another CPU wrote it last, the cache line moves here first,
     one transfer at a time (a contended lock word is a serialisation point of its own)."""
-    k = mm.svc.sched
-    cpu = k.cpu_id()
+    clock = mm.svc.sched
+    cpu = clock.cpu_id()
     if lock.last_cpu is not None and lock.last_cpu != cpu:
-        t = k.now()
+        t = clock.now()
         cost = mm.svc.cost('cacheline_transfer')
         start = lock.line.wait(t, cpu)
         mm.svc.charge_cycles(start - t + cost)
@@ -49,23 +49,23 @@ def _touch_lock_word(mm, lock):
 
 def mmap_read_lock(mm):
     """down_read(mmap_lock) at this CPU's time; returns the acquire time for the unlock."""
-    k = mm.svc.sched
+    clock = mm.svc.sched
     lock = mm.locks.mmap_lock
-    t0 = k.now()
-    cpu = k.cpu_id()
+    t0 = clock.now()
+    cpu = clock.cpu_id()
     _touch_lock_word(mm, lock)
     granted = lock.read_wait(t0, cpu)
     slept = lock_wait(mm, lock, granted, t0)
     mm.svc.charge('lock_acquire')
-    return granted if slept else k.now()
+    return granted if slept else clock.now()
 
 
 def mmap_read_unlock(mm, t_acq):
     """up_read(mmap_lock): the read hold from t_acq ends now."""
-    k = mm.svc.sched
+    clock = mm.svc.sched
     lock = mm.locks.mmap_lock
     _touch_lock_word(mm, lock)
-    lock.readers.add(t_acq, k.now(), k.cpu_id())
+    lock.readers.add(t_acq, clock.now(), clock.cpu_id())
 
 
 def mmap_write_lock(mm):
@@ -73,10 +73,10 @@ def mmap_write_lock(mm):
 
     A writer spins while a writer owns the lock; if readers own it there is no owner to spin on,
     and it sleeps (rwsem_optimistic_spin gives up on a reader-owned rw_semaphore)."""
-    k = mm.svc.sched
+    clock = mm.svc.sched
     lock = mm.locks.mmap_lock
-    t0 = k.now()
-    cpu = k.cpu_id()
+    t0 = clock.now()
+    cpu = clock.cpu_id()
     _touch_lock_word(mm, lock)
     until = lock.write_wait(t0, cpu)
     # spinning needs a running writer to watch: not if readers own it when the writer comes or when
@@ -84,7 +84,7 @@ def mmap_write_lock(mm):
     readers_own = lock.readers.busy_until(t0, cpu) != t0 or lock.readers.busy_until(until - 1, cpu) >= until
     lock_wait(mm, lock, until, t0, spin=not readers_own)
     mm.svc.charge('lock_acquire')
-    return t0, k.now(), _vma_state(mm)
+    return t0, clock.now(), _vma_state(mm)
 
 
 def mmap_write_unlock(mm, token):
@@ -102,9 +102,9 @@ def _end_write(mm, token):
     VMA sequence counts and the tree are written only while the VMAs are updated, at the start of
     the critical section (vm_write_begin/end around __vma_adjust and the rb-tree update)."""
     t0, t_acq, before = token
-    k = mm.svc.sched
+    clock = mm.svc.sched
     _touch_lock_word(mm, mm.locks.mmap_lock)
-    t1, cpu = k.now(), k.cpu_id()
+    t1, cpu = clock.now(), clock.cpu_id()
     mm.locks.mmap_lock.writers.add(t0, t1, cpu)
     w0, w1 = t_acq, min(t1, t_acq + mm.svc.cost('vma_modify'))
     after = _vma_state(mm)
@@ -130,17 +130,17 @@ def _vma_state(mm):
 
 def note_pmd_change(mm, va, since=None):
     """A PTE table under va's PMD was torn down (since `since`) or installed just now."""
-    k = mm.svc.sched
-    t = k.now()
-    mm.locks.pmd_changes(va).write(t - mm.svc.cost('pte_set') if since is None else since, t, k.cpu_id())
+    clock = mm.svc.sched
+    t = clock.now()
+    mm.locks.pmd_changes(va).write(t - mm.svc.cost('pte_set') if since is None else since, t, clock.cpu_id())
 
 
 def pte_lock_classic(mm, slot):
     """spin_lock of the PTE table in the classic path: spin (busy) until another CPU's hold ends."""
     svc = mm.svc
-    k = svc.sched
-    cpu = k.cpu_id()
-    t = k.now()
+    clock = svc.sched
+    cpu = clock.cpu_id()
+    t = clock.now()
     ptl = mm.locks.pte_lock(slot)
     until = ptl.wait(t, cpu)
     if until > t:
@@ -152,9 +152,9 @@ def pte_lock_classic(mm, slot):
 def pte_unlock_classic(mm, ptl):
     """spin_unlock of the PTE table in the classic path: the hold covers the PTE update just made."""
     svc = mm.svc
-    k = svc.sched
-    t1 = k.now()
-    ptl.holds.add(t1 - svc.cost('pte_set'), t1, k.cpu_id())
+    clock = svc.sched
+    t1 = clock.now()
+    ptl.holds.add(t1 - svc.cost('pte_set'), t1, clock.cpu_id())
 
 
 def zap_hold(mm, slot, t0, t1):

@@ -55,8 +55,10 @@ class Page:
 class FrameAllocator:
     """Order-0 allocator over the machine's RAM (a LIFO free list, like the per-CPU lists)."""
 
-    def __init__(self, phys):
+    def __init__(self, phys, lru):
+        """lru: the LRU lists (LruLists) a freed page leaves."""
         self.phys = phys
+        self.lru = lru
         self.pages = [Page(pfn) for pfn in range(phys.nr_frames)]
         for p in self.pages[:EMU_RESERVED_FRAMES]:
             p.flags = PG_reserved
@@ -70,7 +72,6 @@ class FrameAllocator:
         self.nr_allocated = 0
         self.peak_allocated = 0
         self.stale_code = False   # a frame that held code was freed or rewritten: translated blocks must go
-        self.lru = None           # LruLists, set by the kernel: a freed page leaves its list
 
     @property
     def nr_free(self):
@@ -156,8 +157,7 @@ class FrameAllocator:
         """put_page for each page of a batch (the mmu_gather of an unmap), freeing the last references
         with one pass over the LRU lists."""
         freed = [page for page in pages if self._drop_ref(page)]
-        if self.lru is not None:
-            self.lru.remove_many([p for p in freed if p.flags & PG_lru])
+        self.lru.remove_many([p for p in freed if p.flags & PG_lru])
         for page in freed:
             self._free_frame(page)
 
@@ -174,7 +174,7 @@ class FrameAllocator:
         """Drop a reference; free the frame when the last one goes. Returns True if freed."""
         if not self._drop_ref(page):
             return False
-        if page.flags & PG_lru and self.lru is not None:
+        if page.flags & PG_lru:
             self.lru.remove(page)
         self._free_frame(page)
         return True

@@ -44,7 +44,7 @@ class UserfaultEvent:
 
 def _current(mm):
     """The task in a system call on mm that an event is charged to, or None."""
-    task = mm.svc.sched.current
+    task = mm.svc.sched.current_task()
     if task is None or task.mm is not mm or not getattr(task, 'in_syscall', False):
         return None
     return task
@@ -61,9 +61,10 @@ def _note(mm, ctx, msg, new_ctx=None):
     pending.append(UserfaultEvent(task, ctx, msg, new_ctx))
 
 
-def userfaultfd_event_wait_completion(k, task, ret):
+def userfaultfd_event_wait_completion(_kernel, task, ret):
     """The system call that caused events ends here: queue them and sleep until all are read, then
-    return ret (the call's result); ret at once if none is left to wait for."""
+    return ret (the call's result); ret at once if none is left to wait for. (The system call exit
+    passes the kernel first; the sleep goes through the task's mm services.)"""
     events = getattr(task, 'uffd_events', None)
     if not events:
         return ret
@@ -74,18 +75,18 @@ def userfaultfd_event_wait_completion(k, task, ret):
     task.uffd_events_left = len(live)
     task.uffd_event_ret = ret
     for e in live:
-        e.ctx.queue_event(k, e)
+        e.ctx.queue_event(e)
     task.waiting_on = 'userfaultfd_event'
-    k.sched.block(task, 'D')
+    task.mm.svc.sched.block(task, 'D')
     return BLOCKED
 
 
-def userfaultfd_event_done(k, ev):
+def userfaultfd_event_done(ev):
     """An event was read (or its context released): its thread runs on once all of its are."""
     task = ev.task
     task.uffd_events_left = getattr(task, 'uffd_events_left', 1) - 1
     if task.uffd_events_left <= 0:
-        k.sched.wake(task, task.uffd_event_ret, k.now())
+        task.mm.svc.sched.wake(task, task.uffd_event_ret)
 
 
 def _reset_range(mm, start, end):

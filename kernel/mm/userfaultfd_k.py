@@ -212,8 +212,8 @@ def handle_userfault(mm, vmf, reason):
         return VM_FAULT_RETRY             # never without mmap_lock: the classic path takes it
     if ctx.features & UFFD_FEATURE_SIGBUS:
         return VM_FAULT_SIGBUS
-    k = mm.svc.sched
-    task = k.current
+    sched = mm.svc.sched
+    task = sched.current_task()
     ret = None
     if not vmf.flags & FAULT_FLAG_USER:
         if ctx.flags & UFFD_USER_MODE_ONLY:
@@ -226,7 +226,7 @@ def handle_userfault(mm, vmf, reason):
     if vmf.flags & FAULT_FLAG_RETRY_NOWAIT:
         return VM_FAULT_RETRY
     msg = userfault_msg(vmf.address, vmf.flags, reason, ctx.features, task.tid)
-    ctx.queue_fault(k, UserfaultWaitQueue(task, msg, vmf.address, k.now(), ret))
+    ctx.queue_fault(UserfaultWaitQueue(task, msg, vmf.address, sched.now(), ret))
     task.waiting_on = 'userfaultfd(%#x)' % vmf.address
-    k.sched.block(task, 'D')
+    sched.block(task, 'D')
     return VM_FAULT_RETRY

@@ -45,7 +45,7 @@ class VmSysctl:
 
 def current_task(svc):
     """The task the kernel is working for (None at boot)."""
-    return getattr(svc.sched, 'current', None)
+    return svc.sched.current_task()
 
 
 def cap_mmap_addr(sysctl, addr, has_cap_sys_rawio):
@@ -90,9 +90,7 @@ def _shmem_superblocks(svc):
     """Every tmpfs instance that can hold pages: the mounted ones, and those of the files in the page
     cache or committed by size (the internal mount of memfd and shared anonymous memory)."""
     sbs = {}
-    k = svc.sched
-    vfs = getattr(k, 'vfs', None)
-    for sb in [m.sb for m in vfs.mounts] if vfs is not None else []:
+    for sb in svc.sched.mounted_superblocks():
         sbs[id(sb)] = sb
     for m in svc.pagecache.mappings.values():
         sbs[id(m.inode.sb)] = m.inode.sb

@@ -87,7 +87,7 @@ class Reclaim:
         self.wmark_high = self.wmark_min * 3 // 2
         self._writeback = 0
         # tmpfs/memfd pages go to swap, not away (mm/shmem.c); page-cache misses look there first
-        self.shmem = pagecache.shmem_swap = ShmemSwap(frames, pagecache, swapcache, lru, stats)
+        self.shmem = ShmemSwap(frames, pagecache, swapcache, lru, stats)
 
     # ---- reverse map ------------------------------------------------------------------------
     def rmap_walk(self, page):
