@@ -6,7 +6,7 @@ from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.fs.hugetlbfs import HugetlbFs
 from faultlab.kernel.fs.stat import PAGE_SIZE
 from faultlab.kernel.fs.tmpfs import TmpFs
-from faultlab.kernel.mm.hugetlb import HPAGE_SHIFT, HPAGE_SIZE
+from faultlab.kernel.mm.hugetlb_types import HPAGE_SHIFT, HPAGE_SIZE
 
 # the superblock flags any filesystem's option string may carry (vfs_parse_sb_flag): name -> read-only?
 SB_FLAG_OPTIONS = {'ro': True, 'rw': False}

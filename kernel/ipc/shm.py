@@ -9,7 +9,8 @@ from faultlab.kernel.capability import CAP_IPC_LOCK, CAP_IPC_OWNER, CAP_SYS_ADMI
 from faultlab.kernel.file import OpenFile, O_RDONLY, O_RDWR
 from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.fs.hugetlbfs import hugetlb_file_setup
-from faultlab.kernel.mm.hugetlb import HPAGE_SHIFT, HPAGE_SIZE, PAGES_PER_HPAGE, hugetlb_reserve_pages
+from faultlab.kernel.mm.hugetlb import hugetlb_reserve_pages
+from faultlab.kernel.mm.hugetlb_types import HPAGE_SHIFT, HPAGE_SIZE, PAGES_PER_HPAGE
 from faultlab.kernel.mm.mmap import do_mmap, do_munmap, page_align
 from faultlab.kernel.mm.vm_sysctl import OVERCOMMIT_NEVER, shmem_acct_size
 from faultlab.kernel.sysctl import ULONG_MAX, proc_dointvec_minmax, proc_doulongvec_minmax

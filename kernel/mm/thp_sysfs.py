@@ -7,7 +7,7 @@ read to learn the huge page size (the mm selftests' read_pmd_pagesize)."""
 import errno
 
 from faultlab.kernel.fs.errors import FsError
-from faultlab.kernel.mm.hugetlb import HPAGE_SIZE
+from faultlab.kernel.mm.hugetlb_types import HPAGE_SIZE
 
 THP = '/sys/kernel/mm/transparent_hugepage/'
 

@@ -11,7 +11,7 @@ clear their VM_UFFD_* flags and owner.
 import errno
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
-from faultlab.kernel.mm.hugetlb import HPAGE_SIZE
+from faultlab.kernel.mm.hugetlb_types import HPAGE_SIZE
 from faultlab.kernel.mm.memory import alloc_anon_page, page_add_new_anon_rmap, vma_page_prot
 from faultlab.kernel.mm.mmap import split_vma, vma_merge_around
 from faultlab.kernel.mm.mm_types import FAULT_FLAG_WRITE, TASK_SIZE, VmFault

@@ -10,8 +10,8 @@ mapping). Write protection sets the uffd-wp bit of the huge PMDs and clears thei
 """
 import errno
 
-from faultlab.kernel.mm.hugetlb import (HPAGE_SHIFT, HPAGE_SIZE, alloc_hugetlb_folio, make_huge_pte,
-                               vma_hugecache_offset)
+from faultlab.kernel.mm.hugetlb import alloc_hugetlb_folio, make_huge_pte, vma_hugecache_offset
+from faultlab.kernel.mm.hugetlb_types import HPAGE_SHIFT, HPAGE_SIZE
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_dirty
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, PMD_PFN_MASK
 from faultlab.kernel.mm.userfaultfd_k import POISON_MARKER, _PAGE_UFFD_WP
