@@ -1,0 +1,214 @@
+"""`faultlab run --strace` against the real strace: the same programs run natively under `strace -f -s 32`
+and under faultlab, their logs compared line by line, task by task.
+
+Normalised on both sides: hex numbers (addresses) to 0xADDR, pids to P0, P1... (numbered in the order
+their parents' clone/fork/vfork calls returned them), the padding before ` = `, and strace's
+`<unfinished ...>` / `<... resumed>` pairs joined into one line (faultlab writes a call once it returns).
+The lines are compared per task, in order, since which task runs first differs between a host and the
+simulated scheduler.
+
+Where the two sets of calls differ for a reason, and how the test accounts for it:
+- the first execve: strace sees the program's execve; faultlab's loader starts it without a call.
+- rseq: faultlab does not implement restartable sequences (-ENOSYS), so glibc carries on without
+  them and its new threads do not register one either: rseq lines are left out on both sides.
+- readlink("/proc/self/exe"): the path of the program inside the guest (/bin/NAME) is not the host's.
+- getrandom's bytes are random; /tmp names made by mkstemp are random.
+- newfstatat(1, "", ...): the guest's stdout is its console (a character device with its own mode),
+  the native run's /dev/null.
+- `--- SIGCHLD ... ---` (and any signal that is not a fault's or an exception's): the kernel has no
+  tracepoint where other signals are sent, so faultlab's log shows only the fault and exception signals.
+- futex calls of threads: how often threads contend for a lock depends on timing, on a host and in the
+  simulation alike; they are left out of the threads comparison.
+"""
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from faultlab.observe.strace_decode import MASK64, format_call, format_exit, format_signal
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, 'userland', 'build')
+PROGRAMS = [('hello', []), ('readahead', []), ('sigsegv', []), ('forktest', []), ('threads', [])]
+
+_PID = re.compile(r'^(?:\[pid\s+(\d+)\] |(\d+) +)')     # strace -f's prefix on a terminal, or with -o
+_HEX = re.compile(r'0x[0-9a-fA-F]+')
+_RETURNS_PID = re.compile(r'^(clone|clone3|fork|vfork|set_tid_address|wait4|getpid|gettid|getppid)\(')
+_FORKS = re.compile(r'^(clone|clone3|fork|vfork)\(.*\)\s+= (\d+)$')
+
+
+def _strace_works():
+    """None when strace can trace here, else why not."""
+    if shutil.which('strace') is None:
+        return 'strace is not installed'
+    r = subprocess.run(['strace', '-f', '-o', os.devnull, 'true'], capture_output=True, text=True)
+    if r.returncode != 0:
+        return 'strace cannot trace in this sandbox: %s' % r.stderr.strip()[:200]
+    return None
+
+
+def native_log(prog, args, tmp_path):
+    """The program's log under the real strace -f -s 32."""
+    out = tmp_path / ('%s.native' % prog)
+    subprocess.run(['strace', '-f', '-s', '32', '-o', str(out), './' + prog] + args, cwd=BUILD,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    return out.read_text().splitlines()
+
+
+def faultlab_log(prog, args, tmp_path):
+    """The program's log under faultlab run --strace-file."""
+    out = tmp_path / ('%s.faultlab' % prog)
+    subprocess.run([sys.executable, '-m', 'faultlab', 'run', '--no-progress', '--strace-file', str(out),
+                    os.path.join(BUILD, prog)] + args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=300)
+    return out.read_text().splitlines()
+
+
+def split_pids(lines):
+    """[(pid or None, text)], strace's unfinished/resumed pairs joined, its attach notes dropped."""
+    out, open_calls = [], {}
+    for line in lines:
+        m = _PID.match(line)
+        pid = int(m.group(1) or m.group(2)) if m else None
+        text = line[m.end():] if m else line
+        if text.endswith(' <unfinished ...>'):
+            open_calls[pid] = (len(out), text[:-len(' <unfinished ...>')])
+            out.append(None)
+            continue
+        r = re.match(r'^<\.\.\. \w+ resumed>(.*)$', text)
+        if r and pid in open_calls:
+            at, head = open_calls.pop(pid)
+            out[at] = (pid, head + r.group(1))
+            continue
+        out.append((pid, text))
+    return [x for x in out if x is not None]
+
+
+def per_task(lines):
+    """{logical pid: [normalised lines]}: P0 the first task, the others numbered as their parents made them."""
+    entries = split_pids(lines)
+    # lines without a prefix come while one task lives: the program's first, whose tid set_tid_address returns
+    main = next((int(m.group(1)) for _, t in entries for m in [re.match(r'^set_tid_address\(.*\)\s+= (\d+)$', t)]
+                 if m), 0)
+    rows = {}
+    for pid, text in entries:
+        rows.setdefault(main if pid is None else pid, []).append(re.sub(r'\s+= ', ' = ', text))
+    names, queue = {main: 'P0'}, [main]
+    while queue:
+        for text in rows.get(queue.pop(0), []):
+            m = _FORKS.match(text)
+            if m and int(m.group(2)) in rows and int(m.group(2)) not in names:
+                names[int(m.group(2))] = 'P%d' % len(names)
+                queue.append(int(m.group(2)))
+    result = {}
+    for pid, texts in rows.items():
+        label = names.get(pid, 'P?%d' % pid)
+        result[label] = [normalise(t, names) for t in texts]
+    return result
+
+
+def normalise(text, names):
+    """One line with the known, legitimate differences taken out (see the module's docstring)."""
+    def label(m):
+        return m.group(1) + names.get(int(m.group(2)), 'P?') + m.group(3)
+    # pids only where a call returns or takes one
+    if _RETURNS_PID.match(text):
+        text = re.sub(r'( = )(\d+)($)', label, text)
+    text = re.sub(r'^((?:wait4|kill|tgkill|tkill)\()(\d+)(,)', label, text)
+    text = re.sub(r'(parent_tid=\[)(\d+)(\])', label, text)
+    text = _HEX.sub('0xADDR', text)
+    text = re.sub(r'^readlink\("/proc/self/exe", ".*?"(\.\.\.)?, (\d+)\) = \d+$',
+                  r'readlink("/proc/self/exe", EXE, \2) = N', text)
+    text = re.sub(r'^getrandom\(".*?", ', 'getrandom(BYTES, ', text)
+    text = re.sub(r'"/tmp/(\w+?)\w{6}"', r'"/tmp/\1XXXXXX"', text)
+    text = re.sub(r'^newfstatat\(1, "", \{.*?\}, ', 'newfstatat(1, "", STDOUT, ', text)
+    return text
+
+
+def comparable(prog, tasks):
+    """What is compared: no first execve, no signals other than a fault's, no futex for threads."""
+    out = {}
+    for label, texts in tasks.items():
+        keep = []
+        for t in texts:
+            if t.startswith('execve(') and label == 'P0' and not keep:
+                continue
+            if t.startswith('--- SIG') and not re.match(r'--- SIG(SEGV|BUS|ILL|FPE|TRAP) \{', t):
+                continue
+            if t.startswith('rseq('):
+                continue
+            if prog == 'threads' and t.startswith('futex('):
+                continue
+            keep.append(t)
+        out[label] = keep
+    return out
+
+
+def diff_report(prog, native, emulated):
+    """The first differing line of each task, or '' when the logs agree."""
+    problems = []
+    for label in sorted(set(native) | set(emulated)):
+        a, b = native.get(label, []), emulated.get(label, [])
+        for i in range(max(len(a), len(b))):
+            x = a[i] if i < len(a) else '<none>'
+            y = b[i] if i < len(b) else '<none>'
+            if x != y:
+                problems.append('%s %s line %d:\n  strace:   %s\n  faultlab: %s' % (prog, label, i + 1, x, y))
+                break
+    return '\n'.join(problems)
+
+
+@pytest.fixture(scope='module')
+def strace_ok():
+    why = _strace_works()
+    if why:
+        pytest.skip(why)
+
+
+@pytest.mark.parametrize('prog,args', PROGRAMS, ids=[p for p, _ in PROGRAMS])
+def test_strace_matches_native(prog, args, tmp_path, strace_ok):
+    if not os.path.exists(os.path.join(BUILD, prog)):
+        pytest.skip('userland/build/%s is not built' % prog)
+    native = comparable(prog, per_task(native_log(prog, args, tmp_path)))
+    emulated = comparable(prog, per_task(faultlab_log(prog, args, tmp_path)))
+    assert native and emulated
+    report = diff_report(prog, native, emulated)
+    assert not report, report
+
+
+def test_compare_fails_on_a_different_line():
+    """The comparison is not vacuous: one changed argument is reported."""
+    a = per_task(['write(1, "hi", 2) = 2', 'exit_group(0) = ?', '+++ exited with 0 +++'])
+    b = per_task(['write(1, "ho", 2) = 2', 'exit_group(0) = ?', '+++ exited with 0 +++'])
+    assert 'line 1' in diff_report('x', comparable('x', a), comparable('x', b))
+    assert diff_report('x', comparable('x', a), comparable('x', a)) == ''
+
+
+def test_decoders():
+    """The decoders on their own: strings cut at 32, flags, errors, NULL, AT_FDCWD, struct stat."""
+    mem = {0x1000: b'/etc/passwd\0', 0x2000: b'x' * 40, 0x3000: struct.pack('<QQQIIIIQqqq', 0, 0, 1, 0o100644,
+                                                                          0, 0, 0, 0, 123, 4096, 8)}
+
+    def read(addr, n):
+        for base, data in mem.items():
+            if base <= addr < base + len(data):
+                return data[addr - base:addr - base + n].ljust(n, b'\0')
+        return None
+    assert format_call('openat', (MASK64 - 99, 0x1000, 0o2000000, 0, 0, 0), -2, read) == \
+        ('openat(AT_FDCWD, "/etc/passwd", O_RDONLY|O_CLOEXEC)', '-1 ENOENT (No such file or directory)')
+    assert format_call('write', (1, 0x2000, 40, 0, 0, 0), 40, read)[0] == \
+        'write(1, "%s"..., 40)' % ('x' * 32)
+    assert format_call('mmap', (0, 4096, 3, 0x22, MASK64, 0), 0x7f0000000000, read) == \
+        ('mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)', '0x7f0000000000')
+    assert format_call('fstat', (3, 0x3000, 0, 0, 0, 0), 0, read)[0] == \
+        'fstat(3, {st_mode=S_IFREG|0644, st_size=123, ...})'
+    assert format_call('getppid', (0,) * 6, 1, read) == ('getppid()', '1')
+    assert format_call('syscall_0x1ff', (1, 0, 0x10, 0, 0, 0), -38, read, nargs=3)[0] == \
+        'syscall_0x1ff(0x1, 0, 0x10)'
+    assert format_signal(11, 1, 0x10) == '--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---'
+    assert format_exit(11, 0) == '+++ killed by SIGSEGV +++'
+    assert format_exit(0, 3) == '+++ exited with 3 +++'
