@@ -86,9 +86,8 @@ class MmSched(KernelClock):
         return self._kernel.sched.wake(task, ret, self._kernel.now())
 
     def mounted_superblocks(self):
-        """The superblocks of the mounted filesystems (none before the root is mounted)."""
-        vfs = getattr(self._kernel, 'vfs', None)
-        return [m.sb for m in vfs.mounts] if vfs is not None else []
+        """The superblocks of the mounted filesystems."""
+        return [m.sb for m in self._kernel.vfs.mounts]
 
 
 class KernelConfig:
@@ -136,8 +135,8 @@ class Kernel:
         self._init_accounting()
         self._init_memory()
         self._init_block_and_pagecache()
-        self._init_mm_services()
         self._init_filesystems()
+        self._init_mm_services()
         self._init_hugetlb()
         self._init_tasks()
         register_procfs(self)
