@@ -1,24 +1,54 @@
 """The `faultlab` command line: parses the arguments and dispatches to the subcommand."""
 import argparse
+import importlib.metadata
 import os
 import sys
+import textwrap
 import time
 import traceback
 
-from faultlab.commands import cmd_bench, cmd_costs, cmd_run
+from faultlab.commands import cmd_bench, cmd_costs, cmd_run, cmd_stat, populate_sizes
 from faultlab.gdb.command import add_gdb_parser, cmd_gdb
+from faultlab.kernel.counters import EVENT_NAMES
+from faultlab.observe.stat import parse_events
 from faultlab.observe.tools import add_options as add_tool_options
-from faultlab.options import add_cost_options, add_machine_options, positive_int
+from faultlab.options import EXIT_USAGE, add_cost_options, add_machine_options, non_negative_int, positive_int
 from faultlab.selftests.runner import add_selftests_parser, cmd_selftests
 
 EXIT_INTERNAL = 70
+DISTRIBUTION = 'faultlab'
 
 
-def build_parser():
-    """The parser of every subcommand."""
-    ap = argparse.ArgumentParser(prog='faultlab', description='x86-64 emulator with a Linux-like kernel for '
-                                 'studying page faults')
-    sub = ap.add_subparsers(dest='cmd', required=True)
+class FaultlabParser(argparse.ArgumentParser):
+    """argparse with faultlab's one-line errors: `faultlab: --OPTION: what is wrong`, exit status 2."""
+
+    def error(self, message):
+        """Print the one line (a message about no one option points to --help) and exit 2."""
+        if message.startswith('argument '):
+            line = message[len('argument '):]
+        else:
+            line = '%s (see %s --help)' % (message, self.prog)
+        self.exit(EXIT_USAGE, 'faultlab: %s\n' % line)
+
+    def parse_known_args(self, args=None, namespace=None):
+        """As argparse's, but an argument no option takes is an error of the (sub)command it was given to,
+        so that the hint names that command's --help (`bench populate --reps`: faultlab bench populate)."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error('unrecognized arguments: %s' % ' '.join(extras))
+        return namespace, extras
+
+
+def faultlab_version():
+    """The installed distribution's version, from its metadata; 'unknown' in a tree that is not installed."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return 'unknown (not installed)'
+
+
+def add_run_parser(sub):
+    """`faultlab run`."""
     r = sub.add_parser('run', help='run a static x86-64 ELF program')
     add_machine_options(r)
     r.add_argument('--stats', action='store_true', help='print perf-stat-like counters to stderr at exit')
@@ -28,25 +58,88 @@ def build_parser():
                    'and run under its control')
     r.add_argument('program')
     r.add_argument('args', nargs=argparse.REMAINDER)
-    for name, what in (('stat', 'run a program and print perf-stat-like counters of the simulated machine'),
-                       ('profile', 'run a program and attribute cycles and page faults to its functions')):
-        t = sub.add_parser(name, help=what)
-        add_machine_options(t)
-        add_tool_options(t, name)
-        t.add_argument('program')
-        t.add_argument('args', nargs=argparse.REMAINDER)
+
+
+def add_stat_parser(sub):
+    """`faultlab stat`, with perf stat's -e, -r, -o and -x."""
+    t = sub.add_parser('stat', help='run a program and print perf-stat-like counters of the simulated machine',
+                       conflict_handler='resolve', formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=textwrap.fill('events (-e): ' + ', '.join(EVENT_NAMES), break_on_hyphens=False))
+    add_machine_options(t)
+    add_tool_options(t, 'stat')
+    t.add_argument('-o', '--output', metavar='FILE',
+                   help='write the counters to FILE instead of stderr ("-": standard output), as perf stat -o')
+    t.add_argument('-e', '--event', dest='events', action='extend', type=parse_events, metavar='EVENT[,EVENT...]',
+                   help='print only these events, in this order (repeatable; the names are listed below)')
+    t.add_argument('-r', '--repeat', type=positive_int, default=1, metavar='N',
+                   help='run the program N times and print the mean of each counter and its spread, '
+                        '( +- x.xx%% ): the standard error of the mean as a percentage of it, as perf stat -r. '
+                        'Run i (counted from 0) uses --seed plus i, so the runs differ where the seed matters '
+                        '(getrandom, AT_RANDOM); the exit status is the last run\'s')
+    t.add_argument('program')
+    t.add_argument('args', nargs=argparse.REMAINDER)
+
+
+def add_profile_parser(sub):
+    """`faultlab profile`."""
+    t = sub.add_parser('profile', help='run a program and attribute cycles and page faults to its functions')
+    add_machine_options(t)
+    add_tool_options(t, 'profile')
+    t.add_argument('program')
+    t.add_argument('args', nargs=argparse.REMAINDER)
+
+
+def _quick(p, what):
+    """A benchmark's --quick, with what it makes smaller."""
+    p.add_argument('--quick', action='store_true', help='a smoke test: %s' % what)
+
+
+def _count_and_seed(p, count, seed_of):
+    """--count and --seed of the randomized benchmarks."""
+    p.add_argument('--count', type=positive_int, default=10000, help='%s (default 10000)' % count)
+    p.add_argument('--seed', type=non_negative_int, default=1, help='seed of %s (default 1)' % seed_of)
+
+
+def add_bench_parser(sub):
+    """`faultlab bench KIND`, each kind with its own options."""
+    b = sub.add_parser('bench', help='benchmarks (faultlab bench KIND --help for each)',
+                       description='benchmarks of the simulated machine; each KIND has its own options')
+    kinds = b.add_subparsers(dest='what', required=True, metavar='KIND')
+    k = kinds.add_parser('speed', help='host time per guest instruction: native, faultlab, qemu-user, Qiling')
+    _quick(k, 'small workloads, one run each')
+    k.add_argument('--reps', type=positive_int, default=None,
+                   help='runs per runner and workload, the best counts (default 3; 1 with --quick)')
+    k = kinds.add_parser('prefetch', help="software prefetching of a cold mmap'ed file with the vDSO's "
+                         'prefetch_page()')
+    _quick(k, 'fewer latencies, ratios and distances')
+    k = kinds.add_parser('populate', help='prefaulting by touching vs MADV_POPULATE_(READ|WRITE) vs fallocate')
+    _quick(k, 'the 2M size only (when --size is not given)')
+    k.add_argument('--size', type=populate_sizes, default=None, metavar='SIZE[,SIZE...]',
+                   help='mapping sizes (e.g. 2M, 64M; default 2M,64M)')
+    k = kinds.add_parser('spf', help='speculative page faults: ebizzy -mTRp on 1 to 16 simulated CPUs')
+    _quick(k, '1, 2 and 4 CPUs, shorter runs')
+    k = kinds.add_parser('elf-fuzz', help='mutated executables through the ELF loader')
+    _quick(k, '200 executables instead of --count')
+    _count_and_seed(k, 'number of mutated executables', 'the mutations')
+    k = kinds.add_parser('soak', help='every userland program under random combinations of the run options')
+    _quick(k, 'at most 12 runs')
+    _count_and_seed(k, 'number of runs', 'the option combinations')
+
+
+def build_parser():
+    """The parser of every subcommand."""
+    ap = FaultlabParser(prog='faultlab', description='x86-64 emulator with a Linux-like kernel for '
+                        'studying page faults')
+    ap.add_argument('--version', action='version', version='faultlab %s' % faultlab_version())
+    sub = ap.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
+    add_run_parser(sub)
+    add_stat_parser(sub)
+    add_profile_parser(sub)
     c = sub.add_parser('costs', help='print the cycle cost table')
     add_cost_options(c)
     add_gdb_parser(sub, add_machine_options)
     add_selftests_parser(sub)
-    b = sub.add_parser('bench', help='benchmarks')
-    b.add_argument('what', choices=['speed', 'prefetch', 'populate', 'spf', 'elf-fuzz', 'soak'])
-    b.add_argument('--quick', action='store_true', help='smaller sizes (for a smoke test)')
-    b.add_argument('--size', default=None, help='populate: mapping size (e.g. 2M, 64M)')
-    b.add_argument('--reps', type=positive_int, default=None,
-                   help='speed: runs per runner and workload, the best counts (default 3; 1 with --quick)')
-    b.add_argument('--count', type=int, default=10000, help='elf-fuzz: number of mutated executables; soak: number of runs')
-    b.add_argument('--seed', type=int, default=1, help='elf-fuzz: seed of the mutations; soak: seed of the option combinations')
+    add_bench_parser(sub)
     return ap
 
 
@@ -64,11 +157,12 @@ def process_start():
 
 
 def main(argv=None):
+    """Parse argv (default sys.argv) and run the subcommand: its exit status."""
     ap = build_parser()
     a = ap.parse_args(argv)
     a.wall_start = process_start() if argv is None else None     # --timeout counts from here
     try:
-        return {'run': cmd_run, 'stat': cmd_run, 'profile': cmd_run, 'costs': cmd_costs,
+        return {'run': cmd_run, 'stat': cmd_stat, 'profile': cmd_run, 'costs': cmd_costs,
                 'bench': cmd_bench, 'gdb': cmd_gdb, 'selftests': cmd_selftests}[a.cmd](a)
     except KeyboardInterrupt:
         print('faultlab: interrupted', file=sys.stderr)

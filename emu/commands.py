@@ -1,68 +1,202 @@
-"""What the `faultlab` subcommands do: run a program with its tools, print the costs, run a benchmark."""
+"""What the `faultlab` subcommands do: run a program with its tools, count it (stat), print the costs,
+run a benchmark."""
+import argparse
+import copy
 import json
 import os
+import signal
 import sys
 
 from faultlab.bench.fuzz_elf import main as elf_fuzz
 from faultlab.bench.populate import main as bench_populate
+from faultlab.bench.populate import parse_size as populate_size
 from faultlab.bench.prefetch import main as bench_prefetch
 from faultlab.bench.soak import main as bench_soak
 from faultlab.bench.speed import main as bench_speed
 from faultlab.bench.spf import main as bench_spf
 from faultlab.gdb.stub import attach_gdb
 from faultlab.kernel.loader import ExecError
-from faultlab.observe.stat import format_stat
+from faultlab.observe.stat import format_stat, format_stat_csv, mean_snapshot, spreads, write_stat
 from faultlab.observe.tools import RunTools
 from faultlab.options import DEFAULT_ENV, EXIT_USAGE, cost_table, machine_from_options
 
+EXIT_INTERRUPTED = 130          # 128 + SIGINT, as a shell reports a program Ctrl-C ended
+ELF_FUZZ_QUICK_COUNT = 200
 
-def cmd_run(a):
-    """`faultlab run`, `stat` and `profile`: the program's exit status."""
-    if not a.program:
-        print('faultlab run: no program given', file=sys.stderr)
-        return EXIT_USAGE
+
+def _usage_error(message):
+    """Print faultlab's one-line error; the usage exit status."""
+    print('faultlab: %s' % message, file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _command_line(a):
+    """The guest's command line as the reports name it."""
+    return ' '.join([a.program] + a.args)
+
+
+def _prepare(a):
+    """The machine and its tools for one run of a.program: (machine, tools), or an exit status."""
     try:
         m = machine_from_options(a)
     except (ValueError, OSError) as e:
-        print('faultlab: %s' % e, file=sys.stderr)
-        return EXIT_USAGE
-    if getattr(a, "gdb", None):
+        return _usage_error(e)
+    if getattr(a, 'gdb', None):
         try:
             attach_gdb(m, a.gdb, a.program)
         except (ValueError, OSError) as e:
-            print('faultlab: %s' % e, file=sys.stderr)
-            return EXIT_USAGE
-    env = DEFAULT_ENV + a.env
-    argv = [os.path.basename(a.program)] + a.args
+            return _usage_error(e)
     try:
-        tools = RunTools(m, a, ' '.join([a.program] + a.args))
+        tools = RunTools(m, a, _command_line(a))
     except OSError as e:
-        print('faultlab: cannot write %s: %s' % (e.filename, e.strerror), file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error('cannot write %s: %s' % (e.filename, e.strerror))
+    return m, tools
+
+
+def _execute(a, m, tools):
+    """Run a.program on m with its tools (closed afterwards, even when the run raises): the RunResult."""
+    argv = [os.path.basename(a.program)] + a.args
     res = None
     try:
-        res = m.run(a.program, argv, env, max_insns=a.max_insns, max_sim_seconds=a.max_sim_time,
+        res = m.run(a.program, argv, DEFAULT_ENV + a.env, max_insns=a.max_insns, max_sim_seconds=a.max_sim_time,
                     wall_timeout=a.timeout, wall_start=getattr(a, 'wall_start', None))
-    except ExecError as e:
-        print('faultlab: cannot run %s' % e, file=sys.stderr)
-        return 126 if e.errno in (13,) else 127 if e.errno == 2 else 126
     finally:
         tools.close(res)
     sys.stdout.flush()
     if res.report:
         print('faultlab: %s[%d] %s' % (argv[0], 1, res.report), file=sys.stderr)
+    return res
+
+
+def _exec_failed(e):
+    """execve's refusal, as a shell reports it: 127 for a missing program, 126 otherwise."""
+    print('faultlab: cannot run %s' % e, file=sys.stderr)
+    return 127 if e.errno == 2 else 126
+
+
+def _write_stats_json(path, res):
+    """run --stats-json: the counters with the exit status and the fatal report."""
+    with open(path, 'w') as f:
+        json.dump(dict(res.stats, exit_code=res.exit_code,
+                       killed_by=res.killed_by[1] if res.killed_by else None), f, indent=2)
+
+
+def cmd_run(a):
+    """`faultlab run` and `profile`: the program's exit status."""
+    if not a.program:
+        print('faultlab run: no program given', file=sys.stderr)
+        return EXIT_USAGE
+    prepared = _prepare(a)
+    if isinstance(prepared, int):
+        return prepared
+    m, tools = prepared
+    try:
+        res = _execute(a, m, tools)
+    except ExecError as e:
+        return _exec_failed(e)
     try:
         tools.report(res)
+        if getattr(a, 'stats', False):
+            sys.stderr.write(format_stat(res.stats, _command_line(a)))
+        if getattr(a, 'stats_json', None):
+            _write_stats_json(a.stats_json, res)
     except OSError as e:
-        print('faultlab: cannot write %s: %s' % (e.filename, e.strerror), file=sys.stderr)
-        return EXIT_USAGE
-    if getattr(a, 'stats', False):
-        sys.stderr.write(format_stat(res.stats, ' '.join([a.program] + a.args)))
-    if getattr(a, 'stats_json', None):
-        with open(a.stats_json, 'w') as f:
-            json.dump(dict(res.stats, exit_code=res.exit_code,
-                           killed_by=res.killed_by[1] if res.killed_by else None), f, indent=2)
+        return _usage_error('cannot write %s: %s' % (e.filename, e.strerror))
     return res.exit_code
+
+
+class InterruptAtQuantum:
+    """Ctrl-C during a run, taken where the machine is consistent. A KeyboardInterrupt raised inside one of
+    Unicorn's callbacks would be lost (ctypes prints it and returns, dropping the trap in progress), so the
+    SIGINT handler only stops the CPU, and the machine loop's hook before each quantum (Machine.debugger's
+    before_run, the one a gdb stub uses) raises KeyboardInterrupt there."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.pending = False
+        self.previous = None
+
+    def __enter__(self):
+        self.machine.debugger = self
+        self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self.previous)
+        self.machine.debugger = None
+
+    def _on_sigint(self, _signum, _frame):
+        """Stop the CPU's quantum; the interrupt is raised before the next one."""
+        self.pending = True
+        self.machine.cpu.stop()
+
+    def before_run(self, _task):
+        """The machine loop, before a quantum: raise a pending Ctrl-C."""
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def on_exit(self, _task, _reason):
+        """The run ended: nothing to do."""
+
+
+def _stat_runs(a):
+    """Run a.program a.repeat times, run i with --seed plus i: (snapshots of the runs that ended, exit
+    status, the note a Ctrl-C leaves); the status is an int instead of the tuple when a run could not start."""
+    snaps, status = [], 0
+    for i in range(a.repeat):
+        b = copy.copy(a)
+        b.seed = a.seed + i
+        prepared = _prepare(b)
+        if isinstance(prepared, int):
+            return prepared
+        m, tools = prepared
+        try:
+            with InterruptAtQuantum(m):
+                res = _execute(b, m, tools)
+        except ExecError as e:
+            return _exec_failed(e)
+        except KeyboardInterrupt:
+            return _interrupted(snaps, m, i, a.repeat)
+        snaps.append(res.stats)
+        status = res.exit_code
+    return snaps, status, None
+
+
+def _interrupted(snaps, m, i, repeat):
+    """Ctrl-C in run i: the runs that ended, or this run's counters so far when none did (as perf stat
+    prints what it counted); the interrupted status and the note saying which."""
+    if snaps:
+        return snaps, EXIT_INTERRUPTED, 'interrupted in run %d of %d: the mean of the %d runs that ended' \
+            % (i + 1, repeat, len(snaps))
+    note = 'interrupted: the counters up to Ctrl-C' + (' (run 1 of %d)' % repeat if repeat > 1 else '')
+    return [m.kernel.snapshot()], EXIT_INTERRUPTED, note
+
+
+def _stat_text(a, snaps, note):
+    """The counters of the runs as -x, -e and -r ask: the mean, with the spread when several ran."""
+    s = snaps[0] if len(snaps) == 1 else mean_snapshot(snaps)
+    spread = spreads(snaps) if len(snaps) > 1 else None
+    if a.field_separator:
+        return format_stat_csv(s, a.field_separator, events=a.events, spread=spread)
+    return format_stat(s, _command_line(a), events=a.events, runs=len(snaps), spread=spread, note=note)
+
+
+def cmd_stat(a):
+    """`faultlab stat`: run the program (-r times), print its counters; the last run's exit status, or
+    130 after a Ctrl-C (the counters so far are printed first)."""
+    if not a.program:
+        print('faultlab stat: no program given', file=sys.stderr)
+        return EXIT_USAGE
+    done = _stat_runs(a)
+    if isinstance(done, int):
+        return done
+    snaps, status, note = done
+    try:
+        write_stat(a.output, _stat_text(a, snaps, note))
+    except OSError as e:
+        return _usage_error('cannot write %s: %s' % (e.filename, e.strerror))
+    return status
 
 
 def cmd_costs(a):
@@ -74,16 +208,31 @@ def cmd_costs(a):
     return 0
 
 
+# `faultlab bench KIND`: each kind's options (emu/cli.py gives each kind only its own) to its main()
+BENCHES = {
+    'speed': lambda a: bench_speed(quick=a.quick, reps=a.reps),
+    'prefetch': lambda a: bench_prefetch(quick=a.quick),
+    'populate': lambda a: bench_populate(**({'size': a.size} if a.size else {}), quick=a.quick),
+    'spf': lambda a: bench_spf(quick=a.quick),
+    'elf-fuzz': lambda a: elf_fuzz(count=ELF_FUZZ_QUICK_COUNT if a.quick else a.count, seed=a.seed),
+    'soak': lambda a: bench_soak(count=a.count, seed=a.seed, quick=a.quick),
+}
+
+
+def populate_sizes(text):
+    """argparse type of `bench populate --size`: comma-separated sizes above 0 (2M, 64M, 1G, 4096K), as
+    populate_bench reads them; the text itself."""
+    sizes = [size for size in text.split(',') if size] or ['']
+    for size in sizes:
+        try:
+            ok = populate_size(size) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise argparse.ArgumentTypeError('not a size above 0: %r (examples: 2M, 64M, 2M,64M)' % size)
+    return text
+
+
 def cmd_bench(a):
-    """`faultlab bench WHAT`: the benchmark's exit status."""
-    if a.what == 'elf-fuzz':
-        return elf_fuzz(count=a.count if not a.quick else 200, seed=a.seed)
-    if a.what == 'soak':
-        return bench_soak(count=a.count, seed=a.seed, quick=a.quick)
-    if a.what == 'prefetch':
-        return bench_prefetch(quick=a.quick)
-    if a.what == 'spf':
-        return bench_spf(quick=a.quick)
-    if a.what == 'populate':
-        return bench_populate(**({'size': a.size} if a.size else {}), quick=a.quick)
-    return bench_speed(quick=a.quick, reps=a.reps)
+    """`faultlab bench KIND`: the benchmark's exit status."""
+    return BENCHES[a.what](a)

@@ -1,5 +1,6 @@
 """The command-line options that describe a machine, and the machine they build."""
 import argparse
+import math
 import os
 
 from faultlab.core.cycles import PLATFORMS, CostTable
@@ -12,11 +13,12 @@ from faultlab.machine import DEFAULT_RAM, Machine
 
 DEFAULT_ENV = ['PATH=/bin:/usr/bin', 'HOME=/home', 'LANG=C', 'TERM=dumb']
 EXIT_USAGE = 2
+MAX_CPUS = 64
 
 
-def parse_size(s):
+def parse_size(text):
     """'256M', '1G', '65536', '64k' -> bytes."""
-    s = s.strip().upper().rstrip('B').rstrip('I')
+    s = text.strip().upper().rstrip('B').rstrip('I')
     mult = 1
     if s and s[-1] in 'KMG':
         mult = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}[s[-1]]
@@ -24,10 +26,79 @@ def parse_size(s):
     try:
         v = int(s, 0) * mult
     except ValueError:
-        raise argparse.ArgumentTypeError("not a size: %r (examples: 256M, 1G, 65536)" % s)
+        raise argparse.ArgumentTypeError("not a size: %r (examples: 256M, 1G, 65536)" % text)
     if v < 0:
         raise argparse.ArgumentTypeError("size must not be negative")
     return v
+
+
+def _integer(text):
+    """The decimal integer text spells, or ArgumentTypeError."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('not an integer: %r' % text)
+
+
+def positive_int(text):
+    """argparse type: an integer of 1 or more."""
+    n = _integer(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
+    return n
+
+
+def non_negative_int(text):
+    """argparse type: an integer of 0 or more."""
+    n = _integer(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError('expected 0 or more, got %r' % text)
+    return n
+
+
+def cpu_count(text):
+    """argparse type: a number of simulated CPUs, 1 to MAX_CPUS."""
+    n = _integer(text)
+    if not 1 <= n <= MAX_CPUS:
+        raise argparse.ArgumentTypeError('expected 1 to %d CPUs, got %r' % (MAX_CPUS, text))
+    return n
+
+
+def positive_seconds(text):
+    """argparse type: a finite number of seconds above 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('not a number of seconds: %r' % text)
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError('expected a number of seconds above 0, got %r' % text)
+    return v
+
+
+def power_of_two_size(text):
+    """argparse type: a size (parse_size) that is 0 or a power of two."""
+    v = parse_size(text)
+    if v & (v - 1):
+        raise argparse.ArgumentTypeError('expected 0 or a power of two, got %r' % text)
+    return v
+
+
+def env_assignment(text):
+    """argparse type: NAME=VALUE with a non-empty NAME (the value may be empty, as env(1) allows)."""
+    name, eq, _value = text.partition('=')
+    if not eq or not name:
+        raise argparse.ArgumentTypeError('expected NAME=VALUE, got %r' % text)
+    return text
+
+
+def readable_file(path):
+    """argparse type: a file that can be opened for reading (the error names the path and the reason)."""
+    try:
+        with open(path, 'rb'):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError('%s: %s' % (path, e.strerror))
+    return path
 
 
 def add_cost_options(p):
@@ -35,7 +106,7 @@ def add_cost_options(p):
     p.add_argument('--platform', choices=list(PLATFORMS), default='bare-metal',
                    help='cost table of the simulated machine: bare-metal (default) or vm (a KVM guest: '
                         'vCPU wake-ups, as in the SPF series\' 16-vCPU VM)')
-    p.add_argument('--costs', metavar='FILE', help='override cycle costs (JSON or name = value lines)')
+    p.add_argument('--costs', metavar='FILE', type=readable_file, help='override cycle costs (JSON or name = value lines)')
 
 
 def cost_table(a):
@@ -48,18 +119,18 @@ def add_machine_options(p):
     p.add_argument('--ram', type=parse_size, default=DEFAULT_RAM, help='guest RAM (default 256M)')
     p.add_argument('--swap', type=parse_size, default=256 << 20, help='swap area on the simulated disk '
                    '(default 256M; 0 disables swap)')
-    p.add_argument('--hugepages', type=int, default=0, metavar='N',
+    p.add_argument('--hugepages', type=non_negative_int, default=0, metavar='N',
                    help='2 MiB pages in the hugetlb pool at boot (/proc/sys/vm/nr_hugepages; default 0)')
     add_cost_options(p)
     p.add_argument('--disk', metavar='K=V,...', help='disk model, e.g. read_latency_us=100,queue_depth=8')
-    p.add_argument('--fault-around-bytes', type=parse_size, default=65536,
+    p.add_argument('--fault-around-bytes', type=power_of_two_size, default=65536,
                    help='fault-around window for file read faults (0 or 4096 disables)')
     p.add_argument('--mount', action='append', default=[], metavar='HOST:GUEST[:rw]',
                    help='make a host file or directory visible in the guest (read-only unless :rw)')
     p.add_argument('--sysroot', metavar='DIR', help='the shared libraries and dynamic-loader configuration '
                    '(lib, lib64, usr/lib, usr/lib64, etc/ld.so.*) of dynamically linked programs come from DIR '
                    'instead of the host, as with qemu-x86_64 -L')
-    p.add_argument('--env', action='append', default=[], metavar='NAME=VALUE', help='add to the guest environment')
+    p.add_argument('--env', action='append', type=env_assignment, default=[], metavar='NAME=VALUE', help='add to the guest environment')
     p.add_argument('--sysctl', action='append', default=[], metavar='NAME=VALUE',
                    help='set a /proc/sys value at boot through its write handler, as Linux\'s sysctl.NAME=VALUE '
                         'boot parameter (e.g. vm.overcommit_memory=1; repeatable)')
@@ -67,7 +138,7 @@ def add_machine_options(p):
                    help='run the first process with these ids and no capabilities, as sudo -u would '
                         '(GID defaults to UID, the groups to GID)')
     p.add_argument('--seed', type=int, default=0, help='seed for getrandom and AT_RANDOM')
-    p.add_argument('--cpus', type=int, default=1, help='simulated CPUs (default 1)')
+    p.add_argument('--cpus', type=cpu_count, default=1, help='simulated CPUs (1 to %d; default 1)' % MAX_CPUS)
     p.add_argument('--spf', action=argparse.BooleanOptionalAction, default=True,
                    help='speculative page faults for multi-threaded processes (default on)')
     p.add_argument('--spf-file', action='store_true',
@@ -78,10 +149,10 @@ def add_machine_options(p):
     p.add_argument('--native-faults', action=argparse.BooleanOptionalAction, default=True,
                    help='let the CPU resolve plain anonymous write faults in machine code (same results, '
                         'faster; default on)')
-    p.add_argument('--max-insns', type=int, default=None, help='stop the guest after this many instructions')
-    p.add_argument('--max-sim-time', type=float, default=None, metavar='SECONDS',
+    p.add_argument('--max-insns', type=positive_int, default=None, help='stop the guest after this many instructions')
+    p.add_argument('--max-sim-time', type=positive_seconds, default=None, metavar='SECONDS',
                    help='stop the guest after this much simulated time')
-    p.add_argument('--timeout', type=float, default=None, metavar='SECONDS',
+    p.add_argument('--timeout', type=positive_seconds, default=None, metavar='SECONDS',
                    help='stop the guest after this much host (wall-clock) time, counted from the start of '
                         'faultlab (status 124)')
     p.add_argument('--check', action='store_const', const=True,
@@ -90,17 +161,6 @@ def add_machine_options(p):
                    '(also FAULTLAB_CHECK=1)')
     p.add_argument('--check-all', dest='check', action='store_const', const='full',
                    help='verify them after every fault and syscall (slow; also FAULTLAB_CHECK=full)')
-
-
-def positive_int(text):
-    """argparse type: an integer of 1 or more."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError('expected a positive integer, got %r' % text)
-    return n
 
 
 def machine_from_options(a, stdout=None, stderr=None):
@@ -121,8 +181,8 @@ def machine_from_options(a, stdout=None, stderr=None):
     fab = a.fault_around_bytes
     if fab & (fab - 1) and fab:
         raise ValueError("--fault-around-bytes must be a power of two")
-    if not 1 <= a.cpus <= 64:
-        raise ValueError("--cpus must be between 1 and 64")
+    if not 1 <= a.cpus <= MAX_CPUS:
+        raise ValueError("--cpus must be between 1 and %d" % MAX_CPUS)
     sysctls = [parse_sysctl_arg(text) for text in a.sysctl]
     cred = user_cred(*parse_user_spec(a.user)) if a.user is not None else None
     config = KernelConfig(sysctls=sysctls, cred=cred, fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,

@@ -8,7 +8,8 @@ A counter whose `read` is None is derived for display from the other events (`de
 part of the snapshot.
 """
 
-__all__ = ['KernelCounter', 'COUNTERS', 'CPU_COUNTERS', 'EVENTS', 'snapshot', 'n', 'pct', 'ms']
+__all__ = ['KernelCounter', 'COUNTERS', 'CPU_COUNTERS', 'EVENTS', 'EVENT_NAMES', 'BY_EVENT', 'snapshot', 'n', 'pct',
+           'ms']
 
 
 class KernelCounter:
@@ -72,13 +73,29 @@ def _per_cpu(k):
     return [{c.key: c.read(rq) for c in CPU_COUNTERS} for rq in k.sched.totals()]
 
 
+def cpu_time(v):
+    """The cycles of every CPU's clock summed (user + kernel + idle), the whole of the shares below;
+    on one CPU the same as `cycles`."""
+    return v['guest-cycles'] + v['kernel-cycles'] + v['idle-cycles'] or v['cycles']
+
+
+def _cycles_note(v, freq):
+    """The clock rate; with several CPUs also the summed CPU time the user/kernel/idle shares are of."""
+    note = '%.3f GHz simulated clock' % (freq / 1e9)
+    if cpu_time(v) > v['cycles']:            # (on one CPU the sum is at most the clock)
+        note += "; every CPU's clock summed: %s (the %% below)" % n(cpu_time(v))
+    return note
+
+
 def _ipc_note(v, freq):
+    """Instructions per cycle of the machine's clock and per user-mode cycle."""
     ipc = v['instructions'] / v['guest-cycles'] if v['guest-cycles'] else 0.0
     ipc_all = v['instructions'] / v['cycles'] if v['cycles'] else 0.0
     return '%6.2f  insn per cycle (%.2f per guest cycle)' % (ipc_all, ipc)
 
 
 def _disk_wait_note(v, freq):
+    """The disk queue's wait in milliseconds, and per request."""
     nreq = v['disk-reads'] + v['disk-writes']
     wait = ms(v['disk-queue-wait-cycles'], freq)
     return '%.3f ms, %.3f us per request' % (wait, 1e3 * wait / nreq if nreq else 0)
@@ -88,17 +105,19 @@ COUNTERS = (
     KernelCounter('instructions', 'instructions', '', 'guest instructions executed',
                   lambda k: k.cpu.insns, row=True, note=_ipc_note),
     KernelCounter('cycles', 'cycles', '', 'simulated time in cycles: the furthest CPU clock',
-                  lambda k: k.sched.elapsed(), row=True, note=lambda v, f: '%.3f GHz simulated clock' % (f / 1e9)),
+                  lambda k: k.sched.elapsed(), row=True, note=_cycles_note),
     KernelCounter('guest_cycles', 'guest-cycles', '', 'cycles in user mode, every CPU',
                   _rq_sum('guest_cycles'), row=True,
-                  note=lambda v, f: '%5.1f%% user mode' % pct(v['guest-cycles'], v['cycles'])),
+                  note=lambda v, f: '%5.1f%% user mode' % pct(v['guest-cycles'], cpu_time(v))),
     KernelCounter('kernel_cycles', 'kernel-cycles', '', 'cycles of kernel work, every CPU',
                   lambda k: int(_rq_sum('kcycles')(k)), row=True,
-                  note=lambda v, f: '%5.1f%% kernel work' % pct(v['kernel-cycles'], v['cycles'])),
+                  note=lambda v, f: '%5.1f%% kernel work' % pct(v['kernel-cycles'], cpu_time(v))),
     KernelCounter('idle_cycles', 'idle-cycles', '', 'cycles a CPU waited (I/O, sleep, locks), every CPU',
                   lambda k: int(_rq_sum('idle_cycles')(k)), row=True,
-                  note=lambda v, f: '%5.1f%% idle (%s waiting for I/O)' % (pct(v['idle-cycles'], v['cycles']),
+                  note=lambda v, f: '%5.1f%% idle (%s waiting for I/O)' % (pct(v['idle-cycles'], cpu_time(v)),
                                                                           n(v['iowait-cycles']))),
+    KernelCounter('cpu_time_cycles', 'cpu-time-cycles', '', "every CPU's clock summed: user + kernel + idle cycles",
+                  None, derive=cpu_time),
     KernelCounter('iowait_cycles', 'iowait-cycles', '', 'idle cycles spent waiting for the disk',
                   lambda k: int(_rq_sum('iowait_cycles')(k))),
     KernelCounter('freq_hz', None, '', 'the simulated clock frequency (Hz)', lambda k: k.costs.freq_hz),
@@ -190,6 +209,9 @@ CPU_COUNTERS = (
 
 # the perf-stat-like events (`stat -x` lists them; the display-only ones are not in the snapshot)
 EVENTS = tuple(c for c in COUNTERS if c.event is not None and c.read is not None)
+# every event by its perf-style name, the derived ones included (what `faultlab stat -e` accepts)
+BY_EVENT = {c.event: c for c in COUNTERS if c.event is not None}
+EVENT_NAMES = tuple(BY_EVENT)
 
 
 def snapshot(kernel):

@@ -6,8 +6,17 @@ of the CSV. Counters a kernel version does not have yet print as 0; a snapshot w
 or `per_cpu`) adds a per-CPU block like `perf stat -A`, one with a per-handler fault breakdown adds the
 cost of each fault handler. With a separator (-x) the output is `value<SEP>unit<SEP>event` lines, as
 perf's CSV mode, for scripts.
+
+As with perf stat, `-e` picks the events to print (by the names declared in faultlab.kernel.counters) and
+`-r N` prints the mean of N runs with the spread of each figure, `( +- x.xx% )`: the standard error of the
+mean as a percentage of the mean, perf's own measure (the standard deviation over the runs divided by the
+square root of their number).
 """
-from faultlab.kernel.counters import COUNTERS, CPU_COUNTERS, EVENTS, n
+import argparse
+import math
+import sys
+
+from faultlab.kernel.counters import BY_EVENT, COUNTERS, CPU_COUNTERS, EVENT_NAMES, EVENTS, n
 
 PER_CPU_KEYS = ('cpus', 'per_cpu')
 _DERIVED = tuple(c for c in COUNTERS if c.read is None)
@@ -39,9 +48,70 @@ def per_cpu(s):
     return []
 
 
-def _row(value, event, comment=''):
-    """One line of the block: the value, the event, and the comment after '#'."""
-    return ('%20s      %-26s%s' % (value, event, ('#  ' + comment) if comment else '')).rstrip()
+def parse_events(text):
+    """argparse type of -e: comma-separated event names (a list), each one of EVENT_NAMES."""
+    names = [e.strip() for e in text.split(',')]
+    for e in names:
+        if e not in BY_EVENT:
+            raise argparse.ArgumentTypeError('unknown event %r; the events are: %s' % (e, ', '.join(EVENT_NAMES)))
+    return names
+
+
+def _zero_like(vals):
+    """What a run that lacks a figure counts as: {} beside dicts, 0 beside numbers."""
+    return {} if any(isinstance(v, dict) for v in vals) else 0
+
+
+def _mean(vals):
+    """The mean of one figure over the runs: numbers averaged, dicts key by key, lists item by item;
+    a figure every run agrees on (a CPU's number) is kept as it is."""
+    first = vals[0]
+    if all(v == first for v in vals):
+        return first
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+        return sum(vals) / len(vals)
+    if all(isinstance(v, dict) or v is None for v in vals):
+        keys = dict.fromkeys(k for v in vals if v for k in v)
+        return {k: _mean([v[k] if v and k in v else None for v in vals]) for k in keys}
+    if all(isinstance(v, (list, tuple)) for v in vals) and len({len(v) for v in vals}) == 1:
+        return [_mean(list(col)) for col in zip(*vals)]
+    if any(v is None for v in vals):
+        return _mean([_zero_like(vals) if v is None else v for v in vals])
+    return first
+
+
+def mean_snapshot(snaps):
+    """The snapshot of the mean run (`stat -r`): every figure averaged over the runs' snapshots."""
+    keys = dict.fromkeys(k for s in snaps for k in s)
+    return {k: _mean([s.get(k) for s in snaps]) for k in keys}
+
+
+def spreads(snaps):
+    """{event: the standard error of its mean over the runs, as a percentage of the mean} (perf stat -r)."""
+    runs = [values(s) for s in snaps]
+    out = {}
+    for event in runs[0]:
+        xs = [v[event] for v in runs]
+        avg = sum(xs) / len(xs)
+        var = sum((x - avg) ** 2 for x in xs) / (len(xs) - 1) if len(xs) > 1 else 0.0
+        out[event] = 100.0 * math.sqrt(var / len(xs)) / avg if avg else 0.0
+    return out
+
+
+def _noise(pct):
+    """perf stat -r's spread after a row: ( +- x.xx% )."""
+    return '  ( +-%6.2f%% )' % pct
+
+
+def _text(c, value):
+    """A value as its row shows it: seconds with nine decimals, counts and bytes with separators."""
+    return '%.9f' % value if c.unit == 's' else n(value)
+
+
+def _row(value, event, comment='', spread=None):
+    """One line of the block: the value, the event, the comment after '#', and the spread of -r."""
+    line = ('%20s      %-26s%s' % (value, event, ('#  ' + comment) if comment else '')).rstrip()
+    return line if spread is None else line.ljust(96) + _noise(spread)
 
 
 def _cpu_lines(cpus):
@@ -69,40 +139,78 @@ def _breakdown_lines(breakdown):
     return lines
 
 
-def format_stat(s, name):
-    """The human-readable block, perf stat style (`faultlab stat`, `run --stats`)."""
+def _header(name, freq, ncpu, runs):
+    """The block's first line: the command, the clock, the CPUs and, with -r, the number of runs."""
+    return (" Performance counter stats for '%s' (faultlab, simulated %.3f GHz, %d CPU%s%s):"
+            % (name, freq / 1e9, ncpu, '' if ncpu == 1 else 's', ', %d runs' % runs if runs > 1 else ''))
+
+
+def _time_line(seconds, spread, label):
+    """A closing line in seconds; with -r the mean +- its standard error and the spread, as perf's."""
+    if spread is None:
+        return '%20.9f seconds %s' % (seconds, label)
+    return '%20.9f +- %.9f seconds %s%s' % (seconds, seconds * spread / 100, label, _noise(spread))
+
+
+def format_stat(s, name, events=None, runs=1, spread=None, note=None):
+    """The human-readable block, perf stat style (`faultlab stat`, `run --stats`): every row, or only
+    `events` (-e) in their order; with spread ({event: %}, -r) the spread after each row; note (a run cut
+    short) under the header."""
     v = values(s)
     freq = get(s, 'freq_hz', 0) or 1
     cpus = per_cpu(s)
-    ncpu = len(cpus) or 1
-    L = ['', " Performance counter stats for '%s' (faultlab, simulated %.3f GHz, %d CPU%s):"
-         % (name, freq / 1e9, ncpu, '' if ncpu == 1 else 's'), '']
-    for c in COUNTERS:
-        if c.row:
-            L.append(_row(n(v[c.event]), c.event, c.note(v, freq) if c.note is not None else ''))
-    if cpus:
+    L = ['', _header(name, freq, len(cpus) or 1, runs), '']
+    if note:
+        L[-1:] = ['  (%s)' % note, '']
+    rows = [BY_EVENT[e] for e in events] if events else [c for c in COUNTERS if c.row]
+    for c in rows:
+        L.append(_row(_text(c, v[c.event]), c.event, c.note(v, freq) if c.note is not None else '',
+                      None if spread is None else spread[c.event]))
+    if cpus and not events:
         L += _cpu_lines(cpus)
-    if s.get('fault_breakdown'):
+    if s.get('fault_breakdown') and not events:
         L += _breakdown_lines(s['fault_breakdown'])
-    L += ['', '%20.9f seconds simulated time' % v['seconds-simulated'],
-          '%20.9f seconds waiting for I/O' % (v['iowait-cycles'] / freq), '']
-    return '\n'.join(L) + '\n'
+    sim = None if spread is None else spread['seconds-simulated']
+    L += ['', _time_line(v['seconds-simulated'], sim, 'simulated time')]
+    if not events:
+        io = None if spread is None else spread['iowait-cycles']
+        L.append(_time_line(v['iowait-cycles'] / freq, io, 'waiting for I/O'))
+    return '\n'.join(L + ['']) + '\n'
 
 
-def format_stat_csv(s, sep=','):
-    """perf stat -x style: value SEP unit SEP event, one per line (per-CPU lines prefixed CPUn SEP)."""
-    def text(val, unit):
-        return '%.9f' % val if unit == 's' else str(int(round(val)))
+def _csv_text(val, unit):
+    """A CSV value: seconds with nine decimals, else a whole number."""
+    return '%.9f' % val if unit == 's' else str(int(round(val)))
 
+
+def format_stat_csv(s, sep=',', events=None, spread=None):
+    """perf stat -x style: value SEP unit SEP event, one per line (per-CPU lines prefixed CPUn SEP); with
+    spread (-r) a fourth field, the spread as perf prints it (x.xx%). `events` (-e): only those, in order."""
+    chosen = [BY_EVENT[e] for e in events] if events else EVENTS
+    v = values(s)
     out = []
-    for c in EVENTS:
-        out.append(sep.join((text(get(s, c.keys), c.unit), c.unit, c.event)))
+    for c in chosen:
+        fields = [_csv_text(v[c.event], c.unit), c.unit, c.event]
+        out.append(sep.join(fields + ([] if spread is None else ['%.2f%%' % spread[c.event]])))
     for i, cpu in enumerate(per_cpu(s)):
         label = 'CPU%s' % get(cpu, CPU_COUNTERS[0].keys, i)
-        for c in EVENTS:
+        for c in chosen:
             if any(k in cpu for k in c.keys):
-                out.append(sep.join((label, text(get(cpu, c.keys), c.unit), c.unit, c.event)))
+                out.append(sep.join((label, _csv_text(get(cpu, c.keys), c.unit), c.unit, c.event)))
     return '\n'.join(out) + '\n'
 
 
-__all__ = ['format_stat', 'format_stat_csv', 'values', 'per_cpu', 'get']
+def write_stat(path, text):
+    """Write the counters to path (-o): '-' is standard output, as perf stat -o -; none, standard error."""
+    if path == '-':
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    elif path:
+        with open(path, 'w') as f:
+            f.write(text)
+    else:
+        sys.stderr.write(text)
+
+
+__all__ = ['format_stat', 'format_stat_csv', 'values', 'per_cpu', 'get', 'parse_events', 'mean_snapshot',
+           'spreads', 'write_stat']
