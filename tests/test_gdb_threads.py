@@ -139,6 +139,24 @@ def test_thread_switch_shows_each_threads_frames(workers, tmp_path, cpus):
     assert 'Traceback' not in out + stderr
 
 
+@pytest.mark.parametrize('cpus', [2, 4])
+def test_stepi_in_another_thread(workers, tmp_path, cpus):
+    """`thread 1` then `stepi`: thread 1 steps one instruction (the core switches to it) and stays the
+    selected thread, as natively (where the other threads run meanwhile; here the step is one instruction
+    of thread 1 alone, so the worker that hit is still where it stopped)."""
+    cmds = ['break worker', 'continue', 'delete', 'thread 1', 'printf "pc1=%#lx\\n", $pc', 'stepi',
+            'printf "pc2=%#lx\\n", $pc', 'thread', 'continue']
+    out, rc, stdout, stderr = gdb_session(tmp_path, workers, cmds[:-1] + ['thread 2', 'print arg', 'continue'],
+                                          args=['3'], opts=['--cpus', str(cpus)])
+    nat = native(workers, cmds, ['3'])
+    for text in (out, nat):
+        assert re.search(r'^\[Current thread is 1 ', text, re.M), text
+        pc1, pc2 = (int(re.search(r'^%s=(0x[0-9a-f]+)$' % k, text, re.M).group(1), 16) for k in ('pc1', 'pc2'))
+        assert 0 < pc2 - pc1 <= 15, text
+    assert '$1 = (void *) 0x1' in out, out
+    assert rc == 0 and stdout == 'total 14\n', (out, stderr)
+
+
 def test_info_proc_mappings_and_file_transfer(workers, tmp_path):
     """vFile: no file-transfer warning; `info proc mappings` lists the kernel's /proc/PID/maps; `remote
     get` copies the guest's program (the host path qXfer:exec-file names) and its maps text."""

@@ -487,6 +487,9 @@ class GdbStub:
                 return
             if self.killed or self.detached or not self.stopped or (task.exited and not postmortem):
                 return
+            cur = self.kernel.current
+            if not postmortem and cur is not None and not cur.exited:
+                task = cur              # a step of another thread (vCont;s:N) made it the stopped one
 
     # ---- packets (GDB Remote Serial Protocol, "Packets"): one handler per kind, by its first character;
     # each takes (task, the packet as text, postmortem) and returns the reply (None: no reply now)
@@ -663,14 +666,16 @@ class GdbStub:
             return 'vCont;c;C;s;S'
         if not text.startswith('vCont;'):
             return ''
-        chosen = None
-        signal = 0
+        chosen, signal, target = None, 0, task
         for act in text[6:].split(';'):
             what, _, tid = act.partition(':')
             if not what or what[0] not in 'cCsSt':
                 return 'E01'
             sig = int(what[1:3], 16) if what[0] in 'CS' else 0
             if tid and self._parse_tid(tid) not in (-1, 0, task.tid):
+                other = self._find_thread(self._parse_tid(tid))
+                if chosen is None and what[0] in 'sS' and self._runs_on_a_cpu(other):
+                    chosen, signal, target = 's', sig, other    # `thread N` then stepi: step that one
                 continue
             if chosen is None:
                 chosen, signal = what[0].lower(), sig
@@ -679,10 +684,12 @@ class GdbStub:
         if postmortem:
             self.stopped = False
             return None
-        self._deliver(task, signal)
-        if task.exited:
+        if target is not task:
+            self._load_thread(target)
+        self._deliver(target, signal)
+        if target.exited:
             return None
-        return self._resume(task, chosen)
+        return self._resume(target, chosen)
 
     def _point_packet(self, task, insert, args):
         """Z/z 'type,addr,kind[;cond...]': types 0 and 1 are breakpoints, 2, 3 and 4 watchpoints of kind bytes."""
@@ -737,6 +744,17 @@ class GdbStub:
             if t.tid == tid:
                 return t
         return None
+
+    def _runs_on_a_cpu(self, t):
+        """Is thread t the task of one of the simulated CPUs (runnable, not asleep in the kernel)?"""
+        return t is not None and t.state == 'R' and any(rq.curr is t for rq in self.kernel.sched.rqs)
+
+    def _load_thread(self, t):
+        """Make thread t the one the core runs: its CPU loaded, its registers in the core (a context
+        switch on that CPU, as the scheduler would do before running it)."""
+        sched = self.kernel.sched
+        sched.load(next(rq for rq in sched.rqs if rq.curr is t))
+        sched.switch_to(t)
 
     def _reg_task(self, task):
         """The task whose registers g/p/G/P use: the one Hg selected, else the stopped one."""
