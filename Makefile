@@ -17,7 +17,11 @@ userland:
 	$(MAKE) -s -C userland
 
 demo: setup userland
+	@echo '== 1/2: hello, a static C program: its output, then the counters of the simulated machine (stderr).'
+	@echo '   Look at page-faults (minor vs major: the loader and libc taking their pages) and at the user/kernel/idle split of cycles.'
 	$(BIN)/faultlab run --stats userland/build/hello world
+	@echo '== 2/2: readahead maps a 1 MiB file (a host file mounted at /data, read through the simulated disk) and reads each page in order.'
+	@echo '   Look at page-faults vs the 257 pages read (fault-around-pages: neighbours mapped with a fault) and disk-read bytes (read-ahead).'
 	$(BIN)/faultlab run --stats --mount userland/build/data:/data userland/build/readahead /data/big.bin
 
 test: setup userland

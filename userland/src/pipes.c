@@ -81,7 +81,8 @@ int main(void)
     printf("full pipe: %zd %s\n", n, strerror(errno));
     int r = pipe2(big, 0x1234);
     printf("pipe2 bad flags: %d %s\n", r, strerror(errno));
-    r = pipe((int *)8);
+    int *volatile bad = (int *)8;      /* volatile: gcc cannot see the bad pointer and warn about it */
+    r = pipe(bad);
     printf("pipe bad pointer: %d %s\n", r, strerror(errno));
     return 0;
 }
