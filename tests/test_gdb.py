@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from capstone import Cs, CS_ARCH_X86, CS_MODE_64
 from elftools.elf.elffile import ELFFile
 
 from conftest import ROOT
+from faultlab.gdb.rsp import unescape_binary
 
 GDB = shutil.which('gdb')
 needs_gdb = pytest.mark.skipif(GDB is None, reason='gdb is not installed')
@@ -418,6 +420,57 @@ def _rip(c):
     return int.from_bytes(bytes.fromhex(c.ask('p10')), 'little')
 
 
+def _fio(reply):
+    """A vFile reply 'Fresult[,errno][;data]' -> (result, errno, data bytes)."""
+    head, _, data = reply.partition(';')
+    res, _, err = head[1:].partition(',')
+    return int(res, 16), int(err, 16) if err else 0, unescape_binary(data.encode('latin-1'))
+
+
+def test_raw_vfile_host_io(userland, tmp_path):
+    """vFile packets by hand: the program by its host path (what qXfer:exec-file names), /proc/1/maps as
+    the kernel prints it, fstat, readlink, and the errors in the protocol's numbering."""
+    prog = os.path.join(userland, 'gdbtarget')
+    stub = Stub(tmp_path, prog)
+    hexname = lambda p: p.encode().hex()          # noqa: E731
+    try:
+        c = Client(stub.port)
+        assert c.ask('vFile:setfs:0') == 'F0'
+        fd, err, _ = _fio(c.ask('vFile:open:%s,0,0' % hexname(prog)))
+        assert err == 0
+        with open(prog, 'rb') as f:
+            want = f.read()
+        got = b''
+        while True:
+            n, err, data = _fio(c.ask('vFile:pread:%x,%x,%x' % (fd, 0x3000, len(got))))
+            assert err == 0 and n == len(data)
+            if not n:
+                break
+            got += data
+        assert got == want
+        size, err, st = _fio(c.ask('vFile:fstat:%x' % fd))
+        assert size == len(st) == 64
+        mode, = struct.unpack_from('>I', st, 8)
+        assert mode & 0o170000 == 0o100000 and struct.unpack_from('>Q', st, 28)[0] == len(want)
+        assert c.ask('vFile:close:%x' % fd) == 'F0'
+        assert _fio(c.ask('vFile:close:%x' % fd))[:2] == (-1, 9)                      # EBADF
+        fd, err, _ = _fio(c.ask('vFile:open:%s,0,0' % hexname('/proc/1/maps')))
+        n, err, maps = _fio(c.ask('vFile:pread:%x,4000,0' % fd))
+        assert re.match(r'00400000-[0-9a-f]+ r--p 00000000 ', maps.decode()) and b'[stack]' in maps, maps
+        assert _fio(c.ask('vFile:open:%s,0,0' % hexname('/no/such')))[:2] == (-1, 2)   # ENOENT
+        assert _fio(c.ask('vFile:open:%s,0,0' % hexname('/proc')))[:2] == (-1, 21)     # EISDIR
+        assert _fio(c.ask('vFile:open:%s,201,1a4' % hexname('/tmp/x')))[:2] == (-1, 30)  # EROFS
+        assert _fio(c.ask('vFile:open:%s,0,0' % hexname('/proc/77/maps')))[:2] == (-1, 2)
+        n, err, target = _fio(c.ask('vFile:readlink:%s' % hexname('/proc/1/exe')))
+        assert target == b'/bin/gdbtarget' and n == len(target)
+        assert _fio(c.ask('vFile:unlink:%s' % hexname('/bin/gdbtarget')))[:2] == (-1, 30)
+        assert c.ask('vFile:nosuchop:0') == ''
+        c.send('k')
+        stub.finish()
+    finally:
+        stub.kill()
+
+
 def test_raw_stop_replies_breakpoint_on_next_instruction_and_watch(userland, tmp_path):
     prog = os.path.join(userland, 'gdbtarget')
     sym = symbols(prog)
@@ -558,7 +611,9 @@ def test_random_packets_fuzz_never_kill_the_stub(userland, tmp_path):
     alphabet = [bytes([b]) for b in range(256) if b not in b'$#}*']
     letters = ['m', 'M', 'X', 'p', 'P', 'g', 'G', 'Z0', 'z0', 'Z2', 'z2', 'Z3', 'Z4', 'H', 'Hg', 'Hc', 'T', 'q',
                'qXfer:features:read:', 'qXfer:auxv:read:', 'qXfer:exec-file:read:', 'qRcmd,', 'qSupported:',
-               'qfThreadInfo', 'qsThreadInfo', 'qC', 'qAttached', 'vCont?', 'vMustReplyEmpty', '?', 'v', 'Q', '!']
+               'qfThreadInfo', 'qsThreadInfo', 'qC', 'qAttached', 'vCont?', 'vMustReplyEmpty', '?', 'v', 'Q', '!',
+               'vFile:setfs:', 'vFile:open:', 'vFile:pread:', 'vFile:fstat:', 'vFile:close:', 'vFile:readlink:',
+               'vFile:open:2f70726f632f312f6d617073,0,0']
     sent = 0
     try:
         c = Client(stub.port)

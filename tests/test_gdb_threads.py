@@ -56,6 +56,14 @@ def workers(tmp_path_factory):
     return prog
 
 
+@pytest.fixture(scope='module')
+def workers_dynamic(workers):
+    """The same program linked dynamically (its libc and loader come from the guest's /lib)."""
+    prog = workers + '-dyn'
+    subprocess.run([GCC, '-g', '-O0', '-pthread', workers + '.c', '-o', prog], check=True)
+    return prog
+
+
 def native(prog, commands, args=()):
     """gdb -batch on the program run natively: the first 'continue' is gdb's `run ARGS`."""
     cmds = list(commands)
@@ -185,6 +193,20 @@ def test_info_proc_mappings_and_file_transfer(workers, tmp_path):
     # stopped in a worker, the second table has the threads' stacks too (mmap'ed, anonymous)
     rows = [re.findall(r'^\s+0x[0-9a-f]+\s+0x[0-9a-f]+\s', t, re.M) for t in tables]
     assert len(rows[0]) == len(maps.splitlines()) and len(rows[1]) > len(rows[0]), out
+
+
+def test_dynamic_program_libraries_come_from_the_target(workers_dynamic, tmp_path):
+    """A dynamically linked threaded program on 2 CPUs: gdb reads the loader and libc through vFile
+    (target: paths), every worker stops, and the backtrace goes through libc's start_thread."""
+    cmds = ['break worker', 'continue', 'info sharedlibrary', 'bt', 'continue', 'continue', 'continue']
+    out, rc, stdout, stderr = gdb_session(tmp_path, workers_dynamic, cmds, args=['3'], opts=['--cpus', '2'])
+    assert 'Traceback' not in out + stderr
+    assert 'does not support file transfer' not in out, out
+    assert re.search(r'Yes\s+target:/lib\S*/ld-linux-x86-64\.so\.2$', out, re.M), out
+    assert re.search(r'Yes\s+target:/\S*libc\.so\.6$', out, re.M), out
+    assert re.search(r'^#1\s+0x[0-9a-f]+ in start_thread', out, re.M), out
+    assert sorted(hits(out)) == ['0x1', '0x2', '0x3'], out
+    assert rc == 0 and stdout == 'total 14\n'
 
 
 def test_monitor_stats_is_the_perf_stat_block(workers, tmp_path):

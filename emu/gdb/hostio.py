@@ -76,6 +76,8 @@ class HostIo:
             return getattr(self, handler)(task, args)
         except FsError as e:
             return fio_error(e.errno)
+        except OSError as e:                # a host file behind a HostFs mount failed under us
+            return fio_error(e.errno or errno.EIO)
 
     OPS = {'setfs': 'vfile_setfs', 'open': 'vfile_open', 'pread': 'vfile_pread', 'close': 'vfile_close',
            'fstat': 'vfile_fstat', 'readlink': 'vfile_readlink', 'pwrite': 'vfile_refuse',
