@@ -27,7 +27,7 @@ class SmpClock:
     def cpu_id(self):
         return self.cpu
 
-    def lock_wait(self, until, what):
+    def lock_wait(self, until, what, spin=False):
         self.t += max(0, until - self.now())
 
     def wait_until(self, when, why):
