@@ -1,6 +1,7 @@
 """What a debugger asks of the kernel: user memory without faulting, page faults as debug events,
-a signal delivered on resume, the executable file mappings a symbolizer reads, and the `monitor`
-commands (fault, fault-stop, vmas, pte, stats, pagecache).
+a signal delivered on resume, the executable file mappings a symbolizer reads, the guest's files
+read-only (gdb's Host I/O: the program, its libraries, /proc/PID/maps), and the `monitor` commands
+(fault, fault-stop, vmas, pte, stats, pagecache).
 
 Reads never fault a page in, so attaching a debugger does not change what the program will fault
 on: a present page is read from its frame, a missing page of a file mapping from the page cache
@@ -514,15 +515,6 @@ def monitor_pte(kernel, task, arg):
     return '\n'.join(out) + '\n'
 
 
-def monitor_stats(kernel):
-    """`monitor stats`: the kernel's counters now."""
-    s = kernel.snapshot()
-    out = ['%-24s %s' % (k, v) for k, v in s.items() if k != 'fault_breakdown']
-    for h, c in s['fault_breakdown'].items():
-        out.append('fault handler %-26s %d faults, %d cycles' % (h, c.get('count', 0), c.get('cycles', 0)))
-    return '\n'.join(out) + '\n'
-
-
 def monitor_pagecache(kernel, task, path):
     """`monitor pagecache FILE`: which pages of a guest file are in the page cache, and their state."""
     try:
@@ -552,13 +544,14 @@ MONITOR_HELP = """faultlab monitor commands:
   fault                            the pending and the last page fault: where, what, the path taken, cycles
   vmas                             the address space (as /proc/PID/maps) with resident pages
   pte ADDR                         the page-table walk for ADDR, each level's entry and bits
-  stats                            the kernel's counters
+  stats                            the machine's counters, as `faultlab stat` prints them
   pagecache FILE                   page-cache state of a guest file
 """
 
 
-def monitor_command(kernel, fmon, task, line):
-    """Run one `monitor` command line; returns its output (ValueError with a message for bad input)."""
+def monitor_command(kernel, fmon, task, line, stats=None):
+    """Run one `monitor` command line; returns its output (ValueError with a message for bad input).
+    stats(task) -> text is the debugger's `monitor stats` (the counters formatted by the tools)."""
     words = line.split()
     if not words or words[0] in ('help', '?'):
         return MONITOR_HELP
@@ -577,7 +570,9 @@ def monitor_command(kernel, fmon, task, line):
             raise ValueError('usage: monitor pte ADDR')
         return monitor_pte(kernel, task, args[0])
     if cmd == 'stats':
-        return monitor_stats(kernel)
+        if stats is None:
+            raise ValueError('stats: no counter formatter given')
+        return stats(task)
     if cmd == 'pagecache':
         if len(args) != 1:
             raise ValueError('usage: monitor pagecache FILE')

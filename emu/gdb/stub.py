@@ -910,14 +910,15 @@ class GdbStub:
             total += -v if sign == '-' else v
         return '%#x' % (total & ((1 << 64) - 1))
 
+    def _stats_text(self, task):
+        """`monitor stats`: the perf-stat-like block of `faultlab stat`, for the counters now."""
+        return format_stat(self.kernel.snapshot(), task.comm)
+
     def _monitor(self, task, line):
         # gdb passes monitor text as it is: `$reg`, `$reg+N`, `$reg-N` stand for values (monitor pte $rsp)
         line = ' '.join(self._expand(w) for w in line.split())
         try:
-            if line.split()[:1] == ['stats']:
-                out = format_stat(self.kernel.snapshot(), task.comm)
-            else:
-                out = monitor_command(self.kernel, self.fmon, task, line)
+            out = monitor_command(self.kernel, self.fmon, task, line, self._stats_text)
         except ValueError as e:
             out = 'error: %s\n' % e
         for i in range(0, len(out), 1024):
