@@ -186,3 +186,36 @@ def test_populated_prot_none_memory_stays_inaccessible(tmp_path):
     assert native.returncode == -11 and p.returncode == 128 + 11
     assert p.stdout == native.stdout == b'mapped\n'
     assert b'SEGV_ACCERR' in p.stderr and b'(---p)' in p.stderr
+
+
+@pytest.mark.parametrize('args, option', [
+    (['bench', 'populate', '--size', 'abc'], '--size'),
+    (['bench', 'populate', '--size', '0'], '--size'),
+    (['bench', 'soak', '--count', '-5'], '--count'),
+    (['bench', 'elf-fuzz', '--count', 'many'], '--count'),
+    (['bench', 'speed', '--reps', '0'], '--reps'),
+    (['run', '--max-insns', '-1', '/bin/true'], '--max-insns'),
+    (['run', '--env', 'NOEQUALS', '/bin/true'], '--env'),
+    (['run', '--env', '=x', '/bin/true'], '--env'),
+    (['run', '--cpus', '65', '/bin/true'], '--cpus'),
+    (['run', '--cpus', 'two', '/bin/true'], '--cpus'),
+    (['run', '--hugepages', '-1', '/bin/true'], '--hugepages'),
+    (['run', '--fault-around-bytes', '3000', '/bin/true'], '--fault-around-bytes'),
+    (['run', '--ram', 'lots', '/bin/true'], '--ram'),
+    (['run', '--timeout', '-1', '/bin/true'], '--timeout'),
+    (['run', '--max-sim-time', 'nan', '/bin/true'], '--max-sim-time'),
+    (['stat', '-r', '0', '/bin/true'], '--repeat'),
+])
+def test_bad_option_values_are_one_line_errors(args, option):
+    """Every value is checked as it is parsed: one line naming the option, status 2, nothing run."""
+    p = faultlab(*args)
+    _assert_one_line_error(p, 'faultlab: ', option)
+    assert p.returncode == 2 and p.stdout == b''
+    assert 'internal error' not in p.stderr.decode() and 'usage:' not in p.stderr.decode()
+
+
+def test_missing_costs_file_names_the_option_and_the_path():
+    for args in (['run', '--costs', '/nonexistent', '/bin/true'], ['costs', '--costs', '/nonexistent']):
+        p = faultlab(*args)
+        assert p.returncode == 2
+        assert p.stderr == b'faultlab: --costs: /nonexistent: No such file or directory\n'

@@ -80,3 +80,45 @@ def test_platform_vm_replaces_its_costs_and_says_why(tmp_path):
     assert p.returncode == 0 and str(vm.rwsem_wake) in line and 'KVM guest' in line
     bad = faultlab('costs', '--platform', 'cloud')
     assert bad.returncode != 0 and b'invalid choice' in bad.stderr and b'Traceback' not in bad.stderr
+
+
+def test_version_is_the_installed_distributions():
+    import importlib.metadata
+    p = faultlab('--version')
+    assert p.returncode == 0 and p.stdout.decode() == 'faultlab %s\n' % importlib.metadata.version('faultlab')
+
+
+BENCH_OPTIONS = {'speed': {'--quick', '--reps'}, 'prefetch': {'--quick'}, 'populate': {'--quick', '--size'},
+                 'spf': {'--quick'}, 'elf-fuzz': {'--quick', '--count', '--seed'},
+                 'soak': {'--quick', '--count', '--seed'}}
+
+
+def test_each_bench_kind_has_its_own_help_and_options():
+    every = set().union(*BENCH_OPTIONS.values())
+    helps = set()
+    for kind, options in BENCH_OPTIONS.items():
+        p = faultlab('bench', kind, '--help')
+        assert p.returncode == 0, p.stderr
+        text = p.stdout.decode()
+        assert text.startswith('usage: faultlab bench %s ' % kind)
+        assert {o for o in every if o in text} == options, (kind, text)
+        helps.add(text)
+    assert len(helps) == len(BENCH_OPTIONS)
+    p = faultlab('bench', 'populate', '--reps', '3')          # speed's option is not populate's
+    err = p.stderr.decode()
+    assert p.returncode == 2 and err.count('\n') == 1 and '--reps' in err and 'bench populate --help' in err
+
+
+def test_demo_says_what_to_look_at_before_each_command():
+    lines = open(os.path.join(ROOT, 'Makefile')).read().split('\ndemo:')[1].split('\n\n')[0].splitlines()[1:]
+    runs = [i for i, ln in enumerate(lines) if '/faultlab ' in ln]
+    assert runs
+    for i in runs:
+        assert i >= 2 and all(ln.strip().startswith('@echo ') for ln in lines[i - 2:i]), lines
+
+
+def test_userland_programs_build_without_gcc_warnings(userland):
+    """The userland's own flags (userland/Makefile) on pipes.c, which gcc used to warn about three times."""
+    p = subprocess.run(['gcc', '-std=gnu11', '-O2', '-g', '-Wall', '-c', '-o', os.devnull,
+                        os.path.join(ROOT, 'userland', 'src', 'pipes.c')], capture_output=True)
+    assert p.returncode == 0 and p.stderr == b'', p.stderr.decode()
