@@ -1,11 +1,13 @@
 """What the `faultlab` subcommands do: run a program with its tools, count it (stat), print the costs,
 run a benchmark."""
 import argparse
+import contextlib
 import copy
 import json
 import os
 import signal
 import sys
+import threading
 
 from faultlab.bench.fuzz_elf import main as elf_fuzz
 from faultlab.bench.populate import main as bench_populate
@@ -35,6 +37,43 @@ def _command_line(a):
     return ' '.join([a.program] + a.args)
 
 
+class InterruptAtQuantum:
+    """Ctrl-C during a run, taken where the machine is consistent. A KeyboardInterrupt raised inside one of
+    Unicorn's callbacks would be lost (ctypes prints it and returns, dropping the trap in progress), so the
+    SIGINT handler only stops the CPU, and the machine loop's hook before each quantum (Machine.debugger's
+    before_run, the one a gdb stub uses) raises KeyboardInterrupt there."""
+
+    def __init__(self, machine):
+        self.machine = machine
+        self.pending = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():      # (only it may set a handler)
+            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self.machine.debugger = self
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.machine.debugger = None
+
+    def _on_sigint(self, _signum, _frame):
+        """Stop the CPU's quantum; the interrupt is raised before the next one."""
+        self.pending = True
+        self.machine.cpu.stop()
+
+    def before_run(self, _task):
+        """The machine loop, before a quantum: raise a pending Ctrl-C."""
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def on_exit(self, _task, _reason):
+        """The run ended: nothing to do."""
+
+
 def _prepare(a):
     """The machine and its tools for one run of a.program: (machine, tools), or an exit status."""
     try:
@@ -54,12 +93,15 @@ def _prepare(a):
 
 
 def _execute(a, m, tools):
-    """Run a.program on m with its tools (closed afterwards, even when the run raises): the RunResult."""
+    """Run a.program on m with its tools (closed afterwards, even when the run raises): the RunResult.
+    A Ctrl-C ends it between two quanta as KeyboardInterrupt (a gdb stub, when attached, handles its own)."""
     argv = [os.path.basename(a.program)] + a.args
     res = None
     try:
-        res = m.run(a.program, argv, DEFAULT_ENV + a.env, max_insns=a.max_insns, max_sim_seconds=a.max_sim_time,
-                    wall_timeout=a.timeout, wall_start=getattr(a, 'wall_start', None))
+        with InterruptAtQuantum(m) if m.debugger is None else contextlib.nullcontext():
+            res = m.run(a.program, argv, DEFAULT_ENV + a.env, max_insns=a.max_insns,
+                        max_sim_seconds=a.max_sim_time, wall_timeout=a.timeout,
+                        wall_start=getattr(a, 'wall_start', None))
     finally:
         tools.close(res)
     sys.stdout.flush()
@@ -105,41 +147,6 @@ def cmd_run(a):
     return res.exit_code
 
 
-class InterruptAtQuantum:
-    """Ctrl-C during a run, taken where the machine is consistent. A KeyboardInterrupt raised inside one of
-    Unicorn's callbacks would be lost (ctypes prints it and returns, dropping the trap in progress), so the
-    SIGINT handler only stops the CPU, and the machine loop's hook before each quantum (Machine.debugger's
-    before_run, the one a gdb stub uses) raises KeyboardInterrupt there."""
-
-    def __init__(self, machine):
-        self.machine = machine
-        self.pending = False
-        self.previous = None
-
-    def __enter__(self):
-        self.machine.debugger = self
-        self.previous = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.previous)
-        self.machine.debugger = None
-
-    def _on_sigint(self, _signum, _frame):
-        """Stop the CPU's quantum; the interrupt is raised before the next one."""
-        self.pending = True
-        self.machine.cpu.stop()
-
-    def before_run(self, _task):
-        """The machine loop, before a quantum: raise a pending Ctrl-C."""
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
-
-    def on_exit(self, _task, _reason):
-        """The run ended: nothing to do."""
-
-
 def _stat_runs(a):
     """Run a.program a.repeat times, run i with --seed plus i: (snapshots of the runs that ended, exit
     status, the note a Ctrl-C leaves); the status is an int instead of the tuple when a run could not start."""
@@ -152,8 +159,7 @@ def _stat_runs(a):
             return prepared
         m, tools = prepared
         try:
-            with InterruptAtQuantum(m):
-                res = _execute(b, m, tools)
+            res = _execute(b, m, tools)
         except ExecError as e:
             return _exec_failed(e)
         except KeyboardInterrupt:

@@ -1,4 +1,5 @@
 """The faultlab command line: output passthrough, exit status, --stats, --stats-json, mounts."""
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -83,7 +84,6 @@ def test_platform_vm_replaces_its_costs_and_says_why(tmp_path):
 
 
 def test_version_is_the_installed_distributions():
-    import importlib.metadata
     p = faultlab('--version')
     assert p.returncode == 0 and p.stdout.decode() == 'faultlab %s\n' % importlib.metadata.version('faultlab')
 

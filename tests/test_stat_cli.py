@@ -137,25 +137,36 @@ int main(void) {
 '''
 
 
-def test_ctrl_c_prints_the_counters_so_far_and_exits_130(tmp_path):
+def _interrupt(tmp_path, command):
+    """Run the spinning program under `faultlab COMMAND`, Ctrl-C it once it spins: (status, stderr)."""
     prog = _build(tmp_path, 'spin', SPIN)
-    p = subprocess.Popen([sys.executable, '-m', 'faultlab.cli', 'stat', '--timeout', '120', prog],
+    p = subprocess.Popen([sys.executable, '-m', 'faultlab.cli', command, '--timeout', '120', prog],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         ready, _, _ = select.select([p.stdout], [], [], 60)
         assert ready and p.stdout.readline() == b'spinning\n'
         time.sleep(0.5)                                            # well into the loop
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
+        _out, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
     err = err.decode()
-    assert p.returncode == 130, err
-    assert 'Traceback' not in err and 'Exception ignored' not in err
+    assert 'Traceback' not in err and 'Exception ignored' not in err, err
+    return p.returncode, err
+
+
+def test_ctrl_c_prints_the_counters_so_far_and_exits_130(tmp_path):
+    status, err = _interrupt(tmp_path, 'stat')
+    assert status == 130, err
     assert 'interrupted' in err and 'Performance counter stats for' in err
     insns = int(_rows(err)['instructions'].split()[0].replace(',', ''))
     assert insns > 100_000                                         # the loop's instructions are counted
+
+
+def test_ctrl_c_ends_run_with_one_line(tmp_path):
+    status, err = _interrupt(tmp_path, 'run')
+    assert status == 130 and err == 'faultlab: interrupted\n'
 
 
 def test_shares_of_cpu_time_stay_shares_on_two_cpus(userland):
