@@ -17,10 +17,17 @@ import sys
 
 from faultlab.kernel.syscalls import SYSCALL_NAMES
 from faultlab.kernel.tracepoints import Tracepoints, access_str
-from faultlab.observe.strace_decode import format_call, format_exit, format_ret, format_signal, pointer, quote, s64
+from faultlab.observe.strace_decode import Decoder, entry_snapshot, format_call, format_exit, format_ret, format_signal, \
+    pointer, s64, sigset
 
 ERESTARTSYS = 512
+NORETURN = ('exit', 'exit_group')
 ARGV_MAX = 32            # strace prints at most this many argv elements before `...`
+ENV_MAX = 4096           # the environment's strings counted at most
+# where the signal handler's return finds uc_sigmask: struct rt_sigframe (arch/x86/include/asm/sigframe.h)
+# is pretcode, then struct ucontext (uc_flags, uc_link, uc_stack, uc_mcontext, uc_sigmask); the
+# handler's ret popped pretcode, so the stack pointer is at uc: 8 + 8 + 24 + 256 bytes to the mask
+SIGFRAME_MASK_OFF = 296
 
 
 class StraceLog(Tracepoints):
@@ -30,7 +37,8 @@ class StraceLog(Tracepoints):
         self.out = out
         self.faults = faults
         self.time = time                 # None, 't' (simulated time of day) or 'r' (relative)
-        self.pending = {}                # tid -> [task, nr, args, execve text] of a call in progress
+        self.pending = {}                # tid -> [task, nr, args, entry] of a call in progress; entry: the
+                                         # line's text read at entry (execve), or the inputs read then
         self.blocked = {}                # tid -> the same, for a call that sleeps
         self.tasks = {}                  # tid -> Task: the tasks seen whose end is not written yet
         self.ended = set()
@@ -50,7 +58,9 @@ class StraceLog(Tracepoints):
             self._emit_call(kernel, call, None)
         g = kernel.cpu.gpr
         args = tuple(g[i] for i in (7, 6, 2, 10, 8, 9))
-        pre = execve_text(task, args) if SYSCALL_NAMES.get(nr) == 'execve' else None
+        name = SYSCALL_NAMES.get(nr)
+        at_entry = ENTRY_DECODERS.get(name)
+        pre = at_entry(task, args, g[4]) if at_entry is not None else entry_snapshot(name, args, task.umem.read)
         self.pending[task.tid] = [task, nr, args, pre]
 
     def syscall_exit(self, kernel, task, nr, ret):
@@ -60,13 +70,17 @@ class StraceLog(Tracepoints):
         if ret is None and not task.exited:
             self.blocked[task.tid] = call
         else:
-            self._emit_call(kernel, call, None if task.exited else s64(ret))
+            # exit and exit_group do not return (strace's `= ?`); a call that killed its own caller
+            # (a signal to itself) did return before the signal acted, as strace shows
+            noreturn = SYSCALL_NAMES.get(nr) in NORETURN or (task.exited and SYSCALL_NAMES.get(nr) == 'execve')
+            self._emit_call(kernel, call, None if noreturn else s64(ret))
         self._poll(kernel)
 
     def page_fault_entry(self, kernel, rip, address, error_code):
         self._poll(kernel)
 
     def page_fault_exit(self, kernel, rip, address, error_code, info):
+        self._poll(kernel)
         task = kernel.current
         self._see(task)
         if self.faults:
@@ -134,10 +148,10 @@ class StraceLog(Tracepoints):
     def _emit_call(self, kernel, call, ret):
         task, nr, args, pre = call
         name = SYSCALL_NAMES.get(nr, 'syscall_%#x' % nr)
-        if pre is not None:
-            head, tail = pre, format_ret('execve', ret)
+        if isinstance(pre, str):
+            head, tail = pre, format_ret(name, ret)
         else:
-            head, tail = format_call(name, args, ret, task.umem.read)
+            head, tail = format_call(name, args, ret, task.umem.read, snap=pre)
         self._line(kernel, task, head, tail)
         if task.exited:
             self._report_end(kernel, task)
@@ -168,33 +182,23 @@ class StraceLog(Tracepoints):
         return '%02d:%02d:%02d ' % (s // 3600 % 24, s // 60 % 60, s % 60)
 
 
-def execve_text(task, args):
-    """execve's call as strace prints it, read at entry (a successful call replaces the memory)."""
-    mem = task.umem.read
+def sigreturn_text(task, args, sp):
+    """rt_sigreturn({mask=[...]}): the mask the frame at the stack pointer restores (read before it does)."""
+    data = task.umem.read(sp + SIGFRAME_MASK_OFF, 8)
+    return 'rt_sigreturn({mask=%s})' % (sigset(int.from_bytes(data, 'little')) if data else '?')
 
-    def cstr(addr):
-        data = mem(addr, 33) if addr else None
-        if data is None:
-            return pointer(addr)
-        cut = data.find(b'\0')
-        return quote(data[:cut]) if cut >= 0 else quote(data[:32]) + '...'
-    path = cstr(args[0])
-    argv, n = [], 0
-    envc = 0
-    while args[1] and n < ARGV_MAX + 1:
-        p = mem(args[1] + 8 * n, 8)
-        if p is None or not int.from_bytes(p, 'little'):
-            break
-        argv.append(cstr(int.from_bytes(p, 'little')))
-        n += 1
+
+def execve_text(task, args, sp):
+    """execve's call as strace prints it, read at entry (a successful call replaces the memory)."""
+    d = Decoder(task.umem.read)
+    argv = [d.cstr(p) for p in d.pointers(args[1], ARGV_MAX + 1)]
     if len(argv) > ARGV_MAX:
         argv = argv[:ARGV_MAX] + ['...']
-    while args[2] and envc < 4096:
-        p = mem(args[2] + 8 * envc, 8)
-        if p is None or not int.from_bytes(p, 'little'):
-            break
-        envc += 1
-    return 'execve(%s, [%s], %s /* %d vars */)' % (path, ', '.join(argv), pointer(args[2]), envc)
+    envc = len(d.pointers(args[2], ENV_MAX))
+    return 'execve(%s, [%s], %s /* %d vars */)' % (d.path(args[0]), ', '.join(argv), pointer(args[2]), envc)
+
+
+ENTRY_DECODERS = {'execve': execve_text, 'rt_sigreturn': sigreturn_text}
 
 
 def open_strace(spec):

@@ -12,6 +12,7 @@ import os
 import struct
 
 STRSIZE = 32                  # strace -s 32, its default
+PATH_MAX = 4096
 MASK64 = (1 << 64) - 1
 AT_FDCWD = -100
 
@@ -81,6 +82,16 @@ MADV = {0: 'MADV_NORMAL', 1: 'MADV_RANDOM', 2: 'MADV_SEQUENTIAL', 3: 'MADV_WILLN
         21: 'MADV_PAGEOUT', 22: 'MADV_POPULATE_READ', 23: 'MADV_POPULATE_WRITE'}
 FADV = {0: 'POSIX_FADV_NORMAL', 1: 'POSIX_FADV_RANDOM', 2: 'POSIX_FADV_SEQUENTIAL', 3: 'POSIX_FADV_WILLNEED',
         4: 'POSIX_FADV_DONTNEED', 5: 'POSIX_FADV_NOREUSE'}
+CLOCKS = {0: 'CLOCK_REALTIME', 1: 'CLOCK_MONOTONIC', 2: 'CLOCK_PROCESS_CPUTIME_ID', 3: 'CLOCK_THREAD_CPUTIME_ID',
+          4: 'CLOCK_MONOTONIC_RAW', 5: 'CLOCK_REALTIME_COARSE', 6: 'CLOCK_MONOTONIC_COARSE', 7: 'CLOCK_BOOTTIME'}
+FCNTL_CMDS = {0: 'F_DUPFD', 1: 'F_GETFD', 2: 'F_SETFD', 3: 'F_GETFL', 4: 'F_SETFL', 5: 'F_GETLK', 6: 'F_SETLK',
+              7: 'F_SETLKW', 8: 'F_SETOWN', 9: 'F_GETOWN', 10: 'F_SETSIG', 11: 'F_GETSIG', 1024: 'F_SETLEASE',
+              1025: 'F_GETLEASE', 1026: 'F_NOTIFY', 1030: 'F_DUPFD_CLOEXEC', 1031: 'F_SETPIPE_SZ',
+              1032: 'F_GETPIPE_SZ', 1033: 'F_ADD_SEALS', 1034: 'F_GET_SEALS', 36: 'F_OFD_GETLK',
+              37: 'F_OFD_SETLK', 38: 'F_OFD_SETLKW'}
+FALLOC_FLAGS = [(1, 'FALLOC_FL_KEEP_SIZE'), (2, 'FALLOC_FL_PUNCH_HOLE'), (4, 'FALLOC_FL_NO_HIDE_STALE'),
+                (8, 'FALLOC_FL_COLLAPSE_RANGE'), (0x10, 'FALLOC_FL_ZERO_RANGE'), (0x20, 'FALLOC_FL_INSERT_RANGE'),
+                (0x40, 'FALLOC_FL_UNSHARE_RANGE')]
 _ESCAPES = {0x09: '\\t', 0x0a: '\\n', 0x0b: '\\v', 0x0c: '\\f', 0x0d: '\\r', 0x22: '\\"', 0x5c: '\\\\'}
 
 
@@ -172,16 +183,40 @@ def errname(ret):
     return '-1 %s (%s)' % (errno.errorcode.get(e, 'E%d' % e), os.strerror(e))
 
 
-class Decoder:
-    """One call's arguments read from its caller's memory."""
+# the input structs of the calls that sleep, read when the call is made (its caller's stack may have
+# moved on by the time the line is written): call -> [(argument index, bytes)]
+ENTRY_READS = {'nanosleep': [(0, 16)], 'rt_sigsuspend': [(0, 8)], 'clock_nanosleep': [(2, 16)], 'futex': [(3, 16)],
+               'rt_sigtimedwait': [(0, 8), (2, 16)], 'ppoll': [(2, 16)], 'pselect6': [(4, 16)]}
 
-    def __init__(self, mem):
+
+def entry_snapshot(name, args, mem):
+    """{address: bytes} of the inputs ENTRY_READS names for this call, read now."""
+    snap = {}
+    for i, n in ENTRY_READS.get(name, ()):
+        if args[i]:
+            try:
+                data = mem(args[i], n)
+            except Exception:
+                data = None
+            if data is not None:
+                snap[args[i]] = data
+    return snap
+
+
+class Decoder:
+    """One call's arguments read from its caller's memory (or from what was read at its entry)."""
+
+    def __init__(self, mem, snap=None):
         self.mem = mem
+        self.snap = snap or {}
 
     def read(self, addr, n):
         """n bytes at addr or None."""
         if not addr:
             return None
+        early = self.snap.get(addr)
+        if early is not None and len(early) >= n:
+            return early[:n]
         try:
             return self.mem(addr, n)
         except Exception:
@@ -203,6 +238,32 @@ class Decoder:
             return quote(data[:cut])
         return quote(data[:STRSIZE]) + '...'
 
+    def pointers(self, addr, limit):
+        """A NULL-terminated array of pointers (argv, envp), at most limit of them."""
+        out = []
+        while addr and len(out) < limit:
+            p = self.read(addr + 8 * len(out), 8)
+            if p is None or not int.from_bytes(p, 'little'):
+                break
+            out.append(int.from_bytes(p, 'little'))
+        return out
+
+    def path(self, addr):
+        """A path name: strace prints it whole (up to PATH_MAX), not cut at STRSIZE."""
+        if not addr:
+            return 'NULL'
+        data = b''
+        while len(data) < PATH_MAX:
+            at = addr + len(data)
+            chunk = self.read(at, min(PATH_MAX - len(data), 4096 - (at & 4095)))
+            if chunk is None:
+                break
+            cut = chunk.find(b'\0')
+            if cut >= 0:
+                return quote(data + chunk[:cut])
+            data += chunk
+        return quote(data) + '...' if data else '%#x' % addr
+
     def buf(self, addr, count, force_hex=False):
         """A buffer of count bytes, cut at STRSIZE."""
         if not addr:
@@ -217,6 +278,25 @@ class Decoder:
         """A struct unpacked, or None."""
         data = self.read(addr, struct.calcsize(fmt))
         return struct.unpack(fmt, data) if data is not None else None
+
+    def dirents(self, addr, size):
+        """How many struct linux_dirent64 fill the first size bytes at addr (d_reclen at offset 16)."""
+        data = self.read(addr, size) or b''
+        n = off = 0
+        while off + 18 <= len(data):
+            reclen = struct.unpack_from('<H', data, off + 16)[0]
+            if reclen == 0:
+                break
+            n += 1
+            off += reclen
+        return n
+
+    def timespec(self, addr):
+        """struct timespec, or NULL."""
+        if not addr:
+            return 'NULL'
+        ts = self.struct(addr, '<qq')
+        return '{tv_sec=%d, tv_nsec=%d}' % ts if ts else '%#x' % addr
 
     def stat(self, addr):
         """struct stat as strace abbreviates it."""
@@ -309,7 +389,7 @@ def _futex_op(v):
     if v & 128:
         text += '_PRIVATE'
     if v & 256:
-        text = 'FUTEX_CLOCK_REALTIME|' + text
+        text += '|FUTEX_CLOCK_REALTIME'
     return text
 
 
@@ -342,12 +422,12 @@ def _has_mode(fl):
 
 
 def _d_open(a, ret, ok, d):
-    out = [d.cstr(a[0]), _open_flags(a[1])]
+    out = [d.path(a[0]), _open_flags(a[1])]
     return out + ['0%03o' % a[2]] if _has_mode(a[1]) else out
 
 
 def _d_openat(a, ret, ok, d):
-    out = [dirfd(a[0]), d.cstr(a[1]), _open_flags(a[2])]
+    out = [dirfd(a[0]), d.path(a[1]), _open_flags(a[2])]
     return out + ['0%03o' % a[3]] if _has_mode(a[2]) else out
 
 
@@ -356,7 +436,7 @@ def _d_fd(a, ret, ok, d):
 
 
 def _d_stat(a, ret, ok, d):
-    return [d.cstr(a[0]), d.stat(a[1]) if ok else pointer(a[1])]
+    return [d.path(a[0]), d.stat(a[1]) if ok else pointer(a[1])]
 
 
 def _d_fstat(a, ret, ok, d):
@@ -364,7 +444,7 @@ def _d_fstat(a, ret, ok, d):
 
 
 def _d_newfstatat(a, ret, ok, d):
-    return [dirfd(a[0]), d.cstr(a[1]), d.stat(a[2]) if ok else pointer(a[2]), flags(a[3], AT_FLAGS)]
+    return [dirfd(a[0]), d.path(a[1]), d.stat(a[2]) if ok else pointer(a[2]), flags(a[3], AT_FLAGS)]
 
 
 def _d_mmap(a, ret, ok, d):
@@ -385,19 +465,19 @@ def _d_brk(a, ret, ok, d):
 
 
 def _d_path(a, ret, ok, d):
-    return [d.cstr(a[0])]
+    return [d.path(a[0])]
 
 
 def _d_unlinkat(a, ret, ok, d):
-    return [dirfd(a[0]), d.cstr(a[1]), flags(a[2], AT_FLAGS)]
+    return [dirfd(a[0]), d.path(a[1]), flags(a[2], AT_FLAGS)]
 
 
 def _d_access(a, ret, ok, d):
-    return [d.cstr(a[0]), flags(a[1], [(4, 'R_OK'), (2, 'W_OK'), (1, 'X_OK')], 'F_OK')]
+    return [d.path(a[0]), flags(a[1], [(4, 'R_OK'), (2, 'W_OK'), (1, 'X_OK')], 'F_OK')]
 
 
 def _d_readlink(a, ret, ok, d):
-    return [d.cstr(a[0]), d.buf(a[1], ret) if ok else '%#x' % a[1], str(a[2])]
+    return [d.path(a[0]), d.buf(a[1], ret) if ok else '%#x' % a[1], str(a[2])]
 
 
 def _d_getrandom(a, ret, ok, d):
@@ -505,12 +585,98 @@ def _d_futex(a, ret, ok, d):
     op = a[1] & 0xFFFFFFFF
     cmd = op & 0x7f
     out = ['%#x' % a[0], _futex_op(op), str(s32(a[2]))]
-    if cmd in (0, 9):           # FUTEX_WAIT(_BITSET): a timeout
-        out.append(pointer(a[3]))
+    if cmd in (0, 9):           # FUTEX_WAIT(_BITSET): the timeout, and the bitset
+        out.append(d.timespec(a[3]))
         if cmd == 9:
-            out += [pointer(a[4]), '%s' % ('FUTEX_BITSET_MATCH_ANY' if a[5] & 0xFFFFFFFF == 0xFFFFFFFF
-                                           else '%#x' % a[5])]
+            out.append('FUTEX_BITSET_MATCH_ANY' if a[5] & 0xFFFFFFFF == 0xFFFFFFFF else '%#x' % a[5])
+    elif cmd == 10:
+        out.append('FUTEX_BITSET_MATCH_ANY' if a[5] & 0xFFFFFFFF == 0xFFFFFFFF else '%#x' % a[5])
     return out
+
+
+def _d_pipe(a, ret, ok, d):
+    fds = d.struct(a[0], '<ii') if ok else None
+    return ['[%d, %d]' % fds if fds else pointer(a[0])]
+
+
+def _d_pipe2(a, ret, ok, d):
+    return _d_pipe(a, ret, ok, d) + [flags(a[1] & 0xFFFFFFFF, O_FLAGS)]
+
+
+def _d_fcntl(a, ret, ok, d):
+    cmd = a[1] & 0xFFFFFFFF
+    name = FCNTL_CMDS.get(cmd, '%#x' % cmd)
+    out = [str(s32(a[0])), name]
+    if name == 'F_SETFL':
+        out.append(_open_flags(a[2]))
+    elif name == 'F_SETFD':
+        out.append('FD_CLOEXEC' if a[2] == 1 else hexa(a[2]))
+    elif name in ('F_DUPFD', 'F_DUPFD_CLOEXEC', 'F_SETOWN', 'F_SETSIG', 'F_SETPIPE_SZ', 'F_SETLEASE',
+                  'F_NOTIFY'):
+        out.append(str(s32(a[2])))
+    elif name not in ('F_GETFD', 'F_GETFL', 'F_GETOWN', 'F_GETSIG', 'F_GETPIPE_SZ', 'F_GETLEASE',
+                      'F_GET_SEALS'):
+        out.append(hexa(a[2]))
+    return out
+
+
+def fcntl_ret(cmd, ret):
+    """fcntl's result: F_GETFL's flags and F_GETFD's FD_CLOEXEC spelled out (strace's `= 0x2 (flags O_RDWR)`)."""
+    name = FCNTL_CMDS.get(cmd & 0xFFFFFFFF)
+    if name == 'F_GETFL' and ret >= 0:
+        return '%#x (flags %s)' % (ret, _open_flags(ret))
+    if name == 'F_GETFD' and ret >= 0:
+        return '%#x (flags %s)' % (ret, 'FD_CLOEXEC' if ret == 1 else '0') if ret else '0'
+    return None
+
+
+def _d_kill(a, ret, ok, d):
+    return [str(s32(a[0])), signame(a[1] & 0xFFFFFFFF) if a[1] else '0']
+
+
+def _d_tgkill(a, ret, ok, d):
+    return [str(s32(a[0])), str(s32(a[1])), signame(a[2] & 0xFFFFFFFF) if a[2] else '0']
+
+
+def _d_nanosleep(a, ret, ok, d):
+    return [d.timespec(a[0]), pointer(a[1])]
+
+
+def _d_clock_nanosleep(a, ret, ok, d):
+    fl = 'TIMER_ABSTIME' if a[1] & 1 else '0'
+    return [CLOCKS.get(a[0], str(s32(a[0]))), fl, d.timespec(a[2]), pointer(a[3])]
+
+
+def _d_clock_gettime(a, ret, ok, d):
+    return [CLOCKS.get(a[0], str(s32(a[0]))), d.timespec(a[1]) if ok else pointer(a[1])]
+
+
+def _d_dup2(a, ret, ok, d):
+    return [str(s32(a[0])), str(s32(a[1]))]
+
+
+def _d_dup3(a, ret, ok, d):
+    return [str(s32(a[0])), str(s32(a[1])), flags(a[2], O_FLAGS)]
+
+
+def _d_rt_sigsuspend(a, ret, ok, d):
+    return [d.sigmask(a[0], a[1]), str(a[1])]
+
+
+def _d_fallocate(a, ret, ok, d):
+    mode = flags(a[1] & 0xFFFFFFFF, FALLOC_FLAGS)
+    return [str(s32(a[0])), mode, str(s64(a[2])), str(s64(a[3]))]
+
+
+def _d_getdents64(a, ret, ok, d):
+    buf = '%#x' % a[1]
+    if ok:
+        buf += ' /* %d entries */' % d.dirents(a[1], ret)
+    return [str(s32(a[0])), buf, str(a[2] & 0xFFFFFFFF)]
+
+
+def _d_sched_yield(a, ret, ok, d):
+    return []
 
 
 _DECODERS = {
@@ -524,7 +690,10 @@ _DECODERS = {
     'rseq': _d_rseq, 'prlimit64': _d_prlimit64, 'ioctl': _d_ioctl, 'ftruncate': _d_ftruncate,
     'lseek': _d_lseek, 'madvise': _d_madvise, 'fadvise64': _d_fadvise64, 'wait4': _d_wait4,
     'clone': _d_clone, 'clone3': _d_clone3, 'futex': _d_futex, 'fsync': _d_fd, 'fdatasync': _d_fd,
-    'dup': _d_fd,
+    'dup': _d_fd, 'pipe': _d_pipe, 'pipe2': _d_pipe2, 'fcntl': _d_fcntl, 'kill': _d_kill, 'tkill': _d_kill,
+    'tgkill': _d_tgkill, 'nanosleep': _d_nanosleep, 'clock_nanosleep': _d_clock_nanosleep,
+    'clock_gettime': _d_clock_gettime, 'dup2': _d_dup2, 'dup3': _d_dup3, 'sched_yield': _d_sched_yield,
+    'rt_sigsuspend': _d_rt_sigsuspend, 'fallocate': _d_fallocate, 'getdents64': _d_getdents64,
 }
 
 
@@ -539,13 +708,14 @@ def format_ret(name, ret):
     return str(ret)
 
 
-def format_call(name, args, ret, mem, nargs=None):
+def format_call(name, args, ret, mem, nargs=None, snap=None):
     """A finished call as strace writes it, in two parts: `name(args)` and what follows ` = `."""
-    decoded = decode_args(name, args, ret, Decoder(mem))
+    decoded = decode_args(name, args, ret, Decoder(mem, snap))
+    special = fcntl_ret(args[1], ret) if name == 'fcntl' and ret is not None else None
     if decoded is None:
         n = NARGS.get(name, 6 if nargs is None else nargs)
         decoded = [hexa(v) for v in args[:n]]
-    return '%s(%s)' % (name, ', '.join(decoded)), format_ret(name, ret)
+    return '%s(%s)' % (name, ', '.join(decoded)), special or format_ret(name, ret)
 
 
 def format_signal(sig, si_code, addr):
