@@ -88,6 +88,9 @@ def check_session(tmp_path, prog, cmds, cpus, nworkers):
     nat = native(prog, cmds, [str(nworkers)])
     assert sorted(hits(out)) == sorted(hits(nat)) == ['0x%x' % i for i in range(1, nworkers + 1)], out + nat
     assert len(set(hit_threads(out))) == len(set(hit_threads(nat))) == nworkers, out + nat
+    # the threads gdb learned of: the main thread and one per worker, in both
+    assert len(re.findall(r'^\[New Thread ', out, re.M)) == len(re.findall(r'^\[New Thread ', nat, re.M)) \
+        == nworkers, out + nat
     assert rc == 0 and stdout == 'total %d\n' % sum(i * i for i in range(1, nworkers + 1)), (out, stderr)
     assert 'exited normally' in out and 'exited normally' in nat
     return out, nat
