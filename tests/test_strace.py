@@ -254,3 +254,41 @@ def test_decoders():
     assert format_signal(11, 1, 0x10) == '--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---'
     assert format_exit(11, 0) == '+++ killed by SIGSEGV +++'
     assert format_exit(0, 3) == '+++ exited with 3 +++'
+
+
+def run_faultlab(*argv):
+    """faultlab run with argv: (exit status, stderr)."""
+    r = subprocess.run([sys.executable, '-m', 'faultlab', 'run', '--no-progress'] + list(argv), cwd=ROOT,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300)
+    return r.returncode, r.stderr
+
+
+def test_strace_to_stderr_with_faults_and_time():
+    """--strace writes to stderr; --strace-faults adds the page faults; --strace-time r the relative times."""
+    rc, err = run_faultlab('--strace', '--strace-faults', '--strace-time', 'r', os.path.join(BUILD, 'hello'))
+    assert rc == 0
+    lines = err.splitlines()
+    stamp = re.compile(r'^ *\d+\.\d{6} ')
+    assert lines and all(stamp.match(x) for x in lines), lines[:5]
+    body = [stamp.sub('', x) for x in lines]
+    faults = [x for x in body if x.startswith('--- page fault at ')]
+    assert faults and all(re.match(r'^--- page fault at 0x[0-9a-f]+ \((read|write|instruction fetch), '
+                                   r'(minor|major|retry|fixup|signal)(, [\w() -]+)*\) ---$', x) for x in faults), faults[:3]
+    assert re.match(r'^write\(1, "hello, world\\nargc=1\\nargv\[0\]=hell"\.\.\., \d+\) += \d+$',
+                    next(x for x in body if x.startswith('write(1,')))
+    assert [re.sub(r' +=', ' =', x) for x in body[-2:]] == ['exit_group(0) = ?', '+++ exited with 0 +++']
+
+
+def test_strace_time_of_day():
+    """--strace-time t and tt: the simulated time of day, as strace -t and -tt print the real one."""
+    for mode, pattern in (('t', r'^\d\d:\d\d:\d\d '), ('tt', r'^\d\d:\d\d:\d\d\.\d{6} ')):
+        rc, err = run_faultlab('--strace-time', mode, os.path.join(BUILD, 'hello'))
+        assert rc == 0 and err and all(re.match(pattern, x) for x in err.splitlines()), err[:300]
+
+
+def test_strace_killed_by_signal():
+    """A fault's signal and the death it causes: --- SIGSEGV {...} --- and +++ killed by SIGSEGV +++."""
+    rc, err = run_faultlab('--strace', os.path.join(BUILD, 'forktest'))
+    assert rc == 0
+    assert re.search(r'^\[pid +\d+\] --- SIGSEGV \{si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=NULL\} ---\n'
+                     r'\[pid +\d+\] \+\+\+ killed by SIGSEGV \+\+\+$', err, re.M), err

@@ -7,7 +7,8 @@ when a task ends. A line is written when its call returns: a call that slept (wa
 a pipe) is written whole once it is woken, where strace writes `<unfinished ...>` and `<... resumed>`.
 With faults=True the page faults between the calls are written too, in a syntax of their own
 (`--- page fault at 0x... (write, minor, do_anonymous_page) ---`); time='t' or 'r' prefixes the
-simulated time of day (strace -t) or the time since the previous line (strace -r).
+simulated time of day (strace -t, or -tt with microseconds) or the time since the previous line
+(strace -r); a call's time is when it was made.
 
 What it cannot show: signals sent by kill/tgkill/timers and SIGCHLD (only a fault's or an exception's
 signal has a tracepoint), the program's first execve (the loader runs before the tracer sees a call),
@@ -36,13 +37,14 @@ class StraceLog(Tracepoints):
     def __init__(self, out, faults=False, time=None):
         self.out = out
         self.faults = faults
-        self.time = time                 # None, 't' (simulated time of day) or 'r' (relative)
+        self.time = time                 # None, 't' / 'tt' (simulated time of day) or 'r' (relative)
         self.pending = {}                # tid -> [task, nr, args, entry] of a call in progress; entry: the
                                          # line's text read at entry (execve), or the inputs read then
         self.blocked = {}                # tid -> the same, for a call that sleeps
         self.tasks = {}                  # tid -> Task: the tasks seen whose end is not written yet
         self.ended = set()
         self.ntasks = 0                  # len(kernel.tasks) at the last look for new ones
+        self.exit_args = {}              # tid -> the status a thread gave exit()
         self.last_ns = None
         self.kernel = None
 
@@ -61,7 +63,7 @@ class StraceLog(Tracepoints):
         name = SYSCALL_NAMES.get(nr)
         at_entry = ENTRY_DECODERS.get(name)
         pre = at_entry(task, args, g[4]) if at_entry is not None else entry_snapshot(name, args, task.umem.read)
-        self.pending[task.tid] = [task, nr, args, pre]
+        self.pending[task.tid] = [task, nr, args, pre, kernel.now_ns()]
 
     def syscall_exit(self, kernel, task, nr, ret):
         call = self.pending.pop(task.tid, None)
@@ -140,25 +142,28 @@ class StraceLog(Tracepoints):
             return
         group = task.group
         killed = group.killed_by[0] if group.killed_by else 0
-        code = group.exit_code if group.group_exit or task is group.leader else task.exit_code
+        code = group.exit_code if group.group_exit or task is group.leader else self.exit_args.get(task.tid, 0)
         self._line(kernel, task, format_exit(killed, code & 0xff))
         self.ended.add(task.tid)
         self.tasks.pop(task.tid, None)
 
     def _emit_call(self, kernel, call, ret):
-        task, nr, args, pre = call
+        task, nr, args, pre, t0 = call
         name = SYSCALL_NAMES.get(nr, 'syscall_%#x' % nr)
+        if name == 'exit':
+            self.exit_args[task.tid] = args[0] & 0xff
         if isinstance(pre, str):
             head, tail = pre, format_ret(name, ret)
         else:
             head, tail = format_call(name, args, ret, task.umem.read, snap=pre)
-        self._line(kernel, task, head, tail)
+        self._line(kernel, task, head, tail, t0)
         if task.exited:
             self._report_end(kernel, task)
 
-    def _line(self, kernel, task, text, ret=None):
-        """One line: the time, the pid prefix, the text; a call's result aligned at column 40 as strace does."""
-        line = self._stamp(kernel)
+    def _line(self, kernel, task, text, ret=None, ns=None):
+        """One line: the time (a call's: when it was made), the pid prefix, the text; a call's result aligned
+        at column 40 as strace does."""
+        line = self._stamp(kernel.now_ns() if ns is None else ns) if self.time else ''
         if self._multi(kernel):
             line += '[pid %5d] ' % task.tid
         line += text
@@ -170,16 +175,15 @@ class StraceLog(Tracepoints):
         """strace -f's rule: the pid prefix while more than one traced task is alive."""
         return len(self.tasks) > 1
 
-    def _stamp(self, kernel):
-        if self.time is None:
-            return ''
-        ns = kernel.now_ns()
+    def _stamp(self, ns):
+        """strace -r's seconds since the previous line, or -t's / -tt's time of day, in simulated time."""
         if self.time == 'r':
-            rel = 0 if self.last_ns is None else ns - self.last_ns
+            rel = 0 if self.last_ns is None else max(0, ns - self.last_ns)
             self.last_ns = ns
             return '%6d.%06d ' % (rel // 10**9, rel // 1000 % 10**6)
         s = ns // 10**9
-        return '%02d:%02d:%02d ' % (s // 3600 % 24, s // 60 % 60, s % 60)
+        day = '%02d:%02d:%02d' % (s // 3600 % 24, s // 60 % 60, s % 60)
+        return day + ('.%06d ' % (ns // 1000 % 10**6) if self.time == 'tt' else ' ')
 
 
 def sigreturn_text(task, args, sp):

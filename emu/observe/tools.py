@@ -25,9 +25,10 @@ def add_options(p, cmd):
     p.add_argument('--strace-file', metavar='FILE', help='--strace, written to FILE')
     p.add_argument('--strace-faults', action='store_true',
                    help='with --strace: also a line for each page fault between the calls')
-    p.add_argument('--strace-time', choices=('t', 'r'), metavar='t|r',
+    p.add_argument('--strace-time', choices=('t', 'tt', 'r'), metavar='t|tt|r',
                    help='with --strace: prefix each line with the simulated time of day (t, like '
-                   'strace -t) or the simulated time since the previous line (r, like strace -r)')
+                   'strace -t; tt with microseconds, like strace -tt) or the simulated time since the '
+                   'previous line (r, like strace -r)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--progress', dest='progress', action='store_const', const=True, default=None,
                    help='show progress (default: only when stderr is a terminal)')
