@@ -1,4 +1,5 @@
-"""`faultlab run --strace[=FILE]`: a system-call log in strace's format, from the kernel's tracepoints.
+"""`faultlab run --strace` (or --strace-file FILE): a system-call log in strace's format, from the kernel's
+tracepoints.
 
 One line per system call as `strace -f -s 32` prints it (the argument decoders are in strace_decode.py),
 children and threads always followed, with `[pid N] ` prefixes while more than one task lives;
@@ -6,7 +7,7 @@ children and threads always followed, with `[pid N] ` prefixes while more than o
 when a task ends. A line is written when its call returns: a call that slept (wait4, futex, read on
 a pipe) is written whole once it is woken, where strace writes `<unfinished ...>` and `<... resumed>`.
 With faults=True the page faults between the calls are written too, in a syntax of their own
-(`--- page fault at 0x... (write, minor, do_anonymous_page) ---`); time='t' or 'r' prefixes the
+(`--- page fault at 0x... (write, minor, do_anonymous_page) ---`); time='t', 'tt' or 'r' prefixes the
 simulated time of day (strace -t, or -tt with microseconds) or the time since the previous line
 (strace -r); a call's time is when it was made.
 
@@ -31,39 +32,51 @@ ENV_MAX = 4096           # the environment's strings counted at most
 SIGFRAME_MASK_OFF = 296
 
 
+class Call:
+    """One system call in progress: who made it, its number and arguments, what was read at its entry."""
+    __slots__ = ('task', 'nr', 'args', 'entry', 't0', 'restart')
+
+    def __init__(self, task, nr, args, entry, t0):
+        self.task = task
+        self.nr = nr
+        self.args = args
+        self.entry = entry        # the line's text read at entry (execve), or {address: bytes} of its inputs
+        self.t0 = t0              # simulated ns when it was made
+        self.restart = False      # a signal ended its sleep with -ERESTARTSYS: the syscall runs again
+
+
 class StraceLog(Tracepoints):
     """The tracer behind --strace: writes strace's lines to out as the calls return."""
 
-    def __init__(self, out, faults=False, time=None):
+    def __init__(self, out, faults=False, time=None, owns_out=False):
         self.out = out
+        self.owns_out = owns_out         # close out with the log (a file of its own, not stderr)
         self.faults = faults
         self.time = time                 # None, 't' / 'tt' (simulated time of day) or 'r' (relative)
-        self.pending = {}                # tid -> [task, nr, args, entry] of a call in progress; entry: the
-                                         # line's text read at entry (execve), or the inputs read then
-        self.blocked = {}                # tid -> the same, for a call that sleeps
+        self.pending = {}                # tid -> the Call in progress
+        self.blocked = {}                # tid -> the Call that sleeps
         self.tasks = {}                  # tid -> Task: the tasks seen whose end is not written yet
         self.ended = set()
         self.ntasks = 0                  # len(kernel.tasks) at the last look for new ones
         self.exit_args = {}              # tid -> the status a thread gave exit()
         self.last_ns = None
-        self.kernel = None
 
     # ---- tracepoints ------------------------------------------------------------------------------
     def syscall_entry(self, kernel, task, nr):
         self._poll(kernel)
         self._see(task)
         call = self.blocked.pop(task.tid, None)
-        if call is not None and call[1] == nr:
-            self.pending[task.tid] = call     # a restarted call (-ERESTARTSYS): still the same line
+        if call is not None and call.restart and call.nr == nr:
+            self.pending[task.tid] = call     # the call runs again after -ERESTARTSYS: still the same line
             return
         if call is not None:
-            self._emit_call(kernel, call, None)
+            self._emit_call(kernel, call, None)     # its result went by unseen
         g = kernel.cpu.gpr
         args = tuple(g[i] for i in (7, 6, 2, 10, 8, 9))
         name = SYSCALL_NAMES.get(nr)
         at_entry = ENTRY_DECODERS.get(name)
         pre = at_entry(task, args, g[4]) if at_entry is not None else entry_snapshot(name, args, task.umem.read)
-        self.pending[task.tid] = [task, nr, args, pre, kernel.now_ns()]
+        self.pending[task.tid] = Call(task, nr, args, pre, kernel.now_ns())
 
     def syscall_exit(self, kernel, task, nr, ret):
         call = self.pending.pop(task.tid, None)
@@ -109,7 +122,10 @@ class StraceLog(Tracepoints):
             self._emit_call(kernel, call, None)
         for task in [t for t in self.tasks.values() if t.exited]:
             self._report_end(kernel, task)
-        self.out.flush()
+        if self.owns_out:
+            self.out.close()
+        else:
+            self.out.flush()
 
     # ---- the log ----------------------------------------------------------------------------------
     def _see(self, task):
@@ -118,7 +134,6 @@ class StraceLog(Tracepoints):
 
     def _poll(self, kernel):
         """Tasks that ended, then calls whose sleepers were woken (their result waits in wake_ret)."""
-        self.kernel = kernel
         if len(kernel.tasks) != self.ntasks:
             self.ntasks = len(kernel.tasks)
             for task in kernel.tasks.values():
@@ -129,11 +144,13 @@ class StraceLog(Tracepoints):
             self._report_end(kernel, task)
         for tid in list(self.blocked):
             call = self.blocked[tid]
-            task = call[0]
+            task = call.task
             if task.exited:
                 del self.blocked[tid]
                 self._emit_call(kernel, call, None)
-            elif task.wake_ret is not None and task.wake_ret != -ERESTARTSYS:
+            elif task.wake_ret == -ERESTARTSYS:
+                call.restart = True
+            elif task.wake_ret is not None:
                 del self.blocked[tid]
                 self._emit_call(kernel, call, s64(task.wake_ret))
 
@@ -148,15 +165,15 @@ class StraceLog(Tracepoints):
         self.tasks.pop(task.tid, None)
 
     def _emit_call(self, kernel, call, ret):
-        task, nr, args, pre, t0 = call
-        name = SYSCALL_NAMES.get(nr, 'syscall_%#x' % nr)
+        task = call.task
+        name = SYSCALL_NAMES.get(call.nr, 'syscall_%#x' % call.nr)
         if name == 'exit':
-            self.exit_args[task.tid] = args[0] & 0xff
-        if isinstance(pre, str):
-            head, tail = pre, format_ret(name, ret)
+            self.exit_args[task.tid] = call.args[0] & 0xff
+        if isinstance(call.entry, str):
+            head, tail = call.entry, format_ret(name, ret)
         else:
-            head, tail = format_call(name, args, ret, task.umem.read, snap=pre)
-        self._line(kernel, task, head, tail, t0)
+            head, tail = format_call(name, call.args, ret, task.umem.read, snap=call.entry)
+        self._line(kernel, task, head, tail, call.t0)
         if task.exited:
             self._report_end(kernel, task)
 
@@ -164,14 +181,14 @@ class StraceLog(Tracepoints):
         """One line: the time (a call's: when it was made), the pid prefix, the text; a call's result aligned
         at column 40 as strace does."""
         line = self._stamp(kernel.now_ns() if ns is None else ns) if self.time else ''
-        if self._multi(kernel):
+        if self._multi():
             line += '[pid %5d] ' % task.tid
         line += text
         if ret is not None:
             line = '%-39s = %s' % (line, ret)
         self.out.write(line + '\n')
 
-    def _multi(self, kernel):
+    def _multi(self):
         """strace -f's rule: the pid prefix while more than one traced task is alive."""
         return len(self.tasks) > 1
 
@@ -205,8 +222,8 @@ def execve_text(task, args, sp):
 ENTRY_DECODERS = {'execve': execve_text, 'rt_sigreturn': sigreturn_text}
 
 
-def open_strace(spec):
-    """--strace's destination: stderr for '-', else the file (OSError for a bad path)."""
-    if spec in (None, '', '-'):
-        return sys.stderr
-    return open(spec, 'w')
+def open_strace(path, faults=False, time=None):
+    """A StraceLog writing to stderr (path None or '-') or to the file path (OSError for a bad path)."""
+    if path in (None, '', '-'):
+        return StraceLog(sys.stderr, faults, time)
+    return StraceLog(open(path, 'w'), faults, time, owns_out=True)

@@ -10,7 +10,7 @@ from faultlab.kernel.tracepoints import TracepointTee
 from faultlab.observe import progress
 from faultlab.observe.profile import Profiler, format_profile
 from faultlab.observe.stat import format_stat, format_stat_csv
-from faultlab.observe.strace import StraceLog, open_strace
+from faultlab.observe.strace import open_strace
 from faultlab.observe.trace import ChromeTrace
 
 
@@ -79,8 +79,8 @@ class RunTools:
         observers = []
         if getattr(a, 'strace', False) or getattr(a, 'strace_file', None) or getattr(a, 'strace_faults', False) \
                 or getattr(a, 'strace_time', None):
-            self.strace = StraceLog(open_strace(getattr(a, 'strace_file', None)), faults=getattr(a, 'strace_faults', False),
-                                    time=getattr(a, 'strace_time', None))     # OSError for a bad path
+            self.strace = open_strace(getattr(a, 'strace_file', None), getattr(a, 'strace_faults', False),
+                                      getattr(a, 'strace_time', None))     # OSError for a bad path
             observers.append(self.strace)
         if getattr(a, 'cmd', None) == 'profile':
             self.profiler = Profiler(machine, stacks=not a.no_stacks, sample_insns=getattr(a, 'sample_insns', 100_000))
