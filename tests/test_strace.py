@@ -80,9 +80,9 @@ def faultlab_log(prog, args, tmp_path):
     """The program's log under faultlab run --strace-file."""
     out = tmp_path / ('%s.faultlab' % prog)
     data = fresh_dir(tmp_path)
+    argv = [os.path.join(BUILD, prog)] + program_args(args, tmp_path)
     subprocess.run([sys.executable, '-m', 'faultlab', 'run', '--no-progress', '--strace-file', str(out),
-                    '--mount', '%s:%s:rw' % (data, data), os.path.join(BUILD, prog)] + program_args(args, tmp_path),
-                   cwd=ROOT, stdout=subprocess.DEVNULL,
+                    '--mount', '%s:%s:rw' % (data, data)] + argv, cwd=ROOT, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=300)
     return out.read_text().splitlines()
 
@@ -272,8 +272,9 @@ def test_strace_to_stderr_with_faults_and_time():
     assert lines and all(stamp.match(x) for x in lines), lines[:5]
     body = [stamp.sub('', x) for x in lines]
     faults = [x for x in body if x.startswith('--- page fault at ')]
-    assert faults and all(re.match(r'^--- page fault at 0x[0-9a-f]+ \((read|write|instruction fetch), '
-                                   r'(minor|major|retry|fixup|signal)(, [\w() -]+)*\) ---$', x) for x in faults), faults[:3]
+    shape = re.compile(r'^--- page fault at 0x[0-9a-f]+ \((read|write|instruction fetch), '
+                       r'(minor|major|retry|fixup|signal)(, [\w() -]+)*\) ---$')
+    assert faults and all(shape.match(x) for x in faults), faults[:3]
     assert re.match(r'^write\(1, "hello, world\\nargc=1\\nargv\[0\]=hell"\.\.\., \d+\) += \d+$',
                     next(x for x in body if x.startswith('write(1,')))
     assert [re.sub(r' +=', ' =', x) for x in body[-2:]] == ['exit_group(0) = ?', '+++ exited with 0 +++']

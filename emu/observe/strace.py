@@ -19,8 +19,8 @@ import sys
 
 from faultlab.kernel.syscalls import SYSCALL_NAMES
 from faultlab.kernel.tracepoints import Tracepoints, access_str
-from faultlab.observe.strace_decode import Decoder, entry_snapshot, format_call, format_exit, format_ret, format_signal, \
-    pointer, s64, sigset
+from faultlab.observe.strace_decode import Decoder, entry_snapshot, format_call, format_exit, format_ret, \
+    format_signal, pointer, s64, sigset
 
 ERESTARTSYS = 512
 NORETURN = ('exit', 'exit_group')

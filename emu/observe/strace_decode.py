@@ -1,11 +1,11 @@
 """The argument decoders of `faultlab run --strace`: one system call as strace prints it.
 
-format_call(name, args, ret, mem) -> 'name(args) = ret' for one finished call, where mem(addr, n)
-reads n bytes of the caller's memory (None when unmapped). The conventions are strace's (strace(1),
-its src/ decoders): strings quoted with C escapes and cut at 32 bytes followed by `...` (strace -s 32),
-flag sets as NAME|NAME with the rest in hex, NULL for a null pointer, AT_FDCWD, struct stat as
+format_call(name, args, ret, mem) -> ('name(args)', 'ret') for one finished call, where mem(addr, n)
+reads n bytes of the caller's memory (None when unmapped); the log writes `name(args) = ret`.
+The conventions are strace's (strace(1), its src/ decoders): strings quoted with C escapes and cut at
+32 bytes followed by `...` (strace -s 32), path names whole, flag sets as NAME|NAME with the rest in hex, NULL for a null pointer, AT_FDCWD, struct stat as
 {st_mode=S_IFREG|0644, st_size=N, ...}, errors as `-1 ENOENT (No such file or directory)`, and for
-the calls it has no decoder for, every argument in hex (the count taken from the syscall table).
+the calls it has no decoder for, every argument in hex (as many as NARGS says, else six).
 """
 import errno
 import os
@@ -185,8 +185,8 @@ def errname(ret):
 
 # the input structs of the calls that sleep, read when the call is made (its caller's stack may have
 # moved on by the time the line is written): call -> [(argument index, bytes)]
-ENTRY_READS = {'nanosleep': [(0, 16)], 'rt_sigsuspend': [(0, 8)], 'clock_nanosleep': [(2, 16)], 'futex': [(3, 16)],
-               'rt_sigtimedwait': [(0, 8), (2, 16)], 'ppoll': [(2, 16)], 'pselect6': [(4, 16)]}
+ENTRY_READS = {'nanosleep': [(0, 16)], 'rt_sigsuspend': [(0, 8)], 'clock_nanosleep': [(2, 16)],
+               'futex': [(3, 16)], 'rt_sigtimedwait': [(0, 8), (2, 16)], 'ppoll': [(2, 16)], 'pselect6': [(4, 16)]}
 
 
 def entry_snapshot(name, args, mem):
@@ -400,6 +400,9 @@ def decode_args(name, a, ret, d):
     return fn(a, ret, ok, d) if fn is not None else None
 
 
+# _d_NAME(a, ret, ok, d): NAME's arguments as strace prints them, from a (the six argument registers),
+# ret (its result, None when it did not return), ok (it succeeded: output arguments were written) and
+# d (a Decoder of the caller's memory)
 def _d_read(a, ret, ok, d):
     return [str(s32(a[0])), d.buf(a[1], ret) if ok else '%#x' % a[1], str(a[2])]
 
