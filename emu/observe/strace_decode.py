@@ -4,8 +4,9 @@ format_call(name, args, ret, mem) -> ('name(args)', 'ret') for one finished call
 reads n bytes of the caller's memory (None when unmapped); the log writes `name(args) = ret`.
 The conventions are strace's (strace(1), its src/ decoders): strings quoted with C escapes and cut at
 32 bytes followed by `...` (strace -s 32), path names whole, flag sets as NAME|NAME with the rest in
-hex, NULL for a null pointer, AT_FDCWD, struct stat as {st_mode=S_IFREG|0644, st_size=N, ...}, errors as `-1 ENOENT (No such file or directory)`, and for
-the calls it has no decoder for, every argument in hex (as many as NARGS says, else six).
+hex, NULL for a null pointer, AT_FDCWD, struct stat as {st_mode=S_IFREG|0644, st_size=N, ...},
+errors as `-1 ENOENT (No such file or directory)`, and for the calls it has no decoder for, every
+argument in hex (as many as NARGS says, else six).
 """
 import errno
 import os
