@@ -89,6 +89,11 @@ def add_profile_parser(sub):
     t.add_argument('args', nargs=argparse.REMAINDER)
 
 
+def _kind(kinds, name, what):
+    """One `bench KIND` subparser, what it measures as its help and its description."""
+    return kinds.add_parser(name, help=what, description='faultlab bench %s: %s' % (name, what))
+
+
 def _quick(p, what):
     """A benchmark's --quick, with what it makes smaller."""
     p.add_argument('--quick', action='store_true', help='a smoke test: %s' % what)
@@ -105,23 +110,22 @@ def add_bench_parser(sub):
     b = sub.add_parser('bench', help='benchmarks (faultlab bench KIND --help for each)',
                        description='benchmarks of the simulated machine; each KIND has its own options')
     kinds = b.add_subparsers(dest='what', required=True, metavar='KIND')
-    k = kinds.add_parser('speed', help='host time per guest instruction: native, faultlab, qemu-user, Qiling')
+    k = _kind(kinds, 'speed', 'host speed of faultlab beside native runs, qemu-user and Qiling (compute, pagetouch)')
     _quick(k, 'small workloads, one run each')
     k.add_argument('--reps', type=positive_int, default=None,
                    help='runs per runner and workload, the best counts (default 3; 1 with --quick)')
-    k = kinds.add_parser('prefetch', help="software prefetching of a cold mmap'ed file with the vDSO's "
-                         'prefetch_page()')
-    _quick(k, 'fewer latencies, ratios and distances')
-    k = kinds.add_parser('populate', help='prefaulting by touching vs MADV_POPULATE_(READ|WRITE) vs fallocate')
+    k = _kind(kinds, 'prefetch', "software prefetching of a cold mmap'ed file with the vDSO's prefetch_page()")
+    _quick(k, 'one disk latency, three distances, a 64-page file')
+    k = _kind(kinds, 'populate', 'prefaulting a mapping by touching it vs MADV_POPULATE_(READ|WRITE) vs fallocate')
     _quick(k, 'the 2M size only (when --size is not given)')
     k.add_argument('--size', type=populate_sizes, default=None, metavar='SIZE[,SIZE...]',
                    help='mapping sizes (e.g. 2M, 64M; default 2M,64M)')
-    k = kinds.add_parser('spf', help='speculative page faults: ebizzy -mTRp on 1 to 16 simulated CPUs')
+    k = _kind(kinds, 'spf', 'speculative page faults: ebizzy -mTRp on 1 to 16 simulated CPUs')
     _quick(k, '1, 2 and 4 CPUs, shorter runs')
-    k = kinds.add_parser('elf-fuzz', help='mutated executables through the ELF loader')
+    k = _kind(kinds, 'elf-fuzz', 'mutated executables through the ELF loader')
     _quick(k, '200 executables instead of --count')
     _count_and_seed(k, 'number of mutated executables', 'the mutations')
-    k = kinds.add_parser('soak', help='every userland program under random combinations of the run options')
+    k = _kind(kinds, 'soak', 'every userland program under random combinations of the run options')
     _quick(k, 'at most 12 runs')
     _count_and_seed(k, 'number of runs', 'the option combinations')
 
