@@ -6,8 +6,8 @@ the order declared here. `faultlab stat`, `run --stats` and `stat -x` print the 
 one with `row` set also has its own line in the human-readable block, with its `note` as the comment.
 Every event name, derived ones included, is what `faultlab stat -e` accepts (EVENT_NAMES), as perf stat -e
 takes perf's. The user, kernel and idle cycles are summed over every CPU, so their shares are of the
-summed CPU time (cpu-time-cycles), which on one CPU is `cycles`. A counter whose `read` is None is derived for display from the other events (`derive`) and is not
-part of the snapshot.
+summed CPU time (cpu-time-cycles), which on one CPU is `cycles`. A counter whose `read` is None is
+derived for display from the other events (`derive`) and is not part of the snapshot.
 """
 
 __all__ = ['KernelCounter', 'COUNTERS', 'CPU_COUNTERS', 'EVENTS', 'EVENT_NAMES', 'BY_EVENT', 'snapshot', 'n', 'pct',
