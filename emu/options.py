@@ -106,7 +106,8 @@ def add_cost_options(p):
     p.add_argument('--platform', choices=list(PLATFORMS), default='bare-metal',
                    help='cost table of the simulated machine: bare-metal (default) or vm (a KVM guest: '
                         'vCPU wake-ups, as in the SPF series\' 16-vCPU VM)')
-    p.add_argument('--costs', metavar='FILE', type=readable_file, help='override cycle costs (JSON or name = value lines)')
+    p.add_argument('--costs', metavar='FILE', type=readable_file,
+                   help='override cycle costs (JSON or name = value lines)')
 
 
 def cost_table(a):
@@ -130,7 +131,8 @@ def add_machine_options(p):
     p.add_argument('--sysroot', metavar='DIR', help='the shared libraries and dynamic-loader configuration '
                    '(lib, lib64, usr/lib, usr/lib64, etc/ld.so.*) of dynamically linked programs come from DIR '
                    'instead of the host, as with qemu-x86_64 -L')
-    p.add_argument('--env', action='append', type=env_assignment, default=[], metavar='NAME=VALUE', help='add to the guest environment')
+    p.add_argument('--env', action='append', type=env_assignment, default=[], metavar='NAME=VALUE',
+                   help='add to the guest environment')
     p.add_argument('--sysctl', action='append', default=[], metavar='NAME=VALUE',
                    help='set a /proc/sys value at boot through its write handler, as Linux\'s sysctl.NAME=VALUE '
                         'boot parameter (e.g. vm.overcommit_memory=1; repeatable)')
