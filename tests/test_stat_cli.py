@@ -186,3 +186,25 @@ def test_shares_of_cpu_time_stay_shares_on_two_cpus(userland):
                                                    abs=2)
     assert csv['kernel-cycles'] > csv['cycles'] * 0.5 and csv['cpu-time-cycles'] > csv['cycles']
     assert 'summed' in rows['cycles']
+
+
+def test_mean_of_runs_keeps_cpu_numbers_and_averages_the_rest():
+    """-r's mean snapshot: counts averaged (per CPU and per fault handler too), CPU numbers kept; the
+    spread is perf's: the standard error of the mean over the mean."""
+    from faultlab.observe.stat import format_stat, mean_snapshot, spreads
+    runs = [dict(instructions=100, cycles=400, freq_hz=1_000_000_000, page_faults=10,
+                 cpus=[dict(cpu=0, instructions=60, cycles=400), dict(cpu=1, instructions=40, cycles=390)],
+                 fault_breakdown={'do_anonymous_page': {'count': 10, 'cycles': 1000}}),
+            dict(instructions=300, cycles=600, freq_hz=1_000_000_000, page_faults=30,
+                 cpus=[dict(cpu=0, instructions=200, cycles=600), dict(cpu=1, instructions=100, cycles=590)],
+                 fault_breakdown={'do_anonymous_page': {'count': 20, 'cycles': 3000},
+                                  'do_cow_fault': {'count': 10, 'cycles': 500}})]
+    m = mean_snapshot(runs)
+    assert m['instructions'] == 200 and m['freq_hz'] == 1_000_000_000
+    assert [c['cpu'] for c in m['cpus']] == [0, 1] and m['cpus'][1]['instructions'] == 70
+    assert m['fault_breakdown']['do_cow_fault'] == {'count': 5, 'cycles': 250}
+    s = spreads(runs)
+    assert s['instructions'] == pytest.approx(50.0) and s['page-faults'] == pytest.approx(50.0)
+    text = format_stat(m, 'p', runs=2, spread=s)
+    assert '2 runs' in text and 'CPU0 ' in text and 'CPU1 ' in text
+    assert _rows(text)['instructions'].endswith('( +- 50.00% )')
