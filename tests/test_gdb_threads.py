@@ -45,23 +45,63 @@ int main(int argc, char **argv)
 '''
 
 
+BLOCKING_C = r'''
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static int fds[2];
+
+void *writer(void *arg)
+{
+    for (volatile int i = 0; i < 100000; i++)
+        ;
+    write(fds[1], "x", 1);
+    return arg;
+}
+
+int main(void)
+{
+    pthread_t t;
+    char c = 0;
+    long ret;
+    pipe(fds);
+    pthread_create(&t, 0, writer, 0);
+    /* read(2) of the empty pipe: it sleeps until the writer thread writes */
+    __asm__ volatile(".globl read_syscall\nread_syscall:\n\tsyscall"
+                     : "=a"(ret) : "a"(0L), "D"((long)fds[0]), "S"(&c), "d"(1L) : "rcx", "r11", "memory");
+    pthread_join(t, 0);
+    printf("read %ld %c\n", ret, c);
+    return 0;
+}
+'''
+
+
+def build(d, name, source, *flags):
+    """Compile source (static unless flags say otherwise) with debug info into d/name."""
+    src = d / (name + '.c')
+    src.write_text(source)
+    prog = str(d / name)
+    subprocess.run([GCC, '-g', '-O0', '-pthread'] + list(flags) + [str(src), '-o', prog], check=True)
+    return prog
+
+
+@pytest.fixture(scope='module')
+def blocking(tmp_path_factory):
+    """A program whose main thread sleeps in read(2) until another thread writes."""
+    return build(tmp_path_factory.mktemp('gdbblock'), 'blocking', BLOCKING_C, '-static')
+
+
 @pytest.fixture(scope='module')
 def workers(tmp_path_factory):
     """The threaded program, static with debug info."""
-    d = tmp_path_factory.mktemp('gdbthreads')
-    src = d / 'workers.c'
-    src.write_text(WORKERS_C)
-    prog = str(d / 'workers')
-    subprocess.run([GCC, '-static', '-g', '-O0', '-pthread', str(src), '-o', prog], check=True)
-    return prog
+    return build(tmp_path_factory.mktemp('gdbthreads'), 'workers', WORKERS_C, '-static')
 
 
 @pytest.fixture(scope='module')
-def workers_dynamic(workers):
+def workers_dynamic(tmp_path_factory):
     """The same program linked dynamically (its libc and loader come from the guest's /lib)."""
-    prog = workers + '-dyn'
-    subprocess.run([GCC, '-g', '-O0', '-pthread', workers + '.c', '-o', prog], check=True)
-    return prog
+    return build(tmp_path_factory.mktemp('gdbthreadsdyn'), 'workers', WORKERS_C)
 
 
 def native(prog, commands, args=()):
@@ -166,6 +206,21 @@ def test_stepi_in_another_thread(workers, tmp_path, cpus):
         assert 0 < pc2 - pc1 <= 15, text
     assert '$1 = (void *) 0x1' in out, out
     assert rc == 0 and stdout == 'total 14\n', (out, stderr)
+
+
+@pytest.mark.parametrize('cpus', [1, 2])
+def test_stepi_over_a_blocking_system_call(blocking, tmp_path, cpus):
+    """stepi on a read(2) that sleeps: the step ends when the call returns (the writer thread ran
+    meanwhile), at the next instruction, with the call's result, as natively."""
+    cmds = ['break *read_syscall', 'continue', 'stepi', 'printf "pc=%#lx rax=%ld\\n", $pc, $rax',
+            'stepi', 'printf "pc=%#lx\\n", $pc', 'continue']
+    out, rc, stdout, stderr = gdb_session(tmp_path, blocking, cmds, opts=['--cpus', str(cpus)])
+    nat = native(blocking, cmds)
+    for text in (out, nat):
+        stop = int(re.search(r'Breakpoint 1, (0x[0-9a-f]+) in main', text).group(1), 16)
+        assert 'pc=%#x rax=1\n' % (stop + 2) in text, text
+        assert re.search(r'^pc=0x[0-9a-f]+$', text, re.M) and 'exited normally' in text, text
+    assert rc == 0 and stdout == 'read 1 x\n', (out, stderr)
 
 
 def test_info_proc_mappings_and_file_transfer(workers, tmp_path):

@@ -110,6 +110,7 @@ class GdbStub:
         self._stepping = False
         self._step_watch = None
         self._resume_fault = None
+        self._step_resume = None     # (task, hook handle, addr): a step that blocked in a system call
         self.g_thread = self.c_thread = 0
         self.multiprocess = False    # gdb offered multiprocess+: thread ids are pPID.TID, exits name the process
         self.hostio = None           # the vFile packets' open files
@@ -154,6 +155,7 @@ class GdbStub:
         for w in self.watches.values():
             self._disarm(w)
         self.watches.clear()
+        self._cancel_step_resume()
         self.cpu.uc.ctl_flush_tb()
         self.machine.debugger = None
         self.kernel.debugger = None
@@ -249,6 +251,30 @@ class GdbStub:
             return
         self._event = ('bp', bptype, addr)
         self.cpu.stop_at(addr)
+
+    def _on_step_resume(self, _uc, addr, _size, task):
+        """The thread whose step blocked in a system call runs again: the step is done."""
+        if self._stepping or self._event is not None or self.kernel.current is not task:
+            return
+        self._event = ('stepped',)
+        self.cpu.stop_at(addr)
+
+    def _step_when_woken(self, task):
+        """A step that put the thread to sleep in a system call (read of an empty pipe, futex wait)
+        ends, as a native stepi does, when the call returns: a hook on the next instruction, for this
+        thread only; the others run meanwhile."""
+        addr = self.cpu.rip
+        h = self.cpu.uc.hook_add(UC_HOOK_CODE, self._on_step_resume, task, addr, addr)
+        self.cpu.uc.ctl_remove_cache(addr, addr + 1)
+        self._step_resume = (task, h, addr)
+
+    def _cancel_step_resume(self):
+        """Remove the hook of a step that blocked (it ended, or another stop came first)."""
+        if self._step_resume is not None:
+            _task, h, addr = self._step_resume
+            self._step_resume = None
+            self.cpu.uc.hook_del(h)
+            self.cpu.uc.ctl_remove_cache(addr, addr + 1)
 
     def _on_mem(self, _uc, access, addr, size, _value, w):
         # hooks are armed with slack below the watched bytes: check the real overlap
@@ -390,6 +416,9 @@ class GdbStub:
         ev, self._event = self._event, None
         if ev is None:
             return None
+        self._cancel_step_resume()
+        if ev[0] == 'stepped':
+            return self._stop_reply(task, SIGTRAP, '', TRAP_TRACE)
         if ev[0] == 'bp':
             return self._break_reply(task, ev[1])
         if ev[0] == 'watch':
@@ -450,6 +479,10 @@ class GdbStub:
                 return None
             if self._event is not None:
                 return self._take_event(task)
+            if action == 's' and task.state != 'R':
+                self._step_when_woken(task)
+                self.stopped = False
+                return None
             if self._step_watch is not None:
                 return self._watch_reply(task, *self._step_watch)
             if action == 's':
