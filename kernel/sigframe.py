@@ -141,7 +141,8 @@ def setup_rt_frame(k, task, sig, in_syscall):
     task.sigmask |= mask | (0 if flags & SA_NODEFER else 1 << (sig - 1))
     task.sigmask &= ~((1 << 8) | (1 << 18))          # SIGKILL and SIGSTOP are never blocked
     if flags & SA_RESETHAND:
-        task.sigactions[sig] = bytes(32)
+        # get_signal's SA_ONESHOT: only the handler goes back to SIG_DFL; flags, restorer and mask stay
+        task.sigactions[sig] = bytes(8) + task.sigactions[sig][8:]
     g = cpu.gpr
     g[7], g[6], g[2], g[0] = sig, sp + INFO_OFF, sp + UC_OFF, 0
     g[4] = sp

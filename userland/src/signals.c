@@ -96,7 +96,8 @@ int main(void)
     raise(SIGUSR2);
     struct sigaction old;
     sigaction(SIGUSR2, NULL, &old);
-    printf("SA_RESETHAND: back to default %d\n", old.sa_handler == SIG_DFL);
+    printf("SA_RESETHAND: back to default %d, flags kept %d\n", old.sa_handler == SIG_DFL,
+           (old.sa_flags & (SA_SIGINFO | SA_RESETHAND)) == (SA_SIGINFO | SA_RESETHAND));
 
     pthread_t w;
     pthread_create(&w, NULL, waiter, NULL);
