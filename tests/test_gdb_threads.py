@@ -148,6 +148,10 @@ def test_info_threads_between_continues_keeps_every_breakpoint_hit(workers, tmp_
         for listing in listings:
             assert re.search(r'^\*\s+\d+\s+Thread.*worker \(arg=', listing, re.M), listing
             assert len(listing.splitlines()) >= 2
+        # qXfer:threads gives each thread its name, as natively
+        assert len(re.findall(r'^Thread \d+ "workers" hit Breakpoint 1', text, re.M)) == 3, text
+    # and says which simulated CPU each thread is on
+    assert re.search(r'^\*\s+\d+\s+Thread 1\.\d+ "workers" \(tid \d+, CPU [0-3], stopped here\)', out, re.M), out
 
 
 @pytest.mark.parametrize('cpus', [2, 4])

@@ -32,6 +32,7 @@ from faultlab.gdb.hostio import HostIo
 from faultlab.gdb.libs import library_list_svr4
 from faultlab.gdb.regs import REGISTERS, reg_value, set_reg, target_xml
 from faultlab.gdb.rsp import RspConnection, Disconnected, escape_binary, unescape_binary
+from faultlab.gdb.threadlist import thread_description, threads_xml
 from faultlab.kernel.debugmon import FaultMonitor, peek_user, poke_user, ptrace_signal, translate_user, monitor_command
 from faultlab.observe.stat import format_stat
 
@@ -859,7 +860,7 @@ class GdbStub:
         offered = text.partition(':')[2].split(';')
         self.multiprocess = 'multiprocess+' in offered
         return ('PacketSize=%x;%sqXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;qXfer:siginfo:read+;'
-                'qXfer:libraries-svr4:read+;swbreak+;'
+                'qXfer:libraries-svr4:read+;qXfer:threads:read+;swbreak+;'
                 'hwbreak+;vContSupported+' % (PACKET_SIZE, 'multiprocess+;' if self.multiprocess else ''))
 
     def _q_current_thread(self, task, text):
@@ -875,11 +876,11 @@ class GdbStub:
         return 'l'
 
     def _q_thread_extra_info(self, task, text):
-        """qThreadExtraInfo,thread-id: the thread's name and process, in hex."""
+        """qThreadExtraInfo,thread-id: where the thread is (its CPU, or asleep), in hex."""
         t = self._find_thread(self._parse_tid(text.split(',', 1)[1]))
         if t is None:
             return 'E01'
-        return ('%s pid %d%s' % (t.comm, t.pid, ' (on cpu)' if t is task else '')).encode().hex()
+        return thread_description(self.kernel, t, task).encode().hex()
 
     def _q_attached(self, task, text):
         """qAttached[:pid]: 0, we started the process (quitting gdb kills it)."""
@@ -915,6 +916,8 @@ class GdbStub:
             signo, code, addr = self.siginfo
             # x86-64 siginfo_t: si_signo, si_errno, si_code, padding, then the union (si_addr first); 128 bytes
             data = struct.pack('<iiiiQ', signo, 0, code, 0, addr & (1 << 64) - 1).ljust(128, b'\0')
+        elif obj == 'threads':
+            data = threads_xml(self.kernel, self._threads(), task, self._thread_id).encode()
         elif obj == 'exec-file':
             if annex and self._find_thread(int(annex, 16)) is None:
                 return 'E01'
