@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from test_gdb import GDB, gdb_batch, gdb_session
+from test_gdb import GDB, gdb_batch, gdb_session, symbols
 
 GCC = shutil.which('gcc')
 pytestmark = pytest.mark.skipif(GDB is None or GCC is None, reason='needs gdb and gcc')
@@ -225,6 +225,20 @@ def test_stepi_over_a_blocking_system_call(blocking, tmp_path, cpus):
         assert 'pc=%#x rax=1\n' % (stop + 2) in text, text
         assert re.search(r'^pc=0x[0-9a-f]+$', text, re.M) and 'exited normally' in text, text
     assert rc == 0 and stdout == 'read 1 x\n', (out, stderr)
+
+
+@pytest.mark.parametrize('cpus', [1, 2])
+def test_stepi_of_a_thread_asleep_in_a_system_call(blocking, tmp_path, cpus):
+    """Stopped in the writer while main sleeps in read(2): `thread 1`, `stepi` lets the others run
+    and ends when main's read returns (pc right after the syscall, rax the byte count), as natively."""
+    after = symbols(blocking)['read_syscall'] + 2
+    cmds = ['break write', 'continue', 'thread 1', 'stepi', 'printf "pc=%#lx rax=%ld\\n", $pc, $rax', 'thread']
+    out, _, _, stderr = gdb_session(tmp_path, blocking, cmds + ['kill'], opts=['--cpus', str(cpus)])
+    nat = native(blocking, cmds)
+    for text in (out, nat):
+        assert 'pc=%#x rax=1\n' % after in text, text
+        assert re.search(r'^\[Current thread is 1 ', text, re.M), text
+    assert 'Traceback' not in out + stderr
 
 
 def test_info_proc_mappings_and_file_transfer(workers, tmp_path):

@@ -253,19 +253,21 @@ class GdbStub:
         self._event = ('bp', bptype, addr)
         self.cpu.stop_at(addr)
 
-    def _on_step_resume(self, _uc, addr, _size, task):
-        """The thread whose step blocked in a system call runs again: the step is done."""
+    def _on_step_resume(self, _uc, addr, _size, data):
+        """The thread of a pending step runs again: the step is done (or, then_step, starts now)."""
+        task, then_step = data
         if self._stepping or self._event is not None or self.kernel.current is not task:
             return
-        self._event = ('stepped',)
+        self._event = ('stepped', then_step)
         self.cpu.stop_at(addr)
 
-    def _step_when_woken(self, task):
-        """A step that put the thread to sleep in a system call (read of an empty pipe, futex wait)
-        ends, as a native stepi does, when the call returns: a hook on the next instruction, for this
-        thread only; the others run meanwhile."""
-        addr = self.cpu.rip
-        h = self.cpu.uc.hook_add(UC_HOOK_CODE, self._on_step_resume, task, addr, addr)
+    def _step_when_woken(self, task, addr, then_step=False):
+        """A step of a thread that cannot run now ends, as a native stepi does, when it runs again: a
+        hook on addr, its next instruction, for this thread only, while the others run. A step that
+        put the thread to sleep in a system call (read of an empty pipe), or asked of a thread asleep in
+        one, is done once the call returns; one asked of a thread waiting for a CPU (then_step) steps
+        one instruction when it gets a CPU."""
+        h = self.cpu.uc.hook_add(UC_HOOK_CODE, self._on_step_resume, (task, then_step), addr, addr)
         self.cpu.uc.ctl_remove_cache(addr, addr + 1)
         self._step_resume = (task, h, addr)
 
@@ -419,6 +421,12 @@ class GdbStub:
             return None
         self._cancel_step_resume()
         if ev[0] == 'stepped':
+            if ev[1]:
+                self._step(task)
+                if task.exited:
+                    return None
+                if self._event is not None:
+                    return self._take_event(task)
             return self._stop_reply(task, SIGTRAP, '', TRAP_TRACE)
         if ev[0] == 'bp':
             return self._break_reply(task, ev[1])
@@ -481,7 +489,7 @@ class GdbStub:
             if self._event is not None:
                 return self._take_event(task)
             if action == 's' and task.state != 'R':
-                self._step_when_woken(task)
+                self._step_when_woken(task, cpu.rip)
                 self.stopped = False
                 return None
             if self._step_watch is not None:
@@ -700,7 +708,7 @@ class GdbStub:
             return 'vCont;c;C;s;S'
         if not text.startswith('vCont;'):
             return ''
-        chosen, signal, target = None, 0, task
+        chosen, signal, target, deferred = None, 0, task, None
         for act in text[6:].split(';'):
             what, _, tid = act.partition(':')
             if not what or what[0] not in 'cCsSt':
@@ -708,16 +716,25 @@ class GdbStub:
             sig = int(what[1:3], 16) if what[0] in 'CS' else 0
             if tid and self._parse_tid(tid) not in (-1, 0, task.tid):
                 other = self._find_thread(self._parse_tid(tid))
-                if chosen is None and what[0] in 'sS' and self._runs_on_a_cpu(other):
-                    chosen, signal, target = 's', sig, other    # `thread N` then stepi: step that one
+                if chosen is None and what[0] in 'sS' and other is not None:
+                    if self._runs_on_a_cpu(other):
+                        chosen, signal, target = 's', sig, other    # `thread N` then stepi: step that one
+                    elif deferred is None:
+                        deferred = other        # asleep or waiting for a CPU: it steps when it runs
                 continue
             if chosen is None:
                 chosen, signal = what[0].lower(), sig
+        if chosen is None and deferred is not None:
+            chosen = 'c'                        # the others run until the thread to step gets a CPU
         if chosen is None or chosen == 't':
             return 'OK' if chosen == 't' else 'E01'
         if postmortem:
             self.stopped = False
             return None
+        if deferred is not None and target is task:
+            # asleep in a system call, the step is its return (as natively); waiting for a CPU, one instruction
+            self._step_when_woken(deferred, self._thread_regs(deferred, lambda: self.cpu.rip),
+                                  then_step=deferred.state == 'R')
         if target is not task:
             self._load_thread(target)
         self._deliver(target, signal)
@@ -800,9 +817,12 @@ class GdbStub:
         return t
 
     def _on_core(self, task, fn, write=False):
-        """fn() with task's registers in the core: a thread off the CPU is loaded from its saved
+        """fn() with the registers of the thread g/G/p/P are for (see _reg_task) in the core."""
+        return self._thread_regs(self._reg_task(task), fn, write)
+
+    def _thread_regs(self, t, fn, write=False):
+        """fn() with thread t's registers in the core: a thread off the CPU is loaded from its saved
         context for the call (and saved back after a write); nothing is charged to the simulation."""
-        t = self._reg_task(task)
         sched = self.kernel.sched
         if t is sched.loaded_task or t.ctx is None:
             return fn()
