@@ -51,11 +51,13 @@ BLOCKING_C = r'''
 #include <unistd.h>
 
 static int fds[2];
+static volatile int reading;
 
 void *writer(void *arg)
 {
-    for (volatile int i = 0; i < 100000; i++)
+    while (!reading)
         ;
+    usleep(100000);                 /* main is asleep in its read by then */
     write(fds[1], "x", 1);
     return arg;
 }
@@ -68,6 +70,7 @@ int main(void)
     pipe(fds);
     pthread_create(&t, 0, writer, 0);
     /* read(2) of the empty pipe: it sleeps until the writer thread writes */
+    reading = 1;
     __asm__ volatile(".globl read_syscall\nread_syscall:\n\tsyscall"
                      : "=a"(ret) : "a"(0L), "D"((long)fds[0]), "S"(&c), "d"(1L) : "rcx", "r11", "memory");
     pthread_join(t, 0);
