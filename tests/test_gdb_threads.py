@@ -210,7 +210,8 @@ def test_stepi_in_another_thread(workers, tmp_path, cpus):
     for text in (out, nat):
         assert re.search(r'^\[Current thread is 1 ', text, re.M), text
         pc1, pc2 = (int(re.search(r'^%s=(0x[0-9a-f]+)$' % k, text, re.M).group(1), 16) for k in ('pc1', 'pc2'))
-        assert 0 < pc2 - pc1 <= 15, text
+        # (natively, main may already sleep in pthread_join: then the step is the futex call's return)
+        assert 0 < pc2 - pc1 <= 15 or text is nat and pc2 == pc1, text
     assert '$1 = (void *) 0x1' in out, out
     assert rc == 0 and stdout == 'total 14\n', (out, stderr)
 
