@@ -22,6 +22,7 @@ from faultlab.kernel.rlimits import RLIMIT_SIGPENDING, task_rlimit
 from faultlab.kernel.sigframe import handler_of
 from faultlab.kernel.kpageflags import register_kpageflags
 from faultlab.kernel.proc_fd import register_proc_fd
+from faultlab.kernel.proc_cmdline import register_proc_cmdline
 from faultlab.kernel.proc_mem import register_proc_mem
 from faultlab.kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
@@ -270,6 +271,7 @@ def register_procfs(k):
     register_sysctl_vm(k)
     register_kpageflags(k)
     register_proc_mem(k)
+    register_proc_cmdline(k)
     register_proc_fd(k)
     register_oom_procfs(k)
     register_fork_limits_procfs(k)

@@ -239,7 +239,7 @@ def test_gdb_breaks_in_libc_and_backtraces_through_it(tmp_path):
     assert re.search(r'Breakpoint 1, .*puts', out), out
     bt = [l for l in out.splitlines() if l.startswith('#')]
     assert 'puts' in bt[0] and ' work ' in bt[1] and ' main ' in bt[2], bt
-    assert re.search(r'0x0*7fff[0-9a-f]+\s+0x0*7fff[0-9a-f]+\s+Yes\s+/lib/x86_64-linux-gnu/libc\.so\.6', out), out
+    assert re.search(r'0x0*7fff[0-9a-f]+\s+0x0*7fff[0-9a-f]+\s+Yes\s+(?:target:)?/lib/x86_64-linux-gnu/libc\.so\.6', out), out
     assert 'Value returned is $1 = 10' in out and 'exited normally' in out, out
     assert rc == 0 and stdout == 'from libc\n'
 

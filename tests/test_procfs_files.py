@@ -83,3 +83,16 @@ def test_proc_file_read_again_from_the_start_shows_the_present(userland):
     g = run_guest(prog)
     assert g.exit_code == 0 and native.returncode == 0
     assert g.stdout == native.stdout == b'maps after rewind grew by 2\n'
+
+
+def test_proc_cmdline_and_environ_match_native(userland):
+    """/proc/self/cmdline and environ are the strings execve put on the stack, read at any offset; after
+    setproctitle overwrote the NUL that ends the arguments, cmdline runs on to the first NUL, which it
+    includes (get_mm_proctitle). argv[0] and the environment are the guest's, natively too."""
+    prog = os.path.join(userland, 'proccmd')
+    args = ['one', 'two', 'three four']
+    native = subprocess.run(['proccmd'] + args, executable=prog, env={'PATH': '/bin', 'LANG': 'C'},
+                            capture_output=True, timeout=60)
+    g = run_guest(prog, args)
+    assert native.returncode == 0 and b'cmdline: 27 bytes:proccmd|one|two|three four|' in native.stdout
+    assert (g.exit_code, g.stdout) == (0, native.stdout)
