@@ -63,12 +63,10 @@ def add_run_parser(sub):
 def add_stat_parser(sub):
     """`faultlab stat`, with perf stat's -e, -r, -o and -x."""
     t = sub.add_parser('stat', help='run a program and print perf-stat-like counters of the simulated machine',
-                       conflict_handler='resolve', formatter_class=argparse.RawDescriptionHelpFormatter,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=textwrap.fill('events (-e): ' + ', '.join(EVENT_NAMES), break_on_hyphens=False))
     add_machine_options(t)
     add_tool_options(t, 'stat')
-    t.add_argument('-o', '--output', metavar='FILE',
-                   help='write the counters to FILE instead of stderr ("-": standard output), as perf stat -o')
     t.add_argument('-e', '--event', dest='events', action='extend', type=parse_events, metavar='EVENT[,EVENT...]',
                    help='print only these events, in this order (repeatable; the names are listed below)')
     t.add_argument('-r', '--repeat', type=positive_int, default=1, metavar='N',

@@ -38,40 +38,21 @@ def _command_line(a):
 
 
 class InterruptAtQuantum:
-    """Ctrl-C during a run, taken where the machine is consistent. A KeyboardInterrupt raised inside one of
-    Unicorn's callbacks would be lost (ctypes prints it and returns, dropping the trap in progress), so the
-    SIGINT handler only stops the CPU, and the machine loop's hook before each quantum (Machine.debugger's
-    before_run, the one a gdb stub uses) raises KeyboardInterrupt there."""
+    """Ctrl-C during a run, taken where the machine is consistent: the SIGINT handler asks the machine to
+    stop (Machine.interrupt), whose run loop raises KeyboardInterrupt before its next quantum."""
 
     def __init__(self, machine):
         self.machine = machine
-        self.pending = False
         self.previous = None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():      # (only it may set a handler)
-            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
-            self.machine.debugger = self
+            self.previous = signal.signal(signal.SIGINT, lambda _signum, _frame: self.machine.interrupt())
         return self
 
     def __exit__(self, *exc):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
-            self.machine.debugger = None
-
-    def _on_sigint(self, _signum, _frame):
-        """Stop the CPU's quantum; the interrupt is raised before the next one."""
-        self.pending = True
-        self.machine.cpu.stop()
-
-    def before_run(self, _task):
-        """The machine loop, before a quantum: raise a pending Ctrl-C."""
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
-
-    def on_exit(self, _task, _reason):
-        """The run ended: nothing to do."""
 
 
 def _prepare(a):

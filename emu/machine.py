@@ -71,6 +71,13 @@ class Machine:
         self.kernel = Kernel(self.phys, self.cpu, self.costs, config or KernelConfig())
         self.cpu.traps = self.kernel
         self.debugger = None        # a GdbStub (emu/gdb/stub.py) when one is attached
+        self._interrupted = False
+
+    def interrupt(self):
+        """Ask the run loop to raise KeyboardInterrupt before its next quantum (safe from a signal
+        handler: a KeyboardInterrupt raised inside a Unicorn callback would be lost), and end the current one."""
+        self._interrupted = True
+        self.cpu.stop()
 
     def _read_code(self, va, n):
         return self.kernel.read_code(va, n) if self.kernel is not None else None
@@ -96,6 +103,9 @@ class Machine:
         sched = kernel.sched
         exit_code = 124                            # a limit ended the run (as timeout(1) reports it)
         while not task.group.exited:
+            if self._interrupted:
+                self._interrupted = False
+                raise KeyboardInterrupt
             if self.debugger is not None:
                 cur = kernel.current
                 # stops are reported for the thread that was running

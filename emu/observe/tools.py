@@ -9,7 +9,6 @@ import sys
 from faultlab.kernel.tracepoints import TracepointTee
 from faultlab.observe import progress
 from faultlab.observe.profile import Profiler, format_profile
-from faultlab.observe.stat import format_stat, format_stat_csv
 from faultlab.observe.strace import open_strace
 from faultlab.observe.trace import ChromeTrace
 
@@ -34,7 +33,8 @@ def add_options(p, cmd):
                    help='show progress (default: only when stderr is a terminal)')
     g.add_argument('--no-progress', dest='progress', action='store_const', const=False)
     if cmd == 'stat':
-        p.add_argument('-o', '--output', metavar='FILE', help='write the counters to FILE instead of stderr')
+        p.add_argument('-o', '--output', metavar='FILE',
+                       help='write the counters to FILE instead of stderr ("-": standard output), as perf stat -o')
         p.add_argument('-x', '--field-separator', metavar='SEP', help='CSV-like output: value SEP unit SEP event')
     if cmd == 'profile':
         p.add_argument('-o', '--output', metavar='FILE', help='write the table to FILE instead of stderr')
@@ -107,13 +107,10 @@ class RunTools:
             self.profiler.finish()
 
     def report(self, result):
-        """Write what `stat` / `profile` print once the run is over."""
+        """Write what `profile` prints once the run is over (`stat` prints its counters itself, after
+        all its runs: faultlab.commands.cmd_stat)."""
         a = self.a
-        if a.cmd == 'stat':
-            text = format_stat_csv(result.stats, a.field_separator) if a.field_separator \
-                else format_stat(result.stats, self.command)
-            _write(a.output, text)
-        elif a.cmd == 'profile':
+        if a.cmd == 'profile':
             text = format_profile(self.profiler, result.stats, self.command, a.top)
             notes = []
             for path, event in ((a.folded, 'cycles'), (a.folded_faults, 'faults')):
