@@ -12,7 +12,8 @@ from faultlab.kernel.file import O_RDWR
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.kernel.mm import hugetlb
 from faultlab.kernel.fs.hugetlbfs import hugetlb_file_setup
-from faultlab.kernel.mm.hugetlb import HState, MAP_HUGETLB
+from faultlab.kernel.mm.hugetlb import HState
+from faultlab.kernel.mm.mman import MAP_HUGETLB
 from faultlab.kernel.mm.hugetlb_types import HPAGE_SIZE
 from faultlab.kernel.mm.madvise import do_madvise, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_DONTNEED
 from faultlab.kernel.mm.mmap import do_mmap, do_munmap, do_mprotect, do_mremap, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS
@@ -25,7 +26,7 @@ ANON_HUGE = MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB
 
 def _env(nr=4, ram=64 << 20):
     e = Env(ram=ram)
-    e.svc.hstate = HState(e.svc, nr)
+    e.svc.set_hstate(HState(e.svc, nr))
     return e
 
 

@@ -27,8 +27,8 @@ from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PA
 from faultlab.kernel.mm.vma import (VmArea, VM_HUGETLB, VM_DONTEXPAND, VM_SHARED, VM_MAYSHARE, VM_WRITE, VM_EXEC, VM_READ,
                            VM_NORESERVE, VM_SOFTDIRTY, calc_vm_prot_bits, VM_MAYREAD, VM_MAYWRITE,
                            VM_MAYEXEC)
+from faultlab.kernel.mm.mman import MAP_HUGETLB, MAP_NORESERVE
 
-MAP_NORESERVE, MAP_HUGETLB = 0x4000, 0x40000
 
 
 def is_file_hugepages(f):

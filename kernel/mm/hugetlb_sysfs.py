@@ -68,7 +68,7 @@ def _hstate_attr(h, name):
 
 def hugetlb_sysfs_init(k):
     """Publish the hstate's directory in /sys/kernel/mm/hugepages and node0's, with Linux's modes."""
-    h = getattr(k.mmsvc, 'hstate', None)
+    h = k.mmsvc.hstate
     if h is None:
         return
     for base, names in (('/sys/kernel/mm/hugepages/', HSTATE_ATTRS),
@@ -80,7 +80,7 @@ def hugetlb_sysfs_init(k):
 
 def hugetlb_sysctl_init(k):
     """The hugetlb entries of /proc/sys/vm."""
-    h = getattr(k.mmsvc, 'hstate', None)
+    h = k.mmsvc.hstate
     if h is None:
         return
     reg = k.vfs.register_synth

@@ -61,7 +61,7 @@ def _note(mm, ctx, msg, new_ctx=None):
     pending.append(UserfaultEvent(task, ctx, msg, new_ctx))
 
 
-def userfaultfd_event_wait_completion(_kernel, task, ret):
+def userfaultfd_event_wait_completion(task, ret):
     """The system call that caused events ends here: queue them and sleep until all are read, then
     return ret (the call's result); ret at once if none is left to wait for. (The system call exit
     passes the kernel first; the sleep goes through the task's mm services.)"""

@@ -47,7 +47,7 @@ def dispatch(kernel, task):
         finally:
             task.in_syscall = False
     if ret is not BLOCKED and getattr(task, 'uffd_events', None):
-        ret = userfaultfd_event_wait_completion(kernel, task, ret)    # sleeps until they are read
+        ret = userfaultfd_event_wait_completion(task, ret)    # sleeps until they are read
     if ret is BLOCKED:
         task.syscall_nr = nr            # orig_ax: what a restart runs again
     elif not task.exited:
