@@ -166,6 +166,8 @@ class Scheduler:
         task.waiting_on = None
         self.runqueue.append(task)
         self._kick_idle(when)
+        if self.k.tracer is not None:
+            self.k.tracer.sched_wakeup(self.k, task, ret)
         return True
 
     def _kick_idle(self, when):

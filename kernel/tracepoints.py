@@ -60,6 +60,9 @@ class Tracepoints:
     def sched_process_exit(self, kernel, task):
         pass
 
+    def sched_wakeup(self, kernel, task, ret):
+        """A sleeping task was made runnable; its system call will return ret."""
+
     def wait(self, kernel, why, start, end):
         pass
 
@@ -89,6 +92,7 @@ class TracepointTee(Tracepoints):
     syscall_exit = _fan('syscall_exit')
     signal_generate = _fan('signal_generate')
     sched_process_exit = _fan('sched_process_exit')
+    sched_wakeup = _fan('sched_wakeup')
     wait = _fan('wait')
     lock_wait = _fan('lock_wait')
     block_rq_issue = _fan('block_rq_issue')

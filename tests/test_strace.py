@@ -22,9 +22,6 @@ Where the two sets of calls differ for a reason, and how the test accounts for i
 - futex calls: whether a thread waits for a lock or for another's end (pthread_join) depends on timing,
   on a host and in the simulation alike; they are left out.
 - rt_sigreturn's result is the interrupted code's RAX: where a signal lands depends on timing.
-- a timed sleep (nanosleep, clock_nanosleep) that ended while its CPU idled: the scheduler switches
-  the sleeper in with no tracepoint between the wake-up and its return to user mode, so faultlab cannot
-  read the result and writes `= ?`; accepted in place of strace's value.
 - clone3's `=> {parent_tid=[N]}` is read when the call returns from the word that glibc also gives as
   child_tid (CLONE_CHILD_CLEARTID): a thread that already ended shows 0 there, so N is not compared.
 - in DIR (a directory mounted at the same path in the guest) the paths are the same on both sides.
@@ -183,11 +180,8 @@ def comparable(prog, tasks):
 
 
 def same_line(x, y):
-    """Equal, or faultlab's `= ?` for a timed sleep whose wake-up it could not see."""
-    if x == y:
-        return True
-    return bool(re.match(r'^(clock_)?nanosleep\(', y)) and y.endswith(' = ?') and \
-        x.rsplit(' = ', 1)[0] == y.rsplit(' = ', 1)[0]
+    """The two lines are equal."""
+    return x == y
 
 
 def diff_report(prog, native, emulated):

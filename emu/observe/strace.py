@@ -12,8 +12,8 @@ simulated time of day (strace -t, or -tt with microseconds) or the time since th
 (strace -r); a call's time is when it was made.
 
 What it cannot show: signals sent by kill/tgkill/timers and SIGCHLD (only a fault's or an exception's
-signal has a tracepoint), the program's first execve (the loader runs before the tracer sees a call),
-and the return value of a call whose sleeper was switched in before any tracepoint ran (`= ?`).
+signal has a tracepoint) and the program's first execve (the loader runs before the tracer sees a call).
+A call that slept gets its result at the sched_wakeup tracepoint.
 """
 import sys
 
@@ -108,6 +108,9 @@ class StraceLog(Tracepoints):
 
     def sched_process_exit(self, kernel, task):
         self._poll(kernel)
+
+    def sched_wakeup(self, kernel, task, ret):
+        self._poll(kernel)      # the woken call's result is in wake_ret until the task is switched in
 
     def signal_generate(self, kernel, task, sig, si_code, addr):
         self._poll(kernel)
