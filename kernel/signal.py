@@ -16,8 +16,10 @@ SIGNAL_NAMES = {1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP
                 20: 'SIGTSTP', 21: 'SIGTTIN', 22: 'SIGTTOU', 23: 'SIGURG', 24: 'SIGXCPU', 25: 'SIGXFSZ',
                 26: 'SIGVTALRM', 27: 'SIGPROF', 28: 'SIGWINCH', 29: 'SIGIO', 30: 'SIGPWR', 31: 'SIGSYS'}
 
-SI_CODE_NAMES = {(11, 1): 'SEGV_MAPERR', (11, 2): 'SEGV_ACCERR', (7, 1): 'BUS_ADRALN', (7, 2): 'BUS_ADRERR',
-                 (7, 4): 'BUS_MCEERR_AR'}
+# siginfo si_code names by (signal, code) (include/uapi/asm-generic/siginfo.h)
+SI_CODE_NAMES = {(11, 1): 'SEGV_MAPERR', (11, 2): 'SEGV_ACCERR', (11, 3): 'SEGV_BNDERR', (11, 4): 'SEGV_PKUERR',
+                 (7, 1): 'BUS_ADRALN', (7, 2): 'BUS_ADRERR', (7, 3): 'BUS_OBJERR', (7, 4): 'BUS_MCEERR_AR',
+                 (4, 1): 'ILL_ILLOPC', (4, 2): 'ILL_ILLOPN', (8, 1): 'FPE_INTDIV', (5, 1): 'TRAP_BRKPT'}
 
 
 def sigkill_pending(group):

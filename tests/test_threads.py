@@ -43,7 +43,7 @@ def test_a_woken_task_stops_the_running_cpu_when_another_is_idle():
 
     def sleeper():
         return SimpleNamespace(state='S', exited=False, wake_ret=None, ready_at=0, waiting_on=None)
-    sched = Scheduler(SimpleNamespace(), 2)
+    sched = Scheduler(SimpleNamespace(tracer=None), 2)
     sched.rqs[0].curr = SimpleNamespace()
     sched.run_until = float('inf')
     assert sched.wake(sleeper(), 0, 1234)

@@ -12,19 +12,13 @@ import errno
 import os
 import struct
 
+from faultlab.kernel.tracepoints import SI_CODE_NAMES, SIGNAL_NAMES
+
 STRSIZE = 32                  # strace -s 32, its default
 PATH_MAX = 4096
 MASK64 = (1 << 64) - 1
 AT_FDCWD = -100
 
-SIGNALS = {1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS',
-           8: 'SIGFPE', 9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE',
-           14: 'SIGALRM', 15: 'SIGTERM', 16: 'SIGSTKFLT', 17: 'SIGCHLD', 18: 'SIGCONT', 19: 'SIGSTOP',
-           20: 'SIGTSTP', 21: 'SIGTTIN', 22: 'SIGTTOU', 23: 'SIGURG', 24: 'SIGXCPU', 25: 'SIGXFSZ',
-           26: 'SIGVTALRM', 27: 'SIGPROF', 28: 'SIGWINCH', 29: 'SIGIO', 30: 'SIGPWR', 31: 'SIGSYS'}
-SI_CODES = {(11, 1): 'SEGV_MAPERR', (11, 2): 'SEGV_ACCERR', (11, 3): 'SEGV_BNDERR', (11, 4): 'SEGV_PKUERR',
-            (7, 1): 'BUS_ADRALN', (7, 2): 'BUS_ADRERR', (7, 3): 'BUS_OBJERR', (7, 4): 'BUS_MCEERR_AR',
-            (4, 1): 'ILL_ILLOPC', (4, 2): 'ILL_ILLOPN', (8, 1): 'FPE_INTDIV', (5, 1): 'TRAP_BRKPT'}
 # the number of arguments of the calls without a decoder here (strace's syscallent table)
 NARGS = {'getpid': 0, 'gettid': 0, 'getppid': 0, 'getuid': 0, 'geteuid': 0, 'getgid': 0, 'getegid': 0,
          'sched_yield': 0, 'fork': 0, 'vfork': 0, 'pause': 0, 'setsid': 0, 'sync': 0, 'munlockall': 0,
@@ -155,8 +149,8 @@ def dirfd(v):
 
 def signame(sig):
     """A signal number as strace names it (SIGRTMIN is 32, glibc's first usable one RT_1)."""
-    if sig in SIGNALS:
-        return SIGNALS[sig]
+    if sig in SIGNAL_NAMES:
+        return SIGNAL_NAMES[sig]
     if sig == 32:
         return 'SIGRTMIN'
     if 33 <= sig <= 64:
@@ -724,7 +718,7 @@ def format_call(name, args, ret, mem, nargs=None, snap=None):
 
 def format_signal(sig, si_code, addr):
     """`--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x10} ---` for a fault's signal."""
-    code = SI_CODES.get((sig, si_code), str(si_code))
+    code = SI_CODE_NAMES.get((sig, si_code), str(si_code))
     return '--- %s {si_signo=%s, si_code=%s, si_addr=%s} ---' % (signame(sig), signame(sig), code,
                                                                    pointer(addr))
 
