@@ -14,9 +14,14 @@ and a directory (ENOTTY).
 io_uring fixed buffers (the gup_longterm case "io_uring fixed buffer with MAP_SHARED file mapping ...
 with local tmpfile"): userland/src/uringpin.c; FOLL_LONGTERM|FOLL_WRITE on a shared mapping of a
 file that is written back is EFAULT, the other mappings pin.
+
+A /proc file read again from offset 0 (fs/seq_file.c seq_read_iter; the mm selftest mremap_test):
+it is generated at each read from the start, not at open.
 """
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 
@@ -53,6 +58,85 @@ def test_io_uring_longterm_pin_of_a_shared_file_mapping_matches_native(userland)
     prog = os.path.join(userland, 'uringpin')
     code, out, _ = run_native(prog, cwd=userland)
     assert code == 0 and b'local file MAP_SHARED: EFAULT' in out
+    r = run_guest(prog)
+    assert r.result.report is None, r.result.report
+    assert r.exit_code == 0 and r.stdout == out
+
+
+# ---- seq_file reads (fs/seq_file.c seq_read_iter; the mm selftest mremap_test) -----------------------
+PROC_REREAD_C = r'''
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static char buf[1 << 16];
+
+/* does the text read now (at offset 0) show a mapping that starts at p? */
+static int shows(int fd, void *p)
+{
+	char want[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n < 0)
+		return -1;
+	buf[n] = 0;
+	snprintf(want, sizeof(want), "\n%lx-", (unsigned long)p);
+	return strstr(buf, want) != NULL;
+}
+
+int main(void)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	int fd = open("/proc/self/maps", O_RDONLY);
+	/* mapped after the open, before the first read: seq_open shows nothing yet */
+	char *p = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	printf("first read after a mmap shows it: %d\n", shows(fd, p));
+	munmap(p, 3 * pg);
+	printf("a read at 0 again after munmap shows it: %d\n", shows(fd, p));
+	p = mmap(NULL, pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char c;
+	lseek(fd, 0, SEEK_SET);
+	read(fd, &c, 1);
+	printf("read(2) from the start after a mmap shows it: %d\n", shows(fd, p));
+	close(fd);
+	/* mremap_test's mremap_expand_merge: one VMA again after the expand */
+	FILE *f = fopen("/proc/self/maps", "r");
+	char *s = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	munmap(s + pg, pg);
+	char *r = mremap(s, pg, 2 * pg, 0);
+	unsigned long a, b, lo = (unsigned long)s, hi = lo + 3 * pg;
+	int merged = 0;
+	char line[512];
+	rewind(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a <= lo && b >= hi)
+			merged = 1;
+	printf("mremap expand merge: %s (%s)\n", merged ? "one VMA" : "not merged", r == s ? "in place" : "moved");
+	return 0;
+}
+'''
+
+
+def _static_c(tmp_path, name, source):
+    """Build a static program from source in tmp_path (skip without gcc)."""
+    cc = shutil.which('gcc')
+    if cc is None:
+        pytest.skip('gcc not available')
+    src, exe = tmp_path / (name + '.c'), tmp_path / name
+    src.write_text(source)
+    subprocess.run([cc, '-O1', '-static', '-o', str(exe), str(src)], check=True, capture_output=True)
+    return str(exe)
+
+
+def test_proc_file_is_generated_at_each_read_from_offset_0_as_native(tmp_path):
+    """A seq_file shows nothing at open; every read from offset 0 walks the records anew, so a mapping
+    made after the open is in the first read (faultlab kept the open's text for the first read, and
+    mremap_test's 'mremap expand merge' failed)."""
+    prog = _static_c(tmp_path, 'procreread', PROC_REREAD_C)
+    code, out, _ = run_native(prog)
+    assert code == 0 and b'mremap expand merge: one VMA' in out, out
+    assert b'first read after a mmap shows it: 1' in out
     r = run_guest(prog)
     assert r.result.report is None, r.result.report
     assert r.exit_code == 0 and r.stdout == out

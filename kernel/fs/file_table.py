@@ -4,7 +4,8 @@ alloc_empty_file's ENFILE (for open, pipe, socket and memfd_create).
 files_maxfiles_init sizes file-max at boot to a tenth of the memory in KiB (at least NR_FILE, 8192);
 root may change it (0..LONG_MAX). A new struct file (open, pipe, socket, memfd, an anonymous-inode
 file) is refused with ENFILE once the files in use reach it, unless the caller has CAP_SYS_ADMIN, and
-the kernel logs "VFS: file-max limit N reached". file-nr shows the files in use, 0 free, and the limit.
+the kernel logs "VFS: file-max limit N reached". file-nr shows the files in use (as the approximate
+percpu counter reads them: without the reader's own file), 0 free, and the limit.
 The files in use are counted as the open files that descriptors and mappings hold.
 """
 import errno
@@ -42,6 +43,13 @@ class FilesStat:
             seen.update(id(v.vm_file) for v in mm.vmas if v.vm_file is not None)
         return len(seen)
 
+    def read_nr_files(self):
+        """proc_nr_files: get_nr_files as percpu_counter_read_positive reads it, the global count
+        without the CPUs' pending deltas. The reader's own file was counted a moment ago, on its CPU,
+        and is still in that CPU's delta (percpu_counter_add_batch folds at 32 or more); so this
+        approximation leaves it out: one less than the files in use, at least 0."""
+        return max(self.nr_files() - 1, 0)
+
     def may_be_full(self):
         """Could the files in use have reached max_files? (descriptors plus mappings bound them)"""
         tables, mms = self._holders()
@@ -76,4 +84,4 @@ def register_file_table_procfs(k):
     """Publish /proc/sys/fs/file-max and /proc/sys/fs/file-nr."""
     fs = files_stat(k)
     k.vfs.register_synth('/proc/sys/fs/file-max', lambda: '%d\n' % fs.max_files, fs.write_max)
-    k.vfs.register_synth('/proc/sys/fs/file-nr', lambda: '%d\t0\t%d\n' % (fs.nr_files(), fs.max_files))
+    k.vfs.register_synth('/proc/sys/fs/file-nr', lambda: '%d\t0\t%d\n' % (fs.read_nr_files(), fs.max_files))

@@ -165,10 +165,7 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
     f = OpenFile(inode, flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE,
                  posixpath.normpath(full), k.pagecache)
     if isinstance(inode, SynthFile):
-        try:
-            f.synth_data = inode.read_content() if f.readable else b''
-        except FsError as e:
-            return _fs_errno(e)
+        f.synth_data = None                  # seq_open shows nothing: the first read generates it
     if hasattr(inode, 'ihold'):
         inode.ihold()
     fd = t.files.install(f, cloexec=bool(flags & O_CLOEXEC))
@@ -268,20 +265,28 @@ def __read_file(k, t, f, count, pos):
         except FsError as e:
             return _fs_errno(e)
     elif isinstance(inode, SynthFile):
-        if use_pos == 0 and f.readable and getattr(f, 'synth_read', False):
-            # seq_read starts the walk again from the first record: a read from the start again (after
-            # rewind, or pread at 0) shows the state of now, not of the open (/proc/self/maps)
-            try:
-                f.synth_data = inode.read_content()
-            except FsError as e:
-                return _fs_errno(e)
-        f.synth_read = True
-        data = f.synth_data[use_pos:use_pos + count]
+        data = seq_read(f, use_pos, count)
     else:
         data = generic_file_read(k.pagecache, f, count, use_pos)
     if pos is None:
         f.pos += len(data)
     return data
+
+
+def seq_read(f, pos, count):
+    """seq_read_iter: a read from offset 0 walks the records again from the first (after a rewind or
+    a pread at 0 the file shows the state of now, not of the open: /proc/self/maps); a read at another
+    offset continues the text of the last walk, made now if the file has none yet. FsError on error."""
+    if pos == 0 or f.synth_data is None:
+        f.synth_data = f.inode.read_content()
+    return f.synth_data[pos:pos + count]
+
+
+def _synth_size(f):
+    """The length of a generated file's text for lseek (generated now if no read made it yet)."""
+    if f.synth_data is None:
+        f.synth_data = f.inode.read_content() if f.readable else b''
+    return len(f.synth_data)
 
 
 def _write_file(k, t, f, data, pos):
@@ -533,7 +538,10 @@ def sys_lseek(k, t, fd, off, whence, *_):
     off = _s64(off)
     if getattr(f.inode, 'read_at', None) is not None and whence not in (SEEK_SET, SEEK_CUR):
         return -errno.EINVAL                 # a lazily read proc file has no end (mem_lseek)
-    size = len(f.synth_data) if hasattr(f, 'synth_data') else f.inode.size
+    try:
+        size = _synth_size(f) if hasattr(f, 'synth_data') else f.inode.size
+    except FsError as e:
+        return _fs_errno(e)
     if whence == SEEK_SET:
         new = off
     elif whence == SEEK_CUR:
