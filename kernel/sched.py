@@ -121,7 +121,7 @@ class Scheduler:
         self.k.current = task
         if task.sig_restore is not None:
             finish_sigreturn(cpu, task)
-        if next_signal(task) or task.saved_sigmask is not None:
+        if next_signal(task) or task.saved_sigmask is not None or task.jobctl_stop or task.ptrace_deliver:
             do_signal(self.k, task, False)
 
     def adopt(self, task):
@@ -175,6 +175,31 @@ class Scheduler:
         trap so that the idle CPU starts it at that time (an idle CPU does not wait for a time slice)."""
         if any(rq.curr is None for rq in self.rqs):
             self.run_until = min(self.run_until, when)
+
+    def stop(self, task, state):
+        """A task stops (set_special_state TASK_STOPPED 'T', TASK_TRACED 't'): off its CPU and the run
+        queue until resume; the core stops after this trap if it is the one running."""
+        task.state = state
+        for rq in self.rqs:
+            if rq.curr is task:
+                rq.curr = None
+        try:
+            self.runqueue.remove(task)
+        except ValueError:
+            pass
+        if task is self.k.current:
+            self.k.cpu.stop()
+
+    def resume(self, task, when):
+        """wake_up_state for a stopped task (SIGCONT, PTRACE_CONT, PTRACE_DETACH, SIGKILL): runnable
+        at `when`, its registers as they were."""
+        if task.state not in ('T', 't') or task.exited:
+            return False
+        task.state = 'R'
+        task.ready_at = when
+        self.runqueue.append(task)
+        self._kick_idle(when)
+        return True
 
     def yield_cpu(self, task):
         """sched_yield: if another task waits for a CPU, go to the back of the queue."""

@@ -9,58 +9,21 @@ is kept by the kernel with the frame; at a system call it is dead (caller-saved)
 import errno
 import struct
 
-from faultlab.kernel.signal import IGNORED_BY_DEFAULT, SIG_DFL, SIG_IGN, kill_process
+from faultlab.kernel.jobctl import do_jobctl_stop, do_signal_stop, ptrace_signal
+from faultlab.kernel.signal import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, SIG_DFL, SIG_IGN, SIGKILL, SIG_KERNEL_STOP,  # noqa: F401
+                                    dequeue_signal, handler_of, ignored, kill_process, next_signal, pending_set,
+                                    siginfo_kill)
 
 SA_NODEFER, SA_RESETHAND, SA_RESTORER, SA_SIGINFO = 0x40000000, 0x80000000, 0x04000000, 0x00000004
 SA_ONSTACK, SA_RESTART = 0x08000000, 0x10000000
-ERESTARTSYS = 512                         # kernel-internal: restart the call if the handler allows it
 SS_ONSTACK, SS_DISABLE, SS_AUTODISARM = 1, 2, 1 << 31
 MINSIGSTKSZ = 2048
 STACK_T = struct.Struct('<QIIQ')          # stack_t: ss_sp, ss_flags (int, as its bits), (padding), ss_size
 UC_STACK_OFF = 16                         # uc_stack inside struct ucontext (after uc_flags, uc_link)
-SI_USER, SI_TKILL, SI_KERNEL = 0, -6, 0x80
 _GREGS = ('r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rdi', 'rsi', 'rbp', 'rbx', 'rdx', 'rax',
           'rcx', 'rsp', 'rip')
 UC_OFF, MCONTEXT_OFF, SIGMASK_OFF, INFO_OFF, FRAME_SIZE = 8, 40, 296, 312, 440
 FIX_EFLAGS = 0x40DD5              # AC OF DF TF SF ZF AF PF CF (and RF): what sigreturn may change
-
-
-def siginfo_kill(sig, code, pid, uid=0):
-    """A siginfo of the kill kind (si_signo, si_errno, si_code, si_pid, si_uid), 128 bytes."""
-    return struct.pack('<iiiiii', sig, 0, code, 0, pid, uid).ljust(128, b'\0')
-
-
-def pending_set(task):
-    """The signals pending for the thread: its own and its process's (shared_pending)."""
-    return task.pending_signals | task.group.shared_pending
-
-
-def next_signal(task, mask=None):
-    """The lowest pending signal the thread does not block (or in `mask`), or 0."""
-    ready = pending_set(task) & (~task.sigmask if mask is None else mask)
-    return (ready & -ready).bit_length() if ready else 0
-
-
-def dequeue_signal(task, sig):
-    """Take sig off the thread's pending set, else off its process's; returns its siginfo (or None)."""
-    bit = 1 << (sig - 1)
-    if task.pending_signals & bit:
-        task.pending_signals &= ~bit
-        return task.sig_info.pop(sig, None)
-    group = task.group
-    group.shared_pending &= ~bit
-    return group.shared_info.pop(sig, None)
-
-
-def handler_of(task, sig):
-    """(handler address or SIG_DFL/SIG_IGN, sa_flags) of sig."""
-    act = task.sigactions.get(sig)
-    return struct.unpack_from('<QQ', act) if act else (SIG_DFL, 0)
-
-
-def ignored(task, sig):
-    handler, _flags = handler_of(task, sig)
-    return handler == SIG_IGN or (handler == SIG_DFL and sig in IGNORED_BY_DEFAULT)
 
 
 def on_sig_stack(task, sp):
@@ -183,15 +146,26 @@ def do_signal(k, task, in_syscall):
     """Act on every pending signal the thread does not block: ignored ones are dropped, a default
     fatal one ends the process, handlers get frames (the last one pushed runs first)."""
     while not task.exited:
-        sig = next_signal(task)
+        if task.jobctl_stop:
+            do_jobctl_stop(k, task)               # its process is stopping: this thread too
+            return
+        sig = task.ptrace_deliver or next_signal(task)
         if not sig:
             if task.saved_sigmask is not None:    # rt_sigsuspend ended without a handler running
                 task.sigmask, task.saved_sigmask = task.saved_sigmask, None
             return
+        if task.ptrace and sig != SIGKILL and sig != task.ptrace_deliver:
+            ptrace_signal(k, task, sig)           # the tracer decides what it takes
+            return
+        task.ptrace_deliver = 0
         handler, _flags = handler_of(task, sig)
         if ignored(task, sig):
             dequeue_signal(task, sig)
             continue
+        if handler == SIG_DFL and sig in SIG_KERNEL_STOP:
+            dequeue_signal(task, sig)
+            do_signal_stop(k, task, sig)
+            return
         if handler == SIG_DFL:
             dequeue_signal(task, sig)
             kill_process(k, task, sig, 'delivered once unblocked')

@@ -5,9 +5,13 @@ import errno
 import struct
 
 from faultlab.kernel.futex import cancel_wait
-from faultlab.kernel.sigframe import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, dequeue_signal, handler_of, ignored,
-                                      siginfo_kill)
-from faultlab.kernel.signal import SIG_DFL, SIGKILL, check_kill_permission, kill_process
+from faultlab.kernel.signal import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, SIG_DFL, SIG_KERNEL_STOP, SIGCHLD,
+                                    SIGCONT, SIGKILL, check_kill_permission, dequeue_signal, handler_of, ignored,
+                                    kill_process, siginfo_kill)
+
+SA_NOCLDSTOP = 0x00000001
+CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 4, 5, 6
+STOP_MASK = sum(1 << (s - 1) for s in SIG_KERNEL_STOP)
 
 
 def _nanosleep_copyout(k, t):
@@ -32,8 +36,9 @@ def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
     threads = target.group.live_threads() if shared else [target]
     if not threads:
         return 0
+    prepare_signal(k, target.group, sig)
     blocked = all(t.sigmask & bit for t in threads)
-    if ignored(target, sig) and not blocked:
+    if ignored(target, sig) and not blocked and not target.ptrace:
         return 0
     if info is None:
         info = siginfo_kill(sig, SI_KERNEL if sender is None else code, sender.tgid if sender is not None else 0)
@@ -58,6 +63,10 @@ def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
               else 'from an expired timer')
     if sig == SIGKILL and sender is not None and sender.group is not target.group:
         return signal_wake_killed(k, target.group, origin)
+    if sig != SIGKILL and (target.ptrace or (handler == SIG_DFL and sig in SIG_KERNEL_STOP)):
+        if target.state == 'S':
+            signal_wake_up(k, target)  # the tracer sees it, or the process stops, on the way to user mode
+        return 0
     if handler == SIG_DFL:
         dequeue_signal(target, sig)
         kill_process(k, target, sig, origin)
@@ -91,7 +100,66 @@ def signal_wake_killed(k, group, origin):
     for th in group.live_threads():
         if th.state == 'S':
             signal_wake_up(k, th, k.costs.costs['ipi_wake_idle'])
+        elif th.state in ('T', 't'):
+            k.sched.resume(th, k.now() + k.costs.costs['ipi_wake_idle'])    # SIGKILL ends any stop
     return 0
+
+
+def prepare_signal(k, group, sig):
+    """prepare_signal's job control: a stop signal cancels a pending SIGCONT; SIGCONT cancels pending
+    stop signals and resumes a stopped process (its parent told CLD_CONTINUED); SIGKILL ends a stop."""
+    if sig in SIG_KERNEL_STOP:
+        flush_sigqueue_mask(group, 1 << (SIGCONT - 1))
+    elif sig == SIGCONT:
+        flush_sigqueue_mask(group, STOP_MASK)
+        was_stopped = group.stopped
+        group.stopped, group.stop_code = False, 0
+        for th in group.live_threads():
+            th.jobctl_stop = False
+            if th.state == 'T':
+                k.sched.resume(th, k.now())
+        if was_stopped:
+            group.continued = True
+            do_notify_parent_cldstop(k, group.leader, False, CLD_CONTINUED, SIGCONT)
+
+
+def flush_sigqueue_mask(group, mask):
+    """Drop the signals of mask from the process's and each thread's pending sets."""
+    group.shared_pending &= ~mask
+    for th in group.live_threads():
+        th.pending_signals &= ~mask
+
+
+def wake_up_parent(k, group):
+    """__wake_up_parent: the threads of group sleeping in wait4/waitid try again (a child or tracee
+    changed state)."""
+    for task in group.live_threads():
+        if task.state == 'S' and task.wait_for is not None:
+            ret = task.wait_for()
+            if ret is not None:
+                task.wait_for = None
+                k.sched.wake(task, ret, k.now())
+
+
+def do_notify_parent_cldstop(k, task, for_ptracer, why, status):
+    """A stop or continue to report: to the tracer (for_ptracer), or to the parent process, which
+    gets SIGCHLD (CLD_STOPPED, CLD_CONTINUED, CLD_TRAPPED) unless its handler has SA_NOCLDSTOP; the
+    waiters there wake."""
+    if for_ptracer:
+        parent = task.tracer.group if task.tracer is not None else None
+    else:
+        parent = task.group.parent
+    if parent is None:
+        return
+    live = parent.live_threads()
+    if not live:
+        return
+    _handler, flags = handler_of(live[0], SIGCHLD)
+    if for_ptracer or not flags & SA_NOCLDSTOP:
+        info = struct.pack('<iiiiiiqq', SIGCHLD, 0, why, 0, task.tid if for_ptracer else task.tgid,
+                           task.cred.uid, status, 0)
+        send_signal(k, task, live[0], SIGCHLD, info=info.ljust(128, b'\0'), shared=True)
+    wake_up_parent(k, parent)
 
 
 def _sigwait_take(k, t, sig):

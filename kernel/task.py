@@ -26,6 +26,12 @@ class ThreadGroup:
         self.pgrp = self.session = 0
         self.session_leader = False
         self.wait_pidfd = WaitQueue()  # struct pid's wait_pidfd: pollers of its pidfds, woken as threads exit
+        # job control (SIGNAL_STOP_STOPPED, group_exit_code, SIGNAL_STOP_CONTINUED): the process is
+        # group-stopped, by which signal (0 once a wait reported it), resumed by SIGCONT and not yet
+        # reported to a WCONTINUED wait
+        self.stopped = False
+        self.stop_code = 0
+        self.continued = False
 
     def live_threads(self):
         """The threads that have not exited, in order. A thread never comes back from exit, so only
@@ -71,7 +77,8 @@ class Task:
         self.minflt = 0
         self.majflt = 0
         self.group = ThreadGroup(self)
-        self.state = 'R'             # R runnable/running, S sleeping, D uninterruptible, Z exited
+        self.state = 'R'             # R runnable/running, S sleeping, D uninterruptible, Z exited,
+                                     # T group-stopped (SIGSTOP), t stopped by its tracer (ptrace)
         self.ctx = None              # saved registers while not on the core
         self.wake_ret = None         # the blocked syscall's return value, set by whoever wakes it
         self.ready_at = 0            # simulated time it became runnable
@@ -99,6 +106,12 @@ class Task:
         self.pdeath_signal = 0
         self.real_parent = None      # the thread that created this process (None: outside the guest)
         self.nice, self.policy, self.rt_priority = 0, 0, 0     # setpriority / sched_setscheduler
+        self.ptrace = 0              # PT_PTRACED (and PT_SEIZED) while a tracer has it (kernel/ptrace.py)
+        self.tracer = None           # the tracing thread (task->parent while traced)
+        self.ptraced = []            # the threads this one traces
+        self.ptrace_code = 0         # task->exit_code in a ptrace stop: the signal reported, then the resume's
+        self.ptrace_deliver = 0      # the signal its tracer let through: delivered without stopping again
+        self.jobctl_stop = False     # JOBCTL_STOP_PENDING: take part in its process's group stop
 
     def set_comm(self, name):
         """__set_task_comm: the thread's name from bytes, at most TASK_COMM_LEN - 1 (15) of them."""

@@ -7,8 +7,10 @@ from faultlab.kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEU
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
                           FUTEX_CMD_MASK, cancel_wait, futex_wait, futex_wake, futex_requeue, futex_wake_op)
 from faultlab.kernel.syscalls.registry import s32 as _s32, syscall
-from faultlab.kernel.signal import check_kill_permission
-from faultlab.kernel.signal_send import group_send_sig_info, send_signal
+from faultlab.kernel.signal import SIGCONT, check_kill_permission
+from faultlab.kernel.ptrace import exit_ptrace, ptrace_tracee_exit
+from faultlab.kernel.signal_send import (CLD_CONTINUED, CLD_STOPPED, CLD_TRAPPED, group_send_sig_info, send_signal,
+                                         wake_up_parent)
 from faultlab.kernel.sigframe import SI_TKILL, sys_rt_sigreturn
 from faultlab.kernel.cred import exec_creds
 from faultlab.kernel.loader import ExecError
@@ -42,7 +44,7 @@ CLONE_ARGS_SIZE_VER0 = 64
 _CLONE_ARGS = struct.Struct('<11Q')
 SIGCHLD, SIGKILL = 17, 9
 RLIMIT_NPROC = 6
-WNOHANG, WUNTRACED, WCONTINUED, __WALL, __WCLONE = 1, 2, 8, 0x40000000, 0x80000000
+WNOHANG, WUNTRACED, WCONTINUED, WNOWAIT, __WALL, __WCLONE = 1, 2, 8, 0x01000000, 0x40000000, 0x80000000
 
 
 def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
@@ -248,10 +250,16 @@ def wait_sleep(k, t, what, retry):
 
 
 def exit_notify(k, task):
-    """A thread ends (exit_notify): pollers of its pidfds wake; the processes it created get their
+    """A thread ends (exit_notify): pollers of its pidfds wake; it leaves its tracer and lets go of its
+    tracees (exit_ptrace); the processes it created get their
     new parent (another live thread of its process, or none) and their parent-death signal
     (PR_SET_PDEATHSIG), sent as the ending thread (forget_original_parent)."""
     task.group.wait_pidfd.wake_all(k)
+    tracer = task.tracer
+    ptrace_tracee_exit(k, task)
+    if tracer is not None:
+        wake_up_parent(k, tracer.group)        # its tracer's waits look again
+    exit_ptrace(k, task)
     live = task.group.live_threads()
     reaper = live[0] if live else None
     for child in list(task.group.children):
@@ -262,19 +270,87 @@ def exit_notify(k, task):
                     group_send_sig_info(k, task, child, th.pdeath_signal)
 
 
+def tracees_of(group):
+    """The threads the threads of group trace (a wait looks at every thread's tracees)."""
+    return [tr for th in group.live_threads() for tr in th.ptraced]
+
+
+def wait_task_stopped(t, match, options):
+    """wait_task_stopped and wait_task_continued: (task, si_code, si_status) of a tracee in a ptrace
+    stop, a child process group-stopped (WUNTRACED) or resumed by SIGCONT (WCONTINUED), its report
+    consumed unless WNOWAIT; None if there is none. match(group, tid) chooses."""
+    keep = options & WNOWAIT
+    for tracee in tracees_of(t.group):
+        if tracee.state == 't' and tracee.ptrace_code and match(tracee.group, tracee.tid):
+            code = tracee.ptrace_code
+            if not keep:
+                tracee.ptrace_code = 0
+            return tracee, CLD_TRAPPED, code
+    for child in t.group.children:
+        if child.reaped or child.exited or not match(child, child.leader.tid):
+            continue
+        if options & WUNTRACED and child.stopped and child.stop_code:
+            code = child.stop_code
+            if not keep:
+                child.stop_code = 0
+            return child.leader, CLD_STOPPED, code
+        if options & WCONTINUED and child.continued:
+            if not keep:
+                child.continued = False
+            return child.leader, CLD_CONTINUED, SIGCONT
+    return None
+
+
+def stopped_status(why, code):
+    """The wait status word of a stop ((sig << 8) | 0x7f) or of a continue (0xffff)."""
+    return 0xFFFF if why == CLD_CONTINUED else (code << 8) | 0x7F
+
+
+def _wait_match_tracee(t, group, tid, pid):
+    """eligible_pid for a tracee: its thread id, or its process group."""
+    if pid > 0:
+        return tid == pid
+    return pid == -1 or group.pgrp == (-pid if pid else t.group.pgrp)
+
+
+def _wait4_eligible(t, pid):
+    """Is there a child process or a tracee a wait4 for pid could ever report?"""
+    return any(not c.reaped and _wait_match(t, c, pid) for c in t.group.children) or \
+        any(_wait_match_tracee(t, tr.group, tr.tid, pid) for tr in tracees_of(t.group))
+
+
+def _do_wait4(k, t, pid, wstatus, options, rusage):
+    """One pass of do_wait for wait4: a zombie reaped, a stop or continue reported (its pid), -ECHILD
+    once nothing can match any more, None to keep waiting."""
+    ret = _reap(k, t, pid, wstatus, rusage)
+    if ret is not None:
+        return ret
+    found = wait_task_stopped(t, lambda g, tid: _wait_match_tracee(t, g, tid, pid), options)
+    if found is not None:
+        task, why, code = found
+        if wstatus and not t.umem.write(wstatus, struct.pack('<i', stopped_status(why, code))):
+            return -errno.EFAULT
+        if rusage and not t.umem.write(rusage, wait_rusage(task.group)):
+            return -errno.EFAULT
+        return task.tid if why == CLD_TRAPPED else task.tgid
+    if not _wait4_eligible(t, pid):
+        return -errno.ECHILD
+    return None
+
+
 @syscall(61, 'wait4')
 def sys_wait4(k, t, pid, wstatus, options, rusage, *_):
     pid = _s32(pid)
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WALL | __WCLONE):
         return -errno.EINVAL
-    if not [c for c in t.group.children if not c.reaped and _wait_match(t, c, pid)]:
+    if not _wait4_eligible(t, pid):
         return -errno.ECHILD
-    ret = _reap(k, t, pid, wstatus, rusage)
+    ret = _do_wait4(k, t, pid, wstatus, options, rusage)
     if ret is not None:
         return ret
     if options & WNOHANG:
         return 0
-    return wait_sleep(k, t, 'wait4(%d)' % pid, lambda: _reap(k, t, pid, wstatus, rusage))
+    return wait_sleep(k, t, 'wait4(%d)' % pid, lambda: _do_wait4(k, t, pid, wstatus, options, rusage))
 
 
 @syscall(202, 'futex')

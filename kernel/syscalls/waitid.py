@@ -1,17 +1,19 @@
 """waitid(2) (kernel/exit.c kernel_waitid, do_wait, wait_task_zombie): wait for a child chosen by
 pid, process group, pidfd or any, with the outcome in the siginfo_t fields waitid fills.
 
-Children stop only by ending here (no job-control stops are modelled), so WSTOPPED and WCONTINUED
-are accepted and match nothing.
+WSTOPPED reports a child process's group stop, WCONTINUED its resumption by SIGCONT; a tracer's
+tracees report their ptrace stops whatever the options (CLD_TRAPPED), as wait4 does.
 """
 import errno
 import struct
 
 from faultlab.kernel.file import O_NONBLOCK
+from faultlab.kernel.signal_send import CLD_TRAPPED
 from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.pidfd import pidfd_get_task
 from faultlab.kernel.syscalls.rusage import wait_rusage
-from faultlab.kernel.syscalls.thread import SIGCHLD, release_child, wait_sleep, wait_status
+from faultlab.kernel.syscalls.thread import (SIGCHLD, release_child, tracees_of, wait_sleep, wait_status,
+                                           wait_task_stopped)
 
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 WNOHANG, WSTOPPED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000
@@ -49,9 +51,52 @@ def _put_siginfo(t, infop, signo, code, pid, uid, status):
     return 0 if ok else -errno.EFAULT
 
 
+def _eligible_tracee(tracee, which, target):
+    """A tracee matches the id (any __WCLONE: ptrace waits ignore it)."""
+    if which == P_PID:
+        return tracee.group is target and tracee.tid == target.leader.tid
+    if which == P_PIDFD:
+        return tracee.group is target
+    if which == P_PGID:
+        return tracee.group.pgrp == target
+    return True
+
+
+def _any_eligible(t, which, target, options):
+    """Is there a child or a tracee this waitid could ever report?"""
+    return any(not c.reaped and _eligible(t, c, which, target, options) for c in t.group.children) or \
+        any(_eligible_tracee(tr, which, target) for tr in tracees_of(t.group))
+
+
+def _try_stopped(k, t, which, target, options, infop, ru):
+    """A stop (or a continue) to report: 0 with its siginfo written, None if there is none."""
+    def match(group, tid):
+        if group in t.group.children and not _eligible(t, group, which, target, options):
+            return False
+        return which == P_ALL or (group is target if which in (P_PID, P_PIDFD) else group.pgrp == target)
+    found = wait_task_stopped(t, match, options)      # WSTOPPED is wait4's WUNTRACED
+    if found is None:
+        return None
+    task, why, code = found
+    if ru and not t.umem.write(ru, wait_rusage(task.group)):
+        return -errno.EFAULT
+    return _put_siginfo(t, infop, SIGCHLD, why, task.tid if why == CLD_TRAPPED else task.tgid, task.cred.uid, code)
+
+
 def _try_wait(k, t, which, target, options, infop, ru):
     """One pass of do_wait over the children: 0 with the siginfo (and rusage) written for an ended
-    one (reaped unless WNOWAIT), None if none has ended yet."""
+    one (reaped unless WNOWAIT) or for a stop or continue, -ECHILD once none can match any more,
+    None if none has anything to report yet."""
+    ret = _try_exited(k, t, which, target, options, infop, ru)
+    if ret is None:
+        ret = _try_stopped(k, t, which, target, options, infop, ru)
+    if ret is None and not _any_eligible(t, which, target, options):
+        return _put_siginfo(t, infop, 0, 0, 0, 0, 0) or -errno.ECHILD
+    return ret
+
+
+def _try_exited(k, t, which, target, options, infop, ru):
+    """An ended child (reaped unless WNOWAIT): 0 with its siginfo written, None if none has ended."""
     if not options & WEXITED:
         return None
     for child in t.group.children:
@@ -105,7 +150,7 @@ def sys_waitid(k, t, which, upid, infop, options, ru, *_):
     if isinstance(res, int):
         return _put_siginfo(t, infop, 0, 0, 0, 0, 0) or res
     target, nonblock = res
-    if not any(not c.reaped and _eligible(t, c, which, target, options) for c in t.group.children):
+    if not _any_eligible(t, which, target, options):
         return _put_siginfo(t, infop, 0, 0, 0, 0, 0) or -errno.ECHILD
     ret = _try_wait(k, t, which, target, options, infop, ru)
     if ret is not None:
