@@ -22,7 +22,7 @@ from faultlab.kernel.kernel import KernelConfig
 from faultlab.kernel.sysctl_args import parse_sysctl_arg
 from faultlab.kernel.tracepoints import Tracepoints, TracepointTee
 from faultlab.kernel.usercred import parse_user_spec, user_cred
-from faultlab.machine import DEFAULT_RAM, Machine
+from faultlab.machine import DEFAULT_RAM, Machine, interrupt_on_sigint
 from faultlab.options import DEFAULT_ENV
 
 __all__ = ['Options', 'Run', 'run']
@@ -409,8 +409,9 @@ def run(program, args=(), options=None, *, env=None, stdout=None, stderr=None, f
     machine = options.machine(out.write, err.write, warnings.append)
     machine.kernel.set_tracer(observer)
     try:
-        res = machine.run(os.fspath(program), argv, envp, max_insns=limits[0], max_sim_seconds=limits[1],
-                          wall_timeout=limits[2])
+        with interrupt_on_sigint(machine):       # Ctrl-C: KeyboardInterrupt between two quanta
+            res = machine.run(os.fspath(program), argv, envp, max_insns=limits[0], max_sim_seconds=limits[1],
+                              wall_timeout=limits[2])
     finally:
         out.flush()
         err.flush()

@@ -5,9 +5,7 @@ import contextlib
 import copy
 import json
 import os
-import signal
 import sys
-import threading
 
 from faultlab.bench.fuzz_elf import main as elf_fuzz
 from faultlab.bench.populate import main as bench_populate
@@ -20,6 +18,7 @@ from faultlab.gdb.stub import attach_gdb
 from faultlab.kernel.loader import ExecError
 from faultlab.observe.stat import format_stat, format_stat_csv, mean_snapshot, spreads, write_stat
 from faultlab.observe.tools import RunTools
+from faultlab.machine import interrupt_on_sigint
 from faultlab.options import DEFAULT_ENV, EXIT_USAGE, cost_table, machine_from_options
 
 EXIT_INTERRUPTED = 130          # 128 + SIGINT, as a shell reports a program Ctrl-C ended
@@ -35,24 +34,6 @@ def _usage_error(message):
 def _command_line(a):
     """The guest's command line as the reports name it."""
     return ' '.join([a.program] + a.args)
-
-
-class InterruptAtQuantum:
-    """Ctrl-C during a run, taken where the machine is consistent: the SIGINT handler asks the machine to
-    stop (Machine.interrupt), whose run loop raises KeyboardInterrupt before its next quantum."""
-
-    def __init__(self, machine):
-        self.machine = machine
-        self.previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():      # (only it may set a handler)
-            self.previous = signal.signal(signal.SIGINT, lambda _signum, _frame: self.machine.interrupt())
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
 
 
 def _prepare(a):
@@ -79,7 +60,7 @@ def _execute(a, m, tools):
     argv = [os.path.basename(a.program)] + a.args
     res = None
     try:
-        with InterruptAtQuantum(m) if m.debugger is None else contextlib.nullcontext():
+        with interrupt_on_sigint(m) if m.debugger is None else contextlib.nullcontext():
             res = m.run(a.program, argv, DEFAULT_ENV + a.env, max_insns=a.max_insns,
                         max_sim_seconds=a.max_sim_time, wall_timeout=a.timeout,
                         wall_start=getattr(a, 'wall_start', None))

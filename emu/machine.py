@@ -1,4 +1,6 @@
 """A whole simulated machine: physical memory, a CPU and the kernel, and the run loop."""
+import contextlib
+import signal
 import threading
 import time
 from faultlab.core.cpu import Cpu
@@ -151,3 +153,18 @@ class Machine:
         rip = self.cpu.rip
         threads = ' (thread %d)' % t.tid if t.tid != t.tgid else ''
         return 'rip=%#x <%s>%s' % (rip, self.kernel.symbolize(t, rip), threads)
+
+
+@contextlib.contextmanager
+def interrupt_on_sigint(machine):
+    """Ctrl-C during a run, taken where the machine is consistent: while this is active (in the main
+    thread only, the one Python lets set a signal handler) SIGINT asks the machine to stop
+    (Machine.interrupt), whose run loop raises KeyboardInterrupt before its next quantum."""
+    if threading.current_thread() is not threading.main_thread():
+        yield machine
+        return
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: machine.interrupt())
+    try:
+        yield machine
+    finally:
+        signal.signal(signal.SIGINT, previous)
