@@ -77,7 +77,8 @@ def test_map_hugetlb_with_an_empty_pool_is_enomem_and_wrong_sizes_are_einval():
     e.svc.hstate.set_max_huge_pages(2)
     assert e.svc.hstate.nr_huge_pages == 2
     assert do_mmap(e.mm, 0, 3 * HPAGE_SIZE, PROT_RW, ANON_HUGE, None, 0) == -errno.ENOMEM
-    assert do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, ANON_HUGE | (30 << 26), None, 0) == -errno.EINVAL   # 1 GiB
+    assert do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, ANON_HUGE | (30 << 26), None, 0) == -errno.ENOMEM   # 1 GiB: empty
+    assert do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, ANON_HUGE | (29 << 26), None, 0) == -errno.EINVAL   # no 512 MiB
     f = e.file(b'x' * 8192, DiskFs)
     assert do_mmap(e.mm, 0, HPAGE_SIZE, PROT_RW, MAP_PRIVATE | MAP_HUGETLB, f, 0) == -errno.EINVAL
     # MAP_NORESERVE maps without a reservation; a fault with no page left is SIGBUS, as Linux

@@ -100,8 +100,8 @@ def test_pool_accounting_sysfs_tmpfile_match_native(userland):
 
 def test_sys_tree_is_sysfs():
     """/sys is a sysfs mount (SYSFS_MAGIC, nosuid,nodev,noexec) whose directories are 0755 and whose
-    attributes are 4096 bytes, with the files mm/hugetlb.c creates for the 2 MiB size only (the
-    modelled CPU has no pdpe1gb, so no 1 GiB hstate)."""
+    attributes are 4096 bytes, with the files mm/hugetlb.c creates for the 2 MiB size and, after it,
+    the 1 GiB one (a CPU with pdpe1gb, as this host's), which also has demote and demote_size."""
     from faultlab.core.cycles import CostTable
     from faultlab.machine import Machine
     from faultlab.kernel.kernel import KernelConfig
@@ -109,7 +109,7 @@ def test_sys_tree_is_sysfs():
     m = Machine(ram=64 << 20, costs=CostTable(), config=KernelConfig(nr_hugepages=2))
     vfs = m.kernel.vfs
     d = vfs.lookup('/sys/kernel/mm/hugepages')
-    assert [name for name, _ in d.entries()] == ['hugepages-2048kB']
+    assert [name for name, _ in d.entries()] == ['hugepages-2048kB', 'hugepages-1048576kB']
     names = sorted(n for n, _ in vfs.lookup('/sys/kernel/mm/hugepages/hugepages-2048kB').entries())
     assert names == sorted(['nr_hugepages', 'nr_hugepages_mempolicy', 'free_hugepages', 'resv_hugepages',
                             'surplus_hugepages', 'nr_overcommit_hugepages'])

@@ -17,6 +17,9 @@ file that is written back is EFAULT, the other mappings pin.
 
 A /proc file read again from offset 0 (fs/seq_file.c seq_read_iter; the mm selftest mremap_test):
 it is generated at each read from the start, not at open.
+
+The 1 GiB hstate (the mm selftest gup_longterm runs its cases for every size it finds): registered
+with an empty pool, as Linux on this host's CPU (pdpe1gb) has it.
 """
 import os
 import re
@@ -137,6 +140,117 @@ def test_proc_file_is_generated_at_each_read_from_offset_0_as_native(tmp_path):
     code, out, _ = run_native(prog)
     assert code == 0 and b'mremap expand merge: one VMA' in out, out
     assert b'first read after a mmap shows it: 1' in out
+    r = run_guest(prog)
+    assert r.result.report is None, r.result.report
+    assert r.exit_code == 0 and r.stdout == out
+
+
+# ---- the 1 GiB hstate (the mm selftest gup_longterm runs its cases for each size in /sys/kernel/mm/hugepages)
+GIGANTIC_C = r'''
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+#ifndef MAP_HUGE_1GB
+#define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
+#endif
+#ifndef MFD_HUGE_SHIFT
+#define MFD_HUGE_SHIFT 26
+#endif
+#ifndef MFD_HUGE_1GB
+#define MFD_HUGE_1GB (30U << MFD_HUGE_SHIFT)
+#endif
+#define G "/sys/kernel/mm/hugepages/hugepages-1048576kB/"
+#define R(x) ((x) < 0 ? strerrorname_np(errno) : "ok")
+
+static void show(const char *path)
+{
+	char buf[64] = "";
+	int fd = open(path, O_RDONLY);
+	int n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	printf("%s: %s%s", path, n < 0 ? strerrorname_np(errno) : buf, n < 0 ? "\n" : "");
+	if (fd >= 0)
+		close(fd);
+}
+
+/* only writes that Linux refuses: the host's settings stay as they are */
+static void refused(const char *path, const char *v)
+{
+	int fd = open(path, O_WRONLY);
+	int n = fd < 0 ? -1 : write(fd, v, strlen(v));
+	printf("echo %s > %s: %s\n", v, path, R(n));
+	if (fd >= 0)
+		close(fd);
+}
+
+static void try_map(const char *what, int flags, int fd, size_t len)
+{
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd, 0);
+	printf("mmap %s: %s\n", what, m == MAP_FAILED ? strerrorname_np(errno) : "ok");
+}
+
+int main(void)
+{
+	const char *names[] = {"nr_hugepages", "nr_hugepages_mempolicy", "free_hugepages", "resv_hugepages",
+			       "surplus_hugepages", "nr_overcommit_hugepages", "demote_size", "demote"};
+	char p[256];
+	DIR *d = opendir("/sys/kernel/mm/hugepages/");
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			printf("hstate: %s\n", e->d_name);
+	closedir(d);
+	for (int i = 0; i < 8; i++) {
+		snprintf(p, sizeof(p), G "%s", names[i]);
+		show(p);
+	}
+	show("/sys/devices/system/node/node0/hugepages/hugepages-1048576kB/free_hugepages");
+	refused(G "nr_overcommit_hugepages", "1");
+	refused(G "demote_size", "4096");
+	refused(G "demote_size", "1G");
+	refused(G "demote", "x");
+	try_map("MAP_HUGE_1GB private", MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_1GB, -1, 1 << 30);
+	try_map("MAP_HUGE_1GB shared", MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB | MAP_HUGE_1GB, -1, 4096);
+	try_map("MAP_HUGE 512 MiB", MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (29 << MAP_HUGE_SHIFT), -1, 4096);
+	int fd = memfd_create("g", MFD_HUGETLB | MFD_HUGE_1GB);
+	struct statfs st = {0};
+	printf("memfd_create MFD_HUGE_1GB: %s\n", R(fd));
+	printf("fstatfs: %s, hugetlbfs: %d\n", R(fstatfs(fd, &st)), st.f_type == 0x958458f6);
+	printf("ftruncate 1 GiB: %s\n", R(ftruncate(fd, 1 << 30)));
+	printf("fallocate 1 GiB: %s\n", R(fallocate(fd, 0, 0, 1 << 30)));
+	try_map("memfd shared", MAP_SHARED, fd, 1 << 30);
+	try_map("memfd private", MAP_PRIVATE, fd, 1 << 30);
+	printf("memfd_create MFD_HUGE 512 MiB: %s\n", R(memfd_create("g", MFD_HUGETLB | (29U << MFD_HUGE_SHIFT))));
+	return 0;
+}
+'''
+GIGANTIC_DIR = '/sys/kernel/mm/hugepages/hugepages-1048576kB'
+
+
+def test_empty_1gib_hstate_matches_native(tmp_path):
+    """x86-64 Linux registers the 1 GiB hstate when the CPU has pdpe1gb: its sysfs directory (with
+    demote and demote_size) after the 2 MiB one, no overcommit (EINVAL), an empty pool, so every
+    MAP_HUGE_1GB mapping fails with ENOMEM and a MFD_HUGE_1GB memfd cannot be filled (ENOSPC); an
+    unknown size is EINVAL for mmap and ENODEV for memfd_create. Run natively where this host has that
+    directory with an empty pool and root may read it."""
+    if os.geteuid() != 0 or not os.path.isdir(GIGANTIC_DIR):
+        pytest.skip('needs root and a host with the 1 GiB hstate')
+    with open(os.path.join(GIGANTIC_DIR, 'nr_hugepages')) as f:
+        if f.read().strip() != '0':
+            pytest.skip("the host's 1 GiB pool is not empty")
+    prog = _static_c(tmp_path, 'gigantic', GIGANTIC_C)
+    code, out, _ = run_native(prog)
+    assert code == 0 and b'hstate: hugepages-2048kB\nhstate: hugepages-1048576kB\n' in out, out
+    assert b'mmap MAP_HUGE_1GB private: ENOMEM' in out and b'fallocate 1 GiB: ENOSPC' in out
     r = run_guest(prog)
     assert r.result.report is None, r.result.report
     assert r.exit_code == 0 and r.stdout == out

@@ -14,10 +14,12 @@ Private_Hugetlb / Shared_Hugetlb with KernelPageSize 2048 kB).
 """
 import errno
 
+from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.fs.hugetlbfs import HugetlbFile, HugetlbFs, hugetlb_file_setup
 from faultlab.kernel.mm.hugetlb_sysfs import hugetlb_sysctl_init
-from faultlab.kernel.mm.hugetlb_types import (HPAGE_MASK, HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE,
-                                              huge_size_ok)
+from faultlab.kernel.mm.hugetlb_types import (GIGANTIC_PAGE_SHIFT, GIGANTIC_PAGE_SIZE, HPAGE_MASK, HPAGE_SHIFT,
+                                              HPAGE_SIZE, HUGETLB_PAGE_ORDER, PAGES_PER_HPAGE, huge_size_ok,
+                                              is_gigantic_size)
 from faultlab.kernel.mm.llc import charge_page_zero, charge_page_copy
 from faultlab.kernel.mm.mm_types import (TASK_SIZE, VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
 from faultlab.kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
@@ -44,6 +46,8 @@ class HState:
     beyond the persistent pool (nr_hugepages) under nr_overcommit_hugepages, which go back to the
     page allocator when freed; resv_huge_pages free pages are promised to mappings."""
 
+    gigantic = False                 # hstate_is_gigantic
+
     def __init__(self, svc, nr_hugepages=0, clock=None, dev=0):
         self.svc = svc
         self.frames = svc.frames
@@ -54,6 +58,7 @@ class HState:
         self.nr_overcommit_huge_pages = 0
         self.max_huge_pages = 0      # the persistent pool size last asked for (/proc/sys/vm/nr_hugepages)
         self.sb = HugetlbFs(self, clock, dev)
+        self.gigantic_hstate = GiganticHState(clock)     # the 1 GiB hstate, registered after this one
         self.set_max_huge_pages(nr_hugepages)
 
     @property
@@ -237,6 +242,59 @@ class HState:
                    HPAGE_SIZE >> 10, self.nr_huge_pages * (HPAGE_SIZE >> 10)))
 
 
+class GiganticHState:
+    """struct hstate of the 1 GiB size, with an empty pool: x86-64 registers it when the CPU has
+    pdpe1gb (hugetlbpage.c arch_hugetlb_valid_size), and its pool stays empty unless the boot line
+    asks for pages (hugepagesz=1G hugepages=N). Growing it at run time needs a free, naturally aligned
+    1 GiB range (alloc_gigantic_folio); faultlab maps no PUD-sized page, so none is ever found and
+    echo N > nr_hugepages leaves 0, as on a Linux machine whose memory has no such range. A gigantic
+    hstate has no surplus pages (alloc_surplus_hugetlb_folio), so every reservation fails (ENOMEM)."""
+
+    gigantic = True
+    order = GIGANTIC_PAGE_SHIFT - 12
+    nr_huge_pages = free_huge_pages = resv_huge_pages = surplus_huge_pages = 0
+    nr_overcommit_huge_pages = max_huge_pages = 0
+
+    def __init__(self, clock=None):
+        self.clock = clock
+        self.demote_size = HPAGE_SIZE    # demote_order: the 2 MiB hstate, the only smaller one
+        self._sb = None
+
+    def internal_sb(self, alloc_dev):
+        """The hstate's internal hugetlbfs (memfd_create(MFD_HUGETLB | MFD_HUGE_1GB)), made at first
+        use with a device number from alloc_dev()."""
+        if self._sb is None:
+            self._sb = HugetlbFs(self, self.clock, alloc_dev())
+        return self._sb
+
+    @property
+    def name(self):
+        """The hstate's name, as its /sys/kernel/mm/hugepages directory is called."""
+        return 'hugepages-%dkB' % (GIGANTIC_PAGE_SIZE >> 10)
+
+    def set_max_huge_pages(self, count):
+        """set_max_huge_pages: no gigantic page can be allocated, the pool stays empty."""
+        return self.nr_huge_pages
+
+    def alloc_huge_page(self, use_resv):
+        """alloc_hugetlb_folio: the pool is empty and no surplus page can be had (fallocate: ENOSPC)."""
+        return None
+
+    def hugetlb_acct_memory(self, delta):
+        """hugetlb_acct_memory: no page can be reserved (-ENOMEM), giving back is nothing."""
+        return -errno.ENOMEM if delta > 0 else 0
+
+    def demote(self, count):
+        """demote_store: split free pages into 2 MiB ones; the pool has none, nothing is demoted."""
+        return 0
+
+    def set_demote_size(self, size):
+        """demote_size_store: the size must be an hstate's smaller than this one (2 MiB); EINVAL else."""
+        if size != HPAGE_SIZE:
+            raise FsError(errno.EINVAL)
+        self.demote_size = size
+
+
 # ---- reservations ------------------------------------------------------------------------------
 def _private_resv(mm):
     """The reserve map of mm's private hugetlb mappings (the resv_map of their owner VMAs): huge
@@ -333,8 +391,9 @@ def hugetlb_mmap_check(mm, length, flags, f, pgoff):
     that is not a multiple of 2 MiB)."""
     if getattr(mm.svc, 'hstate', None) is None:
         return -errno.ENOMEM
-    if flags & MAP_HUGETLB and not huge_size_ok(flags):
-        return -errno.EINVAL
+    gigantic = flags & MAP_HUGETLB and is_gigantic_size(flags)
+    if flags & MAP_HUGETLB and not huge_size_ok(flags) and not gigantic:
+        return -errno.EINVAL                  # hstate_sizelog: no hstate of that size
     if f is not None and not is_file_hugepages(f):
         return -errno.EINVAL                  # MAP_HUGETLB with a file that is not on hugetlbfs
     rlen = (length + HPAGE_SIZE - 1) & HPAGE_MASK
@@ -342,6 +401,8 @@ def hugetlb_mmap_check(mm, length, flags, f, pgoff):
         return -errno.ENOMEM
     if pgoff & (PAGES_PER_HPAGE - 1):
         return -errno.EINVAL
+    if gigantic or f is not None and f.inode.sb.hstate.gigantic:
+        return -errno.ENOMEM                  # 1 GiB: hugetlb_reserve_pages finds the pool empty
     return rlen
 
 

@@ -11,11 +11,12 @@ from faultlab.kernel.fs import FsError, Inode, pack_stat, pack_dirent64, Timespe
 from faultlab.kernel.fs.perm import MAY_EXEC, MAY_WRITE, Cred as FsCred
 from faultlab.kernel.fs.pipe import Pipe, PipeEnd, pipe_read, pipe_write
 from faultlab.kernel.futex import BLOCKED
-from faultlab.kernel.mm.hugetlb_types import huge_size_ok
+from faultlab.kernel.mm.hugetlb_types import huge_size_ok, is_gigantic_size
 from faultlab.kernel.mm.memory import fold_pte_dirty
 from faultlab.kernel.mm.userfaultfd_k import UserfaultRetry
 from faultlab.kernel.fs.stat import S_IFMT, S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR, S_IFIFO, S_IFSOCK, makedev
 from faultlab.kernel.fs.synth import SynthFile
+from faultlab.kernel.fs.sysfs import SysfsAttr
 from faultlab.kernel.fs.file_table import alloc_empty_file_check
 from faultlab.kernel.fs.locks import (F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
                              do_fcntl_lock)
@@ -150,6 +151,8 @@ def do_sys_open(k, t, dirfd, upath, flags, mode):
             return -errno.EROFS
         if want & 2 and isinstance(inode, SynthFile) and not inode.writable:
             return -errno.EACCES
+        if want & 4 and isinstance(inode, SysfsAttr) and inode.read_fn is None and inode.read_at is None:
+            return -errno.EACCES             # kernfs_fop_open: a write-only attribute has no show
         if not created:                      # may_open: a file this open created needs no check
             try:
                 vfs.may_open(inode, want, cred)
@@ -1099,12 +1102,19 @@ def sys_fadvise64(k, t, fd, offset, length, advice, *_):
     return 0
 
 
+def _memfd_hugetlb_sb(k, flags):
+    """The internal hugetlbfs of the hstate MFD_HUGE_* names (hugetlb_file_setup): the 1 GiB one's
+    for MFD_HUGE_1GB, else the default 2 MiB one's."""
+    h = k.mmsvc.hstate
+    return h.gigantic_hstate.internal_sb(k.vfs.alloc_anon_dev) if is_gigantic_size(flags) else h.sb
+
+
 @syscall(319, 'memfd_create')
 def sys_memfd_create(k, t, uname, flags, *_):
     flags &= 0xFFFFFFFF                      # unsigned int flags
     if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | 0xFC000000 | 8 | 16):
         return -errno.EINVAL
-    if not flags & MFD_HUGETLB and flags & 0xFC000000 or flags & MFD_HUGETLB and not huge_size_ok(flags):
+    if not flags & MFD_HUGETLB and flags & 0xFC000000:
         return -errno.EINVAL
     if flags & MFD_HUGETLB and getattr(k.mmsvc, 'hstate', None) is None:
         return -errno.EINVAL
@@ -1113,10 +1123,12 @@ def sys_memfd_create(k, t, uname, flags, *_):
         return name
     if len(name) > 249:
         return -errno.EINVAL
+    if flags & MFD_HUGETLB and not huge_size_ok(flags) and not is_gigantic_size(flags):
+        return -errno.ENODEV                 # hugetlb_file_setup: no hstate of that size
     err = alloc_empty_file_check(k, t)
     if err:
         return err
-    inode = k.mmsvc.hstate.sb.new_anon_file() if flags & MFD_HUGETLB else k.vfs.memfd_create()
+    inode = _memfd_hugetlb_sb(k, flags).new_anon_file() if flags & MFD_HUGETLB else k.vfs.memfd_create()
     inode.ihold()
     f = OpenFile(inode, O_RDWR | O_LARGEFILE, '/memfd:%s (deleted)' % name, k.pagecache)
     return t.files.install(f, cloexec=bool(flags & MFD_CLOEXEC))
