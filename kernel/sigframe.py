@@ -9,7 +9,7 @@ is kept by the kernel with the frame; at a system call it is dead (caller-saved)
 import errno
 import struct
 
-from faultlab.kernel.jobctl import do_jobctl_stop, do_signal_stop, ptrace_signal
+from faultlab.kernel.signal_send import do_jobctl_stop, do_signal_stop, ptrace_signal
 from faultlab.kernel.signal import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, SIG_DFL, SIG_IGN, SIGKILL, SIG_KERNEL_STOP,  # noqa: F401
                                     dequeue_signal, handler_of, ignored, kill_process, next_signal, pending_set,
                                     siginfo_kill)

@@ -1,12 +1,22 @@
 """Generating signals (kernel/signal.c): send_signal, complete_signal's wake-ups, the hand-over to a
 thread in rt_sigtimedwait, and group_send_sig_info for a user's signal to a process. The syscalls
-(kill, tgkill, sigqueue, timers, pidfd_send_signal), pipes and sockets (SIGPIPE) and the debugger use them."""
+(kill, tgkill, sigqueue, timers, pidfd_send_signal), pipes and sockets (SIGPIPE) and the debugger use them.
+
+Stopped tasks (do_signal_stop, ptrace_stop, ptrace_signal): a stop signal's default action stops every
+thread of the process (TASK_STOPPED, state 'T') until SIGCONT or SIGKILL; a traced thread stops
+(TASK_TRACED, state 't') for each signal it is about to take, until its tracer resumes it. A stop
+signal from another process stops the process at once: its threads on no CPU stop now, the others as
+they next return to user mode (a sleeper is not interrupted: it stops when its sleep ends, as one
+that Linux interrupted would restart its call). The stop code a wait reports is consumed by that wait
+(wait_task_stopped): a group stop's signal once to the parent, a ptrace stop's once to the tracer;
+the signal a tracer resumes with is what the thread then takes (0: none).
+"""
 import errno
 import struct
 
 from faultlab.kernel.futex import cancel_wait
 from faultlab.kernel.signal import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, SIG_DFL, SIG_KERNEL_STOP, SIGCHLD,
-                                    SIGCONT, SIGKILL, check_kill_permission, dequeue_signal, handler_of, ignored,
+                                    SIGCONT, SIGKILL, SIGSTOP, check_kill_permission, dequeue_signal, handler_of, ignored,
                                     kill_process, siginfo_kill)
 
 SA_NOCLDSTOP = 0x00000001
@@ -63,6 +73,12 @@ def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
               else 'from an expired timer')
     if sig == SIGKILL and sender is not None and sender.group is not target.group:
         return signal_wake_killed(k, target.group, origin)
+    if sig != SIGKILL and not target.ptrace and handler == SIG_DFL and sig in SIG_KERNEL_STOP:
+        current = k.current
+        if current is None or current.group is not target.group:
+            dequeue_signal(target, sig)
+            do_signal_stop(k, target, sig)        # another process stops it now
+            return 0
     if sig != SIGKILL and (target.ptrace or (handler == SIG_DFL and sig in SIG_KERNEL_STOP)):
         if target.state == 'S':
             signal_wake_up(k, target)  # the tracer sees it, or the process stops, on the way to user mode
@@ -183,3 +199,53 @@ def group_send_sig_info(k, sender, group, sig, info=None, code=SI_USER):
     if err or not live:
         return err
     return send_signal(k, sender, target, sig, code, info=info, shared=True)
+
+
+def ptrace_stop(k, task, code):
+    """The traced thread stops with `code` to report to its tracer (CLD_TRAPPED, the waiters woken)."""
+    task.ptrace_code = code
+    k.sched.stop(task, 't')
+    do_notify_parent_cldstop(k, task, True, CLD_TRAPPED, code)
+
+
+def ptrace_signal(k, task, sig):
+    """A traced thread is about to take sig: it leaves the queue and the thread stops for its tracer
+    (signal-delivery-stop); the signal the tracer resumes it with is delivered instead."""
+    dequeue_signal(task, sig)
+    ptrace_stop(k, task, sig)
+
+
+def do_signal_stop(k, task, sig):
+    """A stop signal's default action: the process stops (group stop) with sig for a WUNTRACED wait
+    and a CLD_STOPPED SIGCHLD to its parent; task stops now if it is the core's thread acting on the
+    signal, its threads otherwise as stop_other_thread says."""
+    group = task.group
+    first = not group.stopped
+    group.stopped, group.stop_code, group.continued = True, sig, False
+    for th in group.live_threads():
+        if th is task and th is k.current:
+            do_jobctl_stop(k, th)
+        else:
+            stop_other_thread(k, th)
+    if first:
+        do_notify_parent_cldstop(k, group.leader, False, CLD_STOPPED, sig)
+
+
+def stop_other_thread(k, th):
+    """A thread of a stopping process other than the one acting on the signal: one runnable but not
+    on the core stops now; one asleep or on the core as it next returns to user mode."""
+    if th.state in ('T', 't'):
+        return
+    if th.state == 'R' and th is not k.current:
+        do_jobctl_stop(k, th)
+    else:
+        th.jobctl_stop = True
+
+
+def do_jobctl_stop(k, task):
+    """One thread takes part in its process's group stop: traced, it stops for its tracer instead."""
+    task.jobctl_stop = False
+    if task.ptrace:
+        ptrace_stop(k, task, task.group.stop_code or SIGSTOP)
+    else:
+        k.sched.stop(task, 'T')

@@ -6,7 +6,8 @@
  *     one the child prints after PTRACE_DETACH; EIO for an unmapped word, an unknown request, a bad
  *     resume signal; EPERM for attaching twice or to itself; ESRCH for a process it does not trace
  *   - PTRACE_CONT with a signal: the child's handler runs for it
- *   - SIGSTOP and SIGCONT: waitpid with WUNTRACED and WCONTINUED, waitid with WSTOPPED/WCONTINUED
+ *   - SIGSTOP and SIGCONT: waitpid with WUNTRACED and WCONTINUED, waitid with WSTOPPED/WCONTINUED;
+ *     a child stopped and continued in nanosleep finishes its sleep (no EINTR)
  *   - process_vm_readv/writev: whole, partial (a bad second remote iovec), EFAULT, EINVAL, ESRCH,
  *     a read-only remote page
  */
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ptrace.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -165,6 +167,28 @@ static void test_job_control(void)
     release(pipefd, pid);
 }
 
+static void test_stop_sleeper(void)
+{
+    int st;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct timespec ts = {0, 300 * 1000 * 1000}, rem = {0, 0};
+        int r = nanosleep(&ts, &rem);
+        printf("child: nanosleep %d\n", r);
+        fflush(stdout);
+        _exit(0);
+    }
+    usleep(50 * 1000);                        /* the child sleeps */
+    report("kill STOP", kill(pid, SIGSTOP));
+    pid_t w = waitpid(pid, &st, WUNTRACED);
+    printf("WUNTRACED %d: stopped %d sig %d\n", w == pid, WIFSTOPPED(st), WSTOPSIG(st));
+    report("kill CONT", kill(pid, SIGCONT));
+    fflush(stdout);
+    w = waitpid(pid, &st, 0);
+    printf("reaped %d: exited %d status %d\n", w == pid, WIFEXITED(st), WEXITSTATUS(st));
+}
+
 static void test_process_vm(void)
 {
     int pipefd[2];
@@ -207,6 +231,8 @@ int main(void)
     test_errors();
     printf("== job control\n");
     test_job_control();
+    printf("== a sleeper stopped and continued\n");
+    test_stop_sleeper();
     printf("== process_vm\n");
     test_process_vm();
     printf("ptracepeek done\n");
