@@ -13,7 +13,7 @@ from faultlab.kernel.capability import CAP_SYS_PTRACE, capable
 from faultlab.kernel.cred import SUID_DUMP_USER, get_dumpable
 from faultlab.kernel.mm.access_remote import access_remote_vm
 from faultlab.kernel.mm.gup_pin import FOLL_FORCE
-from faultlab.kernel.signal import SIGSTOP
+from faultlab.kernel.signal import SI_USER, SIGSTOP, SIGTRAP
 from faultlab.kernel.signal_send import CLD_TRAPPED, do_notify_parent_cldstop, send_signal
 
 PT_PTRACED, PT_SEIZED = 0x1, 0x10000
@@ -141,6 +141,13 @@ def ptrace_access_vm(tracer, task, addr, data=None, length=0, gup_flags=FOLL_FOR
 def ptrace_readdata(tracer, task, addr, length):
     """Read length bytes of the tracee at addr: the bytes it could (short at a page it cannot get)."""
     return ptrace_access_vm(tracer, task, addr, None, length)
+
+
+def ptrace_event_exec(k, task):
+    """After a successful execve a thread traced the legacy way (ATTACH, TRACEME; not SEIZE) gets
+    SIGTRAP, so its tracer sees the new program stopped before its first instruction."""
+    if task.ptrace and not task.ptrace & PT_SEIZED:
+        send_signal(k, task, task, SIGTRAP, SI_USER)
 
 
 def exit_ptrace(k, tracer):

@@ -8,7 +8,7 @@ from faultlab.kernel.capability import CAP_KILL, capable
 from faultlab.kernel.futex import cancel_wait
 
 SIG_DFL, SIG_IGN = 0, 1
-SIGKILL, SIGCHLD, SIGCONT, SIGSTOP = 9, 17, 18, 19
+SIGTRAP, SIGKILL, SIGCHLD, SIGCONT, SIGSTOP = 5, 9, 17, 18, 19
 SIG_KERNEL_STOP = {19, 20, 21, 22}           # SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU: default action stops
 SI_USER, SI_TKILL, SI_KERNEL = 0, -6, 0x80
 ERESTARTSYS = 512                         # kernel-internal: restart the call if the handler allows it

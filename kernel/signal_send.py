@@ -114,6 +114,7 @@ def signal_wake_killed(k, group, origin):
     group.shared_pending |= 1 << (SIGKILL - 1)
     group.kill_origin = origin
     for th in group.live_threads():
+        th.jobctl_stop = False
         if th.state == 'S':
             signal_wake_up(k, th, k.costs.costs['ipi_wake_idle'])
         elif th.state in ('T', 't'):

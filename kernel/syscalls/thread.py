@@ -8,7 +8,7 @@ from faultlab.kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEU
                           FUTEX_CMD_MASK, cancel_wait, futex_wait, futex_wake, futex_requeue, futex_wake_op)
 from faultlab.kernel.syscalls.registry import s32 as _s32, syscall
 from faultlab.kernel.signal import SIGCONT, check_kill_permission
-from faultlab.kernel.ptrace import exit_ptrace, ptrace_tracee_exit
+from faultlab.kernel.ptrace import exit_ptrace, ptrace_event_exec, ptrace_tracee_exit
 from faultlab.kernel.signal_send import (CLD_CONTINUED, CLD_STOPPED, CLD_TRAPPED, group_send_sig_info, send_signal,
                                          wake_up_parent)
 from faultlab.kernel.sigframe import SI_TKILL, sys_rt_sigreturn
@@ -654,6 +654,7 @@ def do_execve(k, t, path, argv, envp):
     cpu.fs_base = 0
     cpu.rip = image.entry - 2                           # the syscall hook adds 2 to a RIP it set
     k.stats['execs'] += 1
+    ptrace_event_exec(k, t)
     return 0
 
 

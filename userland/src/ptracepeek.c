@@ -6,6 +6,7 @@
  *     one the child prints after PTRACE_DETACH; EIO for an unmapped word, an unknown request, a bad
  *     resume signal; EPERM for attaching twice or to itself; ESRCH for a process it does not trace
  *   - PTRACE_CONT with a signal: the child's handler runs for it
+ *   - PTRACE_TRACEME: a raised signal stops the child for its parent; execve stops it with SIGTRAP
  *   - SIGSTOP and SIGCONT: waitpid with WUNTRACED and WCONTINUED, waitid with WSTOPPED/WCONTINUED;
  *     a child stopped and continued in nanosleep finishes its sleep (no EINTR)
  *   - process_vm_readv/writev: whole, partial (a bad second remote iovec), EFAULT, EINVAL, ESRCH,
@@ -118,6 +119,40 @@ static void test_cont_signal(void)
     release(pipefd, pid);
 }
 
+static void test_traceme(void)
+{
+    int st;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0)
+        exit(1);
+    self[n] = 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        long r = ptrace(PTRACE_TRACEME, 0, 0, 0);
+        long again = ptrace(PTRACE_TRACEME, 0, 0, 0);
+        printf("child: traceme %ld, again %ld %s\n", r, again, strerrorname_np(errno));
+        fflush(stdout);
+        raise(SIGUSR2);                       /* stops for the tracer, which cancels it */
+        printf("child: after SIGUSR2\n");
+        fflush(stdout);
+        char *argv[] = {self, "exec", NULL};
+        execv(self, argv);
+        _exit(9);
+    }
+    pid_t w = waitpid(pid, &st, 0);
+    printf("waitpid %d: stopped %d sig %d\n", w == pid, WIFSTOPPED(st), WSTOPSIG(st));
+    report("cont", ptrace(PTRACE_CONT, pid, 0, 0));
+    fflush(stdout);
+    w = waitpid(pid, &st, 0);
+    printf("after exec %d: stopped %d sig %d\n", w == pid, WIFSTOPPED(st), WSTOPSIG(st));
+    report("cont", ptrace(PTRACE_CONT, pid, 0, 0));
+    fflush(stdout);
+    w = waitpid(pid, &st, 0);
+    printf("reaped %d: exited %d status %d\n", w == pid, WIFEXITED(st), WEXITSTATUS(st));
+}
+
 static void test_errors(void)
 {
     int pipefd[2];
@@ -219,14 +254,20 @@ static void test_process_vm(void)
     release(pipefd, pid);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) {                           /* re-executed by test_traceme's traced child */
+        printf("exec'd: %s\n", argv[1]);
+        return 5;
+    }
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     signal(SIGUSR1, on_usr1);                 /* the children inherit it (SA_RESTART) */
     printf("== attach, peek, poke, detach\n");
     test_attach_peek_poke();
     printf("== cont with a signal\n");
     test_cont_signal();
+    printf("== traceme, exec\n");
+    test_traceme();
     printf("== errors\n");
     test_errors();
     printf("== job control\n");
