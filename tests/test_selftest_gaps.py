@@ -254,3 +254,27 @@ def test_empty_1gib_hstate_matches_native(tmp_path):
     r = run_guest(prog)
     assert r.result.report is None, r.result.report
     assert r.exit_code == 0 and r.stdout == out
+
+
+# ---- the pool grows only down to the min watermark (the mm selftest compaction_test) ---------------------
+def test_growing_the_pool_stops_at_the_min_watermark():
+    """alloc_pool_huge_folio (__GFP_RETRY_MAYFAIL | __GFP_NOWARN) fails once taking a 2 MiB block would
+    leave no more than the min watermark free: echo N > nr_hugepages with N past memory keeps the
+    system's reserve, as does a surplus page; the boot-time pool (hugepages=N) is taken before the
+    watermarks. Not compared natively: it would take this host's memory."""
+    from test_mm_unit import Env
+    from faultlab.kernel.mm.hugetlb import HState
+    from faultlab.kernel.mm.hugetlb_types import PAGES_PER_HPAGE
+    e = Env(ram=64 << 20)
+    h = HState(e.svc, 0)
+    e.svc.set_hstate(h)
+    frames, mark = e.svc.frames, e.svc.reclaim.wmark_min
+    h.set_max_huge_pages(1 << 20)
+    assert h.nr_huge_pages > 0
+    assert mark < frames.nr_free <= mark + PAGES_PER_HPAGE - 1
+    h.nr_overcommit_huge_pages = 1
+    assert h.alloc_surplus_huge_page() is None
+    h.set_max_huge_pages(0)
+    assert h.nr_huge_pages == 0
+    boot = HState(Env(ram=64 << 20).svc, 1 << 20)
+    assert boot.frames.nr_free < PAGES_PER_HPAGE       # hugepages=N takes every aligned block

@@ -59,7 +59,7 @@ class HState:
         self.max_huge_pages = 0      # the persistent pool size last asked for (/proc/sys/vm/nr_hugepages)
         self.sb = HugetlbFs(self, clock, dev)
         self.gigantic_hstate = GiganticHState(clock)     # the 1 GiB hstate, registered after this one
-        self.set_max_huge_pages(nr_hugepages)
+        self.hugetlb_hstate_alloc_pages(nr_hugepages)
 
     @property
     def free_huge_pages(self):
@@ -78,8 +78,14 @@ class HState:
         """Free huge pages not promised to a reservation."""
         return len(self.free_list) - self.resv_huge_pages
 
-    def alloc_fresh_huge_page(self):
-        """Take an aligned order-9 block from the frame allocator for the pool; the head page or None."""
+    def alloc_fresh_huge_page(self, boot=False):
+        """Take an aligned order-9 block from the frame allocator for the pool; the head page or None.
+        At run time (alloc_pool_huge_folio, alloc_surplus_hugetlb_folio: __GFP_RETRY_MAYFAIL |
+        __GFP_NOWARN) the allocation fails rather than take the free pages below the min watermark,
+        so growing the pool leaves the system its reserve; the boot-time pool (hugepages=N) comes from
+        memblock before the watermarks exist."""
+        if not boot and not self.svc.reclaim.zone_watermark_ok(HUGETLB_PAGE_ORDER):
+            return None
         pfn = self.frames.alloc_contig_pages(HUGETLB_PAGE_ORDER)
         if pfn is None:
             return None
@@ -96,6 +102,16 @@ class HState:
         """update_and_free_hugetlb_folio: a page leaves the pool for the page allocator."""
         self.frames.free_contig_pages(head.pfn, HUGETLB_PAGE_ORDER)
         self.nr_huge_pages -= 1
+
+    def hugetlb_hstate_alloc_pages(self, count):
+        """hugetlb_hstate_alloc_pages: the pool of the hugepages= boot parameter (as far as memory has
+        aligned blocks)."""
+        while self.nr_huge_pages < count:
+            head = self.alloc_fresh_huge_page(boot=True)
+            if head is None:
+                break
+            self.free_list.insert(0, head)
+        self.max_huge_pages = self.nr_huge_pages
 
     def set_max_huge_pages(self, count):
         """echo N > nr_hugepages: grow the persistent pool (surplus pages first, then as far as memory

@@ -273,6 +273,11 @@ class Reclaim:
                     break
         return freed
 
+    def zone_watermark_ok(self, order):
+        """__zone_watermark_ok against the min watermark: do more than wmark_min free pages stay
+        after taking a block of 2**order? (free_pages -= (1 << order) - 1; free_pages <= min fails)"""
+        return self.frames.nr_free - ((1 << order) - 1) > self.wmark_min
+
     def balance(self, light=False):
         """Before an allocation: below the low watermark, reclaim up to the high one (not for light)."""
         free = self.frames.nr_free
