@@ -135,22 +135,20 @@ static void test_traceme(void)
         printf("child: traceme %ld, again %ld %s\n", r, again, strerrorname_np(errno));
         fflush(stdout);
         raise(SIGUSR2);                       /* stops for the tracer, which cancels it */
-        printf("child: after SIGUSR2\n");
-        fflush(stdout);
         char *argv[] = {self, "exec", NULL};
         execv(self, argv);
         _exit(9);
     }
+    /* each result is printed once the child stops again: the child prints as it runs */
     pid_t w = waitpid(pid, &st, 0);
     printf("waitpid %d: stopped %d sig %d\n", w == pid, WIFSTOPPED(st), WSTOPSIG(st));
-    report("cont", ptrace(PTRACE_CONT, pid, 0, 0));
-    fflush(stdout);
+    long r = ptrace(PTRACE_CONT, pid, 0, 0);
     w = waitpid(pid, &st, 0);
-    printf("after exec %d: stopped %d sig %d\n", w == pid, WIFSTOPPED(st), WSTOPSIG(st));
-    report("cont", ptrace(PTRACE_CONT, pid, 0, 0));
+    printf("cont %ld, after exec %d: stopped %d sig %d\n", r, w == pid, WIFSTOPPED(st), WSTOPSIG(st));
     fflush(stdout);
+    r = ptrace(PTRACE_CONT, pid, 0, 0);
     w = waitpid(pid, &st, 0);
-    printf("reaped %d: exited %d status %d\n", w == pid, WIFEXITED(st), WEXITSTATUS(st));
+    printf("cont %ld, reaped %d: exited %d status %d\n", r, w == pid, WIFEXITED(st), WEXITSTATUS(st));
 }
 
 static void test_errors(void)
