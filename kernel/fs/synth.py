@@ -7,10 +7,11 @@ from faultlab.kernel.fs.stat import PAGE_SIZE, S_IFLNK, S_IFREG
 
 
 class SynthFile(Inode):
-    """A regular file generated on open: read_fn() -> bytes; writes go to write_fn(bytes).
+    """A regular file generated when read: read_fn() -> bytes; writes go to write_fn(bytes).
 
-    Like a /proc file it reports st_size 0. The file layer should call read_content() once at
-    open (or at the first read) and serve reads from that snapshot. A file too large to snapshot
+    Like a /proc file it reports st_size 0. As seq_read does, the file layer calls read_content()
+    at each read from offset 0 (and at the first read, whatever its offset), and serves reads at
+    other offsets from that text; the open generates nothing. A file too large to snapshot
     (/proc/self/pagemap) sets read_at(offset, count) -> bytes instead: the file layer then reads
     it lazily at the file position, and read_content() is empty. A file written at a position
     (/proc/self/mem) sets write_at(offset, data) -> bytes written: the file layer calls it instead of
@@ -79,7 +80,7 @@ class SynthFile(Inode):
         return len(data)
 
     def read_page(self, index):
-        """Page `index` of freshly generated content (prefer one read_content() snapshot per open)."""
+        """Page `index` of freshly generated content."""
         data = self.read_content()
         return data[index * PAGE_SIZE:(index + 1) * PAGE_SIZE]
 
