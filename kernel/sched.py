@@ -180,6 +180,7 @@ class Scheduler:
         """A task stops (set_special_state TASK_STOPPED 'T', TASK_TRACED 't'): off its CPU and the run
         queue until resume; the core stops after this trap if it is the one running."""
         task.state = state
+        task.waiting_on = 'ptrace stop' if state == 't' else 'group stop'
         for rq in self.rqs:
             if rq.curr is task:
                 rq.curr = None
@@ -197,6 +198,7 @@ class Scheduler:
             return False
         task.state = 'R'
         task.ready_at = when
+        task.waiting_on = None
         self.runqueue.append(task)
         self._kick_idle(when)
         return True
@@ -305,4 +307,5 @@ class Scheduler:
             self.k.cpu.stop()
 
     def blocked_tasks(self):
-        return [t for t in self.k.tasks.values() if not t.exited and t.state in ('S', 'D')]
+        """The threads that cannot run: asleep, or stopped (SIGSTOP, ptrace)."""
+        return [t for t in self.k.tasks.values() if not t.exited and t.state in ('S', 'D', 'T', 't')]
