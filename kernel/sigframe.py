@@ -9,10 +9,10 @@ is kept by the kernel with the frame; at a system call it is dead (caller-saved)
 import errno
 import struct
 
+from faultlab.kernel.signal import (ERESTARTSYS, SI_USER, SIG_DFL, SIG_IGN, SIG_KERNEL_STOP, SIGKILL, dequeue_signal,
+                                    handler_of, ignored, kill_process, next_signal, siginfo_kill)
+from faultlab.kernel.signal import SI_KERNEL, SI_TKILL, pending_set   # noqa: F401 (this module's names for its users)
 from faultlab.kernel.signal_send import do_jobctl_stop, do_signal_stop, ptrace_signal
-from faultlab.kernel.signal import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, SIG_DFL, SIG_IGN, SIGKILL, SIG_KERNEL_STOP,  # noqa: F401
-                                    dequeue_signal, handler_of, ignored, kill_process, next_signal, pending_set,
-                                    siginfo_kill)
 
 SA_NODEFER, SA_RESETHAND, SA_RESTORER, SA_SIGINFO = 0x40000000, 0x80000000, 0x04000000, 0x00000004
 SA_ONSTACK, SA_RESTART = 0x08000000, 0x10000000

@@ -16,8 +16,8 @@ import struct
 
 from faultlab.kernel.futex import cancel_wait
 from faultlab.kernel.signal import (ERESTARTSYS, SI_KERNEL, SI_TKILL, SI_USER, SIG_DFL, SIG_KERNEL_STOP, SIGCHLD,
-                                    SIGCONT, SIGKILL, SIGSTOP, check_kill_permission, dequeue_signal, handler_of, ignored,
-                                    kill_process, siginfo_kill)
+                                    SIGCONT, SIGKILL, SIGSTOP, check_kill_permission, dequeue_signal, handler_of,
+                                    ignored, kill_process, siginfo_kill)
 
 SA_NOCLDSTOP = 0x00000001
 CLD_TRAPPED, CLD_STOPPED, CLD_CONTINUED = 4, 5, 6

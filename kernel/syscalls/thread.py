@@ -7,11 +7,11 @@ from faultlab.kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEU
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
                           FUTEX_CMD_MASK, cancel_wait, futex_wait, futex_wake, futex_requeue, futex_wake_op)
 from faultlab.kernel.syscalls.registry import s32 as _s32, syscall
-from faultlab.kernel.signal import SIGCONT, check_kill_permission
+from faultlab.kernel.signal import SI_TKILL, SIGCONT, check_kill_permission
 from faultlab.kernel.ptrace import exit_ptrace, ptrace_event_exec, ptrace_tracee_exit
 from faultlab.kernel.signal_send import (CLD_CONTINUED, CLD_STOPPED, CLD_TRAPPED, group_send_sig_info, send_signal,
                                          wake_up_parent)
-from faultlab.kernel.sigframe import SI_TKILL, sys_rt_sigreturn
+from faultlab.kernel.sigframe import sys_rt_sigreturn
 from faultlab.kernel.cred import exec_creds
 from faultlab.kernel.loader import ExecError
 from faultlab.kernel.mm.fork import dup_mm

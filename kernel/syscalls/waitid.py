@@ -80,7 +80,8 @@ def _try_stopped(k, t, which, target, options, infop, ru):
     task, why, code = found
     if ru and not t.umem.write(ru, wait_rusage(task.group)):
         return -errno.EFAULT
-    return _put_siginfo(t, infop, SIGCHLD, why, task.tid if why == CLD_TRAPPED else task.tgid, task.cred.uid, code)
+    pid = task.tid if why == CLD_TRAPPED else task.tgid
+    return _put_siginfo(t, infop, SIGCHLD, why, pid, task.cred.uid, code)
 
 
 def _try_wait(k, t, which, target, options, infop, ru):
