@@ -154,6 +154,7 @@ GIGANTIC_C = r'''
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -224,7 +225,11 @@ int main(void)
 	int fd = memfd_create("g", MFD_HUGETLB | MFD_HUGE_1GB);
 	struct statfs st = {0};
 	printf("memfd_create MFD_HUGE_1GB: %s\n", R(fd));
+	struct stat sb = {0};
 	printf("fstatfs: %s, hugetlbfs: %d\n", R(fstatfs(fd, &st)), st.f_type == 0x958458f6);
+	fstat(fd, &sb);
+	printf("f_bsize %ld, st_blksize %ld\n", (long)st.f_bsize, (long)sb.st_blksize);
+	printf("ftruncate 2 MiB: %s\n", R(ftruncate(fd, 2 << 20)));
 	printf("ftruncate 1 GiB: %s\n", R(ftruncate(fd, 1 << 30)));
 	printf("fallocate 1 GiB: %s\n", R(fallocate(fd, 0, 0, 1 << 30)));
 	try_map("memfd shared", MAP_SHARED, fd, 1 << 30);
@@ -251,6 +256,7 @@ def test_empty_1gib_hstate_matches_native(tmp_path):
     code, out, _ = run_native(prog)
     assert code == 0 and b'hstate: hugepages-2048kB\nhstate: hugepages-1048576kB\n' in out, out
     assert b'mmap MAP_HUGE_1GB private: ENOMEM' in out and b'fallocate 1 GiB: ENOSPC' in out
+    assert b'f_bsize 1073741824, st_blksize 1073741824\nftruncate 2 MiB: EINVAL' in out
     r = run_guest(prog)
     assert r.result.report is None, r.result.report
     assert r.exit_code == 0 and r.stdout == out

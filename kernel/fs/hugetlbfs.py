@@ -1,6 +1,8 @@
 """hugetlbfs (fs/hugetlbfs/inode.c): files whose pages are 2 MiB pages of the hugetlb pool, behind
 MAP_HUGETLB memory (an unlinked file per mapping) and memfd_create(MFD_HUGETLB). No write(2); read(2)
-straight from the huge pages; fallocate takes (and clears) pool pages; sizes are multiples of 2 MiB."""
+straight from the huge pages; fallocate takes (and clears) pool pages; sizes are multiples of 2 MiB.
+A memfd of the 1 GiB hstate (MFD_HUGE_1GB) is a file of this kind whose pool is empty: its sizes are
+multiples of 1 GiB, its block size 1 GiB, and it never gets a page."""
 import errno
 
 from faultlab.kernel.file import OpenFile
@@ -38,8 +40,6 @@ class HugetlbFile(PagedFile):
     the huge indices reserved by shared mappings and not yet allocated."""
     backing = 'mem'
     fop_write = None                  # hugetlbfs_file_operations has no write_iter: write(2) is EINVAL
-    blksize = HPAGE_SIZE
-
     def __init__(self, sb, ino, mode, uid=0, gid=0):
         super().__init__(sb, ino, mode, uid, gid)
         self.hpages = {}
@@ -48,6 +48,11 @@ class HugetlbFile(PagedFile):
     @property
     def h(self):
         return self.sb.hstate
+
+    @property
+    def blksize(self):
+        """st_blksize: the hstate's page size (hugetlbfs_fill_super's s_blocksize)."""
+        return self.sb.hstate.page_size
 
     @property
     def blocks(self):
@@ -172,7 +177,7 @@ class HugetlbFile(PagedFile):
     def truncate(self, new_size):
         """hugetlbfs setattr: the size must be a multiple of the huge page size; shrinking unmaps the
         pages past it from every mapping and frees them (hugetlb_vmtruncate)."""
-        if new_size < 0 or new_size & (HPAGE_SIZE - 1):
+        if new_size < 0 or new_size & (self.h.page_size - 1):
             raise FsError(errno.EINVAL)
         old = self.size
         self.size = new_size
@@ -296,7 +301,7 @@ class HugetlbFs(SuperBlock):
     def statfs(self):
         """hugetlbfs_statfs: block counts in huge pages from the subpool when size= is set."""
         st = super().statfs()
-        st.f_bsize = st.f_frsize = HPAGE_SIZE
+        st.f_bsize = st.f_frsize = self.hstate.page_size
         st.f_namelen = 255
         if self.max_hpages is not None:
             st.f_blocks = self.max_hpages

@@ -47,6 +47,7 @@ class HState:
     page allocator when freed; resv_huge_pages free pages are promised to mappings."""
 
     gigantic = False                 # hstate_is_gigantic
+    page_size = HPAGE_SIZE
 
     def __init__(self, svc, nr_hugepages=0, clock=None, dev=0):
         self.svc = svc
@@ -268,6 +269,7 @@ class GiganticHState:
 
     gigantic = True
     order = GIGANTIC_PAGE_SHIFT - 12
+    page_size = GIGANTIC_PAGE_SIZE
     nr_huge_pages = free_huge_pages = resv_huge_pages = surplus_huge_pages = 0
     nr_overcommit_huge_pages = max_huge_pages = 0
 
