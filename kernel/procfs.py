@@ -19,7 +19,7 @@ from faultlab.kernel.fs.file_table import register_file_table_procfs
 from faultlab.kernel.mm.pagemap_scan import pagemap_ioctl
 from faultlab.kernel.sysctl_vm import register_sysctl_vm
 from faultlab.kernel.rlimits import RLIMIT_SIGPENDING, task_rlimit
-from faultlab.kernel.sigframe import handler_of
+from faultlab.kernel.signal import handler_of
 from faultlab.kernel.kpageflags import register_kpageflags
 from faultlab.kernel.proc_fd import register_proc_fd
 from faultlab.kernel.proc_cmdline import register_proc_cmdline
@@ -157,7 +157,8 @@ def proc_status(k):
     return ''.join([
         'Name:\t%s\n' % t.comm, 'Umask:\t%04o\n' % t.umask, 'State:\tR (running)\n',
         'Tgid:\t%d\n' % t.tgid, 'Ngid:\t0\n', 'Pid:\t%d\n' % t.tid, 'PPid:\t%d\n' % t.ppid,
-        'TracerPid:\t0\n', 'Uid:\t%d\t%d\t%d\t%d\n' % (c.uid, c.euid, c.suid, c.fsuid),
+        'TracerPid:\t%d\n' % (t.tracer.tid if t.tracer is not None else 0),
+        'Uid:\t%d\t%d\t%d\t%d\n' % (c.uid, c.euid, c.suid, c.fsuid),
         'Gid:\t%d\t%d\t%d\t%d\n' % (c.gid, c.egid, c.sgid, c.fsgid), 'FDSize:\t64\n',
         'Groups:\t%s \n' % ' '.join(map(str, c.groups)),
         'NStgid:\t%d\n' % t.tgid, 'NSpid:\t%d\n' % t.tid, 'NSpgid:\t%d\n' % group.pgrp, 'NSsid:\t%d\n' % group.session,

@@ -11,7 +11,8 @@ and an idle CPU takes them with its clock moved forward to the wake-up time (the
 """
 import collections
 
-from faultlab.kernel.sigframe import do_signal, finish_sigreturn, next_signal, restart_interrupted_syscall
+from faultlab.kernel.sigframe import do_signal, finish_sigreturn, restart_interrupted_syscall
+from faultlab.kernel.signal import next_signal
 
 MIN_SLICE_INSNS = 2_000          # a CPU runs at least this far past the next-lowest clock
 SLACK_CYCLES = 5_000             # ... and stops at its next trap once its clock is this far past it

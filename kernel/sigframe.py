@@ -11,7 +11,6 @@ import struct
 
 from faultlab.kernel.signal import (ERESTARTSYS, SI_USER, SIG_DFL, SIG_IGN, SIG_KERNEL_STOP, SIGKILL, dequeue_signal,
                                     handler_of, ignored, kill_process, next_signal, siginfo_kill)
-from faultlab.kernel.signal import SI_KERNEL, SI_TKILL, pending_set   # noqa: F401 (this module's names for its users)
 from faultlab.kernel.signal_send import do_jobctl_stop, do_signal_stop, ptrace_signal
 
 SA_NODEFER, SA_RESETHAND, SA_RESTORER, SA_SIGINFO = 0x40000000, 0x80000000, 0x04000000, 0x00000004

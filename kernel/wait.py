@@ -5,7 +5,7 @@ so the call runs again from the start and finds the new state (and a signal hand
 restarts it the same way). Pipes, sockets and poll/select sleep on these queues.
 """
 from faultlab.kernel.futex import BLOCKED
-from faultlab.kernel.sigframe import ERESTARTSYS
+from faultlab.kernel.signal import ERESTARTSYS
 
 
 class WaitQueue:

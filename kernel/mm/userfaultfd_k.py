@@ -20,7 +20,7 @@ from faultlab.kernel.mm.mm_types import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETR
                                 FAULT_FLAG_USER, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VM_FAULT_SIGBUS)
 from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, protection_map, swp_entry_to_pte
 from faultlab.kernel.mm.vma import VM_EXEC, VM_HUGETLB, VM_READ, VM_WRITE
-from faultlab.kernel.sigframe import ERESTARTSYS
+from faultlab.kernel.signal import ERESTARTSYS
 
 VM_UFFD_MISSING = 0x00000200
 VM_UFFD_WP = 0x00001000

@@ -8,7 +8,7 @@ writers and pollers sleep on.
 import errno
 import struct
 
-from faultlab.kernel.sigframe import ERESTARTSYS
+from faultlab.kernel.signal import ERESTARTSYS
 from faultlab.kernel.wait import WaitQueue
 
 AF_UNSPEC, AF_UNIX = 0, 1

@@ -16,7 +16,7 @@ from faultlab.kernel.net.sock import (AF_UNIX, OVERFLOW_UID, SO_LINGER, SO_RCVTI
 from faultlab.kernel.net.socket import (MSG_CMSG_CLOEXEC, NPROTO, SOCK_CLOEXEC, SOCK_MAX, SOCK_NONBLOCK,
                                SOCK_TYPE_MASK, file_nonblock, sock_alloc_file, sockfd_lookup)
 from faultlab.kernel.net.unix import UnixSock, task_cred
-from faultlab.kernel.sigframe import SI_USER
+from faultlab.kernel.signal import SI_USER
 from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.signal_send import send_signal
 from faultlab.kernel.uaccess import access_ok

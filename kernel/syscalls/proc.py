@@ -7,8 +7,8 @@ from faultlab.kernel.clock import CLOCK_REALTIME, CLOCK_THREAD_CPUTIME_ID, clock
 from faultlab.kernel.file import NR_OPEN
 from faultlab.kernel.cred import CAP_SYS_RESOURCE, capable
 from faultlab.kernel.futex import BLOCKED
-from faultlab.kernel.sigframe import STACK_T, SI_USER, dequeue_signal, do_sigaltstack, next_signal, pending_set, siginfo_kill
-from faultlab.kernel.signal import UNBLOCKABLE
+from faultlab.kernel.sigframe import STACK_T, do_sigaltstack
+from faultlab.kernel.signal import SI_USER, UNBLOCKABLE, dequeue_signal, next_signal, pending_set, siginfo_kill
 from faultlab.kernel.syscalls.registry import s32 as _s32, syscall
 from faultlab.kernel.syscalls.fs import MAX_RW_COUNT
 from faultlab.kernel.syscalls.thread import schedule_timeout, sigwait_sleep

@@ -42,6 +42,21 @@ static void on_usr1(int sig)
     got_usr1 = 1;
 }
 
+/* TracerPid from /proc/self/status (0: not traced). */
+static int tracer_pid(void)
+{
+    char line[256];
+    int pid = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "TracerPid: %d", &pid) == 1)
+            break;
+    fclose(f);
+    return pid;
+}
+
 /* A child that waits for a byte on the pipe, then prints what it has and exits with `code`. */
 static pid_t waiting_child(int pipefd[2], int code)
 {
@@ -54,7 +69,8 @@ static pid_t waiting_child(int pipefd[2], int code)
         close(pipefd[1]);
         while (read(pipefd[0], &c, 1) < 0 && errno == EINTR)
             ;
-        printf("child: value %lx buf '%s' usr1 %d\n", value, buf, got_usr1);
+        printf("child: value %lx buf '%s' usr1 %d traced by its parent %d\n", value, buf, got_usr1,
+               tracer_pid() == getppid());
         fflush(stdout);
         _exit(code);
     }
@@ -116,6 +132,17 @@ static void test_cont_signal(void)
     w = waitpid(pid, &st, 0);
     printf("waitpid %d: stopped %d sig %d\n", w == pid, WIFSTOPPED(st), WSTOPSIG(st));
     report("detach", ptrace(PTRACE_DETACH, pid, 0, 0));
+    release(pipefd, pid);
+}
+
+static void test_traced_while_running(void)
+{
+    int pipefd[2], st;
+    pid_t pid = waiting_child(pipefd, 3);
+
+    report("attach", ptrace(PTRACE_ATTACH, pid, 0, 0));
+    waitpid(pid, &st, 0);
+    report("cont", ptrace(PTRACE_CONT, pid, 0, 0));
     release(pipefd, pid);
 }
 
@@ -262,6 +289,7 @@ int main(int argc, char **argv)
     signal(SIGUSR1, on_usr1);                 /* the children inherit it (SA_RESTART) */
     printf("== attach, peek, poke, detach\n");
     test_attach_peek_poke();
+    test_traced_while_running();
     printf("== cont with a signal\n");
     test_cont_signal();
     printf("== traceme, exec\n");
