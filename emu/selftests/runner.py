@@ -31,7 +31,9 @@ BASE_RAM = 256 << 20
 # in 1 GiB chunks and touches a page of each (512 MiB of PTE tables; the host has 23 GiB)
 # mremap_test maps 2 GiB shared regions, which the heuristic overcommit refuses beyond RAM + swap
 # (__vm_enough_memory, OVERCOMMIT_GUESS) as Linux would on a 256 MiB machine
-CASE_RAM = {'virtual_address_range': 2 << 30, 'mremap_test': 3 << 30}
+# RAM for the cases that size themselves to the machine: compaction_test mlocks 80% of MemFree in 100 MB
+# chunks (rounded up: 300 MB of a 256 MiB machine, an OOM kill on Linux too)
+CASE_RAM = {'virtual_address_range': 2 << 30, 'mremap_test': 3 << 30, 'compaction_test': 1 << 30}
 # Cases that run shell commands (popen, system: /bin/sh -c "cat ... | grep ..."): they see the host's
 # /usr/bin read-only at /usr/bin and /bin. The guest's default view stays minimal (the program, the
 # library view of dynamic programs and what --mount adds), unlike QEMU's user mode, which shows the
