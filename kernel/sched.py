@@ -182,15 +182,17 @@ class Scheduler:
         queue until resume; the core stops after this trap if it is the one running."""
         task.state = state
         task.waiting_on = 'ptrace stop' if state == 't' else 'group stop'
+        self._dequeue(task)
+        if task is self.k.current:
+            self.k.cpu.stop()
+
+    def _dequeue(self, task):
+        """Take the task off the CPU it runs on and out of the run queue."""
         for rq in self.rqs:
             if rq.curr is task:
                 rq.curr = None
-        try:
+        if task in self.runqueue:
             self.runqueue.remove(task)
-        except ValueError:
-            pass
-        if task is self.k.current:
-            self.k.cpu.stop()
 
     def resume(self, task, when):
         """wake_up_state for a stopped task (SIGCONT, PTRACE_CONT, PTRACE_DETACH, SIGKILL): runnable
@@ -216,13 +218,7 @@ class Scheduler:
 
     def task_exited(self, task):
         """An exiting task leaves its CPU for good."""
-        for rq in self.rqs:
-            if rq.curr is task:
-                rq.curr = None
-        try:
-            self.runqueue.remove(task)
-        except ValueError:
-            pass
+        self._dequeue(task)
         if self.loaded_task is task:
             self.loaded_task = None
 
