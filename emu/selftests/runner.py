@@ -30,9 +30,9 @@ BASE_RAM = 256 << 20
 # RAM beyond BASE_RAM for cases whose page tables alone need it: virtual_address_range maps 128 TiB
 # in 1 GiB chunks and touches a page of each (512 MiB of PTE tables; the host has 23 GiB)
 # mremap_test maps 2 GiB shared regions, which the heuristic overcommit refuses beyond RAM + swap
-# (__vm_enough_memory, OVERCOMMIT_GUESS) as Linux would on a 256 MiB machine
-# RAM for the cases that size themselves to the machine: compaction_test mlocks 80% of MemFree in 100 MB
-# chunks (rounded up: 300 MB of a 256 MiB machine, an OOM kill on Linux too)
+# (__vm_enough_memory, OVERCOMMIT_GUESS) as Linux would on a 256 MiB machine;
+# compaction_test sizes itself to the machine: it mlocks 80% of MemFree in 100 MB chunks (rounded up:
+# 300 MB of a 256 MiB machine, an OOM kill on Linux too)
 CASE_RAM = {'virtual_address_range': 2 << 30, 'mremap_test': 3 << 30, 'compaction_test': 1 << 30}
 # Cases that run shell commands (popen, system: /bin/sh -c "cat ... | grep ..."): they see the host's
 # /usr/bin read-only at /usr/bin and /bin. The guest's default view stays minimal (the program, the
@@ -51,7 +51,9 @@ EXPECTED = (
     (r'^test_hmm\.sh\b', 'loads the test_hmm kernel module'),
     (r'^ksm_tests -N\b', 'needs two real NUMA nodes'),
     (r'^migration$', 'move_pages(2) between real NUMA nodes'),
-    (r'^(khugepaged|transhuge-stress|split_huge_page_test)\b', 'transparent huge pages: pending'),
+    (r'^(khugepaged|transhuge-stress|split_huge_page_test|cow|mkdirty|soft-dirty)\b',
+     'transparent huge pages: pending'),
+    (r'^pagemap_ioctl\b', 'userfaultfd asynchronous write-protect (UFFD_FEATURE_WP_ASYNC): pending'),
     (r'^ksm_', 'KSM: pending'),
 )
 
