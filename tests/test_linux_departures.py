@@ -124,3 +124,13 @@ def test_max_map_count_is_enforced(userland):
     native, guest = _native_and_guest(userland, 'maxmap', guest_args=['600'])
     assert guest == native
     assert 'maps - max_map_count = 1' in guest[1]
+
+
+def test_larger_anonymous_mappings_are_thp_aligned_as_natively(userland):
+    """A private anonymous mmap without a hint whose length is a multiple of 2 MiB starts on a 2 MiB
+    boundary (Linux's THP alignment); other lengths and hinted ones are placed as before."""
+    prog = os.path.join(userland, 'thpalign')
+    code, out, _ = run_native(prog)
+    assert code == 0 and b'64 MiB private: PMD-aligned 1' in out
+    g = run_guest(prog)
+    assert (g.exit_code, g.stdout) == (0, out)

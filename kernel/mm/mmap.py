@@ -147,6 +147,19 @@ def get_unmapped_area(mm, addr, length, fixed):
     return addr
 
 
+def thp_get_unmapped_area(mm, length):
+    """__get_unmapped_area's THP alignment of a private anonymous mapping without a hint whose length is
+    a multiple of the PMD size (commit efa7df3e3bb5, "mm: align larger anonymous mappings on THP
+    boundaries", limited to PMD-multiple lengths in 6.12): __thp_get_unmapped_area looks for length plus a
+    PMD and puts the mapping on a PMD boundary in it (the upper one when the area found is aligned, as
+    top-down allocation prefers); without room for the padding, the plain search."""
+    padded = get_unmapped_area(mm, 0, length + HPAGE_SIZE, False)
+    if padded < 0:
+        return get_unmapped_area(mm, 0, length, False)
+    off_sub = -padded & (HPAGE_SIZE - 1)
+    return padded + (off_sub or HPAGE_SIZE)
+
+
 def do_munmap(mm, start, length, downgrade=None):
     """munmap(2): remove mappings in [start, start+len).
 
@@ -289,7 +302,10 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
         vm_flags |= VM_NORESERVE          # MAP_NORESERVE is ignored under strict overcommit
     if flags & MAP_LOCKED:
         vm_flags |= VM_LOCKED
-    addr = get_unmapped_area(mm, addr, rlen, fixed)
+    if file is None and not shared and not fixed and not addr and not rlen & (HPAGE_SIZE - 1):
+        addr = thp_get_unmapped_area(mm, rlen)
+    else:
+        addr = get_unmapped_area(mm, addr, rlen, fixed)
     if addr < 0:
         return addr
     if flags & MAP_FIXED_NOREPLACE and mm.vmas.overlapping(addr, addr + rlen):
