@@ -72,7 +72,7 @@ def add_stat_parser(sub):
     t.add_argument('-r', '--repeat', type=positive_int, default=1, metavar='N',
                    help='run the program N times and print the mean of each counter and its spread, '
                         '( +- x.xx%% ): the standard error of the mean as a percentage of it, as perf stat -r. '
-                        'Run i (counted from 0) uses --seed plus i, so the runs differ where the seed matters '
+                        'Run i (counted from 0) uses --seed plus i, so the runs differ where randomness matters '
                         '(getrandom, AT_RANDOM); the exit status is the last run\'s')
     t.add_argument('program')
     t.add_argument('args', nargs=argparse.REMAINDER)

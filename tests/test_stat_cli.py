@@ -86,7 +86,7 @@ RANDOM_PAGES = r'''
 int main(void) {
     unsigned char r;
     if (getrandom(&r, 1, 0) != 1) return 1;
-    int pages = 1 + r % 64;                 /* 1 to 64 pages, as the seed draws it */
+    int pages = 1 + r % 64;                 /* 1 to 64 pages, as getrandom draws it */
     char *p = malloc(pages * 4096 + 4096);
     for (int i = 0; i < pages; i++) p[i * 4096] = 1;
     printf("%d\n", pages);
@@ -102,7 +102,7 @@ def test_repeat_prints_the_mean_and_the_spread_of_runs_seeded_one_apart(tmp_path
         p = faultlab('stat', '-x', ',', '--seed', str(seed), prog)
         assert p.returncode == 0, p.stderr
         single.append(_csv(p.stderr.decode()))
-    assert len({s['page-faults'] for s in single}) > 1            # the seed changes the run
+    assert len({s['page-faults'] for s in single}) > 1            # another --seed value changes the run
     p = faultlab('stat', '-r', '4', '--seed', '7', '-x', ',', prog)
     assert p.returncode == 0, p.stderr
     assert len(p.stdout.splitlines()) == 4                         # the program ran four times
