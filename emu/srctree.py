@@ -4,7 +4,7 @@ The repository keeps the folders emu/, kernel/ and vdso/; installed, they are `f
 and `faultlab.vdso`. `python TREE/emu/__main__.py ...` (what `faultlab selftests --faultlab-tree` and the
 soak run) maps a tree's folders the same way before anything of faultlab is imported.
 """
-import importlib.machinery
+import importlib.abc
 import importlib.util
 import os
 import sys
@@ -14,7 +14,7 @@ PACKAGE_DIRS = {'faultlab': 'emu', 'faultlab.kernel': 'kernel', 'faultlab.vdso':
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class SourceTreeFinder(importlib.machinery.PathFinder):
+class SourceTreeFinder(importlib.abc.MetaPathFinder):
     """Finds the three mapped packages in one source tree (their submodules are found by their __path__)."""
 
     def __init__(self, root):
