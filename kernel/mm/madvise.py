@@ -6,6 +6,7 @@ from faultlab.kernel.hostlimit import fatal_signal_pending
 from faultlab.kernel.mm.gup import faultin_vma_page_range, faultin_page
 from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SIZE
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
+from faultlab.kernel.mm.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE
 from faultlab.kernel.mm.memory import fold_pte_dirty, memory_failure, zap_pte_range
 from faultlab.kernel.mm.mmap import _isolate, vma_merge_around
 from faultlab.kernel.mm.mm_types import VM_FAULT_ERROR
@@ -26,11 +27,12 @@ MADV_COLD, MADV_PAGEOUT = 20, 21
 MADV_POPULATE_READ, MADV_POPULATE_WRITE = 22, 23
 MADV_DONTNEED_LOCKED = 24
 MADV_HWPOISON = 100
-_NOOP = {MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE}
+_NOOP = {MADV_MERGEABLE, MADV_UNMERGEABLE}
 _KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
           MADV_COLD,
           MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON, MADV_DONTFORK, MADV_DOFORK,
-          MADV_DONTDUMP, MADV_DODUMP, MADV_REMOVE, MADV_WIPEONFORK, MADV_KEEPONFORK} | _NOOP
+          MADV_DONTDUMP, MADV_DODUMP, MADV_REMOVE, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_HUGEPAGE,
+          MADV_NOHUGEPAGE} | _NOOP
 
 
 def madvise_populate(mm, start, end, write, fatal_signal_pending=lambda: False):
@@ -151,7 +153,9 @@ def madvise_willneed(mm, vma, start, end):
 _FLAG_ADVICE = {MADV_NORMAL: (VM_SEQ_READ | VM_RAND_READ, 0), MADV_RANDOM: (VM_SEQ_READ | VM_RAND_READ, VM_RAND_READ),
                 MADV_SEQUENTIAL: (VM_SEQ_READ | VM_RAND_READ, VM_SEQ_READ), MADV_DONTFORK: (0, VM_DONTCOPY),
                 MADV_DOFORK: (VM_DONTCOPY, 0), MADV_DONTDUMP: (0, VM_DONTDUMP), MADV_DODUMP: (VM_DONTDUMP, 0),
-                MADV_WIPEONFORK: (0, VM_WIPEONFORK), MADV_KEEPONFORK: (VM_WIPEONFORK, 0)}
+                MADV_WIPEONFORK: (0, VM_WIPEONFORK), MADV_KEEPONFORK: (VM_WIPEONFORK, 0),
+                # hugepage_madvise: one of the two THP hints replaces the other
+                MADV_HUGEPAGE: (VM_NOHUGEPAGE, VM_HUGEPAGE), MADV_NOHUGEPAGE: (VM_HUGEPAGE, VM_NOHUGEPAGE)}
 
 
 def madvise_update_vma(mm, vma, start, end, behavior):
