@@ -13,6 +13,7 @@ from faultlab.kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAN
 from faultlab.kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
     charge_first_touches
 from faultlab.kernel.mm import hugetlb
+from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP,
                                      userfaultfd_fault)
@@ -399,8 +400,8 @@ def do_wp_page(mm, vmf):
         phys.write64(vmf.slot, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY)
         svc.charge('pte_set')
         return 0
-    if page is not svc.zero_page and page.flags & PG_anon and \
-            (page.flags & PG_anon_exclusive or wp_can_reuse_anon_page(page)):
+    if page is not svc.zero_page and page.flags & PG_anon and not page.flags & PG_ksm and \
+            (page.flags & PG_anon_exclusive or wp_can_reuse_anon_page(page)):     # a KSM page is always copied
         page.flags |= PG_anon_exclusive
         if unshare:
             vmf.handler = 'do_wp_page(unshare)'
