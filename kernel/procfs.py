@@ -10,6 +10,7 @@ from faultlab.kernel.fs.mount import register_mount_procfs
 from faultlab.kernel.ipc.shm import register_shm_procfs
 from faultlab.kernel.mm.hugetlb import register_hugetlb_procfs
 from faultlab.kernel.mm.hugetlb_types import vma_kernel_pagesize
+from faultlab.kernel.mm.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE, nr_anon_thp_pages, thp_vma_allowable
 from faultlab.kernel.mm.shmem import shmem_resident_pages
 from faultlab.kernel.mm.vm_sysctl import vm_commit_limit, vm_committed_pages
 from faultlab.kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
@@ -24,6 +25,7 @@ from faultlab.kernel.kpageflags import register_kpageflags
 from faultlab.kernel.proc_fd import register_proc_fd
 from faultlab.kernel.proc_cmdline import register_proc_cmdline
 from faultlab.kernel.proc_mem import register_proc_mem
+from faultlab.kernel.proc_pid import register_proc_pid
 from faultlab.kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
                            VM_DONTCOPY, VM_DONTEXPAND, VM_LOCKONFAULT, VM_ACCOUNT, VM_NORESERVE, VM_HUGETLB,
@@ -66,7 +68,7 @@ VM_FLAG_MNEMONICS = ((VM_READ, 'rd'), (VM_WRITE, 'wr'), (VM_EXEC, 'ex'), (VM_SHA
                      (VM_IO, 'io'), (VM_SEQ_READ, 'sr'), (VM_RAND_READ, 'rr'), (VM_DONTCOPY, 'dc'),
                      (VM_DONTEXPAND, 'de'), (VM_LOCKONFAULT, 'lf'), (VM_ACCOUNT, 'ac'), (VM_NORESERVE, 'nr'),
                      (VM_HUGETLB, 'ht'), (VM_WIPEONFORK, 'wf'), (VM_DONTDUMP, 'dd'), (VM_SOFTDIRTY, 'sd'),
-                     (VM_UFFD_MINOR, 'ui'))
+                     (VM_HUGEPAGE, 'hg'), (VM_NOHUGEPAGE, 'nh'), (VM_UFFD_MINOR, 'ui'))
 
 
 def _kb(name, nbytes):
@@ -100,7 +102,8 @@ def show_smap(k, task, vma):
     """One VMA of /proc/PID/smaps: its maps line, sizes, counters, THPeligible and VmFlags."""
     mss = smap_gather_stats(task.mm, vma)
     return (show_map_vma(k, task, vma) + _kb('Size', vma.vm_end - vma.vm_start) + _kb('KernelPageSize', vma_kernel_pagesize(vma))
-            + _kb('MMUPageSize', vma_kernel_pagesize(vma)) + __show_smap(mss, False) + 'THPeligible:    %8d\n' % 0
+            + _kb('MMUPageSize', vma_kernel_pagesize(vma)) + __show_smap(mss, False)
+            + 'THPeligible:    %8d\n' % thp_vma_allowable(task.mm, vma, smaps=True)
             + show_smap_vma_flags(vma))
 
 
@@ -169,7 +172,8 @@ def proc_status(k):
         kb('RssFile', mm.rss_file * 4), kb('RssShmem', 0), kb('VmData', data * 4), kb('VmStk', stack * 4),
         kb('VmExe', text_kb), kb('VmLib', max(0, exec_vm * 4 - text_kb)),
         kb('VmPTE', len(mm.pgtables.table_pfns) * 4), kb('VmSwap', max(0, getattr(mm, 'swap_ents', 0)) * 4),
-        'HugetlbPages:\t%8d kB\n' % (hugetlb * 4), 'CoreDumping:\t0\n', 'THP_enabled:\t0\n',
+        'HugetlbPages:\t%8d kB\n' % (hugetlb * 4), 'CoreDumping:\t0\n',
+        'THP_enabled:\t%d\n' % (not getattr(mm, 'mmf_disable_thp', False)),     # task_thp_status
         'untag_mask:\t0xffffffffffffffff\n',
         'Threads:\t%d\n' % len(group.live_threads()),
         'SigQ:\t%d/%d\n' % (bin(t.pending_signals | group.shared_pending).count('1'),
@@ -197,7 +201,7 @@ def proc_meminfo(k):
             'SwapTotal:      %8d kB\nSwapFree:       %8d kB\n'
             % (total, free, free + cached, 0, cached, len(k.swapcache.pages) * 4, len(k.lru.active) * 4,
                len(k.lru.inactive) * 4, (k.swap_area.nr_slots - 1) * 4, k.swap_area.nr_free * 4)
-            + meminfo_commit(k) + 'AnonHugePages:  %8d kB\n' % 0
+            + meminfo_commit(k) + 'AnonHugePages:  %8d kB\n' % (nr_anon_thp_pages(k.mmsvc) * 4)
             + (k.mmsvc.hstate.meminfo() if getattr(k.mmsvc, 'hstate', None) else ''))
 
 
@@ -277,6 +281,7 @@ def register_procfs(k):
     register_oom_procfs(k)
     register_fork_limits_procfs(k)
     register_file_table_procfs(k)
+    register_proc_pid(k)
     k.vfs.lookup('/proc/self').immutable = True     # proc_pid_instantiate's S_IMMUTABLE
     owner = lambda: task_dump_owner(k.current)      # noqa: E731
     for _name, inode in k.vfs.lookup('/proc/self').entries():

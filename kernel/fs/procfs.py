@@ -23,6 +23,19 @@ class SysctlFile(SynthFile):
 class ProcDir(MemDir):
     """A proc directory: the guest's create/mkdir/unlink/... fail like missing inode operations."""
     sysctl = False           # inside /proc/sys: its files are SysctlFiles
+    dynamic = None           # the root's /proc/PID directories (kernel/proc_pid.py ProcPids)
+
+    def lookup(self, name):
+        """The entry called name, or a /proc/PID directory in the root."""
+        child = self._entries.get(name)
+        if child is None and self.dynamic is not None:
+            return self.dynamic.lookup(name)
+        return child
+
+    def entries(self):
+        """The fixed entries, then (in the root) the processes, as proc_root_readdir lists them."""
+        out = list(self._entries.items())
+        return out + self.dynamic.entries() if self.dynamic is not None else out
 
     # no inode operations for the guest: the refusals of the base Directory, not MemDir's
     create = Directory.create

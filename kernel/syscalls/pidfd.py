@@ -15,6 +15,7 @@ from faultlab.kernel.fs.superblock import SuperBlock
 from faultlab.kernel.fs.synth import SynthFile
 from faultlab.kernel.mm.oom_reap import __oom_reap_task_mm
 from faultlab.kernel.signal import sigkill_pending
+from faultlab.kernel.proc_pid import tgid_pidfd_to_pid
 from faultlab.kernel.syscalls.registry import s32, syscall
 from faultlab.kernel.syscalls.pgrp import find_process
 from faultlab.kernel.signal_send import group_send_sig_info
@@ -132,6 +133,8 @@ def sys_pidfd_send_signal(k, t, pidfd, sig, info, flags, *_):
     if flags & 0xFFFFFFFF:
         return -errno.EINVAL
     group, err = pidfd_get_task(t, pidfd)
+    if err == -errno.EBADF:
+        group, err = tgid_pidfd_to_pid(t.files.get(s32(pidfd)))
     if err:
         return err
     if not 0 <= sig <= 64:
