@@ -13,7 +13,9 @@ from faultlab.kernel.counters import EVENT_NAMES
 from faultlab.observe.stat import parse_events
 from faultlab.observe.tools import add_options as add_tool_options
 from faultlab.options import EXIT_USAGE, add_cost_options, add_machine_options, non_negative_int, positive_int
+from faultlab.plot import add_plot_parser, cmd_plot
 from faultlab.selftests.runner import add_selftests_parser, cmd_selftests
+from faultlab.sweep.command import add_sweep_parser, cmd_sweep
 
 EXIT_INTERNAL = 70
 DISTRIBUTION = 'faultlab'
@@ -142,6 +144,8 @@ def build_parser():
     add_gdb_parser(sub, add_machine_options)
     add_selftests_parser(sub)
     add_bench_parser(sub)
+    add_sweep_parser(sub)
+    add_plot_parser(sub)
     return ap
 
 
@@ -165,7 +169,8 @@ def main(argv=None):
     a.wall_start = process_start() if argv is None else None     # --timeout counts from here
     try:
         return {'run': cmd_run, 'stat': cmd_stat, 'profile': cmd_run, 'costs': cmd_costs,
-                'bench': cmd_bench, 'gdb': cmd_gdb, 'selftests': cmd_selftests}[a.cmd](a)
+                'bench': cmd_bench, 'gdb': cmd_gdb, 'selftests': cmd_selftests, 'sweep': cmd_sweep,
+                'plot': cmd_plot}[a.cmd](a)
     except KeyboardInterrupt:
         print('faultlab: interrupted', file=sys.stderr)
         return 130
