@@ -25,6 +25,7 @@ from faultlab.kernel.kpageflags import register_kpageflags
 from faultlab.kernel.proc_fd import register_proc_fd
 from faultlab.kernel.proc_cmdline import register_proc_cmdline
 from faultlab.kernel.proc_mem import register_proc_mem
+from faultlab.kernel.mm.ksm_sysfs import register_ksm_procfs
 from faultlab.kernel.proc_pid import register_proc_pid
 from faultlab.kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
@@ -281,6 +282,7 @@ def register_procfs(k):
     register_oom_procfs(k)
     register_fork_limits_procfs(k)
     register_file_table_procfs(k)
+    register_ksm_procfs(k)
     register_proc_pid(k)
     k.vfs.lookup('/proc/self').immutable = True     # proc_pid_instantiate's S_IMMUTABLE
     owner = lambda: task_dump_owner(k.current)      # noqa: E731

@@ -11,7 +11,7 @@ def test_thp_knobs_read_write_as_linux(userland):
     out = r.stdout.decode().splitlines()
     T = '/sys/kernel/mm/transparent_hugepage/'
     assert out == [
-        T + 'enabled: always madvise [never]',                   # THP is not modelled: "never"
+        T + 'enabled: always [madvise] never',                   # a distribution kernel's default
         'write %senabled always -> 6 0' % T,
         T + 'enabled: [always] madvise never',                   # the value written is kept
         'write %senabled bogus -> -1 22' % T,                    # not one of the choices: EINVAL

@@ -12,6 +12,7 @@ from faultlab.kernel.mm.mdwe import mmf_init_flags
 from faultlab.kernel.mm.mm_types import MmStruct
 from faultlab.kernel.mm.gup_pin import page_maybe_dma_pinned
 from faultlab.kernel.mm.llc import charge_page_copy
+from faultlab.kernel.mm.huge_memory import copy_huge_pmd, thp_pmds
 from faultlab.kernel.mm.memory import SWP_HWPOISON, page_add_new_anon_rmap, vma_page_prot
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved
 from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pfn_pte, \
@@ -82,7 +83,10 @@ def copy_page_range(dst, src, vma):
     cow = not vma.vm_flags & VM_SHARED
     sc = svc.swapcache
     n = 0
-    for va, slot, pte in list(src.pgtables.present_ptes(vma.vm_start, vma.vm_end)):
+    for va, slot, e in thp_pmds(src, vma.vm_start, vma.vm_end):
+        if not copy_huge_pmd(dst, src, vma, va, slot, e):      # copy_pmd_range's huge PMDs
+            return False
+    for va, slot, pte in list(src.pgtables.present_ptes(vma.vm_start, vma.vm_end, split=False)):
         try:
             dslot = dst.pgtables.pte_slot(va, create=True)
         except MemoryError:

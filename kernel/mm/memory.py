@@ -14,7 +14,9 @@ from faultlab.kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_p
     charge_first_touches
 from faultlab.kernel.mm import hugetlb
 from faultlab.kernel.mm.ksm_types import PG_ksm
+from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
+from faultlab.kernel.mm.huge_memory import huge_pmd_fault, move_huge_pmd, thp_maybe, thp_pmds, zap_huge_pmds
 from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP,
                                      userfaultfd_fault)
 
@@ -45,6 +47,12 @@ def handle_mm_fault(mm, vma, address, flags):
         return hugetlb.hugetlb_fault(mm, vma, address, flags)
     vmf = VmFault(vma, address, flags)
     mm.svc.charge('fault_handle')
+    if vma.anon and thp_maybe(mm, vma):
+        ret = huge_pmd_fault(mm, vmf)        # create_huge_pmd / wp_huge_pmd (kernel/mm/huge_memory.py)
+        if ret is not None:
+            if mm.users > 1:
+                note_pmd_change(mm, vmf.address)
+            return ret, vmf
     nr_tables = len(mm.pgtables.table_pfns)
     try:
         vmf.slot = mm.pgtables.pte_slot(vmf.address, create=True)
@@ -553,6 +561,7 @@ def zap_pte_range(mm, start, end):
     Returns the number of entries cleared.
     """
     svc = mm.svc
+    thp = zap_huge_pmds(mm, start, end)     # zap_pmd_range: whole huge PMDs go, partial ones are split
     frames = svc.frames
     pages = frames.pages
     ptes = mm.pgtables.ptes
@@ -597,7 +606,7 @@ def zap_pte_range(mm, start, end):
     if n:
         svc.flush_tlb(mm)                   # tlb_finish_mmu: after the PTE locks are released
     frames.release_pages(gather)
-    return n + zap_huge_pmd_range(mm, start, end)
+    return n + thp + zap_huge_pmd_range(mm, start, end)
 
 
 def _free_swap_pte(mm, pte):
@@ -619,6 +628,10 @@ def copy_page_range_move(mm, old_start, new_start, length):
     """move_page_tables for mremap: move every entry from the old range to the new one."""
     phys = mm.svc.frames.phys
     moved = 0
+    if not (new_start - old_start) & ((1 << 21) - 1):     # move_huge_pmd: both sides PMD-aligned
+        for va, _slot, _e in thp_pmds(mm, old_start, old_start + length):
+            if move_huge_pmd(mm, va, new_start + (va - old_start)):
+                moved += 1
     for va, slot, pte in list(mm.pgtables.present_ptes(old_start, old_start + length)):
         new_slot = mm.pgtables.pte_slot(new_start + (va - old_start), create=True)
         phys.write64(new_slot, pte)

@@ -23,13 +23,15 @@ PG_exec = 1 << 15           # was mapped executable: the CPU may hold translated
 PG_hugetlb = 1 << 16        # part of a 2 MiB hugetlb page (owned by the hugetlb pool, never by the free list)
 PG_head = 1 << 17           # the first frame of a huge page (the one whose descriptor counts for all)
 PG_anon_exclusive = 1 << 18  # PageAnonExclusive: an anonymous page mapped by one process only, never shared
+PG_tail = 1 << 19           # a frame of a transparent huge page after its head (PageTail)
 
 FLAG_NAMES = [(PG_locked, 'locked'), (PG_referenced, 'referenced'), (PG_uptodate, 'uptodate'),
               (PG_dirty, 'dirty'), (PG_lru, 'lru'), (PG_active, 'active'), (PG_reserved, 'reserved'),
               (PG_writeback, 'writeback'), (PG_swapbacked, 'swapbacked'), (PG_anon, 'anon'),
               (PG_hwpoison, 'hwpoison'), (PG_readahead, 'readahead'), (PG_pgtable, 'pgtable'),
               (PG_swapcache, 'swapcache'), (PG_mlocked, 'mlocked'), (PG_exec, 'exec'),
-              (PG_hugetlb, 'hugetlb'), (PG_head, 'head'), (PG_anon_exclusive, 'anon_exclusive')]
+              (PG_hugetlb, 'hugetlb'), (PG_head, 'head'), (PG_anon_exclusive, 'anon_exclusive'),
+              (PG_tail, 'tail')]
 
 
 class Page:

@@ -11,6 +11,8 @@ import struct
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
 from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SIZE
+from faultlab.kernel.mm.huge_memory import (HPAGE_PMD_NR, folio_entire_mapcount, is_huge_zero_pmd, thp_pmd_of,
+                                            thp_pmds)
 from faultlab.kernel.mm.memory import SWP_HWPOISON
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_referenced
@@ -147,13 +149,33 @@ def pagemap_pte_range(mm, vma, start, end, show_pfn=True):
         stop = min(end, ((va >> PMD_SHIFT) + 1) << PMD_SHIFT)
         n = (stop - va) >> PAGE_SHIFT
         slot = mm.pgtables.pte_slot(va, create=False)
-        if slot is None or vma.vm_flags & VM_PFNMAP:
+        hslot, e = thp_pmd_of(mm, va) if slot is None else (None, 0)
+        if hslot is not None:
+            out += pagemap_pmd_entries(mm, vma, va, n, e, show_pfn)
+        elif slot is None or vma.vm_flags & VM_PFNMAP:
             out += pagemap_pte_hole(vma, n)
         else:
             ptes = struct.unpack('<%dQ' % n, phys.read(slot, n * 8))
             out += struct.pack('<%dQ' % n, *[pte_to_pagemap_entry(mm, vma, p, show_pfn) for p in ptes])
         va = stop
     return out
+
+
+def pagemap_pmd_entries(mm, vma, va, n, e, show_pfn):
+    """pagemap_pmd_range for a transparent huge PMD: n present entries from va, one per 4 KiB frame;
+    exclusive when one PMD maps the folio (not the huge zero folio)."""
+    flags = PM_PRESENT
+    if e & _PAGE_SOFT_DIRTY or vma.vm_flags & VM_SOFTDIRTY:
+        flags |= PM_SOFT_DIRTY
+    if e & _PAGE_UFFD_WP:
+        flags |= PM_UFFD_WP
+    head = (e & PMD_PFN_MASK) >> PAGE_SHIFT
+    if not is_huge_zero_pmd(mm.svc, e) and folio_entire_mapcount(mm.svc, head) == 1:
+        flags |= PM_MMAP_EXCLUSIVE
+    first = head + ((va >> PAGE_SHIFT) & (HPAGE_PMD_NR - 1))
+    if show_pfn:
+        return struct.pack('<%dQ' % n, *[make_pme(first + i, flags) for i in range(n)])
+    return struct.pack('<Q', make_pme(0, flags)) * n
 
 
 def pagemap_read(mm, pos, count, show_pfn=True):
@@ -208,7 +230,12 @@ def clear_refs_test_walk(vma, cr_type):
 def clear_refs_pte_range(mm, vma, cr_type):
     """Soft-dirty: clear and write-protect every entry; otherwise clear Accessed and PG_referenced."""
     phys = mm.svc.frames.phys
-    for va, slot, pte in list(mm.pgtables.present_ptes(vma.vm_start, vma.vm_end)):
+    for va, slot, e in thp_pmds(mm, vma.vm_start, vma.vm_end):
+        if cr_type == CLEAR_REFS_SOFT_DIRTY:
+            clear_soft_dirty(mm, slot, e)          # clear_soft_dirty_pmd: the huge PMD stays
+        elif e & _PAGE_ACCESSED:
+            phys.write64(slot, e & ~_PAGE_ACCESSED)
+    for va, slot, pte in list(mm.pgtables.present_ptes(vma.vm_start, vma.vm_end, split=False)):
         if cr_type == CLEAR_REFS_SOFT_DIRTY:
             clear_soft_dirty(mm, slot, pte)
             continue
@@ -311,6 +338,22 @@ def smaps_account(mss, page, young, dirty, locked):
     smaps_page_accumulate(mss, page, size, pss, dirty, locked, mapcount < 2)
 
 
+def smaps_pmd_account(mss, mm, e, locked):
+    """smaps_account of a PMD-mapped compound page: 2 MiB of Rss, Anonymous and AnonHugePages, its
+    Pss shared among the PMDs that map it."""
+    head_pfn = (e & PMD_PFN_MASK) >> PAGE_SHIFT
+    head = mm.svc.frames.pages[head_pfn]
+    size = HPAGE_SIZE
+    mss.anonymous_thp += size
+    mss.anonymous += size
+    mss.resident += size
+    if e & _PAGE_ACCESSED or head.flags & PG_referenced:
+        mss.referenced += size
+    mapcount = max(1, folio_entire_mapcount(mm.svc, head_pfn))
+    pss = (size << PSS_SHIFT) // mapcount
+    smaps_page_accumulate(mss, head, size, pss, bool(e & _PAGE_DIRTY), locked, mapcount < 2)
+
+
 def swp_swapcount(mm, offset):
     """How many page-table entries hold the swap slot (its use count without the swap cache's)."""
     sc = mm.svc.swapcache
@@ -341,7 +384,10 @@ def smap_gather_stats(mm, vma, mss=None):
     if vma.vm_flags & VM_HUGETLB:
         return smaps_hugetlb_range(mm, vma, mss)
     locked = bool(vma.vm_flags & VM_LOCKED)
-    for va, slot, pte in mm.pgtables.present_ptes(vma.vm_start, vma.vm_end):
+    for va, slot, e in thp_pmds(mm, vma.vm_start, vma.vm_end):
+        if not is_huge_zero_pmd(mm.svc, e):          # smaps_pmd_entry (the huge zero folio counts nothing)
+            smaps_pmd_account(mss, mm, e, locked)
+    for va, slot, pte in mm.pgtables.present_ptes(vma.vm_start, vma.vm_end, split=False):
         if pte & _PAGE_PRESENT:
             page = vm_normal_page(mm, vma, pte)
             if page is not None:

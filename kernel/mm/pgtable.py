@@ -135,6 +135,8 @@ class PageTables:
         self.table_pfns = {pfn: None}     # the table frames, in allocation order (an ordered set)
         self._pt_cache = {}          # va >> PMD_SHIFT -> physical address of that leaf table
         self.ptes = phys.qwords       # RAM as 64-bit entries: ptes[slot >> 3] is the entry at slot
+        self.thp = {}                 # va >> PMD_SHIFT -> deposited table pfn, for each transparent huge PMD
+        self.split_hook = None        # split_hook(va): __split_huge_pmd of the THP PMD at va (kernel/mm/huge_memory.py)
 
     def _new_table(self, ea):
         """A missing level below the entry at ea: link a zeroed table there; returns the new entry."""
@@ -200,7 +202,7 @@ class PageTables:
         else:
             entries = self._pmd_entries(lo, hi)
         for va, slot, e in entries:
-            if e & _PAGE_PSE and (va >> PMD_SHIFT) not in self._pt_cache:
+            if e & _PAGE_PSE and (va >> PMD_SHIFT) not in self._pt_cache and (va >> PMD_SHIFT) not in self.thp:
                 yield va, slot, e
 
     def _pmd_entries(self, start, end):
@@ -239,6 +241,9 @@ class PageTables:
             if e & _PAGE_PSE:
                 if not create:
                     return None
+                if key in self.thp and self.split_hook is not None:
+                    self.split_hook(va)          # split_huge_pmd: a 4 KiB entry is wanted inside a THP
+                    return self.pte_slot(va, create)
                 raise AssertionError("4 KiB PTE wanted inside a huge PMD at %#x" % va)
             if not e & _PAGE_PRESENT:
                 if not create:
@@ -282,7 +287,11 @@ class PageTables:
         """The leaf entry for va: a PTE, or the PMD of a 2 MiB leaf (0 when no table exists)."""
         slot = self.pte_slot(va, create=False)
         if slot is None:
-            return self.huge_pmd(va)
+            e = self.huge_pmd(va)
+            if e and (va >> PMD_SHIFT) in self.thp:    # a THP: the 4 KiB entry its split would give
+                return ((e & PMD_PFN_MASK) + (((va >> PAGE_SHIFT) & 0x1FF) << PAGE_SHIFT)) | \
+                    (e & ~PTE_PFN_MASK & ~_PAGE_PSE)
+            return e
         return self.phys.read64(slot)
 
     def walk(self, va):
@@ -307,9 +316,15 @@ class PageTables:
             return (pte & PMD_PFN_MASK) | (va & (PMD_SIZE - 1))
         return (pte & PTE_PFN_MASK) | (va & (PAGE_SIZE - 1))
 
-    def present_ptes(self, start, end):
+    def present_ptes(self, start, end, split=True):
         """[(va, slot, pte)] for the non-empty leaf entries in [start, end), in address order (each
-        PTE table is read as one slice of the RAM's 64-bit view)."""
+        PTE table is read as one slice of the RAM's 64-bit view). Transparent huge PMDs in the range
+        are split first (split_huge_pmd), unless the caller handles them itself (split=False: they are
+        left out)."""
+        if split and self.thp and self.split_hook is not None:
+            lo, hi = start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT
+            for key in sorted(k for k in self.thp if lo <= k <= hi):
+                self.split_hook(key << PMD_SHIFT)
         ptes = self.ptes
         out = []
         for base in self.pte_tables(start & ~(PMD_SIZE - 1), end):

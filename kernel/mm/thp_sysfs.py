@@ -1,19 +1,20 @@
 """/sys/kernel/mm/transparent_hugepage (mm/huge_memory.c hugepage_init_sysfs, khugepaged_attr_group):
-the knobs programs read and write, with Linux's formats. faultlab never maps anonymous memory with huge
-pages, as Linux with THP "never" (the default shown here): MADV_HUGEPAGE is accepted and changes
-nothing, and writes to the knobs are kept (so a program that saves and restores them sees its values)
-without changing what a fault maps. hpage_pmd_size is the size of a PMD-mapped page, which programs
+the knobs programs read and write, with Linux's formats. "enabled" starts at "madvise", as distribution
+kernels build it (CONFIG_TRANSPARENT_HUGEPAGE_MADVISE), and decides with use_zero_page what an
+anonymous fault maps (kernel/mm/huge_memory.py); defrag and the khugepaged knobs are kept (so a program
+that saves and restores them sees its values) without changing anything. hpage_pmd_size is the size of a PMD-mapped page, which programs
 read to learn the huge page size (the mm selftests' read_pmd_pagesize)."""
 import errno
 
 from faultlab.kernel.fs.errors import FsError
+from faultlab.kernel.mm.huge_memory import ThpState
 from faultlab.kernel.mm.hugetlb_types import HPAGE_SIZE
 
 THP = '/sys/kernel/mm/transparent_hugepage/'
 
 # knob -> (choices, default) for the "[selected]" files (enabled_store, defrag_store, shmem_enabled_store)
 CHOICES = {
-    'enabled': (('always', 'madvise', 'never'), 'never'),
+    'enabled': (('always', 'madvise', 'never'), 'madvise'),
     'defrag': (('always', 'defer', 'defer+madvise', 'madvise', 'never'), 'madvise'),
     'shmem_enabled': (('always', 'within_size', 'advise', 'never', 'deny', 'force'), 'never'),
 }
@@ -61,6 +62,7 @@ def thp_sysfs_init(k):
     """Publish hpage_pmd_size (r--r--r--), the policy knobs and khugepaged's (rw-r--r--)."""
     values = {name: default for name, (_c, default) in CHOICES.items()}
     values.update({name: spec[0] for name, spec in NUMBERS.items()})
+    k.mmsvc.thp = ThpState(values)          # what the fault path obeys
     reg = k.vfs.register_synth
     reg(THP + 'hpage_pmd_size', lambda: '%d\n' % HPAGE_SIZE, None, 0o444)
     for name in CHOICES:
