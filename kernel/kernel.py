@@ -34,6 +34,7 @@ from faultlab.kernel.mm.swap import SwapArea, SwapCache
 from faultlab.kernel.mm.vmscan import LruLists, Reclaim
 from faultlab.kernel.mm.mmap import exit_mmap, mmput
 from faultlab.kernel.mm.oom_kill import out_of_memory
+from faultlab.kernel.mm.ksm_sysfs import ksm_init
 from faultlab.kernel.procfs import register_procfs
 from faultlab.kernel.sched import Scheduler
 from faultlab.kernel.sigframe import force_sig_fault_handler
@@ -139,6 +140,7 @@ class Kernel:
         self._init_mm_services()
         self._init_hugetlb()
         self._init_tasks()
+        self.ksm = ksm_init(self)           # mm/ksm.c ksm_init: ksmd and /sys/kernel/mm/ksm
         register_procfs(self)
         register_sysfs(self)
         self._init_vdso()

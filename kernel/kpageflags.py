@@ -4,6 +4,7 @@ import errno
 import struct
 
 from faultlab.kernel.fs import FsError
+from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.page_alloc import (PG_locked, PG_referenced, PG_uptodate, PG_dirty, PG_lru, PG_active,
                                   PG_reserved, PG_writeback, PG_swapbacked, PG_anon, PG_hwpoison, PG_pgtable,
                                   PG_swapcache, PG_mlocked, PG_hugetlb, PG_head)
@@ -45,6 +46,8 @@ def stable_page_flags(frames, pfn, zero_pfn):
         u |= 1 << KPF_MMAP
     if k & PG_anon:
         u |= 1 << KPF_ANON
+    if k & PG_ksm:
+        u |= 1 << KPF_KSM
     if folio is not page:
         u |= 1 << KPF_COMPOUND_TAIL
     elif k & PG_head:

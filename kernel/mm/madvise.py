@@ -7,6 +7,7 @@ from faultlab.kernel.mm.gup import faultin_vma_page_range, faultin_page
 from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SIZE
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE
+from faultlab.kernel.mm.ksm import ksm_madvise
 from faultlab.kernel.mm.memory import fold_pte_dirty, memory_failure, zap_pte_range
 from faultlab.kernel.mm.mmap import _isolate, vma_merge_around
 from faultlab.kernel.mm.mm_types import VM_FAULT_ERROR
@@ -223,6 +224,10 @@ def do_madvise(mm, start, len_in, behavior):
                 return r
         elif behavior in (MADV_COLD, MADV_PAGEOUT):
             r = madvise_cold_or_pageout(mm, vma, s, e, behavior == MADV_PAGEOUT)
+            if r:
+                return r
+        elif behavior in (MADV_MERGEABLE, MADV_UNMERGEABLE):
+            r = ksm_madvise(mm, vma, s, e, behavior)        # mm/ksm.c
             if r:
                 return r
         elif behavior in _FLAG_ADVICE:

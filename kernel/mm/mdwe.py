@@ -5,6 +5,7 @@ setting is an mm flag, kept by fork and execve unless PR_MDWE_NO_INHERIT was set
 cannot be cleared or changed once set."""
 import errno
 
+from faultlab.kernel.mm.ksm_types import ksm_fork
 from faultlab.kernel.mm.vma import VM_EXEC, VM_WRITE
 
 PR_SET_MDWE, PR_GET_MDWE = 65, 66
@@ -54,3 +55,4 @@ def mmf_init_flags(new_mm, old_mm):
     """mm_init for fork and execve: the new mm keeps MDWE unless PR_MDWE_NO_INHERIT is set."""
     bits = get_current_mdwe(old_mm)
     new_mm.mmf_mdwe = 0 if bits & PR_MDWE_NO_INHERIT else bits
+    ksm_fork(new_mm, old_mm)             # MMF_VM_MERGE_ANY is in MMF_INIT_MASK too

@@ -1,14 +1,15 @@
 """prctl(2) (kernel/sys.c, security/commoncap.c cap_task_prctl): the options programs use.
 
 Options of features faultlab's kernel is built without answer as such a kernel does: PR_SET_VMA is
-EINVAL as without CONFIG_ANON_VMA_NAME, PR_SET/GET_MEMORY_MERGE are EINVAL as without CONFIG_KSM.
-Unknown options are EINVAL.
+EINVAL as without CONFIG_ANON_VMA_NAME. PR_SET/GET_MEMORY_MERGE set and read MMF_VM_MERGE_ANY
+(mm/ksm.c ksm_enable_merge_any, ksm_disable_merge_any). Unknown options are EINVAL.
 """
 import errno
 import struct
 
 from faultlab.kernel.cred import (CAP_LAST_CAP, CAP_SETPCAP, SECURE_KEEP_CAPS, SECURE_KEEP_CAPS_LOCKED, SUID_DUMP_DISABLE,
                          SUID_DUMP_USER, capable, commit_creds, get_dumpable, issecure)
+from faultlab.kernel.mm.ksm import ksm_disable_merge_any, ksm_enable_merge_any
 from faultlab.kernel.mm.mdwe import PR_GET_MDWE, PR_SET_MDWE, prctl_get_mdwe, prctl_set_mdwe
 from faultlab.kernel.syscalls.registry import syscall
 
@@ -21,6 +22,7 @@ PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_IS_SET, PR_CAP_AMBIENT_RAISE, PR_CAP_AMBIENT_LOWER, PR_CAP_AMBIENT_CLEAR_ALL = 1, 2, 3, 4
 PR_GET_AUXV = 0x41555856
+PR_SET_MEMORY_MERGE, PR_GET_MEMORY_MERGE = 67, 68
 TASK_COMM_LEN = 16
 _NSIG = 64
 # mm->saved_auxv holds AT_VECTOR_SIZE words (x86-64: 2 * (AT_VECTOR_SIZE_ARCH 3 + AT_VECTOR_SIZE_BASE 22 + 1))
@@ -133,5 +135,13 @@ def sys_prctl(k, t, option, arg2, arg3, arg4, arg5, *_):
         return prctl_set_mdwe(t.mm, arg2, arg3, arg4, arg5)
     if option == PR_GET_MDWE:
         return prctl_get_mdwe(t.mm, arg2, arg3, arg4, arg5)
-    # PR_SET_VMA (no CONFIG_ANON_VMA_NAME), PR_SET/GET_MEMORY_MERGE (no CONFIG_KSM) and unknown options
+    if option == PR_SET_MEMORY_MERGE:
+        if arg3 or arg4 or arg5:
+            return -errno.EINVAL
+        return ksm_enable_merge_any(t.mm) if arg2 else ksm_disable_merge_any(t.mm)
+    if option == PR_GET_MEMORY_MERGE:
+        if arg2 or arg3 or arg4 or arg5:
+            return -errno.EINVAL
+        return int(bool(getattr(t.mm, 'mmf_vm_merge_any', False)))     # MMF_VM_MERGE_ANY
+    # PR_SET_VMA (no CONFIG_ANON_VMA_NAME) and unknown options
     return -errno.EINVAL
