@@ -160,6 +160,10 @@ COUNTERS = (
                   row=True),
     KernelCounter('pages_copied', 'pages-copied', '', 'pages copied on write', _stat('pages_copied'), row=True,
                   note=lambda v, f: 'copy-on-write'),
+    KernelCounter('ksm_pages_merged', 'ksm-pages-merged', '', 'pages ksmd mapped to a KSM page or the zero page '
+                  'instead of their own (mm/ksm.c replace_page)', _stat('ksm_pages_merged')),
+    KernelCounter('ksmd_cycles', 'ksmd-cycles', '', "kernel cycles of ksmd's scanning (checksums, compares, PTEs)",
+                  _stat('ksmd_cycles')),
     KernelCounter('pagecache_hits', 'pagecache-hits', '', 'file pages found in the page cache',
                   _stat('pagecache_hits'), row=True),
     KernelCounter('pagecache_misses', 'pagecache-misses', '', 'file pages read from the disk',

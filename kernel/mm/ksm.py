@@ -320,6 +320,7 @@ def replace_page(svc, mm, vma, slot, page, kpage):
     svc.charge('pte_set')
     svc.flush_tlb(mm)
     svc.frames.put_page(page)
+    svc.stats['ksm_pages_merged'] += 1
 
 
 def set_page_stable_node(svc, page):

@@ -170,7 +170,7 @@ int main(void)
 	m[0] = 'x';
 	m[9 * psz + 5] = 'y';
 	printf("after write: %c %c %c %c\n", m[0], m[1], m[psz], m[9 * psz + 5]);
-	wait_scans(1);
+	wait_scans(2);   /* the second one started after the change */
 	counters("after write+scan");
 
 	/* fork: the child maps the same KSM pages */
@@ -187,7 +187,7 @@ int main(void)
 	/* MADV_UNMERGEABLE */
 	printf("madvise UNMERGEABLE: %d\n", madvise(m, NPAGES * psz, MADV_UNMERGEABLE));
 	printf("duplicates after unmerge=%d data %c %c\n", duplicates(pm, m, NPAGES), m[psz], m[10 * psz]);
-	wait_scans(1);
+	wait_scans(2);   /* the second one started after the change */
 	counters("after unmerge+scan");
 
 	/* run=2 unmerges everything */
