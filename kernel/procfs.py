@@ -27,6 +27,7 @@ from faultlab.kernel.proc_cmdline import register_proc_cmdline
 from faultlab.kernel.proc_mem import register_proc_mem
 from faultlab.kernel.mm.ksm_sysfs import register_ksm_procfs
 from faultlab.kernel.proc_pid import register_proc_pid
+from faultlab.kernel.cgroup.cgroup import cgroup_init
 from faultlab.kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
                            VM_DONTCOPY, VM_DONTEXPAND, VM_LOCKONFAULT, VM_ACCOUNT, VM_NORESERVE, VM_HUGETLB,
@@ -215,7 +216,11 @@ def meminfo_commit(k):
 
 
 VMSTAT_FIELDS = ('pgpgin', 'pgpgout', 'pswpin', 'pswpout', 'pgfault', 'pgmajfault', 'pgactivate',
-                 'pgdeactivate', 'pgscan', 'pgsteal', 'kswapd_runs', 'nowait_faults', 'vdso_fixups')
+                 'pgdeactivate', 'pgscan', 'pgsteal', 'kswapd_runs', 'nowait_faults', 'vdso_fixups',
+                 'thp_fault_alloc', 'thp_fault_fallback', 'thp_fault_fallback_charge', 'thp_collapse_alloc',
+                 'thp_collapse_alloc_failed', 'thp_split_page', 'thp_split_page_failed',
+                 'thp_deferred_split_page', 'thp_split_pmd', 'thp_zero_page_alloc', 'thp_zero_page_alloc_failed',
+                 'thp_swpout', 'thp_swpout_fallback')
 
 
 def proc_vmstat(k):
@@ -226,6 +231,7 @@ def proc_vmstat(k):
     vals['pgmajfault'] = s['major_faults']
     vals['pgpgin'] = k.blockdev.stats.read_bytes // 1024
     vals['nr_free_pages'] = k.frames.nr_free
+    vals['nr_anon_transparent_hugepages'] = nr_anon_thp_pages(k.mmsvc) >> 9
     vals['nr_swap_pages'] = k.swap_area.nr_free
     return ''.join('%s %d\n' % kv for kv in sorted(vals.items()))
 
@@ -284,6 +290,7 @@ def register_procfs(k):
     register_file_table_procfs(k)
     register_ksm_procfs(k)
     register_proc_pid(k)
+    cgroup_init(k)                                  # and /proc/self/cgroup
     k.vfs.lookup('/proc/self').immutable = True     # proc_pid_instantiate's S_IMMUTABLE
     owner = lambda: task_dump_owner(k.current)      # noqa: E731
     for _name, inode in k.vfs.lookup('/proc/self').entries():

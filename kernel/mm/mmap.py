@@ -6,6 +6,8 @@ import errno
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
 from faultlab.kernel.mm.mmap_lock import note_pmd_change
+from faultlab.kernel.mm.huge_memory import (change_huge_pmd, split_huge_pmd_edges, thp_pmds,
+                                            vma_adjust_trans_huge)
 from faultlab.kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_page_prot, fold_pte_dirty
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm import hugetlb
@@ -41,6 +43,7 @@ def page_align(n):
 # ---- VMA plumbing ----------------------------------------------------------------------------
 def split_vma(mm, vma, addr):
     """Split vma at addr; returns the new upper part (already in the tree)."""
+    vma_adjust_trans_huge(mm, addr)        # no huge PMD may straddle the new boundary
     mm.vmas.remove(vma)
     upper = vma.copy()
     upper.vm_start = addr
@@ -492,7 +495,9 @@ def mprotect_fixup(mm, v, newbits):
 
 def _has_anon_pages(mm, v):
     """Does the VMA hold any page of its own (Linux: has an anon_vma)? A present or swapped entry."""
-    for _va, _slot, _pte in mm.pgtables.present_ptes(v.vm_start, v.vm_end):
+    if thp_pmds(mm, v.vm_start, v.vm_end):
+        return True
+    for _va, _slot, _pte in mm.pgtables.present_ptes(v.vm_start, v.vm_end, split=False):
         return True
     return False
 
@@ -504,7 +509,10 @@ def change_protection(mm, vma, old_flags):
     phys = mm.svc.frames.phys
     prot = vma_page_prot(vma)
     changed = 0
-    for va, slot, pte in list(mm.pgtables.present_ptes(vma.vm_start, vma.vm_end)):
+    split_huge_pmd_edges(mm, vma.vm_start, vma.vm_end)
+    for va, slot, e in thp_pmds(mm, vma.vm_start, vma.vm_end):
+        changed += change_huge_pmd(mm, vma, slot, e, prot)       # change_pmd_range: whole huge PMDs stay
+    for va, slot, pte in list(mm.pgtables.present_ptes(vma.vm_start, vma.vm_end, split=False)):
         if not pte & _PAGE_PRESENT:
             continue
         new = pte
