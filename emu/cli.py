@@ -7,6 +7,10 @@ import textwrap
 import time
 import traceback
 
+from faultlab.bench.uffd import DEFAULT_LATENCY_US as UFFD_LATENCY_US
+from faultlab.bench.uffd import DEFAULT_PAGES as UFFD_PAGES
+from faultlab.bench.uffd import QUICK_PAGES as UFFD_QUICK_PAGES
+from faultlab.bench.uffd import cpu_list as uffd_cpu_list
 from faultlab.commands import cmd_bench, cmd_costs, cmd_run, cmd_stat, populate_sizes
 from faultlab.gdb.command import add_gdb_parser, cmd_gdb
 from faultlab.kernel.counters import EVENT_NAMES
@@ -128,6 +132,17 @@ def add_bench_parser(sub):
     k = _kind(kinds, 'soak', 'every userland program under random combinations of the run options')
     _quick(k, 'at most 12 runs')
     _count_and_seed(k, 'number of runs', 'the option combinations')
+    k = _kind(kinds, 'uffd', 'a page fault resolved by a userfaultfd handler thread vs by the kernel, and a '
+              'post-copy-like pull of pages')
+    _quick(k, '%d pages (when --pages is not given)' % UFFD_QUICK_PAGES)
+    k.add_argument('--pages', type=positive_int, default=None, metavar='N',
+                   help='pages per run (default %d): fault rows set up 2N and write N and 2N' % UFFD_PAGES)
+    k.add_argument('--latency-us', type=non_negative_int, default=None, metavar='US',
+                   help='post-copy: the handler\'s wait per page pulled from the remote (default %d)' % UFFD_LATENCY_US)
+    k.add_argument('--compute-us', type=non_negative_int, default=None, metavar='US',
+                   help='post-copy: the reader\'s compute per page (default: --latency-us)')
+    k.add_argument('--cpus', type=uffd_cpu_list, default=None, metavar='N[,N...]',
+                   help='simulated CPU counts to run on (default 1,2)')
 
 
 def build_parser():

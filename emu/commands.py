@@ -14,6 +14,7 @@ from faultlab.bench.prefetch import main as bench_prefetch
 from faultlab.bench.soak import main as bench_soak
 from faultlab.bench.speed import main as bench_speed
 from faultlab.bench.spf import main as bench_spf
+from faultlab.bench.uffd import main as bench_uffd
 from faultlab.gdb.stub import attach_gdb
 from faultlab.kernel.loader import ExecError
 from faultlab.observe.stat import format_stat, format_stat_csv, mean_snapshot, spreads, write_stat
@@ -184,6 +185,8 @@ BENCHES = {
     'spf': lambda a: bench_spf(quick=a.quick),
     'elf-fuzz': lambda a: elf_fuzz(count=ELF_FUZZ_QUICK_COUNT if a.quick else a.count, seed=a.seed),
     'soak': lambda a: bench_soak(count=a.count, seed=a.seed, quick=a.quick),
+    'uffd': lambda a: bench_uffd(pages=a.pages, latency_us=a.latency_us, compute_us=a.compute_us, cpus=a.cpus,
+                                 quick=a.quick),
 }
 
 

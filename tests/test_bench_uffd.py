@@ -1,0 +1,93 @@
+"""faultlab bench uffd (emu/bench/uffd.py): uffd_bench under faultlab against the native run, the table
+built from small real runs, and a check that fails making the command exit 1."""
+import os
+import re
+
+import pytest
+
+from conftest import run_guest, run_native
+from faultlab.bench import uffd as bu
+from faultlab.cli import main as cli_main
+
+# the lines of uffd_bench that do not depend on timing
+SAME = ('case', 'how', 'npages', 'touch', 'handled', 'early_reads', 'check')
+
+
+def _values(text):
+    return bu.parse_values(text.decode() if isinstance(text, bytes) else text)
+
+
+@pytest.mark.parametrize('case', ['missing', 'minor', 'wp'])
+@pytest.mark.parametrize('how', ['uffd', 'kernel'])
+def test_fault_mode_matches_the_native_run(userland, case, how):
+    prog = os.path.join(userland, 'uffd_bench')
+    args = ['fault', case, how, '8', '6', '2']
+    code, out, err = run_native(prog, args)
+    assert code == 0, err
+    native = _values(out)
+    r = run_guest(prog, args, cpus=2)
+    assert r.exit_code == 0, r.stderr
+    guest = _values(r.stdout)
+    assert {k: guest[k] for k in SAME} == {k: native[k] for k in SAME}
+    assert guest['check'] == 'ok' and guest['handled'] == (6 if how == 'uffd' else 0)
+    assert guest['early_reads'] == 0
+
+
+def test_postcopy_modes_match_the_native_run(userland):
+    """demand and populate pull every page once, natively and under faultlab; prefetch_page is not in
+    the host's vDSO, and under faultlab it asks for no page (every call fails, no message)."""
+    prog = os.path.join(userland, 'uffd_bench')
+    for mode in ('demand', 'populate'):
+        args = ['postcopy', mode, '6', '20', '20']
+        code, out, err = run_native(prog, args)
+        assert code == 0, err
+        native, guest = _values(out), _values(run_guest(prog, args, cpus=2).stdout)
+        for k in ('sent', 'sum', 'check'):
+            assert guest[k] == native[k], (mode, k, guest, native)
+    code, out, _ = run_native(prog, ['postcopy', 'prefetch', '6', '20', '20'])
+    assert code == 0 and out == b'no prefetch_page\n'
+    guest = _values(run_guest(prog, ['postcopy', 'prefetch', '6', '20', '20']).stdout)
+    assert guest['prefetch_fail'] == 6 and guest['handled'] == guest['sent'] == 6 and guest['check'] == 'ok'
+
+
+def test_bad_arguments_are_usage_errors(userland):
+    prog = os.path.join(userland, 'uffd_bench')
+    for args in (['fault', 'nosuch', 'uffd', '4'], ['fault', 'missing', 'uffd', '4', '5'], ['postcopy', 'x', '1', '1', '1']):
+        code, _out, err = run_native(prog, args)
+        r = run_guest(prog, args)
+        assert code == r.exit_code == 2 and r.stderr == err, args
+
+
+def test_one_cpu_table_and_checks(userland, capsys):
+    """`faultlab bench uffd --quick --cpus 1`: a row per case and resolver, the post-copy rows, every
+    check holds; the figures come from the runs (a handler-resolved fault costs more)."""
+    assert cli_main(['bench', 'uffd', '--quick', '--pages', '4', '--cpus', '1', '--latency-us', '20']) == 0
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if re.match(r'^.{38} (uffd  |kernel)    1 +\d+ ', ln)]
+    assert len(rows) == 6, out
+    cycles = [int(ln.split()[-6]) for ln in rows]
+    assert all(c > 0 for c in cycles)
+    for uffd, kernel in zip(rows[0::2], rows[1::2]):
+        assert ' uffd ' in uffd and ' kernel ' in kernel
+        assert int(uffd.split()[-6]) > int(kernel.split()[-6])
+        assert uffd.split()[-2] != '-' and kernel.split()[-2] == '-'       # round trip only with a handler
+    post = [ln.split() for ln in out.splitlines() if re.match(r'^  (demand|populate|prefetch)\s+1\s', ln)]
+    assert [p[0] for p in post] == ['demand', 'populate', 'prefetch']
+    assert 'FAIL' not in out and re.search(r'^(\d+) of \1 checks hold$', out, re.M), out
+
+
+def test_a_failing_check_exits_1(userland):
+    """No latency and no compute: the populating thread has nothing to overlap, so populate does not
+    beat demand on 2 CPUs; the check says so and the command exits 1."""
+    lines = []
+    assert bu.main(pages=4, latency_us=0, compute_us=0, cpus=(2,), out=lines.append) == 1
+    fail = [ln for ln in lines if ln.startswith('  FAIL 2 CPUs: populate in a second thread')]
+    assert len(fail) == 1 and 'nothing to overlap' in fail[0]
+    assert re.match(r'^\d+ of \d+ checks hold$', lines[-1])
+
+
+def test_cpus_option_is_checked():
+    with pytest.raises(SystemExit) as e:
+        cli_main(['bench', 'uffd', '--cpus', '0'])
+    assert e.value.code == 2
+    assert bu.cpu_list('2,1,2') == (1, 2)
