@@ -532,6 +532,8 @@ class Kernel:
         """exit_mm/exit_notify for one thread: CLONE_CHILD_CLEARTID, leave the CPU."""
         task.exited = True
         task.state = 'Z'
+        if self.tracer is not None:
+            self.tracer.sched_process_exit(self, task)
         task.mm.users -= 1
         task.files.users -= 1
         if task.files.users == 0:

@@ -46,6 +46,8 @@ def send_signal(k, sender, target, sig, code=SI_TKILL, info=None, shared=False):
     threads = target.group.live_threads() if shared else [target]
     if not threads:
         return 0
+    if k.tracer is not None:
+        k.tracer.signal_send(k, sender, target, sig, code, info, shared)
     prepare_signal(k, target.group, sig)
     blocked = all(t.sigmask & bit for t in threads)
     if ignored(target, sig) and not blocked and not target.ptrace:

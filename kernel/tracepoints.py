@@ -10,7 +10,13 @@ Times are simulated cycles of the current CPU's clock (`kernel.now()`).
   syscall_entry(kernel, task, nr)                         after the syscall instruction trapped
   syscall_exit(kernel, task, nr, ret)                     before returning to user mode
   signal_generate(kernel, task, sig, si_code, addr)       a fault or an exception sends task a signal
-  sched_process_exit(kernel, task)                        a fault's or an exception's signal ended task
+  signal_send(kernel, sender, task, sig, code, info, shared)  send_signal generates sig for task (kill,
+                                                          tgkill, SIGCHLD, timers; sender None: the kernel;
+                                                          info the 128-byte siginfo or None for code's)
+  sched_process_fork(kernel, parent, child)               kernel_clone made child (a process or a thread)
+  sched_process_exec(kernel, task, old_tid)               execve replaced task's program (task.comm is new)
+  task_rename(kernel, task, old_comm)                     the thread's name changed (PR_SET_NAME, /proc comm)
+  sched_process_exit(kernel, task)                        a thread ended (do_exit: exit, exit_group, a signal)
   wait(kernel, why, start, end)                           the task slept ('io', 'sleep', ...)
   lock_wait(kernel, lock, start, end)                     waited for a kernel lock (e.g. 'mmap_lock')
   block_rq_issue(req)                                     a disk request was queued (times known)
@@ -58,6 +64,18 @@ class Tracepoints:
     def signal_generate(self, kernel, task, sig, si_code, addr):
         pass
 
+    def signal_send(self, kernel, sender, task, sig, code, info, shared):
+        """send_signal generates sig (Linux's signal_generate event, for signals that are not a fault's)."""
+
+    def sched_process_fork(self, kernel, parent, child):
+        """kernel_clone created child (CLONE_THREAD: a thread of parent's process)."""
+
+    def sched_process_exec(self, kernel, task, old_tid):
+        """execve succeeded: task runs its new program (old_tid: its tid before de_thread)."""
+
+    def task_rename(self, kernel, task, old_comm):
+        """__set_task_comm changed the thread's name."""
+
     def sched_process_exit(self, kernel, task):
         pass
 
@@ -92,6 +110,10 @@ class TracepointTee(Tracepoints):
     syscall_entry = _fan('syscall_entry')
     syscall_exit = _fan('syscall_exit')
     signal_generate = _fan('signal_generate')
+    signal_send = _fan('signal_send')
+    sched_process_fork = _fan('sched_process_fork')
+    sched_process_exec = _fan('sched_process_exec')
+    task_rename = _fan('task_rename')
     sched_process_exit = _fan('sched_process_exit')
     sched_wakeup = _fan('sched_wakeup')
     wait = _fan('wait')

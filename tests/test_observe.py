@@ -22,6 +22,7 @@ from faultlab.observe import progress as progress_mod
 from faultlab.machine import Machine
 from faultlab.observe.profile import Profiler
 from faultlab.observe.stat import format_stat, format_stat_csv, values
+from faultlab.observe.trace import PID_CPUS, PID_DISK
 from faultlab.kernel.kernel import KernelConfig
 
 MOUNT = [(DATA, '/data', True)]
@@ -179,8 +180,8 @@ def _load_trace(path):
     assert isinstance(evs, list) and evs
     for e in evs:
         assert isinstance(e['name'], str) and isinstance(e['pid'], int)
-        assert e['ph'] in ('X', 'B', 'E', 'i', 'M'), e
-        if e['ph'] != 'M':
+        assert e['ph'] in ('X', 'B', 'E', 'i', 'M', 'C', 's', 'f'), e
+        if e['ph'] not in ('M', 'C'):
             assert isinstance(e['tid'], int) and isinstance(e['ts'], (int, float)) and e['ts'] >= 0
         if e['ph'] == 'X':
             assert isinstance(e['dur'], (int, float)) and e['dur'] >= 0
@@ -214,11 +215,12 @@ def test_trace_of_prefetch_bench_shows_io_overlapping_compute(userland, tmp_path
     doc, evs = _load_trace(out)
     assert doc['otherData']['clock'] == 'simulated'
     names = {(e['pid'], e.get('tid'), e['name']): e['args']['name'] for e in evs if e['ph'] == 'M' and 'name' in e['args']}
-    assert names[(1, None, 'process_name')] == 'CPUs' and names[(1, 0, 'thread_name')] == 'CPU 0'
-    assert names[(2, None, 'process_name')] == 'disk'
+    assert names[(PID_CPUS, None, 'process_name')] == 'CPUs' and names[(PID_CPUS, 0, 'thread_name')] == 'CPU 0'
+    assert names[(PID_DISK, None, 'process_name')] == 'disk'
+    assert names[(1, None, 'process_name')] == 'prefetch_bench'       # the guest's first process, pid 1
     xs = [e for e in evs if e['ph'] == 'X']
-    cpu = [e for e in xs if e['pid'] == 1 and e['tid'] == 0]
-    disk = [e for e in xs if e['pid'] == 2]
+    cpu = [e for e in xs if e['pid'] == PID_CPUS and e['tid'] == 0]
+    disk = [e for e in xs if e['pid'] == PID_DISK]
     assert len(disk) == stats['disk_reads'] + stats['disk_writes']
     faults = [e for e in cpu if e['cat'] == 'fault']
     assert sum(e['args']['outcome'] in ('minor', 'major') for e in faults) == stats['page_faults']

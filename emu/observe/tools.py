@@ -17,11 +17,12 @@ def add_options(p, cmd):
     """The options of `run`, `stat` and `profile` that drive these tools."""
     p.add_argument('--trace', metavar='FILE.json', help='write a Chrome/Perfetto trace (JSON trace events) '
                    'of faults, system calls, waits and disk requests in simulated time')
-    # a flag, not --strace[=FILE]: argparse would take the program's name for an optional FILE
+    # a flag, not --strace[=FILE]: argparse would take the program's name for an optional FILE, so
+    # faultlab.cli rewrites --strace=FILE to --strace-file FILE first (strace.strace_equals_form)
     p.add_argument('--strace', action='store_true',
                    help='log the system calls in strace\'s format to stderr (as strace -f -s 32 prints them: '
-                   'children and threads are always followed)')
-    p.add_argument('--strace-file', metavar='FILE', help='--strace, written to FILE')
+                   'children and threads are always followed); --strace=FILE writes them to FILE')
+    p.add_argument('--strace-file', metavar='FILE', help='--strace, written to FILE (the same as --strace=FILE)')
     p.add_argument('--strace-faults', action='store_true',
                    help='with --strace: also a line for each page fault between the calls')
     p.add_argument('--strace-time', choices=('t', 'tt', 'r'), metavar='t|tt|r',
@@ -86,7 +87,7 @@ class RunTools:
             self.profiler = Profiler(machine, stacks=not a.no_stacks, sample_insns=getattr(a, 'sample_insns', 100_000))
             observers.append(self.profiler)
         if getattr(a, 'trace', None):
-            self.trace = ChromeTrace(a.trace, machine, command)      # OSError for a bad path
+            self.trace = ChromeTrace(a.trace, machine, command, announce=sys.stderr)      # OSError for a bad path
             observers.append(self.trace)
         if progress.wanted(flag=getattr(a, 'progress', None)):
             self.progress = progress.Progress(machine)

@@ -1,6 +1,10 @@
 """`faultlab run --trace FILE.json`: a Chrome/Perfetto trace (JSON trace event format) in simulated time.
 
-Process "CPUs" has one thread track per simulated CPU: `user` slices (guest code running), page faults
+Each guest process is a trace process with its real pid and one track per thread (emu/observe/
+trace_tasks.py: system calls with decoded arguments, page faults, userfaultfd waits, forks, execs,
+exits, flows to and from the disk); memory counters (RSS per process, MemFree, Cached) are in
+emu/observe/trace_counters.py. Three more processes, numbered above any guest pid (PID_MAX_LIMIT):
+process "CPUs" has one thread track per simulated CPU: `user` slices (guest code running), page faults
 and system calls (complete events, ph X) with what the kernel waited for nested inside them (I/O,
 sleep, locks). Process "disk" has one track per service slot of the disk model (its queue depth):
 each request is a slice from the moment the device starts it to its completion, with the submit
@@ -11,12 +15,16 @@ The file is written as the run goes (constant memory) and completed by close().
 import json
 
 from faultlab.observe.symbols import SymbolizerCache
+from faultlab.observe.trace_counters import MemoryCounters
+from faultlab.observe.trace_tasks import TaskTracks
 from faultlab.kernel.syscalls import SYSCALL_NAMES
 from faultlab.kernel.tracepoints import Tracepoints, access_str
 
 _encode = json.JSONEncoder(separators=(',', ':')).encode
-PID_CPUS = 1
-PID_DISK = 2
+PID_MAX_LIMIT = 4 * 1024 * 1024     # include/linux/threads.h: no guest pid is above it
+PID_CPUS = PID_MAX_LIMIT + 1
+PID_DISK = PID_MAX_LIMIT + 2
+PID_MEMORY = PID_MAX_LIMIT + 3
 
 
 class _CpuState:
@@ -30,8 +38,9 @@ class _CpuState:
 
 class ChromeTrace(Tracepoints):
     """Writes trace events to a file as the kernel reports them."""
+    PID_DISK = PID_DISK
 
-    def __init__(self, path, machine, command=''):
+    def __init__(self, path, machine, command='', announce=None):
         self.kernel = machine.kernel
         self.machine = machine
         self.freq = self.kernel.costs.freq_hz
@@ -45,6 +54,15 @@ class ChromeTrace(Tracepoints):
         self._syms = SymbolizerCache(self.kernel)
         self.closed = False
         self.count = 0
+        self.path = path
+        self.announce = announce        # a stream told where the file went once it is complete
+        self._flows = 0
+        self.tasks = TaskTracks(self)
+        self.counters = MemoryCounters(self, PID_MEMORY)
+
+    def next_flow_id(self):
+        self._flows += 1
+        return self._flows
 
     # ---- output ------------------------------------------------------------------------------------
     def _us(self, cycles):
@@ -101,6 +119,7 @@ class ChromeTrace(Tracepoints):
 
     # ---- tracepoints ------------------------------------------------------------------------------
     def page_fault_entry(self, kernel, rip, address, error_code):
+        self.tasks.page_fault_entry(address)
         self._enter_kernel('fault', 'page fault', {
             'address': '%#x' % address, 'rip': '%#x' % rip, 'symbol': self._symbol(rip),
             'access': access_str(error_code), 'error_code': '%#x' % error_code})
@@ -115,22 +134,45 @@ class ChromeTrace(Tracepoints):
         if info.signal:
             extra['reason'] = info.reason
         self._leave_kernel(extra, 'page fault: %s' % (info.handler or info.outcome))
+        self.tasks.page_fault_exit(address, error_code, info, access_str(error_code))
+        self.counters.maybe_sample()
 
     def syscall_entry(self, kernel, task, nr):
         g = kernel.cpu.gpr
         name = SYSCALL_NAMES.get(nr, 'syscall %d' % nr)
         self._enter_kernel('syscall', name, {'nr': nr, 'args': ['%#x' % g[i] for i in (7, 6, 2, 10, 8, 9)]})
+        self.tasks.syscall_entry(task, nr)
 
     def syscall_exit(self, kernel, task, nr, ret):
         self._leave_kernel({'ret': ret})
+        self.tasks.syscall_exit(task, nr, ret)
+        self.counters.maybe_sample()
+
+    def sched_wakeup(self, kernel, task, ret):
+        self.tasks.sched_wakeup(task, ret)
+
+    def sched_process_fork(self, kernel, parent, child):
+        self.tasks.fork(parent, child)
+
+    def sched_process_exec(self, kernel, task, old_tid):
+        self.tasks.exec(task, old_tid)
+
+    def task_rename(self, kernel, task, old_comm):
+        self.tasks.rename(task, old_comm)
+
+    def sched_process_exit(self, kernel, task):
+        self.tasks.exit(task)
+        self.counters.maybe_sample()
 
     def wait(self, kernel, why, start, end):
         idx, _ = self._cpu()
         self._slice(PID_CPUS, idx, 'wait: %s' % why, 'wait', start, end)
+        self.tasks.nested('wait: %s' % why, 'wait', start, end)
 
     def lock_wait(self, kernel, lock, start, end):
         idx, _ = self._cpu()
         self._slice(PID_CPUS, idx, 'wait: %s' % lock, 'lock', start, end)
+        self.tasks.nested('wait: %s' % lock, 'lock', start, end)
 
     def block_rq_issue(self, req):
         lanes = self._lanes
@@ -148,6 +190,7 @@ class ChromeTrace(Tracepoints):
             if kind == 'fault':
                 args['by_symbol'] = targs['symbol']
         self._slice(PID_DISK, lane, req.op, 'io', req.start_time, req.complete_time, args)
+        self.tasks.block_rq_issue(req, lane)
 
     # ---- end ------------------------------------------------------------------------------------------
     def close(self, result=None):
@@ -174,7 +217,10 @@ class ChromeTrace(Tracepoints):
                     args['report'] = result.report
                 self._emit({'name': 'exit', 'cat': 'task', 'ph': 'i', 's': 'p', 'pid': PID_CPUS, 'tid': 0,
                             'ts': self._us(end), 'args': args})
-            meta = [(PID_CPUS, None, 'process_name', 'CPUs'), (PID_DISK, None, 'process_name', 'disk')]
+            self.counters.sample()
+            self.tasks.close()
+            meta = [(PID_CPUS, None, 'process_name', 'CPUs'), (PID_DISK, None, 'process_name', 'disk'),
+                    (PID_MEMORY, None, 'process_name', 'memory')]
             meta += [(PID_CPUS, idx, 'thread_name', 'CPU %d' % idx) for idx in sorted(self._cpus)]
             meta += [(PID_DISK, i, 'thread_name', 'disk slot %d' % i) for i in range(len(self._lanes))]
             for pid, tid, what, name in meta:
@@ -182,7 +228,11 @@ class ChromeTrace(Tracepoints):
                 if tid is not None:
                     ev['tid'] = tid
                 self._emit(ev)
-            self._emit({'name': 'process_sort_index', 'ph': 'M', 'pid': PID_DISK, 'args': {'sort_index': 2}})
+            for i, pid in enumerate((PID_CPUS, PID_DISK, PID_MEMORY)):
+                self._emit({'name': 'process_sort_index', 'ph': 'M', 'pid': pid, 'args': {'sort_index': i - 3}})
         finally:
             self.f.write('\n]}\n')
             self.f.close()
+        if self.announce is not None:
+            self.announce.write('faultlab: trace of %d events written to %s: open it in https://ui.perfetto.dev '
+                                '(Open trace file) or chrome://tracing\n' % (self.count, self.path))

@@ -117,19 +117,12 @@ def force_fault_sig(k, task, res, rip, address, error_code):
         signal_generate(k, task, res.signal, res.si_code, address)
         k.force_sig_fault(task, res.signal, res.si_code, address,
                           fault_report(k, task, res.signal, res.si_code, rip, address, error_code, res.reason))
-        sched_process_exit(k, task)
 
 
 def signal_generate(k, task, sig, si_code, addr):
     """The signal_generate tracepoint of a fault's or an exception's signal (what strace shows as --- SIG ---)."""
     if k.tracer is not None:
         k.tracer.signal_generate(k, task, sig, si_code, addr)
-
-
-def sched_process_exit(k, task):
-    """The sched_process_exit tracepoint when the signal just forced ended the task."""
-    if k.tracer is not None and task.exited:
-        k.tracer.sched_process_exit(k, task)
 
 
 def fault_report(k, task, sig, si_code, rip, address, error_code, reason):
@@ -154,7 +147,6 @@ def do_error_trap(k, intno, rip):
     signal_generate(k, task, sig, 0, rip)
     k.force_sig_fault(task, sig, 0, rip, '%s at rip=%#x <%s>: %s'
                       % (SIGNAL_NAMES[sig], rip, k.symbolize(task, rip), what))
-    sched_process_exit(k, task)
 
 
 def exc_invalid_op(k, rip):
@@ -164,7 +156,6 @@ def exc_invalid_op(k, rip):
     signal_generate(k, task, SIGILL, 0, rip)
     k.force_sig_fault(task, SIGILL, 0, rip, 'SIGILL at rip=%#x <%s>: invalid opcode (bytes %s)'
                       % (rip, k.symbolize(task, rip), code[:8].hex(' ')))
-    sched_process_exit(k, task)
 
 
 def do_syscall_64(k):

@@ -101,7 +101,10 @@ def sys_prctl(k, t, option, arg2, arg3, arg4, arg5, *_):
         name = t.umem.read_cstr(arg2, TASK_COMM_LEN - 1)
         if name is None:
             return -errno.EFAULT
+        old = t.comm
         t.set_comm(name)
+        if k.tracer is not None:
+            k.tracer.task_rename(k, t, old)
         return 0
     if option == PR_GET_NAME:
         comm = t.comm.encode()[:TASK_COMM_LEN - 1].ljust(TASK_COMM_LEN, b'\0')

@@ -2,6 +2,7 @@
 import errno
 import struct
 
+from faultlab.kernel.cgroup.cgroup import cgroup_post_fork
 from faultlab.kernel.clock import CLOCK_MONOTONIC, CLOCK_REALTIME, clock_ns, read_timespec_ns
 from faultlab.kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP,
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
@@ -98,6 +99,7 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
         child.exit_signal = exit_signal
         child.group.pgrp, child.group.session = t.group.pgrp, t.group.session
         copy_oom_score_adj(t.group, child.group)
+        cgroup_post_fork(t, child)
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = child_tid
     # the child resumes after the syscall instruction with RAX = 0, on its own stack and TLS
@@ -115,6 +117,8 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
         return -errno.EFAULT
     k.tasks[tid] = child
     k.stats['threads_created' if flags & CLONE_THREAD else 'forks'] += 1
+    if k.tracer is not None:
+        k.tracer.sched_process_fork(k, t, child)
     k.sched.enqueue_new(child, k.now())
     if flags & CLONE_VFORK:
         t.vfork_child = child.group
@@ -612,7 +616,7 @@ def do_execve(k, t, path, argv, envp):
         image = k.load_image(path, argv, envp)
     except ExecError as e:
         return -e.errno
-    group = t.group
+    group, old_tid = t.group, t.tid
     for other in group.live_threads():                  # de_thread
         if other is not t:
             cancel_wait(k, other)
@@ -654,6 +658,8 @@ def do_execve(k, t, path, argv, envp):
     cpu.fs_base = 0
     cpu.rip = image.entry - 2                           # the syscall hook adds 2 to a RIP it set
     k.stats['execs'] += 1
+    if k.tracer is not None:
+        k.tracer.sched_process_exec(k, t, old_tid)
     ptrace_event_exec(k, t)
     return 0
 
