@@ -21,6 +21,7 @@ from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_PSE, PTE_
                                pte_flags_str)
 from faultlab.kernel.mm.vma import VM_WRITE, VM_SHARED, VM_HUGETLB
 from faultlab.kernel.syscalls import SYSCALL_NAMES
+from faultlab.kernel.debug.check_thp import ThpViolation, check_thp_pmd, thp_folio_refs
 
 _TABLE = struct.Struct('<512Q')
 SWP_HWPOISON = 31
@@ -183,6 +184,12 @@ class PageTableWalk:
 
     def check_huge_pmd(self, e2, base):
         """A 2 MiB hugetlb leaf: only in a VM_HUGETLB VMA, mapping a pool page's head frame."""
+        if (base >> 21) in self.mm.pgtables.thp:          # a transparent huge page (check_thp.py)
+            try:
+                self.anon += check_thp_pmd(self, e2, base)
+            except ThpViolation as e:
+                _fail(str(e))
+            return
         hv = self.vmas.vma_lookup(base)
         head = self.pages[(e2 & PTE_PFN_MASK) >> PAGE_SHIFT] if e2 & _PAGE_PRESENT else None
         if hv is None or not hv.vm_flags & VM_HUGETLB:
@@ -329,6 +336,7 @@ class PageAudit:
         in_sc = self.check_swap_cache_entry(page)
         ref = page.refcount
         expect = n + in_pc + in_sc + self.k.mmsvc.gup_refs.get(page.pfn, 0)     # + pipe buffers and pins
+        expect += thp_folio_refs(self.k.mmsvc, page)
         if page.flags & PG_hwpoison:
             if ref < expect:
                 _fail('poisoned %r: refcount %d below %d', page, ref, expect)

@@ -358,6 +358,8 @@ def __split_huge_pmd(mm, haddr):
         head_flags = pages[pfn].flags & (_FOLIO_FLAGS | PG_exec)
         for p in pages[pfn:pfn + HPAGE_PMD_NR]:
             p.flags |= head_flags
+            if not p.mapcount:
+                p.rmap_mm = mm                   # the reverse map of its first PTE mapping
             p.mapcount += 1
             p.refcount += 1
         folio_put_pmd(svc, pfn)

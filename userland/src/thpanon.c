@@ -3,7 +3,8 @@
  * /proc/self/smaps, THPeligible, the contents), so the run compares with the native one.
  * Steps: MADV_HUGEPAGE + write touch (one fault per 2 MiB), a read of untouched memory (huge zero page,
  * then a write into it), a partial munmap (the huge page is split), mprotect of part of one, fork and
- * copy-on-write in the child, MADV_NOHUGEPAGE, PR_SET_THP_DISABLE. */
+ * copy-on-write in the child, MADV_NOHUGEPAGE, PR_SET_THP_DISABLE. With the argument "never" it sets the
+ * policy to never first (not natively: that is the host's setting). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,11 +64,30 @@ static char *map_aligned(size_t len)
     return p;
 }
 
-int main(void)
+/* with THP "never" (written to the knob first) MADV_HUGEPAGE changes nothing: 4 KiB faults */
+static int never(void)
+{
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "w");
+    if (!f || fputs("never", f) < 0 || fclose(f)) {
+        printf("cannot write the knob\n");
+        return 1;
+    }
+    char *p = map_aligned(2 * HPAGE);
+    madvise(p, 2 * HPAGE, MADV_HUGEPAGE);
+    long f0 = minflt();
+    memset(p, 1, 2 * HPAGE);
+    printf("never: %ld faults\n", minflt() - f0);
+    report("never", p);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     size_t len = 4 * HPAGE;
-    char *p = map_aligned(len);
     long f0, sum = 0;
+    if (argc > 1 && !strcmp(argv[1], "never"))
+        return never();
+    char *p = map_aligned(len);
 
     report("fresh", p);
     madvise(p, len, MADV_HUGEPAGE);
