@@ -24,9 +24,9 @@ from faultlab.kernel.mm.userfaultfd_move import UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES
 from faultlab.kernel.mm.userfaultfd import (MFILL_CONTINUE, MFILL_COPY, MFILL_POISON, MFILL_ZEROPAGE, mfill_atomic,
                                    mwriteprotect_range, userfaultfd_register_range, userfaultfd_release_all,
                                    userfaultfd_unregister_range, validate_range, validate_unaligned_range)
-from faultlab.kernel.mm.userfaultfd_k import (UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_WP_UNPOPULATED,
-                                     UFFD_USER_MODE_ONLY, VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP,
-                                     userfaultfd_ctx_of, vma_is_shmem)
+from faultlab.kernel.mm.userfaultfd_k import (UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_FEATURE_WP_ASYNC,
+                                     UFFD_FEATURE_WP_UNPOPULATED, UFFD_USER_MODE_ONLY, VM_UFFD_MINOR,
+                                     VM_UFFD_MISSING, VM_UFFD_WP, userfaultfd_ctx_of, vma_is_shmem)
 from faultlab.kernel.mm.vma import VM_HUGETLB, VM_IO, VM_MAYWRITE, VM_PFNMAP
 from faultlab.kernel.wait import WaitQueue
 
@@ -38,16 +38,18 @@ UFFD_FEATURE_MISSING_HUGETLBFS = 1 << 4
 UFFD_FEATURE_MISSING_SHMEM = 1 << 5
 UFFD_FEATURE_MINOR_HUGETLBFS = 1 << 9
 UFFD_FEATURE_MINOR_SHMEM = 1 << 10
-UFFD_FEATURE_WP_ASYNC = 1 << 15
+UFFD_FEATURE_WP_HUGETLBFS_SHMEM = 1 << 12
 UFFD_FEATURE_POISON = 1 << 14
 UFFD_FEATURE_MOVE = 1 << 16
 # what this kernel implements, and so reports: faults (MISSING, WP, MINOR) on anonymous, shmem and
-# hugetlbfs memory
+# hugetlbfs memory, uffd-wp on hugetlbfs and shmem (kept across fork with EVENT_FORK), asynchronous
+# write-protection; not UFFD_FEATURE_EXACT_ADDRESS (fault addresses are reported page-aligned)
 UFFD_API_FEATURES = (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_SIGBUS |
                      UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS |
                      UFFD_FEATURE_MINOR_HUGETLBFS | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP |
                      UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_MOVE |
-                     UFFD_FEATURE_POISON | UFFD_FEATURE_WP_UNPOPULATED)
+                     UFFD_FEATURE_POISON | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
+                     UFFD_FEATURE_WP_ASYNC)
 UFFD_FEATURE_INITIALIZED = 1 << 31
 
 _UFFDIO_REGISTER, _UFFDIO_UNREGISTER, _UFFDIO_WAKE, _UFFDIO_COPY, _UFFDIO_ZEROPAGE = 0, 1, 2, 3, 4
@@ -254,8 +256,9 @@ class UserfaultfdCtx(AnonInode):
         mm = self.mm
         end = start + length
         basic_ioctls = False
+        wp_async = bool(self.features & UFFD_FEATURE_WP_ASYNC)
         for cur in vmas:
-            err = _vma_can_userfault(cur, vm_flags)
+            err = _vma_can_userfault(cur, vm_flags, wp_async)
             if err:
                 return err
             if not cur.vm_flags & VM_MAYWRITE:
@@ -300,8 +303,9 @@ class UserfaultfdCtx(AnonInode):
             return vmas
         mm = self.mm
         end = start + length
+        wp_async = bool(self.features & UFFD_FEATURE_WP_ASYNC)
         for cur in vmas:
-            if _vma_can_userfault(cur, cur.vm_flags & (VM_UFFD_MISSING | VM_UFFD_WP | VM_UFFD_MINOR)):
+            if _vma_can_userfault(cur, cur.vm_flags & (VM_UFFD_MISSING | VM_UFFD_WP | VM_UFFD_MINOR), wp_async):
                 return -errno.EINVAL
             if cur.vm_flags & VM_HUGETLB and cur.vm_start < end <= cur.vm_end and end & (HPAGE_SIZE - 1):
                 return -errno.EINVAL
@@ -422,14 +426,16 @@ _IOCTLS = {
 }
 
 
-def _vma_can_userfault(vma, vm_flags):
+def _vma_can_userfault(vma, vm_flags, wp_async=False):
     """vma_can_userfault as an errno: anonymous, shmem or hugetlb memory, MINOR only on shmem and
-    hugetlb."""
+    hugetlb; with UFFD_FEATURE_WP_ASYNC, WP alone on any memory (a private file mapping too)."""
     if vma.vm_flags & (VM_IO | VM_PFNMAP):     # hugetlb VMAs are VM_DONTEXPAND: not refused for that
         return -errno.EINVAL
     hugetlb = vma.vm_flags & VM_HUGETLB
     if vm_flags & VM_UFFD_MINOR and not (hugetlb or vma_is_shmem(vma)):
         return -errno.EINVAL
+    if wp_async and vm_flags & (VM_UFFD_MISSING | VM_UFFD_WP | VM_UFFD_MINOR) == VM_UFFD_WP:
+        return 0
     return 0 if vma.anon or hugetlb or vma_is_shmem(vma) else -errno.EINVAL
 
 

@@ -2,22 +2,31 @@
 range that have the wanted categories and report them as (start, end, categories) regions.
 
 Categories come from the VMA (PAGE_IS_SOFT_DIRTY for VM_SOFTDIRTY, PAGE_IS_WPALLOWED where
-userfaultfd's asynchronous write-protection is set up) and from each entry: PAGE_IS_PRESENT,
-PAGE_IS_SWAPPED, PAGE_IS_FILE, PAGE_IS_PFNZERO, PAGE_IS_HUGE (hugetlb), PAGE_IS_SOFT_DIRTY, and
-PAGE_IS_WRITTEN for an entry (empty, present or swapped) without the uffd-wp bit, while a range
-without a page table has only the VMA's categories (fs/proc/task_mmu.c of Linux 6.12.y). A page is interesting when
+userfaultfd's asynchronous write-protection is set up: registered for WP with UFFD_FEATURE_WP_ASYNC)
+and from each entry: PAGE_IS_PRESENT, PAGE_IS_SWAPPED (a swap entry or a marker), PAGE_IS_FILE,
+PAGE_IS_PFNZERO, PAGE_IS_HUGE (hugetlb), PAGE_IS_SOFT_DIRTY, and PAGE_IS_WRITTEN for an entry (empty,
+present or swapped) without the uffd-wp state, while a range without a page table has only the
+VMA's categories (fs/proc/task_mmu.c, as the host's kernel reports them). A page is interesting when
 (categories ^ category_inverted) has every bit of category_mask and, if category_anyof_mask is set,
 one of its bits. Output stops at max_pages pages or when vec is full (walk_end tells where).
-No VMA here is registered with userfaultfd (it is not implemented), so PAGE_IS_WPALLOWED is never
-set: PM_SCAN_CHECK_WPASYNC fails with EPERM and PM_SCAN_WP_MATCHING skips every VMA, as on Linux
-for memory nobody registered.
+
+PM_SCAN_CHECK_WPASYNC fails with EPERM at the first VMA without asynchronous write-protection;
+PM_SCAN_WP_MATCHING skips such VMAs and write-protects the written pages it reports
+(make_uffd_wp_pte: the uffd-wp bit, or a uffd-wp marker in an empty entry; a hole without a page
+table gets markers through uffd_wp_range); without an output vector it protects every entry
+(pagemap_scan_pmd_entry's fast path). A hugetlb page is protected whole or not at all: a scan that
+would report part of one backs that part out and ends there.
 """
 import errno
 import struct
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.mm.hugetlb_types import HPAGE_SIZE
 from faultlab.kernel.mm.page_alloc import PG_anon
-from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_SOFT_DIRTY, PMD_SHIFT, pte_pfn
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_SOFT_DIRTY, PMD_SHIFT, pte_pfn
+from faultlab.kernel.mm.userfaultfd import _install_wp_markers
+from faultlab.kernel.mm.userfaultfd_k import (_PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, WP_MARKER, is_swap_pte,
+                                              userfaultfd_wp_async)
 from faultlab.kernel.mm.vma import VM_HUGETLB, VM_PFNMAP, VM_SOFTDIRTY
 from faultlab.kernel.uaccess import access_ok
 
@@ -99,6 +108,16 @@ class PmScan:
             self.walk_end = end
         return ret, end
 
+    def backout(self, addr, end):
+        """pagemap_scan_backout_range: take [addr, end) back out of the last region."""
+        if self.has_buf and self.buf:
+            cur = self.buf[-1]
+            if cur[0] != addr:
+                cur[1] = addr
+            else:
+                self.buf.pop()
+        self.found_pages -= (end - addr) >> PAGE_SHIFT
+
     def flush(self, umem):
         """pagemap_scan_flush_buffer: copy the regions out; their number or -EFAULT."""
         n = len(self.buf)
@@ -139,13 +158,27 @@ def pagemap_scan_get_args(raw):
     return p
 
 
+def pte_swp_uffd_wp_any(pte):
+    """A non-present entry with the uffd-wp state: a swap entry's bit or the uffd-wp marker."""
+    return pte == WP_MARKER or (is_swap_pte(pte) and bool(pte & _PAGE_SWP_UFFD_WP))
+
+
+def pte_is_uffd_wp(pte):
+    """The entry is write-protected for userfaultfd (present with the bit, or swapped/marker)."""
+    if pte & _PAGE_PRESENT:
+        return bool(pte & _PAGE_UFFD_WP)
+    return pte_swp_uffd_wp_any(pte)
+
+
 def pagemap_page_category(mm, p, pte):
-    """The categories of one page-table entry: an empty one (a table exists) carries no uffd-wp
-    marker, so it counts as written, like a present or swapped entry without the uffd-wp bit."""
+    """The categories of one page-table entry: an empty one (a table exists) counts as written, like
+    a present or swapped entry without the uffd-wp state; a marker is swapped, not written."""
     if not pte:
         return PAGE_IS_WRITTEN
     if pte & _PAGE_PRESENT:
-        cat = PAGE_IS_PRESENT | PAGE_IS_WRITTEN          # no uffd-wp bit on any entry here
+        cat = PAGE_IS_PRESENT
+        if not pte & _PAGE_UFFD_WP:
+            cat |= PAGE_IS_WRITTEN
         pfn = pte_pfn(pte)
         pages = mm.svc.frames.pages
         if pfn < len(pages) and pages[pfn] is mm.svc.zero_page:
@@ -155,17 +188,27 @@ def pagemap_page_category(mm, p, pte):
         if pte & _PAGE_SOFT_DIRTY:
             cat |= PAGE_IS_SOFT_DIRTY
         return cat
-    cat = PAGE_IS_SWAPPED | PAGE_IS_WRITTEN
-    if pte & _PAGE_SWP_SOFT_DIRTY:
+    cat = PAGE_IS_SWAPPED
+    if not pte_swp_uffd_wp_any(pte):
+        cat |= PAGE_IS_WRITTEN
+    if is_swap_pte(pte) and pte & _PAGE_SWP_SOFT_DIRTY:
         cat |= PAGE_IS_SOFT_DIRTY
     return cat
 
 
 def pagemap_hugetlb_category(mm, e):
-    """The categories of a hugetlb PMD."""
+    """The categories of a hugetlb PMD (always PAGE_IS_HUGE; a marker is swapped, not written)."""
+    cat = PAGE_IS_HUGE
+    if not e:
+        return cat
     if not e & _PAGE_PRESENT:
-        return 0
-    cat = PAGE_IS_PRESENT | PAGE_IS_HUGE | PAGE_IS_WRITTEN
+        cat |= PAGE_IS_SWAPPED
+        if e & ~_PAGE_PSE != WP_MARKER:
+            cat |= PAGE_IS_WRITTEN
+        return cat
+    cat |= PAGE_IS_PRESENT
+    if not e & _PAGE_UFFD_WP:
+        cat |= PAGE_IS_WRITTEN
     head = mm.svc.frames.pages[pte_pfn(e) & ~0x1FF]
     if not head.flags & PG_anon:
         cat |= PAGE_IS_FILE
@@ -174,15 +217,20 @@ def pagemap_hugetlb_category(mm, e):
     return cat
 
 
-def pagemap_scan_test_walk(p, vma):
-    """Walk this VMA? 1 to skip it, 0 to walk, -EPERM for PM_SCAN_CHECK_WPASYNC."""
-    if p.flags & PM_SCAN_CHECK_WPASYNC:
-        return -errno.EPERM              # no VMA has userfaultfd's async write-protection
-    if p.flags & PM_SCAN_WP_MATCHING:
-        return 1
+def pagemap_scan_test_walk(mm, p, vma):
+    """Walk this VMA? 1 to skip it, 0 to walk, -EPERM for PM_SCAN_CHECK_WPASYNC where the VMA has no
+    asynchronous write-protection (userfaultfd_wp_async and userfaultfd_wp_use_markers)."""
+    wp_allowed = userfaultfd_wp_async(mm, vma)
+    if not wp_allowed:
+        if p.flags & PM_SCAN_CHECK_WPASYNC:
+            return -errno.EPERM
+        if p.flags & PM_SCAN_WP_MATCHING:
+            return 1
     if vma.vm_flags & VM_PFNMAP:
         return 1
-    cat = PAGE_IS_SOFT_DIRTY if vma.vm_flags & VM_SOFTDIRTY else 0
+    cat = PAGE_IS_WPALLOWED if wp_allowed else 0
+    if vma.vm_flags & VM_SOFTDIRTY:
+        cat |= PAGE_IS_SOFT_DIRTY
     required = p.mask & PAGE_IS_WPALLOWED
     if (cat ^ p.inverted) & required != required:
         return 1
@@ -190,42 +238,106 @@ def pagemap_scan_test_walk(p, vma):
     return 0
 
 
+def make_uffd_wp_pte(mm, slot, pte):
+    """Write-protect one entry for userfaultfd: the uffd-wp bit of a present entry (write access
+    goes) or of a swap entry, a uffd-wp marker in an empty one. True if it changed."""
+    if pte & _PAGE_PRESENT:
+        new = (pte | _PAGE_UFFD_WP) & ~_PAGE_RW
+    elif is_swap_pte(pte):
+        new = pte | _PAGE_SWP_UFFD_WP
+    elif not pte:
+        new = WP_MARKER
+    else:
+        return False                     # a poison or hwpoison entry stays as it is
+    mm.pgtables.ptes[slot >> 3] = new
+    return True
+
+
+def make_uffd_wp_huge_pte(mm, slot, e):
+    """make_uffd_wp_huge_pte: the uffd-wp bit of a present huge PMD, a marker in an empty one."""
+    phys = mm.svc.frames.phys
+    if e & _PAGE_PRESENT:
+        phys.write64(slot, (e | _PAGE_UFFD_WP) & ~_PAGE_RW)
+    elif not e:
+        phys.write64(slot, WP_MARKER | _PAGE_PSE)
+    else:
+        return False                     # a marker or a poisoned page stays as it is
+    return True
+
+
+def _walk_hugetlb(mm, p, va, stop):
+    """pagemap_scan_hugetlb_entry for the part [va, stop) of one huge page: (ret, changed)."""
+    e = mm.pgtables.huge_pmd(va)
+    cat = p.cur_vma_category | pagemap_hugetlb_category(mm, e)
+    if not p.interesting(cat):
+        return 0, 0
+    ret, end = p.output(cat, va, stop)
+    if not p.flags & PM_SCAN_WP_MATCHING or end == va or not cat & PAGE_IS_WRITTEN:
+        return ret, 0
+    if end - va != HPAGE_SIZE:
+        p.backout(va, end)               # partial hugetlb write-protection is not possible
+        p.walk_end = va
+        return 0, 0
+    haddr = va & ~(HPAGE_SIZE - 1)
+    try:
+        slot, freed = mm.pgtables.set_huge_pmd_slot(haddr)
+    except MemoryError:
+        return -errno.ENOMEM, 0
+    if freed is not None:
+        mm.svc.frames.put_page(mm.svc.frames.pages[freed])
+    return ret, int(make_uffd_wp_huge_pte(mm, slot, mm.svc.frames.phys.read64(slot)))
+
+
 def walk_vma(mm, p, vma, start, end):
     """pagemap_scan_pmd_entry / hugetlb_entry / pte_hole over [start, end) of one VMA; 0 or -ENOSPC
     (walk_end set) when the output is full."""
     va = start
+    wp = p.flags & PM_SCAN_WP_MATCHING
+    changed = 0
+    ret = 0
     while va < end:
         stop = min(end, ((va >> PMD_SHIFT) + 1) << PMD_SHIFT)
         ret = 0
+        slot = None if vma.vm_flags & VM_HUGETLB else mm.pgtables.pte_slot(va, create=False)
         if vma.vm_flags & VM_HUGETLB:
-            cat = p.cur_vma_category | pagemap_hugetlb_category(mm, mm.pgtables.huge_pmd(va))
-            if p.interesting(cat):
-                ret, _e = p.output(cat, va, stop)
-        elif mm.pgtables.pte_slot(va, create=False) is None:
-            if p.interesting(p.cur_vma_category):              # a hole without a page table
-                ret, _e = p.output(p.cur_vma_category, va, stop)
+            ret, n = _walk_hugetlb(mm, p, va, stop)
+            changed += n
+        elif slot is None:                                    # pagemap_scan_pte_hole
+            if p.interesting(p.cur_vma_category):
+                ret, hole_end = p.output(p.cur_vma_category, va, stop)
+                if wp and hole_end != va:
+                    changed += _install_wp_markers(mm, va, hole_end)     # uffd_wp_range
         else:
             n = (stop - va) >> PAGE_SHIFT
-            slot = mm.pgtables.pte_slot(va, create=False)
             ptes = struct.unpack('<%dQ' % n, mm.svc.frames.phys.read(slot, n * 8))
+            fast_wp = wp and not p.has_buf                    # protect every entry, report nothing
             for i, pte in enumerate(ptes):
                 addr = va + (i << PAGE_SHIFT)
+                if fast_wp:
+                    if not pte_is_uffd_wp(pte):
+                        changed += make_uffd_wp_pte(mm, slot + i * 8, pte)
+                    continue
                 cat = p.cur_vma_category | pagemap_page_category(mm, p, pte)
                 if not p.interesting(cat):
                     continue
                 ret, nxt = p.output(cat, addr, addr + PAGE_SIZE)
                 if nxt == addr:
                     break
+                if wp and cat & PAGE_IS_WRITTEN:
+                    changed += make_uffd_wp_pte(mm, slot + i * 8, pte)
         if ret:
-            return ret
+            break
         va = stop
-    return 0
+    if changed:
+        mm.svc.charge('pte_set', changed)
+        mm.svc.flush_tlb(mm)
+    return ret
 
 
 def walk_page_range(mm, p, start, end):
     """Every VMA overlapping [start, end), in order; 0, -ENOSPC or -EPERM."""
     for vma in mm.vmas.overlapping(start, end):
-        skip = pagemap_scan_test_walk(p, vma)
+        skip = pagemap_scan_test_walk(mm, p, vma)
         if skip < 0:
             return skip
         if skip:

@@ -166,8 +166,8 @@ def mwriteprotect_range(mm, ctx, start, length, enable):
             changed += hugetlb_uffd_writeprotect(mm, vma, max(start, vma.vm_start), min(end, vma.vm_end), enable)
             continue
         lo, hi = max(start, vma.vm_start), min(end, vma.vm_end)
-        if enable and (vma_is_shmem(vma) or ctx.features & UFFD_FEATURE_WP_UNPOPULATED):
-            changed += _install_wp_markers(mm, lo, hi)      # userfaultfd_wp_use_markers
+        if enable and (not vma.anon or ctx.features & UFFD_FEATURE_WP_UNPOPULATED):
+            changed += _install_wp_markers(mm, lo, hi)      # userfaultfd_wp_use_markers: file-backed
         for _va, slot, pte in list(mm.pgtables.present_ptes(lo, hi)):
             if not pte & _PAGE_PRESENT:
                 new = uffd_wp_pte(pte, enable)      # a marker goes, a swap entry keeps the state

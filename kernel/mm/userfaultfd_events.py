@@ -8,11 +8,13 @@ MADV_FREE, MADV_REMOVE) and munmap. The thread that caused the event sleeps unti
 read it, as in Linux; here the change is made first and the system call then sleeps with its
 result, so the order the handler sees (the event before any fault at the new place) is Linux's.
 Without the feature, fork and mremap drop the registration from the copy (userfaultfd_reset_ctx)
-and clear its uffd-wp bits.
+and clear its uffd-wp bits; with it, the child's copy keeps them, on hugetlb and shmem too (the
+huge PMDs and the markers fork copies for a registered VMA).
 """
 import struct
 
 from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.mm.hugetlb_fork import copy_hugetlb_page_range
 from faultlab.kernel.mm.userfaultfd_k import (VM_UFFD_FLAGS, VM_UFFD_WP, WP_MARKER, uffd_wp_pte, userfaultfd_ctx_of,
                                      userfaultfd_set_owner)
 from faultlab.kernel.mm.vma import VM_HUGETLB
@@ -109,6 +111,7 @@ def dup_userfaultfd(oldmm, mm):
     if not ranges:
         return
     made = {}
+    copied = set()
     for s, e, ctx in ranges:
         if not mm.vmas.overlapping(s, e):
             continue                             # VM_DONTCOPY
@@ -120,6 +123,31 @@ def dup_userfaultfd(oldmm, mm):
             new = made[id(ctx)] = ctx.fork_ctx(mm)
             _note(oldmm, ctx, None, new)
         userfaultfd_set_owner(mm, s, e, new)
+        dup_uffd_wp_entries(oldmm, mm, s, e, copied)
+
+
+def dup_uffd_wp_entries(oldmm, mm, start, end, copied):
+    """copy_page_range's share for a child range that stays registered for WP (vma_needs_copy:
+    userfaultfd_wp(dst_vma)): the huge PMDs of a hugetlb VMA with their uffd-wp bits and markers
+    (copy_hugetlb_page_range), the uffd-wp markers of a shared VMA, which fork copies no entry
+    for otherwise; `copied` holds the VMAs done."""
+    for vma in mm.vmas.overlapping(start, end):
+        if not vma.vm_flags & VM_UFFD_WP or id(vma) in copied:
+            continue
+        if vma.vm_flags & VM_HUGETLB:
+            copied.add(id(vma))
+            copy_hugetlb_page_range(mm, oldmm, vma, True)
+            continue
+        lo, hi = max(start, vma.vm_start), min(end, vma.vm_end)
+        for va, _slot, pte in list(oldmm.pgtables.present_ptes(lo, hi, split=False)):
+            if pte != WP_MARKER:
+                continue
+            try:
+                dslot = mm.pgtables.pte_slot(va, create=True)
+            except MemoryError:
+                return
+            if not mm.pgtables.ptes[dslot >> 3]:
+                mm.pgtables.ptes[dslot >> 3] = WP_MARKER       # copy_pte_marker
 
 
 def mremap_userfaultfd_prep(mm, old_addr, new_addr, length):

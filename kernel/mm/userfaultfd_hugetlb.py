@@ -6,7 +6,8 @@ aligned (EINVAL), ZEROPAGE does not exist there (EINVAL), a huge PMD already map
 is, for COPY into a shared mapping, a page the file already has; a page past the file's end is
 EFAULT, an empty pool ENOMEM. COPY into a shared mapping adds the page to the hugetlbfs file, into
 a private one makes an anonymous huge page; CONTINUE maps the file's page (read-only in a private
-mapping). Write protection sets the uffd-wp bit of the huge PMDs and clears their write bit.
+mapping). Write protection sets the uffd-wp bit of the huge PMDs and clears their write bit, and
+leaves a uffd-wp marker in each empty one.
 """
 import errno
 
@@ -14,7 +15,7 @@ from faultlab.kernel.mm.hugetlb import alloc_hugetlb_folio, make_huge_pte, vma_h
 from faultlab.kernel.mm.hugetlb_types import HPAGE_SHIFT, HPAGE_SIZE
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_dirty
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, PMD_PFN_MASK
-from faultlab.kernel.mm.userfaultfd_k import POISON_MARKER, _PAGE_UFFD_WP
+from faultlab.kernel.mm.userfaultfd_k import POISON_MARKER, WP_MARKER, _PAGE_UFFD_WP
 from faultlab.kernel.mm.vma import VM_MAYSHARE, VM_SHARED, VM_WRITE
 
 MFILL_COPY, MFILL_ZEROPAGE, MFILL_CONTINUE, MFILL_POISON = 'copy', 'zeropage', 'continue', 'poison'
@@ -30,7 +31,8 @@ def _hugetlb_mfill_one(mm, vma, dst, src, mode, wp, umem):
         return -errno.ENOMEM
     if freed is not None:
         svc.frames.put_page(svc.frames.pages[freed])
-    if phys.read64(slot):
+    cur = phys.read64(slot)
+    if cur and (cur != WP_MARKER | _PAGE_PSE or mode == MFILL_POISON):    # huge_pte_none_mostly
         return -errno.EEXIST
     if mode == MFILL_POISON:                 # a poison marker in the huge PMD
         phys.write64(slot, POISON_MARKER | _PAGE_PSE)
@@ -96,14 +98,29 @@ def mfill_atomic_hugetlb(mm, vma, dst, src, length, mode, wp, umem):
 
 
 def hugetlb_uffd_writeprotect(mm, vma, start, end, enable):
-    """The huge PMDs of [start, end): set the uffd-wp bit and drop write access, or clear the bit
-    and give write access back where the mapping is shared or the page is ours alone; the count."""
+    """hugetlb_change_protection with uffd-wp for the huge pages of [start, end): set the uffd-wp bit
+    and drop write access, a uffd-wp marker in an empty PMD; or clear the bit (giving write access
+    back where the mapping is shared or the page is ours alone) and drop the markers; the count."""
     svc = mm.svc
     phys = svc.frames.phys
     pages = svc.frames.pages
     changed = 0
+    if enable:                           # huge_pte_alloc: every huge page of the range gets an entry
+        for va in range(start, end, HPAGE_SIZE):
+            try:
+                slot, freed = mm.pgtables.set_huge_pmd_slot(va)
+            except MemoryError:
+                break
+            if freed is not None:
+                svc.frames.put_page(pages[freed])
+            if not phys.read64(slot):
+                phys.write64(slot, WP_MARKER | _PAGE_PSE)
+                changed += 1
     for _va, slot, e in list(mm.pgtables.huge_pmds(start, end)):
         if not e & _PAGE_PRESENT:
+            if not enable and e == WP_MARKER | _PAGE_PSE:
+                phys.write64(slot, 0)
+                changed += 1
             continue
         if enable:
             new = (e | _PAGE_UFFD_WP) & ~_PAGE_RW

@@ -6,7 +6,10 @@ registration writes, as vma->vm_userfaultfd_ctx). A fault the mode covers goes t
 handle_userfault: with UFFD_FEATURE_SIGBUS it is a SIGBUS; otherwise a uffd_msg is queued on the
 context, the faulting thread sleeps (in simulated time: its CPU runs another task or idles) and the
 fault returns VM_FAULT_RETRY; once a resolving ioctl (or UFFDIO_WAKE, or the descriptor's last
-close) wakes it, the thread runs the faulting instruction again.
+close) wakes it, the thread runs the faulting instruction again. With UFFD_FEATURE_WP_ASYNC a write
+to a write-protected page queues nothing: the kernel clears the uffd-wp state itself
+(userfaultfd_wp_async; do_wp_page's and hugetlb_fault's asynchronous path) and the page is written,
+which PAGEMAP_SCAN then reports (kernel/mm/pagemap_scan.py).
 
 A fault from the kernel's own access to user memory (copy_to_user/copy_from_user, gup, MADV_POPULATE:
 FAULT_FLAG_USER clear) inside a system call sleeps the same way; faultin_page then raises
@@ -18,7 +21,8 @@ import struct
 
 from faultlab.kernel.mm.mm_types import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_SPECULATIVE,
                                 FAULT_FLAG_USER, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VM_FAULT_SIGBUS)
-from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, protection_map, swp_entry_to_pte
+from faultlab.kernel.mm.pgtable import (_PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, protection_map,
+                                        swp_entry_to_pte)
 from faultlab.kernel.mm.vma import VM_EXEC, VM_HUGETLB, VM_READ, VM_WRITE
 from faultlab.kernel.signal import ERESTARTSYS
 
@@ -42,6 +46,7 @@ UFFD_EVENT_PAGEFAULT = 0x12
 UFFD_PAGEFAULT_FLAG_WRITE, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_MINOR = 1, 2, 4
 UFFD_FEATURE_SIGBUS = 1 << 7
 UFFD_FEATURE_WP_UNPOPULATED = 1 << 13
+UFFD_FEATURE_WP_ASYNC = 1 << 15
 UFFD_FEATURE_THREAD_ID = 1 << 8
 UFFD_USER_MODE_ONLY = 1
 
@@ -79,9 +84,20 @@ def hugetlb_cached_page(vma, address):
 def hugetlb_userfault(mm, vmf, entry):
     """The userfaultfd checks of hugetlb_fault and hugetlb_no_page (mm/hugetlb.c): a missing page in
     the file (past EOF is still SIGBUS), a MINOR fault on a page the file has, a write to a uffd-wp
-    huge PMD; the VM_FAULT_* result, or None when the kernel handles the fault."""
+    huge PMD (with UFFD_FEATURE_WP_ASYNC the kernel clears the bit itself and goes on to the CoW
+    path, as hugetlb_fault does), a uffd-wp marker; the VM_FAULT_* result, or None when the kernel
+    handles the fault."""
     vma = vmf.vma
     f = vma.vm_flags
+    if entry & ~_PAGE_PSE == WP_MARKER:
+        if f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE and not userfaultfd_wp_async(mm, vma):
+            return handle_userfault(mm, vmf, VM_UFFD_WP)
+        # hugetlb_no_page maps the page in place of the marker (write-protected again, which is
+        # not modelled: the marker goes and the access retries on an empty PMD)
+        vmf.handler = 'pte_marker_clear'
+        mm.svc.frames.phys.write64(vmf.slot, 0)
+        mm.svc.charge('pte_set')
+        return 0
     if entry == 0:
         inode = vma.vm_file.inode
         if ((vmf.address - vma.vm_start) >> 21) + (vma.vm_pgoff >> 9) >= (inode.size + (1 << 21) - 1) >> 21:
@@ -92,9 +108,23 @@ def hugetlb_userfault(mm, vmf, entry):
         if cached and f & VM_UFFD_MINOR:
             return handle_userfault(mm, vmf, VM_UFFD_MINOR)
         return None
-    if entry & _PAGE_PRESENT and entry & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
-        return handle_userfault(mm, vmf, VM_UFFD_WP)
+    if entry & _PAGE_PRESENT and entry & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE and \
+            not entry & _PAGE_RW:
+        if not userfaultfd_wp_async(mm, vma):
+            return handle_userfault(mm, vmf, VM_UFFD_WP)
+        vmf.orig_pte = entry & ~_PAGE_UFFD_WP          # huge_pte_clear_uffd_wp, then on to hugetlb_wp
+        mm.svc.frames.phys.write64(vmf.slot, vmf.orig_pte)
+        mm.svc.charge('pte_set')
     return None
+
+
+def userfaultfd_wp_async(mm, vma):
+    """userfaultfd_wp_async: the VMA is registered for WP with a context that asked for
+    UFFD_FEATURE_WP_ASYNC (a write to a write-protected page is resolved by the kernel)."""
+    if not vma.vm_flags & VM_UFFD_WP:
+        return False
+    ctx = userfaultfd_ctx_of(mm, vma.vm_start)
+    return ctx is not None and bool(ctx.features & UFFD_FEATURE_WP_ASYNC)
 
 
 def userfaultfd_ctx_of(mm, address):
@@ -172,9 +202,19 @@ def userfaultfd_fault(mm, vmf, pte):
         if ret is not None or pte == 0:
             return ret
         return pte_marker_handle_uffd_wp(mm, vmf)
-    if pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
-        return handle_userfault(mm, vmf, VM_UFFD_WP)
-    if is_swap_pte(pte) and pte & _PAGE_SWP_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
+    if pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE and \
+            not pte & _PAGE_RW:
+        if not userfaultfd_wp_async(mm, vma):
+            return handle_userfault(mm, vmf, VM_UFFD_WP)
+        # do_wp_page's asynchronous path: the kernel clears the uffd-wp bit (invisible to the
+        # user, no flush) and goes on to reuse or copy the page as for any write-protect fault
+        vmf.handler = 'do_wp_page(uffd-wp async)'
+        vmf.orig_pte = pte & ~_PAGE_UFFD_WP
+        mm.pgtables.ptes[vmf.slot >> 3] = vmf.orig_pte
+        mm.svc.charge('pte_set')
+        return None
+    if is_swap_pte(pte) and pte & _PAGE_SWP_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE and \
+            not userfaultfd_wp_async(mm, vma):
         return handle_userfault(mm, vmf, VM_UFFD_WP)     # a write-protected page in swap
     if pte == POISON_MARKER:
         vmf.handler = 'uffd poison marker'
@@ -190,7 +230,14 @@ def pte_marker_handle_uffd_wp(mm, vmf):
     vma = vmf.vma
     svc = mm.svc
     if vma.vm_flags & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
-        return handle_userfault(mm, vmf, VM_UFFD_WP)
+        if not userfaultfd_wp_async(mm, vma):
+            return handle_userfault(mm, vmf, VM_UFFD_WP)
+        # asynchronous: the page mapped write-protected in place of the marker would be made
+        # writable by the write's next fault at once; the marker goes and the write maps it
+        vmf.handler = 'pte_marker_clear(uffd-wp async)'
+        mm.pgtables.ptes[vmf.slot >> 3] = 0
+        svc.charge('pte_set')
+        return 0
     if vma.vm_flags & VM_UFFD_WP and vma.anon:
         vmf.handler = 'do_anonymous_page(zero, uffd-wp)'
         prot = protection_map[vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)] & ~_PAGE_RW
