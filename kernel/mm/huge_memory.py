@@ -147,6 +147,8 @@ def vma_alloc_anon_folio_pmd(mm, vma, haddr):
         p.index = vpn + i
         p.rmap_mm = mm
     thp_state(svc).folios[pfn] = 1
+    if svc.lru is not None:
+        svc.lru.add(pages[pfn], active=True)       # folio_add_lru_vma: the head stands for the folio
     return pfn
 
 
@@ -235,6 +237,7 @@ def _split_folio(svc, pfn):
         p.flags &= ~(PG_head | PG_tail)
         if p.mapcount > 0 and lru is not None and not p.flags & PG_lru:
             lru.add(p, active=True)
+    svc.stats['thp_split_page'] += 1
     return pages
 
 
@@ -368,6 +371,21 @@ def __split_huge_pmd(mm, haddr):
     svc.stats['thp_split_pmd'] += 1
     svc.charge('pte_set', HPAGE_PMD_NR + 1)
     svc.flush_tlb(mm)
+
+
+def split_huge_page(svc, head, mms):
+    """split_huge_page for reclaim: split every PMD that maps the live compound page head (the folio is
+    then 512 order-0 pages, which reclaim can swap one by one). mms(): every address space."""
+    key = head.index >> (PMD_SHIFT - 12)
+    for mm in [head.rmap_mm] if folio_entire_mapcount(svc, head.pfn) == 1 else list(mms()):
+        if mm is None or key not in mm.pgtables.thp:
+            continue
+        slot = mm.pgtables.pmd_slot(key << PMD_SHIFT, create=False)
+        if (svc.frames.phys.read64(slot) & PMD_PFN_MASK) >> 12 == head.pfn:
+            __split_huge_pmd(mm, key << PMD_SHIFT)
+        if not folio_entire_mapcount(svc, head.pfn):
+            return True
+    return not folio_entire_mapcount(svc, head.pfn)
 
 
 def split_huge_pmd_address(mm, address):

@@ -10,10 +10,11 @@ import collections
 import itertools
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT
-from faultlab.kernel.mm.page_alloc import (PG_lru, PG_active, PG_anon, PG_locked, PG_writeback, PG_dirty, PG_swapcache,
-                                  PG_reserved, PG_referenced)
+from faultlab.kernel.mm.page_alloc import (PG_head, PG_lru, PG_active, PG_anon, PG_locked, PG_writeback, PG_dirty,
+                                  PG_swapcache, PG_reserved, PG_referenced)
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SOFT_DIRTY, pte_pfn,
                                 swp_entry_to_pte)
+from faultlab.kernel.mm.huge_memory import folio_entire_mapcount, split_huge_page
 from faultlab.kernel.mm.shmem import ShmemSwap, is_shmem_mapping
 from faultlab.kernel.mm.swap import SWAP_TYPE
 from faultlab.kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP
@@ -172,6 +173,11 @@ class Reclaim:
         """Try to reclaim one page; True if it was freed or its freeing is under way."""
         if page.flags & (PG_locked | PG_writeback | PG_reserved) or not page.flags & PG_lru:
             return False
+        if page.flags & PG_head and page.rmap_mm is not None and \
+                folio_entire_mapcount(page.rmap_mm.svc, page.pfn):
+            # shrink_folio_list: a PMD-mapped THP is split before its pages go to swap
+            if not split_huge_page(page.rmap_mm.svc, page, self.mms):
+                return False
         if not force:
             ref = self.page_referenced(page)
             if ref < 0:
