@@ -1,7 +1,8 @@
 """What a debugger asks of the kernel: user memory without faulting, page faults as debug events,
 a signal delivered on resume, the executable file mappings a symbolizer reads, the guest's files
 read-only (gdb's Host I/O: the program, its libraries, /proc/PID/maps), and the `monitor` commands
-(fault, fault-stop, vmas, pte, stats, pagecache).
+(fault, fault-stop, vmas, pte, stats, pagecache). A fault handed to a userfaultfd is named with
+the context's descriptor, the mode and where its message is (queued, being resolved, woken).
 
 Reads never fault a page in, so attaching a debugger does not change what the program will fault
 on: a present page is read from its frame, a missing page of a file mapping from the page cache
@@ -27,13 +28,17 @@ from faultlab.kernel.mm.mm_types import (TASK_SIZE, VM_FAULT_NAMES, VM_FAULT_MAJ
 from faultlab.kernel.mm.page_alloc import FLAG_NAMES, PG_locked, PG_uptodate, PG_dirty
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_DIRTY, PTE_PFN_MASK, LEVEL_NAMES, is_swap_pte,
                                pte_to_swp_entry, pte_flags_str, pte_pfn)
-from faultlab.kernel.mm.vma import VM_WRITE, VM_EXEC
+from faultlab.kernel.mm.userfaultfd_k import (_PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, UFFD_FEATURE_SIGBUS,
+                                              UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, VM_UFFD_FLAGS,
+                                              VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP, WP_MARKER,
+                                              hugetlb_cached_page, userfaultfd_ctx_of, vma_is_shmem)
+from faultlab.kernel.mm.vma import VM_HUGETLB, VM_WRITE, VM_EXEC
 from faultlab.kernel.procfs import show_map_vma
 from faultlab.kernel.sigframe import do_signal
 from faultlab.kernel.signal_send import send_signal
 
 _PROC_PID = re.compile(r'/proc/(\d+)(?:/task/(\d+))?(/.*)?$')
-FAULT_STOP_MODES = ('off', 'on', 'major', 'nowait')
+FAULT_STOP_MODES = ('off', 'on', 'major', 'nowait', 'uffd')
 _PF_BITS = ((X86_PF_PROT, 'PROT'), (X86_PF_WRITE, 'WRITE'), (X86_PF_USER, 'USER'), (X86_PF_RSVD, 'RSVD'),
             (X86_PF_INSTR, 'INSTR'), (X86_PF_PK, 'PK'))
 _FLAG_BITS = ((FAULT_FLAG_WRITE, 'WRITE'), (FAULT_FLAG_MKWRITE, 'MKWRITE'), (FAULT_FLAG_ALLOW_RETRY, 'ALLOW_RETRY'),
@@ -280,6 +285,7 @@ class FaultEvent:
         self.cycles = 0
         self.costs = {}
         self.prediction = ''
+        self.uffd = None           # UffdFault when the fault goes (or went) to a userfaultfd
 
 
 def symbolize(kernel, task, addr):
@@ -300,6 +306,98 @@ def _vma_line(vma):
     name = vma.name or (vma.vm_file.path if vma.vm_file is not None else '[anon]')
     off = ' offset %#x' % (vma.vm_pgoff << 12) if vma.vm_file is not None else ''
     return '%#x-%#x %s %s%s' % (vma.vm_start, vma.vm_end, vma.prot_str(), name, off)
+
+
+# ---- faults handed to a userfaultfd ---------------------------------------------------------------
+class UffdFault:
+    """The userfaultfd side of one fault: the context, the mode (MISSING, WP, MINOR) and, once the
+    kernel handled the fault, the wait-queue entry handle_userfault queued (None in SIGBUS mode)."""
+
+    def __init__(self, ctx, mode, uwq=None):
+        self.ctx = ctx
+        self.mode = mode
+        self.uwq = uwq
+
+
+_UFFD_MODE_NAMES = {VM_UFFD_MISSING: 'MISSING', VM_UFFD_WP: 'WP', VM_UFFD_MINOR: 'MINOR'}
+
+
+def uffd_fault_mode(mm, address, write):
+    """The mode a user fault at address goes to userfaultfd with, read without side effects as
+    userfaultfd_fault, hugetlb_userfault and pte_marker_handle_uffd_wp decide it: (ctx, VM_UFFD_*),
+    or None when the kernel handles the fault itself."""
+    vma = mm.vmas.vma_lookup(address)
+    if vma is None or not vma.vm_flags & VM_UFFD_FLAGS:
+        return None
+    ctx = userfaultfd_ctx_of(mm, address)
+    if ctx is None or ctx.released:
+        return None
+    f = vma.vm_flags
+    pte = mm.pgtables.get_pte(address)
+    wp = bool(write and f & VM_UFFD_WP)
+    mode = 0
+    if f & VM_HUGETLB:
+        if pte == 0:
+            inode = vma.vm_file.inode
+            idx = ((address - vma.vm_start) >> 21) + (vma.vm_pgoff >> 9)
+            if idx < (inode.size + (1 << 21) - 1) >> 21:
+                cached = hugetlb_cached_page(vma, address) is not None
+                mode = VM_UFFD_MINOR if cached else VM_UFFD_MISSING
+        elif pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP and wp:
+            mode = VM_UFFD_WP
+    elif pte == 0 or pte == WP_MARKER:
+        if vma.anon:
+            mode = VM_UFFD_MISSING
+        elif vma_is_shmem(vma):
+            cached = mm.svc.pagecache.peek(vma.vm_file.inode, vma.linear_page_index(address)) is not None
+            mode = VM_UFFD_MINOR if cached else VM_UFFD_MISSING
+        if not mode & f and pte == WP_MARKER and wp:
+            mode = VM_UFFD_WP
+    elif pte & _PAGE_PRESENT and pte & _PAGE_UFFD_WP and wp:
+        mode = VM_UFFD_WP
+    elif is_swap_pte(pte) and pte & _PAGE_SWP_UFFD_WP and wp:
+        mode = VM_UFFD_WP
+    return (ctx, mode) if mode & f else None
+
+
+def uffd_queued(ctx, task):
+    """The wait-queue entry of task's fault on ctx (read or not), or None."""
+    for uwq in ctx.fault_pending + ctx.fault_wqh:
+        if uwq.task is task:
+            return uwq
+    return None
+
+
+def uffd_mode_of_msg(msg):
+    """MISSING, WP or MINOR from a uffd_msg's pagefault flags."""
+    flags = int.from_bytes(msg[8:16], 'little')
+    return VM_UFFD_WP if flags & UFFD_PAGEFAULT_FLAG_WP else VM_UFFD_MINOR if flags & UFFD_PAGEFAULT_FLAG_MINOR \
+        else VM_UFFD_MISSING
+
+
+def uffd_descriptors(kernel, ctx):
+    """[(pid, fd)] of every descriptor open on the context, the registering process's first."""
+    out, seen = [], set()
+    for t in sorted(kernel.tasks.values(), key=lambda t: (t.mm is not ctx.mm, t.tgid)):
+        files = getattr(t, 'files', None)
+        if t.exited or files is None or id(files) in seen:
+            continue
+        seen.add(id(files))
+        out += [(t.tgid, fd) for fd, f in sorted(files.fds.items()) if getattr(f, 'inode', None) is ctx]
+    return out
+
+
+def uffd_state(ctx, uwq, task):
+    """Where the fault's message is: queued, being resolved (read, the thread asleep), woken."""
+    if ctx.released:
+        return 'released (the last descriptor closed; the thread was woken and faults as if unregistered)'
+    if uwq is None:
+        return 'no message yet (handle_userfault queues one when the kernel handles this fault)'
+    if uwq in ctx.fault_pending:
+        return 'message queued: not read yet, the faulting thread asleep in handle_userfault'
+    if uwq in ctx.fault_wqh:
+        return 'being resolved: the handler read the message, the faulting thread still asleep'
+    return 'woken: resolved (or woken by UFFDIO_WAKE), the thread runs the faulting instruction again'
 
 
 class FaultMonitor:
@@ -367,14 +465,23 @@ class FaultMonitor:
         mode = self.mode
         if mode == 'off':
             return False
+        nowait = self.would_be_nowait(task, rip)
+        uffd = None if nowait else uffd_fault_mode(task.mm, address, error_code & X86_PF_WRITE)
+        if mode == 'uffd' and uffd is None:
+            return False            # (a RETRY_NOWAIT fault queues no message: handle_userfault returns first)
         prediction, major = self.predict(task, address, error_code)
         if mode == 'major' and not major:
             return False
-        nowait = self.would_be_nowait(task, rip)
         if mode == 'nowait' and not nowait:
             return False
         self.seq += 1
         ev = FaultEvent(self.seq, task, rip, address, error_code)
+        if uffd is not None:
+            ctx, umode = uffd
+            ev.uffd = UffdFault(ctx, umode)
+            prediction = 'handle_userfault: %s' % ('SIGBUS (UFFD_FEATURE_SIGBUS)' if ctx.features & UFFD_FEATURE_SIGBUS
+                                                   else 'a %s message for the handler, the thread sleeps until it is '
+                                                   'resolved' % _UFFD_MODE_NAMES[umode])
         ev.prediction = prediction + ('; RETRY_NOWAIT (vDSO exception table)' if nowait else '')
         ev.nowait = nowait
         self.pending = ev
@@ -404,6 +511,15 @@ class FaultMonitor:
         ev.reason = res.reason
         ev.cycles = int(cycles)
         ev.costs = {k: int(v) for k, v in costs.items()}
+        if ev.handler == 'handle_userfault' and not fixed:
+            ctx = userfaultfd_ctx_of(task.mm, address)
+            uwq = uffd_queued(ctx, task) if ctx is not None else None
+            if uwq is not None:
+                ev.uffd = UffdFault(ctx, uffd_mode_of_msg(uwq.msg), uwq)
+            elif ev.uffd is None or ev.uffd.ctx is not ctx:
+                ev.uffd = None      # (SIGBUS mode keeps the prediction's context and mode)
+        else:
+            ev.uffd = None
         self.last = ev
 
     def resume(self, rip):
@@ -441,6 +557,8 @@ class FaultMonitor:
                  '  error    %#x [%s]' % (ev.error_code, _bits(ev.error_code | X86_PF_USER, _PF_BITS)),
                  '  vma      %s' % _vma_line(vma),
                  '  pte      %s' % pte_flags_str(mm.pgtables.get_pte(ev.address))]
+        if ev.uffd is not None:
+            lines += self._describe_uffd(ev, task)
         if ev.state == 'pending':
             lines.append('  expect   %s' % ev.prediction)
             lines.append('  (not handled yet: stepi or continue lets the kernel handle it)')
@@ -470,6 +588,27 @@ class FaultMonitor:
             if c:
                 lines.append('    %-22s %d' % (name, c))
         return lines
+
+
+    def _describe_uffd(self, ev, task):
+        """The userfaultfd lines of `monitor fault`: the context's descriptors, the mode, the handler state."""
+        u = ev.uffd
+        fds = uffd_descriptors(self.kernel, u.ctx)
+        where = ', '.join('fd %d of pid %d' % (fd, pid) for pid, fd in fds) or 'no descriptor open'
+        sigbus = u.ctx.features & UFFD_FEATURE_SIGBUS
+        state = 'SIGBUS mode (UFFD_FEATURE_SIGBUS): no message, the fault is a SIGBUS' if sigbus else \
+            uffd_state(u.ctx, u.uwq, task)
+        return ['  uffd     %s (anon_inode:[userfaultfd]), registered for %s; mode %s'
+                % (where, '|'.join(n for b, n in sorted(_UFFD_MODE_NAMES.items()) if self._registered(ev, b)) or '?',
+                   _UFFD_MODE_NAMES[u.mode]),
+                '  uffd     handler state: %s' % state]
+
+    def _registered(self, ev, bit):
+        """True if the VMA at the fault's address is registered for the VM_UFFD_* bit."""
+        k = self.kernel
+        task = k.tasks.get(ev.pid) or k.current
+        vma = task.mm.vmas.vma_lookup(ev.address)
+        return vma is not None and bool(vma.vm_flags & bit)
 
 
 # ---- monitor commands ----------------------------------------------------------------------------------
@@ -540,8 +679,10 @@ def monitor_pagecache(kernel, task, path):
 
 
 MONITOR_HELP = """faultlab monitor commands:
-  fault-stop on|off|major|nowait  stop at the next (matching) page fault, before the kernel handles it
-  fault                            the pending and the last page fault: where, what, the path taken, cycles
+  fault-stop on|off|major|nowait|uffd  stop at the next (matching) page fault, before the kernel handles
+                                   it (uffd: one the kernel will hand to a userfaultfd)
+  fault                            the pending and the last page fault: where, what, the path taken, cycles,
+                                   and for a userfaultfd fault its descriptor, mode and handler state
   vmas                             the address space (as /proc/PID/maps) with resident pages
   pte ADDR                         the page-table walk for ADDR, each level's entry and bits
   stats                            the machine's counters, as `faultlab stat` prints them
@@ -581,4 +722,5 @@ def monitor_command(kernel, fmon, task, line, stats=None):
 
 
 __all__ = ['peek_user', 'poke_user', 'translate_user', 'ptrace_signal', 'FileMapping', 'exec_file_mappings',
-           'exec_file_at', 'DebugFile', 'debug_file_open', 'debug_readlink', 'FaultMonitor', 'FaultEvent', 'monitor_command', 'FAULT_STOP_MODES']
+           'exec_file_at', 'DebugFile', 'debug_file_open', 'debug_readlink', 'FaultMonitor', 'FaultEvent', 'monitor_command', 'FAULT_STOP_MODES',
+           'UffdFault', 'uffd_fault_mode']

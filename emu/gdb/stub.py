@@ -400,7 +400,8 @@ class GdbStub:
 
     # ---- running --------------------------------------------------------------------------------------
     def _step(self, task):
-        """Retire one instruction (a page fault on the way is handled and the instruction re-run)."""
+        """Retire one instruction (a page fault on the way is handled and the instruction re-run), unless
+        the fault put the thread to sleep (handle_userfault): it runs the instruction again once woken."""
         cpu = self.cpu
         self._stepping = True
         self._step_watch = None
@@ -409,7 +410,7 @@ class GdbStub:
                 before = cpu.insns
                 cpu.step()
                 self.kernel.run_events()
-                if task.exited or self._event is not None or cpu.insns != before:
+                if task.exited or self._event is not None or cpu.insns != before or task.state != 'R':
                     break
         finally:
             self._stepping = False
@@ -483,13 +484,16 @@ class GdbStub:
         self._prepare_resume(task)
         at_break = any(a == cpu.rip for _t, a in self.breakpoints)
         if action == 's' or at_break or self._resume_fault is not None:
+            before = cpu.insns
             self._step(task)
             if task.exited:
                 return None
             if self._event is not None:
                 return self._take_event(task)
             if action == 's' and task.state != 'R':
-                self._step_when_woken(task, cpu.rip)
+                # asleep in a system call (the step is done when it returns) or in a fault that
+                # handle_userfault put to sleep (the instruction did not retire: step it once woken)
+                self._step_when_woken(task, cpu.rip, then_step=cpu.insns == before)
                 self.stopped = False
                 return None
             if self._step_watch is not None:
