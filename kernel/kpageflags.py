@@ -7,7 +7,7 @@ from faultlab.kernel.fs import FsError
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.page_alloc import (PG_locked, PG_referenced, PG_uptodate, PG_dirty, PG_lru, PG_active,
                                   PG_reserved, PG_writeback, PG_swapbacked, PG_anon, PG_hwpoison, PG_pgtable,
-                                  PG_swapcache, PG_mlocked, PG_hugetlb, PG_head)
+                                  PG_swapcache, PG_mlocked, PG_hugetlb, PG_head, PG_tail)
 
 # include/uapi/linux/kernel-page-flags.h and include/linux/kernel-page-flags.h
 KPF_LOCKED, KPF_REFERENCED, KPF_UPTODATE, KPF_DIRTY, KPF_LRU, KPF_ACTIVE = 0, 2, 3, 4, 5, 6
@@ -29,11 +29,16 @@ def folio_of(frames, pfn):
     """The descriptor that holds the flags of pfn's folio: the head of a huge page, else itself."""
     pages = frames.pages
     page = pages[pfn]
-    if page.flags & PG_hugetlb and not page.flags & PG_head:
-        head = pfn & ~((1 << 9) - 1)         # hugetlb blocks are naturally aligned order-9 blocks
+    if page.flags & (PG_hugetlb | PG_tail) and not page.flags & PG_head:
+        head = pfn & ~((1 << 9) - 1)         # hugetlb blocks and THPs are naturally aligned order-9 blocks
         if pages[head].flags & PG_head:
             return pages[head]
     return page
+
+
+def _is_thp(folio):
+    """A transparent huge page (or the huge zero folio): a compound page the hugetlb pool does not own."""
+    return folio.flags & PG_head and not folio.flags & PG_hugetlb
 
 
 def stable_page_flags(frames, pfn, zero_pfn):
@@ -42,7 +47,8 @@ def stable_page_flags(frames, pfn, zero_pfn):
     folio = folio_of(frames, pfn)
     k = folio.flags
     u = 0
-    if folio.mapcount > 0 and pfn != zero_pfn:      # the zero page is never in the reverse map
+    if (folio.mapcount > 0 or page.mapcount > 0 or _thp_mapped(frames, folio)) and pfn != zero_pfn \
+            and not (k & PG_reserved and _is_thp(folio)):   # the (huge) zero page is never in the reverse map
         u |= 1 << KPF_MMAP
     if k & PG_anon:
         u |= 1 << KPF_ANON
@@ -54,6 +60,10 @@ def stable_page_flags(frames, pfn, zero_pfn):
         u |= 1 << KPF_COMPOUND_HEAD
     if k & PG_hugetlb:
         u |= 1 << KPF_HUGE
+    elif _is_thp(folio):
+        u |= 1 << KPF_THP                     # folio_test_large_rmappable, or the huge zero folio
+        if k & PG_reserved:
+            u |= 1 << KPF_ZERO_PAGE
     elif pfn == zero_pfn:
         u |= 1 << KPF_ZERO_PAGE
     elif page.refcount == 0 and not k & (PG_reserved | PG_pgtable):
@@ -68,9 +78,23 @@ def stable_page_flags(frames, pfn, zero_pfn):
     return u
 
 
+def _thp_mapped(frames, folio):
+    """How many PMDs map a live THP (folio_entire_mapcount), 0 for anything else."""
+    if not _is_thp(folio) or folio.flags & PG_reserved:
+        return 0
+    st = getattr(frames, 'thp_state', None)
+    return st.folios.get(folio.pfn, 0) if st is not None else 0
+
+
 def get_kpage_count(frames, pfn, zero_pfn):
-    """The frame's map count (a huge page's count for each of its frames; 0 for the zero page)."""
-    return 0 if pfn == zero_pfn else max(0, folio_of(frames, pfn).mapcount)
+    """The frame's map count (a huge page's count for each of its frames; a THP frame's PMD and PTE
+    mappings, folio_precise_page_mapcount; 0 for the zero pages)."""
+    folio = folio_of(frames, pfn)
+    if pfn == zero_pfn or (folio.flags & PG_reserved and _is_thp(folio)):
+        return 0
+    if _is_thp(folio):
+        return _thp_mapped(frames, folio) + frames.pages[pfn].mapcount
+    return max(0, folio.mapcount)
 
 
 def kpage_read(frames, pos, count, info):

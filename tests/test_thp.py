@@ -79,3 +79,14 @@ def test_thp_swap(userland):
     assert st['thp_fault_alloc'] > 0
     assert st['thp_split_page'] > 0
     assert r.machine.kernel.stats['pswpout'] > 0 or r.stats.get('swap_out_pages', 0) > 0
+
+
+def test_thp_pagemap_kpageflags_match_native(userland):
+    """pagemap entries of a huge PMD (present and exclusive for each 4 KiB, consecutive frames),
+    KPF_THP with COMPOUND_HEAD/TAIL, the huge zero folio, the counts after fork, as natively."""
+    prog = os.path.join(userland, 'thpkpf')
+    code, out, _err = run_native(prog)
+    assert code == 0
+    r = run_guest(prog)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.decode().splitlines() == out.decode().splitlines()

@@ -116,8 +116,8 @@ def get_huge_zero_folio(svc):
             return None
         svc.frames.phys.mv[pfn << 12:(pfn << 12) + PMD_SIZE] = bytes(PMD_SIZE)
         for p in svc.frames.pages[pfn:pfn + HPAGE_PMD_NR]:
-            p.flags = PG_reserved | PG_uptodate          # never freed, never in the reverse map
-        svc.frames.pages[pfn].flags |= PG_head
+            p.flags = PG_reserved | PG_uptodate | PG_tail    # never freed, never in the reverse map
+        svc.frames.pages[pfn].flags ^= PG_tail | PG_head
         st.huge_zero_pfn = pfn
         svc.stats['thp_zero_page_alloc'] += 1
     return st.huge_zero_pfn

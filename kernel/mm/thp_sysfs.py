@@ -62,7 +62,7 @@ def thp_sysfs_init(k):
     """Publish hpage_pmd_size (r--r--r--), the policy knobs and khugepaged's (rw-r--r--)."""
     values = {name: default for name, (_c, default) in CHOICES.items()}
     values.update({name: spec[0] for name, spec in NUMBERS.items()})
-    k.mmsvc.thp = ThpState(values)          # what the fault path obeys
+    k.mmsvc.thp = k.frames.thp_state = ThpState(values)     # what the fault path (and kpageflags) reads
     reg = k.vfs.register_synth
     reg(THP + 'hpage_pmd_size', lambda: '%d\n' % HPAGE_SIZE, None, 0o444)
     for name in CHOICES:
