@@ -15,6 +15,7 @@ from faultlab.commands import cmd_bench, cmd_costs, cmd_run, cmd_stat, populate_
 from faultlab.gdb.command import add_gdb_parser, cmd_gdb
 from faultlab.kernel.counters import EVENT_NAMES
 from faultlab.observe.stat import parse_events
+from faultlab.observe.strace import strace_equals_form
 from faultlab.observe.tools import add_options as add_tool_options
 from faultlab.options import EXIT_USAGE, add_cost_options, add_machine_options, non_negative_int, positive_int
 from faultlab.plot import add_plot_parser, cmd_plot
@@ -180,7 +181,7 @@ def process_start():
 def main(argv=None):
     """Parse argv (default sys.argv) and run the subcommand: its exit status."""
     ap = build_parser()
-    a = ap.parse_args(argv)
+    a = ap.parse_args(strace_equals_form(sys.argv[1:] if argv is None else argv))
     a.wall_start = process_start() if argv is None else None     # --timeout counts from here
     try:
         return {'run': cmd_run, 'stat': cmd_stat, 'profile': cmd_run, 'costs': cmd_costs,

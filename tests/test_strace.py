@@ -17,8 +17,13 @@ Where the two sets of calls differ for a reason, and how the test accounts for i
   /tmp names mkstemp makes are random.
 - newfstatat(1, "", ...): the guest's stdout is its console (a character device with its own mode),
   the native run's /dev/null.
-- `--- SIGCHLD ... ---` (and any signal that is not a fault's or an exception's): the kernel has no
-  tracepoint where other signals are sent, so faultlab's log shows only the fault and exception signals.
+- `--- SIGCHLD ... ---`: where it comes in the parent's lines depends on whether the parent ran
+  before its child ended (the scheduler's choice): a task's SIGCHLD lines are compared as a set, after
+  its other lines; si_pid is a pid (P0, P1...), si_utime and si_stime are the host's ticks (N).
+- a sleeping call a signal interrupted: strace shows the kernel's restart code (`= ? ERESTARTNOHAND`,
+  `= ? ERESTART_RESTARTBLOCK`) where a handler then makes it -EINTR, which faultlab's kernel returns
+  directly: those two are read as `-1 EINTR` on both sides. A call SIGKILL ended (` = ?`) is left out:
+  strace may leave it `<unfinished ...>` for good.
 - futex calls: whether a thread waits for a lock or for another's end (pthread_join) depends on timing,
   on a host and in the simulation alike; they are left out.
 - rt_sigreturn's result is the interrupted code's RAX: where a signal lands depends on timing.
@@ -26,9 +31,9 @@ Where the two sets of calls differ for a reason, and how the test accounts for i
   child_tid (CLONE_CHILD_CLEARTID): a thread that already ended shows 0 there, so N is not compared.
 - in DIR (a directory mounted at the same path in the guest) the paths are the same on both sides.
 
-Not compared: programs whose signals are sent by kill/tgkill (signals, sigchld, siginfo), since their
-`--- SIG ---` lines are missing from faultlab's log and strace shows the kernel's internal restart codes
-(`= ? ERESTARTSYS`) where faultlab's kernel returns the final -EINTR.
+Not compared: `signals` (pthread_kill to a thread that natively has already started and in the
+simulation has not: its signal comes before its first call) and restarted calls (SA_RESTART), where
+strace shows `= ? ERESTARTSYS` and the call again and faultlab one line.
 """
 import os
 import re
@@ -45,7 +50,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, 'userland', 'build')
 # (program, its arguments); DIR is a fresh directory, at the same path on the host and (mounted) in the guest
 PROGRAMS = [('hello', []), ('readahead', []), ('readahead', ['DIR/data']), ('sigsegv', []), ('forktest', []),
-            ('threads', []), ('pipes', []), ('fileio', ['DIR'])]
+            ('threads', []), ('pipes', []), ('fileio', ['DIR']), ('sigchld', []), ('siginfo', []), ('tracesig', [])]
 
 _PID = re.compile(r'^(?:\[pid\s+(\d+)\] |(\d+) +)')     # strace -f's prefix on a terminal, or with -o
 _HEX = re.compile(r'0x[0-9a-fA-F]+')
@@ -148,10 +153,14 @@ def normalise(text, names):
     # pids only where a call returns or takes one
     if _RETURNS_PID.match(text):
         text = re.sub(r'( = )(\d+)($)', label, text)
-    text = re.sub(r'^((?:wait4|kill|tgkill|tkill)\()(\d+)(,)', label, text)
-    text = re.sub(r'^(tgkill\(P\d+, )(\d+)(,)', label, text)
+    text = re.sub(r'^((?:wait4|kill|tgkill|tkill|rt_sigqueueinfo|rt_tgsigqueueinfo)\()(\d+)(,)', label, text)
+    text = re.sub(r'^((?:tgkill|rt_tgsigqueueinfo)\(P\d+, )(\d+)(,)', label, text)
+    # strace shows the kernel's restart codes where the call then returns EINTR to a handler
+    text = re.sub(r' = \? (ERESTARTNOHAND|ERESTART_RESTARTBLOCK) \(.*\)$', ' = -1 EINTR (Interrupted system call)', text)
     text = re.sub(r'^(rt_sigreturn\(.*\)) = .*$', r'\1 = RAX', text)
     text = re.sub(r'(parent_tid=\[)\d+(\])', r'\1TID\2', text)
+    text = re.sub(r'(si_pid=)(\d+)(,)', label, text)
+    text = re.sub(r'(si_[us]time=)\d+', r'\1N', text)
     text = _HEX.sub('0xADDR', text)
     text = re.sub(r'^readlink\("/proc/self/exe", ".*?"(\.\.\.)?, (\d+)\) = \d+$',
                   r'readlink("/proc/self/exe", EXE, \2) = N', text)
@@ -161,21 +170,26 @@ def normalise(text, names):
 
 
 def comparable(prog, tasks):
-    """What is compared: no first execve, no signals other than a fault's, no futex for threads."""
+    """What is compared: no first execve, no rseq, no futex or getrandom; a child's SIGCHLD is compared
+    as one of the process's SIGCHLD lines, not where it comes (whether the parent ran before its
+    child ended is the scheduler's choice, on a host and in the simulation alike)."""
     out = {}
     for label, texts in tasks.items():
-        keep = []
+        keep, sigchld = [], []
         for t in texts:
-            if t.startswith('execve(') and label == 'P0' and not keep:
+            if t.startswith('--- SIGCHLD '):
+                sigchld.append(t)
                 continue
-            if t.startswith('--- SIG') and not re.match(r'--- SIG(SEGV|BUS|ILL|FPE|TRAP) \{', t):
+            if t.startswith('execve(') and label == 'P0' and not keep:
                 continue
             if t.startswith('rseq('):
                 continue
             if t.startswith(('futex(', 'getrandom(')):
                 continue
+            if t == '+++ killed by SIGKILL +++' and keep and keep[-1].endswith(' = ?'):
+                keep.pop()      # the call SIGKILL ended: strace may leave it <unfinished ...> for good
             keep.append(t)
-        out[label] = keep
+        out[label] = keep + sorted(sigchld)
     return out
 
 
@@ -287,3 +301,33 @@ def test_strace_killed_by_signal():
     assert rc == 0
     assert re.search(r'^\[pid +\d+\] --- SIGSEGV \{si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=NULL\} ---\n'
                      r'\[pid +\d+\] \+\+\+ killed by SIGSEGV \+\+\+$', err, re.M), err
+
+
+def test_strace_equals_file_spelling(tmp_path):
+    """--strace=FILE writes the log to FILE, as --strace-file FILE does; `--strace PROGRAM` still takes
+    PROGRAM as the program; a guest argument after `--` is left alone."""
+    from faultlab.observe.strace import strace_equals_form
+    assert strace_equals_form(['run', '--strace=x.log', 'p']) == ['run', '--strace-file', 'x.log', 'p']
+    assert strace_equals_form(['run', '--', 'p', '--strace=y']) == ['run', '--', 'p', '--strace=y']
+    a, b = tmp_path / 'a.log', tmp_path / 'b.log'
+    rc1, err1 = run_faultlab('--strace=%s' % a, os.path.join(BUILD, 'hello'))
+    rc2, err2 = run_faultlab('--strace-file', str(b), os.path.join(BUILD, 'hello'))
+    assert rc1 == rc2 == 0 and a.read_text() == b.read_text() and 'exit_group(0)' in a.read_text()
+    assert 'write(1' not in err1
+    rc3, err3 = run_faultlab('--strace', os.path.join(BUILD, 'hello'))
+    assert rc3 == 0 and err3.splitlines()[-1] == '+++ exited with 0 +++'
+
+
+def test_signal_lines():
+    """The siginfo of each kind of sender as strace writes it."""
+    from faultlab.observe.strace_decode import format_siginfo
+    kill = struct.pack('<iiiiii', 10, 0, 0, 0, 7, 0).ljust(128, b'\0')
+    assert format_siginfo(kill) == '--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_USER, si_pid=7, si_uid=0} ---'
+    chld = struct.pack('<iiiiiiqq', 17, 0, 2, 0, 9, 0, 9, 0).ljust(128, b'\0')
+    assert format_siginfo(chld) == ('--- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_KILLED, si_pid=9, si_uid=0, '
+                                    'si_status=SIGKILL, si_utime=0, si_stime=0} ---')
+    queued = struct.pack('<iiiiiiq', 36, 0, -1, 0, 5, 0, 42).ljust(128, b'\0')
+    assert format_siginfo(queued) == ('--- SIGRT_4 {si_signo=SIGRT_4, si_code=SI_QUEUE, si_pid=5, si_uid=0, '
+                                      'si_int=42, si_ptr=0x2a} ---')
+    assert format_siginfo(struct.pack('<iii', 14, 0, 0x80).ljust(128, b'\0')) == \
+        '--- SIGALRM {si_signo=SIGALRM, si_code=SI_KERNEL} ---'

@@ -11,8 +11,12 @@ With faults=True the page faults between the calls are written too, in a syntax 
 simulated time of day (strace -t, or -tt with microseconds) or the time since the previous line
 (strace -r); a call's time is when it was made.
 
-What it cannot show: signals sent by kill/tgkill/timers and SIGCHLD (only a fault's or an exception's
-signal has a tracepoint) and the program's first execve (the loader runs before the tracer sees a call).
+Signals sent by kill, tgkill, sigqueue, timers and a child's end (SIGCHLD) are written as strace
+writes them (`--- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=2, ...} ---`), after the
+call the receiving thread is in (strace shows a signal where the thread takes it), every signal but
+SIGKILL (a traced thread ignores none). What it cannot show: the program's first execve (the loader
+runs before the tracer sees a call); a blocked signal's line comes when it is sent, not when it is
+unblocked.
 A call that slept gets its result at the sched_wakeup tracepoint.
 """
 import sys
@@ -20,9 +24,17 @@ import sys
 from faultlab.kernel.syscalls import SYSCALL_NAMES
 from faultlab.kernel.tracepoints import Tracepoints, access_str
 from faultlab.observe.strace_decode import Decoder, entry_snapshot, format_call, format_exit, format_ret, \
-    format_signal, pointer, s64, sigset
+    format_signal, format_siginfo, pointer, s64, sigset
+from faultlab.kernel.signal import SIGKILL, siginfo_kill
 
 ERESTARTSYS = 512
+# what strace shows for a sleeping call a fatal signal ended (the kernel's restart code, which the
+# signal's delivery then acts on): ERESTARTNOHAND for the calls that wait for a signal,
+# ERESTART_RESTARTBLOCK for the sleeps, ERESTARTSYS for the rest (kernel/signal.c, fs/select.c,
+# kernel/time/hrtimer.c)
+RESTART_NOHAND = ('pause', 'rt_sigsuspend', 'poll', 'ppoll', 'select', 'pselect6', 'epoll_wait', 'epoll_pwait',
+                  'epoll_pwait2')
+RESTART_BLOCK = ('nanosleep', 'clock_nanosleep')
 NORETURN = ('exit', 'exit_group')
 ARGV_MAX = 32            # strace prints at most this many argv elements before `...`
 ENV_MAX = 4096           # the environment's strings counted at most
@@ -59,6 +71,7 @@ class StraceLog(Tracepoints):
         self.ended = set()
         self.ntasks = 0                  # len(kernel.tasks) at the last look for new ones
         self.exit_args = {}              # tid -> the status a thread gave exit()
+        self.signals = {}                # tid -> [(sig, `--- SIG... ---` line)] sent, not yet taken
         self.last_ns = None
 
     # ---- tracepoints ------------------------------------------------------------------------------
@@ -71,6 +84,7 @@ class StraceLog(Tracepoints):
             return
         if call is not None:
             self._emit_call(kernel, call, None)     # its result went by unseen
+        self._take_signals(kernel, task)
         g = kernel.cpu.gpr
         args = tuple(g[i] for i in (7, 6, 2, 10, 8, 9))
         name = SYSCALL_NAMES.get(nr)
@@ -98,6 +112,8 @@ class StraceLog(Tracepoints):
         self._poll(kernel)
         task = kernel.current
         self._see(task)
+        if task is not None:
+            self._take_signals(kernel, task)
         if self.faults:
             what = [access_str(error_code), info.outcome]
             if info.handler:
@@ -116,6 +132,35 @@ class StraceLog(Tracepoints):
         self._poll(kernel)
         self._see(task)
         self._line(kernel, task, format_signal(sig, si_code, addr))
+
+    def signal_send(self, kernel, sender, task, sig, code, info, shared):
+        """A signal sent by kill, tgkill, sigqueue, a timer or a child's end: strace shows it where the
+        thread takes it, after the call it is in (a sleeping wait4 that the child's SIGCHLD ends), or
+        now. SIGKILL has no line (strace sees only the death)."""
+        if sig == SIGKILL:
+            return
+        self._poll(kernel)
+        self._see(task)
+        if info is None:
+            info = siginfo_kill(sig, 0x80 if sender is None else code, sender.tgid if sender is not None else 0)
+        self.signals.setdefault(task.tid, []).append((sig, format_siginfo(info)))
+
+    def _take_signals(self, kernel, task):
+        """The thread goes back to user mode: the signals sent to it that it does not block are taken
+        (get_signal), each written as strace writes it."""
+        queued = self.signals.get(task.tid)
+        if not queued:
+            return
+        keep = []
+        for sig, line in queued:
+            if task.sigmask >> (sig - 1) & 1:
+                keep.append((sig, line))
+            else:
+                self._line(kernel, task, line)
+        if keep:
+            self.signals[task.tid] = keep
+        else:
+            del self.signals[task.tid]
 
     def close(self, kernel):
         """The run is over: the calls still asleep and the ends not yet written."""
@@ -148,9 +193,9 @@ class StraceLog(Tracepoints):
         for tid in list(self.blocked):
             call = self.blocked[tid]
             task = call.task
-            if task.exited:
+            if task.exited or task.group.kill_origin is not None:
                 del self.blocked[tid]
-                self._emit_call(kernel, call, None)
+                self._emit_call(kernel, call, None, killed=True)
             elif task.wake_ret == -ERESTARTSYS:
                 call.restart = True
             elif task.wake_ret is not None:
@@ -163,11 +208,17 @@ class StraceLog(Tracepoints):
         group = task.group
         killed = group.killed_by[0] if group.killed_by else 0
         code = group.exit_code if group.group_exit or task is group.leader else self.exit_args.get(task.tid, 0)
+        fatal = group.killed_by[0] if group.killed_by and group.killed_by[0] != SIGKILL else 0
+        for sig, line in self.signals.pop(task.tid, ()):   # a dead thread takes no more, but the one that
+            if sig == fatal:                                 # killed it (strace sees its delivery)
+                self._line(kernel, task, line)
         self._line(kernel, task, format_exit(killed, code & 0xff))
         self.ended.add(task.tid)
         self.tasks.pop(task.tid, None)
 
-    def _emit_call(self, kernel, call, ret):
+    def _emit_call(self, kernel, call, ret, killed=False):
+        """Write a call's line. killed: a fatal signal ended its sleep: ` = ?` for SIGKILL, the kernel's
+        restart code for another signal (which strace sees before the signal's delivery kills)."""
         task = call.task
         name = SYSCALL_NAMES.get(call.nr, 'syscall_%#x' % call.nr)
         if name == 'exit':
@@ -176,7 +227,16 @@ class StraceLog(Tracepoints):
             head, tail = call.entry, format_ret(name, ret)
         else:
             head, tail = format_call(name, call.args, ret, task.umem.read, snap=call.entry)
+        fatal = task.group.killed_by[0] if task.group.killed_by else SIGKILL
+        if killed and fatal == SIGKILL:
+            tail = '?'
+        elif killed:
+            tail = ('? ERESTARTNOHAND (To be restarted if no handler)' if name in RESTART_NOHAND else
+                    '? ERESTART_RESTARTBLOCK (Interrupted by signal)' if name in RESTART_BLOCK else
+                    '? ERESTARTSYS (To be restarted if SA_RESTART is set)')
         self._line(kernel, task, head, tail, call.t0)
+        if not task.exited:
+            self._take_signals(kernel, task)
         if task.exited:
             self._report_end(kernel, task)
 
@@ -223,6 +283,20 @@ def execve_text(task, args, sp):
 
 
 ENTRY_DECODERS = {'execve': execve_text, 'rt_sigreturn': sigreturn_text}
+
+
+def strace_equals_form(argv):
+    """argv with `--strace=FILE` spelled `--strace-file FILE` (strace's own -o FILE), up to a `--`: the
+    option stays a flag, so `--strace PROGRAM` does not take the program for its file."""
+    out = []
+    for n, arg in enumerate(argv):
+        if arg == '--':
+            return out + list(argv[n:])
+        if arg.startswith('--strace='):
+            out += ['--strace-file', arg[len('--strace='):]]
+        else:
+            out.append(arg)
+    return out
 
 
 def open_strace(path, faults=False, time=None):

@@ -293,6 +293,14 @@ class Decoder:
         ts = self.struct(addr, '<qq')
         return '{tv_sec=%d, tv_nsec=%d}' % ts if ts else '%#x' % addr
 
+    def itimerval(self, addr):
+        """struct itimerval (two struct timeval), or NULL."""
+        if not addr:
+            return 'NULL'
+        v = self.struct(addr, '<qqqq')
+        return ('{it_interval={tv_sec=%d, tv_usec=%d}, it_value={tv_sec=%d, tv_usec=%d}}' % v if v
+                else '%#x' % addr)
+
     def stat(self, addr):
         """struct stat as strace abbreviates it."""
         st = self.struct(addr, '<QQQIIIIQqqq')
@@ -636,6 +644,27 @@ def _d_tgkill(a, ret, ok, d):
     return [str(s32(a[0])), str(s32(a[1])), signame(a[2] & 0xFFFFFFFF) if a[2] else '0']
 
 
+def _d_rt_sigqueueinfo(a, ret, ok, d):
+    info = d.read(a[2], 128)
+    return [str(s32(a[0])), signame(a[1] & 0xFFFFFFFF), siginfo_text(info) if info else pointer(a[2])]
+
+
+def _d_rt_tgsigqueueinfo(a, ret, ok, d):
+    info = d.read(a[3], 128)
+    return [str(s32(a[0])), str(s32(a[1])), signame(a[2] & 0xFFFFFFFF), siginfo_text(info) if info else pointer(a[3])]
+
+
+ITIMERS = {0: 'ITIMER_REAL', 1: 'ITIMER_VIRTUAL', 2: 'ITIMER_PROF'}
+
+
+def _d_setitimer(a, ret, ok, d):
+    return [ITIMERS.get(a[0], str(s32(a[0]))), d.itimerval(a[1]), d.itimerval(a[2]) if ok else pointer(a[2])]
+
+
+def _d_getitimer(a, ret, ok, d):
+    return [ITIMERS.get(a[0], str(s32(a[0]))), d.itimerval(a[1]) if ok else pointer(a[1])]
+
+
 def _d_nanosleep(a, ret, ok, d):
     return [d.timespec(a[0]), pointer(a[1])]
 
@@ -689,6 +718,7 @@ _DECODERS = {
     'lseek': _d_lseek, 'madvise': _d_madvise, 'fadvise64': _d_fadvise64, 'wait4': _d_wait4,
     'clone': _d_clone, 'clone3': _d_clone3, 'futex': _d_futex, 'fsync': _d_fd, 'fdatasync': _d_fd,
     'dup': _d_fd, 'pipe': _d_pipe, 'pipe2': _d_pipe2, 'fcntl': _d_fcntl, 'kill': _d_kill, 'tkill': _d_kill,
+    'rt_sigqueueinfo': _d_rt_sigqueueinfo, 'setitimer': _d_setitimer, 'getitimer': _d_getitimer, 'rt_tgsigqueueinfo': _d_rt_tgsigqueueinfo,
     'tgkill': _d_tgkill, 'nanosleep': _d_nanosleep, 'clock_nanosleep': _d_clock_nanosleep,
     'clock_gettime': _d_clock_gettime, 'dup2': _d_dup2, 'dup3': _d_dup3, 'sched_yield': _d_sched_yield,
     'rt_sigsuspend': _d_rt_sigsuspend, 'fallocate': _d_fallocate, 'getdents64': _d_getdents64,
@@ -721,6 +751,50 @@ def format_signal(sig, si_code, addr):
     code = SI_CODE_NAMES.get((sig, si_code), str(si_code))
     return '--- %s {si_signo=%s, si_code=%s, si_addr=%s} ---' % (signame(sig), signame(sig), code,
                                                                    pointer(addr))
+
+
+# si_code values of signals sent by processes and the kernel (include/uapi/asm-generic/siginfo.h)
+SI_CODES = {0: 'SI_USER', 0x80: 'SI_KERNEL', -1: 'SI_QUEUE', -2: 'SI_TIMER', -3: 'SI_MESGQ', -4: 'SI_ASYNCIO',
+            -5: 'SI_SIGIO', -6: 'SI_TKILL'}
+CLD_CODES = {1: 'CLD_EXITED', 2: 'CLD_KILLED', 3: 'CLD_DUMPED', 4: 'CLD_TRAPPED', 5: 'CLD_STOPPED', 6: 'CLD_CONTINUED'}
+SIGCHLD = 17
+
+
+def format_siginfo(info):
+    """`--- SIGCHLD {si_signo=SIGCHLD, ...} ---`: a signal the thread takes, as strace writes it."""
+    return '--- %s %s ---' % (signame(struct.unpack_from('<i', info)[0]), siginfo_text(info))
+
+
+def siginfo_text(info):
+    """A siginfo as strace prints it (its printsiginfo): the sender's pid and uid for kill, tgkill and
+    sigqueue (with the value), the child's status and times for SIGCHLD, nothing more for the kernel's."""
+    signo, _errno, code = struct.unpack_from('<iii', info)
+    sig = signame(signo)
+    if signo == SIGCHLD and code in CLD_CODES:
+        cname = CLD_CODES[code]
+    elif code in SI_CODES:
+        cname = SI_CODES[code]
+    else:
+        cname = SI_CODE_NAMES.get((signo, code), str(code))
+    out = ['si_signo=%s' % sig, 'si_code=%s' % cname]
+    pid, uid = struct.unpack_from('<ii', info, 16)
+    if code == -2:                                   # SI_TIMER: timer id, overrun, value
+        val = struct.unpack_from('<Q', info, 24)[0]
+        out += ['si_timerid=%#x' % pid, 'si_overrun=%d' % uid, 'si_int=%d' % s32(val), 'si_ptr=%s' % pointer(val)]
+    elif code == 0x80 and signo != SIGCHLD:
+        pass
+    elif signo == SIGCHLD and code in CLD_CODES:
+        status = struct.unpack_from('<i', info, 24)[0]
+        utime, stime = struct.unpack_from('<qq', info, 32)
+        shown = signame(status) if code in (2, 3, 4, 5) and status else str(status)
+        out += ['si_pid=%d' % pid, 'si_uid=%d' % uid, 'si_status=%s' % shown, 'si_utime=%d' % utime,
+                'si_stime=%d' % stime]
+    else:
+        out += ['si_pid=%d' % pid, 'si_uid=%d' % uid]
+        if code == -1:                               # SI_QUEUE: the value
+            val = struct.unpack_from('<Q', info, 24)[0]
+            out += ['si_int=%d' % s32(val), 'si_ptr=%s' % pointer(val)]
+    return '{%s}' % ', '.join(out)
 
 
 def format_exit(killed_by_sig, code):

@@ -15,6 +15,7 @@ import errno
 from collections import deque
 
 from faultlab.kernel.fs.stat import S_IFIFO, Timespec, makedev
+from faultlab.kernel.signal import SI_USER
 from faultlab.kernel.signal_send import send_signal
 from faultlab.kernel.wait import WaitQueue
 
@@ -142,7 +143,7 @@ def pipe_write(k, t, f, data, nonblock):
     """write(2) on the write end: bytes written, -EPIPE (and SIGPIPE), -EAGAIN, or BLOCKED."""
     p = f.inode.pipe
     if not p.readers:
-        send_signal(k, t, t, SIGPIPE)
+        send_signal(k, t, t, SIGPIPE, SI_USER)      # send_sig(SIGPIPE, current, 0): SI_USER
         return -errno.EPIPE
     if not data:
         return 0

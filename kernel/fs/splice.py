@@ -11,6 +11,7 @@ import errno
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
 from faultlab.kernel.fs.pipe import PIPE_CAPACITY
 from faultlab.kernel.mm.gup_pin import FOLL_GET, get_user_pages, put_user_page
+from faultlab.kernel.signal import SI_USER
 from faultlab.kernel.signal_send import send_signal
 
 SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT = 1, 2, 4, 8
@@ -73,7 +74,7 @@ def vmsplice_to_pipe(k, t, f, vecs, flags):
     """User pages into the pipe f writes to: bytes, -EPIPE (with SIGPIPE), -EAGAIN, or a sleep."""
     p = f.inode.pipe
     if not p.readers:
-        send_signal(k, t, t, SIGPIPE)
+        send_signal(k, t, t, SIGPIPE, SI_USER)      # send_sig(SIGPIPE, current, 0): SI_USER
         return -errno.EPIPE
     if p.nbytes >= PIPE_CAPACITY:                          # wait_for_space
         if flags & SPLICE_F_NONBLOCK:
