@@ -11,6 +11,7 @@ from faultlab.bench.uffd import DEFAULT_LATENCY_US as UFFD_LATENCY_US
 from faultlab.bench.uffd import DEFAULT_PAGES as UFFD_PAGES
 from faultlab.bench.uffd import QUICK_PAGES as UFFD_QUICK_PAGES
 from faultlab.bench.uffd import cpu_list as uffd_cpu_list
+from faultlab.bench.report import add_report_options
 from faultlab.commands import cmd_bench, cmd_costs, cmd_run, cmd_stat, populate_sizes
 from faultlab.gdb.command import add_gdb_parser, cmd_gdb
 from faultlab.kernel.counters import EVENT_NAMES
@@ -121,12 +122,15 @@ def add_bench_parser(sub):
                    help='runs per runner and workload, the best counts (default 3; 1 with --quick)')
     k = _kind(kinds, 'prefetch', "software prefetching of a cold mmap'ed file with the vDSO's prefetch_page()")
     _quick(k, 'one disk latency, three distances, a 64-page file')
+    add_report_options(k)
     k = _kind(kinds, 'populate', 'prefaulting a mapping by touching it vs MADV_POPULATE_(READ|WRITE) vs fallocate')
     _quick(k, 'the 2M size only (when --size is not given)')
     k.add_argument('--size', type=populate_sizes, default=None, metavar='SIZE[,SIZE...]',
                    help='mapping sizes (e.g. 2M, 64M; default 2M,64M)')
+    add_report_options(k)
     k = _kind(kinds, 'spf', 'speculative page faults: ebizzy -mTRp on 1 to 16 simulated CPUs')
     _quick(k, '1, 2 and 4 CPUs, shorter runs')
+    add_report_options(k)
     k = _kind(kinds, 'elf-fuzz', 'mutated executables through the ELF loader')
     _quick(k, '200 executables instead of --count')
     _count_and_seed(k, 'number of mutated executables', 'the mutations')

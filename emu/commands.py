@@ -11,6 +11,7 @@ from faultlab.bench.fuzz_elf import main as elf_fuzz
 from faultlab.bench.populate import main as bench_populate
 from faultlab.bench.populate import parse_size as populate_size
 from faultlab.bench.prefetch import main as bench_prefetch
+from faultlab.bench.report import report_options
 from faultlab.bench.soak import main as bench_soak
 from faultlab.bench.speed import main as bench_speed
 from faultlab.bench.spf import main as bench_spf
@@ -180,9 +181,9 @@ def cmd_costs(a):
 # `faultlab bench KIND`: each kind's options (emu/cli.py gives each kind only its own) to its main()
 BENCHES = {
     'speed': lambda a: bench_speed(quick=a.quick, reps=a.reps),
-    'prefetch': lambda a: bench_prefetch(quick=a.quick),
-    'populate': lambda a: bench_populate(**({'size': a.size} if a.size else {}), quick=a.quick),
-    'spf': lambda a: bench_spf(quick=a.quick),
+    'prefetch': lambda a: bench_prefetch(quick=a.quick, **report_options(a)),
+    'populate': lambda a: bench_populate(**({'size': a.size} if a.size else {}), quick=a.quick, **report_options(a)),
+    'spf': lambda a: bench_spf(quick=a.quick, **report_options(a)),
     'elf-fuzz': lambda a: elf_fuzz(count=ELF_FUZZ_QUICK_COUNT if a.quick else a.count, seed=a.seed),
     'soak': lambda a: bench_soak(count=a.count, seed=a.seed, quick=a.quick),
     'uffd': lambda a: bench_uffd(pages=a.pages, latency_us=a.latency_us, compute_us=a.compute_us, cpus=a.cpus,

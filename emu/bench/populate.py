@@ -16,9 +16,11 @@ import itertools
 import os
 import sys
 
+from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
 from faultlab.core.cycles import CostTable
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.machine import Machine
+from faultlab.plot import save, subplots
 from faultlab.srctree import userland_build
 
 BUILD = userland_build()
@@ -246,10 +248,61 @@ def print_checks(run, size):
     return results
 
 
-def main(size=None, quick=False):
-    """Run and print the table for each size ('2M', '64M', or several: '2M,64M'; default 2M and 64M)."""
+def _size_job(job):
+    """run_bench of one (size, reps), for pool_map."""
+    size, reps = job
+    return run_bench(size, reps=reps)
+
+
+def records(size, run):
+    """One record per row of a run: size, backing, sharing, method, the simulated time (None: n/a, with why)
+    and the posting's figure scaled to the size where it has one."""
+    out = []
+    for (backing, sharing, method), ns in run.rows.items():
+        posting = posting_ms(size, backing, method) if sharing == 'private' else None
+        out.append(dict(size=size, size_mib=size_mib(size), backing=backing, sharing=sharing, method=method,
+                        ns=ns, ms=None if ns is None else ns / 1e6, posting_ms=posting,
+                        why=run.why.get((backing, sharing, method))))
+    return out
+
+
+def plot_figure(rows, folder):
+    """DIR/populate.png: one panel per size and sharing, a group of bars per backing, one bar per method
+    (simulated ms; n/a rows are left out)."""
+    path = figure_path(folder, 'populate')
+    panels = sorted({(r['size_mib'], r['sharing']) for r in rows}, key=lambda p: (p[0], p[1] != 'private'))
+    fig, axes = subplots(len(panels), width=9.0, height=4.5)
+    for ax, (mib, sharing) in zip(axes, panels):
+        mine = [r for r in rows if (r['size_mib'], r['sharing']) == (mib, sharing)]
+        backings = [b for b, _name in BACKINGS if any(r['backing'] == b for r in mine)]
+        methods = [m for m in ACCESS_METHODS + FALLOCATE_METHODS if any(r['method'] == m for r in mine)]
+        width = 0.8 / max(1, len(methods))
+        for i, m in enumerate(methods):
+            ms = {r['backing']: r['ms'] for r in mine if r['method'] == m}
+            pos = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(backings))]
+            ax.bar(pos, [ms.get(b) or 0 for b in backings], width, label=m)
+        ax.set_xticks(range(len(backings)), [dict(BACKINGS)[b] for b in backings])
+        ax.set_ylabel('simulated time (ms)')
+        ax.set_title('%g MiB %s' % (mib, dict(SHARINGS)[sharing]))
+        ax.grid(True, axis='y', alpha=0.3)
+        ax.legend(fontsize='x-small', ncol=2)
+    fig.suptitle('faultlab bench populate: touching vs MADV_POPULATE_(READ|WRITE) vs fallocate',
+                 fontsize='medium')
+    save(fig, path)
+    return path
+
+
+def main(size=None, quick=False, csv=None, json=None, plot=None, jobs=1):
+    """Run and print the table for each size ('2M', '64M', or several: '2M,64M'; default 2M and 64M); the sizes
+    run on `jobs` processes. 1 when a block fails the acceptance check, 2 when the programs are not built or
+    an output cannot be written."""
     if not os.path.exists(PROGRAM):
         print('bench: build the userland programs first (make -C userland)')
+        return 2
+    try:
+        check_outputs(csv, json, plot)
+    except ReportError as e:
+        print('faultlab bench populate: %s' % e, file=sys.stderr)
         return 2
     sizes = tuple(s for s in str(size).split(',') if s) if size else (QUICK_SIZES if quick else DEFAULT_SIZES)
     print('faultlab bench populate: populate_bench SIZE under faultlab (sizes %s; simulated time, '
@@ -261,15 +314,22 @@ def main(size=None, quick=False):
     print('non-FALLOCATE rows (as after the posting\'s first repetition), and FALLOCATE rows start from a punched')
     print('(empty) file. Huge pages: a pool of 2 x size + 4 pages of 2 MiB (nr_hugepages).')
     print(ACCEPTANCE)
-    for sz in sizes:
-        reps = 1 if quick else (3 if size_mib(sz) <= 8 else 2)
-        run = run_bench(sz, reps=reps)
+    reps_of = {sz: 1 if quick else (3 if size_mib(sz) <= 8 else 2) for sz in sizes}
+    rows, failed = [], False
+    for sz, run in zip(sizes, pool_map(_size_job, [(sz, reps_of[sz]) for sz in sizes], jobs)):
+        reps = reps_of[sz]
         print()
         print('populate_bench -r %d %s (guest RAM %d MiB): %d page faults, %d kernel fault-ins'
               % (reps, sz, default_ram(sz) >> 20, run.stats['page_faults'], run.stats.get('kernel_faultins', 0)))
         print_table(run, sz)
-        print_checks(run, sz)
-    return 0
+        failed |= any(block_failures(c) for c in print_checks(run, sz).values())
+        rows += records(sz, run)
+    write_rows(rows, csv, json)
+    if plot:
+        print('figure: %s' % plot_figure(rows, plot))
+    if failed:
+        print('acceptance: NOT MET (see the blocks above)')
+    return 1 if failed else 0
 
 
 if __name__ == '__main__':

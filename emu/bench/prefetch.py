@@ -8,11 +8,13 @@ prefetch_page() call costs (cost_table).
 import os
 import sys
 
+from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
 from faultlab.core.cycles import DEFAULT_FREQ_HZ, CostTable
 from faultlab.kernel.block.params import DiskParams
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.kernel.tracepoints import READ
 from faultlab.machine import Machine
+from faultlab.plot import save, subplots
 from faultlab.srctree import userland_build
 
 BUILD = userland_build()
@@ -212,9 +214,67 @@ def _ms(ns):
     return '%.3f' % (ns / 1e6)
 
 
-def main(quick=False):
+def _group_job(job):
+    """group() of one (npages, iters, latency, distances), for pool_map; the runs' BenchRun objects left out."""
+    g = group(*job)
+    for row in g['rows']:
+        run = row.pop('run')
+        row.update(page_faults=run.stats['page_faults'], major_faults=run.stats['major_faults'],
+                   disk_reads=run.stats['disk_reads'])
+    return g
+
+
+def records(groups):
+    """One record per (latency, compute ratio, distance): the table's figures, times in ns."""
+    out = []
+    for g in groups:
+        for row in g['rows']:
+            out.append(dict(latency_us=g['latency_us'], c_over_s=round(g['c_ns'] / g['npages'] / g['s_ns'], 4),
+                            compute_iters=g['iters'], npages=g['npages'], distance=row['distance'], k=row['k'],
+                            s_ns=g['s_ns'], c_ns=g['c_ns'], t0_ns=g['t0_ns'], t_ns=row['t_ns'], io_ns=row['io_ns'],
+                            lb_ns=row['lb_ns'], t_over_lb=row['t_ns'] / row['lb_ns'], serial_ns=g['serial_ns'],
+                            prefetch_fail=row['fails'], prefetch_calls=row['calls'], iowait_cycles=row['iowait'],
+                            page_faults=row['page_faults'], major_faults=row['major_faults'],
+                            disk_reads=row['disk_reads']))
+    return out
+
+
+def plot_figure(groups, folder):
+    """DIR/prefetch.png: the loop's time against the prefetch distance, one panel per disk latency, one colour
+    per compute ratio c/S; the lower bound LB(D) dashed in the same colour."""
+    path = figure_path(folder, 'prefetch')
+    lats = sorted({g['latency_us'] for g in groups})
+    fig, axes = subplots(len(lats))
+    for ax, lat in zip(axes, lats):
+        for i, g in enumerate(x for x in groups if x['latency_us'] == lat):
+            ds = [r['distance'] for r in g['rows']]
+            pos = list(range(len(ds)))
+            label = 'c/S %.2f' % (g['c_ns'] / g['npages'] / g['s_ns'])
+            line, = ax.plot(pos, [r['t_ns'] / 1e6 for r in g['rows']], marker='o', label='T(D), ' + label)
+            ax.plot(pos, [r['lb_ns'] / 1e6 for r in g['rows']], linestyle='--', color=line.get_color(),
+                    label='LB(D), ' + label)
+            ax.set_xticks(pos, [str(d) for d in ds])
+        ax.set_title('read latency %g us (S = %.1f us), %d pages' % (lat, g['s_ns'] / 1e3, g['npages']))
+        ax.set_xlabel('prefetch distance D (pages; 0: no prefetch)')
+        ax.set_ylabel('loop time (simulated ms)')
+        ax.set_yscale('log')
+        ax.grid(True, alpha=0.3, which='both')
+        ax.legend(fontsize='x-small')
+    fig.suptitle('faultlab bench prefetch: loop time T(D) and its lower bound LB(D)', fontsize='medium')
+    save(fig, path)
+    return path
+
+
+def main(quick=False, csv=None, json=None, plot=None, jobs=1):
+    """The table (and --csv, --json, --plot files); 2 when the programs are not built or an output cannot be
+    written. A checksum or prefetch-count mismatch raises (faultlab's internal-error status)."""
     if not os.path.exists(PROGRAM):
         print('bench: build the userland programs first (make -C userland)')
+        return 2
+    try:
+        check_outputs(csv, json, plot)
+    except ReportError as e:
+        print('faultlab bench prefetch: %s' % e, file=sys.stderr)
         return 2
     p = QUICK if quick else dict(latencies=LATENCIES_US, ratios=COMPUTE_RATIOS, distances=DISTANCES,
                                  npages=NPAGES)
@@ -229,20 +289,22 @@ def main(quick=False):
     fmt = '%6s %7s %5s %3s %3s %9s %9s %9s %9s %9s %6s %6s %7s'
     print(fmt % ('lat_us', 'S_us', 'c/S', 'D', 'k', 'T(0)_ms', 'T(D)_ms', 'C_ms', 'IO(D)_ms', 'LB_ms',
                  'T0/LB', 'T/LB', 'fail'))
-    groups = []
+    jobs_list = []
     for lat in p['latencies']:
         s_cycles = service_cycles(disk_params(lat), DEFAULT_FREQ_HZ)
         for ratio in p['ratios']:
-            iters = max(0, int(round(ratio * s_cycles / cpi)))
-            g = group(n, iters, lat, p['distances'])
-            groups.append(g)
-            for row in g['rows']:
-                print(fmt % ('%g' % lat, '%.2f' % (g['s_ns'] / 1e3), '%.2f' % (g['c_ns'] / n / g['s_ns']),
-                             row['distance'], row['k'], _ms(g['t0_ns']), _ms(row['t_ns']), _ms(g['c_ns']),
-                             _ms(row['io_ns']), _ms(row['lb_ns']), '%.3f' % (g['t0_ns'] / row['lb_ns']),
-                             '%.3f' % (row['t_ns'] / row['lb_ns']), '%d/%d' % (row['fails'], row['calls'])))
-            print('%6s COMPUTE_ITERS %d; no prefetch: T(0) = %s ms, serial C + N*S = %s ms, T(0)/serial = %.3f'
-                  % ('', iters, _ms(g['t0_ns']), _ms(g['serial_ns']), g['t0_ns'] / g['serial_ns']))
+            jobs_list.append((n, max(0, int(round(ratio * s_cycles / cpi))), lat, p['distances']))
+    groups = []
+    for g in pool_map(_group_job, jobs_list, jobs):
+        groups.append(g)
+        lat, iters = g['latency_us'], g['iters']
+        for row in g['rows']:
+            print(fmt % ('%g' % lat, '%.2f' % (g['s_ns'] / 1e3), '%.2f' % (g['c_ns'] / n / g['s_ns']),
+                         row['distance'], row['k'], _ms(g['t0_ns']), _ms(row['t_ns']), _ms(g['c_ns']),
+                         _ms(row['io_ns']), _ms(row['lb_ns']), '%.3f' % (g['t0_ns'] / row['lb_ns']),
+                         '%.3f' % (row['t_ns'] / row['lb_ns']), '%d/%d' % (row['fails'], row['calls'])))
+        print('%6s COMPUTE_ITERS %d; no prefetch: T(0) = %s ms, serial C + N*S = %s ms, T(0)/serial = %.3f'
+              % ('', iters, _ms(g['t0_ns']), _ms(g['serial_ns']), g['t0_ns'] / g['serial_ns']))
     print()
     ct = cost_table()
     print('cost of one prefetch_page() call (prefetch_bench --cost and --cost-loop, read latency 80 us)')
@@ -264,6 +326,9 @@ def main(quick=False):
     print('  cold: needs a read; inflight: the same page again at once; completed: the same page again')
     print('  after ~5 ms in user mode (its read has completed); null: NULL; pressure: a cold file page')
     print('  when almost all memory is locked (free pages below the min watermark): fails fast, no reclaim.')
+    write_rows(records(groups), csv, json)
+    if plot:
+        print('figure: %s' % plot_figure(groups, plot))
     return 0
 
 

@@ -10,10 +10,13 @@ of simulated time, the fault counts, the speculative share, every abort reason, 
 CPU, the single-thread difference, and the series' criterion (3x on 16 CPUs).
 """
 import os
+import sys
 
+from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
 from faultlab.core.cycles import CostTable
 from faultlab.machine import Machine
 from faultlab.kernel.kernel import KernelConfig
+from faultlab.plot import save, subplots
 from faultlab.srctree import userland_build
 
 USERLAND = userland_build()
@@ -69,16 +72,28 @@ def _abort_str(stats):
     return ', '.join('%s %d' % (k[4:], v) for k, v in sorted(ab.items())) or '-'
 
 
-def bench_table(program, args_for, cpu_list, out, costs=None, per_cpu=1):
+def _run_job(job):
+    """run_one of one (program, args, cpus, spf, costs), for pool_map."""
+    program, args, cpus, spf, costs = job
+    return run_one(program, args, cpus, spf, costs=costs)
+
+
+def _pairs(program, args_list, cpu_list, costs, jobs):
+    """(run without SPF, run with SPF) for each CPU count, on `jobs` processes, in order."""
+    todo = [(program, args, n, spf, costs) for args, n in zip(args_list, cpu_list) for spf in (False, True)]
+    runs = iter(pool_map(_run_job, todo, jobs))
+    for _n in cpu_list:
+        yield next(runs), next(runs)
+
+
+def bench_table(program, args_for, cpu_list, out, costs=None, per_cpu=1, jobs=1):
     """Rows for one program: rate without and with SPF per CPU count, counts, aborts, lock wait."""
     out('%s  (%s; rates per second of simulated time)'
         % (program, 'one thread per CPU' if per_cpu == 1 else '%d threads per CPU' % per_cpu))
     out('  %4s %14s %14s %6s %9s %7s %11s %11s  %s' % ('CPUs', 'no-SPF rate', 'SPF rate', 'gain', 'faults',
                                                       'spf %', 'lockwait/cpu', 'no-SPF wait', 'SPF aborts'))
     rows = []
-    for n in cpu_list:
-        off = run_one(program, args_for(n), n, False, costs=costs)
-        on = run_one(program, args_for(n), n, True, costs=costs)
+    for n, (off, on) in zip(cpu_list, _pairs(program, [args_for(n) for n in cpu_list], cpu_list, costs, jobs)):
         gain = _gain(off, on)
         out('  %4d %14s %14s %5.2fx %9d %6.1f%% %9.1fus %9.1fus  %s'
             % (n, '{:,}'.format(off.rate), '{:,}'.format(on.rate), gain, on.stats['page_faults'],
@@ -110,18 +125,21 @@ def ebizzy_args(ms):
     return lambda n: [EBIZZY_THREADS_PER_CPU * n, ms, EBIZZY_CHUNK, 0]
 
 
-def wake_latency_sweep(n, ms, out):
+def wake_latency_sweep(n, ms, out, jobs=1):
     """The largest CPU count on the vm platform with other vCPU wake-up latencies (rwsem_wake and
     ipi_wake_idle): how much of the gain the sleeping convoy behind mmap_lock makes."""
     out('ebizzy on %d CPUs (the series\' setting) by vCPU wake-up latency (rwsem_wake = ipi_wake_idle):' % n)
     out('  %8s %14s %14s %6s %7s' % ('wake-up', 'no-SPF rate', 'SPF rate', 'gain', 'spf %'))
     rows = []
     args = ebizzy_args(ms)(n)
+    todo = []
     for us in WAKE_SWEEP_US:
         cyc = CostTable().cycles_for_ns(us * 1000)
         costs = CostTable({'rwsem_wake': cyc, 'ipi_wake_idle': cyc}, platform='vm')
-        off = run_one('ebizzy', args, n, False, costs=costs)
-        on = run_one('ebizzy', args, n, True, costs=costs)
+        todo += [('ebizzy', args, n, False, costs), ('ebizzy', args, n, True, costs)]
+    runs = iter(pool_map(_run_job, todo, jobs))
+    for us in WAKE_SWEEP_US:
+        off, on = next(runs), next(runs)
         gain = _gain(off, on)
         out('  %6dus %14s %14s %5.2fx %6.1f%%' % (us, '{:,}'.format(off.rate), '{:,}'.format(on.rate), gain,
                                                   100 * on.spf_share))
@@ -139,30 +157,81 @@ def criterion(rows, out):
     return ok
 
 
-def main(quick=False, out=print):
+def table_records(table, rows, costs_name):
+    """Records of a bench_table's rows: one per CPU count and SPF setting."""
+    out = []
+    for n, off, on in rows:
+        for spf, r in ((False, off), (True, on)):
+            out.append(dict(table=table, platform=costs_name, cpus=n, spf=spf, rate=r.rate,
+                            gain=_gain(off, on) if spf else 1.0, page_faults=r.stats['page_faults'],
+                            speculative=r.stats['spf'], spf_share=r.spf_share,
+                            lock_wait_us_per_cpu=r.lock_wait_us_per_cpu, sim_seconds=r.stats['sim_seconds']))
+    return out
+
+
+def plot_figure(records, folder):
+    """DIR/spf.png: the rate against the CPU count with and without speculative faults, one panel per table."""
+    path = figure_path(folder, 'spf')
+    tables = list(dict.fromkeys(r['table'] for r in records if r['table'] != 'ebizzy 512K, vm'))
+    fig, axes = subplots(len(tables))
+    for ax, table in zip(axes, tables):
+        mine = [r for r in records if r['table'] == table]
+        for spf, style in ((False, 's--'), (True, 'o-')):
+            pts = sorted((r['cpus'], r['rate']) for r in mine if r['spf'] == spf)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label='SPF on' if spf else 'SPF off')
+        cpus = sorted({r['cpus'] for r in mine})
+        ax.set_xscale('log', base=2)
+        ax.set_xticks(cpus, [str(c) for c in cpus])
+        ax.set_xlabel('simulated CPUs')
+        ax.set_ylabel('operations per simulated second')
+        ax.set_title(table)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize='small')
+    fig.suptitle('faultlab bench spf: rate vs CPUs with and without speculative page faults', fontsize='medium')
+    save(fig, path)
+    return path
+
+
+def main(quick=False, out=print, csv=None, json=None, plot=None, jobs=1):
+    """The tables (and --csv, --json, --plot files); 1 when the series' criterion is not met (full run), 2 when
+    an output cannot be written. The runs of a table go on `jobs` processes."""
+    try:
+        check_outputs(csv, json, plot)
+    except ReportError as e:
+        print('faultlab bench spf: %s' % e, file=sys.stderr)
+        return 2
     cpus = [1, 2, 4] if quick else [1, 2, 4, 8, 16]
     ms = 1 if quick else 8
     vm = CostTable(platform='vm')
+    records = []
     out('faultlab bench spf: speculative page faults (Laurent Dufour\'s SPF v11 posting, "Speculative page '
         'faults": ebizzy -mTRp, 12,405 -> 91,104 records/s on a 16-CPU VM)')
     out('')
     out('ebizzy -mTRp as the series ran it (ebizzy 0.3: one page per record), vm platform (a KVM guest):')
-    rows = bench_table('ebizzy', ebizzy_args(ms), cpus, out, costs=vm, per_cpu=EBIZZY_THREADS_PER_CPU)
+    rows = bench_table('ebizzy', ebizzy_args(ms), cpus, out, costs=vm, per_cpu=EBIZZY_THREADS_PER_CPU, jobs=jobs)
+    records += table_records('ebizzy -mTRp, vm', rows, 'vm')
     out('')
     out('the same on the bare-metal platform:')
-    bench_table('ebizzy', ebizzy_args(ms), cpus, out, per_cpu=EBIZZY_THREADS_PER_CPU)
+    bare = bench_table('ebizzy', ebizzy_args(ms), cpus, out, per_cpu=EBIZZY_THREADS_PER_CPU, jobs=jobs)
+    records += table_records('ebizzy -mTRp, bare-metal', bare, 'bare-metal')
     out('')
     if not quick:
-        wake_latency_sweep(cpus[-1], ms, out)
+        wake_latency_sweep(cpus[-1], ms, out, jobs=jobs)
         out('')
         out("ebizzy with the -R sizes ebizzy meant to draw (1 to 512 KiB), vm platform:")
-        bench_table('ebizzy', lambda n: [EBIZZY_THREADS_PER_CPU * n, ms // 2, '512K', 0], [cpus[-1]], out,
-                    costs=vm, per_cpu=EBIZZY_THREADS_PER_CPU)
+        big = bench_table('ebizzy', lambda n: [EBIZZY_THREADS_PER_CPU * n, ms // 2, '512K', 0], [cpus[-1]], out,
+                          costs=vm, per_cpu=EBIZZY_THREADS_PER_CPU, jobs=jobs)
+        records += table_records('ebizzy 512K, vm', big, 'vm')
         out('')
-    bench_table('pfscale', lambda n: [n, ms // 2 or 1], cpus, out)
+    pf = bench_table('pfscale', lambda n: [n, ms // 2 or 1], cpus, out, jobs=jobs)
+    records += table_records('pfscale, bare-metal', pf, 'bare-metal')
     out('')
     single_thread_delta(out)
+    ok = True
     if not quick:
         out('')
-        criterion(rows, out)
-    return 0
+        ok = criterion(rows, out)
+    write_rows(records, csv, json)
+    if plot:
+        out('figure: %s' % plot_figure(records, plot))
+    return 0 if ok else 1

@@ -12,6 +12,7 @@ import faultlab.kernel
 import faultlab.vdso
 
 DEFAULT_DIR = os.path.join('.cache', 'sweep')
+VERSION_ENV = 'FAULTLAB_SWEEP_VERSION'
 SOURCE_SUFFIXES = ('.py', '.S', '.c', '.h')
 
 
@@ -33,7 +34,10 @@ def _tree_digest():
 
 
 def faultlab_version():
-    """faultlab's version for the cache: the distribution's version and the digest of its sources."""
+    """faultlab's version for the cache: FAULTLAB_SWEEP_VERSION when set (to keep a cache across edits known
+    not to change the counters), else the distribution's version and the digest of its sources."""
+    if os.environ.get(VERSION_ENV):
+        return os.environ[VERSION_ENV]
     try:
         version = importlib.metadata.version('faultlab')
     except importlib.metadata.PackageNotFoundError:

@@ -15,7 +15,7 @@ from faultlab.sweep.cache import DEFAULT_DIR, SweepCache, faultlab_version, file
 from faultlab.sweep.engines import ENGINES, EngineError, Task, make_engine
 from faultlab.sweep.progress import SweepProgress
 from faultlab.sweep.records import format_of, make_record, write_records
-from faultlab.sweep.spec import SpecError, compile_parse, from_command_line, load_toml, parse_assignment
+from faultlab.sweep.spec import SpecError, compile_parse, from_command_line, load_toml
 
 EXIT_FAILED_POINT = 1
 EXIT_INTERRUPTED = 130
@@ -54,23 +54,15 @@ def add_sweep_parser(sub):
                    help='the progress bar on stderr (default: when stderr is a terminal)')
     p.add_argument('spec', nargs='?', metavar='SPEC | PROGRAM',
                    help='a TOML specification (see faultlab.sweep.spec), or after -- the program')
-    p.add_argument('args', nargs=argparse.REMAINDER, help='the program\'s arguments, with {NAME} placeholders')
+    p.add_argument('args', nargs='*', metavar='ARG',
+                   help='the program\'s arguments, with {NAME} placeholders (after --, so that they may start with -)')
 
 
 def build_spec(a):
     """The SweepSpec the command line describes (SpecError)."""
-    args = [x for x in a.args if x != '--'] if a.args[:1] == ['--'] else a.args
+    args = a.args
     if a.spec and a.spec.endswith('.toml') and not args:
-        spec = load_toml(a.spec)
-        for text in a.grid or ():
-            name, values = parse_assignment(text, '--grid')
-            spec.grid[name] = values
-        for text in a.set or ():
-            name, _eq, value = text.partition('=')
-            spec.options[name.strip()] = value.strip()
-        spec.parse += list(a.parse or ())
-        spec.check()
-        return spec
+        return load_toml(a.spec, a.grid or (), a.set or (), a.parse or ())
     if not a.spec:
         raise SpecError('no SPEC file or program (faultlab sweep SPEC.toml, or --grid ... -- PROGRAM ARGS)')
     return from_command_line(a.grid, a.set, a.parse, a.spec, args)

@@ -37,7 +37,8 @@ def parse_fields(regexes, stdout):
 
 def make_record(point, outcome, regexes):
     """The record of one point: point, the grid's values, status, exit_code, killed_by, the parsed fields,
-    then every counter (nested ones as they are: a dict per CPU, the abort reasons ...)."""
+    then every counter (nested ones as they are: a dict per CPU, the abort reasons ...); a counter whose
+    name a grid value or a field took is stats.NAME."""
     rec = {'point': point.index}
     rec.update(point.config)
     stats = outcome.get('stats')
@@ -49,7 +50,8 @@ def make_record(point, outcome, regexes):
         rec.setdefault(name, value)
     for key, value in (stats or {}).items():
         if key not in STATUS_KEYS:
-            rec.setdefault(key, value)
+            # a counter named like a grid value or a field (cpus: the per-CPU counters) keeps a prefix
+            rec['stats.' + key if key in rec else key] = value
     return rec
 
 

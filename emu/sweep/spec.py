@@ -169,11 +169,11 @@ class SweepSpec:
     @staticmethod
     def _check_run_option(name, value, where):
         """SpecError unless NAME is a machine option of faultlab run and VALUE one of its values."""
+        if name.lstrip('-').replace('_', '-') in RESERVED:
+            raise SpecError('%s.%s: set by faultlab sweep itself' % (where, name))
         dest = option_dest(name)
         if dest is None:
             raise SpecError('%s.%s: not a machine option of faultlab run' % (where, name))
-        if dest in [r.replace('-', '_') for r in RESERVED]:
-            raise SpecError('%s.%s: set by faultlab sweep itself' % (where, name))
         if not isinstance(value, (str, int, float, bool, list)):
             raise SpecError('%s.%s: expected a string, number or boolean, got %r' % (where, name, value))
         check_option(dest, value)
@@ -206,8 +206,9 @@ def compile_parse(rx):
     return c
 
 
-def load_toml(path):
-    """The SweepSpec of a TOML file (SpecError naming the file for a bad one)."""
+def load_toml(path, grid=(), sets=(), parse=()):
+    """The SweepSpec of a TOML file, with command-line --grid and --set assignments replacing or adding to its
+    grid and options and --parse regexes added (SpecError naming the file for a bad one)."""
     try:
         with open(path, 'rb') as f:
             data = tomllib.load(f)
@@ -221,8 +222,12 @@ def load_toml(path):
     if 'program' not in data:
         raise SpecError('%s: no program' % path)
     try:
-        return SweepSpec(data['program'], data.get('args', []), data.get('options', {}), data.get('grid', {}),
-                         data.get('parse', []))
+        g, opts = assignments(grid, sets)
+        extra = list(parse or ())
+        rxs = data.get('parse', [])
+        rxs = ([rxs] if isinstance(rxs, str) else rxs) + extra if isinstance(rxs, (str, list)) else rxs
+        return SweepSpec(data['program'], data.get('args', []), dict(data.get('options', {}), **opts),
+                         dict(data.get('grid', {}), **g), rxs)
     except SpecError as e:
         raise SpecError('%s: %s' % (path, e)) from None
 
@@ -247,8 +252,8 @@ def parse_assignment(text, what):
     return name.strip(), _split_values(values)
 
 
-def from_command_line(grid, sets, parse, program, args):
-    """The SweepSpec of `faultlab sweep --grid name=v1,v2 --set name=v --parse RX -- PROGRAM ARGS`."""
+def assignments(grid, sets):
+    """({name: values} of --grid NAME=V1,V2, {name: value} of --set NAME=VALUE)."""
     g, opts = {}, {}
     for text in grid or ():
         name, values = parse_assignment(text, '--grid')
@@ -261,4 +266,10 @@ def from_command_line(grid, sets, parse, program, args):
             raise SpecError('--set: expected NAME=VALUE, got %r' % text)
         value = value.strip()
         opts[name.strip()] = int(value) if value.lstrip('-').isdigit() else value
+    return g, opts
+
+
+def from_command_line(grid, sets, parse, program, args):
+    """The SweepSpec of `faultlab sweep --grid name=v1,v2 --set name=v --parse RX -- PROGRAM ARGS`."""
+    g, opts = assignments(grid, sets)
     return SweepSpec(program, list(args), opts, g, list(parse or ()))

@@ -1,0 +1,107 @@
+"""The benches' --csv, --json, --plot and -j: records of real (small) runs, the same rows whatever -j is, the
+figures written, an output that cannot be written refused before anything runs, and a failed acceptance
+check making the exit status non-zero."""
+import subprocess
+
+import pytest
+
+from faultlab.bench import populate as bp
+from faultlab.bench import prefetch as bpf
+from faultlab.bench import spf as bspf
+from faultlab.bench.report import pool_map, write_rows
+from faultlab.srctree import cli_command
+from faultlab.sweep.records import read_records
+
+PNG = b'\x89PNG\r\n\x1a\n'
+
+
+def _square(x):
+    return x * x
+
+
+def test_pool_map_keeps_the_order():
+    assert list(pool_map(_square, range(5), 2)) == [0, 1, 4, 9, 16] == list(pool_map(_square, range(5), 1))
+
+
+def test_prefetch_records_and_figure(userland, tmp_path):
+    pytest.importorskip('matplotlib')
+    jobs = [(8, 0, 80.0, (0, 4)), (8, 200, 500.0, (0, 4))]
+    serial = list(pool_map(bpf._group_job, jobs, 1))
+    assert list(pool_map(bpf._group_job, jobs, 2)) == serial     # each run is deterministic
+    recs = bpf.records(serial)
+    assert [(r['latency_us'], r['distance']) for r in recs] == [(80.0, 0), (80.0, 4), (500.0, 0), (500.0, 4)]
+    for r in recs:
+        assert r['prefetch_calls'] == (8 if r['distance'] else 0)
+        assert r['t_ns'] >= 0.9 * r['lb_ns']
+    assert recs[1]['t_ns'] < recs[0]['t_ns']                      # prefetching overlaps the reads
+    write_rows(recs, csv=str(tmp_path / 'p.csv'), json=str(tmp_path / 'p.json'))
+    assert read_records(str(tmp_path / 'p.csv')) == read_records(str(tmp_path / 'p.json'))
+    assert read_records(str(tmp_path / 'p.csv'))[1]['t_ns'] == recs[1]['t_ns']
+    png = bpf.plot_figure(serial, str(tmp_path))
+    assert png == str(tmp_path / 'prefetch.png') and open(png, 'rb').read(8) == PNG
+
+
+def test_spf_rows_are_the_same_with_two_processes(userland, tmp_path):
+    pytest.importorskip('matplotlib')
+    one = bspf.bench_table('pfscale', lambda n: [n, 1], [1, 2], lambda line: None, jobs=1)
+    lines = []
+    two = bspf.bench_table('pfscale', lambda n: [n, 1], [1, 2], lines.append, jobs=2)
+    assert [(n, a.rate, b.rate, b.stats) for n, a, b in one] == [(n, a.rate, b.rate, b.stats) for n, a, b in two]
+    recs = bspf.table_records('pfscale', two, 'bare-metal')
+    assert [(r['cpus'], r['spf']) for r in recs] == [(1, False), (1, True), (2, False), (2, True)]
+    assert recs[3]['rate'] == two[1][2].rate and recs[3]['speculative'] > 0 and recs[2]['speculative'] == 0
+    png = bspf.plot_figure(recs, str(tmp_path))
+    assert open(png, 'rb').read(8) == PNG
+
+
+def test_populate_records_and_figure(userland, tmp_path):
+    pytest.importorskip('matplotlib')
+    run = bp.run_bench('2M', reps=1, sharing='both', backings=['anon4k', 'memfd4k'])
+    recs = bp.records('2M', run)
+    assert len(recs) == len(run.rows)
+    r = next(r for r in recs if (r['backing'], r['sharing'], r['method']) == ('anon4k', 'private', 'Write'))
+    assert r['ns'] == run.rows[('anon4k', 'private', 'Write')] and r['posting_ms'] == 0.222
+    png = bp.plot_figure(recs, str(tmp_path))
+    assert open(png, 'rb').read(8) == PNG
+
+
+class _FakeRun(bp.PopulateRun):
+    pass
+
+
+def test_populate_exits_non_zero_when_a_block_fails(monkeypatch, capsys, tmp_path):
+    good = {('anon4k', 'private', m): ns for m, ns in zip(bp.ACCESS_METHODS, (119, 222, 380, 60, 158))}
+    bad = dict(good)
+    bad[('anon4k', 'private', 'Read')] = 1000          # reading slower than writing: the order fails
+    for rows, status in ((good, 0), (bad, 1)):
+        monkeypatch.setattr(bp, 'run_bench', lambda size, reps=3, rows=rows: bp.PopulateRun(
+            dict(rows), {}, {'page_faults': 0}, 'done 1', '', 0))
+        assert bp.main(size='2M', csv=str(tmp_path / 'r.csv')) == status
+        out = capsys.readouterr().out
+        assert ('acceptance: NOT MET' in out) == bool(status)
+        assert len(read_records(str(tmp_path / 'r.csv'))) == 5
+
+
+def test_spf_exits_non_zero_when_the_criterion_is_not_met(monkeypatch):
+    def fake(gain, share):
+        def run_one(program, args, cpus, spf, costs=None, **kw):
+            faults = 1000
+            stats = dict(page_faults=faults, spf=int(share * faults) if spf else 0, mmap_lock_wait_cycles=0,
+                         freq_hz=3000000000, nr_cpus=cpus, cycles=1000, sim_seconds=1e-6, spf_aborts={})
+            return bspf.SpfRun(int(100 * (gain if spf and cpus >= 16 else 1)), stats, '')
+        return run_one
+    for gain, share, status in ((3.5, 0.99, 0), (2.0, 0.99, 1), (3.5, 0.5, 1)):
+        monkeypatch.setattr(bspf, 'run_one', fake(gain, share))
+        lines = []
+        assert bspf.main(out=lines.append) == status
+        assert ('NOT MET' in lines[-1]) == bool(status)
+
+
+@pytest.mark.parametrize('kind', ['prefetch', 'populate', 'spf'])
+def test_unwritable_outputs_are_refused_first(kind, tmp_path):
+    for opt in ('--csv', '--json'):
+        p = subprocess.run(cli_command() + ['bench', kind, '--quick', opt, str(tmp_path / 'no' / 'r.csv')],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2 and p.stderr.count('\n') == 1 and 'no such directory' in p.stderr, p.stderr
+    p = subprocess.run(cli_command() + ['bench', kind, '-j', '0'], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and '-j' in p.stderr
