@@ -26,10 +26,11 @@ def test_uffd_wp_async_matches_native(userland, tmp_path, cpus):
     a second API call is EINVAL); with WP_ASYNC a write to a write-protected page faults but queues no
     message, PAGEMAP_SCAN reports the written pages and PM_SCAN_WP_MATCHING protects them again (the
     uffd-wp bit in /proc/self/pagemap), over anonymous memory (markers in empty pages, the zero page
-    of a read), shared and private memfd mappings and a private file mapping (which only WP_ASYNC may
-    register, and WP alone); max_pages with WP_MATCHING protects only what it reported; UNREGISTER
+    of a read), shared and private memfd mappings (a read of a marker maps the page still protected)
+    and a private file mapping (which only WP_ASYNC may register, and WP alone); max_pages with WP_MATCHING protects only what it reported; UNREGISTER
     clears the state; bad scans (flags, masks, size, ranges, vec) get Linux's errnos, and
-    CHECK_WPASYNC is EPERM where no asynchronous WP is set up."""
+    CHECK_WPASYNC is EPERM where no asynchronous WP is set up (no context, a context without WP_ASYNC,
+    a WP_ASYNC context that registered MISSING only)."""
     native = _native(tmp_path)
     g = run_guest(PROG, cpus=cpus)
     assert g.exit_code == 0, g.result.report
@@ -48,6 +49,10 @@ def test_uffd_wp_async_matches_native(userland, tmp_path, cpus):
                  b'  scan 2: [1+1 0x2] [3+2 0x2] walk_end +8\n'
                  b'  reset:  scan 2: [1+1 0x2] [3+2 0x2] walk_end +8\n  scan 0: walk_end +8',
                  b'  max_pages 3:  scan 1: [0+3 0x2] walk_end +3\n  scan 1: [3+5 0x2] walk_end +8',
+                 b'register MISSING, async: 0 \nscan CHECK_WPASYNC MISSING range: -1 EPERM\n'
+                 b'  WRITEPROTECT there: -1 ENOENT',
+                 b'memfd shared: register WP: 0 \n  WRITEPROTECT: 0 \n'
+                 b'  read of a marker page 0:  scan 1: [7+1 0xd] walk_end +8\n  new:   scan 0: walk_end +8',
                  b'memfd private: register WP: 0 ', b'\ndone\n'):
         assert line in native
 

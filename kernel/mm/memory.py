@@ -17,8 +17,8 @@ from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.huge_memory import huge_pmd_fault, move_huge_pmd, thp_maybe, thp_pmds, zap_huge_pmds
-from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP,
-                                     userfaultfd_fault)
+from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, VM_UFFD_MINOR, VM_UFFD_WP, WP_MARKER,
+                                     _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, userfaultfd_fault)
 
 
 def vma_page_prot(vma):
@@ -35,6 +35,8 @@ def _map_page(mm, vmf, page, prot, soft_dirty=None):
         page.flags |= PG_exec
     if soft_dirty is None:
         soft_dirty = prot & _PAGE_DIRTY
+    if vmf.orig_pte == WP_MARKER:            # set_pte_range: the page keeps the marker's uffd-wp
+        prot = (prot | _PAGE_UFFD_WP) & ~_PAGE_RW
     # set_pte at the slot the fault already holds (no walk), through the RAM's 64-bit view
     mm.pgtables.ptes[vmf.slot >> 3] = (page.pfn << PAGE_SHIFT) | prot | (_PAGE_SOFT_DIRTY if soft_dirty else 0)
     mm.svc.charge('pte_set')
@@ -75,7 +77,7 @@ def handle_pte_fault(mm, vmf):
         ret = userfaultfd_fault(mm, vmf, pte)
         if ret is not None:
             return ret
-    if pte == 0:
+    if pte == 0 or pte == WP_MARKER:         # do_pte_missing: a uffd-wp marker is none to the fault
         if vmf.vma.anon:
             return do_anonymous_page(mm, vmf)
         if vmf.vma.vm_file is None:          # a special mapping ([vdso], [vvar]) has all its pages
@@ -332,8 +334,8 @@ def filemap_map_pages(mm, vmf, start, end):
 def do_read_fault(mm, vmf):
     """Read fault on a file page: try fault-around, else read the page and map it read-only."""
     svc = mm.svc
-    if svc.fault_around_bytes >> PAGE_SHIFT > 1:
-        vmf.around = do_fault_around(mm, vmf)
+    if svc.fault_around_bytes >> PAGE_SHIFT > 1 and not vmf.vma.vm_flags & (VM_UFFD_WP | VM_UFFD_MINOR):
+        vmf.around = do_fault_around(mm, vmf)          # not for userfaultfd WP/MINOR (uffd_disable_fault_around)
         if vmf.page is not None:
             vmf.handler = 'do_read_fault(fault-around)'
             vmf.around -= 1

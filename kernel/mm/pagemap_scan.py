@@ -60,6 +60,8 @@ class PmScan:
         (self.size, self.flags, self.start, self.end, self.walk_end, self.vec, self.vec_len, self.max_pages,
          self.inverted, self.mask, self.anyof, self.return_mask) = arg
         self.masks_of_interest = self.mask | self.anyof | self.return_mask
+        self.written_only = (not self.anyof and not self.inverted and self.mask == PAGE_IS_WRITTEN and
+                             self.return_mask == PAGE_IS_WRITTEN)
         self.found_pages = 0
         self.buf = []                   # the bounce buffer: [start, end, categories] lists
         self.buf_len = min(PAGEMAP_WALK_SIZE >> PAGE_SHIFT, self.vec_len)
@@ -288,6 +290,27 @@ def _walk_hugetlb(mm, p, va, stop):
     return ret, int(make_uffd_wp_huge_pte(mm, slot, mm.svc.frames.phys.read64(slot)))
 
 
+def _walk_written(mm, p, va, slot, ptes, wp):
+    """pagemap_scan_pmd_entry's fast path when only PAGE_IS_WRITTEN is asked for and returned: every
+    entry without the uffd-wp state is reported (and, with WP_MATCHING, protected); (ret, changed)."""
+    cat = p.cur_vma_category | PAGE_IS_WRITTEN
+    ret = 0
+    changed = 0
+    for i, pte in enumerate(ptes):
+        if pte & _PAGE_PRESENT:
+            if pte & _PAGE_UFFD_WP:
+                continue
+        elif pte and pte_swp_uffd_wp_any(pte):
+            continue
+        addr = va + (i << PAGE_SHIFT)
+        ret, nxt = p.output(cat, addr, addr + PAGE_SIZE)
+        if nxt == addr:
+            break
+        if wp:
+            changed += make_uffd_wp_pte(mm, slot + i * 8, pte)
+    return ret, changed
+
+
 def walk_vma(mm, p, vma, start, end):
     """pagemap_scan_pmd_entry / hugetlb_entry / pte_hole over [start, end) of one VMA; 0 or -ENOSPC
     (walk_end set) when the output is full."""
@@ -298,10 +321,15 @@ def walk_vma(mm, p, vma, start, end):
     while va < end:
         stop = min(end, ((va >> PMD_SHIFT) + 1) << PMD_SHIFT)
         ret = 0
-        slot = None if vma.vm_flags & VM_HUGETLB else mm.pgtables.pte_slot(va, create=False)
+        thp = (va >> PMD_SHIFT) in mm.pgtables.thp      # a transparent huge PMD: split to write-protect
+        slot = None if vma.vm_flags & VM_HUGETLB else mm.pgtables.pte_slot(va, create=bool(thp and wp))
         if vma.vm_flags & VM_HUGETLB:
             ret, n = _walk_hugetlb(mm, p, va, stop)
             changed += n
+        elif slot is None and thp:                            # pagemap_scan_thp_entry: one category
+            cat = p.cur_vma_category | pagemap_page_category(mm, p, mm.pgtables.get_pte(va)) | PAGE_IS_HUGE
+            if p.interesting(cat):
+                ret, _end = p.output(cat, va, stop)
         elif slot is None:                                    # pagemap_scan_pte_hole
             if p.interesting(p.cur_vma_category):
                 ret, hole_end = p.output(p.cur_vma_category, va, stop)
@@ -311,6 +339,13 @@ def walk_vma(mm, p, vma, start, end):
             n = (stop - va) >> PAGE_SHIFT
             ptes = struct.unpack('<%dQ' % n, mm.svc.frames.phys.read(slot, n * 8))
             fast_wp = wp and not p.has_buf                    # protect every entry, report nothing
+            if not fast_wp and p.written_only:                # the PAGE_IS_WRITTEN fast path
+                ret, n = _walk_written(mm, p, va, slot, ptes, wp)
+                changed += n
+                if ret:
+                    break
+                va = stop
+                continue
             for i, pte in enumerate(ptes):
                 addr = va + (i << PAGE_SHIFT)
                 if fast_wp:

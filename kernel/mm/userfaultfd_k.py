@@ -225,8 +225,9 @@ def userfaultfd_fault(mm, vmf, pte):
 def pte_marker_handle_uffd_wp(mm, vmf):
     """A fault on a uffd-wp marker that no MISSING/MINOR fault took: a write is the WP fault the page
     would give once mapped write-protected; a read of anonymous memory maps the zero page
-    write-protected (do_anonymous_page with the marker's uffd-wp); otherwise the marker goes and the
-    access retries on an empty PTE (a shmem page mapped then is not write-protected: not modelled)."""
+    write-protected (do_anonymous_page with the marker's uffd-wp); a read of a file-backed range goes
+    on as a fault on an empty PTE (None: do_pte_missing, whose page keeps the uffd-wp); in a range no
+    longer registered for WP the marker goes and the access retries (pte_marker_clear)."""
     vma = vmf.vma
     svc = mm.svc
     if vma.vm_flags & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE:
@@ -242,6 +243,8 @@ def pte_marker_handle_uffd_wp(mm, vmf):
         vmf.handler = 'do_anonymous_page(zero, uffd-wp)'
         prot = protection_map[vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC)] & ~_PAGE_RW
         mm.pgtables.ptes[vmf.slot >> 3] = (svc.zero_page.pfn << 12) | prot | _PAGE_ACCESSED | _PAGE_UFFD_WP
+    elif vma.vm_flags & VM_UFFD_WP:
+        return None
     else:
         vmf.handler = 'pte_marker_clear'
         mm.pgtables.ptes[vmf.slot >> 3] = 0

@@ -257,6 +257,12 @@ static void bad_scans(void)
     scan(p, 8 * PS, 0, 0, ALLCAT, 0, ALLCAT);
     printf("  holes, written:");
     WRITTEN(p, 8 * PS);
+    /* WP_ASYNC, but the range registered for MISSING only: not WPALLOWED either */
+    int afd = new_uffd(UFFD_FEATURE_WP_ASYNC, NULL);
+    SHOW("register MISSING, async", wp_register(afd, p, 8 * PS, UFFDIO_REGISTER_MODE_MISSING));
+    BAD("scan CHECK_WPASYNC MISSING range", flags, PM_SCAN_CHECK_WPASYNC);
+    SHOW("  WRITEPROTECT there", wp_protect(afd, p, 8 * PS, 1));
+    close(afd);
     /* registered for WP without WP_ASYNC: no VMA is WPALLOWED */
     int fd = new_uffd(0, NULL);
     SHOW("register WP, sync", wp_register(fd, p, 8 * PS, UFFDIO_REGISTER_MODE_WP));
@@ -313,6 +319,9 @@ static void memfd_tests(void)
         printf("memfd %s: ", shared ? "shared" : "private");
         SHOW("register WP", wp_register(fd, p, 8 * PS, UFFDIO_REGISTER_MODE_WP));
         SHOW("  WRITEPROTECT", wp_protect(fd, p, 8 * PS, 1));
+        printf("  read of a marker page %d:", p[7 * PS]);
+        base = p;
+        scan(p + 7 * PS, PS, 0, 0, ALLCAT, 0, ALLCAT);
         cycle(fd, p, 8);
         char c;
         pread(mfd, &c, 1, PS);
