@@ -722,5 +722,5 @@ def monitor_command(kernel, fmon, task, line, stats=None):
 
 
 __all__ = ['peek_user', 'poke_user', 'translate_user', 'ptrace_signal', 'FileMapping', 'exec_file_mappings',
-           'exec_file_at', 'DebugFile', 'debug_file_open', 'debug_readlink', 'FaultMonitor', 'FaultEvent', 'monitor_command', 'FAULT_STOP_MODES',
-           'UffdFault', 'uffd_fault_mode']
+           'exec_file_at', 'DebugFile', 'debug_file_open', 'debug_readlink', 'FaultMonitor', 'FaultEvent', 'monitor_command',
+           'FAULT_STOP_MODES', 'UffdFault', 'uffd_fault_mode']

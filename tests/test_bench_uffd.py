@@ -52,7 +52,8 @@ def test_postcopy_modes_match_the_native_run(userland):
 
 def test_bad_arguments_are_usage_errors(userland):
     prog = os.path.join(userland, 'uffd_bench')
-    for args in (['fault', 'nosuch', 'uffd', '4'], ['fault', 'missing', 'uffd', '4', '5'], ['postcopy', 'x', '1', '1', '1']):
+    for args in (['fault', 'nosuch', 'uffd', '4'], ['fault', 'missing', 'uffd', '4', '5'],
+                 ['postcopy', 'x', '1', '1', '1']):
         code, _out, err = run_native(prog, args)
         r = run_guest(prog, args)
         assert code == r.exit_code == 2 and r.stderr == err, args

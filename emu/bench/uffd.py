@@ -52,6 +52,11 @@ it pulls (one page at a time: a single remote stream), the reader computes COMPU
   populate      a second thread MADV_POPULATE_WRITEs every page in order (its gup faults queue the
                 messages early; each call sleeps until the handler copied the page)
   prefetch      a second thread calls the vDSO's prefetch_page() on every page
+  T/serial      T over P * (LATENCY_US + COMPUTE_US): 1 when nothing overlaps
+  resent        messages the handler read for a page it had already pulled (it only woke the thread)
+  pf fails      prefetch_page() calls that returned non-zero
+  msgs          messages queued in all; a reader's fault on a page the populating thread asked for
+                already queues a second one, which the copy wakes with the first (unread)
 """
 
 
@@ -144,8 +149,8 @@ def postcopy_row(mode, cpus, pages, latency_us, compute_us, costs=None):
     r = run_bench(['postcopy', mode, pages, latency_us, compute_us], cpus, costs)
     if 'elapsed_ns' not in r.values:
         return None
-    return dict(mode=mode, cpus=cpus, compute_us=compute_us, t_ns=r['elapsed_ns'], handled=r['handled'], resent=r['resent'],
-                prefetch_fail=r['prefetch_fail'], lb_ns=pages * latency_us * 1000,
+    return dict(mode=mode, cpus=cpus, compute_us=compute_us, t_ns=r['elapsed_ns'], handled=r['handled'],
+                resent=r['resent'], prefetch_fail=r['prefetch_fail'], lb_ns=pages * latency_us * 1000,
                 serial_ns=pages * (latency_us + compute_us) * 1000, preemptions=r.kstats.get('preemptions', 0),
                 nowait=r.stats.get('nowait_faults', 0), uffd_faults=r.kstats.get('uffd_faults', 0))
 
@@ -192,46 +197,67 @@ IDLE_IPI_CAUSE = (': each unprotect flushes the TLB and the faulting thread\'s C
                   'lazy TLB mode, tlb_is_not_lazy, unless page tables were freed)')
 
 
+# the handler name (Kernel.fault_breakdown) of each kernel-resolved case
+_KERNEL_HANDLER = {'missing': 'do_anonymous_page', 'minor': 'do_shared_fault', 'wp': 'do_wp_page(reuse)'}
+
+
+def _per_fault(handlers):
+    return ', '.join('%s %.2f per fault' % (h, n) for h, n in sorted(handlers.items())) or 'none'
+
+
+def _near(value, want):
+    return abs(value - want) < 0.01
+
+
+def _case_checks(title, n, u, k, case):
+    """(ok, text) for the uffd row u and the kernel row k of one case on n CPUs."""
+    checks = [(u['cycles'] > k['cycles'] and u['ctxsw'] >= 2 and u['syscalls'] >= 3,
+               '%s, %d CPU(s): handler-resolved %.0f > kernel-resolved %.0f cycles/fault (the handler path adds '
+               '%.2f context switches and %.2f system calls per fault: poll, read, the ioctl, the next poll)'
+               % (title, n, u['cycles'], k['cycles'], u['ctxsw'], u['syscalls'])),
+              (_near(u['faults'], 1) and _near(u['wakeups'], 1) and _near(u['handled'], 1),
+               '%s, %d CPU(s): one trap, one message and one wake-up per fault (%.2f, %.2f, %.2f)'
+               % (title, n, u['faults'], u['handled'], u['wakeups']))]
+    for row, handler, who in ((u, 'handle_userfault', 'handler'), (k, _KERNEL_HANDLER[case], 'kernel')):
+        got = {h: c / row['pages'] for h, c in row['handlers'].items()}
+        checks.append((got == {handler: 1.0}, '%s, %d CPU(s): the %s-resolved faults went through %s (%s)'
+                       % (title, n, who, handler, _per_fault(got))))
+    skew = '' if u['early'] == 0 else (': the simulated CPUs ran apart in time (kernel/sched.py: a CPU may run '
+                                       'MIN_SLICE_INSNS + SLACK_CYCLES past another)')
+    checks.append((u['early'] == 0, '%s, %d CPU(s): no message read before the write that raised it, by the '
+                   'threads\' CLOCK_MONOTONIC (%d early)%s' % (title, n, u['early'], skew)))
+    how = 'writer -> handler -> writer' if n == 1 else 'idle -> handler on one CPU, idle -> writer on the other'
+    checks.append((_near(u['ctxsw'], 2), '%s, %d CPU(s): %.2f context switches per fault; the mechanism makes 2 '
+                   '(%s)%s' % (title, n, u['ctxsw'], how, '' if _near(u['ctxsw'], 2) else SWITCH_ARTIFACT)))
+    return checks
+
+
+def _cpus_check(title, one, two):
+    """(ok, text): a fault costs the writer less on 2 CPUs than on 1, or more only for a known reason."""
+    if two['cycles'] < one['cycles']:
+        return (True, '%s: a fault costs the writer less on 2 CPUs (%.0f < %.0f cycles; round trip %.0f vs %.0f): '
+                'it runs again as soon as the ioctl wakes it, while on 1 CPU it waits for the handler to return '
+                'from the ioctl and sleep in poll() again'
+                % (title, two['cycles'], one['cycles'], two['round_trip'], one['round_trip']))
+    # longer on 2 CPUs only with a known cause: the resolving ioctl's TLB flush IPIs the faulting
+    # thread's CPU, halted in idle (lazy TLB: kernel/sched.py tlb_targets)
+    explained = two['idle_ipis'] > 0.99
+    return (explained, '%s: a fault costs the writer more on 2 CPUs (%.0f >= %.0f cycles; round trip %.0f vs %.0f)%s'
+            % (title, two['cycles'], one['cycles'], two['round_trip'], one['round_trip'],
+               IDLE_IPI_CAUSE % two['idle_ipis'] if explained else ' with no idle-CPU shootdown to explain it'))
+
+
 def fault_checks(rows, cpus_list):
     """(ok, text) for every check on the fault rows."""
     checks = []
     for case, title, _k in CASES:
         for n in cpus_list:
             u, k = _row(rows, case, 'uffd', n), _row(rows, case, 'kernel', n)
-            if u is None or k is None:
-                continue
-            checks.append((u['cycles'] > k['cycles'] and u['ctxsw'] >= 2 and u['syscalls'] >= 3,
-                           '%s, %d CPU(s): handler-resolved %.0f > kernel-resolved %.0f cycles/fault (the handler '
-                           'path adds %.2f context switches and %.2f system calls per fault: poll, read, the ioctl, '
-                           'the next poll)' % (title, n, u['cycles'], k['cycles'], u['ctxsw'], u['syscalls'])))
-            checks.append((abs(u['faults'] - 1) < 0.01 and abs(u['wakeups'] - 1) < 0.01 and abs(u['handled'] - 1) < 0.01,
-                           '%s, %d CPU(s): one trap, one message and one wake-up per fault (%.2f, %.2f, %.2f)'
-                           % (title, n, u['faults'], u['handled'], u['wakeups'])))
-            checks.append((u['early'] == 0, '%s, %d CPU(s): no message read before the write that raised it, by the '
-                           'threads\' CLOCK_MONOTONIC (%d early)%s' % (title, n, u['early'], '' if u['early'] == 0 else
-                                                                      ': the simulated CPUs ran apart in time (kernel/sched.py: '
-                                                                      'a CPU may run MIN_SLICE_INSNS + SLACK_CYCLES past another)')))
-            checks.append((abs(u['ctxsw'] - 2) < 0.01, '%s, %d CPU(s): %.2f context switches per fault; the mechanism '
-                           'makes 2 (%s)%s' % (title, n, u['ctxsw'], 'writer -> handler -> writer' if n == 1 else
-                                               'idle -> handler on one CPU, idle -> writer on the other',
-                                               '' if abs(u['ctxsw'] - 2) < 0.01 else SWITCH_ARTIFACT)))
-        if 1 in cpus_list and 2 in cpus_list:
-            one, two = _row(rows, case, 'uffd', 1), _row(rows, case, 'uffd', 2)
-            if one is None or two is None:
-                continue
-            if two['cycles'] < one['cycles']:
-                checks.append((True, '%s: a fault costs the writer less on 2 CPUs (%.0f < %.0f cycles; round trip %.0f '
-                               'vs %.0f): it runs again as soon as the ioctl wakes it, while on 1 CPU it waits for the '
-                               'handler to return from the ioctl and sleep in poll() again'
-                               % (title, two['cycles'], one['cycles'], two['round_trip'], one['round_trip'])))
-            else:
-                # longer on 2 CPUs only with a known cause: the resolving ioctl's TLB flush IPIs the
-                # faulting thread's CPU, halted in idle (lazy TLB: kernel/sched.py tlb_targets)
-                explained = two['idle_ipis'] > 0.99
-                checks.append((explained, '%s: a fault costs the writer more on 2 CPUs (%.0f >= %.0f cycles; round trip '
-                               '%.0f vs %.0f)%s' % (title, two['cycles'], one['cycles'], two['round_trip'],
-                                                    one['round_trip'], IDLE_IPI_CAUSE % two['idle_ipis'] if explained
-                                                    else ' with no idle-CPU shootdown to explain it')))
+            if u is not None and k is not None:
+                checks += _case_checks(title, n, u, k, case)
+        one, two = _row(rows, case, 'uffd', 1), _row(rows, case, 'uffd', 2)
+        if one is not None and two is not None:
+            checks.append(_cpus_check(title, one, two))
     return checks
 
 
@@ -246,9 +272,9 @@ def postcopy_checks(rows):
         dem, pop, pre = by.get(('demand', n)), by.get(('populate', n)), by.get(('prefetch', n))
         if pre is not None and dem is not None:
             checks.append((pre['prefetch_fail'] == pre['handled'] == pre['uffd_faults'] and pre['nowait'] > 0,
-                           '%d CPU(s): prefetch_page() starts no pull: all %d calls fail and only the reader\'s %d faults '
-                           'queue messages (handle_userfault returns VM_FAULT_RETRY for FAULT_FLAG_RETRY_NOWAIT before '
-                           'queueing one); T %.3f ms vs demand %.3f ms'
+                           '%d CPU(s): prefetch_page() starts no pull: all %d calls fail and only the reader\'s %d '
+                           'faults queue messages (handle_userfault returns VM_FAULT_RETRY for '
+                           'FAULT_FLAG_RETRY_NOWAIT before queueing one); T %.3f ms vs demand %.3f ms'
                            % (n, pre['prefetch_fail'], pre['uffd_faults'], pre['t_ns'] / 1e6, dem['t_ns'] / 1e6)))
         if pop is None or dem is None:
             continue
