@@ -22,13 +22,15 @@ Times are simulated cycles of the current CPU's clock (`kernel.now()`).
   block_rq_issue(req)                                     a disk request was queued (times known)
 
 What tracers print comes with them: access_str(error_code) names a fault's access ('read', 'write',
-'instruction fetch'), a request's op is READ or WRITE, and SIGNAL_NAMES / SI_CODE_NAMES name signals and their codes.
+'instruction fetch'), a request's op is READ or WRITE, and SIGNAL_NAMES / SI_CODE_NAMES name signals and their codes;
+siginfo_kill(sig, code, pid) is the siginfo signal_send's info=None stands for.
 """
 from faultlab.kernel.arch.fault import access_str
 from faultlab.kernel.block.request import READ, WRITE
-from faultlab.kernel.signal import SI_CODE_NAMES, SIGNAL_NAMES
+from faultlab.kernel.signal import SI_CODE_NAMES, SIGKILL, SIGNAL_NAMES, siginfo_kill
 
-__all__ = ['FaultInfo', 'Tracepoints', 'TracepointTee', 'access_str', 'READ', 'WRITE', 'SIGNAL_NAMES', 'SI_CODE_NAMES']
+__all__ = ['FaultInfo', 'Tracepoints', 'TracepointTee', 'access_str', 'READ', 'WRITE', 'SIGNAL_NAMES', 'SI_CODE_NAMES',
+           'SIGKILL', 'siginfo_kill']
 
 
 class FaultInfo:

@@ -22,10 +22,9 @@ A call that slept gets its result at the sched_wakeup tracepoint.
 import sys
 
 from faultlab.kernel.syscalls import SYSCALL_NAMES
-from faultlab.kernel.tracepoints import Tracepoints, access_str
+from faultlab.kernel.tracepoints import SIGKILL, Tracepoints, access_str, siginfo_kill
 from faultlab.observe.strace_decode import Decoder, entry_snapshot, format_call, format_exit, format_ret, \
     format_signal, format_siginfo, pointer, s64, sigset
-from faultlab.kernel.signal import SIGKILL, siginfo_kill
 
 ERESTARTSYS = 512
 # what strace shows for a sleeping call a fatal signal ended (the kernel's restart code, which the

@@ -4,6 +4,7 @@ import errno
 
 from faultlab.kernel.debug.oops import oops
 from faultlab.kernel.futex import BLOCKED
+from faultlab.kernel.host_hint import enoent_host_hint
 from faultlab.kernel.mm.userfaultfd_events import userfaultfd_event_wait_completion
 from faultlab.kernel.mm.userfaultfd_k import UserfaultRetry
 from faultlab.kernel.sigframe import do_signal
@@ -46,6 +47,8 @@ def dispatch(kernel, task):
                                                              nr, kernel.cpu.rip), e) from e
         finally:
             task.in_syscall = False
+        if ret == -errno.ENOENT:
+            enoent_host_hint(kernel, task, nr, args, ret)       # a host path the guest cannot see: --mount
     if ret is not BLOCKED and getattr(task, 'uffd_events', None):
         ret = userfaultfd_event_wait_completion(task, ret)    # sleeps until they are read
     if ret is BLOCKED:
