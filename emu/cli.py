@@ -9,6 +9,7 @@ import traceback
 
 from faultlab.bench.uffd import DEFAULT_LATENCY_US as UFFD_LATENCY_US
 from faultlab.bench.uffd import DEFAULT_PAGES as UFFD_PAGES
+from faultlab.bench.uffd import GAP_US as UFFD_GAP_US
 from faultlab.bench.uffd import QUICK_PAGES as UFFD_QUICK_PAGES
 from faultlab.bench.uffd import cpu_list as uffd_cpu_list
 from faultlab.bench.report import add_report_options
@@ -148,6 +149,8 @@ def add_bench_parser(sub):
                    help='post-copy: the reader\'s compute per page (default: --latency-us)')
     k.add_argument('--cpus', type=uffd_cpu_list, default=None, metavar='N[,N...]',
                    help='simulated CPU counts to run on (default 1,2)')
+    k.add_argument('--gap-us', type=non_negative_int, default=None, metavar='US',
+                   help='fault rows: the writer\'s pause before each write (default %d)' % UFFD_GAP_US)
 
 
 def build_parser():

@@ -28,12 +28,14 @@ DEFAULT_LATENCY_US = 50
 DEFAULT_CPUS = (1, 2)
 QUICK_PAGES = 8
 GAP_US = 10                     # the writer's pause before each write (uffd_bench fault GAP_US)
+# (a pause shorter than the simulated CPUs' drift, kernel/sched.py SLACK_CYCLES and MIN_SLICE_INSNS,
+# lets a 2-CPU handler see the next message before it was raised: the early-reads check fails)
 
 DEFINITIONS = """\
 All times are simulated (3 GHz clock). A fault row comes from two runs of `uffd_bench fault CASE HOW
-2P TOUCH 10` (2P pages set up, the first TOUCH written, each write after a 10 us pause so that the
-handler is asleep in poll() when the fault comes), TOUCH = P and 2P: counters are their difference
-divided by P (one more fault, no set-up), the clock is the second run's.
+2P TOUCH GAP` (2P pages set up, the first TOUCH written, each write after a pause of GAP us, --gap-us,
+so that the handler is asleep in poll() when the fault comes), TOUCH = P and 2P: counters are their
+difference divided by P (one more fault, no set-up), the clock is the second run's.
   cycles/fault  the writing thread's CLOCK_MONOTONIC just before and just after each write, in cycles
   faults        #PF traps per fault (a handler-resolved fault traps once: VM_FAULT_RETRY, not counted
                 as minor/major by mm_account_fault; the retry after the wake-up finds the PTE done)
@@ -224,8 +226,9 @@ def _case_checks(title, n, u, k, case):
                        % (title, n, who, handler, _per_fault(got))))
     skew = '' if u['early'] == 0 else (': the simulated CPUs ran apart in time (kernel/sched.py: a CPU may run '
                                        'MIN_SLICE_INSNS + SLACK_CYCLES past another)')
-    checks.append((u['early'] == 0, '%s, %d CPU(s): no message read before the write that raised it, by the '
-                   'threads\' CLOCK_MONOTONIC (%d early)%s' % (title, n, u['early'], skew)))
+    checks.append((u['early'] == 0, '%s, %d CPU(s): no message seen by the handler (poll returned) before the '
+                   'write that raised it, by the threads\' CLOCK_MONOTONIC (%d early)%s'
+                   % (title, n, u['early'], skew)))
     how = 'writer -> handler -> writer' if n == 1 else 'idle -> handler on one CPU, idle -> writer on the other'
     checks.append((_near(u['ctxsw'], 2), '%s, %d CPU(s): %.2f context switches per fault; the mechanism makes 2 '
                    '(%s)%s' % (title, n, u['ctxsw'], how, '' if _near(u['ctxsw'], 2) else SWITCH_ARTIFACT)))
@@ -299,7 +302,7 @@ def postcopy_notes(rows):
             'only when the reader blocks on its next fault' % (1 / gain, pop['preemptions'])]
 
 
-def main(pages=None, latency_us=None, compute_us=None, cpus=None, quick=False, out=print, costs=None):
+def main(pages=None, latency_us=None, compute_us=None, cpus=None, quick=False, out=print, costs=None, gap_us=None):
     """Print the tables and the checks; 0 if every check holds, 1 if one fails, 2 without the program."""
     if not os.path.exists(PROGRAM):
         out('bench: build the userland programs first (make -C userland)')
@@ -308,15 +311,16 @@ def main(pages=None, latency_us=None, compute_us=None, cpus=None, quick=False, o
     latency_us = DEFAULT_LATENCY_US if latency_us is None else latency_us
     compute_us = latency_us if compute_us is None else compute_us
     cpus = tuple(cpus or DEFAULT_CPUS)
-    out('faultlab bench uffd: uffd_bench fault CASE uffd|kernel N (N = %d and %d) and uffd_bench postcopy, '
-        'on %s simulated CPU(s)' % (pages, 2 * pages, ', '.join(map(str, cpus))))
+    gap_us = GAP_US if gap_us is None else gap_us
+    out('faultlab bench uffd: uffd_bench fault CASE uffd|kernel %d N %d (N = %d and %d) and uffd_bench postcopy, '
+        'on %s simulated CPU(s)' % (2 * pages, gap_us, pages, 2 * pages, ', '.join(map(str, cpus))))
     out(DEFINITIONS.rstrip())
     out('')
     rows = []
     for case, _title, _k in CASES:
         for how in ('uffd', 'kernel'):
             for n in cpus:
-                rows.append(fault_row(case, how, n, pages, costs))
+                rows.append(fault_row(case, how, n, pages, costs, gap_us))
     print_fault_table(rows, out)
     out('')
     prow = []

@@ -21,7 +21,7 @@
  *     The handler thread waits as userfaultfd(2)'s example does: a O_NONBLOCK descriptor, poll(),
  *     read() of one uffd_msg; a second descriptor in the poll set (a pipe) ends it.
  *     Prints: elapsed_ns (the whole loop), fault_ns (the timed writes summed), handled (messages
- *     resolved), polls (poll() returns), early_reads (messages the handler read at a
+ *     resolved), polls (poll() returns), early_reads (messages whose poll() returned at a
  *     CLOCK_MONOTONIC time before the writer's clock just before the write that raised them: 0 on
  *     any machine whose CPUs share one clock), check ok|bad (every page reads back what was
  *     written, and the bytes the handler supplied).
@@ -73,7 +73,7 @@ struct handler {
     char *base;                 /* the registered range (H_PULL: the page contents depend on the index) */
     long npages;
     unsigned char *sent;        /* H_PULL: pages already copied */
-    uint64_t *t_read;           /* fault: CLOCK_MONOTONIC when the message of page i was read */
+    uint64_t *t_read;           /* fault: CLOCK_MONOTONIC when poll() reported the message of page i */
     long handled, polls, sent_count, resent;
     pthread_t th;
 };
@@ -170,6 +170,7 @@ static void *handler_main(void *arg)
     for (;;) {
         struct pollfd p[2] = { { h->uffd, POLLIN, 0 }, { h->stop_rd, POLLIN, 0 } };
         int n = poll(p, 2, -1);
+        uint64_t seen = h->t_read ? now_ns() : 0;      /* when the handler learnt of the message */
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -190,7 +191,7 @@ static void *handler_main(void *arg)
         if (h->t_read) {
             long i = (long)((msg.arg.pagefault.address & ~(PS - 1)) - (uintptr_t)h->base) / PS;
             if (i >= 0 && i < h->npages)
-                h->t_read[i] = now_ns();
+                h->t_read[i] = seen;
         }
         if (resolve(h, msg.arg.pagefault.address, msg.arg.pagefault.flags))
             fail("resolve a fault");
