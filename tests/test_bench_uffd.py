@@ -21,7 +21,7 @@ def _values(text):
 @pytest.mark.parametrize('how', ['uffd', 'kernel'])
 def test_fault_mode_matches_the_native_run(userland, case, how):
     prog = os.path.join(userland, 'uffd_bench')
-    args = ['fault', case, how, '8', '6', '2']
+    args = ['fault', case, how, '8', '6', '10']
     code, out, err = run_native(prog, args)
     assert code == 0, err
     native = _values(out)
