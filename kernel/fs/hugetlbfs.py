@@ -5,6 +5,8 @@ A memfd of the 1 GiB hstate (MFD_HUGE_1GB) is a file of this kind whose pool is 
 multiples of 1 GiB, its block size 1 GiB, and it never gets a page."""
 import errno
 
+from faultlab.kernel.cgroup.hugetlb_cgroup import (hugetlb_cgroup_cancel_charge, hugetlb_cgroup_charge_cgroup,
+                                                   hugetlb_cgroup_commit_charge, hugetlb_cgroup_uncharge_rsvd)
 from faultlab.kernel.file import OpenFile
 from faultlab.kernel.fs.dir import MemDir
 from faultlab.kernel.fs.errors import FsError
@@ -44,6 +46,7 @@ class HugetlbFile(PagedFile):
         super().__init__(sb, ino, mode, uid, gid)
         self.hpages = {}
         self.resv = set()
+        self.resv_cg = {}                 # huge index -> the hugetlb cgroup its reservation is charged to
 
     @property
     def h(self):
@@ -105,11 +108,14 @@ class HugetlbFile(PagedFile):
             from_subpool_resv = sb.subpool_get()
             if from_subpool_resv is None:
                 return None
-        head = h.alloc_huge_page(use_resv or from_subpool_resv)
+        charge = hugetlb_cgroup_charge_cgroup(h, not use_resv)
+        head = h.alloc_huge_page(use_resv or from_subpool_resv) if charge is not None else None
         if head is None:
             if not use_resv:
                 sb.subpool_unget(from_subpool_resv)
+            hugetlb_cgroup_cancel_charge(h, charge)
             return None
+        hugetlb_cgroup_commit_charge(h, head, charge)
         if use_resv:
             sb.used_hpages += 1
             sb.subpool_absorb()
@@ -169,6 +175,8 @@ class HugetlbFile(PagedFile):
             self.remove_huge_page(idx)
         drop = [i for i in self.resv if i >= first and (last is None or i < last)]
         self.resv.difference_update(drop)
+        for i in [i for i in self.resv_cg if i >= first and (last is None or i < last)]:
+            hugetlb_cgroup_uncharge_rsvd(self.h, self.resv_cg.pop(i))     # region_del
         self.h.hugetlb_acct_memory(-len(drop))
 
     def set_size(self, new_size):

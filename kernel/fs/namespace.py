@@ -3,6 +3,7 @@ do_remount, do_change_type, path_umount/do_umount): new tmpfs and hugetlbfs moun
 lazy and expiring unmounts, EBUSY while a mount is in use. Errors are raised as FsError."""
 import errno
 
+from faultlab.kernel.cgroup.cgroup import cgroup_get_tree
 from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.fs.fs_context import (FILESYSTEMS, hugetlbfs_get_tree, parse_hugetlbfs, parse_tmpfs, split_options,
                                   tmpfs_get_tree, tmpfs_reconfigure)
@@ -23,6 +24,7 @@ MNT_FORCE, MNT_DETACH, MNT_EXPIRE, UMOUNT_NOFOLLOW = 1, 2, 4, 8
 class MountContext:
     """What path_mount needs besides its arguments: the namespace, the tasks (for EBUSY), the hugetlb
     pool, RAM size (tmpfs defaults), the clock and a one-time warning for what is not emulated."""
+    cgroup_root = None       # the cgroup v2 hierarchy (kernel/cgroup/cgroup.py) a cgroup2 mount shows
 
     def __init__(self, vfs, tasks, hstate, totalram_pages, clock, warn_once):
         self.vfs = vfs
@@ -104,6 +106,11 @@ def do_new_mount(ctx, target, fstype, flags, mnt_flags, devname, data):
     non-directory)."""
     if fstype is None:
         raise FsError(errno.EINVAL)
+    if fstype == 'cgroup2':
+        opts, ro_opt = split_options(data)
+        sb = cgroup_get_tree(ctx.cgroup_root, opts, bool(flags & MS_RDONLY) if ro_opt is None else ro_opt,
+                             ctx.clock)
+        return _attach(ctx, target, sb, devname, mnt_flags)
     if fstype not in FILESYSTEMS:
         raise FsError(errno.ENODEV)
     opts, ro_opt = split_options(data)
@@ -114,6 +121,11 @@ def do_new_mount(ctx, target, fstype, flags, mnt_flags, devname, data):
         if ctx.hstate is None:
             raise FsError(errno.ENODEV)
         sb = hugetlbfs_get_tree(parse_hugetlbfs(opts, ctx.hstate), ctx.hstate, ctx.clock, readonly)
+    return _attach(ctx, target, sb, devname, mnt_flags)
+
+
+def _attach(ctx, target, sb, devname, mnt_flags):
+    """do_new_mount_fc: the new superblock's root covers target."""
     if not target.is_dir():
         _kill_sb(sb)
         raise FsError(errno.ENOTDIR)
@@ -173,7 +185,7 @@ def _open_files(ctx, sb):
     for t in _live_tasks(ctx):
         for f in t.files.fds.values():
             inode = getattr(f, 'inode', None)
-            if inode is not None and inode.sb is sb and id(f) not in seen:
+            if inode is not None and getattr(inode, 'sb', None) is sb and id(f) not in seen:     # (a pipe has none)
                 seen.add(id(f))
                 out.append(f)
     return out

@@ -14,6 +14,9 @@ Private_Hugetlb / Shared_Hugetlb with KernelPageSize 2048 kB).
 """
 import errno
 
+from faultlab.kernel.cgroup.hugetlb_cgroup import (hugetlb_cgroup_cancel_charge, hugetlb_cgroup_charge_cgroup,
+                                                   hugetlb_cgroup_charge_rsvd, hugetlb_cgroup_commit_charge,
+                                                   hugetlb_cgroup_uncharge_folio, hugetlb_cgroup_uncharge_rsvd)
 from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.fs.hugetlbfs import HugetlbFile, HugetlbFs, hugetlb_file_setup
 from faultlab.kernel.mm.hugetlb_sysfs import hugetlb_sysctl_init
@@ -241,6 +244,7 @@ class HState:
         head.mapping = None
         head.mapcount = 0
         head.rmap_mm = None
+        hugetlb_cgroup_uncharge_folio(self, head)
         if restore_reserve:
             self.resv_huge_pages += 1
         if self.surplus_huge_pages:
@@ -333,13 +337,30 @@ def hugetlb_reserve_pages(h, mm, vma_start, nr, f, idx0, shared, noreserve):
         need = [i for i in range(idx0, idx0 + nr) if i not in inode.hpages and i not in inode.resv]
     else:
         need = list(range(nr))
+    hcg = hugetlb_cgroup_charge_rsvd(h, len(need))
+    if hcg is None:
+        return -errno.ENOMEM                  # over the cgroup's hugetlb rsvd.max
     if h.hugetlb_acct_memory(len(need)):
+        hugetlb_cgroup_uncharge_rsvd(h, hcg, len(need))
         return -errno.ENOMEM
     if shared:
         inode.resv.update(need)
+        if hcg:
+            inode.resv_cg.update((i, hcg) for i in need)
     else:
         _private_resv(mm).update(((vma_start >> HPAGE_SHIFT) + i, True) for i in need)
+        if hcg:
+            _private_resv_cg(mm).update(((vma_start >> HPAGE_SHIFT) + i, hcg) for i in need)
     return 0
+
+
+def _private_resv_cg(mm):
+    """The hugetlb cgroup each private reservation of mm is charged to (the resv_map's
+    reservation_counter), by huge virtual page number, until the VMA goes."""
+    r = getattr(mm, 'hugetlb_resv_cg', None)
+    if r is None:
+        r = mm.hugetlb_resv_cg = {}
+    return r
 
 
 def hugetlb_vm_op_close(mm, vma):
@@ -347,6 +368,10 @@ def hugetlb_vm_op_close(mm, vma):
     r = getattr(mm, 'hugetlb_resv', None)
     if not r or vma.vm_flags & VM_MAYSHARE:
         return
+    rcg = getattr(mm, 'hugetlb_resv_cg', None)
+    if rcg:                                   # hugetlb_cgroup_uncharge_counter over the whole range
+        for vpn in range(vma.vm_start >> HPAGE_SHIFT, vma.vm_end >> HPAGE_SHIFT):
+            hugetlb_cgroup_uncharge_rsvd(mm.svc.hstate, rcg.pop(vpn, None))
     unused = 0
     for vpn in range(vma.vm_start >> HPAGE_SHIFT, vma.vm_end >> HPAGE_SHIFT):
         if r.pop(vpn, False):
@@ -370,8 +395,8 @@ def move_hugetlb_page_tables(mm, old_start, new_start, length):
     phys = mm.svc.frames.phys
     pages = mm.svc.frames.pages
     r = getattr(mm, 'hugetlb_resv', None)
-    if r:
-        for vpn in range(old_start >> HPAGE_SHIFT, (old_start + length) >> HPAGE_SHIFT):
+    for r in (r, getattr(mm, 'hugetlb_resv_cg', None)):
+        for vpn in range(old_start >> HPAGE_SHIFT, (old_start + length) >> HPAGE_SHIFT) if r else ():
             if vpn in r:
                 r[vpn + ((new_start - old_start) >> HPAGE_SHIFT)] = r.pop(vpn)
     moved = 0
@@ -490,8 +515,15 @@ def alloc_hugetlb_folio(mm, vma, haddr):
     r = _private_resv(mm)
     vpn = haddr >> HPAGE_SHIFT
     use = r.get(vpn, False)
+    charge = hugetlb_cgroup_charge_cgroup(h, not use)
+    if charge is None:
+        return None                           # over the cgroup's hugetlb max: SIGBUS
     head = h.alloc_huge_page(use)
-    if head is not None and use:
+    if head is None:
+        hugetlb_cgroup_cancel_charge(h, charge)
+        return None
+    hugetlb_cgroup_commit_charge(h, head, charge)
+    if use:
         r[vpn] = False
     return head
 

@@ -17,8 +17,10 @@ def may_mount(t):
 
 
 def _mount_context(k):
-    return MountContext(k.vfs, lambda: list(k.tasks.values()), getattr(k.mmsvc, 'hstate', None),
-                        k.phys.nr_frames, k.vfs.root_sb.clock, k.warn_once)
+    ctx = MountContext(k.vfs, lambda: list(k.tasks.values()), getattr(k.mmsvc, 'hstate', None),
+                       k.phys.nr_frames, k.vfs.root_sb.clock, k.warn_once)
+    ctx.cgroup_root = getattr(k, 'cgroup_root', None)       # the unified hierarchy cgroup2 mounts show
+    return ctx
 
 
 def copy_mount_string(t, uptr, maxlen=PATH_MAX):

@@ -2,6 +2,7 @@
 import errno
 import struct
 
+from faultlab.kernel.cgroup.cgroup import cgroup_post_fork
 from faultlab.kernel.clock import CLOCK_MONOTONIC, CLOCK_REALTIME, clock_ns, read_timespec_ns
 from faultlab.kernel.futex import (BLOCKED, FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP,
                           FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME,
@@ -98,6 +99,7 @@ def kernel_clone(k, t, flags, stack, parent_tid, child_tid, tls, exit_signal):
         child.exit_signal = exit_signal
         child.group.pgrp, child.group.session = t.group.pgrp, t.group.session
         copy_oom_score_adj(t.group, child.group)
+        cgroup_post_fork(t, child)
     if flags & CLONE_CHILD_CLEARTID:
         child.clear_child_tid = child_tid
     # the child resumes after the syscall instruction with RAX = 0, on its own stack and TLS
