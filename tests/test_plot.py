@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from faultlab.cli import main
 from faultlab.kernel.counters import COUNTERS
 from faultlab.plot import counter_label
 from faultlab.srctree import cli_command
@@ -17,8 +18,33 @@ RECORDS = [dict(point=i, mib=mib, mode=mode, cpus=cpus, page_faults=mib * 256 + 
            for i, (mib, mode, cpus) in enumerate((m, o, c) for m in (1, 2, 4) for o in 'rw' for c in (1, 2))]
 
 
-def plot(*args, cwd=None):
-    return subprocess.run(cli_command() + ['plot'] + list(args), capture_output=True, text=True, timeout=120, cwd=cwd)
+class Done:
+    """What `faultlab plot ARGS` did, run in this process: its exit status and stderr."""
+
+    def __init__(self, returncode, stderr):
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+@pytest.fixture
+def plot(capsys, monkeypatch):
+    def run(*args, cwd=None):
+        if cwd:
+            monkeypatch.chdir(cwd)
+        status = main(['plot'] + list(args))
+        return Done(status, capsys.readouterr().err)
+    return run
+
+
+def test_plot_from_the_shell(tmp_path):
+    path = tmp_path / 'r.csv'
+    write_records(str(path), RECORDS)
+    p = subprocess.run(cli_command() + ['plot', str(path), '-x', 'mib', '-y', 'page_faults', '-o',
+                                        str(tmp_path / 'f.svg')], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stderr == '' and (tmp_path / 'f.svg').stat().st_size > 1000
+    p = subprocess.run(cli_command() + ['plot', str(path), '-x', 'mib', '-y', 'nope', '-o', str(tmp_path / 'f.png')],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stderr.count('\n') == 1 and 'no such column' in p.stderr
 
 
 @pytest.fixture(params=['csv', 'jsonl'])
@@ -28,7 +54,7 @@ def results(request, tmp_path):
     return path
 
 
-def test_png_and_svg(results, tmp_path):
+def test_png_and_svg(results, tmp_path, plot):
     png, svg = tmp_path / 'f.png', tmp_path / 'f.svg'
     p = plot(str(results), '-x', 'mib', '-y', 'page_faults', '--series', 'mode', '--facet', 'cpus', '-o', str(png))
     assert p.returncode == 0, p.stderr
@@ -50,7 +76,7 @@ def csv_results(tmp_path):
     return path
 
 
-def test_flattened_columns_can_be_plotted(csv_results, tmp_path):
+def test_flattened_columns_can_be_plotted(csv_results, tmp_path, plot):
     p = plot(str(csv_results), '-x', 'cpus', '-y', 'spf_aborts.spf_vma', '-o', str(tmp_path / 'a.png'))
     assert p.returncode == 0, p.stderr
 
@@ -70,14 +96,14 @@ def test_labels_come_from_the_declarations():
     (['-x', 'mib', '-y', 'page_faults', '-o', 'f.txt'], 'the figure must be'),
     (['-x', 'mib', '-y', 'page_faults', '-o', 'no/such/dir/f.png'], 'cannot write'),
 ])
-def test_bad_requests_are_one_line(csv_results, tmp_path, args, words):
+def test_bad_requests_are_one_line(csv_results, tmp_path, args, words, plot):
     p = plot(str(csv_results), *args, cwd=tmp_path)
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('faultlab plot: ') and words in lines[0], p.stderr
 
 
-def test_bad_files_are_one_line(tmp_path):
+def test_bad_files_are_one_line(tmp_path, plot):
     bad = tmp_path / 'bad.jsonl'
     bad.write_text('{"a": 1}\nnot json\n')
     for path, words in ((bad, 'not JSON lines'), (tmp_path / 'missing.csv', 'No such file'),

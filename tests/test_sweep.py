@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from faultlab.cli import main
 from faultlab.srctree import cli_command, userland_build
 from faultlab.sweep.records import flatten, read_records
 
@@ -215,14 +216,19 @@ BAD = [
 
 
 @pytest.mark.parametrize('args,words', BAD, ids=[str(i) for i in range(len(BAD))])
-def test_bad_input_is_one_line(args, words, tmp_path):
-    p = subprocess.run(cli_command() + ['sweep', '--cache', str(tmp_path / 'c')] + args, capture_output=True,
-                       text=True, timeout=120, cwd=tmp_path)
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('faultlab sweep: '), p.stderr
+def test_bad_input_is_one_line(args, words, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(['sweep', '--cache', str(tmp_path / 'c')] + args) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('faultlab sweep: '), lines
     assert words in lines[0]
     assert not list((tmp_path / 'c').glob('*/*.json'))
+
+
+def test_bad_input_from_the_shell_is_one_line(tmp_path):
+    p = subprocess.run(cli_command() + ['sweep', '--grid', 'cpus=0', '--', HELLO], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.count('\n') == 1 and p.stderr.startswith('faultlab sweep: cpus'), p.stderr
 
 
 @pytest.mark.parametrize('text,words', [
@@ -235,14 +241,12 @@ def test_bad_input_is_one_line(args, words, tmp_path):
     ('program = "%s"\ngrid = [', 'not TOML'),
     ('args = ["x"]\n', 'no program'),
 ])
-def test_bad_spec_file_is_one_line(text, words, tmp_path):
+def test_bad_spec_file_is_one_line(text, words, tmp_path, capsys):
     spec = tmp_path / 'bad.toml'
     spec.write_text(text % HELLO if '%s' in text else text)
-    p = subprocess.run(cli_command() + ['sweep', '--no-cache', str(spec)], capture_output=True, text=True,
-                       timeout=120)
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('faultlab sweep: %s: ' % spec), p.stderr
+    assert main(['sweep', '--no-cache', str(spec)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('faultlab sweep: %s: ' % spec), lines
     assert words in lines[0]
 
 

@@ -57,7 +57,8 @@ class LocalEngine:
 
 
 class DaskEngine:
-    """Dask distributed: the scheduler at `address`, or a LocalCluster of `jobs` one-thread workers."""
+    """Dask distributed: the scheduler at `address`, or a LocalCluster of `jobs` one-thread workers (in this
+    process: what they run is a `faultlab run` process per point)."""
     name = 'dask'
 
     def __init__(self, jobs, address=None):
@@ -71,7 +72,8 @@ class DaskEngine:
             if address:
                 self.client = distributed.Client(address, timeout='10s')
             else:
-                self.cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                # workers in this process: each point is a process of its own already
+                self.cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=False,
                                                         dashboard_address=None, silence_logs=logging.ERROR)
                 self.client = distributed.Client(self.cluster)
         except (OSError, TimeoutError, ValueError) as e:
