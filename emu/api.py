@@ -23,12 +23,13 @@ from faultlab.kernel.sysctl_args import parse_sysctl_arg
 from faultlab.kernel.tracepoints import Tracepoints, TracepointTee
 from faultlab.kernel.usercred import parse_user_spec, user_cred
 from faultlab.machine import DEFAULT_RAM, Machine, interrupt_on_sigint
-from faultlab.options import DEFAULT_ENV
 
 __all__ = ['Options', 'Run', 'run']
 
 _SIZE_UNITS = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}
 MAX_CPUS = 64
+# The guest's environment when the caller gives none (added to when it gives some).
+DEFAULT_ENV = ['PATH=/bin:/usr/bin', 'HOME=/home', 'LANG=C', 'TERM=dumb']
 
 
 def parse_size(name, value):

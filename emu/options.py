@@ -2,34 +2,22 @@
 import argparse
 import math
 import os
+import re
 
+from faultlab.api import DEFAULT_ENV, MAX_CPUS, Options
+from faultlab.api import parse_size as check_size
 from faultlab.core.cycles import PLATFORMS, CostTable
-from faultlab.kernel.block.params import DiskParams
-from faultlab.kernel.fs import parse_mount_spec
-from faultlab.kernel.kernel import KernelConfig
-from faultlab.kernel.sysctl_args import parse_sysctl_arg
-from faultlab.kernel.usercred import parse_user_spec, user_cred
 from faultlab.machine import DEFAULT_RAM, Machine
 
-DEFAULT_ENV = ['PATH=/bin:/usr/bin', 'HOME=/home', 'LANG=C', 'TERM=dumb']
 EXIT_USAGE = 2
-MAX_CPUS = 64
 
 
 def parse_size(text):
-    """'256M', '1G', '65536', '64k' -> bytes."""
-    s = text.strip().upper().rstrip('B').rstrip('I')
-    mult = 1
-    if s and s[-1] in 'KMG':
-        mult = {'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}[s[-1]]
-        s = s[:-1]
+    """argparse type: '256M', '1G', '65536', '64k' -> bytes."""
     try:
-        v = int(s, 0) * mult
-    except ValueError:
-        raise argparse.ArgumentTypeError("not a size: %r (examples: 256M, 1G, 65536)" % text)
-    if v < 0:
-        raise argparse.ArgumentTypeError("size must not be negative")
-    return v
+        return check_size('size', text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).partition(': ')[2]) from None
 
 
 def _integer(text):
@@ -165,30 +153,29 @@ def add_machine_options(p):
                    help='verify them after every fault and syscall (slow; also FAULTLAB_CHECK=full)')
 
 
+# The Options field each machine option fills, and the flag that names it in one-line errors.
+OPTION_FLAGS = {'ram': '--ram', 'swap': '--swap', 'cpus': '--cpus', 'hugepages': '--hugepages', 'disk': '--disk',
+                'fault_around_bytes': '--fault-around-bytes', 'platform': '--platform', 'costs': '--costs',
+                'mounts': '--mount', 'sysroot': '--sysroot', 'user': '--user', 'sysctls': '--sysctl',
+                'seed': '--seed', 'spf': '--spf', 'spf_file': '--spf-file', 'munmap_downgrade': '--munmap-downgrade',
+                'native_faults': '--native-faults', 'check': '--check'}
+_ATTRIBUTES = {'mounts': 'mount', 'sysctls': 'sysctl'}
+
+
+def options_from_args(a):
+    """faultlab.Options from parsed options: the one place machine options are checked (ValueError
+    naming the command-line flag for a bad value)."""
+    values = {name: getattr(a, _ATTRIBUTES.get(name, name)) for name in OPTION_FLAGS}
+    values['sysroot'] = values['sysroot'] or '/'
+    try:
+        return Options(**values)
+    except (ValueError, TypeError) as e:
+        name = re.match(r'\w*', str(e)).group(0)
+        raise ValueError(OPTION_FLAGS[name] + str(e)[len(name):] if name in OPTION_FLAGS else str(e)) from None
+
+
 def machine_from_options(a, stdout=None, stderr=None):
-    """Build a Machine from parsed options (ValueError for a bad option value)."""
-    costs = cost_table(a)
-    disk = DiskParams.parse(a.disk) if a.disk else DiskParams()
-    mounts = [parse_mount_spec(m) for m in a.mount]
-    for host, _guest, _ro in mounts:
-        if not os.path.exists(host):
-            raise ValueError("--mount: host path %s does not exist" % host)
-        if not (os.path.isdir(host) or os.path.isfile(host)):
-            raise ValueError("--mount: host path %s is neither a directory nor a regular file" % host)
-    sysroot = getattr(a, 'sysroot', None) or '/'
-    if not os.path.isdir(sysroot):
-        raise ValueError("--sysroot: %s is not a directory" % sysroot)
-    if a.hugepages < 0:
-        raise ValueError("--hugepages must be 0 or more")
-    fab = a.fault_around_bytes
-    if fab & (fab - 1) and fab:
-        raise ValueError("--fault-around-bytes must be a power of two")
-    if not 1 <= a.cpus <= MAX_CPUS:
-        raise ValueError("--cpus must be between 1 and %d" % MAX_CPUS)
-    sysctls = [parse_sysctl_arg(text) for text in a.sysctl]
-    cred = user_cred(*parse_user_spec(a.user)) if a.user is not None else None
-    config = KernelConfig(sysctls=sysctls, cred=cred, fault_around_bytes=fab, disk=disk, mounts=mounts, seed=a.seed,
-                          stdout=stdout, stderr=stderr, swap_bytes=a.swap, cpus=a.cpus, spf=a.spf,
-                          spf_file=a.spf_file, nr_hugepages=a.hugepages, check=a.check,
-                          munmap_downgrade=a.munmap_downgrade, native_faults=a.native_faults, sysroot=sysroot)
-    return Machine(ram=a.ram, costs=costs, config=config)
+    """Build a Machine from parsed options (ValueError for a bad option value); stdout, stderr: callables
+    that receive the guest's output, or None for faultlab's own."""
+    o = options_from_args(a)
+    return Machine(ram=o.ram, costs=o.cost_table(), config=o.kernel_config(stdout, stderr, None))
