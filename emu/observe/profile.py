@@ -12,9 +12,13 @@ are taken at every trap, so kernel time and
 faults are folded with their full guest stack and the kernel handler as the leaf (`name_[k]`). User
 cycles are exact per function; their call paths come from samples: every `sample_insns` guest
 instructions the CPU is stopped at a block boundary (the run is split into shorter emu_start calls,
-which changes no count and no timing) and the stack is unwound. Each function's exact cycles are
-split over the call paths it was sampled in, in proportion to the samples; a function never sampled
-is folded as itself alone.
+which changes no count and no timing) and the stack is unwound. By default the period adapts to the
+run's length: it starts at every block and doubles each ADAPT_SAMPLES samples up to MAX_PERIOD
+instructions, so a short program is sampled at nearly every block and a long one with a few
+thousand samples. Each sample weighs the instructions run since the previous one; each function's
+exact cycles are split over the call paths it was sampled in, in proportion to those weights. A
+function never sampled takes the paths it trapped from (a fault or a system call), else the paths
+of the samples it was a caller in, and only failing both is folded as itself alone.
 """
 import collections
 
@@ -22,6 +26,10 @@ from faultlab.observe.symbols import SymbolizerCache, UNKNOWN
 from faultlab.observe.unwind import unwind_cfi
 from faultlab.kernel.syscalls import SYSCALL_NAMES
 from faultlab.kernel.tracepoints import Tracepoints
+
+
+ADAPT_SAMPLES = 2048         # the adaptive period doubles after this many samples
+MAX_PERIOD = 100_000        # ... up to this many instructions between two samples
 
 
 def _machine_cpus(machine):
@@ -44,7 +52,9 @@ class FuncStats:
 class Profiler(Tracepoints):
     """Attach to a Machine before it runs; call finish() after."""
 
-    def __init__(self, machine, stacks=True, sample_insns=100_000):
+    def __init__(self, machine, stacks=True, sample_insns=None):
+        """sample_insns: instructions between two stack samples; None adapts it to the run (1 block,
+        doubling every ADAPT_SAMPLES samples up to MAX_PERIOD); 0 never samples."""
         self.machine = machine
         self.kernel = machine.kernel
         self.stacks = stacks
@@ -57,15 +67,20 @@ class Profiler(Tracepoints):
         self._syms = SymbolizerCache(self.kernel)
         self._cpus = _machine_cpus(machine)
         self.samples = collections.Counter()         # sampled user stack (outermost first) -> samples
+        self.sample_weights = collections.Counter()  # sampled user stack -> instructions it stands for
+        self.adaptive = sample_insns is None
+        self.period = 1 if self.adaptive else sample_insns
+        self.nsamples = 0
+        self._last_insns = {}                        # cpu index -> its instructions at its last sample
         for cpu in self._cpus:
             cpu.counter.set_block_sink(lambda counts, partials, cpu=cpu: self._harvest(cpu, counts, partials))
-            if stacks and sample_insns:
-                self._sample_every(cpu, sample_insns)
+            if stacks and self.period:
+                self._sample_every(cpu)
         self.finished = False
 
     # ---- user call paths: samples at block boundaries -----------------------------------------
-    def _sample_every(self, cpu, every):
-        """Split each cpu.run(budget) into runs of `every` instructions and sample between them."""
+    def _sample_every(self, cpu):
+        """Split each cpu.run(budget) into runs of self.period instructions and sample between them."""
         if not hasattr(cpu, '_stopped'):
             return                      # a CPU without the stop flag: no sampling (exact figures stay)
         orig = cpu.run
@@ -73,7 +88,7 @@ class Profiler(Tracepoints):
         def run(budget=None):
             end = None if budget is None else cpu.insns + budget
             while True:
-                chunk = every if end is None else min(every, end - cpu.insns)
+                chunk = self.period if end is None else min(self.period, end - cpu.insns)
                 if chunk <= 0:
                     return
                 orig(chunk)
@@ -88,7 +103,15 @@ class Profiler(Tracepoints):
             return
         sym = self.symbolizer()
         frames = unwind_cfi(sym, sym.cfi, task.umem.read_code, cpu.rip, cpu.read_reg('rsp'), cpu.read_reg('rbp'))
-        self.samples[sym.frame_names(frames)] += 1
+        stack = sym.frame_names(frames)
+        idx = getattr(cpu, 'index', 0)
+        weight = cpu.insns - self._last_insns.get(idx, 0)
+        self._last_insns[idx] = cpu.insns
+        self.samples[stack] += 1
+        self.sample_weights[stack] += max(1, weight)
+        self.nsamples += 1
+        if self.adaptive and self.nsamples % ADAPT_SAMPLES == 0 and self.period < MAX_PERIOD:
+            self.period = min(MAX_PERIOD, self.period * 2)
 
     # ---- user time: per-block counts from the native counter ---------------------------------
     def _harvest(self, cpu, counts, partials):
@@ -192,17 +215,39 @@ class Profiler(Tracepoints):
             f.user_cycles = int(round(f.user_cycles))
         return dict(out)
 
+    def _fallback_paths(self):
+        """{function: {path: weight}} for functions no sample caught running: the stacks they trapped
+        from (faults, system calls), else the sampled stacks they were a caller in, cut after them."""
+        trapped = collections.defaultdict(collections.Counter)
+        for stack, n in self.fault_stacks.items():
+            if len(stack) >= 2:
+                trapped[stack[-2]][stack[:-1]] += n
+        for stack, n in self.kernel_stacks.items():
+            if len(stack) >= 2 and stack[:-1] not in trapped[stack[-2]]:
+                trapped[stack[-2]][stack[:-1]] += 1
+        calling = collections.defaultdict(collections.Counter)
+        for stack, w in self.sample_weights.items():
+            for i, name in enumerate(stack[:-1]):
+                calling[name][stack[:i + 1]] += w
+        return trapped, calling
+
     def user_stacks(self):
         """{stack: user cycles}: each function's exact cycles split over its sampled call paths."""
         by_leaf = collections.defaultdict(list)
-        for stack, n in self.samples.items():
+        for stack, n in self.sample_weights.items():
             by_leaf[stack[-1]].append((stack, n))
         out = collections.Counter()
+        fallback = None
         for name, f in self.functions().items():
             total = f.user_cycles
             paths = sorted(by_leaf.get(name, ()))
             if total <= 0:
                 continue
+            if not paths:
+                if fallback is None:
+                    fallback = self._fallback_paths()
+                trapped, calling = fallback
+                paths = sorted((trapped.get(name) or calling.get(name) or {}).items())
             if not paths:
                 out[(name,)] += total
                 continue

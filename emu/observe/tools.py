@@ -8,6 +8,7 @@ import sys
 
 from faultlab.kernel.tracepoints import TracepointTee
 from faultlab.observe import progress
+from faultlab.observe.flamegraph import parse_folded, render_svg
 from faultlab.observe.profile import Profiler, format_profile
 from faultlab.observe.strace import open_strace
 from faultlab.observe.trace import ChromeTrace
@@ -45,8 +46,10 @@ def add_options(p, cmd):
         p.add_argument('--folded-faults', metavar='FILE', help='folded stacks of page faults (counts)')
         p.add_argument('--top', type=_positive, default=30, help='rows of the table (default 30)')
         p.add_argument('--no-stacks', action='store_true', help='do not unwind guest stacks (traps and samples)')
-        p.add_argument('--sample-insns', type=_non_negative, default=100_000, metavar='N',
-                       help='sample the user call stack every N guest instructions (default 100000; 0: never)')
+        p.add_argument('--svg', metavar='FILE', help='render the flame graph of simulated cycles as SVG to FILE')
+        p.add_argument('--sample-insns', type=_non_negative, default=None, metavar='N',
+                       help='sample the user call stack every N guest instructions (0: never; default: adapt '
+                       'to the run, every block at first and ever less often, up to every 100000)')
 
 
 def _positive(s):
@@ -84,7 +87,7 @@ class RunTools:
                                       getattr(a, 'strace_time', None))     # OSError for a bad path
             observers.append(self.strace)
         if getattr(a, 'cmd', None) == 'profile':
-            self.profiler = Profiler(machine, stacks=not a.no_stacks, sample_insns=getattr(a, 'sample_insns', 100_000))
+            self.profiler = Profiler(machine, stacks=not a.no_stacks, sample_insns=getattr(a, 'sample_insns', None))
             observers.append(self.profiler)
         if getattr(a, 'trace', None):
             self.trace = ChromeTrace(a.trace, machine, command, announce=sys.stderr)      # OSError for a bad path
@@ -119,6 +122,12 @@ class RunTools:
                     with open(path, 'w') as f:
                         f.write(self.profiler.folded(event))
                     notes.append('folded stacks of %s written to %s' % (event, path))
+            if getattr(a, 'svg', None):
+                svg = render_svg(parse_folded(self.profiler.folded('cycles')),
+                                 'faultlab profile: %s (simulated cycles)' % self.command, 'cycles')
+                with open(a.svg, 'w') as f:
+                    f.write(svg)
+                notes.append('flame graph written to %s (open it in a web browser)' % a.svg)
             _write(a.output, text + ''.join('  %s\n' % n for n in notes))
 
 
