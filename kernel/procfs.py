@@ -28,6 +28,7 @@ from faultlab.kernel.proc_mem import register_proc_mem
 from faultlab.kernel.mm.ksm_sysfs import register_ksm_procfs
 from faultlab.kernel.proc_pid import register_proc_pid
 from faultlab.kernel.cgroup.cgroup import cgroup_init
+from faultlab.kernel.ikconfig import register_ikconfig
 from faultlab.kernel.mm.vma import (VM_READ, VM_WRITE, VM_EXEC, VM_SHARED, VM_MAYREAD, VM_MAYWRITE, VM_MAYEXEC,
                            VM_MAYSHARE, VM_GROWSDOWN, VM_PFNMAP, VM_LOCKED, VM_IO, VM_SEQ_READ, VM_RAND_READ,
                            VM_DONTCOPY, VM_DONTEXPAND, VM_LOCKONFAULT, VM_ACCOUNT, VM_NORESERVE, VM_HUGETLB,
@@ -291,6 +292,7 @@ def register_procfs(k):
     register_ksm_procfs(k)
     register_proc_pid(k)
     cgroup_init(k)                                  # and /proc/self/cgroup
+    register_ikconfig(k)
     k.vfs.lookup('/proc/self').immutable = True     # proc_pid_instantiate's S_IMMUTABLE
     owner = lambda: task_dump_owner(k.current)      # noqa: E731
     for _name, inode in k.vfs.lookup('/proc/self').entries():

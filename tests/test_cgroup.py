@@ -97,3 +97,15 @@ def _tools(tmp_path):
 def _needs_bash():
     if not os.path.exists('/bin/bash') or shutil.which('pgrep') is None:
         pytest.skip('the host has no bash or procps')
+
+
+def test_proc_config_gz_describes_4_level_paging(tmp_path):
+    """/proc/config.gz decompresses (gzip -dc, as va_high_addr_switch.sh reads it) to this kernel's
+    configuration: PGTABLE_LEVELS as many levels as the page walk has, the hugetlb cgroup controller."""
+    script = tmp_path / 'c.sh'
+    script.write_text('gzip -dcfq /proc/config.gz | grep -e PGTABLE_LEVELS -e CGROUP_HUGETLB -e X86_5LEVEL\n')
+    r = run_guest('/bin/bash', ['/t/' + script.name], mounts=_tools(tmp_path))
+    assert r.result.report is None, r.result.report
+    # the tables faultlab walks are PML4, PDPT, PD, PT (kernel/mm/pgtable.py): 4 levels
+    assert r.stdout.decode().splitlines() == ['CONFIG_PGTABLE_LEVELS=4', '# CONFIG_X86_5LEVEL is not set',
+                                              'CONFIG_CGROUP_HUGETLB=y'], r.stdout + r.stderr
