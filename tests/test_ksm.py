@@ -120,6 +120,11 @@ def test_max_page_sharing_makes_a_chain_of_dups():
     assert exc.value.errno == errno.EBUSY
     run_store(s.ksm, b'2')
     assert s.ksm.pages_shared == 0 and s.ksm.seqnr == 0 and len(set(s.pfn(i) for i in range(5))) == 5
+    # only exiting mms leave ksm_mm_head: this one stays registered, MMF_VM_MERGE_ANY kept, and merges again
+    assert s.e.mm.mmf_vm_merge_any and s.e.mm in s.ksm.slots and s.ksm.rmap_items == 0
+    run_store(s.ksm, b'1')
+    s.full_scans(2)
+    assert s.ksm.pages_shared >= 2
 
 
 def test_sysfs_knob_errors():

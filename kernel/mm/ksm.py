@@ -443,9 +443,9 @@ def ksm_disable_merge_any(mm):
 
 
 def unmerge_and_remove_all_rmap_items(ksm):
-    """run=2: unmerge every mergeable VMA of every registered mm, free every rmap_item, unregister the
-    mms (MMF_VM_MERGEABLE and MMF_VM_MERGE_ANY cleared) and forget the stable nodes; full_scans
-    starts again from 0."""
+    """run=2: unmerge every mergeable VMA of every registered mm and free every rmap_item
+    (remove_trailing_rmap_items); only mms that are exiting leave the list, the others stay registered
+    with their flags; the stable nodes go and full_scans starts again from 0."""
     for slot in ksm.mm_slots():
         mm = slot.mm
         for vma in list(mm.vmas):
@@ -453,9 +453,8 @@ def unmerge_and_remove_all_rmap_items(ksm):
                 err = unmerge_ksm_pages(ksm.svc, mm, vma, vma.vm_start, vma.vm_end)
                 if err:
                     return err
-        ksm.ksm_exit(mm)
-        mm.mmf_vm_mergeable = False
-        mm.mmf_vm_merge_any = False
+        for item in list(slot.rmap_items.values()):
+            ksm.free_rmap_item(slot, item)
     ksm.remove_all_stable_nodes()
     ksm.unstable_tree.clear()
     ksm.seqnr = 0
