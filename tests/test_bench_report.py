@@ -63,12 +63,16 @@ def test_populate_exits_non_zero_when_a_block_fails(monkeypatch, capsys, tmp_pat
     good = {('anon4k', 'private', m): ns for m, ns in zip(bp.ACCESS_METHODS, (119, 222, 380, 60, 158))}
     bad = dict(good)
     bad[('anon4k', 'private', 'Read')] = 1000          # reading slower than writing: the order fails
-    for rows, status in ((good, 0), (bad, 1)):
+    # the posting's 2 MiB file block has Read < POPULATE_READ itself: that order alone does not count
+    posting_file = {('file', 'private', m): ns for m, ns in zip(bp.ACCESS_METHODS, (33, 351, 408, 39, 290))}
+    for rows, quick, status in ((good, False, 0), (bad, False, 1), (bad, True, 0), (posting_file, False, 0)):
         monkeypatch.setattr(bp, 'run_bench', lambda size, reps=3, rows=rows: bp.PopulateRun(
             dict(rows), {}, {'page_faults': 0}, 'done 1', '', 0))
-        assert bp.main(size='2M', csv=str(tmp_path / 'r.csv')) == status
+        assert bp.main(size='2M', quick=quick, csv=str(tmp_path / 'r.csv')) == status
         out = capsys.readouterr().out
         assert ('acceptance: NOT MET' in out) == bool(status)
+        assert ('fails: ' in out) == (rows is bad) and ('not judged with --quick' in out) == quick
+        assert ('in the posting itself POPULATE_READ < Read does not hold' in out) == (rows is posting_file)
         assert len(read_records(str(tmp_path / 'r.csv'))) == 5
 
 

@@ -2,6 +2,7 @@
 gives the same records; each record is what `faultlab run --stats-json` of that point says; an interrupted
 sweep and an extended grid run only the points the cache lacks; a point faultlab cannot run fails alone and
 is run again next time; bad specifications are one line. The points are small (about a second each)."""
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import pytest
 
 from faultlab.cli import main
 from faultlab.srctree import cli_command, userland_build
+from faultlab.sweep.progress import SweepProgress
 from faultlab.sweep.records import flatten, read_records
 
 PAGETOUCH = os.path.join(userland_build(), 'pagetouch')
@@ -262,3 +264,21 @@ def test_options_and_placeholders_in_a_toml_spec(tmp_path):
         [(1, '4K', '1-a', 1), (2, '4K', '2-a', 2)]
     # fault-around off: no neighbours mapped, as `faultlab run --fault-around-bytes 4K` gives
     assert all(r['fault_around_pages'] == 0 for r in recs)
+
+
+def test_progress_line_without_tqdm(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'tqdm', None)          # as when tqdm is not installed
+    buf = io.StringIO()
+    bar = SweepProgress(5, 1, 2, stream=buf, show=True)
+    assert bar._bar is None
+    for _ in range(3):
+        bar.started()
+    assert bar.text() == 'faultlab sweep: 1/5 done, 2 running, 0 failed, ? left'   # running: at most the workers
+    bar.finished(False)
+    bar.finished(True)
+    assert bar.text().startswith('faultlab sweep: 3/5 done, 1 running, 1 failed, 00:0')
+    bar.close()
+    assert buf.getvalue().endswith('\r') and 'faultlab sweep: 3/5 done' in buf.getvalue()
+    quiet = io.StringIO()
+    SweepProgress(5, 0, 2, stream=quiet, show=False).close()
+    assert quiet.getvalue() == ''

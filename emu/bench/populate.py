@@ -191,6 +191,14 @@ def block_failures(check):
     return out
 
 
+def status_failures(check):
+    """What of a check_block result fails the bench's exit status: block_failures but an order the posting's
+    own block does not keep either (its 2 MiB file rows have Read < POPULATE_READ)."""
+    posting_holds = {(a, b): ok for a, b, ok in check['posting_order']}
+    out = ['order %s < %s not kept' % (a, b) for a, b, ok in check['order'] if not ok and posting_holds[(a, b)]]
+    return out + [f for f in block_failures(check) if not f.startswith('order ')]
+
+
 def _row_names(sharing, backing):
     """The rows of a block, as the posting lists them: FALLOCATE rows only for shared mappings of a file."""
     if sharing == 'shared' and backing != 'anon4k':
@@ -239,12 +247,13 @@ def print_checks(run, size):
             continue
         c = check_block(run.rows, size, backing)
         results[backing] = c
-        fails = block_failures(c)
+        fails = status_failures(c)
         posting_diff = ['%s < %s' % (a, b) for a, b, ok in c['posting_order'] if not ok]
         worst = max(abs(q - 1) for *_x, q in c['pairs'])
         print('  %-12s %s (largest ratio deviation %.0f%%)%s' % (
             dict(BACKINGS)[backing], 'meets it' if not fails else 'fails: ' + '; '.join(fails), 100 * worst,
-            ('; in the posting itself %s does not hold' % ', '.join(posting_diff)) if posting_diff else ''))
+            ('; in the posting itself %s does not hold (not counted)' % ', '.join(posting_diff)) if posting_diff
+            else ''))
     return results
 
 
@@ -294,8 +303,8 @@ def plot_figure(rows, folder):
 
 def main(size=None, quick=False, csv=None, json=None, plot=None, jobs=1):
     """Run and print the table for each size ('2M', '64M', or several: '2M,64M'; default 2M and 64M); the sizes
-    run on `jobs` processes. 1 when a block fails the acceptance check, 2 when the programs are not built or
-    an output cannot be written."""
+    run on `jobs` processes. 1 when a block fails the acceptance check (status_failures; not judged with
+    --quick), 2 when the programs are not built or an output cannot be written."""
     if not os.path.exists(PROGRAM):
         print('bench: build the userland programs first (make -C userland)')
         return 2
@@ -322,13 +331,16 @@ def main(size=None, quick=False, csv=None, json=None, plot=None, jobs=1):
         print('populate_bench -r %d %s (guest RAM %d MiB): %d page faults, %d kernel fault-ins'
               % (reps, sz, default_ram(sz) >> 20, run.stats['page_faults'], run.stats.get('kernel_faultins', 0)))
         print_table(run, sz)
-        failed |= any(block_failures(c) for c in print_checks(run, sz).values())
+        checks = print_checks(run, sz)
+        failed |= not quick and any(status_failures(c) for c in checks.values())
         rows += records(sz, run)
     write_rows(rows, csv, json)
     if plot:
         print('figure: %s' % plot_figure(rows, plot))
-    if failed:
-        print('acceptance: NOT MET (see the blocks above)')
+    if quick:
+        print('acceptance: not judged with --quick (one repetition: its first touches find every frame cold)')
+    elif failed:
+        print('acceptance: NOT MET (see the blocks above; an order the posting itself does not keep is not counted)')
     return 1 if failed else 0
 
 
