@@ -216,6 +216,21 @@ def clear_soft_dirty(mm, slot, pte):
         mm.svc.charge('pte_set')
 
 
+def clear_soft_dirty_tables(mm, start, end):
+    """clear_soft_dirty over [start, end), one PTE table at a time: each table is read as one slice of
+    the RAM's 64-bit view and only the entries that would change are visited."""
+    pgt = mm.pgtables
+    ptes = pgt.ptes
+    present_bits = _PAGE_RW | _PAGE_SOFT_DIRTY
+    for base in pgt.pte_tables(start & ~((1 << PMD_SHIFT) - 1), end):
+        lo, hi = max(start, base), min(end, base + (1 << PMD_SHIFT))
+        slot0 = pgt.pte_slot(lo, create=False)
+        q = slot0 >> 3
+        for i, e in [(i, e) for i, e in enumerate(ptes[q:q + ((hi - lo) >> PAGE_SHIFT)].tolist())
+                     if e & (present_bits if e & _PAGE_PRESENT else _PAGE_SWP_SOFT_DIRTY)]:
+            clear_soft_dirty(mm, slot0 + i * 8, e)
+
+
 def clear_refs_test_walk(vma, cr_type):
     """Whether clear_refs of this type visits vma (1 anon only, 3 file only; PFN maps never)."""
     if vma.vm_flags & VM_PFNMAP:
@@ -227,18 +242,21 @@ def clear_refs_test_walk(vma, cr_type):
     return True
 
 
-def clear_refs_pte_range(mm, vma, cr_type):
-    """Soft-dirty: clear and write-protect every entry; otherwise clear Accessed and PG_referenced."""
+def clear_refs_pte_range(mm, vma, cr_type, start=None, end=None):
+    """Soft-dirty: clear and write-protect every entry; otherwise clear Accessed and PG_referenced.
+    [start, end) may cover several VMAs for soft-dirty (the entries do not depend on the VMA)."""
     phys = mm.svc.frames.phys
-    for va, slot, e in thp_pmds(mm, vma.vm_start, vma.vm_end):
+    if start is None:
+        start, end = vma.vm_start, vma.vm_end
+    for va, slot, e in thp_pmds(mm, start, end):
         if cr_type == CLEAR_REFS_SOFT_DIRTY:
             clear_soft_dirty(mm, slot, e)          # clear_soft_dirty_pmd: the huge PMD stays
         elif e & _PAGE_ACCESSED:
             phys.write64(slot, e & ~_PAGE_ACCESSED)
-    for va, slot, pte in list(mm.pgtables.present_ptes(vma.vm_start, vma.vm_end, split=False)):
-        if cr_type == CLEAR_REFS_SOFT_DIRTY:
-            clear_soft_dirty(mm, slot, pte)
-            continue
+    if cr_type == CLEAR_REFS_SOFT_DIRTY:
+        clear_soft_dirty_tables(mm, start, end)
+        return
+    for va, slot, pte in list(mm.pgtables.present_ptes(start, end, split=False)):
         if not pte & _PAGE_PRESENT:
             continue
         page = vm_normal_page(mm, vma, pte)
@@ -271,8 +289,19 @@ def clear_refs_write(mm, data):
     if cr_type == CLEAR_REFS_SOFT_DIRTY:
         for vma in vmas:
             vma.vm_flags &= ~VM_SOFTDIRTY
-    for vma in vmas:
-        if clear_refs_test_walk(vma, cr_type):
+    walked = [vma for vma in vmas if clear_refs_test_walk(vma, cr_type)]
+    if cr_type == CLEAR_REFS_SOFT_DIRTY and walked:
+        # no entry lies outside a VMA: one walk of the page tables for all, but for the VMAs not walked
+        cur = vmas[0].vm_start
+        for v in vmas:                   # the runs of walked VMAs, each in one walk
+            if not clear_refs_test_walk(v, cr_type):
+                if cur < v.vm_start:
+                    clear_refs_pte_range(mm, None, cr_type, cur, v.vm_start)
+                cur = v.vm_end
+        if cur < vmas[-1].vm_end:
+            clear_refs_pte_range(mm, None, cr_type, cur, vmas[-1].vm_end)
+    else:
+        for vma in walked:
             clear_refs_pte_range(mm, vma, cr_type)
     mm.svc.flush_tlb()
 
