@@ -151,6 +151,7 @@ def add_bench_parser(sub):
                    help='simulated CPU counts to run on (default 1,2)')
     k.add_argument('--gap-us', type=non_negative_int, default=None, metavar='US',
                    help='fault rows: the writer\'s pause before each write (default %d)' % UFFD_GAP_US)
+    add_report_options(k)
 
 
 def build_parser():

@@ -187,7 +187,7 @@ BENCHES = {
     'elf-fuzz': lambda a: elf_fuzz(count=ELF_FUZZ_QUICK_COUNT if a.quick else a.count, seed=a.seed),
     'soak': lambda a: bench_soak(count=a.count, seed=a.seed, quick=a.quick),
     'uffd': lambda a: bench_uffd(pages=a.pages, latency_us=a.latency_us, compute_us=a.compute_us, cpus=a.cpus,
-                                 quick=a.quick, gap_us=a.gap_us),
+                                 quick=a.quick, gap_us=a.gap_us, **report_options(a)),
 }
 
 

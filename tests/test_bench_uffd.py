@@ -8,6 +8,7 @@ import pytest
 from conftest import run_guest, run_native
 from faultlab.bench import uffd as bu
 from faultlab.cli import main as cli_main
+from faultlab.sweep.records import read_records
 
 # the lines of uffd_bench that do not depend on timing
 SAME = ('case', 'how', 'npages', 'touch', 'handled', 'early_reads', 'check')
@@ -59,24 +60,6 @@ def test_bad_arguments_are_usage_errors(userland):
         assert code == r.exit_code == 2 and r.stderr == err, args
 
 
-def test_one_cpu_table_and_checks(userland, capsys):
-    """`faultlab bench uffd --quick --cpus 1`: a row per case and resolver, the post-copy rows, every
-    check holds; the figures come from the runs (a handler-resolved fault costs more)."""
-    assert cli_main(['bench', 'uffd', '--quick', '--pages', '4', '--cpus', '1', '--latency-us', '20']) == 0
-    out = capsys.readouterr().out
-    rows = [ln for ln in out.splitlines() if re.match(r'^.{38} (uffd  |kernel)    1 +\d+ ', ln)]
-    assert len(rows) == 6, out
-    cycles = [int(ln.split()[-6]) for ln in rows]
-    assert all(c > 0 for c in cycles)
-    for uffd, kernel in zip(rows[0::2], rows[1::2]):
-        assert ' uffd ' in uffd and ' kernel ' in kernel
-        assert int(uffd.split()[-6]) > int(kernel.split()[-6])
-        assert uffd.split()[-2] != '-' and kernel.split()[-2] == '-'       # round trip only with a handler
-    post = [ln.split() for ln in out.splitlines() if re.match(r'^  (demand|populate|prefetch)\s+1\s', ln)]
-    assert [p[0] for p in post] == ['demand', 'populate', 'prefetch']
-    assert 'FAIL' not in out and re.search(r'^(\d+) of \1 checks hold$', out, re.M), out
-
-
 def test_a_failing_check_exits_1(userland):
     """No latency and no compute: the populating thread has nothing to overlap, so populate does not
     beat demand on 2 CPUs; the check says so and the command exits 1."""
@@ -92,3 +75,32 @@ def test_cpus_option_is_checked():
         cli_main(['bench', 'uffd', '--cpus', '0'])
     assert e.value.code == 2
     assert bu.cpu_list('2,1,2') == (1, 2)
+
+
+def test_one_cpu_table_checks_records_and_figure(userland, tmp_path, capsys):
+    """`faultlab bench uffd --quick --cpus 1 --csv --json --plot`: a row per case and resolver, the
+    post-copy rows, every check holds (a handler-resolved fault costs more); one record per table row
+    with the printed figures, the figure written; an output that cannot be written is refused first."""
+    pytest.importorskip('matplotlib')
+    csv, js, fig = str(tmp_path / 'u.csv'), str(tmp_path / 'u.json'), str(tmp_path / 'fig')
+    assert cli_main(['bench', 'uffd', '--quick', '--pages', '4', '--cpus', '1', '--latency-us', '20',
+                     '--csv', csv, '--json', js, '--plot', fig]) == 0
+    out = capsys.readouterr().out
+    rows = [ln.split() for ln in out.splitlines() if re.match(r'^.{38} (uffd  |kernel)    1 +\d+ ', ln)]
+    assert len(rows) == 6, out
+    for uffd, kernel in zip(rows[0::2], rows[1::2]):
+        assert 'uffd' in uffd and 'kernel' in kernel
+        assert int(uffd[-6]) > int(kernel[-6]) > 0
+        assert uffd[-2] != '-' and kernel[-2] == '-'       # round trip only with a handler
+    post = [ln.split() for ln in out.splitlines() if re.match(r'^  (demand|populate|prefetch)\s+1\s', ln)]
+    assert [p[0] for p in post] == ['demand', 'populate', 'prefetch']
+    assert 'FAIL' not in out and re.search(r'^(\d+) of \1 checks hold$', out, re.M), out
+    recs = [{k: v for k, v in r.items() if v is not None} for r in read_records(csv)]
+    assert recs == [{k: v for k, v in r.items() if v is not None} for r in read_records(js)]
+    assert [(r['table'], r.get('case') or r.get('mode'), r.get('how')) for r in recs] == \
+        [('fault', c, h) for c, _t, _k in bu.CASES for h in ('uffd', 'kernel')] + \
+        [('postcopy', m, None) for m in bu.POSTCOPY_MODES]
+    assert [int(t[-6]) for t in rows] == [round(r['cycles']) for r in recs if r['table'] == 'fault']
+    assert {r['handler'] for r in recs if r.get('how') == 'uffd'} == {'handle_userfault'}
+    assert open(os.path.join(fig, 'uffd.png'), 'rb').read(8) == b'\x89PNG\r\n\x1a\n'
+    assert bu.main(pages=4, cpus=(1,), out=print, csv=str(tmp_path / 'no' / 'u.csv')) == 2

@@ -11,10 +11,12 @@ import argparse
 import os
 import sys
 
+from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
 from faultlab.core.cycles import CostTable
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.machine import Machine
 from faultlab.options import cpu_count
+from faultlab.plot import save, subplots
 from faultlab.srctree import userland_build
 
 PROGRAM = os.path.join(userland_build(), 'uffd_bench')
@@ -302,10 +304,66 @@ def postcopy_notes(rows):
             'only when the reader blocks on its next fault' % (1 / gain, pop['preemptions'])]
 
 
-def main(pages=None, latency_us=None, compute_us=None, cpus=None, quick=False, out=print, costs=None, gap_us=None):
-    """Print the tables and the checks; 0 if every check holds, 1 if one fails, 2 without the program."""
+def _fault_job(job):
+    """fault_row(*job), for pool_map."""
+    return fault_row(*job)
+
+
+def _postcopy_job(job):
+    """postcopy_row(*job), for pool_map."""
+    return postcopy_row(*job)
+
+
+_FAULT_FIELDS = ('cycles', 'faults', 'ctxsw', 'wakeups', 'round_trip', 'idle_ipis', 'syscalls', 'handled', 'early')
+
+
+def records(rows, prows, latency_us, compute_us, gap_us):
+    """One record per table row: the fault rows (table 'fault', figures per fault) then the post-copy rows
+    (table 'postcopy', times in ns)."""
+    out = []
+    for r in rows:
+        rec = dict(table='fault', case=r['case'], how=r['how'], cpus=r['cpus'], pages=r['pages'], gap_us=gap_us)
+        rec.update((f, r[f]) for f in _FAULT_FIELDS)
+        rec['handler'] = ','.join(sorted(r['handlers']))
+        out.append(rec)
+    for r in prows:
+        out.append(dict(table='postcopy', mode=r['mode'], cpus=r['cpus'], latency_us=latency_us,
+                        compute_us=compute_us, t_ns=r['t_ns'], lb_ns=r['lb_ns'], serial_ns=r['serial_ns'],
+                        resent=r['resent'], prefetch_fail=r['prefetch_fail'], messages=r['uffd_faults']))
+    return out
+
+
+def plot_figure(rows, folder):
+    """DIR/uffd.png: cycles per fault resolved by the handler and by the kernel, one panel per CPU count."""
+    path = figure_path(folder, 'uffd')
+    cpus = sorted({r['cpus'] for r in rows})
+    fig, axes = subplots(len(cpus))
+    for ax, n in zip(axes, cpus):
+        pos = list(range(len(CASES)))
+        for shift, how in ((-0.2, 'uffd'), (0.2, 'kernel')):
+            ys = [_row(rows, case, how, n)['cycles'] for case, _t, _k in CASES]
+            ax.bar([p + shift for p in pos], ys, width=0.4, label='handler thread' if how == 'uffd' else 'kernel')
+        ax.set_xticks(pos, [t.split(' (')[0].replace(' + UFFDIO_', '\n') for _c, t, _k in CASES], fontsize='small')
+        ax.set_title('%d simulated CPU%s' % (n, 's' if n > 1 else ''))
+        ax.set_ylabel('cycles per fault (the writer\'s clock)')
+        ax.grid(True, axis='y', alpha=0.3)
+        ax.legend(fontsize='small')
+    fig.suptitle('faultlab bench uffd: a fault resolved by a userfaultfd handler vs by the kernel', fontsize='medium')
+    save(fig, path)
+    return path
+
+
+def main(pages=None, latency_us=None, compute_us=None, cpus=None, quick=False, out=print, costs=None, gap_us=None,
+         csv=None, json=None, plot=None, jobs=1):
+    """Print the tables and the checks (and write --csv, --json, --plot); 0 if every check holds, 1 if one
+    fails, 2 without the program or when an output cannot be written."""
     if not os.path.exists(PROGRAM):
         out('bench: build the userland programs first (make -C userland)')
+        return 2
+    try:
+        check_outputs(csv, json, plot)
+    except ReportError as e:
+        print('faultlab bench uffd: %s' % e, file=sys.stderr)
         return 2
     pages = pages or (QUICK_PAGES if quick else DEFAULT_PAGES)
     latency_us = DEFAULT_LATENCY_US if latency_us is None else latency_us
@@ -316,19 +374,12 @@ def main(pages=None, latency_us=None, compute_us=None, cpus=None, quick=False, o
         'on %s simulated CPU(s)' % (2 * pages, gap_us, pages, 2 * pages, ', '.join(map(str, cpus))))
     out(DEFINITIONS.rstrip())
     out('')
-    rows = []
-    for case, _title, _k in CASES:
-        for how in ('uffd', 'kernel'):
-            for n in cpus:
-                rows.append(fault_row(case, how, n, pages, costs, gap_us))
+    rows = list(pool_map(_fault_job, [(case, how, n, pages, costs, gap_us) for case, _title, _k in CASES
+                                      for how in ('uffd', 'kernel') for n in cpus], jobs))
     print_fault_table(rows, out)
     out('')
-    prow = []
-    for n in cpus:
-        for mode in POSTCOPY_MODES:
-            r = postcopy_row(mode, n, pages, latency_us, compute_us, costs)
-            if r is not None:
-                prow.append(r)
+    prow = [r for r in pool_map(_postcopy_job, [(mode, n, pages, latency_us, compute_us, costs) for n in cpus
+                                                for mode in POSTCOPY_MODES], jobs) if r is not None]
     print_postcopy_table(prow, pages, latency_us, compute_us, out)
     for note in postcopy_notes(prow):
         out(note)
@@ -339,6 +390,9 @@ def main(pages=None, latency_us=None, compute_us=None, cpus=None, quick=False, o
         out('  %s %s' % ('ok  ' if ok else 'FAIL', text))
     failed = sum(1 for ok, _t in checks if not ok)
     out('%d of %d checks hold' % (len(checks) - failed, len(checks)))
+    write_rows(records(rows, prow, latency_us, compute_us, gap_us), csv=csv, json=json)
+    if plot:
+        out('figure: %s' % plot_figure(rows, plot))
     return 1 if failed else 0
 
 
