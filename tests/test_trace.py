@@ -335,3 +335,16 @@ def test_tracing_tasks_changes_no_counter(tmp_path):
     assert traced.stats == plain.stats
     evs = validate(json.load(open(tmp_path / 't.json')))
     assert any(e['ph'] == 'X' and e.get('cat') == 'syscall' and e['pid'] == 1 for e in evs)
+
+
+def test_two_cpus(tmp_path):
+    """On 2 CPUs the trace still follows the rules (threads run at once, each CPU's clock its own) and
+    names the same tasks; both CPU tracks have slices."""
+    built('tracenames')
+    p, doc = run_traced(tmp_path, 'tracenames', extra=['--cpus', '2'])
+    assert p.returncode == 0, p.stderr
+    evs = validate(doc)
+    from faultlab.observe.trace import PID_CPUS
+    assert {e['tid'] for e in evs if e['ph'] == 'X' and e['pid'] == PID_CPUS} == {0, 1}
+    assert sorted(names(guest(evs), 'thread_name').values()) == sorted(
+        ['tracenames', 'tn-worker-0', 'tn-worker-1', 'hello', 'tn-child', 'tn-victim'])

@@ -28,12 +28,13 @@ PID_MEMORY = PID_MAX_LIMIT + 3
 
 
 class _CpuState:
-    __slots__ = ('guest_at_exit', 'trap', 'started')
+    __slots__ = ('guest_at_exit', 'trap', 'started', 'last_end')
 
     def __init__(self):
         self.guest_at_exit = 0      # this CPU's guest cycles when it last returned to user mode
         self.trap = None            # (kind, start, name, args) of the trap being handled
         self.started = False
+        self.last_end = 0           # where its last trap slice ended: a user slice never reaches back over it
 
 
 class ChromeTrace(Tracepoints):
@@ -101,8 +102,8 @@ class ChromeTrace(Tracepoints):
             st.started = True
             if now - ran > 0:
                 self._slice(PID_CPUS, idx, 'exec', 'kernel', 0, now - ran)
-        if ran > 0:
-            self._slice(PID_CPUS, idx, 'user', 'user', now - ran, now)
+        if ran > 0 and now > st.last_end:
+            self._slice(PID_CPUS, idx, 'user', 'user', max(now - ran, st.last_end), now)
         st.trap = (kind, now, name, args)
 
     def _leave_kernel(self, extra=None, name=None):
@@ -116,6 +117,7 @@ class ChromeTrace(Tracepoints):
             args.update(extra)
         self._slice(PID_CPUS, idx, name, kind, start, self.kernel.now(), args)
         st.guest_at_exit = self.kernel.cpu.guest_cycles
+        st.last_end = self.kernel.now()
 
     # ---- tracepoints ------------------------------------------------------------------------------
     def page_fault_entry(self, kernel, rip, address, error_code):
@@ -208,8 +210,8 @@ class ChromeTrace(Tracepoints):
                 st = self._cpus.setdefault(idx, _CpuState())
                 ran = cpu.guest_cycles - st.guest_at_exit
                 now = self.kernel.now()
-                if ran > 0:
-                    self._slice(PID_CPUS, idx, 'user', 'user', now - ran, now)
+                if ran > 0 and now > st.last_end:
+                    self._slice(PID_CPUS, idx, 'user', 'user', max(now - ran, st.last_end), now)
             end = self.kernel.now()
             if result is not None:
                 args = {'exit_code': result.exit_code}
