@@ -19,8 +19,9 @@ run(program, args, options, env=, stdout=, stderr=, faults=, tracer=, max_insns=
 Run           exit_code, stdout, stderr, stats, faults, stop_reason, report, signal, warnings, machine
 Fault         address, rip, error_code, access, outcome ('minor', 'major', ...), handler, major,
               nowait, tid, cpu, start, end, cycles
-Tracepoints   subclass it (page_fault_entry/exit, syscall_entry/exit, signal_generate,
-              sched_wakeup, sched_process_exit, wait, lock_wait, block_rq_issue) and pass an
+Tracepoints   subclass it (page_fault_entry/exit, syscall_entry/exit, signal_generate, signal_send,
+              sched_process_fork, sched_process_exec, task_rename, sched_wakeup,
+              sched_process_exit, wait, lock_wait, block_rq_issue) and pass an
               instance as run(..., tracer=...); FaultInfo is what
               page_fault_exit receives
 ExecError     a program that cannot be run (its errno as execve would return it)
