@@ -15,6 +15,7 @@ import time
 from faultlab.kernel.arch.cpu_interface import EMU_RESERVED_FRAMES, PAGE_SHIFT, PAGE_SIZE
 from faultlab.kernel.hostlimit import fatal_signal_pending
 from faultlab.kernel.mm.mm_types import TASK_SIZE
+from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.page_alloc import (PG_lru, PG_active, PG_reserved, PG_pgtable, PG_swapcache, PG_anon,
                                   PG_hwpoison, PG_hugetlb, PG_head)
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_PSE, PTE_PFN_MASK, pte_to_swp_entry,
@@ -245,6 +246,8 @@ class PageTableWalk:
     def check_anon_rmap(self, page, va):
         """An anonymous page's reverse map: its index is the address, in this mm unless fork shares it."""
         mm = self.mm
+        if page.flags & PG_ksm:
+            return                   # a KSM page is mapped at many addresses: its stable node lists them
         # a page fork shares is at the same address in every mm that maps it
         if page.index != va >> PAGE_SHIFT or (page.rmap_mm is not mm and page.mapcount <= 1):
             _fail('anonymous %r mapped at %#x but its reverse map says index %#x in %s',

@@ -7,7 +7,7 @@ every task sleeps with nothing else pending (nothing could change what it would 
 from faultlab.kernel.mm.ksm import (KSM_RUN_MERGE, ZERO_CHECKSUM, ksm_add_vmas, page_checksum, page_is_zero,
                                     pages_identical, try_to_merge_one_page)
 from faultlab.kernel.mm.ksm_types import PG_ksm, VM_MERGEABLE
-from faultlab.kernel.mm.page_alloc import PG_anon, PG_head, PG_hugetlb
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_head, PG_hugetlb, PG_lru
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
 
 
@@ -222,6 +222,8 @@ def cmp_and_merge_page(ksm, item, vma, page):
         return cost
     if not try_to_merge_one_page(svc, tree_item.mm, tree_vma, tree_item.address, tree_page, page):
         page.flags &= ~PG_ksm                   # break_cow: nothing else maps it, it is ours again
+        if svc.lru is not None and not page.flags & PG_lru:
+            svc.lru.add(page, active=True)
         return cost
     ksm.remove_rmap_item_from_tree(tree_item)
     snode = ksm.stable_tree_insert(page, checksum)
