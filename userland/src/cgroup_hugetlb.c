@@ -3,8 +3,9 @@
  * hugetlb.2MB.max = 2 pages and rsvd.max = 3 pages, a process moved into it through cgroup.procs,
  * reservations charged at mmap (over rsvd.max: ENOMEM), faults charged at allocation (over max:
  * SIGBUS, counted in hugetlb.2MB.events), MAP_NORESERVE pages charged to both at the fault, and
- * everything given back at munmap and when a hugetlbfs file goes; rmdir of a populated cgroup is
- * EBUSY; bad writes are EINVAL or ESRCH. Needs root; uses the first cgroup2 mount, or mounts one.
+ * everything given back at munmap, truncation and when a hugetlbfs file goes; rmdir of a populated
+ * cgroup is EBUSY; bad writes are EINVAL or ESRCH. Needs root; uses the first cgroup2 mount, or
+ * mounts one.
  * Sets vm.nr_hugepages to 4 for the run and puts the old value back.
  */
 #define _GNU_SOURCE
@@ -153,6 +154,9 @@ static void child(int go, int ready)
 	munmap(s, HP);
 	printf("munmap of the shared mapping (the file keeps its page)\n");
 	show("hugetlb.2MB.current");
+	printf("ftruncate to 0: %s\n", ename(ftruncate(mfd, 0) ? errno : 0));
+	show("hugetlb.2MB.current");
+	show("hugetlb.2MB.rsvd.current");
 	close(mfd);
 	printf("close of the file\n");
 	show("hugetlb.2MB.current");
