@@ -15,7 +15,7 @@ from faultlab.sweep.records import read_records
 KINDS = ('line', 'bar')
 FIGURE_SUFFIXES = ('.svg', '.png', '.pdf')
 UNIT_WORDS = {'s': 'seconds', 'B': 'bytes'}
-LABEL_WIDTH = 60
+LABEL_WIDTH = 40
 
 
 class PlotError(ValueError):
@@ -35,9 +35,12 @@ def _declarations():
 DECLARED = _declarations()
 
 
-def counter_label(column):
-    """An axis label for a column: a counter's name with its description and unit, else the name."""
-    c = DECLARED.get(column) or DECLARED.get(column.rsplit('.', 1)[-1])
+def counter_label(column, columns=()):
+    """An axis label for a column: a counter's name with its description and unit, else the name. A column
+    whose counter a sweep kept as stats.NAME (the grid took the name: cpus) is the grid's, not the counter."""
+    if 'stats.' + column in columns:
+        return column
+    c = DECLARED.get(column) or DECLARED.get(column.removeprefix('stats.')) or DECLARED.get(column.rsplit('.', 1)[-1])
     if c is None:
         return column
     unit = UNIT_WORDS.get(c.unit)
@@ -109,7 +112,10 @@ def group(records, x, y, series, facet):
     return out
 
 
-def draw(ax, lines, x, y, series, kind, xcats=None):
+MAX_TICKS = 12
+
+
+def draw(ax, lines, x, y, series, kind, xcats=None, columns=()):
     """One axes: a line per series, or grouped bars per x value."""
     if kind == 'line':
         xs_all = [p[0] for pts in lines.values() for p in pts]
@@ -120,6 +126,8 @@ def draw(ax, lines, x, y, series, kind, xcats=None):
             ax.plot(xs, [p[1] for p in pts], marker='o', label=None if s is None else '%s=%s' % (series, s))
         if not numeric:
             ax.set_xticks(range(len(cats)), [str(c) for c in cats])
+        elif len(cats) <= MAX_TICKS:         # the values swept, not matplotlib's round numbers between them
+            ax.set_xticks(cats, ['%g' % c for c in cats])
     else:
         cats = xcats or sorted({p[0] for pts in lines.values() for p in pts}, key=_sort_key)
         names = sorted(lines, key=_sort_key)
@@ -129,8 +137,8 @@ def draw(ax, lines, x, y, series, kind, xcats=None):
             pos = [c + (i - (len(names) - 1) / 2) * width for c in range(len(cats))]
             ax.bar(pos, [ys.get(c, 0) for c in cats], width, label=None if s is None else '%s=%s' % (series, s))
         ax.set_xticks(range(len(cats)), [str(c) for c in cats], rotation=30 if len(cats) > 6 else 0)
-    ax.set_xlabel(counter_label(x))
-    ax.set_ylabel(counter_label(y))
+    ax.set_xlabel(counter_label(x, columns))
+    ax.set_ylabel(counter_label(y, columns))
     ax.grid(True, alpha=0.3)
     if series:
         ax.legend(fontsize='small')
@@ -155,7 +163,7 @@ def plot_records(records, x, y, output, series=None, facet=None, kind='line', ti
     facets = sorted(groups, key=_sort_key)
     fig, axes = subplots(len(facets))
     for ax, f in zip(axes, facets):
-        draw(ax, groups[f], x, y, series, kind)
+        draw(ax, groups[f], x, y, series, kind, columns=known)
         if facet:
             ax.set_title('%s = %s' % (facet, f))
     if title:

@@ -87,6 +87,9 @@ def test_labels_come_from_the_declarations():
     assert counter_label('major-faults').startswith('major-faults: ')
     assert counter_label('cpus.0.page_faults').startswith('cpus.0.page_faults: ')
     assert counter_label('mib') == 'mib'
+    # a sweep over cpus keeps the per-CPU counters as stats.cpus: the column cpus is the grid's
+    assert counter_label('cpus', ['cpus', 'stats.cpus']) == 'cpus'
+    assert counter_label('stats.cpus', ['cpus', 'stats.cpus']).startswith('stats.cpus: ')
 
 
 @pytest.mark.parametrize('args,words', [

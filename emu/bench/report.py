@@ -32,9 +32,6 @@ class ReportError(ValueError):
 
 def check_outputs(csv=None, json=None, plot=None):
     """ReportError for an output that cannot be written, before the bench runs for minutes; makes --plot DIR."""
-    for path in (csv, json):
-        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise ReportError('%s: no such directory' % os.path.dirname(os.path.abspath(path)))
     if plot:
         try:
             pyplot()
@@ -43,6 +40,9 @@ def check_outputs(csv=None, json=None, plot=None):
             raise ReportError('--plot: %s' % e) from None
         except OSError as e:
             raise ReportError('--plot %s: %s' % (plot, e.strerror)) from None
+    for path in (csv, json):
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise ReportError('%s: no such directory' % os.path.dirname(os.path.abspath(path)))
 
 
 def write_rows(rows, csv=None, json=None):

@@ -16,16 +16,21 @@ VERSION_ENV = 'FAULTLAB_SWEEP_VERSION'
 SOURCE_SUFFIXES = ('.py', '.S', '.c', '.h')
 
 
+# what `faultlab run` never executes: the sweep itself, the plots, the benches and the selftest runner
+NOT_IN_A_RUN = ('sweep', 'bench', 'selftests', '__pycache__', 'plot.py')
+
+
 def _tree_digest():
-    """A digest of faultlab's own sources (the emulator, the kernel, the vDSO): a change to any of them can
-    change a run's counters, so it is part of the version a cached point was made by."""
+    """A digest of faultlab's own sources (the emulator, the kernel, the vDSO) but NOT_IN_A_RUN: a change to
+    any of them can change a run's counters, so it is part of the version a cached point was made by."""
     h = hashlib.sha256()
     for pkg in (faultlab, faultlab.kernel, faultlab.vdso):
         base = os.path.dirname(os.path.abspath(pkg.__file__))
         for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if d != '__pycache__')
+            top = dirpath == base and pkg is faultlab
+            dirnames[:] = sorted(d for d in dirnames if d != '__pycache__' and not (top and d in NOT_IN_A_RUN))
             for name in sorted(filenames):
-                if name.endswith(SOURCE_SUFFIXES):
+                if name.endswith(SOURCE_SUFFIXES) and not (top and name in NOT_IN_A_RUN):
                     path = os.path.join(dirpath, name)
                     h.update(os.path.relpath(path, base).encode() + b'\0')
                     with open(path, 'rb') as f:
