@@ -26,6 +26,7 @@ from faultlab.kernel.proc_fd import register_proc_fd
 from faultlab.kernel.proc_cmdline import register_proc_cmdline
 from faultlab.kernel.proc_mem import register_proc_mem
 from faultlab.kernel.mm.ksm_sysfs import register_ksm_procfs
+from faultlab.kernel.mm.ksm_types import VM_MERGEABLE
 from faultlab.kernel.proc_pid import register_proc_pid
 from faultlab.kernel.cgroup.cgroup import cgroup_init
 from faultlab.kernel.ikconfig import register_ikconfig
@@ -71,7 +72,8 @@ VM_FLAG_MNEMONICS = ((VM_READ, 'rd'), (VM_WRITE, 'wr'), (VM_EXEC, 'ex'), (VM_SHA
                      (VM_IO, 'io'), (VM_SEQ_READ, 'sr'), (VM_RAND_READ, 'rr'), (VM_DONTCOPY, 'dc'),
                      (VM_DONTEXPAND, 'de'), (VM_LOCKONFAULT, 'lf'), (VM_ACCOUNT, 'ac'), (VM_NORESERVE, 'nr'),
                      (VM_HUGETLB, 'ht'), (VM_WIPEONFORK, 'wf'), (VM_DONTDUMP, 'dd'), (VM_SOFTDIRTY, 'sd'),
-                     (VM_HUGEPAGE, 'hg'), (VM_NOHUGEPAGE, 'nh'), (VM_UFFD_MINOR, 'ui'))
+                     (VM_HUGEPAGE, 'hg'), (VM_NOHUGEPAGE, 'nh'), (VM_MERGEABLE, 'mg'),
+                     (VM_UFFD_MINOR, 'ui'))
 
 
 def _kb(name, nbytes):

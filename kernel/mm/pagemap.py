@@ -13,6 +13,7 @@ from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SIZE
 from faultlab.kernel.mm.huge_memory import (HPAGE_PMD_NR, folio_entire_mapcount, is_huge_zero_pmd, thp_pmd_of,
                                             thp_pmds)
+from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.memory import SWP_HWPOISON
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_referenced
@@ -357,6 +358,8 @@ def smaps_account(mss, page, young, dirty, locked):
         mss.anonymous += size
         if not page.flags & PG_swapbacked and not dirty and not page.flags & PG_dirty:
             mss.lazyfree += size
+    if page.flags & PG_ksm:
+        mss.ksm += size                  # folio_test_ksm
     mss.resident += size
     if young or page.flags & PG_referenced:
         mss.referenced += size

@@ -102,6 +102,26 @@ static int duplicates(int pm, char *map, int n)
 	return d;
 }
 
+/* the KSM: line and the mg flag of the smaps entry that starts at map */
+static void smaps_of(char *map)
+{
+	char buf[512], head[32];
+	FILE *f = fopen("/proc/self/smaps", "r");
+	int in = 0;
+	long ksm = -1;
+	snprintf(head, sizeof(head), "%lx-", (unsigned long)map);
+	while (f && fgets(buf, sizeof(buf), f)) {
+		if (strchr(buf, '-') && strchr(buf, ' ') && strchr(buf, '-') < strchr(buf, ' '))
+			in = !strncmp(buf, head, strlen(head));
+		if (in && !strncmp(buf, "KSM:", 4))
+			ksm = strtol(buf + 4, NULL, 10);
+		if (in && !strncmp(buf, "VmFlags:", 8))
+			printf("smaps: KSM=%ld kB mg=%d\n", ksm, strstr(buf, " mg") != NULL);
+	}
+	if (f)
+		fclose(f);
+}
+
 static void counters(const char *when)
 {
 	printf("%s: shared=%ld sharing=%ld merging=%ld rmap_items=%ld\n", when, rd("pages_shared"),
@@ -164,6 +184,7 @@ int main(void)
 	counters("merged");
 	printf("duplicates=%d rss_change_kb=%ld\n", duplicates(pm, m, NPAGES),
 	       proc_val("/proc/self/status", "RssAnon:") - rss0);
+	smaps_of(m);
 	printf("ksm_stat profit>0: %d\n", proc_val("/proc/self/ksm_stat", "ksm_process_profit") > 0);
 
 	/* a write breaks the merge: COW */
@@ -187,6 +208,7 @@ int main(void)
 	/* MADV_UNMERGEABLE */
 	printf("madvise UNMERGEABLE: %d\n", madvise(m, NPAGES * psz, MADV_UNMERGEABLE));
 	printf("duplicates after unmerge=%d data %c %c\n", duplicates(pm, m, NPAGES), m[psz], m[10 * psz]);
+	smaps_of(m);
 	wait_scans(2);   /* the second one started after the change */
 	counters("after unmerge+scan");
 
