@@ -1,6 +1,5 @@
 """The hint for a path the guest cannot see: open/openat/execve failing with ENOENT on a path that
 exists on the host names the --mount that would show it, once per run, and only then."""
-import os
 import subprocess
 import sys
 

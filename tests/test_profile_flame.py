@@ -86,7 +86,8 @@ def test_render_svg_widths_order_and_nesting():
     assert frames['a'][1] == pytest.approx(0.4 * full) and frames['d'][1] == pytest.approx(0.6 * full)
     assert frames['b'][1] == frames['x'][1] == pytest.approx(0.3 * full)
     assert frames['a'][0] < frames['d'][0] and frames['b'][0] < frames['c'][0]      # alphabetical
-    assert frames['a'][0] <= frames['c'][0] and frames['c'][0] + frames['c'][1] <= frames['a'][0] + frames['a'][1] + 1e-6
+    a_x, a_w = frames['a'][0], frames['a'][1]
+    assert a_x <= frames['c'][0] and frames['c'][0] + frames['c'][1] <= a_x + a_w + 1e-6          # within its caller
     assert frames['x'][2] < frames['b'][2] < frames['a'][2] < frames['all'][2]      # callees above
     assert frames['b'][3] == 'b (30 cycles, 30.00%)'
     many = [(('f%d' % i,), 1) for i in range(20000)] + [(('big',), 20000)]

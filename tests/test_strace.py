@@ -44,7 +44,8 @@ import sys
 
 import pytest
 
-from faultlab.observe.strace_decode import MASK64, format_call, format_exit, format_signal
+from faultlab.observe.strace import strace_equals_form
+from faultlab.observe.strace_decode import MASK64, format_call, format_exit, format_siginfo, format_signal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, 'userland', 'build')
@@ -156,7 +157,8 @@ def normalise(text, names):
     text = re.sub(r'^((?:wait4|kill|tgkill|tkill|rt_sigqueueinfo|rt_tgsigqueueinfo)\()(\d+)(,)', label, text)
     text = re.sub(r'^((?:tgkill|rt_tgsigqueueinfo)\(P\d+, )(\d+)(,)', label, text)
     # strace shows the kernel's restart codes where the call then returns EINTR to a handler
-    text = re.sub(r' = \? (ERESTARTNOHAND|ERESTART_RESTARTBLOCK) \(.*\)$', ' = -1 EINTR (Interrupted system call)', text)
+    text = re.sub(r' = \? (ERESTARTNOHAND|ERESTART_RESTARTBLOCK) \(.*\)$', ' = -1 EINTR (Interrupted system call)',
+                  text)
     text = re.sub(r'^(rt_sigreturn\(.*\)) = .*$', r'\1 = RAX', text)
     text = re.sub(r'(parent_tid=\[)\d+(\])', r'\1TID\2', text)
     text = re.sub(r'(si_pid=)(\d+)(,)', label, text)
@@ -306,7 +308,6 @@ def test_strace_killed_by_signal():
 def test_strace_equals_file_spelling(tmp_path):
     """--strace=FILE writes the log to FILE, as --strace-file FILE does; `--strace PROGRAM` still takes
     PROGRAM as the program; a guest argument after `--` is left alone."""
-    from faultlab.observe.strace import strace_equals_form
     assert strace_equals_form(['run', '--strace=x.log', 'p']) == ['run', '--strace-file', 'x.log', 'p']
     assert strace_equals_form(['run', '--', 'p', '--strace=y']) == ['run', '--', 'p', '--strace=y']
     a, b = tmp_path / 'a.log', tmp_path / 'b.log'
@@ -320,7 +321,6 @@ def test_strace_equals_file_spelling(tmp_path):
 
 def test_signal_lines():
     """The siginfo of each kind of sender as strace writes it."""
-    from faultlab.observe.strace_decode import format_siginfo
     kill = struct.pack('<iiiiii', 10, 0, 0, 0, 7, 0).ljust(128, b'\0')
     assert format_siginfo(kill) == '--- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_USER, si_pid=7, si_uid=0} ---'
     chld = struct.pack('<iiiiiiqq', 17, 0, 2, 0, 9, 0, 9, 0).ljust(128, b'\0')

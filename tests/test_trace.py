@@ -18,6 +18,9 @@ import sys
 import pytest
 
 from conftest import ROOT
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.machine import Machine
+from faultlab.observe.trace import PID_CPUS, PID_DISK, PID_MAX_LIMIT, PID_MEMORY, ChromeTrace
 
 BUILD = os.path.join(ROOT, 'userland', 'build')
 PHASES = {'X', 'B', 'E', 'i', 'I', 'M', 'C', 's', 't', 'f'}
@@ -103,7 +106,6 @@ def run_traced(tmp_path, prog, *args, extra=(), mounts=True):
 
 def guest(evs):
     """The events of the guest's processes (pids below the CPUs', disk's and memory's)."""
-    from faultlab.observe.trace import PID_MAX_LIMIT
     return [e for e in evs if e['pid'] <= PID_MAX_LIMIT]
 
 
@@ -237,7 +239,6 @@ def test_faults_flow_to_their_disk_requests_and_back(tmp_path):
     p, doc = run_traced(tmp_path, 'readahead', '/u/build/data/big.bin')
     assert p.returncode == 0, p.stderr
     evs = validate(doc)
-    from faultlab.observe.trace import PID_DISK, PID_MEMORY
     majors = [e for e in evs if e['ph'] == 'X' and e['pid'] == 1 and e['cat'] == 'fault'
               and e['args']['outcome'] == 'major']
     assert majors
@@ -315,9 +316,6 @@ def test_tracing_tasks_changes_no_counter(tmp_path):
     """tracenames traced (its syscall arguments decoded from memory, counters sampled) counts the same
     instructions, cycles and faults as untraced: the tracer only looks."""
     built('tracenames')
-    from faultlab.kernel.kernel import KernelConfig
-    from faultlab.machine import Machine
-    from faultlab.observe.trace import ChromeTrace
 
     def run(trace):
         m = Machine(ram=64 << 20, config=KernelConfig(stdout=lambda b: None, stderr=lambda b: None,
@@ -344,7 +342,6 @@ def test_two_cpus(tmp_path):
     p, doc = run_traced(tmp_path, 'tracenames', extra=['--cpus', '2'])
     assert p.returncode == 0, p.stderr
     evs = validate(doc)
-    from faultlab.observe.trace import PID_CPUS
     assert {e['tid'] for e in evs if e['ph'] == 'X' and e['pid'] == PID_CPUS} == {0, 1}
     assert sorted(names(guest(evs), 'thread_name').values()) == sorted(
         ['tracenames', 'tn-worker-0', 'tn-worker-1', 'hello', 'tn-child', 'tn-victim'])
