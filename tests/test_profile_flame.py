@@ -8,7 +8,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import ROOT
+from faultlab.kernel.kernel import KernelConfig
+from faultlab.machine import Machine
 from faultlab.observe.flamegraph import PAD_SIDE, WIDTH, build_tree, parse_folded, render_svg
+from faultlab.observe.profile import Profiler
 
 BUILD = os.path.join(ROOT, 'userland', 'build')
 SVG = '{http://www.w3.org/2000/svg}'
@@ -93,3 +96,22 @@ def test_render_svg_widths_order_and_nesting():
     many = [(('f%d' % i,), 1) for i in range(20000)] + [(('big',), 20000)]
     names = [g.find(SVG + 'title').text for g in ET.fromstring(render_svg(many)).iter(SVG + 'g')]
     assert len(names) == 2                     # 'all' and 'big': 20,000 frames of 0.03 pixels are not drawn
+
+
+def test_adaptive_sampling_changes_no_counter():
+    """Sampling at every block (the adaptive period's start) stops and restarts the CPU thousands of
+    times and changes no counter; the samples' weights add up to the instructions run."""
+    prog = os.path.join(BUILD, 'hello')
+
+    def machine():
+        return Machine(ram=64 << 20, config=KernelConfig(stdout=lambda b: None, stderr=lambda b: None))
+    plain = machine().run(prog, ['hello'], []).stats
+    m = machine()
+    prof = Profiler(m)
+    m.kernel.set_tracer(prof)
+    res = m.run(prog, ['hello'], [])
+    prof.finish()
+    assert res.stats == plain
+    assert prof.adaptive and prof.nsamples > 1000 and prof.period >= 1
+    assert sum(prof.sample_weights.values()) <= plain['instructions']
+    assert sum(prof.sample_weights.values()) >= 0.9 * plain['instructions']
