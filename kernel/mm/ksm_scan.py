@@ -50,10 +50,11 @@ class Ksmd:
         self.pending = False
         if not self.should_run():
             return
-        cost = ksm_do_scan(self, self.ksm.pages_to_scan)
+        t0 = self._now()
+        self.svc.charge_cycles(ksm_do_scan(self, self.ksm.pages_to_scan))
+        cost = self._now() - t0            # with the PTE updates and TLB flushes billed on the way
         self.cycles += cost
-        self.svc.stats['ksmd_cycles'] += cost
-        self.svc.charge_cycles(cost)
+        self.svc.stats['ksmd_cycles'] += int(cost)
         if self._quiet() or not self.should_run():
             return
         self.pending = True
@@ -189,7 +190,8 @@ def unstable_tree_search_insert(ksm, item, page, checksum):
 
 def cmp_and_merge_page(ksm, item, vma, page):
     """cmp_and_merge_page: merge the page into a KSM page with the same content, or with the zero page,
-    or with an identical page of the unstable tree; returns the cycles it cost."""
+    or with an identical page of the unstable tree; returns the cycles of its checksums and compares
+    (the PTE updates and TLB flushes are billed where they happen)."""
     svc = ksm.svc
     node = ksm.stable_by_pfn.get(page.pfn) if page.flags & PG_ksm else None
     if node is not None and item.head is node:
@@ -205,13 +207,13 @@ def cmp_and_merge_page(ksm, item, vma, page):
     if snode is not None:
         if try_to_merge_one_page(svc, item.mm, vma, item.address, page, kpage):
             ksm.stable_tree_append(item, snode)
-        return cost + svc.cost('pte_set')
+        return cost
     if item.oldchecksum != checksum:            # changed since the last scan: volatile for now
         item.oldchecksum = checksum
         return cost
     if ksm.use_zero_pages and checksum == ZERO_CHECKSUM and page_is_zero(svc, page):
         try_to_merge_one_page(svc, item.mm, vma, item.address, page, svc.zero_page)
-        return cost + svc.cost('pte_set')
+        return cost
     found, c = unstable_tree_search_insert(ksm, item, page, checksum)
     cost += c
     if found is None:
@@ -229,7 +231,7 @@ def cmp_and_merge_page(ksm, item, vma, page):
     snode = ksm.stable_tree_insert(page, checksum)
     ksm.stable_tree_append(tree_item, snode)
     ksm.stable_tree_append(item, snode)
-    return cost + 2 * svc.cost('pte_set')
+    return cost
 
 
 def ksm_do_scan(ksmd, scan_npages):
