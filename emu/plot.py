@@ -81,7 +81,7 @@ def save(fig, path):
     """Write the figure (format by suffix) and free it."""
     plt = pyplot()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches='tight')      # legends below the axes included
     plt.close(fig)
 
 

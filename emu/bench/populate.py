@@ -20,7 +20,7 @@ from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_
 from faultlab.core.cycles import CostTable
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.machine import Machine
-from faultlab.plot import save, subplots
+from faultlab.plot import pyplot, save, subplots
 from faultlab.srctree import userland_build
 
 BUILD = userland_build()
@@ -284,17 +284,19 @@ def plot_figure(rows, folder):
     for ax, (mib, sharing) in zip(axes, panels):
         mine = [r for r in rows if (r['size_mib'], r['sharing']) == (mib, sharing)]
         backings = [b for b, _name in BACKINGS if any(r['backing'] == b for r in mine)]
-        methods = [m for m in ACCESS_METHODS + FALLOCATE_METHODS if any(r['method'] == m for r in mine)]
+        methods = [m for m in ACCESS_METHODS + FALLOCATE_METHODS
+                   if any(r['method'] == m and r['ms'] is not None for r in mine)]
         width = 0.8 / max(1, len(methods))
+        colours = pyplot().get_cmap('tab20').colors
         for i, m in enumerate(methods):
             ms = {r['backing']: r['ms'] for r in mine if r['method'] == m}
             pos = [j + (i - (len(methods) - 1) / 2) * width for j in range(len(backings))]
-            ax.bar(pos, [ms.get(b) or 0 for b in backings], width, label=m)
+            ax.bar(pos, [ms.get(b) or 0 for b in backings], width, label=m, color=colours[i % len(colours)])
         ax.set_xticks(range(len(backings)), [dict(BACKINGS)[b] for b in backings])
         ax.set_ylabel('simulated time (ms)')
         ax.set_title('%g MiB %s' % (mib, dict(SHARINGS)[sharing]))
         ax.grid(True, axis='y', alpha=0.3)
-        ax.legend(fontsize='x-small', ncol=2)
+        ax.legend(fontsize='x-small', ncol=4, loc='upper center', bbox_to_anchor=(0.5, -0.1))
     fig.suptitle('faultlab bench populate: touching vs MADV_POPULATE_(READ|WRITE) vs fallocate',
                  fontsize='medium')
     save(fig, path)
