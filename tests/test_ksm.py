@@ -15,8 +15,10 @@ from faultlab.kernel.fs.errors import FsError
 from faultlab.kernel.kpageflags import KPF_KSM, stable_page_flags
 from faultlab.kernel.mm.ksm import KsmState, ksm_enable_merge_any
 from faultlab.kernel.mm.ksm_scan import Ksmd, ksm_do_scan
-from faultlab.kernel.mm.ksm_sysfs import KNOBS, max_page_sharing_store, run_store
+from faultlab.kernel.mm.ksm_sysfs import KNOBS, max_page_sharing_store, proc_pid_ksm_stat, run_store
 from faultlab.kernel.mm.ksm_types import PG_ksm
+from faultlab.kernel.mm.mdwe import mmf_init_flags
+from faultlab.kernel.mm.mm_types import MmStruct
 from faultlab.kernel.mm.madvise import MADV_MERGEABLE, MADV_PAGEOUT, MADV_UNMERGEABLE, do_madvise
 from faultlab.kernel.mm.mmap import MAP_ANONYMOUS, MAP_PRIVATE, do_mmap, do_munmap
 from faultlab.kernel.mm.page_alloc import PG_lru
@@ -138,3 +140,16 @@ def test_sysfs_knob_errors():
     KNOBS['use_zero_pages'][1](s.ksm, b'on')
     KNOBS['pages_to_scan'][1](s.ksm, b'+42\n')
     assert (s.ksm.use_zero_pages, s.ksm.pages_to_scan) == (1, 42)
+
+
+def test_merge_any_is_inherited_by_fork_and_execve_and_ksm_stat_has_four_lines():
+    """mmf_init_flags (fork and execve) keeps MMF_VM_MERGE_ANY; /proc/PID/ksm_stat of Linux 6.12."""
+    s = Scanner(2, b'MM')
+    ksm_enable_merge_any(s.e.mm)
+    s.full_scans(2)
+    new = MmStruct(s.e.svc)
+    mmf_init_flags(new, s.e.mm)
+    assert new.mmf_vm_merge_any and new.mmf_vm_mergeable
+    assert proc_pid_ksm_stat(s.ksm, s.e.mm) == ('ksm_rmap_items 2\nksm_zero_pages 0\nksm_merging_pages 2\n'
+                                                'ksm_process_profit %d\n' % (2 * 4096 - 2 * 64))
+    assert proc_pid_ksm_stat(s.ksm, new).startswith('ksm_rmap_items 0\n')
