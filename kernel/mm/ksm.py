@@ -386,7 +386,9 @@ def unmerge_ksm_pages(svc, mm, vma, start, end):
 def ksm_madvise(mm, vma, start, end, advice):
     """ksm_madvise for [start, end) of vma: MADV_MERGEABLE sets VM_MERGEABLE on compatible VMAs
     (registering the mm), MADV_UNMERGEABLE unmerges the range and clears it. 0 or -errno."""
-    ksm = mm.svc.ksm
+    ksm = getattr(mm.svc, 'ksm', None)
+    if ksm is None:
+        return 0                         # mm services built without ksm_init (unit tests): as before
     if advice == MADV_MERGEABLE:
         if vma.vm_flags & VM_MERGEABLE or not vma_ksm_compatible(vma):
             return 0                     # just ignore the advice
@@ -420,8 +422,8 @@ def ksm_enable_merge_any(mm):
     """PR_SET_MEMORY_MERGE 1."""
     if getattr(mm, 'mmf_vm_merge_any', False):
         return 0
-    ksm = mm.svc.ksm
-    if not getattr(mm, 'mmf_vm_mergeable', False) or mm not in ksm.slots:
+    ksm = getattr(mm.svc, 'ksm', None)
+    if ksm is not None and (not getattr(mm, 'mmf_vm_mergeable', False) or mm not in ksm.slots):
         ksm.ksm_enter(mm)
     mm.mmf_vm_merge_any = True
     ksm_add_vmas(mm)
