@@ -3,7 +3,10 @@ exists on the host: the guest sees only its own tree and the --mount directories
 the command line easily forget. Printed once per run, as a kernel warning, naming the directory to
 mount: `/data/x exists on the host but is not visible in the guest; --mount /data:/data gives it`.
 
-The paths the kernel makes up itself (/proc, /sys, /dev) are never hinted at: the host has its own.
+Never hinted at: the paths the kernel makes up itself (/proc, /sys, /dev: the host has its own), and
+the system's directories (/usr, /etc, /lib ..., /var, /run), which libraries probe on their own
+(glibc's locale.alias, ld.so's search path): a missing one there is the guest's normal state, not a
+forgotten --mount.
 """
 import errno
 import os
@@ -12,7 +15,8 @@ import posixpath
 PATH_MAX = 4096
 # system call number -> which argument is the path, and whether it is relative to a dirfd argument
 PATH_ARG = {2: 0, 257: 1, 85: 0, 59: 0, 322: 1}      # open, openat, creat, execve, execveat
-SYNTHETIC = ('/proc', '/sys', '/dev')
+QUIET = ('/proc', '/sys', '/dev', '/usr', '/etc', '/lib', '/lib32', '/lib64', '/libx32', '/var', '/run', '/bin',
+         '/sbin', '/boot')
 
 
 def enoent_host_hint(k, task, nr, args, ret):
@@ -31,7 +35,7 @@ def enoent_host_hint(k, task, nr, args, ret):
             return
         path = posixpath.join(task.cwd, path)
     path = posixpath.normpath(path)
-    if any(path == s or path.startswith(s + '/') for s in SYNTHETIC) or not os.path.exists(path):
+    if any(path == s or path.startswith(s + '/') for s in QUIET) or not os.path.exists(path):
         return
     if any(path == g.rstrip('/') or path.startswith(g.rstrip('/') + '/') for _h, g, _ro in k.config.mounts):
         return                          # under a mount: the guest's own ENOENT
