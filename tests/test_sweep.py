@@ -282,3 +282,18 @@ def test_progress_line_without_tqdm(monkeypatch):
     quiet = io.StringIO()
     SweepProgress(5, 0, 2, stream=quiet, show=False).close()
     assert quiet.getvalue() == ''
+
+
+def test_dask_scheduler_address(tmp_path):
+    distributed = pytest.importorskip('distributed', reason='dask[distributed] is not installed')
+    args = ['--no-cache', '--grid', 'cpus=1,2', '--parse', r'argv\[1\]=(?P<arg>\S+)']
+    local = sweep(*args, '-j', '2', '-o', str(tmp_path / 'l.jsonl'), '--', HELLO, 'x')
+    assert local.returncode == 0, local.stderr
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol='tcp://',
+                                  host='127.0.0.1', dashboard_address=None, silence_logs=50) as cluster:
+        assert cluster.scheduler_address.startswith('tcp://127.0.0.1:')
+        p = sweep(*args, '--engine', 'dask', '--scheduler', cluster.scheduler_address, '-o',
+                  str(tmp_path / 'd.jsonl'), '--', HELLO, 'x')
+    assert p.returncode == 0 and 'dask engine' in p.stderr, p.stderr
+    assert jsonl(tmp_path / 'd.jsonl') == jsonl(tmp_path / 'l.jsonl')
+    assert [r['arg'] for r in jsonl(tmp_path / 'd.jsonl')] == ['x', 'x']
