@@ -90,3 +90,16 @@ def test_thp_pagemap_kpageflags_match_native(userland):
     r = run_guest(prog)
     assert r.exit_code == 0, r.stderr
     assert r.stdout.decode().splitlines() == out.decode().splitlines()
+
+
+def test_madv_collapse_matches_native(userland):
+    """MADV_COLLAPSE copies 4 KiB pages into a new huge page (contents kept, AnonHugePages 2048 kB),
+    EINVAL where a range has no page table or the VMA has MADV_NOHUGEPAGE, as natively."""
+    prog = os.path.join(userland, 'thpcollapse')
+    code, out, _err = run_native(prog)
+    assert code == 0
+    r = run_guest(prog, check=True)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == out
+    assert b'ahp 2048' in out
+    assert r.machine.kernel.stats['thp_collapse_alloc'] == 1

@@ -123,7 +123,7 @@ def get_huge_zero_folio(svc):
     return st.huge_zero_pfn
 
 
-def vma_alloc_anon_folio_pmd(mm, vma, haddr):
+def vma_alloc_anon_folio_pmd(mm, vma, haddr, stat=True):
     """vma_alloc_folio(order 9) + clear_huge_page: a zeroed compound page for haddr, or None. The
     allocation does not dip below the low watermark (Linux's THP gfp mask under defrag=madvise does
     no direct reclaim for an allocation that would need it: the fault falls back to 4 KiB)."""
@@ -136,8 +136,9 @@ def vma_alloc_anon_folio_pmd(mm, vma, haddr):
         return None
     svc.charge('page_alloc')
     svc.frames.phys.mv[pfn << 12:(pfn << 12) + PMD_SIZE] = bytes(PMD_SIZE)
-    charge_page_zero(svc, pfn, HPAGE_PMD_NR)          # clear_huge_page: 512 page clears
-    svc.stats['pages_zeroed'] += HPAGE_PMD_NR
+    if stat:                                          # (a collapse copies into it instead)
+        charge_page_zero(svc, pfn, HPAGE_PMD_NR)      # clear_huge_page: 512 page clears
+        svc.stats['pages_zeroed'] += HPAGE_PMD_NR
     flags = _FOLIO_FLAGS | (PG_exec if vma.vm_flags & VM_EXEC else 0)
     vpn = haddr >> 12
     pages = svc.frames.pages
@@ -175,6 +176,11 @@ def _withdraw_free(mm, key):
     pfn = mm.pgtables.thp.pop(key)
     del mm.pgtables.table_pfns[pfn]
     mm.svc.frames.put_page(mm.svc.frames.pages[pfn])
+
+
+def set_huge_pmd(mm, slot, key, entry, deposit):
+    """set_pmd_at of a new huge PMD over deposit (a page table the caller emptied and unlinked)."""
+    _set_pmd(mm, slot, key, entry, deposit)
 
 
 def _set_pmd(mm, slot, key, entry, deposit):

@@ -7,6 +7,7 @@ from faultlab.kernel.mm.gup import faultin_vma_page_range, faultin_page
 from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SIZE
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE
+from faultlab.kernel.mm.khugepaged import madvise_collapse
 from faultlab.kernel.mm.ksm import ksm_madvise
 from faultlab.kernel.mm.memory import fold_pte_dirty, memory_failure, zap_pte_range
 from faultlab.kernel.mm.mmap import _isolate, vma_merge_around
@@ -26,14 +27,14 @@ MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE = 12, 13, 14, 1
 MADV_DONTDUMP, MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK = 16, 17, 18, 19
 MADV_COLD, MADV_PAGEOUT = 20, 21
 MADV_POPULATE_READ, MADV_POPULATE_WRITE = 22, 23
-MADV_DONTNEED_LOCKED = 24
+MADV_DONTNEED_LOCKED, MADV_COLLAPSE = 24, 25
 MADV_HWPOISON = 100
 _NOOP = {MADV_MERGEABLE, MADV_UNMERGEABLE}
 _KNOWN = {MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE,
           MADV_COLD,
           MADV_PAGEOUT, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_HWPOISON, MADV_DONTFORK, MADV_DOFORK,
           MADV_DONTDUMP, MADV_DODUMP, MADV_REMOVE, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_HUGEPAGE,
-          MADV_NOHUGEPAGE} | _NOOP
+          MADV_NOHUGEPAGE, MADV_COLLAPSE} | _NOOP
 
 
 def madvise_populate(mm, start, end, write, fatal_signal_pending=lambda: False):
@@ -228,6 +229,10 @@ def do_madvise(mm, start, len_in, behavior):
                 return r
         elif behavior in (MADV_MERGEABLE, MADV_UNMERGEABLE):
             r = ksm_madvise(mm, vma, s, e, behavior)        # mm/ksm.c
+            if r:
+                return r
+        elif behavior == MADV_COLLAPSE:
+            r = madvise_collapse(mm, vma, s, e)            # mm/khugepaged.c
             if r:
                 return r
         elif behavior in _FLAG_ADVICE:
