@@ -129,7 +129,8 @@ COUNTERS = (
     KernelCounter('cpus', None, '', 'the per-CPU counters (CPU_COUNTERS), one dict per CPU', _per_cpu,
                   aliases=('per_cpu',)),
     KernelCounter('threads_created', None, '', 'threads created (clone)', _stat('threads_created')),
-    KernelCounter('context_switches', None, '', 'context switches, every CPU', _rq_sum('nr_switches')),
+    KernelCounter('context_switches', 'context-switches', '', 'context switches out of a task, every task (as '
+                  'perf counts them: perf_event_task_sched_out)', lambda k: k.sched.task_switches, row=True),
     KernelCounter('page_faults', 'page-faults', '', 'user page faults resolved (minor + major)',
                   lambda k: k.stats['minor_faults'] + k.stats['major_faults'], row=True,
                   note=lambda v, f: '%s minor, %s major' % (n(v['minor-faults']), n(v['major-faults']))),
@@ -206,7 +207,8 @@ CPU_COUNTERS = (
     KernelCounter('idle_cycles', 'idle-cycles', '', 'cycles the CPU waited', lambda rq: int(rq.idle_cycles)),
     KernelCounter('lock_wait_cycles', None, '', 'cycles waiting for mmap_lock and page-table locks',
                   lambda rq: int(rq.lock_wait_cycles)),
-    KernelCounter('context_switches', None, '', 'context switches', lambda rq: rq.nr_switches),
+    KernelCounter('context_switches', None, '', "the CPU's context switches, to and from idle too "
+                  '(rq->nr_switches)', lambda rq: rq.nr_switches),
     KernelCounter('page_faults', 'page-faults', '', 'user page faults resolved',
                   lambda rq: rq.minor_faults + rq.major_faults),
     KernelCounter('minor_faults', 'minor-faults', '', 'faults resolved without I/O', lambda rq: rq.minor_faults),

@@ -261,7 +261,7 @@ class Kernel:
             if self._fault_rec is not None:
                 key = 'wait_' + why
                 self._fault_rec[key] = self._fault_rec.get(key, 0) + when - now
-            self.charge('context_switch')
+            self.sched.sleep_switches(self.current)
         self.events.run_due(self.now())
 
     def cpu_id(self):
@@ -287,7 +287,7 @@ class Kernel:
         rec = self._fault_rec
         if rec is not None:
             rec['wait_' + what] = rec.get('wait_' + what, 0) + until - now
-        self.charge('context_switch')
+        self.sched.sleep_switches(self.current)
         self.charge('rwsem_wake')
 
     def run_events(self):

@@ -8,6 +8,15 @@ kernel locks held over simulated intervals (kernel/locking.py) are compared in n
 
 Tasks block (futex, sleep, wait4) by leaving their CPU (`block`); `wake` puts them on the run queue,
 and an idle CPU takes them with its clock moved forward to the wake-up time (the gap is idle time).
+
+Context switches are counted per simulated CPU, as __schedule counts them: a CPU switches when its own
+task changes (to another task, or to and from idle); the host core moving between CPUs is no switch.
+rq.nr_switches counts every switch of the CPU (rq->nr_switches, /proc/stat ctxt); a task counts the
+switches that took it off its CPU, voluntary (it slept or stopped: nvcsw) or not (preempted, sched_yield:
+nivcsw), as __schedule's switch_count does; their sum over every task is what perf's context-switches
+event counts for a program (perf_event_task_sched_out counts the task switched out). A CPU pays one
+'context_switch' each time it switches to a task, so a sleep that idles the CPU in between costs one, as
+a sleep inside a trap does (sleep_switches).
 """
 import collections
 
@@ -33,7 +42,8 @@ class CpuRq:
         self.insns = 0
         self.lock_wait_cycles = 0   # waiting for mmap_lock and page-table locks
         self.slice_start = 0
-        self.nr_switches = 0
+        self.nr_switches = 0        # rq->nr_switches: every change of the CPU's task, idle included
+        self.idle_mark = -1         # idle_cycles when its task left it (-1: idle since boot, None: running)
         self.minor_faults = 0
         self.major_faults = 0
         self.active_mm = None       # the mm whose page tables this CPU last ran on (kept while idle: lazy TLB)
@@ -61,6 +71,7 @@ class Scheduler:
         self.this_rq = self.rqs[0]
         self.runqueue = collections.deque()       # runnable tasks not on a CPU
         self.loaded_task = None                   # whose registers are in the core
+        self.task_switches = 0                    # switches out of a task, every task (perf context-switches)
         self.loaded_mm = None
         self.run_until = float('inf')             # the running CPU stops at a trap after this time
 
@@ -100,7 +111,8 @@ class Scheduler:
         cpu.index = rq.index
 
     def switch_to(self, task):
-        """Put task's registers (and address space) into the core (context_switch)."""
+        """Put task's registers (and address space) into the core. The core holds one CPU's task at a
+        time; loading another CPU's task is no context switch of a simulated CPU (see switch_out/in)."""
         cpu = self.k.cpu
         prev = self.loaded_task
         if prev is not task:
@@ -112,8 +124,6 @@ class Scheduler:
                 cpu.set_cr3(task.mm.cr3)
                 cpu.flush_tlb()
                 self.loaded_mm = task.mm
-            self.this_rq.nr_switches += 1
-            self.k.charge('context_switch')
         self.this_rq.active_mm = task.mm
         if task.wake_ret is not None:
             cpu.gpr[0] = task.wake_ret & 0xFFFFFFFFFFFFFFFF
@@ -148,6 +158,41 @@ class Scheduler:
                 halted += 1
         return targets, halted
 
+    # ---- context switch accounting ---------------------------------------------------------------
+    def switch_out(self, rq, task, voluntary):
+        """__schedule's switch_count: task leaves rq's CPU (prev != next): the CPU switches once, and
+        the task counts a voluntary (it sleeps or stops) or involuntary (preempted, yields) switch."""
+        rq.nr_switches += 1
+        rq.idle_mark = self.k.idle_cycles if rq is self.this_rq else rq.idle_cycles
+        if task is None:
+            return                                # an exiting task: release_task summed its counts
+        if voluntary:
+            task.nvcsw = getattr(task, 'nvcsw', 0) + 1
+        else:
+            task.nivcsw = getattr(task, 'nivcsw', 0) + 1
+        self.task_switches += 1
+
+    def switch_in(self, rq):
+        """rq's CPU (loaded on the core) starts its new task: if it idled since its previous task left
+        (or since boot), that was a switch to idle and this is a second one, from idle; else the next
+        task was waiting and took the CPU directly. Each switch to a task costs one context_switch
+        (context_switch: switch_mm_irqs_off, switch_to)."""
+        if rq.idle_mark < 0 or self.k.idle_cycles > rq.idle_mark:
+            rq.nr_switches += 1
+        rq.idle_mark = None
+        self.k.charge('context_switch')
+
+    def sleep_switches(self, task):
+        """The current task sleeps inside a trap while its CPU idles (io_schedule, the rwsem slow
+        path's schedule): task -> idle -> task, two switches of the CPU, one voluntary of the task,
+        one context_switch charged."""
+        rq = self.this_rq
+        rq.nr_switches += 2
+        if task is not None:
+            task.nvcsw = getattr(task, 'nvcsw', 0) + 1
+            self.task_switches += 1
+        self.k.charge('context_switch')
+
     # ---- blocking and waking --------------------------------------------------------------------
     def block(self, task, state='S'):
         """The current task sleeps: it leaves its CPU; the core stops after this trap."""
@@ -155,6 +200,7 @@ class Scheduler:
         rq = self.this_rq
         if rq.curr is task:
             rq.curr = None
+            self.switch_out(rq, task, True)
         self.k.cpu.stop()
 
     def wake(self, task, ret, when):
@@ -182,15 +228,17 @@ class Scheduler:
         queue until resume; the core stops after this trap if it is the one running."""
         task.state = state
         task.waiting_on = 'ptrace stop' if state == 't' else 'group stop'
-        self._dequeue(task)
+        self._dequeue(task, task)
         if task is self.k.current:
             self.k.cpu.stop()
 
-    def _dequeue(self, task):
-        """Take the task off the CPU it runs on and out of the run queue."""
+    def _dequeue(self, task, counted):
+        """Take the task off the CPU it runs on (a voluntary switch of `counted`, None for an exiting
+        task) and out of the run queue."""
         for rq in self.rqs:
             if rq.curr is task:
                 rq.curr = None
+                self.switch_out(rq, counted, True)
         if task in self.runqueue:
             self.runqueue.remove(task)
 
@@ -214,11 +262,12 @@ class Scheduler:
             task.ready_at = now
             self.runqueue.append(task)
             rq.curr = None
+            self.switch_out(rq, task, False)      # TASK_RUNNING: do_sched_yield counts nivcsw
             self.k.cpu.stop()
 
     def task_exited(self, task):
         """An exiting task leaves its CPU for good."""
-        self._dequeue(task)
+        self._dequeue(task, None)
         if self.loaded_task is task:
             self.loaded_task = None
 
@@ -239,6 +288,7 @@ class Scheduler:
             rq = min(idle, key=lambda r: (max(self.clock_of(r), task.ready_at), r.index))
             self._advance_idle(rq, task.ready_at)
             rq.curr = task
+            self.switch_in(rq)
             rq.slice_start = self.clock_of(rq)
 
     def _advance_idle(self, rq, when):
@@ -257,7 +307,9 @@ class Scheduler:
             task.ready_at = now
             self.runqueue.append(task)
             nxt = self.runqueue.popleft()
+            self.switch_out(rq, task, False)
             rq.curr = nxt
+            self.switch_in(rq)
             rq.slice_start = now
             self.k.stats['preemptions'] += 1
 
@@ -269,8 +321,8 @@ class Scheduler:
             running = [rq for rq in self.rqs if rq.curr is not None]
             if running:
                 rq = min(running, key=lambda r: (self.clock_of(r), r.index))
-                self._preempt(rq)
                 self.load(rq)
+                self._preempt(rq)
                 self.switch_to(rq.curr)
                 if rq.curr is not None:
                     break

@@ -1,0 +1,56 @@
+"""Context switches are counted per simulated CPU and per task, as Linux's __schedule counts them.
+
+userland/src/ctxswitch.c prints each thread's switches (getrusage RUSAGE_THREAD, and the main thread's
+/proc/self/status lines) over N rounds of a pipe ping-pong or N sleeps; natively it runs pinned to one
+CPU. A CPU moving the host core to another CPU's task is no switch of either task."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import run_guest
+
+
+def _native(program, args):
+    """Run program natively on one CPU (the lowest this process may use); its stdout."""
+    cpu = min(os.sched_getaffinity(0))
+    p = subprocess.run([program] + args, capture_output=True, timeout=60,
+                       preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode()
+
+
+def _fields(line):
+    """'pingpong 20 main 20 status 20 peer 20' -> {'pingpong': 20, 'main': 20, ...}"""
+    words = line.split()
+    return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+
+
+@pytest.mark.parametrize('mode', ['pingpong', 'sleep'])
+def test_each_task_counts_its_switches_out_as_natively(userland, mode):
+    prog = os.path.join(userland, 'ctxswitch')
+    n = 30
+    native = _fields(_native(prog, [mode, str(n)]))
+    for cpus in (1, 2):
+        r = run_guest(prog, [mode, str(n)], cpus=cpus)
+        assert r.exit_code == 0, r.stderr
+        got = _fields(r.stdout.decode())
+        # every round each thread sleeps in read() (or nanosleep) once: one switch out of its CPU
+        for who in got:
+            if who != mode:
+                assert got[who] == n, (cpus, got)
+                # natively a wake-up may preempt the waker at either end of the run: one more or less
+                assert abs(native[who] - got[who]) <= 3, (native, got)
+
+
+def test_switches_by_task_and_by_cpu(userland):
+    """Two more rounds of ping-pong add two task switches (one per thread), whatever the CPUs. On one
+    CPU each is a direct switch to the other thread (two switches of the CPU); on two CPUs each thread
+    has a CPU of its own, which goes idle and back at each sleep (four switches of the CPUs)."""
+    prog = os.path.join(userland, 'ctxswitch')
+    for cpus, per_round in ((1, 2), (2, 4)):
+        a = run_guest(prog, ['pingpong', '10'], cpus=cpus).stats
+        b = run_guest(prog, ['pingpong', '30'], cpus=cpus).stats
+        assert b['context_switches'] - a['context_switches'] == 2 * 20
+        by_cpu = sum(c['context_switches'] for c in b['cpus']) - sum(c['context_switches'] for c in a['cpus'])
+        assert by_cpu == per_round * 20, (cpus, by_cpu)
