@@ -2,7 +2,8 @@
  * Identical pages merge after two full scans (pages_shared, pages_sharing, /proc/self/ksm_stat,
  * one PFN in pagemap, RssAnon unchanged); a write breaks the merge (data right); MADV_UNMERGEABLE,
  * run=2 and PR_SET_MEMORY_MERGE 0 unmerge; use_zero_pages merges zero pages with the zero page;
- * bad input gets its errno. The KSM knobs are saved first and restored at the end. */
+ * bad input gets its errno. The KSM knobs are saved first and restored at the end. Lines that start
+ * with "global" show the whole machine's counters, which other processes of a host change too. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -124,9 +125,10 @@ static void smaps_of(char *map)
 
 static void counters(const char *when)
 {
-	printf("%s: shared=%ld sharing=%ld merging=%ld rmap_items=%ld\n", when, rd("pages_shared"),
-	       rd("pages_sharing"), proc_val("/proc/self/ksm_merging_pages", ""),
+	printf("%s: merging=%ld rmap_items=%ld\n", when, proc_val("/proc/self/ksm_merging_pages", ""),
 	       proc_val("/proc/self/ksm_stat", "ksm_rmap_items"));
+	/* the whole machine's counters: other processes of the host may merge pages too */
+	printf("global %s: shared=%ld sharing=%ld\n", when, rd("pages_shared"), rd("pages_sharing"));
 }
 
 static char *fill(void)
@@ -153,7 +155,7 @@ int main(void)
 	int pm = open("/proc/self/pagemap", O_RDONLY);
 
 	wr("run", "2");
-	printf("after run=2: full_scans=%ld shared=%ld\n", rd("full_scans"), rd("pages_shared"));
+	printf("global after run=2: full_scans=%ld shared=%ld\n", rd("full_scans"), rd("pages_shared"));
 	wr("sleep_millisecs", "0");
 	wr("pages_to_scan", "64");
 	wr("use_zero_pages", "0");
@@ -220,7 +222,8 @@ int main(void)
 	printf("merged again: duplicates=%d\n", duplicates(pm, m, NPAGES));
 	wr("run", "2");
 	counters("after run=2");
-	printf("duplicates=%d full_scans=%ld\n", duplicates(pm, m, NPAGES), rd("full_scans"));
+	printf("duplicates=%d\n", duplicates(pm, m, NPAGES));
+	printf("global full_scans=%ld\n", rd("full_scans"));
 	munmap(m, NPAGES * psz);
 
 	/* PR_SET_MEMORY_MERGE */
@@ -250,9 +253,10 @@ int main(void)
 	madvise(m, NPAGES * psz, MADV_MERGEABLE);
 	wr("run", "1");
 	wait_scans(2);
-	printf("zero: ksm_zero_pages=%ld global=%ld shared=%ld rss_change_kb=%ld\n",
-	       proc_val("/proc/self/ksm_stat", "ksm_zero_pages"), rd("ksm_zero_pages"), rd("pages_shared"),
+	printf("zero: ksm_zero_pages=%ld merging=%ld rss_change_kb=%ld\n",
+	       proc_val("/proc/self/ksm_stat", "ksm_zero_pages"), proc_val("/proc/self/ksm_merging_pages", ""),
 	       proc_val("/proc/self/status", "RssAnon:") - rss0);
+	printf("global zero: ksm_zero_pages=%ld shared=%ld\n", rd("ksm_zero_pages"), rd("pages_shared"));
 	m[0] = 1;
 	madvise(m + psz, psz, MADV_UNMERGEABLE);
 	printf("zero after write+unmerge: ksm_zero_pages=%ld\n", proc_val("/proc/self/ksm_stat", "ksm_zero_pages"));
