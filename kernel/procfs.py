@@ -108,7 +108,7 @@ def show_smap(k, task, vma):
     mss = smap_gather_stats(task.mm, vma)
     return (show_map_vma(k, task, vma) + _kb('Size', vma.vm_end - vma.vm_start) + _kb('KernelPageSize', vma_kernel_pagesize(vma))
             + _kb('MMUPageSize', vma_kernel_pagesize(vma)) + __show_smap(mss, False)
-            + 'THPeligible:    %8d\n' % thp_vma_allowable(task.mm, vma, smaps=True)
+            + 'THPeligible:    %8d\n' % thp_vma_allowable(task.mm, vma)
             + show_smap_vma_flags(vma))
 
 

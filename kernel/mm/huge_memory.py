@@ -59,7 +59,7 @@ def thp_vma_suitable(vma, addr):
     return vma.vm_start <= haddr and haddr + PMD_SIZE <= vma.vm_end
 
 
-def thp_vma_allowable(mm, vma, smaps=False):
+def thp_vma_allowable(mm, vma):
     """__thp_vma_allowable_orders for the PMD order (anonymous memory): the sysfs policy allows it
     (always; madvise with VM_HUGEPAGE), nothing disabled it, the VMA is private anonymous memory of the
     plain kind and covers at least one aligned 2 MiB range (for smaps: THPeligible)."""
@@ -400,16 +400,6 @@ def split_huge_pmd_address(mm, address):
         __split_huge_pmd(mm, address & HPAGE_PMD_MASK)
 
 
-def split_huge_pmd_range(mm, start, end):
-    """Split every huge PMD meeting [start, end) (a walker that only knows 4 KiB entries follows)."""
-    thp = mm.pgtables.thp
-    if not thp:
-        return
-    lo, hi = start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT
-    for key in sorted(k for k in thp if lo <= k <= hi):
-        __split_huge_pmd(mm, key << PMD_SHIFT)
-
-
 def split_huge_pmd_edges(mm, start, end):
     """The huge PMDs only partly inside [start, end) are split (zap_pmd_range, change_pmd_range,
     vma_adjust_trans_huge); those wholly inside stay."""
@@ -531,13 +521,6 @@ def move_huge_pmd(mm, old_haddr, new_haddr):
 
 
 # ---- accounting ---------------------------------------------------------------------------------
-def thp_smaps_pmds(mm, vma):
-    """[(entry, folio head page or None for the huge zero folio)] of the huge PMDs in vma."""
-    pages = mm.svc.frames.pages
-    return [(e, None if is_huge_zero_pmd(mm.svc, e) else pages[(e & PMD_PFN_MASK) >> 12])
-            for _va, _slot, e in thp_pmds(mm, vma.vm_start, vma.vm_end)]
-
-
 def folio_entire_mapcount(svc, pfn):
     """folio_entire_mapcount: how many PMDs map the folio (0 if it is not a live THP)."""
     st = thp_state(svc)
@@ -552,23 +535,5 @@ def nr_anon_thp_pages(svc):
     return len(st.folios) * HPAGE_PMD_NR
 
 
-def present_thp_ptes(mm, start, end):
-    """(va, pte) as 4 KiB entries for each page of the huge PMDs in [start, end), without splitting
-    (what pagemap, smaps and mincore see)."""
-    out = []
-    if not mm.pgtables.thp:
-        return out
-    rd = mm.svc.frames.phys.read64
-    pgt = mm.pgtables
-    for key in sorted(k for k in pgt.thp if (start >> PMD_SHIFT) <= k <= ((end - 1) >> PMD_SHIFT)):
-        haddr = key << PMD_SHIFT
-        e = rd(pgt.pmd_slot(haddr, create=False))
-        bits = e & _PTE_KEEP
-        pfn = (e & PMD_PFN_MASK) >> 12
-        for i in range(max(start, haddr) - haddr >> 12, min(end, haddr + PMD_SIZE) - haddr >> 12):
-            out.append((haddr + (i << 12), ((pfn + i) << 12) | bits))
-    return out
-
-
-__all__ = ['VM_HUGEPAGE', 'VM_NOHUGEPAGE', 'ThpState', 'huge_pmd_fault', 'split_huge_pmd_range',
-           'zap_huge_pmds', 'copy_huge_pmd', 'thp_vma_allowable']
+__all__ = ['VM_HUGEPAGE', 'VM_NOHUGEPAGE', 'ThpState', 'huge_pmd_fault', 'zap_huge_pmds', 'copy_huge_pmd',
+           'thp_vma_allowable']

@@ -263,6 +263,7 @@ class PageTables:
         every table frame (the caller frees them); the tables must not be used afterwards."""
         pfns, self.table_pfns = list(self.table_pfns), {}
         self._pt_cache.clear()
+        self.thp.clear()
         return pfns
 
     def free_pte_table(self, va):
