@@ -18,7 +18,7 @@ from faultlab.kernel.mm.memory import SWP_HWPOISON
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_swapbacked, PG_dirty, PG_referenced
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_SOFT_DIRTY,
-                               PMD_PFN_MASK, PMD_SHIFT, pte_pfn, pte_to_swp_entry)
+                               PMD_PFN_MASK, PMD_SHIFT, _PAGE_PSE, pte_pfn, pte_to_swp_entry)
 from faultlab.kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, WP_MARKER, is_swap_pte
 from faultlab.kernel.mm.vma import VM_SOFTDIRTY, VM_PFNMAP, VM_LOCKED, VM_HUGETLB
 
@@ -131,6 +131,8 @@ def pagemap_hugetlb_range(mm, vma, start, end, show_pfn=True):
                 flags |= PM_UFFD_WP
             if show_pfn:
                 frame = head.pfn + ((va & (HPAGE_SIZE - 1)) >> 12)
+        elif e and e & ~_PAGE_PSE == WP_MARKER:
+            flags |= PM_UFFD_WP                  # pte_swp_uffd_wp_any: a uffd-wp marker
         if flags & PM_PRESENT and show_pfn:
             out += struct.pack('<%dQ' % n, *[make_pme(frame + i, flags) for i in range(n)])
         else:

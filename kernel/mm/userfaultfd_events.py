@@ -15,8 +15,9 @@ import struct
 
 from faultlab.kernel.futex import BLOCKED
 from faultlab.kernel.mm.hugetlb_fork import copy_hugetlb_page_range
-from faultlab.kernel.mm.userfaultfd_k import (VM_UFFD_FLAGS, VM_UFFD_WP, WP_MARKER, uffd_wp_pte, userfaultfd_ctx_of,
-                                     userfaultfd_set_owner)
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_PSE
+from faultlab.kernel.mm.userfaultfd_k import (VM_UFFD_FLAGS, VM_UFFD_WP, WP_MARKER, _PAGE_UFFD_WP, uffd_wp_pte,
+                                     userfaultfd_ctx_of, userfaultfd_set_owner)
 from faultlab.kernel.mm.vma import VM_HUGETLB
 
 UFFD_EVENT_FORK, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP = 0x13, 0x14, 0x15, 0x16
@@ -173,20 +174,24 @@ def userfaultfd_remove(mm, vma, start, end):
 
 
 def uffd_wp_zap_prepare(mm, vma, start, end):
-    """zap_install_uffd_wp_if_needed, first half: the PTE slots of [start, end) of a file-backed VMA
-    registered for WP whose entries are write-protected (the zap must leave markers there)."""
-    if vma.anon or not vma.vm_flags & VM_UFFD_WP or vma.vm_flags & VM_HUGETLB:
+    """zap_install_uffd_wp_if_needed, first half: the (slot, marker) pairs of [start, end) of a
+    file-backed VMA registered for WP whose entries are write-protected (the zap must leave markers
+    there); for hugetlb the huge PMDs (__unmap_hugepage_range leaves a marker for a uffd-wp one)."""
+    if vma.anon or not vma.vm_flags & VM_UFFD_WP:
         return ()
-    return [slot for _va, slot, pte in mm.pgtables.present_ptes(start, end)
+    if vma.vm_flags & VM_HUGETLB:
+        return [(slot, WP_MARKER | _PAGE_PSE) for _va, slot, e in mm.pgtables.huge_pmds(start, end)
+                if e == WP_MARKER | _PAGE_PSE or (e & _PAGE_PRESENT and e & _PAGE_UFFD_WP)]
+    return [(slot, WP_MARKER) for _va, slot, pte in mm.pgtables.present_ptes(start, end)
             if pte != uffd_wp_pte(pte, False)]
 
 
 def uffd_wp_zap_finish(mm, slots):
-    """The zap is done: a uffd-wp marker where a write-protected PTE was."""
-    ptes = mm.pgtables.ptes
-    for slot in slots:
-        if not ptes[slot >> 3]:
-            ptes[slot >> 3] = WP_MARKER
+    """The zap is done: a uffd-wp marker where a write-protected entry was."""
+    phys = mm.svc.frames.phys
+    for slot, marker in slots:
+        if not phys.read64(slot):
+            phys.write64(slot, marker)
 
 
 def userfaultfd_unmap_prep(mm, vmas, start, end):

@@ -17,7 +17,7 @@ from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_ACCESSED, _PAGE_DIR
 from faultlab.kernel.mm.huge_memory import folio_entire_mapcount, split_huge_page
 from faultlab.kernel.mm.shmem import ShmemSwap, is_shmem_mapping
 from faultlab.kernel.mm.swap import SWAP_TYPE
-from faultlab.kernel.mm.userfaultfd_k import _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP
+from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_WP, WP_MARKER, _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP
 from faultlab.kernel.mm.vma import VM_LOCKED
 
 
@@ -160,8 +160,9 @@ class Reclaim:
                 self.swapcache.area.swap_duplicate(swap_offset)
                 mm.rss_add(anon=-1)
                 mm.swap_ents = getattr(mm, 'swap_ents', 0) + 1
-            else:
-                phys.write64(slot, 0)
+            else:                                    # pte_install_uffd_wp_if_needed: a uffd-wp marker
+                wp = pte & _PAGE_UFFD_WP and vma.vm_flags & VM_UFFD_WP and not vma.anon
+                phys.write64(slot, WP_MARKER if wp else 0)
                 mm.rss_add(file=-1)
             self.charge('pte_set')
             page.mapcount -= 1

@@ -433,6 +433,10 @@ static void huge_tests(void)
     WRITTEN(h, HPS);
     printf("  two pages:");
     scan(h + 3 * PS, 2 * PS, 0, PAGE_IS_WRITTEN, 0, 0, PAGE_IS_WRITTEN | PAGE_IS_HUGE);
+    RESET(h, HPS);
+    SHOW("  MADV_DONTNEED of the protected huge page", madvise(h, HPS, MADV_DONTNEED));
+    printf("  wp bit %d (a marker):", pm_wp(h));
+    scan(h, HPS, 0, 0, ALLCAT, 0, ALLCAT);
     close(fd);
 
     /* uffd-wp across fork: hugetlb, then shmem */
