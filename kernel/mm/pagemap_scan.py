@@ -193,7 +193,7 @@ def pagemap_page_category(mm, p, pte):
     cat = PAGE_IS_SWAPPED
     if not pte_swp_uffd_wp_any(pte):
         cat |= PAGE_IS_WRITTEN
-    if is_swap_pte(pte) and pte & _PAGE_SWP_SOFT_DIRTY:
+    if pte & _PAGE_SWP_SOFT_DIRTY:
         cat |= PAGE_IS_SOFT_DIRTY
     return cat
 
