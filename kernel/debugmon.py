@@ -28,9 +28,9 @@ from faultlab.kernel.mm.mm_types import (TASK_SIZE, VM_FAULT_NAMES, VM_FAULT_MAJ
 from faultlab.kernel.mm.page_alloc import FLAG_NAMES, PG_locked, PG_uptodate, PG_dirty
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_DIRTY, PTE_PFN_MASK, LEVEL_NAMES, is_swap_pte,
                                pte_to_swp_entry, pte_flags_str, pte_pfn)
-from faultlab.kernel.mm.userfaultfd_k import (_PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_WP_ASYNC,
-                                              UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, VM_UFFD_FLAGS,
-                                              VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP, WP_MARKER,
+from faultlab.kernel.mm.userfaultfd_k import (_PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, UFFD_FEATURE_SIGBUS,
+                                              UFFD_FEATURE_WP_ASYNC, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP,
+                                              VM_UFFD_FLAGS, VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP, WP_MARKER,
                                               hugetlb_cached_page, userfaultfd_ctx_of, vma_is_shmem)
 from faultlab.kernel.mm.vma import VM_HUGETLB, VM_WRITE, VM_EXEC
 from faultlab.kernel.procfs import show_map_vma
