@@ -73,7 +73,7 @@ def test_uffd_wp_hugetlb_and_fork_match_native(userland, tmp_path, cpus):
     """A shared hugetlb memfd with WP_ASYNC: markers in the empty huge page (PAGE_IS_HUGE|SWAPPED),
     a write resolved without a message, a partial WP_MATCHING scan backs out and ends at the huge
     page, a whole one protects it, MADV_DONTNEED of a protected huge page leaves a marker
-    (__unmap_hugepage_range); uffd-wp across fork: with EVENT_FORK the child's hugetlb (shared
+    (__unmap_hugepage_range) and a read maps the page back still protected; uffd-wp across fork: with EVENT_FORK the child's hugetlb (shared
     and private) and shmem pages and markers keep it (UFFD_FEATURE_WP_HUGETLBFS_SHMEM), without it
     they do not; a child's write with WP_ASYNC clears its own bit."""
     with _native_huge_pages(2):
@@ -84,7 +84,9 @@ def test_uffd_wp_hugetlb_and_fork_match_native(userland, tmp_path, cpus):
     for line in (b'  empty:  scan 1: [0+512 0x51] walk_end +512\n  message: -1 EAGAIN\n'
                  b'  written:  scan 1: [0+512 0x4f] walk_end +512\n  partial reset:  scan 0: walk_end +1',
                  b'  MADV_DONTNEED of the protected huge page: 0 \n'
-                 b'  wp bit 1 (a marker):  scan 1: [0+512 0x51] walk_end +512',
+                 b'  wp bit 1 (a marker):  scan 1: [0+512 0x51] walk_end +512\n'
+                 b'  byte 1, then:  scan 1: [0+512 0x4d] walk_end +512\n'
+                 b'  written 7:  scan 1: [0+512 0x4f] walk_end +512',
                  b'hugetlb fork, EVENT_FORK: 0 \n  WRITEPROTECT: 0 \n  child wp 11 byte p; fork event 1',
                  b'hugetlb fork, no EVENT_FORK: 0 \n  WRITEPROTECT: 0 \n  child wp 00 byte p; fork event 0',
                  b'private hugetlb fork, EVENT_FORK: 0 \n  WRITEPROTECT: 0 \n  child wp 11 byte p',

@@ -26,7 +26,7 @@ from faultlab.kernel.mm.hugetlb_types import (GIGANTIC_PAGE_SHIFT, GIGANTIC_PAGE
 from faultlab.kernel.mm.llc import charge_page_zero, charge_page_copy
 from faultlab.kernel.mm.mm_types import (TASK_SIZE, VmFault, FAULT_FLAG_WRITE, VM_FAULT_OOM, VM_FAULT_SIGBUS)
 from faultlab.kernel.mm.page_alloc import PG_hugetlb, PG_head, PG_anon, PG_dirty, PG_uptodate, PG_exec
-from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_FLAGS, hugetlb_userfault
+from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_FLAGS, WP_MARKER, _PAGE_UFFD_WP, hugetlb_userfault
 from faultlab.kernel.mm.pgtable import (_PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PSE,
                                _PAGE_NX, _PAGE_SOFT_DIRTY, PMD_PFN_MASK)
 from faultlab.kernel.mm.vma import (VmArea, VM_HUGETLB, VM_DONTEXPAND, VM_SHARED, VM_MAYSHARE, VM_WRITE, VM_EXEC, VM_READ,
@@ -529,6 +529,8 @@ def alloc_hugetlb_folio(mm, vma, haddr):
 
 
 def _set_huge_pmd(mm, vmf, entry):
+    if vmf.orig_pte == WP_MARKER | _PAGE_PSE:       # hugetlb_no_page: the page keeps the marker's uffd-wp
+        entry = (entry | _PAGE_UFFD_WP) & ~_PAGE_RW
     mm.svc.frames.phys.write64(vmf.slot, entry)
     mm.svc.charge('pte_set')
 
@@ -551,7 +553,7 @@ def hugetlb_fault(mm, vma, address, flags):
         ret = hugetlb_userfault(mm, vmf, entry)
         if ret is not None:
             return ret, vmf
-    if entry == 0:
+    if entry == 0 or entry == WP_MARKER | _PAGE_PSE:     # a uffd-wp marker is none to hugetlb_no_page
         return hugetlb_no_page(mm, vmf), vmf
     if not entry & _PAGE_PRESENT:
         vmf.handler = 'hugetlb(hwpoison)'

@@ -89,16 +89,8 @@ def hugetlb_userfault(mm, vmf, entry):
     handles the fault."""
     vma = vmf.vma
     f = vma.vm_flags
-    if entry & ~_PAGE_PSE == WP_MARKER:
-        if f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE and not userfaultfd_wp_async(mm, vma):
-            return handle_userfault(mm, vmf, VM_UFFD_WP)
-        # hugetlb_no_page maps the page in place of the marker (write-protected again, which is
-        # not modelled: the marker goes and the access retries on an empty PMD)
-        vmf.handler = 'pte_marker_clear'
-        mm.svc.frames.phys.write64(vmf.slot, 0)
-        mm.svc.charge('pte_set')
-        return 0
-    if entry == 0:
+    marker = entry == WP_MARKER | _PAGE_PSE
+    if entry == 0 or marker:                  # hugetlb_no_page: a marker is none to it
         inode = vma.vm_file.inode
         if ((vmf.address - vma.vm_start) >> 21) + (vma.vm_pgoff >> 9) >= (inode.size + (1 << 21) - 1) >> 21:
             return None
@@ -107,7 +99,16 @@ def hugetlb_userfault(mm, vmf, entry):
             return handle_userfault(mm, vmf, VM_UFFD_MISSING)
         if cached and f & VM_UFFD_MINOR:
             return handle_userfault(mm, vmf, VM_UFFD_MINOR)
-        return None
+        if not marker or (f & VM_UFFD_WP and not vmf.flags & FAULT_FLAG_WRITE):
+            return None                       # a read maps the page keeping the marker's uffd-wp
+        if f & VM_UFFD_WP and not userfaultfd_wp_async(mm, vma):
+            return handle_userfault(mm, vmf, VM_UFFD_WP)
+        # an asynchronous write (its page would be mapped write-protected and the next fault clear
+        # that), or a marker left in a range no longer registered: the marker goes, the access retries
+        vmf.handler = 'pte_marker_clear'
+        mm.svc.frames.phys.write64(vmf.slot, 0)
+        mm.svc.charge('pte_set')
+        return 0
     if entry & _PAGE_PRESENT and entry & _PAGE_UFFD_WP and f & VM_UFFD_WP and vmf.flags & FAULT_FLAG_WRITE and \
             not entry & _PAGE_RW:
         if not userfaultfd_wp_async(mm, vma):

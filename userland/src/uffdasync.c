@@ -437,6 +437,11 @@ static void huge_tests(void)
     SHOW("  MADV_DONTNEED of the protected huge page", madvise(h, HPS, MADV_DONTNEED));
     printf("  wp bit %d (a marker):", pm_wp(h));
     scan(h, HPS, 0, 0, ALLCAT, 0, ALLCAT);
+    printf("  byte %d, then:", h[5]);
+    scan(h, HPS, 0, 0, ALLCAT, 0, ALLCAT);
+    h[6] = 7;
+    printf("  written %d:", h[6]);
+    scan(h, HPS, 0, 0, ALLCAT, 0, ALLCAT);
     close(fd);
 
     /* uffd-wp across fork: hugetlb, then shmem */
