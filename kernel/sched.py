@@ -288,8 +288,8 @@ class Scheduler:
             rq = min(idle, key=lambda r: (max(self.clock_of(r), task.ready_at), r.index))
             self._advance_idle(rq, task.ready_at)
             rq.curr = task
-            self.switch_in(rq)
             rq.slice_start = self.clock_of(rq)
+            self.switch_in(rq)
 
     def _advance_idle(self, rq, when):
         """An idle CPU's clock moves forward to `when` (idle time)."""
