@@ -21,8 +21,9 @@ def vma_seqcount(vma):
 def lock_wait(mm, lock, until, t0, spin=False):
     """A CPU blocked on a lock until `until`: a reader sleeps (idle time, then a wake-up); a writer
     spins on a running writer (rwsem optimistic spinning), burning the cycles instead. Returns True
-    if it slept: the lock was handed to it at `until`, so its hold starts there and the wake-up
-    latency is spent holding it (rwsem_mark_wake grants the lock before the waiter runs)."""
+    if it slept: a reader was handed the lock at `until`, so its hold starts there and the wake-up
+    latency is spent holding it (rwsem_mark_wake grants readers the lock before they run; a writer
+    is only woken, see mmap_write_lock)."""
     clock = mm.svc.sched
     if until > t0:
         clock.lock_wait(until, lock.name, spin)
@@ -82,7 +83,12 @@ def mmap_write_lock(mm):
     # spinning needs a running writer to watch: not if readers own it when the writer comes or when
     # it is handed over (the last holder before this writer was a reader)
     readers_own = lock.readers.busy_until(t0, cpu) != t0 or lock.readers.busy_until(until - 1, cpu) >= until
-    lock_wait(mm, lock, until, t0, spin=not readers_own)
+    if lock_wait(mm, lock, until, t0, spin=not readers_own):
+        # rwsem_mark_wake wakes a writer without granting it the lock ("other writers are able to
+        # steal it"): queued until `until`, it takes the lock only once it runs after its wake-up
+        lock.writers.add(t0, until, cpu)
+        t0 = clock.now()
+        lock_wait(mm, lock, lock.write_wait(t0, cpu), t0, spin=True)
     mm.svc.charge('lock_acquire')
     return t0, clock.now(), _vma_state(mm)
 
