@@ -55,14 +55,21 @@ class RwSemaphore:
         self.name = name
         self.readers = _Holds()
         self.writers = _Holds()
+        self.queued = _Holds()           # a woken writer's wake-up: the lock is free, readers wait
         self.wait_cycles = 0
         self.contended = 0
         self.last_cpu = None             # the CPU that wrote the lock word last (its cache line is there)
         self.line = SpinLock()           # transfers of that cache line, one at a time
 
     def read_wait(self, t, cpu):
-        """When a reader asking at t gets the lock (after any writer holding it then)."""
-        return self.writers.busy_until(t, cpu)
+        """When a reader asking at t gets the lock (after any writer holding it or woken to take it:
+        readers 'will block as they will notice the queued writer', rwsem_mark_wake)."""
+        end = t
+        while True:
+            e = max(self.writers.busy_until(end, cpu), self.queued.busy_until(end, cpu))
+            if e == end:
+                return end
+            end = e
 
     def write_wait(self, t, cpu):
         """When a writer asking at t gets the lock (after readers and writers holding it then)."""

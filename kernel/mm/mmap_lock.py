@@ -85,8 +85,10 @@ def mmap_write_lock(mm):
     readers_own = lock.readers.busy_until(t0, cpu) != t0 or lock.readers.busy_until(until - 1, cpu) >= until
     if lock_wait(mm, lock, until, t0, spin=not readers_own):
         # rwsem_mark_wake wakes a writer without granting it the lock ("other writers are able to
-        # steal it"): queued until `until`, it takes the lock only once it runs after its wake-up
+        # steal it"; readers wait behind it): queued until `until`, it takes the lock only once it
+        # runs after its wake-up
         lock.writers.add(t0, until, cpu)
+        lock.queued.add(until, clock.now(), cpu)
         t0 = clock.now()
         lock_wait(mm, lock, lock.write_wait(t0, cpu), t0, spin=True)
     mm.svc.charge('lock_acquire')
