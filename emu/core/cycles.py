@@ -208,10 +208,13 @@ class InsnCoster:
 
     A block is split into instructions with capstone's light decoder (no operand details); an
     instruction's price depends only on its bytes, so it is computed with the full decoder once per
-    distinct instruction encoding and then looked up.
+    distinct instruction encoding and then looked up. A whole block's pricing is remembered by its
+    address and bytes too: every program a run executes decodes the same dynamic loader and libc
+    blocks at the same addresses, and only the first decodes them.
     """
 
     CACHE_LIMIT = 1 << 17           # distinct encodings remembered (about 20 MB at most)
+    BLOCK_CACHE_LIMIT = 1 << 16     # distinct (address, bytes) blocks remembered
 
     def __init__(self, costs):
         self.md = Cs(CS_ARCH_X86, CS_MODE_64)
@@ -219,9 +222,21 @@ class InsnCoster:
         self.lite = Cs(CS_ARCH_X86, CS_MODE_64)
         self.c = costs
         self._by_bytes = {}
+        self._by_block = {}
 
     def price(self, code, addr):
-        """[(insn address, cycles)] for the instructions in `code` placed at `addr`."""
+        """[(insn address, cycles)] for the instructions in `code` placed at `addr` (a shared list:
+        callers only read it)."""
+        key = (addr, bytes(code))
+        out = self._by_block.get(key)
+        if out is None:
+            if len(self._by_block) >= self.BLOCK_CACHE_LIMIT:
+                self._by_block.clear()
+            out = self._by_block[key] = self._price_block(code, addr)
+        return out
+
+    def _price_block(self, code, addr):
+        """price() without the block cache."""
         out = []
         known = self._by_bytes
         for a, size, _mnemonic, _ops in self.lite.disasm_lite(code, addr):
