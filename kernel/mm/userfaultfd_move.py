@@ -44,7 +44,8 @@ def _move_one(mm, src, dst, allow_holes):
     """move_pages_pte for one page: 0 or -errno."""
     svc = mm.svc
     ptes = mm.pgtables.ptes
-    sslot = mm.pgtables.pte_slot(src, create=False)
+    # a transparent huge page at src is split first (split_huge_pmd), then moved 4 KiB at a time
+    sslot = mm.pgtables.pte_slot(src, create=(src >> 21) in mm.pgtables.thp)
     spte = ptes[sslot >> 3] if sslot is not None else 0
     dslot = mm.pgtables.pte_slot(dst, create=True)
     if ptes[dslot >> 3]:
