@@ -98,6 +98,30 @@ def test_pool_accounting_sysfs_tmpfile_match_native(userland):
     assert (rc, out) == (nrc, nout.decode())
 
 
+HUGEFORK_LINUX = [
+    "private child reads: 'parent data' second page ''",
+    "private child wrote: 'Carent data'",
+    "private parent after child: 'parent data' second page ''",
+    "private parent wrote: 'pPrent data'",
+    "shared child reads: 'parent data' second page ''",
+    "shared parent after child: 'Carent data' second page 'child second'",
+    "shared parent wrote: 'CPrent data'",
+]
+
+
+def test_fork_copies_private_hugetlb_page_tables_and_shares_shared_pages(userland):
+    """hugefork: after fork a private hugetlb mapping's pages are the parent's data, copy-on-write on
+    both sides (copy_hugetlb_page_range); a shared one's are the same pages; as on the native host."""
+    prog = os.path.join(userland, 'hugefork')
+    rc, out = _run(prog, [], 8, 64 << 20)
+    assert rc == 0, out
+    for line in HUGEFORK_LINUX:
+        assert line in out.splitlines(), (line, out)
+    with host_pool(8):
+        nrc, nout, _ = run_native(prog)
+    assert (rc, out) == (nrc, nout.decode())
+
+
 def test_sys_tree_is_sysfs():
     """/sys is a sysfs mount (SYSFS_MAGIC, nosuid,nodev,noexec) whose directories are 0755 and whose
     attributes are 4096 bytes, with the files mm/hugetlb.c creates for the 2 MiB size and, after it,

@@ -13,11 +13,12 @@ from faultlab.kernel.mm.mm_types import MmStruct
 from faultlab.kernel.mm.gup_pin import page_maybe_dma_pinned
 from faultlab.kernel.mm.llc import charge_page_copy
 from faultlab.kernel.mm.huge_memory import copy_huge_pmd, thp_pmds
+from faultlab.kernel.mm.hugetlb_fork import copy_hugetlb_page_range
 from faultlab.kernel.mm.memory import SWP_HWPOISON, page_add_new_anon_rmap, vma_page_prot
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_anon_exclusive, PG_reserved
 from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SOFT_DIRTY, pfn_pte, \
     pte_pfn, pte_to_swp_entry
-from faultlab.kernel.mm.userfaultfd_events import dup_userfaultfd
+from faultlab.kernel.mm.userfaultfd_events import dup_userfaultfd, uffd_wp_kept_on_fork
 from faultlab.kernel.mm.vm_sysctl import vm_enough_memory, vma_pages
 from faultlab.kernel.mm.vma import VM_ACCOUNT, VM_DONTCOPY, VM_HUGETLB, VM_SHARED, VM_WIPEONFORK
 
@@ -68,7 +69,10 @@ def dup_mm(k, oldmm):
         if vma.vm_flags & VM_WIPEONFORK:
             new.anon_vma = False             # the child starts with empty (zero) memory here
             continue
-        if not vma.vm_flags & VM_HUGETLB and not copy_page_range(mm, oldmm, vma):
+        if vma.vm_flags & VM_HUGETLB:
+            if not copy_hugetlb_page_range(mm, oldmm, vma, uffd_wp_kept_on_fork(oldmm, vma)):
+                return None
+        elif not copy_page_range(mm, oldmm, vma):
             return None
     svc.flush_tlb(oldmm)             # the parent's PTEs were write-protected
     dup_userfaultfd(oldmm, mm)

@@ -14,7 +14,6 @@ huge PMDs and the markers fork copies for a registered VMA).
 import struct
 
 from faultlab.kernel.futex import BLOCKED
-from faultlab.kernel.mm.hugetlb_fork import copy_hugetlb_page_range
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_PSE
 from faultlab.kernel.mm.userfaultfd_k import (VM_UFFD_FLAGS, VM_UFFD_WP, WP_MARKER, _PAGE_UFFD_WP, uffd_wp_pte,
                                      userfaultfd_ctx_of, userfaultfd_set_owner)
@@ -127,17 +126,22 @@ def dup_userfaultfd(oldmm, mm):
         dup_uffd_wp_entries(oldmm, mm, s, e, copied)
 
 
+def uffd_wp_kept_on_fork(oldmm, vma):
+    """vma_needs_copy's userfaultfd_wp(dst_vma): the child's copy of vma stays registered for
+    write-protection (VM_UFFD_WP with a live context that has EVENT_FORK), so fork keeps its uffd-wp
+    bits and markers."""
+    if not vma.vm_flags & VM_UFFD_WP:
+        return False
+    return any(s < vma.vm_end and vma.vm_start < e and not ctx.released and ctx.features & UFFD_FEATURE_EVENT_FORK
+               for s, e, ctx in getattr(oldmm, 'uffd_ranges', None) or ())
+
+
 def dup_uffd_wp_entries(oldmm, mm, start, end, copied):
     """copy_page_range's share for a child range that stays registered for WP (vma_needs_copy:
-    userfaultfd_wp(dst_vma)): the huge PMDs of a hugetlb VMA with their uffd-wp bits and markers
-    (copy_hugetlb_page_range), the uffd-wp markers of a shared VMA, which fork copies no entry
-    for otherwise; `copied` holds the VMAs done."""
+    userfaultfd_wp(dst_vma)): the uffd-wp markers of a shared VMA, which fork copies no entry for
+    otherwise (dup_mm copied hugetlb VMAs with theirs); `copied` holds the VMAs done."""
     for vma in mm.vmas.overlapping(start, end):
-        if not vma.vm_flags & VM_UFFD_WP or id(vma) in copied:
-            continue
-        if vma.vm_flags & VM_HUGETLB:
-            copied.add(id(vma))
-            copy_hugetlb_page_range(mm, oldmm, vma, True)
+        if not vma.vm_flags & VM_UFFD_WP or id(vma) in copied or vma.vm_flags & VM_HUGETLB:
             continue
         lo, hi = max(start, vma.vm_start), min(end, vma.vm_end)
         for va, _slot, pte in list(oldmm.pgtables.present_ptes(lo, hi, split=False)):
