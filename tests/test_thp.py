@@ -103,3 +103,15 @@ def test_madv_collapse_matches_native(userland):
     assert r.stdout == out
     assert b'ahp 2048' in out
     assert r.machine.kernel.stats['thp_collapse_alloc'] == 1
+
+
+def test_thp_mremap_matches_native(userland):
+    """mremap moves whole huge PMDs to an aligned address and splits them for an unaligned one, with
+    the contents intact, as natively; every fault and system call leaves the invariants intact."""
+    prog = os.path.join(userland, 'thpmremap')
+    code, out, _err = run_native(prog)
+    assert code == 0
+    r = run_guest(prog, check='full')
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == out
+    assert b'aligned move: ahp 8192 bad 0' in out

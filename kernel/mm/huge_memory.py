@@ -383,7 +383,7 @@ def split_huge_page(svc, head, mms):
     """split_huge_page for reclaim: split every PMD that maps the live compound page head (the folio is
     then 512 order-0 pages, which reclaim can swap one by one). mms(): every address space."""
     key = head.index >> (PMD_SHIFT - 12)
-    for mm in [head.rmap_mm] if folio_entire_mapcount(svc, head.pfn) == 1 else list(mms()):
+    for mm in [head.rmap_mm] + [m for m in mms() if m is not head.rmap_mm]:
         if mm is None or key not in mm.pgtables.thp:
             continue
         slot = mm.pgtables.pmd_slot(key << PMD_SHIFT, create=False)
