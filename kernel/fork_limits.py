@@ -103,16 +103,13 @@ def _zombies(k):
 
 
 def fork_limits(k):
-    """The kernel's ForkLimits (made at first use)."""
-    fl = getattr(k, 'fork_limits', None)
-    if fl is None:
-        fl = k.fork_limits = ForkLimits(k)
-    return fl
+    """The kernel's ForkLimits (made at boot by register_fork_limits_procfs)."""
+    return k.fork_limits
 
 
 def register_fork_limits_procfs(k):
-    """Publish /proc/sys/kernel/pid_max, ns_last_pid and threads-max."""
-    fl = fork_limits(k)
+    """Make the kernel's ForkLimits; publish /proc/sys/kernel/pid_max, ns_last_pid and threads-max."""
+    fl = k.fork_limits = ForkLimits(k)
     k.vfs.register_synth('/proc/sys/kernel/pid_max', lambda: '%d\n' % fl.pid_max, fl.write_pid_max)
     k.vfs.register_synth('/proc/sys/kernel/ns_last_pid', lambda: '%d\n' % (k.next_pid - 1),
                          fl.write_ns_last_pid, 0o666)

@@ -218,11 +218,8 @@ class ShmNamespace:
 
 
 def shm_ns(k):
-    """The kernel's shm namespace (init_ipc_ns), made on first use."""
-    ns = getattr(k, 'shm_ipc_ns', None)
-    if ns is None:
-        ns = k.shm_ipc_ns = ShmNamespace(k)
-    return ns
+    """The kernel's shm namespace (init_ipc_ns, made at boot by register_shm_procfs)."""
+    return k.shm_ipc_ns
 
 
 def current_euid_egid(task):
@@ -498,9 +495,9 @@ def _set_rmid_forced(ns, data):
 
 
 def register_shm_procfs(k):
-    """/proc/sys/kernel/shmmax, shmall, shmmni, shm_rmid_forced (read and written as Linux's ipc
-    sysctls) and /proc/sysvipc/shm."""
-    ns = shm_ns(k)
+    """Make the shm namespace (shm_init_ns); publish /proc/sys/kernel/shmmax, shmall, shmmni,
+    shm_rmid_forced (read and written as Linux's ipc sysctls) and /proc/sysvipc/shm."""
+    ns = k.shm_ipc_ns = ShmNamespace(k)
     reg = k.vfs.register_synth
     reg('/proc/sys/kernel/shmmax', lambda: '%d\n' % ns.shm_ctlmax,
         lambda d: _store(ns, 'shm_ctlmax', proc_doulongvec_minmax(d)))
