@@ -7,6 +7,7 @@ import pytest
 
 from conftest import run_guest, run_native
 from faultlab.bench import uffd as bu
+from faultlab.bench.guest import parse_values
 from faultlab.cli import main as cli_main
 from faultlab.sweep.records import read_records
 
@@ -15,7 +16,7 @@ SAME = ('case', 'how', 'npages', 'touch', 'handled', 'early_reads', 'check')
 
 
 def _values(text):
-    return bu.parse_values(text.decode() if isinstance(text, bytes) else text)
+    return parse_values(text.decode() if isinstance(text, bytes) else text)
 
 
 @pytest.mark.parametrize('case', ['missing', 'minor', 'wp'])

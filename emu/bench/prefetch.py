@@ -8,6 +8,7 @@ prefetch_page() call costs (cost_table).
 import os
 import sys
 
+from faultlab.bench.guest import run_guest
 from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
 from faultlab.core.cycles import DEFAULT_FREQ_HZ, CostTable
 from faultlab.kernel.block.params import DiskParams
@@ -59,54 +60,15 @@ COST_REPS = (10, 30)                    # same number of digits: the runs differ
 NOOP_CALL_INSNS = 3                     # call + `xor eax, eax` + ret of the empty function
 
 
-class BenchRun:
-    """One run of prefetch_bench: its `name value` lines, the machine's counters, the exit status."""
-
-    def __init__(self, values, stats, stdout, stderr, exit_code):
-        self.values = values
-        self.stats = stats
-        self.stdout = stdout
-        self.stderr = stderr
-        self.exit_code = exit_code
-
-    def __getitem__(self, name):
-        return self.values[name]
-
-
-def parse_values(text):
-    """{'name': int} from `name value` lines (non-integer values are kept as strings)."""
-    out = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(' ')
-        if not sep:
-            continue
-        try:
-            out[name] = int(value)
-        except ValueError:
-            out[name] = value
-    return out
-
-
 def disk_params(read_latency_us=80.0, **kw):
     return DiskParams(read_latency_us=read_latency_us, **kw)
 
 
 def run_bench(args, disk=None, ram=64 << 20, costs=None, check=True):
-    """Run prefetch_bench ARGS under faultlab in this process; a BenchRun."""
+    """Run prefetch_bench ARGS under faultlab in this process; a GuestRun."""
     if not os.path.exists(PROGRAM):
         raise FileNotFoundError('%s: build the userland programs first (make -C userland)' % PROGRAM)
-    out, err, warnings = [], [], []
-    config = KernelConfig(stdout=out.append, stderr=err.append, warn=warnings.append,
-                          disk=disk or disk_params())
-    m = Machine(ram=ram, costs=costs or CostTable(), config=config)
-    args = [str(a) for a in args]
-    res = m.run(PROGRAM, ['prefetch_bench'] + args, ['PATH=/bin', 'LANG=C'])
-    stdout, stderr = b''.join(out).decode(), b''.join(err).decode()
-    run = BenchRun(parse_values(stdout), res.stats, stdout, stderr, res.exit_code)
-    if check and (res.exit_code != 0 or res.killed_by):
-        raise RuntimeError('prefetch_bench %s failed (status %s): %s%s' % (' '.join(args), res.exit_code,
-                                                                          stderr, res.report or ''))
-    return run
+    return run_guest(PROGRAM, args, ram, costs, check, disk=disk or disk_params())
 
 
 def service_cycles(disk, freq_hz):
@@ -215,7 +177,7 @@ def _ms(ns):
 
 
 def _group_job(job):
-    """group() of one (npages, iters, latency, distances), for pool_map; the runs' BenchRun objects left out."""
+    """group() of one (npages, iters, latency, distances), for pool_map; the runs' GuestRun objects left out."""
     g = group(*job)
     for row in g['rows']:
         run = row.pop('run')

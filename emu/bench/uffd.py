@@ -11,10 +11,8 @@ import argparse
 import os
 import sys
 
+from faultlab.bench.guest import run_guest
 from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
-from faultlab.core.cycles import CostTable
-from faultlab.kernel.kernel import KernelConfig
-from faultlab.machine import Machine
 from faultlab.options import cpu_count
 from faultlab.plot import save, subplots
 from faultlab.srctree import userland_build
@@ -75,47 +73,12 @@ def cpu_list(text):
     return out
 
 
-class Run:
-    """One uffd_bench run: its `name value` lines, the machine's counters, the kernel's own stats."""
-
-    def __init__(self, values, stats, kstats, stdout):
-        self.values = values
-        self.stats = stats
-        self.kstats = kstats
-        self.stdout = stdout
-
-    def __getitem__(self, name):
-        return self.values[name]
-
-
-def parse_values(text):
-    """{'name': int or str} from `name value` lines."""
-    out = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(' ')
-        if sep:
-            try:
-                out[name] = int(value)
-            except ValueError:
-                out[name] = value
-    return out
-
-
 def run_bench(args, cpus=1, costs=None):
-    """Run uffd_bench ARGS under faultlab on `cpus` CPUs; a Run (RuntimeError if it fails)."""
-    out, err = [], []
-    config = KernelConfig(cpus=cpus, stdout=out.append, stderr=err.append, warn=lambda m: None)
-    m = Machine(ram=RAM, costs=costs or CostTable(), config=config)
-    args = [str(a) for a in args]
-    res = m.run(PROGRAM, ['uffd_bench'] + args, ['PATH=/bin', 'LANG=C'])
-    stdout = b''.join(out).decode(errors='replace')
-    if res.exit_code != 0 or res.report:
-        raise RuntimeError('uffd_bench %s failed (status %s): %s%s' % (' '.join(args), res.exit_code,
-                                                                      b''.join(err).decode(errors='replace'),
-                                                                      res.report or ''))
-    run = Run(parse_values(stdout), res.stats, dict(m.kernel.stats), stdout)
+    """Run uffd_bench ARGS under faultlab on `cpus` CPUs; a GuestRun (RuntimeError if it fails)."""
+    run = run_guest(PROGRAM, args, RAM, costs, cpus=cpus)
     if run.values.get('check') != 'ok':
-        raise RuntimeError('uffd_bench %s: the pages did not read back right: %s' % (' '.join(args), stdout))
+        raise RuntimeError('uffd_bench %s: the pages did not read back right: %s' % (' '.join(map(str, args)),
+                                                                                  run.stdout))
     return run
 
 
