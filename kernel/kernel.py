@@ -35,6 +35,7 @@ from faultlab.kernel.mm.vmscan import LruLists, Reclaim
 from faultlab.kernel.mm.mmap import exit_mmap, mmput
 from faultlab.kernel.mm.oom_kill import out_of_memory
 from faultlab.kernel.mm.ksm_sysfs import ksm_init
+from faultlab.kernel.mm.khugepaged_scan import khugepaged_init
 from faultlab.kernel.procfs import register_procfs
 from faultlab.kernel.sched import Scheduler
 from faultlab.kernel.sigframe import force_sig_fault_handler
@@ -143,6 +144,7 @@ class Kernel:
         self.ksm = ksm_init(self)           # mm/ksm.c ksm_init: ksmd and /sys/kernel/mm/ksm
         register_procfs(self)
         register_sysfs(self)
+        self.khugepaged = khugepaged_init(self)     # mm/khugepaged.c khugepaged_init, start_stop_khugepaged
         self._init_vdso()
         self.vm_checker = TrapChecker(self, config.check) if config.check else None
         do_sysctl_args(self, config.sysctls)

@@ -8,6 +8,7 @@ from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SIZE
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE
 from faultlab.kernel.mm.khugepaged import madvise_collapse
+from faultlab.kernel.mm.khugepaged_scan import khugepaged_enter_vma
 from faultlab.kernel.mm.ksm import ksm_madvise
 from faultlab.kernel.mm.memory import fold_pte_dirty, memory_failure, zap_pte_range
 from faultlab.kernel.mm.mmap import _isolate, vma_merge_around
@@ -173,7 +174,9 @@ def madvise_update_vma(mm, vma, start, end, behavior):
     for v in _isolate(mm, start, end):
         v.vm_flags = new
         v.vm_seq += 1
-        vma_merge_around(mm, v)
+        v = vma_merge_around(mm, v)
+        if behavior == MADV_HUGEPAGE:
+            khugepaged_enter_vma(mm, v)              # hugepage_madvise
     return 0
 
 

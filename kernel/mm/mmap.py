@@ -12,6 +12,7 @@ from faultlab.kernel.mm.memory import zap_pte_range, copy_page_range_move, vma_p
 from faultlab.kernel.mm.mm_types import TASK_SIZE
 from faultlab.kernel.mm import hugetlb
 from faultlab.kernel.mm.gup import populate_vma_page_range
+from faultlab.kernel.mm.khugepaged_scan import khugepaged_enter_vma
 from faultlab.kernel.mm.hugetlb_types import (HPAGE_MASK, HPAGE_SHIFT, HPAGE_SIZE, HUGETLB_PAGE_ORDER, huge_size_ok,
                                               is_vm_hugetlb_page)
 from faultlab.kernel.mm.mdwe import map_deny_write_exec
@@ -344,6 +345,7 @@ def do_mmap(mm, addr, length, prot, flags, file, pgoff, mlock_ok=None):
     if file is None and not shared:
         vma = vma_merge_around(mm, vma)
         vma.vm_flags |= VM_SOFTDIRTY        # a new mapping is soft-dirty, also when merged
+        khugepaged_enter_vma(mm, vma)       # __mmap_region: enabled=always
     if (flags & MAP_POPULATE and not flags & MAP_NONBLOCK or vm_flags & VM_LOCKED) and \
             not vm_flags & VM_LOCKONFAULT:       # populate_vma_page_range skips VM_LOCKONFAULT
         populate_vma_page_range(mm, addr, addr + rlen, vm_flags & VM_WRITE and not shared)
