@@ -15,7 +15,7 @@ page may be found touched a few faults earlier than the Python path would find i
 judged a few page-clears earlier. Everything else (instructions, faults, every other cost) is the same.
 """
 from faultlab.kernel.arch.cpu_interface import FAST_FAULT_POOL as POOL_CAPACITY
-from faultlab.kernel.mm.huge_memory import thp_vma_allowable
+from faultlab.kernel.mm.huge_memory import thp_vma_allowable, thp_vma_allowable_orders
 from faultlab.kernel.mm.memory import anon_write_faults_done, anon_write_pte_bits
 from faultlab.kernel.mm.pgtable import _PAGE_SOFT_DIRTY
 from faultlab.kernel.mm.vma import (VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_LOCKED, VM_LOCKONFAULT, VM_PFNMAP, VM_SHARED,
@@ -48,8 +48,8 @@ class FastFaults:
         if not self.enabled or vma is None or not vma.anon or vma.vm_flags & _NOT_PLAIN or \
                 not vma.vm_flags & VM_WRITE or task.mm.users != 1 or self._observed():
             return
-        if thp_vma_allowable(task.mm, vma):
-            return                   # its faults may map huge pages (do_huge_pmd_anonymous_page)
+        if thp_vma_allowable(task.mm, vma) or thp_vma_allowable_orders(task.mm, vma) & 0x1FF:
+            return                   # its faults may map large folios (do_huge_pmd_anonymous_page, alloc_anon_folio)
         k = self.k
         frames = k.frames
         rec = k.mmsvc.reclaim

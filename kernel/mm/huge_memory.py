@@ -12,6 +12,11 @@ page. When no PMD maps the folio any more it is split into 512 order-0 pages (sp
 dropping the folio's references: frames nothing maps are freed, the others carry on as 4 KiB pages
 on the LRU. Compound pages are not on the LRU themselves; reclaim splits a huge PMD before it
 swaps the pages out (kernel/mm/vmscan.py).
+
+Multi-size THP (orders 2 .. 8, hugepages-<size>kB/enabled): alloc_anon_folio picks the largest allowed
+order for a write fault in a PTE table and kernel/mm/memory.py maps all of its pages at once. Those
+folios are mapped by PTEs only, and each page carries its own mapcount and exclusive flag, so COW,
+partial unmap, mprotect and swap treat them page by page, as Linux does a PTE-mapped large folio.
 """
 from faultlab.kernel.mm.llc import charge_page_zero
 from faultlab.kernel.mm.mm_types import FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_FALLBACK, VM_FAULT_OOM
@@ -41,6 +46,12 @@ class ThpState:
         self.values = values         # knob name -> value, shared with the sysfs files
         self.folios = {}             # head pfn -> entire mapcount (PMD mappings)
         self.huge_zero_pfn = None    # the huge zero folio's first frame, once allocated
+        self.mthp_stats = {}         # (order, name) -> count: hugepages-<size>kB/stats (count_mthp_stat)
+
+
+def count_mthp_stat(st, order, name):
+    """count_mthp_stat: one more event of a size's stats/ file."""
+    st.mthp_stats[order, name] = st.mthp_stats.get((order, name), 0) + 1
 
 
 def thp_state(svc):
@@ -59,29 +70,62 @@ def thp_vma_suitable(vma, addr):
     return vma.vm_start <= haddr and haddr + PMD_SIZE <= vma.vm_end
 
 
+# the orders anonymous memory may use (include/linux/huge_mm.h THP_ORDERS_ALL_ANON: 16 KiB .. 2 MiB) and
+# the file orders with only a shmem_enabled knob (THP_ORDERS_ALL_FILE_DEFAULT adds order 1)
+THP_ORDERS_ALL_ANON = tuple(range(2, HPAGE_PMD_ORDER + 1))
+THP_ORDERS_ALL_FILE = tuple(range(1, HPAGE_PMD_ORDER + 1))
+
+
+def thp_size_dir(order):
+    """The sysfs directory name of an order (thpsize_create: 'hugepages-%lukB')."""
+    return 'hugepages-%dkB' % (4 << order)
+
+
+def thp_order_enabled(st, order):
+    """hugepages-<size>kB/enabled of an order: Linux's default is 'inherit' for the PMD order
+    (huge_anon_orders_inherit = BIT(PMD_ORDER)) and 'never' for the others."""
+    return st.values.get(thp_size_dir(order) + '/enabled', 'inherit' if order == HPAGE_PMD_ORDER else 'never')
+
+
+def thp_vma_allowable_orders(mm, vma):
+    """__thp_vma_allowable_orders for anonymous memory (TVA_ENFORCE_SYSFS), as a bit mask of orders: each
+    order's own 'enabled' (always; madvise with VM_HUGEPAGE; inherit follows the top-level 'enabled'),
+    nothing disabled THP (vma_thp_disabled), the VMA is private anonymous memory of the plain kind."""
+    st = thp_state(mm.svc)
+    if st is None or vma_thp_disabled(mm, vma):
+        return 0
+    if not vma.anon or vma.vm_flags & (VM_SHARED | VM_HUGETLB | VM_PFNMAP | VM_IO) or vma.name == '[vdso]':
+        return 0
+    madv = bool(vma.vm_flags & VM_HUGEPAGE)
+    top = st.values['enabled']
+    inherit = top == 'always' or (top == 'madvise' and madv)
+    orders = 0
+    for order in THP_ORDERS_ALL_ANON:
+        v = thp_order_enabled(st, order)
+        if v == 'always' or (v == 'madvise' and madv) or (v == 'inherit' and inherit):
+            orders |= 1 << order
+    return orders
+
+
 def thp_vma_allowable(mm, vma):
     """__thp_vma_allowable_orders for the PMD order (anonymous memory): the sysfs policy allows it
-    (always; madvise with VM_HUGEPAGE), nothing disabled it, the VMA is private anonymous memory of the
-    plain kind and covers at least one aligned 2 MiB range (for smaps: THPeligible)."""
-    st = thp_state(mm.svc)
-    if st is None:
-        return False
-    enabled = st.values['enabled']
-    if enabled == 'never' or vma_thp_disabled(mm, vma):
-        return False
-    if enabled == 'madvise' and not vma.vm_flags & VM_HUGEPAGE:
-        return False
-    if not vma.anon or vma.vm_flags & (VM_SHARED | VM_HUGETLB | VM_PFNMAP | VM_IO) or vma.name == '[vdso]':
+    and the VMA covers at least one aligned 2 MiB range (for smaps: THPeligible)."""
+    if not thp_vma_allowable_orders(mm, vma) & (1 << HPAGE_PMD_ORDER):
         return False
     return thp_vma_suitable(vma, vma.vm_end - PMD_SIZE)
 
 
 def thp_maybe(mm, vma):
     """Cheap test before the PMD level of a fault: the mm has huge PMDs, or the VMA might get one."""
-    if mm.pgtables.thp or vma.vm_flags & VM_HUGEPAGE:
+    if mm.pgtables.thp:
         return True
     st = thp_state(mm.svc)
-    return st is not None and st.values['enabled'] == 'always'
+    if st is None:
+        return False
+    v = thp_order_enabled(st, HPAGE_PMD_ORDER)
+    if v == 'always' or (v == 'inherit' and st.values['enabled'] == 'always'):
+        return True
+    return bool(vma.vm_flags & VM_HUGEPAGE) and v != 'never'
 
 
 def thp_fault_allowed(mm, vma, address):
@@ -151,6 +195,51 @@ def vma_alloc_anon_folio_pmd(mm, vma, haddr, stat=True):
     if svc.lru is not None:
         svc.lru.add(pages[pfn], active=True)       # folio_add_lru_vma: the head stands for the folio
     return pfn
+
+
+def alloc_anon_folio(mm, vmf, ptes, first):
+    """alloc_anon_folio (mm/memory.c) for the orders below the PMD's: the largest allowed order whose
+    naturally aligned range around the fault lies inside the VMA (thp_vma_suitable_order) and has only
+    none PTEs (pte_range_none; ptes[first + i] are the table's entries, first that of the fault); its
+    frames are allocated together and cleared. Returns (start address, first pfn, order), or None for
+    order 0 (no order allowed or fits, a userfaultfd-armed VMA, or no memory: anon_fault_fallback).
+
+    The 2^order pages are mapped by PTEs each as its own page (mapcount, exclusive flag, reverse map),
+    which is how a PTE-mapped large folio behaves for COW, partial unmap, mprotect and swap."""
+    vma = vmf.vma
+    if vma.vm_flags & VM_UFFD_FLAGS:
+        return None                               # userfaultfd_armed: order 0
+    orders = thp_vma_allowable_orders(mm, vma) & ((1 << HPAGE_PMD_ORDER) - 1)
+    if not orders:
+        return None
+    svc = mm.svc
+    st = thp_state(svc)
+    rec = svc.reclaim
+    addr = vmf.address
+    for order in range(HPAGE_PMD_ORDER - 1, 1, -1):
+        if not orders & (1 << order):
+            continue
+        n = 1 << order
+        start = addr & ~((n << 12) - 1)
+        if start < vma.vm_start or start + (n << 12) > vma.vm_end:
+            continue
+        base = first - ((addr - start) >> 12)
+        if any(ptes[base:base + n]):
+            continue
+        if rec is not None and svc.frames.nr_free - n < rec.wmark_low:
+            pfn = None                            # no direct reclaim for a large folio: fall back
+        else:
+            pfn = svc.frames.alloc_contig_pages(order)
+        if pfn is None:
+            count_mthp_stat(st, order, 'anon_fault_fallback')
+            continue
+        svc.charge('page_alloc')
+        svc.frames.phys.mv[pfn << 12:(pfn + n) << 12] = bytes(n << 12)
+        charge_page_zero(svc, pfn, n)             # folio_zero_user
+        svc.stats['pages_zeroed'] += n
+        count_mthp_stat(st, order, 'anon_fault_alloc')
+        return start, pfn, order
+    return None
 
 
 def mk_huge_pmd(vma, pfn, write):
@@ -535,5 +624,6 @@ def nr_anon_thp_pages(svc):
     return len(st.folios) * HPAGE_PMD_NR
 
 
-__all__ = ['VM_HUGEPAGE', 'VM_NOHUGEPAGE', 'ThpState', 'huge_pmd_fault', 'zap_huge_pmds', 'copy_huge_pmd',
+__all__ = ['alloc_anon_folio', 'thp_vma_allowable_orders', 'VM_HUGEPAGE', 'VM_NOHUGEPAGE', 'ThpState',
+           'huge_pmd_fault', 'zap_huge_pmds', 'copy_huge_pmd',
            'thp_vma_allowable']

@@ -16,7 +16,8 @@ from faultlab.kernel.mm import hugetlb
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
-from faultlab.kernel.mm.huge_memory import huge_pmd_fault, move_huge_pmd, thp_maybe, thp_pmds, zap_huge_pmds
+from faultlab.kernel.mm.huge_memory import (alloc_anon_folio, huge_pmd_fault, move_huge_pmd, thp_maybe, thp_pmds,
+                                             zap_huge_pmds)
 from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, VM_UFFD_MINOR, VM_UFFD_WP, WP_MARKER,
                                      _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, userfaultfd_fault)
 
@@ -101,12 +102,39 @@ def do_anonymous_page(mm, vmf):
         _map_page(mm, vmf, svc.zero_page, prot, soft_dirty=False)     # not written: not soft-dirty (Linux)
         return 0
     vmf.handler = 'do_anonymous_page'
+    if vmf.orig_pte == 0:
+        folio = alloc_anon_folio(mm, vmf, mm.pgtables.ptes, vmf.slot >> 3)
+        if folio is not None:
+            return map_anon_folio(mm, vmf, *folio)
     page = alloc_anon_page(mm, vmf, zero=True)
     if page is None:
         return _alloc_failed(vmf)
     vmf.vma.anon_vma = True              # anon_vma_prepare
     page_add_new_anon_rmap(mm, page, vmf.address)
     _map_page(mm, vmf, page, anon_write_pte_bits(vmf.vma))
+    return 0
+
+
+def map_anon_folio(mm, vmf, start, pfn, order):
+    """do_anonymous_page's end for a large folio (alloc_anon_folio): folio_add_new_anon_rmap and
+    set_ptes of all 2^order PTEs at once, one fault mapping them all."""
+    svc = mm.svc
+    vma = vmf.vma
+    vma.anon_vma = True                  # anon_vma_prepare
+    n = 1 << order
+    bits = anon_write_pte_bits(vma) | _PAGE_SOFT_DIRTY
+    ptes = mm.pgtables.ptes
+    base = (vmf.slot >> 3) - ((vmf.address - start) >> PAGE_SHIFT)
+    pages = svc.frames.pages
+    exe = PG_exec if vma.vm_flags & VM_EXEC else 0
+    for i in range(n):
+        page = pages[pfn + i]
+        page_add_new_anon_rmap(mm, page, start + (i << PAGE_SHIFT))
+        page.flags |= exe
+        ptes[base + i] = ((pfn + i) << PAGE_SHIFT) | bits
+    svc.charge('pte_set', n)
+    vmf.handler = 'do_anonymous_page(mthp)'
+    vmf.page = pages[pfn + ((vmf.address - start) >> PAGE_SHIFT)]
     return 0
 
 

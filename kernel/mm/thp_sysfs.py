@@ -7,7 +7,8 @@ read to learn the huge page size (the mm selftests' read_pmd_pagesize)."""
 import errno
 
 from faultlab.kernel.fs.errors import FsError
-from faultlab.kernel.mm.huge_memory import ThpState
+from faultlab.kernel.mm.huge_memory import (HPAGE_PMD_ORDER, THP_ORDERS_ALL_ANON, THP_ORDERS_ALL_FILE, ThpState,
+                                             thp_size_dir)
 from faultlab.kernel.mm.hugetlb_types import HPAGE_SIZE
 
 THP = '/sys/kernel/mm/transparent_hugepage/'
@@ -58,6 +59,58 @@ def _store_number(name, values, data):
     values[name] = n
 
 
+# the per-size directories (mm/huge_memory.c thpsize_create, Linux 6.12): anon orders get 'enabled'
+# (anon_enabled_store), file orders 'shmem_enabled' (thpsize_shmem_enabled_store), each its stats/
+SIZE_CHOICES = {
+    'enabled': ('always', 'inherit', 'madvise', 'never'),
+    'shmem_enabled': ('always', 'inherit', 'within_size', 'advise', 'never'),
+}
+ANON_STATS = ('anon_fault_alloc', 'anon_fault_fallback', 'anon_fault_fallback_charge', 'zswpout', 'swpin',
+              'swpout', 'swpout_fallback', 'nr_anon', 'nr_anon_partially_mapped')
+FILE_STATS = ('shmem_alloc', 'shmem_fallback', 'shmem_fallback_charge')
+SPLIT_STATS = ('split', 'split_failed', 'split_deferred')
+
+
+def _show_size_choice(values, key, choices):
+    return ' '.join('[%s]' % c if c == values[key] else c for c in choices) + '\n'
+
+
+def _store_size_choice(values, key, choices, data):
+    word = bytes(data).decode('ascii', 'replace').strip()
+    if word not in choices:
+        raise FsError(errno.EINVAL)
+    values[key] = word
+
+
+def _mthp_stat(k, order, name):
+    """A size's stats/ file (sum_mthp_stat); the PMD size's fault counters are the THP ones."""
+    st = k.mmsvc.thp
+    if order == HPAGE_PMD_ORDER and name in ('anon_fault_alloc', 'anon_fault_fallback'):
+        return k.stats['thp_fault_alloc' if name == 'anon_fault_alloc' else 'thp_fault_fallback']
+    return st.mthp_stats.get((order, name), 0)
+
+
+def thp_sizes_init(k, values):
+    """hugepages-<size>kB/{enabled,shmem_enabled,stats/*} for orders 1 .. PMD_ORDER, with Linux's
+    defaults ('never', the PMD size 'inherit')."""
+    reg = k.vfs.register_synth
+    for order in THP_ORDERS_ALL_FILE:
+        d = THP + thp_size_dir(order) + '/'
+        stats = FILE_STATS + SPLIT_STATS
+        kinds = ['shmem_enabled']
+        if order in THP_ORDERS_ALL_ANON:
+            kinds.insert(0, 'enabled')
+            stats = ANON_STATS + stats
+        for kind in kinds:
+            key = thp_size_dir(order) + '/' + kind
+            values[key] = 'inherit' if order == HPAGE_PMD_ORDER else 'never'
+            ch = SIZE_CHOICES[kind]
+            reg(d + kind, lambda key=key, ch=ch: _show_size_choice(values, key, ch),
+                lambda data, key=key, ch=ch: _store_size_choice(values, key, ch, data), 0o644)
+        for name in sorted(stats):
+            reg(d + 'stats/' + name, lambda o=order, n=name: '%d\n' % _mthp_stat(k, o, n), None, 0o444)
+
+
 def thp_sysfs_init(k):
     """Publish hpage_pmd_size (r--r--r--), the policy knobs and khugepaged's (rw-r--r--)."""
     values = {name: default for name, (_c, default) in CHOICES.items()}
@@ -73,3 +126,4 @@ def thp_sysfs_init(k):
             lambda d, n=name: _store_number(n, values, d), 0o644)
     for name in COUNTERS:
         reg(THP + name, lambda: '0\n', None, 0o444)
+    thp_sizes_init(k, values)
