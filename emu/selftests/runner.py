@@ -68,8 +68,7 @@ EXPECTED = (
     (r'^test_hmm\.sh\b', 'loads the test_hmm kernel module'),
     (r'^ksm_tests -N\b', 'needs two real NUMA nodes'),
     (r'^migration$', 'move_pages(2) between real NUMA nodes'),
-    (r'^(khugepaged|cow)\b',
-     'transparent huge pages: multi-size THP (hugepages-<size>kB) and MADV_COLLAPSE pending'),
+    (r'^khugepaged\b', 'transparent huge pages: the khugepaged thread pending'),
 )
 
 
