@@ -7,6 +7,8 @@ import textwrap
 import time
 import traceback
 
+from faultlab.bench.thp import DEFAULT_MIB as THP_MIB
+from faultlab.bench.thp import QUICK_MIB as THP_QUICK_MIB
 from faultlab.bench.uffd import DEFAULT_LATENCY_US as UFFD_LATENCY_US
 from faultlab.bench.uffd import DEFAULT_PAGES as UFFD_PAGES
 from faultlab.bench.uffd import GAP_US as UFFD_GAP_US
@@ -152,6 +154,11 @@ def add_bench_parser(sub):
     k.add_argument('--gap-us', type=non_negative_int, default=None, metavar='US',
                    help='fault rows: the writer\'s pause before each write (default %d)' % UFFD_GAP_US)
     add_report_options(k)
+    k = _kind(kinds, 'thp', 'touching N MiB with transparent huge pages never / madvise / always, and a '
+              'khugepaged collapse of N MiB faulted with 4 KiB pages')
+    _quick(k, '%d MiB (when --mib is not given)' % THP_QUICK_MIB)
+    k.add_argument('--mib', type=positive_int, default=None, metavar='N',
+                   help='MiB to touch and collapse, a multiple of 2 (default %d)' % THP_MIB)
 
 
 def build_parser():

@@ -15,6 +15,7 @@ from faultlab.bench.report import report_options
 from faultlab.bench.soak import main as bench_soak
 from faultlab.bench.speed import main as bench_speed
 from faultlab.bench.spf import main as bench_spf
+from faultlab.bench.thp import main as bench_thp
 from faultlab.bench.uffd import main as bench_uffd
 from faultlab.gdb.stub import attach_gdb
 from faultlab.kernel.loader import ExecError
@@ -188,6 +189,7 @@ BENCHES = {
     'soak': lambda a: bench_soak(count=a.count, seed=a.seed, quick=a.quick),
     'uffd': lambda a: bench_uffd(pages=a.pages, latency_us=a.latency_us, compute_us=a.compute_us, cpus=a.cpus,
                                  quick=a.quick, gap_us=a.gap_us, **report_options(a)),
+    'thp': lambda a: bench_thp(mib=a.mib, quick=a.quick),
 }
 
 
