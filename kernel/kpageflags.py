@@ -4,6 +4,7 @@ import errno
 import struct
 
 from faultlab.kernel.fs import FsError
+from faultlab.kernel.mm.huge_memory import PG_large_head, PG_large_tail
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.page_alloc import (PG_locked, PG_referenced, PG_uptodate, PG_dirty, PG_lru, PG_active,
                                   PG_reserved, PG_writeback, PG_swapbacked, PG_anon, PG_hwpoison, PG_pgtable,
@@ -60,6 +61,9 @@ def stable_page_flags(frames, pfn, zero_pfn):
         u |= 1 << KPF_COMPOUND_HEAD
     if k & PG_hugetlb:
         u |= 1 << KPF_HUGE
+    elif k & (PG_large_head | PG_large_tail):
+        # a large folio mapped by PTEs (multi-size THP): folio_test_large_rmappable
+        u |= 1 << KPF_THP | 1 << (KPF_COMPOUND_HEAD if k & PG_large_head else KPF_COMPOUND_TAIL)
     elif _is_thp(folio):
         u |= 1 << KPF_THP                     # folio_test_large_rmappable, or the huge zero folio
         if k & PG_reserved:

@@ -7,8 +7,9 @@ from conftest import run_guest, run_native
 
 
 def test_mthp_64k_fault_matches_native(userland):
-    """One write fault maps 16 pages (ru_minflt 1, 16 present in pagemap), fork and COW keep each
-    side's data, a partial munmap leaves the rest: the same lines as natively (run as root)."""
+    """One write fault maps 16 pages (ru_minflt 1, 16 present in pagemap, naturally aligned frames that
+    /proc/kpageflags shows as KPF_THP with COMPOUND_HEAD/TAIL), fork and COW keep each side's data, a
+    partial munmap leaves the rest: the same lines as natively (run as root)."""
     prog = os.path.join(userland, 'mthpfault')
     code, out, _err = run_native(prog)
     assert code == 0, out
@@ -16,6 +17,7 @@ def test_mthp_64k_fault_matches_native(userland):
     assert r.exit_code == 0, r.stderr
     assert r.stdout.decode().splitlines() == out.decode().splitlines()
     assert b'one write: 1 fault(s), 16 of 16 pages present' in r.stdout
+    assert b'page 5: anon 1 head 0 tail 1 thp 1' in r.stdout     # kpageflags of a PTE-mapped large folio
     assert r.machine.kernel.mmsvc.thp.mthp_stats[4, 'anon_fault_alloc'] == 2
 
 

@@ -33,6 +33,10 @@ VM_HUGEPAGE = 0x20000000
 VM_NOHUGEPAGE = 0x40000000
 
 HPAGE_PMD_ORDER = 9
+# the frames of a large folio mapped by PTEs (alloc_anon_folio): the first one is the folio's head, the
+# others its tails (folio_test_large_rmappable for /proc/kpageflags); a frame loses them when it is freed
+PG_large_head = 1 << 20
+PG_large_tail = 1 << 21
 HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
 HPAGE_PMD_MASK = ~(PMD_SIZE - 1)
 _FOLIO_FLAGS = PG_anon | PG_anon_exclusive | PG_swapbacked | PG_dirty | PG_uptodate

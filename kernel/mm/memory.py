@@ -16,8 +16,8 @@ from faultlab.kernel.mm import hugetlb
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
-from faultlab.kernel.mm.huge_memory import (alloc_anon_folio, huge_pmd_fault, move_huge_pmd, thp_maybe, thp_pmds,
-                                             zap_huge_pmds)
+from faultlab.kernel.mm.huge_memory import (PG_large_head, PG_large_tail, alloc_anon_folio, huge_pmd_fault,
+                                             move_huge_pmd, thp_maybe, thp_pmds, zap_huge_pmds)
 from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, VM_UFFD_MINOR, VM_UFFD_WP, WP_MARKER,
                                      _PAGE_SWP_UFFD_WP, _PAGE_UFFD_WP, userfaultfd_fault)
 
@@ -130,7 +130,7 @@ def map_anon_folio(mm, vmf, start, pfn, order):
     for i in range(n):
         page = pages[pfn + i]
         page_add_new_anon_rmap(mm, page, start + (i << PAGE_SHIFT))
-        page.flags |= exe
+        page.flags |= exe | (PG_large_tail if i else PG_large_head)
         ptes[base + i] = ((pfn + i) << PAGE_SHIFT) | bits
     svc.charge('pte_set', n)
     vmf.handler = 'do_anonymous_page(mthp)'

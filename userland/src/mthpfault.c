@@ -62,6 +62,32 @@ static int present(char *p, int n)
 	return c;
 }
 
+static uint64_t pfn_of(char *p)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+	pread(fd, &e, 8, ((uintptr_t)p / PG) * 8);
+	close(fd);
+	return e & ((1ULL << 55) - 1);
+}
+
+static uint64_t kpf(uint64_t pfn)
+{
+	int fd = open("/proc/kpageflags", O_RDONLY);
+	uint64_t f = 0;
+	pread(fd, &f, 8, pfn * 8);
+	close(fd);
+	return f;
+}
+
+/* KPF_ANON 12, KPF_COMPOUND_HEAD 15, KPF_COMPOUND_TAIL 16, KPF_THP 22 */
+static void show_kpf(const char *what, char *p)
+{
+	uint64_t f = kpf(pfn_of(p));
+	printf("%s: anon %d head %d tail %d thp %d\n", what, (int)(f >> 12) & 1, (int)(f >> 15) & 1,
+	       (int)(f >> 16) & 1, (int)(f >> 22) & 1);
+}
+
 static int check(char *p, int n, int base)
 {
 	for (int i = 0; i < n; i++)
@@ -88,6 +114,13 @@ int main(void)
 	long f3 = minflt();
 	printf("one write: %ld fault(s), %d of 16 pages present, next 64 KiB: %d present\n", f1 - f0, here, next);
 	printf("filling the folio: %ld more fault(s)\n", f3 - f2);
+	uint64_t first = pfn_of(p);
+	int contiguous = first % 16 == 0;
+	for (int i = 1; i < 16; i++)
+		contiguous = contiguous && pfn_of(p + i * PG) == first + i;
+	printf("frames naturally aligned and contiguous: %s\n", contiguous ? "yes" : "no");
+	show_kpf("first page", p);
+	show_kpf("page 5", p + 5 * PG);
 	p[SZ + SZ - 1] = 2;                /* the last byte of the next aligned 64 KiB */
 	printf("write at the end of the next 64 KiB: %d present there\n", present(p + SZ, 16));
 
