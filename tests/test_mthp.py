@@ -53,3 +53,15 @@ int main(void) {
         '8: none', '16: always inherit madvise [never]', '64: always inherit madvise [never]',
         '1024: always inherit madvise [never]', '2048: always [inherit] madvise never', 'bad write: -1']
     assert not r.machine.kernel.mmsvc.thp.mthp_stats
+
+
+def test_mthp_order_choice_matches_native(userland):
+    """The order one write fault maps under the 32/64/128 kB knobs: madvise needs MADV_HUGEPAGE,
+    MADV_NOHUGEPAGE excludes all, the largest order that fits the VMA over none PTEs, as natively."""
+    prog = os.path.join(userland, 'mthporders')
+    code, out, _err = run_native(prog)
+    assert code == 0, out
+    r = run_guest(prog, check=True)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.decode().splitlines() == out.decode().splitlines()
+    assert b'all always, page 20 read, fault at 0     16 pages' in r.stdout

@@ -1,0 +1,111 @@
+/* Which order a write fault maps under the per-size knobs (mm/memory.c alloc_anon_folio,
+ * __thp_vma_allowable_orders): "madvise" needs MADV_HUGEPAGE, "inherit" follows the top-level
+ * "enabled" (left as it is), the largest allowed order whose aligned range fits inside the VMA and
+ * has no present PTE wins. Prints how many pages one write fault made present. Saves and restores
+ * the knobs it writes (32 kB, 64 kB, 128 kB). Needs root. */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PG 4096
+#define DIR "/sys/kernel/mm/transparent_hugepage/hugepages-%dkB/enabled"
+
+static const int sizes[] = {32, 64, 128};
+static char saved[3][32];
+
+static int knob(int kb, const char *v)
+{
+	char path[128];
+	snprintf(path, sizeof(path), DIR, kb);
+	int fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	int r = write(fd, v, strlen(v)) == (ssize_t)strlen(v) ? 0 : -1;
+	close(fd);
+	return r;
+}
+
+static int save(void)
+{
+	for (int i = 0; i < 3; i++) {
+		char path[128], buf[128] = {0};
+		snprintf(path, sizeof(path), DIR, sizes[i]);
+		int fd = open(path, O_RDONLY);
+		if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
+			return -1;
+		close(fd);
+		char *l = strchr(buf, '['), *r = l ? strchr(l, ']') : NULL;
+		if (!r)
+			return -1;
+		memcpy(saved[i], l + 1, r - l - 1);
+	}
+	return 0;
+}
+
+static void set3(const char *a, const char *b, const char *c)
+{
+	knob(32, a);
+	knob(64, b);
+	knob(128, c);
+}
+
+static int present(char *p, int n)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY), c = 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t e;
+		pread(fd, &e, 8, ((uintptr_t)(p + i * PG) / PG) * 8);
+		c += (e >> 63) & 1;
+	}
+	close(fd);
+	return c;
+}
+
+/* len bytes at a 1 MiB aligned address; hint 1: MADV_HUGEPAGE, 2: MADV_NOHUGEPAGE */
+static char *area(size_t len, int hint)
+{
+	char *raw = mmap(NULL, 2 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *p = (char *)(((uintptr_t)raw + (1 << 20) - 1) & ~(uintptr_t)((1 << 20) - 1));
+	p = mmap(p, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	if (hint)
+		madvise(p, len, hint == 1 ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	return p;
+}
+
+static void one(const char *what, size_t len, int hint, int pre, int at)
+{
+	char *p = area(len, hint);
+	if (pre >= 0)                      /* a read fault: the zero page, one PTE */
+		(void)*(volatile char *)(p + pre * PG);
+	int before = present(p, len / PG);
+	p[at * PG] = 2;
+	printf("%-40s %d pages\n", what, present(p, len / PG) - before);
+}
+
+int main(void)
+{
+	if (save()) {
+		printf("no per-size knobs\n");
+		return 1;
+	}
+	set3("never", "always", "never");
+	one("64k always", 1 << 20, 0, -1, 3);
+	set3("never", "madvise", "never");
+	one("64k madvise, no MADV_HUGEPAGE", 1 << 20, 0, -1, 3);
+	one("64k madvise, MADV_HUGEPAGE", 1 << 20, 1, -1, 3);
+	set3("always", "always", "always");
+	one("all always, VMA of 64k", 64 << 10, 0, -1, 9);
+	one("all always, VMA of 96k, fault at 70k", 96 << 10, 0, -1, 17);
+	one("all always, page 20 read, fault at 0", 1 << 20, 0, 20, 0);
+	one("all always, page 1 read, fault at 0", 1 << 20, 0, 1, 0);
+	one("all always, MADV_NOHUGEPAGE", 1 << 20, 2, -1, 40);
+	set3("always", "never", "never");
+	one("32k always", 1 << 20, 0, -1, 40);
+	for (int i = 0; i < 3; i++)
+		knob(sizes[i], saved[i]);
+	printf("restored\n");
+	return 0;
+}
