@@ -1,16 +1,17 @@
 """MADV_COLLAPSE (mm/khugepaged.c madvise_collapse): collapse the 4 KiB pages of each aligned 2 MiB range
 of an anonymous VMA into a new transparent huge page, synchronously, without khugepaged's limits
-(max_ptes_none/swap/shared do not apply to MADV_COLLAPSE). khugepaged itself does not run."""
+(max_ptes_none/swap/shared do not apply to MADV_COLLAPSE). khugepaged's scan, which collapses with the
+same code, is kernel/mm/khugepaged_scan.py."""
 import errno
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT
 from faultlab.kernel.mm.gup import faultin_page
-from faultlab.kernel.mm.huge_memory import (HPAGE_PMD_NR, HPAGE_PMD_MASK, mk_huge_pmd, set_huge_pmd,
-                                            thp_state, vma_alloc_anon_folio_pmd, vma_thp_disabled)
+from faultlab.kernel.mm.huge_memory import (HPAGE_PMD_NR, HPAGE_PMD_MASK, folio_maybe_pinned, mk_huge_pmd,
+                                            set_huge_pmd, thp_state, vma_alloc_anon_folio_pmd, vma_thp_disabled)
 from faultlab.kernel.mm.llc import charge_page_copy
 from faultlab.kernel.mm.memory import zap_pte_range
 from faultlab.kernel.mm.mm_types import VM_FAULT_ERROR
-from faultlab.kernel.mm.page_alloc import PG_anon, PG_swapcache
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_head, PG_swapcache, PG_tail
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, PMD_SHIFT, PMD_SIZE, pte_pfn
 from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_FLAGS, _PAGE_UFFD_WP
 from faultlab.kernel.mm.vma import VM_HUGETLB, VM_IO, VM_PFNMAP, VM_SHARED
@@ -29,6 +30,32 @@ def madvise_collapse_errno(result):
     if result == SCAN_PAGE_COUNT:
         return -errno.EAGAIN
     return -errno.EINVAL
+
+
+def folio_of(svc, page):
+    """The head pfn of the live transparent huge page that page is a frame of, or None (a small page)."""
+    if not page.flags & (PG_head | PG_tail):
+        return None
+    st = thp_state(svc)
+    head = page.pfn & ~(HPAGE_PMD_NR - 1)
+    return head if st is not None and head in st.folios else None
+
+
+def folio_likely_mapped_shared(svc, page):
+    """folio_likely_mapped_shared (include/linux/mm.h, 6.12): a small page mapped more than once; a
+    frame of a large folio that some PMD still maps (folio_entire_mapcount) while this PTE maps it too."""
+    if folio_of(svc, page) is None:
+        return page.mapcount > 1
+    return True
+
+
+def is_refcount_suitable(svc, page):
+    """is_refcount_suitable: no references beyond the mappings (and the swap cache's); for a frame of a
+    large folio, no frame of the folio holds more than the folio's and its PTE mappings'."""
+    head = folio_of(svc, page)
+    if head is not None:
+        return not folio_maybe_pinned(svc, head)
+    return page.refcount == page.mapcount + (1 if page.flags & PG_swapcache else 0)
 
 
 def collapse_allowed(mm, vma):
@@ -68,8 +95,8 @@ def collapse_huge_page(mm, vma, haddr):
             continue
         if not page.flags & PG_anon:
             return SCAN_FAIL
-        if page.refcount != page.mapcount + (1 if page.flags & PG_swapcache else 0):
-            return SCAN_PAGE_COUNT                   # is_refcount_suitable: pinned or held elsewhere
+        if not is_refcount_suitable(svc, page):
+            return SCAN_PAGE_COUNT                   # pinned or held elsewhere
         old.append((va, page))
     pfn = vma_alloc_anon_folio_pmd(mm, vma, haddr, stat=False)
     if pfn is None:

@@ -14,8 +14,9 @@ the event. It sleeps (no event) while no mm is listed or THP is off, and when ev
 nothing else pending."""
 from faultlab.kernel.mm.huge_memory import HPAGE_PMD_MASK, HPAGE_PMD_NR, thp_state, thp_vma_allowable
 from faultlab.kernel.mm.khugepaged import (SCAN_ALLOC_HUGE_PAGE_FAIL, SCAN_PMD_MAPPED, SCAN_PMD_NULL,
-                                           SCAN_SUCCEED, collapse_huge_page)
-from faultlab.kernel.mm.page_alloc import PG_anon, PG_referenced, PG_swapcache
+                                           SCAN_SUCCEED, collapse_huge_page, folio_likely_mapped_shared,
+                                           is_refcount_suitable)
+from faultlab.kernel.mm.page_alloc import PG_anon, PG_referenced
 from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, PMD_SHIFT, PMD_SIZE, pte_pfn
 from faultlab.kernel.mm.thp_sysfs import THP, _show_choice, _store_choice, _store_number
 from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_FLAGS, _PAGE_UFFD_WP
@@ -90,15 +91,15 @@ def hpage_collapse_scan_pmd(mm, vma, haddr):
             return SCAN_PTE_UFFD_WP, cost
         if page is None:
             return SCAN_PAGE_NULL, cost
-        if page.mapcount > 1:                        # folio_likely_mapped_shared
+        if folio_likely_mapped_shared(svc, page):
             shared += 1
             if shared > max_shared:
                 svc.stats['thp_scan_exceed_share_pte'] += 1
                 return SCAN_EXCEED_SHARED_PTE, cost
         if not page.flags & PG_anon:
             return SCAN_PAGE_ANON, cost
-        if page.refcount != page.mapcount + (1 if page.flags & PG_swapcache else 0):
-            return SCAN_PAGE_COUNT, cost             # is_refcount_suitable
+        if not is_refcount_suitable(svc, page):
+            return SCAN_PAGE_COUNT, cost
         if pte & _PAGE_ACCESSED or page.flags & PG_referenced:
             referenced += 1
     if not referenced or (unmapped and referenced < HPAGE_PMD_NR // 2):
