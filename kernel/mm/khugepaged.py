@@ -100,6 +100,7 @@ def collapse_huge_page(mm, vma, haddr):
         old.append((va, page))
     pfn = vma_alloc_anon_folio_pmd(mm, vma, haddr, stat=False)
     if pfn is None:
+        svc.stats['thp_collapse_alloc_failed'] += 1    # alloc_charge_folio
         return SCAN_ALLOC_HUGE_PAGE_FAIL
     phys = svc.frames.phys
     for va, page in old:                             # __collapse_huge_page_copy

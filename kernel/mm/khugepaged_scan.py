@@ -104,10 +104,22 @@ def hpage_collapse_scan_pmd(mm, vma, haddr):
             referenced += 1
     if not referenced or (unmapped and referenced < HPAGE_PMD_NR // 2):
         return SCAN_LACK_REFERENCED_PAGE, cost
-    result = collapse_huge_page(mm, vma, haddr)
-    if result == SCAN_ALLOC_HUGE_PAGE_FAIL:
-        svc.stats['thp_collapse_alloc_failed'] += 1
-    return result, cost
+    alloc_reclaim(svc)
+    return collapse_huge_page(mm, vma, haddr), cost
+
+
+def alloc_reclaim(svc):
+    """alloc_charge_folio's gfp for khugepaged (alloc_hugepage_khugepaged_gfpmask): with khugepaged/defrag
+    set the allocation may reclaim directly (__GFP_DIRECT_RECLAIM), so memory is freed up to the low
+    watermark plus the huge page before the allocation is tried (without waiting for swap writes);
+    with defrag 0 it takes what is free or fails."""
+    rec = svc.reclaim
+    if not knob(svc, 'defrag') or rec is None:
+        return
+    short = rec.wmark_low + HPAGE_PMD_NR - svc.frames.nr_free
+    if short > 0:
+        svc.stats['khugepaged_direct_reclaim'] += 1
+        rec.try_to_free_pages(short, may_wait=False)
 
 
 class Khugepaged:
@@ -129,6 +141,7 @@ class Khugepaged:
         self.full_scans = 0            # khugepaged_full_scans
         self.pending = False           # an event is queued
         self.gen = 0                   # the queued event's number (a newer wake-up replaces it)
+        self.alloc_retry = False       # the next pass continues one that slept after an allocation failure
         self.cycles = 0                # what khugepaged's scanning cost so far
         svc.khugepaged = self
 
@@ -183,7 +196,9 @@ class Khugepaged:
         if not self.has_work():
             return
         t0 = self._now()
-        alloc_failed = self.khugepaged_do_scan()
+        wait, self.alloc_retry = not self.alloc_retry, False
+        alloc_failed = self.khugepaged_do_scan(wait)
+        self.alloc_retry = alloc_failed     # the pass goes on after khugepaged_alloc_sleep, without waiting again
         cost = self._now() - t0
         self.cycles += cost
         self.svc.stats['khugepaged_cycles'] += int(cost)
@@ -193,9 +208,11 @@ class Khugepaged:
         sleep = ms * self.freq_hz // 1000
         self._queue(when + cost + max(sleep, self.svc.cost('context_switch')))
 
-    def khugepaged_do_scan(self):
+    def khugepaged_do_scan(self, wait=True):
         """khugepaged_do_scan: scan up to pages_to_scan PTEs, passing the head of the list at most
-        twice; True when the huge page allocation failed (khugepaged_alloc_sleep)."""
+        twice; True when the huge page allocation failed and wait is set (the thread sleeps
+        alloc_sleep_millisecs in khugepaged_alloc_sleep, then goes on with wait cleared: a second
+        failure ends the pass)."""
         pages = knob(self.svc, 'pages_to_scan')
         progress = pass_through_head = 0
         while True:
@@ -209,7 +226,7 @@ class Khugepaged:
             if progress >= pages:
                 return False
             if result == SCAN_ALLOC_HUGE_PAGE_FAIL:
-                return True
+                return wait
 
     def khugepaged_scan_mm_slot(self, pages):
         """khugepaged_scan_mm_slot: walk the eligible VMAs of the current mm from scan_address, one

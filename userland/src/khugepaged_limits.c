@@ -1,9 +1,11 @@
-/* khugepaged_limits NONE: three aligned 2 MiB ranges faulted with 4 KiB pages (enabled=madvise), one
+/* khugepaged_limits NONE [DEFRAG BALLAST_MIB]: three aligned 2 MiB ranges faulted with 4 KiB pages (enabled=madvise), one
  * full, one with NONE+1 pages never touched, one with NONE untouched; khugepaged/max_ptes_none is set
  * to NONE, then MADV_HUGEPAGE on all three and a wait for two more full scans of khugepaged
  * (mm/khugepaged.c: a range is collapsed when at most max_ptes_none of its PTEs are empty).
  * Prints `name value` lines: each range's AnonHugePages and whether its data survived, and the
- * khugepaged counters' increase. Restores the knobs it changed. Needs root. */
+ * khugepaged counters' increase. DEFRAG sets khugepaged/defrag; BALLAST_MIB MiB of memory written
+ * first (and kept) leave little free memory for the collapse's huge page. Restores the knobs it
+ * changed. Needs root. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +63,21 @@ int main(int argc, char **argv)
 {
     int none = argc > 1 ? atoi(argv[1]) : 64;
     char enabled[64], old_none[32], old_sleep[32], old_scan[32], value[32];
+    const char *defrag = argc > 2 ? argv[2] : NULL;
+    size_t ballast = argc > 3 ? (size_t)atol(argv[3]) << 20 : 0;
+    char old_defrag[32];
     if (none < 0 || none > 510)
         return 2;
+    if (defrag && knob_rw("khugepaged/defrag", old_defrag, sizeof(old_defrag), defrag))
+        return 1;
+    if (ballast) {
+        char *b = mmap(NULL, ballast, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (b == MAP_FAILED)
+            return 1;
+        madvise(b, ballast, MADV_NOHUGEPAGE);
+        for (size_t off = 0; off < ballast; off += 4096)
+            b[off] = 1;
+    }
     snprintf(value, sizeof(value), "%d", none);
     if (knob_rw("enabled", enabled, sizeof(enabled), "madvise") ||
         knob_rw("khugepaged/max_ptes_none", old_none, sizeof(old_none), value) ||
@@ -106,6 +121,8 @@ int main(int argc, char **argv)
     knob_rw("khugepaged/max_ptes_none", old, sizeof(old), old_none);
     knob_rw("khugepaged/scan_sleep_millisecs", old, sizeof(old), old_sleep);
     knob_rw("khugepaged/pages_to_scan", old, sizeof(old), old_scan);
+    if (defrag)
+        knob_rw("khugepaged/defrag", old, sizeof(old), old_defrag);
     char *a = strchr(enabled, '['), *b = a ? strchr(a, ']') : NULL;
     if (a && b) {
         *b = 0;
