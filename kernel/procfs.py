@@ -10,7 +10,7 @@ from faultlab.kernel.fs.mount import register_mount_procfs
 from faultlab.kernel.ipc.shm import register_shm_procfs
 from faultlab.kernel.mm.hugetlb import register_hugetlb_procfs
 from faultlab.kernel.mm.hugetlb_types import vma_kernel_pagesize
-from faultlab.kernel.mm.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE, nr_anon_thp_pages, thp_vma_allowable
+from faultlab.kernel.mm.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE, nr_anon_thp_pages, thp_vma_eligible
 from faultlab.kernel.mm.shmem import shmem_resident_pages
 from faultlab.kernel.mm.vm_sysctl import vm_commit_limit, vm_committed_pages
 from faultlab.kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
@@ -108,7 +108,7 @@ def show_smap(k, task, vma):
     mss = smap_gather_stats(task.mm, vma)
     return (show_map_vma(k, task, vma) + _kb('Size', vma.vm_end - vma.vm_start) + _kb('KernelPageSize', vma_kernel_pagesize(vma))
             + _kb('MMUPageSize', vma_kernel_pagesize(vma)) + __show_smap(mss, False)
-            + 'THPeligible:    %8d\n' % thp_vma_allowable(task.mm, vma)
+            + 'THPeligible:    %8d\n' % thp_vma_eligible(task.mm, vma)
             + show_smap_vma_flags(vma))
 
 

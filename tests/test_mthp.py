@@ -6,16 +6,25 @@ import os
 from conftest import run_guest, run_native
 
 
+def _matches_native(prog, guest_out):
+    """The guest's lines equal a native run's. The knobs are the host's, shared with whatever else runs
+    there (other tests' native runs set them too), so a native run that differs is tried again, twice."""
+    for _ in range(3):
+        code, out, _err = run_native(prog)
+        assert code == 0, out
+        if out.decode().splitlines() == guest_out.decode().splitlines():
+            return True
+    return False
+
+
 def test_mthp_64k_fault_matches_native(userland):
     """One write fault maps 16 pages (ru_minflt 1, 16 present in pagemap, naturally aligned frames that
     /proc/kpageflags shows as KPF_THP with COMPOUND_HEAD/TAIL), fork and COW keep each side's data, a
     partial munmap leaves the rest: the same lines as natively (run as root)."""
     prog = os.path.join(userland, 'mthpfault')
-    code, out, _err = run_native(prog)
-    assert code == 0, out
     r = run_guest(prog, check=True)
     assert r.exit_code == 0, r.stderr
-    assert r.stdout.decode().splitlines() == out.decode().splitlines()
+    assert _matches_native(prog, r.stdout)
     assert b'one write: 1 fault(s), 16 of 16 pages present' in r.stdout
     assert b'page 5: anon 1 head 0 tail 1 thp 1' in r.stdout     # kpageflags of a PTE-mapped large folio
     assert r.machine.kernel.mmsvc.thp.mthp_stats[4, 'anon_fault_alloc'] == 2
@@ -57,11 +66,10 @@ int main(void) {
 
 def test_mthp_order_choice_matches_native(userland):
     """The order one write fault maps under the 32/64/128 kB knobs: madvise needs MADV_HUGEPAGE,
-    MADV_NOHUGEPAGE excludes all, the largest order that fits the VMA over none PTEs, as natively."""
+    MADV_NOHUGEPAGE excludes all, the largest order that fits the VMA over none PTEs, and smaps'
+    THPeligible for a VMA only a smaller order fits, as natively."""
     prog = os.path.join(userland, 'mthporders')
-    code, out, _err = run_native(prog)
-    assert code == 0, out
     r = run_guest(prog, check=True)
     assert r.exit_code == 0, r.stderr
-    assert r.stdout.decode().splitlines() == out.decode().splitlines()
-    assert b'all always, page 20 read, fault at 0     16 pages' in r.stdout
+    assert _matches_native(prog, r.stdout)
+    assert b'all always, page 20 read, fault at 0     16 pages, THPeligible 1' in r.stdout

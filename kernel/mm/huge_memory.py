@@ -119,6 +119,18 @@ def thp_vma_allowable(mm, vma):
     return thp_vma_suitable(vma, vma.vm_end - PMD_SIZE)
 
 
+def thp_vma_eligible(mm, vma):
+    """smaps' THPeligible (__thp_vma_allowable_orders with TVA_SMAPS): some allowed order, of any size,
+    has a naturally aligned range ending at the VMA's end inside it (thp_vma_suitable_order)."""
+    orders = thp_vma_allowable_orders(mm, vma)
+    for order in THP_ORDERS_ALL_ANON:
+        size = 4096 << order
+        start = (vma.vm_end - size) & ~(size - 1)
+        if orders & (1 << order) and vma.vm_start <= start:
+            return True
+    return False
+
+
 def thp_maybe(mm, vma):
     """Cheap test before the PMD level of a fault: the mm has huge PMDs, or the VMA might get one."""
     if mm.pgtables.thp:
@@ -628,6 +640,6 @@ def nr_anon_thp_pages(svc):
     return len(st.folios) * HPAGE_PMD_NR
 
 
-__all__ = ['alloc_anon_folio', 'thp_vma_allowable_orders', 'VM_HUGEPAGE', 'VM_NOHUGEPAGE', 'ThpState',
+__all__ = ['alloc_anon_folio', 'thp_vma_eligible', 'thp_vma_allowable_orders', 'VM_HUGEPAGE', 'VM_NOHUGEPAGE', 'ThpState',
            'huge_pmd_fault', 'zap_huge_pmds', 'copy_huge_pmd',
            'thp_vma_allowable']

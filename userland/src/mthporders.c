@@ -75,6 +75,23 @@ static char *area(size_t len, int hint)
 	return p;
 }
 
+/* smaps' THPeligible of the VMA at p (show_smap: thp_vma_allowable_orders with TVA_SMAPS) */
+static int eligible(char *p)
+{
+	char line[256], want[32];
+	int found = 0, v = -1;
+	snprintf(want, sizeof(want), "%lx-", (unsigned long)p);
+	FILE *f = fopen("/proc/self/smaps", "r");
+	while (fgets(line, sizeof(line), f)) {
+		if (strchr(line, '-') && strncmp(line, want, strlen(want)) == 0)
+			found = 1;
+		else if (found && sscanf(line, "THPeligible: %d", &v) == 1)
+			break;
+	}
+	fclose(f);
+	return v;
+}
+
 static void one(const char *what, size_t len, int hint, int pre, int at)
 {
 	char *p = area(len, hint);
@@ -82,7 +99,7 @@ static void one(const char *what, size_t len, int hint, int pre, int at)
 		(void)*(volatile char *)(p + pre * PG);
 	int before = present(p, len / PG);
 	p[at * PG] = 2;
-	printf("%-40s %d pages\n", what, present(p, len / PG) - before);
+	printf("%-40s %d pages, THPeligible %d\n", what, present(p, len / PG) - before, eligible(p));
 }
 
 int main(void)
