@@ -85,10 +85,15 @@ def thp_size_dir(order):
     return 'hugepages-%dkB' % (4 << order)
 
 
+# order -> its 'enabled' knob, with Linux's default: 'inherit' for the PMD order (huge_anon_orders_inherit
+# = BIT(PMD_ORDER)), 'never' for the others
+_ENABLED_KNOBS = {order: (thp_size_dir(order) + '/enabled', 'inherit' if order == HPAGE_PMD_ORDER else 'never')
+                  for order in THP_ORDERS_ALL_ANON}
+
+
 def thp_order_enabled(st, order):
-    """hugepages-<size>kB/enabled of an order: Linux's default is 'inherit' for the PMD order
-    (huge_anon_orders_inherit = BIT(PMD_ORDER)) and 'never' for the others."""
-    return st.values.get(thp_size_dir(order) + '/enabled', 'inherit' if order == HPAGE_PMD_ORDER else 'never')
+    """hugepages-<size>kB/enabled of an order."""
+    return st.values.get(*_ENABLED_KNOBS[order])
 
 
 def thp_vma_allowable_orders(mm, vma):
@@ -104,8 +109,9 @@ def thp_vma_allowable_orders(mm, vma):
     top = st.values['enabled']
     inherit = top == 'always' or (top == 'madvise' and madv)
     orders = 0
-    for order in THP_ORDERS_ALL_ANON:
-        v = thp_order_enabled(st, order)
+    values = st.values
+    for order, (key, default) in _ENABLED_KNOBS.items():
+        v = values.get(key, default)
         if v == 'always' or (v == 'madvise' and madv) or (v == 'inherit' and inherit):
             orders |= 1 << order
     return orders

@@ -3,7 +3,10 @@ the knobs programs read and write, with Linux's formats. "enabled" starts at "ma
 kernels build it (CONFIG_TRANSPARENT_HUGEPAGE_MADVISE), and decides with use_zero_page what an
 anonymous fault maps (kernel/mm/huge_memory.py); defrag and the khugepaged knobs are kept (so a program
 that saves and restores them sees its values) without changing anything. hpage_pmd_size is the size of a PMD-mapped page, which programs
-read to learn the huge page size (the mm selftests' read_pmd_pagesize)."""
+read to learn the huge page size (the mm selftests' read_pmd_pagesize). hugepages-<size>kB/ holds each
+size's knobs (multi-size THP, Documentation/admin-guide/mm/transhuge.rst): 'enabled' for 16 kB .. 2048 kB,
+read by the fault path (alloc_anon_folio, do_huge_pmd_anonymous_page), 'shmem_enabled' for 8 kB .. 2048 kB
+(kept only), and stats/."""
 import errno
 
 from faultlab.kernel.fs.errors import FsError
