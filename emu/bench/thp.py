@@ -37,7 +37,9 @@ MADV_HUGEPAGE puts the mm on khugepaged's list; the program polls smaps every 10
 def run_mode(mode, mib, costs=None):
     """One run of thp_bench MODE MIB: a dict of its figures (RuntimeError if the program fails)."""
     costs = costs or CostTable()
-    run = run_guest(PROGRAM, [mode, mib], (mib + 64) << 20 if mib < 1024 else (2 * mib) << 20, costs)
+    # RAM for the range twice (a collapse allocates each huge page before the 512 small pages it
+    # replaces are freed, and without compaction those freed pages rarely make a 2 MiB block) and 64 MiB
+    run = run_guest(PROGRAM, [mode, mib], (2 * mib + 64) << 20, costs)
     if run.values.get('check') != 'ok':
         raise RuntimeError('thp_bench %s %d: the pages did not read back right: %s' % (mode, mib, run.stdout))
     k = run.kstats
