@@ -313,6 +313,8 @@ def do_huge_pmd_anonymous_page(mm, vmf, slot):
     haddr = vmf.address & HPAGE_PMD_MASK
     key = haddr >> PMD_SHIFT
     st = thp_state(svc)
+    if getattr(svc, 'khugepaged', None) is not None:
+        svc.khugepaged.enter_vma(mm, vma)          # khugepaged_enter_vma (kernel/mm/khugepaged_scan.py)
     if not vmf.flags & FAULT_FLAG_WRITE and st.values['use_zero_page']:
         zpfn = get_huge_zero_folio(svc)
         if zpfn is not None:

@@ -1,8 +1,9 @@
 """/sys/kernel/mm/transparent_hugepage (mm/huge_memory.c hugepage_init_sysfs, khugepaged_attr_group):
 the knobs programs read and write, with Linux's formats. "enabled" starts at "madvise", as distribution
 kernels build it (CONFIG_TRANSPARENT_HUGEPAGE_MADVISE), and decides with use_zero_page what an
-anonymous fault maps (kernel/mm/huge_memory.py); defrag and the khugepaged knobs are kept (so a program
-that saves and restores them sees its values) without changing anything. hpage_pmd_size is the size of a PMD-mapped page, which programs
+anonymous fault maps (kernel/mm/huge_memory.py); defrag is kept (so a program that saves and restores
+it sees its value); the khugepaged knobs are read by khugepaged (kernel/mm/khugepaged_scan.py), which
+publishes its counters (pages_collapsed, full_scans) and the stores that wake it. hpage_pmd_size is the size of a PMD-mapped page, which programs
 read to learn the huge page size (the mm selftests' read_pmd_pagesize). hugepages-<size>kB/ holds each
 size's knobs (multi-size THP, Documentation/admin-guide/mm/transhuge.rst): 'enabled' for 16 kB .. 2048 kB,
 read by the fault path (alloc_anon_folio, do_huge_pmd_anonymous_page), 'shmem_enabled' for 8 kB .. 2048 kB
@@ -33,7 +34,6 @@ NUMBERS = {
     'khugepaged/max_ptes_swap': (64, 0, 511),
     'khugepaged/max_ptes_shared': (256, 0, 511),
 }
-COUNTERS = ('khugepaged/pages_collapsed', 'khugepaged/full_scans')
 
 
 def _show_choice(name, values):
@@ -127,6 +127,4 @@ def thp_sysfs_init(k):
     for name in NUMBERS:
         reg(THP + name, lambda n=name: '%d\n' % values[n],
             lambda d, n=name: _store_number(n, values, d), 0o644)
-    for name in COUNTERS:
-        reg(THP + name, lambda: '0\n', None, 0o444)
     thp_sizes_init(k, values)
