@@ -123,6 +123,7 @@ def add_bench_parser(sub):
     _quick(k, 'small workloads, one run each')
     k.add_argument('--reps', type=positive_int, default=None,
                    help='runs per runner and workload, the best counts (default 3; 1 with --quick)')
+    add_report_options(k, jobs=False, plot=False)       # timings: one run at a time, never in parallel
     k = _kind(kinds, 'prefetch', "software prefetching of a cold mmap'ed file with the vDSO's prefetch_page()")
     _quick(k, 'one disk latency, three distances, a 64-page file')
     add_report_options(k)

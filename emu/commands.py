@@ -181,7 +181,7 @@ def cmd_costs(a):
 
 # `faultlab bench KIND`: each kind's options (emu/cli.py gives each kind only its own) to its main()
 BENCHES = {
-    'speed': lambda a: bench_speed(quick=a.quick, reps=a.reps),
+    'speed': lambda a: bench_speed(quick=a.quick, reps=a.reps, csv=a.csv, json=a.json),
     'prefetch': lambda a: bench_prefetch(quick=a.quick, **report_options(a)),
     'populate': lambda a: bench_populate(**({'size': a.size} if a.size else {}), quick=a.quick, **report_options(a)),
     'spf': lambda a: bench_spf(quick=a.quick, **report_options(a)),

@@ -37,3 +37,15 @@ def test_a_peer_that_prints_something_else_is_flagged(userland, monkeypatch):
     fake = [l for l in text.splitlines() if l.startswith('  fake') and ' M/s ' in l]
     assert fake and 'DIFFERS from native' in fake[0]
     assert 'faultlab / fake' in text
+
+
+def test_speed_exits_1_when_a_printed_check_fails_and_writes_its_rows(userland, monkeypatch, tmp_path):
+    """main() prints the table (run_bench) and returns 1 when a criterion it printed was not met; the
+    runners' rows go to --csv."""
+    rows = [{'runner': 'faultlab', 'compute_minsn_per_s_cpu': 1.0}]
+    for ok, status in ((True, 0), (False, 1)):
+        monkeypatch.setattr(bench, 'run_bench', lambda **kw: {'checks': [('compute', ok)], 'records': list(rows)})
+        monkeypatch.setattr(bench, 'single_step_check', lambda prog: (5, 5))
+        out = tmp_path / ('rows%d.csv' % status)
+        assert bench.main(quick=True, csv=str(out)) == status
+        assert out.read_text().splitlines() == ['runner,compute_minsn_per_s_cpu', 'faultlab,1.0']

@@ -11,11 +11,12 @@ from faultlab.plot import PlotError, check_figure_path, pyplot
 from faultlab.sweep.records import write_records
 
 
-def add_report_options(p, jobs=True):
-    """--csv, --json, --plot and (for benches whose points are independent) -j."""
+def add_report_options(p, jobs=True, plot=True):
+    """--csv, --json, (for benches with figures) --plot and (for benches whose points are independent) -j."""
     p.add_argument('--csv', metavar='FILE', help='write the rows as CSV')
     p.add_argument('--json', metavar='FILE', help='write the rows as JSON lines')
-    p.add_argument('--plot', metavar='DIR', help='write the figures (PNG) into DIR')
+    if plot:
+        p.add_argument('--plot', metavar='DIR', help='write the figures (PNG) into DIR')
     if jobs:
         p.add_argument('-j', '--jobs', type=positive_int, default=1, metavar='N',
                        help='independent runs at once, each in its own process (default 1)')
@@ -23,7 +24,7 @@ def add_report_options(p, jobs=True):
 
 def report_options(a):
     """The keyword arguments of a bench's main() from its parsed options."""
-    return dict(csv=a.csv, json=a.json, plot=a.plot, jobs=getattr(a, 'jobs', 1))
+    return dict(csv=a.csv, json=a.json, plot=getattr(a, 'plot', None), jobs=getattr(a, 'jobs', 1))
 
 
 class ReportError(ValueError):

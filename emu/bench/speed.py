@@ -33,6 +33,7 @@ import time
 
 from unicorn import UC_HOOK_CODE
 
+from faultlab.bench.report import ReportError, check_outputs, write_rows
 from faultlab.core.physmem import PhysMem
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.machine import Machine
@@ -235,7 +236,7 @@ def run_bench(reps=3, scale=4, small=4, big=64, qemu_path=None, qiling=True, out
     touch = os.path.join(BUILD, 'pagetouch')
     peers, notes = find_peers([compute, touch], qemu_path, qiling)
     runners = [('native', run_native), ('faultlab', run_faultlab)] + list(peers.items())
-    figures = {'notes': notes, 'rows': {}}
+    figures = {'notes': notes, 'rows': {}, 'records': [], 'checks': []}
     try:
         # exact instruction count of the compute run (the numerator for everyone) and faults per page-touch run
         cstats = run_faultlab(compute, [str(scale)], want_stats=True)[-1]
@@ -288,6 +289,11 @@ def _print(fig, scale, small, big, reps, out):
         mips[name] = (_mips(insns, tc.cpu), _mips(insns, tc.wall))
         per_page[name] = ((tb.cpu - ts.cpu) / pages * 1e6, (tb.wall - ts.wall) / pages * 1e6)
         same = 'same as native' if (tc.output, tb.output) == native_out else 'DIFFERS from native'
+        fig['records'].append({'runner': name, 'compute_minsn_per_s_cpu': mips[name][0],
+                               'compute_minsn_per_s_wall': mips[name][1], 'pagetouch_us_per_page_cpu': per_page[name][0],
+                               'pagetouch_us_per_page_wall': per_page[name][1], 'output_same_as_native': same == 'same as native'})
+        if same != 'same as native':
+            fig['checks'].append(('%s output same as native' % name, False))
         w('  %-12s %10.1f [%9.1f] M/s %12.2f [%9.2f] us/page   %s\n'
           % (name, mips[name][0], mips[name][1], per_page[name][0], per_page[name][1], same))
     for note in fig['notes'].values():
@@ -307,15 +313,20 @@ def _print(fig, scale, small, big, reps, out):
         w('  faultlab / %-12s compute speed %6.2fx   page-touch: faultlab %s\n'
           % (name, fl_mips / mips[name][0], _faster(per_page[name][0], fl_page)))
     w('\ncriteria:\n')
-    w('  compute >= 100 M insn/s with exact counting: %.1f M/s %s\n' % (fl_mips, _ok(fl_mips >= 100)))
+    checks = fig['checks']
+
+    def check(text, ok):
+        checks.append((text, ok))
+        w('  %s %s\n' % (text, _ok(ok)))
+    check('compute >= 100 M insn/s with exact counting: %.1f M/s' % fl_mips, fl_mips >= 100)
     if 'qiling' in mips:
         r = fl_mips / mips['qiling'][0]
-        w('  compute at least as fast as Qiling (ratio >= 1.0): %.2f %s\n' % (r, _ok(r >= 1.0)))
-    w('  minor fault <= 10 us host (trap to resume; with munmap in brackets): %.2f us [%.2f] %s\n'
-      % (fl_fault, fl_page, _ok(fl_fault <= 10)))
+        check('compute at least as fast as Qiling (ratio >= 1.0): %.2f' % r, r >= 1.0)
+    check('minor fault <= 10 us host (trap to resume; with munmap in brackets): %.2f us [%.2f]' % (fl_fault, fl_page),
+          fl_fault <= 10)
     if 'qiling' in per_page:
         r = per_page['qiling'][0] / fl_page if fl_page > 0 else float('inf')        # both with munmap
-        w('  minor fault >= 3x faster than Qiling mmap+touch per page: %.2fx %s\n' % (r, _ok(r >= 3)))
+        check('minor fault >= 3x faster than Qiling mmap+touch per page: %.2fx' % r, r >= 3)
 
 
 def _faster(peer, ours):
@@ -329,15 +340,26 @@ def _ok(cond):
     return 'ok' if cond else 'NOT MET'
 
 
-def main(quick=False, reps=None):
+def main(quick=False, reps=None, csv=None, json=None):
+    """`faultlab bench speed`: the table, the rows to --csv/--json; 1 when a printed check fails."""
     if not os.path.exists(os.path.join(BUILD, 'compute')) or not os.path.exists(os.path.join(BUILD, 'pagetouch')):
         print('bench: build the userland programs first (make userland)')
         return 2
+    try:
+        check_outputs(csv, json)
+    except ReportError as e:
+        print('faultlab bench speed: %s' % e, file=sys.stderr)
+        return 2
     if quick:
-        run_bench(reps=reps or 1, scale=1, small=2, big=10)
+        fig = run_bench(reps=reps or 1, scale=1, small=2, big=10)
     else:
-        run_bench(reps=reps or 3)
+        fig = run_bench(reps=reps or 3)
     hook, single = single_step_check(os.path.join(BUILD, 'hello'))
     print('  exact counting: hello counted %d instructions with the native block hook, %d single-stepping %s'
           % (hook, single, _ok(hook == single)))
-    return 0
+    fig['checks'].append(('exact counting', hook == single))
+    write_rows(fig['records'], csv, json)
+    failed = [text for text, ok in fig['checks'] if not ok]
+    if failed:
+        print('faultlab bench speed: %d check(s) not met' % len(failed), file=sys.stderr)
+    return 1 if failed else 0
