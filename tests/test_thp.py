@@ -1,10 +1,56 @@
 """Transparent huge pages for anonymous memory (kernel/mm/huge_memory.py): userland/src/thpanon.c run
 natively (this host has THP in madvise mode) and under faultlab, compared line by line, plus the
 event counters of the run, the "never" policy and the invariant checker."""
+import contextlib
+import fcntl
+import glob
 import os
 import re
 
-from conftest import run_guest, run_native
+from conftest import run_guest
+from conftest import run_native as _run_native
+
+THP = '/sys/kernel/mm/transparent_hugepage/'
+HOST_LOCK = '/tmp/faultlab-thp-knobs.lock'
+# Linux 6.12's defaults of the knobs these programs depend on (what faultlab boots with), set on this
+# host around each native run: another program's native run may have left them otherwise
+THP_DEFAULTS = {'enabled': 'madvise', 'defrag': 'madvise', 'use_zero_page': '1',
+                'hugepages-2048kB/enabled': 'inherit'}
+
+
+def _knob(name):
+    """The selected word of a '[selected]' knob, or a numeric knob's value."""
+    text = open(THP + name).read()
+    m = re.search(r'\[(\S+)\]', text)
+    return m.group(1) if m else text.strip()
+
+
+@contextlib.contextmanager
+def thp_defaults():
+    """This host's THP knobs at Linux's defaults for the block (as root, one user at a time; smaller
+    mTHP sizes 'never'), put back afterwards; as they are when not root."""
+    if os.geteuid() != 0 or not os.path.isdir(THP):
+        yield
+        return
+    names = list(THP_DEFAULTS) + [n[len(THP):] for n in glob.glob(THP + 'hugepages-*kB/enabled')]
+    with open(HOST_LOCK, 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = {n: _knob(n) for n in names}
+        try:
+            for n in names:
+                with open(THP + n, 'w') as f:
+                    f.write(THP_DEFAULTS.get(n, 'never'))
+            yield
+        finally:
+            for n, v in old.items():
+                with open(THP + n, 'w') as f:
+                    f.write(v)
+
+
+def run_native(prog, args=()):
+    """The program natively, with the host's THP knobs at Linux's defaults."""
+    with thp_defaults():
+        return _run_native(prog, args)
 
 # A write to the huge zero page: Linux 6.12 (what faultlab follows) splits the PMD and copies 4 KiB
 # (do_huge_pmd_wp_page's fallback); kernels from 6.16 on allocate a new THP there (do_huge_zero_wp_pmd).
