@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "vdso_lookup.h"
+#include "bench_args.h"
 
 #define PAGE 4096L
 
@@ -51,23 +52,6 @@ typedef long (*prefetch_fn)(const void *);
 static prefetch_fn prefetch_page;
 static volatile uint64_t sink;          /* keeps the compute kernel's result alive */
 
-static void fail(const char *what)
-{
-    fprintf(stderr, "FAIL: %s (%s)\n", what, strerror(errno));
-    exit(1);
-}
-
-static long parse_long(const char *s, const char *what, long min, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 0);
-    if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "FAIL: bad %s %s (expected %ld..%ld)\n", what, s, min, max);
-        exit(1);
-    }
-    return v;
-}
 
 static inline uint64_t rdtsc(void)
 {

@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "vdso_lookup.h"
+#include "bench_args.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -78,23 +79,6 @@ struct handler {
     pthread_t th;
 };
 
-static void fail(const char *what)
-{
-    fprintf(stderr, "FAIL: %s (%s)\n", what, strerror(errno));
-    exit(1);
-}
-
-static long parse_long(const char *s, const char *what, long min, long max)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 0);
-    if (errno || end == s || *end || v < min || v > max) {
-        fprintf(stderr, "FAIL: bad %s %s (expected %ld..%ld)\n", what, s, min, max);
-        exit(2);
-    }
-    return v;
-}
 
 static uint64_t now_ns(void)
 {
