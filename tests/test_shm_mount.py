@@ -2,6 +2,7 @@
 userland/src/shmtest.c and mounttest.c run natively (as root, in fresh IPC and mount namespaces made
 by unshare(1), with 2 MiB pages reserved for the run) and under faultlab; the outputs must be equal."""
 import contextlib
+import fcntl
 import os
 import shutil
 
@@ -11,6 +12,7 @@ from conftest import BUILD, run_guest, run_native
 from test_cli import faultlab
 
 NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
+HOST_LOCK = '/tmp/faultlab-hugepages.lock'        # as tests/test_hugetlb_selftests.py takes it
 HUGE_POOL = 4
 
 
@@ -20,23 +22,25 @@ def _can_unshare():
 
 @contextlib.contextmanager
 def _native_huge_pages(n):
-    """Reserve n more 2 MiB pages on the host for a native run (restored after); skips when it cannot."""
-    try:
-        with open(NR_HUGEPAGES) as f:
-            old = int(f.read())
-        with open(NR_HUGEPAGES, 'w') as f:
-            f.write(str(old + n))
-        with open(NR_HUGEPAGES) as f:
-            got = int(f.read())
-    except OSError as e:
-        pytest.skip('cannot reserve huge pages natively: %s' % e)
-    try:
-        if got < old + n:
-            pytest.skip('the host gave only %d of %d huge pages' % (got - old, n))
-        yield
-    finally:
-        with open(NR_HUGEPAGES, 'w') as f:
-            f.write(str(old))
+    """The host's pool set to exactly n free 2 MiB pages for a native run (one user at a time; restored
+    after); skips when it cannot."""
+    with open(HOST_LOCK, 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with open(NR_HUGEPAGES) as f:
+                old = int(f.read())
+            with open(NR_HUGEPAGES, 'w') as f:
+                f.write(str(n))
+        except OSError as e:
+            pytest.skip('cannot reserve huge pages natively: %s' % e)
+        try:
+            free = int(next(l.split()[1] for l in open('/proc/meminfo') if l.startswith('HugePages_Free:')))
+            if free != n:
+                pytest.skip('the host pool has %d free huge pages, not %d' % (free, n))
+            yield
+        finally:
+            with open(NR_HUGEPAGES, 'w') as f:
+                f.write(str(old))
 
 
 def _native(prog, args, namespaces):
