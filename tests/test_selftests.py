@@ -222,3 +222,16 @@ def test_native_run_of_a_kselftest_like_program(tmp_path):
     os.chmod(tmp_path / 'sleep.sh', 0o755)
     assert run_native(Case('x', ('bash', './sleep.sh'), script=True), str(tmp_path), 0.5,
                       sysctl=False).kind == TIMEOUT
+
+
+def test_transhuge_stress_runs_bounded_under_faultlab():
+    """transhuge-stress -d 20 runs with -d 2 under faultlab (BOUNDED_ARGS) and its own time limit; the
+    native run keeps run_vmtests.sh's arguments; other cases keep theirs."""
+    from faultlab.selftests.cases import Case
+    from faultlab.selftests.runner import CASE_TIME_LIMIT, faultlab_argv
+    case = Case('thp', ('./transhuge-stress', '-d', '20'))
+    argv = faultlab_argv(case, '/tmp/bin', 120)
+    assert argv[-3:] == ['/tmp/bin/transhuge-stress', '-d', '2'] and case.args == ('-d', '20')
+    assert argv[argv.index('--timeout') + 1] == '%g' % CASE_TIME_LIMIT['transhuge-stress']
+    other = Case('mm', ('./mremap_test', '-d', '20'))
+    assert faultlab_argv(other, '/tmp/bin', 120)[-2:] == ['-d', '20']
