@@ -12,54 +12,17 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "mthp_knobs.h"
 
-#define KNOB "/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled"
 #define SZ (64 << 10)
-#define PG 4096
 
 static char saved[32];
-
-static int knob_write(const char *v)
-{
-	int fd = open(KNOB, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	int r = write(fd, v, strlen(v)) == (ssize_t)strlen(v) ? 0 : -1;
-	close(fd);
-	return r;
-}
-
-static int knob_save(void)
-{
-	char buf[128] = {0};
-	int fd = open(KNOB, O_RDONLY);
-	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
-		return -1;
-	close(fd);
-	char *l = strchr(buf, '['), *r = l ? strchr(l, ']') : NULL;
-	if (!r)
-		return -1;
-	memcpy(saved, l + 1, r - l - 1);
-	return 0;
-}
 
 static long minflt(void)
 {
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	return ru.ru_minflt;
-}
-
-static int present(char *p, int n)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY), c = 0;
-	for (int i = 0; i < n; i++) {
-		uint64_t e;
-		pread(fd, &e, 8, ((uintptr_t)(p + i * PG) / PG) * 8);
-		c += (e >> 63) & 1;
-	}
-	close(fd);
-	return c;
 }
 
 static uint64_t pfn_of(char *p)
@@ -98,7 +61,7 @@ static int check(char *p, int n, int base)
 
 int main(void)
 {
-	if (knob_save() || knob_write("always")) {
+	if (knob_read(64, saved) || knob(64, "always")) {
 		printf("no hugepages-64kB/enabled\n");
 		return 1;
 	}
@@ -142,7 +105,7 @@ int main(void)
 	printf("after unmapping 4 pages: %d of 16 present, data %s\n", present(p, 4) + present(p + 8 * PG, 8),
 	       check(p, 4, 10) && check(p + 8 * PG + PG, 7, 19) ? "intact" : "changed");
 	/* knob back to the saved value */
-	knob_write(saved);
+	knob(64, saved);
 	printf("restored\n");
 	return 0;
 }

@@ -9,39 +9,16 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#define PG 4096
-#define DIR "/sys/kernel/mm/transparent_hugepage/hugepages-%dkB/enabled"
+#include "mthp_knobs.h"
 
 static const int sizes[] = {32, 64, 128};
 static char saved[3][32];
 
-static int knob(int kb, const char *v)
-{
-	char path[128];
-	snprintf(path, sizeof(path), DIR, kb);
-	int fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	int r = write(fd, v, strlen(v)) == (ssize_t)strlen(v) ? 0 : -1;
-	close(fd);
-	return r;
-}
-
 static int save(void)
 {
-	for (int i = 0; i < 3; i++) {
-		char path[128], buf[128] = {0};
-		snprintf(path, sizeof(path), DIR, sizes[i]);
-		int fd = open(path, O_RDONLY);
-		if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
+	for (int i = 0; i < 3; i++)
+		if (knob_read(sizes[i], saved[i]))
 			return -1;
-		close(fd);
-		char *l = strchr(buf, '['), *r = l ? strchr(l, ']') : NULL;
-		if (!r)
-			return -1;
-		memcpy(saved[i], l + 1, r - l - 1);
-	}
 	return 0;
 }
 
@@ -50,18 +27,6 @@ static void set3(const char *a, const char *b, const char *c)
 	knob(32, a);
 	knob(64, b);
 	knob(128, c);
-}
-
-static int present(char *p, int n)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY), c = 0;
-	for (int i = 0; i < n; i++) {
-		uint64_t e;
-		pread(fd, &e, 8, ((uintptr_t)(p + i * PG) / PG) * 8);
-		c += (e >> 63) & 1;
-	}
-	close(fd);
-	return c;
 }
 
 /* len bytes at a 1 MiB aligned address; hint 1: MADV_HUGEPAGE, 2: MADV_NOHUGEPAGE */
