@@ -5,18 +5,7 @@ import os
 import re
 
 from conftest import run_native
-from test_gdb import Stub, decoder, gdb_batch, needs_gdb, pcs
-
-
-def _under_gdb(tmp_path, prog, cmds):
-    """gdb -batch with cmds against a fresh stub running prog: (gdb output, exit status, stdout, stderr)."""
-    stub = Stub(tmp_path, prog)
-    try:
-        out = gdb_batch(prog, cmds, port=stub.port)
-        rc, stdout, stderr = stub.finish()
-    finally:
-        stub.kill()
-    return out, rc, stdout, stderr
+from test_gdb import decoder, gdb_session, needs_gdb, pcs
 
 
 def _blocks(out, title):
@@ -38,7 +27,7 @@ def test_fault_stop_uffd_names_the_descriptor_the_mode_and_the_message(userland,
             'break uffd_got_message', 'break uffd_resolving', 'continue', 'monitor fault', 'continue', 'monitor fault',
             'delete', 'continue', 'monitor fault', 'continue', 'monitor fault', 'monitor fault-stop',
             'monitor fault-stop off', 'continue']
-    out, rc, stdout, stderr = _under_gdb(tmp_path, prog, cmds)
+    out, rc, stdout, stderr = gdb_session(tmp_path, prog, cmds)
     assert 'Traceback' not in out + stderr
     assert rc == 0 and stdout == native_out, (stdout, native_out)
     who = 'fd %d of pid 1 (anon_inode:[userfaultfd])' % fd
@@ -74,7 +63,7 @@ def test_stepi_over_a_uffd_fault_retires_the_instruction_once_resolved(userland,
     insn = decoder(prog)
     cmds = ['monitor fault-stop uffd', 'continue', 'printf "pc=%#lx\\n", $pc', 'stepi', 'printf "pc=%#lx\\n", $pc',
             'monitor fault-stop', 'monitor fault-stop bogus', 'monitor fault-stop off', 'continue']
-    out, rc, stdout, _stderr = _under_gdb(tmp_path, prog, cmds)
+    out, rc, stdout, _stderr = gdb_session(tmp_path, prog, cmds)
     stop_pc, after_pc = pcs(out)
     i = insn(stop_pc)
     assert i.mnemonic == 'mov' and i.op_str.startswith('byte ptr ['), i      # the store (Intel syntax)
