@@ -1,5 +1,6 @@
 """The command-line options that describe a machine, and the machine they build."""
 import argparse
+import dataclasses
 import math
 import os
 import re
@@ -153,25 +154,27 @@ def add_machine_options(p):
                    help='verify them after every fault and syscall (slow; also FAULTLAB_CHECK=full)')
 
 
-# The Options field each machine option fills, and the flag that names it in one-line errors.
-OPTION_FLAGS = {'ram': '--ram', 'swap': '--swap', 'cpus': '--cpus', 'hugepages': '--hugepages', 'disk': '--disk',
-                'fault_around_bytes': '--fault-around-bytes', 'platform': '--platform', 'costs': '--costs',
-                'mounts': '--mount', 'sysroot': '--sysroot', 'user': '--user', 'sysctls': '--sysctl',
-                'seed': '--seed', 'spf': '--spf', 'spf_file': '--spf-file', 'munmap_downgrade': '--munmap-downgrade',
-                'native_faults': '--native-faults', 'check': '--check'}
+# The Options fields the command line fills, each from the flag of the same name (underscores as
+# hyphens) but for the two repeatable flags, whose fields take the plural.
+OPTION_FIELDS = tuple(f.name for f in dataclasses.fields(Options))
 _ATTRIBUTES = {'mounts': 'mount', 'sysctls': 'sysctl'}
+
+
+def option_flag(field):
+    """The command-line flag of an Options field (mounts -> --mount)."""
+    return '--' + _ATTRIBUTES.get(field, field).replace('_', '-')
 
 
 def options_from_args(a):
     """faultlab.Options from parsed options: the one place machine options are checked (ValueError
     naming the command-line flag for a bad value)."""
-    values = {name: getattr(a, _ATTRIBUTES.get(name, name)) for name in OPTION_FLAGS}
+    values = {name: getattr(a, _ATTRIBUTES.get(name, name)) for name in OPTION_FIELDS}
     values['sysroot'] = values['sysroot'] or '/'
     try:
         return Options(**values)
     except (ValueError, TypeError) as e:
         name = re.match(r'\w*', str(e)).group(0)
-        raise ValueError(OPTION_FLAGS[name] + str(e)[len(name):] if name in OPTION_FLAGS else str(e)) from None
+        raise ValueError(option_flag(name) + str(e)[len(name):] if name in OPTION_FIELDS else str(e)) from None
 
 
 def machine_from_options(a, stdout=None, stderr=None):
