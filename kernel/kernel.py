@@ -629,6 +629,15 @@ class Kernel:
         for name, cycles in rec.items():
             agg[name] += cycles
 
+    def account_fault_wait(self, handler, why, cycles):
+        """A wait that belongs to faults of `handler` but ended after their trap (a userfaultfd fault's
+        sleep until the handler wakes it): its cycles go to the handler's breakdown as wait_<why>."""
+        agg = self.fault_breakdown.get(handler)
+        if agg is None:
+            agg = self.fault_breakdown[handler] = collections.Counter()
+        agg['cycles'] += cycles
+        agg['wait_' + why] += cycles
+
     # ---- stats ----------------------------------------------------------------------------------------
     def snapshot(self):
         """Counters for --stats and --stats-json (declared in kernel/counters.py)."""

@@ -90,6 +90,9 @@ def test_uffd_faults_are_counted_and_deterministic(userland):
     assert base <= a.stats['uffd_faults'] <= base + 1
     assert a.stats['uffd_wakeups'] == a.stats['uffd_faults']
     assert a.stats['uffd_wait_cycles'] > 0
+    # the per-handler breakdown has the round trip to the handler thread: every sleep, whether the
+    # fault was the CPU's or the kernel's own access
+    assert a.fault_breakdown['handle_userfault']['wait_uffd'] == a.stats['uffd_wait_cycles']
     # the 6 faults of the kernel's own accesses are kernel fault-ins, not CPU page faults
     assert a.fault_breakdown['handle_userfault']['count'] == a.stats['uffd_faults'] - 6
     assert a.stats['uffd_events'] == 1 + 1 + 1 + 2      # FORK, REMAP, REMOVE, 2 UNMAP

@@ -153,6 +153,7 @@ class UserfaultfdCtx(AnonInode):
                 if k.sched.wake(uwq.task, uwq.ret, now):
                     k.stats['uffd_wakeups'] += 1
                     k.stats['uffd_wait_cycles'] += max(0, now - uwq.since)
+                    k.account_fault_wait('handle_userfault', 'uffd', max(0, now - uwq.since))
 
     def poll(self):
         """userfaultfd_poll: POLLERR before UFFDIO_API and for a blocking descriptor (poll cannot
