@@ -16,7 +16,7 @@ import itertools
 import os
 import sys
 
-from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
+from faultlab.bench.report import bench_ready, figure_path, pool_map, write_rows
 from faultlab.core.cycles import CostTable
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.machine import Machine
@@ -307,14 +307,9 @@ def main(size=None, quick=False, csv=None, json=None, plot=None, jobs=1):
     """Run and print the table for each size ('2M', '64M', or several: '2M,64M'; default 2M and 64M); the sizes
     run on `jobs` processes. 1 when a block fails the acceptance check (status_failures; not judged with
     --quick), 2 when the programs are not built or an output cannot be written."""
-    if not os.path.exists(PROGRAM):
-        print('bench: build the userland programs first (make -C userland)')
-        return 2
-    try:
-        check_outputs(csv, json, plot)
-    except ReportError as e:
-        print('faultlab bench populate: %s' % e, file=sys.stderr)
-        return 2
+    status = bench_ready('populate', (PROGRAM,), csv, json, plot)
+    if status is not None:
+        return status
     sizes = tuple(s for s in str(size).split(',') if s) if size else (QUICK_SIZES if quick else DEFAULT_SIZES)
     print('faultlab bench populate: populate_bench SIZE under faultlab (sizes %s; simulated time, '
           'CLOCK_MONOTONIC, shortest of REPS runs)' % ', '.join(sizes))

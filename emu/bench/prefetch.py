@@ -9,7 +9,7 @@ import os
 import sys
 
 from faultlab.bench.guest import run_guest
-from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
+from faultlab.bench.report import bench_ready, figure_path, pool_map, write_rows
 from faultlab.core.cycles import DEFAULT_FREQ_HZ, CostTable
 from faultlab.kernel.block.params import DiskParams
 from faultlab.kernel.kernel import KernelConfig
@@ -230,14 +230,9 @@ def plot_figure(groups, folder):
 def main(quick=False, csv=None, json=None, plot=None, jobs=1):
     """The table (and --csv, --json, --plot files); 2 when the programs are not built or an output cannot be
     written. A checksum or prefetch-count mismatch raises (faultlab's internal-error status)."""
-    if not os.path.exists(PROGRAM):
-        print('bench: build the userland programs first (make -C userland)')
-        return 2
-    try:
-        check_outputs(csv, json, plot)
-    except ReportError as e:
-        print('faultlab bench prefetch: %s' % e, file=sys.stderr)
-        return 2
+    status = bench_ready('prefetch', (PROGRAM,), csv, json, plot)
+    if status is not None:
+        return status
     p = QUICK if quick else dict(latencies=LATENCIES_US, ratios=COMPUTE_RATIOS, distances=DISTANCES,
                                  npages=NPAGES)
     n = p['npages']

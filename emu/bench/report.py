@@ -5,6 +5,7 @@ the files are the same for any N)."""
 import concurrent.futures
 import multiprocessing
 import os
+import sys
 
 from faultlab.options import positive_int
 from faultlab.plot import PlotError, check_figure_path, pyplot
@@ -44,6 +45,21 @@ def check_outputs(csv=None, json=None, plot=None):
     for path in (csv, json):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise ReportError('%s: no such directory' % os.path.dirname(os.path.abspath(path)))
+
+
+def bench_ready(name, programs=(), csv=None, json=None, plot=None, out=print):
+    """None when the bench can run: each program in `programs` is built and each output can be written; else the
+    exit status 2 after one line saying why (on `out` for a missing program, stderr for an output)."""
+    for path in programs:
+        if not os.path.exists(path):
+            out('bench: build the userland programs first (make -C userland)')
+            return 2
+    try:
+        check_outputs(csv, json, plot)
+    except ReportError as e:
+        print('faultlab bench %s: %s' % (name, e), file=sys.stderr)
+        return 2
+    return None
 
 
 def write_rows(rows, csv=None, json=None):

@@ -33,7 +33,7 @@ import time
 
 from unicorn import UC_HOOK_CODE
 
-from faultlab.bench.report import ReportError, check_outputs, write_rows
+from faultlab.bench.report import bench_ready, write_rows
 from faultlab.core.physmem import PhysMem
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.machine import Machine
@@ -342,14 +342,9 @@ def _ok(cond):
 
 def main(quick=False, reps=None, csv=None, json=None):
     """`faultlab bench speed`: the table, the rows to --csv/--json; 1 when a printed check fails."""
-    if not os.path.exists(os.path.join(BUILD, 'compute')) or not os.path.exists(os.path.join(BUILD, 'pagetouch')):
-        print('bench: build the userland programs first (make userland)')
-        return 2
-    try:
-        check_outputs(csv, json)
-    except ReportError as e:
-        print('faultlab bench speed: %s' % e, file=sys.stderr)
-        return 2
+    status = bench_ready('speed', (os.path.join(BUILD, 'compute'), os.path.join(BUILD, 'pagetouch')), csv, json)
+    if status is not None:
+        return status
     if quick:
         fig = run_bench(reps=reps or 1, scale=1, small=2, big=10)
     else:

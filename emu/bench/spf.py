@@ -10,9 +10,8 @@ of simulated time, the fault counts, the speculative share, every abort reason, 
 CPU, the single-thread difference, and the series' criterion (3x on 16 CPUs).
 """
 import os
-import sys
 
-from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
+from faultlab.bench.report import bench_ready, figure_path, pool_map, write_rows
 from faultlab.core.cycles import CostTable
 from faultlab.machine import Machine
 from faultlab.kernel.kernel import KernelConfig
@@ -195,11 +194,9 @@ def plot_figure(records, folder):
 def main(quick=False, out=print, csv=None, json=None, plot=None, jobs=1):
     """The tables (and --csv, --json, --plot files); 1 when the series' criterion is not met (full run), 2 when
     an output cannot be written. The runs of a table go on `jobs` processes."""
-    try:
-        check_outputs(csv, json, plot)
-    except ReportError as e:
-        print('faultlab bench spf: %s' % e, file=sys.stderr)
-        return 2
+    status = bench_ready('spf', (), csv, json, plot)
+    if status is not None:
+        return status
     cpus = [1, 2, 4] if quick else [1, 2, 4, 8, 16]
     ms = 1 if quick else 8
     vm = CostTable(platform='vm')

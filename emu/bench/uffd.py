@@ -12,7 +12,7 @@ import os
 import sys
 
 from faultlab.bench.guest import run_guest
-from faultlab.bench.report import ReportError, check_outputs, figure_path, pool_map, write_rows
+from faultlab.bench.report import bench_ready, figure_path, pool_map, write_rows
 from faultlab.options import cpu_count
 from faultlab.plot import save, subplots
 from faultlab.srctree import userland_build
@@ -320,14 +320,9 @@ def main(pages=None, latency_us=None, compute_us=None, cpus=None, quick=False, o
          csv=None, json=None, plot=None, jobs=1):
     """Print the tables and the checks (and write --csv, --json, --plot); 0 if every check holds, 1 if one
     fails, 2 without the program or when an output cannot be written."""
-    if not os.path.exists(PROGRAM):
-        out('bench: build the userland programs first (make -C userland)')
-        return 2
-    try:
-        check_outputs(csv, json, plot)
-    except ReportError as e:
-        print('faultlab bench uffd: %s' % e, file=sys.stderr)
-        return 2
+    status = bench_ready('uffd', (PROGRAM,), csv, json, plot, out)
+    if status is not None:
+        return status
     pages = pages or (QUICK_PAGES if quick else DEFAULT_PAGES)
     latency_us = DEFAULT_LATENCY_US if latency_us is None else latency_us
     compute_us = latency_us if compute_us is None else compute_us
