@@ -4,7 +4,8 @@ ru_minflt/ru_majflt are the kernel's own per-thread fault counters (those mm_acc
 increments), ru_maxrss the address space's hiwater RSS in KiB. CPU time is simulated time: the user
 and kernel cycles of the CPU the caller runs on, as CLOCK_PROCESS_CPUTIME_ID reads it (exact for a
 process that has its CPU to itself; per-task time is not accounted). A reaped child's faults and peak
-RSS go to its parent's RUSAGE_CHILDREN, as wait_task_zombie adds them.
+RSS go to its parent's RUSAGE_CHILDREN, as wait_task_zombie adds them. Context switches (ru_nvcsw,
+ru_nivcsw): RUSAGE_THREAD the caller's, RUSAGE_SELF the sum over every thread of the process.
 """
 import errno
 import struct
@@ -44,6 +45,12 @@ def _self_usage(group):
             max(maxrss, getattr(group, 'exit_maxrss', 0)))
 
 
+def _switches(threads):
+    """nvcsw and nivcsw summed over threads (getrusage RUSAGE_SELF adds every thread's, the ended ones'
+    through the signal struct's totals, which __exit_signal adds them to)."""
+    return (sum(getattr(th, 'nvcsw', 0) for th in threads), sum(getattr(th, 'nivcsw', 0) for th in threads))
+
+
 def account_reaped(parent, child):
     """wait_task_zombie: the child's usage and its own children's join the parent's RUSAGE_CHILDREN."""
     mn, mj, rss = _self_usage(child)
@@ -71,9 +78,11 @@ def sys_getrusage(k, t, who, ru, *_):
         utime, stime = cpu_times_ns(k)
         if who == RUSAGE_THREAD:
             mn, mj, rss = t.minflt, t.majflt, t.mm.hiwater_rss
+            nv, niv = _switches((t,))
         else:
             mn, mj, rss = _self_usage(t.group)
-        data = pack_rusage(utime, stime, rss * PAGE_KB, mn, mj, getattr(t, 'nvcsw', 0), getattr(t, 'nivcsw', 0))
+            nv, niv = _switches(t.group.threads)
+        data = pack_rusage(utime, stime, rss * PAGE_KB, mn, mj, nv, niv)
     return 0 if t.umem.write(ru, data) else -errno.EFAULT
 
 
