@@ -7,34 +7,49 @@ The scheduler runs the CPU with the lowest clock first and switches often (CPUs 
 than HISTORY cycles), so holds from different CPUs are compared in nearly causal order. Holds that ended
 more than HISTORY cycles before the newest one are forgotten (and beyond MAX_HOLDS, the oldest).
 """
+from bisect import bisect_left, bisect_right
+
 HISTORY = 1_000_000
 MAX_HOLDS = 256
 
 
 class _Holds:
-    """The recent hold intervals [start, end) of one lock mode, by CPU."""
-    __slots__ = ('spans',)
+    """The recent hold intervals [start, end) of one lock mode, by CPU, kept in order of their end (holds
+    with the same end in the order they were added): the holds a time t can fall in are the tail that
+    ends after t, found by bisection, and the forgotten ones are always a prefix."""
+    __slots__ = ('spans', 'ends')
 
     def __init__(self):
-        self.spans = []                 # [(start, end, cpu)]
+        self.spans = []                 # [(start, end, cpu)], by end
+        self.ends = []                  # their ends, for bisect
 
     def add(self, start, end, cpu):
         if end > start:
-            self.spans.append((start, end, cpu))
-            if len(self.spans) > 96:
-                horizon = max(s[1] for s in self.spans) - HISTORY
-                self.spans = [s for s in self.spans if s[1] >= horizon]
-                if len(self.spans) > MAX_HOLDS:
-                    self.spans.sort(key=lambda s: s[1])
-                    del self.spans[:len(self.spans) - MAX_HOLDS // 2]
+            ends = self.ends
+            i = bisect_right(ends, end)
+            ends.insert(i, end)
+            spans = self.spans
+            spans.insert(i, (start, end, cpu))
+            if len(spans) > 96:
+                drop = bisect_left(ends, ends[-1] - HISTORY)
+                if len(spans) - drop > MAX_HOLDS:
+                    drop = len(spans) - MAX_HOLDS // 2
+                if drop:
+                    del spans[:drop]
+                    del ends[:drop]
 
     def busy_until(self, t, cpu):
-        """The release time of a hold by another CPU that covers time t (t itself if none)."""
+        """The release time of a hold by another CPU that covers time t (t itself if none): the first
+        time from t on that no such hold covers."""
+        i = bisect_right(self.ends, t)
+        if i == len(self.ends):
+            return t
+        live = self.spans[i:]           # only holds ending after t can cover t or a later release
         end = t
         moved = True
         while moved:
             moved = False
-            for s, e, c in self.spans:
+            for s, e, c in live:
                 if c != cpu and s <= end < e:
                     end = e
                     moved = True
@@ -42,8 +57,8 @@ class _Holds:
 
     def overlaps(self, t0, t1, cpu):
         """True if another CPU held it at some time in [t0, t1]."""
-        for s, e, c in self.spans:
-            if c != cpu and s <= t1 and e > t0:
+        for s, e, c in self.spans[bisect_right(self.ends, t0):]:
+            if c != cpu and s <= t1:
                 return True
         return False
 
