@@ -243,6 +243,11 @@ class PageCache:
             page = mapping.pages.get(index)
             if page is None:
                 return None
+            if ra is not None and page.flags & PG_readahead:
+                # filemap_get_pages: the batch after page_cache_sync_readahead ends at this page (not
+                # uptodate yet); a large read's window has its marker on it (async_size == size), and
+                # filemap_readahead starts the next window and clears it at once
+                self.page_cache_async_ra(mapping, ra, page)
         else:
             self.stats['pagecache_hits'] += 1
             if ra is not None and page.flags & PG_readahead:
