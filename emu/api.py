@@ -189,6 +189,8 @@ class Options:
     user: the first process's ids, 'UID[:GID[,GROUP...]]' (default root); sysctls: {name: value} at boot
     seed: getrandom and AT_RANDOM; spf, spf_file, munmap_downgrade, native_faults: as the CLI flags
     check: verify the kernel's mm invariants (True, 'full' after every trap; None: FAULTLAB_CHECK)
+    disk_image: a host file that holds the simulated disk and keeps its root filesystem across runs
+      (None: a temporary file, deleted at exit)
     """
     ram: object = DEFAULT_RAM
     swap: object = 256 << 20
@@ -208,6 +210,7 @@ class Options:
     munmap_downgrade: bool = False
     native_faults: bool = True
     check: object = None
+    disk_image: object = None
 
     def __post_init__(self):
         """Check every option and store it in its normal form (sizes in bytes, tuples, DiskParams)."""
@@ -225,6 +228,9 @@ class Options:
             check_bool(name, getattr(self, name))
         if self.check not in (None, False, True, 'full'):
             raise ValueError("check: expected None, False, True or 'full', got %r" % (self.check,))
+        if self.disk_image is not None and (not isinstance(self.disk_image, (str, os.PathLike))
+                                            or not os.fspath(self.disk_image)):
+            raise ValueError('disk_image: expected a file name, got %r' % (self.disk_image,))
         return [('ram', parse_size('ram', self.ram)), ('swap', parse_size('swap', self.swap)),
                 ('fault_around_bytes', check_fault_around(self.fault_around_bytes)),
                 ('disk', parse_disk(self.disk)), ('mounts', parse_mounts(self.mounts)),
@@ -246,7 +252,7 @@ class Options:
                             seed=self.seed, stdout=stdout, stderr=stderr, warn=warn, swap_bytes=self.swap,
                             cpus=self.cpus, spf=self.spf, spf_file=self.spf_file, nr_hugepages=self.hugepages,
                             munmap_downgrade=self.munmap_downgrade, native_faults=self.native_faults,
-                            sysroot=self.sysroot, **extra)
+                            sysroot=self.sysroot, disk_image=self.disk_image, **extra)
 
     def machine(self, stdout, stderr, warn):
         """A new faultlab.machine.Machine (RAM, CPU, kernel) with these options; stdout and stderr are

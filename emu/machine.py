@@ -144,7 +144,9 @@ class Machine:
             task.group.exit_code = task.exit_code = exit_code
         if self.debugger is not None:
             self.debugger.on_exit(task, stop_reason)
-        return RunResult(task, self.kernel.snapshot(), stop_reason)
+        result = RunResult(task, self.kernel.snapshot(), stop_reason)
+        self.kernel.save_disk_image()              # --disk-image: the root filesystem kept for the next run
+        return result
 
     def _where(self):
         t = self.kernel.current

@@ -113,6 +113,8 @@ def add_machine_options(p):
                    help='2 MiB pages in the hugetlb pool at boot (/proc/sys/vm/nr_hugepages; default 0)')
     add_cost_options(p)
     p.add_argument('--disk', metavar='K=V,...', help='disk model, e.g. read_latency_us=100,queue_depth=8')
+    p.add_argument('--disk-image', metavar='FILE', help='keep the simulated disk in FILE (created if missing) '
+                   'and its root filesystem across runs (default: a temporary file, deleted at exit)')
     p.add_argument('--fault-around-bytes', type=power_of_two_size, default=65536,
                    help='fault-around window for file read faults (0 or 4096 disables)')
     p.add_argument('--mount', action='append', default=[], metavar='HOST:GUEST[:rw]',

@@ -16,12 +16,14 @@ from faultlab.kernel.arch.traps import exc_page_fault, do_error_trap, exc_invali
 from faultlab.kernel.arch.vdso import VdsoPages, map_vdso
 from faultlab.kernel.block.device import BlockDevice
 from faultlab.kernel.block.params import DiskParams
+from faultlab.kernel.block.store import DiskStore
 from faultlab.kernel.counters import snapshot
 from faultlab.kernel.debug.check import TrapChecker
 from faultlab.kernel.events import EventQueue
 from faultlab.kernel.fastfault import FastFaults
 from faultlab.kernel.file import FdTable, HostStream, OpenFile, O_RDONLY
 from faultlab.kernel.fs import make_root_fs, FsError, HostFs
+from faultlab.kernel.fs.diskimage import open_root_fs, save_root_fs
 from faultlab.kernel.futex import futex_wake
 from faultlab.kernel.loader import (ExecError, has_interp, parse_elf, parse_interp, printable, load_elf_binary, load_elf_interp,
                            create_elf_tables, elf_et_dyn_bias)
@@ -29,8 +31,8 @@ from faultlab.kernel.mm.filemap import PageCache
 from faultlab.kernel.mm.hugetlb import HState
 from faultlab.kernel.mm.llc import LlcModel
 from faultlab.kernel.mm.mm_types import MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY
-from faultlab.kernel.mm.page_alloc import FrameAllocator
-from faultlab.kernel.mm.swap import SwapArea, SwapCache
+from faultlab.kernel.mm.page_alloc import FrameAllocator, PG_dirty
+from faultlab.kernel.mm.swap import SWAP_BLOCK_BASE, SwapArea, SwapCache
 from faultlab.kernel.mm.vmscan import LruLists, Reclaim
 from faultlab.kernel.mm.mmap import exit_mmap, mmput
 from faultlab.kernel.mm.oom_kill import out_of_memory
@@ -108,6 +110,8 @@ class KernelConfig:
         self.warn = kw.pop('warn', None)            # callable(str) for one-line kernel warnings
         self.vdso = kw.pop('vdso', True)            # map the vDSO (and announce it in AT_SYSINFO_EHDR)
         self.swap_bytes = kw.pop('swap_bytes', 256 << 20)   # swap area on the simulated disk (0: none)
+        # the host file holding the disk's contents, kept across runs (--disk-image; None: a temporary one)
+        self.disk_image = kw.pop('disk_image', None)
         self.cpus = kw.pop('cpus', 1)               # simulated CPUs
         self.spf = kw.pop('spf', True)              # speculative page faults (multi-threaded processes)
         self.spf_file = kw.pop('spf_file', False)   # SPF also for file-backed VMAs (the 2018 variant)
@@ -175,7 +179,11 @@ class Kernel:
         config = self.config
         self.blockdev = BlockDevice(config.disk, self.costs.freq_hz, self.events)
         self.pagecache = PageCache(self.frames, self.lru, self.blockdev, self.clock, self.charge, self.stats)
-        self.swap_area = SwapArea(max(2, config.swap_bytes // 4096))
+        self.disk_store = DiskStore(config.disk_image)        # the disk's contents (a host file)
+        nr_slots = max(2, config.swap_bytes // 4096)
+        swap_first = max(SWAP_BLOCK_BASE, config.disk.size_mb << 8)
+        self.disk_end_block = swap_first + nr_slots
+        self.swap_area = SwapArea(nr_slots, self.disk_store.region(swap_first, nr_slots))
         self.swapcache = SwapCache(self.frames, self.swap_area, self.blockdev, self.clock, self.charge, self.stats)
         self.reclaim = Reclaim(self.frames, self.pagecache, self.swapcache, self.lru, self._all_mms, self.charge,
                                self.flush_tlb, self.stats, self.clock)
@@ -193,10 +201,27 @@ class Kernel:
     def _init_filesystems(self):
         """The root filesystem with the host's mounts and the sysroot; tmpfs gets half of RAM."""
         config = self.config
-        self.vfs = make_root_fs(self.wall_clock_ns, config.seed, disk_blocks=config.disk.size_mb << 8,
-                                host_mounts=config.mounts,
+        root = open_root_fs(self.wall_clock_ns, config.disk.size_mb << 8, self.disk_store)
+        self.vfs = make_root_fs(self.wall_clock_ns, config.seed, host_mounts=config.mounts,
                                 tmpfs_pages=self.phys.nr_frames // 2,      # tmpfs size=50% of RAM
-                                sysroot=config.sysroot)
+                                sysroot=config.sysroot, root=root)
+
+    def save_disk_image(self):
+        """Power-off with --disk-image: the root filesystem's dirty page-cache pages go to their blocks
+        (untimed, the last sync of a shutdown) and its tree is recorded in the image."""
+        if self.disk_store.path is None:
+            return
+        root = self.vfs.root_sb
+        for m in list(self.pagecache.mappings.values()):
+            inode = m.inode
+            if inode.sb is not root or getattr(inode, 'evicted', False):
+                continue
+            for index in sorted(m.pages):
+                page = m.pages[index]
+                start = index * 4096
+                if page.flags & PG_dirty and start < inode.size:
+                    inode.write_page(index, bytes(self.phys.frame(page.pfn)[:min(4096, inode.size - start)]))
+        save_root_fs(root, self.disk_store, self.disk_end_block)
 
     def _init_hugetlb(self):
         """hugetlb_init: the huge page pool of --hugepages and its hugetlbfs."""

@@ -1,11 +1,13 @@
 """The guest's on-disk filesystem: file pages stored in blocks of a simulated disk image.
 
-Block numbers come from a bitmap allocator; the image keeps written blocks in a dict
-block -> bytearray (an allocated block never written reads as zeros). Holes have no block.
+Block numbers come from a bitmap allocator; the image keeps written blocks in the disk's host file
+(kernel/block/store.py BlockRegion, block -> bytes; an allocated block never written reads as zeros).
+Holes have no block.
 Directories and inodes are kept in memory (metadata I/O is not timed).
 """
 import errno
 
+from faultlab.kernel.block.store import DiskStore
 from faultlab.kernel.fs.balloc import BlockAllocator
 from faultlab.kernel.fs.dir import MemDir
 from faultlab.kernel.fs.errors import FsError
@@ -28,6 +30,7 @@ class DiskFile(PagedFile):
         super().__init__(sb, ino, mode, uid, gid)
         self._map = {}
         self._unwritten = set()     # pages whose block fallocate allocated and nobody wrote yet
+        self._wbuf = None           # (index, block, buffer) handed out by _page_for_write until dirtied
 
     def bmap(self, index):
         """The disk block holding page index, or None for a hole or an unwritten extent (fallocated,
@@ -80,10 +83,17 @@ class DiskFile(PagedFile):
             prev = self._map.get(index - 1)
             block = self.sb.allocator.alloc(None if prev is None else prev + 1)
             self._map[index] = block
-        data = self.sb.image.get(block)
-        if data is None:
-            data = self.sb.image[block] = bytearray(PAGE_SIZE)
+        data = bytearray(PAGE_SIZE)
+        self.sb.image.read_into(block, data)
+        self._wbuf = (index, block, data)
         return data
+
+    def _page_dirtied(self, index):
+        """Write the buffer _page_for_write gave out for the page to its block."""
+        wb = self._wbuf
+        if wb is not None and wb[0] == index:
+            self._wbuf = None
+            self.sb.image[wb[1]] = wb[2]
 
     def _page_free(self, index):
         """Free the page's block."""
@@ -130,14 +140,16 @@ class DiskFs(SuperBlock):
     symlink_class = Symlink
 
     def __init__(self, clock=None, nblocks=1 << 20, readonly=False, dev=makedev(259, 1),
-                 block_size=PAGE_SIZE, ninodes=None):
-        """A fresh, empty filesystem; block 0 and the bitmap blocks are reserved for metadata."""
+                 block_size=PAGE_SIZE, ninodes=None, image=None):
+        """A fresh, empty filesystem; block 0 and the bitmap blocks are reserved for metadata.
+        image: where the blocks' data lives (a BlockRegion of the disk's host file; None: a temporary
+        file of its own)."""
         if block_size != PAGE_SIZE:
             raise ValueError(f'DiskFs block size must be {PAGE_SIZE}, got {block_size}')
         super().__init__(clock, readonly, dev)
         bitmap_blocks = -(-nblocks // (8 * PAGE_SIZE))
         self.allocator = BlockAllocator(nblocks, 1 + bitmap_blocks)
-        self.image = {}
+        self.image = image if image is not None else DiskStore(block_size=PAGE_SIZE).region(0, nblocks)
         self.max_inodes = ninodes if ninodes is not None else max(16, nblocks // 4)
         self.root = DiskDir(self, EXT4_ROOT_INO, S_IFDIR | 0o755, 0, 0, None)
         self.ninodes = 1

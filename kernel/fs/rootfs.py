@@ -1,4 +1,6 @@
 """make_root_fs: the standard guest tree (disk root, /tmp, /dev, /proc, /home, /etc, ...)."""
+import errno
+
 from faultlab.kernel.fs.devfs import DevFs
 from faultlab.kernel.fs.diskfs import DiskFs
 from faultlab.kernel.fs.errors import FsError
@@ -16,7 +18,8 @@ ETC_FILES = {
 }
 
 
-def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_pages=None, sysroot=None):
+def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_pages=None, sysroot=None,
+                 root=None):
     """Build the guest namespace and return its Vfs.
 
     / is a DiskFs (disk_blocks 4 KiB blocks) with /home, /root, /etc (hostname, hosts; no passwd),
@@ -25,15 +28,18 @@ def make_root_fs(clock=None, seed=0, disk_blocks=1 << 20, host_mounts=(), tmpfs_
     tmpfs_pages: the size limit of /tmp and of memfd files, in pages (None: unlimited).
     sysroot: a host directory whose shared libraries and loader configuration (lib_view) the guest
     sees read-only, for dynamically linked programs ('/': the host's own; None: none).
+    root: the DiskFs for / (a disk image's, whose directories and files are kept); None: a new one.
     """
-    root = DiskFs(clock, nblocks=disk_blocks)
+    root = root if root is not None else DiskFs(clock, nblocks=disk_blocks)
     vfs = Vfs(root)
     vfs.tmpfs_pages = tmpfs_pages
     for path, mode in (('/home', 0o755), ('/root', 0o700), ('/etc', 0o755), ('/mnt', 0o755),
                        ('/tmp', 0o1777), ('/dev', 0o755), ('/proc', 0o555), ('/sys', 0o555)):
-        vfs.mkdir(path, mode)
+        if root.root.lookup(path[1:]) is None:
+            vfs.mkdir(path, mode)
     for name, data in ETC_FILES.items():
-        _write_file(vfs.create('/etc/' + name, 0o644), data)
+        if vfs.lookup('/etc').lookup(name) is None:
+            _write_file(vfs.create('/etc/' + name, 0o644), data)
     vfs.mount(TmpFs(clock, mode=0o1777, max_pages=tmpfs_pages), '/tmp')
     vfs.mount(DevFs(clock, seed), '/dev')
     vfs.mount(ProcFs(clock), '/proc')
@@ -57,7 +63,11 @@ def mount_lib_view(vfs, sysroot, clock=None):
             except FsError:
                 vfs.mkdir(parent, 0o755)
         if kind == 'symlink':
-            vfs.symlink(src, guest)
+            try:
+                vfs.symlink(src, guest)
+            except FsError as e:           # a disk image's root filesystem has it from its first run
+                if e.errno != errno.EEXIST:
+                    raise
         else:
             vfs.mount(HostFs(src, True, clock), guest)
 

@@ -3,22 +3,29 @@
 The swap area is a range of blocks on the simulated disk: a slot per page, with a use count (PTEs
 holding the entry plus the swap cache). A page being written out or read in sits in the swap cache,
 locked while its I/O is in flight; swap-in reads a cluster of neighbouring slots (read-ahead).
+The slots' bytes live in the disk's host file (kernel/block/store.py), not in the emulator's memory.
 """
 from faultlab.kernel.arch.cpu_interface import PAGE_SIZE
+from faultlab.kernel.block.store import DiskStore
 from faultlab.kernel.mm.page_alloc import PG_locked, PG_uptodate, PG_swapcache, PG_writeback, PG_anon, PG_swapbacked
 
 SWAP_TYPE = 0
 SWAP_BLOCK_BASE = 1 << 24          # swap lives after the filesystem's blocks on the same disk
 SWAP_CLUSTER_PAGES = 8             # page_cluster = 3
+ZERO_PAGE = bytes(PAGE_SIZE)
 
 
 class SwapArea:
     """struct swap_info_struct: slots, their use counts, and the data written to them."""
 
-    def __init__(self, nr_slots):
+    def __init__(self, nr_slots, region=None):
+        """region: nr_slots blocks of the disk's host file (a BlockRegion) that hold the slots' data;
+        None: a temporary file of its own."""
         self.nr_slots = nr_slots
         self.swap_map = [0] * nr_slots
-        self.data = {}
+        if region is None:
+            region = DiskStore(block_size=PAGE_SIZE).region(0, nr_slots)
+        self.data = region              # slot -> bytes of the slots written (BlockRegion)
         self._next = 1                 # slot 0 is the header, as in Linux
         self.inuse = 0
 
@@ -93,7 +100,7 @@ class SwapCache:
         and swap-in read-ahead of anonymous neighbours passes over its slot."""
         offset = page.private
         if store:
-            self.area.data[offset] = bytes(self.frames.phys.frame(page.pfn))
+            self.area.data[offset] = self.frames.phys.frame(page.pfn)
         page.flags |= PG_writeback
         self.charge('io_submit')
         self.stats['pswpout'] += 1
@@ -120,8 +127,9 @@ class SwapCache:
             page = alloc_page()
             if page is None:
                 break
-            data = self.area.data.get(off, bytes(PAGE_SIZE))
-            self.frames.phys.frame(page.pfn)[:] = data
+            frame = self.frames.phys.frame(page.pfn)
+            if not self.area.data.read_into(off, frame):
+                frame[:] = ZERO_PAGE
             page.flags |= PG_locked | PG_anon | PG_swapbacked
             self.add_to_swap_cache(page, off)
             page.refcount -= 1            # only the swap cache holds it
