@@ -14,7 +14,7 @@ import io
 import os
 from dataclasses import dataclass
 
-from faultlab.core.cycles import PLATFORMS, CostTable
+from faultlab.core.cycles import CostTable, platform_profile
 from faultlab.faults import FaultRecorder
 from faultlab.kernel.block.params import DiskParams
 from faultlab.kernel.fs import parse_mount_spec
@@ -152,8 +152,10 @@ def parse_disk(disk):
 
 def cost_table(costs, platform):
     """The CostTable of a platform with overrides from {name: cycles} or a file (JSON or name = value lines)."""
-    if platform not in PLATFORMS:
-        raise ValueError('platform: unknown %r (known: %s)' % (platform, ', '.join(PLATFORMS)))
+    try:
+        platform_profile(platform)
+    except ValueError as e:
+        raise ValueError('platform: %s' % e) from None
     if costs is None or isinstance(costs, dict):
         return CostTable(costs, platform=platform)
     if isinstance(costs, (str, os.PathLike)):

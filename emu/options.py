@@ -7,7 +7,8 @@ import re
 
 from faultlab.api import DEFAULT_ENV, MAX_CPUS, Options
 from faultlab.api import parse_size as check_size
-from faultlab.core.cycles import PLATFORMS, CostTable
+from faultlab.core.cycles import CostTable, platform_profile
+from faultlab.core.uarch.profiles import PROFILES
 from faultlab.machine import DEFAULT_RAM, Machine
 
 EXIT_USAGE = 2
@@ -90,11 +91,22 @@ def readable_file(path):
     return path
 
 
+def platform_name(text):
+    """argparse type: a platform or core profile name, or a profile file (checked)."""
+    try:
+        platform_profile(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def add_cost_options(p):
     """--platform and --costs."""
-    p.add_argument('--platform', choices=list(PLATFORMS), default='bare-metal',
-                   help='cost table of the simulated machine: bare-metal (default) or vm (a KVM guest: '
-                        'vCPU wake-ups, as in the SPF series\' 16-vCPU VM)')
+    p.add_argument('--platform', type=platform_name, default='bare-metal', metavar='NAME|FILE',
+                   help='the simulated machine: bare-metal (default) or vm (a KVM guest: vCPU wake-ups, as in the '
+                        'SPF series\' 16-vCPU VM), flat prices per instruction class; or a core model that prices '
+                        'each block out of order: %s, or a profile FILE from `faultlab calibrate`'
+                        % ', '.join(PROFILES))
     p.add_argument('--costs', metavar='FILE', type=readable_file,
                    help='override cycle costs (JSON or name = value lines)')
 

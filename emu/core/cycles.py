@@ -5,9 +5,15 @@ One table of named costs, in cycles of a core running at `freq_hz`. Each figure 
 (JSON object or `name = value` lines). Simulated time is cycles / freq_hz.
 """
 import json
+import os
 
 from capstone import Cs, CS_ARCH_X86, CS_MODE_64
 from capstone import x86_const as X
+
+from faultlab.core.uarch.decode import Decoder
+from faultlab.core.uarch.pricer import Model, block_cycles, spread
+from faultlab.core.uarch.profiles import PROFILES
+from faultlab.core.uarch.profiles import profile as uarch_profile
 
 # name: (cycles, where the figure comes from)
 DEFAULT_COSTS = {
@@ -118,16 +124,37 @@ PLATFORMS = {
 }
 
 
+def platform_names():
+    """The names --platform takes (besides a profile FILE)."""
+    return list(PLATFORMS) + list(PROFILES)
+
+
+def platform_profile(platform):
+    """The core profile (emu/core/uarch) a platform names or a profile file holds; None for the flat
+    per-instruction-class prices of 'bare-metal' and 'vm'. ValueError for an unknown name or a bad file."""
+    if platform in PLATFORMS:
+        return None
+    if platform in PROFILES or os.path.isfile(str(platform)):
+        return uarch_profile(platform)
+    raise ValueError("unknown platform %r (known: %s, or a profile FILE from faultlab calibrate)"
+                     % (platform, ', '.join(platform_names())))
+
+
 class CostTable:
     """Named costs (cycles) with user overrides."""
 
     def __init__(self, overrides=None, freq_hz=DEFAULT_FREQ_HZ, platform='bare-metal'):
-        if platform not in PLATFORMS:
-            raise ValueError("unknown platform %r (known: %s)" % (platform, ', '.join(PLATFORMS)))
+        self.uarch = platform_profile(platform)
+        base = self.uarch.get('platform', 'bare-metal') if self.uarch else platform
+        if base not in PLATFORMS:
+            raise ValueError("unknown platform %r (known: %s)" % (base, ', '.join(PLATFORMS)))
+        if self.uarch and freq_hz == DEFAULT_FREQ_HZ:
+            freq_hz = self.uarch['freq_hz']
         self.freq_hz = int(freq_hz)
         self.platform = platform
+        self.base_platform = base
         self.costs = {k: v[0] for k, v in DEFAULT_COSTS.items()}
-        self.costs.update({k: v[0] for k, v in PLATFORMS[platform].items()})
+        self.costs.update({k: v[0] for k, v in PLATFORMS[base].items()})
         for k, v in (overrides or {}).items():
             if k == 'freq_hz':
                 self.freq_hz = int(v)
@@ -175,9 +202,11 @@ class CostTable:
 
     def describe(self):
         """Rows of (name, cycles, source) for documentation and `faultlab costs`."""
-        plat = PLATFORMS[self.platform]
+        plat = PLATFORMS[self.base_platform]
         return [(k, self.costs[k], plat[k][1] if k in plat else DEFAULT_COSTS[k][1]) for k in DEFAULT_COSTS]
 
+
+_DECODER = Decoder()        # instruction descriptions by encoding, shared by every run in this process
 
 _MUL = {X.X86_INS_MUL, X.X86_INS_IMUL, X.X86_INS_MULX}
 _DIV = {X.X86_INS_DIV, X.X86_INS_IDIV}
@@ -223,6 +252,9 @@ class InsnCoster:
         self.c = costs
         self._by_bytes = {}
         self._by_block = {}
+        uarch = getattr(costs, 'uarch', None)
+        # with a core profile, a block is priced as a whole by the out-of-order model (emu/core/uarch)
+        self.model = Model(uarch) if uarch else None
 
     def price(self, code, addr):
         """[(insn address, cycles)] for the instructions in `code` placed at `addr` (a shared list:
@@ -237,6 +269,8 @@ class InsnCoster:
 
     def _price_block(self, code, addr):
         """price() without the block cache."""
+        if self.model is not None:
+            return self._price_block_model(code, addr)
         out = []
         known = self._by_bytes
         for a, size, _mnemonic, _ops in self.lite.disasm_lite(code, addr):
@@ -252,6 +286,17 @@ class InsnCoster:
                 known[enc] = cost
             out.append((a, cost))
         return out
+
+    def _price_block_model(self, code, addr):
+        """price() of the core model: the block's steady-state cycles per execution (emu/core/uarch/pricer.py),
+        rounded to whole cycles (at least 1), spread over its instructions by their issue slots."""
+        describe = _DECODER.describe
+        insns = [(a, describe(bytes(code[a - addr:a - addr + size])))
+                 for a, size, _m, _o in self.lite.disasm_lite(code, addr)]
+        if not insns:
+            return []
+        cycles, slots = block_cycles(self.model, insns, addr)
+        return list(zip([a for a, _ in insns], spread(max(1, int(cycles + 0.5)), slots)))
 
     def _price_lite(self, enc, mnemonic, ops):
         """The same rules as _price_detailed, from the mnemonic and operand text (not for x87)."""
