@@ -7,7 +7,11 @@ simulated time aborts. Host execution of a kernel path is atomic, so "concurrent
 simulated time with another CPU's hold (kernel/locking.py). Linux: include/linux/mmap_lock.h and the
 pte_offset_map_lock/pte_unmap_unlock pair.
 """
+from operator import attrgetter
+
 from faultlab.kernel.locking import SeqCount
+
+_VMA_FIELDS = attrgetter('vm_start', 'vm_end', 'vm_flags', 'vm_pgoff')
 
 
 def vma_seqcount(vma):
@@ -116,24 +120,21 @@ def _end_write(mm, token):
     mm.locks.mmap_lock.writers.add(t0, t1, cpu)
     w0, w1 = t_acq, min(t1, t_acq + mm.svc.cost('vma_modify'))
     after = _vma_state(mm)
-    tree_changed = False
-    for key, (vma, fields) in before.items():
-        now = after.get(key)
-        if now is None or now[1] != fields:
-            vma_seqcount(vma).write(w0, w1, cpu)
-            tree_changed = True
-    for key, (vma, _fields) in after.items():
-        if key not in before:             # made by this writer (a split piece, a new mapping)
-            vma_seqcount(vma).write(w0, w1, cpu)
-            tree_changed = True
-    if tree_changed or len(after) != len(before):
+    changed = before.items() - after.items()         # removed, or extent, flags or offset changed
+    made = after.keys() - before.keys()              # made by this writer (a split piece, a new mapping)
+    for vma, _fields in changed:
+        vma_seqcount(vma).write(w0, w1, cpu)
+    for vma in made:
+        vma_seqcount(vma).write(w0, w1, cpu)
+    if changed or made:
         mm.locks.mm_rb.writers.add(w0, w1, cpu)
     return t1
 
 
 def _vma_state(mm):
     """Each VMA's extent, flags and offset, to tell which ones a writer changed."""
-    return {id(v): (v, (v.vm_start, v.vm_end, v.vm_flags, v.vm_pgoff)) for v in mm.vmas}
+    vmas = list(mm.vmas)
+    return dict(zip(vmas, map(_VMA_FIELDS, vmas)))
 
 
 def note_pmd_change(mm, va, since=None):
