@@ -309,13 +309,10 @@ class Kernel:
         if spin:
             self.kcycles += until - now
             return
-        rq.halt(now, until)
-        self.idle_cycles += until - now
         rec = self._fault_rec
         if rec is not None:
             rec['wait_' + what] = rec.get('wait_' + what, 0) + until - now
-        self.sched.sleep_switches(self.current)
-        self.charge('rwsem_wake')
+        self.sched.lock_sleep(self.current, now, until)
 
     def run_events(self):
         """Run the events (I/O completions) that are due by now."""
