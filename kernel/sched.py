@@ -9,6 +9,18 @@ kernel locks held over simulated intervals (kernel/locking.py) are compared in n
 Tasks block (futex, sleep, wait4) by leaving their CPU (`block`); `wake` puts them on the run queue,
 and an idle CPU takes them with its clock moved forward to the wake-up time (the gap is idle time).
 
+A task that sleeps on a kernel lock (the rwsem slow path of mmap_lock, `lock_sleep`) sleeps inside a
+trap that runs atomically on the host, so its critical section is computed at once in the task's own
+time (granted at the wake-up). When the trap ends and another task was runnable while it slept, its CPU
+does what __schedule does in rwsem_down_read_slowpath: it goes back to the moment the task slept and
+runs that task instead; the sleeper is queued, runnable at the grant, with the kernel work it did after
+the grant still to run (`lock_debt`, charged on the CPU that takes it). A woken task placed on an idle
+CPU (select_task_rq_fair's idle sibling) whose clock is before the wake-up finds it halted and pays the
+wake-up of a halted CPU (rwsem_wake: on the vm platform, a vCPU's exit from HLT); one queued behind a
+busy CPU's task waits for it to sleep or for its slice to end, as EEVDF's RUN_TO_PARITY keeps a
+woken task from preempting the current one within its slice (check_preempt_wakeup_fair). With nobody
+else runnable the CPU halts through the sleep (idle time, then rwsem_wake).
+
 Context switches are counted per simulated CPU, as __schedule counts them: a CPU switches when its own
 task changes (to another task, or to and from idle); the host core moving between CPUs is no switch.
 rq.nr_switches counts every switch of the CPU (rq->nr_switches, /proc/stat ctxt); a task counts the
@@ -193,6 +205,62 @@ class Scheduler:
             self.task_switches += 1
         self.k.charge('context_switch')
 
+    # ---- sleeping on a kernel lock inside a trap ---------------------------------------------------
+    def lock_sleep(self, task, start, until):
+        """rwsem_down_{read,write}_slowpath: the current task sleeps on a lock from start until the grant
+        or wake-up at `until`. Inside the trap the CPU halts meanwhile (idle, two switches, rwsem_wake);
+        at the trap's end lock_sleep_done gives that time to another runnable task if there is one."""
+        k, rq = self.k, self.this_rq
+        k0, i0 = k.kcycles, k.idle_cycles
+        rq.halt(start, until)
+        k.idle_cycles += until - start
+        self.sleep_switches(task)
+        k.charge('rwsem_wake')
+        if task is None:
+            return
+        first = getattr(task, 'lock_sleep', None)
+        if first is None:
+            task.lock_sleep = (start, k0, i0, until, k.kcycles, rq)
+        else:                                 # a second sleep in the same trap: from the first to the last
+            task.lock_sleep = first[:3] + (until, k.kcycles, rq)
+            rq.nr_switches -= 2               # one sleep of the task, counted once
+            task.nvcsw -= 1
+            self.task_switches -= 1
+
+    def lock_sleep_done(self, task):
+        """At the end of the trap the task slept in: if a queued task could have run in the sleep, the
+        CPU switches to it at the time the sleeper slept (the halt, its switches and the wake-up cost are
+        taken back) and the sleeper is queued, runnable at the grant, owing the kernel work it did after
+        it (its critical section), which the CPU that takes it runs first."""
+        start, k0, i0, until, k1, slept_on = task.lock_sleep
+        task.lock_sleep = None
+        rq, k = self.this_rq, self.k
+        if rq is not slept_on or rq.curr is not task or task.exited or k.kcycles < k1 or \
+                not any(t.ready_at < until for t in self.runqueue):
+            return
+        debt = k.kcycles - k1
+        k.kcycles, k.idle_cycles = k0, i0
+        rq.halted = (0, 0)
+        rq.nr_switches -= 2                   # sleep_switches' task -> idle -> task: not how it went
+        task.nvcsw -= 1
+        self.task_switches -= 1
+        rq.curr = None
+        self.switch_out(rq, task, True)       # task -> the queued one (or idle), a voluntary switch
+        task.ready_at = until
+        task.lock_debt = getattr(task, 'lock_debt', 0) + debt
+        task.wake_latency = self.k.costs.costs['rwsem_wake']
+        self.runqueue.append(task)
+        self.k.stats['lock_sleep_switches'] += 1
+        self._kick_idle(until)
+        k.cpu.stop()
+
+    def _start_task(self, rq, task):
+        """rq's CPU (loaded) switched to task: it first runs what a lock sleeper still owes (lock_sleep_done)."""
+        debt = getattr(task, 'lock_debt', 0)
+        if debt:
+            task.lock_debt = 0
+            self.k.kcycles += debt
+
     # ---- blocking and waking --------------------------------------------------------------------
     def block(self, task, state='S'):
         """The current task sleeps: it leaves its CPU; the core stops after this trap."""
@@ -286,10 +354,17 @@ class Scheduler:
                 return
             task = self.runqueue.popleft()
             rq = min(idle, key=lambda r: (max(self.clock_of(r), task.ready_at), r.index))
-            self._advance_idle(rq, task.ready_at)
+            ready = task.ready_at
+            lat = getattr(task, 'wake_latency', 0)
+            if lat:
+                task.wake_latency = 0
+                if self.clock_of(rq) < ready:
+                    ready += lat                  # the idle CPU is halted when the wake-up comes
+            self._advance_idle(rq, ready)
             rq.curr = task
             rq.slice_start = self.clock_of(rq)
             self.switch_in(rq)
+            self._start_task(rq, task)
 
     def _advance_idle(self, rq, when):
         """An idle CPU's clock moves forward to `when` (idle time)."""
@@ -309,7 +384,9 @@ class Scheduler:
             nxt = self.runqueue.popleft()
             self.switch_out(rq, task, False)
             rq.curr = nxt
+            nxt.wake_latency = 0
             self.switch_in(rq)
+            self._start_task(rq, nxt)
             rq.slice_start = now
             self.k.stats['preemptions'] += 1
 
@@ -351,7 +428,11 @@ class Scheduler:
         return min(quantum, max(MIN_SLICE_INSNS, budget))     # never past the caller's limit
 
     def check_preempt(self):
-        """At the end of a trap: stop the core if this CPU got too far ahead of the others."""
+        """At the end of a trap: a task that slept on a lock in it may give its CPU away; stop the core
+        if this CPU got too far ahead of the others."""
+        task = self.k.current
+        if task is not None and getattr(task, 'lock_sleep', None) is not None:
+            self.lock_sleep_done(task)
         if self.k.now() > self.run_until:
             self.k.cpu.stop()
 
