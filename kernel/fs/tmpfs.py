@@ -33,6 +33,11 @@ class MemFile(PagedFile):
             self.sb.used_pages += 1
         return page
 
+    def has_page(self, index):
+        """True if the file holds a page at index (written, or accounted by a fault or fallocate), False
+        for a hole."""
+        return index in self._pages
+
     def reserve_page(self, index):
         """shmem_get_folio's shmem_inode_acct_blocks: the page counts against the size limit as soon as
         it is cached (ENOSPC at the limit)."""

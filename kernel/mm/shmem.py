@@ -72,6 +72,13 @@ class ShmemSwap:
         self.entries[key] = (inode, inode.size, e[2])
         return e[2]
 
+    def has_entry(self, inode, index):
+        """True if page index of the file is in swap (a swap entry in its page cache's place)."""
+        if id(inode) not in self.entries:
+            return False
+        ents = self._file_entries(inode)          # drops the entries a truncation or eviction freed
+        return ents is not None and index in ents
+
     def reap(self):
         """Free the swap entries of files evicted or truncated since they were swapped out."""
         for inode, _size, _ents in list(self.entries.values()):
