@@ -16,6 +16,8 @@ from faultlab.kernel.mm import hugetlb
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
+from faultlab.kernel.mm.shmem import is_shmem_mapping
+from faultlab.kernel.mm.shmem_fault import shmem_fault
 from faultlab.kernel.mm.huge_memory import (PG_large_head, PG_large_tail, alloc_anon_folio, huge_pmd_fault,
                                              move_huge_pmd, thp_maybe, thp_pmds, zap_huge_pmds)
 from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, VM_UFFD_MINOR, VM_UFFD_WP, WP_MARKER,
@@ -234,7 +236,11 @@ def _file_of(vma):
 
 def __do_fault(mm, vmf):
     """Get the file page for the fault (filemap_fault); sets vmf.page with a reference held."""
-    ret, page = filemap_fault(mm, vmf)
+    mapping = vmf.vma.vm_file.mapping
+    if is_shmem_mapping(mapping):             # vm_ops->fault: shmem_fault, no read-ahead
+        ret, page = shmem_fault(mm, vmf, mapping)
+    else:
+        ret, page = filemap_fault(mm, vmf)
     if page is not None:
         write_shared = vmf.flags & FAULT_FLAG_WRITE and vmf.vma.vm_flags & VM_SHARED
         if mm.svc.pagecache.fault_reserve(page.mapping, page.index, write_shared):
