@@ -27,11 +27,13 @@ DEFAULT_COSTS = {
     'insn_serialize': (30, 'extra for cpuid/rdtsc/xgetbv/lfence/mfence'),
     # trap entry and exit
     'exception_entry': (250, '#PF delivery through the IDT incl. pipeline flush (measured 100-300 cycles)'),
-    'exception_exit': (120, 'iretq back to user (measured ~100-200 cycles). entry + exit + vma_lookup = 410: '
-                       'the table of the MADV_POPULATE posting (section V) has anon Read - POPULATE_READ '
-                       '(the same fault taken from user mode vs from gup) = 0.059 ms / 512 pages = 345 cycles '
-                       'per page at 3 GHz (2 MiB), 325 (4 GiB), less the touch loop; kept at 410 rather than '
-                       '335 so that a trap stays >= 400 cycles, which the prefetch benchmark relies on'),
+    'exception_exit': (270, 'return from a #PF to user mode (error_entry/exit to the iretq): Yizhou Shan, "x86 Ring '
+                       'Switch Overhead (Page Fault version)" (lastweek.io xperf, 2019), TSC stamps in entry_64.S '
+                       'around a user page fault on a Xeon E5 v3 at 2.4 GHz: kernel to user ~270 cycles on bare '
+                       'metal (user to kernel ~440; ~370 and ~600 in a VM). With exception_entry and vma_lookup '
+                       'a fault taken from user mode costs 560 cycles more than one gup takes without a trap; the '
+                       'table of the MADV_POPULATE posting (section V) has 345 (anon Read - POPULATE_READ at 3 GHz '
+                       'on another CPU, less gup\'s own walk)'),
     'syscall_entry': (70, 'syscall instruction + entry code (no KPTI)'),
     'syscall_exit': (50, 'sysretq + exit code'),
     'syscall_dispatch': (30, 'table dispatch and argument checks'),
@@ -120,6 +122,10 @@ PLATFORMS = {
                        'on a loaded host); `faultlab bench spf` shows the results across 1-30 us'),
         'ipi_wake_idle': (45_000, 'KVM guest: a shootdown IPI to a halted vCPU waits for the same vCPU '
                           'wake-up as rwsem_wake before the flush is acknowledged'),
+        'exception_entry': (600, 'KVM guest: a user #PF into the guest kernel, ~600 cycles in a VM against ~440 '
+                            'on bare metal (Yizhou Shan\'s xperf, see exception_exit)'),
+        'exception_exit': (370, 'KVM guest: back from a #PF to user mode, ~370 cycles in a VM against ~270 on bare '
+                           'metal (Yizhou Shan\'s xperf, see exception_exit)'),
     },
 }
 
