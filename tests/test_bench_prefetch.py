@@ -9,7 +9,7 @@ import pytest
 
 from conftest import run_native
 from faultlab.bench import prefetch as bp
-from faultlab.core.cycles import DEFAULT_FREQ_HZ
+from faultlab.core.cycles import DEFAULT_FREQ_HZ, CostTable
 
 N = 32                   # pages per run: enough for a steady state, fast to emulate
 LATENCY_US = 80.0
@@ -94,17 +94,20 @@ def _stats(case, reps):
 def test_prefetch_of_present_page_is_a_few_instructions_and_no_trap(userland):
     """(c) A present page: call + push/mov/xor/movzx/pop + ret = 7 instructions, 8 cycles in the model
     (1 per instruction + 1 for movzx's memory operand). The rdtsc delta around the call measured 11:
-    gcc puts 3 cycles of register moves between the two reads. A trap would add at least
-    exception_entry + exception_exit = 400 cycles, so < 20 cycles means no trap; the counters
-    confirm it: 800 more calls, not one more fault and not one more kernel cycle."""
+    gcc puts 3 cycles of register moves between the two reads. A trap adds at least the cost table's
+    exception_entry + exception_exit, so a call that costs less took no trap and one that traps costs
+    at least that; the counters confirm it: 800 more calls, not one more fault and not one more kernel
+    cycle."""
+    costs = CostTable().costs
+    trap = costs['exception_entry'] + costs['exception_exit']
     one = bp.run_bench(['--cost'])
     assert one['cost_present_ret'] == 0
-    assert one['cost_present_cycles'] < 20
+    assert one['cost_present_cycles'] < 20 < trap
     assert one['cost_noop_cycles'] <= one['cost_present_cycles']
     # the other cases do trap (and return -1 unless the page could be mapped without waiting)
-    assert one['cost_cached_ret'] == 0 and one['cost_cached_cycles'] >= 400
+    assert one['cost_cached_ret'] == 0 and one['cost_cached_cycles'] >= trap
     assert one['cost_cold_ret'] == -1 and one['cost_cold_cycles'] > one['cost_cached_cycles']
-    assert one['cost_null_ret'] == -1 and one['cost_null_cycles'] >= 400
+    assert one['cost_null_ret'] == -1 and one['cost_null_cycles'] >= trap
 
     lo, hi = 100, 900                       # same number of digits: the runs differ only by the calls
     p_lo, p_hi = _stats('present', lo), _stats('present', hi)
