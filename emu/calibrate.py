@@ -1,0 +1,198 @@
+"""`faultlab calibrate`: a core profile of the machine in front of the user, from native microbenchmarks.
+
+userland/timing_calibrate (built by `make -C userland`, or compiled here with gcc when it is not) runs
+dependency chains and independent streams of instruction classes and prints nanoseconds per
+instruction, the best of 25 runs. The clock is the add chain (one cycle per dependent add on every x86-64
+core); every other figure is turned into cycles with it: latencies from the chains, port counts from the
+independent streams (instructions per cycle, rounded). What is not measured (shuffles, vector integer,
+conversions, the dividers' occupancy) comes from the profile of the same vendor (zen3 for AMD, skylake
+for Intel, generic otherwise), and the file says which. `--platform FILE` loads the result.
+"""
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from faultlab.core.uarch.profiles import PROFILES, check_profile, merged
+from faultlab.srctree import SOURCE_ROOT, userland_build
+
+PROGRAM = 'timing_calibrate'
+MEASURED = ('add_lat', 'add_tput', 'nop_tput', 'imul_lat', 'imul_tput', 'div64_lat', 'div32_lat', 'load_lat',
+            'load_tput', 'store_forward', 'fp_add_lat', 'fp_add_tput', 'fp_mul_lat', 'fp_mul_tput', 'fp_fma_lat',
+            'fp_div_lat', 'fp_div_tput', 'fp_sqrt_lat')
+
+
+class CalibrateError(Exception):
+    """The microbenchmarks could not be built or run (one line)."""
+
+
+def cpu_vendor():
+    """'AuthenticAMD', 'GenuineIntel', or '' (from /proc/cpuinfo)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('vendor_id'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return ''
+
+
+def cpu_model():
+    """The host CPU's model name, or ''."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return ''
+
+
+def program_path(workdir):
+    """The microbenchmark program: the userland build's, or compiled with gcc into workdir."""
+    built = os.path.join(userland_build(), PROGRAM)
+    if os.path.exists(built):
+        return built
+    src = os.path.join(SOURCE_ROOT, 'userland', 'src', PROGRAM + '.c')
+    gcc = shutil.which('gcc')
+    if not gcc or not os.path.exists(src):
+        raise CalibrateError('%s is not built and cannot be compiled (gcc: %s, source: %s)'
+                             % (built, gcc or 'not found', src if os.path.exists(src) else 'not found'))
+    out = os.path.join(workdir, PROGRAM)
+    p = subprocess.run([gcc, '-std=gnu11', '-O2', '-static', '-o', out, src], capture_output=True, text=True)
+    if p.returncode:
+        raise CalibrateError('gcc failed on %s: %s' % (src, (p.stderr.strip().splitlines() or ['?'])[-1]))
+    return out
+
+
+def measure(runs=2, iterations=None):
+    """{test: ns per instruction}: the best of `runs` runs of the microbenchmark program."""
+    with tempfile.TemporaryDirectory(prefix='faultlab-calibrate-') as tmp:
+        prog = program_path(tmp)
+        best = {}
+        for _ in range(runs):
+            cmd = [prog] + ([str(iterations)] if iterations else [])
+            try:
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise CalibrateError('%s: %s' % (prog, e)) from None
+            if p.returncode:
+                raise CalibrateError('%s exited with status %d' % (prog, p.returncode))
+            for line in p.stdout.splitlines():
+                name, _, value = line.partition(' ')
+                try:
+                    v = float(value)
+                except ValueError:
+                    continue
+                best[name] = min(best.get(name, v), v)
+    missing = [k for k in MEASURED if not best.get(k, 0) > 0]
+    if missing:
+        raise CalibrateError('%s printed no figure for %s' % (PROGRAM, ', '.join(missing)))
+    return best
+
+
+def _ports(first, n):
+    """n port numbers from `first` on."""
+    return list(range(first, first + max(1, n)))
+
+
+def build_profile(ns, vendor='', model=''):
+    """The profile of the measured core: a base profile of its vendor with the measured figures."""
+    base_name = {'AuthenticAMD': 'zen3', 'GenuineIntel': 'skylake'}.get(vendor, 'generic')
+    base = PROFILES[base_name]
+    ghz = 1.0 / ns['add_lat']
+
+    def cyc(k):
+        return ns[k] * ghz
+
+    def per_cycle(k):
+        return max(1, int(1.0 / cyc(k) + 0.5))
+
+    alus, loads, muls = per_cycle('add_tput'), per_cycle('load_tput'), per_cycle('imul_tput')
+    fadd, fmul = per_cycle('fp_add_tput'), per_cycle('fp_mul_tput')
+    bp = base['ports']
+    alu = _ports(0, alus)
+    load = _ports(16, loads)
+    fp_add = _ports(32, fadd)
+    shared_fp = bp['fp_add'] == bp['fp_mul']        # Intel: add and multiply on the same ports
+    fp_mul = fp_add[:fmul] if shared_fp and fmul <= fadd else _ports(40, fmul)
+    vec = sorted(set(fp_add) | set(fp_mul))
+    ports = {'alu': alu, 'shift': alu[:max(1, len(bp['shift']))], 'branch': alu[:max(1, len(bp['branch']))],
+             'mul': alu[1:1 + muls] or alu[:1], 'div': alu[2 % len(alu):2 % len(alu) + 1], 'lea3': alu,
+             'load': load, 'store_addr': load[:len(bp['store_addr'])], 'store_data': _ports(24, len(bp['store_data'])),
+             'fp_add': fp_add, 'fp_mul': fp_mul, 'fp_div': fp_mul[:1], 'vec': vec, 'shuf': vec[:len(bp['shuf'])],
+             'cvt': fp_add}
+    r2 = lambda x: round(x, 2)  # noqa: E731
+    latency = {'alu': 1, 'imul': r2(cyc('imul_lat')), 'div64': r2(max(1.0, cyc('div64_lat') - 1)),
+               'div32': r2(max(1.0, cyc('div32_lat') - 1)), 'load': r2(cyc('load_lat')),
+               'store_forward': r2(cyc('store_forward')), 'fp_add': r2(cyc('fp_add_lat')),
+               'fp_mul': r2(cyc('fp_mul_lat')), 'fp_fma': r2(cyc('fp_fma_lat')), 'fp_div': r2(cyc('fp_div_lat')),
+               'fp_sqrt': r2(cyc('fp_sqrt_lat'))}
+    when = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
+    where = 'measured by faultlab calibrate (userland/src/timing_calibrate.c) on %s, %s' % (model or 'this host', when)
+    over = {
+        'name': 'calibrated', 'base': base_name, 'platform': 'bare-metal',
+        'description': 'the host measured by faultlab calibrate: %s' % (model or vendor or 'unknown CPU'),
+        'freq_hz': int(ghz * 1e9), 'issue_width': max(per_cycle('nop_tput'), alus),
+        'ports': ports, 'latency': latency,
+        'throughput': {'fp_div': r2(max(1.0, cyc('fp_div_tput') * len(ports['fp_div'])))},
+        'measured_ns': {k: ns[k] for k in MEASURED},
+        'sources': {
+            'freq_hz': where + ': 1 / (ns per dependent add)',
+            'issue_width': where + ': nops per cycle (at least the ALU count)',
+            'ports': where + ': independent adds, loads, imuls, addsd, mulsd per cycle give the ALU, load, '
+                     'multiplier and FP add/mul port counts; the other groups as in the %s profile' % base_name,
+            'latency': where + ': dependency chains (div: less the add that keeps the dividend large; '
+                       'store_forward: a store and the load of the same address)',
+            'throughput': where + ': independent divsd; the integer dividers as in the %s profile' % base_name,
+        },
+    }
+    return check_profile(merged(base, over), 'calibrated profile')
+
+
+def describe(profile):
+    """Lines of the figures that matter, for the terminal."""
+    p = profile
+    lat = p['latency']
+    return ['clock               %.2f GHz' % (p['freq_hz'] / 1e9),
+            'issue width         %d' % p['issue_width'],
+            'ALU / load / mul    %d / %d / %d ports' % (len(p['ports']['alu']), len(p['ports']['load']),
+                                                      len(p['ports']['mul'])),
+            'FP add / mul pipes  %d / %d' % (len(p['ports']['fp_add']), len(p['ports']['fp_mul'])),
+            'latency (cycles)    imul %s, div32 %s, div64 %s, load %s, store->load %s' % (
+                lat['imul'], lat['div32'], lat['div64'], lat['load'], lat['store_forward']),
+            '                    addsd %s, mulsd %s, fma %s, divsd %s, sqrtsd %s' % (
+                lat['fp_add'], lat['fp_mul'], lat['fp_fma'], lat['fp_div'], lat['fp_sqrt'])]
+
+
+def calibrate(output, quick=False, out=print):
+    """Measure this host, write its profile to `output`; the profile."""
+    ns = measure(runs=1 if quick else 2, iterations=10000 if quick else None)
+    prof = build_profile(ns, cpu_vendor(), cpu_model())
+    tmp = output + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(prof, f, indent=1, sort_keys=True)
+        f.write('\n')
+    os.replace(tmp, output)
+    for line in describe(prof):
+        out(line)
+    out('profile written to %s (use it with --platform %s)' % (output, output))
+    return prof
+
+
+def main(output='faultlab-host.json', quick=False):
+    """`faultlab calibrate`: the exit status."""
+    try:
+        calibrate(output, quick)
+    except CalibrateError as e:
+        print('faultlab calibrate: %s' % e, file=sys.stderr)
+        return 2
+    except OSError as e:
+        print('faultlab calibrate: cannot write %s: %s' % (output, e.strerror), file=sys.stderr)
+        return 2
+    return 0
