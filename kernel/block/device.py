@@ -43,11 +43,15 @@ class BlockDevice:
                      WRITE: _exact(self.params.write_latency_us) * f / 10**6}
         self._per_byte = {READ: f / (_exact(self.params.read_bw_mbps) * 10**6),
                           WRITE: f / (_exact(self.params.write_bw_mbps) * 10**6)}
+        self._service = {}              # (op, nblocks) -> service_cycles (exact arithmetic done once)
 
     def service_cycles(self, op, nblocks):
         """Cycles a request of nblocks takes once started: latency + bytes / bandwidth (rounded up)."""
-        nbytes = nblocks * self.params.block_size
-        return max(1, math.ceil(self._lat[op] + nbytes * self._per_byte[op]))
+        c = self._service.get((op, nblocks))
+        if c is None:
+            nbytes = nblocks * self.params.block_size
+            c = self._service[(op, nblocks)] = max(1, math.ceil(self._lat[op] + nbytes * self._per_byte[op]))
+        return c
 
     def submit(self, op, block, nblocks, now, on_complete=None):
         """Queue a request at time `now`; its completion fires from the event queue. Returns the Request."""

@@ -102,6 +102,20 @@ class DiskStore:
         if n != len(data):
             raise DiskImageError('%s: %s' % (self.path or 'the temporary disk file', os.strerror(errno.ENOSPC)))
 
+    def pwritev(self, bufs, offset):
+        """Write the buffers one after the other from offset (as pwrite)."""
+        want = sum(len(b) for b in bufs)
+        try:
+            n = os.pwritev(self.fd, bufs, offset)
+        except OSError as e:
+            raise DiskImageError('%s: %s' % (self.path or 'the temporary disk file', e.strerror)) from None
+        if n != want:             # a short write: the rest one buffer at a time (ENOSPC then raises)
+            done = 0
+            for b in bufs:
+                if done + len(b) > n:
+                    self.pwrite(bytes(b)[max(0, n - done):], offset + max(n, done))
+                done += len(b)
+
     def region(self, first_block, nblocks):
         """A BlockRegion of nblocks blocks starting at first_block."""
         return BlockRegion(self, first_block, nblocks)
@@ -131,12 +145,15 @@ class BlockRegion:
     hold data is a bitmap of one byte per block, not the data.
     """
 
+    BATCH = 64                          # deferred writes gathered into one pwritev at most
+
     def __init__(self, store, first, nblocks):
         self.store = store
         self.first = first
         self.nblocks = nblocks
         self.bs = store.block_size
         self.written = bytearray(nblocks)
+        self.pending = {}               # block -> buffer of a deferred write (see defer)
 
     def _offset(self, block):
         if not 0 <= block < self.nblocks:
@@ -160,6 +177,8 @@ class BlockRegion:
         """The block's bytes, or default when it holds no data."""
         if not (0 <= block < self.nblocks and self.written[block]):
             return default
+        if block in self.pending:
+            self.flush()
         return self.store.pread(self.bs, (self.first + block) * self.bs)
 
     def __getitem__(self, block):
@@ -172,19 +191,49 @@ class BlockRegion:
         """Copy the block into buf (a writable buffer of one block); False if it holds no data."""
         if not (0 <= block < self.nblocks and self.written[block]):
             return False
+        if block in self.pending:
+            self.flush()
         self.store.pread_into(buf, (self.first + block) * self.bs)
         return True
 
     def __setitem__(self, block, data):
         if len(data) != self.bs:
             raise ValueError('a block is %d bytes, got %d' % (self.bs, len(data)))
+        self.pending.pop(block, None)
         self.store.pwrite(data, self._offset(block))
         self.written[block] = 1
+
+    def defer(self, block, buf):
+        """Write buf to the block later, with its neighbours in one system call: the caller keeps buf
+        unchanged until flush() (the swap cache flushes before a page under writeback can change:
+        its completion, a lookup that may map it again, its removal from the cache)."""
+        self._offset(block)
+        self.pending[block] = buf
+        self.written[block] = 1
+        if len(self.pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self):
+        """Write every deferred block: one pwritev per run of consecutive blocks."""
+        pending = self.pending
+        if not pending:
+            return
+        self.pending = {}
+        blocks = sorted(pending)
+        store, bs, first = self.store, self.bs, self.first
+        i, n = 0, len(blocks)
+        while i < n:
+            j = i + 1
+            while j < n and blocks[j] == blocks[j - 1] + 1:
+                j += 1
+            store.pwritev([pending[b] for b in blocks[i:j]], (first + blocks[i]) * bs)
+            i = j
 
     def pop(self, block, default=None):
         """Forget the block's data (it reads as absent again); returns nothing useful (default)."""
         if 0 <= block < self.nblocks:
             self.written[block] = 0
+            self.pending.pop(block, None)
         return default
 
     def mark_written(self, block):

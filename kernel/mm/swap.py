@@ -71,10 +71,14 @@ class SwapCache:
 
     def peek(self, offset):
         """The swap-cache page for a slot, without the lookup's cost (speculative checks)."""
+        if offset in self.area.data.pending:       # it may be mapped and written to: its bytes go out first
+            self.area.data.flush()
         return self.pages.get(offset)
 
     def lookup_swap_cache(self, offset):
         self.charge('pagecache_lookup')
+        if offset in self.area.data.pending:
+            self.area.data.flush()
         return self.pages.get(offset)
 
     def add_to_swap_cache(self, page, offset, new_slot=False):
@@ -89,6 +93,8 @@ class SwapCache:
     def delete_from_swap_cache(self, page):
         offset = page.private
         if self.pages.get(offset) is page:
+            if offset in self.area.data.pending:   # the frame may be reused: its bytes go out first
+                self.area.data.flush()
             del self.pages[offset]
             page.flags &= ~PG_swapcache
             self.area.swap_free(offset)
@@ -99,13 +105,16 @@ class SwapCache:
         keeps the bytes (an anonymous page's only copy); a shmem page's bytes stay with its file,
         and swap-in read-ahead of anonymous neighbours passes over its slot."""
         offset = page.private
+        data = self.area.data
         if store:
-            self.area.data[offset] = self.frames.phys.frame(page.pfn)
+            data.defer(offset, self.frames.phys.frame(page.pfn))
         page.flags |= PG_writeback
         self.charge('io_submit')
         self.stats['pswpout'] += 1
 
         def end_write(_req):
+            if data.pending:
+                data.flush()
             page.flags &= ~PG_writeback
             on_done(page)
         req = self.blockdev.submit('write', SWAP_BLOCK_BASE + offset, 1, self.sched.now(), end_write)
