@@ -203,9 +203,10 @@ def proc_meminfo(k):
     cached = sum(m.nrpages for m in k.pagecache.mappings.values()) * 4
     return ('MemTotal:       %8d kB\nMemFree:        %8d kB\nMemAvailable:   %8d kB\nBuffers:        %8d kB\n'
             'Cached:         %8d kB\nSwapCached:     %8d kB\nActive:         %8d kB\nInactive:       %8d kB\n'
-            'SwapTotal:      %8d kB\nSwapFree:       %8d kB\n'
+            'SwapTotal:      %8d kB\nSwapFree:       %8d kB\nDirty:          %8d kB\nWriteback:      %8d kB\n'
             % (total, free, free + cached, 0, cached, len(k.swapcache.pages) * 4, len(k.lru.active) * 4,
-               len(k.lru.inactive) * 4, (k.swap_area.nr_slots - 1) * 4, k.swap_area.nr_free * 4)
+               len(k.lru.inactive) * 4, (k.swap_area.nr_slots - 1) * 4, k.swap_area.nr_free * 4,
+               k.pagecache.writeback.nr_dirty * 4, k.pagecache.writeback.nr_writeback * 4)
             + meminfo_commit(k) + 'AnonHugePages:  %8d kB\n' % (nr_anon_thp_pages(k.mmsvc) * 4)
             + (k.mmsvc.hstate.meminfo() if getattr(k.mmsvc, 'hstate', None) else ''))
 
@@ -223,7 +224,7 @@ VMSTAT_FIELDS = ('pgpgin', 'pgpgout', 'pswpin', 'pswpout', 'pgfault', 'pgmajfaul
                  'thp_fault_alloc', 'thp_fault_fallback', 'thp_fault_fallback_charge', 'thp_collapse_alloc',
                  'thp_collapse_alloc_failed', 'thp_split_page', 'thp_split_page_failed',
                  'thp_deferred_split_page', 'thp_split_pmd', 'thp_zero_page_alloc', 'thp_zero_page_alloc_failed',
-                 'thp_swpout', 'thp_swpout_fallback')
+                 'thp_swpout', 'thp_swpout_fallback', 'nr_dirtied', 'nr_written')
 
 
 def proc_vmstat(k):
@@ -236,6 +237,8 @@ def proc_vmstat(k):
     vals['nr_free_pages'] = k.frames.nr_free
     vals['nr_anon_transparent_hugepages'] = nr_anon_thp_pages(k.mmsvc) >> 9
     vals['nr_swap_pages'] = k.swap_area.nr_free
+    vals['nr_dirty'] = k.pagecache.writeback.nr_dirty
+    vals['nr_writeback'] = k.pagecache.writeback.nr_writeback
     return ''.join('%s %d\n' % kv for kv in sorted(vals.items()))
 
 

@@ -7,14 +7,16 @@ memfd) never touch the disk.
 """
 from faultlab.kernel.arch.cpu_interface import PAGE_SIZE, PAGE_SHIFT
 from faultlab.kernel.fs.errors import FsError
-from faultlab.kernel.mm.page_alloc import PG_locked, PG_uptodate, PG_dirty, PG_readahead, PG_referenced
+from faultlab.kernel.mm.page_alloc import PG_locked, PG_uptodate, PG_dirty, PG_readahead, PG_referenced, \
+    PG_writeback
+from faultlab.kernel.mm.page_writeback import Writeback, mapping_can_writeback
 
 VM_READAHEAD_PAGES = 32          # 128 KiB, the default bdi->ra_pages
 
 
 def _reclaimable(page):
     """A cache page that can be dropped: clean, unmapped, not under I/O, no extra references."""
-    return not (page.mapcount or page.flags & (PG_dirty | PG_locked) or page.refcount > 1)
+    return not (page.mapcount or page.flags & (PG_dirty | PG_locked | PG_writeback) or page.refcount > 1)
 
 
 class FileRaState:
@@ -79,6 +81,9 @@ class PageCache:
         self.reclaim_hook = None  # called with the number of pages wanted when allocation fails
         self.balance_hook = None  # called before an allocation that may reclaim (kswapd watermarks)
         self.shmem_swap = None    # kernel.mm.shmem.ShmemSwap: where shmem pages out of RAM are
+        self.rmap_walk = None     # reclaim's reverse map (page_mkclean before a write), set_reclaim
+        self.flush_tlb = None
+        self.writeback = Writeback(self)    # dirty accounting, throttling and the flusher
 
     def set_reclaim(self, reclaim):
         """Hand the page cache its reclaim, which is built on the page cache (it scans and evicts its
@@ -87,6 +92,12 @@ class PageCache:
         self.reclaim_hook = reclaim.direct_reclaim
         self.balance_hook = reclaim.balance
         self.shmem_swap = reclaim.shmem
+        self.rmap_walk = reclaim.rmap_walk
+        self.flush_tlb = reclaim.flush_tlb
+
+    def set_vm_sysctl(self, knobs):
+        """The vm sysctls the dirty limits and the flusher follow (vm.dirty_ratio, ...)."""
+        self.writeback.set_knobs(knobs)
 
     # ---- lookup -----------------------------------------------------------------------
     def mapping_of(self, inode):
@@ -276,7 +287,10 @@ class PageCache:
         return page
 
     def set_page_dirty(self, page):
-        page.flags |= PG_dirty
+        """A write() dirtied the page: folio_mark_dirty (accounted for a file on the disk), then
+        balance_dirty_pages_ratelimited, which may start writeback or make the writer sleep."""
+        self.writeback.folio_mark_dirty(page)
+        self.writeback.balance_dirty_pages_ratelimited(page.mapping)
 
     @staticmethod
     def reserve_backing(mapping, index):
@@ -301,11 +315,13 @@ class PageCache:
         return 0
 
     def write_one_page(self, page):
-        """Write a dirty page back to its inode, timing a block write (asynchronous)."""
+        """Reclaim's write of a dirty page (pageout, and shmem's copy to its store before swap): the data
+        to its inode and a block write (asynchronous) for a file on the disk, the page clean at once (the
+        caller has unmapped it or keeps it)."""
         mapping = page.mapping
         inode = mapping.inode
         if getattr(inode, 'evicted', False):        # a deleted file's data goes nowhere (no space used)
-            page.flags &= ~PG_dirty
+            self.writeback.account_cleaned(page)
             return
         size = inode.size
         start = page.index << PAGE_SHIFT
@@ -315,21 +331,32 @@ class PageCache:
                 inode.write_page(page.index, bytes(self.frames.phys.frame(page.pfn)[:n]))
             except FsError as e:             # mapping_set_error: fsync/msync report it, the run goes on
                 mapping.wb_err = -e.errno
-                page.flags &= ~PG_dirty
+                self.writeback.account_cleaned(page)
                 return
             if getattr(inode, 'backing', 'mem') == 'disk':
                 block = inode.bmap(page.index)
                 if block is not None:
                     self.charge('io_submit')
                     self.blockdev.submit('write', block, 1, self.sched.now())
-        page.flags &= ~PG_dirty
+                    self.stats['nr_written'] += 1
+        self.writeback.account_cleaned(page)
 
     def filemap_write_and_wait(self, mapping, dirty_check=None):
         """Write back every dirty page of a mapping (fsync/msync/munmap of shared mappings).
 
-        dirty_check(page) lets the caller fold PTE dirty bits into the page first. Returns the
-        writeback error recorded since the last call (file_check_and_advance_wb_err), 0 or -errno.
+        dirty_check(page) lets the caller fold PTE dirty bits into the page first. A file on the disk
+        is written as the flusher writes it (pages cleaned and write-protected, under writeback until
+        their writes complete) and waited for (filemap_fdatawait). Returns the writeback error recorded
+        since the last call (file_check_and_advance_wb_err), 0 or -errno.
         """
+        if mapping_can_writeback(mapping):
+            if dirty_check is not None:
+                for index in sorted(mapping.pages):
+                    dirty_check(mapping.pages[index])
+            self.writeback.write_mapping(mapping)
+            self.writeback.wait_mapping(mapping)
+            err, mapping.wb_err = mapping.wb_err, 0
+            return err
         for index in sorted(mapping.pages):
             page = mapping.pages[index]
             if dirty_check is not None:
@@ -341,6 +368,7 @@ class PageCache:
 
     # ---- removal -----------------------------------------------------------------------------
     def delete_from_page_cache(self, page):
+        self.writeback.account_cleaned(page, clear=False)   # a dirty file page dropped (truncate)
         mapping = page.mapping
         if mapping is not None and mapping.pages.get(page.index) is page:
             del mapping.pages[page.index]

@@ -13,6 +13,7 @@ from faultlab.kernel.mm.vma import VM_EXEC, VM_SHARED, VM_WRITE, VM_READ, VM_RAN
 from faultlab.kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_page_copy, note_user_mapped, \
     charge_first_touches
 from faultlab.kernel.mm import hugetlb
+from faultlab.kernel.mm.page_writeback import do_page_mkwrite, fault_dirty_shared_page
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
@@ -410,16 +411,17 @@ def do_cow_fault(mm, vmf):
 
 
 def do_shared_fault(mm, vmf):
-    """Write fault on a shared file page: map it writable and mark it dirty."""
+    """Write fault on a shared file page: ->page_mkwrite, map it writable, fault_dirty_shared_page."""
     ret = __do_fault(mm, vmf)
     if vmf.page is None:
         return ret
     vmf.handler = 'do_shared_fault'
     page = vmf.page
+    do_page_mkwrite(mm.svc, page)
     page.mapcount += 1
-    page.flags |= PG_dirty
     mm.rss_add(file=1)
     _map_page(mm, vmf, page, vma_page_prot(vmf.vma) | _PAGE_DIRTY | _PAGE_ACCESSED)
+    fault_dirty_shared_page(mm.svc, page)
     return ret
 
 
@@ -439,10 +441,11 @@ def do_wp_page(mm, vmf):
         if page.mapping is not None and svc.pagecache.fault_reserve(page.mapping, page.index, True):
             vmf.handler = 'no space (ENOSPC)'
             return VM_FAULT_SIGBUS             # wp_page_shared: ->page_mkwrite found no space (ENOSPC)
-        vmf.handler = 'do_wp_page(shared)'
-        page.flags |= PG_dirty
+        vmf.handler = 'do_wp_page(shared)'           # wp_page_shared
+        do_page_mkwrite(svc, page)
         phys.write64(vmf.slot, pte | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_SOFT_DIRTY)
         svc.charge('pte_set')
+        fault_dirty_shared_page(svc, page)
         return 0
     if page is not svc.zero_page and page.flags & PG_anon and not page.flags & PG_ksm and \
             (page.flags & PG_anon_exclusive or wp_can_reuse_anon_page(page)):     # a KSM page is always copied

@@ -93,6 +93,8 @@ class MmServices:
         self.llc = llc              # LlcModel
         self.hstate = None          # HState (set_hstate)
         self.sysctl = VmSysctl()    # the /proc/sys/vm knobs mm code obeys
+        if hasattr(pagecache, 'set_vm_sysctl'):
+            pagecache.set_vm_sysctl(self.sysctl)    # the dirty limits and the flusher follow them
         self.zero_page = alloc_zero_page(frames)
 
     def set_hstate(self, hstate):
