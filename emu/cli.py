@@ -15,13 +15,14 @@ from faultlab.bench.uffd import GAP_US as UFFD_GAP_US
 from faultlab.bench.uffd import QUICK_PAGES as UFFD_QUICK_PAGES
 from faultlab.bench.uffd import cpu_list as uffd_cpu_list
 from faultlab.bench.report import add_report_options
-from faultlab.commands import cmd_bench, cmd_costs, cmd_run, cmd_stat, populate_sizes
+from faultlab.commands import cmd_bench, cmd_calibrate, cmd_costs, cmd_run, cmd_stat, populate_sizes
 from faultlab.gdb.command import add_gdb_parser, cmd_gdb
 from faultlab.kernel.counters import EVENT_NAMES
 from faultlab.observe.stat import parse_events
 from faultlab.observe.strace import strace_equals_form
 from faultlab.observe.tools import add_options as add_tool_options
-from faultlab.options import EXIT_USAGE, add_cost_options, add_machine_options, non_negative_int, positive_int
+from faultlab.options import (EXIT_USAGE, add_cost_options, add_machine_options, non_negative_int, positive_int,
+                              readable_file)
 from faultlab.plot import add_plot_parser, cmd_plot
 from faultlab.selftests.runner import add_selftests_parser, cmd_selftests
 from faultlab.sweep.command import add_sweep_parser, cmd_sweep
@@ -160,6 +161,12 @@ def add_bench_parser(sub):
     _quick(k, '%d MiB (when --mib is not given)' % THP_QUICK_MIB)
     k.add_argument('--mib', type=positive_int, default=None, metavar='N',
                    help='MiB to touch and collapse, a multiple of 2 (default %d)' % THP_MIB)
+    k = _kind(kinds, 'timing', 'simulated user-mode time of small kernels beside native time, with the flat '
+              'prices, the generic core model and a calibrated host profile')
+    _quick(k, 'fewer kernels and native runs, a shorter calibration')
+    k.add_argument('--profile', type=readable_file, default=None, metavar='FILE',
+                   help='the host profile (from faultlab calibrate; default: calibrate now)')
+    add_report_options(k, jobs=False, plot=False)
 
 
 def build_parser():
@@ -173,6 +180,10 @@ def build_parser():
     add_profile_parser(sub)
     c = sub.add_parser('costs', help='print the cycle cost table')
     add_cost_options(c)
+    c = sub.add_parser('calibrate', help='measure this host\'s core and write a profile for --platform FILE')
+    c.add_argument('-o', '--output', default='faultlab-host.json', metavar='FILE',
+                   help='where to write the profile (default faultlab-host.json)')
+    c.add_argument('--quick', action='store_true', help='shorter measurements (less precise)')
     add_gdb_parser(sub, add_machine_options)
     add_selftests_parser(sub)
     add_bench_parser(sub)
@@ -200,7 +211,7 @@ def main(argv=None):
     a = ap.parse_args(strace_equals_form(sys.argv[1:] if argv is None else argv))
     a.wall_start = process_start() if argv is None else None     # --timeout counts from here
     try:
-        return {'run': cmd_run, 'stat': cmd_stat, 'profile': cmd_run, 'costs': cmd_costs,
+        return {'run': cmd_run, 'stat': cmd_stat, 'profile': cmd_run, 'costs': cmd_costs, 'calibrate': cmd_calibrate,
                 'bench': cmd_bench, 'gdb': cmd_gdb, 'selftests': cmd_selftests, 'sweep': cmd_sweep,
                 'plot': cmd_plot}[a.cmd](a)
     except KeyboardInterrupt:

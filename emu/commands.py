@@ -16,7 +16,9 @@ from faultlab.bench.soak import main as bench_soak
 from faultlab.bench.speed import main as bench_speed
 from faultlab.bench.spf import main as bench_spf
 from faultlab.bench.thp import main as bench_thp
+from faultlab.bench.timing import main as bench_timing
 from faultlab.bench.uffd import main as bench_uffd
+from faultlab.calibrate import main as calibrate_main
 from faultlab.gdb.stub import attach_gdb
 from faultlab.kernel.loader import ExecError
 from faultlab.observe.stat import format_stat, format_stat_csv, mean_snapshot, spreads, write_stat
@@ -170,6 +172,11 @@ def cmd_stat(a):
     return status
 
 
+def cmd_calibrate(a):
+    """`faultlab calibrate`: measure this host's core and write its profile (emu/calibrate.py)."""
+    return calibrate_main(output=a.output, quick=a.quick)
+
+
 def cmd_costs(a):
     """`faultlab costs`: the cycle cost table with its sources."""
     costs = cost_table(a)
@@ -190,6 +197,7 @@ BENCHES = {
     'uffd': lambda a: bench_uffd(pages=a.pages, latency_us=a.latency_us, compute_us=a.compute_us, cpus=a.cpus,
                                  quick=a.quick, gap_us=a.gap_us, **report_options(a)),
     'thp': lambda a: bench_thp(mib=a.mib, quick=a.quick),
+    'timing': lambda a: bench_timing(quick=a.quick, profile=a.profile, csv=a.csv, json=a.json),
 }
 
 
