@@ -12,6 +12,7 @@ from conftest import run_guest, run_native
 
 NPAGES = 256            # shmfault.c's NPAGES
 KINDS = ('anon', 'memfd', 'tmpfs')
+MODES = ('read', 'write', 'rw', 'remap')
 
 
 def _guest(userland, kind, mode):
@@ -30,20 +31,22 @@ def _delta(userland, kind, mode):
 
 
 def test_first_touches_and_second_mapping_fault_as_natively(userland):
-    """ru_minflt of first reads and writes of empty shared memory (one fault per page) and of reading
-    it through a second mapping once populated (fault-around: 16 pages a fault) are the host's."""
+    """ru_minflt of first reads and writes of empty shared memory (one fault per page), of writes after
+    reads (none: the read mapped the page writable) and of reading it through a second mapping once
+    populated (fault-around: 16 pages a fault) are the host's."""
     prog = os.path.join(userland, 'shmfault')
     kinds = KINDS if os.path.isdir('/dev/shm') else KINDS[:2]
     lines = []
     for kind in kinds:
-        for mode in ('read', 'write', 'remap'):
+        for mode in MODES:
             code, out, err = run_native(prog, [kind, mode, '/dev/shm'])
             assert code == 0, err
             lines.append(out)
     native = b''.join(lines)
-    guest = b''.join(_guest(userland, kind, mode).stdout for kind in kinds for mode in ('read', 'write', 'remap'))
+    guest = b''.join(_guest(userland, kind, mode).stdout for kind in kinds for mode in MODES)
     assert guest == native
     assert b'memfd read: %d faults for %d pages' % (NPAGES, NPAGES) in guest
+    assert b'memfd rw: %d faults for %d pages' % (NPAGES, NPAGES) in guest
 
 
 @pytest.mark.parametrize('kind', KINDS)

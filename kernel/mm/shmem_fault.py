@@ -7,11 +7,27 @@ page cache and marked uptodate. There is no read-ahead and no read-around, and n
 (that is only for private anonymous reads), so a first read of empty shared memory allocates and
 clears one page per fault, as a write does. Fault-around (filemap_map_pages, shmem's ->map_pages)
 maps only pages already cached and uptodate, so a second mapping of populated shmem gets it.
+
+A shared writable shmem VMA needs no write notification (no ->page_mkwrite, no dirty accounting:
+vma_wants_writenotify is false), so vm_page_prot is writable and a read fault maps the page writable
+too: a later write costs no fault, the CPU sets the PTE's dirty bit. Soft-dirty tracking (after
+clear_refs) and uffd-wp still want the write fault.
 """
 from faultlab.kernel.mm.llc import charge_page_zero
 from faultlab.kernel.mm.mm_types import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, VM_FAULT_HWPOISON,
                                          VM_FAULT_MAJOR, VM_FAULT_OOM, VM_FAULT_RETRY, VM_FAULT_SIGBUS)
 from faultlab.kernel.mm.page_alloc import PG_hwpoison, PG_locked, PG_uptodate
+from faultlab.kernel.mm.shmem import is_shmem_mapping
+from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_WP
+from faultlab.kernel.mm.vma import VM_SHARED, VM_SOFTDIRTY, VM_WRITE
+
+
+def vma_maps_writable_on_read(vma):
+    """A read fault may map the page writable: a shared writable shmem VMA for which
+    vma_wants_writenotify (mm/mmap.c) is false (no soft-dirty tracking, no uffd-wp)."""
+    f = vma.vm_flags
+    return f & (VM_WRITE | VM_SHARED) == VM_WRITE | VM_SHARED and f & VM_SOFTDIRTY and not f & VM_UFFD_WP \
+        and vma.vm_file is not None and is_shmem_mapping(vma.vm_file.mapping)
 
 
 def _give_up(vmf, ret):

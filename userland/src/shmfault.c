@@ -5,10 +5,11 @@
  *
  * Usage: shmfault [KIND [MODE [DIR]]]
  *   KIND  anon | memfd | tmpfs | all (default all)
- *   MODE  read | write | popread | popwrite | remap | all (default all), or map: map and touch
+ *   MODE  read | write | rw | popread | popwrite | remap | all (default all), or map: map and touch
  *         nothing (the baseline of the others' counters)
  *   DIR   where the tmpfs file is created (default /dev/shm)
- * One line per case: "KIND MODE: F faults for N pages, sum S" (S the sum of the bytes read back).
+ * rw reads every page, then writes it (a read fault maps shared writable shmem writable: the writes
+ * take no fault). One line per case: "KIND MODE: F faults for N pages, sum S" (S the sum of the bytes read back).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -104,6 +105,11 @@ static void run(const char *kind, const char *mode)
     if (!strcmp(mode, "read") || !strcmp(mode, "remap")) {
         for (size_t i = 0; i < len; i += ps)
             sum += ((volatile char *)q)[i];
+    } else if (!strcmp(mode, "rw")) {
+        for (size_t i = 0; i < len; i += ps)
+            sum += ((volatile char *)q)[i];
+        for (size_t i = 0; i < len; i += ps)
+            q[i] = 2;
     } else if (!strcmp(mode, "write")) {
         for (size_t i = 0; i < len; i += ps)
             q[i] = 2;
@@ -127,7 +133,7 @@ static void run(const char *kind, const char *mode)
 int main(int argc, char **argv)
 {
     static const char *kinds[] = {"anon", "memfd", "tmpfs"};
-    static const char *modes[] = {"read", "write", "popread", "popwrite", "remap", "map"};
+    static const char *modes[] = {"read", "write", "rw", "popread", "popwrite", "remap", "map"};
     const char *kind = argc > 1 ? argv[1] : "all";
     const char *mode = argc > 2 ? argv[2] : "all";
     if (argc > 3)
@@ -135,7 +141,7 @@ int main(int argc, char **argv)
     for (unsigned k = 0; k < 3; k++) {
         if (strcmp(kind, "all") && strcmp(kind, kinds[k]))
             continue;
-        for (unsigned m = 0; m < 6; m++)
+        for (unsigned m = 0; m < 7; m++)
             if (!strcmp(mode, "all") || !strcmp(mode, modes[m]))
                 run(kinds[k], modes[m]);
     }
