@@ -18,7 +18,7 @@ from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.shmem import is_shmem_mapping
-from faultlab.kernel.mm.shmem_fault import shmem_fault
+from faultlab.kernel.mm.shmem_fault import shmem_fault, vma_maps_writable_on_read
 from faultlab.kernel.mm.huge_memory import (PG_large_head, PG_large_tail, alloc_anon_folio, huge_pmd_fault,
                                              move_huge_pmd, thp_maybe, thp_pmds, zap_huge_pmds)
 from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, VM_UFFD_MINOR, VM_UFFD_WP, WP_MARKER,
@@ -334,7 +334,7 @@ def filemap_map_pages(mm, vmf, start, end):
     f = _file_of(vma)
     mapping = f.mapping
     eof = pc.last_index(mapping)
-    prot = vma_page_prot(vma) & ~_PAGE_RW
+    prot = vma_page_prot(vma) & (~0 if vma_maps_writable_on_read(vma) else ~_PAGE_RW)
     phys = svc.frames.phys
     mapped = 0
     for va in range(start, end, PAGE_SIZE):
@@ -382,7 +382,7 @@ def do_read_fault(mm, vmf):
     page = vmf.page
     page.mapcount += 1
     mm.rss_add(file=1)
-    _map_page(mm, vmf, page, vma_page_prot(vmf.vma) & ~_PAGE_RW)
+    _map_page(mm, vmf, page, vma_page_prot(vmf.vma) & (~0 if vma_maps_writable_on_read(vmf.vma) else ~_PAGE_RW))
     if vmf.flags & FAULT_FLAG_USER:
         note_user_mapped(svc, vmf.slot, page)
     return ret
