@@ -34,14 +34,6 @@ class PhysMem:
         self.nr_frames = size // PAGE_SIZE
         self._map = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
                               prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        # host huge pages for guest RAM where the host allows them (transparent_hugepage 'madvise' or
-        # 'always'): one host fault per 2 MiB instead of 512 as the frames are first used (invisible to
-        # the guest; the host's THP knobs are not touched)
-        if hasattr(mmap, 'MADV_HUGEPAGE'):
-            try:
-                self._map.madvise(mmap.MADV_HUGEPAGE)
-            except OSError:
-                pass
         self.mv = memoryview(self._map)
         # the same RAM as 64-bit words, for page-table entries: qwords[pa >> 3] (pa 8-aligned). Native byte
         # order is the guest's little-endian one: the host is x86-64 (the native block hook needs it too).
