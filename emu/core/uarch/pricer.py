@@ -13,7 +13,8 @@ predicts a basic block's throughput): the largest of
   * taken branches: a block that jumps back to its own start (a loop body) or ends in jmp/call/ret
     redirects the fetch at most `taken_branches_per_cycle` times per cycle.
 Loads are L1 hits (the last-level cache and TLB misses are charged elsewhere, per page). Serializing
-instructions and rep-string instructions add a fixed cost per execution. No branch prediction: a branch
+instructions add a fixed cost per execution, a rep-string instruction its start-up (its elements run as
+blocks of their own, see block_cycles). No branch prediction: a branch
 costs nothing beyond its uop.
 """
 from itertools import combinations
@@ -81,6 +82,12 @@ def block_cycles(model, insns, start):
     order, start the block's address."""
     if not insns:
         return 0.0, []
+    if len(insns) == 1 and insns[0][1].cls == 'rep_string':
+        # the CPU (QEMU's translation of REP) runs a rep-string instruction one element per execution of
+        # a block holding only it: an element costs a fraction of a cycle (fast strings move 16-32 bytes
+        # per cycle, Intel optimization manual, "Enhanced REP MOVSB and STOSB"), priced 0; the start-up
+        # is charged where the instruction first runs after others (`rep_string` below)
+        return 0.0, [1]
     classes = model.classes
     slots = []
     uops = {}
