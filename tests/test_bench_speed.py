@@ -4,6 +4,7 @@ import shutil
 import sys
 
 from faultlab.bench import speed as bench
+from faultlab.bench import speed_goals as goals
 
 
 def _small(**kw):
@@ -46,6 +47,34 @@ def test_speed_exits_1_when_a_printed_check_fails_and_writes_its_rows(userland, 
     for ok, status in ((True, 0), (False, 1)):
         monkeypatch.setattr(bench, 'run_bench', lambda **kw: {'checks': [('compute', ok)], 'records': list(rows)})
         monkeypatch.setattr(bench, 'single_step_check', lambda prog: (5, 5))
+        monkeypatch.setattr(bench, 'run_goals', lambda fig, quick, peers: [('goal 1', True)])
         out = tmp_path / ('rows%d.csv' % status)
         assert bench.main(quick=True, csv=str(out)) == status
         assert out.read_text().splitlines() == ['runner,compute_minsn_per_s_cpu', 'faultlab,1.0']
+
+
+def test_goals_are_printed_each_with_its_verdict_and_a_goal_not_met_fails(userland, monkeypatch):
+    """run_goals at tiny sizes prints goals 1 to 6, each measured (or skipped, saying why) with met / NOT MET;
+    goal 2 is not run with --quick, goal 4 is skipped without QEMU; a goal judged NOT MET is a failed check."""
+    monkeypatch.setattr(goals.Sizes, '__init__', _tiny_sizes)
+    out = io.StringIO()
+    judged = goals.run_goals({}, True, {'qemu': None, 'qiling': False}, out)
+    lines = [l for l in out.getvalue().splitlines() if l[:5].strip()[:1].isdigit()]
+    assert [l.split('.')[0].strip() for l in lines] == ['1', '2', '3', '4', '5', '6']
+    for line in lines:
+        assert line.endswith(('  met', '  NOT MET', '  skipped')), line
+    assert 'not run with --quick' in lines[1] and 'skipped' in lines[3]
+    assert 'simulated in' in lines[0] and 'swap-ins' in lines[2] and 'peak RSS' in lines[5]
+    assert [name for name, _ok in judged] == ['goal 1', 'goal 3', 'goal 5', 'goal 6']
+    # a host where swapping is never fast enough: goal 3 is NOT MET and judged so
+    monkeypatch.setattr(goals, 'SWAP_PAIR_US', 0.0)
+    ok, text = goals.goal_swap(goals.Sizes(True))
+    assert ok is False and 'same as native' in text
+
+
+def _tiny_sizes(self, quick):
+    self.quick = quick
+    self.ebizzy_ms = 1
+    self.swap_ram_mib = 4
+    self.mem_ram, self.mem_mib = '16M', 24
+    self.reps = 1

@@ -1,4 +1,5 @@
-"""`faultlab bench speed`: faultlab side by side with its peers, in one process and one run.
+"""`faultlab bench speed`: faultlab side by side with its peers, in one process and one run, then the
+speed goals (emu/bench/speed_goals.py), each measured and judged met or NOT MET.
 
 Two workloads, each run natively, under faultlab (cycle model on, exact instruction counting), under
 QEMU user mode (`qemu-x86_64`) and under Qiling (no hooks of ours), whichever are installed
@@ -34,6 +35,7 @@ import time
 from unicorn import UC_HOOK_CODE
 
 from faultlab.bench.report import bench_ready, write_rows
+from faultlab.bench.speed_goals import run_goals
 from faultlab.core.physmem import PhysMem
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.machine import Machine
@@ -303,6 +305,7 @@ def _print(fig, scale, small, big, reps, out):
     fl_mips, fl_page = mips['faultlab'][0], per_page['faultlab'][0]
     ts, tb = rows['faultlab'][1], rows['faultlab'][2]
     fl_fault = (tb.cpu_no_unmap - ts.cpu_no_unmap) / fig['faults'] * 1e6 if fig['faults'] else float('nan')
+    fig.update(per_page=per_page, mips=mips, fl_fault_us=fl_fault)
     w('  faultlab per minor fault without its share of munmap: %.2f us (trap to resume)\n' % fl_fault)
     w('  host floor: faulting in fresh host memory costs %.2f us/page here (every runner pays it once per '
       'new page)\n' % fig.get('first_touch', float('nan')))
@@ -342,7 +345,8 @@ def _ok(cond):
 
 def main(quick=False, reps=None, csv=None, json=None):
     """`faultlab bench speed`: the table, the rows to --csv/--json; 1 when a printed check fails."""
-    status = bench_ready('speed', (os.path.join(BUILD, 'compute'), os.path.join(BUILD, 'pagetouch')), csv, json)
+    status = bench_ready('speed', tuple(os.path.join(BUILD, p) for p in ('compute', 'pagetouch', 'hello', 'ebizzy',
+                                                                          'swaptouch')), csv, json)
     if status is not None:
         return status
     if quick:
@@ -353,6 +357,8 @@ def main(quick=False, reps=None, csv=None, json=None):
     print('  exact counting: hello counted %d instructions with the native block hook, %d single-stepping %s'
           % (hook, single, _ok(hook == single)))
     fig['checks'].append(('exact counting', hook == single))
+    peers = {'qemu': shutil.which('qemu-x86_64'), 'qiling': 'qiling' in fig.get('rows', {})}
+    fig['checks'] += run_goals(fig, quick, peers)
     write_rows(fig['records'], csv, json)
     failed = [text for text, ok in fig['checks'] if not ok]
     if failed:
