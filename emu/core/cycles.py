@@ -130,6 +130,11 @@ PLATFORMS = {
                        'on a loaded host); `faultlab bench spf` shows the results across 1-30 us'),
         'ipi_wake_idle': (45_000, 'KVM guest: a shootdown IPI to a halted vCPU waits for the same vCPU '
                           'wake-up as rwsem_wake before the flush is acknowledged'),
+        'tlb_shootdown_cpu': (7_000, 'KVM guest: per target vCPU of a shootdown, the IPI send exits to the host '
+                              '(an x2APIC ICR write without posted interrupts or IPI virtualisation: one VM exit '
+                              'per destination in physical mode, Wanpeng Li\'s PV IPI posting, kvm list 2018): '
+                              '~7k cycles per IPI sent from a KVM guest against ~2k without the exit (Deng Qiao, '
+                              '"paravirtualize the IPI sending process", kvm list 2020)'),
         'exception_entry': (600, 'KVM guest: a user #PF into the guest kernel, ~600 cycles in a VM against ~440 '
                             'on bare metal (Yizhou Shan\'s xperf, see exception_exit)'),
         'exception_exit': (370, 'KVM guest: back from a #PF to user mode, ~370 cycles in a VM against ~270 on bare '
