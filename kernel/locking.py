@@ -73,8 +73,7 @@ class RwSemaphore:
         self.queued = _Holds()           # a woken writer's wake-up: the lock is free, readers wait
         self.wait_cycles = 0
         self.contended = 0
-        self.last_cpu = None             # the CPU that wrote the lock word last (its cache line is there)
-        self.line = SpinLock()           # transfers of that cache line, one at a time
+        self.word = CacheLine(name)      # the cache line of the lock's count (every lock and unlock writes it)
 
     def read_wait(self, t, cpu):
         """When a reader asking at t gets the lock (after any writer holding it or woken to take it:
@@ -113,13 +112,48 @@ class SpinLock:
         return self.holds.busy_until(t, cpu) != t
 
 
+class CacheLine:
+    """A cache line that CPUs write with atomics (a lock word, a reference count). The CPU that wrote it
+    last owns it (MESI Modified); an atomic from another CPU first moves the line to it (a cache-line
+    transfer, `cost` cycles), and the transfers of one line happen one at a time: a CPU asking while
+    others' transfers are under way queues behind them (the contended line is a serialisation point
+    of its own, the more so the more CPUs write it)."""
+    __slots__ = ('name', 'times', 'cpus', 'transfers')
+    KEEP = 64                           # recent writes remembered (the owner at a time is the last writer)
+
+    def __init__(self, name):
+        self.name = name
+        self.times = []                 # recent writes in order of simulated time, and their CPUs
+        self.cpus = []
+        self.transfers = _Holds()
+
+    def write(self, t, cpu, cost):
+        """An atomic by cpu at time t: the [start, end) of the transfer it waits for, or None if cpu
+        owns the line then (it wrote it last before t, in simulated time) or nobody wrote it yet."""
+        times, cpus = self.times, self.cpus
+        i = bisect_right(times, t)
+        last = cpus[i - 1] if i else (cpus[0] if cpus else None)
+        times.insert(i, t)
+        cpus.insert(i, cpu)
+        if len(times) > 2 * self.KEEP:
+            del times[:self.KEEP]
+            del cpus[:self.KEEP]
+        if last is None or last == cpu:
+            return None
+        start = self.transfers.busy_until(t, cpu)
+        self.transfers.add(start, start + cost, cpu)
+        return start, start + cost
+
+
 class SeqCount:
-    """seqcount_t of a VMA: the intervals writers had it odd (write_seqcount_begin .. end)."""
-    __slots__ = ('holds', 'seq')
+    """seqcount_t of a VMA: the intervals writers had it odd (write_seqcount_begin .. end); and the cache
+    line of the VMA's reference count (vm_ref_count, which the SPF series' get_vma and put_vma change)."""
+    __slots__ = ('holds', 'seq', 'ref')
 
     def __init__(self):
         self.holds = _Holds()
         self.seq = 0
+        self.ref = CacheLine('vm_ref_count')
 
     def write(self, start, end, cpu):
         """A writer changed the protected fields during [start, end)."""

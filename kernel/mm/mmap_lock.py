@@ -37,19 +37,24 @@ def lock_wait(mm, lock, until, t0, spin=False):
     return False
 
 
+def cacheline_touch(mm, line):
+    """An atomic on a shared cache line (kernel.locking.CacheLine) at this CPU's time: if another CPU
+    wrote it last, the CPU waits for the transfers queued on the line, then for its own."""
+    svc = mm.svc
+    clock = svc.sched
+    t = clock.now()
+    span = line.write(t, clock.cpu_id(), svc.cost('cacheline_transfer'))
+    if span is not None:
+        svc.charge_cycles(span[1] - t)
+        stats = svc.stats
+        stats['cacheline_transfers'] += 1
+        stats['cacheline_transfers_' + line.name] += 1
+        stats['cacheline_queue_cycles'] += span[0] - t
+
+
 def _touch_lock_word(mm, lock):
-    """An atomic on the lock's count: if another CPU wrote it last, the cache line moves here first,
-    one transfer at a time (a contended lock word is a serialisation point of its own)."""
-    clock = mm.svc.sched
-    cpu = clock.cpu_id()
-    if lock.last_cpu is not None and lock.last_cpu != cpu:
-        t = clock.now()
-        cost = mm.svc.cost('cacheline_transfer')
-        start = lock.line.wait(t, cpu)
-        mm.svc.charge_cycles(start - t + cost)
-        lock.line.holds.add(start, start + cost, cpu)
-        mm.svc.stats['lock_line_transfers'] += 1
-    lock.last_cpu = cpu
+    """An atomic on the lock's count: its cache line moves here first if another CPU wrote it last."""
+    cacheline_touch(mm, lock.word)
 
 
 def mmap_read_lock(mm):
@@ -128,6 +133,8 @@ def _end_write(mm, token):
         vma_seqcount(vma).write(w0, w1, cpu)
     if changed or made:
         mm.locks.mm_rb.writers.add(w0, w1, cpu)
+        _touch_lock_word(mm, mm.locks.mm_rb)      # write_lock and write_unlock of the VMA-tree lock
+        _touch_lock_word(mm, mm.locks.mm_rb)
     return t1
 
 

@@ -15,7 +15,7 @@ from faultlab.kernel.mm.memory import handle_pte_fault
 from faultlab.kernel.mm.mm_types import FAULT_FLAG_SPECULATIVE, FAULT_FLAG_WRITE, VM_FAULT_RETRY, VmFault
 from faultlab.kernel.mm.page_alloc import PG_anon, PG_locked, PG_uptodate
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, _PAGE_RW, pte_to_swp_entry
-from faultlab.kernel.mm.mmap_lock import lock_wait, vma_seqcount
+from faultlab.kernel.mm.mmap_lock import cacheline_touch, lock_wait, vma_seqcount
 from faultlab.kernel.mm.vma import VM_GROWSDOWN, VM_HUGETLB, VM_IO, VM_PFNMAP, VM_SHARED
 
 SPF_ABORTS = ('spf_vma_changed', 'spf_vma_noanon', 'spf_vma_notsup', 'spf_vma_access', 'spf_pmd_changed',
@@ -54,22 +54,39 @@ def handle_speculative_fault(mm, address, flags, access_ok):
     """
     t0 = mm.svc.sched.now()
     vma = get_vma(mm, address, t0)
-    if vma is None or vma.vm_start > address:
-        return None                       # no VMA (or stack growth): the classic path decides
+    if vma is None:
+        return None                       # no VMA: the classic path decides
+    if vma.vm_start > address:
+        put_vma(mm, vma)
+        return None                       # stack growth: the classic path
     try:
         return __handle_speculative_fault(mm, vma, address, flags, access_ok, t0)
     except SpfAbort as abort:
         spf_abort(mm, abort)
         return None
+    finally:
+        put_vma(mm, vma)
 
 
 def get_vma(mm, address, t0):
-    """find_vma under the VMA-tree rwlock (an rwlock_t: spins only while a writer updates the tree)."""
+    """find_vma under the VMA-tree rwlock (an rwlock_t: spins only while a writer updates the tree),
+    taking a reference on the VMA. read_lock and read_unlock write the lock's word, get_vma's
+    atomic_inc the VMA's vm_ref_count: cache lines every faulting CPU writes (kernel.locking.CacheLine)."""
     svc = mm.svc
     rb = mm.locks.mm_rb
     lock_wait(mm, rb, rb.read_wait(t0, svc.sched.cpu_id()), t0, spin=True)
+    cacheline_touch(mm, rb.word)                  # read_lock
     svc.charge('spf_vma_get')
-    return mm.vmas.find_vma(address)
+    vma = mm.vmas.find_vma(address)
+    if vma is not None:
+        cacheline_touch(mm, vma_seqcount(vma).ref)    # atomic_inc(&vma->vm_ref_count)
+    cacheline_touch(mm, rb.word)                  # read_unlock
+    return vma
+
+
+def put_vma(mm, vma):
+    """put_vma: atomic_dec_and_test of the VMA's reference count, once the speculative fault is done."""
+    cacheline_touch(mm, vma_seqcount(vma).ref)
 
 
 def spf_abort(mm, abort):
