@@ -7,7 +7,8 @@ simulated time aborts. Host execution of a kernel path is atomic, so "concurrent
 simulated time with another CPU's hold (kernel/locking.py). Linux: include/linux/mmap_lock.h and the
 pte_offset_map_lock/pte_unmap_unlock pair.
 """
-from operator import attrgetter
+from itertools import compress, count
+from operator import attrgetter, is_not, ne, or_
 
 from faultlab.kernel.locking import SeqCount
 
@@ -124,10 +125,8 @@ def _end_write(mm, token):
     t1, cpu = clock.now(), clock.cpu_id()
     mm.locks.mmap_lock.writers.add(t0, t1, cpu)
     w0, w1 = t_acq, min(t1, t_acq + mm.svc.cost('vma_modify'))
-    after = _vma_state(mm)
-    changed = before.items() - after.items()         # removed, or extent, flags or offset changed
-    made = after.keys() - before.keys()              # made by this writer (a split piece, a new mapping)
-    for vma, _fields in changed:
+    changed, made = vmas_written(before, _vma_state(mm))
+    for vma in changed:
         vma_seqcount(vma).write(w0, w1, cpu)
     for vma in made:
         vma_seqcount(vma).write(w0, w1, cpu)
@@ -139,9 +138,26 @@ def _end_write(mm, token):
 
 
 def _vma_state(mm):
-    """Each VMA's extent, flags and offset, to tell which ones a writer changed."""
+    """The VMAs in address order and each one's (start, end, flags, offset), to tell which ones a
+    writer changed."""
     vmas = list(mm.vmas)
-    return dict(zip(vmas, map(_VMA_FIELDS, vmas)))
+    return vmas, list(map(_VMA_FIELDS, vmas))
+
+
+def vmas_written(before, after):
+    """(VMAs removed or changed, VMAs made) between two _vma_state snapshots. A writer changes a few
+    neighbouring VMAs: the common head and tail of the two lists (the same VMA objects with the same
+    fields) are skipped at C speed, only the part between them is compared VMA by VMA."""
+    bv, bf = before
+    av, af = after
+    n = min(len(bv), len(av))
+    head = next(compress(count(), map(or_, map(is_not, bv, av), map(ne, bf, af))), n)
+    tail = next(compress(count(), map(or_, map(is_not, reversed(bv), reversed(av)),
+                                      map(ne, reversed(bf), reversed(af)))), n)
+    tail = min(tail, n - head)
+    old = dict(zip(bv[head:len(bv) - tail], bf[head:len(bf) - tail]))
+    new = dict(zip(av[head:len(av) - tail], af[head:len(af) - tail]))
+    return [vma for vma, _fields in old.items() - new.items()], new.keys() - old.keys()
 
 
 def note_pmd_change(mm, va, since=None):
