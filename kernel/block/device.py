@@ -12,6 +12,9 @@ from faultlab.kernel.block.request import READ, WRITE, BlockStats, Request
 
 __all__ = ['BlockDevice', 'DiskParams', 'Request', 'BlockStats', 'READ', 'WRITE']
 
+_OPS = (READ, WRITE)
+_NUMBER = (int, float)
+
 
 def _exact(x):
     """A float parameter as an exact decimal fraction (so 0.1 us is exactly 1/10 us)."""
@@ -55,7 +58,10 @@ class BlockDevice:
 
     def submit(self, op, block, nblocks, now, on_complete=None):
         """Queue a request at time `now`; its completion fires from the event queue. Returns the Request."""
-        self._validate(op, block, nblocks, now)
+        if (type(block) is not int or type(nblocks) is not int or type(now) not in _NUMBER or op not in _OPS
+                or block < 0 or nblocks <= 0 or now < 0
+                or (self.capacity_blocks is not None and block + nblocks > self.capacity_blocks)):
+            self._validate(op, block, nblocks, now)      # the request's fault, named (ValueError)
         start = max(now, self._slots[0], self._last_start)
         service = self.service_cycles(op, nblocks)
         complete = start + service
