@@ -8,10 +8,11 @@ simulated time through the vDSO), so the same binary gives both figures. Each ke
   * calibrated: the block model with this host's profile (`--profile FILE`, else measured now by
     faultlab calibrate).
 It prints simulated/native per kernel and per platform, the spread (geometric mean and worst ratio), and
-checks with the calibrated profile: every compute kernel within 25% of native time, and the kernels in
-the same order by time. Kernels whose time is mostly memory latency beyond L1 (chase_llc, chase_dram)
-are shown but not checked: the block model prices loads as L1 hits, and the cache and TLB misses are
-another model's (per page, kernel/mm/llc.py). Exit status 1 when a check fails.
+checks with the calibrated profile: every core kernel (data in L1) within 25% of native time, and the core
+kernels in the same order by time (for every two whose native times differ by more than those 25%). The memory kernels (chase_llc, chase_dram) and the system-call kernel
+are shown but not checked: the block model prices loads as L1 hits (cache and TLB misses are another
+model's, per page: kernel/mm/llc.py), and a system call's time is the kernel cost table's. Exit status 1
+when a check fails.
 """
 import math
 import os
@@ -24,18 +25,26 @@ from faultlab.calibrate import CalibrateError, calibrate
 from faultlab.srctree import userland_build
 
 PROGRAM = 'timing_kernels'
-# kernel: (what it is, checked: its time is the core's, not the memory hierarchy's)
+# kernel: (what it is, kind): 'core' kernels keep their data in L1 and are checked; 'memory' ones are the
+# cache and TLB model's (loads beyond L1), 'kernel' ones the kernel cost table's (system calls): shown, not
+# checked against the block model's goal
 KERNELS = {
-    'intloop': ('integer multiply/shift/xor chains', True),
-    'fp': ('double polynomial (Horner) and dot product', True),
-    'memcpy': ('memcpy of 256 B and 2 KiB blocks in 64 KiB', True),
-    'chase_l1': ('pointer chase, 16 KiB ring (L1)', True),
-    'chase_llc': ('pointer chase, 4 MiB ring (L2/L3)', False),
-    'chase_dram': ('pointer chase, 96 MiB ring (DRAM)', False),
-    'sort': ('qsort of 64 Ki ints, insertion sorts', True),
-    'hash': ('open-addressing hash table, 16 Ki slots', True),
-    'matmul': ('96x96 double matrix multiply', True),
-    'syscall': ('getppid(2) in a loop', True),
+    'intloop': ('integer multiply/shift/xor chains', 'core'),
+    'fp': ('double polynomial (Horner) and dot product', 'core'),
+    'memcpy': ('memcpy of 256 B and 2 KiB blocks in 64 KiB', 'core'),
+    'chase_l1': ('pointer chase, 16 KiB ring (L1)', 'core'),
+    'chase_llc': ('pointer chase, 4 MiB ring (L2/L3)', 'memory'),
+    'chase_dram': ('pointer chase, 96 MiB ring (DRAM)', 'memory'),
+    'sort': ('qsort of 64 Ki ints, insertion sorts', 'core'),
+    'hash': ('open-addressing hash table, 2 Ki slots', 'core'),
+    'matmul': ('40x40 double matrix multiply', 'core'),
+    'syscall': ('getppid(2) in a loop', 'kernel'),
+}
+WHY_NOT_CHECKED = {
+    'memory': 'loads are priced as L1 hits by the block model; LLC and TLB misses come from the per-page cache '
+              'model (kernel/mm/llc.py), not per access',
+    'kernel': 'the time is the system call path of the kernel cost table (syscall_entry, syscall_exit, '
+              'syscall_dispatch: bare-metal figures), not user mode',
 }
 TOLERANCE = 0.25
 NATIVE_REPS = 7
@@ -75,9 +84,11 @@ def simulated(prog, kernel, platform):
     return got[0], got[1], r.stats.get('instructions', 0)
 
 
-def ordered(times):
-    """The kernel names sorted by time."""
-    return [k for k, _ in sorted(times.items(), key=lambda kv: kv[1])]
+def order_differences(native_ns, sim_ns, kernels):
+    """[(a, b)]: a is faster than b natively by more than TOLERANCE, but not simulated (two kernels whose
+    native times are closer than that may swap places within the tolerance each has)."""
+    return [(a, b) for a in kernels for b in kernels
+            if native_ns[a] * (1 + TOLERANCE) < native_ns[b] and not sim_ns[a] < sim_ns[b]]
 
 
 def main(quick=False, profile=None, csv=None, json=None, out=print):
@@ -139,7 +150,8 @@ def _print_table(rows, platforms, out):
                 line += ' %12.3f %6.2f' % (r[name + '_ms'], r[name + '_ratio'])
             else:
                 line += ' %12s %6s' % ('-', '-')
-        out(line + ('' if KERNELS[r['kernel']][1] else '   (memory: not checked)'))
+        kind = KERNELS[r['kernel']][1]
+        out(line + ('' if kind == 'core' else '   (%s: not checked)' % kind))
 
 
 def _spread(native_ns, sim, kernels):
@@ -154,32 +166,31 @@ def _spread(native_ns, sim, kernels):
 
 def _checks(native_ns, sim_ns, platforms, out):
     """Print the spread per platform and the calibrated profile's checks; [failures]."""
-    checked = [k for k in native_ns if KERNELS[k][1]]
+    checked = [k for k in native_ns if KERNELS[k][1] == 'core']
     out('')
     for name, _ in platforms:
         g, w = _spread(native_ns, sim_ns[name], checked)
-        out('%-11s compute kernels: geometric mean of simulated/native %.2f, worst %.2f' % (name, g, w))
+        out('%-11s core kernels: geometric mean of simulated/native %.2f, worst %.2f' % (name, g, w))
     failures = []
     cal = sim_ns['calibrated']
     off = [k for k in checked if k in cal and abs(cal[k] / native_ns[k] - 1) > TOLERANCE]
     ok = not off and all(k in cal for k in checked)
-    out('check (calibrated: every compute kernel within %d%% of native): %s%s'
+    out('check (calibrated: every core kernel within %d%% of native): %s%s'
         % (TOLERANCE * 100, 'ok' if ok else 'FAILED', '' if ok else ' (%s)' % ', '.join(
             '%s %.2fx' % (k, cal[k] / native_ns[k]) for k in off)))
     if not ok:
         failures.append('kernels off by more than %d%%' % (TOLERANCE * 100))
-    common = [k for k in checked if k in cal]
-    nat_order = ordered({k: native_ns[k] for k in common})
-    sim_order = ordered({k: cal[k] for k in common})
-    same = nat_order == sim_order
-    out('check (calibrated: compute kernels in the same order by time): %s' % ('ok' if same else 'FAILED'))
-    if not same:
-        out('  native:    ' + ' < '.join(nat_order))
-        out('  simulated: ' + ' < '.join(sim_order))
+    swapped = order_differences(native_ns, cal, [k for k in checked if k in cal])
+    out('check (calibrated: core kernels in the same order by time, for every two whose native times differ by '
+        'more than %d%%): %s' % (TOLERANCE * 100, 'ok' if not swapped else 'FAILED'))
+    for a, b in swapped:
+        out('  %s is faster than %s natively (%.3f < %.3f ms), not simulated (%.3f >= %.3f ms)'
+            % (a, b, native_ns[a] / 1e6, native_ns[b] / 1e6, cal[a] / 1e6, cal[b] / 1e6))
+    if swapped:
         failures.append('order of kernels by time differs')
-    mem = [k for k in native_ns if not KERNELS[k][1] and k in cal]
-    if mem:
-        out('memory kernels (%s): simulated/native %s with the calibrated profile; loads are priced as L1 hits '
-            'here, and LLC/TLB misses come from the per-page cache model (kernel/mm/llc.py), not per access'
-            % (', '.join(mem), ', '.join('%.2f' % (cal[k] / native_ns[k]) for k in mem)))
+    for kind, why in WHY_NOT_CHECKED.items():
+        ks = [k for k in native_ns if KERNELS[k][1] == kind and k in cal]
+        if ks:
+            out('%s kernels (%s): simulated/native %s with the calibrated profile, not checked: %s'
+                % (kind, ', '.join(ks), ', '.join('%.2f' % (cal[k] / native_ns[k]) for k in ks), why))
     return failures

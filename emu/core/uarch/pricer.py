@@ -1,21 +1,23 @@
 """Block pricing with a model of an out-of-order core (after uiCA and llvm-mca's scheduling models).
 
-A translated block is priced once, as its cost in steady state when executed again and again (as uiCA
-predicts a basic block's throughput): the largest of
+A translated block is priced once. A loop body (a block that ends in a branch back to its own start) is
+priced as its cost per iteration in steady state (as uiCA predicts a loop's throughput): the largest of
   * the front end: fused-domain uops over the issue width (cmp/test/add/sub/and/inc/dec macro-fuse with
     a following conditional branch; a load-op micro-fuses),
   * the execution ports: each uop may go to a set of ports; the bound is the largest, over every union U
     of the port sets the block uses, of the busy cycles of the uops that must go to U divided by |U|
     (a divider is busy for its reciprocal throughput),
-  * the dependency chains carried from one execution to the next: a latency-only schedule of the block
+  * the dependency chains carried from one iteration to the next: a latency-only schedule of the block
     repeated (registers, flags and memory locations written by a store and read by a later load through
     store-to-load forwarding), its growth per repetition,
-  * taken branches: a block that jumps back to its own start (a loop body) or ends in jmp/call/ret
-    redirects the fetch at most `taken_branches_per_cycle` times per cycle.
+  * taken branches: at most `taken_branches_per_cycle` per cycle.
+Any other block: the same front-end and port bounds, and a list schedule of one execution (its inputs
+ready when it starts, unlimited ports) in place of the carried chains: the latency of its longest
+dependency chain, which the next block cannot hide when it depends on it; a block that ends in jmp, call
+or ret also redirects the fetch once.
 Loads are L1 hits (the last-level cache and TLB misses are charged elsewhere, per page). Serializing
 instructions add a fixed cost per execution, a rep-string instruction its start-up (its elements run as
-blocks of their own, see block_cycles). No branch prediction: a branch
-costs nothing beyond its uop.
+blocks of their own, see block_cycles). No branch prediction: a branch costs nothing beyond its uop.
 """
 from itertools import combinations
 
@@ -115,11 +117,12 @@ def block_cycles(model, insns, start):
         prev = d
     issue = sum(slots) / model.width
     port = _port_bound(uops)
-    chain = _carried_chain(model, insns)
     last_a, last = insns[-1]
+    loop = last.branch and last.target is not None and last_a + last.target == start
+    chain = _carried_chain(model, insns) if loop else _critical_path(model, insns)
     taken = 0.0
     if last.branch and (last.target is None and not last.jcc or last.target is not None and
-                        (last_a + last.target == start or not last.jcc)):
+                        (loop or not last.jcc)):
         taken = model.taken
     return max(issue, port, chain, taken) + fixed, slots
 
@@ -145,14 +148,28 @@ def _port_bound(uops):
     return best
 
 
+def _critical_path(model, insns):
+    """The latency-only list schedule of one execution (inputs ready at its start): when its last result
+    is ready."""
+    return _latency_schedule(model, insns, 1)[-1]
+
+
 def _carried_chain(model, insns):
     """Growth per execution of the latency-only schedule of the block run _REPEAT times in a row."""
+    ends = _latency_schedule(model, insns, _REPEAT)
+    half = _REPEAT // 2
+    return max(0.0, (ends[-1] - ends[half - 1]) / (_REPEAT - half))
+
+
+def _latency_schedule(model, insns, repeat):
+    """[when the last result of repetition i is ready] of the block run `repeat` times in a row, with
+    unlimited ports: each instruction starts when its inputs are ready."""
     classes = model.classes
     ready = {}
     memory = {}             # (base, index, scale, disp) -> when a load may take the stored value
     ends = []
     load_lat, sf_lat = model.load_lat, model.sf_lat
-    for _ in range(_REPEAT):
+    for _ in range(repeat):
         end = 0.0
         for a, d in insns:
             lat = classes[d.cls][1]
@@ -184,8 +201,7 @@ def _carried_chain(model, insns):
             if done > end:
                 end = done
         ends.append(end)
-    half = _REPEAT // 2
-    return max(0.0, (ends[-1] - ends[half - 1]) / (_REPEAT - half))
+    return ends
 
 
 def spread(total, slots):
