@@ -172,10 +172,14 @@ def describe(profile):
 
 def calibrate(output, quick=False, out=print):
     """Measure this host, write its profile to `output`; the profile."""
-    ns = measure(runs=1 if quick else 2, iterations=10000 if quick else None)
-    prof = build_profile(ns, cpu_vendor(), cpu_model())
     tmp = output + '.tmp'
-    with open(tmp, 'w') as f:
+    with open(tmp, 'w') as f:           # (before measuring: a path that cannot be written fails at once)
+        try:
+            ns = measure(runs=1 if quick else 2, iterations=10000 if quick else None)
+            prof = build_profile(ns, cpu_vendor(), cpu_model())
+        except BaseException:
+            os.unlink(tmp)
+            raise
         json.dump(prof, f, indent=1, sort_keys=True)
         f.write('\n')
     os.replace(tmp, output)
