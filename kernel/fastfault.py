@@ -1,8 +1,9 @@
 """When the CPU may resolve anonymous write faults natively, and the kernel's bookkeeping for those it did.
 
 After the kernel handled a write fault with do_anonymous_page it arms the CPU's native fault hook
-(emu/core/fastfault.py) for the rest of that VMA, if nothing could tell the difference: one task on one
-CPU, no pending timed event, no debugger, tracer, per-fault invariant check or profiler, an anonymous private
+(emu/core/fastfault.py) for the rest of that VMA, if nothing could tell the difference: one live task (on
+any number of CPUs: the scheduler lets a lone task run freely, and its faults are billed to the CPU it
+runs on either way), no pending timed event, no debugger, tracer, per-fault invariant check or profiler, an anonymous private
 writable VMA of the plain kind, and enough free memory that none of the next faults would reclaim.
 It hands the hook a pool of frames taken from the allocator in alloc_page order. At the next trap the
 CPU disarms the hook and calls `fast_faults_done`, which bills and records the faults as the Python
@@ -41,7 +42,7 @@ class FastFaults:
         k = self.k
         chk = k.vm_checker          # --check verifies at traps (after the batch is accounted); not 'full'
         return (k.tracer is not None or k.debugger is not None or (chk is not None and chk.full) or
-                k.events.pending or len(k.sched.rqs) != 1 or k.nr_live_tasks() != 1 or k.cpu.profiling)
+                k.events.pending or k.nr_live_tasks() != 1 or k.cpu.profiling)
 
     def arm_after_fault(self, task, vma):
         """A write fault was just resolved by do_anonymous_page in vma: arm the CPU for the VMA."""

@@ -39,6 +39,20 @@ def test_same_results_with_and_without_the_native_hook(userland, prog, args):
     assert _observable(on) == _observable(off)
 
 
+@pytest.mark.parametrize('prog,args,cpus', [('pagetouch', ['8'], 4), ('forktest', [], 2), ('ebizzy', ['4', '1', '8', '0'], 2)],
+                         ids=lambda v: v if isinstance(v, str) else ' '.join(v) if isinstance(v, list) else '%d cpus' % v)
+def test_same_results_on_several_cpus(userland, prog, args, cpus):
+    """A lone task on a machine of several CPUs gets the hook; threads and forked children stop it."""
+    path = os.path.join(userland, prog)
+    off = run_guest(path, args, native_faults=False, ram=128 << 20, cpus=cpus)
+    on = run_guest(path, args, native_faults=True, ram=128 << 20, cpus=cpus)
+    assert _observable(on) == _observable(off)
+    rqs = [(rq.minor_faults, rq.major_faults, rq.clock()) for rq in on.machine.kernel.sched.totals()]
+    assert rqs == [(rq.minor_faults, rq.major_faults, rq.clock()) for rq in off.machine.kernel.sched.totals()]
+    if prog == 'pagetouch':
+        assert on.machine.kernel.fastfaults.handled > 0.9 * 2048
+
+
 def test_the_hook_takes_sequential_write_faults(userland):
     g = run_guest(os.path.join(userland, 'pagetouch'), ['8'])
     ff = g.machine.kernel.fastfaults
