@@ -1,10 +1,11 @@
 """`faultlab calibrate`: a core profile of the machine in front of the user, from native microbenchmarks.
 
 userland/timing_calibrate (built by `make -C userland`, or compiled here with gcc when it is not) runs
-dependency chains and independent streams of instruction classes and prints nanoseconds per
-instruction, the best of 25 runs. The clock is the add chain (one cycle per dependent add on every x86-64
-core); every other figure is turned into cycles with it: latencies from the chains, port counts from the
-independent streams (instructions per cycle, rounded). What is not measured (shuffles, vector integer,
+dependency chains and independent streams of instruction classes in the CPU time of its thread and
+prints, per instruction, the best time in ns and the median of its times over those of an add chain run
+just before and after it (one cycle per dependent add on every x86-64 core: the ratio is in cycles, and
+holds when the clock changes). The clock is the add chain's best time. Latencies come from the chains,
+port counts from the independent streams (instructions per cycle, rounded). What is not measured (shuffles, vector integer,
 conversions, the dividers' occupancy) comes from the profile of the same vendor (zen3 for AMD, skylake
 for Intel, generic otherwise), and the file says which. `--platform FILE` loads the result.
 """
@@ -71,7 +72,8 @@ def program_path(workdir):
 
 
 def measure(runs=2, iterations=None):
-    """{test: ns per instruction}: the best of `runs` runs of the microbenchmark program."""
+    """{test: (ns, cycles) per instruction}: the best of `runs` runs of the microbenchmark program (cycles:
+    its time over the add chain's measured around it, or -1 when the clock was never steady)."""
     with tempfile.TemporaryDirectory(prefix='faultlab-calibrate-') as tmp:
         prog = program_path(tmp)
         best = {}
@@ -84,13 +86,15 @@ def measure(runs=2, iterations=None):
             if p.returncode:
                 raise CalibrateError('%s exited with status %d' % (prog, p.returncode))
             for line in p.stdout.splitlines():
-                name, _, value = line.partition(' ')
+                f = line.split()
                 try:
-                    v = float(value)
-                except ValueError:
+                    ns, cyc = float(f[1]), float(f[2])
+                except (ValueError, IndexError):
                     continue
-                best[name] = min(best.get(name, v), v)
-    missing = [k for k in MEASURED if not best.get(k, 0) > 0]
+                old = best.get(f[0])
+                best[f[0]] = (min(old[0], ns) if old else ns,
+                              cyc if old is None or old[1] <= 0 else (old[1] if cyc <= 0 else min(old[1], cyc)))
+    missing = [k for k in MEASURED if not (k in best and best[k][0] > 0)]
     if missing:
         raise CalibrateError('%s printed no figure for %s' % (PROGRAM, ', '.join(missing)))
     return best
@@ -105,10 +109,11 @@ def build_profile(ns, vendor='', model=''):
     """The profile of the measured core: a base profile of its vendor with the measured figures."""
     base_name = {'AuthenticAMD': 'zen3', 'GenuineIntel': 'skylake'}.get(vendor, 'generic')
     base = PROFILES[base_name]
-    ghz = 1.0 / ns['add_lat']
+    ghz = 1.0 / ns['add_lat'][0]
 
     def cyc(k):
-        return ns[k] * ghz
+        t, c = ns[k]
+        return c if c > 0 else t * ghz
 
     def per_cycle(k):
         return max(1, int(1.0 / cyc(k) + 0.5))
@@ -141,14 +146,15 @@ def build_profile(ns, vendor='', model=''):
         'freq_hz': int(ghz * 1e9), 'issue_width': max(per_cycle('nop_tput'), alus),
         'ports': ports, 'latency': latency,
         'throughput': {'fp_div': r2(max(1.0, cyc('fp_div_tput') * len(ports['fp_div'])))},
-        'measured_ns': {k: ns[k] for k in MEASURED},
+        'measured': {k: {'ns': ns[k][0], 'cycles': ns[k][1]} for k in MEASURED},
         'sources': {
-            'freq_hz': where + ': 1 / (ns per dependent add)',
+            'freq_hz': where + ': 1 / (ns per dependent add, the best run)',
             'issue_width': where + ': nops per cycle (at least the ALU count)',
             'ports': where + ': independent adds, loads, imuls, addsd, mulsd per cycle give the ALU, load, '
                      'multiplier and FP add/mul port counts; the other groups as in the %s profile' % base_name,
-            'latency': where + ': dependency chains (div: less the add that keeps the dividend large; '
-                       'store_forward: a store and the load of the same address)',
+            'latency': where + ': dependency chains, each timed against the add chain run just before and '
+                       'after it (div: less the add that keeps the dividend large; store_forward: a store and '
+                       'the load of the same address)',
             'throughput': where + ': independent divsd; the integer dividers as in the %s profile' % base_name,
         },
     }

@@ -152,6 +152,9 @@ def test_build_profile_turns_ns_into_cycles():
           'div64_lat': 0.25 * 15, 'div32_lat': 0.25 * 11, 'load_lat': 1.0, 'load_tput': 0.125,
           'store_forward': 1.25, 'fp_add_lat': 0.75, 'fp_add_tput': 0.125, 'fp_mul_lat': 0.75,
           'fp_mul_tput': 0.125, 'fp_fma_lat': 1.0, 'fp_div_lat': 3.25, 'fp_div_tput': 1.0, 'fp_sqrt_lat': 5.0}
+    # (ns, cycles): cycles -1 (no steady clock around the run) falls back to ns at the add chain's clock
+    ns = {k: (v, -1.0) for k, v in ns.items()}
+    ns['imul_lat'] = (5.0, 3.0)         # a run slowed by something else: its ratio to the add chain counts
     p = build_profile(ns, 'AuthenticAMD', 'test CPU')
     check_profile(p, 'built')
     assert p['freq_hz'] == 4_000_000_000 and p['base'] == 'zen3' and p['issue_width'] == 6
