@@ -20,10 +20,10 @@ counts where there are several.
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from faultlab.bench.spf import EBIZZY_CHUNK, EBIZZY_THREADS_PER_CPU
-from faultlab.kernel.block.store import DiskStore
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.machine import Machine
 from faultlab.srctree import userland_build
@@ -128,18 +128,19 @@ def _swaptouch(ram_mib, mib, swap_mib):
 
 
 def host_io_us_per_pair(n=4096):
-    """Host CPU microseconds to write a page to a fresh block of a sparse temporary file and read it back
-    (the disk's host file I/O alone, one page at a time)."""
-    store = DiskStore()
-    region = store.region(1 << 24, n)
+    """Host CPU microseconds to write a page to a fresh block of a sparse temporary file and read it back,
+    with the system calls the disk's host file uses (kernel/block/store.py: pwrite, preadv), one page at a
+    time, 64 GiB into the file (where the swap area starts)."""
     page = bytearray(b'\x5a') * PAGE
-    t = time.process_time()
-    for b in range(n):
-        region[b] = page
-    for b in range(n):
-        region.read_into(b, page)
-    t = time.process_time() - t
-    store.close()
+    base = 1 << 36
+    with tempfile.TemporaryFile(prefix='faultlab-io-') as f:
+        fd = f.fileno()
+        t = time.process_time()
+        for b in range(n):
+            os.pwrite(fd, page, base + b * PAGE)
+        for b in range(n):
+            os.preadv(fd, [page], base + b * PAGE)
+        t = time.process_time() - t
     return t / n * 1e6
 
 
