@@ -68,14 +68,17 @@ class TmpFs(SuperBlock):
     symlink_class = Symlink
 
     def __init__(self, clock=None, readonly=False, dev=None, mode=0o1777, uid=0, gid=0, max_pages=None,
-                 max_inodes=None):
+                 max_inodes=None, internal=False):
         """A tmpfs whose root has the given mode (default drwxrwxrwt like /tmp), holding at most
         max_pages pages (size=; Linux's default is half of RAM; None: no limit) and max_inodes inodes
-        (nr_inodes=; None: no limit). The limits given here are the defaults show_options leaves out."""
+        (nr_inodes=; None: no limit). The limits given here are the defaults show_options leaves out.
+        internal: the kernel's own mount behind memfd and shared memory (shm_mnt)."""
         super().__init__(clock, readonly, dev)
         self.max_pages = self.default_pages = max_pages
         self.max_inodes = self.default_inodes = max_inodes
         self.used_pages = 0
+        self.huge = 'never'          # huge= (never, always, within_size, advise): THP for its files
+        self.internal = internal     # shm_mnt (memfd, shared anonymous, SysV shm): shmem_enabled decides
         self.mode, self.uid, self.gid = mode, uid, gid
         self.root = self.new_dir(S_IFDIR | mode, uid, gid, None)
 
@@ -98,6 +101,8 @@ class TmpFs(SuperBlock):
             out += ',uid=%d' % self.uid
         if self.gid:
             out += ',gid=%d' % self.gid
+        if self.huge != 'never':            # shown unmasked by shmem_enabled, as Linux does
+            out += ',huge=%s' % self.huge
         return out
 
     def dir_size(self, nentries):

@@ -13,6 +13,7 @@ The file's bytes stay in the inode's own store (kernel/fs/tmpfs.py), which the p
 written to before it leaves RAM; the swap slot, its I/O and the frame are what this module models.
 """
 from faultlab.kernel.mm.page_alloc import PG_dirty, PG_locked, PG_swapcache, PG_writeback
+from faultlab.kernel.mm.shmem_huge import split_shmem_folio_for_swap
 from faultlab.kernel.mm.swap import SWAP_BLOCK_BASE
 
 
@@ -92,6 +93,7 @@ class ShmemSwap:
         inode = mapping.inode
         if inode.evicted:
             return None
+        split_shmem_folio_for_swap(self.frames, self.stats, page, reclaim.mms)   # split_huge_page first
         sc = self.swapcache
         offset = sc.area.get_swap_page()
         if offset is None:

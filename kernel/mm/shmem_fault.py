@@ -14,10 +14,13 @@ too: a later write costs no fault, the CPU sets the PTE's dirty bit. Soft-dirty 
 clear_refs) and uffd-wp still want the write fault.
 """
 from faultlab.kernel.mm.llc import charge_page_zero
-from faultlab.kernel.mm.mm_types import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, VM_FAULT_HWPOISON,
-                                         VM_FAULT_MAJOR, VM_FAULT_OOM, VM_FAULT_RETRY, VM_FAULT_SIGBUS)
+from faultlab.kernel.mm.mm_types import (FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_RETRY_NOWAIT, FAULT_FLAG_WRITE,
+                                         VM_FAULT_HWPOISON, VM_FAULT_MAJOR, VM_FAULT_NOPAGE, VM_FAULT_OOM,
+                                         VM_FAULT_RETRY, VM_FAULT_SIGBUS)
 from faultlab.kernel.mm.page_alloc import PG_hwpoison, PG_locked, PG_uptodate
 from faultlab.kernel.mm.shmem import is_shmem_mapping
+from faultlab.kernel.mm.pgtable import PMD_SIZE
+from faultlab.kernel.mm.shmem_huge import do_set_pmd, shmem_allowable_huge, shmem_alloc_huge_folio, shmem_vma_suitable
 from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_WP
 from faultlab.kernel.mm.vma import VM_SHARED, VM_SOFTDIRTY, VM_WRITE
 
@@ -80,6 +83,9 @@ def shmem_get_folio_gfp(mm, vmf, mapping, index):
             ret = VM_FAULT_MAJOR           # count_vm_event(PGMAJFAULT): the page had to be read
             pc.wait_on_page_locked(page)
         return ret, page
+    page = shmem_alloc_huge_folio(mm, vmf, mapping, index)
+    if page is not None:
+        return 0, page                     # a 2 MiB folio (kernel/mm/shmem_huge.py)
     if pc.reserve_backing(mapping, index):
         return VM_FAULT_SIGBUS, None       # shmem_inode_acct_blocks: ENOSPC before allocating
     page = shmem_alloc_and_add_folio(svc, mapping, index)
@@ -96,4 +102,22 @@ def shmem_fault(mm, vmf, mapping):
     ret, page = shmem_get_folio_gfp(mm, vmf, mapping, index)
     if page is not None and page.flags & PG_hwpoison:
         return VM_FAULT_HWPOISON, None
+    vma = vmf.vma
+    write = vmf.flags & FAULT_FLAG_WRITE
+    if page is not None and not (write and not vma.vm_flags & VM_SHARED) and \
+            do_set_pmd(mm, vmf, page, bool(write) or vma_maps_writable_on_read(vma)):
+        vmf.handler = 'shmem_fault(pmd)'   # finish_fault -> do_set_pmd: the whole folio, one fault
+        return ret | VM_FAULT_NOPAGE, None
     return ret, page
+
+
+def shmem_thp_eligible(mm, vma):
+    """smaps' THPeligible for a shmem VMA (__thp_vma_allowable_orders, TVA_SMAPS | TVA_ENFORCE_SYSFS):
+    the aligned 2 MiB ending at the VMA's end fits it at the file's alignment and
+    shmem_allowable_huge_orders allows the PMD size at vm_pgoff."""
+    f = vma.vm_file
+    if f is None or getattr(f, 'mapping', None) is None or not is_shmem_mapping(f.mapping):
+        return False
+    if not shmem_vma_suitable(vma, vma.vm_end - PMD_SIZE):
+        return False
+    return shmem_allowable_huge(mm, vma, f.inode, vma.vm_pgoff)

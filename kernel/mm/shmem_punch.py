@@ -11,6 +11,7 @@ from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
 from faultlab.kernel.mm.memory import fold_pte_dirty, zap_pte_range
 from faultlab.kernel.mm.page_alloc import PG_anon
 from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, pte_pfn
+from faultlab.kernel.mm.shmem_huge import HPAGE_PMD_NR, folio_head_of, split_folio_pmds, split_shmem_folio
 from faultlab.kernel.mm.vma import VM_HUGETLB, VM_SHARED
 
 
@@ -44,6 +45,12 @@ def shmem_truncate_range(svc, inode, start, end):
     pc = svc.pagecache
     mapping = pc.mapping_of(inode)
     first, last = -(-start // PAGE_SIZE), end // PAGE_SIZE
+    for index in (first, last):               # truncate_inode_partial_folio: a huge folio cut in two is split
+        page = mapping.pages.get(index - (index == last))
+        head = folio_head_of(svc.frames, page) if page is not None else None
+        if head is not None and not (first <= head.index and head.index + HPAGE_PMD_NR <= last):
+            split_folio_pmds(svc.frames, head, svc.reclaim.mms)
+            split_shmem_folio(svc.frames, svc.stats, head)
     for idx in [i for i in mapping.pages if first <= i < last]:
         page = mapping.pages[idx]
         if page.mapcount == 0:

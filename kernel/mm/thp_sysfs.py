@@ -7,7 +7,9 @@ publishes its counters (pages_collapsed, full_scans) and the stores that wake it
 read to learn the huge page size (the mm selftests' read_pmd_pagesize). hugepages-<size>kB/ holds each
 size's knobs (multi-size THP, Documentation/admin-guide/mm/transhuge.rst): 'enabled' for 16 kB .. 2048 kB,
 read by the fault path (alloc_anon_folio, do_huge_pmd_anonymous_page), 'shmem_enabled' for 8 kB .. 2048 kB
-(kept only), and stats/."""
+(2048 kB read by shared anonymous memory's faults, the smaller sizes kept only), and stats/. The top-level
+shmem_enabled decides for memfd and shared memory and overrides tmpfs mounts' huge= with deny and
+force (kernel/mm/shmem_huge.py)."""
 import errno
 
 from faultlab.kernel.fs.errors import FsError
@@ -47,6 +49,8 @@ def _store_choice(name, values, data):
     if word not in CHOICES[name][0]:
         raise FsError(errno.EINVAL)
     values[name] = word
+    if name == 'shmem_enabled' and word not in ('deny', 'force'):
+        values['shm_mnt_huge'] = word             # shmem_enabled_store: shm_mnt follows, but for deny/force
 
 
 def _store_number(name, values, data):
@@ -121,6 +125,7 @@ def thp_sysfs_init(k):
     k.mmsvc.thp = k.frames.thp_state = ThpState(values)     # what the fault path (and kpageflags) reads
     reg = k.vfs.register_synth
     reg(THP + 'hpage_pmd_size', lambda: '%d\n' % HPAGE_SIZE, None, 0o444)
+    values['shm_mnt_huge'] = 'never'          # SHMEM_SB(shm_mnt)->huge: shmem_huge at boot
     for name in CHOICES:
         reg(THP + name, lambda n=name: _show_choice(n, values),
             lambda d, n=name: _store_choice(n, values, d), 0o644)
