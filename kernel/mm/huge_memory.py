@@ -51,6 +51,7 @@ class ThpState:
         self.folios = {}             # head pfn -> entire mapcount (PMD mappings)
         self.huge_zero_pfn = None    # the huge zero folio's first frame, once allocated
         self.mthp_stats = {}         # (order, name) -> count: hugepages-<size>kB/stats (count_mthp_stat)
+        self.file_pmd = {}           # head pfn -> entire mapcount of shmem folios (kernel/mm/shmem_huge.py)
 
 
 def count_mthp_stat(st, order, name):
@@ -364,6 +365,14 @@ def folio_put_pmd(svc, pfn):
     """One PMD mapping of the folio is gone: drop it from the entire mapcount; the last one splits the
     folio and frees what nothing else maps."""
     st = thp_state(svc)
+    if pfn in st.file_pmd:               # a shmem folio: the PMD's mapping of each page goes, the cache keeps it
+        st.file_pmd[pfn] -= 1
+        if not st.file_pmd[pfn]:
+            del st.file_pmd[pfn]
+        for p in svc.frames.pages[pfn:pfn + HPAGE_PMD_NR]:
+            p.mapcount -= 1
+            svc.frames.put_page(p)
+        return
     st.folios[pfn] -= 1
     if not st.folios[pfn]:
         free_folio(svc, pfn)
@@ -552,8 +561,12 @@ def zap_huge_pmd(mm, haddr, slot, e):
     svc.frames.phys.write64(slot, 0)
     _withdraw_free(mm, haddr >> PMD_SHIFT)
     if not is_huge_zero_pmd(svc, e):
-        mm.rss_add(anon=-HPAGE_PMD_NR)
-        folio_put_pmd(svc, (e & PMD_PFN_MASK) >> 12)
+        pfn = (e & PMD_PFN_MASK) >> 12
+        if pfn in thp_state(svc).file_pmd:
+            mm.rss_add(file=-HPAGE_PMD_NR)
+        else:
+            mm.rss_add(anon=-HPAGE_PMD_NR)
+        folio_put_pmd(svc, pfn)
 
 
 def zap_huge_pmds(mm, start, end):
@@ -577,6 +590,8 @@ def copy_huge_pmd(dst, src, vma, haddr, slot, e):
     svc = src.svc
     huge_zero = is_huge_zero_pmd(svc, e)
     pfn = (e & PMD_PFN_MASK) >> 12
+    if pfn in thp_state(svc).file_pmd:
+        return True                              # a shmem PMD: the child faults it again (vma_needs_copy)
     if not huge_zero and getattr(src, 'has_pinned', False) and folio_maybe_pinned(svc, pfn):
         __split_huge_pmd(src, haddr)
         return True
@@ -626,7 +641,7 @@ def move_huge_pmd(mm, old_haddr, new_haddr):
     deposit = pgt.thp.pop(old_haddr >> PMD_SHIFT)
     phys.write64(oslot, 0)
     _set_pmd(mm, nslot, new_haddr >> PMD_SHIFT, e, deposit)
-    if not is_huge_zero_pmd(mm.svc, e):
+    if not is_huge_zero_pmd(mm.svc, e) and (e & PMD_PFN_MASK) >> 12 not in thp_state(mm.svc).file_pmd:
         pfn = (e & PMD_PFN_MASK) >> 12
         for i, p in enumerate(mm.svc.frames.pages[pfn:pfn + HPAGE_PMD_NR]):
             p.index = (new_haddr >> 12) + i
@@ -637,7 +652,7 @@ def move_huge_pmd(mm, old_haddr, new_haddr):
 def folio_entire_mapcount(svc, pfn):
     """folio_entire_mapcount: how many PMDs map the folio (0 if it is not a live THP)."""
     st = thp_state(svc)
-    return st.folios.get(pfn, 0) if st is not None else 0
+    return (st.folios.get(pfn, 0) or st.file_pmd.get(pfn, 0)) if st is not None else 0
 
 
 def nr_anon_thp_pages(svc):
