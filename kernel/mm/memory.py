@@ -19,6 +19,7 @@ from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.shmem import is_shmem_mapping
 from faultlab.kernel.mm.shmem_fault import shmem_fault, vma_maps_writable_on_read
+from faultlab.kernel.mm.shmem_huge import filemap_map_pmd
 from faultlab.kernel.mm.huge_memory import (PG_large_head, PG_large_tail, alloc_anon_folio, huge_pmd_fault,
                                              move_huge_pmd, thp_maybe, thp_pmds, zap_huge_pmds)
 from faultlab.kernel.mm.userfaultfd_k import (POISON_MARKER, VM_UFFD_FLAGS, VM_UFFD_MINOR, VM_UFFD_WP, WP_MARKER,
@@ -334,7 +335,11 @@ def filemap_map_pages(mm, vmf, start, end):
     f = _file_of(vma)
     mapping = f.mapping
     eof = pc.last_index(mapping)
-    prot = vma_page_prot(vma) & (~0 if vma_maps_writable_on_read(vma) else ~_PAGE_RW)
+    writable = vma_maps_writable_on_read(vma)
+    if is_shmem_mapping(mapping) and filemap_map_pmd(mm, vmf, mapping, writable):
+        svc.stats['fault_around_pages'] += 1
+        return 1                                       # a shmem huge folio mapped by a PMD
+    prot = vma_page_prot(vma) & (~0 if writable else ~_PAGE_RW)
     phys = svc.frames.phys
     mapped = 0
     for va in range(start, end, PAGE_SIZE):
