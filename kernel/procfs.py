@@ -12,6 +12,8 @@ from faultlab.kernel.mm.hugetlb import register_hugetlb_procfs
 from faultlab.kernel.mm.hugetlb_types import vma_kernel_pagesize
 from faultlab.kernel.mm.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE, nr_anon_thp_pages, thp_vma_eligible
 from faultlab.kernel.mm.shmem import shmem_resident_pages
+from faultlab.kernel.mm.shmem_fault import shmem_thp_eligible
+from faultlab.kernel.mm.shmem_huge import shmem_thp_meminfo, shmem_thp_vmstat
 from faultlab.kernel.mm.vm_sysctl import vm_commit_limit, vm_committed_pages
 from faultlab.kernel.mm.pagemap import MemSizeStats, PSS_SHIFT, clear_refs_write, pagemap_read, smap_gather_stats
 from faultlab.kernel.mm.oom_kill import register_oom_procfs
@@ -108,7 +110,7 @@ def show_smap(k, task, vma):
     mss = smap_gather_stats(task.mm, vma)
     return (show_map_vma(k, task, vma) + _kb('Size', vma.vm_end - vma.vm_start) + _kb('KernelPageSize', vma_kernel_pagesize(vma))
             + _kb('MMUPageSize', vma_kernel_pagesize(vma)) + __show_smap(mss, False)
-            + 'THPeligible:    %8d\n' % thp_vma_eligible(task.mm, vma)
+            + 'THPeligible:    %8d\n' % (thp_vma_eligible(task.mm, vma) or shmem_thp_eligible(task.mm, vma))
             + show_smap_vma_flags(vma))
 
 
@@ -208,6 +210,7 @@ def proc_meminfo(k):
                len(k.lru.inactive) * 4, (k.swap_area.nr_slots - 1) * 4, k.swap_area.nr_free * 4,
                k.pagecache.writeback.nr_dirty * 4, k.pagecache.writeback.nr_writeback * 4)
             + meminfo_commit(k) + 'AnonHugePages:  %8d kB\n' % (nr_anon_thp_pages(k.mmsvc) * 4)
+            + shmem_thp_meminfo(k.mmsvc, k.pagecache)
             + (k.mmsvc.hstate.meminfo() if getattr(k.mmsvc, 'hstate', None) else ''))
 
 
@@ -237,6 +240,7 @@ def proc_vmstat(k):
     vals['nr_free_pages'] = k.frames.nr_free
     vals['nr_anon_transparent_hugepages'] = nr_anon_thp_pages(k.mmsvc) >> 9
     vals['nr_swap_pages'] = k.swap_area.nr_free
+    vals.update(shmem_thp_vmstat(k.mmsvc, k.pagecache))
     vals['nr_dirty'] = k.pagecache.writeback.nr_dirty
     vals['nr_writeback'] = k.pagecache.writeback.nr_writeback
     return ''.join('%s %d\n' % kv for kv in sorted(vals.items()))

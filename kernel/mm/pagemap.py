@@ -378,8 +378,11 @@ def smaps_pmd_account(mss, mm, e, locked):
     head_pfn = (e & PMD_PFN_MASK) >> PAGE_SHIFT
     head = mm.svc.frames.pages[head_pfn]
     size = HPAGE_SIZE
-    mss.anonymous_thp += size
-    mss.anonymous += size
+    if head.flags & PG_anon:
+        mss.anonymous_thp += size
+        mss.anonymous += size
+    else:
+        mss.shmem_thp += size                        # a shmem folio (kernel/mm/shmem_huge.py)
     mss.resident += size
     if e & _PAGE_ACCESSED or head.flags & PG_referenced:
         mss.referenced += size
