@@ -95,7 +95,7 @@ def split_options(data):
 
 
 def parse_tmpfs(opts, totalram_pages):
-    """shmem_parse_one: {'blocks', 'inodes', 'mode', 'uid', 'gid'} for the options seen (EINVAL on an
+    """shmem_parse_one: {'blocks', 'inodes', 'huge', 'mode', 'uid', 'gid'} for the options seen (EINVAL on an
     unknown option or a bad value)."""
     ctx = {}
     for key, value in opts:
@@ -115,6 +115,10 @@ def parse_tmpfs(opts, totalram_pages):
             ctx['inodes'] = _memparse_whole(value)
             if ctx['inodes'] > ((1 << 64) - 1) // 1024:
                 raise FsError(errno.EINVAL)
+        elif key == 'huge':
+            if value not in ('never', 'always', 'within_size', 'advise'):      # shmem_parse_huge
+                raise FsError(errno.EINVAL)
+            ctx['huge'] = value
         else:
             _parse_owner(key, value, ctx, 0o7777)
     return ctx
@@ -129,6 +133,7 @@ def tmpfs_get_tree(ctx, clock, totalram_pages, readonly):
         sb.max_pages = ctx['blocks'] or None
     if 'inodes' in ctx:
         sb.max_inodes = ctx['inodes'] or None
+    sb.huge = ctx.get('huge', 'never')
     return sb
 
 
@@ -146,6 +151,8 @@ def tmpfs_reconfigure(sb, ctx):
         sb.max_pages = blocks or None
     if 'inodes' in ctx:
         sb.max_inodes = inodes or None
+    if 'huge' in ctx:
+        sb.huge = ctx['huge']
 
 
 def parse_hugetlbfs(opts, hstate):

@@ -468,6 +468,6 @@ class Vfs:
         """An unlinked tmpfs file for memfd_create (ihold() it for the new open file)."""
         if self._memfd_sb is None:
             self._memfd_sb = TmpFs(self.root_sb.clock, dev=self.alloc_anon_dev(),
-                                   max_pages=getattr(self, 'tmpfs_pages', None))
+                                   max_pages=getattr(self, 'tmpfs_pages', None), internal=True)
         uid, gid = self._owner(cred)
         return self._memfd_sb.new_anon_file(mode, uid, gid)
