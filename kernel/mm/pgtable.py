@@ -327,6 +327,15 @@ class PageTables:
             for key in sorted(k for k in self.thp if lo <= k <= hi):
                 self.split_hook(key << PMD_SHIFT)
         ptes = self.ptes
+        if start < end and start >> PMD_SHIFT == (end - 1) >> PMD_SHIFT:
+            # inside one 2 MiB range (an munmap of a few pages): its PTE table, if any, from the table
+            # cache instead of a walk from the top
+            slot0 = self.pte_slot(start, create=False)
+            if slot0 is None:
+                return []
+            i0 = slot0 >> 3
+            return [(start + (i << PAGE_SHIFT), slot0 + i * 8, pte)
+                    for i, pte in enumerate(ptes[i0:i0 + ((end - start) >> PAGE_SHIFT)].tolist()) if pte]
         out = []
         for base in self.pte_tables(start & ~(PMD_SIZE - 1), end):
             va0 = max(start, base)
