@@ -133,3 +133,49 @@ def test_bad_disk_image_paths_are_one_line_errors(userland, tmp_path, kind):
             assert f.read() == before                 # refused, not overwritten
     with pytest.raises(DiskImageError):
         DiskStore(path)
+
+
+def test_a_saved_tree_comes_back_with_links_times_holes_and_free_space(tmp_path):
+    """save_disk_image then a new machine on the image: hard links are one inode (nlink 2), a symbolic
+    link keeps its target, a fallocated range reads as zeros without data, a deleted file's blocks are
+    free again, and the block and inode counts (statfs) are those of the first machine."""
+    from faultlab.kernel.kernel import KernelConfig
+    from faultlab.machine import Machine
+    img = str(tmp_path / 'disk.img')
+
+    def machine():
+        return Machine(ram=16 << 20, config=KernelConfig(stdout=lambda b: None, disk_image=img, swap_bytes=1 << 20))
+    k = machine().kernel
+    vfs = k.vfs
+    vfs.mkdir('/home/d', 0o750)
+    f = vfs.create('/home/d/f', 0o600)
+    for i in range(3):
+        f.write_page(i, bytes([i + 1]) * PAGE)
+    f.set_size(3 * PAGE - 100)
+    f.allocate(8 * PAGE, 4 * PAGE)
+    vfs.link('/home/d/f', '/root/hard')
+    vfs.symlink('d/f', '/home/sym')
+    gone = vfs.create('/home/gone')
+    gone.write_page(0, b'x' * PAGE)
+    gone.set_size(PAGE)
+    vfs.unlink('/home/gone')
+    st0 = vfs.root_sb.statfs()
+    times = (f.mtime, f.ctime, f.btime)
+    k.save_disk_image()
+
+    k2 = machine().kernel
+    v2 = k2.vfs
+    f2 = v2.lookup('/home/d/f')
+    assert f2 is v2.lookup('/root/hard') and f2.nlink == 2 and f2.ino == f.ino
+    assert v2.lookup('/home/sym') is f2 and v2.lookup('/home/sym', follow=False).target == 'd/f'
+    assert f2.size == 12 * PAGE and (f2.mtime, f2.ctime, f2.btime) == times and f2.mode & 0o7777 == 0o600
+    assert [f2.read_page(i)[:1] for i in range(3)] == [b'\x01', b'\x02', b'\x03']
+    assert len(f2.read_page(2)) == PAGE and f2.read_page(9) == bytes(PAGE) and f2.bmap(9) is None
+    assert v2.lookup('/home/d').mode & 0o7777 == 0o750
+    with pytest.raises(Exception):
+        v2.lookup('/home/gone')
+    st1 = v2.root_sb.statfs()
+    assert (st1.f_bfree, st1.f_ffree) == (st0.f_bfree, st0.f_ffree)
+    assert v2.lookup('/etc/hostname').read_page(0) == b'faultlab\n'
+    new = v2.create('/home/new')                      # inode numbers go on from where they were
+    assert new.ino > f.ino
