@@ -62,6 +62,10 @@ DEFAULT_COSTS = {
                    'POPULATE_WRITE - POPULATE_READ = 574 cycles/page at 2 MiB (frames in cache) = page_alloc + '
                    'page_zero (175)'),
     'page_free': (150, 'free an order-0 page to the per-CPU list'),
+    'khugepaged_pte_scan': (4, 'hpage_collapse_scan_pmd / hpage_collapse_scan_file per entry of the 2 MiB range: one '
+                            'load of an entry in a cached table and a few tests; the L1 data cache load-to-use latency '
+                            'is 4-5 cycles (Intel 64 and IA-32 Architectures Optimization Reference Manual, Skylake '
+                            'microarchitecture; 7-cpu.com: 4 cycles on Skylake and Zen 2)'),
     'page_zero': (175, 'clear_page 4 KiB of a frame in the last-level cache (~23 B/cycle). Table of the MADV_POPULATE posting hugetlbfs '
                   '2 MiB: 0.030 ms for one 2 MiB page incl. its fault = 90,000 cycles / 512 = 176 per 4 KiB'),
     'page_zero_dram': (760, 'extra for clear_page of a frame that is not in the last-level cache (kernel/mm/llc.py): '
