@@ -256,6 +256,9 @@ class PageTables:
     def pte_tables(self, start, end):
         """The address of each 2 MiB range in [start, end) that has a PTE table: a walk of the tables
         (absent upper levels skip their whole range), not of the address range."""
+        if start < end and start >> PMD_SHIFT == (end - 1) >> PMD_SHIFT:
+            # one 2 MiB range: the table cache (pte_slot) knows whether it has a PTE table
+            return [start & ~(PMD_SIZE - 1)] if self.pte_slot(start, create=False) is not None else []
         return [va for va, _slot, e in self._pmd_entries(start, end) if e & _PAGE_PRESENT and not e & _PAGE_PSE]
 
     def release_all(self):
