@@ -144,7 +144,7 @@ def get_unmapped_area(mm, addr, length, fixed):
             continue
         if v.vm_end <= hi - length:
             break
-        hi = min(hi, v.vm_start)
+        hi = v.vm_start                 # below hi here: min(hi, vm_start)
     addr = hi - length
     if addr < low:
         return -errno.ENOMEM
