@@ -19,8 +19,6 @@ Loads are L1 hits (the last-level cache and TLB misses are charged elsewhere, pe
 instructions add a fixed cost per execution, a rep-string instruction its start-up (its elements run as
 blocks of their own, see block_cycles). No branch prediction: a branch costs nothing beyond its uop.
 """
-from itertools import combinations
-
 _CLASS_UOPS = {
     # class: [(port group, busy cycles key or 1)], latency key
     'alu': ([('alu', None)], 'alu'),
@@ -130,21 +128,18 @@ def block_cycles(model, insns, start):
 def _port_bound(uops):
     """Cycles the ports need at least: max over unions U of port sets of busy(sets inside U) / |U|."""
     sets = [(s, b) for s, b in uops.items() if b > 1e-9]
+    unions = set()
+    for s, _ in sets:                   # every union of some of the sets (few: the sets nest and overlap)
+        unions |= {s | u for u in unions}
+        unions.add(s)
     best = 0.0
-    if len(sets) > 10:           # a large mix: each set alone, and all together
+    for u in unions:
+        load = 0.0
         for s, b in sets:
-            best = max(best, b / len(s))
-        allp = frozenset().union(*(s for s, _ in sets))
-        return max(best, sum(b for _, b in sets) / len(allp))
-    seen = set()
-    for n in range(1, len(sets) + 1):
-        for combo in combinations(range(len(sets)), n):
-            u = frozenset().union(*(sets[i][0] for i in combo))
-            if u in seen:
-                continue
-            seen.add(u)
-            load = sum(b for s, b in sets if s <= u)
-            best = max(best, load / len(u))
+            if s <= u:
+                load += b
+        if load / len(u) > best:
+            best = load / len(u)
     return best
 
 
