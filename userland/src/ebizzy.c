@@ -8,7 +8,10 @@
  * ebizzy 0.3 itself (the release the series ran) draws its -R sizes with `*state *= 1103515245 + 12345`
  * from a state of 0, so every size it draws is one record: each of its records maps, touches and unmaps
  * a single page. CHUNK = 8 reproduces that; the default 512K gives the sizes ebizzy meant to draw.
- * usage: ebizzy THREADS MILLISECONDS CHUNK [SEARCHES] */
+ * With WINDOW_MS > 0 the rate is a steady-state one (steady.h): windows of WINDOW_MS until the last
+ * three agree within TOL_PCT percent (default 5), MILLISECONDS at most; the records/s line is then
+ * that rate.
+ * usage: ebizzy THREADS MILLISECONDS CHUNK [SEARCHES [WINDOW_MS [TOL_PCT]]] */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +19,19 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "steady.h"
+
 #define PAGE 4096
 
 static int nthreads = 4;
 static long chunk_bytes = 512 << 10;
 static double duration = 0.002;
 static int searches;
+static double window, tol = 0.05;
 static volatile int stop;
 static long records[64];
 static pthread_barrier_t start_barrier;
+static int nthreads_running;
 static int ready;                    /* workers waiting at the barrier */
 
 static double now(void)
@@ -71,6 +78,15 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Every worker's records so far (read while they run). */
+static long total_records(void)
+{
+    long total = 0;
+    for (int i = 0; i < nthreads_running; i++)
+        total += __atomic_load_n(&records[i], __ATOMIC_RELAXED);
+    return total;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -89,8 +105,13 @@ int main(int argc, char **argv)
     }
     if (argc > 4)
         searches = atoi(argv[4]);
-    if (nthreads < 1 || nthreads > 64 || chunk_bytes < 8 || searches < 0)
+    if (argc > 5)
+        window = atoi(argv[5]) / 1000.0;
+    if (argc > 6)
+        tol = atoi(argv[6]) / 100.0;
+    if (nthreads < 1 || nthreads > 64 || chunk_bytes < 8 || searches < 0 || window < 0 || tol <= 0)
         return 2;
+    nthreads_running = nthreads;
     pthread_t th[64];
     pthread_barrier_init(&start_barrier, NULL, nthreads + 1);
     for (long i = 0; i < nthreads; i++)
@@ -103,9 +124,14 @@ int main(int argc, char **argv)
     }
     double t0 = now();
     pthread_barrier_wait(&start_barrier);
-    while (now() - t0 < duration) {
-        struct timespec ts = {0, 100000};        /* check every 100 us */
-        nanosleep(&ts, NULL);
+    static struct steady st;
+    if (window > 0) {
+        steady_measure(&st, total_records, t0, window, duration, tol);
+    } else {
+        while (now() - t0 < duration) {
+            struct timespec ts = {0, 100000};        /* check every 100 us */
+            nanosleep(&ts, NULL);
+        }
     }
     stop = 1;
     double t1 = now();
@@ -115,6 +141,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < nthreads; i++)
         total += records[i];
     printf("threads %d chunk %ld bytes records %ld\n", nthreads, chunk_bytes, total);
-    printf("%ld records/s\n", (long)(total / (t1 - t0)));
+    if (window > 0) {
+        steady_print(&st);
+        printf("%ld records/s\n", (long)st.rate);
+    } else {
+        printf("%ld records/s\n", (long)(total / (t1 - t0)));
+    }
     return 0;
 }
