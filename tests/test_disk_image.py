@@ -135,6 +135,16 @@ def test_bad_disk_image_paths_are_one_line_errors(userland, tmp_path, kind):
         DiskStore(path)
 
 
+def test_a_disk_image_in_use_is_refused(tmp_path):
+    """Two runs on one image at once would mix their blocks: the second is refused while the first has it."""
+    path = str(tmp_path / 'disk.img')
+    first = DiskStore(path)
+    with pytest.raises(DiskImageError, match='in use by another faultlab run'):
+        DiskStore(path)
+    first.close()
+    DiskStore(path).close()
+
+
 def test_a_saved_tree_comes_back_with_links_times_holes_and_free_space(tmp_path):
     """save_disk_image then a new machine on the image: hard links are one inode (nlink 2), a symbolic
     link keeps its target, a fallocated range reads as zeros without data, a deleted file's blocks are

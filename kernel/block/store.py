@@ -13,6 +13,7 @@ A named file is a disk image: block 0 (the filesystem's reserved metadata block)
 and a record of the root filesystem's tree (kernel/fs/diskimage.py) follows the last block in use.
 """
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -45,6 +46,10 @@ class DiskStore:
         except OSError as e:
             raise DiskImageError('%s: %s' % (path, e.strerror)) from None
         try:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise DiskImageError('%s: in use by another faultlab run' % path) from None
             self.saved = self._read_header()
         except DiskImageError:
             os.close(self.fd)
