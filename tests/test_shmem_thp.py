@@ -94,20 +94,27 @@ def test_shmem_enabled_and_huge_option(userland, knob, huge, expect):
     assert t['faults'] == (MB // 2 if expect else MB * 256)
 
 
-@pytest.mark.parametrize('kind, mode', [('memfd', 'read'), ('anon', 'write'), ('memfd', 'write')])
-def test_shmem_thp_faults_and_smaps_match_native(userland, kind, mode):
-    """With shmem_enabled 'always' on both sides: the faults, smaps' ShmemPmdMapped/FilePmdMapped and
-    THPeligible of each step are the host's."""
+@pytest.mark.parametrize('kind, mode, knob', [('memfd', 'read', 'always'), ('anon', 'write', 'always'),
+                                              ('memfd', 'write', 'always'), ('memfd', 'write', 'collapse')])
+def test_shmem_thp_faults_and_smaps_match_native(userland, kind, mode, knob):
+    """With shmem_enabled 'always' on both sides (or 'never', then MADV_COLLAPSE of the 4 KiB pages):
+    the faults, smaps' ShmemPmdMapped/FilePmdMapped and THPeligible of each step are the host's."""
     prog = os.path.join(userland, 'shmthp')
-    r = _guest(userland, [kind, mode, str(MB)], env=['SHMEM_ENABLED=always'])
-    with host_shmem_enabled('always') as ok:
+    env = ['SHMEM_ENABLED=always'] if knob == 'always' else ['COLLAPSE=1']
+    r = _guest(userland, [kind, mode, str(MB)], env=env)
+    with host_shmem_enabled('always' if knob == 'always' else 'never') as ok:
         if not ok:
             pytest.skip('cannot set the host shmem_enabled (not root, or no THP)')
-        code, out, err = run_native(prog, [kind, mode, str(MB)])
+        code, out, err = run_native(prog, [kind, mode, str(MB)], env=[e for e in env if e.startswith('COLLAPSE')])
     assert code == 0, err
     keys = ('faults', 'smaps ShmemPmdMapped', 'FilePmdMapped', 'THPeligible')
-    for line in ('touched', 'after munmap of 1 MiB', 'after MADV_REMOVE of 4 KiB'):
+    lines = ['touched', 'after munmap of 1 MiB', 'after MADV_REMOVE of 4 KiB']
+    if knob == 'collapse':
+        lines.insert(1, 'collapsed')
+    for line in lines:
         native, guest = _fields(out, line), _fields(r.stdout, line)
-        if line == 'touched' and native['smaps ShmemPmdMapped'] < MB * 1024:
+        first_huge = 'touched' if knob == 'always' else 'collapsed'
+        if line == first_huge and native['smaps ShmemPmdMapped'] < MB * 1024:
             pytest.skip('the host found no free 2 MiB blocks (%r)' % native)
         assert {k: guest[k] for k in keys} == {k: native[k] for k in keys}, line
+

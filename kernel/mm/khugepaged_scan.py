@@ -12,7 +12,11 @@ kernel/mm/khugepaged.py). After an allocation failure it sleeps alloc_sleep_mill
 entry, the copy of the pages, the PTE and TLB updates) is billed as kernel cycles of the CPU that runs
 the event. It sleeps (no event) while no mm is listed or THP is off, and when every task sleeps with
 nothing else pending."""
-from faultlab.kernel.mm.huge_memory import HPAGE_PMD_MASK, HPAGE_PMD_NR, thp_state, thp_vma_allowable
+from faultlab.kernel.mm.huge_memory import (HPAGE_PMD_MASK, HPAGE_PMD_NR, HPAGE_PMD_ORDER, thp_size_dir, thp_state,
+                                             thp_vma_allowable)
+from faultlab.kernel.mm.khugepaged_file import (SCAN_PTE_MAPPED_HUGEPAGE, collapse_pte_mapped_thp,
+                                                hpage_collapse_scan_file, shmem_collapse_allowed, shmem_vma)
+from faultlab.kernel.mm.shmem_huge import shmem_vma_suitable
 from faultlab.kernel.mm.khugepaged import (SCAN_ALLOC_HUGE_PAGE_FAIL, SCAN_PMD_MAPPED, SCAN_PMD_NULL,
                                            SCAN_SUCCEED, collapse_huge_page, folio_likely_mapped_shared,
                                            is_refcount_suitable)
@@ -27,8 +31,6 @@ SCAN_EXCEED_SHARED_PTE, SCAN_LACK_REFERENCED_PAGE = 'exceed_shared_pte', 'lack_r
 SCAN_PAGE_NULL, SCAN_PAGE_ANON, SCAN_PAGE_COUNT = 'page_null', 'page_anon', 'page_count'
 SCAN_PTE_UFFD_WP = 'uffd_wp'
 SCAN_FAIL_NONE = 'fail'
-# the loop of hpage_collapse_scan_pmd per PTE (a load and a few tests of an entry of a cached table)
-PTE_SCAN_CYCLES = 4
 
 
 class KhugepagedMmSlot:
@@ -44,9 +46,21 @@ def knob(svc, name):
 
 
 def hugepage_pmd_enabled(svc):
-    """hugepage_pmd_enabled: 'enabled' is always or madvise (khugepaged has something to do)."""
+    """hugepage_pmd_enabled: 'enabled' is always or madvise, or shmem may have huge pages
+    (shmem_hpage_pmd_enabled): khugepaged has something to do."""
     st = thp_state(svc)
-    return st is not None and st.values['enabled'] != 'never'
+    return st is not None and (st.values['enabled'] != 'never' or shmem_hpage_pmd_enabled(st.values))
+
+
+def shmem_hpage_pmd_enabled(values):
+    """shmem_hpage_pmd_enabled: shmem_enabled is not deny, and the PMD size's shmem knob or (inherit)
+    the top-level one is not never."""
+    if values['shmem_enabled'] == 'deny':
+        return False
+    per_size = values.get(thp_size_dir(HPAGE_PMD_ORDER) + '/shmem_enabled', 'inherit')
+    if per_size != 'inherit':
+        return per_size != 'never'
+    return values['shmem_enabled'] != 'never'
 
 
 def hpage_collapse_test_exit_or_disable(mm):
@@ -68,7 +82,7 @@ def hpage_collapse_scan_pmd(mm, vma, haddr):
     max_none, max_swap = knob(svc, 'max_ptes_none'), knob(svc, 'max_ptes_swap')
     max_shared = knob(svc, 'max_ptes_shared')
     present = {va: pte for va, _slot, pte in pgt.present_ptes(haddr, haddr + PMD_SIZE, split=False)}
-    cost = HPAGE_PMD_NR * PTE_SCAN_CYCLES
+    cost = HPAGE_PMD_NR * svc.cost('khugepaged_pte_scan')
     armed = vma.vm_flags & VM_UFFD_FLAGS
     pages = svc.frames.pages
     none_or_zero = unmapped = shared = referenced = 0
@@ -149,7 +163,7 @@ class Khugepaged:
     def enter_vma(self, mm, vma):
         """khugepaged_enter_vma: an mm with a VMA THP may be used in (the sysfs policy enforced)
         enters the list once (__khugepaged_enter, MMF_VM_HUGEPAGE) and wakes khugepaged."""
-        if mm in self.slots or not hugepage_pmd_enabled(self.svc) or not thp_vma_allowable(mm, vma):
+        if mm in self.slots or not hugepage_pmd_enabled(self.svc) or not vma_collapsible(mm, vma):
             return
         if hpage_collapse_test_exit_or_disable(mm):
             return
@@ -243,7 +257,8 @@ class Khugepaged:
         if not hpage_collapse_test_exit_or_disable(mm):
             for vma in list(mm.vmas):
                 svc.charge('vma_lookup')
-                if not thp_vma_allowable(mm, vma):
+                shmem = shmem_vma(vma)
+                if not (shmem_collapse_allowed(mm, vma, False) if shmem else thp_vma_allowable(mm, vma)):
                     progress += 1
                     continue
                 hstart = (vma.vm_start + PMD_SIZE - 1) & HPAGE_PMD_MASK
@@ -254,7 +269,10 @@ class Khugepaged:
                 self.scan_address = max(self.scan_address, hstart)
                 stop = False
                 while self.scan_address < hend:
-                    result, cost = hpage_collapse_scan_pmd(mm, vma, self.scan_address)
+                    if shmem:
+                        result, cost = khugepaged_scan_file(mm, vma, self.scan_address)
+                    else:
+                        result, cost = hpage_collapse_scan_pmd(mm, vma, self.scan_address)
                     svc.charge_cycles(cost)
                     if result == SCAN_SUCCEED:
                         self.pages_collapsed += 1
@@ -277,6 +295,25 @@ class Khugepaged:
                 self.full_scans += 1
             self.collect_dead()
         return progress, result
+
+
+def vma_collapsible(mm, vma):
+    """hugepage_vma_check for khugepaged: anonymous memory THP may use, or a shmem VMA that allows
+    huge pages (the sysfs policy enforced)."""
+    if shmem_vma(vma):
+        return shmem_collapse_allowed(mm, vma, False)
+    return thp_vma_allowable(mm, vma)
+
+
+def khugepaged_scan_file(mm, vma, haddr):
+    """khugepaged's file side: hpage_collapse_scan_file with max_ptes_none, and for a range already
+    held by a huge folio, collapse_pte_mapped_thp."""
+    if not shmem_vma_suitable(vma, haddr):
+        return SCAN_FAIL_NONE, 0
+    result, cost = hpage_collapse_scan_file(mm, vma, haddr, knob(mm.svc, 'max_ptes_none'))
+    if result == SCAN_PTE_MAPPED_HUGEPAGE and collapse_pte_mapped_thp(mm, vma, haddr):
+        result = SCAN_SUCCEED
+    return result, cost
 
 
 def khugepaged_enter_vma(mm, vma):

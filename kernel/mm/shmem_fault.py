@@ -99,6 +99,9 @@ def shmem_fault(mm, vmf, mapping):
     index = vmf.pgoff
     if index >= mm.svc.pagecache.last_index(mapping):
         return VM_FAULT_SIGBUS, None
+    kh = getattr(mm.svc, 'khugepaged', None)
+    if kh is not None and mm not in kh.slots:
+        kh.enter_vma(mm, vmf.vma)          # khugepaged_enter_vma (Linux: at mmap) for a VMA allowing THP
     ret, page = shmem_get_folio_gfp(mm, vmf, mapping, index)
     if page is not None and page.flags & PG_hwpoison:
         return VM_FAULT_HWPOISON, None

@@ -10,7 +10,8 @@
  *   KIND  memfd | anon | tmpfs (a file in DIR, default /dev/shm)
  *   MODE  read | write
  * Environment: SHMEM_ENABLED=VALUE writes /sys/kernel/mm/transparent_hugepage/shmem_enabled first (and
- * puts the old value back at the end); TMPFS_HUGE=VALUE mounts a tmpfs with huge=VALUE on DIR first.
+ * puts the old value back at the end); TMPFS_HUGE=VALUE mounts a tmpfs with huge=VALUE on DIR first;
+ * COLLAPSE=1 asks MADV_COLLAPSE for the whole mapping after the touches.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -167,6 +168,10 @@ int main(int argc, char **argv)
     }
     long f1 = minflt();
     report("touched", p, f1 - f0);
+    if (getenv("COLLAPSE")) {                 /* MADV_COLLAPSE (25): huge pages whatever the knobs say */
+        int rc = madvise(p, len, 25);
+        report(rc ? "collapse failed" : "collapsed", p, minflt() - f1);
+    }
     munmap(p, 1 << 20);                       /* a partial munmap splits the first PMD */
     report("after munmap of 1 MiB", p + (1 << 20), 0);
     if (len >= 2 * HPAGE) {                   /* a hole punched in the second 2 MiB splits its folio */
