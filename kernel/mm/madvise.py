@@ -8,6 +8,7 @@ from faultlab.kernel.mm.hugetlb_types import HPAGE_MASK, HPAGE_SIZE
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.huge_memory import VM_HUGEPAGE, VM_NOHUGEPAGE
 from faultlab.kernel.mm.khugepaged import madvise_collapse
+from faultlab.kernel.mm.khugepaged_file import madvise_collapse_file, shmem_vma
 from faultlab.kernel.mm.khugepaged_scan import khugepaged_enter_vma
 from faultlab.kernel.mm.ksm import ksm_madvise
 from faultlab.kernel.mm.memory import fold_pte_dirty, memory_failure, zap_pte_range
@@ -235,7 +236,7 @@ def do_madvise(mm, start, len_in, behavior):
             if r:
                 return r
         elif behavior == MADV_COLLAPSE:
-            r = madvise_collapse(mm, vma, s, e)            # mm/khugepaged.c
+            r = madvise_collapse_file(mm, vma, s, e) if shmem_vma(vma) else madvise_collapse(mm, vma, s, e)
             if r:
                 return r
         elif behavior in _FLAG_ADVICE:
