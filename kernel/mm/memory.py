@@ -693,11 +693,17 @@ def copy_page_range_move(mm, old_start, new_start, length):
 def fold_pte_dirty(mm, vma):
     """Carry hardware dirty bits of a shared file VMA into its pages (before write-back)."""
     frames = mm.svc.frames
-    for va, slot, pte in mm.pgtables.present_ptes(vma.vm_start, vma.vm_end):
+    for va, slot, pte in mm.pgtables.present_ptes(vma.vm_start, vma.vm_end, split=False):
         if pte & _PAGE_PRESENT and pte & _PAGE_DIRTY:
             page = frames.pages[pte_pfn(pte)]
             if page.mapping is not None:
                 page.flags |= PG_dirty
+    for _va, _slot, e in thp_pmds(mm, vma.vm_start, vma.vm_end):     # a shmem folio's PMD: the whole folio
+        if e & _PAGE_DIRTY:
+            pfn = ((e & PTE_PFN_MASK) >> PAGE_SHIFT) & ~511
+            for page in frames.pages[pfn:pfn + 512]:
+                if page.mapping is not None:
+                    page.flags |= PG_dirty
 
 
 __all__ = ['handle_mm_fault', 'zap_pte_range', 'do_fault_around', 'filemap_map_pages',
