@@ -8,7 +8,8 @@ program's link_map as main-lm, every other one as a <library> whose lmid names i
 the address of that namespace's r_debug (the default namespace only: dlmopen's are not walked).
 """
 import struct
-from xml.sax.saxutils import quoteattr
+
+from faultlab.xmlescape import quoteattr
 
 AT_PHDR, AT_PHNUM = 3, 5
 PT_DYNAMIC, PT_PHDR = 2, 6

@@ -1,6 +1,6 @@
 """The threads as gdb lists them: qXfer:threads:read ("Thread List Format" in the GDB manual: each
 thread's id, the CPU it is on, its name) and the description `info threads` shows in parentheses."""
-from xml.sax.saxutils import escape, quoteattr
+from faultlab.xmlescape import escape, quoteattr
 
 
 def thread_cpu(kernel, t):

@@ -5,7 +5,8 @@ has the same colour in every graph), and a tooltip (<title>) with the name, the 
 Frames narrower than MIN_WIDTH pixels are left out, like flamegraph.pl's --minwidth.
 """
 import hashlib
-from xml.sax.saxutils import escape
+
+from faultlab.xmlescape import escape
 
 WIDTH = 1200                # pixels
 FRAME_H = 16
