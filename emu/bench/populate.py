@@ -3,8 +3,10 @@
 Runs userland/build/populate_bench in-process under faultlab (one fresh Machine per size) and prints
 its results in the layout of the timing table of David Hildenbrand's posting "mm/madvise: introduce
 MADV_POPULATE_(READ|WRITE) to prefault page tables" (v2 resend, patch 2/5 on linux-mm, section V),
-next to the posting's own figures where it has them, with a check that our rows keep the posting's
-order and ratios for the MAP_PRIVATE 4 KiB blocks (ACCEPTANCE below).
+next to the posting's own figures with the ratio, with a check that our rows keep the posting's
+order and ratios for the MAP_PRIVATE 4 KiB blocks (ACCEPTANCE below) and, for the MAP_SHARED blocks
+(measured, as in the posting, on fresh, empty backing), that they keep what the posting's text
+claims of them (SHARED_CLAIMS, section V.2).
 
 The posting measured 2 MiB and 4096 MiB mappings. 4096 MiB is replaced by 64 MiB here (by default; any
 size can be asked for, 256 MiB is the largest that is compared in tests): a 4 GiB mapping would take
@@ -39,7 +41,7 @@ FALLOCATE_METHODS = ('FALLOCATE', 'FALLOCATE+Read', 'FALLOCATE+Write', 'FALLOCAT
                      'FALLOCATE+POPULATE_READ', 'FALLOCATE+POPULATE_WRITE')
 SHARINGS = (('private', 'MAP_PRIVATE'), ('shared', 'MAP_SHARED'))
 
-# The posting's MAP_PRIVATE figures (ms), section V.3; its MAP_SHARED blocks are not in the posting's copy.
+# The posting's MAP_PRIVATE figures (ms), section V.3.
 POSTING_MS = {
     2: {
         'anon4k': (0.119, 0.222, 0.380, 0.060, 0.158),
@@ -59,12 +61,65 @@ POSTING_MS = {
     },
 }
 
+# The posting's MAP_SHARED figures (ms), section V.3, rows in ACCESS_METHODS + FALLOCATE_METHODS order
+# (None: a row the posting has not, FALLOCATE of anonymous memory). Our hugetlbfs backing is anonymous
+# MAP_HUGETLB memory, the posting's "Anon 2 MiB" of this table; its FALLOCATE rows (a hugetlbfs file)
+# have no counterpart here.
+_NF = (None,) * 6
+POSTING_SHARED_MS = {
+    2: {
+        'anon4k': (0.394, 0.348, 0.400, 0.326, 0.273) + _NF,
+        'memfd4k': (0.412, 0.372, 0.419, 0.343, 0.288, 0.137, 0.446, 0.330, 0.454, 0.379, 0.268),
+        'memfd2m': (0.030, 0.030, 0.030, 0.030, 0.030, 0.030, 0.031, 0.031, 0.031, 0.030, 0.030),
+        'tmpfs': (0.416, 0.369, 0.425, 0.346, 0.295, 0.139, 0.447, 0.333, 0.454, 0.380, 0.272),
+        'file': (0.191, 0.511, 0.524, 0.196, 0.434, 0.004, 0.197, 0.554, 0.480, 0.201, 0.381),
+        'hugetlbfs': (0.030, 0.030, 0.030, 0.030, 0.030) + _NF,
+    },
+    4096: {
+        'anon4k': (1053.090, 913.642, 1060.350, 893.691, 782.885) + _NF,
+        'memfd4k': (1078.144, 942.036, 1100.391, 925.829, 804.394, 304.632, 1163.359, 933.186, 1187.304,
+                    1013.660, 794.560),
+        'memfd2m': (358.131, 358.099, 358.250, 357.563, 357.334, 356.735, 358.152, 358.331, 358.018, 357.286,
+                    357.523),
+        'tmpfs': (1087.265, 950.840, 1107.567, 922.605, 810.094, 306.320, 1169.796, 933.730, 1191.610, 1020.474,
+                  798.945),
+        'file': (654.101, 1259.142, 1289.509, 661.642, 1106.816, 1.864, 656.328, 1153.300, 1180.613, 668.347,
+                 996.143),
+        'hugetlbfs': (358.553, 358.419, 357.992, 357.533, 357.808) + _NF,
+    },
+}
+
+# What section V.2 of the posting says of its MAP_SHARED table, as (backings, faster row, slower rows, the
+# sentence). Only the 4 KiB backings: with 2 MiB pages every row is one fault clearing one huge page.
+_FD4K = ('memfd4k', 'tmpfs', 'file')
+_ALL4K = ('anon4k',) + _FD4K
+SHARED_CLAIMS = (
+    (_ALL4K, 'POPULATE_WRITE', ('Write', 'Read/Write'),
+     'POPULATE_WRITE is faster than simple writes and read/writes.'),
+    (_ALL4K, 'POPULATE_READ', ('Read',), 'POPULATE_READ is faster than simple reads.'),
+    (_FD4K, 'FALLOCATE', ('Read', 'Write', 'Read/Write', 'POPULATE_READ', 'POPULATE_WRITE') + FALLOCATE_METHODS[1:],
+     'fallocate() is fastest, however, doesn\'t prefault page tables.'),
+    (('anon4k',), 'POPULATE_WRITE', ('Read', 'Write', 'Read/Write', 'POPULATE_READ'),
+     'Without a fd, the fastest way to allocate backend storage and prefault page tables is POPULATE_WRITE.'),
+    (('memfd4k', 'tmpfs'), 'FALLOCATE+POPULATE_WRITE',
+     ('Write', 'Read/Write', 'POPULATE_WRITE', 'FALLOCATE+Write', 'FALLOCATE+Read/Write'),
+     'The fastest way to allocate backend storage [and] prefault page tables is FALLOCATE+POPULATE_WRITE'),
+    (('file',), 'FALLOCATE+POPULATE_READ',
+     ('Write', 'Read/Write', 'POPULATE_WRITE', 'FALLOCATE+Write', 'FALLOCATE+Read/Write', 'FALLOCATE+POPULATE_WRITE'),
+     '-- except when dealing with actual files; then, FALLOCATE+POPULATE_READ is fastest'),
+)
+
 ACCEPTANCE = """\
 Acceptance (MAP_PRIVATE 4 KiB blocks: Anon 4 KiB, Memfd 4 KiB, tmpfs, file):
   order  POPULATE_READ < Read < Write < Read/Write and POPULATE_WRITE < Write
   ratio  for every pair of rows of a block, (slower / faster as the posting orders them) simulated over
          the posting's must lie within 1 +- 0.25; the 2 MiB run is compared with the posting's 2 MiB block,
-         any larger run with its 4096 MiB block."""
+         any larger run with its 4096 MiB block.
+MAP_SHARED (fresh, empty backing for every repetition): the claims of the posting's section V.2 for the
+  4 KiB blocks (POPULATE_WRITE < Write, Read/Write; POPULATE_READ < Read; FALLOCATE fastest of a file's
+  rows; POPULATE_WRITE fastest without a fd; FALLOCATE+POPULATE_WRITE, for a disk file
+  FALLOCATE+POPULATE_READ, the fastest way to allocate and prefault); the ratios to the posting's figures
+  are printed, not judged."""
 
 ORDER = (('POPULATE_READ', 'Read'), ('Read', 'Write'), ('Write', 'Read/Write'), ('POPULATE_WRITE', 'Write'))
 CHECKED_BACKINGS = ('anon4k', 'memfd4k', 'tmpfs', 'file')
@@ -158,13 +213,43 @@ def posting_block(size):
     return POSTING_BIG_MIB, mib / POSTING_BIG_MIB
 
 
-def posting_ms(size, backing, method):
-    """The posting's figure for this private row, scaled to the run's size; None where it has none."""
+def posting_ms(size, backing, method, sharing='private'):
+    """The posting's figure for this row, scaled to the run's size; None where it has none."""
     mib, scale = posting_block(size)
-    vals = POSTING_MS[mib].get(backing)
-    if vals is None or method not in ACCESS_METHODS:
+    if sharing == 'shared':
+        vals = POSTING_SHARED_MS[mib].get(backing)
+        names = ACCESS_METHODS + FALLOCATE_METHODS
+    else:
+        vals = POSTING_MS[mib].get(backing)
+        names = ACCESS_METHODS
+    if vals is None or method not in names or vals[names.index(method)] is None:
         return None
-    return vals[ACCESS_METHODS.index(method)] * scale
+    return vals[names.index(method)] * scale
+
+
+def check_shared_claims(rows, size='2M'):
+    """The claims of the posting's section V.2 on the MAP_SHARED rows: [(backing, faster, slower rows,
+    sentence, the slower rows ours are not slower than, those the posting's own block of that size has not
+    slower either)] for every claim whose rows were all measured."""
+    out = []
+    for backings, fast, slows, sentence in SHARED_CLAIMS:
+        for b in backings:
+            f = rows.get((b, 'shared', fast))
+            s = [rows.get((b, 'shared', m)) for m in slows]
+            if f is None or any(v is None for v in s):
+                continue
+            bad = [m for m, v in zip(slows, s) if not f < v]
+            pf = posting_ms(size, b, fast, 'shared')
+            posting_bad = [m for m in slows if pf is not None and not pf < posting_ms(size, b, m, 'shared')]
+            out.append((b, fast, slows, sentence, bad, posting_bad))
+    return out
+
+
+def shared_claim_failures(claims):
+    """What of check_shared_claims fails the bench's exit status: a row ours is not slower than, unless the
+    posting's own block does not have it slower either (its 2 MiB file block has Read < POPULATE_READ)."""
+    return ['%s: %s < %s' % (b, fast, ', '.join(m for m in bad if m not in pbad))
+            for b, fast, _s, _t, bad, pbad in claims if set(bad) - set(pbad)]
 
 
 def check_block(rows, size, backing):
@@ -231,7 +316,7 @@ def print_table(run, size):
                     print('%-15s: %-25s: %s' % (name, method, text))
                     continue
                 line = '%-15s: %-25s: %s' % (name, method, _ms(ns))
-                s = posting_ms(size, backing, method) if sharing == 'private' else None
+                s = posting_ms(size, backing, method, sharing)
                 if s is not None:
                     line += '   %s: %s   sim/posting %6.2f' % (posting_label, _ms(s * 1e6), ns / (s * 1e6))
                 print(line)
@@ -257,6 +342,23 @@ def print_checks(run, size):
     return results
 
 
+def print_shared_claims(run, size):
+    """The posting's section V.2 claims on our MAP_SHARED rows; the list of those that fail."""
+    claims = check_shared_claims(run.rows, size)
+    if not claims:
+        return []
+    print('MAP_SHARED, what the posting\'s text (section V.2) claims, against its %d MiB block:'
+          % posting_block(size)[0])
+    for b, fast, slows, sentence, bad, pbad in claims:
+        verdict = 'holds' if not bad else 'does NOT hold (not faster than %s)' % ', '.join(bad)
+        if pbad:
+            verdict += '; in the posting itself not faster than %s either (not counted)' % ', '.join(pbad)
+        print('  %-12s %s < %s: %s' % (dict(BACKINGS)[b], fast, ', '.join(slows), verdict))
+    for sentence in dict.fromkeys(c[3] for c in SHARED_CLAIMS):
+        print('  "%s"' % sentence)
+    return shared_claim_failures(claims)
+
+
 def _size_job(job):
     """run_bench of one (size, reps), for pool_map."""
     size, reps = job
@@ -268,7 +370,7 @@ def records(size, run):
     and the posting's figure scaled to the size where it has one."""
     out = []
     for (backing, sharing, method), ns in run.rows.items():
-        posting = posting_ms(size, backing, method) if sharing == 'private' else None
+        posting = posting_ms(size, backing, method, sharing)
         out.append(dict(size=size, size_mib=size_mib(size), backing=backing, sharing=sharing, method=method,
                         ns=ns, ms=None if ns is None else ns / 1e6, posting_ms=posting,
                         why=run.why.get((backing, sharing, method))))
@@ -316,9 +418,11 @@ def main(size=None, quick=False, csv=None, json=None, plot=None, jobs=1):
     print('The posting measured 2 MiB and 4096 MiB; 4096 MiB is replaced by 64 MiB (or 256 MiB) for speed. Costs')
     print('that depend on the size come from a modeled 32 MiB last-level cache: clearing, copying and first')
     print('touches of memory not in it cost DRAM time. The posting\'s 4096 MiB figures are shown scaled to the')
-    print('size run. Files: tmpfs is /tmp, file is /home (simulated disk); their page cache is warm for the')
-    print('non-FALLOCATE rows (as after the posting\'s first repetition), and FALLOCATE rows start from a punched')
-    print('(empty) file. Huge pages: a pool of 2 x size + 4 pages of 2 MiB (nr_hugepages).')
+    print('size run. Files: tmpfs is /tmp, file is /home (simulated disk). MAP_PRIVATE: their page cache is warm')
+    print('for the non-FALLOCATE rows (as after the posting\'s first repetition), and FALLOCATE rows start from a')
+    print('punched (empty) file. MAP_SHARED: every repetition starts from fresh, empty backing (the file punched')
+    print('out, anonymous memory mapped anew), as the posting measured. Huge pages: a pool of 2 x size + 4 pages')
+    print('of 2 MiB (nr_hugepages).')
     print(ACCEPTANCE)
     reps_of = {sz: 1 if quick else (3 if size_mib(sz) <= 8 else 2) for sz in sizes}
     rows, failed = [], False
@@ -330,6 +434,7 @@ def main(size=None, quick=False, csv=None, json=None, plot=None, jobs=1):
         print_table(run, sz)
         checks = print_checks(run, sz)
         failed |= not quick and any(status_failures(c) for c in checks.values())
+        failed |= not quick and bool(print_shared_claims(run, sz))
         rows += records(sz, run)
     write_rows(rows, csv, json)
     if plot:

@@ -23,11 +23,13 @@
  * (fallocate the whole backing file, mode 0) and FALLOCATE+<one of the others> (fallocate, then
  * that method; both are timed).
  *
- * File state: the FALLOCATE methods start from an empty file (its whole range is punched out
- * before every repetition, so fallocate has all of it to allocate). Every other method runs on a
- * file whose pages are in the page cache: before its first repetition the file is read once
- * through a private mapping (untimed), which is the state a file is in after one repetition of
- * any method. FALLOCATE rows apply to shared mappings of a file only: a private mapping of a
+ * File state: shared mappings start from fresh, empty backing, as in the posting's measurement
+ * ("prefaulting page tables on completely empty mappings/files"): before every repetition of
+ * every method the file's whole range is punched out (no blocks, no cached pages), and anonymous
+ * memory is a new mapping each time. For private mappings the FALLOCATE methods start from an
+ * empty file too, and every other method runs on a file whose pages are in the page cache: before
+ * its first repetition the file is read once through a private mapping (untimed), which is the
+ * state a file is in after one repetition of any method. FALLOCATE rows apply to shared mappings of a file only: a private mapping of a
  * file does not see what fallocate allocated once it has been written to (copy-on-write), and
  * anonymous memory has no file.
  */
@@ -239,7 +241,7 @@ static int warm_file(enum backing b, int fd)
 /* One timed repetition: ns, or -1 with *why set. */
 static long long one_rep(enum backing b, int fd, int shared, const struct method *m, const char **why)
 {
-	if (m->fallocate && empty_file(fd)) {
+	if ((m->fallocate || shared) && fd >= 0 && empty_file(fd)) {
 		*why = "punch-failed";
 		return -1;
 	}
@@ -300,7 +302,7 @@ static void run_block(int shared)
 				na(b, sharing, m->name, why);
 				continue;
 			}
-			if (fd >= 0 && !m->fallocate && !warm) {
+			if (fd >= 0 && !shared && !m->fallocate && !warm) {
 				if (warm_file(b, fd)) {
 					na(b, sharing, m->name, b == MEMFD_HUGE ? "no-hugetlb" : "warm-up-failed");
 					continue;
