@@ -102,7 +102,7 @@ def _run_with_limits(userland, **knobs):
     return m, rows
 
 
-def test_dirty_limits_start_background_writeback_and_throttle(userland):
+def test_dirty_limits_start_background_writeback_and_throttle(userland, guest):
     """With vm.dirty_background_bytes = 256 KiB and vm.dirty_bytes = 512 KiB, dirtying 4 MiB crosses both
     limits: background writeback starts while the pages are being written (they are written back before
     the msync), writers over the hard limit wait for writes to complete, and Dirty never holds more than
@@ -116,5 +116,19 @@ def test_dirty_limits_start_background_writeback_and_throttle(userland):
     assert rows['again']['minflt'] > 0               # cleaned and write-protected by background writeback
     assert rows['after']['minflt'] == PAGES
     # the default limits (20% / 10% of the dirtyable memory, some 100 MiB) never throttle 4 MiB
-    m2, rows2 = _run_with_limits(userland)
-    assert m2.kernel.stats['nr_background_writeback'] == 0 and rows2['again']['minflt'] == 0
+    r2, rows2 = guest
+    assert r2.machine.kernel.stats['nr_background_writeback'] == 0 and rows2['again']['minflt'] == 0
+
+
+@pytest.mark.parametrize('sleep_s, written', [(20, False), (36, True)])
+def test_flusher_writes_back_pages_dirtied_longer_ago_than_dirty_expire(userland, sleep_s, written):
+    """The flusher wakes every vm.dirty_writeback_centisecs (5 s) and writes back what was dirtied more than
+    vm.dirty_expire_centisecs (30 s) ago: after a 20 s sleep the pages are still dirty (msync writes them),
+    after 36 s the flusher has written them (Dirty fell during the sleep, msync has nothing to do), and in
+    both cases the next writes fault again."""
+    r = run_guest(os.path.join(userland, 'shared_write'), ['/home', str(MIB), str(sleep_s)], ram=128 << 20)
+    assert r.exit_code == 0, r.stderr
+    rows, _pages = _phases(r.stdout)
+    assert rows['sleep']['dirty_kb'] == (-PAGES * 4 if written else 0)
+    assert rows['msync']['dirty_kb'] == (0 if written else -PAGES * 4)
+    assert rows['after']['minflt'] == PAGES

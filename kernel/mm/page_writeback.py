@@ -142,9 +142,10 @@ class Writeback:
         return dirty
 
     # ---- writing -----------------------------------------------------------------------------------
-    def write_page(self, page):
-        """Write one dirty page: clear it for I/O, give the file its data, and start a block write
-        with the page under writeback until it completes. False when nothing was written."""
+    def write_page(self, page, at=None):
+        """Write one dirty page: clear it for I/O, give the file its data, and start a block write (at
+        simulated time `at`, default now) with the page under writeback until it completes. False when
+        nothing was written."""
         mapping = page.mapping
         if mapping is None or page.flags & PG_writeback:
             return False
@@ -168,7 +169,8 @@ class Writeback:
         page.flags |= PG_writeback
         self.nr_writeback += 1
         self.pc.charge('io_submit')
-        req = self.pc.blockdev.submit('write', block, 1, self.pc.sched.now(), self._end_writeback(page))
+        req = self.pc.blockdev.submit('write', block, 1, self.pc.sched.now() if at is None else at,
+                                      self._end_writeback(page))
         page.io_done_at = req.complete_time
         self.inflight.append(req.complete_time)
         return True
@@ -186,15 +188,16 @@ class Writeback:
                 self.inflight.remove(t)
         return end_io
 
-    def write_mapping(self, mapping, start=0, end=None):
-        """do_writepages over [start, end] of a mapping (pages in index order); pages started."""
+    def write_mapping(self, mapping, start=0, end=None, at=None):
+        """do_writepages over [start, end] of a mapping (pages in index order, writes issued at `at`,
+        default now); pages started."""
         n = 0
         for index in sorted(mapping.pages):
             if index < start or (end is not None and index > end):
                 continue
             page = mapping.pages[index]
             if page.flags & PG_dirty or page.mapcount:
-                n += self.write_page(page)
+                n += self.write_page(page, at)
         if not any(p.flags & PG_dirty for p in mapping.pages.values()):
             self.dirty_inodes.pop(id(mapping.inode), None)
         return n
@@ -237,7 +240,7 @@ class Writeback:
             if self.nr_dirty > lim.bg_thresh:
                 self.background_writeback(lim)
 
-    def background_writeback(self, lim=None):
+    def background_writeback(self, lim=None, at=None):
         """wb_start_background_writeback, done at once: write back dirty pages, oldest inode first,
         until the dirty pages are at or below the background limit."""
         lim = lim or self.limits()
@@ -248,7 +251,7 @@ class Writeback:
                     return
                 page = mapping.pages[index]
                 if page.flags & PG_dirty:
-                    self.write_page(page)
+                    self.write_page(page, at)
             if not any(p.flags & PG_dirty for p in mapping.pages.values()):
                 self.dirty_inodes.pop(key, None)
 
@@ -256,28 +259,32 @@ class Writeback:
     def _centisecs(self, cs):
         return cs * self.pc.blockdev.freq_hz // 100
 
-    def _arm_timer(self):
-        """wb_wakeup_delayed: the flusher wakes dirty_writeback_centisecs from now (0: never)."""
+    def _arm_timer(self, base=None):
+        """wb_wakeup_delayed: the flusher wakes dirty_writeback_centisecs after `base` (default now; 0:
+        never)."""
         cs = self._knobs().dirty_writeback_centisecs
         if self.timer_armed or not cs:
             return
         self.timer_armed = True
-        self.pc.blockdev.events.schedule(self.pc.sched.now() + self._centisecs(cs), self.wb_workfn)
+        base = self.pc.sched.now() if base is None else base
+        self.pc.blockdev.events.schedule(base + self._centisecs(cs), self.wb_workfn)
 
     def wb_workfn(self, when):
-        """The periodic flusher: write back the inodes dirtied more than dirty_expire_centisecs ago
+        """The periodic flusher at simulated time `when` (its timer's; the event may run later, when the
+        CPU comes back from a sleep: the wake-ups in between then run one after the other, each at its
+        own time): write back the inodes dirtied more than dirty_expire_centisecs ago
         (wb_check_old_data_flush), and down to the background limit; wake again while dirty pages
         remain."""
         self.timer_armed = False
         expire = self._centisecs(self._knobs().dirty_expire_centisecs)
         for key, (mapping, dirtied) in list(self.dirty_inodes.items()):
             if when - dirtied >= expire:
-                self.write_mapping(mapping)
+                self.write_mapping(mapping, at=when)
                 self.dirty_inodes.pop(key, None)
         if self.nr_dirty > self.limits().bg_thresh:
-            self.background_writeback()
+            self.background_writeback(at=when)
         if self.dirty_inodes:
-            self._arm_timer()
+            self._arm_timer(base=when)
 
 
 def do_page_mkwrite(svc, page):

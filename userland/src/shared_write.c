@@ -1,7 +1,7 @@
 /*
  * shared_write: write faults on a shared mapping of a file, dirty pages and writeback.
  *
- *   shared_write DIR [MIB]
+ *   shared_write DIR [MIB [SLEEP]]
  *
  * Creates DIR/shared_write.dat (MIB MiB, default 4) with write(), fsyncs it (clean pages, blocks
  * allocated), maps it MAP_SHARED read/write and populates the page tables for reading
@@ -12,6 +12,8 @@
  *   first   the first writes to clean pages: each takes a write-protect fault (page_mkwrite, the
  *           page becomes dirty)
  *   again   the same writes once more: the pages are dirty and writable, no fault
+ *   sleep   (with SLEEP > 0) the program sleeps SLEEP seconds: the flusher writes back the pages
+ *           dirtied longer ago than vm.dirty_expire_centisecs (30 s), Dirty falls without msync
  *   msync   msync(MS_SYNC) writes the pages back and waits (Dirty falls), no write fault
  *   after   writes after the writeback: the pages were cleaned and write-protected again
  *           (clear_page_dirty_for_io -> page_mkclean), each write faults again
@@ -79,6 +81,10 @@ static void phase(const char *name, volatile char *p, long size, int how, int fd
 	if (how == 1) {
 		if (msync((void *)p, size, MS_SYNC))
 			die("msync");
+	} else if (how > 1) {
+		struct timespec ts = {how - 1, 0};     /* how = seconds + 1 */
+		while (nanosleep(&ts, &ts))
+			;
 	} else {
 		for (long off = 0; off < size; off += PAGE)
 			p[off] = (char)(p[off] + 1);
@@ -92,11 +98,12 @@ static void phase(const char *name, volatile char *p, long size, int how, int fd
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: shared_write DIR [MIB]\n");
+		fprintf(stderr, "usage: shared_write DIR [MIB [SLEEP]]\n");
 		return 2;
 	}
 	long mib = argc > 2 ? atol(argv[2]) : 4;
-	if (mib <= 0) {
+	int sleep_s = argc > 3 ? atoi(argv[3]) : 0;
+	if (mib <= 0 || sleep_s < 0) {
 		fprintf(stderr, "shared_write: bad size\n");
 		return 2;
 	}
@@ -122,6 +129,8 @@ int main(int argc, char **argv)
 	printf("pages %ld\n", size / PAGE);
 	phase("first", p, size, 0, fd);
 	phase("again", p, size, 0, fd);
+	if (sleep_s > 0)
+		phase("sleep", p, size, sleep_s + 1, fd);
 	phase("msync", p, size, 1, fd);
 	phase("after", p, size, 0, fd);
 	long sum = 0;
