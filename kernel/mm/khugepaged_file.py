@@ -7,8 +7,9 @@ max_ptes_none holes (MADV_COLLAPSE: any), none in swap (faultlab does not swap t
 locked or held beyond its mappings and the cache. collapse_file then allocates a 2 MiB folio, unmaps
 the old pages from every address space (try_to_unmap), copies them into it (holes are cleared),
 replaces them in the page cache with the folio's pages (accounting the holes' blocks: ENOSPC fails
-it) and frees them; collapse_pte_mapped_thp maps the new folio with one PMD in the VMA that asked
-(other mappings fault it in again, with a PMD where their VMA allows).
+it) and frees them. The range's mappings fault the folio in again, with a PMD where their VMA allows
+(retract_page_tables); MADV_COLLAPSE maps it with a PMD at once (collapse_pte_mapped_thp), which
+also turns a huge folio mapped by PTEs into a PMD mapping.
 """
 import errno
 
@@ -19,17 +20,18 @@ from faultlab.kernel.mm.khugepaged import (SCAN_ALLOC_HUGE_PAGE_FAIL, SCAN_FAIL,
 from faultlab.kernel.mm.llc import charge_page_copy, charge_page_zero
 from faultlab.kernel.mm.mm_types import VmFault
 from faultlab.kernel.mm.page_alloc import PG_dirty, PG_locked, PG_uptodate
-from faultlab.kernel.mm.pgtable import PMD_SHIFT, PMD_SIZE
+from faultlab.kernel.mm.memory import zap_pte_range
+from faultlab.kernel.mm.pgtable import _PAGE_PRESENT, PAGE_SHIFT, PMD_SHIFT, PMD_SIZE, pte_pfn
 from faultlab.kernel.mm.shmem import is_shmem_mapping
 from faultlab.kernel.mm.shmem_fault import shmem_thp_eligible, vma_maps_writable_on_read
-from faultlab.kernel.mm.shmem_huge import do_set_pmd, shmem_allowable_huge, shmem_vma_suitable
+from faultlab.kernel.mm.shmem_huge import do_set_pmd, folio_head_of, shmem_allowable_huge, shmem_vma_suitable
 from faultlab.kernel.mm.shmem_punch import unmap_mapping_range
 
 SCAN_EXCEED_NONE_PTE, SCAN_EXCEED_SWAP_PTE = 'exceed_none_pte', 'exceed_swap_pte'
 SCAN_PTE_MAPPED_HUGEPAGE = 'pte_mapped_hugepage'
 
 
-def hpage_collapse_scan_file(mm, vma, haddr, max_none):
+def hpage_collapse_scan_file(mm, vma, haddr, max_none, is_khugepaged=True):
     """The file side of a scan: (result, cost in cycles); collapses the range when it may."""
     svc = mm.svc
     cost = HPAGE_PMD_NR * svc.cost('khugepaged_pte_scan')
@@ -55,11 +57,12 @@ def hpage_collapse_scan_file(mm, vma, haddr, max_none):
     if HPAGE_PMD_NR - present > max_none:
         svc.stats['thp_scan_exceed_none_pte'] += 1
         return SCAN_EXCEED_NONE_PTE, cost
-    return collapse_file(mm, vma, haddr), cost
+    return collapse_file(mm, vma, haddr, is_khugepaged), cost
 
 
-def collapse_file(mm, vma, haddr):
-    """collapse_file + collapse_pte_mapped_thp for the file range behind haddr: a scan result."""
+def collapse_file(mm, vma, haddr, is_khugepaged):
+    """collapse_file for the file range behind haddr: a scan result. retract_page_tables leaves the
+    range's PMDs to be faulted in again; MADV_COLLAPSE maps the folio at once (collapse_pte_mapped_thp)."""
     svc = mm.svc
     pc = svc.pagecache
     mapping = vma.vm_file.mapping
@@ -107,16 +110,32 @@ def collapse_file(mm, vma, haddr):
     svc.stats['pages_zeroed'] += HPAGE_PMD_NR - copied
     svc.stats['thp_collapse_alloc'] += 1
     svc.flush_tlb(mm)
-    collapse_pte_mapped_thp(mm, vma, haddr)
+    if not is_khugepaged:
+        collapse_pte_mapped_thp(mm, vma, haddr, True)
     return SCAN_SUCCEED
 
 
-def collapse_pte_mapped_thp(mm, vma, haddr):
-    """Map the range's huge folio with a PMD in this VMA (its PTE table emptied: unmapped above; a
-    private mapping's own copies keep it from that)."""
+def collapse_pte_mapped_thp(mm, vma, haddr, install_pmd):
+    """A range whose file pages are one huge folio: every PTE of the range is none or maps the folio's
+    page for its offset (else it fails: a private copy, a swap entry); they are cleared, and with
+    install_pmd (MADV_COLLAPSE) the PMD is installed over the emptied table, while khugepaged leaves
+    it to the next fault. True on success."""
+    pgt = mm.pgtables
+    if (haddr >> PMD_SHIFT) in pgt.thp:
+        return True
+    svc = mm.svc
     page = vma.vm_file.mapping.pages.get(vma.linear_page_index(haddr))
-    if page is None:
+    head = folio_head_of(svc.frames, page) if page is not None else None
+    if head is None or head is not page:
         return False
+    ptes = list(pgt.present_ptes(haddr, haddr + PMD_SIZE, split=False))
+    for va, _slot, pte in ptes:
+        if not pte & _PAGE_PRESENT or pte_pfn(pte) != head.pfn + ((va - haddr) >> PAGE_SHIFT):
+            return False
+    if ptes:
+        zap_pte_range(mm, haddr, haddr + PMD_SIZE)
+    if not install_pmd:
+        return True
     return do_set_pmd(mm, VmFault(vma, haddr, 0), page, vma_maps_writable_on_read(vma))
 
 
@@ -140,10 +159,10 @@ def madvise_collapse_file(mm, vma, start, end):
         if not shmem_vma_suitable(vma, haddr):
             last_fail = SCAN_FAIL
             continue
-        result, cost = hpage_collapse_scan_file(mm, vma, haddr, HPAGE_PMD_NR)
+        result, cost = hpage_collapse_scan_file(mm, vma, haddr, HPAGE_PMD_NR, is_khugepaged=False)
         mm.svc.charge_cycles(cost)
         if result == SCAN_PTE_MAPPED_HUGEPAGE:
-            result = SCAN_SUCCEED if collapse_pte_mapped_thp(mm, vma, haddr) else SCAN_FAIL
+            result = SCAN_SUCCEED if collapse_pte_mapped_thp(mm, vma, haddr, True) else SCAN_FAIL
         if result in (SCAN_SUCCEED, SCAN_PMD_MAPPED):
             thps += 1
             continue

@@ -311,7 +311,7 @@ def khugepaged_scan_file(mm, vma, haddr):
     if not shmem_vma_suitable(vma, haddr):
         return SCAN_FAIL_NONE, 0
     result, cost = hpage_collapse_scan_file(mm, vma, haddr, knob(mm.svc, 'max_ptes_none'))
-    if result == SCAN_PTE_MAPPED_HUGEPAGE and collapse_pte_mapped_thp(mm, vma, haddr):
+    if result == SCAN_PTE_MAPPED_HUGEPAGE and collapse_pte_mapped_thp(mm, vma, haddr, False):
         result = SCAN_SUCCEED
     return result, cost
 
