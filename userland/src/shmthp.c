@@ -169,8 +169,9 @@ int main(int argc, char **argv)
     long f1 = minflt();
     report("touched", p, f1 - f0);
     if (getenv("COLLAPSE")) {                 /* MADV_COLLAPSE (25): huge pages whatever the knobs say */
+        long f2 = minflt();
         int rc = madvise(p, len, 25);
-        report(rc ? "collapse failed" : "collapsed", p, minflt() - f1);
+        report(rc ? "collapse failed" : "collapsed", p, minflt() - f2);
     }
     munmap(p, 1 << 20);                       /* a partial munmap splits the first PMD */
     report("after munmap of 1 MiB", p + (1 << 20), 0);
