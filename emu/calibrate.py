@@ -143,13 +143,13 @@ def build_profile(ns, vendor='', model=''):
     over = {
         'name': 'calibrated', 'base': base_name, 'platform': 'bare-metal',
         'description': 'the host measured by faultlab calibrate: %s' % (model or vendor or 'unknown CPU'),
-        'freq_hz': int(ghz * 1e9), 'issue_width': max(per_cycle('nop_tput'), alus),
+        'freq_hz': int(ghz * 1e9), 'dispatch_width': max(per_cycle('nop_tput'), alus),
         'ports': ports, 'latency': latency,
         'throughput': {'fp_div': r2(max(1.0, cyc('fp_div_tput') * len(ports['fp_div'])))},
         'measured': {k: {'ns': ns[k][0], 'cycles': ns[k][1]} for k in MEASURED},
         'sources': {
             'freq_hz': where + ': 1 / (ns per dependent add, the best run)',
-            'issue_width': where + ': nops per cycle (at least the ALU count)',
+            'dispatch_width': where + ': nops per cycle (at least the ALU count)',
             'ports': where + ': independent adds, loads, imuls, addsd, mulsd per cycle give the ALU, load, '
                      'multiplier and FP add/mul port counts; the other groups as in the %s profile' % base_name,
             'latency': where + ': dependency chains, each timed against the add chain run just before and '
@@ -166,7 +166,7 @@ def describe(profile):
     p = profile
     lat = p['latency']
     return ['clock               %.2f GHz' % (p['freq_hz'] / 1e9),
-            'issue width         %d' % p['issue_width'],
+            'dispatch width         %d' % p['dispatch_width'],
             'ALU / load / mul    %d / %d / %d ports' % (len(p['ports']['alu']), len(p['ports']['load']),
                                                       len(p['ports']['mul'])),
             'FP add / mul pipes  %d / %d' % (len(p['ports']['fp_add']), len(p['ports']['fp_mul'])),

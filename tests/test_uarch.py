@@ -36,13 +36,13 @@ def test_dependency_chain_costs_its_latencies(platform):
     # the same four multiplies on four registers: no chain, one multiplier port bound them
     muls = len(PROFILES[platform]['ports']['mul'])
     src = 'l: imul rax, rax; imul rbx, rbx; imul rdx, rdx; imul rsi, rsi; dec rcx; jnz l'
-    assert cycles(src, platform) == max(lat, 4 / muls, 5 / PROFILES[platform]['issue_width'])
+    assert cycles(src, platform) == max(lat, 4 / muls, 5 / PROFILES[platform]['dispatch_width'])
 
 
-def test_independent_adds_are_issue_bound():
+def test_independent_adds_are_dispatch_bound():
     # 8 independent adds on a 4-wide core with 4 ALUs, then an add + jne to elsewhere (macro-fused): 9 slots
     p = PROFILES['generic']
-    assert p['issue_width'] == 4 and len(p['ports']['alu']) == 4
+    assert p['dispatch_width'] == 4 and len(p['ports']['alu']) == 4
     src = ('add rax, 1; add rbx, 1; add rdx, 1; add rsi, 1; add rdi, 1; add r8, 1; add r9, 1; add r10, 1;'
            'add r11, 1; jne 0x500000')
     assert cycles(src) == round(9 / 4)          # 2.25 cycles, whole cycles per block
@@ -56,7 +56,7 @@ def test_port_bound_blocks(platform):
     # six independent loads per iteration: the load ports bound the loop
     src = ('l: mov rax, [rsi]; mov rbx, [rsi+8]; mov rdx, [rsi+16]; mov r8, [rsi+24]; mov r9, [rsi+32]; '
            'mov r10, [rsi+40]; dec rcx; jnz l')
-    expect = max(6 / len(p['ports']['load']), 7 / p['issue_width'], 1)
+    expect = max(6 / len(p['ports']['load']), 7 / p['dispatch_width'], 1)
     assert cycles(src, platform) == round(expect)
     # four independent divisions: the divider is busy for its reciprocal throughput each
     src = 'l: divsd xmm0, xmm8; divsd xmm1, xmm8; divsd xmm2, xmm8; divsd xmm3, xmm8; dec rcx; jnz l'
@@ -123,7 +123,7 @@ def test_profile_files(tmp_path):
     assert c.uarch['latency']['load'] == PROFILES['zen3']['latency']['load']
     assert cycles('l: imul rax, rax; dec rcx; jnz l', str(good)) == 4
     for bad, what in (({'base': 'nosuch'}, 'unknown base'), ({'latency': {'load': -1}}, 'latency.load'),
-                      ({'ports': {'alu': []}}, 'ports.alu'), ({'issue_width': 0}, 'issue_width'), ([1], 'object')):
+                      ({'ports': {'alu': []}}, 'ports.alu'), ({'dispatch_width': 0}, 'dispatch_width'), ([1], 'object')):
         f = tmp_path / 'bad.json'
         f.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=what):
@@ -157,7 +157,7 @@ def test_build_profile_turns_ns_into_cycles():
     ns['imul_lat'] = (5.0, 3.0)         # a run slowed by something else: its ratio to the add chain counts
     p = build_profile(ns, 'AuthenticAMD', 'test CPU')
     check_profile(p, 'built')
-    assert p['freq_hz'] == 4_000_000_000 and p['base'] == 'zen3' and p['issue_width'] == 6
+    assert p['freq_hz'] == 4_000_000_000 and p['base'] == 'zen3' and p['dispatch_width'] == 6
     assert len(p['ports']['alu']) == 4 and len(p['ports']['load']) == 2 and len(p['ports']['mul']) == 1
     assert len(p['ports']['fp_add']) == 2 and len(p['ports']['fp_mul']) == 2
     lat = p['latency']

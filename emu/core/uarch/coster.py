@@ -13,7 +13,7 @@ _SHARED = {}                # profile (as JSON) -> (Model, {(address, bytes): pr
 class BlockPricer:
     """[(insn address, cycles)] of a block under one profile: the model's cycles per execution rounded to
     whole cycles (at least 1, but 0 for the one-element blocks of a rep-string instruction), spread over
-    the instructions by their issue slots."""
+    the instructions by their dispatch slots."""
 
     LIMIT = 1 << 16         # blocks remembered per profile
 

@@ -16,7 +16,7 @@ from capstone import x86_const as X
 # accesses; mem: (base, index, scale, disp) of the memory operand, base 'rip' for RIP-relative; flagset:
 # a flag-setting ALU op that can macro-fuse with a following conditional branch; jcc: a conditional
 # branch; branch: any control transfer; target: a direct branch's target relative to the instruction's
-# start, or None; slots: fused-domain uops issued; size: bytes
+# start, or None; slots: fused-domain uops dispatched; size: bytes
 Insn = namedtuple('Insn', 'cls reads addr writes load store mem flagset jcc branch target slots size')
 
 _GPR = {}
@@ -36,7 +36,7 @@ _ALU = {'add', 'sub', 'and', 'or', 'xor', 'adc', 'sbb', 'inc', 'dec', 'neg', 'no
         'cwde', 'cwd', 'cbw', 'bswap', 'andn', 'blsr', 'blsi', 'blsmsk', 'bzhi', 'pdep', 'pext', 'sahf', 'lahf',
         'clc', 'stc', 'cmc', 'cld', 'std', 'xadd', 'cmpxchg', 'movbe', 'stosb', 'stosw', 'stosd', 'stosq',
         'lodsb', 'lodsw', 'lodsd', 'lodsq', 'movsb', 'movsw', 'movsq', 'scasb', 'scasw', 'scasd', 'scasq',
-        'cmpsb', 'cmpsw', 'cmpsd', 'cmpsq', 'syscall', 'rdrand', 'rdseed', 'rdpid', 'rdfsbase', 'rdgsbase',
+        'cmpsb', 'cmpsw', 'cmpsd', 'cmpsq', 'syscall', 'rdrand', 'rdpid', 'rdfsbase', 'rdgsbase',
         'wrfsbase', 'wrgsbase', 'ud2', 'int3', 'hlt', 'leave'}
 _SHIFT = {'shl', 'shr', 'sar', 'sal', 'rol', 'ror', 'rcl', 'rcr', 'shld', 'shrd', 'sarx', 'shlx', 'shrx', 'rorx'}
 _NOP = {'nop', 'endbr64', 'endbr32', 'pause', 'prefetcht0', 'prefetcht1', 'prefetcht2', 'prefetchnta',

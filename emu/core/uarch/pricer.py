@@ -2,7 +2,7 @@
 
 A translated block is priced once. A loop body (a block that ends in a branch back to its own start) is
 priced as its cost per iteration in steady state (as uiCA predicts a loop's throughput): the largest of
-  * the front end: fused-domain uops over the issue width (cmp/test/add/sub/and/inc/dec macro-fuse with
+  * the front end: fused-domain uops over the dispatch width (cmp/test/add/sub/and/inc/dec macro-fuse with
     a following conditional branch; a load-op micro-fuses),
   * the execution ports: each uop may go to a set of ports; the bound is the largest, over every union U
     of the port sets the block uses, of the busy cycles of the uops that must go to U divided by |U|
@@ -58,7 +58,7 @@ class Model:
         lat = dict(p['latency'])
         ports = {k: frozenset(v) for k, v in p['ports'].items()}
         tp = p.get('throughput', {})
-        self.width = float(p['issue_width'])
+        self.width = float(p['dispatch_width'])
         self.taken = 1.0 / float(p['taken_branches_per_cycle'])
         self.fusion = bool(p.get('macro_fusion', True))
         self.load_lat = lat['load']
@@ -98,7 +98,7 @@ def block_cycles(model, insns, start):
         cu, _lat = classes[d.cls]
         fused = model.fusion and d.jcc and prev is not None and prev.flagset
         if fused:
-            s = 0                                   # the pair issues and executes as one branch uop
+            s = 0                                   # the pair dispatches and executes as one branch uop
         for ports, busy in cu:
             uops[ports] = uops.get(ports, 0.0) + busy
         if fused:
@@ -113,7 +113,7 @@ def block_cycles(model, insns, start):
         fixed += model.fixed.get(d.cls, 0.0)
         slots.append(s)
         prev = d
-    issue = sum(slots) / model.width
+    dispatch = sum(slots) / model.width
     port = _port_bound(uops)
     last_a, last = insns[-1]
     loop = last.branch and last.target is not None and last_a + last.target == start
@@ -122,7 +122,7 @@ def block_cycles(model, insns, start):
     if last.branch and (last.target is None and not last.jcc or last.target is not None and
                         (loop or not last.jcc)):
         taken = model.taken
-    return max(issue, port, chain, taken) + fixed, slots
+    return max(dispatch, port, chain, taken) + fixed, slots
 
 
 def _port_bound(uops):
@@ -200,7 +200,7 @@ def _latency_schedule(model, insns, repeat):
 
 
 def spread(total, slots):
-    """Integer cycles per instruction summing to `total`, in proportion to their issue slots (at least a
+    """Integer cycles per instruction summing to `total`, in proportion to their dispatch slots (at least a
     share of 1 each), largest remainders first."""
     w = [max(s, 1) for s in slots]
     tw = float(sum(w))

@@ -1,6 +1,6 @@
 """Named models of an out-of-order x86-64 core for the block pricer, and profile files.
 
-A profile is a dict (the JSON of `faultlab calibrate`): the core's clock, its issue width, its execution
+A profile is a dict (the JSON of `faultlab calibrate`): the core's clock, its dispatch width, its execution
 ports grouped by what they execute, the latency of each instruction class, the reciprocal throughput of
 the units that are not pipelined (dividers), and where every figure comes from ('sources').
 
@@ -19,7 +19,7 @@ SKYLAKE = {
     'name': 'skylake',
     'description': 'Intel Skylake client core (Core i7-6700K class)',
     'freq_hz': 3_000_000_000,
-    'issue_width': 4,
+    'dispatch_width': 4,
     'taken_branches_per_cycle': 1,
     'move_elimination': True,
     'macro_fusion': True,
@@ -34,7 +34,7 @@ SKYLAKE = {
     'rep_string': 35,
     'serialize': 30,
     'sources': {
-        'issue_width': "Intel 64 and IA-32 Architectures Optimization Reference Manual, Skylake: 4 fused uops "
+        'dispatch_width': "Intel 64 and IA-32 Architectures Optimization Reference Manual, Skylake: 4 fused uops "
                        "per cycle from the IDQ to the back end (rename/allocate)",
         'ports': "uops.info port usage on SKL (ADD r64: 1*p0156, IMUL r64: 1*p1, SHL r64 imm: 1*p06, "
                  "MOV r64 m64: 1*p23, MOV m64 r64: p237+p4, ADDSD/MULSD/VFMADD: p01, DIVSD: p0, PADDD: p015, "
@@ -56,7 +56,7 @@ ZEN3 = {
     'name': 'zen3',
     'description': 'AMD Zen 3 core (EPYC 7003 / Ryzen 5000 class)',
     'freq_hz': 3_000_000_000,
-    'issue_width': 6,
+    'dispatch_width': 6,
     'taken_branches_per_cycle': 1,
     'move_elimination': True,
     'macro_fusion': True,
@@ -71,7 +71,7 @@ ZEN3 = {
     'rep_string': 30,
     'serialize': 30,
     'sources': {
-        'issue_width': "AMD Software Optimization Guide for AMD Family 19h Processors (56665), 2.1: dispatch "
+        'dispatch_width': "AMD Software Optimization Guide for AMD Family 19h Processors (56665), 2.1: dispatch "
                        "of up to 6 macro-ops per cycle, 4 integer ALUs, 3 AGUs (3 loads, up to 2 stores "
                        "per cycle), 4 FP pipes",
         'ports': "AMD 56665 section 2.10-2.11 and uops.info (ZEN3): IMUL r64 on ALU1, DIV on ALU2, FADD on "
@@ -90,7 +90,7 @@ GENERIC = {
     'name': 'generic',
     'description': 'a generic modern x86-64 core: the figures Skylake and Zen 3 share, or between the two',
     'freq_hz': 3_000_000_000,
-    'issue_width': 4,
+    'dispatch_width': 4,
     'taken_branches_per_cycle': 1,
     'move_elimination': True,
     'macro_fusion': True,
@@ -104,7 +104,7 @@ GENERIC = {
     'rep_string': 35,
     'serialize': 30,
     'sources': {
-        'issue_width': "4 fused uops/cycle: Skylake's rename width (Intel optimization manual); Zen 3 dispatches "
+        'dispatch_width': "4 fused uops/cycle: Skylake's rename width (Intel optimization manual); Zen 3 dispatches "
                        "6 macro-ops but has 4 integer ALUs (AMD 56665), so 4 bounds integer code on both",
         'ports': "4 integer ALUs, 1 multiplier, 1 divider, 2 loads + 1 store per cycle, 2 FP add/mul pipes: "
                  "the resources Skylake (uops.info SKL) and Zen 3 (AMD 56665) both have",
@@ -138,7 +138,7 @@ def check_profile(p, where):
         raise ValueError('%s: %s' % (where, msg))
     if not isinstance(p, dict):
         bad('expected a JSON object')
-    for k in ('freq_hz', 'issue_width', 'taken_branches_per_cycle', 'rep_string', 'serialize'):
+    for k in ('freq_hz', 'dispatch_width', 'taken_branches_per_cycle', 'rep_string', 'serialize'):
         v = p.get(k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             bad('%s must be a number above 0, got %r' % (k, v))
