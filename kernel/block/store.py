@@ -86,6 +86,7 @@ class DiskStore:
         os.ftruncate(self.fd, offset + len(blob))
         head = HEADER_MAGIC + json.dumps({'offset': offset, 'length': len(blob)}).encode()
         self.pwrite(head + bytes(self.block_size - len(head)), 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)     # consistent on disk: the next run may take it
 
     def pread_into(self, buf, offset):
         """Fill buf (a writable buffer) from the file at offset; bytes past the end read as zeros."""
