@@ -222,14 +222,16 @@ def criterion(rows, out, costs=None):
     out('the series\' criterion (16 CPUs, vm platform: gain >= 3x with > 95%% of faults speculative): %d CPUs '
         '%.2fx, %.1f%% %s' % (n, gain, 100 * on.spf_share, 'met' if ok else 'NOT MET'))
     if not ok and costs is not None:
-        c = costs.costs
+        c, st = costs.costs, on.stats
         shoot = c['tlb_shootdown'] + (n - 1) * c['tlb_shootdown_cpu']
-        hold = shoot + 2 * (c['vma_modify'] + c['syscall_entry'] + c['syscall_exit'])
-        out('  why: SPF takes the fault off mmap_lock, but each record\'s mmap and munmap still hold it for '
-            'write, one at a time, and munmap sends its TLB shootdown under it: %d IPIs of %d cycles on this '
-            'platform (%d cycles with the shootdown\'s own) and the two VMA updates make %d cycles per record '
-            'under the write lock, at most %s records/s whatever the faults do'
-            % (n - 1, c['tlb_shootdown_cpu'], shoot, hold, '{:,}'.format(int(costs.freq_hz / hold))))
+        records = int(on.stdout.split('records ')[1].split()[0]) if 'records ' in on.stdout else 0
+        busy = st['tlb_shootdowns'] * shoot / max(1, st['cycles'] * n)
+        out('  why: SPF takes the fault off mmap_lock, but every record\'s mmap and munmap still take it for '
+            'write, one writer at a time, and munmap flushes the other CPUs\' TLBs: on this platform %d IPIs '
+            'of %d cycles (%d with the shootdown\'s own); the SPF run made %d shootdowns for %d records, %.0f%% '
+            'of all CPUs\' time, and its threads still waited %.0f us per CPU for mmap_lock'
+            % (n - 1, c['tlb_shootdown_cpu'], shoot, st['tlb_shootdowns'], records, 100 * busy,
+               on.lock_wait_us_per_cpu))
     return ok
 
 
