@@ -368,6 +368,8 @@ class PageCache:
 
     # ---- removal -----------------------------------------------------------------------------
     def delete_from_page_cache(self, page):
+        if page.flags & PG_writeback:                 # truncate_inode_pages_range: folio_wait_writeback
+            self.sched.wait_until(page.io_done_at, 'io')
         self.writeback.account_cleaned(page, clear=False)   # a dirty file page dropped (truncate)
         mapping = page.mapping
         if mapping is not None and mapping.pages.get(page.index) is page:
