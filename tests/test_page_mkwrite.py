@@ -111,10 +111,11 @@ def test_dirty_limits_start_background_writeback_and_throttle(userland, guest):
     m, rows = _run_with_limits(userland, dirty_background_bytes=256 << 10, dirty_bytes=512 << 10)
     st = m.kernel.stats
     assert st['nr_background_writeback'] > 0 and st['balance_dirty_pages_pauses'] > 0
-    assert rows['first']['minflt'] == PAGES
+    # every first write faults; a page the background writeback cleaned right after its fault faults again
+    assert PAGES <= rows['first']['minflt'] < PAGES + PAGES // 8
     assert rows['first']['dirty_kb'] <= 512
     assert rows['again']['minflt'] > 0               # cleaned and write-protected by background writeback
-    assert rows['after']['minflt'] == PAGES
+    assert PAGES <= rows['after']['minflt'] < PAGES + PAGES // 8
     # the default limits (20% / 10% of the dirtyable memory, some 100 MiB) never throttle 4 MiB
     r2, rows2 = guest
     assert r2.machine.kernel.stats['nr_background_writeback'] == 0 and rows2['again']['minflt'] == 0

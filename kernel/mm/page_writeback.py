@@ -25,6 +25,8 @@ from faultlab.kernel.mm.vm_sysctl import VmSysctl
 from faultlab.kernel.mm.vma import VM_SHARED
 
 MAX_PAUSE_MS = 200                 # mm/page-writeback.c MAX_PAUSE: HZ / 5
+MIN_WRITEBACK_PAGES = 1024         # fs/fs-writeback.c: 4 MiB, the least a background writeback chunk writes
+BIO_MAX_VECS = 256                 # include/linux/bio.h: pages in one bio (1 MiB)
 
 
 def mapping_can_writeback(mapping):
@@ -142,65 +144,83 @@ class Writeback:
         return dirty
 
     # ---- writing -----------------------------------------------------------------------------------
-    def write_page(self, page, at=None):
-        """Write one dirty page: clear it for I/O, give the file its data, and start a block write (at
-        simulated time `at`, default now) with the page under writeback until it completes. False when
-        nothing was written."""
+    def _prepare_write(self, page):
+        """folio_clear_dirty_for_io and the page's data to its file: the page's disk block, or None when
+        there is nothing to write (clean, past EOF, a deleted file, a hole, a write error)."""
         mapping = page.mapping
         if mapping is None or page.flags & PG_writeback:
-            return False
+            return None
         if not self.folio_clear_dirty_for_io(page):
-            return False
+            return None
         inode = mapping.inode
         if getattr(inode, 'evicted', False):      # a deleted file's data goes nowhere
-            return False
+            return None
         start = page.index << PAGE_SHIFT
         if start >= inode.size:
-            return False
+            return None
         n = min(PAGE_SIZE, inode.size - start)
         try:
             inode.write_page(page.index, bytes(self.pc.frames.phys.frame(page.pfn)[:n]))
         except FsError as e:                       # mapping_set_error: fsync/msync report it
             mapping.wb_err = -e.errno
-            return False
-        block = inode.bmap(page.index)
-        if block is None:
-            return False
-        page.flags |= PG_writeback
-        self.nr_writeback += 1
-        self.pc.charge('io_submit')
-        req = self.pc.blockdev.submit('write', block, 1, self.pc.sched.now() if at is None else at,
-                                      self._end_writeback(page))
-        page.io_done_at = req.complete_time
-        self.inflight.append(req.complete_time)
-        return True
+            return None
+        return inode.bmap(page.index)
 
-    def _end_writeback(self, page):
-        def end_io(_req):
-            """folio_end_writeback: the write completed."""
+    def _submit_writes(self, batch, at=None):
+        """Issue the writes of [(block, page)]: one block request per run of contiguous blocks of at most
+        BIO_MAX_VECS pages (the bios ext4_writepages builds), at simulated time `at` (default now), each
+        page under writeback until its request completes. Returns the pages started."""
+        runs = []
+        for block, page in sorted(batch, key=lambda bp: bp[0]):
+            if runs and runs[-1][0] + len(runs[-1][1]) == block and len(runs[-1][1]) < BIO_MAX_VECS:
+                runs[-1][1].append(page)
+            else:
+                runs.append([block, [page]])
+        when = self.pc.sched.now() if at is None else at
+        for block, pages in runs:
+            for page in pages:
+                page.flags |= PG_writeback
+            self.nr_writeback += len(pages)
+            self.pc.charge('io_submit')
+            req = self.pc.blockdev.submit('write', block, len(pages), when, self._end_writeback(pages))
+            for page in pages:
+                page.io_done_at = req.complete_time
+            self.inflight.append(req.complete_time)
+        return len(batch)
+
+    def write_page(self, page, at=None):
+        """Write one dirty page (its own block request); False when nothing was written."""
+        block = self._prepare_write(page)
+        return block is not None and bool(self._submit_writes([(block, page)], at))
+
+    def _end_writeback(self, pages):
+        def end_io(req):
+            """folio_end_writeback of every page of the request: the write completed."""
             self.pc.charge('io_complete')
-            if page.flags & PG_writeback:
-                page.flags &= ~PG_writeback
-                self.nr_writeback = max(0, self.nr_writeback - 1)
-                self.pc.stats['nr_written'] += 1
-            t = page.io_done_at
-            if t in self.inflight:
-                self.inflight.remove(t)
+            for page in pages:
+                if page.flags & PG_writeback:
+                    page.flags &= ~PG_writeback
+                    self.nr_writeback = max(0, self.nr_writeback - 1)
+                    self.pc.stats['nr_written'] += 1
+            if req.complete_time in self.inflight:
+                self.inflight.remove(req.complete_time)
         return end_io
 
     def write_mapping(self, mapping, start=0, end=None, at=None):
         """do_writepages over [start, end] of a mapping (pages in index order, writes issued at `at`,
         default now); pages started."""
-        n = 0
+        batch = []
         for index in sorted(mapping.pages):
             if index < start or (end is not None and index > end):
                 continue
             page = mapping.pages[index]
             if page.flags & PG_dirty or page.mapcount:
-                n += self.write_page(page, at)
+                block = self._prepare_write(page)
+                if block is not None:
+                    batch.append((block, page))
         if not any(p.flags & PG_dirty for p in mapping.pages.values()):
             self.dirty_inodes.pop(id(mapping.inode), None)
-        return n
+        return self._submit_writes(batch, at)
 
     def wait_mapping(self, mapping):
         """filemap_fdatawait: sleep until no page of the mapping is under writeback."""
@@ -241,19 +261,27 @@ class Writeback:
                 self.background_writeback(lim)
 
     def background_writeback(self, lim=None, at=None):
-        """wb_start_background_writeback, done at once: write back dirty pages, oldest inode first,
-        until the dirty pages are at or below the background limit."""
+        """wb_start_background_writeback, done at once: write back dirty pages, oldest inode first, until
+        the dirty pages are at or below the background limit, in chunks of at least MIN_WRITEBACK_PAGES
+        (writeback_chunk_size), contiguous blocks in one request."""
         lim = lim or self.limits()
         self.pc.stats['nr_background_writeback'] += 1
+        goal = min(lim.bg_thresh, max(0, self.nr_dirty - MIN_WRITEBACK_PAGES))
         for key, (mapping, _when) in sorted(self.dirty_inodes.items(), key=lambda kv: kv[1][1]):
+            batch = []
             for index in sorted(mapping.pages):
-                if self.nr_dirty <= lim.bg_thresh:
-                    return
+                if self.nr_dirty <= goal:
+                    break
                 page = mapping.pages[index]
                 if page.flags & PG_dirty:
-                    self.write_page(page, at)
+                    block = self._prepare_write(page)
+                    if block is not None:
+                        batch.append((block, page))
+            self._submit_writes(batch, at)
             if not any(p.flags & PG_dirty for p in mapping.pages.values()):
                 self.dirty_inodes.pop(key, None)
+            if self.nr_dirty <= goal:
+                return
 
     # ---- the flusher ----------------------------------------------------------------------------------
     def _centisecs(self, cs):
