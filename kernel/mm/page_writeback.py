@@ -214,7 +214,7 @@ class Writeback:
             if index < start or (end is not None and index > end):
                 continue
             page = mapping.pages[index]
-            if page.flags & PG_dirty or page.mapcount:
+            if page.flags & PG_dirty:           # a shared mapping's writable PTE has its page dirty already
                 block = self._prepare_write(page)
                 if block is not None:
                     batch.append((block, page))
