@@ -2,8 +2,8 @@
 
 userland/timing_calibrate (built by `make -C userland`, or compiled here with gcc when it is not) runs
 dependency chains and independent streams of instruction classes in the CPU time of its thread and
-prints, per instruction, the best time in ns and the median of its times over those of an add chain run
-just before and after it (one cycle per dependent add on every x86-64 core: the ratio is in cycles, and
+prints, per instruction, the best time in ns and the median and least of its times over those of an add
+chain run just before and after it (one cycle per dependent add on every x86-64 core: the ratio is in cycles, and
 holds when the clock changes). The clock is the add chain's best time. Latencies come from the chains,
 port counts from the independent streams (instructions per cycle, rounded). What is not measured (shuffles, vector integer,
 conversions, the dividers' occupancy) comes from the profile of the same vendor (zen3 for AMD, skylake
@@ -22,7 +22,8 @@ from faultlab.srctree import SOURCE_ROOT, userland_build
 
 PROGRAM = 'timing_calibrate'
 MEASURED = ('add_lat', 'add_tput', 'nop_tput', 'imul_lat', 'imul_tput', 'div64_lat', 'div32_lat', 'load_lat',
-            'load_tput', 'store_forward', 'fp_add_lat', 'fp_add_tput', 'fp_mul_lat', 'fp_mul_tput', 'fp_fma_lat',
+            'load_tput', 'store_forward', 'fp_add_lat', 'fp_add_tput', 'fp_mul_lat', 'fp_mul_tput', 'fp_mix_tput',
+            'fp_fma_lat',
             'fp_div_lat', 'fp_div_tput', 'fp_sqrt_lat')
 
 
@@ -88,7 +89,9 @@ def measure(runs=2, iterations=None):
             for line in p.stdout.splitlines():
                 f = line.split()
                 try:
-                    ns, cyc = float(f[1]), float(f[2])
+                    # latencies: the median ratio; throughputs (short runs of cheap instructions, which
+                    # anything else on the host only slows down): the least
+                    ns, cyc = float(f[1]), float(f[3] if f[0].endswith('_tput') else f[2])
                 except (ValueError, IndexError):
                     continue
                 old = best.get(f[0])
@@ -123,9 +126,11 @@ def build_profile(ns, vendor='', model=''):
     bp = base['ports']
     alu = _ports(0, alus)
     load = _ports(16, loads)
+    # additions and multiplications together: as many per cycle as the pipes that take either (a pool of
+    # `both` ports, the add ports first, the multiply ports last, overlapping when both < fadd + fmul)
+    both = min(fadd + fmul, max(fadd, fmul, per_cycle('fp_mix_tput')))
     fp_add = _ports(32, fadd)
-    shared_fp = bp['fp_add'] == bp['fp_mul']        # Intel: add and multiply on the same ports
-    fp_mul = fp_add[:fmul] if shared_fp and fmul <= fadd else _ports(40, fmul)
+    fp_mul = _ports(32 + both - fmul, fmul)
     vec = sorted(set(fp_add) | set(fp_mul))
     ports = {'alu': alu, 'shift': alu[:max(1, len(bp['shift']))], 'branch': alu[:max(1, len(bp['branch']))],
              'mul': alu[1:1 + muls] or alu[:1], 'div': alu[2 % len(alu):2 % len(alu) + 1], 'lea3': alu,
@@ -151,7 +156,8 @@ def build_profile(ns, vendor='', model=''):
             'freq_hz': where + ': 1 / (ns per dependent add, the best run)',
             'dispatch_width': where + ': nops per cycle (at least the ALU count)',
             'ports': where + ': independent adds, loads, imuls, addsd, mulsd per cycle give the ALU, load, '
-                     'multiplier and FP add/mul port counts; the other groups as in the %s profile' % base_name,
+                     'multiplier and FP add/mul port counts, addsd and mulsd mixed how many pipes take either; '
+                     'the other groups as in the %s profile' % base_name,
             'latency': where + ': dependency chains, each timed against the add chain run just before and '
                        'after it (div: less the add that keeps the dividend large; store_forward: a store and '
                        'the load of the same address)',
@@ -166,10 +172,11 @@ def describe(profile):
     p = profile
     lat = p['latency']
     return ['clock               %.2f GHz' % (p['freq_hz'] / 1e9),
-            'dispatch width         %d' % p['dispatch_width'],
+            'dispatch width      %d' % p['dispatch_width'],
             'ALU / load / mul    %d / %d / %d ports' % (len(p['ports']['alu']), len(p['ports']['load']),
                                                       len(p['ports']['mul'])),
-            'FP add / mul pipes  %d / %d' % (len(p['ports']['fp_add']), len(p['ports']['fp_mul'])),
+            'FP add / mul pipes  %d / %d (%d in all)' % (len(p['ports']['fp_add']), len(p['ports']['fp_mul']),
+                                                         len(set(p['ports']['fp_add']) | set(p['ports']['fp_mul']))),
             'latency (cycles)    imul %s, div32 %s, div64 %s, load %s, store->load %s' % (
                 lat['imul'], lat['div32'], lat['div64'], lat['load'], lat['store_forward']),
             '                    addsd %s, mulsd %s, fma %s, divsd %s, sqrtsd %s' % (

@@ -151,7 +151,8 @@ def test_build_profile_turns_ns_into_cycles():
     ns = {'add_lat': 0.25, 'add_tput': 0.25 / 4, 'nop_tput': 0.25 / 6, 'imul_lat': 0.75, 'imul_tput': 0.25,
           'div64_lat': 0.25 * 15, 'div32_lat': 0.25 * 11, 'load_lat': 1.0, 'load_tput': 0.125,
           'store_forward': 1.25, 'fp_add_lat': 0.75, 'fp_add_tput': 0.125, 'fp_mul_lat': 0.75,
-          'fp_mul_tput': 0.125, 'fp_fma_lat': 1.0, 'fp_div_lat': 3.25, 'fp_div_tput': 1.0, 'fp_sqrt_lat': 5.0}
+          'fp_mul_tput': 0.125, 'fp_mix_tput': 0.25 / 3, 'fp_fma_lat': 1.0, 'fp_div_lat': 3.25, 'fp_div_tput': 1.0,
+          'fp_sqrt_lat': 5.0}
     # (ns, cycles): cycles -1 (no steady clock around the run) falls back to ns at the add chain's clock
     ns = {k: (v, -1.0) for k, v in ns.items()}
     ns['imul_lat'] = (5.0, 3.0)         # a run slowed by something else: its ratio to the add chain counts
@@ -160,6 +161,8 @@ def test_build_profile_turns_ns_into_cycles():
     assert p['freq_hz'] == 4_000_000_000 and p['base'] == 'zen3' and p['dispatch_width'] == 6
     assert len(p['ports']['alu']) == 4 and len(p['ports']['load']) == 2 and len(p['ports']['mul']) == 1
     assert len(p['ports']['fp_add']) == 2 and len(p['ports']['fp_mul']) == 2
+    # 3 addsd/mulsd per cycle mixed: three pipes, one of which takes both
+    assert len(set(p['ports']['fp_add']) | set(p['ports']['fp_mul'])) == 3
     lat = p['latency']
     assert (lat['imul'], lat['div64'], lat['div32'], lat['load'], lat['store_forward']) == (3, 14, 10, 4, 5)
     assert (lat['fp_add'], lat['fp_mul'], lat['fp_fma'], lat['fp_div'], lat['fp_sqrt']) == (3, 3, 4, 13, 20)
