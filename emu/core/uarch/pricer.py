@@ -86,8 +86,9 @@ def block_cycles(model, insns, start):
         # the CPU (QEMU's translation of REP) runs a rep-string instruction one element per execution of
         # a block holding only it: an element costs a fraction of a cycle (fast strings move 16-32 bytes
         # per cycle, Intel optimization manual, "Enhanced REP MOVSB and STOSB"), priced 0; the start-up
-        # is charged where the instruction first runs after others (`rep_string` below)
-        return 0.0, [1]
+        # is charged where the instruction first runs after others (`rep_string` below); it dispatches
+        # nothing new (no slots), which spread() prices 0
+        return 0.0, [0]
     classes = model.classes
     slots = []
     uops = {}
@@ -201,7 +202,10 @@ def _latency_schedule(model, insns, repeat):
 
 def spread(total, slots):
     """Integer cycles per instruction summing to `total`, in proportion to their dispatch slots (at least a
-    share of 1 each), largest remainders first."""
+    share of 1 each), largest remainders first; 0 each for a block that dispatches nothing (the further
+    elements of a rep-string instruction: block_cycles), whatever the least price of a block is."""
+    if not any(slots):
+        return [0] * len(slots)
     w = [max(s, 1) for s in slots]
     tw = float(sum(w))
     shares = [total * x / tw for x in w]
