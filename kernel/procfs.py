@@ -234,8 +234,8 @@ def proc_vmstat(k):
     """/proc/vmstat: name value lines."""
     s = k.stats
     vals = dict((f, s[f]) for f in VMSTAT_FIELDS)
-    vals['pgfault'] = s['minor_faults'] + s['major_faults']
-    vals['pgmajfault'] = s['major_faults']
+    vals['pgfault'] = s['minor_faults'] + s['major_faults'] + s['gup_pgfault']
+    vals['pgmajfault'] = s['major_faults'] + s['gup_pgmajfault']
     vals['pgpgin'] = k.blockdev.stats.read_bytes // 1024
     vals['nr_free_pages'] = k.frames.nr_free
     vals['nr_anon_transparent_hugepages'] = nr_anon_thp_pages(k.mmsvc) >> 9

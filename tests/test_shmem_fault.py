@@ -82,3 +82,17 @@ def test_a_second_mapping_of_populated_shmem_gets_fault_around(userland):
     assert d['pages_zeroed'] == NPAGES            # the first mapping's writes, not the reads
     assert b'memfd remap: %d faults' % (NPAGES // 16) in out
     assert d['fault_around_pages'] == NPAGES      # every page of the second mapping, by fault-around
+
+
+def test_populate_faults_count_in_ru_minflt_as_natively(userland):
+    """mm_account_fault: a fault GUP takes for MADV_POPULATE_READ/WRITE (no regs) counts in the caller's
+    min_flt, as a CPU fault does, though perf's page-fault event does not see it; ru_minflt of populating
+    empty shared memory is the host's (one per page)."""
+    prog = os.path.join(userland, 'shmfault')
+    for mode in ('popread', 'popwrite'):
+        code, native, err = run_native(prog, ['memfd', mode, '/dev/shm'])
+        assert code == 0, err
+        guest = _guest(userland, 'memfd', mode)
+        assert guest.stdout == native
+        assert b'memfd %s: %d faults' % (mode.encode(), NPAGES) in guest.stdout
+        assert guest.stats['minor_faults'] < NPAGES        # perf's page-faults: the CPU's faults only

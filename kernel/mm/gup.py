@@ -13,6 +13,25 @@ from faultlab.kernel.mm.userfaultfd_k import UserfaultRetry
 EHWPOISON = 133          # not in Python's errno module; Linux asm-generic/errno.h
 
 
+def mm_account_gup_fault(mm, ret):
+    """mm_account_fault for a fault taken by GUP (no regs): vmstat's pgfault counts it (failed ones too),
+    the current task's min_flt/maj_flt count a resolved one, perf's page-fault events do not."""
+    if ret & VM_FAULT_RETRY:
+        return
+    svc = mm.svc
+    svc.stats['gup_pgfault'] += 1
+    if ret & VM_FAULT_ERROR:
+        return
+    task = svc.sched.current_task()
+    if task is None:
+        return
+    if ret & VM_FAULT_MAJOR:
+        svc.stats['gup_pgmajfault'] += 1
+        task.majflt += 1
+    else:
+        task.minflt += 1
+
+
 def faultin_page(mm, vma, address, write):
     """Make one page present (and writable if asked) through handle_mm_fault; VM_FAULT bits."""
     pte = mm.pgtables.get_pte(address)
@@ -21,6 +40,7 @@ def faultin_page(mm, vma, address, write):
         return 0
     ret, vmf = handle_mm_fault(mm, vma, address, FAULT_FLAG_WRITE if write else 0)
     mm.svc.stats['kernel_faultins'] += 1
+    mm_account_gup_fault(mm, ret)
     if ret & VM_FAULT_RETRY and vmf.handler == 'handle_userfault':
         raise UserfaultRetry()          # asleep in handle_userfault: the system call runs again
     return ret

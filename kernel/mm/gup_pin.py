@@ -11,6 +11,7 @@ keep naming the same page whatever the process writes later.
 import errno
 
 from faultlab.kernel.arch.cpu_interface import PAGE_SHIFT, PAGE_SIZE
+from faultlab.kernel.mm.gup import mm_account_gup_fault
 from faultlab.kernel.mm.hugetlb_types import vma_kernel_pagesize
 from faultlab.kernel.mm.memory import handle_mm_fault
 from faultlab.kernel.mm.mm_types import (FAULT_FLAG_WRITE, FAULT_FLAG_UNSHARE, VM_FAULT_ERROR, VM_FAULT_OOM,
@@ -150,6 +151,7 @@ def follow_page(mm, vma, address, gup_flags):
                 return ref, pfn
         ret, _vmf = handle_mm_fault(mm, vma, address, fault)
         svc.stats['kernel_faultins'] += 1
+        mm_account_gup_fault(mm, ret)
         if ret & VM_FAULT_ERROR:
             return _fault_errno(ret)
     return -errno.EFAULT
