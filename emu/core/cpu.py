@@ -24,6 +24,7 @@ from faultlab.core.blockcount import NativeBlockCounter, ST_LAST_ADDR, ST_LAST_S
 from faultlab.core.cycles import InsnCoster
 from faultlab.core.fastfault import NativeFaultHook
 from faultlab.core.paging import (MSR_STAR, PTE_P, PTE_US, build_identity_tables, enable_long_mode_paging)
+from faultlab.core.tlb import SoftTlb, calibrate as calibrate_soft_tlb
 
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _INSN_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
@@ -35,6 +36,7 @@ _BOOT_TABLES = 0x1000      # 4 frames
 _TRAMPOLINE = 0x5000       # sysretq lives here; VA == PA in the boot tables
 
 _calibrated = False
+TLB_SAMPLE_AT_RDTSC = 10_000    # rdtsc reports the touched pages first if this many instructions ran since
 
 # register names for read/write by name (debugger, signal frames)
 GPR_NAMES = ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
@@ -81,6 +83,12 @@ class Cpu:
         self.gpr = self.env.gpr
         self.counter = NativeBlockCounter(uc, self._describe_block)
         self._install_hooks()
+        # the pages user code touched (emu/core/tlb.py): handed to tlb_sink(pages, evicted, insns, capacity) every
+        # tlb_interval instructions and before every TLB flush; the sink returns the next interval
+        self._soft_tlb = SoftTlb(self.env.addr, phys.host_ptr) if calibrate_soft_tlb() else None
+        self.tlb_sink = None
+        self.tlb_interval = None
+        self._tlb_mark = 0
 
     # ---- hooks -------------------------------------------------------------------------
     def _install_hooks(self):
@@ -152,6 +160,8 @@ class Cpu:
         try:
             if self.fast.armed:
                 self.flush_fast_faults()
+            if self.tlb_interval is not None and self.counter.insns - self._tlb_mark >= TLB_SAMPLE_AT_RDTSC:
+                self.sample_tlb()           # the clock includes the misses of the pages touched so far
             rip = self.env.rip.value
             tsc = self.traps.rdtsc() - self._pending_cycles(rip)
             g = self.gpr
@@ -248,8 +258,12 @@ class Cpu:
         self.in_user = True
 
     def run(self, budget=None):
-        """Run user code until a handler stops us or `budget` instructions have retired."""
+        """Run user code until a handler stops us or `budget` instructions have retired (or, with a
+        TLB sink, until the next sample is due: the caller runs again)."""
         self._stopped = False
+        if self.tlb_interval is not None:
+            due = max(1, self._tlb_mark + self.tlb_interval - self.counter.insns)
+            budget = due if budget is None else min(budget, due)
         self.counter.set_budget(budget)
         self.env.old_exception.value = -1
         try:
@@ -264,9 +278,31 @@ class Cpu:
                 self.error = e
         if self.counter.error is not None and self.error is None:
             self.error = self.counter.error
+        if self.error is None and self.tlb_interval is not None and \
+                self.counter.insns >= self._tlb_mark + self.tlb_interval:
+            try:
+                self.sample_tlb()
+            except Exception as e:
+                self.error = e
         if self.error is not None:
             err, self.error = self.error, None
             raise err
+
+    @property
+    def reports_touched_pages(self):
+        """The software TLB can be read (tlb_sink gets the pages user code touched)."""
+        return self._soft_tlb is not None
+
+    def sample_tlb(self):
+        """Hand the pages touched since the last sample to the sink and empty the software TLB."""
+        if self.tlb_sink is None or self._soft_tlb is None:
+            return
+        pages = self._soft_tlb.pages()
+        self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
+        insns = self.counter.insns
+        self.tlb_interval = self.tlb_sink(pages, self._soft_tlb.evicted, insns - self._tlb_mark,
+                                          self._soft_tlb.capacity)
+        self._tlb_mark = insns
 
     def stop(self):
         self._stopped = True
@@ -335,9 +371,11 @@ class Cpu:
 
     def set_cr3(self, cr3):
         """Switch address space (flushes the TLB)."""
+        self.sample_tlb()
         self.uc.reg_write(UC_X86_REG_CR3, cr3)
 
     def flush_tlb(self):
+        self.sample_tlb()
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
 
     def flush_code(self):
