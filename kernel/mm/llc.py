@@ -9,13 +9,13 @@ early, never late. Reserved frames (the zero page, the vDSO) are always cached: 
 touching them.
 
 Costs (emu/core/cycles.py): page_zero / page_copy for the in-cache case, plus page_zero_dram and
-page_copy_dram for each frame that is not cached; llc_miss for a user load of a page that is not
-cached, which is charged lazily: a user fault that maps existing data records the frames it mapped,
-and each later fault charges those whose Accessed bit the CPU has set in the meantime (the user did
-touch them) and that were not cached; pages not touched yet stay recorded (up to PENDING_MAX). A
-recorded page that two faults in a row found untouched (fault-around maps pages the program may never
-use) moves to a stale list that only every STALE_EVERY-th fault looks at, so a fault does not pay for
-re-reading dozens of idle PTEs.
+page_copy_dram for each frame that is not cached; llc_miss for the first user access to a page a user
+fault mapped with existing data (a page-cache page, a swapped-in page), if it is not cached. Those
+pages are recorded by frame (`first`, no limit: every page a fault mapped is charged when the user
+first touches it, in whatever order, however many faults later) and charged when the CPU reports the
+pages the user touched (kernel/mm/tlb_model.py, from the CPU's software TLB) or, on a CPU that cannot
+report them, at the next fault for each recorded page whose Accessed bit is set. Later touches of
+already-mapped pages that are not cached are charged by kernel/mm/tlb_model.py (llc_miss_mapped).
 """
 from array import array
 
@@ -23,9 +23,6 @@ from faultlab.kernel.mm.pgtable import _PAGE_ACCESSED, _PAGE_PRESENT, pte_pfn
 from faultlab.kernel.mm.page_alloc import PG_reserved
 
 PAGE_BYTES = 4096
-PENDING_MAX = 64             # first touches remembered between faults (fault-around maps <= 16 per fault)
-FRESH_SCANS = 2              # faults that look at a new record before it goes stale
-STALE_EVERY = 16             # a fault in this many looks at the stale records
 _NEVER = -(1 << 62)
 
 
@@ -36,9 +33,9 @@ class LlcModel:
         self.llc_bytes = int(llc_bytes)
         self.clock = 0
         self.last = array('q', [_NEVER]) * nr_frames
-        self.pending = []         # [(PTE slot, pfn, scans)] mapped by a user fault, first touch not charged
-        self.stale = []           # [(PTE slot, pfn, scans)] found untouched FRESH_SCANS times
-        self.scans = 0
+        self.first = {}           # pfn -> PTE slot: mapped by a user fault, first touch not charged yet
+        self.sampled = False      # the CPU reports touched pages (tlb_model); no Accessed-bit scans
+        self._first_addrs = None  # {pfn << 12} of `first` (tlb_model intersects it with the touched pages)
         self.misses = 0
 
     def touch(self, pfn):
@@ -49,6 +46,10 @@ class LlcModel:
         if not hot:
             self.misses += 1
         return hot
+
+    def first_addrs(self):
+        """The physical addresses of the frames recorded in `first`."""
+        return _first_addrs(self)
 
     def touch_range(self, pfn, n):
         """Touch n consecutive frames; how many of them were cached."""
@@ -86,50 +87,50 @@ def charge_page_copy(svc, dst, src, n=1):
 
 
 def note_user_mapped(svc, slot, page):
-    """A user fault mapped page at the PTE slot: its first user access is charged at the next fault."""
+    """A user fault mapped page at the PTE slot: its first user access is charged when it happens."""
     llc = _llc(svc)
     if llc is None or page.flags & PG_reserved:
         return
-    if len(llc.pending) >= PENDING_MAX:
-        del llc.pending[:PENDING_MAX // 2]
-    llc.pending.append((slot, page.pfn, 0))
+    llc.first[page.pfn] = slot
+    llc._first_addrs = None
 
 
-def charge_first_touches(svc, faults=1):
-    """Charge llc_miss for each recorded page the user has touched since (Accessed set) that was not
-    cached; at the start of a fault (or of a batch of `faults` the CPU resolved natively)."""
+def charge_first_touches(svc, faults=1, sample=False):
+    """Charge llc_miss for each recorded page the user has touched since (its Accessed bit set) that
+    was not cached: when the CPU reports touched pages (sample=True, kernel/mm/tlb_model.py), or at the
+    start of a fault (or of a batch of `faults` the CPU resolved natively) on a CPU that does not."""
     llc = _llc(svc)
-    if llc is None:
+    if llc is None or llc.sampled != sample or not llc.first:
         return
-    before = llc.scans
-    llc.scans += faults
-    cold = 0
-    if llc.pending:
-        fresh, cold = _scan(svc, llc, llc.pending)
-        llc.pending = [r for r in fresh if r[2] < FRESH_SCANS]
-        aged = [r for r in fresh if r[2] >= FRESH_SCANS]
-        if aged:
-            llc.stale.extend(aged)
-            if len(llc.stale) > PENDING_MAX:
-                del llc.stale[:len(llc.stale) - PENDING_MAX]
-    if llc.stale and llc.scans // STALE_EVERY != before // STALE_EVERY:
-        llc.stale, more = _scan(svc, llc, llc.stale)
-        cold += more
+    rd = svc.frames.phys.read64
+    touched = []
+    for pfn, slot in list(llc.first.items()):
+        pte = rd(slot)
+        if not pte & _PAGE_PRESENT or pte_pfn(pte) != pfn:
+            del llc.first[pfn]            # unmapped (or remapped) before the user touched it
+            llc._first_addrs = None
+        elif pte & _PAGE_ACCESSED:
+            touched.append(pfn)
+    cold = touched_first(llc, touched)
     if cold:
         svc.charge('llc_miss', cold)
 
 
-def _scan(svc, llc, records):
-    """Touch the recorded frames the user has accessed; (records still untouched, how many were cold)."""
-    rd = svc.frames.phys.read64
+def _first_addrs(llc):
+    """The physical addresses of the recorded frames (a set, cached until the records change)."""
+    if llc._first_addrs is None:
+        llc._first_addrs = {pfn << 12 for pfn in llc.first}
+    return llc._first_addrs
+
+
+def touched_first(llc, pfns):
+    """The user touched these recorded frames for the first time since a fault mapped them: forget
+    their records and touch them; how many were not cached."""
+    first = llc.first
+    llc._first_addrs = None
     cold = 0
-    keep = []
-    for slot, pfn, scans in records:
-        pte = rd(slot)
-        if not pte & _PAGE_PRESENT or pte_pfn(pte) != pfn:
-            continue                      # unmapped (or remapped) before the user touched it
-        if not pte & _PAGE_ACCESSED:
-            keep.append((slot, pfn, scans + 1))      # not touched yet
-        elif not llc.touch(pfn):
+    for pfn in pfns:
+        del first[pfn]
+        if not llc.touch(pfn):
             cold += 1
-    return keep, cold
+    return cold
