@@ -29,7 +29,8 @@ from faultlab.kernel.loader import (ExecError, has_interp, parse_elf, parse_inte
                            create_elf_tables, elf_et_dyn_bias)
 from faultlab.kernel.mm.filemap import PageCache
 from faultlab.kernel.mm.hugetlb import HState
-from faultlab.kernel.mm.llc import LlcModel
+from faultlab.kernel.mm.llc import LlcModel, charge_first_touches
+from faultlab.kernel.mm.tlb_model import MAX_INTERVAL as TLB_SAMPLE_INTERVAL, TlbModel
 from faultlab.kernel.mm.mm_types import MmServices, MmStruct, VM_FAULT_MAJOR, VM_FAULT_RETRY
 from faultlab.kernel.mm.page_alloc import FrameAllocator, PG_dirty
 from faultlab.kernel.mm.swap import SWAP_BLOCK_BASE, SwapArea, SwapCache
@@ -120,6 +121,10 @@ class KernelConfig:
         self.munmap_downgrade = kw.pop('munmap_downgrade', False)
         # the CPU may resolve plain anonymous write faults natively (emu/core/fastfault.py); same results
         self.native_faults = kw.pop('native_faults', True)
+        # bill user loads and stores their TLB and cache misses (kernel/mm/tlb_model.py), from the pages
+        # the CPU reports touched; off by default: which pages a report keeps depends on the host's
+        # timing of the emulator's software-TLB resizing, so runs would not repeat cycle for cycle
+        self.tlb_model = kw.pop('tlb_model', False)
         self.nr_hugepages = kw.pop('nr_hugepages', 0)       # 2 MiB pages in the hugetlb pool at boot
         self.sysctls = kw.pop('sysctls', ())        # [(name, value)] written to /proc/sys at boot (--sysctl)
         self.cred = kw.pop('cred', None)            # the first process's credentials (--user; None: root)
@@ -197,6 +202,12 @@ class Kernel:
                                 lru=self.lru, swapcache=self.swapcache, reclaim=self.reclaim,
                                 llc=LlcModel(self.phys.nr_frames, self.costs.costs['llc_bytes']),
                                 spf=config.spf, spf_file=config.spf_file, munmap_downgrade=config.munmap_downgrade)
+        # the data TLBs and the user's cache misses, from the pages the CPU reports touched
+        self.tlbmodel = None
+        if config.tlb_model and self.cpu.reports_touched_pages:
+            self.tlbmodel = TlbModel(self.costs, self.mmsvc, self.charge_user, self.stats)
+            self.cpu.tlb_sink = self.tlbmodel.sample
+            self.cpu.tlb_interval = TLB_SAMPLE_INTERVAL
 
     def _init_filesystems(self):
         """The root filesystem with the host's mounts and the sysroot; tmpfs gets half of RAM."""
@@ -270,6 +281,10 @@ class Kernel:
         rec = self._fault_rec
         if rec is not None:
             rec[name] = rec.get(name, 0) + c
+
+    def charge_user(self, n):
+        """Bill cycles of the user's own loads and stores (TLB and cache misses) as user time."""
+        self.gbase += n
 
     def charge_cycles(self, n):
         """Bill raw cycles (wasted speculative work, spinning) to the current CPU."""
@@ -554,6 +569,9 @@ class Kernel:
 
     def _exit_thread(self, task):
         """exit_mm/exit_notify for one thread: CLONE_CHILD_CLEARTID, leave the CPU."""
+        if task is self.current:
+            self.cpu.sample_tlb()               # its last touches are charged before the mm goes
+            charge_first_touches(self.mmsvc)    # (without the TLB model: by the Accessed bits)
         task.exited = True
         task.state = 'Z'
         if self.tracer is not None:
