@@ -193,6 +193,12 @@ COUNTERS = (
                   lambda k: int(k.stats['mmap_lock_wait_cycles']), aliases=('mmap_lock_wait',), row=True,
                   note=lambda v, f: '%.3f ms' % ms(v['mmap-lock-wait-cycles'], f)),
     KernelCounter('syscalls', 'syscalls', '', 'system calls', _stat('syscalls'), row=True),
+    KernelCounter('dtlb_load_misses', 'dTLB-load-misses', '', 'user loads and stores that missed the L1 data TLB '
+                  '(kernel/mm/tlb_model.py)', _stat('dtlb_load_misses'), row=True),
+    KernelCounter('dtlb_walks', 'dTLB-walks', '', 'page walks: user accesses that missed both data TLBs',
+                  _stat('dtlb_walks'), row=True),
+    KernelCounter('llc_misses_mapped', 'LLC-load-misses-mapped', '', 're-touches of mapped user pages no longer '
+                  'in the last-level cache', _stat('llc_misses_mapped'), row=True),
     KernelCounter('fault_breakdown', None, '', 'per fault handler: count, cycles and cycles by cost name',
                   lambda k: {h: dict(c) for h, c in sorted(k.fault_breakdown.items())}),
 )
