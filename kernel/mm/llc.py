@@ -35,7 +35,6 @@ class LlcModel:
         self.last = array('q', [_NEVER]) * nr_frames
         self.first = {}           # pfn -> PTE slot: mapped by a user fault, first touch not charged yet
         self.sampled = False      # the CPU reports touched pages (tlb_model); no Accessed-bit scans
-        self._first_addrs = None  # {pfn << 12} of `first` (tlb_model intersects it with the touched pages)
         self.misses = 0
 
     def touch(self, pfn):
@@ -46,10 +45,6 @@ class LlcModel:
         if not hot:
             self.misses += 1
         return hot
-
-    def first_addrs(self):
-        """The physical addresses of the frames recorded in `first`."""
-        return _first_addrs(self)
 
     def touch_range(self, pfn, n):
         """Touch n consecutive frames; how many of them were cached."""
@@ -92,7 +87,6 @@ def note_user_mapped(svc, slot, page):
     if llc is None or page.flags & PG_reserved:
         return
     llc.first[page.pfn] = slot
-    llc._first_addrs = None
 
 
 def charge_first_touches(svc, faults=1, sample=False):
@@ -108,26 +102,17 @@ def charge_first_touches(svc, faults=1, sample=False):
         pte = rd(slot)
         if not pte & _PAGE_PRESENT or pte_pfn(pte) != pfn:
             del llc.first[pfn]            # unmapped (or remapped) before the user touched it
-            llc._first_addrs = None
-        elif pte & _PAGE_ACCESSED:
+                elif pte & _PAGE_ACCESSED:
             touched.append(pfn)
     cold = touched_first(llc, touched)
     if cold:
         svc.charge('llc_miss', cold)
 
 
-def _first_addrs(llc):
-    """The physical addresses of the recorded frames (a set, cached until the records change)."""
-    if llc._first_addrs is None:
-        llc._first_addrs = {pfn << 12 for pfn in llc.first}
-    return llc._first_addrs
-
-
 def touched_first(llc, pfns):
     """The user touched these recorded frames for the first time since a fault mapped them: forget
     their records and touch them; how many were not cached."""
     first = llc.first
-    llc._first_addrs = None
     cold = 0
     for pfn in pfns:
         del first[pfn]
