@@ -102,7 +102,7 @@ def charge_first_touches(svc, faults=1, sample=False):
         pte = rd(slot)
         if not pte & _PAGE_PRESENT or pte_pfn(pte) != pfn:
             del llc.first[pfn]            # unmapped (or remapped) before the user touched it
-                elif pte & _PAGE_ACCESSED:
+        elif pte & _PAGE_ACCESSED:
             touched.append(pfn)
     cold = touched_first(llc, touched)
     if cold:
