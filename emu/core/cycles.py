@@ -10,8 +10,7 @@ import os
 from capstone import Cs, CS_ARCH_X86, CS_MODE_64
 from capstone import x86_const as X
 
-from faultlab.core.uarch.decode import Decoder
-from faultlab.core.uarch.pricer import Model, block_cycles, spread
+from faultlab.core.uarch.coster import BlockPricer
 from faultlab.core.uarch.profiles import PROFILES
 from faultlab.core.uarch.profiles import profile as uarch_profile
 
@@ -245,8 +244,6 @@ class CostTable:
         return [(k, self.costs[k], plat[k][1] if k in plat else DEFAULT_COSTS[k][1]) for k in DEFAULT_COSTS]
 
 
-_DECODER = Decoder()        # instruction descriptions by encoding, shared by every run in this process
-
 _MUL = {X.X86_INS_MUL, X.X86_INS_IMUL, X.X86_INS_MULX}
 _DIV = {X.X86_INS_DIV, X.X86_INS_IDIV}
 _SERIAL = {X.X86_INS_CPUID, X.X86_INS_RDTSC, X.X86_INS_RDTSCP, X.X86_INS_XGETBV, X.X86_INS_LFENCE,
@@ -293,7 +290,7 @@ class InsnCoster:
         self._by_block = {}
         uarch = getattr(costs, 'uarch', None)
         # with a core profile, a block is priced as a whole by the out-of-order model (emu/core/uarch)
-        self.model = Model(uarch) if uarch else None
+        self.model = BlockPricer(uarch) if uarch else None
 
     def price(self, code, addr):
         """[(insn address, cycles)] for the instructions in `code` placed at `addr` (a shared list:
@@ -309,7 +306,7 @@ class InsnCoster:
     def _price_block(self, code, addr):
         """price() without the block cache."""
         if self.model is not None:
-            return self._price_block_model(code, addr)
+            return self.model.price(code, addr)
         out = []
         known = self._by_bytes
         for a, size, _mnemonic, _ops in self.lite.disasm_lite(code, addr):
@@ -325,17 +322,6 @@ class InsnCoster:
                 known[enc] = cost
             out.append((a, cost))
         return out
-
-    def _price_block_model(self, code, addr):
-        """price() of the core model: the block's steady-state cycles per execution (emu/core/uarch/pricer.py),
-        rounded to whole cycles (at least 1), spread over its instructions by their issue slots."""
-        describe = _DECODER.describe
-        insns = [(a, describe(bytes(code[a - addr:a - addr + size])))
-                 for a, size, _m, _o in self.lite.disasm_lite(code, addr)]
-        if not insns:
-            return []
-        cycles, slots = block_cycles(self.model, insns, addr)
-        return list(zip([a for a, _ in insns], spread(max(1, int(cycles + 0.5)), slots)))
 
     def _price_lite(self, enc, mnemonic, ops):
         """The same rules as _price_detailed, from the mnemonic and operand text (not for x87)."""
