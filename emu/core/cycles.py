@@ -25,14 +25,14 @@ DEFAULT_COSTS = {
     'insn_string': (8, 'extra for a rep-prefixed string instruction (per execution, not per element)'),
     'insn_serialize': (30, 'extra for cpuid/rdtsc/xgetbv/lfence/mfence'),
     # trap entry and exit
-    'exception_entry': (250, '#PF delivery through the IDT incl. pipeline flush (measured 100-300 cycles)'),
-    'exception_exit': (270, 'return from a #PF to user mode (error_entry/exit to the iretq): Yizhou Shan, "x86 Ring '
-                       'Switch Overhead (Page Fault version)" (lastweek.io xperf, 2019), TSC stamps in entry_64.S '
-                       'around a user page fault on a Xeon E5 v3 at 2.4 GHz: kernel to user ~270 cycles on bare '
-                       'metal (user to kernel ~440; ~370 and ~600 in a VM). With exception_entry and vma_lookup '
-                       'a fault taken from user mode costs 560 cycles more than one gup takes without a trap; the '
-                       'table of the MADV_POPULATE posting (section V) has 345 (anon Read - POPULATE_READ at 3 GHz '
-                       'on another CPU, less gup\'s own walk)'),
+    'exception_entry': (183, '#PF delivery through the IDT to the handler, pipeline flush included. The table of the '
+                        'MADV_POPULATE posting (David Hildenbrand, section V, 3 GHz) has anon Read - POPULATE_READ '
+                        '(the same faults taken from user mode vs from gup without a trap) = 345 cycles per page at '
+                        '2 MiB, 325 at 4 GiB: entry + exit + vma_lookup (40) = 335, entry + exit = 295, split as '
+                        'Yizhou Shan measured the two directions ("x86 Ring Switch Overhead (Page Fault version)", '
+                        'lastweek.io xperf, 2019: user to kernel ~440, kernel to user ~270 cycles on a Xeon E5 v3, '
+                        'bare metal): 295 x 440/710'),
+    'exception_exit': (112, 'return from a #PF to user mode (exit path to the iretq): 295 x 270/710, see exception_entry'),
     'syscall_entry': (70, 'syscall instruction + entry code (no KPTI)'),
     'syscall_exit': (50, 'sysretq + exit code'),
     'syscall_dispatch': (30, 'table dispatch and argument checks'),
@@ -154,10 +154,10 @@ PLATFORMS = {
                               'per destination in physical mode, Wanpeng Li\'s PV IPI posting, kvm list 2018): '
                               '~7k cycles per IPI sent from a KVM guest against ~2k without the exit (Deng Qiao, '
                               '"paravirtualize the IPI sending process", kvm list 2020)'),
-        'exception_entry': (600, 'KVM guest: a user #PF into the guest kernel, ~600 cycles in a VM against ~440 '
-                            'on bare metal (Yizhou Shan\'s xperf, see exception_exit)'),
-        'exception_exit': (370, 'KVM guest: back from a #PF to user mode, ~370 cycles in a VM against ~270 on bare '
-                           'metal (Yizhou Shan\'s xperf, see exception_exit)'),
+        'exception_entry': (250, 'KVM guest: a user #PF into the guest kernel costs ~600 cycles in a VM against ~440 on '
+                            'bare metal (Yizhou Shan\'s xperf, see exception_entry): 183 x 600/440'),
+        'exception_exit': (153, 'KVM guest: back from a #PF to user mode, ~370 cycles in a VM against ~270 on bare metal '
+                           '(Yizhou Shan\'s xperf): 112 x 370/270'),
     },
 }
 
