@@ -86,6 +86,22 @@ def run_native(program, args=(), env=(), cwd=None):
     return p.returncode, p.stdout, p.stderr
 
 
+def run_native_one_cpu(program, args):
+    """Run program natively on one CPU (the lowest this process may use), as a guest on one simulated CPU
+    runs; its stdout (it must exit 0)."""
+    cpu = min(os.sched_getaffinity(0))
+    p = subprocess.run([program] + list(args), capture_output=True, timeout=60,
+                       preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    assert p.returncode == 0, p.stderr
+    return p.stdout.decode()
+
+
+def word_fields(line):
+    """'pingpong 20 main 20 status 20 peer 20' -> {'pingpong': 20, 'main': 20, ...}"""
+    words = line.split()
+    return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+
+
 def assert_matches_native(program, marker, cpus=1):
     """Run program natively (it must exit 0 and print marker) and under faultlab on cpus CPUs: no
     fatal report, exit 0 and the same output. Returns the guest run."""

@@ -8,33 +8,18 @@ import subprocess
 
 import pytest
 
-from conftest import run_guest
-
-
-def _native(program, args):
-    """Run program natively on one CPU (the lowest this process may use); its stdout."""
-    cpu = min(os.sched_getaffinity(0))
-    p = subprocess.run([program] + args, capture_output=True, timeout=60,
-                       preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
-    assert p.returncode == 0, p.stderr
-    return p.stdout.decode()
-
-
-def _fields(line):
-    """'pingpong 20 main 20 status 20 peer 20' -> {'pingpong': 20, 'main': 20, ...}"""
-    words = line.split()
-    return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+from conftest import run_guest, run_native_one_cpu, word_fields
 
 
 @pytest.mark.parametrize('mode', ['pingpong', 'sleep'])
 def test_each_task_counts_its_switches_out_as_natively(userland, mode):
     prog = os.path.join(userland, 'ctxswitch')
     n = 30
-    native = _fields(_native(prog, [mode, str(n)]))
+    native = word_fields(run_native_one_cpu(prog, [mode, str(n)]))
     for cpus in (1, 2):
         r = run_guest(prog, [mode, str(n)], cpus=cpus)
         assert r.exit_code == 0, r.stderr
-        got = _fields(r.stdout.decode())
+        got = word_fields(r.stdout.decode())
         # every round each thread sleeps in read() (or nanosleep) once: one switch out of its CPU
         for who in got:
             if who != mode:
