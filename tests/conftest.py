@@ -96,6 +96,17 @@ def run_native_one_cpu(program, args):
     return p.stdout.decode()
 
 
+def on_disk_fs(path):
+    """True when the host keeps path on a disk file system (whose page cache reads ahead and writes back),
+    not tmpfs, ramfs or an overlay."""
+    with open('/proc/mounts') as f:
+        mounts = [line.split() for line in f]
+    path = os.path.realpath(path)
+    best = max((m for m in mounts if path == m[1] or path.startswith(m[1].rstrip('/') + '/')),
+               key=lambda m: len(m[1]))
+    return best[2] not in ('tmpfs', 'ramfs', 'overlay')
+
+
 def word_fields(line):
     """'pingpong 20 main 20 status 20 peer 20' -> {'pingpong': 20, 'main': 20, ...}"""
     words = line.split()

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from conftest import run_guest, run_native
+from conftest import on_disk_fs, run_guest, run_native
 from faultlab.core.cycles import CostTable
 from faultlab.kernel.kernel import KernelConfig
 from faultlab.machine import Machine
@@ -27,15 +27,6 @@ def _phases(out):
             for m in re.findall(r'^(\w+) minflt (\d+) ns_per_page (\d+) dirty_kb (-?\d+)$', text, re.M)}
     pages = re.search(r'^pages (\d+)$', text, re.M)
     return rows, int(pages.group(1)) if pages else None
-
-
-def _on_disk(path):
-    with open('/proc/mounts') as f:
-        mounts = [line.split() for line in f]
-    path = os.path.realpath(path)
-    best = max((m for m in mounts if path == m[1] or path.startswith(m[1].rstrip('/') + '/')),
-               key=lambda m: len(m[1]))
-    return best[2] not in ('tmpfs', 'ramfs', 'overlay')
 
 
 @pytest.fixture(scope='module')
@@ -76,7 +67,7 @@ def test_like_native(guest, userland, tmp_path):
     """The same program natively on this host's disk: the same faults per phase (the first phase may take
     one more natively, outside the written range), and Dirty moves by the pages written (other writers on
     the host move it too: within a quarter)."""
-    if not _on_disk(tmp_path):
+    if not on_disk_fs(tmp_path):
         pytest.skip('%s is not on a disk file system' % tmp_path)
     code, out, err = run_native(os.path.join(userland, 'shared_write'), [str(tmp_path), str(MIB)])
     assert code == 0, err

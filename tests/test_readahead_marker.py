@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from conftest import run_guest, run_native
+from conftest import on_disk_fs, run_guest, run_native
 
 FAULT_AROUND_PAGES = 16
 
@@ -36,16 +36,6 @@ def _expected(mib):
     return (mib << 8) // FAULT_AROUND_PAGES + 1
 
 
-def _on_disk(path):
-    """True when path is on a disk file system (whose page cache reads ahead, unlike tmpfs)."""
-    with open('/proc/mounts') as f:
-        mounts = [line.split() for line in f]
-    path = os.path.realpath(path)
-    best = max((m for m in mounts if path == m[1] or path.startswith(m[1].rstrip('/') + '/')),
-               key=lambda m: len(m[1]))
-    return best[2] not in ('tmpfs', 'ramfs', 'overlay')
-
-
 @pytest.mark.parametrize('chunk_kib', [1024, 4])
 def test_reads_leave_no_marker_for_fault_around(userland, chunk_kib):
     """After reading a file whole with read() (1 MiB calls, larger than the 128 KiB window, whose first page
@@ -61,7 +51,7 @@ def test_large_reads_then_touch_like_native(userland, tmp_path):
     1 MiB calls: the same minor faults for the touching. The host reads ahead up to read_ahead_kb (8 MiB
     here, 128 KiB in faultlab) into large folios (ext4 has them since 6.16, not in 6.12), and fault-around
     maps whole large folios, so larger files are not compared: what it maps then is no longer 6.12's."""
-    if not _on_disk(tmp_path):
+    if not on_disk_fs(tmp_path):
         pytest.skip('%s is not on a disk file system' % tmp_path)
     code, out, err = run_native(os.path.join(userland, 'ra_marker'), [str(tmp_path), '4', '1024'])
     assert code == 0, err
