@@ -33,7 +33,7 @@ from faultlab.kernel.mm.llc import charge_page_zero
 from faultlab.kernel.mm.page_alloc import PG_dirty, PG_exec, PG_uptodate
 from faultlab.kernel.mm.mm_types import FAULT_FLAG_WRITE
 from faultlab.kernel.mm.pgtable import _PAGE_RW, PMD_PFN_MASK, PMD_SHIFT, PMD_SIZE
-from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_FLAGS
+from faultlab.kernel.mm.userfaultfd_k import VM_UFFD_WP
 from faultlab.kernel.mm.vma import VM_EXEC
 
 HUGE_MASK = HPAGE_PMD_NR - 1
@@ -175,7 +175,7 @@ def do_set_pmd(mm, vmf, page, writable):
     svc = mm.svc
     vma = vmf.vma
     head = folio_head_of(svc.frames, page)
-    if head is None or vma.vm_flags & VM_UFFD_FLAGS or vma_thp_disabled(mm, vma) or \
+    if head is None or vma.vm_flags & VM_UFFD_WP or vma_thp_disabled(mm, vma) or \
             not shmem_vma_suitable(vma, vmf.address):
         return False
     haddr = vmf.address & HPAGE_PMD_MASK
