@@ -40,7 +40,7 @@ class UserMemory:
                 return None
         if not vma.vm_flags & (VM_WRITE if write else VM_READ | VM_WRITE | VM_EXEC):
             return None                 # access_error: a read needs any access (exec-only reads on x86)
-        if faultin_page(mm, vma, va & ~0xFFF, write) & VM_FAULT_ERROR:
+        if faultin_page(mm, vma, va & ~0xFFF, write, account=False) & VM_FAULT_ERROR:
             return None
         return mm.pgtables.translate(va)
 

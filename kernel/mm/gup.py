@@ -32,15 +32,19 @@ def mm_account_gup_fault(mm, ret):
         task.minflt += 1
 
 
-def faultin_page(mm, vma, address, write):
-    """Make one page present (and writable if asked) through handle_mm_fault; VM_FAULT bits."""
+def faultin_page(mm, vma, address, write, account=True):
+    """Make one page present (and writable if asked) through handle_mm_fault; VM_FAULT bits. account: the
+    fault is GUP's (mm_account_gup_fault); khugepaged's swap-in (do_swap_page, no mm_account_fault) and a
+    copy_to/from_user fault pass False (the latter is a CPU fault in Linux, counted with regs: faultlab
+    counts neither it nor its perf event)."""
     pte = mm.pgtables.get_pte(address)
     if pte & _PAGE_PRESENT and (not write or pte & _PAGE_RW):
         mm.svc.charge('pgtable_walk_level', 4)     # follow_page: the walk finds it mapped
         return 0
     ret, vmf = handle_mm_fault(mm, vma, address, FAULT_FLAG_WRITE if write else 0)
     mm.svc.stats['kernel_faultins'] += 1
-    mm_account_gup_fault(mm, ret)
+    if account:
+        mm_account_gup_fault(mm, ret)
     if ret & VM_FAULT_RETRY and vmf.handler == 'handle_userfault':
         raise UserfaultRetry()          # asleep in handle_userfault: the system call runs again
     return ret

@@ -81,7 +81,7 @@ def collapse_huge_page(mm, vma, haddr):
         return SCAN_PTE_UFFD_WP
     for va, _slot, pte in pgt.present_ptes(haddr, haddr + PMD_SIZE, split=False):
         if not pte & _PAGE_PRESENT:                  # __collapse_huge_page_swapin
-            if faultin_page(mm, vma, va, False) & VM_FAULT_ERROR:
+            if faultin_page(mm, vma, va, False, account=False) & VM_FAULT_ERROR:
                 return SCAN_FAIL
     pages = svc.frames.pages
     old = []
