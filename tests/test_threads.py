@@ -75,9 +75,9 @@ def test_speculative_faults_are_most_faults_and_off_with_no_spf():
         assert g.result.exit_code == 0 and g.stdout == b'race done 1\n', g.result.report
     s = on.result.stats
     assert s['spf'] > 0.85 * s['page_faults']
-    # a chunk unmapped next to the one being faulted: the VMA changed, or its page table was locked
-    assert s['spf_aborts'].get('spf_vma_changed', 0) > 0
-    assert s['spf_aborts'].get('spf_pte_lock', 0) > 0
+    # a chunk unmapped next to the one being faulted: the VMA changed, or its page table was locked (which
+    # of the two a race meets depends on the timing of the two CPUs; test_spf_unit provokes each alone)
+    assert s['spf_aborts'].get('spf_vma_changed', 0) + s['spf_aborts'].get('spf_pte_lock', 0) > 0
     assert off.result.stats['spf'] == 0 and not off.result.stats['spf_aborts']
 
 
