@@ -31,28 +31,26 @@ class CalibrateError(Exception):
     """The microbenchmarks could not be built or run (one line)."""
 
 
-def cpu_vendor():
-    """'AuthenticAMD', 'GenuineIntel', or '' (from /proc/cpuinfo)."""
+def cpuinfo_field(name):
+    """The first value of a /proc/cpuinfo field of the host ('vendor_id', 'model name'), or ''."""
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('vendor_id'):
+                if line.startswith(name):
                     return line.split(':', 1)[1].strip()
     except OSError:
         pass
     return ''
+
+
+def cpu_vendor():
+    """'AuthenticAMD', 'GenuineIntel', or '' (from /proc/cpuinfo)."""
+    return cpuinfo_field('vendor_id')
 
 
 def cpu_model():
     """The host CPU's model name, or ''."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return ''
+    return cpuinfo_field('model name')
 
 
 def program_path(workdir):
