@@ -17,13 +17,6 @@ static long ops[64];
 static pthread_barrier_t start;
 static int nthreads;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void *worker(void *arg)
 {
     long id = (long)arg;
@@ -64,26 +57,14 @@ int main(int argc, char **argv)
     for (long i = 0; i < n; i++)
         pthread_create(&th[i], NULL, worker, (void *)i);
     pthread_barrier_wait(&start);
-    double t0 = now();
     static struct steady st;
-    if (window > 0) {
-        steady_measure(&st, total_ops, t0, window, duration, tol);
-    } else {
-        while (now() - t0 < duration) {
-            struct timespec ts = {0, 100000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    stop = 1;
-    double t1 = now();
+    steady_run(&st, total_ops, &stop, window, duration, tol);
     long total = 0;
     for (int i = 0; i < n; i++) {
         pthread_join(th[i], NULL);
         total += ops[i];
     }
     printf("threads %d operations %ld\n", n, total);
-    if (window > 0)
-        steady_print(&st);
-    printf("%ld ops/s\n", window > 0 ? (long)st.rate : (long)(total / (t1 - t0)));
+    steady_report(&st, window, total);
     return 0;
 }

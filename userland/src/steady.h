@@ -17,7 +17,7 @@
 #define STEADY_MIN_EVENTS 1000
 
 struct steady {
-    double rate, spread;
+    double rate, spread, elapsed;
     int windows, converged;
     double window_rate[STEADY_MAX_WINDOWS];
 };
@@ -85,5 +85,30 @@ static void steady_print(const struct steady *s)
         printf("window %d %.0f\n", i, s->window_rate[i]);
     printf("steady %.0f spread %.1f%% windows %d %s\n", s->rate, 100 * s->spread, s->windows,
            s->converged ? "converged" : "unsettled");
+}
+/* From now until count() settles (window > 0), or for duration seconds; then *stop = 1 for the workers.
+   s->elapsed: the time from the start to the stop. */
+static inline void steady_run(struct steady *s, long (*count)(void), volatile int *stop, double window, double duration,
+                              double tol)
+{
+    double t0 = steady_now();
+    if (window > 0) {
+        steady_measure(s, count, t0, window, duration, tol);
+    } else {
+        while (steady_now() - t0 < duration) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    *stop = 1;
+    s->elapsed = steady_now() - t0;
+}
+
+/* The windows and the steady line (window > 0), then the rate: the steady one, or total over the run. */
+static inline void steady_report(const struct steady *s, double window, long total)
+{
+    if (window > 0)
+        steady_print(s);
+    printf("%ld ops/s\n", window > 0 ? (long)s->rate : (long)(total / s->elapsed));
 }
 #endif
