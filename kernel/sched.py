@@ -218,7 +218,7 @@ class Scheduler:
         k.charge('rwsem_wake')
         if task is None:
             return
-        first = getattr(task, 'lock_sleep', None)
+        first = task.lock_sleep
         if first is None:
             task.lock_sleep = (start, k0, i0, until, k.kcycles, rq)
         else:                                 # a second sleep in the same trap: from the first to the last
@@ -247,7 +247,7 @@ class Scheduler:
         rq.curr = None
         self.switch_out(rq, task, True)       # task -> the queued one (or idle), a voluntary switch
         task.ready_at = until
-        task.lock_debt = getattr(task, 'lock_debt', 0) + debt
+        task.lock_debt = task.lock_debt + debt
         task.wake_latency = self.k.costs.costs['rwsem_wake']
         self.runqueue.append(task)
         self.k.stats['lock_sleep_switches'] += 1
@@ -256,7 +256,7 @@ class Scheduler:
 
     def _start_task(self, rq, task):
         """rq's CPU (loaded) switched to task: it first runs what a lock sleeper still owes (lock_sleep_done)."""
-        debt = getattr(task, 'lock_debt', 0)
+        debt = task.lock_debt
         if debt:
             task.lock_debt = 0
             self.k.kcycles += debt
@@ -355,7 +355,7 @@ class Scheduler:
             task = self.runqueue.popleft()
             rq = min(idle, key=lambda r: (max(self.clock_of(r), task.ready_at), r.index))
             ready = task.ready_at
-            lat = getattr(task, 'wake_latency', 0)
+            lat = task.wake_latency
             if lat:
                 task.wake_latency = 0
                 if self.clock_of(rq) < ready:
@@ -431,7 +431,7 @@ class Scheduler:
         """At the end of a trap: a task that slept on a lock in it may give its CPU away; stop the core
         if this CPU got too far ahead of the others."""
         task = self.k.current
-        if task is not None and getattr(task, 'lock_sleep', None) is not None:
+        if task is not None and task.lock_sleep is not None:
             self.lock_sleep_done(task)
         if self.k.now() > self.run_until:
             self.k.cpu.stop()

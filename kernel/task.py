@@ -82,6 +82,9 @@ class Task:
         self.ctx = None              # saved registers while not on the core
         self.wake_ret = None         # the blocked syscall's return value, set by whoever wakes it
         self.ready_at = 0            # simulated time it became runnable
+        self.lock_sleep = None       # a sleep on a kernel lock in the current trap (Scheduler.lock_sleep)
+        self.lock_debt = 0           # kernel cycles it still owes after such a sleep gave its CPU away
+        self.wake_latency = 0        # what waking its halted CPU costs when it is placed on one
         self.waiting_on = None       # what it sleeps on (for deadlock reports)
         self.wait_obj = None         # the objects whose change wakes it (pipes), a tuple
         self.restart_deadline = None # poll/select restarted after a wake-up keep their first deadline
