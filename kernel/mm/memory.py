@@ -15,7 +15,6 @@ from faultlab.kernel.mm.llc import charge_page_zero, charge_pages_zero, charge_p
 from faultlab.kernel.mm import hugetlb
 from faultlab.kernel.mm.page_writeback import do_page_mkwrite, fault_dirty_shared_page
 from faultlab.kernel.mm.ksm_types import PG_ksm
-from faultlab.kernel.mm.ksm_types import PG_ksm
 from faultlab.kernel.mm.hugetlb_unmap import zap_huge_pmd_range
 from faultlab.kernel.mm.shmem import is_shmem_mapping
 from faultlab.kernel.mm.shmem_fault import shmem_fault, vma_maps_writable_on_read
@@ -327,6 +326,13 @@ def do_fault_around(mm, vmf):
     return filemap_map_pages(mm, vmf, start, end)
 
 
+def read_fault_prot(vma, writable):
+    """The protection a read fault maps a file page with: vm_page_prot, read-only unless writable (a
+    shared writable VMA that needs no write notification: shmem, vma_maps_writable_on_read)."""
+    prot = vma_page_prot(vma)
+    return prot if writable else prot & ~_PAGE_RW
+
+
 def filemap_map_pages(mm, vmf, start, end):
     """Map every uptodate, unlocked cached page in [start, end) whose PTE is empty; count them."""
     svc = mm.svc
@@ -339,7 +345,7 @@ def filemap_map_pages(mm, vmf, start, end):
     if is_shmem_mapping(mapping) and filemap_map_pmd(mm, vmf, mapping, writable):
         svc.stats['fault_around_pages'] += 1
         return 1                                       # a shmem huge folio mapped by a PMD
-    prot = vma_page_prot(vma) & (~0 if writable else ~_PAGE_RW)
+    prot = read_fault_prot(vma, writable)
     phys = svc.frames.phys
     mapped = 0
     for va in range(start, end, PAGE_SIZE):
@@ -387,7 +393,7 @@ def do_read_fault(mm, vmf):
     page = vmf.page
     page.mapcount += 1
     mm.rss_add(file=1)
-    _map_page(mm, vmf, page, vma_page_prot(vmf.vma) & (~0 if vma_maps_writable_on_read(vmf.vma) else ~_PAGE_RW))
+    _map_page(mm, vmf, page, read_fault_prot(vmf.vma, vma_maps_writable_on_read(vmf.vma)))
     if vmf.flags & FAULT_FLAG_USER:
         note_user_mapped(svc, vmf.slot, page)
     return ret
